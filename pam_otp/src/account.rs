@@ -1,0 +1,128 @@
+//! Users and groups from the system (NSS): who is logging in, where their
+//! home is, which groups they are in.
+
+use std::ffi::CString;
+
+use nix::unistd::{getgrouplist, Group, User};
+
+use crate::rules::Groups;
+use crate::safe_fs::Owner;
+
+/// A user account as `getpwnam` sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+impl Account {
+    pub fn owner(&self) -> Owner {
+        Owner {
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
+/// Whether `name` can safely appear in a path: no `/`, not `.` or `..`, no
+/// control characters or white space, not empty, not absurdly long.
+pub fn plausible_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name != "."
+        && name != ".."
+        && !name.starts_with('-')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+}
+
+/// Looks a user up. `Ok(None)`: no such user. `Err`: NSS failed.
+pub fn lookup(name: &str) -> Result<Option<Account>, String> {
+    match User::from_name(name) {
+        Ok(Some(u)) => Ok(Some(Account {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir.to_string_lossy().into_owned(),
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("user look-up failed: {e}")),
+    }
+}
+
+pub fn lookup_uid(uid: u32) -> Result<Option<Account>, String> {
+    match User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => Ok(Some(Account {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir.to_string_lossy().into_owned(),
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("user look-up failed: {e}")),
+    }
+}
+
+/// The account's groups, fetched on first use.
+pub struct SystemGroups<'a> {
+    account: &'a Account,
+    gids: std::cell::OnceCell<Vec<u32>>,
+}
+
+impl<'a> SystemGroups<'a> {
+    pub fn new(account: &'a Account) -> SystemGroups<'a> {
+        SystemGroups {
+            account,
+            gids: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn gids(&self) -> &[u32] {
+        self.gids.get_or_init(|| {
+            let Ok(name) = CString::new(self.account.name.as_str()) else {
+                return vec![self.account.gid];
+            };
+            getgrouplist(&name, nix::unistd::Gid::from_raw(self.account.gid))
+                .map(|v| v.into_iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_else(|_| vec![self.account.gid])
+        })
+    }
+}
+
+impl Groups for SystemGroups<'_> {
+    fn contains(&self, group: &str) -> bool {
+        match Group::from_name(group) {
+            Ok(Some(g)) => self.gids().contains(&g.gid.as_raw()),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_for_paths() {
+        for ok in ["alice", "bob.smith", "svc_backup", "user@REALM", "x"] {
+            assert!(plausible_user_name(ok), "{ok}");
+        }
+        for bad in [
+            "", ".", "..", "a/b", "../etc", "a\nb", "a b", "-rf", "tab\t",
+        ] {
+            assert!(!plausible_user_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn root_is_found_with_its_group() {
+        let root = lookup("root").unwrap().unwrap();
+        assert_eq!(root.uid, 0);
+        assert!(SystemGroups::new(&root).contains("root"));
+        assert!(!SystemGroups::new(&root).contains("no-such-group-pam-otp"));
+        assert_eq!(lookup("no-such-user-pam-otp").unwrap(), None);
+    }
+}

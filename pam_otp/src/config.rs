@@ -1,0 +1,450 @@
+//! The admin config (`/etc/security/pam_otp.toml`) and the module arguments
+//! that override it.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::rate_limit::RateLimit;
+use crate::rules::{Action, Rule, Source};
+
+pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
+pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
+pub const DEFAULT_PROMPT: &str = "Verification code: ";
+pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+pub const MAX_TOTP_SKEW: u32 = 10;
+pub const MAX_HOTP_WINDOW: u32 = 1000;
+
+/// What to do for a user with no secret file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    Deny,
+    Allow,
+}
+
+/// The effective settings for one login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub secret: String,
+    pub missing: Missing,
+    pub default: Action,
+    pub prompt: String,
+    pub forward_pass: bool,
+    pub try_first_pass: bool,
+    pub use_first_pass: bool,
+    pub debug: bool,
+    pub totp_skew: u32,
+    pub hotp_window: u32,
+    pub enroll_on_login: bool,
+    pub rate_limit: RateLimit,
+    pub rules: Vec<Rule>,
+    /// Module arguments not understood, kept for the log.
+    pub unknown_args: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            secret: DEFAULT_SECRET.into(),
+            missing: Missing::Deny,
+            default: Action::Require,
+            prompt: DEFAULT_PROMPT.into(),
+            forward_pass: false,
+            try_first_pass: false,
+            use_first_pass: false,
+            debug: false,
+            totp_skew: 1,
+            hotp_window: 10,
+            enroll_on_login: false,
+            rate_limit: RateLimit::default(),
+            rules: Vec::new(),
+            unknown_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not TOML, an unknown key, or a value of the wrong type.
+    Syntax(String),
+    /// A value that parses but is not allowed; names the key.
+    Value { key: String, why: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Syntax(m) => write!(f, "{m}"),
+            ConfigError::Value { key, why } => write!(f, "{key}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(key: impl Into<String>, why: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        why: why.into(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    secret: Option<String>,
+    missing: Option<Missing>,
+    default: Option<Action>,
+    prompt: Option<String>,
+    forward_pass: Option<bool>,
+    totp_skew: Option<u32>,
+    hotp_window: Option<u32>,
+    enroll_on_login: Option<bool>,
+    rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    max_failures: Option<u32>,
+    interval: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    from: Option<Vec<String>>,
+    users: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+    services: Option<Vec<String>>,
+    otp: Action,
+}
+
+impl Config {
+    /// Parses a config file's text over the defaults.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigError::Syntax(format!("TOML: {}", e.message().trim().replace('\n', " ")))
+        })?;
+        let d = Config::default();
+        let mut cfg = Config {
+            secret: raw.secret.unwrap_or(d.secret),
+            missing: raw.missing.unwrap_or(d.missing),
+            default: raw.default.unwrap_or(d.default),
+            prompt: raw.prompt.unwrap_or(d.prompt),
+            forward_pass: raw.forward_pass.unwrap_or(d.forward_pass),
+            totp_skew: raw.totp_skew.unwrap_or(d.totp_skew),
+            hotp_window: raw.hotp_window.unwrap_or(d.hotp_window),
+            enroll_on_login: raw.enroll_on_login.unwrap_or(d.enroll_on_login),
+            ..d
+        };
+        if let Some(rl) = raw.rate_limit {
+            cfg.rate_limit = RateLimit {
+                max_failures: rl.max_failures.unwrap_or(cfg.rate_limit.max_failures),
+                interval: rl.interval.unwrap_or(cfg.rate_limit.interval),
+            };
+        }
+        cfg.rules = raw
+            .rule
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| convert_rule(i + 1, r))
+            .collect::<Result<_, _>>()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies the module arguments (`config=` is handled by the caller,
+    /// which needs it before there is a config). Unknown arguments are kept
+    /// in `unknown_args` for the log; they are never fatal.
+    pub fn apply_args<'a>(
+        &mut self,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ConfigError> {
+        let mut unknown = Vec::new();
+        for arg in args {
+            match arg.split_once('=') {
+                Some(("config", _)) => {}
+                Some(("secret", t)) => self.secret = t.to_string(),
+                Some(("prompt", t)) => self.prompt = t.to_string(),
+                None if arg == "debug" => self.debug = true,
+                None if arg == "nullok" => self.missing = Missing::Allow,
+                None if arg == "forward_pass" => self.forward_pass = true,
+                None if arg == "try_first_pass" => self.try_first_pass = true,
+                None if arg == "use_first_pass" => self.use_first_pass = true,
+                _ => unknown.push(arg.to_string()),
+            }
+        }
+        self.unknown_args = unknown;
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_template(&self.secret).map_err(|why| bad("secret", why))?;
+        if self.prompt.is_empty() || self.prompt.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(bad(
+                "prompt",
+                "must be non-empty text without control characters",
+            ));
+        }
+        if self.totp_skew > MAX_TOTP_SKEW {
+            return Err(bad(
+                "totp_skew",
+                format!("{} is more than {MAX_TOTP_SKEW} steps", self.totp_skew),
+            ));
+        }
+        if self.hotp_window > MAX_HOTP_WINDOW {
+            return Err(bad(
+                "hotp_window",
+                format!("{} is more than {MAX_HOTP_WINDOW}", self.hotp_window),
+            ));
+        }
+        self.rate_limit
+            .validate()
+            .map_err(|(key, why)| bad(format!("rate_limit.{key}"), why))?;
+        Ok(())
+    }
+}
+
+fn convert_rule(n: usize, r: RawRule) -> Result<Rule, ConfigError> {
+    let key = |field: &str| format!("rule {n}: {field}");
+    let non_empty = |field: &str, list: &Option<Vec<String>>| -> Result<(), ConfigError> {
+        match list {
+            Some(l) if l.is_empty() => Err(bad(
+                key(field),
+                "an empty list matches nothing; leave the key out instead",
+            )),
+            Some(l) if l.iter().any(|s| s.trim().is_empty()) => Err(bad(key(field), "empty name")),
+            _ => Ok(()),
+        }
+    };
+    non_empty("from", &r.from)?;
+    non_empty("users", &r.users)?;
+    non_empty("groups", &r.groups)?;
+    non_empty("services", &r.services)?;
+    let from = match r.from {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| {
+                    Source::parse(s).ok_or_else(|| {
+                        bad(
+                            key("from"),
+                            format!("{s:?} is not a CIDR, an address or \"local\""),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(Rule {
+        from,
+        users: r.users,
+        groups: r.groups,
+        services: r.services,
+        otp: r.otp,
+    })
+}
+
+/// A secret path template: absolute (or starting with `%h`), and only the
+/// escapes `%u`, `%h` and `%%`.
+fn check_template(t: &str) -> Result<(), String> {
+    if !(t.starts_with('/') || t.starts_with("%h")) {
+        return Err(format!("{t:?} must be an absolute path or start with %h"));
+    }
+    if t.chars().any(|c| c.is_control()) {
+        return Err("control characters in path".into());
+    }
+    let mut chars = t.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' && !matches!(chars.next(), Some('u' | 'h' | '%')) {
+            return Err(format!("{t:?}: only %u, %h and %% may follow a '%'"));
+        }
+    }
+    Ok(())
+}
+
+/// Expands a (validated) template for one user.
+pub fn expand_template(t: &str, user: &str, home: &str) -> String {
+    let mut out = String::with_capacity(t.len() + home.len());
+    let mut chars = t.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => out.push_str(user),
+            Some('h') => out.push_str(home.trim_end_matches('/')),
+            Some('%') => out.push('%'),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Config files larger than this are refused (10 000 rules fit easily).
+pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Loads the admin config. A missing file means the defaults. The file must
+/// be a regular file owned by root (or by whoever runs this, for tests and
+/// a user's own `otp-enroll --config`) and not writable by group or others:
+/// whoever can write it decides who needs a code.
+pub fn load(path: &str) -> Result<Config, String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => return Err(format!("config {path}: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| format!("config {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("config {path}: not a regular file"));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(format!(
+            "config {path}: owned by uid {}, not root",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "config {path}: writable by group or others (mode {:04o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    if meta.len() > MAX_CONFIG_SIZE {
+        return Err(format!(
+            "config {path}: {} bytes, more than {MAX_CONFIG_SIZE}",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("config {path}: {e}"))?;
+    Config::parse(&text).map_err(|e| format!("config {path}: {e}"))
+}
+
+/// The `config=` argument, if given.
+pub fn config_path_arg<'a>(args: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    args.into_iter().find_map(|a| a.strip_prefix("config="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"
+secret  = "%h/.pam_otp.toml"
+missing = "deny"
+default = "require"
+prompt  = "Verification code: "
+forward_pass = false
+totp_skew   = 1
+hotp_window = 10
+enroll_on_login = false
+
+[rate_limit]
+max_failures = 3
+interval = 30
+
+[[rule]]
+from = ["10.0.0.0/8", "192.168.0.0/16", "fd00::/8"]
+groups = ["staff"]
+otp = "skip"
+
+[[rule]]
+users = ["root"]
+from = ["0.0.0.0/0", "::/0"]
+otp = "deny"
+"#;
+
+    #[test]
+    fn spec_example_parses() {
+        let c = Config::parse(SPEC_EXAMPLE).unwrap();
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rules[1].otp, Action::Deny);
+        assert_eq!(c.rate_limit.max_failures, 3);
+        assert_eq!(c.rate_limit.interval, 30);
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        assert!(err("missing = \"maybe\"").contains("maybe"));
+        assert!(err("defualt = \"skip\"").contains("defualt"));
+        assert!(err("totp_skew = 11").starts_with("totp_skew"));
+        assert!(err("hotp_window = 5000").starts_with("hotp_window"));
+        assert!(err("totp_skew = -1").contains("TOML"));
+        assert!(err("secret = \"relative/path\"").starts_with("secret"));
+        assert!(err("secret = \"/x/%z\"").starts_with("secret"));
+        assert!(err("prompt = \"\"").starts_with("prompt"));
+        assert!(err("[rate_limit]\ninterval = 0").starts_with("rate_limit.interval"));
+        assert!(err("[rate_limit]\nmax = 3").contains("max"));
+        assert!(
+            err("[[rule]]\nfrom = [\"10.0.0.0/33\"]\notp = \"skip\"").starts_with("rule 1: from")
+        );
+        assert!(err(
+            "[[rule]]\notp = \"skip\"\n[[rule]]\nfrom = [\"host.example\"]\notp = \"skip\""
+        )
+        .starts_with("rule 2: from"));
+        assert!(err("[[rule]]\nusers = []\notp = \"skip\"").starts_with("rule 1: users"));
+        assert!(err("[[rule]]\nfrom = [\"local\"]").contains("otp"));
+        assert!(err("[[rule]]\nfrom = [\"local\"]\notp = \"maybe\"").contains("maybe"));
+        assert!(
+            err("[[rule]]\nfrom = [\"local\"]\nuser = [\"x\"]\notp = \"skip\"").contains("user")
+        );
+        assert!(err("this is not toml").contains("TOML"));
+    }
+
+    #[test]
+    fn arguments_override_the_file() {
+        let mut c = Config::parse("missing = \"deny\"").unwrap();
+        c.apply_args([
+            "nullok",
+            "debug",
+            "secret=/var/lib/otp/%u",
+            "prompt=Code: ",
+            "bogus",
+            "config=/x",
+            "forward_pass",
+        ])
+        .unwrap();
+        assert_eq!(c.missing, Missing::Allow);
+        assert!(c.debug && c.forward_pass);
+        assert_eq!(c.secret, "/var/lib/otp/%u");
+        assert_eq!(c.prompt, "Code: ");
+        assert_eq!(c.unknown_args, vec!["bogus"]);
+        assert!(c.clone().apply_args(["secret=relative"]).is_err());
+        assert_eq!(
+            config_path_arg(["debug", "config=/etc/x.toml"]),
+            Some("/etc/x.toml")
+        );
+    }
+
+    #[test]
+    fn template_expansion() {
+        assert_eq!(
+            expand_template("%h/.pam_otp.toml", "alice", "/home/alice/"),
+            "/home/alice/.pam_otp.toml"
+        );
+        assert_eq!(
+            expand_template("/var/lib/otp/%u/100%%", "bob", "/h"),
+            "/var/lib/otp/bob/100%"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The only `unsafe` PAM calls outside pam-bindings: what it cannot do.
+//!
+//! pam-bindings offers no way to set `PAM_AUTHTOK` (its `AuthTok` item can
+//! only be read), which `forward_pass` needs to hand the password on.
+
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+
+use pam::module::PamHandle;
+
+const PAM_SUCCESS: c_int = 0;
+const PAM_AUTHTOK: c_int = 6;
+
+#[link(name = "pam")]
+extern "C" {
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+}
+
+/// Sets `PAM_AUTHTOK`. libpam copies the string, so ours may be dropped.
+pub fn set_authtok(pamh: &mut PamHandle, value: &str) -> Result<(), ()> {
+    let value = CString::new(value).map_err(|_| ())?;
+    // SAFETY: `pamh` is the live handle PAM passed to this call; the item is
+    // a NUL-terminated string that outlives the call, and pam_set_item
+    // duplicates it (it frees and replaces its own copy).
+    let rc = unsafe { pam_set_item(pamh, PAM_AUTHTOK, value.as_ptr().cast()) };
+    if rc == PAM_SUCCESS {
+        Ok(())
+    } else {
+        Err(())
+    }
+}

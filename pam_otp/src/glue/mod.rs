@@ -1,0 +1,195 @@
+//! The PAM entry points: thin glue between libpam and [`crate::auth`].
+//!
+//! Read the items and arguments, read the clock, converse, call the core,
+//! map its outcome to a PAM code, log one line. Every entry point catches
+//! panics and answers `PAM_SYSTEM_ERR` (pam-bindings' own guard, which
+//! answers `PAM_ABORT`, stays as the backstop).
+
+mod ffi;
+
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pam::constants::{PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
+use pam::conv::Conv;
+use pam::items::{AuthTok, RHost, Service};
+use pam::module::{PamHandle, PamHooks};
+use pam::pam_hooks;
+
+use crate::account;
+use crate::auth::{self, ConvError, Conversation, Login, Outcome, Report};
+use crate::log::{clean, Level, Logger};
+
+struct PamOtp;
+pam_hooks!(PamOtp);
+
+impl PamHooks for PamOtp {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        guard(|| authenticate(pamh, &args, flags))
+    }
+
+    fn sm_setcred(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+}
+
+/// Runs `f`, turning a panic into `PAM_SYSTEM_ERR`. The panic payload is
+/// dropped inside a second guard: dropping it may itself panic.
+pub fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
+            Logger::new("?").log(
+                Level::Err,
+                "internal error (panic) caught; refusing the login",
+            );
+            PamResultCode::PAM_SYSTEM_ERR
+        }
+    }
+}
+
+fn item_string(bytes: Option<&CStr>) -> Option<String> {
+    bytes.map(|c| String::from_utf8_lossy(c.to_bytes()).into_owned())
+}
+
+fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamResultCode {
+    let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+        .unwrap_or_else(|| "?".into());
+    let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
+    let logger = Logger::new(&service);
+    let user = match pamh.get_user(None) {
+        Ok(u) => u,
+        Err(code) => {
+            logger.log(Level::Err, &format!("cannot get the user name: {code:?}"));
+            return PamResultCode::PAM_USER_UNKNOWN;
+        }
+    };
+    // Arguments that are not UTF-8 are passed on lossily and then fail to
+    // match anything, so they are logged as unknown.
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    #[allow(clippy::disallowed_methods)] // the glue is where the clock is read
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now == 0 {
+        logger.log(Level::Err, "system clock is before 1970; refusing");
+        return PamResultCode::PAM_AUTHINFO_UNAVAIL;
+    }
+
+    let login = Login {
+        user: &user,
+        rhost: rhost.as_deref(),
+        service: &service,
+        now,
+    };
+    let mut conv = PamConversation { pamh };
+    let report = auth::authenticate(&login, &arg_refs, &mut conv, &account::lookup);
+    log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
+    match report.outcome {
+        Outcome::Success => PamResultCode::PAM_SUCCESS,
+        Outcome::AuthErr => PamResultCode::PAM_AUTH_ERR,
+        Outcome::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
+        Outcome::AuthInfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Outcome::ConvErr => PamResultCode::PAM_CONV_ERR,
+    }
+}
+
+fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) {
+    let line = format!(
+        "user=\"{}\" rhost=\"{}\" service=\"{}\" result={} reason=\"{}\"",
+        clean(login.user),
+        clean(login.rhost.unwrap_or("")),
+        clean(login.service),
+        report.outcome.as_str(),
+        clean(&report.reason),
+    );
+    logger.log(report.level(), &line);
+    if debug {
+        for d in &report.debug {
+            logger.log(
+                Level::Debug,
+                &format!("user=\"{}\" {}", clean(login.user), clean(d)),
+            );
+        }
+    }
+}
+
+struct PamConversation<'a> {
+    pamh: &'a mut PamHandle,
+}
+
+impl PamConversation<'_> {
+    fn send(
+        &mut self,
+        style: pam::constants::PamMessageStyle,
+        text: &str,
+    ) -> Result<Option<String>, ConvError> {
+        let conv = match self.pamh.get_item::<Conv>() {
+            Ok(Some(c)) => c,
+            _ => return Err(ConvError::Failed),
+        };
+        match conv.send(style, text) {
+            Ok(Some(reply)) => Ok(Some(String::from_utf8_lossy(reply.as_bytes()).into_owned())),
+            Ok(None) => Ok(None),
+            Err(_) => Err(ConvError::Failed),
+        }
+    }
+}
+
+impl Conversation for PamConversation<'_> {
+    fn prompt_hidden(&mut self, text: &str) -> Result<String, ConvError> {
+        self.send(PAM_PROMPT_ECHO_OFF, text)?
+            .ok_or(ConvError::NoAnswer)
+    }
+
+    fn info(&mut self, text: &str) {
+        let _ = self.send(PAM_TEXT_INFO, text);
+    }
+
+    fn error(&mut self, text: &str) {
+        let _ = self.send(PAM_ERROR_MSG, text);
+    }
+
+    fn authtok(&mut self) -> Option<String> {
+        let tok = self.pamh.get_item::<AuthTok>().ok().flatten()?;
+        String::from_utf8(tok.as_bytes().to_vec()).ok()
+    }
+
+    fn set_authtok(&mut self, value: &str) -> Result<(), ConvError> {
+        ffi::set_authtok(self.pamh, value).map_err(|()| ConvError::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_system_err() {
+        let code = guard(|| panic!("forced panic inside the core"));
+        assert_eq!(code, PamResultCode::PAM_SYSTEM_ERR);
+        assert_eq!(
+            guard(|| PamResultCode::PAM_SUCCESS),
+            PamResultCode::PAM_SUCCESS
+        );
+    }
+
+    #[test]
+    fn a_panic_whose_payload_panics_on_drop_is_contained() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("payload drop");
+            }
+        }
+        let code = guard(|| std::panic::panic_any(Bomb));
+        assert_eq!(code, PamResultCode::PAM_SYSTEM_ERR);
+    }
+}

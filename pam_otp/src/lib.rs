@@ -1,0 +1,27 @@
+//! pam_otp: one-time codes (TOTP, RFC 6238; HOTP, RFC 4226) for PAM, with
+//! rules on address, user, group and service.
+//!
+//! The crate builds the PAM module (`cdylib`) and a library with the core,
+//! which `otp-enroll` reuses. Only `glue` (the PAM entry points) talks to libpam and reads the
+//! clock; everything else is plain Rust that takes its inputs and is tested
+//! without PAM or root.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod account;
+pub mod auth;
+pub mod config;
+pub mod key;
+pub mod log;
+pub mod otp;
+pub mod rate_limit;
+pub mod remote;
+pub mod rules;
+pub mod safe_fs;
+pub mod secret_file;
+pub mod verify;
+
+mod glue;

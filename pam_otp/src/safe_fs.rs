@@ -1,0 +1,562 @@
+//! Safe access to files under a user's control.
+//!
+//! Every operation runs with the file-system identity switched to the file's
+//! owner (`setfsuid`/`setfsgid`), so the kernel applies that user's
+//! permissions: a symlink planted anywhere in the path cannot make us read or
+//! write what the user could not. On top of that the last component is never
+//! followed if it is a symlink, the file must be a regular file owned by the
+//! user (or root) with no group/other permissions, and it is read only up to
+//! [`MAX_FILE_SIZE`].
+//!
+//! Updates are a new file in the same directory, fsync'd, renamed over the
+//! old one, then the directory fsync'd: a crash or a full disk at any moment
+//! leaves the old file or the new one. Writers are serialised by `flock` on
+//! the file itself; a waiter re-checks after locking that the path still
+//! names the inode it locked (a rename by the previous holder replaces it).
+//! A lock dies with its process, so a killed login leaves nothing stale.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+
+/// A secret file is a few hundred bytes; anything past this is refused.
+pub const MAX_FILE_SIZE: u64 = 64 * 1024;
+/// Lock attempts (with growing sleeps, about 5 s in all) before giving up.
+const LOCK_ATTEMPTS: u32 = 120;
+
+/// Whose identity to assume, and who may own the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug)]
+pub enum FsError {
+    NotFound,
+    Symlink,
+    NotRegular,
+    Owner {
+        uid: u32,
+    },
+    Mode {
+        mode: u32,
+    },
+    TooLarge {
+        size: u64,
+    },
+    /// Another process held the lock for too long.
+    Busy,
+    /// `create_new` found a file already there.
+    Exists,
+    /// The file-system identity could not be switched.
+    Identity {
+        uid: u32,
+    },
+    Io {
+        op: &'static str,
+        err: io::Error,
+    },
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsError::NotFound => write!(f, "no such file"),
+            FsError::Symlink => write!(f, "is a symbolic link (refused)"),
+            FsError::NotRegular => write!(f, "is not a regular file"),
+            FsError::Owner { uid } => write!(f, "owned by uid {uid}, not by the user or root"),
+            FsError::Mode { mode } => {
+                write!(f, "mode {mode:04o} lets group or others in (must be 0600)")
+            }
+            FsError::TooLarge { size } => {
+                write!(f, "{size} bytes, more than the {MAX_FILE_SIZE} allowed")
+            }
+            FsError::Busy => write!(f, "locked by another process for too long"),
+            FsError::Exists => write!(f, "already exists"),
+            FsError::Identity { uid } => {
+                write!(f, "cannot switch file-system identity to uid {uid}")
+            }
+            FsError::Io { op, err } => write!(f, "{op}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for FsError {}
+
+fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> FsError {
+    move |err| match err.raw_os_error() {
+        Some(libc::ENOENT) => FsError::NotFound,
+        Some(libc::ELOOP) => FsError::Symlink,
+        _ => FsError::Io { op, err },
+    }
+}
+
+/// The file-system identity of a user, held until dropped.
+///
+/// setfsuid acts on the calling thread only, and the previous identity is
+/// restored on drop, also when unwinding.
+pub struct FsIdentity {
+    prev_uid: Uid,
+    prev_gid: Gid,
+}
+
+impl FsIdentity {
+    pub fn assume(owner: Owner) -> Result<FsIdentity, FsError> {
+        let uid = Uid::from_raw(owner.uid);
+        let gid = Gid::from_raw(owner.gid);
+        // setfsuid/setfsgid return the previous value whether or not they
+        // succeed; a second call returns the value now in force.
+        let prev_gid = setfsgid(gid);
+        let prev_uid = setfsuid(uid);
+        let guard = FsIdentity { prev_uid, prev_gid };
+        if setfsgid(gid) != gid || setfsuid(uid) != uid {
+            drop(guard);
+            return Err(FsError::Identity { uid: owner.uid });
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        setfsuid(self.prev_uid);
+        setfsgid(self.prev_gid);
+    }
+}
+
+/// The current file-system uid of this thread (for tests and assertions).
+pub fn current_fsuid() -> u32 {
+    // setfsuid(-1) is an invalid id: nothing changes, the current value comes back.
+    setfsuid(Uid::from_raw(u32::MAX)).as_raw()
+}
+
+/// Whether anything exists at `path` (not following a final symlink),
+/// looked at as `owner`.
+pub fn exists(path: &Path, owner: Owner) -> Result<bool, FsError> {
+    let _id = FsIdentity::assume(owner)?;
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FsError::Io { op: "stat", err: e }),
+    }
+}
+
+fn check_metadata(meta: &fs::Metadata, owner: Owner) -> Result<(), FsError> {
+    if meta.file_type().is_symlink() {
+        return Err(FsError::Symlink);
+    }
+    if !meta.file_type().is_file() {
+        return Err(FsError::NotRegular);
+    }
+    if meta.uid() != owner.uid && meta.uid() != 0 {
+        return Err(FsError::Owner { uid: meta.uid() });
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(FsError::Mode {
+            mode: meta.mode() & 0o7777,
+        });
+    }
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(FsError::TooLarge { size: meta.len() });
+    }
+    Ok(())
+}
+
+fn open_checked(path: &Path, owner: Owner) -> Result<File, FsError> {
+    // Look before opening, so a device or FIFO is never opened at all; the
+    // fstat after opening is the check that counts.
+    let pre = fs::symlink_metadata(path).map_err(io_err("stat"))?;
+    check_metadata(&pre, owner)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_err("open"))?;
+    let meta = file.metadata().map_err(io_err("fstat"))?;
+    check_metadata(&meta, owner)?;
+    Ok(file)
+}
+
+fn try_lock(file: &File) -> Result<bool, FsError> {
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
+        _ => Err(FsError::Io { op: "flock", err }),
+    }
+}
+
+fn same_inode(path: &Path, file: &File) -> Result<bool, FsError> {
+    let on_disk = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FsError::Io { op: "stat", err: e }),
+    };
+    let held = file.metadata().map_err(io_err("fstat"))?;
+    Ok(on_disk.dev() == held.dev() && on_disk.ino() == held.ino())
+}
+
+/// A secret file, opened and exclusively locked. Dropping it unlocks.
+pub struct LockedFile {
+    file: File,
+    path: PathBuf,
+    owner: Owner,
+}
+
+impl fmt::Debug for LockedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LockedFile({})", self.path.display())
+    }
+}
+
+/// Opens `path` as `owner`, locks it, and reads it whole.
+pub fn open_locked(path: &Path, owner: Owner) -> Result<(LockedFile, Vec<u8>), FsError> {
+    let _id = FsIdentity::assume(owner)?;
+    let mut attempt = 0u32;
+    let file = loop {
+        let file = open_checked(path, owner)?;
+        let mut locked = false;
+        while attempt < LOCK_ATTEMPTS {
+            if try_lock(&file)? {
+                locked = true;
+                break;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(50))));
+        }
+        if !locked {
+            return Err(FsError::Busy);
+        }
+        if same_inode(path, &file)? {
+            break file;
+        }
+        // The holder before us replaced (or removed) the file: start again
+        // on whatever the path names now.
+        attempt += 1;
+        if attempt >= LOCK_ATTEMPTS {
+            return Err(FsError::Busy);
+        }
+    };
+    let mut bytes = Vec::new();
+    (&file)
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read"))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(FsError::TooLarge {
+            size: bytes.len() as u64,
+        });
+    }
+    Ok((
+        LockedFile {
+            file,
+            path: path.to_path_buf(),
+            owner,
+        },
+        bytes,
+    ))
+}
+
+impl LockedFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Atomically replaces the file's contents; the lock stays held on the
+    /// old inode until this value is dropped, which is what waiters expect.
+    pub fn replace(&self, contents: &[u8]) -> Result<(), FsError> {
+        let _id = FsIdentity::assume(self.owner)?;
+        // The file may have been unlinked by hand under us; then there is
+        // nothing to replace.
+        if !same_inode(&self.path, &self.file)? {
+            return Err(FsError::NotFound);
+        }
+        let temp = write_temp(&self.path, contents)?;
+        if let Err(err) = fs::rename(&temp, &self.path) {
+            let _ = fs::remove_file(&temp);
+            return Err(FsError::Io { op: "rename", err });
+        }
+        sync_parent(&self.path)
+    }
+
+    /// Deletes the file.
+    pub fn remove(self) -> Result<(), FsError> {
+        let _id = FsIdentity::assume(self.owner)?;
+        if !same_inode(&self.path, &self.file)? {
+            return Err(FsError::NotFound);
+        }
+        fs::remove_file(&self.path).map_err(io_err("unlink"))?;
+        sync_parent(&self.path)
+    }
+}
+
+/// Creates `path` with `contents` as `owner`, never replacing anything
+/// already there (a file, a symlink, anything): the new file appears whole
+/// or not at all.
+pub fn create_new(path: &Path, owner: Owner, contents: &[u8]) -> Result<(), FsError> {
+    let _id = FsIdentity::assume(owner)?;
+    let temp = write_temp(path, contents)?;
+    // link() fails with EEXIST instead of replacing: an atomic no-clobber.
+    let linked = fs::hard_link(&temp, path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(FsError::Exists),
+        Err(err) => Err(FsError::Io { op: "link", err }),
+    }
+}
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn temp_name(path: &Path) -> PathBuf {
+    let mut random = [0u8; 8];
+    // SAFETY: getrandom writes at most random.len() bytes into the buffer.
+    let got = unsafe {
+        libc::getrandom(
+            random.as_mut_ptr().cast(),
+            random.len(),
+            libc::GRND_NONBLOCK,
+        )
+    };
+    let mut n = if got == random.len() as isize {
+        u64::from_ne_bytes(random)
+    } else {
+        0
+    };
+    // Unique within the process even without randomness; O_EXCL does the rest.
+    n ^= (u64::from(std::process::id()) << 32) ^ TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let base = path
+        .file_name()
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_default();
+    let mut name = OsString::from(".");
+    name.push(std::ffi::OsStr::from_bytes(&base));
+    name.push(format!(".{n:016x}.tmp"));
+    path.with_file_name(name)
+}
+
+/// Writes `contents` to a fresh temp file beside `path` and fsyncs it.
+/// O_EXCL|O_NOFOLLOW: a name planted in advance (file or symlink) is never
+/// opened, so nothing is written through it.
+fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, FsError> {
+    if contents.is_empty() {
+        return Err(FsError::Io {
+            op: "write",
+            err: io::Error::new(
+                io::ErrorKind::InvalidData,
+                "refusing to write an empty file",
+            ),
+        });
+    }
+    for _ in 0..8 {
+        let temp = temp_name(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&temp);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => {
+                return Err(FsError::Io {
+                    op: "create temp file",
+                    err,
+                })
+            }
+        };
+        let written = file.write_all(contents).and_then(|()| file.sync_all());
+        if let Err(err) = written {
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            return Err(FsError::Io {
+                op: "write temp file",
+                err,
+            });
+        }
+        return Ok(temp);
+    }
+    Err(FsError::Io {
+        op: "create temp file",
+        err: io::Error::new(io::ErrorKind::AlreadyExists, "no free temp name"),
+    })
+}
+
+fn sync_parent(path: &Path) -> Result<(), FsError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(parent)
+        .map_err(io_err("open directory"))?;
+    dir.sync_all().map_err(io_err("fsync directory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn me() -> Owner {
+        Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("pam_otp-safe_fs-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    fn write_mode(path: &Path, body: &[u8], mode: u32) {
+        fs::write(path, body).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn create_read_replace_remove() {
+        let dir = tempdir("crr");
+        let p = dir.join("s.toml");
+        create_new(&p, me(), b"one").unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
+        assert!(matches!(create_new(&p, me(), b"two"), Err(FsError::Exists)));
+        let (locked, bytes) = open_locked(&p, me()).unwrap();
+        assert_eq!(bytes, b"one");
+        locked.replace(b"three").unwrap();
+        drop(locked);
+        let (locked, bytes) = open_locked(&p, me()).unwrap();
+        assert_eq!(bytes, b"three");
+        locked.remove().unwrap();
+        assert!(!exists(&p, me()).unwrap());
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hostile_files_are_refused_and_left_alone() {
+        let dir = tempdir("hostile");
+        let target = dir.join("target");
+        write_mode(&target, b"target", 0o600);
+
+        let link = dir.join("link");
+        symlink(&target, &link).unwrap();
+        assert!(matches!(open_locked(&link, me()), Err(FsError::Symlink)));
+
+        let sub = dir.join("sub");
+        fs::create_dir(&sub).unwrap();
+        assert!(matches!(open_locked(&sub, me()), Err(FsError::NotRegular)));
+
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(open_locked(&fifo, me()), Err(FsError::NotRegular)));
+
+        for mode in [0o640, 0o604, 0o660, 0o610] {
+            let p = dir.join(format!("m{mode:o}"));
+            write_mode(&p, b"x", mode);
+            assert!(
+                matches!(open_locked(&p, me()), Err(FsError::Mode { .. })),
+                "{mode:o}"
+            );
+            assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, mode);
+        }
+
+        let big = dir.join("big");
+        write_mode(&big, &vec![b'a'; 20 * 1024 * 1024], 0o600);
+        assert!(matches!(
+            open_locked(&big, me()),
+            Err(FsError::TooLarge { .. })
+        ));
+
+        assert!(matches!(
+            open_locked(&dir.join("none"), me()),
+            Err(FsError::NotFound)
+        ));
+        assert_eq!(fs::read(&target).unwrap(), b"target");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn planted_temp_names_are_never_written_through() {
+        let dir = tempdir("planted");
+        let p = dir.join("s.toml");
+        let victim = dir.join("victim");
+        write_mode(&victim, b"victim", 0o600);
+        create_new(&p, me(), b"v1").unwrap();
+        // Plant a symlink at every temp name the next few writes could pick.
+        // Names are random, so instead check that a planted name is skipped.
+        let planted = temp_name(&p);
+        symlink(&victim, &planted).unwrap();
+        let (locked, _) = open_locked(&p, me()).unwrap();
+        locked.replace(b"v2").unwrap();
+        drop(locked);
+        assert_eq!(fs::read(&victim).unwrap(), b"victim");
+        assert_eq!(fs::read(&p).unwrap(), b"v2");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_waiters_see_the_new_file() {
+        let dir = tempdir("lock");
+        let p = dir.join("s.toml");
+        create_new(&p, me(), b"0").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        let (locked, bytes) = open_locked(&p, me()).unwrap();
+                        let n: u32 = std::str::from_utf8(&bytes).unwrap().parse().unwrap();
+                        locked.replace((n + 1).to_string().as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(fs::read_to_string(&p).unwrap(), "80", "no update lost");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn identity_is_restored() {
+        let before = current_fsuid();
+        {
+            let _id = FsIdentity::assume(me()).unwrap();
+            assert_eq!(current_fsuid(), me().uid);
+        }
+        assert_eq!(current_fsuid(), before);
+    }
+
+    #[test]
+    fn empty_contents_are_never_written() {
+        let dir = tempdir("empty");
+        let p = dir.join("s.toml");
+        assert!(create_new(&p, me(), b"").is_err());
+        assert!(!p.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,443 @@
+//! The per-user secret file: TOML, `version = 1`.
+//!
+//! Parsing goes through a serde mirror of the file ([`Raw`]) that refuses
+//! unknown keys (a typo must not silently weaken a login), then through
+//! [`SecretFile::from_raw`], which checks every value and names the field
+//! that is wrong.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key;
+use crate::otp::{self, Algorithm, Generator};
+
+pub const VERSION: u32 = 1;
+pub const DEFAULT_PERIOD: u64 = 30;
+pub const MAX_PERIOD: u64 = 300;
+pub const MAX_SCRATCH_CODES: usize = 100;
+/// Counters stay far below i64::MAX, TOML's integer limit, even after a
+/// look-ahead window is added to them.
+pub const MAX_COUNTER: u64 = 1 << 53;
+
+/// How codes are derived from the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtpKind {
+    Totp,
+    Hotp,
+}
+
+impl OtpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtpKind::Totp => "totp",
+            OtpKind::Hotp => "hotp",
+        }
+    }
+}
+
+/// What the module keeps between logins. Owned by the module; `otp-enroll
+/// unlock` clears the failure part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// TOTP: the last time step accepted; a step at or before it is a replay.
+    pub last_step: Option<u64>,
+    /// TOTP: learned clock offset of the user's device, in steps.
+    pub drift: i64,
+    /// Failed codes since the last success (see `rate_limit`).
+    pub failures: u32,
+    /// Unix time of the last failed code.
+    pub last_failure: u64,
+}
+
+/// A validated secret file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    pub kind: OtpKind,
+    pub key: Vec<u8>,
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    /// TOTP step length in seconds.
+    pub period: u64,
+    /// HOTP: the next counter expected.
+    pub counter: u64,
+    /// Hardware token serial number, if the key came from one.
+    pub serial: Option<String>,
+    /// Unix time of enrollment, if known.
+    pub created: Option<u64>,
+    /// Unused one-time emergency codes, 8 digits each.
+    pub scratch_codes: Vec<String>,
+    pub state: State,
+}
+
+impl fmt::Debug for SecretFile {
+    // Never print the key, even in a debug dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretFile")
+            .field("kind", &self.kind)
+            .field("key", &"[redacted]")
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("counter", &self.counter)
+            .field("serial", &self.serial)
+            .field("scratch_codes", &self.scratch_codes.len())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Why a secret file was refused. Each names the field and never a value
+/// that could be secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFileError {
+    /// Not TOML, a missing required key, an unknown key, or a wrong type.
+    Syntax(String),
+    Version(u32),
+    Secret(&'static str),
+    Digits(u8),
+    Period(u64),
+    Counter(u64),
+    ScratchCode(usize),
+    TooManyScratchCodes(usize),
+    Serial,
+    State(&'static str),
+}
+
+impl fmt::Display for SecretFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretFileError::Syntax(m) => write!(f, "{m}"),
+            SecretFileError::Version(v) => {
+                write!(
+                    f,
+                    "version: {v} is not supported (this build reads version {VERSION})"
+                )
+            }
+            SecretFileError::Secret(why) => write!(f, "secret: {why}"),
+            SecretFileError::Digits(d) => write!(
+                f,
+                "digits: {d} is out of range ({}..={})",
+                otp::MIN_DIGITS,
+                otp::MAX_DIGITS
+            ),
+            SecretFileError::Period(p) => {
+                write!(f, "period: {p} is out of range (1..={MAX_PERIOD} seconds)")
+            }
+            SecretFileError::Counter(c) => write!(f, "counter: {c} is out of range"),
+            SecretFileError::ScratchCode(i) => {
+                write!(f, "scratch_codes[{i}]: must be exactly 8 digits")
+            }
+            SecretFileError::TooManyScratchCodes(n) => {
+                write!(f, "scratch_codes: {n} codes, at most {MAX_SCRATCH_CODES}")
+            }
+            SecretFileError::Serial => {
+                write!(f, "serial: must be 1 to 64 printable characters")
+            }
+            SecretFileError::State(why) => write!(f, "state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SecretFileError {}
+
+/// The file as TOML sees it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    version: u32,
+    #[serde(rename = "type")]
+    kind: OtpKind,
+    secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    algorithm: Option<Algorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digits: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counter: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created: Option<u64>,
+    #[serde(default)]
+    scratch_codes: Vec<String>,
+    #[serde(default)]
+    state: RawState,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_step: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    drift: i64,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    failures: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    last_failure: u64,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Whether `code` is a well-formed scratch code.
+pub fn is_scratch_code(code: &str) -> bool {
+    code.len() == otp::SCRATCH_DIGITS && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl SecretFile {
+    /// A fresh file with defaults for everything but the kind and the key.
+    pub fn new(kind: OtpKind, key: Vec<u8>) -> SecretFile {
+        SecretFile {
+            kind,
+            key,
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            period: DEFAULT_PERIOD,
+            counter: 0,
+            serial: None,
+            created: None,
+            scratch_codes: Vec::new(),
+            state: State::default(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<SecretFile, SecretFileError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| SecretFileError::Syntax(one_line(&e)))?;
+        SecretFile::from_raw(raw)
+    }
+
+    /// Parses bytes read from disk; anything not UTF-8 is refused.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<SecretFile, SecretFileError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| SecretFileError::Syntax("not UTF-8 text".into()))?;
+        SecretFile::parse(text)
+    }
+
+    fn from_raw(raw: Raw) -> Result<SecretFile, SecretFileError> {
+        if raw.version != VERSION {
+            return Err(SecretFileError::Version(raw.version));
+        }
+        let key =
+            key::decode_base32(&raw.secret).ok_or(SecretFileError::Secret("not valid base32"))?;
+        if !key::key_length_ok(&key) {
+            return Err(SecretFileError::Secret(
+                "key must be 10 to 128 bytes (16 to 205 base32 characters)",
+            ));
+        }
+        let digits = raw.digits.unwrap_or(6);
+        if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&digits) {
+            return Err(SecretFileError::Digits(digits));
+        }
+        let period = raw.period.unwrap_or(DEFAULT_PERIOD);
+        if !(1..=MAX_PERIOD).contains(&period) {
+            return Err(SecretFileError::Period(period));
+        }
+        let counter = raw.counter.unwrap_or(0);
+        if counter > MAX_COUNTER {
+            return Err(SecretFileError::Counter(counter));
+        }
+        if raw.scratch_codes.len() > MAX_SCRATCH_CODES {
+            return Err(SecretFileError::TooManyScratchCodes(
+                raw.scratch_codes.len(),
+            ));
+        }
+        if let Some(i) = raw.scratch_codes.iter().position(|c| !is_scratch_code(c)) {
+            return Err(SecretFileError::ScratchCode(i));
+        }
+        if let Some(serial) = &raw.serial {
+            if serial.is_empty() || serial.len() > 64 || serial.chars().any(|c| c.is_control()) {
+                return Err(SecretFileError::Serial);
+            }
+        }
+        if raw.state.last_step.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(SecretFileError::State("last_step is out of range"));
+        }
+        if raw.state.drift.unsigned_abs() > MAX_COUNTER {
+            return Err(SecretFileError::State("drift is out of range"));
+        }
+        if raw.state.last_failure > MAX_COUNTER {
+            return Err(SecretFileError::State("last_failure is out of range"));
+        }
+        Ok(SecretFile {
+            kind: raw.kind,
+            key,
+            algorithm: raw.algorithm.unwrap_or_default(),
+            digits,
+            period,
+            counter,
+            serial: raw.serial,
+            created: raw.created,
+            scratch_codes: raw.scratch_codes,
+            state: State {
+                last_step: raw.state.last_step,
+                drift: raw.state.drift,
+                failures: raw.state.failures,
+                last_failure: raw.state.last_failure,
+            },
+        })
+    }
+
+    /// The file's text. Every setting is written out, so an admin reading
+    /// it sees what is in force.
+    pub fn to_toml(&self) -> String {
+        let raw = Raw {
+            version: VERSION,
+            kind: self.kind,
+            secret: key::encode_base32(&self.key),
+            algorithm: Some(self.algorithm),
+            digits: Some(self.digits),
+            period: (self.kind == OtpKind::Totp).then_some(self.period),
+            counter: (self.kind == OtpKind::Hotp).then_some(self.counter),
+            serial: self.serial.clone(),
+            created: self.created,
+            scratch_codes: self.scratch_codes.clone(),
+            state: RawState {
+                last_step: self.state.last_step,
+                drift: self.state.drift,
+                failures: self.state.failures,
+                last_failure: self.state.last_failure,
+            },
+        };
+        // Serialising plain strings and integers in range cannot fail; if it
+        // ever did, an empty result is refused by the writer rather than
+        // written (it would not parse).
+        let body = toml::to_string(&raw).unwrap_or_default();
+        format!(
+            "# pam_otp secret file: keep it private (mode 0600). Managed by otp-enroll.\n{body}"
+        )
+    }
+
+    /// The code generator for this file's key and settings.
+    pub fn generator(&self) -> Option<Generator> {
+        Generator::new(&self.key, self.algorithm, self.digits)
+    }
+}
+
+/// toml's errors span several lines with a source excerpt; a log line and a
+/// short message want one. The excerpt could show a secret, so keep only the
+/// message and the line number.
+fn one_line(err: &toml::de::Error) -> String {
+    format!("TOML: {}", err.message().trim().replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+version = 1
+type = "totp"
+secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+scratch_codes = ["31415926", "27182818"]
+"#;
+
+    #[test]
+    fn minimal_hand_written_file_gets_defaults() {
+        let f = SecretFile::parse(MINIMAL).unwrap();
+        assert_eq!(f.kind, OtpKind::Totp);
+        assert_eq!(f.algorithm, Algorithm::SHA1);
+        assert_eq!(f.digits, 6);
+        assert_eq!(f.period, 30);
+        assert_eq!(f.counter, 0);
+        assert_eq!(f.scratch_codes, vec!["31415926", "27182818"]);
+        assert_eq!(f.state, State::default());
+    }
+
+    #[test]
+    fn round_trip_keeps_all_data() {
+        let mut f = SecretFile::new(OtpKind::Hotp, b"12345678901234567890".to_vec());
+        f.algorithm = Algorithm::SHA256;
+        f.digits = 8;
+        f.counter = 42;
+        f.serial = Some("OATH0001234".into());
+        f.created = Some(1_700_000_000);
+        f.scratch_codes = vec!["12345678".into()];
+        f.state = State {
+            last_step: Some(5),
+            drift: -1,
+            failures: 2,
+            last_failure: 99,
+        };
+        let text = f.to_toml();
+        assert!(text.contains("counter = 42"));
+        assert!(!text.contains("period"), "period is TOTP-only:\n{text}");
+        assert_eq!(SecretFile::parse(&text).unwrap(), f);
+    }
+
+    fn err(text: &str) -> String {
+        SecretFile::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let base = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n";
+        assert!(
+            err("version = 2\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"")
+                .starts_with("version:")
+        );
+        assert!(
+            err(&base.replace("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "not base32!"))
+                .starts_with("secret:")
+        );
+        assert!(
+            err(&base.replace("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "JBSWY3DP"))
+                .starts_with("secret:")
+        );
+        assert!(err(&format!("{base}digits = 5")).starts_with("digits:"));
+        assert!(err(&format!("{base}digits = 9")).starts_with("digits:"));
+        assert!(err(&format!("{base}period = 0")).starts_with("period:"));
+        assert!(err(&format!("{base}period = 301")).starts_with("period:"));
+        assert!(err(&format!("{base}counter = 9007199254740993")).starts_with("counter:"));
+        assert!(
+            err(&format!("{base}scratch_codes = [\"12345678\", \"1234\"]"))
+                .starts_with("scratch_codes[1]")
+        );
+        assert!(err(&format!("{base}serial = \"\"")).starts_with("serial:"));
+        assert!(err(&format!("{base}[state]\nlast_step = 9007199254740993")).starts_with("state:"));
+        // serde-level errors carry the key's name.
+        assert!(err(&format!("{base}digitz = 6")).contains("digitz"));
+        assert!(err(&format!("{base}algorithm = \"MD5\"")).contains("MD5"));
+        assert!(err(&format!("{base}digits = \"six\"")).contains("TOML"));
+        assert!(err(&format!("{base}digits = 1000")).contains("TOML"));
+        assert!(err(&format!("{base}[state]\nfoo = 1")).contains("foo"));
+        assert!(err("type = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"").contains("version"));
+        assert!(err("version = 1\ntype = \"sms\"\nsecret = \"JBSWY3DPEHPK3PXP\"").contains("sms"));
+        assert!(err("version = 1\ntype = \"totp\"").contains("secret"));
+    }
+
+    #[test]
+    fn errors_never_echo_the_secret() {
+        let text = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndigits = \"x\"\n";
+        let e = err(text);
+        assert!(!e.contains("JBSWY3DP"), "{e}");
+        let e = err("version = 1\ntype = \"totp\"\nsecret = \"JBSW!Y3DPEHPK3PXP\"");
+        assert!(!e.contains("JBSW"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(SecretFile::parse_bytes(&[0xff, 0xfe, 0x00, 0x41]).is_err());
+        assert!(SecretFile::parse("").is_err());
+        assert!(SecretFile::parse(&MINIMAL[..40]).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let f = SecretFile::parse(MINIMAL).unwrap();
+        let dbg = format!("{f:?}");
+        assert!(!dbg.contains("72, 101"));
+        assert!(dbg.contains("redacted"));
+    }
+}

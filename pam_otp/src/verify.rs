@@ -1,0 +1,385 @@
+//! Checking a typed code against a secret file at a given time.
+//!
+//! [`verify`] is pure: it takes the file, the code and the clock, updates
+//! the file's state (counter, last step, scratch codes, failures) and says
+//! what happened. Saving the file is the caller's job, and a code counts as
+//! accepted only once that save succeeded.
+
+use crate::otp::{self, code_eq, normalize_code};
+use crate::rate_limit::RateLimit;
+use crate::secret_file::{OtpKind, SecretFile};
+
+/// Learned TOTP drift stays within this many steps of the server clock.
+pub const MAX_DRIFT_STEPS: i64 = 10;
+
+/// Login-time settings that come from the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub totp_skew: u32,
+    pub hotp_window: u32,
+    pub rate_limit: RateLimit,
+}
+
+/// How a code was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Totp { step: u64 },
+    Hotp { counter: u64 },
+    Scratch { left: usize },
+}
+
+/// Why a code was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not 6–8 digits after removing spaces and dashes.
+    Malformed,
+    Wrong,
+    /// Right code, already used (TOTP step at or before the last accepted).
+    Replay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted(Method),
+    Refused(Refusal),
+    /// Too many failures: refused without looking at the code.
+    Locked {
+        retry_in: u64,
+    },
+}
+
+impl Verdict {
+    /// Whether the state changed and the file must be saved.
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Verdict::Locked { .. })
+    }
+
+    /// For the log: never contains the code.
+    pub fn describe(&self) -> String {
+        match self {
+            Verdict::Accepted(Method::Totp { step }) => format!("TOTP code accepted (step {step})"),
+            Verdict::Accepted(Method::Hotp { counter }) => {
+                format!("HOTP code accepted (counter {counter})")
+            }
+            Verdict::Accepted(Method::Scratch { left }) => {
+                format!("emergency code accepted ({left} left)")
+            }
+            Verdict::Refused(Refusal::Malformed) => "malformed code".into(),
+            Verdict::Refused(Refusal::Wrong) => "wrong code".into(),
+            Verdict::Refused(Refusal::Replay) => "replayed code (already used)".into(),
+            Verdict::Locked { retry_in } => format!("rate limited (locked for {retry_in} s more)"),
+        }
+    }
+}
+
+/// Checks `typed` at Unix time `now`, updating `file`'s state.
+pub fn verify(file: &mut SecretFile, typed: &str, policy: &Policy, now: u64) -> Verdict {
+    if let Some(retry_in) = policy.rate_limit.locked_for(&file.state, now) {
+        return Verdict::Locked { retry_in };
+    }
+    let verdict = match normalize_code(typed) {
+        Some(code) => check(file, &code, policy, now),
+        None => Verdict::Refused(Refusal::Malformed),
+    };
+    match verdict {
+        Verdict::Accepted(_) => RateLimit::record_success(&mut file.state),
+        _ => policy.rate_limit.record_failure(&mut file.state, now),
+    }
+    verdict
+}
+
+fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdict {
+    let digits = usize::from(file.digits);
+    if code.len() == digits {
+        if let Some(verdict) = check_otp(file, code, policy, now) {
+            return verdict;
+        }
+    }
+    if code.len() == otp::SCRATCH_DIGITS {
+        if let Some(verdict) = check_scratch(file, code) {
+            return verdict;
+        }
+    }
+    if code.len() == digits || code.len() == otp::SCRATCH_DIGITS {
+        Verdict::Refused(Refusal::Wrong)
+    } else {
+        Verdict::Refused(Refusal::Malformed)
+    }
+}
+
+/// `None` when the code matched nothing.
+fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Option<Verdict> {
+    let generator = file.generator()?;
+    match file.kind {
+        OtpKind::Totp => {
+            let now_step = now / file.period;
+            let drift = file.state.drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+            let center = now_step.saturating_add_signed(drift);
+            let skew = u64::from(policy.totp_skew);
+            let step = generator.find(
+                center.saturating_sub(skew)..=center.saturating_add(skew),
+                code,
+            )?;
+            if file.state.last_step.is_some_and(|last| step <= last) {
+                return Some(Verdict::Refused(Refusal::Replay));
+            }
+            file.state.last_step = Some(step);
+            // Follow a device whose clock is off, within bounds.
+            let drift = i64::try_from(step)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX));
+            file.state.drift = drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+            Some(Verdict::Accepted(Method::Totp { step }))
+        }
+        OtpKind::Hotp => {
+            let first = file.counter;
+            let last = first.saturating_add(u64::from(policy.hotp_window));
+            let counter = generator.find(first..=last, code)?;
+            file.counter = counter.saturating_add(1);
+            Some(Verdict::Accepted(Method::Hotp { counter }))
+        }
+    }
+}
+
+fn check_scratch(file: &mut SecretFile, code: &str) -> Option<Verdict> {
+    // Compare against every code so timing does not reveal which matched.
+    let mut hit = None;
+    for (i, candidate) in file.scratch_codes.iter().enumerate() {
+        if code_eq(candidate, code) && hit.is_none() {
+            hit = Some(i);
+        }
+    }
+    let i = hit?;
+    file.scratch_codes.remove(i);
+    Some(Verdict::Accepted(Method::Scratch {
+        left: file.scratch_codes.len(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::{Algorithm, Generator};
+
+    const KEY: &[u8] = b"12345678901234567890";
+    const POLICY: Policy = Policy {
+        totp_skew: 1,
+        hotp_window: 10,
+        rate_limit: RateLimit {
+            max_failures: 3,
+            interval: 30,
+        },
+    };
+    const T0: u64 = 1_111_111_111; // step 37037037, RFC 6238 table
+
+    fn totp_file() -> SecretFile {
+        SecretFile::new(OtpKind::Totp, KEY.to_vec())
+    }
+
+    fn code_at(step: u64) -> String {
+        Generator::new(KEY, Algorithm::SHA1, 6).unwrap().code(step)
+    }
+
+    #[test]
+    fn totp_right_code_is_accepted_once() {
+        let mut f = totp_file();
+        // RFC 6238: 14050471 at 1111111111 -> 6 digits 050471
+        assert_eq!(
+            verify(&mut f, "050471", &POLICY, T0),
+            Verdict::Accepted(Method::Totp { step: T0 / 30 })
+        );
+        assert_eq!(
+            verify(&mut f, "050471", &POLICY, T0 + 1),
+            Verdict::Refused(Refusal::Replay)
+        );
+        assert_eq!(f.state.failures, 1, "a replay counts as a failure");
+    }
+
+    #[test]
+    fn totp_skew_window() {
+        let step = T0 / 30;
+        for (offset, ok) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
+            let mut f = totp_file();
+            let s = step.checked_add_signed(offset).unwrap();
+            let v = verify(&mut f, &code_at(s), &POLICY, T0);
+            assert_eq!(
+                matches!(v, Verdict::Accepted(_)),
+                ok,
+                "offset {offset}: {v:?}"
+            );
+        }
+        let wide = Policy {
+            totp_skew: 3,
+            ..POLICY
+        };
+        let mut f = totp_file();
+        assert!(matches!(
+            verify(&mut f, &code_at(step - 3), &wide, T0),
+            Verdict::Accepted(_)
+        ));
+    }
+
+    #[test]
+    fn an_older_step_after_a_newer_one_is_a_replay() {
+        let step = T0 / 30;
+        let mut f = totp_file();
+        assert!(matches!(
+            verify(&mut f, &code_at(step + 1), &POLICY, T0),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!(
+            verify(&mut f, &code_at(step), &POLICY, T0),
+            Verdict::Refused(Refusal::Replay)
+        );
+    }
+
+    #[test]
+    fn drift_is_learned_and_followed() {
+        let step = T0 / 30;
+        let mut f = totp_file();
+        // Device runs one step slow.
+        assert!(matches!(
+            verify(&mut f, &code_at(step - 1), &POLICY, T0),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!(f.state.drift, -1);
+        // Ten minutes later, still one slow: now two behind the window edge
+        // would be accepted because the window is centred on the drift.
+        let later = T0 + 600;
+        let lstep = later / 30;
+        assert!(matches!(
+            verify(&mut f, &code_at(lstep - 2), &POLICY, later),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!(f.state.drift, -2);
+        // A hand-edited drift is clamped to its bound.
+        let mut g = totp_file();
+        g.state.drift = 500;
+        let v = verify(&mut g, &code_at(step + MAX_DRIFT_STEPS as u64), &POLICY, T0);
+        assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
+    }
+
+    #[test]
+    fn totp_honours_digits_algorithm_and_period() {
+        let key256 = b"12345678901234567890123456789012".to_vec();
+        let mut f = SecretFile::new(OtpKind::Totp, key256);
+        f.algorithm = Algorithm::SHA256;
+        f.digits = 8;
+        // RFC 6238: SHA256 at 1234567890 -> 91819424
+        assert!(matches!(
+            verify(&mut f, "91819424", &POLICY, 1_234_567_890),
+            Verdict::Accepted(_)
+        ));
+        let mut g = totp_file();
+        g.period = 60;
+        let code = code_at(T0 / 60);
+        assert!(matches!(
+            verify(&mut g, &code, &POLICY, T0),
+            Verdict::Accepted(_)
+        ));
+    }
+
+    #[test]
+    fn hotp_window_ahead_and_behind() {
+        // RFC 4226 codes: 0 755224, 1 287082, 2 359152, 3 969429, ... 9 520489
+        let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        assert_eq!(
+            verify(&mut f, "969429", &POLICY, 0),
+            Verdict::Accepted(Method::Hotp { counter: 3 })
+        );
+        assert_eq!(f.counter, 4);
+        // Behind the counter: refused.
+        assert_eq!(
+            verify(&mut f, "359152", &POLICY, 0),
+            Verdict::Refused(Refusal::Wrong)
+        );
+        // Same code again: refused.
+        assert_eq!(
+            verify(&mut f, "969429", &POLICY, 100),
+            Verdict::Refused(Refusal::Wrong)
+        );
+        // Beyond the window: refused; inside: accepted.
+        let narrow = Policy {
+            hotp_window: 2,
+            ..POLICY
+        };
+        let mut g = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        assert_eq!(
+            verify(&mut g, "338314", &narrow, 0),
+            Verdict::Refused(Refusal::Wrong)
+        ); // counter 4
+        let mut g = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        assert!(matches!(
+            verify(&mut g, "359152", &narrow, 0),
+            Verdict::Accepted(_)
+        )); // counter 2
+    }
+
+    #[test]
+    fn scratch_codes_work_once() {
+        let mut f = totp_file();
+        f.scratch_codes = vec!["31415926".into(), "27182818".into()];
+        assert_eq!(
+            verify(&mut f, "2718 2818", &POLICY, T0),
+            Verdict::Accepted(Method::Scratch { left: 1 })
+        );
+        assert_eq!(f.scratch_codes, vec!["31415926"]);
+        assert_eq!(
+            verify(&mut f, "27182818", &POLICY, T0 + 1),
+            Verdict::Refused(Refusal::Wrong)
+        );
+    }
+
+    #[test]
+    fn spaces_and_dashes_are_ignored_and_garbage_is_malformed() {
+        let mut f = totp_file();
+        assert!(matches!(
+            verify(&mut f, "050 471", &POLICY, T0),
+            Verdict::Accepted(_)
+        ));
+        let mut f = totp_file();
+        assert!(matches!(
+            verify(&mut f, "050-471", &POLICY, T0),
+            Verdict::Accepted(_)
+        ));
+        for bad in ["", "abc", "05047", "0504711", "050471x"] {
+            let mut f = totp_file();
+            assert_eq!(
+                verify(&mut f, bad, &POLICY, T0),
+                Verdict::Refused(Refusal::Malformed),
+                "{bad:?}"
+            );
+            assert_eq!(f.state.failures, 1);
+        }
+    }
+
+    #[test]
+    fn rate_limit_refuses_even_a_right_code_until_it_passes() {
+        let mut f = totp_file();
+        for i in 0..3 {
+            assert!(matches!(
+                verify(&mut f, "000000", &POLICY, T0 + i),
+                Verdict::Refused(_)
+            ));
+        }
+        let right = code_at((T0 + 3) / 30);
+        let v = verify(&mut f, &right, &POLICY, T0 + 3);
+        assert_eq!(v, Verdict::Locked { retry_in: 29 });
+        assert!(!v.changes_state());
+        assert!(f.state.last_step.is_none(), "a locked try checks nothing");
+        let after = T0 + 2 + 30;
+        let right = code_at(after / 30);
+        assert!(matches!(
+            verify(&mut f, &right, &POLICY, after),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!(f.state.failures, 0);
+    }
+
+    #[test]
+    fn descriptions_never_contain_the_code() {
+        let mut f = totp_file();
+        let v = verify(&mut f, "050471", &POLICY, T0);
+        assert!(!v.describe().contains("050471"));
+    }
+}
