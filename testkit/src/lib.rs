@@ -1,0 +1,363 @@
+//! Fixtures for the integration tests. Everything here drives real parts:
+//! real users (useradd/userdel), the real libpam through pam_wrapper with a
+//! private service directory, pamtester, oathtool. These tests need root
+//! (CI runs as root) and clean up after themselves, also when they fail.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Where test users' homes and private PAM service dirs live.
+pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+/// useradd/userdel lock /etc/passwd; serialise them within a test binary
+/// (across binaries, `retry` copes with the lock being busy).
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// Panics with a clear message unless running as root.
+pub fn require_root() {
+    let uid = unsafe_free_euid();
+    assert_eq!(uid, 0, "these integration tests need root (they create users and run PAM as root); CI runs them as root");
+}
+
+fn unsafe_free_euid() -> u32 {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn test_root() -> PathBuf {
+    let root = PathBuf::from(TEST_ROOT);
+    let _ = fs::create_dir_all(&root);
+    let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
+    root
+}
+
+/// Runs a command until it succeeds or a few seconds pass (passwd locks).
+fn retry(cmd: &mut Command) -> Output {
+    let mut last = None;
+    for i in 0..50 {
+        let out = cmd.output().expect("spawn");
+        if out.status.success() {
+            return out;
+        }
+        last = Some(out);
+        std::thread::sleep(Duration::from_millis(20 + 10 * i));
+    }
+    let out = last.unwrap();
+    panic!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+}
+
+/// A real user account with a home directory; removed on drop.
+pub struct TestUser {
+    pub name: String,
+    pub home: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn new() -> TestUser {
+        TestUser::with_groups(&[])
+    }
+
+    /// A user who is also a member of `groups` (which must exist).
+    pub fn with_groups(groups: &[&str]) -> TestUser {
+        require_root();
+        let name = unique("pot");
+        let home = test_root().join(&name);
+        {
+            let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cmd = Command::new("useradd");
+            cmd.args(["-m", "-d"])
+                .arg(&home)
+                .args(["-s", "/bin/sh", "-K", "MAIL_DIR=/dev/null"]);
+            if !groups.is_empty() {
+                cmd.args(["-G", &groups.join(",")]);
+            }
+            retry(cmd.arg(&name));
+        }
+        let meta = fs::metadata(&home).expect("home created");
+        TestUser {
+            name,
+            home,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }
+    }
+
+    /// The default secret file path.
+    pub fn secret_path(&self) -> PathBuf {
+        self.home.join(".pam_otp.toml")
+    }
+
+    /// Writes the secret file as the user would have it: owned by them, 0600.
+    pub fn write_secret(&self, toml: &str) -> PathBuf {
+        let p = self.secret_path();
+        fs::write(&p, toml).unwrap();
+        self.chown(&p);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    pub fn chown(&self, path: &Path) {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    /// Runs a command as this user (setpriv, no PAM involved).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(program)
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .current_dir(&self.home);
+        cmd
+    }
+}
+
+impl Default for TestUser {
+    fn default() -> Self {
+        TestUser::new()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        for i in 0..50 {
+            let ok = Command::new("userdel")
+                .args(["-r", "-f", &self.name])
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok
+                || Command::new("id")
+                    .arg(&self.name)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| !s.success())
+                    .unwrap_or(true)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20 + 10 * i));
+        }
+        let _ = fs::remove_dir_all(&self.home);
+    }
+}
+
+/// A real group; removed on drop.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn new() -> TestGroup {
+        require_root();
+        let name = unique("potg");
+        let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        retry(Command::new("groupadd").arg(&name));
+        TestGroup { name }
+    }
+}
+
+impl Default for TestGroup {
+    fn default() -> Self {
+        TestGroup::new()
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("groupdel")
+            .arg(&self.name)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The cargo target profile dir (`target/debug`) of the running test.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/test-binary
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// The built module, as cargo left it.
+pub fn module_path() -> PathBuf {
+    let p = target_dir().join("libpam_otp.so");
+    assert!(
+        p.exists(),
+        "{} not built (run the tests with `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+/// A built binary of the workspace (e.g. "otp-enroll").
+pub fn binary_path(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not built (run the tests with `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+/// A private PAM service directory used through pam_wrapper; the machine's
+/// /etc/pam.d is never touched. Removed on drop.
+pub struct PamService {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+/// What one pamtester run gave.
+#[derive(Debug)]
+pub struct PamRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl PamService {
+    /// `stack` is the service file's text; `{module}` stands for the path
+    /// of the built pam_otp module.
+    pub fn new(stack: &str) -> PamService {
+        require_root();
+        let name = unique("svc");
+        let dir = test_root().join(format!("pamd-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        let text = stack.replace("{module}", &module_path().to_string_lossy());
+        fs::write(dir.join(&name), text).unwrap();
+        PamService { dir, name }
+    }
+
+    /// Writes a file (e.g. a config) inside the service dir, root-owned 0644.
+    pub fn write_file(&self, file: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(file);
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        p
+    }
+
+    /// Runs `pamtester <service> <user> authenticate` with `PAM_RHOST` set
+    /// when `rhost` is given, answering prompts with the lines of `input`.
+    pub fn authenticate(&self, user: &str, rhost: Option<&str>, input: &str) -> PamRun {
+        self.pamtester(user, rhost, input, &["authenticate"])
+    }
+
+    pub fn pamtester(&self, user: &str, rhost: Option<&str>, input: &str, ops: &[&str]) -> PamRun {
+        let mut cmd = self.pamtester_command(user, rhost, ops);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pamtester installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        PamRun {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The command, for callers that spawn many at once.
+    pub fn pamtester_command(&self, user: &str, rhost: Option<&str>, ops: &[&str]) -> Command {
+        let mut cmd = Command::new("pamtester");
+        cmd.env("LD_PRELOAD", "libpam_wrapper.so")
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", &self.dir);
+        if let Some(r) = rhost {
+            cmd.arg("-I").arg(format!("rhost={r}"));
+        }
+        cmd.arg(&self.name).arg(user).args(ops);
+        cmd
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `oathtool --totp` for a base32 key at Unix time `at` (None: now).
+pub fn oathtool_totp(base32: &str, at: Option<u64>, extra: &[&str]) -> String {
+    let mut cmd = Command::new("oathtool");
+    cmd.args(["--totp", "-b"]).args(extra);
+    if let Some(t) = at {
+        cmd.arg(format!("--now=@{t}"));
+    }
+    run_oathtool(cmd.arg(base32))
+}
+
+/// `oathtool` HOTP code for a hex key at `counter`.
+pub fn oathtool_hotp_hex(hex: &str, counter: u64) -> String {
+    run_oathtool(
+        Command::new("oathtool")
+            .arg("-c")
+            .arg(counter.to_string())
+            .arg(hex),
+    )
+}
+
+fn run_oathtool(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("oathtool installed");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Seconds since the epoch (tests may read the clock; the code under test may not).
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits until at least `margin` seconds remain in the current 30-second
+/// TOTP step, so a code computed now is still current when checked.
+pub fn wait_for_fresh_step(margin: u64) {
+    loop {
+        let left = 30 - now() % 30;
+        if left >= margin {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
