@@ -1,0 +1,29 @@
+//! A typed code against a secret file: never panics, malformed input never
+//! accepted, and forward_pass splitting stays on character boundaries.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pam_otp::auth::split_password_and_code;
+use pam_otp::otp::normalize_code;
+use pam_otp::rate_limit::RateLimit;
+use pam_otp::secret_file::{OtpKind, SecretFile};
+use pam_otp::verify::{verify, Policy, Verdict};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut file = SecretFile::new(OtpKind::Totp, b"12345678901234567890".to_vec());
+    file.scratch_codes = vec!["31415926".into()];
+    let policy = Policy {
+        totp_skew: 1,
+        hotp_window: 10,
+        rate_limit: RateLimit::default(),
+    };
+    let v = verify(&mut file, text, &policy, 1_111_111_111);
+    if normalize_code(text).is_none() {
+        assert!(!matches!(v, Verdict::Accepted(_)));
+    }
+    let (password, code) = split_password_and_code(&file, text);
+    assert!(text.starts_with(password) || text.strip_suffix('\n').is_some());
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+});

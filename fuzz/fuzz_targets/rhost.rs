@@ -1,0 +1,43 @@
+//! PAM_RHOST normalisation and rule matching on arbitrary strings.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pam_otp::remote::Remote;
+use pam_otp::rules::{decide, Action, Groups, Rule, Source, Subject};
+
+struct NoGroups;
+impl Groups for NoGroups {
+    fn contains(&self, _: &str) -> bool {
+        false
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let remote = Remote::from_rhost(Some(text));
+    // What normalises to an address must be matched by the all-address rule;
+    // names and junk by nothing.
+    let rules = vec![Rule {
+        from: Some(vec![
+            Source::parse("0.0.0.0/0").unwrap(),
+            Source::parse("::/0").unwrap(),
+        ]),
+        users: None,
+        groups: None,
+        services: None,
+        otp: Action::Skip,
+    }];
+    let d = decide(
+        &rules,
+        Action::Require,
+        &Subject {
+            user: "u",
+            remote: &remote,
+            service: "s",
+            groups: &NoGroups,
+        },
+    );
+    assert_eq!(d.rule.is_some(), matches!(remote, Remote::Addr(_)));
+    let _ = Source::parse(text);
+});
