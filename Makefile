@@ -1,7 +1,8 @@
 # The two commands the README promises: `make demo` and `make test`.
 CARGO ?= cargo
+FUZZ_SECONDS ?= 60
 
-.PHONY: build release test lint demo clean
+.PHONY: build release test lint unit-and-integration package-test fuzz demo bench clean
 
 build:
 	$(CARGO) build --workspace
@@ -9,12 +10,28 @@ build:
 release:
 	$(CARGO) build --workspace --release
 
-# Everything CI runs: formatting, lints, unit and integration tests
-# (integration tests need root: they create users and PAM services).
-test:
+# Everything CI runs (as root: the integration tests create users, PAM
+# services and a throwaway sshd on loopback, and clean up after themselves).
+test: lint unit-and-integration package-test fuzz
+
+lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit-and-integration:
 	$(CARGO) test --workspace
+
+# Build the .deb, install, log in through it, remove and purge.
+package-test:
+	scripts/test-deb
+
+# Each fuzz target for FUZZ_SECONDS on its committed corpus.
+fuzz:
+	scripts/fuzz $(FUZZ_SECONDS)
+
+# Instructions per login next to google-authenticator-libpam and pam_oath.
+bench:
+	bench/callgrind-login
 
 clean:
 	$(CARGO) clean
