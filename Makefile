@@ -33,5 +33,10 @@ fuzz:
 bench:
 	bench/callgrind-login
 
+# Build, enroll the user pamotp-demo, and run a throwaway sshd on 127.0.0.1
+# that asks for its codes; Ctrl-C removes everything (needs root).
+demo:
+	CARGO="$(CARGO)" ./scripts/demo
+
 clean:
 	$(CARGO) clean

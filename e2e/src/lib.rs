@@ -1,0 +1,791 @@
+//! End-to-end fixtures: a private `sshd` on loopback driven by the real
+//! OpenSSH client, and programs (`su`) run under a pseudo-terminal.
+//!
+//! The sshd gets its own config, host key, pid file and PAM service: it is
+//! run through a symlink `sshd-pot-<id>` -> `/usr/sbin/sshd`, and sshd names
+//! its PAM service after the program it was started as, so its stack is
+//! `/etc/pam.d/sshd-pot-<id>`, written here and removed on drop. The
+//! machine's own `sshd` service, `/etc/pam.d/sshd` and `/etc/ssh/` are never
+//! touched. Everything lives under `/tmp/pam-otp-tests/sshd-pot-<id>/`.
+//!
+//! The client answers keyboard-interactive prompts through `SSH_ASKPASS`
+//! (forced with `SSH_ASKPASS_REQUIRE=force`): a small script that logs every
+//! prompt it is shown and answers by the prompt's text, so a test can assert
+//! both what was asked and that nothing was asked.
+//!
+//! Needs root (CI runs as root). Leftovers of a test process that was killed
+//! (no drop) are swept by the next fixture that starts.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Same root as testkit's users and PAM dirs.
+pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";
+/// Prefix of the private PAM services (and of the fixtures' directories).
+pub const SERVICE_PREFIX: &str = "sshd-pot-";
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// sshd's privilege-separation directory (the package's tmpfiles.d entry
+/// creates it at boot; in a container it may be missing).
+pub const PRIVSEP_DIR: &str = "/run/sshd";
+
+/// Polling step for every wait below.
+const TICK: Duration = Duration::from_millis(20);
+/// How long one ssh login or pty program may take before it is killed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique_id() -> String {
+    format!(
+        "{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn ticks(d: Duration) -> u32 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u32
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Sends `signal` (e.g. "TERM") to the process `target` with the shell's
+/// builtin kill (/bin/kill is procps, which a minimal Debian lacks; /bin/sh
+/// is essential).
+fn kill(signal: &str, target: &str) {
+    let _ = Command::new("sh")
+        .args(["-c", "kill -\"$1\" \"$2\"", "sh", signal, target])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits up to `limit` for `child` to exit; kills it past that.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
+    for _ in 0..ticks(limit) {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return (st, false);
+        }
+        std::thread::sleep(TICK);
+    }
+    let _ = child.kill();
+    (child.wait().expect("wait"), true)
+}
+
+/// The built module the tests load into sshd and su. `cargo test -p e2e`
+/// builds it (pam_otp is a dev-dependency) into `target/<profile>/deps/`;
+/// `cargo build` also copies it to `target/<profile>/`, where
+/// testkit::module_path() looks. The newer of the two is the current one.
+pub fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary>
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    let profile = deps.parent().expect("profile dir").to_path_buf();
+    [deps, profile]
+        .iter()
+        .map(|d| d.join("libpam_otp.so"))
+        .filter_map(|p| {
+            fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, p))
+        })
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!("libpam_otp.so not built (run `cargo test -p e2e` or `cargo test --workspace`)")
+        })
+}
+
+/// What the test's PAM stack and sshd should look like.
+pub struct SshdSetup<'a> {
+    /// The built module ([`module_path`]).
+    pub module: &'a Path,
+    /// The `auth` lines of the private PAM service. `{module}` stands for
+    /// the module's path and `{config}` for the private pam_otp config file.
+    pub pam_auth: &'a str,
+    /// Text of the private pam_otp config (root-owned 0644).
+    pub otp_config: &'a str,
+    /// sshd's `AuthenticationMethods`.
+    pub authentication_methods: &'a str,
+    /// More sshd_config lines. They come first: for each keyword sshd
+    /// takes the first value it reads.
+    pub sshd_extra: &'a str,
+}
+
+/// A private sshd on 127.0.0.1; stopped and cleaned up on drop.
+pub struct Sshd {
+    pub dir: PathBuf,
+    /// PAM service name (= the symlink sshd is run as).
+    pub service: String,
+    pub pam_file: PathBuf,
+    pub config_file: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+    logins: AtomicU32,
+}
+
+/// Removes what a killed test process left: fixtures whose process is gone.
+fn sweep_stale() {
+    let Ok(entries) = fs::read_dir("/etc/pam.d") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix(SERVICE_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = id.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = Path::new(TEST_ROOT).join(&name);
+        if let Ok(p) = fs::read_to_string(dir.join("sshd.pid")) {
+            if let Ok(p) = p.trim().parse::<u32>() {
+                // Only an sshd started as this fixture's symlink.
+                let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmd).contains(&name) {
+                    kill("KILL", &p.to_string());
+                }
+            }
+        }
+        let _ = fs::remove_file(e.path());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Sshd {
+    pub fn start(setup: &SshdSetup<'_>) -> Sshd {
+        assert_eq!(
+            fs::metadata("/proc/self")
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .ok(),
+            Some(0),
+            "the sshd tests need root (CI runs them as root)"
+        );
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} missing: apt-get install openssh-server (scripts/install-test-deps)"
+        );
+        sweep_stale();
+        if !Path::new(PRIVSEP_DIR).is_dir() {
+            fs::create_dir_all(PRIVSEP_DIR).unwrap();
+            fs::set_permissions(PRIVSEP_DIR, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let root = Path::new(TEST_ROOT);
+        let _ = fs::create_dir_all(root);
+        let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
+
+        let service = format!("{SERVICE_PREFIX}{}", unique_id());
+        let dir = root.join(&service);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let pam_file = Path::new("/etc/pam.d").join(&service);
+        // From here on, drop cleans up even if the start fails.
+        let mut sshd = Sshd {
+            dir: dir.clone(),
+            service: service.clone(),
+            pam_file: pam_file.clone(),
+            config_file: dir.join("pam_otp.toml"),
+            port: 0,
+            child: None,
+            logins: AtomicU32::new(0),
+        };
+
+        write_mode(&sshd.config_file, setup.otp_config, 0o644);
+        let auth = setup
+            .pam_auth
+            .replace("{module}", &setup.module.to_string_lossy())
+            .replace("{config}", &sshd.config_file.to_string_lossy());
+        write_mode(
+            &pam_file,
+            &format!(
+                "# pam_otp end-to-end test fixture ({}); removed when the test ends\n\
+                 {auth}\n\
+                 account required pam_unix.so\n\
+                 session required pam_permit.so\n",
+                dir.display()
+            ),
+            0o644,
+        );
+        let host_key = dir.join("ssh_host_ed25519_key");
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "pam_otp-e2e", "-f"])
+                .arg(&host_key),
+        );
+        let program = dir.join(&service);
+        symlink(SSHD, &program).unwrap();
+        write_mode(&dir.join("askpass"), ASKPASS, 0o755);
+
+        let pid_file = dir.join("sshd.pid");
+        let sshd_config = dir.join("sshd_config");
+        for _attempt in 0..5 {
+            let port = free_port();
+            write_mode(
+                &sshd_config,
+                &format!(
+                    "# private sshd of a pam_otp end-to-end test\n\
+                     {extra}\n\
+                     Port {port}\n\
+                     ListenAddress 127.0.0.1\n\
+                     AddressFamily inet\n\
+                     HostKey {host_key}\n\
+                     PidFile {pid_file}\n\
+                     UsePAM yes\n\
+                     KbdInteractiveAuthentication yes\n\
+                     PasswordAuthentication no\n\
+                     PubkeyAuthentication yes\n\
+                     AuthorizedKeysFile .ssh/authorized_keys\n\
+                     AuthenticationMethods {methods}\n\
+                     UseDNS no\n\
+                     PermitRootLogin no\n\
+                     PrintMotd no\n\
+                     PrintLastLog no\n\
+                     X11Forwarding no\n\
+                     AllowTcpForwarding no\n\
+                     LoginGraceTime 30\n\
+                     LogLevel VERBOSE\n",
+                    host_key = host_key.display(),
+                    pid_file = pid_file.display(),
+                    methods = setup.authentication_methods,
+                    extra = setup.sshd_extra,
+                ),
+                0o644,
+            );
+            let _ = fs::remove_file(&pid_file);
+            let log = File::create(dir.join("sshd.log")).unwrap();
+            // Run by its absolute symlink path: sshd re-executes itself from
+            // argv[0], and takes its PAM service name from it.
+            let mut child = Command::new(&program)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&sshd_config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+            // sshd writes its pid file once it listens.
+            let mut exited = None;
+            for _ in 0..ticks(Duration::from_secs(10)) {
+                if let Some(st) = child.try_wait().unwrap() {
+                    exited = Some(st);
+                    break;
+                }
+                if fs::read_to_string(&pid_file).is_ok_and(|p| p.trim().parse::<u32>().is_ok()) {
+                    break;
+                }
+                std::thread::sleep(TICK);
+            }
+            sshd.child = Some(child);
+            sshd.port = port;
+            match exited {
+                None if pid_file.exists() => return sshd,
+                None => panic!("sshd did not start within 10 s:\n{}", sshd.log()),
+                Some(_) if sshd.log().contains("Address already in use") => continue,
+                Some(st) => panic!("sshd exited at start ({st}):\n{}", sshd.log()),
+            }
+        }
+        panic!("sshd: no free port after 5 tries:\n{}", sshd.log());
+    }
+
+    /// What sshd logged so far (-e: its log goes to stderr, kept in a file).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// A login as `user`, to be configured and run.
+    pub fn ssh(&self, user: &str) -> Ssh<'_> {
+        Ssh {
+            sshd: self,
+            user: user.to_string(),
+            answers: Vec::new(),
+            bind: None,
+            identity: None,
+            methods: "keyboard-interactive".into(),
+            command: Some("echo OK-$USER".into()),
+            tty_input: None,
+        }
+    }
+
+    /// A new client key pair (root's, in the fixture dir): the private key's
+    /// path and the public key line.
+    pub fn client_key(&self) -> (PathBuf, String) {
+        let n = self.logins.fetch_add(1, Ordering::SeqCst);
+        let key = self.dir.join(format!("client_key{n}"));
+        run_ok(
+            Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "pam_otp-e2e-client",
+                    "-f",
+                ])
+                .arg(&key),
+        );
+        let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+        (key, public)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id();
+            if child.try_wait().ok().flatten().is_none() {
+                // Let finished connections wind down (PAM cleanup) so the
+                // listener reaps them, rather than leaving them to init.
+                for _ in 0..ticks(Duration::from_secs(3)) {
+                    if children_of(pid).is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(TICK);
+                }
+                kill("TERM", &pid.to_string());
+                let (_, killed) = wait_or_kill(&mut child, Duration::from_secs(5));
+                if killed {
+                    eprintln!("sshd {pid} ignored SIGTERM; killed");
+                }
+            }
+        }
+        let _ = fs::remove_file(&self.pam_file);
+        if std::thread::panicking() {
+            eprintln!("--- sshd log ({}) ---\n{}", self.service, self.log());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The processes whose parent is `pid` (from /proc/*/stat).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+            stat.rfind(')').and_then(|at| {
+                stat[at + 1..]
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            }) == Some(pid)
+        })
+        .collect()
+}
+
+/// Answers ssh's prompts: logs each one (followed by a line holding only
+/// the ASCII record separator), then prints the answer of the first
+/// `text<TAB>answer` line of $ASKPASS_ANSWERS whose text the prompt
+/// contains; no match = exit 1 (ssh then sends no answer).
+const ASKPASS: &str = "#!/bin/sh\n\
+printf '%s\\n\\036\\n' \"$1\" >> \"$ASKPASS_LOG\"\n\
+while IFS='\t' read -r want answer; do\n\
+    case \"$1\" in\n\
+        *\"$want\"*) printf '%s\\n' \"$answer\"; exit 0 ;;\n\
+    esac\n\
+done < \"$ASKPASS_ANSWERS\"\n\
+exit 1\n";
+
+/// One ssh login, as configured by the builder methods.
+pub struct Ssh<'a> {
+    sshd: &'a Sshd,
+    user: String,
+    answers: Vec<(String, String)>,
+    bind: Option<String>,
+    identity: Option<PathBuf>,
+    methods: String,
+    command: Option<String>,
+    tty_input: Option<String>,
+}
+
+/// What a login gave.
+#[derive(Debug)]
+pub struct SshRun {
+    pub success: bool,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// Every prompt the askpass was shown, in order.
+    pub prompts: Vec<String>,
+}
+
+impl SshRun {
+    /// The prompts that asked for something containing `text`.
+    pub fn asked(&self, text: &str) -> usize {
+        self.prompts.iter().filter(|p| p.contains(text)).count()
+    }
+}
+
+impl Ssh<'_> {
+    /// Answer a prompt containing `prompt_text` with `answer`.
+    pub fn answer(mut self, prompt_text: &str, answer: &str) -> Self {
+        assert!(!prompt_text.contains(['\t', '\n']) && !answer.contains(['\t', '\n']));
+        self.answers.push((prompt_text.into(), answer.into()));
+        self
+    }
+
+    /// Connect from this local address (`ssh -b`).
+    pub fn from(mut self, addr: &str) -> Self {
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Offer this key (publickey first, then keyboard-interactive).
+    pub fn identity(mut self, key: &Path) -> Self {
+        self.identity = Some(key.to_path_buf());
+        self.methods = "publickey,keyboard-interactive".into();
+        self
+    }
+
+    /// The client's `PreferredAuthentications`.
+    pub fn methods(mut self, methods: &str) -> Self {
+        self.methods = methods.into();
+        self
+    }
+
+    /// An interactive login: a remote pseudo-terminal (`-tt`), no command,
+    /// `input` typed into the shell.
+    pub fn interactive(mut self, input: &str) -> Self {
+        self.command = None;
+        self.tty_input = Some(input.into());
+        self
+    }
+
+    pub fn run(self) -> SshRun {
+        let n = self.sshd.logins.fetch_add(1, Ordering::SeqCst);
+        let base = self.sshd.dir.join(format!("login{n}"));
+        let path = |ext: &str| base.with_extension(ext);
+        let answers: String = self
+            .answers
+            .iter()
+            .map(|(w, a)| format!("{w}\t{a}\n"))
+            .collect();
+        write_mode(&path("answers"), &answers, 0o600);
+        write_mode(&path("prompts"), "", 0o600);
+        write_mode(
+            &path("stdin"),
+            self.tty_input.as_deref().unwrap_or(""),
+            0o600,
+        );
+
+        // setsid: no controlling terminal; askpass is forced anyway. The
+        // client's LogLevel stays at its default (INFO), as a user has it:
+        // that is the level at which ssh prints the text (instruction) that
+        // sshd sends with a PAM failure.
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w")
+            .arg("ssh")
+            .args(["-F", "/dev/null", "-p"])
+            .arg(self.sshd.port.to_string())
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+            ])
+            .arg(format!("PreferredAuthentications={}", self.methods));
+        match &self.identity {
+            Some(k) => cmd.arg("-i").arg(k),
+            None => cmd.args(["-o", "PubkeyAuthentication=no"]),
+        };
+        if let Some(b) = &self.bind {
+            cmd.arg("-b").arg(b);
+        }
+        if self.tty_input.is_some() {
+            cmd.arg("-tt");
+        } else {
+            cmd.arg("-T");
+        }
+        cmd.arg(format!("{}@127.0.0.1", self.user));
+        if let Some(c) = &self.command {
+            cmd.arg(c);
+        }
+        cmd.env_remove("SSH_AUTH_SOCK")
+            .env("SSH_ASKPASS", self.sshd.dir.join("askpass"))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":pam-otp-e2e")
+            .env("ASKPASS_LOG", path("prompts"))
+            .env("ASKPASS_ANSWERS", path("answers"))
+            .stdin(File::open(path("stdin")).unwrap())
+            .stdout(File::create(path("out")).unwrap())
+            .stderr(File::create(path("err")).unwrap());
+        let mut child = cmd
+            .spawn()
+            .expect("setsid and ssh (openssh-client) installed");
+        let (status, killed) = wait_or_kill(&mut child, RUN_TIMEOUT);
+        assert!(
+            !killed,
+            "ssh hung for {RUN_TIMEOUT:?}:\n{}",
+            self.sshd.log()
+        );
+        let read = |ext: &str| fs::read_to_string(path(ext)).unwrap_or_default();
+        let prompts = read("prompts")
+            .split("\n\u{1e}\n")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        SshRun {
+            success: status.success(),
+            status,
+            stdout: read("out"),
+            stderr: read("err"),
+            prompts,
+        }
+    }
+}
+
+/// Gives `user` the password `password` (chpasswd; retried while another
+/// test holds the shadow lock).
+pub fn set_password(user: &str, password: &str) {
+    let mut last = String::new();
+    for i in 0..50 {
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(Duration::from_millis(20 + 10 * i));
+    }
+    panic!("chpasswd {user}: {last}");
+}
+
+/// Installs `public_key` as the only entry of `home/.ssh/authorized_keys`,
+/// owned by the user (uid/gid), as sshd's StrictModes wants it.
+pub fn authorize_key(home: &Path, uid: u32, gid: u32, public_key: &str) {
+    let ssh_dir = home.join(".ssh");
+    fs::create_dir_all(&ssh_dir).unwrap();
+    fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let keys = ssh_dir.join("authorized_keys");
+    write_mode(&keys, public_key, 0o600);
+    for p in [&ssh_dir, &keys] {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+    }
+}
+
+/// What a program run under a pseudo-terminal gave.
+#[derive(Debug)]
+pub struct PtyRun {
+    pub success: bool,
+    pub status: ExitStatus,
+    /// Everything the terminal showed.
+    pub output: String,
+}
+
+/// Runs the shell command line `command` under a pseudo-terminal
+/// (`script(1)`, util-linux), with `env` added to its environment. Each
+/// `(prompt, answer)` pair is answered in order once `prompt` has appeared
+/// on the terminal since the previous answer: PAM's terminal conversation
+/// flushes input typed ahead of its prompt, so answers must not come early.
+pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) -> PtyRun {
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("script (util-linux) installed");
+    let output = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut readers = Vec::new();
+    for mut pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = Arc::clone(&output);
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let shown = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    let mut seen = 0;
+    'answers: for (prompt, answer) in answers {
+        for _ in 0..ticks(RUN_TIMEOUT) {
+            let text = shown();
+            if let Some(at) = text.get(seen..).and_then(|t| t.find(prompt)) {
+                seen += at + prompt.len();
+                // The prompt may be printed just before the terminal's echo
+                // is turned off (flushing pending input) and the line read:
+                // give it a moment, and type the answer again if it left no
+                // trace (a flushed answer was never read, so it is safe).
+                for _ in 0..5 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = stdin.write_all(format!("{answer}\n").as_bytes());
+                    let _ = stdin.flush();
+                    for _ in 0..ticks(Duration::from_secs(1)) {
+                        if shown().len() > seen || child.try_wait().unwrap().is_some() {
+                            continue 'answers;
+                        }
+                        std::thread::sleep(TICK);
+                    }
+                }
+                continue 'answers;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break 'answers;
+            }
+            std::thread::sleep(TICK);
+        }
+        break;
+    }
+    let (status, killed) = wait_or_kill(&mut child, RUN_TIMEOUT);
+    drop(stdin);
+    for r in readers {
+        let _ = r.join();
+    }
+    let output = shown();
+    assert!(
+        !killed,
+        "{command} hung for {RUN_TIMEOUT:?}; terminal showed:\n{output}"
+    );
+    PtyRun {
+        success: status.success(),
+        status,
+        output,
+    }
+}
+
+/// A private PAM service directory for pam_wrapper holding one service
+/// file named `service` (e.g. `su`) and a private pam_otp config; removed on
+/// drop. The machine's /etc/pam.d is not touched.
+pub struct PamWrapperDir {
+    pub dir: PathBuf,
+    pub service: String,
+    pub config_file: PathBuf,
+}
+
+impl PamWrapperDir {
+    /// `stack` is the service file's text; `{module}` stands for `module`
+    /// and `{config}` for the private pam_otp config holding `otp_config`.
+    pub fn new(service: &str, stack: &str, module: &Path, otp_config: &str) -> PamWrapperDir {
+        let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", unique_id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let me = PamWrapperDir {
+            config_file: dir.join("pam_otp.toml"),
+            dir,
+            service: service.into(),
+        };
+        write_mode(&me.config_file, otp_config, 0o644);
+        let text = stack
+            .replace("{module}", &module.to_string_lossy())
+            .replace("{config}", &me.config_file.to_string_lossy());
+        write_mode(&me.dir.join(service), &text, 0o644);
+        me
+    }
+
+    /// The environment that makes a PAM program use this directory.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", "libpam_wrapper.so".into()),
+            ("PAM_WRAPPER", "1".into()),
+            (
+                "PAM_WRAPPER_SERVICE_DIR",
+                self.dir.to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+}
+
+impl Drop for PamWrapperDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        // pam_wrapper copies the service dir to /tmp/pam.<c> in every
+        // process it is loaded into, and removes the copy at exit; `su` and
+        // the shell it starts never run that exit code, so their copies
+        // stay. Remove the copies of this dir whose process is gone.
+        let Ok(entries) = fs::read_dir("/tmp") else {
+            return;
+        };
+        let ours = self.config_file.to_string_lossy().into_owned();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("pam.") && name.len() == 5) {
+                continue;
+            }
+            let copy = e.path();
+            let Some(pid) = fs::read_to_string(copy.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let is_ours =
+                fs::read_to_string(copy.join(&self.service)).is_ok_and(|text| text.contains(&ours));
+            if is_ours && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(&copy);
+            }
+        }
+    }
+}

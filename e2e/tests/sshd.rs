@@ -1,0 +1,472 @@
+//! Real logins through a private sshd (OpenSSH, `UsePAM yes`,
+//! keyboard-interactive) with the real ssh client. Each test has its own
+//! sshd, PAM service (`/etc/pam.d/sshd-pot-<id>`), pam_otp config and user.
+//!
+//! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
+//! their sshd_config and PAM lines are the ones documented there.
+
+use e2e::{authorize_key, module_path, set_password, SshRun, Sshd, SshdSetup};
+use testkit::{now, oathtool_totp, TestUser};
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+const PROMPT: &str = "Verification code: ";
+const FORWARD_PROMPT: &str = "Password & verification code: ";
+const NOT_ENROLLED: &str =
+    "Two-factor login is not set up for this account yet: run otp-enroll to set it up.";
+/// The PAM stack that holds only pam_otp.
+const OTP_ONLY: &str = "auth required {module} config={config}";
+
+fn enrolled_user() -> TestUser {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "version = 1\ntype = \"totp\"\nsecret = \"{SECRET}\"\n"
+    ));
+    user
+}
+
+/// The code of the TOTP step `steps` away from now. Any step within
+/// ±totp_skew (1) is accepted, so a code computed now stays good through a
+/// step change during the login.
+fn code(steps: i64) -> String {
+    let at = now().saturating_add_signed(30 * steps);
+    oathtool_totp(SECRET, Some(at), &[])
+}
+
+/// Six digits that are not the code of any step near now.
+fn wrong_code() -> String {
+    let near: Vec<String> = (-3..=3).map(code).collect();
+    let mut n: u32 = (near[3].parse::<u32>().unwrap() + 500_000) % 1_000_000;
+    loop {
+        let c = format!("{n:06}");
+        if !near.contains(&c) {
+            return c;
+        }
+        n = (n + 1) % 1_000_000;
+    }
+}
+
+fn sshd(methods: &str, pam_auth: &str, otp_config: &str) -> Sshd {
+    sshd_with(methods, pam_auth, otp_config, "")
+}
+
+fn sshd_with(methods: &str, pam_auth: &str, otp_config: &str, sshd_extra: &str) -> Sshd {
+    Sshd::start(&SshdSetup {
+        module: &module_path(),
+        pam_auth,
+        otp_config,
+        authentication_methods: methods,
+        sshd_extra,
+    })
+}
+
+fn ok_line(user: &TestUser) -> String {
+    format!("OK-{}", user.name)
+}
+
+/// Runs two logins at the same time.
+fn side_by_side(
+    a: impl FnOnce() -> SshRun + Send,
+    b: impl FnOnce() -> SshRun + Send,
+) -> (SshRun, SshRun) {
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = s.spawn(b);
+        (a.join().unwrap(), b.join().unwrap())
+    })
+}
+
+#[track_caller]
+fn assert_in(run: &SshRun, user: &TestUser, sshd: &Sshd) {
+    assert!(
+        run.success && run.stdout.contains(&ok_line(user)),
+        "login refused: {run:#?}\n--- sshd log ---\n{}",
+        sshd.log()
+    );
+}
+
+#[track_caller]
+fn assert_refused(run: &SshRun, user: &TestUser) {
+    assert!(!run.success, "login accepted: {run:#?}");
+    assert_eq!(run.status.code(), Some(255), "{run:#?}");
+    assert!(!run.stdout.contains(&ok_line(user)), "{run:#?}");
+    assert!(run.stderr.contains("Permission denied"), "{run:#?}");
+}
+
+#[test]
+fn right_code_runs_the_command() {
+    let user = enrolled_user();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
+    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 1, "{run:#?}");
+    assert_eq!(
+        run.prompts[0],
+        format!("({}@127.0.0.1) {PROMPT}", user.name),
+        "ssh shows the module's prompt"
+    );
+    assert!(sshd.log().contains(&format!(
+        "Accepted keyboard-interactive/pam for {}",
+        user.name
+    )));
+}
+
+#[test]
+fn wrong_code_is_refused() {
+    let user = enrolled_user();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
+    let run = sshd.ssh(&user.name).answer(PROMPT, &wrong_code()).run();
+    assert_refused(&run, &user);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+    assert!(sshd.log().contains(&format!(
+        "Failed keyboard-interactive/pam for {}",
+        user.name
+    )));
+    // No answer at all is refused too.
+    let run = sshd.ssh(&user.name).run();
+    assert_refused(&run, &user);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+}
+
+#[test]
+fn replayed_code_is_refused() {
+    let user = enrolled_user();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
+    let c = code(0);
+    let first = sshd.ssh(&user.name).answer(PROMPT, &c).run();
+    assert_in(&first, &user, &sshd);
+    let again = sshd.ssh(&user.name).answer(PROMPT, &c).run();
+    assert_refused(&again, &user);
+    assert_eq!(again.asked(PROMPT), 1, "{again:#?}");
+    // The code of a later step still works: the refusal was the replay.
+    let next = sshd.ssh(&user.name).answer(PROMPT, &code(1)).run();
+    assert_in(&next, &user, &sshd);
+}
+
+/// The rate limit over ssh: after `max_failures` wrong codes even the right
+/// code is refused, and the user is told when to try again (sshd passes the
+/// module's error message on with the failure; ssh prints it on stderr).
+#[test]
+fn rate_limited_user_is_told_when_to_try_again() {
+    let user = enrolled_user();
+    let sshd = sshd(
+        "keyboard-interactive",
+        OTP_ONLY,
+        "[rate_limit]\nmax_failures = 2\ninterval = 60\n",
+    );
+    for _ in 0..2 {
+        let run = sshd.ssh(&user.name).answer(PROMPT, &wrong_code()).run();
+        assert_refused(&run, &user);
+    }
+    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    assert_refused(&run, &user);
+    assert!(
+        run.stderr
+            .contains("Too many failed attempts; try again in "),
+        "{run:#?}"
+    );
+}
+
+/// docs/ssh-recipes.md, recipe 1: key + code.
+/// `AuthenticationMethods publickey,keyboard-interactive`; the PAM stack's
+/// auth part is pam_otp alone.
+#[test]
+fn recipe_key_then_code() {
+    let user = enrolled_user();
+    let sshd = sshd("publickey,keyboard-interactive", OTP_ONLY, "");
+    let (key, public) = sshd.client_key();
+    authorize_key(&user.home, user.uid, user.gid, &public);
+
+    // Key, then a wrong code: refused.
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(PROMPT, &wrong_code())
+        .run();
+    assert_refused(&run, &user);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+
+    // Key, then the right code: in; the key was checked first.
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(PROMPT, &code(0))
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 1, "{run:#?}");
+    let log = sshd.log();
+    let partial = log
+        .find(&format!("Partial publickey for {}", user.name))
+        .unwrap_or_else(|| panic!("no partial publickey success:\n{log}"));
+    let accepted = log
+        .find(&format!(
+            "Accepted keyboard-interactive/pam for {}",
+            user.name
+        ))
+        .unwrap_or_else(|| panic!("no keyboard-interactive success:\n{log}"));
+    assert!(partial < accepted, "{log}");
+
+    // The code alone (no key): never even asked.
+    let run = sshd
+        .ssh(&user.name)
+        .methods("keyboard-interactive")
+        .answer(PROMPT, &code(1))
+        .run();
+    assert_refused(&run, &user);
+    assert!(run.prompts.is_empty(), "{run:#?}");
+
+    // The key alone: refused.
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .methods("publickey")
+        .run();
+    assert_refused(&run, &user);
+    assert!(run.prompts.is_empty(), "{run:#?}");
+}
+
+/// docs/ssh-recipes.md, recipe 2: password + code in one prompt.
+/// `forward_pass` hands the password on to `pam_unix.so use_first_pass`.
+#[test]
+fn recipe_password_and_code_forward_pass() {
+    let user = enrolled_user();
+    set_password(&user.name, "hunter2-pw");
+    let sshd = sshd(
+        "keyboard-interactive",
+        "auth required {module} config={config} forward_pass\n\
+         auth required pam_unix.so use_first_pass",
+        "",
+    );
+
+    // Right password with a wrong code, and a wrong password with a right
+    // code (which is spent all the same). Side by side: each failure costs
+    // pam_unix's 2 s delay.
+    let (wrong_code_run, wrong_password_run) = side_by_side(
+        || {
+            sshd.ssh(&user.name)
+                .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", wrong_code()))
+                .run()
+        },
+        || {
+            sshd.ssh(&user.name)
+                .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", code(0)))
+                .run()
+        },
+    );
+    for run in [&wrong_code_run, &wrong_password_run] {
+        assert_refused(run, &user);
+        assert_eq!(run.prompts.len(), 1, "{run:#?}");
+        assert_eq!(run.asked(FORWARD_PROMPT), 1, "{run:#?}");
+    }
+
+    // Right password + right code, typed as one answer. (The next step's
+    // code: the one above was used.)
+    let run = sshd
+        .ssh(&user.name)
+        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", code(1)))
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 1, "one prompt for both: {run:#?}");
+    assert_eq!(run.asked(FORWARD_PROMPT), 1, "{run:#?}");
+}
+
+/// docs/ssh-recipes.md, recipe 2 (two prompts): Debian's `@include
+/// common-auth` (pam_unix) first, then pam_otp: "Password: ", then the code.
+#[test]
+fn recipe_password_then_code_two_prompts() {
+    let user = enrolled_user();
+    set_password(&user.name, "hunter2-pw");
+    let sshd = sshd(
+        "keyboard-interactive",
+        "@include common-auth\n\
+         auth required {module} config={config}",
+        "",
+    );
+
+    // A wrong password ends the stack (common-auth's pam_deny is
+    // requisite): the code is not even asked. And a right password with a
+    // wrong code. (Side by side: pam_unix delays each failure 2 s.)
+    let (wrong_password, wrong_code_run) = side_by_side(
+        || {
+            sshd.ssh(&user.name)
+                .answer("Password: ", "hunter3-pw")
+                .answer(PROMPT, &code(0))
+                .run()
+        },
+        || {
+            sshd.ssh(&user.name)
+                .answer("Password: ", "hunter2-pw")
+                .answer(PROMPT, &wrong_code())
+                .run()
+        },
+    );
+    assert_refused(&wrong_password, &user);
+    assert_eq!(wrong_password.prompts.len(), 1, "{wrong_password:#?}");
+    assert!(
+        wrong_password.prompts[0].ends_with(") Password: "),
+        "{wrong_password:#?}"
+    );
+    assert_refused(&wrong_code_run, &user);
+    assert_eq!(wrong_code_run.prompts.len(), 2, "{wrong_code_run:#?}");
+
+    // Both right: the password, then the code, as two prompts.
+    let run = sshd
+        .ssh(&user.name)
+        .answer("Password: ", "hunter2-pw")
+        .answer(PROMPT, &code(0))
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 2, "{run:#?}");
+    assert!(run.prompts[0].ends_with(") Password: "), "{run:#?}");
+    assert!(run.prompts[1].ends_with(&format!(") {PROMPT}")), "{run:#?}");
+}
+
+/// Recipe 2 with recipe 3's LAN rule: from the LAN the module asks only
+/// "Password: " and still hands it to pam_unix.
+#[test]
+fn forward_pass_from_the_lan_asks_only_the_password() {
+    let user = enrolled_user();
+    set_password(&user.name, "hunter2-pw");
+    let sshd = sshd(
+        "keyboard-interactive",
+        "auth required {module} config={config} forward_pass\n\
+         auth required pam_unix.so use_first_pass",
+        "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
+    );
+    let run = sshd
+        .ssh(&user.name)
+        .from("127.0.0.2")
+        .answer("Password: ", "hunter2-pw")
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 1, "{run:#?}");
+    assert!(run.prompts[0].ends_with(") Password: "), "{run:#?}");
+
+    // The password still matters.
+    let run = sshd
+        .ssh(&user.name)
+        .from("127.0.0.2")
+        .answer("Password: ", "hunter3-pw")
+        .run();
+    assert_refused(&run, &user);
+}
+
+/// docs/ssh-recipes.md, recipe 3: code only from outside the LAN.
+/// Recipe 1 plus a rule that skips the code for the LAN (here the LAN is
+/// 127.0.0.2/32: `ssh -b 127.0.0.2` connects from it).
+#[test]
+fn recipe_code_only_from_outside_the_lan() {
+    let user = enrolled_user();
+    let sshd = sshd(
+        "publickey,keyboard-interactive",
+        OTP_ONLY,
+        "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
+    );
+    let (key, public) = sshd.client_key();
+    authorize_key(&user.home, user.uid, user.gid, &public);
+
+    // From the LAN: the key is enough, and no code is asked for.
+    let run = sshd.ssh(&user.name).identity(&key).from("127.0.0.2").run();
+    assert_in(&run, &user, &sshd);
+    assert!(run.prompts.is_empty(), "a code was asked: {run:#?}");
+    assert!(sshd.log().contains(&format!(
+        "Accepted keyboard-interactive/pam for {} from 127.0.0.2",
+        user.name
+    )));
+
+    // From elsewhere: asked, and refused without an answer ...
+    let run = sshd.ssh(&user.name).identity(&key).from("127.0.0.1").run();
+    assert_refused(&run, &user);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+
+    // ... and in with the code.
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .from("127.0.0.1")
+        .answer(PROMPT, &code(0))
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+}
+
+/// The UseDNS pitfall of docs/ssh-recipes.md: with `UseDNS yes` sshd hands
+/// PAM the client's host name ("localhost" for 127.0.0.1), which matches no
+/// address rule, so the LAN `skip` rule stops applying and the code is asked.
+#[test]
+fn use_dns_yes_gives_a_host_name_that_matches_no_address_rule() {
+    let user = enrolled_user();
+    let rule = "[[rule]]\nfrom = [\"127.0.0.1/32\"]\notp = \"skip\"\n";
+    // UseDNS no (the default): the address matches, no code.
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, rule);
+    let run = sshd.ssh(&user.name).run();
+    assert_in(&run, &user, &sshd);
+    assert!(run.prompts.is_empty(), "{run:#?}");
+    drop(sshd);
+
+    let sshd = sshd_with(
+        "keyboard-interactive",
+        OTP_ONLY,
+        rule,
+        "UseDNS yes\nLogLevel DEBUG1",
+    );
+    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.asked(PROMPT), 1, "the rule still matched: {run:#?}");
+    let log = sshd.log();
+    assert!(
+        log.contains("PAM: setting PAM_RHOST to \"localhost\""),
+        "{log}"
+    );
+    assert!(
+        sshd.log().contains(&format!(
+            "Accepted keyboard-interactive/pam for {} from 127.0.0.1",
+            user.name
+        )),
+        "{}",
+        sshd.log()
+    );
+}
+
+/// `missing = "allow"`: a user without a secret gets in without a prompt,
+/// and is told to enroll. Where the PAM_TEXT_INFO message lands: sshd sends
+/// it along with the keyboard-interactive result (no prompt), and ssh prints
+/// that on stderr (at its default LogLevel, INFO); for an interactive (pty)
+/// session sshd also shows it before the shell starts. Never to the askpass.
+#[test]
+fn unenrolled_user_under_missing_allow_gets_in_and_is_told_to_enroll() {
+    let user = TestUser::new();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "missing = \"allow\"\n");
+
+    // `ssh host command`: on stderr.
+    let run = sshd.ssh(&user.name).run();
+    assert_in(&run, &user, &sshd);
+    assert!(run.prompts.is_empty(), "{run:#?}");
+    assert!(run.stderr.contains(NOT_ENROLLED), "not told: {run:#?}");
+    assert!(!run.stdout.contains(NOT_ENROLLED), "{run:#?}");
+
+    // An interactive session: on stderr, and again at the session's start.
+    let run = sshd
+        .ssh(&user.name)
+        .interactive("echo OK-$USER; exit\n")
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert!(run.prompts.is_empty(), "{run:#?}");
+    assert!(run.stderr.contains(NOT_ENROLLED), "not told: {run:#?}");
+    let told = run
+        .stdout
+        .find(NOT_ENROLLED)
+        .unwrap_or_else(|| panic!("not shown in the session: {run:#?}"));
+    let ok = run.stdout.rfind(&ok_line(&user)).unwrap();
+    assert!(told < ok, "the message comes at login: {run:#?}");
+}
+
+/// The default `missing = "deny"`: a user without a secret is still asked
+/// (the prompt does not reveal who is enrolled), then refused.
+#[test]
+fn unenrolled_user_under_missing_deny_is_asked_then_refused() {
+    let user = TestUser::new();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
+    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    assert_refused(&run, &user);
+    assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
+}
