@@ -22,7 +22,8 @@ pub const MSG_UNAVAILABLE: &str =
 pub const MSG_NOT_ENROLLED: &str =
     "Two-factor login is not set up for this account yet: run otp-enroll to set it up.";
 pub const MSG_DENIED: &str = "Login refused by policy.";
-pub const MSG_NOT_SAVED: &str = "Your code could not be recorded, so it was not accepted; try again later or contact your administrator.";
+pub const MSG_NOT_SAVED: &str =
+    "Your code could not be recorded, so the login was refused; try again later or contact your administrator.";
 
 /// What the PAM glue answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,11 +344,13 @@ impl Flow<'_, '_> {
         let verdict = verify::verify(&mut file, &code, &policy, self.login.now);
         if verdict.changes_state() {
             if let Err(e) = locked.replace(file.to_toml().as_bytes()) {
+                // Right or wrong, the answer is the same: a code that cannot
+                // be marked used is not accepted, and a failure that cannot
+                // be counted must not tell a guesser whether the code was
+                // right (a full /home would otherwise be an oracle with no
+                // rate limit).
+                self.conv.error(MSG_NOT_SAVED);
                 let why = format!("{}, but saving {path} failed: {e}", verdict.describe());
-                if matches!(verdict, Verdict::Accepted(_)) {
-                    self.conv.error(MSG_NOT_SAVED);
-                    return Err((Outcome::AuthInfoUnavail, why));
-                }
                 return Err((Outcome::AuthErr, why));
             }
         }

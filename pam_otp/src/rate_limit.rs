@@ -1,30 +1,31 @@
-//! Failed-code rate limiting, with lockouts that double.
+//! Failed-code rate limiting, with lockouts that grow fourfold.
 //!
-//! `max_failures` failed codes in a row (each within `interval` seconds of
-//! the one before) lock the account for `interval` seconds. Every further
-//! failure after a lockout doubles it, up to `interval << MAX_DOUBLINGS`.
-//! A success, `otp-enroll unlock`, or a day without failures clears it.
-//! Tries made while locked are refused without looking at the code and are
-//! not counted, so waiting out a lock is never punished.
+//! `max_failures` failed codes since the last success lock the account for
+//! `interval` seconds; every further failure multiplies the lock by four, up
+//! to a day. Failures are forgotten only by a right code, `otp-enroll
+//! unlock`, or a day without failures after the last lock ended: spacing
+//! guesses out buys nothing. Tries made while locked are refused without
+//! looking at the code and are not counted, so waiting out a lock is never
+//! punished.
 //!
-//! With the defaults (3 per 30 s, ±1 step) a guesser who has the password
-//! gets at most 3 + 11 = 14 tries in the first day (30 s · (2^11 − 1) ≤ 1 day)
-//! and about one a day after that, each right with probability 3 / 10^6:
-//! below 5 · 10^-5 per day. An honest user who mistypes twice is never
-//! locked; a third mistake costs 30 s.
+//! With the defaults (3, 30 s) a guesser who has the password gets at most
+//! 3 + 6 = 9 tries in any day (locks of 30 s, 2, 8, 32 min, 2.1 h, 8.5 h, then
+//! a day each), each right with probability (2·totp_skew + 1)/10^6 = 3·10^-6
+//! for TOTP or (hotp_window + 1)/10^6 = 1.1·10^-5 for HOTP: below 2.7·10^-5
+//! and 9.9·10^-5 per day. An honest user who mistypes twice is never locked;
+//! a third mistake costs 30 s.
 
 use crate::secret_file::State;
 
-/// Doublings stop here: 30 s << 11 is about 17 hours, below FORGET_AFTER.
-pub const MAX_DOUBLINGS: u32 = 11;
-/// Failures are forgotten after this long without one.
+/// The longest lock, and the quiet after a lock that forgets the failures.
+pub const MAX_LOCK: u64 = 86_400;
 pub const FORGET_AFTER: u64 = 86_400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Failed codes allowed before a lockout; 0 turns rate limiting off.
     pub max_failures: u32,
-    /// Seconds: the first lockout, and the gap that forgives a few failures.
+    /// Seconds: the first lockout.
     pub interval: u64,
 }
 
@@ -58,27 +59,37 @@ impl RateLimit {
         self.max_failures > 0
     }
 
+    /// How long `failures` (at or past the threshold) lock for.
+    fn lock(&self, failures: u32) -> u64 {
+        let steps = failures.saturating_sub(self.max_failures).min(16);
+        self.interval
+            .saturating_mul(1u64 << (2 * steps))
+            .min(MAX_LOCK)
+    }
+
+    /// Whether the failures recorded so far are forgotten at `now`: a day
+    /// of quiet after the last lock (or failure) ended.
+    fn forgotten(&self, state: &State, now: u64) -> bool {
+        let lock = if self.enabled() && state.failures >= self.max_failures {
+            self.lock(state.failures)
+        } else {
+            0
+        };
+        now.saturating_sub(state.last_failure) >= lock.saturating_add(FORGET_AFTER)
+    }
+
     /// Seconds until the next try is allowed, or `None` if it is now.
     pub fn locked_for(&self, state: &State, now: u64) -> Option<u64> {
         if !self.enabled() || state.failures < self.max_failures {
             return None;
         }
-        if now.saturating_sub(state.last_failure) >= FORGET_AFTER {
-            return None;
-        }
-        let doublings = (state.failures - self.max_failures).min(MAX_DOUBLINGS);
-        let until = state
-            .last_failure
-            .saturating_add(self.interval << doublings);
+        let until = state.last_failure.saturating_add(self.lock(state.failures));
         (now < until).then(|| until - now)
     }
 
     /// Records a failed code at `now`.
     pub fn record_failure(&self, state: &mut State, now: u64) {
-        let quiet = now.saturating_sub(state.last_failure);
-        let forgiven =
-            quiet >= FORGET_AFTER || (state.failures < self.max_failures && quiet >= self.interval);
-        if forgiven {
+        if self.forgotten(state, now) {
             state.failures = 0;
         }
         state.failures = state.failures.saturating_add(1);
@@ -115,44 +126,49 @@ mod tests {
     }
 
     #[test]
-    fn lockouts_double_after_the_threshold_and_cap() {
+    fn lockouts_grow_fourfold_after_the_threshold_up_to_a_day() {
         let mut s = State::default();
         let mut t = 5_000_000;
         for _ in 0..3 {
             RL.record_failure(&mut s, t);
         }
-        let mut expected = 30;
+        let mut expected: u64 = 30;
         for _ in 0..20 {
-            assert_eq!(
-                RL.locked_for(&s, t),
-                Some(expected.min(30 << MAX_DOUBLINGS))
-            );
-            t += expected.min(30 << MAX_DOUBLINGS);
+            let lock = expected.min(MAX_LOCK);
+            assert_eq!(RL.locked_for(&s, t), Some(lock));
+            t += lock;
             assert_eq!(RL.locked_for(&s, t), None);
             RL.record_failure(&mut s, t);
-            expected *= 2;
+            assert!(
+                s.failures > 3,
+                "failures must not be forgotten between locks"
+            );
+            expected = expected.saturating_mul(4);
         }
     }
 
     #[test]
-    fn spaced_out_failures_below_the_threshold_are_forgiven() {
+    fn spacing_guesses_out_does_not_reset_the_count() {
         let mut s = State::default();
         RL.record_failure(&mut s, 100);
         RL.record_failure(&mut s, 110);
-        RL.record_failure(&mut s, 200); // 90 s later: a fresh start
-        assert_eq!(s.failures, 1);
-        assert_eq!(RL.locked_for(&s, 200), None);
+        RL.record_failure(&mut s, 200); // 90 s later: still the third
+        assert_eq!(s.failures, 3);
+        assert_eq!(RL.locked_for(&s, 200), Some(30));
     }
 
     #[test]
-    fn a_day_of_quiet_forgets_a_lockout() {
+    fn a_day_of_quiet_after_the_lock_forgets_it() {
         let mut s = State::default();
-        for i in 0..10 {
+        for i in 0..4 {
             RL.record_failure(&mut s, 100 + i);
         }
-        assert!(RL.locked_for(&s, 200).is_some());
-        assert_eq!(RL.locked_for(&s, 109 + FORGET_AFTER), None);
-        RL.record_failure(&mut s, 109 + FORGET_AFTER);
+        // 4 failures: a 120 s lock from t=103.
+        assert_eq!(RL.locked_for(&s, 103), Some(120));
+        RL.record_failure(&mut s, 103 + 120 + FORGET_AFTER - 1);
+        assert_eq!(s.failures, 5, "not quite a day after the lock ended");
+        let last = s.last_failure;
+        RL.record_failure(&mut s, last + 480 + FORGET_AFTER);
         assert_eq!(s.failures, 1);
     }
 
@@ -174,26 +190,32 @@ mod tests {
         assert_eq!(off.locked_for(&s, 150), None);
     }
 
-    /// The figure in the module docs: tries a guesser gets in a day.
+    /// The figures in the module docs: tries a guesser gets in a day, both
+    /// retrying the moment a lock ends and pacing tries out.
     #[test]
     fn guesser_tries_per_day_under_defaults() {
         let rl = RateLimit::default();
-        let mut s = State::default();
-        let start = 10_000_000;
-        let mut t = start;
-        let mut tries = 0;
-        while t < start + 86_400 {
-            match rl.locked_for(&s, t) {
-                Some(wait) => t += wait,
-                None => {
-                    tries += 1;
-                    rl.record_failure(&mut s, t);
+        for pace in [0u64, 1, 31, 61, 600] {
+            let mut s = State::default();
+            let start = 10_000_000;
+            let mut t = start;
+            let mut tries = 0;
+            while t < start + 86_400 {
+                match rl.locked_for(&s, t) {
+                    Some(wait) => t += wait,
+                    None => {
+                        tries += 1;
+                        rl.record_failure(&mut s, t);
+                        t += pace;
+                    }
                 }
             }
+            assert!(tries <= 9, "pace {pace}: {tries} tries in a day");
+            let p_totp = 3.0 / 1e6; // ±1 step: three codes out of 10^6
+            let p_hotp = 11.0 / 1e6; // counter ..= counter + 10
+            assert!(tries as f64 * p_totp < 1e-4);
+            assert!(tries as f64 * p_hotp < 1e-4, "pace {pace}");
         }
-        assert_eq!(tries, 14);
-        let p_per_try = 3.0 / 1e6; // ±1 step: three codes out of 10^6
-        assert!(tries as f64 * p_per_try < 1e-4);
     }
 
     #[test]

@@ -103,22 +103,64 @@ fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> FsError {
 
 /// The file-system identity of a user, held until dropped.
 ///
-/// setfsuid acts on the calling thread only, and the previous identity is
-/// restored on drop, also when unwinding.
+/// setfsuid/setfsgid act on the calling thread only. When running as root,
+/// the thread's supplementary groups are emptied too (with the raw syscall:
+/// glibc's setgroups() changes every thread of the process, and sshd's
+/// other threads must keep theirs), so only the user's own uid and gid
+/// count. Everything is restored on drop, also when unwinding.
 pub struct FsIdentity {
     prev_uid: Uid,
     prev_gid: Gid,
+    /// The thread's groups before, when they were replaced.
+    prev_groups: Option<Vec<libc::gid_t>>,
+}
+
+fn thread_groups() -> Option<Vec<libc::gid_t>> {
+    // SAFETY: getgroups(0, NULL) only returns the count; the second call
+    // writes at most `n` entries into a buffer of that size.
+    unsafe {
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        if n < 0 {
+            return None;
+        }
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let got = libc::getgroups(n, groups.as_mut_ptr());
+        if got < 0 {
+            return None;
+        }
+        groups.truncate(got as usize);
+        Some(groups)
+    }
+}
+
+fn set_thread_groups(groups: &[libc::gid_t]) -> bool {
+    // SAFETY: the kernel reads groups.len() entries from the slice; the raw
+    // syscall changes this thread's credentials only.
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0 }
 }
 
 impl FsIdentity {
     pub fn assume(owner: Owner) -> Result<FsIdentity, FsError> {
         let uid = Uid::from_raw(owner.uid);
         let gid = Gid::from_raw(owner.gid);
+        let prev_groups = if nix::unistd::geteuid().is_root() && owner.uid != 0 {
+            let saved = thread_groups().ok_or(FsError::Identity { uid: owner.uid })?;
+            if !set_thread_groups(&[]) {
+                return Err(FsError::Identity { uid: owner.uid });
+            }
+            Some(saved)
+        } else {
+            None
+        };
         // setfsuid/setfsgid return the previous value whether or not they
         // succeed; a second call returns the value now in force.
         let prev_gid = setfsgid(gid);
         let prev_uid = setfsuid(uid);
-        let guard = FsIdentity { prev_uid, prev_gid };
+        let guard = FsIdentity {
+            prev_uid,
+            prev_gid,
+            prev_groups,
+        };
         if setfsgid(gid) != gid || setfsuid(uid) != uid {
             drop(guard);
             return Err(FsError::Identity { uid: owner.uid });
@@ -131,6 +173,9 @@ impl Drop for FsIdentity {
     fn drop(&mut self) {
         setfsuid(self.prev_uid);
         setfsgid(self.prev_gid);
+        if let Some(groups) = &self.prev_groups {
+            set_thread_groups(groups);
+        }
     }
 }
 
@@ -343,7 +388,8 @@ fn temp_name(path: &Path) -> PathBuf {
         .file_name()
         .map(|s| s.as_bytes().to_vec())
         .unwrap_or_default();
-    let mut name = OsString::from(".");
+    // Hidden, like the file it replaces (no second dot if it has one).
+    let mut name = OsString::from(if base.first() == Some(&b'.') { "" } else { "." });
     name.push(std::ffi::OsStr::from_bytes(&base));
     name.push(format!(".{n:016x}.tmp"));
     path.with_file_name(name)
