@@ -13,6 +13,9 @@
 //! prompt it is shown and answers by the prompt's text, so a test can assert
 //! both what was asked and that nothing was asked.
 //!
+//! The reliability and security fixtures (races, faults, privilege) are in
+//! [`harness`].
+//!
 //! Needs root (CI runs as root). Leftovers of a test process that was killed
 //! (no drop) are swept by the next fixture that starts.
 
@@ -25,6 +28,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub mod harness;
 
 /// Same root as testkit's users and PAM dirs.
 pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";

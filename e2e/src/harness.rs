@@ -1,0 +1,620 @@
+//! Fixtures for the reliability and security tests (`races`, `faults`,
+//! `privilege`): many pamtester logins at once, logins killed mid-way,
+//! tmpfs mounts that can be filled or made read-only, snapshots of files
+//! that must not change (read without touching their access time), the
+//! lock table and this thread's file-system identity.
+//!
+//! Needs root, like the rest of this crate. Every fixture here undoes
+//! itself on drop, also when the test panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{wait_or_kill, PamWrapperDir, TEST_ROOT};
+
+/// The module's default prompt.
+pub const PROMPT: &str = "Verification code: ";
+/// How long one pamtester login may take before it counts as hung.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A clock for measuring how long something took (the code under test may
+/// not read the clock; tests may).
+#[allow(clippy::disallowed_methods)]
+pub fn stopwatch() -> Instant {
+    Instant::now()
+}
+
+/// What one pamtester login gave.
+#[derive(Debug)]
+pub struct LoginRun {
+    pub success: bool,
+    pub status: ExitStatus,
+    pub stdout: String,
+    /// The prompt and the module's messages to the user go here.
+    pub stderr: String,
+}
+
+impl PamWrapperDir {
+    /// `pamtester <service> <user> authenticate` through this directory
+    /// (pam_wrapper); stdio is left to the caller.
+    pub fn pamtester_command(&self, user: &str) -> Command {
+        let mut cmd = Command::new("pamtester");
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        cmd.arg(&self.service).arg(user).arg("authenticate");
+        cmd
+    }
+
+    /// Starts a login whose answers (`input`, one line per prompt) are
+    /// already waiting on its stdin.
+    pub fn spawn_login(&self, user: &str, input: &str) -> Child {
+        let mut child = self
+            .pamtester_command(user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pamtester installed (scripts/install-test-deps)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // A few bytes: the pipe buffer takes them even before pamtester reads.
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        child
+    }
+
+    /// One login, answering the prompt with `input`.
+    pub fn login(&self, user: &str, input: &str) -> LoginRun {
+        let child = self.spawn_login(user, input);
+        finish(child)
+    }
+}
+
+/// Waits for a login started by [`PamWrapperDir::spawn_login`] (killed
+/// and reported as hung after 30 s).
+pub fn finish(mut child: Child) -> LoginRun {
+    let mut out = child.stdout.take().expect("stdout piped");
+    let mut err = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let mut stderr = Vec::new();
+    let _ = err.read_to_end(&mut stderr);
+    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
+    let stdout = reader.join().unwrap_or_default();
+    let run = LoginRun {
+        success: status.success(),
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(!killed, "pamtester hung for {LOGIN_TIMEOUT:?}: {run:#?}");
+    run
+}
+
+/// Children killed (SIGKILL) and reaped on drop unless taken out first:
+/// a failing test leaves no process behind.
+#[derive(Default)]
+pub struct Reaper(pub Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if c.try_wait().ok().flatten().is_none() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Racer {
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: JoinHandle<()>,
+}
+
+/// Starts `n` logins of `user` at once, waits until every one of them is
+/// blocked at the prompt, then answers all of them with `code` in a tight
+/// loop, so that they all reach the secret file at the same moment.
+pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<LoginRun> {
+    let mut racers = Vec::new();
+    let mut reaper = Reaper::default();
+    for _ in 0..n {
+        let mut child = pam
+            .pamtester_command(user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pamtester installed (scripts/install-test-deps)");
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(k) = err.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..k]);
+            }
+        });
+        racers.push((stdout, stderr, stderr_reader));
+        reaper.0.push(child);
+    }
+    // The barrier: every login has printed its prompt and waits on stdin.
+    let started = stopwatch();
+    loop {
+        let waiting = racers
+            .iter()
+            .filter(|(_, e, _)| String::from_utf8_lossy(&e.lock().unwrap()).contains(PROMPT))
+            .count();
+        if waiting == n {
+            break;
+        }
+        let exited = reaper
+            .0
+            .iter_mut()
+            .map(|c| c.try_wait().ok().flatten().is_some())
+            .filter(|&gone| gone)
+            .count();
+        assert!(
+            exited == 0,
+            "{exited} of {n} logins exited before the prompt"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "only {waiting} of {n} logins reached the prompt in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer = format!("{code}\n");
+    let mut stdins: Vec<_> = reaper
+        .0
+        .iter_mut()
+        .map(|c| c.stdin.take().expect("stdin"))
+        .collect();
+    for s in &mut stdins {
+        s.write_all(answer.as_bytes()).expect("answer");
+    }
+    drop(stdins);
+    let children = std::mem::take(&mut reaper.0);
+    let mut runs = Vec::new();
+    let mut racers: Vec<Racer> = children
+        .into_iter()
+        .zip(racers)
+        .map(|(child, (stdout, stderr, stderr_reader))| Racer {
+            child,
+            stdout,
+            stderr,
+            stderr_reader,
+        })
+        .collect();
+    for r in &mut racers {
+        let (status, killed) = wait_or_kill(&mut r.child, LOGIN_TIMEOUT);
+        assert!(!killed, "a racing login hung for {LOGIN_TIMEOUT:?}");
+        runs.push(status);
+    }
+    racers
+        .into_iter()
+        .zip(runs)
+        .map(|(r, status)| {
+            let stdout = r.stdout.join().unwrap_or_default();
+            let _ = r.stderr_reader.join();
+            let stderr = r.stderr.lock().unwrap().clone();
+            LoginRun {
+                success: status.success(),
+                status,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            }
+        })
+        .collect()
+}
+
+/// pam_wrapper's per-process copies of the service directory
+/// (`/tmp/pam.<c>`). A process killed with SIGKILL never removes its copy,
+/// and one killed while pam_wrapper sets it up leaves it without a pid
+/// file, which pam_wrapper's own sweep then never removes (and there are
+/// only 62 such names).
+pub fn pam_wrapper_copies() -> BTreeSet<PathBuf> {
+    fs::read_dir("/tmp")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.len() == 5 && n.starts_with("pam.")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the copies that appeared since `before` and belong to the
+/// killed (and reaped) process `pid`: their pid file names it, or the
+/// process died before writing one. The caller makes sure no other
+/// pam_wrapper process of its own is starting meanwhile.
+pub fn remove_copies_of_killed(before: &BTreeSet<PathBuf>, pid: u32) -> usize {
+    let mut removed = 0;
+    for dir in pam_wrapper_copies().difference(before) {
+        let owner = |d: &Path| {
+            fs::read_to_string(d.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+        };
+        let ours = match owner(dir) {
+            Some(p) => p == pid,
+            None => {
+                // Not written yet by a live process, or never by a dead one.
+                std::thread::sleep(Duration::from_millis(5));
+                owner(dir).is_none()
+            }
+        };
+        if ours && fs::remove_dir_all(dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// `n` HOTP codes of the hex key `hex`, for counters `first..first+n`
+/// (oathtool, independent of the module's own implementation).
+pub fn hotp_codes(hex: &str, first: u64, n: u64) -> Vec<String> {
+    assert!(n > 0);
+    let out = Command::new("oathtool")
+        .arg("-c")
+        .arg(first.to_string())
+        .arg("-w")
+        .arg((n - 1).to_string())
+        .arg(hex)
+        .output()
+        .expect("oathtool installed");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(codes.len() as u64, n);
+    codes
+}
+
+/// A tmpfs mounted for a test (source name `pam-otp-test`); unmounted on
+/// drop (lazily if something still holds it).
+pub struct TmpfsMount {
+    pub path: PathBuf,
+}
+
+impl TmpfsMount {
+    /// `mount -t tmpfs -o <options> pam-otp-test <path>`.
+    pub fn new(path: &Path, options: &str) -> TmpfsMount {
+        fs::create_dir_all(path).unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "pam-otp-test"])
+            .arg(path));
+        TmpfsMount {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// `mount -o remount,<options>`.
+    pub fn remount(&self, options: &str) {
+        run(Command::new("mount")
+            .arg("-o")
+            .arg(format!("remount,{options}"))
+            .arg(&self.path));
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Mount points of test tmpfs under the test root still in /proc/mounts.
+pub fn test_mounts() -> Vec<String> {
+    fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|m| m.starts_with(TEST_ROOT))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes bytes into `path` (a new root-owned file) until the file system
+/// says ENOSPC; returns the bytes written.
+pub fn fill_until_enospc(path: &Path) -> u64 {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap();
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut written = 0u64;
+    for size in [chunk.len(), 4096, 512, 1] {
+        loop {
+            match f.write(&chunk[..size]) {
+                Ok(0) => break,
+                Ok(k) => written += k as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+    }
+    f.sync_all().unwrap_or(());
+    written
+}
+
+/// Free bytes on the file system holding `path`, as an unprivileged user
+/// sees it (`f_bavail`).
+pub fn free_bytes(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs fills the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    assert_eq!(rc, 0, "statvfs {}", path.display());
+    st.f_bavail * st.f_frsize
+}
+
+/// Everything observable about a file that must not change: its bytes
+/// (read with O_NOATIME, so reading does not touch the access time),
+/// inode, owner, mode and all three times. A symlink is described by its
+/// target instead of its bytes (the link itself is not followed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub bytes: Vec<u8>,
+    pub link: Option<PathBuf>,
+    pub ino: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    pub atime: (i64, i64),
+}
+
+impl Snapshot {
+    /// The same, with the access time left out: for a file the module is
+    /// allowed to read but must not change.
+    pub fn ignoring_atime(mut self) -> Snapshot {
+        self.atime = (0, 0);
+        self
+    }
+}
+
+pub fn snapshot(path: &Path) -> Snapshot {
+    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (bytes, link) = if meta.file_type().is_symlink() {
+        (Vec::new(), Some(fs::read_link(path).unwrap()))
+    } else if meta.is_file() {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        (b, None)
+    } else {
+        (Vec::new(), None)
+    };
+    // The times after reading, in case the file system ignores O_NOATIME.
+    let meta = fs::symlink_metadata(path).unwrap();
+    Snapshot {
+        bytes,
+        link,
+        ino: meta.ino(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mode: meta.mode(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+        atime: (meta.atime(), meta.atime_nsec()),
+    }
+}
+
+/// Snapshots of every entry of `dir` (not recursive), by name.
+pub fn snapshot_dir(dir: &Path) -> BTreeMap<String, Snapshot> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                snapshot(&e.path()),
+            )
+        })
+        .collect()
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether `name` is a temp file the module's writer makes beside the
+/// secret file `secret_name`: `<secret_name>.<16 hex>.tmp`, with a dot in
+/// front unless the name is hidden already (`.pam_otp.toml.<16 hex>.tmp`).
+pub fn is_writer_temp(name: &str, secret_name: &str) -> bool {
+    let hidden = if secret_name.starts_with('.') {
+        Some(name)
+    } else {
+        name.strip_prefix('.')
+    };
+    let Some(rest) = hidden
+        .and_then(|r| r.strip_prefix(secret_name))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Pids holding a `flock` lock on inode `ino` (from /proc/locks; waiters,
+/// the `->` lines, are left out).
+pub fn flock_holders(ino: u64) -> Vec<u32> {
+    let text = fs::read_to_string("/proc/locks").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF"
+            if f.len() < 6 || f[1] != "FLOCK" {
+                return None;
+            }
+            let file_ino = f[5].rsplit(':').next()?.parse::<u64>().ok()?;
+            (file_ino == ino).then(|| f[4].parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a pid this test started and has not reaped yet.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+/// This thread's file-system uid and gid: the fourth value of the `Uid:`
+/// and `Gid:` lines of `/proc/thread-self/status` (real, effective,
+/// saved, file system). setfsuid acts per thread, and test functions run
+/// on their own threads, so `/proc/self` (the main thread) would not show
+/// it.
+pub fn fs_ids() -> (u32, u32) {
+    let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
+    let field = |key: &str| -> u32 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} line in /proc/thread-self/status"))
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+/// This thread's supplementary groups (`Groups:` of /proc/thread-self/status).
+pub fn thread_groups() -> Vec<u32> {
+    let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A small pseudo-random generator for delays (xorshift64*). Seeded from
+/// the clock, or from `PAM_OTP_TEST_SEED` to repeat a run whose seed a
+/// test printed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> (Rng, u64) {
+        let seed = std::env::var("PAM_OTP_TEST_SEED")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| {
+                #[allow(clippy::disallowed_methods)]
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1);
+                nanos ^ (u64::from(std::process::id()) << 32)
+            });
+        (Rng(seed | 1), seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// A directory only root can enter (mode 0700), for files the module must
+/// never touch; removed on drop.
+pub struct RootDir {
+    pub path: PathBuf,
+}
+
+impl RootDir {
+    pub fn new(tag: &str, mode: u32) -> RootDir {
+        use std::os::unix::fs::PermissionsExt;
+        let root = Path::new(TEST_ROOT);
+        let _ = fs::create_dir_all(root);
+        let path = root.join(format!("{tag}-{}", crate::unique_id()));
+        fs::create_dir(&path).unwrap();
+        std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        RootDir { path }
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
