@@ -1,0 +1,399 @@
+//! Command-line parsing (lexopt) and help texts.
+
+use lexopt::prelude::*;
+use pam_otp::otp::Algorithm;
+
+use crate::error::Error;
+use crate::qr::QrStyle;
+
+pub const USAGE: &str = "\
+otp-enroll: set up and manage one-time codes for pam_otp
+
+Usage: otp-enroll [GLOBAL] [COMMAND] [OPTIONS]
+
+Commands:
+  new            create a TOTP (or HOTP) secret, show it as a QR code, confirm
+                 it with one code, hand out emergency codes (the default)
+  token          associate a hardware HOTP token (serial, seed, one code)
+  resync CODE1 CODE2
+                 HOTP: find the counter again from two consecutive codes
+  status         what is set up (never the secret)
+  scratch        print new one-time emergency codes (replacing the old ones)
+  unlock         clear the failed-attempt lockout
+  remove         delete the secret (two-factor login stops for the user)
+  import-google [PATH]
+                 convert a ~/.google_authenticator file
+
+Global options:
+  --user NAME          act for another user (root only)
+  --config PATH        config file (default /etc/security/pam_otp.toml)
+  --secret-file PATH   secret file (default: the config's `secret`, ~/.pam_otp.toml)
+  -h, --help           help; 'otp-enroll COMMAND --help' for a command
+  -V, --version
+
+Exit status: 0 done, 1 failed (nothing was changed), 2 bad arguments.
+";
+
+pub const NEW_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] new [OPTIONS]
+
+Creates a secret, prints it as a QR code, an otpauth:// URI, base32 (groups
+of four) and hex, and emergency codes; then asks for one current code from
+your app and saves only if it is right (three tries), so an unscanned secret
+can never lock you out.
+
+Options:
+  --hotp               counter-based (HOTP) instead of time-based (TOTP)
+  --secret BASE32      use this key instead of a random 160-bit one
+  --algorithm A        SHA1 (default; what most apps support), SHA256, SHA512
+  --digits N           6 (default), 7 or 8
+  --period S           TOTP step in seconds (default 30)
+  --issuer I           shown in the app (default: the host name)
+  --label L            account name in the app (default: user@host)
+  --scratch-codes N    emergency codes to create (default 5, 0 for none)
+  --qr utf8|ansi|none  QR code style (default: ansi on a terminal, else utf8)
+  --force              replace an existing secret
+  --no-confirm         save without asking for a code
+  --if-missing         do nothing (exit 0) if a secret exists; for login hooks
+";
+
+pub const TOKEN_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] token --serial S --secret HEX --code CODE [OPTIONS]
+
+Associates a hardware HOTP token. The seed is hex as vendors ship it, or
+base32:KEY. Press the token once and give that code: it must match a counter
+within 0..1000 after --counter; the counter is stored past it.
+
+Options:
+  --serial S        the serial number printed on the token
+  --secret HEX      the token's seed (hex, or base32:KEY)
+  --code CODE       one code from the token
+  --counter N       the counter to search from (default 0)
+  --digits N        6 (default), 7 or 8
+  --algorithm A     SHA1 (default), SHA256, SHA512
+  --force           replace an existing secret
+";
+
+pub const RESYNC_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] resync CODE1 CODE2
+
+HOTP only: press the token twice and give both codes. They must be
+consecutive and within 10000 counters after the stored one; the counter is
+then set past them (and the lockout cleared).
+";
+
+pub const STATUS_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] status
+
+Shows the type, serial, algorithm, digits, creation date, emergency codes
+left and the lockout state. Never the secret. Exit status 1 if not enrolled.
+";
+
+pub const SCRATCH_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] scratch [-n N]
+
+Prints N (default 5) new emergency codes, each good for one login, and
+replaces the old ones. Keep them somewhere safe, away from your phone.
+";
+
+pub const UNLOCK_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] unlock
+
+Clears the failed-attempt count and lockout.
+";
+
+pub const REMOVE_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] remove [--yes]
+
+Deletes the secret file. Asks first on a terminal unless --yes.
+";
+
+pub const IMPORT_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] import-google [PATH] [--force]
+
+Converts a google-authenticator file (default ~/.google_authenticator of the
+user) into a pam_otp secret file: key, TOTP/HOTP and counter, step size,
+clock skew, emergency codes. The old file is left in place. Its window size
+and rate limit are settings of pam_otp's config, not of the user's file.
+";
+
+#[derive(Debug, Default)]
+pub struct Global {
+    pub user: Option<String>,
+    pub config: Option<String>,
+    pub secret_file: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct NewOpts {
+    pub hotp: bool,
+    pub secret: Option<String>,
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period: u64,
+    pub issuer: Option<String>,
+    pub label: Option<String>,
+    pub scratch_codes: usize,
+    pub qr: Option<QrStyle>,
+    pub force: bool,
+    pub no_confirm: bool,
+    pub if_missing: bool,
+}
+
+impl Default for NewOpts {
+    fn default() -> NewOpts {
+        NewOpts {
+            hotp: false,
+            secret: None,
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            period: 30,
+            issuer: None,
+            label: None,
+            scratch_codes: 5,
+            qr: None,
+            force: false,
+            no_confirm: false,
+            if_missing: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TokenOpts {
+    pub serial: Option<String>,
+    pub secret: Option<String>,
+    pub code: Option<String>,
+    pub counter: u64,
+    pub digits: u8,
+    pub algorithm: Algorithm,
+    pub force: bool,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    New(NewOpts),
+    Token(TokenOpts),
+    Resync(String, String),
+    Status,
+    Scratch(usize),
+    Unlock,
+    Remove { yes: bool },
+    ImportGoogle { path: Option<String>, force: bool },
+    Help(&'static str),
+    Version,
+}
+
+fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Result<T, Error> {
+    let v: String = parser.value()?.string()?;
+    v.parse()
+        .map_err(|_| Error::usage(format!("{what}: {v:?} is not a number")))
+}
+
+fn text(parser: &mut lexopt::Parser) -> Result<String, Error> {
+    Ok(parser.value()?.string()?)
+}
+
+fn algorithm(parser: &mut lexopt::Parser) -> Result<Algorithm, Error> {
+    let v = text(parser)?;
+    Algorithm::parse(&v)
+        .ok_or_else(|| Error::usage(format!("--algorithm: {v:?} is not SHA1, SHA256 or SHA512")))
+}
+
+pub fn parse(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<(Global, Command), Error> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut g = Global::default();
+    let mut cmd: Option<&'static str> = None;
+    let mut new = NewOpts::default();
+    let mut token = TokenOpts {
+        digits: 6,
+        ..TokenOpts::default()
+    };
+    let mut positional: Vec<String> = Vec::new();
+    let mut scratch_n = 5usize;
+    let mut yes = false;
+    let mut force = false;
+    let mut help = false;
+    let mut version = false;
+
+    while let Some(arg) = p.next()? {
+        let sub = cmd.unwrap_or("new");
+        match arg {
+            Long("user") => g.user = Some(text(&mut p)?),
+            Long("config") => g.config = Some(text(&mut p)?),
+            Long("secret-file") => g.secret_file = Some(text(&mut p)?),
+            Short('h') | Long("help") => help = true,
+            Short('V') | Long("version") => version = true,
+            Value(v) if cmd.is_none() => {
+                let v = v.string()?;
+                cmd = Some(match v.as_str() {
+                    "new" => "new",
+                    "token" => "token",
+                    "resync" => "resync",
+                    "status" => "status",
+                    "scratch" => "scratch",
+                    "unlock" => "unlock",
+                    "remove" => "remove",
+                    "import-google" => "import-google",
+                    "help" => {
+                        help = true;
+                        "help"
+                    }
+                    other => return Err(Error::usage(format!("unknown command {other:?}"))),
+                });
+            }
+            Value(v) => positional.push(v.string()?),
+            Long("force") if matches!(sub, "new" | "token" | "import-google") => {
+                force = true;
+            }
+            Long("hotp") if sub == "new" => new.hotp = true,
+            Long("secret") if sub == "new" => new.secret = Some(text(&mut p)?),
+            Long("algorithm") if sub == "new" => new.algorithm = algorithm(&mut p)?,
+            Long("digits") if sub == "new" => new.digits = number(&mut p, "--digits")?,
+            Long("period") if sub == "new" => new.period = number(&mut p, "--period")?,
+            Long("issuer") if sub == "new" => new.issuer = Some(text(&mut p)?),
+            Long("label") if sub == "new" => new.label = Some(text(&mut p)?),
+            Long("scratch-codes") if sub == "new" => {
+                new.scratch_codes = number(&mut p, "--scratch-codes")?
+            }
+            Long("qr") if sub == "new" => {
+                new.qr = Some(match text(&mut p)?.as_str() {
+                    "utf8" => QrStyle::Utf8,
+                    "ansi" => QrStyle::Ansi,
+                    "none" => QrStyle::None,
+                    other => {
+                        return Err(Error::usage(format!(
+                            "--qr: {other:?} is not utf8, ansi or none"
+                        )))
+                    }
+                })
+            }
+            Long("no-confirm") if sub == "new" => new.no_confirm = true,
+            Long("if-missing") if sub == "new" => new.if_missing = true,
+            Long("serial") if sub == "token" => token.serial = Some(text(&mut p)?),
+            Long("secret") if sub == "token" => token.secret = Some(text(&mut p)?),
+            Long("code") if sub == "token" => token.code = Some(text(&mut p)?),
+            Long("counter") if sub == "token" => token.counter = number(&mut p, "--counter")?,
+            Long("digits") if sub == "token" => token.digits = number(&mut p, "--digits")?,
+            Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
+            Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
+            Long("yes") | Short('y') if sub == "remove" => yes = true,
+            other => {
+                return Err(Error::usage(format!(
+                    "{} is not an option of '{sub}'",
+                    other.unexpected()
+                )))
+            }
+        }
+    }
+    let sub = cmd.unwrap_or("new");
+    if version {
+        return Ok((g, Command::Version));
+    }
+    if help {
+        return Ok((
+            g,
+            Command::Help(match sub {
+                "new" if cmd.is_some() => NEW_HELP,
+                "token" => TOKEN_HELP,
+                "resync" => RESYNC_HELP,
+                "status" => STATUS_HELP,
+                "scratch" => SCRATCH_HELP,
+                "unlock" => UNLOCK_HELP,
+                "remove" => REMOVE_HELP,
+                "import-google" => IMPORT_HELP,
+                _ => USAGE,
+            }),
+        ));
+    }
+    let positional_count = match sub {
+        "resync" => 2,
+        "import-google" => positional.len().min(1),
+        _ => 0,
+    };
+    if positional.len() != positional_count {
+        return Err(Error::usage(match sub {
+            "resync" => "resync needs exactly two codes: otp-enroll resync CODE1 CODE2".to_string(),
+            _ => format!(
+                "unexpected argument {:?}",
+                positional
+                    .get(positional_count)
+                    .cloned()
+                    .unwrap_or_default()
+            ),
+        }));
+    }
+    let command = match sub {
+        "new" => Command::New(NewOpts { force, ..new }),
+        "token" => Command::Token(TokenOpts { force, ..token }),
+        "resync" => Command::Resync(positional[0].clone(), positional[1].clone()),
+        "status" => Command::Status,
+        "scratch" => Command::Scratch(scratch_n),
+        "unlock" => Command::Unlock,
+        "remove" => Command::Remove { yes },
+        "import-google" => Command::ImportGoogle {
+            path: positional.into_iter().next(),
+            force,
+        },
+        _ => Command::Help(USAGE),
+    };
+    Ok((g, command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<(Global, Command), Error> {
+        parse(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn default_command_is_new_with_globals_anywhere() {
+        let (g, c) = p(&["--user", "bob", "--no-confirm", "--qr", "none"]).unwrap();
+        assert_eq!(g.user.as_deref(), Some("bob"));
+        assert!(matches!(
+            c,
+            Command::New(NewOpts {
+                no_confirm: true,
+                qr: Some(QrStyle::None),
+                ..
+            })
+        ));
+        let (g, c) = p(&["status", "--config", "/x"]).unwrap();
+        assert_eq!(g.config.as_deref(), Some("/x"));
+        assert!(matches!(c, Command::Status));
+    }
+
+    #[test]
+    fn subcommand_options_and_errors() {
+        assert!(matches!(
+            p(&["resync", "1", "2"]).unwrap().1,
+            Command::Resync(..)
+        ));
+        assert!(p(&["resync", "1"]).is_err());
+        assert!(matches!(
+            p(&["scratch", "-n", "3"]).unwrap().1,
+            Command::Scratch(3)
+        ));
+        assert!(p(&["status", "--hotp"]).is_err());
+        assert!(p(&["frobnicate"]).is_err());
+        assert!(p(&["new", "--digits", "x"]).is_err());
+        assert!(p(&["new", "--algorithm", "md5"]).is_err());
+        assert!(matches!(
+            p(&["token", "--help"]).unwrap().1,
+            Command::Help(TOKEN_HELP)
+        ));
+        assert!(matches!(p(&["--help"]).unwrap().1, Command::Help(USAGE)));
+        assert!(matches!(
+            p(&["import-google"]).unwrap().1,
+            Command::ImportGoogle { path: None, .. }
+        ));
+        assert!(matches!(
+            p(&["remove", "--yes"]).unwrap().1,
+            Command::Remove { yes: true }
+        ));
+    }
+}

@@ -1,0 +1,173 @@
+//! `otp-enroll new`: create a secret, show it, confirm it, save it.
+
+use pam_otp::key;
+use pam_otp::otp::{self, Generator};
+use pam_otp::secret_file::{OtpKind, SecretFile};
+
+use crate::cli::NewOpts;
+use crate::error::Error;
+use crate::qr::{self, QrStyle};
+use crate::target::Target;
+use crate::{prompt, random, store, uri};
+
+const CONFIRM_TRIES: usize = 3;
+
+pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
+    if store::exists(t)? {
+        if o.if_missing {
+            return Ok(());
+        }
+        if !o.force {
+            return Err(Error::failed(format!(
+                "{}: a secret already exists; use --force to replace it (the old one stops working), or otp-enroll remove",
+                t.path_str()
+            )));
+        }
+    }
+    if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&o.digits) {
+        return Err(Error::usage("--digits must be 6, 7 or 8"));
+    }
+    if !(1..=pam_otp::secret_file::MAX_PERIOD).contains(&o.period) {
+        return Err(Error::usage("--period must be 1 to 300 seconds"));
+    }
+    if o.scratch_codes > 20 {
+        return Err(Error::usage("--scratch-codes: at most 20"));
+    }
+    let key = match &o.secret {
+        Some(b32) => {
+            key::decode_base32(b32).ok_or_else(|| Error::usage("--secret is not valid base32"))?
+        }
+        None => random::key()?,
+    };
+    if !key::key_length_ok(&key) {
+        return Err(Error::usage(
+            "--secret must be 10 to 128 bytes (16 to 205 base32 characters)",
+        ));
+    }
+    let mut file = SecretFile::new(if o.hotp { OtpKind::Hotp } else { OtpKind::Totp }, key);
+    file.algorithm = o.algorithm;
+    file.digits = o.digits;
+    file.period = o.period;
+    file.created = Some(now);
+    file.scratch_codes = random::scratch_codes(o.scratch_codes)?;
+
+    let host = hostname();
+    let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
+    let label = o
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{}@{host}", t.account.name));
+    let uri = uri::key_uri(&file, &issuer, &label);
+    let style =
+        o.qr.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            QrStyle::Ansi
+        } else {
+            QrStyle::Utf8
+        });
+    let picture = qr::render(&uri, style)
+        .ok_or_else(|| Error::failed("the key URI is too long for a QR code"))?;
+
+    println!(
+        "Two-factor login for {} ({})",
+        t.account.name,
+        file.kind.as_str().to_uppercase()
+    );
+    println!();
+    println!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...):");
+    print!("{picture}");
+    println!();
+    println!("Or add it by hand:");
+    println!("  URI:    {uri}");
+    println!("  Key:    {}   (base32)", key::grouped_base32(&file.key));
+    println!("  Hex:    {}", key::encode_hex(&file.key));
+    println!(
+        "  Type:   {}, {}, {} digits{}",
+        if o.hotp {
+            "counter-based (HOTP)"
+        } else {
+            "time-based (TOTP)"
+        },
+        file.algorithm.as_str(),
+        file.digits,
+        if o.hotp {
+            String::new()
+        } else {
+            format!(", every {} s", file.period)
+        }
+    );
+    if !file.scratch_codes.is_empty() {
+        println!();
+        println!("Emergency codes (each works once; keep them away from your phone):");
+        for c in &file.scratch_codes {
+            println!("  {c}");
+        }
+    }
+    println!();
+
+    if !o.no_confirm {
+        confirm(t, &mut file, now)?;
+    }
+    store::save_new(t, &file, o.force)?;
+    println!(
+        "Saved {} — codes are now needed to log in{}.",
+        t.path_str(),
+        if t.for_other {
+            format!(" as {}", t.account.name)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// Asks for a current code; only a right one lets the file be saved. The
+/// code is marked used, so it cannot be replayed at login.
+fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
+    let g = Generator::new(&file.key, file.algorithm, file.digits)
+        .ok_or_else(|| Error::failed("invalid key settings"))?;
+    for attempt in 1..=CONFIRM_TRIES {
+        let Some(answer) = prompt::ask("Enter the code your app shows now, to confirm: ") else {
+            return Err(Error::failed("no code given: nothing was saved"));
+        };
+        let code = otp::normalize_code(&answer).filter(|c| c.len() == usize::from(file.digits));
+        if let Some(code) = code {
+            match file.kind {
+                OtpKind::Totp => {
+                    let now_step = now / file.period;
+                    let skew = u64::from(t.config.totp_skew);
+                    if let Some(step) =
+                        g.find(now_step.saturating_sub(skew)..=now_step + skew, &code)
+                    {
+                        file.state.last_step = Some(step);
+                        file.state.drift = step as i64 - now_step as i64;
+                        return Ok(());
+                    }
+                }
+                OtpKind::Hotp => {
+                    let last = file.counter + u64::from(t.config.hotp_window);
+                    if let Some(counter) = g.find(file.counter..=last, &code) {
+                        file.counter = counter + 1;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if attempt < CONFIRM_TRIES {
+            eprintln!("That code is not right. Check that the app shows the new entry (and the phone's clock is right), then try again.");
+        }
+    }
+    Err(Error::failed(
+        "three wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
+    ))
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

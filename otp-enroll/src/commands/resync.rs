@@ -1,0 +1,45 @@
+//! `otp-enroll resync CODE1 CODE2`: re-find an HOTP token's counter.
+
+use pam_otp::otp::{self, Generator};
+use pam_otp::rate_limit::RateLimit;
+use pam_otp::secret_file::OtpKind;
+
+use crate::error::Error;
+use crate::store;
+use crate::target::Target;
+
+/// How far past the stored counter the two codes may be.
+pub const SEARCH: u64 = 10_000;
+
+pub fn run(t: &Target, c1: &str, c2: &str) -> Result<(), Error> {
+    let c1 = otp::normalize_code(c1).ok_or_else(|| Error::usage("CODE1 must be digits"))?;
+    let c2 = otp::normalize_code(c2).ok_or_else(|| Error::usage("CODE2 must be digits"))?;
+    let counter = store::update(t, |file| {
+        if file.kind != OtpKind::Hotp {
+            return Err(Error::failed(
+                "resync is for counter-based (HOTP) tokens; this secret is time-based",
+            ));
+        }
+        let g = Generator::new(&file.key, file.algorithm, file.digits)
+            .ok_or_else(|| Error::failed("invalid key settings"))?;
+        let start = file.counter;
+        let end = start.saturating_add(SEARCH);
+        // Every candidate pair is checked; the first consecutive match wins.
+        let mut found = None;
+        for c in start..=end {
+            if g.matches(c, &c1) && g.matches(c + 1, &c2) && found.is_none() {
+                found = Some(c);
+            }
+        }
+        let c = found.ok_or_else(|| {
+            Error::failed(format!(
+                "no two consecutive codes match within counters {start}..{end}: nothing was changed (press the token twice and give both codes in order)"
+            ))
+        })?;
+        file.counter = c + 2;
+        RateLimit::record_success(&mut file.state);
+        Ok((file.counter, true))
+    })?;
+    println!("Resynchronised {}: counter now {counter}.", t.account.name);
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `otp-enroll status`: what is set up, never the secret.
+
+use pam_otp::secret_file::OtpKind;
+
+use crate::error::Error;
+use crate::store;
+use crate::target::Target;
+
+pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
+    if !store::exists(t)? {
+        println!("{}: not enrolled (no {})", t.account.name, t.path_str());
+        return Ok(false);
+    }
+    let f = store::read(t)?;
+    println!("user:            {}", t.account.name);
+    println!("secret file:     {}", t.path_str());
+    match f.kind {
+        OtpKind::Totp => println!(
+            "type:            TOTP (time-based), {}, {} digits, every {} s",
+            f.algorithm.as_str(),
+            f.digits,
+            f.period
+        ),
+        OtpKind::Hotp => println!(
+            "type:            HOTP (counter-based), {}, {} digits, next counter {}",
+            f.algorithm.as_str(),
+            f.digits,
+            f.counter
+        ),
+    }
+    if let Some(s) = &f.serial {
+        println!("serial:          {s}");
+    }
+    println!(
+        "created:         {}",
+        f.created.map_or("unknown".to_string(), format_utc)
+    );
+    println!("emergency codes: {} left", f.scratch_codes.len());
+    let rl = t.config.rate_limit;
+    let lock = match rl.locked_for(&f.state, now) {
+        Some(s) => format!(
+            "locked for {s} s more ({} failed attempts; otp-enroll unlock clears it)",
+            f.state.failures
+        ),
+        None if f.state.failures > 0 => {
+            format!("not locked ({} recent failed attempts)", f.state.failures)
+        }
+        None => "not locked".to_string(),
+    };
+    println!("lockout:         {lock}");
+    Ok(true)
+}
+
+/// `YYYY-MM-DD HH:MM UTC` from Unix time (civil-from-days, no time crate).
+pub fn format_utc(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_utc(1_111_111_111), "2005-03-18 01:58 UTC");
+        assert_eq!(super::format_utc(1_709_210_096), "2024-02-29 12:34 UTC");
+    }
+}

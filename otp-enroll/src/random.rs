@@ -1,0 +1,77 @@
+//! Secrets and emergency codes from the kernel's random generator.
+
+use crate::error::Error;
+
+/// Fills `buf` from getrandom(2).
+pub fn fill(buf: &mut [u8]) -> Result<(), Error> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: getrandom writes at most rest.len() bytes into rest.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::failed(format!("cannot get random bytes: {err}")));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// A new 160-bit key (RFC 4226's recommendation).
+pub fn key() -> Result<Vec<u8>, Error> {
+    let mut k = vec![0u8; 20];
+    fill(&mut k)?;
+    Ok(k)
+}
+
+const SCRATCH_LOW: u32 = 10_000_000;
+const SCRATCH_SPAN: u32 = 90_000_000;
+
+/// `n` distinct 8-digit emergency codes, uniform over 10000000..=99999999.
+pub fn scratch_codes(n: usize) -> Result<Vec<String>, Error> {
+    // Reject the top of the u32 range that would bias the modulo.
+    let limit = u32::MAX - (u32::MAX % SCRATCH_SPAN);
+    let mut codes: Vec<String> = Vec::with_capacity(n);
+    while codes.len() < n {
+        let mut b = [0u8; 4];
+        fill(&mut b)?;
+        let v = u32::from_ne_bytes(b);
+        if v >= limit {
+            continue;
+        }
+        let code = (SCRATCH_LOW + v % SCRATCH_SPAN).to_string();
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    Ok(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_codes_are_eight_distinct_digits() {
+        let codes = scratch_codes(50).unwrap();
+        assert_eq!(codes.len(), 50);
+        for c in &codes {
+            assert!(pam_otp::secret_file::is_scratch_code(c), "{c}");
+            assert!(c.as_bytes()[0] != b'0');
+        }
+        let mut sorted = codes.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 50);
+    }
+
+    #[test]
+    fn keys_differ() {
+        assert_ne!(key().unwrap(), key().unwrap());
+        assert_eq!(key().unwrap().len(), 20);
+    }
+}
