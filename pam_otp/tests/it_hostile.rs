@@ -1,0 +1,270 @@
+//! Hostile secret files through the real libpam: each is refused (PAM fails
+//! even with the right code), the file is left byte-for-byte as it was, and
+//! nothing crashes. Then symlinks planted at the temp/lock names: a
+//! successful login writes nothing through them.
+
+mod it_common;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use it_common::*;
+
+const RHOST: Option<&str> = Some("203.0.113.7");
+
+/// Logs in with the right current code and asserts a clean refusal with
+/// `path` (and everything else given) untouched.
+fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
+    let svc = simple_service("");
+    let before: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "hostile file accepted: {run:?}");
+    // pamtester reports PAM_AUTHINFO_UNAVAIL itself: no crash, no panic
+    // (PAM_SYSTEM_ERR), no mere "wrong code".
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+    assert!(output(&run).contains("unavailable"), "{run:?}");
+    let after: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    assert_eq!(before, after, "file changed");
+    assert!(
+        leftovers(&user.home).is_empty(),
+        "{:?}",
+        leftovers(&user.home)
+    );
+}
+
+fn hostile_text(text: &[u8]) {
+    let user = TestUser::new();
+    let path = user.write_secret("");
+    fs::write(&path, text).unwrap();
+    assert_refused_untouched(&user, &[&path]);
+}
+
+fn hostile_mode(mode: u32) {
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    assert_refused_untouched(&user, &[&path]);
+}
+
+#[test]
+fn group_readable_0640() {
+    hostile_mode(0o640);
+}
+
+#[test]
+fn world_readable_0604() {
+    hostile_mode(0o604);
+}
+
+#[test]
+fn group_writable_0620() {
+    hostile_mode(0o620);
+}
+
+#[test]
+fn owned_by_another_user() {
+    let user = TestUser::new();
+    let other = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    other.chown(&path);
+    assert_refused_untouched(&user, &[&path]);
+}
+
+#[test]
+fn symlink_to_a_valid_secret_elsewhere() {
+    let user = TestUser::new();
+    let real = user.home.join("real.toml");
+    fs::write(&real, totp_secret()).unwrap();
+    user.chown(&real);
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+    let link = user.secret_path();
+    symlink(&real, &link).unwrap();
+    user.chown(&link);
+    assert_refused_untouched(&user, &[&link, &real]);
+}
+
+#[test]
+fn directory_at_the_path() {
+    let user = TestUser::new();
+    let dir = user.secret_path();
+    fs::create_dir(&dir).unwrap();
+    user.chown(&dir);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_refused_untouched(&user, &[&dir]);
+}
+
+#[test]
+fn random_bytes() {
+    // A fixed xorshift stream: the same "random" file every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    hostile_text(&bytes);
+}
+
+#[test]
+fn truncated_toml() {
+    let full = format!("{}scratch_codes = [\"31415926\"]\n", totp_secret());
+    // Cut inside the secret string.
+    hostile_text(&full.as_bytes()[..40]);
+}
+
+#[test]
+fn empty_file() {
+    hostile_text(b"");
+}
+
+#[test]
+fn invalid_base32() {
+    hostile_text(b"version = 1\ntype = \"totp\"\nsecret = \"NOT-BASE32!!1\"\n");
+}
+
+#[test]
+fn digits_9() {
+    hostile_text(format!("{}digits = 9\n", totp_secret()).as_bytes());
+}
+
+#[test]
+fn period_0() {
+    hostile_text(format!("{}period = 0\n", totp_secret()).as_bytes());
+}
+
+#[test]
+fn version_2() {
+    hostile_text(format!("version = 2\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n").as_bytes());
+}
+
+#[test]
+fn unknown_key() {
+    hostile_text(format!("{}skew_everything = true\n", totp_secret()).as_bytes());
+}
+
+#[test]
+fn nul_bytes_and_bad_utf8() {
+    let mut text = totp_secret().into_bytes();
+    text.extend_from_slice(b"serial = \"\xff\xfe\0\"\n");
+    hostile_text(&text);
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures wall time
+fn twenty_megabytes_refused_quickly() {
+    let user = TestUser::new();
+    let path = user.write_secret("");
+    // A valid file followed by 20 MB of comment: only its size is wrong.
+    let mut text = totp_secret().into_bytes();
+    text.push(b'#');
+    text.resize(20 * 1024 * 1024, b'x');
+    text.push(b'\n');
+    fs::write(&path, &text).unwrap();
+    let started = Instant::now();
+    assert_refused_untouched(&user, &[&path]);
+    // The refusal itself (one pamtester run, after the code was computed) is
+    // fast; measure it again without the fixture around it.
+    let svc = simple_service("");
+    let t = Instant::now();
+    let run = svc.authenticate(&user.name, RHOST, "123456\n");
+    let took = t.elapsed();
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(started.elapsed() < Duration::from_secs(40));
+}
+
+#[test]
+fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let root = RootDir::new();
+    let mut targets = Vec::new();
+    for (i, name) in [
+        ".pam_otp.toml.lock",
+        ".pam_otp.toml.tmp",
+        ".pam_otp.toml~",
+        ".pam_otp.toml.new",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let target = root.path.join(format!("target{i}"));
+        fs::write(&target, format!("root data {i}\n")).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = user.home.join(name);
+        symlink(&target, &link).unwrap();
+        user.chown(&link);
+        targets.push((target, link));
+    }
+    let before: Vec<(Snapshot, Snapshot)> = targets
+        .iter()
+        .map(|(t, l)| (snapshot(t), snapshot(l)))
+        .collect();
+    let svc = simple_service("");
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let after: Vec<(Snapshot, Snapshot)> = targets
+        .iter()
+        .map(|(t, l)| (snapshot(t), snapshot(l)))
+        .collect();
+    assert_eq!(
+        before, after,
+        "something was written through a planted link"
+    );
+    // The secret itself was updated, as a regular file.
+    let meta = fs::symlink_metadata(user.secret_path()).unwrap();
+    assert!(meta.file_type().is_file());
+    let f =
+        pam_otp::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
+            .unwrap();
+    assert!(f.state.last_step.is_some());
+    // Nothing new was left in the root-only directory.
+    assert_eq!(fs::read_dir(&root.path).unwrap().count(), 4);
+}
+
+#[test]
+fn secret_path_template_into_etc_is_refused_for_a_user() {
+    // A root-owned file the user does not own is fine to read (owner root
+    // is allowed), but a path outside the home made of a planted symlink
+    // is not followed.
+    let user = TestUser::new();
+    let root = RootDir::new();
+    let target = root.path.join("shadow-like");
+    fs::write(&target, totp_secret()).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    let link = user.secret_path();
+    symlink(&target, &link).unwrap();
+    user.chown(&link);
+    assert_refused_untouched(&user, &[&link, &target]);
+}
+
+#[test]
+fn read_only_home_refuses_a_right_code_it_cannot_record() {
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o555)).unwrap();
+    let svc = simple_service("");
+    let before = snapshot(&path);
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!run.success, "unrecorded code accepted: {run:?}");
+    assert!(output(&run).contains("could not be recorded"), "{run:?}");
+    assert_eq!(snapshot(&path), before);
+    assert!(
+        leftovers(&user.home).is_empty(),
+        "{:?}",
+        leftovers(&user.home)
+    );
+    // Once the home is writable again the same code works (it was never used).
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+}

@@ -1,0 +1,506 @@
+//! Logins through the real libpam (pam_wrapper + pamtester) with the built
+//! module and a private config: codes right, wrong, replayed, spaced; TOTP
+//! SHA256/8 digits; HOTP window; scratch codes; missing secrets;
+//! forward_pass and use_first_pass; rate limit; the atomic rewrite; a broken
+//! config failing closed; unknown arguments ignored.
+
+mod it_common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+use it_common::*;
+use pam_otp::secret_file::SecretFile;
+
+const RHOST: Option<&str> = Some("203.0.113.7");
+
+fn parse(user: &TestUser) -> SecretFile {
+    SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap()).unwrap()
+}
+
+#[test]
+fn right_code_succeeds() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("");
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    assert!(output(&run).contains(SUCCESS), "{run:?}");
+    assert!(output(&run).contains(PROMPT), "{run:?}");
+}
+
+#[test]
+fn wrong_code_fails_and_is_counted() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("");
+    let run = svc.authenticate(&user.name, RHOST, &format!("{}\n", wrong_code()));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTH_ERR), "{run:?}");
+    assert_eq!(parse(&user).state.failures, 1);
+    assert_eq!(parse(&user).state.last_step, None);
+}
+
+#[test]
+fn replayed_code_fails() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("");
+    let code = fresh_code();
+    let first = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(first.success, "{first:?}");
+    let after_first = fs::read(user.secret_path()).unwrap();
+    let again = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!again.success, "replay accepted: {again:?}");
+    let state = parse(&user).state;
+    assert_eq!(state.failures, 1, "the replay counts as a failure");
+    assert_eq!(
+        state.last_step,
+        SecretFile::parse(&String::from_utf8(after_first).unwrap())
+            .unwrap()
+            .state
+            .last_step
+    );
+}
+
+#[test]
+fn code_with_spaces_and_dashes_succeeds() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("");
+    let code = fresh_code();
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    let run = svc.authenticate(&user.name, RHOST, &format!("{spaced}\n"));
+    assert!(run.success, "{spaced:?}: {run:?}");
+    // Dashes too, with the next step's code (the first one is now used).
+    let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let dashed = format!("{}-{}", &next[..3], &next[3..]);
+    let run = svc.authenticate(&user.name, RHOST, &format!("{dashed}\n"));
+    assert!(run.success, "{dashed:?}: {run:?}");
+}
+
+#[test]
+fn totp_sha256_eight_digits() {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\nalgorithm = \"SHA256\"\ndigits = 8\n"
+    ));
+    let svc = simple_service("");
+    wait_for_fresh_step(5);
+    let code = oathtool(&["--totp=sha256", "--digits=8", "-b", KEY_B32]);
+    assert_eq!(code.len(), 8);
+    // The SHA1 code of the same key and step is not accepted.
+    let sha1 = oathtool_totp(KEY_B32, None, &["--digits=8"]);
+    assert_ne!(sha1, code);
+    let wrong = svc.authenticate(&user.name, RHOST, &format!("{sha1}\n"));
+    assert!(!wrong.success, "SHA1 code accepted for a SHA256 secret");
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let f = parse(&user);
+    assert_eq!(f.digits, 8);
+    assert!(f.state.last_step.is_some());
+}
+
+#[test]
+fn hotp_ahead_within_window_moves_the_counter() {
+    let user = TestUser::new();
+    user.write_secret(&hotp_secret(5));
+    let svc = simple_service("hotp_window = 10\n");
+    let code = oathtool_hotp_hex(KEY_HEX, 12);
+    let run = svc.authenticate(&user.name, None, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, 13);
+    // The same code again, and one from before it, are refused.
+    let again = svc.authenticate(&user.name, None, &format!("{code}\n"));
+    assert!(!again.success, "{again:?}");
+    let older = oathtool_hotp_hex(KEY_HEX, 9);
+    let run = svc.authenticate(&user.name, None, &format!("{older}\n"));
+    assert!(!run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, 13);
+    // The next one works.
+    let next = oathtool_hotp_hex(KEY_HEX, 13);
+    let run = svc.authenticate(&user.name, None, &format!("{next}\n"));
+    assert!(run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, 14);
+}
+
+#[test]
+fn hotp_rfc4226_vector_at_counter() {
+    let user = TestUser::new();
+    user.write_secret(&hotp_secret(0));
+    let svc = simple_service("");
+    // RFC 4226 appendix D, count 0 and 1.
+    let run = svc.authenticate(&user.name, None, "755224\n");
+    assert!(run.success, "{run:?}");
+    let run = svc.authenticate(&user.name, None, "287082\n");
+    assert!(run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, 2);
+}
+
+#[test]
+fn hotp_behind_refused() {
+    let user = TestUser::new();
+    user.write_secret(&hotp_secret(5));
+    let svc = simple_service("hotp_window = 10\n");
+    let window: Vec<String> = (5..=15).map(|c| oathtool_hotp_hex(KEY_HEX, c)).collect();
+    let behind = oathtool_hotp_hex(KEY_HEX, 3);
+    assert!(!window.contains(&behind));
+    let run = svc.authenticate(&user.name, None, &format!("{behind}\n"));
+    assert!(!run.success, "{run:?}");
+    let f = parse(&user);
+    assert_eq!(f.counter, 5);
+    assert_eq!(f.state.failures, 1);
+}
+
+#[test]
+fn hotp_beyond_window_refused() {
+    let user = TestUser::new();
+    user.write_secret(&hotp_secret(5));
+    let svc = simple_service("hotp_window = 10\n");
+    let window: Vec<String> = (5..=15).map(|c| oathtool_hotp_hex(KEY_HEX, c)).collect();
+    let beyond = oathtool_hotp_hex(KEY_HEX, 17);
+    assert!(!window.contains(&beyond));
+    let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
+    assert!(!run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, 5);
+}
+
+#[test]
+fn scratch_code_works_once() {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "{}scratch_codes = [\"31415926\", \"27182818\"]\n",
+        totp_secret()
+    ));
+    let svc = simple_service("");
+    let run = svc.authenticate(&user.name, RHOST, "31415926\n");
+    assert!(run.success, "{run:?}");
+    assert_eq!(parse(&user).scratch_codes, vec!["27182818".to_string()]);
+    let again = svc.authenticate(&user.name, RHOST, "31415926\n");
+    assert!(!again.success, "scratch code reused: {again:?}");
+    let other = svc.authenticate(&user.name, RHOST, "2718 2818\n");
+    assert!(other.success, "{other:?}");
+    assert!(parse(&user).scratch_codes.is_empty());
+}
+
+#[test]
+fn missing_secret_deny_still_prompts() {
+    let user = TestUser::new();
+    let svc = simple_service("missing = \"deny\"\n");
+    let run = svc.authenticate(&user.name, RHOST, "123456\n");
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTH_ERR), "{run:?}");
+    assert!(output(&run).contains(PROMPT), "no prompt: {run:?}");
+    assert!(!user.secret_path().exists());
+}
+
+#[test]
+fn missing_secret_allow_succeeds_with_a_message() {
+    let user = TestUser::new();
+    let svc = simple_service("missing = \"allow\"\n");
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(run.success, "{run:?}");
+    assert!(output(&run).contains("not set up"), "{run:?}");
+    assert!(!user.secret_path().exists());
+}
+
+#[test]
+fn nullok_argument_allows_a_missing_secret() {
+    let user = TestUser::new();
+    let svc = service(
+        "auth required {module} config={config} nullok\n",
+        "missing = \"deny\"\n",
+    );
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(run.success, "{run:?}");
+    assert!(output(&run).contains("not set up"), "{run:?}");
+    // nullok does not let an enrolled user in without a code.
+    user.write_secret(&totp_secret());
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(!run.success, "{run:?}");
+}
+
+fn set_password(user: &TestUser, password: &str) {
+    let mut child = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}:{password}\n", user.name).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn forward_pass_password_and_code_in_one_prompt() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = service(
+        "auth required {module} config={config} forward_pass\nauth required pam_permit.so\n",
+        "",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("pw{code}\n"));
+    assert!(run.success, "{run:?}");
+    assert!(
+        output(&run).contains("Password & verification code"),
+        "{run:?}"
+    );
+    let run = svc.authenticate(&user.name, RHOST, &format!("pw{}\n", wrong_code()));
+    assert!(!run.success, "{run:?}");
+}
+
+#[test]
+fn forward_pass_hands_the_password_to_pam_unix() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    set_password(&user, "s3cret-Pw");
+    let svc = service(
+        "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
+        "",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw{code}\n"));
+    assert!(run.success, "{run:?}");
+    // A wrong password with a fresh right code fails in pam_unix.
+    wait_for_fresh_step(5);
+    let t = now();
+    let next = oathtool_totp(KEY_B32, Some(t + 30), &[]);
+    let run = svc.authenticate(&user.name, RHOST, &format!("wrong-Pw{next}\n"));
+    assert!(!run.success, "{run:?}");
+}
+
+#[test]
+fn use_first_pass_without_authtok_fails_without_prompt() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let before = snapshot(&user.secret_path());
+    let svc = service(
+        "auth required {module} config={config} use_first_pass\n",
+        "",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert!(!output(&run).contains(PROMPT), "{run:?}");
+    assert_eq!(snapshot(&user.secret_path()), before);
+}
+
+#[test]
+fn rate_limit_refuses_the_right_code_after_three_failures() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("[rate_limit]\nmax_failures = 3\ninterval = 30\n");
+    let wrong = wrong_code();
+    for i in 0..3 {
+        let run = svc.authenticate(&user.name, RHOST, &format!("{wrong}\n"));
+        assert!(!run.success, "try {i}: {run:?}");
+        assert!(!output(&run).contains("try again in"), "try {i}: {run:?}");
+    }
+    assert_eq!(parse(&user).state.failures, 3);
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "right code accepted while locked: {run:?}");
+    assert!(output(&run).contains("try again in"), "{run:?}");
+    assert_eq!(parse(&user).state.last_step, None);
+}
+
+#[test]
+fn success_rewrites_the_file_atomically() {
+    let user = TestUser::new();
+    let path = user.write_secret(&format!(
+        "# my comment\n{}scratch_codes = [\"31415926\"]\n",
+        totp_secret()
+    ));
+    let before = fs::metadata(&path).unwrap();
+    let svc = simple_service("");
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let after = fs::symlink_metadata(&path).unwrap();
+    assert!(after.file_type().is_file());
+    assert_ne!(after.ino(), before.ino(), "not replaced by rename");
+    assert_eq!(after.uid(), user.uid);
+    assert_eq!(after.gid(), user.gid);
+    assert_eq!(after.permissions().mode() & 0o7777, 0o600);
+    let f = parse(&user);
+    assert!(f.state.last_step.is_some());
+    assert_eq!(f.key, b"12345678901234567890".to_vec());
+    assert_eq!(f.scratch_codes, vec!["31415926".to_string()]);
+    assert!(
+        leftovers(&user.home).is_empty(),
+        "{:?}",
+        leftovers(&user.home)
+    );
+}
+
+fn broken_config_fails_closed(config: &str, mode: u32) {
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    let svc = simple_service("");
+    let cfg = write_config(&svc, config);
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(mode)).unwrap();
+    let before = snapshot(&path);
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "broken config {config:?} {mode:o}: {run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+    assert!(output(&run).contains("unavailable"), "{run:?}");
+    assert_eq!(snapshot(&path), before);
+}
+
+#[test]
+fn broken_config_bad_toml_fails_closed() {
+    broken_config_fails_closed("default = \"skip\"\n[[rule\n", 0o644);
+}
+
+#[test]
+fn broken_config_unknown_key_fails_closed() {
+    broken_config_fails_closed("default = \"skip\"\nmisssing = \"allow\"\n", 0o644);
+}
+
+#[test]
+fn broken_config_group_writable_fails_closed() {
+    broken_config_fails_closed("default = \"skip\"\n", 0o664);
+}
+
+#[test]
+fn broken_config_bad_value_fails_closed() {
+    broken_config_fails_closed("totp_skew = 5000\n", 0o644);
+}
+
+#[test]
+fn unknown_module_argument_is_ignored() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = service(
+        "auth required {module} config={config} frobnicate=1 bogus\n",
+        "",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let run = svc.authenticate(&user.name, RHOST, &format!("{}\n", wrong_code()));
+    assert!(!run.success, "{run:?}");
+}
+
+#[test]
+fn no_such_user_fails() {
+    let svc = simple_service("missing = \"allow\"\ndefault = \"require\"\n");
+    let run = svc.authenticate("potnosuchuser", RHOST, "123456\n");
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(USER_UNKNOWN), "{run:?}");
+}
+
+#[test]
+fn try_first_pass_after_pam_unix_prompts_for_the_code() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    set_password(&user, "s3cret-Pw");
+    let svc = service(
+        "auth required pam_unix.so\nauth required {module} config={config} try_first_pass\n",
+        "",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw\n{code}\n"));
+    assert!(run.success, "{run:?}");
+    assert!(output(&run).contains(PROMPT), "{run:?}");
+    // The password was not tried as a code: no failure recorded.
+    assert_eq!(parse(&user).state.failures, 0);
+}
+
+#[test]
+fn use_first_pass_takes_the_code_from_the_earlier_module() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    set_password(&user, "s3cret-Pw");
+    let svc = service(
+        "auth required pam_unix.so\nauth required {module} config={config} use_first_pass\n",
+        "",
+    );
+    let code = fresh_code();
+    // The password is taken as the code: refused, and no second prompt.
+    let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw\n{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert!(!output(&run).contains(PROMPT), "{run:?}");
+}
+
+#[test]
+fn secret_and_prompt_arguments_override_the_config() {
+    let user = TestUser::new();
+    let custom = user.home.join("custom-otp.toml");
+    std::fs::write(&custom, totp_secret()).unwrap();
+    user.chown(&custom);
+    fs::set_permissions(&custom, fs::Permissions::from_mode(0o600)).unwrap();
+    let svc = service(
+        "auth required {module} config={config} secret=%h/custom-otp.toml [prompt=Token please: ]\n",
+        "secret = \"%h/nowhere.toml\"\nprompt = \"Ignored: \"\n",
+    );
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    assert!(output(&run).contains("Token please: "), "{run:?}");
+    assert!(!output(&run).contains("Ignored"), "{run:?}");
+    let f = SecretFile::parse(&fs::read_to_string(&custom).unwrap()).unwrap();
+    assert!(f.state.last_step.is_some());
+}
+
+#[test]
+fn concurrent_logins_accept_a_code_once() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let svc = simple_service("[rate_limit]\nmax_failures = 0\n");
+    let code = fresh_code();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut child = svc
+                .pamtester_command(&user.name, RHOST, &["authenticate"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{code}\n").as_bytes())
+                .unwrap();
+            child
+        })
+        .collect();
+    let ok = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .filter(|o| o.status.success())
+        .count();
+    assert_eq!(ok, 1, "the same code accepted {ok} times");
+    assert!(
+        leftovers(&user.home).is_empty(),
+        "{:?}",
+        leftovers(&user.home)
+    );
+}
+
+#[test]
+fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    set_password(&user, "s3cret-Pw");
+    let svc = service(
+        "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
+        "[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n",
+    );
+    let run = svc.authenticate(&user.name, Some("10.1.1.1"), "s3cret-Pw\n");
+    assert!(run.success, "{run:?}");
+    let run = svc.authenticate(&user.name, Some("10.1.1.1"), "wrong-Pw\n");
+    assert!(!run.success, "{run:?}");
+    assert!(!output(&run).contains(PROMPT), "{run:?}");
+}
