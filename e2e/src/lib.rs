@@ -98,30 +98,8 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
     (child.wait().expect("wait"), true)
 }
 
-/// The built module the tests load into sshd and su. `cargo test -p e2e`
-/// builds it (pam_otp is a dev-dependency) into `target/<profile>/deps/`;
-/// `cargo build` also copies it to `target/<profile>/`, where
-/// testkit::module_path() looks. The newer of the two is the current one.
-pub fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test binary>
-    let deps = exe.parent().expect("deps dir").to_path_buf();
-    let profile = deps.parent().expect("profile dir").to_path_buf();
-    [deps, profile]
-        .iter()
-        .map(|d| d.join("libpam_otp.so"))
-        .filter_map(|p| {
-            fs::metadata(&p)
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, p))
-        })
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!("libpam_otp.so not built (run `cargo test -p e2e` or `cargo test --workspace`)")
-        })
-}
+/// The built module (the newer of cargo's two copies).
+pub use testkit::module_path;
 
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {

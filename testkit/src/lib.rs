@@ -205,15 +205,25 @@ pub fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// The built module, as cargo left it.
+/// The built module. Cargo leaves a copy in `target/<profile>/` and, when
+/// only a dependent crate's tests are built (`cargo test -p e2e`), a fresh
+/// one in `deps/` alone: take the newer, so a stale module is never tested.
 pub fn module_path() -> PathBuf {
-    let p = target_dir().join("libpam_otp.so");
-    assert!(
-        p.exists(),
-        "{} not built (run the tests with `cargo test --workspace`)",
-        p.display()
-    );
-    p
+    let profile = target_dir();
+    [profile.join("deps"), profile]
+        .iter()
+        .map(|d| d.join("libpam_otp.so"))
+        .filter_map(|p| {
+            fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, p))
+        })
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!("libpam_otp.so not built (run the tests with `cargo test --workspace`)")
+        })
 }
 
 /// A built binary of the workspace (e.g. "otp-enroll").
