@@ -39,9 +39,8 @@ pub fn plausible_user_name(name: &str) -> bool {
             .any(|c| c == '/' || c.is_control() || c.is_whitespace())
 }
 
-/// Looks a user up. `Ok(None)`: no such user. `Err`: NSS failed.
-pub fn lookup(name: &str) -> Result<Option<Account>, String> {
-    match User::from_name(name) {
+fn from_passwd(found: nix::Result<Option<User>>) -> Result<Option<Account>, String> {
+    match found {
         Ok(Some(u)) => Ok(Some(Account {
             name: u.name,
             uid: u.uid.as_raw(),
@@ -53,17 +52,14 @@ pub fn lookup(name: &str) -> Result<Option<Account>, String> {
     }
 }
 
+/// Looks a user up. `Ok(None)`: no such user. `Err`: NSS failed.
+pub fn lookup(name: &str) -> Result<Option<Account>, String> {
+    from_passwd(User::from_name(name))
+}
+
+/// Looks a user up by uid.
 pub fn lookup_uid(uid: u32) -> Result<Option<Account>, String> {
-    match User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => Ok(Some(Account {
-            name: u.name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-            home: u.dir.to_string_lossy().into_owned(),
-        })),
-        Ok(None) => Ok(None),
-        Err(e) => Err(format!("user look-up failed: {e}")),
-    }
+    from_passwd(User::from_uid(nix::unistd::Uid::from_raw(uid)))
 }
 
 /// The account's groups, fetched on first use.
