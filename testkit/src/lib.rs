@@ -3,6 +3,7 @@
 //! private service directory, pamtester, oathtool. These tests need root
 //! (CI runs as root) and clean up after themselves, also when they fail.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -91,13 +92,17 @@ impl TestUser {
             }
             retry(cmd.arg(&name));
         }
-        let meta = fs::metadata(&home).expect("home created");
-        TestUser {
+        // From here on, drop removes the account even if a check panics.
+        let mut user = TestUser {
             name,
             home,
-            uid: meta.uid(),
-            gid: meta.gid(),
-        }
+            uid: u32::MAX,
+            gid: u32::MAX,
+        };
+        let meta = fs::metadata(&user.home).expect("home created");
+        user.uid = meta.uid();
+        user.gid = meta.gid();
+        user
     }
 
     /// The default secret file path.
@@ -252,17 +257,75 @@ pub struct PamRun {
     pub stderr: String,
 }
 
+impl PamRun {
+    /// Whether the run died before any PAM module ran, in pam_wrapper or
+    /// `pam_start`, rather than giving a verdict on the login.
+    ///
+    /// pam_wrapper copies the service dir to `/tmp/pam.<c>`, with one of
+    /// 62 letters picked by `lstat` then `mkdir`: logins started at the
+    /// same moment can pick the same letter, and then one of them exits in
+    /// `pam_start` ("Failed to copy config files") or finds its service
+    /// gone ("Initialization failure"). No module has run then, so running
+    /// the login again is safe and is what the fixtures do.
+    pub fn died_before_pam(&self) -> bool {
+        let all = format!("{}{}", self.stdout, self.stderr);
+        all.contains("pamtester: Initialization failure")
+            || (all.contains("pwrap_init: ") && !all.contains("pamtester: "))
+    }
+}
+
+/// Runs `cmd` with `input` on its stdin and collects what it printed.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    // A program that exits without reading (pam_wrapper failing early) is
+    // not the test's failure: ignore a broken pipe.
+    match stdin.write_all(input.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
+        _ => {}
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    PamRun {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the login `make()` builds, again (a few times at most) while it
+/// dies in pam_wrapper before any module ran; see [`PamRun::died_before_pam`].
+pub fn run_pam_retrying(make: impl Fn() -> Command, input: &str) -> PamRun {
+    let mut run = run_with_input(&mut make(), input);
+    for i in 0..10u64 {
+        if !run.died_before_pam() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10 + 20 * i));
+        run = run_with_input(&mut make(), input);
+    }
+    run
+}
+
 impl PamService {
     /// `stack` is the service file's text; `{module}` stands for the path
     /// of the built pam_otp module.
     pub fn new(stack: &str) -> PamService {
         require_root();
+        // Everything that can panic comes before the directory exists:
+        // a panic here must not leave an empty service dir behind.
+        let text = stack.replace("{module}", &module_path().to_string_lossy());
         let name = unique("svc");
         let dir = test_root().join(format!("pamd-{name}"));
         fs::create_dir_all(&dir).unwrap();
-        let text = stack.replace("{module}", &module_path().to_string_lossy());
-        fs::write(dir.join(&name), text).unwrap();
-        PamService { dir, name }
+        let svc = PamService { dir, name };
+        fs::write(svc.dir.join(&svc.name), text).unwrap();
+        svc
     }
 
     /// Writes a file (e.g. a config) inside the service dir, root-owned 0644.
@@ -280,25 +343,7 @@ impl PamService {
     }
 
     pub fn pamtester(&self, user: &str, rhost: Option<&str>, input: &str, ops: &[&str]) -> PamRun {
-        let mut cmd = self.pamtester_command(user, rhost, ops);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pamtester installed");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        PamRun {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_pam_retrying(|| self.pamtester_command(user, rhost, ops), input)
     }
 
     /// The command, for callers that spawn many at once.
@@ -312,6 +357,26 @@ impl PamService {
         }
         cmd.arg(&self.name).arg(user).args(ops);
         cmd
+    }
+
+    /// The same login as one command line, `env LD_PRELOAD=... pamtester
+    /// ...`, for a wrapper (a shell, `unshare`) to exec. The wrapper itself
+    /// must not load pam_wrapper: its constructor creates `/tmp/pam.<c>`
+    /// and only its destructor removes it, which an exec skips.
+    pub fn pamtester_argv(&self, user: &str, rhost: Option<&str>, ops: &[&str]) -> Vec<OsString> {
+        let cmd = self.pamtester_command(user, rhost, ops);
+        let mut argv: Vec<OsString> = vec!["env".into()];
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                let mut kv = k.to_os_string();
+                kv.push("=");
+                kv.push(v);
+                argv.push(kv);
+            }
+        }
+        argv.push(cmd.get_program().to_os_string());
+        argv.extend(cmd.get_args().map(|a| a.to_os_string()));
+        argv
     }
 }
 
