@@ -52,6 +52,8 @@ impl Outcome {
 pub struct Report {
     pub outcome: Outcome,
     pub reason: String,
+    /// Lines logged always, at warning level (e.g. unknown arguments).
+    pub warnings: Vec<String>,
     /// Extra lines logged only with `debug`.
     pub debug: Vec<String>,
 }
@@ -99,6 +101,7 @@ struct Flow<'a, 'c> {
     login: &'a Login<'a>,
     cfg: Config,
     conv: &'c mut dyn Conversation,
+    warnings: Vec<String>,
     debug: Vec<String>,
 }
 
@@ -122,6 +125,7 @@ pub fn authenticate(
             return Report {
                 outcome: Outcome::AuthInfoUnavail,
                 reason: why,
+                warnings: Vec::new(),
                 debug: Vec::new(),
             };
         }
@@ -130,20 +134,24 @@ pub fn authenticate(
         login,
         cfg,
         conv,
+        warnings: Vec::new(),
         debug: Vec::new(),
     };
     let (outcome, reason) = flow.run(lookup);
     Report {
         outcome,
         reason,
+        warnings: flow.warnings,
         debug: flow.debug,
     }
 }
 
 impl Flow<'_, '_> {
     fn run(&mut self, lookup: Lookup<'_>) -> (Outcome, String) {
+        // Logged with or without `debug`: an admin's typo ("nulok") must
+        // not go unnoticed.
         if !self.cfg.unknown_args.is_empty() {
-            self.debug.push(format!(
+            self.warnings.push(format!(
                 "ignored unknown module arguments: {:?}",
                 self.cfg.unknown_args
             ));

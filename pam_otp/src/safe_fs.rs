@@ -20,7 +20,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -426,7 +426,12 @@ fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, FsError> {
                 })
             }
         };
-        let written = file.write_all(contents).and_then(|()| file.sync_all());
+        // The caller's umask is not ours to trust (0477 would leave a file
+        // its owner cannot read at the next login): 0600 exactly, by fchmod.
+        let written = file
+            .set_permissions(fs::Permissions::from_mode(0o600))
+            .and_then(|()| file.write_all(contents))
+            .and_then(|()| file.sync_all());
         if let Err(err) = written {
             drop(file);
             let _ = fs::remove_file(&temp);

@@ -184,50 +184,111 @@ fn twenty_megabytes_refused_quickly() {
 fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let root = RootDir::new();
-    let mut targets = Vec::new();
-    for (i, name) in [
+    // Like /etc: root's files, readable by all, writable by root only.
+    let etc = RootDir::new();
+    fs::set_permissions(&etc.path, fs::Permissions::from_mode(0o755)).unwrap();
+    // And a directory outside the home the user can write to: there only
+    // O_NOFOLLOW/O_EXCL (not the fs identity) keep writes out.
+    let outside = RootDir::new();
+    user.chown(&outside.path);
+    let names = [
         ".pam_otp.toml.lock",
         ".pam_otp.toml.tmp",
         ".pam_otp.toml~",
         ".pam_otp.toml.new",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let target = root.path.join(format!("target{i}"));
-        fs::write(&target, format!("root data {i}\n")).unwrap();
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        ".pam_otp.toml.bak",
+        ".pam_otp.toml.swp",
+        "pam_otp.toml.tmp",
+        ".pam_otp.toml.0000000000000000.tmp",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let dir = if i % 2 == 0 { &etc.path } else { &outside.path };
+        let target = dir.join(format!("target-{i}"));
+        // Every other target exists; the rest are dangling (following one
+        // with O_CREAT would create it).
+        if i % 4 < 2 {
+            fs::write(&target, format!("data {i}\n")).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+            if dir == &outside.path {
+                user.chown(&target);
+            }
+        }
         let link = user.home.join(name);
         symlink(&target, &link).unwrap();
         user.chown(&link);
-        targets.push((target, link));
     }
-    let before: Vec<(Snapshot, Snapshot)> = targets
-        .iter()
-        .map(|(t, l)| (snapshot(t), snapshot(l)))
-        .collect();
+    let watched = |p: &Path| -> Vec<Snapshot> {
+        let mut v = vec![snapshot(p)];
+        for e in fs::read_dir(p).unwrap() {
+            v.push(snapshot(&e.unwrap().path()));
+        }
+        v
+    };
+    let before = (watched(&etc.path), watched(&outside.path));
+    let links_before: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    let home_entries = snapshot(&user.home).entries;
+
     let svc = simple_service("");
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(run.success, "{run:?}");
-    let after: Vec<(Snapshot, Snapshot)> = targets
-        .iter()
-        .map(|(t, l)| (snapshot(t), snapshot(l)))
-        .collect();
+    // A replay and a wrong code write the state too.
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+
+    // Not a byte, inode or time changed, nothing new outside the home.
     assert_eq!(
-        before, after,
+        (watched(&etc.path), watched(&outside.path)),
+        before,
         "something was written through a planted link"
     );
-    // The secret itself was updated, as a regular file.
+    let links_after: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    assert_eq!(links_before, links_after);
+    // The home holds what was planted and the rewritten secret, no more.
+    assert_eq!(snapshot(&user.home).entries, home_entries);
     let meta = fs::symlink_metadata(user.secret_path()).unwrap();
     assert!(meta.file_type().is_file());
     let f =
         pam_otp::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
             .unwrap();
     assert!(f.state.last_step.is_some());
-    // Nothing new was left in the root-only directory.
-    assert_eq!(fs::read_dir(&root.path).unwrap().count(), 4);
+    assert_eq!(f.state.failures, 1);
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures wall time
+fn fifo_at_the_path_is_refused_without_hanging() {
+    let user = TestUser::new();
+    let path = user.secret_path();
+    let out = std::process::Command::new("mkfifo")
+        .arg("-m")
+        .arg("600")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    user.chown(&path);
+    let started = Instant::now();
+    assert_refused_untouched(&user, &[&path]);
+    // A fresh code may have meant waiting for the next step: time the
+    // login alone, again.
+    let svc = simple_service("");
+    let t = Instant::now();
+    let run = svc.authenticate(&user.name, RHOST, "123456\n");
+    assert!(!run.success, "{run:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(40));
+}
+
+#[test]
+fn root_owned_secret_in_the_home_is_refused() {
+    // Owner root passes the ownership check, but the file is opened as the
+    // user, who cannot read root's 0600 file: admin-owned secrets fail
+    // closed (SECURITY.md, "Not defended").
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    assert_refused_untouched(&user, &[&path]);
 }
 
 #[test]

@@ -7,10 +7,10 @@
 mod it_common;
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use it_common::*;
 
@@ -71,40 +71,23 @@ fn logged_run(
     rhost: Option<&str>,
     input: &str,
 ) -> (PamRun, Vec<String>) {
-    let inner = svc.pamtester_command(user, rhost, &["authenticate"]);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg(NAMESPACE_SCRIPT)
-        .arg(&sink.path)
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let run = PamRun {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let make = || {
+        // pam_wrapper is preloaded into pamtester only (see
+        // testkit::PamService::pamtester_argv), not unshare or the shell.
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(NAMESPACE_SCRIPT)
+            .arg(&sink.path)
+            .args(svc.pamtester_argv(user, rhost, &["authenticate"]));
+        cmd
     };
+    let run = testkit::run_pam_retrying(make, input);
+    // Whatever happened in the namespace, pamtester itself must have run
+    // and given its verdict (on stdout for a success, stderr otherwise);
+    // anything else is a broken fixture, not a refused login.
     assert!(
-        !run.stderr.contains("unshare:") && !run.stderr.contains("mount:"),
-        "namespace setup failed: {run:?}"
+        output(&run).contains("pamtester: ") && !run.died_before_pam(),
+        "namespace setup or pam_wrapper failed: {run:?}"
     );
     (run, sink.lines())
 }
@@ -165,7 +148,7 @@ fn success_is_one_info_line_with_the_default() {
     let code = fresh_code();
     let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
     assert!(run.success, "{run:?}");
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
     // authpriv (10 << 3) | info (6) = 86
     let line = decision_line(&lines, &svc, &user, RHOST, 86, "success");
     assert!(line.contains("default (require)"), "{line}");
@@ -180,7 +163,7 @@ fn wrong_code_is_one_notice_line() {
     let wrong = wrong_code();
     let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{wrong}\n"));
     assert!(!run.success, "{run:?}");
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
     // authpriv | notice (5) = 85
     let line = decision_line(&lines, &svc, &user, RHOST, 85, "auth_err");
     assert!(line.contains("wrong code"), "{line}");
@@ -258,10 +241,13 @@ fn debug_adds_lines_but_never_a_code_or_secret() {
     assert!(run.success, "{run:?}");
     assert!(lines.len() > 1, "debug adds detail: {lines:#?}");
     decision_line(&lines, &svc, &user, RHOST, 86, "success");
+    // The decision, one warning for the unknown argument, the rest debug.
     let debug: Vec<&String> = lines.iter().filter(|l| l.starts_with("<87>")).collect();
-    assert_eq!(debug.len(), lines.len() - 1, "{lines:#?}");
+    assert_eq!(debug.len(), lines.len() - 2, "{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.contains("frobnicate")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("<84>") && l.contains("frobnicate")),
         "unknown argument logged: {lines:#?}"
     );
     // A scratch code through the debug path.
@@ -295,7 +281,7 @@ fn hostile_rhost_cannot_forge_a_line() {
     let rhost = "evil\"\nFAKE result=success";
     let (run, lines) = logged_run(&svc, &sink, &user.name, Some(rhost), "000000\n");
     assert!(!run.success, "{run:?}");
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
     assert!(!lines[0].contains('\n'), "{:?}", lines[0]);
     // The quote and newline are escaped, so the value stays inside its quotes.
     assert!(
@@ -304,4 +290,143 @@ fn hostile_rhost_cannot_forge_a_line() {
         lines[0]
     );
     assert!(lines[0].contains(" result=auth_err "), "{:?}", lines[0]);
+}
+
+#[test]
+fn unknown_argument_is_logged_without_debug() {
+    // An admin's typo ("nulok") must show up in the log even without
+    // `debug`: the spec says unknown arguments are logged and ignored.
+    let user = enrolled();
+    let svc = service(
+        "auth required {module} config={config} nulok frobnicate=1\n",
+        "",
+    );
+    let sink = LogSink::new();
+    let code = fresh_code();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    decision_line(&lines, &svc, &user, RHOST, 86, "success");
+    // authpriv | warning (4) = 84
+    let warned: Vec<&String> = lines.iter().filter(|l| l.starts_with("<84>")).collect();
+    assert_eq!(warned.len(), 1, "{lines:#?}");
+    assert!(warned[0].contains("nulok"), "{lines:#?}");
+    assert!(warned[0].contains("frobnicate=1"), "{lines:#?}");
+    assert!(
+        warned[0].contains(&format!("user=\"{}\"", user.name)),
+        "{lines:#?}"
+    );
+    assert_no_secrets(&lines, &[&code]);
+}
+
+#[test]
+fn missing_secret_under_deny_is_logged() {
+    let user = TestUser::new();
+    let svc = simple_service("missing = \"deny\"\n");
+    let sink = LogSink::new();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), "654321\n");
+    assert!(!run.success, "{run:?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
+    let line = decision_line(&lines, &svc, &user, RHOST, 85, "auth_err");
+    assert!(line.contains("missing = deny"), "{line}");
+    assert_no_secrets(&lines, &["654321"]);
+}
+
+#[test]
+fn rate_limited_login_is_logged_without_the_code() {
+    let user = enrolled();
+    let svc = simple_service("[rate_limit]\nmax_failures = 1\ninterval = 60\n");
+    let sink = LogSink::new();
+    let wrong = wrong_code();
+    let (run, _) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{wrong}\n"));
+    assert!(!run.success, "{run:?}");
+    let code = fresh_code();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    let line = decision_line(&lines, &svc, &user, RHOST, 85, "auth_err");
+    assert!(line.contains("rate limited"), "{line}");
+    assert_no_secrets(&lines, &[&code, &wrong]);
+}
+
+#[test]
+fn broken_config_is_an_err_line_naming_the_file() {
+    let user = enrolled();
+    let svc = simple_service("misssing = \"allow\"\n");
+    let sink = LogSink::new();
+    let code = fresh_code();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
+    let line = decision_line(&lines, &svc, &user, RHOST, 83, "authinfo_unavail");
+    assert!(
+        line.contains(&config_path(&svc).to_string_lossy().into_owned()),
+        "{line}"
+    );
+    assert!(line.contains("misssing"), "the bad key is named: {line}");
+    assert_no_secrets(&lines, &[&code]);
+}
+
+/// A hostile secret file is refused with an err line that says what is
+/// wrong with it (an admin must be able to tell a bad mode from a symlink).
+fn hostile_reason(user: &TestUser, want: &str) {
+    let svc = simple_service("");
+    let sink = LogSink::new();
+    let code = fresh_code();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
+    let line = decision_line(&lines, &svc, user, RHOST, 83, "authinfo_unavail");
+    let path = user.secret_path().to_string_lossy().into_owned();
+    assert!(line.contains(&path), "no {path}: {line}");
+    assert!(line.contains(want), "no {want:?}: {line}");
+    assert_no_secrets(&lines, &[&code]);
+}
+
+#[test]
+fn hostile_mode_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    hostile_reason(&user, "mode 0640");
+}
+
+#[test]
+fn hostile_owner_is_named() {
+    let user = TestUser::new();
+    let other = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    other.chown(&path);
+    hostile_reason(&user, &format!("owned by uid {}", other.uid));
+}
+
+#[test]
+fn hostile_symlink_is_named() {
+    let user = TestUser::new();
+    let real = user.home.join("real.toml");
+    fs::write(&real, totp_secret()).unwrap();
+    user.chown(&real);
+    let link = user.secret_path();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    user.chown(&link);
+    hostile_reason(&user, "symbolic link");
+}
+
+#[test]
+fn hostile_directory_is_named() {
+    let user = TestUser::new();
+    fs::create_dir(user.secret_path()).unwrap();
+    user.chown(&user.secret_path());
+    hostile_reason(&user, "not a regular file");
+}
+
+#[test]
+fn hostile_size_is_named() {
+    let user = TestUser::new();
+    let path = user.write_secret("");
+    let mut text = totp_secret().into_bytes();
+    text.push(b'#');
+    text.resize(20 * 1024 * 1024, b'x');
+    text.push(b'\n');
+    fs::write(&path, &text).unwrap();
+    hostile_reason(&user, &format!("{} bytes", text.len()));
 }

@@ -341,18 +341,144 @@ fn success_rewrites_the_file_atomically() {
 }
 
 fn broken_config_fails_closed(config: &str, mode: u32) {
+    broken_config_fails_closed_with(config, |cfg| {
+        fs::set_permissions(cfg, fs::Permissions::from_mode(mode)).unwrap()
+    });
+}
+
+/// Every config here says `default = "skip"` or would otherwise let the
+/// user in: a broken one must never be read half-way. Both the user's
+/// secret file and the config are left exactly as they were.
+fn broken_config_fails_closed_with(config: &str, spoil: impl FnOnce(&std::path::Path)) {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
     let svc = simple_service("");
     let cfg = write_config(&svc, config);
-    fs::set_permissions(&cfg, fs::Permissions::from_mode(mode)).unwrap();
-    let before = snapshot(&path);
+    spoil(&cfg);
+    let before = (snapshot(&path), snapshot(&cfg));
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
-    assert!(!run.success, "broken config {config:?} {mode:o}: {run:?}");
+    assert!(!run.success, "broken config {config:?}: {run:?}");
     assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
     assert!(output(&run).contains("unavailable"), "{run:?}");
+    assert!(!output(&run).contains(PROMPT), "{run:?}");
+    assert_eq!((snapshot(&path), snapshot(&cfg)), before);
+}
+
+#[test]
+fn broken_config_owned_by_a_user_fails_closed() {
+    let owner = TestUser::new();
+    broken_config_fails_closed_with("default = \"skip\"\n", |cfg| owner.chown(cfg));
+}
+
+#[test]
+fn broken_config_world_writable_fails_closed() {
+    broken_config_fails_closed("default = \"skip\"\n", 0o646);
+}
+
+#[test]
+fn broken_config_directory_fails_closed() {
+    broken_config_fails_closed_with("", |cfg| {
+        fs::remove_file(cfg).unwrap();
+        fs::create_dir(cfg).unwrap();
+    });
+}
+
+#[test]
+fn absent_config_means_the_safe_defaults() {
+    // SPEC: the config is optional, absent = defaults (require a code,
+    // missing = "deny").
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    let unenrolled = TestUser::new();
+    let svc = service("auth required {module} config={config}\n", "");
+    fs::remove_file(config_path(&svc)).unwrap();
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(!run.success, "no code needed without a config: {run:?}");
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let run = svc.authenticate(&unenrolled.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(PROMPT), "{run:?}");
+}
+
+#[test]
+fn implausible_user_names_fail_even_where_no_code_is_needed() {
+    let svc = simple_service("default = \"skip\"\nmissing = \"allow\"\n");
+    for name in ["..", ".", "a/../../etc", "-rf", "a b"] {
+        let run = svc.authenticate(name, RHOST, "123456\n");
+        assert!(!run.success, "{name:?}: {run:?}");
+        assert!(!output(&run).contains(SUCCESS), "{name:?}: {run:?}");
+    }
+}
+
+/// Restores a path's owner and mode on drop (also when a test fails), so
+/// the user's home can be removed.
+struct Restore {
+    path: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl Restore {
+    fn new(path: &std::path::Path) -> Restore {
+        let m = fs::metadata(path).unwrap();
+        Restore {
+            path: path.to_path_buf(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode() & 0o7777,
+        }
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::os::unix::fs::chown(&self.path, Some(self.uid), Some(self.gid));
+        let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(self.mode));
+    }
+}
+
+#[test]
+fn an_unreadable_home_is_not_a_missing_secret() {
+    // missing = "allow" lets users without a secret in; a secret the module
+    // cannot even look for must not count as missing.
+    let user = TestUser::new();
+    let path = user.write_secret(&totp_secret());
+    let svc = simple_service("missing = \"allow\"\n");
+    let _restore = Restore::new(&user.home);
+    std::os::unix::fs::chown(&user.home, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o700)).unwrap();
+    let before = snapshot(&path);
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(!run.success, "let in without a code: {run:?}");
+    // Not even the right code helps: the file cannot be read.
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
     assert_eq!(snapshot(&path), before);
+}
+
+#[test]
+fn a_dangling_symlink_is_not_a_missing_secret() {
+    let user = TestUser::new();
+    let link = user.secret_path();
+    std::os::unix::fs::symlink(user.home.join("gone.toml"), &link).unwrap();
+    user.chown(&link);
+    let svc = simple_service("missing = \"allow\"\n");
+    let run = svc.authenticate(&user.name, RHOST, "");
+    assert!(!run.success, "let in without a code: {run:?}");
+    let run = svc.authenticate(&user.name, RHOST, "123456\n");
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+    assert!(!user.home.join("gone.toml").exists());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -456,32 +582,33 @@ fn concurrent_logins_accept_a_code_once() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     let svc = simple_service("[rate_limit]\nmax_failures = 0\n");
-    let code = fresh_code();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            let mut child = svc
-                .pamtester_command(&user.name, RHOST, &["authenticate"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{code}\n").as_bytes())
-                .unwrap();
-            child
-        })
-        .collect();
-    let ok = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .filter(|o| o.status.success())
-        .count();
-    assert_eq!(ok, 1, "the same code accepted {ok} times");
+    let first = fresh_code();
+    let second = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    for code in [first, second] {
+        // 24 logins at once, each run again should pam_wrapper kill it
+        // before any module ran (see testkit::PamRun::died_before_pam).
+        let start = std::sync::Barrier::new(24);
+        let input = format!("{code}\n");
+        let ok = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..24)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        testkit::run_pam_retrying(
+                            || svc.pamtester_command(&user.name, RHOST, &["authenticate"]),
+                            &input,
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|run| run.success)
+                .count()
+        });
+        assert_eq!(ok, 1, "the same code accepted {ok} times");
+    }
     assert!(
         leftovers(&user.home).is_empty(),
         "{:?}",
@@ -503,4 +630,54 @@ fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
     let run = svc.authenticate(&user.name, Some("10.1.1.1"), "wrong-Pw\n");
     assert!(!run.success, "{run:?}");
     assert!(!output(&run).contains(PROMPT), "{run:?}");
+}
+
+#[test]
+fn rewrite_is_0600_whatever_the_callers_umask() {
+    // The calling program's umask is not ours to trust: 0277 would make
+    // the rewritten file 0400, 0477 one the user can no longer read.
+    for umask in ["0277", "0477"] {
+        let user = TestUser::new();
+        let path = user.write_secret(&totp_secret());
+        let svc = simple_service("");
+        let make = || {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(format!("umask {umask} && exec \"$@\""))
+                .arg("sh")
+                .args(svc.pamtester_argv(&user.name, RHOST, &["authenticate"]));
+            cmd
+        };
+        let code = fresh_code();
+        let run = testkit::run_pam_retrying(make, &format!("{code}\n"));
+        assert!(run.success, "umask {umask}: {run:?}");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "umask {umask}: mode {mode:o}");
+        // And the next login can still read it.
+        let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+        let run = svc.authenticate(&user.name, RHOST, &format!("{next}\n"));
+        assert!(run.success, "umask {umask}: {run:?}");
+    }
+}
+
+#[test]
+fn forward_pass_with_an_emergency_code() {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "{}scratch_codes = [\"31415926\"]\n",
+        totp_secret()
+    ));
+    set_password(&user, "pw-4711");
+    let svc = service(
+        "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
+        "",
+    );
+    // The password ends in digits: the trailing 8 are the emergency code.
+    let run = svc.authenticate(&user.name, RHOST, "pw-471131415926\n");
+    assert!(run.success, "{run:?}");
+    assert!(parse(&user).scratch_codes.is_empty());
+    // Used up: the same input now splits as password "pw-47113141" + a
+    // 6-digit code, and fails.
+    let run = svc.authenticate(&user.name, RHOST, "pw-471131415926\n");
+    assert!(!run.success, "{run:?}");
 }

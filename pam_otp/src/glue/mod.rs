@@ -111,6 +111,12 @@ fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) 
         clean(&report.reason),
     );
     logger.log(report.level(), &line);
+    for w in &report.warnings {
+        logger.log(
+            Level::Warning,
+            &format!("user=\"{}\" {}", clean(login.user), clean(w)),
+        );
+    }
     if debug {
         for d in &report.debug {
             logger.log(
