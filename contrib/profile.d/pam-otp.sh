@@ -6,14 +6,21 @@
 # only after one right code. With `missing = "allow"` in the module this gives
 # "log in with your password once, enroll, codes from then on". Interrupting
 # it (Ctrl-C) or getting the code wrong changes nothing; it asks again at the
-# next login. This file is sourced by the login shell: it must never exit.
+# next login.
+#
+# The config is read by otp-enroll itself (`status --enroll-on-login-enabled`
+# exits 0 only when the key is true), with the module's own TOML parser: no
+# pattern matching here to be fooled by comments, tables or quoting, and a
+# broken config enrolls nobody. Root is left alone (its shells are for
+# repairs). This file is sourced by the login shell: it must never exit,
+# and it leaves no variables behind.
 
 pam_otp_conf=${PAM_OTP_CONFIG:-/etc/security/pam_otp.toml}
 case $- in
 *i*)
     if [ -t 0 ] && [ -t 1 ] && [ "$(id -u)" != 0 ] && [ -r "$pam_otp_conf" ] \
         && command -v otp-enroll >/dev/null 2>&1 \
-        && grep -Eq '^[[:space:]]*enroll_on_login[[:space:]]*=[[:space:]]*true([[:space:]]|#|$)' "$pam_otp_conf"; then
+        && otp-enroll --config "$pam_otp_conf" status --enroll-on-login-enabled 2>/dev/null; then
         otp-enroll --config "$pam_otp_conf" new --if-missing || true
     fi
     ;;

@@ -45,6 +45,8 @@ can never lock you out.
 Options:
   --hotp               counter-based (HOTP) instead of time-based (TOTP)
   --secret BASE32      use this key instead of a random 160-bit one
+                       ('--secret -' reads it from standard input, so it
+                       stays out of the process list and shell history)
   --algorithm A        SHA1 (default; what most apps support), SHA256, SHA512
   --digits N           6 (default), 7 or 8
   --period S           TOTP step in seconds (default 30)
@@ -66,7 +68,8 @@ within 0..1000 after --counter; the counter is stored past it.
 
 Options:
   --serial S        the serial number printed on the token
-  --secret HEX      the token's seed (hex, or base32:KEY)
+  --secret HEX      the token's seed (hex, or base32:KEY; '-' reads it from
+                    standard input, keeping it out of the process list)
   --code CODE       one code from the token
   --counter N       the counter to search from (default 0)
   --digits N        6 (default), 7 or 8
@@ -87,13 +90,17 @@ Usage: otp-enroll [GLOBAL] status
 
 Shows the type, serial, algorithm, digits, creation date, emergency codes
 left and the lockout state. Never the secret. Exit status 1 if not enrolled.
+
+  --enroll-on-login-enabled
+          print nothing; exit 0 if the config has enroll_on_login = true,
+          1 if not (for /etc/profile.d/pam-otp.sh)
 ";
 
 pub const SCRATCH_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] scratch [-n N]
 
-Prints N (default 5) new emergency codes, each good for one login, and
-replaces the old ones. Keep them somewhere safe, away from your phone.
+Prints N (default 5, at most 20) new emergency codes, each good for one
+login, and replaces the old ones. Keep them somewhere safe, away from your phone.
 ";
 
 pub const UNLOCK_HELP: &str = "\
@@ -105,7 +112,9 @@ Clears the failed-attempt count and lockout.
 pub const REMOVE_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] remove [--yes]
 
-Deletes the secret file. Asks first on a terminal unless --yes.
+Deletes the secret file: two-factor login stops for the user (or, with
+missing = \"deny\" in the config, their logins fail until they enroll again).
+Asks first when standard input is a terminal, unless --yes (-y).
 ";
 
 pub const IMPORT_HELP: &str = "\
@@ -113,8 +122,11 @@ Usage: otp-enroll [GLOBAL] import-google [PATH] [--force]
 
 Converts a google-authenticator file (default ~/.google_authenticator of the
 user) into a pam_otp secret file: key, TOTP/HOTP and counter, step size,
-clock skew, emergency codes. The old file is left in place. Its window size
-and rate limit are settings of pam_otp's config, not of the user's file.
+clock skew, used time steps, emergency codes. The old file is left in place.
+Its window size and rate limit are settings of pam_otp's config, not of the
+user's file: they are reported next to the config's values, not copied.
+
+  --force    replace an existing pam_otp secret
 ";
 
 #[derive(Debug, Default)]
@@ -175,7 +187,7 @@ pub enum Command {
     New(NewOpts),
     Token(TokenOpts),
     Resync(String, String),
-    Status,
+    Status { enroll_on_login_query: bool },
     Scratch(usize),
     Unlock,
     Remove { yes: bool },
@@ -187,7 +199,7 @@ pub enum Command {
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Result<T, Error> {
     let v: String = parser.value()?.string()?;
     v.parse()
-        .map_err(|_| Error::usage(format!("{what}: {v:?} is not a number")))
+        .map_err(|_| Error::usage(format!("{what}: {v:?} is not a number in range")))
 }
 
 fn text(parser: &mut lexopt::Parser) -> Result<String, Error> {
@@ -215,6 +227,7 @@ pub fn parse(
     let mut scratch_n = 5usize;
     let mut yes = false;
     let mut force = false;
+    let mut enroll_on_login_query = false;
     let mut help = false;
     let mut version = false;
 
@@ -243,6 +256,22 @@ pub fn parse(
                     }
                     other => return Err(Error::usage(format!("unknown command {other:?}"))),
                 });
+            }
+            Value(v) if cmd == Some("help") && positional.is_empty() => {
+                // `otp-enroll help token` is `otp-enroll token --help`.
+                let v = v.string()?;
+                cmd = Some(match v.as_str() {
+                    "new" => "new",
+                    "token" => "token",
+                    "resync" => "resync",
+                    "status" => "status",
+                    "scratch" => "scratch",
+                    "unlock" => "unlock",
+                    "remove" => "remove",
+                    "import-google" => "import-google",
+                    other => return Err(Error::usage(format!("unknown command {other:?}"))),
+                });
+                positional.push(v);
             }
             Value(v) => positional.push(v.string()?),
             Long("force") if matches!(sub, "new" | "token" | "import-google") => {
@@ -280,6 +309,7 @@ pub fn parse(
             Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
             Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
             Long("yes") | Short('y') if sub == "remove" => yes = true,
+            Long("enroll-on-login-enabled") if sub == "status" => enroll_on_login_query = true,
             other => {
                 return Err(Error::usage(format!(
                     "{} is not an option of '{sub}'",
@@ -328,8 +358,16 @@ pub fn parse(
     let command = match sub {
         "new" => Command::New(NewOpts { force, ..new }),
         "token" => Command::Token(TokenOpts { force, ..token }),
-        "resync" => Command::Resync(positional[0].clone(), positional[1].clone()),
-        "status" => Command::Status,
+        "resync" => {
+            let mut codes = positional.into_iter();
+            match (codes.next(), codes.next()) {
+                (Some(c1), Some(c2)) => Command::Resync(c1, c2),
+                _ => return Err(Error::usage("resync needs exactly two codes")),
+            }
+        }
+        "status" => Command::Status {
+            enroll_on_login_query,
+        },
         "scratch" => Command::Scratch(scratch_n),
         "unlock" => Command::Unlock,
         "remove" => Command::Remove { yes },
@@ -364,7 +402,7 @@ mod tests {
         ));
         let (g, c) = p(&["status", "--config", "/x"]).unwrap();
         assert_eq!(g.config.as_deref(), Some("/x"));
-        assert!(matches!(c, Command::Status));
+        assert!(matches!(c, Command::Status { .. }));
     }
 
     #[test]
@@ -387,6 +425,25 @@ mod tests {
             Command::Help(TOKEN_HELP)
         ));
         assert!(matches!(p(&["--help"]).unwrap().1, Command::Help(USAGE)));
+        assert!(matches!(
+            p(&["help", "resync"]).unwrap().1,
+            Command::Help(RESYNC_HELP)
+        ));
+        assert!(matches!(p(&["help"]).unwrap().1, Command::Help(USAGE)));
+        assert!(p(&["help", "nope"]).is_err());
+        assert!(matches!(
+            p(&["new", "--help"]).unwrap().1,
+            Command::Help(NEW_HELP)
+        ));
+        assert!(matches!(
+            p(&["status", "--enroll-on-login-enabled"]).unwrap().1,
+            Command::Status {
+                enroll_on_login_query: true
+            }
+        ));
+        assert!(p(&["new", "--enroll-on-login-enabled"]).is_err());
+        assert!(p(&["new", "--digits", "300"]).is_err());
+        assert!(p(&["token", "--counter", "-1"]).is_err());
         assert!(matches!(
             p(&["import-google"]).unwrap().1,
             Command::ImportGoogle { path: None, .. }

@@ -1,14 +1,47 @@
-//! What can go wrong, in words a user understands.
+//! What can go wrong, in words a user understands. Messages never contain a
+//! secret or a code.
 
 use std::fmt;
+use std::io;
 
 use pam_otp::safe_fs::FsError;
+use pam_otp::secret_file::SecretFileError;
 
 #[derive(Debug)]
 pub enum Error {
-    /// Wrong arguments: exit code 2.
+    /// Wrong arguments (exit code 2).
     Usage(String),
-    /// Anything else: exit code 1.
+    /// `--user` for someone else without being root.
+    NotRoot,
+    NoSuchUser(String),
+    /// There is no secret file to act on.
+    NotEnrolled {
+        user: String,
+        path: String,
+    },
+    /// A secret exists and the command would replace it.
+    AlreadyEnrolled {
+        path: String,
+    },
+    /// The secret file's directory does not exist.
+    NoDirectory {
+        path: String,
+    },
+    /// A file operation failed (refused as unsafe, permissions, I/O).
+    File {
+        path: String,
+        err: FsError,
+    },
+    /// The secret file is there but cannot be used as it is.
+    Corrupt {
+        path: String,
+        err: SecretFileError,
+    },
+    /// A code or seed did not prove what it had to; nothing was changed.
+    Refused(String),
+    /// Standard output could not be written (closed pipe, full disk).
+    Output(io::Error),
+    /// Anything else (config, account look-up, the system).
     Failed(String),
 }
 
@@ -21,22 +54,39 @@ impl Error {
         Error::Failed(msg.into())
     }
 
-    /// A file operation on `path` that failed.
-    pub fn file(path: &str, err: FsError) -> Error {
-        let hint = match err {
-            FsError::Mode { .. } => format!(" (fix with: chmod 600 {path})"),
-            FsError::NotFound => " (not enrolled: run otp-enroll)".to_string(),
-            FsError::Exists => " (use --force to replace it, or otp-enroll remove)".to_string(),
-            _ => String::new(),
-        };
-        Error::Failed(format!("{path}: {err}{hint}"))
+    pub fn refused(msg: impl Into<String>) -> Error {
+        Error::Refused(msg.into())
+    }
+
+    /// A file operation on `path` that failed while reading or changing an
+    /// existing secret.
+    pub fn file(path: &str, user: &str, err: FsError) -> Error {
+        match err {
+            FsError::NotFound => Error::NotEnrolled {
+                user: user.to_string(),
+                path: path.to_string(),
+            },
+            FsError::Exists => Error::AlreadyEnrolled {
+                path: path.to_string(),
+            },
+            err => Error::File {
+                path: path.to_string(),
+                err,
+            },
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
-            Error::Failed(_) => 1,
+            _ => 1,
         }
+    }
+
+    /// Whether the message is worth printing (a closed output pipe is not:
+    /// whoever closed it is not reading).
+    pub fn is_silent(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 }
 
@@ -44,10 +94,42 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) => write!(f, "{m}\nTry 'otp-enroll --help'."),
-            Error::Failed(m) => write!(f, "{m}"),
+            Error::NotRoot => write!(
+                f,
+                "only root may act for another user (--user); run it without --user for yourself"
+            ),
+            Error::NoSuchUser(name) => write!(f, "no such user: {name}"),
+            Error::NotEnrolled { user, path } => write!(
+                f,
+                "{user} has no two-factor secret ({path} does not exist); set one up with otp-enroll"
+            ),
+            Error::AlreadyEnrolled { path } => write!(
+                f,
+                "{path}: a secret already exists; use --force to replace it (the old one stops working), or otp-enroll remove"
+            ),
+            Error::NoDirectory { path } => write!(
+                f,
+                "{path}: its directory does not exist (is the home directory there? is the config's `secret` template right?)"
+            ),
+            Error::File { path, err } => {
+                let hint = match err {
+                    FsError::Mode { .. } => format!(" (fix with: chmod 600 {path})"),
+                    FsError::Busy => " (a login is in progress; try again)".to_string(),
+                    _ => String::new(),
+                };
+                write!(f, "{path}: {err}{hint}")
+            }
+            Error::Corrupt { path, err } => write!(
+                f,
+                "{path}: cannot be used ({err}); fix it by hand, or replace it with otp-enroll new --force"
+            ),
+            Error::Refused(m) | Error::Failed(m) => write!(f, "{m}"),
+            Error::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }
 }
+
+impl std::error::Error for Error {}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {

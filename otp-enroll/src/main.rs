@@ -1,8 +1,22 @@
 //! otp-enroll: set up and manage pam_otp secrets (see `otp-enroll --help`).
+//!
+//! No input may make it panic: errors are [`Error`] values, printed to
+//! standard error with a non-zero exit status.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod cli;
 mod commands;
 mod error;
+mod output;
 mod prompt;
 mod qr;
 mod random;
@@ -12,12 +26,15 @@ mod uri;
 
 use cli::Command;
 use error::Error;
+use output::say;
 
 fn main() {
     let code = match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("otp-enroll: {e}");
+            if !e.is_silent() {
+                output::warn(format_args!("otp-enroll: {e}"));
+            }
             e.exit_code()
         }
     };
@@ -26,43 +43,37 @@ fn main() {
 
 fn run() -> Result<i32, Error> {
     let (g, command) = cli::parse(std::env::args_os().skip(1))?;
-    match command {
+    let code = match command {
         Command::Help(text) => {
-            print!("{text}");
-            return Ok(0);
+            output::write(format_args!("{text}"))?;
+            0
         }
         Command::Version => {
-            println!("otp-enroll {}", env!("CARGO_PKG_VERSION"));
-            return Ok(0);
+            say!("otp-enroll {}", env!("CARGO_PKG_VERSION"));
+            0
         }
-        _ => {}
-    }
-    #[allow(clippy::disallowed_methods)] // the CLI is where the clock is read
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| Error::failed("the system clock is before 1970"))?
-        .as_secs();
-    let t = target::resolve(
-        g.user.as_deref(),
-        g.config.as_deref(),
-        g.secret_file.as_deref(),
-    )?;
-    match command {
-        Command::New(o) => commands::new::run(&t, o, now)?,
-        Command::Token(o) => commands::token::run(&t, o, now)?,
-        Command::Resync(c1, c2) => commands::resync::run(&t, &c1, &c2)?,
-        Command::Status => {
-            if !commands::status::run(&t, now)? {
-                return Ok(1);
-            }
+        Command::Status {
+            enroll_on_login_query: true,
+        } => {
+            // For the login hook: the config's answer as an exit code,
+            // parsed by the same code as the module's.
+            let config = target::config(g.config.as_deref())?;
+            i32::from(!config.enroll_on_login)
         }
-        Command::Scratch(n) => commands::scratch::run(&t, n)?,
-        Command::Unlock => commands::unlock::run(&t)?,
-        Command::Remove { yes } => commands::remove::run(&t, yes)?,
-        Command::ImportGoogle { path, force } => {
-            commands::import_google::run(&t, path, force, now)?
+        command => {
+            #[allow(clippy::disallowed_methods)] // the CLI is where the clock is read
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| Error::failed("the system clock is before 1970"))?
+                .as_secs();
+            let t = target::resolve(
+                g.user.as_deref(),
+                g.config.as_deref(),
+                g.secret_file.as_deref(),
+            )?;
+            commands::run(&t, command, now)?
         }
-        Command::Help(_) | Command::Version => {}
-    }
-    Ok(0)
+    };
+    output::flush()?;
+    Ok(code)
 }

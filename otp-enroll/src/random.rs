@@ -5,8 +5,7 @@ use crate::error::Error;
 /// Fills `buf` from getrandom(2).
 pub fn fill(buf: &mut [u8]) -> Result<(), Error> {
     let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
         // SAFETY: getrandom writes at most rest.len() bytes into rest.
         let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
         if n < 0 {

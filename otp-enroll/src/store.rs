@@ -2,6 +2,8 @@
 //! pam_otp's safe_fs: the user's file-system identity, no symlinks, a lock,
 //! temp file + fsync + rename.
 
+use std::io;
+
 use pam_otp::safe_fs::{self, FsError};
 use pam_otp::secret_file::SecretFile;
 
@@ -10,42 +12,64 @@ use crate::target::Target;
 
 /// Whether something exists at the secret path.
 pub fn exists(t: &Target) -> Result<bool, Error> {
-    safe_fs::exists(&t.path, t.owner()).map_err(|e| Error::file(&t.path_str(), e))
+    safe_fs::exists(&t.path, t.owner()).map_err(|e| t.file_error(e))
+}
+
+/// The file's text, checked to read back as what is meant: a file the
+/// module could not parse (a counter pushed out of range, say) would lock
+/// the user out, so it is never written.
+fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
+    let text = file.to_toml();
+    match SecretFile::parse(&text) {
+        Ok(back) if back.to_toml() == text => Ok(text),
+        Ok(_) => Err(Error::failed(format!(
+            "{}: the new contents would not read back the same; nothing was written",
+            t.path_str()
+        ))),
+        Err(err) => Err(Error::failed(format!(
+            "{}: the new contents would not be valid ({err}); nothing was written",
+            t.path_str()
+        ))),
+    }
 }
 
 /// Saves a new file; replaces an existing one only with `force` (and then
-/// under its lock).
+/// under its lock). Without `force` the creation is atomic and never
+/// replaces anything, even something that appeared a moment ago.
 pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error> {
-    let text = file.to_toml();
+    let text = encode(t, file)?;
     match safe_fs::create_new(&t.path, t.owner(), text.as_bytes()) {
         Ok(()) => Ok(()),
         Err(FsError::Exists) if force => {
-            let (locked, _) = safe_fs::open_locked(&t.path, t.owner())
-                .map_err(|e| Error::file(&t.path_str(), e))?;
-            locked
-                .replace(text.as_bytes())
-                .map_err(|e| Error::file(&t.path_str(), e))
+            let (locked, _) =
+                safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+            locked.replace(text.as_bytes()).map_err(|e| t.file_error(e))
         }
-        Err(e) => Err(Error::file(&t.path_str(), e)),
+        Err(FsError::NotFound) => Err(Error::NoDirectory { path: t.path_str() }),
+        Err(FsError::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+            Err(Error::NoDirectory { path: t.path_str() })
+        }
+        Err(e) => Err(t.file_error(e)),
     }
 }
 
 /// Reads the file under its lock, lets `change` edit it, and saves it if
-/// `change` returns `Ok((out, true))`.
+/// `change` returns `Ok((out, true))`. Nothing is written on an error.
 pub fn update<T>(
     t: &Target,
     change: impl FnOnce(&mut SecretFile) -> Result<(T, bool), Error>,
 ) -> Result<T, Error> {
-    let path = t.path_str();
-    let (locked, bytes) =
-        safe_fs::open_locked(&t.path, t.owner()).map_err(|e| Error::file(&path, e))?;
-    let mut file =
-        SecretFile::parse_bytes(&bytes).map_err(|e| Error::failed(format!("{path}: {e}")))?;
+    let (locked, bytes) = safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+    let mut file = SecretFile::parse_bytes(&bytes).map_err(|err| Error::Corrupt {
+        path: t.path_str(),
+        err,
+    })?;
     let (out, save) = change(&mut file)?;
     if save {
+        let text = encode(t, &file)?;
         locked
-            .replace(file.to_toml().as_bytes())
-            .map_err(|e| Error::file(&path, e))?;
+            .replace(text.as_bytes())
+            .map_err(|e| t.file_error(e))?;
     }
     Ok(out)
 }
@@ -53,4 +77,11 @@ pub fn update<T>(
 /// Reads the file (under its lock, so a half-done login is not seen).
 pub fn read(t: &Target) -> Result<SecretFile, Error> {
     update(t, |f| Ok((f.clone(), false)))
+}
+
+/// Deletes the file (under its lock). Its contents are not parsed: a
+/// corrupt file can be removed too.
+pub fn remove(t: &Target) -> Result<(), Error> {
+    let (locked, _) = safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+    locked.remove().map_err(|e| t.file_error(e))
 }

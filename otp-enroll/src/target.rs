@@ -1,10 +1,11 @@
-//! Whose secret file this run is about, and where it is.
+//! Whose secret file this run is about, and where it is: `--user`,
+//! `--config` and `--secret-file` resolved against the real uid.
 
 use std::path::PathBuf;
 
 use pam_otp::account::{self, Account};
 use pam_otp::config::{self, Config};
-use pam_otp::safe_fs::Owner;
+use pam_otp::safe_fs::{FsError, Owner};
 
 use crate::error::Error;
 
@@ -18,6 +19,7 @@ pub struct Target {
 }
 
 impl Target {
+    /// Every file access happens with this file-system identity.
     pub fn owner(&self) -> Owner {
         self.account.owner()
     }
@@ -25,51 +27,112 @@ impl Target {
     pub fn path_str(&self) -> String {
         self.path.display().to_string()
     }
+
+    pub fn file_error(&self, err: FsError) -> Error {
+        Error::file(&self.path_str(), &self.account.name, err)
+    }
 }
 
-/// `--user` is for root only; without it, the invoking user.
+/// Who is asking: the real uid (not the effective one, not $USER).
+pub fn invoker() -> Result<Account, Error> {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    account::lookup_uid(uid)
+        .map_err(Error::failed)?
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "uid {uid} has no account (user look-up found nothing)"
+            ))
+        })
+}
+
+/// Only root may name another user; anyone may name themselves.
+pub fn account(user: Option<&str>, me: Account) -> Result<Account, Error> {
+    let Some(name) = user else {
+        return Ok(me);
+    };
+    if !account::plausible_user_name(name) {
+        return Err(Error::usage(format!("{name:?} is not a valid user name")));
+    }
+    // SAFETY: as above.
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    if name != me.name && (uid != 0 || euid != 0) {
+        return Err(Error::NotRoot);
+    }
+    account::lookup(name)
+        .map_err(Error::failed)?
+        .ok_or_else(|| Error::NoSuchUser(name.to_string()))
+}
+
+/// The same rules as the module's `secret` template: absolute or starting
+/// with `%h`, and only `%u`, `%h`, `%%` after a '%'.
+pub fn check_template(t: &str) -> Result<(), String> {
+    if !(t.starts_with('/') || t.starts_with("%h")) {
+        return Err(format!("{t:?} must be an absolute path (or start with %h)"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err("control characters in the path".into());
+    }
+    let mut chars = t.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' && !matches!(chars.next(), Some('u' | 'h' | '%')) {
+            return Err(format!("{t:?}: only %u, %h and %% may follow a '%'"));
+        }
+    }
+    Ok(())
+}
+
+pub fn config(config_path: Option<&str>) -> Result<Config, Error> {
+    config::load(config_path.unwrap_or(config::DEFAULT_PATH)).map_err(Error::failed)
+}
+
 pub fn resolve(
     user: Option<&str>,
     config_path: Option<&str>,
     secret_file: Option<&str>,
 ) -> Result<Target, Error> {
-    // SAFETY: getuid/geteuid cannot fail and touch no memory.
-    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
-    let me = account::lookup_uid(uid)
-        .map_err(Error::failed)?
-        .ok_or_else(|| Error::failed(format!("uid {uid} has no account")))?;
-    let account = match user {
-        None => me.clone(),
-        Some(name) => {
-            if !account::plausible_user_name(name) {
-                return Err(Error::usage(format!("{name:?} is not a valid user name")));
-            }
-            if name != me.name && euid != 0 {
-                return Err(Error::failed("only root may act for another user (--user)"));
-            }
-            account::lookup(name)
-                .map_err(Error::failed)?
-                .ok_or_else(|| Error::failed(format!("no such user: {name}")))?
+    let me = invoker()?;
+    let my_uid = me.uid;
+    let account = account(user, me)?;
+    let config = config(config_path)?;
+    let template = match secret_file {
+        Some(t) => {
+            check_template(t).map_err(|why| Error::usage(format!("--secret-file: {why}")))?;
+            t
         }
+        None => &config.secret,
     };
-    let config_path = config_path.unwrap_or(config::DEFAULT_PATH);
-    let config = config::load(config_path).map_err(Error::failed)?;
-    let template = secret_file.unwrap_or(&config.secret).to_string();
-    if !(template.starts_with('/') || template.starts_with("%h")) {
-        return Err(Error::usage(format!(
-            "--secret-file {template:?} must be an absolute path"
-        )));
-    }
     let path = PathBuf::from(config::expand_template(
-        &template,
+        template,
         &account.name,
         &account.home,
     ));
-    let for_other = account.uid != me.uid;
+    let for_other = account.uid != my_uid;
     Ok(Target {
         account,
         config,
         path,
         for_other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        for ok in ["/var/lib/otp/%u.toml", "%h/.pam_otp.toml", "/x/100%%"] {
+            assert!(check_template(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "relative.toml",
+            "~/.pam_otp.toml",
+            "/x/%z",
+            "/x/%",
+            "/x/a\nb",
+        ] {
+            assert!(check_template(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -1,102 +1,192 @@
 //! `otp-enroll import-google [PATH]`: convert a google-authenticator file.
 //!
-//! Format (see google-authenticator-libpam's FILEFORMAT): line 1 is the
-//! base32 key; option lines start with `" `; 8-digit lines are emergency
-//! codes; reading stops at the first line that is neither.
+//! Format (google-authenticator-libpam's FILEFORMAT and source): line 1 is
+//! the base32 key; option lines start with `"`; lines of 8 digits
+//! (10000000-99999999) are emergency codes; empty lines are skipped;
+//! reading stops at the first line that is none of these. Codes are always
+//! HMAC-SHA1 with 6 digits.
+//!
+//! What maps onto our secret file: the key, TOTP or HOTP and the next
+//! counter, STEP_SIZE (the period), TIME_SKEW (the learned drift),
+//! DISALLOW_REUSE's used steps (the last accepted step) and the emergency
+//! codes. WINDOW_SIZE and RATE_LIMIT are per-user there and config-wide
+//! here: they are reported next to the config's values. The skew-learning
+//! and grace-period state (RESETTING_TIME_SKEW, LAST0..9) has no
+//! counterpart and is dropped.
 
 use std::path::PathBuf;
 
+use pam_otp::config::Config;
 use pam_otp::key;
 use pam_otp::safe_fs;
-use pam_otp::secret_file::{is_scratch_code, OtpKind, SecretFile, MAX_PERIOD};
+use pam_otp::secret_file::{OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
 use pam_otp::verify::MAX_DRIFT_STEPS;
 
 use crate::error::Error;
+use crate::output::say;
 use crate::store;
 use crate::target::Target;
 
-/// What the google file said that our secret file cannot hold.
+/// google-authenticator's STEP_SIZE range.
+const GOOGLE_MAX_STEP: u64 = 60;
+
+/// What the google file said that our secret file does not hold the same
+/// way; each becomes a note for the admin.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Notes {
     pub window_size: Option<u32>,
-    pub rate_limit: Option<(u32, u32)>,
+    /// Logins allowed, per seconds.
+    pub rate_limit: Option<(u32, u64)>,
     pub disallow_reuse: bool,
+    /// Neither TOTP_AUTH nor HOTP_COUNTER: only emergency codes worked.
+    pub no_otp_kind: bool,
+    /// TIME_SKEW beyond what pam_otp follows, as found.
+    pub skew_clamped: Option<i64>,
 }
 
-/// google-authenticator's base32 decoder: any case, spaces, tabs, CR/LF and
-/// dashes skipped, 0 read as O, 1 as L, 8 as B; no `=` padding.
-pub fn decode_google_secret(line: &str) -> Option<Vec<u8>> {
-    if line.contains('=') {
-        return None;
+/// google-authenticator's base32 decoder, with its leniency: any case;
+/// spaces, tabs, CR, LF and '-' skipped; '0' read as O, '1' as L, '8' as B;
+/// no '=' padding; trailing bits that do not fill a byte dropped.
+pub fn decode_google_secret(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for c in text.bytes() {
+        let c = match c {
+            b' ' | b'\t' | b'\r' | b'\n' | b'-' => continue,
+            b'0' => b'O',
+            b'1' => b'L',
+            b'8' => b'B',
+            c => c.to_ascii_uppercase(),
+        };
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buffer = (buffer << 5 | u32::from(v)) & 0xffff;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buffer >> (bits - 8)) as u8);
+            bits -= 8;
+        }
     }
-    let cleaned: String = line
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n' | '-'))
-        .map(|c| match c.to_ascii_uppercase() {
-            '0' => 'O',
-            '1' => 'L',
-            '8' => 'B',
-            u => u,
-        })
-        .collect();
-    key::decode_base32(&cleaned)
+    (!out.is_empty()).then_some(out)
 }
 
-pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), Error> {
-    let mut lines = text.lines();
-    let first = lines
-        .next()
-        .ok_or_else(|| Error::failed("the file is empty"))?;
-    let key = decode_google_secret(first)
-        .ok_or_else(|| Error::failed("line 1 is not a base32 secret"))?;
+fn google_scratch_code(line: &str) -> bool {
+    line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()) && !line.starts_with('0')
+}
+
+/// Converts the file's text; `now` dates the new file and bounds the used
+/// time steps carried over.
+pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
+    if text.contains('\0') {
+        return Err("contains NUL bytes: not a google-authenticator file".into());
+    }
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let first = lines.next().unwrap_or("");
+    let key = decode_google_secret(first).ok_or("line 1 is not a base32 secret")?;
     if !key::key_length_ok(&key) {
-        return Err(Error::failed("the secret is too short or too long"));
+        return Err(format!(
+            "the secret is {} bytes; pam_otp needs {} to {} (80 to 1024 bits)",
+            key.len(),
+            key::MIN_KEY_BYTES,
+            key::MAX_KEY_BYTES
+        ));
     }
     let mut file = SecretFile::new(OtpKind::Totp, key);
     file.created = Some(now);
-    let mut notes = Notes::default();
+    let mut notes = Notes {
+        no_otp_kind: true,
+        ..Notes::default()
+    };
+    let mut used_steps: Vec<u64> = Vec::new();
     for line in lines {
-        if let Some(opt) = line.strip_prefix("\" ") {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(opt) = line.strip_prefix('"') {
             let mut words = opt.split_whitespace();
             let name = words.next().unwrap_or("");
             let args: Vec<&str> = words.collect();
-            let num = |i: usize| args.get(i).and_then(|v| v.parse::<i64>().ok());
+            let arg = |i: usize| args.get(i).copied().unwrap_or("");
             match name {
                 "HOTP_COUNTER" => {
-                    let c = num(0)
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| Error::failed("HOTP_COUNTER: not a number"))?;
-                    file.kind = OtpKind::Hotp;
-                    file.counter = c as u64;
+                    let c: u64 = arg(0)
+                        .parse()
+                        .ok()
+                        .filter(|c| *c <= MAX_COUNTER)
+                        .ok_or("HOTP_COUNTER: not a counter")?;
+                    // google-authenticator treats a counter below 1 as
+                    // "not HOTP".
+                    if c >= 1 {
+                        file.kind = OtpKind::Hotp;
+                        file.counter = c;
+                        notes.no_otp_kind = false;
+                    }
                 }
-                "TOTP_AUTH" => {}
+                "TOTP_AUTH" => notes.no_otp_kind = false,
                 "STEP_SIZE" => {
-                    let s = num(0)
-                        .filter(|s| (1..=MAX_PERIOD as i64).contains(s))
-                        .ok_or_else(|| Error::failed("STEP_SIZE: out of range"))?;
-                    file.period = s as u64;
+                    file.period = arg(0)
+                        .parse()
+                        .ok()
+                        .filter(|s| (1..=GOOGLE_MAX_STEP).contains(s))
+                        .ok_or("STEP_SIZE: must be 1 to 60 seconds")?;
                 }
                 "TIME_SKEW" => {
-                    if let Some(s) = num(0) {
-                        file.state.drift = s.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+                    let s: i64 = arg(0).parse().map_err(|_| "TIME_SKEW: not a number")?;
+                    file.state.drift = s.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+                    if file.state.drift != s {
+                        notes.skew_clamped = Some(s);
                     }
                 }
-                "WINDOW_SIZE" => notes.window_size = num(0).map(|w| w as u32),
+                "WINDOW_SIZE" => {
+                    notes.window_size = Some(
+                        arg(0)
+                            .parse()
+                            .ok()
+                            .filter(|w| (1..=100).contains(w))
+                            .ok_or("WINDOW_SIZE: must be 1 to 100")?,
+                    );
+                }
                 "RATE_LIMIT" => {
-                    if let (Some(n), Some(m)) = (num(0), num(1)) {
-                        notes.rate_limit = Some((n as u32, m as u32));
+                    let n = arg(0).parse().ok().filter(|n| (1..=100).contains(n));
+                    let m = arg(1).parse().ok().filter(|m| (1..=3600).contains(m));
+                    match (n, m) {
+                        (Some(n), Some(m)) => notes.rate_limit = Some((n, m)),
+                        _ => {
+                            return Err("RATE_LIMIT: must be 1-100 logins per 1-3600 seconds".into())
+                        }
                     }
                 }
-                "DISALLOW_REUSE" => notes.disallow_reuse = true,
-                _ => {} // RESETTING_TIME_SKEW, LASTn: state we rebuild ourselves
+                "DISALLOW_REUSE" => {
+                    notes.disallow_reuse = true;
+                    used_steps.extend(args.iter().filter_map(|a| a.parse::<u64>().ok()));
+                }
+                // RESETTING_TIME_SKEW, LAST0..9 and anything newer: state
+                // with no counterpart here; google-authenticator ignores
+                // option lines it does not know, and so do we.
+                _ => {}
             }
-        } else if is_scratch_code(line.trim()) {
-            file.scratch_codes.push(line.trim().to_string());
+        } else if google_scratch_code(line) {
+            if file.scratch_codes.len() == MAX_SCRATCH_CODES {
+                return Err(format!("more than {MAX_SCRATCH_CODES} emergency codes"));
+            }
+            if !file.scratch_codes.iter().any(|c| c == line) {
+                file.scratch_codes.push(line.to_string());
+            }
         } else {
             break;
         }
     }
-    // HOTP_COUNTER wins over TOTP_AUTH, as in google-authenticator.
+    if file.kind == OtpKind::Totp {
+        // The newest step already used stays used. A step beyond any clock
+        // the module would accept (corrupt state) is not carried: it would
+        // refuse every code.
+        let horizon = (now / file.period).saturating_add(MAX_DRIFT_STEPS as u64 + 100);
+        file.state.last_step = used_steps.into_iter().filter(|s| *s <= horizon).max();
+    }
     Ok((file, notes))
 }
 
@@ -105,37 +195,90 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(&t.account.home).join(".google_authenticator"));
     let shown = path.display().to_string();
+    if store::exists(t)? && !force {
+        return Err(Error::AlreadyEnrolled { path: t.path_str() });
+    }
     // Read it like our own file: as the user, no symlink, not group/world
     // readable, small. (google-authenticator writes 0400 or 0600.)
-    let (locked, bytes) =
-        safe_fs::open_locked(&path, t.owner()).map_err(|e| Error::file(&shown, e))?;
+    let (locked, bytes) = safe_fs::open_locked(&path, t.owner()).map_err(|e| match e {
+        safe_fs::FsError::NotFound => Error::failed(format!(
+            "{shown}: no such file (give the google-authenticator file's path)"
+        )),
+        e => Error::File {
+            path: shown.clone(),
+            err: e,
+        },
+    })?;
     drop(locked);
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| Error::failed(format!("{shown}: not text")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::failed(format!(
+            "{shown}: not a google-authenticator file (not text)"
+        ))
+    })?;
     let (file, notes) = parse(text, now).map_err(|e| Error::failed(format!("{shown}: {e}")))?;
-    if store::exists(t)? && !force {
-        return Err(Error::failed(format!(
-            "{}: a secret already exists; use --force to replace it",
-            t.path_str()
-        )));
-    }
     store::save_new(t, &file, force)?;
-    println!(
-        "Imported {shown} into {} ({}, {} emergency codes). The old file was left in place; remove it once logins work.",
+    say!(
+        "Imported {shown} into {}: {}{}, {} emergency codes.",
         t.path_str(),
-        file.kind.as_str().to_uppercase(),
+        match file.kind {
+            OtpKind::Totp => format!("TOTP every {} s", file.period),
+            OtpKind::Hotp => format!("HOTP, next counter {}", file.counter),
+        },
+        if file.state.drift != 0 {
+            format!(", clock skew {} steps", file.state.drift)
+        } else {
+            String::new()
+        },
         file.scratch_codes.len()
     );
-    if let Some(w) = notes.window_size {
-        println!("note: WINDOW_SIZE {w} is not per user here: set totp_skew / hotp_window in /etc/security/pam_otp.toml.");
-    }
-    if let Some((n, m)) = notes.rate_limit {
-        println!("note: RATE_LIMIT {n} {m} is not per user here: pam_otp's [rate_limit] in the config applies.");
-    }
-    if !notes.disallow_reuse {
-        println!("note: codes can never be reused with pam_otp (google-authenticator's DISALLOW_REUSE is always on).");
+    say!("The old file was left in place: remove it once logins through pam_otp work.");
+    for note in describe(&file, &notes, &t.config) {
+        say!("note: {note}");
     }
     Ok(())
+}
+
+/// What the admin should know about the settings that did not carry over.
+pub fn describe(file: &SecretFile, notes: &Notes, config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if notes.no_otp_kind {
+        out.push(
+            "the file had neither TOTP_AUTH nor HOTP_COUNTER (google-authenticator accepted only its emergency codes); imported as TOTP".to_string(),
+        );
+    }
+    if let Some(s) = notes.skew_clamped {
+        out.push(format!(
+            "TIME_SKEW {s} is more than pam_otp follows; kept as {} steps",
+            file.state.drift
+        ));
+    }
+    if let Some(w) = notes.window_size {
+        match file.kind {
+            OtpKind::Totp => out.push(format!(
+                "WINDOW_SIZE {w} is a setting of the config here: totp_skew = {} in force (accepts {} steps around now; WINDOW_SIZE {w} is about totp_skew = {})",
+                config.totp_skew,
+                2 * config.totp_skew + 1,
+                w / 2
+            )),
+            OtpKind::Hotp => out.push(format!(
+                "WINDOW_SIZE {w} is a setting of the config here: hotp_window = {} in force (WINDOW_SIZE {w} is hotp_window = {})",
+                config.hotp_window,
+                w.saturating_sub(1)
+            )),
+        }
+    }
+    if let Some((n, m)) = notes.rate_limit {
+        out.push(format!(
+            "RATE_LIMIT {n} {m} (logins per seconds) is a setting of the config here: [rate_limit] max_failures = {} per interval = {} s, counting failed codes only",
+            config.rate_limit.max_failures, config.rate_limit.interval
+        ));
+    }
+    if !notes.disallow_reuse && file.kind == OtpKind::Totp {
+        out.push(
+            "the file allowed a code to be used more than once; pam_otp never does (as DISALLOW_REUSE)".to_string(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -153,33 +296,105 @@ mod tests {
             f.key,
             key::decode_base32("GHSRB5Q7UU4JBGQUNM4WHIUVQE").unwrap()
         );
+        assert_eq!(f.key.len(), 16);
+        assert_eq!(f.state.last_step, None);
         assert_eq!(
             n,
             Notes {
                 window_size: Some(3),
                 rate_limit: Some((3, 30)),
-                disallow_reuse: true
+                disallow_reuse: true,
+                no_otp_kind: false,
+                skew_clamped: None,
             }
         );
+        let notes = describe(&f, &n, &Config::default());
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("totp_skew = 1"), "{notes:?}");
     }
 
     #[test]
-    fn hotp_step_skew_and_lenient_secret() {
-        let text = "ghsr b5q7-uu4j bgqu nm4w hiuv qe\n\" HOTP_COUNTER 17\n\" TOTP_AUTH\n\" STEP_SIZE 60\n\" TIME_SKEW -2\n12345678\nnot a code\n87654321\n";
-        let (f, _) = parse(text, 0).unwrap();
+    fn hotp_step_skew_used_steps_and_lenient_secret() {
+        let text = "ghsr b5q7-uu4j bgqu nm4w hiuv qe\r\n\" HOTP_COUNTER 17\n\" TOTP_AUTH\n\" STEP_SIZE 60\n\" TIME_SKEW -2\n\" RESETTING_TIME_SKEW 1+2 3+4\n\" LAST0 host 123\n\n12345678\n\nnot a code\n87654321\n";
+        let (f, n) = parse(text, 0).unwrap();
         assert_eq!(f.kind, OtpKind::Hotp);
         assert_eq!(f.counter, 17);
         assert_eq!(f.period, 60);
         assert_eq!(f.state.drift, -2);
+        assert!(!n.no_otp_kind);
         assert_eq!(
             f.scratch_codes,
             vec!["12345678"],
             "reading stops at the first other line"
         );
+
+        let (f, n) = parse(
+            "GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" DISALLOW_REUSE 55000000 55000002 55000001\n\" TOTP_AUTH\n\" TIME_SKEW 40\n",
+            55_000_002 * 30,
+        )
+        .unwrap();
+        assert_eq!(f.state.last_step, Some(55_000_002));
+        assert_eq!(f.state.drift, MAX_DRIFT_STEPS);
+        assert_eq!(n.skew_clamped, Some(40));
+        // A used step far in the future would refuse every code: dropped.
+        let (f, _) = parse(
+            "GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" DISALLOW_REUSE 99999999999\n\" TOTP_AUTH\n",
+            1000 * 30,
+        )
+        .unwrap();
+        assert_eq!(f.state.last_step, None);
+    }
+
+    #[test]
+    fn google_decoder_leniency() {
+        let exact = key::decode_base32("GHSRB5Q7UU4JBGQUNM4WHIUVQO").unwrap();
         assert_eq!(
-            decode_google_secret("GHSRB5Q7UU4JBGQUNM4WHIUVQ0"),
-            decode_google_secret("GHSRB5Q7UU4JBGQUNM4WHIUVQO")
+            decode_google_secret("GHSRB5Q7UU4JBGQUNM4WHIUVQ0").unwrap(),
+            exact
         );
+        assert_eq!(
+            decode_google_secret("ghsr-b5q7 uu4j\tbgqunm4whiuvqo").unwrap(),
+            exact
+        );
+        assert_eq!(decode_google_secret("L8"), decode_google_secret("1B"));
         assert!(decode_google_secret("GHSRB5Q7UU4JBGQUNM4WHIUVQE==").is_none());
+        assert!(decode_google_secret("GHSRB5Q7!").is_none());
+        assert!(decode_google_secret("").is_none());
+        assert!(decode_google_secret("A").is_none(), "5 bits are no byte");
+        // Every 32-character key decodes as the standard decoder does.
+        let k = b"12345678901234567890";
+        assert_eq!(
+            decode_google_secret(&key::encode_base32(k)).unwrap(),
+            k.to_vec()
+        );
+    }
+
+    #[test]
+    fn refusals_and_kinds() {
+        assert!(parse("", 0).is_err());
+        assert!(parse("JBSWY3DP\n\" TOTP_AUTH\n", 0)
+            .unwrap_err()
+            .contains("5 bytes"));
+        assert!(parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" STEP_SIZE 61\n", 0).is_err());
+        assert!(parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" HOTP_COUNTER x\n", 0).is_err());
+        assert!(parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" WINDOW_SIZE 0\n", 0).is_err());
+        assert!(parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\0\n", 0).is_err());
+        let (f, n) = parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n12345678\n", 0).unwrap();
+        assert!(n.no_otp_kind);
+        assert_eq!(f.kind, OtpKind::Totp);
+        let (f, n) = parse(
+            "GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" HOTP_COUNTER 0\n\" TOTP_AUTH\n",
+            0,
+        )
+        .unwrap();
+        assert_eq!(f.kind, OtpKind::Totp, "counter 0 is not HOTP for google");
+        assert!(!n.no_otp_kind);
+        let many: String = (0..150).map(|i| format!("{}\n", 10_000_000 + i)).collect();
+        assert!(parse(&format!("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n{many}"), 0).is_err());
+        let (f, _) = parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n01234567\n12345678\n", 0).unwrap();
+        assert!(
+            f.scratch_codes.is_empty(),
+            "a leading 0 is no google scratch code"
+        );
     }
 }

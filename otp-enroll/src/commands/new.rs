@@ -1,16 +1,21 @@
 //! `otp-enroll new`: create a secret, show it, confirm it, save it.
 
+use std::io::IsTerminal;
+
 use pam_otp::key;
 use pam_otp::otp::{self, Generator};
-use pam_otp::secret_file::{OtpKind, SecretFile};
+use pam_otp::safe_fs;
+use pam_otp::secret_file::{OtpKind, SecretFile, MAX_PERIOD};
 
 use crate::cli::NewOpts;
 use crate::error::Error;
+use crate::output::{self, say};
 use crate::qr::{self, QrStyle};
 use crate::target::Target;
 use crate::{prompt, random, store, uri};
 
 const CONFIRM_TRIES: usize = 3;
+pub const MAX_NEW_SCRATCH_CODES: usize = 20;
 
 pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     if store::exists(t)? {
@@ -18,24 +23,43 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             return Ok(());
         }
         if !o.force {
-            return Err(Error::failed(format!(
-                "{}: a secret already exists; use --force to replace it (the old one stops working), or otp-enroll remove",
-                t.path_str()
-            )));
+            return Err(Error::AlreadyEnrolled { path: t.path_str() });
         }
     }
     if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&o.digits) {
         return Err(Error::usage("--digits must be 6, 7 or 8"));
     }
-    if !(1..=pam_otp::secret_file::MAX_PERIOD).contains(&o.period) {
-        return Err(Error::usage("--period must be 1 to 300 seconds"));
+    if !(1..=MAX_PERIOD).contains(&o.period) {
+        return Err(Error::usage(format!(
+            "--period must be 1 to {MAX_PERIOD} seconds"
+        )));
     }
-    if o.scratch_codes > 20 {
-        return Err(Error::usage("--scratch-codes: at most 20"));
+    if o.scratch_codes > MAX_NEW_SCRATCH_CODES {
+        return Err(Error::usage(format!(
+            "--scratch-codes: at most {MAX_NEW_SCRATCH_CODES}"
+        )));
+    }
+    for (flag, value) in [("--issuer", &o.issuer), ("--label", &o.label)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.is_empty() || v.chars().any(char::is_control))
+        {
+            return Err(Error::usage(format!(
+                "{flag} must be non-empty text without control characters"
+            )));
+        }
+    }
+    // Before anything is shown: a secret that cannot be saved is useless.
+    if let Some(dir) = t.path.parent() {
+        if !safe_fs::exists(dir, t.owner()).map_err(|e| t.file_error(e))? {
+            return Err(Error::NoDirectory { path: t.path_str() });
+        }
     }
     let key = match &o.secret {
-        Some(b32) => {
-            key::decode_base32(b32).ok_or_else(|| Error::usage("--secret is not valid base32"))?
+        Some(arg) => {
+            let b32 = prompt::secret_arg(arg, "Key (base32): ")
+                .ok_or_else(|| Error::usage("--secret -: no key on standard input"))?;
+            key::decode_base32(&b32).ok_or_else(|| Error::usage("--secret is not valid base32"))?
         }
         None => random::key()?,
     };
@@ -58,29 +82,29 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| format!("{}@{host}", t.account.name));
     let uri = uri::key_uri(&file, &issuer, &label);
-    let style =
-        o.qr.unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            QrStyle::Ansi
-        } else {
-            QrStyle::Utf8
-        });
-    let picture = qr::render(&uri, style)
-        .ok_or_else(|| Error::failed("the key URI is too long for a QR code"))?;
+    let style = o.qr.unwrap_or_else(default_style);
+    let picture = qr::render(&uri, style).ok_or_else(|| {
+        Error::usage("the key URI is too long for a QR code (shorten --issuer/--label)")
+    })?;
 
-    println!(
+    // Every line is written before anything is saved: if the output fails
+    // (a closed pipe), nothing is saved for a secret nobody saw.
+    say!(
         "Two-factor login for {} ({})",
         t.account.name,
         file.kind.as_str().to_uppercase()
     );
-    println!();
-    println!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...):");
-    print!("{picture}");
-    println!();
-    println!("Or add it by hand:");
-    println!("  URI:    {uri}");
-    println!("  Key:    {}   (base32)", key::grouped_base32(&file.key));
-    println!("  Hex:    {}", key::encode_hex(&file.key));
-    println!(
+    if style != QrStyle::None {
+        say!();
+        say!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...):");
+        output::write(format_args!("{picture}"))?;
+    }
+    say!();
+    say!("Or add it by hand:");
+    say!("  URI:    {uri}");
+    say!("  Key:    {}   (base32)", key::grouped_base32(&file.key));
+    say!("  Hex:    {}", key::encode_hex(&file.key));
+    say!(
         "  Type:   {}, {}, {} digits{}",
         if o.hotp {
             "counter-based (HOTP)"
@@ -96,19 +120,20 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         }
     );
     if !file.scratch_codes.is_empty() {
-        println!();
-        println!("Emergency codes (each works once; keep them away from your phone):");
+        say!();
+        say!("Emergency codes (each works once; keep them away from your phone):");
         for c in &file.scratch_codes {
-            println!("  {c}");
+            say!("  {c}");
         }
     }
-    println!();
+    say!();
+    output::flush()?;
 
     if !o.no_confirm {
         confirm(t, &mut file, now)?;
     }
     store::save_new(t, &file, o.force)?;
-    println!(
+    say!(
         "Saved {} — codes are now needed to log in{}.",
         t.path_str(),
         if t.for_other {
@@ -120,14 +145,25 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Explicit colours on a terminal (readable whatever its theme), plain
+/// half blocks into a pipe or on a terminal that cannot do colours.
+fn default_style() -> QrStyle {
+    let dumb = std::env::var_os("TERM").is_none_or(|t| t == "dumb" || t.is_empty());
+    if std::io::stdout().is_terminal() && !dumb {
+        QrStyle::Ansi
+    } else {
+        QrStyle::Utf8
+    }
+}
+
 /// Asks for a current code; only a right one lets the file be saved. The
-/// code is marked used, so it cannot be replayed at login.
+/// code is marked used (as a login would), so it cannot be replayed.
 fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
     let g = Generator::new(&file.key, file.algorithm, file.digits)
         .ok_or_else(|| Error::failed("invalid key settings"))?;
     for attempt in 1..=CONFIRM_TRIES {
         let Some(answer) = prompt::ask("Enter the code your app shows now, to confirm: ") else {
-            return Err(Error::failed("no code given: nothing was saved"));
+            return Err(Error::refused("no code given: nothing was saved"));
         };
         let code = otp::normalize_code(&answer).filter(|c| c.len() == usize::from(file.digits));
         if let Some(code) = code {
@@ -153,10 +189,12 @@ fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
             }
         }
         if attempt < CONFIRM_TRIES {
-            eprintln!("That code is not right. Check that the app shows the new entry (and the phone's clock is right), then try again.");
+            output::warn(format_args!(
+                "That code is not right. Check that the app shows the new entry (and the phone's clock is right), then try again."
+            ));
         }
     }
-    Err(Error::failed(
+    Err(Error::refused(
         "three wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
     ))
 }
@@ -165,9 +203,10 @@ fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
+    let name = buf.split(|&b| b == 0).next().unwrap_or_default();
+    let name = String::from_utf8_lossy(name).into_owned();
+    if rc != 0 || name.is_empty() || name.chars().any(char::is_control) {
         return "localhost".into();
     }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    name
 }

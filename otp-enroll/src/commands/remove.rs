@@ -1,26 +1,29 @@
-//! `otp-enroll remove`: delete the secret.
-
-use pam_otp::safe_fs;
+//! `otp-enroll remove`: delete the secret (disassociate a token).
 
 use crate::error::Error;
-use crate::prompt;
+use crate::output::say;
 use crate::target::Target;
+use crate::{prompt, store};
 
 pub fn run(t: &Target, yes: bool) -> Result<(), Error> {
     let path = t.path_str();
+    if !store::exists(t)? {
+        return Err(Error::NotEnrolled {
+            user: t.account.name.clone(),
+            path,
+        });
+    }
     if !yes && prompt::stdin_is_terminal() {
         let q = format!(
             "Remove the two-factor secret of {} ({path})? [y/N] ",
             t.account.name
         );
         if !prompt::confirm(&q) {
-            return Err(Error::failed("not removed"));
+            return Err(Error::refused("not removed"));
         }
     }
-    let (locked, _) =
-        safe_fs::open_locked(&t.path, t.owner()).map_err(|e| Error::file(&path, e))?;
-    locked.remove().map_err(|e| Error::file(&path, e))?;
-    println!(
+    store::remove(t)?;
+    say!(
         "Removed {path}: {} no longer has a two-factor secret.",
         t.account.name
     );

@@ -2,9 +2,10 @@
 
 use pam_otp::otp::{self, Generator};
 use pam_otp::rate_limit::RateLimit;
-use pam_otp::secret_file::OtpKind;
+use pam_otp::secret_file::{OtpKind, MAX_COUNTER};
 
 use crate::error::Error;
+use crate::output::say;
 use crate::store;
 use crate::target::Target;
 
@@ -16,15 +17,23 @@ pub fn run(t: &Target, c1: &str, c2: &str) -> Result<(), Error> {
     let c2 = otp::normalize_code(c2).ok_or_else(|| Error::usage("CODE2 must be digits"))?;
     let counter = store::update(t, |file| {
         if file.kind != OtpKind::Hotp {
-            return Err(Error::failed(
-                "resync is for counter-based (HOTP) tokens; this secret is time-based",
+            return Err(Error::refused(
+                "resync is for counter-based (HOTP) tokens; this secret is time-based (TOTP), whose codes follow the clock",
             ));
+        }
+        if c1.len() != usize::from(file.digits) || c2.len() != usize::from(file.digits) {
+            return Err(Error::refused(format!(
+                "the token's codes have {} digits: nothing was changed",
+                file.digits
+            )));
         }
         let g = Generator::new(&file.key, file.algorithm, file.digits)
             .ok_or_else(|| Error::failed("invalid key settings"))?;
         let start = file.counter;
-        let end = start.saturating_add(SEARCH);
-        // Every candidate pair is checked; the first consecutive match wins.
+        // The counter stored afterwards (two past the first code) must stay
+        // in the file's range.
+        let end = start.saturating_add(SEARCH).min(MAX_COUNTER - 2);
+        // Every candidate is computed, whether or not one matched already.
         let mut found = None;
         for c in start..=end {
             if g.matches(c, &c1) && g.matches(c + 1, &c2) && found.is_none() {
@@ -32,7 +41,7 @@ pub fn run(t: &Target, c1: &str, c2: &str) -> Result<(), Error> {
             }
         }
         let c = found.ok_or_else(|| {
-            Error::failed(format!(
+            Error::refused(format!(
                 "no two consecutive codes match within counters {start}..{end}: nothing was changed (press the token twice and give both codes in order)"
             ))
         })?;
@@ -40,6 +49,6 @@ pub fn run(t: &Target, c1: &str, c2: &str) -> Result<(), Error> {
         RateLimit::record_success(&mut file.state);
         Ok((file.counter, true))
     })?;
-    println!("Resynchronised {}: counter now {counter}.", t.account.name);
+    say!("Resynchronised {}: counter now {counter}.", t.account.name);
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! `otp-enroll scratch -n N`: new emergency codes, replacing the old.
 
 use crate::error::Error;
+use crate::output::say;
 use crate::target::Target;
 use crate::{random, store};
 
+pub const MAX: usize = 20;
+
 pub fn run(t: &Target, n: usize) -> Result<(), Error> {
-    if !(1..=20).contains(&n) {
-        return Err(Error::usage("-n must be 1 to 20"));
+    if !(1..=MAX).contains(&n) {
+        return Err(Error::usage(format!("-n must be 1 to {MAX}")));
     }
     let codes = random::scratch_codes(n)?;
     let saved = codes.clone();
@@ -14,12 +17,22 @@ pub fn run(t: &Target, n: usize) -> Result<(), Error> {
         f.scratch_codes = saved;
         Ok(((), true))
     })?;
-    println!(
-        "New emergency codes for {} (each works once; the old ones no longer work):",
-        t.account.name
-    );
-    for c in codes {
-        println!("  {c}");
-    }
-    Ok(())
+    // Saved first: codes printed but not saved would be worse than none.
+    // A failure to print now leaves the old codes unusable; the message
+    // says so and the command can simply be run again.
+    let printed = (|| -> Result<(), Error> {
+        say!(
+            "New emergency codes for {} (each works once; the old ones no longer work):",
+            t.account.name
+        );
+        for c in &codes {
+            say!("  {c}");
+        }
+        Ok(())
+    })();
+    printed.map_err(|e| {
+        Error::failed(format!(
+            "{e}: new emergency codes were saved but not shown; run otp-enroll scratch again"
+        ))
+    })
 }

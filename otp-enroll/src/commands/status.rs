@@ -3,25 +3,26 @@
 use pam_otp::secret_file::OtpKind;
 
 use crate::error::Error;
+use crate::output::say;
 use crate::store;
 use crate::target::Target;
 
 pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
     if !store::exists(t)? {
-        println!("{}: not enrolled (no {})", t.account.name, t.path_str());
+        say!("{}: not enrolled (no {})", t.account.name, t.path_str());
         return Ok(false);
     }
     let f = store::read(t)?;
-    println!("user:            {}", t.account.name);
-    println!("secret file:     {}", t.path_str());
+    say!("user:            {}", t.account.name);
+    say!("secret file:     {}", t.path_str());
     match f.kind {
-        OtpKind::Totp => println!(
+        OtpKind::Totp => say!(
             "type:            TOTP (time-based), {}, {} digits, every {} s",
             f.algorithm.as_str(),
             f.digits,
             f.period
         ),
-        OtpKind::Hotp => println!(
+        OtpKind::Hotp => say!(
             "type:            HOTP (counter-based), {}, {} digits, next counter {}",
             f.algorithm.as_str(),
             f.digits,
@@ -29,13 +30,28 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
         ),
     }
     if let Some(s) = &f.serial {
-        println!("serial:          {s}");
+        say!("serial:          {s}");
     }
-    println!(
+    say!(
         "created:         {}",
         f.created.map_or("unknown".to_string(), format_utc)
     );
-    println!("emergency codes: {} left", f.scratch_codes.len());
+    if f.kind == OtpKind::Totp {
+        if let Some(step) = f.state.last_step {
+            say!(
+                "last code used:  {}",
+                format_utc(step.saturating_mul(f.period))
+            );
+        }
+        if f.state.drift != 0 {
+            say!(
+                "clock offset:    the device runs {} step(s) {} (learned at login)",
+                f.state.drift.unsigned_abs(),
+                if f.state.drift > 0 { "ahead" } else { "behind" }
+            );
+        }
+    }
+    say!("emergency codes: {} left", f.scratch_codes.len());
     let rl = t.config.rate_limit;
     let lock = match rl.locked_for(&f.state, now) {
         Some(s) => format!(
@@ -47,7 +63,7 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
         }
         None => "not locked".to_string(),
     };
-    println!("lockout:         {lock}");
+    say!("lockout:         {lock}");
     Ok(true)
 }
 

@@ -2,12 +2,13 @@
 
 use pam_otp::key;
 use pam_otp::otp::{self, Generator};
-use pam_otp::secret_file::{OtpKind, SecretFile};
+use pam_otp::secret_file::{OtpKind, SecretFile, MAX_COUNTER};
 
 use crate::cli::TokenOpts;
 use crate::error::Error;
-use crate::store;
+use crate::output::say;
 use crate::target::Target;
+use crate::{prompt, store};
 
 /// How far past --counter the one code may be.
 pub const SEARCH: u64 = 1000;
@@ -32,6 +33,8 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let seed = o
         .secret
         .ok_or_else(|| Error::usage("token needs --secret (the seed, hex or base32:KEY)"))?;
+    let seed = prompt::secret_arg(&seed, "Seed (hex, or base32:KEY): ")
+        .ok_or_else(|| Error::usage("--secret -: no seed on standard input"))?;
     let code = o
         .code
         .ok_or_else(|| Error::usage("token needs --code (press the token once)"))?;
@@ -43,17 +46,25 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let g = Generator::new(&key, o.algorithm, o.digits)
         .ok_or_else(|| Error::usage("--digits must be 6, 7 or 8"))?;
     let code = otp::normalize_code(&code).ok_or_else(|| Error::usage("--code must be digits"))?;
-    if o.counter > pam_otp::secret_file::MAX_COUNTER {
-        return Err(Error::usage("--counter is too large"));
-    }
-    if store::exists(t)? && !o.force {
-        return Err(Error::failed(format!(
-            "{}: a secret already exists; use --force to replace it with the token",
-            t.path_str()
+    // The stored counter (one past the match) must stay in the file's range.
+    let max_start = MAX_COUNTER - SEARCH - 1;
+    if o.counter > max_start {
+        return Err(Error::usage(format!(
+            "--counter must be at most {max_start}"
         )));
     }
+    if code.len() != usize::from(o.digits) {
+        return Err(Error::refused(format!(
+            "--code has {} digits, the token's codes have {} (see --digits): nothing was saved",
+            code.len(),
+            o.digits
+        )));
+    }
+    if store::exists(t)? && !o.force {
+        return Err(Error::AlreadyEnrolled { path: t.path_str() });
+    }
     let found = g.find(o.counter..=o.counter + SEARCH, &code).ok_or_else(|| {
-        Error::failed(format!(
+        Error::refused(format!(
             "the code does not match this seed within counters {}..{}: nothing was saved (check the seed and serial, press the token again)",
             o.counter,
             o.counter + SEARCH
@@ -66,7 +77,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     file.serial = Some(serial.clone());
     file.created = Some(now);
     store::save_new(t, &file, o.force)?;
-    println!(
+    say!(
         "Token {serial} associated with {} (counter now {}). Saved {}.",
         t.account.name,
         file.counter,

@@ -1,0 +1,208 @@
+//! status, scratch, unlock and remove, by the user and by root with --user.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use common::*;
+use testkit::{oathtool_totp, wait_for_fresh_step, PamService, TestUser};
+
+const KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn enroll_with_key(user: &TestUser) {
+    ok(&admin(
+        user,
+        &["new", "--secret", KEY, "--no-confirm", "--qr", "none"],
+    ));
+}
+
+fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
+    svc.authenticate(&user.name, None, &format!("{code}\n"))
+        .success
+}
+
+#[test]
+fn status_never_shows_the_secret() {
+    let user = TestUser::new();
+    enroll_with_key(&user);
+    let hex = pam_otp::key::encode_hex(&pam_otp::key::decode_base32(KEY).unwrap());
+    let svc = PamService::new("auth required {module}\n");
+    wait_for_fresh_step(5);
+    assert!(login(&svc, &user, &oathtool_totp(KEY, None, &[])));
+    for out in [
+        admin(&user, &["status"]),
+        run(
+            {
+                let mut c = enroll_as(&user);
+                c.arg("status");
+                c
+            },
+            "",
+        ),
+    ] {
+        let s = ok(&out);
+        assert!(
+            s.contains("TOTP")
+                && s.contains("emergency codes: 5 left")
+                && s.contains("not locked")
+                && s.contains("last code used:")
+                && s.contains(&user.name),
+            "{s}"
+        );
+        let all = text(&out);
+        for secret_form in [KEY, "JBSW Y3DP", &hex, &hex.to_uppercase(), &hex[..8]] {
+            assert!(!all.contains(secret_form), "status shows the secret: {all}");
+        }
+        let file = fs::read_to_string(user.secret_path()).unwrap();
+        for code in printed_codes(&file.replace('"', "\n")) {
+            assert!(!all.contains(&code), "status shows an emergency code");
+        }
+    }
+}
+
+#[test]
+fn only_root_acts_for_another_user() {
+    let user = TestUser::new();
+    let other = TestUser::new();
+    enroll_with_key(&user);
+    let before = fs::read(user.secret_path()).unwrap();
+    for args in [
+        &["status"][..],
+        &["unlock"],
+        &["scratch"],
+        &["remove", "--yes"],
+        &["new", "--no-confirm", "--force", "--qr", "none"],
+        &[
+            "token",
+            "--serial",
+            "S",
+            "--secret",
+            RFC4226_HEX,
+            "--code",
+            "755224",
+        ],
+    ] {
+        let mut cmd = enroll_as(&other);
+        cmd.arg("--user").arg(&user.name).args(args);
+        let out = run(cmd, "");
+        assert!(
+            fails(&out, 1).contains("only root"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(fs::read(user.secret_path()).unwrap(), before);
+    // Naming oneself is fine.
+    let mut cmd = enroll_as(&user);
+    cmd.args(["--user", &user.name, "status"]);
+    ok(&run(cmd, ""));
+}
+
+#[test]
+fn unlock_scratch_and_remove_as_root_for_a_user() {
+    let user = TestUser::new();
+    enroll_with_key(&user);
+    let svc = PamService::new("auth required {module}\n");
+
+    // Lock the user out through PAM, then unlock as admin.
+    for _ in 0..3 {
+        assert!(!login(&svc, &user, "000000"));
+    }
+    let s = ok(&admin(&user, &["status"]));
+    assert!(s.contains("locked for") && s.contains("3 failed"), "{s}");
+    wait_for_fresh_step(5);
+    assert!(
+        !login(&svc, &user, &oathtool_totp(KEY, None, &[])),
+        "locked: even a right code fails"
+    );
+    assert!(ok(&admin(&user, &["unlock"])).contains("cleared"));
+    assert!(ok(&admin(&user, &["status"])).contains("lockout:         not locked"));
+    wait_for_fresh_step(5);
+    assert!(
+        login(&svc, &user, &oathtool_totp(KEY, None, &[])),
+        "unlock cleared the lock"
+    );
+
+    // New emergency codes replace the old ones.
+    let first = printed_codes(&ok(&admin(&user, &["scratch", "-n", "3"])));
+    assert_eq!(first.len(), 3);
+    let second = printed_codes(&ok(&admin(&user, &["scratch"])));
+    assert_eq!(second.len(), 5);
+    assert!(!login(&svc, &user, &first[0]), "replaced codes are gone");
+    assert!(login(&svc, &user, &second[1]));
+    assert!(!login(&svc, &user, &second[1]), "each works once");
+    assert!(ok(&admin(&user, &["status"])).contains("emergency codes: 4 left"));
+    fails(&admin(&user, &["scratch", "-n", "0"]), 2);
+    fails(&admin(&user, &["scratch", "-n", "1000"]), 2);
+    let meta = fs::metadata(user.secret_path()).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (user.uid, user.gid, 0o600),
+        "admin writes keep the user's ownership and mode"
+    );
+    // No temp files left beside it.
+    let names: Vec<String> = fs::read_dir(&user.home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+
+    // Remove (stdin is not a terminal: no question).
+    assert!(ok(&admin(&user, &["remove"])).contains("no longer has"));
+    assert!(!user.secret_path().exists());
+    let out = admin(&user, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not enrolled"));
+    for args in [
+        &["remove"][..],
+        &["unlock"],
+        &["scratch"],
+        &["resync", "1", "2"],
+    ] {
+        assert!(
+            fails(&admin(&user, args), 1).contains("has no two-factor secret"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn broken_files_are_reported_and_can_be_removed() {
+    let user = TestUser::new();
+    user.write_secret(
+        "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndigitz = 6\n",
+    );
+    let out = admin(&user, &["status"]);
+    let msg = fails(&out, 1);
+    assert!(
+        msg.contains("digitz") && msg.contains("cannot be used"),
+        "{msg}"
+    );
+    assert!(!msg.contains("JBSWY3DP"), "{msg}");
+    fails(&admin(&user, &["unlock"]), 1);
+    // Group-readable: refused with the fix.
+    fs::set_permissions(
+        user.secret_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    assert!(fails(&admin(&user, &["status"]), 1).contains("chmod 600"));
+    fs::set_permissions(
+        user.secret_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // A corrupt file can still be removed, or replaced with --force.
+    let before = fs::read(user.secret_path()).unwrap();
+    ok(&admin(
+        &user,
+        &["new", "--force", "--no-confirm", "--qr", "none"],
+    ));
+    assert_ne!(fs::read(user.secret_path()).unwrap(), before);
+    user.write_secret("garbage");
+    ok(&admin(&user, &["remove", "--yes"]));
+    assert!(!user.secret_path().exists());
+}

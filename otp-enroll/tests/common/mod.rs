@@ -1,0 +1,330 @@
+//! Helpers shared by otp-enroll's integration tests (testkit has the users,
+//! PAM and oathtool; this has what is specific to the command's output).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use testkit::{binary_path, TestUser};
+
+/// The RFC 4226 test key, as a token vendor would ship it.
+pub const RFC4226_HEX: &str = "3132333435363738393031323334353637383930";
+
+/// otp-enroll run as root (this test process).
+pub fn enroll() -> Command {
+    Command::new(binary_path("otp-enroll"))
+}
+
+/// otp-enroll run as `user` (setpriv: real and effective uid of the user).
+pub fn enroll_as(user: &TestUser) -> Command {
+    user.command(binary_path("otp-enroll").to_str().unwrap())
+}
+
+/// otp-enroll as root acting for `user` with `args`.
+pub fn admin(user: &TestUser, args: &[&str]) -> Output {
+    let mut cmd = enroll();
+    cmd.arg("--user").arg(&user.name).args(args);
+    run(cmd, "")
+}
+
+/// Runs `cmd` with `stdin` as its input; a program that exits without
+/// reading it all is not an error of the test.
+pub fn run(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    match input.write_all(stdin.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
+        _ => {}
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// stdout and stderr together, for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Asserts success, showing everything printed when it failed.
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "failed ({:?}):\n{}", o.status, text(o));
+    stdout(o)
+}
+
+/// Asserts failure with exit status `code`; returns what it printed.
+pub fn fails(o: &Output, code: i32) -> String {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+    let all = text(o);
+    assert!(!all.contains("panicked"), "{all}");
+    all
+}
+
+/// The value after `label` on the first line that has it ("  URI:  ...").
+pub fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
+        .trim()
+}
+
+/// The base32 key `new` printed (groups of four joined).
+pub fn printed_key(out: &str) -> String {
+    field(out, "Key:")
+        .trim_end_matches("(base32)")
+        .trim()
+        .replace(' ', "")
+}
+
+/// The emergency codes printed (lines of exactly 8 digits).
+pub fn printed_codes(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of the QR code `new` printed, escape sequences included.
+pub fn qr_lines(out: &str) -> Vec<&str> {
+    let lines: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Scan this QR code"))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Or add it by hand"))
+        .collect();
+    assert!(lines.len() > 10, "no QR code in:\n{out}");
+    lines
+}
+
+/// A terminal's idea of a colour: dark or light.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Shade {
+    Dark,
+    Light,
+}
+
+/// What a terminal with the given default colours shows for the QR code:
+/// one cell is one module wide and two high; the upper half block (or the
+/// full block) inks the top module, the lower half block the bottom one,
+/// in the foreground colour; the rest is the background. SGR sequences
+/// `38;5;N`/`48;5;N` (256-colour palette; 0-7 and 16-231 by brightness),
+/// `30-37`, `40-47`, `90-97`, `100-107`, `39`, `49` and `0` are understood,
+/// enough to check what otp-enroll prints. Returns rows of modules.
+pub fn terminal_pixels(lines: &[&str], fg: Shade, bg: Shade) -> Vec<Vec<Shade>> {
+    fn palette(n: u32) -> Shade {
+        let light = match n {
+            0..=6 | 8 => false,
+            7 | 9..=15 => true,
+            16..=231 => {
+                let n = n - 16;
+                let (r, g, b) = (n / 36, n / 6 % 6, n % 6);
+                r + g + b >= 8
+            }
+            _ => n >= 244,
+        };
+        if light {
+            Shade::Light
+        } else {
+            Shade::Dark
+        }
+    }
+    let mut rows = Vec::new();
+    let (mut cur_fg, mut cur_bg) = (fg, bg);
+    for line in lines {
+        let mut top = Vec::new();
+        let mut bottom = Vec::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                assert_eq!(chars.next(), Some('['), "only CSI sequences expected");
+                let mut params = String::new();
+                for p in chars.by_ref() {
+                    if p == 'm' {
+                        break;
+                    }
+                    params.push(p);
+                }
+                let nums: Vec<u32> = params.split(';').map(|p| p.parse().unwrap_or(0)).collect();
+                let mut i = 0;
+                while i < nums.len() {
+                    match nums[i] {
+                        0 => (cur_fg, cur_bg) = (fg, bg),
+                        39 => cur_fg = fg,
+                        49 => cur_bg = bg,
+                        30..=37 => cur_fg = palette(nums[i] - 30),
+                        40..=47 => cur_bg = palette(nums[i] - 40),
+                        90..=97 => cur_fg = palette(nums[i] - 90 + 8),
+                        100..=107 => cur_bg = palette(nums[i] - 100 + 8),
+                        38 | 48 if nums.get(i + 1) == Some(&5) => {
+                            let shade = palette(nums[i + 2]);
+                            if nums[i] == 38 {
+                                cur_fg = shade;
+                            } else {
+                                cur_bg = shade;
+                            }
+                            i += 2;
+                        }
+                        other => panic!("unexpected SGR {other} in {params:?}"),
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            let (t, b) = match c {
+                '█' => (cur_fg, cur_fg),
+                '▀' => (cur_fg, cur_bg),
+                '▄' => (cur_bg, cur_fg),
+                ' ' => (cur_bg, cur_bg),
+                other => panic!("unexpected character {other:?} in the QR code"),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let width = rows[0].len();
+    assert!(
+        rows.iter().all(|r| r.len() == width),
+        "ragged QR code lines"
+    );
+    rows
+}
+
+/// Writes `rows` as a PGM image, `scale` pixels per module.
+pub fn write_pgm(rows: &[Vec<Shade>], scale: usize, path: &Path) {
+    let width = rows[0].len() * scale;
+    let mut pgm = format!("P2\n{} {}\n255\n", width, rows.len() * scale);
+    for r in rows {
+        let line: Vec<&str> = r
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(if *s == Shade::Dark { "0" } else { "255" }, scale))
+            .collect();
+        let line = line.join(" ");
+        for _ in 0..scale {
+            pgm.push_str(&line);
+            pgm.push('\n');
+        }
+    }
+    fs::write(path, pgm).unwrap();
+}
+
+/// What zbarimg reads in the image (None when it finds no code).
+pub fn zbar(path: &Path) -> Option<String> {
+    let z = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(path)
+        .output()
+        .expect("zbarimg installed (zbar-tools)");
+    z.status
+        .success()
+        .then(|| String::from_utf8(z.stdout).unwrap().trim_end().to_string())
+}
+
+/// Reads the QR code in `out` as a terminal with colours `fg` on `bg`
+/// shows it; also checks the quiet zone (4 light modules all round).
+pub fn read_qr(out: &str, fg: Shade, bg: Shade, dir: &Path, tag: &str) -> Option<String> {
+    let rows = terminal_pixels(&qr_lines(out), fg, bg);
+    let path = dir.join(format!("qr-{tag}.pgm"));
+    write_pgm(&rows, 4, &path);
+    let decoded = zbar(&path);
+    let _ = fs::remove_file(&path);
+    decoded
+}
+
+/// Whether the modules around the code (4 on each side) are all `shade`.
+/// The code is square; a last text line may add one padding row below it.
+pub fn quiet_zone_is(rows: &[Vec<Shade>], shade: Shade) -> bool {
+    let w = rows[0].len();
+    assert!(rows.len() == w || rows.len() == w + 1, "not square");
+    rows.iter().enumerate().all(|(y, r)| {
+        r.iter().enumerate().all(|(x, s)| {
+            let border = y < 4 || y + 4 >= w || x < 4 || x + 4 >= w;
+            !border || *s == shade
+        })
+    })
+}
+
+/// Parses the user's secret file as the module would.
+pub fn secret_file(user: &TestUser) -> pam_otp::secret_file::SecretFile {
+    pam_otp::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
+        .unwrap()
+}
+
+/// `oathtool --totp=ALGORITHM` now, for a base32 key, with `extra` options
+/// (testkit's helper always asks for SHA1).
+pub fn oathtool_totp_with(algorithm: &str, base32: &str, extra: &[&str]) -> String {
+    let out = Command::new("oathtool")
+        .arg(format!("--totp={algorithm}"))
+        .arg("-b")
+        .args(extra)
+        .arg(base32)
+        .output()
+        .expect("oathtool installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `cmd` (a `script -qec ...` session on a pty) and types into it:
+/// each time the screen changes, `answer` sees all of it so far and may
+/// return a line to type. Typing only after a prompt shows is what a person
+/// does (text typed ahead is echoed by the terminal before any program can
+/// turn echo off). Returns everything the terminal showed; a session still
+/// running after 20 s is killed.
+pub fn pty_session(mut cmd: Command, mut answer: impl FnMut(&str) -> Option<String>) -> String {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take();
+    let mut screen = Vec::new();
+    let deadline = testkit::now() + 20;
+    while let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_secs(
+        deadline.saturating_sub(testkit::now()).max(1),
+    )) {
+        screen.extend_from_slice(&chunk);
+        if let Some(typed) = answer(&String::from_utf8_lossy(&screen)) {
+            if let Some(input) = stdin.as_mut() {
+                let _ = input.write_all(format!("{typed}\n").as_bytes());
+            }
+        }
+    }
+    drop(stdin.take());
+    let _ = child.kill();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    String::from_utf8_lossy(&screen).into_owned()
+}
