@@ -430,3 +430,45 @@ fn hostile_size_is_named() {
     fs::write(&path, &text).unwrap();
     hostile_reason(&user, &format!("{} bytes", text.len()));
 }
+
+/// A panic inside the module (forced by the debug-build-only `test_panic`
+/// argument; the tests load the debug build) unwinds, with the module's own
+/// static unwinder (build.rs), to the guard at the entry point:
+/// PAM_SYSTEM_ERR, the calling program carries on, nothing is printed on
+/// its stderr (for su/login, the user's terminal), the log says where, and
+/// the secret file is untouched.
+#[test]
+fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
+    let user = enrolled();
+    let before = snapshot(&user.secret_path());
+    let svc = service("auth required {module} config={config} test_panic\n", "");
+    let sink = LogSink::new();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), "123456\n");
+    assert!(!run.success, "{run:?}");
+    // pamtester prints pam_strerror(PAM_SYSTEM_ERR) and exits normally.
+    assert!(output(&run).contains("System error"), "{run:?}");
+    assert!(!output(&run).contains("panicked"), "{run:?}");
+    assert!(!output(&run).contains("backtrace"), "{run:?}");
+    // authpriv | err (3) = 83
+    let errs: Vec<&String> = lines.iter().filter(|l| l.starts_with("<83>")).collect();
+    assert_eq!(errs.len(), 1, "{lines:#?}");
+    assert!(
+        errs[0].contains("internal error (panic at pam_otp/src/glue/mod.rs:"),
+        "{lines:#?}"
+    );
+    assert_eq!(snapshot(&user.secret_path()), before);
+}
+
+/// The module does not make the loader pull in libgcc_s (build.rs): sshd
+/// does not link it, and mapping it would cost every login.
+#[test]
+fn the_module_does_not_need_libgcc_s() {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(module_path())
+        .output()
+        .expect("readelf (binutils)");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(dynamic.contains("libc.so.6"), "{dynamic}");
+    assert!(!dynamic.contains("libgcc_s"), "{dynamic}");
+}

@@ -7,8 +7,10 @@
 
 mod ffi;
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
@@ -25,12 +27,37 @@ pam_hooks!(PamOtp);
 
 impl PamHooks for PamOtp {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        guard(|| authenticate(pamh, &args, flags))
+        guard(|| {
+            quiet_panics();
+            authenticate(pamh, &args, flags)
+        })
     }
 
     fn sm_setcred(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
         PamResultCode::PAM_SUCCESS
     }
+}
+
+thread_local! {
+    /// Where this thread's last panic happened, for the log line.
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces std's default panic hook, which would print the message and a
+/// backtrace on the calling program's stderr (for `su` and `login`, the
+/// user's terminal), with one that only notes the location for the log.
+/// The std linked into this module is the module's own, so the hook covers
+/// only panics in this module's code, never the host's.
+fn quiet_panics() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            let _ = PANIC_AT.try_with(|p| p.replace(at));
+        }));
+    });
 }
 
 /// Runs `f`, turning a panic into `PAM_SYSTEM_ERR`. The panic payload is
@@ -40,9 +67,17 @@ pub fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
         Ok(code) => code,
         Err(payload) => {
             let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
+            let at = PANIC_AT
+                .try_with(|p| p.take())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "unknown place".into());
             Logger::new("?").log(
                 Level::Err,
-                "internal error (panic) caught; refusing the login",
+                &format!(
+                    "internal error (panic at {}) caught; refusing the login",
+                    clean(&at)
+                ),
             );
             PamResultCode::PAM_SYSTEM_ERR
         }
@@ -72,6 +107,13 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Debug builds only (what the integration tests load): proves through
+    // the real libpam that a panic unwinds to `guard` with the module's own
+    // static unwinder (build.rs) and becomes PAM_SYSTEM_ERR.
+    #[cfg(debug_assertions)]
+    if arg_refs.contains(&"test_panic") {
+        panic!("test_panic argument (debug build)");
+    }
 
     #[allow(clippy::disallowed_methods)] // the glue is where the clock is read
     let now = std::time::SystemTime::now()

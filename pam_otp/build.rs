@@ -1,0 +1,48 @@
+//! Links the unwinder statically (what `gcc -static-libgcc` does for C++
+//! shared libraries), so that loading the module does not also load
+//! `libgcc_s.so.1`.
+//!
+//! Why: sshd does not link libgcc_s, so a Rust module that needs it makes
+//! the dynamic loader map and relocate a whole second library at every
+//! login — 62 000 instructions, about a third of what loading the module
+//! costs (bench/README.md). The module still unwinds (a panic must become
+//! `PAM_SYSTEM_ERR`, never an abort of sshd): the same unwinder code, from
+//! gcc's `libgcc_eh.a`, lives inside the module, hidden (the cdylib exports
+//! only the `pam_sm_*` entry points). Tested through the real libpam by
+//! `it_hostile::a_panic_in_the_module_is_system_err`.
+//!
+//! How: `+whole-archive` puts the unwinder's objects in ahead of std's
+//! `-lgcc_s`, which the linker (`--as-needed`) then drops as unneeded.
+//! Where gcc has no `libgcc_eh.a` (another toolchain or target), nothing is
+//! changed and the module links libgcc_s as before.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CC");
+    let linux_gnu = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if !linux_gnu {
+        return;
+    }
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let found = Command::new(&cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()))
+        // gcc answers the bare name when it has no such file.
+        .filter(|p| p.is_absolute() && p.is_file());
+    match found.as_deref().and_then(|p| p.parent()) {
+        Some(dir) => {
+            println!("cargo:rustc-link-search=native={}", dir.display());
+            println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=gcc_eh");
+        }
+        None => println!(
+            "cargo:warning=libgcc_eh.a not found with {cc}: the module will need libgcc_s.so.1"
+        ),
+    }
+}
