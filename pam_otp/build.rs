@@ -1,6 +1,9 @@
-//! Links the unwinder statically (what `gcc -static-libgcc` does for C++
-//! shared libraries), so that loading the module does not also load
-//! `libgcc_s.so.1`.
+//! Two link-time choices that make loading the module cheaper; sshd loads
+//! it afresh for every login (bench/README.md has the figures).
+//!
+//! 1. The unwinder is linked statically (what `gcc -static-libgcc` does for
+//!    C++ shared libraries), so that loading the module does not also load
+//!    `libgcc_s.so.1`.
 //!
 //! Why: sshd does not link libgcc_s, so a Rust module that needs it makes
 //! the dynamic loader map and relocate a whole second library at every
@@ -15,6 +18,14 @@
 //! `-lgcc_s`, which the linker (`--as-needed`) then drops as unneeded.
 //! Where gcc has no `libgcc_eh.a` (another toolchain or target), nothing is
 //! changed and the module links libgcc_s as before.
+//!
+//! 2. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR,
+//!    glibc 2.36 / Debian 12 and later): the loader applies the module's
+//!    ~2 000 pointer fix-ups a bitmap word at a time instead of one 24-byte
+//!    record each, 10 000 fewer instructions per load. ld only packs them
+//!    when the C library supports it (it adds a GLIBC_ABI_DT_RELR version
+//!    need, so an older glibc refuses the module cleanly); a linker that
+//!    does not know the flag fails the probe and the flag is left out.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,7 +39,36 @@ fn main() {
         return;
     }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let found = Command::new(&cc)
+    static_unwinder(&cc);
+    packed_relocations(&cc);
+}
+
+/// Whether `cc` links an empty shared object with the linker flag `flag`.
+fn linker_accepts(cc: &str, flag: &str) -> bool {
+    let Some(out_dir) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
+        return false;
+    };
+    let src = out_dir.join("probe.c");
+    if std::fs::write(&src, "int pam_otp_probe;\n").is_err() {
+        return false;
+    }
+    Command::new(cc)
+        .args(["-shared", "-fPIC", flag, "-o"])
+        .arg(out_dir.join("probe.so"))
+        .arg(&src)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn packed_relocations(cc: &str) {
+    let flag = "-Wl,-z,pack-relative-relocs";
+    if linker_accepts(cc, flag) {
+        println!("cargo:rustc-cdylib-link-arg={flag}");
+    }
+}
+
+fn static_unwinder(cc: &str) {
+    let found = Command::new(cc)
         .arg("-print-file-name=libgcc_eh.a")
         .output()
         .ok()

@@ -459,10 +459,11 @@ fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
     assert_eq!(snapshot(&user.secret_path()), before);
 }
 
-/// The module does not make the loader pull in libgcc_s (build.rs): sshd
-/// does not link it, and mapping it would cost every login.
+/// The module is linked to load cheaply (build.rs): the loader need not
+/// pull in libgcc_s (sshd does not link it; mapping it would cost every
+/// login), and the relative relocations are packed (DT_RELR).
 #[test]
-fn the_module_does_not_need_libgcc_s() {
+fn the_module_is_linked_for_a_cheap_load() {
     let out = Command::new("readelf")
         .arg("-d")
         .arg(module_path())
@@ -471,4 +472,5 @@ fn the_module_does_not_need_libgcc_s() {
     let dynamic = String::from_utf8_lossy(&out.stdout);
     assert!(dynamic.contains("libc.so.6"), "{dynamic}");
     assert!(!dynamic.contains("libgcc_s"), "{dynamic}");
+    assert!(dynamic.contains("(RELR)"), "{dynamic}");
 }
