@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: build release test lint unit-and-integration package-test fuzz demo bench clean
+.PHONY: build release test lint unit-and-integration package-test fuzz demo bench bench-check clean
 
 build:
 	$(CARGO) build --workspace
@@ -12,7 +12,7 @@ release:
 
 # Everything CI runs (as root: the integration tests create users, PAM
 # services and a throwaway sshd on loopback, and clean up after themselves).
-test: lint unit-and-integration package-test fuzz
+test: lint unit-and-integration package-test fuzz bench-check
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -29,9 +29,15 @@ package-test:
 fuzz:
 	scripts/fuzz $(FUZZ_SECONDS)
 
-# Instructions per login next to google-authenticator-libpam and pam_oath.
+# Cost per login next to google-authenticator-libpam and pam_oath, and how it
+# scales with users and rules (bench/login-cost --help).
 bench:
-	bench/callgrind-login
+	bench/login-cost
+
+# The same benchmark, short: proves it still runs and every login in it
+# succeeds (the figures of a quick run are not for quoting).
+bench-check:
+	bench/login-cost --quick >/dev/null
 
 # Build, enroll the user pamotp-demo, and run a throwaway sshd on 127.0.0.1
 # that asks for its codes; Ctrl-C removes everything (needs root).

@@ -1,5 +1,5 @@
 //! Two link-time choices that make loading the module cheaper; sshd loads
-//! it afresh for every login (bench/README.md has the figures).
+//! it afresh for every login (README.md, "Performance", has the figures).
 //!
 //! 1. The unwinder is linked statically (what `gcc -static-libgcc` does for
 //!    C++ shared libraries), so that loading the module does not also load
@@ -8,7 +8,7 @@
 //! Why: sshd does not link libgcc_s, so a Rust module that needs it makes
 //! the dynamic loader map and relocate a whole second library at every
 //! login — 62 000 instructions, about a third of what loading the module
-//! costs (bench/README.md). The module still unwinds (a panic must become
+//! costs. The module still unwinds (a panic must become
 //! `PAM_SYSTEM_ERR`, never an abort of sshd): the same unwinder code, from
 //! gcc's `libgcc_eh.a`, lives inside the module, hidden (the cdylib exports
 //! only the `pam_sm_*` entry points). Tested through the real libpam by
