@@ -8,12 +8,12 @@
 //! totp-rs, an independent implementation.
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
 /// The HMAC behind the codes. Names as in the Key URI and the secret file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum Algorithm {
     #[default]
     SHA1,
