@@ -202,6 +202,26 @@ fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Resu
         .map_err(|_| Error::usage(format!("{what}: {v:?} is not a number in range")))
 }
 
+/// The subcommands, as the parser keeps them.
+const COMMANDS: [&str; 8] = [
+    "new",
+    "token",
+    "resync",
+    "status",
+    "scratch",
+    "unlock",
+    "remove",
+    "import-google",
+];
+
+fn command_name(word: &str) -> Result<&'static str, Error> {
+    COMMANDS
+        .iter()
+        .find(|c| **c == word)
+        .copied()
+        .ok_or_else(|| Error::usage(format!("unknown command {word:?}")))
+}
+
 fn text(parser: &mut lexopt::Parser) -> Result<String, Error> {
     Ok(parser.value()?.string()?)
 }
@@ -241,36 +261,17 @@ pub fn parse(
             Short('V') | Long("version") => version = true,
             Value(v) if cmd.is_none() => {
                 let v = v.string()?;
-                cmd = Some(match v.as_str() {
-                    "new" => "new",
-                    "token" => "token",
-                    "resync" => "resync",
-                    "status" => "status",
-                    "scratch" => "scratch",
-                    "unlock" => "unlock",
-                    "remove" => "remove",
-                    "import-google" => "import-google",
-                    "help" => {
-                        help = true;
-                        "help"
-                    }
-                    other => return Err(Error::usage(format!("unknown command {other:?}"))),
-                });
+                if v == "help" {
+                    help = true;
+                    cmd = Some("help");
+                } else {
+                    cmd = Some(command_name(&v)?);
+                }
             }
             Value(v) if cmd == Some("help") && positional.is_empty() => {
                 // `otp-enroll help token` is `otp-enroll token --help`.
                 let v = v.string()?;
-                cmd = Some(match v.as_str() {
-                    "new" => "new",
-                    "token" => "token",
-                    "resync" => "resync",
-                    "status" => "status",
-                    "scratch" => "scratch",
-                    "unlock" => "unlock",
-                    "remove" => "remove",
-                    "import-google" => "import-google",
-                    other => return Err(Error::usage(format!("unknown command {other:?}"))),
-                });
+                cmd = Some(command_name(&v)?);
                 positional.push(v);
             }
             Value(v) => positional.push(v.string()?),
