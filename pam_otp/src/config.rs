@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::config_cache;
 use crate::rate_limit::RateLimit;
 use crate::rules::{Action, Rule, Source};
 
@@ -187,7 +188,7 @@ impl Config {
         self.validate()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         check_template(&self.secret).map_err(|why| bad("secret", why))?;
         if self.prompt.is_empty() || self.prompt.chars().any(|c| c.is_control() && c != '\n') {
             return Err(bad(
@@ -304,7 +305,19 @@ pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 /// be a regular file owned by root (or by whoever runs this, for tests and
 /// a user's own `otp-enroll --config`) and not writable by group or others:
 /// whoever can write it decides who needs a code.
+///
+/// Run as root (the module), a config of `config_cache::MIN_SIZE` or more
+/// is compiled once into `/run/pam_otp` and read from there while its text
+/// stays the same (see `config_cache`).
 pub fn load(path: &str) -> Result<Config, String> {
+    let cache = nix::unistd::geteuid()
+        .is_root()
+        .then(config_cache::CacheDir::system);
+    load_with(path, cache.as_ref())
+}
+
+/// [`load`], with the compiled-config cache in `cache` (or none).
+pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<Config, String> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let file = match std::fs::File::open(path) {
@@ -339,7 +352,19 @@ pub fn load(path: &str) -> Result<Config, String> {
     file.take(MAX_CONFIG_SIZE + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("config {path}: {e}"))?;
-    Config::parse(&text).map_err(|e| format!("config {path}: {e}"))
+    let parse = |text: &str| Config::parse(text).map_err(|e| format!("config {path}: {e}"));
+    match cache {
+        Some(cache) if text.len() >= config_cache::MIN_SIZE => {
+            let digest = config_cache::digest(text.as_bytes());
+            if let Some(cfg) = cache.get(path, text.as_bytes(), &digest) {
+                return Ok(cfg);
+            }
+            let cfg = parse(&text)?;
+            cache.put(path, text.as_bytes(), &digest, &cfg);
+            Ok(cfg)
+        }
+        _ => parse(&text),
+    }
 }
 
 /// The `config=` argument, if given.

@@ -176,3 +176,51 @@ fn first_match_wins_and_default_applies() {
     assert!(!run.success, "{run:?}");
     assert!(!output(&run).contains(PROMPT), "{run:?}");
 }
+
+/// 10 000 address rules, the last of which skips the code for one address,
+/// through the real module as root: the first login parses the config and
+/// compiles it into /run/pam_otp (config_cache), the next ones read that,
+/// and the decisions are the same; an edit of the config is seen at once.
+/// The test removes the cache file it caused.
+#[test]
+fn ten_thousand_rules_decide_the_same_from_the_compiled_cache() {
+    let user = enrolled();
+    let mut config = String::new();
+    for i in 0..9_999u32 {
+        config.push_str(&format!(
+            "[[rule]]\nfrom = [\"10.{}.{}.0/24\"]\notp = \"deny\"\n",
+            i >> 8 & 255,
+            i & 255
+        ));
+    }
+    config.push_str("[[rule]]\nfrom = [\"198.51.100.7/32\"]\notp = \"skip\"\n");
+    let svc = simple_service(&config);
+    let path = config_path(&svc);
+    let cache = pam_otp::config_cache::CacheDir::system().file_for(path.to_str().unwrap());
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(cache.clone());
+    for round in ["parsed", "from the cache"] {
+        let run = no_prompt(&svc, &user, Some("198.51.100.7"));
+        assert!(run.success, "{round}: {run:?}");
+        let run = no_prompt(&svc, &user, Some("10.0.3.9"));
+        assert!(
+            !run.success && !output(&run).contains(PROMPT),
+            "{round}: {run:?}"
+        );
+        let run = no_prompt(&svc, &user, Some("203.0.113.7"));
+        assert!(
+            !run.success && output(&run).contains(PROMPT),
+            "{round}: {run:?}"
+        );
+        assert!(cache.is_file(), "{round}: no {}", cache.display());
+    }
+    // The admin turns the last rule into a deny: the next login obeys.
+    write_config(&svc, &config.replace("otp = \"skip\"", "otp = \"deny\""));
+    let run = no_prompt(&svc, &user, Some("198.51.100.7"));
+    assert!(!run.success && !output(&run).contains(PROMPT), "{run:?}");
+}
