@@ -201,6 +201,10 @@ fn ten_thousand_rules_decide_the_same_from_the_compiled_cache() {
     impl Drop for Remove {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
+            // And the directory, if this test made it (only when empty).
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
     let _remove = Remove(cache.clone());
