@@ -22,10 +22,11 @@
 //! 2. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR,
 //!    glibc 2.36 / Debian 12 and later): the loader applies the module's
 //!    ~2 000 pointer fix-ups a bitmap word at a time instead of one 24-byte
-//!    record each, 10 000 fewer instructions per load. ld only packs them
-//!    when the C library supports it (it adds a GLIBC_ABI_DT_RELR version
-//!    need, so an older glibc refuses the module cleanly); a linker that
-//!    does not know the flag fails the probe and the flag is left out.
+//!    record each, 10 000 fewer instructions per load. ld then adds a
+//!    GLIBC_ABI_DT_RELR version need, so an older glibc refuses the module
+//!    with a clear error instead of misloading it. The flag is used only if
+//!    a probe (a shared object with one relative relocation, built with the
+//!    same compiler, linker and C library) links with it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,7 +50,10 @@ fn linker_accepts(cc: &str, flag: &str) -> bool {
         return false;
     };
     let src = out_dir.join("probe.c");
-    if std::fs::write(&src, "int pam_otp_probe;\n").is_err() {
+    // A pointer to a variable: one relative relocation, so that packing
+    // them (and glibc's GLIBC_ABI_DT_RELR version) is really exercised.
+    let probe = "int pam_otp_probe;\nint *pam_otp_probe_ptr = &pam_otp_probe;\n";
+    if std::fs::write(&src, probe).is_err() {
         return false;
     }
     Command::new(cc)
