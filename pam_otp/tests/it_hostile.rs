@@ -159,13 +159,7 @@ fn nul_bytes_and_bad_utf8() {
 #[allow(clippy::disallowed_methods)] // the test measures wall time
 fn twenty_megabytes_refused_quickly() {
     let user = TestUser::new();
-    let path = user.write_secret("");
-    // A valid file followed by 20 MB of comment: only its size is wrong.
-    let mut text = totp_secret().into_bytes();
-    text.push(b'#');
-    text.resize(20 * 1024 * 1024, b'x');
-    text.push(b'\n');
-    fs::write(&path, &text).unwrap();
+    let (path, _) = write_twenty_megabyte_secret(&user);
     let started = Instant::now();
     assert_refused_untouched(&user, &[&path]);
     // The refusal itself (one pamtester run, after the code was computed) is

@@ -422,13 +422,8 @@ fn hostile_directory_is_named() {
 #[test]
 fn hostile_size_is_named() {
     let user = TestUser::new();
-    let path = user.write_secret("");
-    let mut text = totp_secret().into_bytes();
-    text.push(b'#');
-    text.resize(20 * 1024 * 1024, b'x');
-    text.push(b'\n');
-    fs::write(&path, &text).unwrap();
-    hostile_reason(&user, &format!("{} bytes", text.len()));
+    let (_, len) = write_twenty_megabyte_secret(&user);
+    hostile_reason(&user, &format!("{len} bytes"));
 }
 
 /// A panic inside the module (forced by the debug-build-only `test_panic`

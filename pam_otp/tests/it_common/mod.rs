@@ -180,3 +180,15 @@ impl Drop for RootDir {
         let _ = fs::remove_dir_all(&self.path);
     }
 }
+
+/// Writes the user's secret as a valid file followed by a 20 MB comment
+/// (only its size is wrong); its path and length.
+pub fn write_twenty_megabyte_secret(user: &TestUser) -> (PathBuf, usize) {
+    let path = user.write_secret("");
+    let mut text = totp_secret().into_bytes();
+    text.push(b'#');
+    text.resize(20 * 1024 * 1024, b'x');
+    text.push(b'\n');
+    std::fs::write(&path, &text).unwrap();
+    (path, text.len())
+}
