@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use common::{enroll, run};
 use testkit::{binary_path, oathtool_totp, wait_for_fresh_step, TestUser, TEST_ROOT};
@@ -16,9 +16,9 @@ fn hook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/profile.d/pam-otp.sh")
 }
 
-/// Sources the hook in an interactive `sh` on a pty (script(1)) as `user`,
-/// typing `input`; returns everything the terminal showed.
-fn login_shell(user: &TestUser, config: &Path, input: &str) -> String {
+/// An interactive `sh` on a pty (script(1)) as `user` that sources the
+/// hook, then says HOOK-DONE and counts the `pam_otp*` variables it left.
+fn hook_shell(user: &TestUser, config: &Path) -> Command {
     let bin_dir = binary_path("otp-enroll").parent().unwrap().to_path_buf();
     let inner = format!(
         ". {}; echo HOOK-DONE; set | grep -c '^pam_otp' || true",
@@ -28,8 +28,15 @@ fn login_shell(user: &TestUser, config: &Path, input: &str) -> String {
     cmd.args(["-qec", &format!("sh -ic \"{inner}\""), "/dev/null"])
         .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
         .env("PAM_OTP_CONFIG", config)
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
+        .env("TERM", "xterm");
+    cmd
+}
+
+/// Sources the hook in an interactive `sh` on a pty (script(1)) as `user`,
+/// typing `input`; returns everything the terminal showed.
+fn login_shell(user: &TestUser, config: &Path, input: &str) -> String {
+    let mut cmd = hook_shell(user, config);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -171,15 +178,5 @@ fn login_shell_answering(
     config: &Path,
     answer: impl FnMut(&str) -> Option<String>,
 ) -> String {
-    let bin_dir = binary_path("otp-enroll").parent().unwrap().to_path_buf();
-    let inner = format!(
-        ". {}; echo HOOK-DONE; set | grep -c '^pam_otp' || true",
-        hook().display()
-    );
-    let mut cmd = user.command("script");
-    cmd.args(["-qec", &format!("sh -ic \"{inner}\""), "/dev/null"])
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
-        .env("PAM_OTP_CONFIG", config)
-        .env("TERM", "xterm");
-    common::pty_session(cmd, answer)
+    common::pty_session(hook_shell(user, config), answer)
 }
