@@ -18,7 +18,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The build comes first: the tests load the module, a cdylib, which
+# `cargo test` alone does not build (testkit::module_path).
 unit-and-integration:
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 # Build the .deb, install, log in through it, remove and purge.

@@ -5,7 +5,8 @@
 //! its home, the private PAM service file, the temp dir and sshd.
 //!
 //! The test runs the script itself with `CARGO=true`: the workspace is
-//! already built by `cargo test`, and a nested cargo would wait on its lock.
+//! already built (`make test` builds it before `cargo test`), and a nested
+//! cargo would wait on the lock the running `cargo test` holds.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -124,6 +125,10 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
     let mut child = Command::new(repo().join("scripts/demo"))
         .env("CARGO", "true")
         .env("PROFILE", "debug")
+        // The module and command the other tests use: built, and not older
+        // than their sources.
+        .env("MODULE", testkit::module_path())
+        .env("OTP_ENROLL", testkit::binary_path("otp-enroll"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,10 +1,10 @@
 //! pam_otp: one-time codes (TOTP, RFC 6238; HOTP, RFC 4226) for PAM, with
 //! rules on address, user, group and service.
 //!
-//! The crate builds the PAM module (`cdylib`) and a library with the core,
-//! which `otp-enroll` reuses. Only `glue` (the PAM entry points) talks to libpam and reads the
-//! clock; everything else is plain Rust that takes its inputs and is tested
-//! without PAM or root.
+//! This crate is the core: the PAM module (`pam_otp/module/`, a thin glue
+//! crate) and `otp-enroll` are built on it. Only the module's entry points
+//! talk to libpam and read the clock; everything here is plain Rust that
+//! takes its inputs and is tested without PAM or root.
 
 #![cfg_attr(
     not(test),
@@ -24,5 +24,3 @@ pub mod rules;
 pub mod safe_fs;
 pub mod secret_file;
 pub mod verify;
-
-mod glue;

@@ -428,7 +428,7 @@ fn hostile_size_is_named() {
 
 /// A panic inside the module (forced by the debug-build-only `test_panic`
 /// argument; the tests load the debug build) unwinds, with the module's own
-/// static unwinder (build.rs), to the guard at the entry point:
+/// static unwinder (pam_otp/module/build.rs), to the guard at the entry point:
 /// PAM_SYSTEM_ERR, the calling program carries on, nothing is printed on
 /// its stderr (for su/login, the user's terminal), the log says where, and
 /// the secret file is untouched.
@@ -448,13 +448,13 @@ fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
     let errs: Vec<&String> = lines.iter().filter(|l| l.starts_with("<83>")).collect();
     assert_eq!(errs.len(), 1, "{lines:#?}");
     assert!(
-        errs[0].contains("internal error (panic at pam_otp/src/glue/mod.rs:"),
+        errs[0].contains("internal error (panic at pam_otp/module/src/lib.rs:"),
         "{lines:#?}"
     );
     assert_eq!(snapshot(&user.secret_path()), before);
 }
 
-/// The module is linked to load cheaply (build.rs): the loader need not
+/// The module is linked to load cheaply (pam_otp/module/build.rs): the loader need not
 /// pull in libgcc_s (sshd does not link it; mapping it would cost every
 /// login), and the relative relocations are packed (DT_RELR).
 #[test]

@@ -210,25 +210,51 @@ pub fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// The built module. Cargo leaves a copy in `target/<profile>/` and, when
-/// only a dependent crate's tests are built (`cargo test -p e2e`), a fresh
-/// one in `deps/` alone: take the newer, so a stale module is never tested.
+/// The built module (`target/<profile>/libpam_otp_module.so`).
+///
+/// `cargo test` does not build it: the module crate is only a `cdylib`
+/// (so that it gets LTO), and cargo builds a cdylib for `cargo build`, not
+/// for tests. `make test` runs `cargo build --workspace` first. A module
+/// missing, or older than the module's or the core's sources, stops the
+/// test with that advice rather than testing a stale module.
 pub fn module_path() -> PathBuf {
-    let profile = target_dir();
-    [profile.join("deps"), profile]
-        .iter()
-        .map(|d| d.join("libpam_otp.so"))
-        .filter_map(|p| {
-            fs::metadata(&p)
+    let p = target_dir().join("libpam_otp_module.so");
+    let advice = "run `cargo build --workspace` before `cargo test` (`make test` does both)";
+    let built = fs::metadata(&p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} not built: {advice}", p.display()));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ has a parent");
+    for dir in ["pam_otp/src", "pam_otp/module/src"] {
+        if let Some(newer) = newest_file(&repo.join(dir)).filter(|(t, _)| *t > built) {
+            panic!(
+                "{} is older than {}: {advice}",
+                p.display(),
+                newer.1.display()
+            );
+        }
+    }
+    p
+}
+
+/// The most recently modified file under `dir`, and when.
+fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest = None;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let found = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry
+                .metadata()
                 .and_then(|m| m.modified())
                 .ok()
-                .map(|t| (t, p))
-        })
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!("libpam_otp.so not built (run the tests with `cargo test --workspace`)")
-        })
+                .map(|t| (t, path))
+        };
+        newest = newest.max(found);
+    }
+    newest
 }
 
 /// A built binary of the workspace (e.g. "otp-enroll").

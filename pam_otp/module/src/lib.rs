@@ -1,9 +1,21 @@
-//! The PAM entry points: thin glue between libpam and [`crate::auth`].
+//! The PAM module (`libpam_otp_module.so`, installed as `pam_otp.so`): the
+//! entry points, thin glue between libpam and [`pam_otp::auth`].
 //!
 //! Read the items and arguments, read the clock, converse, call the core,
 //! map its outcome to a PAM code, log one line. Every entry point catches
 //! panics and answers `PAM_SYSTEM_ERR` (pam-bindings' own guard, which
 //! answers `PAM_ABORT`, stays as the backstop).
+//!
+//! Why a crate of its own: this crate is only a `cdylib`, so cargo builds it
+//! with the release profile's LTO. A crate that is both `cdylib` and `rlib`
+//! gets no LTO from cargo at all; its module called every function of std,
+//! toml and serde through the GOT and made the loader fix up ~950 GOT
+//! entries more at every login (README.md, "Performance").
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod ffi;
 
@@ -18,9 +30,9 @@ use pam::items::{AuthTok, RHost, Service};
 use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
-use crate::account;
-use crate::auth::{self, ConvError, Conversation, Login, Outcome, Report};
-use crate::log::{clean, Level, Logger};
+use pam_otp::account;
+use pam_otp::auth::{self, ConvError, Conversation, Login, Outcome, Report};
+use pam_otp::log::{clean, Level, Logger};
 
 struct PamOtp;
 pam_hooks!(PamOtp);
@@ -62,7 +74,7 @@ fn quiet_panics() {
 
 /// Runs `f`, turning a panic into `PAM_SYSTEM_ERR`. The panic payload is
 /// dropped inside a second guard: dropping it may itself panic.
-pub fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
+fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(code) => code,
         Err(payload) => {
