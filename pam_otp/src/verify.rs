@@ -116,10 +116,7 @@ fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Op
             let drift = file.state.drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
             let center = now_step.saturating_add_signed(drift);
             let skew = u64::from(policy.totp_skew);
-            let step = generator.find(
-                center.saturating_sub(skew)..=center.saturating_add(skew),
-                code,
-            )?;
+            let step = generator.find(otp::steps_nearest_first(center, skew), code)?;
             if file.state.last_step.is_some_and(|last| step <= last) {
                 return Some(Verdict::Refused(Refusal::Replay));
             }
