@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::config_cache;
 use crate::rate_limit::RateLimit;
 use crate::rules::{Action, Rule, Source};
+use crate::safe_fs::IoReason;
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
 pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
@@ -323,9 +324,11 @@ pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<C
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-        Err(e) => return Err(format!("config {path}: {e}")),
+        Err(e) => return Err(format!("config {path}: {}", IoReason(&e))),
     };
-    let meta = file.metadata().map_err(|e| format!("config {path}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
     if !meta.is_file() {
         return Err(format!("config {path}: not a regular file"));
     }
@@ -351,7 +354,7 @@ pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<C
     let mut text = String::new();
     file.take(MAX_CONFIG_SIZE + 1)
         .read_to_string(&mut text)
-        .map_err(|e| format!("config {path}: {e}"))?;
+        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
     let parse = |text: &str| Config::parse(text).map_err(|e| format!("config {path}: {e}"));
     match cache {
         Some(cache) if text.len() >= config_cache::MIN_SIZE => {

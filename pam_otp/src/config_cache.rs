@@ -31,11 +31,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use nix::fcntl::{openat, renameat, OFlag};
-use nix::sys::stat::{fstat, Mode};
+use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
@@ -93,18 +94,21 @@ impl CacheDir {
             Mode::empty(),
         )
         .ok()?;
-        let st = fstat(&fd).ok()?;
+        // Opened and checked through std (open64, fstat64), which the module
+        // imports anyway: nix's open and fstat would be two more symbols
+        // for the loader to bind at every login.
+        let file = File::from(fd);
+        let st = file.metadata().ok()?;
         let euid = nix::unistd::geteuid().as_raw();
-        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        if !regular || st.st_uid != euid || st.st_mode & 0o077 != 0 {
+        if !st.file_type().is_file() || st.uid() != euid || st.mode() & 0o077 != 0 {
             return None;
         }
-        let size = u64::try_from(st.st_size).ok()?;
+        let size = st.size();
         if size > MAX_SIZE {
             return None;
         }
         let mut bytes = Vec::with_capacity(usize::try_from(size).ok()?);
-        File::from(fd).take(MAX_SIZE).read_to_end(&mut bytes).ok()?;
+        file.take(MAX_SIZE).read_to_end(&mut bytes).ok()?;
         decode(&bytes, digest, text.len() as u64)
     }
 
@@ -140,15 +144,14 @@ impl CacheDir {
             // An existing directory (or anything else there) is checked below.
             let _ = std::fs::DirBuilder::new().mode(0o700).create(&self.path);
         }
-        let dir = nix::fcntl::open(
-            &self.path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let st = fstat(&dir).ok()?;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&self.path)
+            .ok()?;
+        let st = dir.metadata().ok()?;
         let euid = nix::unistd::geteuid().as_raw();
-        (st.st_uid == euid && st.st_mode & 0o077 == 0).then_some(dir)
+        (st.uid() == euid && st.mode() & 0o077 == 0).then(|| OwnedFd::from(dir))
     }
 }
 

@@ -86,12 +86,27 @@ impl fmt::Display for FsError {
             FsError::Identity { uid } => {
                 write!(f, "cannot switch file-system identity to uid {uid}")
             }
-            FsError::Io { op, err } => write!(f, "{op}: {err}"),
+            FsError::Io { op, err } => write!(f, "{op}: {}", IoReason(err)),
         }
     }
 }
 
 impl std::error::Error for FsError {}
+
+/// An I/O error as "permission denied (errno 13)": std's wording of the
+/// error's kind and the errno, without the C library's strerror text. The
+/// module formats I/O errors only through this, so it does not import
+/// strerror_r, one symbol fewer for the loader to bind at every login.
+pub struct IoReason<'a>(pub &'a io::Error);
+
+impl fmt::Display for IoReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.raw_os_error() {
+            Some(errno) => write!(f, "{} (errno {errno})", self.0.kind()),
+            None => write!(f, "{}", self.0.kind()),
+        }
+    }
+}
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> FsError {
     move |err| match err.raw_os_error() {

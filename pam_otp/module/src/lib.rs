@@ -19,8 +19,9 @@
 
 mod ffi;
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::CStr;
+use std::fmt::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
@@ -50,9 +51,52 @@ impl PamHooks for PamOtp {
     }
 }
 
+/// Where a panic happened, "file:line" (cut at 120 bytes), for the log.
+///
+/// Plain bytes rather than a `String`: a thread-local that needs dropping
+/// makes the module import the thread-exit machinery (`pthread_key_*`,
+/// `__cxa_thread_atexit_impl`), four more symbols for the loader to bind at
+/// every login, for a value that is nearly always empty.
+#[derive(Clone, Copy)]
+struct PanicPlace {
+    bytes: [u8; 120],
+    len: usize,
+}
+
+impl PanicPlace {
+    fn new(file: &str, line: u32) -> PanicPlace {
+        let mut place = PanicPlace {
+            bytes: [0; 120],
+            len: 0,
+        };
+        let _ = write!(place, "{file}:{line}");
+        place
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(self.bytes.get(..self.len).unwrap_or_default()).into_owned()
+    }
+}
+
+impl std::fmt::Write for PanicPlace {
+    /// Appends what fits (whole characters, so the text stays UTF-8).
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            let mut utf8 = [0; 4];
+            let c = c.encode_utf8(&mut utf8).as_bytes();
+            let Some(room) = self.bytes.get_mut(self.len..self.len + c.len()) else {
+                break;
+            };
+            room.copy_from_slice(c);
+            self.len += c.len();
+        }
+        Ok(())
+    }
+}
+
 thread_local! {
-    /// Where this thread's last panic happened, for the log line.
-    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Where this thread's last panic happened.
+    static PANIC_AT: Cell<Option<PanicPlace>> = const { Cell::new(None) };
 }
 
 /// Replaces std's default panic hook, which would print the message and a
@@ -64,10 +108,8 @@ fn quiet_panics() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let at = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()));
-            let _ = PANIC_AT.try_with(|p| p.replace(at));
+            let at = info.location().map(|l| PanicPlace::new(l.file(), l.line()));
+            let _ = PANIC_AT.try_with(|p| p.set(at));
         }));
     });
 }
@@ -80,10 +122,10 @@ fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
         Err(payload) => {
             let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
             let at = PANIC_AT
-                .try_with(|p| p.take())
+                .try_with(Cell::take)
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| "unknown place".into());
+                .map_or_else(|| "unknown place".into(), |p| p.text());
             Logger::new("?").log(
                 Level::Err,
                 &format!(
@@ -128,11 +170,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         panic!("test_panic argument (debug build)");
     }
 
-    #[allow(clippy::disallowed_methods)] // the glue is where the clock is read
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    // The glue is where the clock is read (ffi::unix_time says why not
+    // through SystemTime).
+    let now = ffi::unix_time().unwrap_or(0);
     if now == 0 {
         logger.log(Level::Err, "system clock is before 1970; refusing");
         return PamResultCode::PAM_AUTHINFO_UNAVAIL;
@@ -240,6 +280,25 @@ mod tests {
             guard(|| PamResultCode::PAM_SUCCESS),
             PamResultCode::PAM_SUCCESS
         );
+    }
+
+    #[test]
+    fn the_clock_is_read_as_std_reads_it() {
+        #[allow(clippy::disallowed_methods)] // the reference reading
+        let std_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let ours = ffi::unix_time().expect("the clock reads");
+        assert!(ours.abs_diff(std_now) <= 1, "{ours} vs {std_now}");
+    }
+
+    #[test]
+    fn a_panic_place_is_kept_whole_or_cut_at_a_character() {
+        assert_eq!(PanicPlace::new("src/lib.rs", 42).text(), "src/lib.rs:42");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = PanicPlace::new(&long, 7).text();
+        assert_eq!(cut, "é".repeat(60));
     }
 
     #[test]
