@@ -102,7 +102,9 @@ struct Flow<'a, 'c> {
     cfg: Config,
     conv: &'c mut dyn Conversation,
     warnings: Vec<String>,
-    debug: Vec<String>,
+    /// Detail for the log, collected only with the `debug` argument (the
+    /// glue logs it only then; formatting it costs every login otherwise).
+    debug: Option<Vec<String>>,
 }
 
 /// Authenticates one login. `lookup` finds accounts (NSS in production).
@@ -135,18 +137,25 @@ pub fn authenticate(
         cfg,
         conv,
         warnings: Vec::new(),
-        debug: Vec::new(),
+        debug: args.contains(&"debug").then(Vec::new),
     };
     let (outcome, reason) = flow.run(lookup);
     Report {
         outcome,
         reason,
         warnings: flow.warnings,
-        debug: flow.debug,
+        debug: flow.debug.unwrap_or_default(),
     }
 }
 
 impl Flow<'_, '_> {
+    /// Adds a debug line, formatted only when debug lines are wanted.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(debug) = &mut self.debug {
+            debug.push(line());
+        }
+    }
+
     fn run(&mut self, lookup: Lookup<'_>) -> (Outcome, String) {
         // Logged with or without `debug`: an admin's typo ("nulok") must
         // not go unnoticed.
@@ -175,7 +184,7 @@ impl Flow<'_, '_> {
             groups: &groups,
         };
         let decision = rules::decide(&self.cfg.rules, self.cfg.default, &subject);
-        self.debug.push(format!("remote {remote:?} -> {decision}"));
+        self.note(|| format!("remote {remote:?} -> {decision}"));
         match decision.action {
             Action::Deny => {
                 self.conv.error(MSG_DENIED);
@@ -186,7 +195,7 @@ impl Flow<'_, '_> {
         }
 
         let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
-        self.debug.push(format!("secret file {path}"));
+        self.note(|| format!("secret file {path}"));
         // Unknown state (an error): go on, and let the real open report it.
         let present = safe_fs::exists(Path::new(&path), account.owner()).unwrap_or(true);
         if !present {

@@ -57,6 +57,12 @@ fn format_line(ident: &str, level: Level, message: &str) -> String {
 
 /// Control characters escaped, length bounded: safe to put in a log line.
 pub fn clean(value: &str) -> String {
+    // Nearly every value (user, host, service, reason) is short printable
+    // ASCII with nothing to escape: copy it whole.
+    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\';
+    if value.len() <= 256 && value.as_bytes().iter().all(plain) {
+        return value.to_owned();
+    }
     let mut out = String::with_capacity(value.len().min(256));
     for c in value.chars().take(256) {
         if c.is_control() || c == '"' || c == '\\' {
@@ -88,6 +94,9 @@ mod tests {
         assert_eq!(clean("bob\nFAKE: root ok"), "bob\\x0aFAKE: root ok");
         assert_eq!(clean("a\"b"), "a\\x22b");
         assert_eq!(clean(&"x".repeat(1000)).len(), 256);
+        assert_eq!(clean("a\\b\u{7f}c\u{85}d"), "a\\x5cb\\x7fc\\x85d");
+        assert_eq!(clean("sshd 127.0.0.1 é"), "sshd 127.0.0.1 é");
+        assert_eq!(clean(""), "");
     }
 
     #[test]
