@@ -191,7 +191,7 @@ impl Config {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         check_template(&self.secret).map_err(|why| bad("secret", why))?;
-        if self.prompt.is_empty() || self.prompt.chars().any(|c| c.is_control() && c != '\n') {
+        if self.prompt.is_empty() || has_control(&self.prompt, Some('\n')) {
             return Err(bad(
                 "prompt",
                 "must be non-empty text without control characters",
@@ -268,7 +268,7 @@ fn check_template(t: &str) -> Result<(), String> {
     if !(t.starts_with('/') || t.starts_with("%h")) {
         return Err(format!("{t:?} must be an absolute path or start with %h"));
     }
-    if t.chars().any(|c| c.is_control()) {
+    if has_control(t, None) {
         return Err("control characters in path".into());
     }
     let mut chars = t.chars();
@@ -280,22 +280,35 @@ fn check_template(t: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `s` holds a control character other than `allowed`. Checked at
+/// every login, so ASCII (nearly every value) is checked a byte at a time.
+fn has_control(s: &str, allowed: Option<char>) -> bool {
+    let bad = |c: char| c.is_control() && Some(c) != allowed;
+    if s.is_ascii() {
+        s.bytes().any(|b| bad(char::from(b)))
+    } else {
+        s.chars().any(bad)
+    }
+}
+
 /// Expands a (validated) template for one user.
 pub fn expand_template(t: &str, user: &str, home: &str) -> String {
     let mut out = String::with_capacity(t.len() + home.len());
-    let mut chars = t.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
+    let mut rest = t;
+    while let Some(at) = rest.find('%') {
+        let (literal, tail) = rest.split_at(at);
+        out.push_str(literal);
+        let mut after = tail.chars();
+        after.next(); // the '%'
+        match after.next() {
             Some('u') => out.push_str(user),
             Some('h') => out.push_str(home.trim_end_matches('/')),
             Some('%') => out.push('%'),
             _ => {}
         }
+        rest = after.as_str();
     }
+    out.push_str(rest);
     out
 }
 
@@ -485,5 +498,19 @@ otp = "deny"
             expand_template("/var/lib/otp/%u/100%%", "bob", "/h"),
             "/var/lib/otp/bob/100%"
         );
+        // Never produced by a validated template, but defined all the same:
+        // an unknown escape and a trailing '%' vanish.
+        assert_eq!(expand_template("/é/%x/%", "u", "/h"), "/é//");
+    }
+
+    #[test]
+    fn control_characters_are_found_in_ascii_and_beyond() {
+        assert!(!has_control("Verification code: ", None));
+        assert!(has_control("a\tb", None));
+        assert!(has_control("a\u{7f}", None));
+        assert!(has_control("é\u{85}", None));
+        assert!(!has_control("é ü", None));
+        assert!(!has_control("two\nlines", Some('\n')));
+        assert!(has_control("two\nlines\r", Some('\n')));
     }
 }

@@ -47,7 +47,7 @@ pub(super) fn parse(text: &str) -> Option<Raw> {
             in_state = true;
             continue;
         }
-        let (key, value) = line.split_once(" = ")?;
+        let (key, value) = key_value(line)?;
         if in_state {
             state.set(key, value)?;
         } else {
@@ -143,6 +143,13 @@ impl State {
     }
 }
 
+/// `key = value` split at the first space, which must be followed by `= `
+/// (a bare key holds no space).
+fn key_value(line: &str) -> Option<(&str, &str)> {
+    let (key, rest) = line.split_at(line.find(' ')?);
+    Some((key, rest.strip_prefix(" = ")?))
+}
+
 /// Sets a field that must not be set yet (TOML refuses a repeated key).
 fn once<T>(field: &mut Option<T>, value: T) -> Option<()> {
     if field.is_some() {
@@ -186,7 +193,14 @@ fn int<T: TryFrom<i64>>(text: &str) -> Option<T> {
 /// backslash, no control character inside.
 fn string(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    let plain = !inner.contains(['"', '\\']) && !inner.chars().any(char::is_control);
+    let plain = if inner.is_ascii() {
+        // Printable ASCII but the quote and the backslash.
+        inner
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    } else {
+        !inner.contains(['"', '\\']) && !inner.chars().any(char::is_control)
+    };
     plain.then_some(inner)
 }
 
