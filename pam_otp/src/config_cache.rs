@@ -11,7 +11,8 @@
 //!   with the text it has just read (no timestamps are trusted).
 //! - It is trusted exactly as far as the config: it lives in a directory
 //!   that must be owned by the caller (root, for the module) with no access
-//!   for group or others, not a symlink; the file is opened without
+//!   for group or others, not a symlink, in a parent only its owner or root
+//!   can rename entries in (`/run`); the file is opened without
 //!   following symlinks, must be a regular file with the same owner and no
 //!   group/other access, and is size-bounded. Whoever could change it could
 //!   change the config.
@@ -27,17 +28,12 @@
 //! login after. Writes are temp file + rename, so a reader sees the old
 //! file or the new one.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use nix::fcntl::{openat, renameat, OFlag};
-use nix::sys::stat::Mode;
-use nix::unistd::{unlinkat, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Missing};
@@ -86,18 +82,14 @@ impl CacheDir {
     /// The compiled config for `text` (read from `config_path`), if there
     /// is a trustworthy one made from exactly these bytes.
     pub fn get(&self, config_path: &str, text: &[u8], digest: &Digest32) -> Option<Config> {
-        let dir = self.open_dir(false)?;
-        let fd = openat(
-            &dir,
-            file_name(config_path).as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        )
-        .ok()?;
-        // Opened and checked through std (open64, fstat64), which the module
-        // imports anyway: nix's open and fstat would be two more symbols
-        // for the loader to bind at every login.
-        let file = File::from(fd);
+        if !self.usable(false) {
+            return None;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.file_for(config_path))
+            .ok()?;
         let st = file.metadata().ok()?;
         let euid = nix::unistd::geteuid().as_raw();
         if !st.file_type().is_file() || st.uid() != euid || st.mode() & 0o077 != 0 {
@@ -115,43 +107,60 @@ impl CacheDir {
     /// Saves `cfg`, parsed from `text`, for the next logins. Best effort:
     /// a failure only means the next login parses the TOML again.
     pub fn put(&self, config_path: &str, text: &[u8], digest: &Digest32, cfg: &Config) {
-        let Some(dir) = self.open_dir(true) else {
+        if !self.usable(true) {
             return;
-        };
+        }
         let name = file_name(config_path);
-        let temp = format!(".{name}.{}.tmp", std::process::id());
-        let Ok(fd) = openat(
-            &dir,
-            temp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        ) else {
+        let temp = self
+            .path
+            .join(format!(".{name}.{}.tmp", std::process::id()));
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+        else {
             return;
         };
-        let written = File::from(fd).write_all(&encode(cfg, digest, text.len() as u64));
-        let renamed = written.is_ok() && renameat(&dir, temp.as_str(), &dir, name.as_str()).is_ok();
+        let written = file.write_all(&encode(cfg, digest, text.len() as u64));
+        let renamed = written.is_ok() && std::fs::rename(&temp, self.path.join(name)).is_ok();
         if !renamed {
-            let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = std::fs::remove_file(&temp);
         }
     }
 
-    /// The directory, if it is safe to use: owned by whoever runs this
+    /// Whether the directory is safe to use: owned by whoever runs this
     /// (root, for the module), no access for group or others, not a
-    /// symlink. With `create`, made (0700) when missing.
-    fn open_dir(&self, create: bool) -> Option<OwnedFd> {
+    /// symlink, in a parent nobody else can rename it in (not writable by
+    /// group or others, or sticky). With `create`, made (0700) when missing.
+    ///
+    /// Files in it are then opened by path (no symlinks followed at the
+    /// last step): only the owner of the directory, or of its parent, could
+    /// swap anything between this check and the use, and whoever that is
+    /// could change the config itself. By path, not relative to the
+    /// directory's descriptor, because std has no openat/renameat/unlinkat:
+    /// nix's would be three more symbols for the loader to bind at every
+    /// login, also for the configs that never use the cache.
+    fn usable(&self, create: bool) -> bool {
         if create {
             use std::os::unix::fs::DirBuilderExt;
             // An existing directory (or anything else there) is checked below.
             let _ = std::fs::DirBuilder::new().mode(0o700).create(&self.path);
         }
-        let dir = std::fs::OpenOptions::new()
+        let euid = nix::unistd::geteuid().as_raw();
+        let dir_ok = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
             .open(&self.path)
-            .ok()?;
-        let st = dir.metadata().ok()?;
-        let euid = nix::unistd::geteuid().as_raw();
-        (st.uid() == euid && st.mode() & 0o077 == 0).then(|| OwnedFd::from(dir))
+            .and_then(|dir| dir.metadata())
+            .is_ok_and(|st| st.uid() == euid && st.mode() & 0o077 == 0);
+        let parent = self.path.parent().unwrap_or(Path::new("/"));
+        let parent_ok = std::fs::metadata(parent).is_ok_and(|st| {
+            (st.uid() == euid || st.uid() == 0)
+                && (st.mode() & 0o022 == 0 || st.mode() & libc::S_ISVTX != 0)
+        });
+        dir_ok && parent_ok
     }
 }
 
@@ -574,6 +583,20 @@ mod tests {
         let cache = CacheDir::at(&open);
         cache.put("/c", text.as_bytes(), &d, &cfg);
         assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+        // A good directory in a parent others may write to (not sticky):
+        // someone could swap it, so it is not used.
+        let shared = base.0.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let inside = CacheDir::at(&shared.join("cache"));
+        inside.put("/c", text.as_bytes(), &d, &cfg);
+        assert!(inside.get("/c", text.as_bytes(), &d).is_none());
+        let made: Vec<_> = std::fs::read_dir(shared.join("cache")).unwrap().collect();
+        assert!(made.is_empty(), "{made:?}");
+        // The same with the sticky bit (as /tmp): only owners rename.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        inside.put("/c", text.as_bytes(), &d, &cfg);
+        assert!(inside.get("/c", text.as_bytes(), &d).is_some());
         // A symlink to a good directory is not followed.
         let good = base.0.join("good");
         CacheDir::at(&good).put("/c", text.as_bytes(), &d, &cfg);
