@@ -7,7 +7,10 @@
 //! escaped, so a crafted name cannot forge a log line.
 
 use std::fmt::Write as _;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
+
+use nix::sys::socket::{sendto, MsgFlags, UnixAddr};
 
 const LOG_AUTHPRIV: u8 = 10 << 3;
 
@@ -37,11 +40,19 @@ impl Logger {
 
     pub fn log(&self, level: Level, message: &str) {
         let line = format_line(&self.ident, level, message);
-        if let Ok(sock) = UnixDatagram::unbound() {
-            if sock.set_nonblocking(true).is_ok() {
-                let _ = sock.send_to(line.as_bytes(), self.socket_path);
-            }
-        }
+        // MSG_DONTWAIT on this one send rather than a non-blocking socket:
+        // the same never-wait, without the ioctl that std's
+        // set_nonblocking would add to the symbols the loader binds.
+        let (Ok(sock), Ok(addr)) = (UnixDatagram::unbound(), UnixAddr::new(self.socket_path))
+        else {
+            return;
+        };
+        let _ = sendto(
+            sock.as_raw_fd(),
+            line.as_bytes(),
+            &addr,
+            MsgFlags::MSG_DONTWAIT,
+        );
     }
 }
 
