@@ -310,9 +310,14 @@ impl SecretFile {
     /// range (which parsing never lets in) gives an empty text, which the
     /// writer refuses rather than saving a file that would not parse.
     pub fn to_toml(&self) -> String {
-        use std::fmt::Write;
-        fn int(v: u64) -> Option<i64> {
-            i64::try_from(v).ok()
+        /// `key = value` for an integer, if TOML can hold it.
+        fn int_line(out: &mut String, key: &str, value: impl TryInto<i64>) -> Option<()> {
+            let value: i64 = value.try_into().ok()?;
+            out.push_str(key);
+            out.push_str(" = ");
+            push_decimal(out, value);
+            out.push('\n');
+            Some(())
         }
         let mut out = String::with_capacity(320);
         let ok = (|| -> Option<()> {
@@ -320,18 +325,18 @@ impl SecretFile {
             w.push_str(
                 "# pam_otp secret file: keep it private (mode 0600). Managed by otp-enroll.\n",
             );
-            writeln!(w, "version = {VERSION}").ok()?;
-            let kind = match self.kind {
-                OtpKind::Totp => "totp",
-                OtpKind::Hotp => "hotp",
-            };
-            writeln!(w, "type = \"{kind}\"").ok()?;
-            writeln!(w, "secret = \"{}\"", key::encode_base32(&self.key)).ok()?;
-            writeln!(w, "algorithm = \"{}\"", self.algorithm.as_str()).ok()?;
-            writeln!(w, "digits = {}", self.digits).ok()?;
+            int_line(w, "version", VERSION)?;
+            w.push_str("type = \"");
+            w.push_str(self.kind.as_str());
+            w.push_str("\"\nsecret = \"");
+            w.push_str(&key::encode_base32(&self.key));
+            w.push_str("\"\nalgorithm = \"");
+            w.push_str(self.algorithm.as_str());
+            w.push_str("\"\n");
+            int_line(w, "digits", self.digits)?;
             match self.kind {
-                OtpKind::Totp => writeln!(w, "period = {}", int(self.period)?).ok()?,
-                OtpKind::Hotp => writeln!(w, "counter = {}", int(self.counter)?).ok()?,
+                OtpKind::Totp => int_line(w, "period", self.period)?,
+                OtpKind::Hotp => int_line(w, "counter", self.counter)?,
             }
             if let Some(serial) = &self.serial {
                 w.push_str("serial = ");
@@ -339,7 +344,7 @@ impl SecretFile {
                 w.push('\n');
             }
             if let Some(created) = self.created {
-                writeln!(w, "created = {}", int(created)?).ok()?;
+                int_line(w, "created", created)?;
             }
             w.push_str("scratch_codes = [");
             for (i, code) in self.scratch_codes.iter().enumerate() {
@@ -351,16 +356,16 @@ impl SecretFile {
             w.push_str("]\n\n[state]\n");
             let st = &self.state;
             if let Some(step) = st.last_step {
-                writeln!(w, "last_step = {}", int(step)?).ok()?;
+                int_line(w, "last_step", step)?;
             }
             if st.drift != 0 {
-                writeln!(w, "drift = {}", st.drift).ok()?;
+                int_line(w, "drift", st.drift)?;
             }
             if st.failures != 0 {
-                writeln!(w, "failures = {}", st.failures).ok()?;
+                int_line(w, "failures", st.failures)?;
             }
             if st.last_failure != 0 {
-                writeln!(w, "last_failure = {}", int(st.last_failure)?).ok()?;
+                int_line(w, "last_failure", st.last_failure)?;
             }
             Some(())
         })();
@@ -374,6 +379,28 @@ impl SecretFile {
     pub fn generator(&self) -> Option<Generator> {
         Generator::new(&self.key, self.algorithm, self.digits)
     }
+}
+
+/// `value` in decimal, as TOML writes integers. By hand: the file is
+/// written at every login, and `write!` through `fmt` cost ~1 500
+/// instructions of it.
+fn push_decimal(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        // rest % 10 < 10: the cast cannot truncate.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// `text` as a TOML basic string: quotes, backslashes and control
@@ -414,6 +441,15 @@ type = "totp"
 secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 scratch_codes = ["31415926", "27182818"]
 "#;
+
+    #[test]
+    fn integers_are_written_as_toml_reads_them() {
+        for v in [0, 7, -7, 10, 1 << 53, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_decimal(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+    }
 
     #[test]
     fn minimal_hand_written_file_gets_defaults() {
