@@ -23,4 +23,5 @@ pub mod remote;
 pub mod rules;
 pub mod safe_fs;
 pub mod secret_file;
+pub mod text;
 pub mod verify;

@@ -12,6 +12,8 @@ use std::os::unix::net::UnixDatagram;
 
 use nix::sys::socket::{sendto, MsgFlags, UnixAddr};
 
+use crate::text::push_decimal;
+
 const LOG_AUTHPRIV: u8 = 10 << 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +34,12 @@ pub struct Logger {
 impl Logger {
     /// `ident` as pam_syslog writes it, e.g. `pam_otp(sshd:auth)`.
     pub fn new(service: &str) -> Logger {
+        let mut ident = String::with_capacity(24 + service.len());
+        ident.push_str("pam_otp(");
+        push_clean(&mut ident, service);
+        ident.push_str(":auth)");
         Logger {
-            ident: format!("pam_otp({}:auth)", clean(service)),
+            ident,
             socket_path: "/dev/log",
         }
     }
@@ -56,25 +62,37 @@ impl Logger {
     }
 }
 
+/// `<priority>ident[pid]: message`, as syslog(3) sends it (the daemon
+/// adds the time).
 fn format_line(ident: &str, level: Level, message: &str) -> String {
-    format!(
-        "<{}>{}[{}]: {}",
-        LOG_AUTHPRIV | level as u8,
-        ident,
-        std::process::id(),
-        message
-    )
+    let mut line = String::with_capacity(ident.len() + message.len() + 16);
+    line.push('<');
+    push_decimal(&mut line, i64::from(LOG_AUTHPRIV | level as u8));
+    line.push('>');
+    line.push_str(ident);
+    line.push('[');
+    push_decimal(&mut line, i64::from(std::process::id()));
+    line.push_str("]: ");
+    line.push_str(message);
+    line
 }
 
 /// Control characters escaped, length bounded: safe to put in a log line.
 pub fn clean(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(256));
+    push_clean(&mut out, value);
+    out
+}
+
+/// Appends `value` as [`clean`] writes it.
+pub fn push_clean(out: &mut String, value: &str) {
     // Nearly every value (user, host, service, reason) is short printable
     // ASCII with nothing to escape: copy it whole.
     let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\';
     if value.len() <= 256 && value.as_bytes().iter().all(plain) {
-        return value.to_owned();
+        out.push_str(value);
+        return;
     }
-    let mut out = String::with_capacity(value.len().min(256));
     for c in value.chars().take(256) {
         if c.is_control() || c == '"' || c == '\\' {
             let _ = write!(out, "\\x{:02x}", c as u32);
@@ -82,7 +100,6 @@ pub fn clean(value: &str) -> String {
             out.push(c);
         }
     }
-    out
 }
 
 #[cfg(test)]
