@@ -1,6 +1,6 @@
 //! Logging to syslog (facility authpriv) without ever blocking or failing.
 //!
-//! A datagram is sent to `/dev/log` on a non-blocking socket: no syslog
+//! A datagram is sent to `/dev/log` with `MSG_DONTWAIT`: no syslog
 //! daemon, a full queue or any other error means the line is dropped, never
 //! that the login waits or fails. The daemon stamps the time. Values from
 //! the outside (user names, host names) are quoted with control characters
