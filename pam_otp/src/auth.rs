@@ -244,7 +244,10 @@ impl Flow<'_, '_> {
             }
             (v, _) => v,
         };
-        let why = format!("{}; {decision}", verdict.describe());
+        let mut why = String::with_capacity(64);
+        verdict.describe_into(&mut why);
+        why.push_str("; ");
+        decision.push_to(&mut why);
         match verdict {
             Verdict::Accepted(_) => (Outcome::Success, why),
             Verdict::Locked { retry_in } => {

@@ -116,12 +116,28 @@ pub struct Decision {
     pub rule: Option<usize>,
 }
 
+impl Decision {
+    /// Appends the display text ("rule 2 (skip)", "default (require)");
+    /// by hand, as it is part of the log line of every login.
+    pub fn push_to(&self, out: &mut String) {
+        match self.rule {
+            Some(n) => {
+                out.push_str("rule ");
+                crate::text::push_unsigned(out, u64::try_from(n).unwrap_or(u64::MAX));
+            }
+            None => out.push_str("default"),
+        }
+        out.push_str(" (");
+        out.push_str(self.action.as_str());
+        out.push(')');
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.rule {
-            Some(n) => write!(f, "rule {n} ({})", self.action.as_str()),
-            None => write!(f, "default ({})", self.action.as_str()),
-        }
+        let mut text = String::with_capacity(24);
+        self.push_to(&mut text);
+        f.write_str(&text)
     }
 }
 
@@ -383,6 +399,20 @@ mod tests {
     }
 
     const NONE: G = G(&[]);
+
+    #[test]
+    fn decisions_are_displayed_for_the_log() {
+        let rule = Decision {
+            rule: Some(12),
+            action: Action::Skip,
+        };
+        assert_eq!(rule.to_string(), "rule 12 (skip)");
+        let default = Decision {
+            rule: None,
+            action: Action::Require,
+        };
+        assert_eq!(default.to_string(), "default (require)");
+    }
 
     #[test]
     fn spec_example() {

@@ -406,7 +406,11 @@ fn temp_name(path: &Path) -> PathBuf {
     // Hidden, like the file it replaces (no second dot if it has one).
     let mut name = OsString::from(if base.first() == Some(&b'.') { "" } else { "." });
     name.push(std::ffi::OsStr::from_bytes(&base));
-    name.push(format!(".{n:016x}.tmp"));
+    let mut suffix = String::with_capacity(21);
+    suffix.push('.');
+    crate::text::push_hex16(&mut suffix, n);
+    suffix.push_str(".tmp");
+    name.push(suffix);
     path.with_file_name(name)
 }
 

@@ -8,6 +8,7 @@
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
 use crate::secret_file::{OtpKind, SecretFile};
+use crate::text::push_unsigned;
 
 /// Learned TOTP drift stays within this many steps of the server clock.
 pub const MAX_DRIFT_STEPS: i64 = 10;
@@ -56,19 +57,34 @@ impl Verdict {
 
     /// For the log: never contains the code.
     pub fn describe(&self) -> String {
-        match self {
-            Verdict::Accepted(Method::Totp { step }) => format!("TOTP code accepted (step {step})"),
+        let mut out = String::with_capacity(40);
+        self.describe_into(&mut out);
+        out
+    }
+
+    /// Appends [`Verdict::describe`]'s text (by hand: it is part of the
+    /// log line of every login).
+    pub fn describe_into(&self, out: &mut String) {
+        let (text, number, after) = match *self {
+            Verdict::Accepted(Method::Totp { step }) => ("TOTP code accepted (step ", step, ")"),
             Verdict::Accepted(Method::Hotp { counter }) => {
-                format!("HOTP code accepted (counter {counter})")
+                ("HOTP code accepted (counter ", counter, ")")
             }
-            Verdict::Accepted(Method::Scratch { left }) => {
-                format!("emergency code accepted ({left} left)")
+            Verdict::Accepted(Method::Scratch { left }) => (
+                "emergency code accepted (",
+                u64::try_from(left).unwrap_or(u64::MAX),
+                " left)",
+            ),
+            Verdict::Refused(Refusal::Malformed) => return out.push_str("malformed code"),
+            Verdict::Refused(Refusal::Wrong) => return out.push_str("wrong code"),
+            Verdict::Refused(Refusal::Replay) => {
+                return out.push_str("replayed code (already used)")
             }
-            Verdict::Refused(Refusal::Malformed) => "malformed code".into(),
-            Verdict::Refused(Refusal::Wrong) => "wrong code".into(),
-            Verdict::Refused(Refusal::Replay) => "replayed code (already used)".into(),
-            Verdict::Locked { retry_in } => format!("rate limited (locked for {retry_in} s more)"),
-        }
+            Verdict::Locked { retry_in } => ("rate limited (locked for ", retry_in, " s more)"),
+        };
+        out.push_str(text);
+        push_unsigned(out, number);
+        out.push_str(after);
     }
 }
 
@@ -175,6 +191,37 @@ mod tests {
 
     fn code_at(step: u64) -> String {
         Generator::new(KEY, Algorithm::SHA1, 6).unwrap().code(step)
+    }
+
+    #[test]
+    fn verdicts_are_described_for_the_log() {
+        let cases = [
+            (
+                Verdict::Accepted(Method::Totp { step: 56_666_666 }),
+                "TOTP code accepted (step 56666666)",
+            ),
+            (
+                Verdict::Accepted(Method::Hotp { counter: 0 }),
+                "HOTP code accepted (counter 0)",
+            ),
+            (
+                Verdict::Accepted(Method::Scratch { left: 4 }),
+                "emergency code accepted (4 left)",
+            ),
+            (Verdict::Refused(Refusal::Malformed), "malformed code"),
+            (Verdict::Refused(Refusal::Wrong), "wrong code"),
+            (
+                Verdict::Refused(Refusal::Replay),
+                "replayed code (already used)",
+            ),
+            (
+                Verdict::Locked { retry_in: 29 },
+                "rate limited (locked for 29 s more)",
+            ),
+        ];
+        for (verdict, text) in cases {
+            assert_eq!(verdict.describe(), text);
+        }
     }
 
     #[test]
