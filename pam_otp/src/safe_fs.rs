@@ -101,9 +101,12 @@ pub struct IoReason<'a>(pub &'a io::Error);
 
 impl fmt::Display for IoReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.raw_os_error() {
-            Some(errno) => write!(f, "{} (errno {errno})", self.0.kind()),
-            None => write!(f, "{}", self.0.kind()),
+        // A custom error keeps its own message ("refusing to write an
+        // empty file"); its Display does not go through strerror.
+        match (self.0.raw_os_error(), self.0.get_ref()) {
+            (Some(errno), _) => write!(f, "{} (errno {errno})", self.0.kind()),
+            (None, Some(inner)) => write!(f, "{inner}"),
+            (None, None) => write!(f, "{}", self.0.kind()),
         }
     }
 }
@@ -503,6 +506,22 @@ mod tests {
     fn write_mode(path: &Path, body: &[u8], mode: u32) {
         fs::write(path, body).unwrap();
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn io_reasons_name_the_errno_or_keep_the_message() {
+        let os = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(IoReason(&os).to_string(), "permission denied (errno 13)");
+        let custom = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "refusing to write an empty file",
+        );
+        assert_eq!(
+            IoReason(&custom).to_string(),
+            "refusing to write an empty file"
+        );
+        let simple = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(IoReason(&simple).to_string(), "unexpected end of file");
     }
 
     #[test]
