@@ -206,7 +206,11 @@ impl Sshd {
             logins: AtomicU32::new(0),
         };
 
-        write_mode(&sshd.config_file, setup.otp_config, 0o644);
+        write_mode(
+            &sshd.config_file,
+            &private_state_dir(&dir, setup.otp_config),
+            0o644,
+        );
         let auth = setup
             .pam_auth
             .replace("{module}", &setup.module.to_string_lossy())
@@ -702,6 +706,13 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
 /// A private PAM service directory for pam_wrapper holding one service
 /// file named `service` (e.g. `su`) and a private pam_otp config; removed on
 /// drop. The machine's /etc/pam.d is not touched.
+/// `config` with a `state_dir` inside `dir`, so that no test writes the
+/// machine's `/var/lib/pam_otp`.
+pub fn private_state_dir(dir: &Path, config: &str) -> String {
+    let state = dir.join("state");
+    format!("state_dir = {:?}\n{config}", state.to_string_lossy())
+}
+
 pub struct PamWrapperDir {
     pub dir: PathBuf,
     pub service: String,
@@ -720,7 +731,11 @@ impl PamWrapperDir {
             dir,
             service: service.into(),
         };
-        write_mode(&me.config_file, otp_config, 0o644);
+        write_mode(
+            &me.config_file,
+            &private_state_dir(&me.dir, otp_config),
+            0o644,
+        );
         let text = stack
             .replace("{module}", &module.to_string_lossy())
             .replace("{config}", &me.config_file.to_string_lossy());

@@ -15,6 +15,10 @@ pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
 pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
 pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+/// What `forward_pass` and `split_pass` ask when no code is needed.
+pub const PASSWORD_PROMPT: &str = "Password: ";
+/// Where the module keeps state of its own (`unenrolled`'s tallies).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_otp";
 pub const MAX_TOTP_SKEW: u32 = 10;
 pub const MAX_HOTP_WINDOW: u32 = 1000;
 
@@ -34,6 +38,9 @@ pub struct Config {
     pub default: Action,
     pub prompt: String,
     pub forward_pass: bool,
+    /// `split_pass`: split the answer, hand the password on, keep the code
+    /// for the pam_otp line after the password module.
+    pub split_pass: bool,
     pub try_first_pass: bool,
     pub use_first_pass: bool,
     pub debug: bool,
@@ -41,6 +48,8 @@ pub struct Config {
     pub hotp_window: u32,
     pub enroll_on_login: bool,
     pub rate_limit: RateLimit,
+    /// Root's directory for the module's own state.
+    pub state_dir: String,
     pub rules: Vec<Rule>,
     /// Module arguments not understood, kept for the log.
     pub unknown_args: Vec<String>,
@@ -54,6 +63,7 @@ impl Default for Config {
             default: Action::Require,
             prompt: DEFAULT_PROMPT.into(),
             forward_pass: false,
+            split_pass: false,
             try_first_pass: false,
             use_first_pass: false,
             debug: false,
@@ -61,6 +71,7 @@ impl Default for Config {
             hotp_window: 10,
             enroll_on_login: false,
             rate_limit: RateLimit::default(),
+            state_dir: DEFAULT_STATE_DIR.into(),
             rules: Vec::new(),
             unknown_args: Vec::new(),
         }
@@ -105,6 +116,7 @@ struct RawConfig<'a> {
     hotp_window: Option<u32>,
     enroll_on_login: Option<bool>,
     rate_limit: Option<RawRateLimit>,
+    state_dir: Option<String>,
     #[serde(default, borrow)]
     rule: Vec<RawRule<'a>>,
 }
@@ -146,6 +158,7 @@ impl Config {
             totp_skew: raw.totp_skew.unwrap_or(d.totp_skew),
             hotp_window: raw.hotp_window.unwrap_or(d.hotp_window),
             enroll_on_login: raw.enroll_on_login.unwrap_or(d.enroll_on_login),
+            state_dir: raw.state_dir.unwrap_or(d.state_dir),
             ..d
         };
         if let Some(rl) = raw.rate_limit {
@@ -180,6 +193,7 @@ impl Config {
                 None if arg == "debug" => self.debug = true,
                 None if arg == "nullok" => self.missing = Missing::Allow,
                 None if arg == "forward_pass" => self.forward_pass = true,
+                None if arg == "split_pass" => self.split_pass = true,
                 None if arg == "try_first_pass" => self.try_first_pass = true,
                 None if arg == "use_first_pass" => self.use_first_pass = true,
                 _ => unknown.push(arg.to_string()),
@@ -195,6 +209,12 @@ impl Config {
             return Err(bad(
                 "prompt",
                 "must be non-empty text without control characters",
+            ));
+        }
+        if !self.state_dir.starts_with('/') || has_control(&self.state_dir, None) {
+            return Err(bad(
+                "state_dir",
+                "must be an absolute path without control characters",
             ));
         }
         if self.totp_skew > MAX_TOTP_SKEW {

@@ -49,7 +49,7 @@ pub const SYSTEM_DIR: &str = "/run/pam_otp";
 /// A cache larger than this is not read (the config itself is at most 8 MiB).
 const MAX_SIZE: u64 = 32 * 1024 * 1024;
 /// Format and version: a module that encodes differently uses another.
-const MAGIC: &[u8; 8] = b"PAMOTPC\x01";
+const MAGIC: &[u8; 8] = b"PAMOTPC\x02";
 
 /// The SHA-256 of a config's text.
 pub type Digest32 = [u8; 32];
@@ -199,6 +199,7 @@ fn encode(cfg: &Config, digest: &Digest32, text_len: u64) -> Vec<u8> {
     out.push(u8::from(cfg.enroll_on_login));
     out.extend_from_slice(&cfg.rate_limit.max_failures.to_le_bytes());
     out.extend_from_slice(&cfg.rate_limit.interval.to_le_bytes());
+    put_str(&mut out, &cfg.state_dir);
     put_u32(&mut out, cfg.rules.len());
     for rule in &cfg.rules {
         match &rule.from {
@@ -411,6 +412,7 @@ fn decode(bytes: &[u8], digest: &Digest32, text_len: u64) -> Option<Config> {
             max_failures: r.u32()?,
             interval: r.u64()?,
         },
+        state_dir: r.string()?,
         ..Config::default()
     };
     let n = usize::try_from(r.u32()?).ok()?;

@@ -24,4 +24,5 @@ pub mod rules;
 pub mod safe_fs;
 pub mod secret_file;
 pub mod text;
+pub mod unenrolled;
 pub mod verify;

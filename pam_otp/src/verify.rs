@@ -7,7 +7,7 @@
 
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{OtpKind, SecretFile};
+use crate::secret_file::{OtpKind, SecretFile, State};
 use crate::text::push_unsigned;
 
 /// Learned TOTP drift stays within this many steps of the server clock.
@@ -101,6 +101,24 @@ pub fn verify(file: &mut SecretFile, typed: &str, policy: &Policy, now: u64) -> 
         Verdict::Accepted(_) => RateLimit::record_success(&mut file.state),
         _ => policy.rate_limit.record_failure(&mut file.state, now),
     }
+    verdict
+}
+
+/// Checks `typed` for a user who has no token: nothing is right, but the
+/// rate limit is applied and recorded in `state` exactly as [`verify`]
+/// does for a wrong code, so the answers (and "Too many failed attempts")
+/// look the same as for a user who has one.
+pub fn verify_no_token(state: &mut State, typed: &str, policy: &Policy, now: u64) -> Verdict {
+    if let Some(retry_in) = policy.rate_limit.locked_for(state, now) {
+        return Verdict::Locked { retry_in };
+    }
+    let verdict = match normalize_code(typed) {
+        Some(code) if code.len() == 6 || code.len() == otp::SCRATCH_DIGITS => {
+            Verdict::Refused(Refusal::Wrong)
+        }
+        _ => Verdict::Refused(Refusal::Malformed),
+    };
+    policy.rate_limit.record_failure(state, now);
     verdict
 }
 

@@ -70,8 +70,31 @@ pub fn config_path(svc: &PamService) -> PathBuf {
 }
 
 /// (Re)writes the service's private config.
+///
+/// The config gets a private `state_dir` in the service dir, so that no
+/// test writes the machine's `/var/lib/pam_otp`.
 pub fn write_config(svc: &PamService, config: &str) -> PathBuf {
-    svc.write_file("pam_otp.toml", config)
+    let state = svc.dir.join("state");
+    svc.write_file(
+        "pam_otp.toml",
+        &format!("state_dir = {:?}\n{config}", state.to_string_lossy()),
+    )
+}
+
+/// Sets the user's password (for stacks with pam_unix).
+pub fn set_password(user: &TestUser, password: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}:{password}\n", user.name).as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 /// Everything pamtester printed (prompts, messages, its verdict).

@@ -1,0 +1,239 @@
+//! The failure tally of a user who has no token, under `missing = "deny"`.
+//!
+//! Such a user is prompted like everyone else, and every answer is wrong.
+//! If nothing were recorded, a guesser could tell who is enrolled: only
+//! enrolled users would ever be told "Too many failed attempts", and only
+//! their wrong codes would cost a lock, a write and two fsyncs. So the
+//! failures of an unenrolled user are counted too, by the same rate limit,
+//! in a small root-owned file `<state_dir>/unenrolled/<user>.toml` written
+//! the same way as a secret file (lock, temp file, fsync, rename, fsync).
+//!
+//! Only existing accounts get a tally: one file per account at most. A name
+//! that is not an account gets none, or a remote guesser could fill the
+//! disk with names of their choosing (SECURITY.md says what that leaves).
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::safe_fs::{self, FsError, LockedFile, Owner};
+use crate::secret_file::State;
+
+/// The sub-directory of `state_dir` that holds the tallies.
+pub const DIR: &str = "unenrolled";
+
+/// An unenrolled user's tally, locked until dropped.
+pub struct Tally {
+    locked: LockedFile,
+    path: PathBuf,
+    /// Only `failures` and `last_failure` are used.
+    pub state: State,
+}
+
+impl fmt::Debug for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tally({})", self.path.display())
+    }
+}
+
+#[derive(Debug)]
+pub enum TallyError {
+    /// `state_dir` or its `unenrolled` directory is not safe to use.
+    Dir {
+        dir: PathBuf,
+        why: String,
+    },
+    File {
+        path: PathBuf,
+        err: FsError,
+    },
+    Syntax {
+        path: PathBuf,
+        why: String,
+    },
+}
+
+impl fmt::Display for TallyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TallyError::Dir { dir, why } => write!(f, "tally directory {}: {why}", dir.display()),
+            TallyError::File { path, err } => write!(f, "tally {}: {err}", path.display()),
+            TallyError::Syntax { path, why } => write!(f, "tally {}: {why}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for TallyError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTally {
+    failures: u32,
+    last_failure: u64,
+}
+
+/// The directory must be `owner`'s (root's, in the module) and writable by
+/// nobody else: whoever could write it could reset the tally.
+fn check_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
+    let bad = |why: String| TallyError::Dir {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    let meta = fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    if meta.uid() != owner.uid {
+        return Err(bad(format!(
+            "owned by uid {}, not uid {}",
+            meta.uid(),
+            owner.uid
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(bad(format!(
+            "writable by group or others (mode {:04o})",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `dir` (0700) unless it exists, then checks it.
+fn make_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(TallyError::Dir {
+                dir: dir.to_path_buf(),
+                why: e.to_string(),
+            })
+        }
+    }
+    check_dir(dir, owner)
+}
+
+/// Opens (creating it and its directory if need be) and locks `user`'s
+/// tally under `state_dir`, as `owner`. `user` must be a plausible name.
+pub fn open(state_dir: &Path, user: &str, owner: Owner) -> Result<Tally, TallyError> {
+    make_dir(state_dir, owner)?;
+    let dir = state_dir.join(DIR);
+    make_dir(&dir, owner)?;
+    let path = dir.join(format!("{user}.toml"));
+    let file_err = |err| TallyError::File {
+        path: path.clone(),
+        err,
+    };
+    match safe_fs::create_new(&path, owner, to_toml(&State::default()).as_bytes()) {
+        Ok(()) | Err(FsError::Exists) => {}
+        Err(err) => return Err(file_err(err)),
+    }
+    let (locked, bytes) = safe_fs::open_locked(&path, owner).map_err(file_err)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| TallyError::Syntax {
+        path: path.clone(),
+        why: "not UTF-8".into(),
+    })?;
+    let raw: RawTally = toml::from_str(text).map_err(|e| TallyError::Syntax {
+        path: path.clone(),
+        why: e.message().trim().replace('\n', " "),
+    })?;
+    Ok(Tally {
+        locked,
+        path,
+        state: State {
+            failures: raw.failures,
+            last_failure: raw.last_failure,
+            ..State::default()
+        },
+    })
+}
+
+fn to_toml(state: &State) -> String {
+    format!(
+        "# pam_otp: failed codes of a user who has no token (missing = \"deny\")\n\
+         failures = {}\nlast_failure = {}\n",
+        state.failures, state.last_failure
+    )
+}
+
+impl Tally {
+    /// Saves `state` (temp file, fsync, rename, fsync), as a secret file is.
+    pub fn save(&self) -> Result<(), TallyError> {
+        self.locked
+            .replace(to_toml(&self.state).as_bytes())
+            .map_err(|err| TallyError::File {
+                path: self.path.clone(),
+                err,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn me() -> Owner {
+        Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pam_otp-tally-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_tally_is_created_counted_and_read_back() {
+        let dir = temp_dir("count");
+        let mut tally = open(&dir, "alice", me()).unwrap();
+        assert_eq!(tally.state, State::default());
+        tally.state.failures = 4;
+        tally.state.last_failure = 1_700_000_000;
+        tally.save().unwrap();
+        drop(tally);
+        let again = open(&dir, "alice", me()).unwrap();
+        assert_eq!(again.state.failures, 4);
+        assert_eq!(again.state.last_failure, 1_700_000_000);
+        let sub = fs::metadata(dir.join(DIR)).unwrap();
+        assert_eq!(sub.mode() & 0o777, 0o700);
+        let file = fs::metadata(dir.join(DIR).join("alice.toml")).unwrap();
+        assert_eq!(file.mode() & 0o777, 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unsafe_state_dir_is_refused() {
+        let dir = temp_dir("unsafe");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = open(&dir, "alice", me()).unwrap_err();
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
+        assert!(!dir.join(DIR).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_tally_is_an_error_and_left_alone() {
+        let dir = temp_dir("damaged");
+        drop(open(&dir, "bob", me()).unwrap());
+        let path = dir.join(DIR).join("bob.toml");
+        fs::write(&path, "failures = \"many\"\n").unwrap();
+        let err = open(&dir, "bob", me()).unwrap_err();
+        assert!(matches!(err, TallyError::Syntax { .. }), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "failures = \"many\"\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
