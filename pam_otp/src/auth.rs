@@ -4,17 +4,25 @@
 //! module arguments, and a [`Conversation`]; this decides and reports. Every
 //! path out of here is a [`Report`] with an [`Outcome`] and a reason for the
 //! log; anything unexpected is a refusal.
+//!
+//! What a guesser sees must not depend on whether an account exists or has
+//! a token: a name that is not an account, and an account without a token
+//! under `missing = "deny"`, go through the same prompts, the same
+//! splitting of "password + code" into `PAM_AUTHTOK`, the same
+//! `try_first_pass` re-prompt and (for accounts) the same rate limit and
+//! file writes as an enrolled user who typed a wrong code ([`Record`]).
 
 use std::path::Path;
 
 use crate::account::{self, Account, SystemGroups};
 use crate::config::{self, Config, Missing};
 use crate::log::Level;
-use crate::otp::{self, code_eq};
+use crate::otp::{self, code_eq, normalize_code};
 use crate::remote::Remote;
-use crate::rules::{self, Action, Subject};
-use crate::safe_fs::{self, FsError};
-use crate::secret_file::SecretFile;
+use crate::rules::{self, Action, Decision, Groups, Subject};
+use crate::safe_fs::{self, FsError, Owner};
+use crate::secret_file::{SecretFile, State};
+use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
 
 pub const MSG_UNAVAILABLE: &str =
@@ -33,6 +41,9 @@ pub enum Outcome {
     UserUnknown,
     AuthInfoUnavail,
     ConvErr,
+    /// `PAM_IGNORE`: a `split_pass` line decided nothing; the pam_otp line
+    /// after the password module does.
+    Ignore,
 }
 
 impl Outcome {
@@ -43,12 +54,14 @@ impl Outcome {
             Outcome::UserUnknown => "user_unknown",
             Outcome::AuthInfoUnavail => "authinfo_unavail",
             Outcome::ConvErr => "conv_err",
+            Outcome::Ignore => "ignore",
         }
     }
 }
 
 /// The result and why, for the log (never a code or a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Report {
     pub outcome: Outcome,
     pub reason: String,
@@ -61,7 +74,7 @@ pub struct Report {
 impl Report {
     pub fn level(&self) -> Level {
         match self.outcome {
-            Outcome::Success => Level::Info,
+            Outcome::Success | Outcome::Ignore => Level::Info,
             Outcome::AuthErr | Outcome::UserUnknown | Outcome::ConvErr => Level::Notice,
             Outcome::AuthInfoUnavail => Level::Err,
         }
@@ -84,6 +97,12 @@ pub trait Conversation {
     /// `PAM_AUTHTOK` as an earlier module left it.
     fn authtok(&mut self) -> Option<String>;
     fn set_authtok(&mut self, value: &str) -> Result<(), ConvError>;
+    /// `split_pass`: keeps `code` with this authentication (PAM module
+    /// data) for the pam_otp line after the password module.
+    fn keep_code(&mut self, code: &str) -> Result<(), ConvError>;
+    /// Takes the code a `split_pass` line kept earlier in this
+    /// authentication, so that it is checked at most once.
+    fn take_kept_code(&mut self) -> Option<String>;
 }
 
 /// The login being authenticated.
@@ -96,16 +115,6 @@ pub struct Login<'a> {
 }
 
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, String>;
-
-struct Flow<'a, 'c> {
-    login: &'a Login<'a>,
-    cfg: Config,
-    conv: &'c mut dyn Conversation,
-    warnings: Vec<String>,
-    /// Detail for the log, collected only with the `debug` argument (the
-    /// glue logs it only then; formatting it costs every login otherwise).
-    debug: Option<Vec<String>>,
-}
 
 /// Authenticates one login. `lookup` finds accounts (NSS in production).
 pub fn authenticate(
@@ -148,6 +157,83 @@ pub fn authenticate(
     }
 }
 
+struct Flow<'a, 'c> {
+    login: &'a Login<'a>,
+    cfg: Config,
+    conv: &'c mut dyn Conversation,
+    warnings: Vec<String>,
+    /// Detail for the log, collected only with the `debug` argument.
+    debug: Option<Vec<String>>,
+}
+
+type Refusal = (Outcome, String);
+
+/// Who is logging in, as far as the answer to the outside may tell.
+enum Who {
+    Account(Account),
+    /// Not an account (or not a name that can be one): asked and refused
+    /// like an account, then answered with `outcome`.
+    Nobody {
+        outcome: Outcome,
+        reason: &'static str,
+    },
+}
+
+/// Where the user's tokens and state are.
+enum Record<'w> {
+    /// The user's secret file.
+    File { account: &'w Account, path: String },
+    /// No token (`missing = "deny"`, or not an account): nothing typed is
+    /// right. An account's failures are tallied as an enrolled user's are.
+    NoToken { account: Option<&'w Account> },
+}
+
+/// How a typed answer reached us.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum From {
+    Prompt,
+    /// `PAM_AUTHTOK`, left by an earlier module (`try_first_pass`,
+    /// `use_first_pass`).
+    AuthTok,
+    /// Kept by a `split_pass` line earlier in this authentication.
+    Kept,
+}
+
+struct Typed {
+    text: String,
+    from: From,
+}
+
+/// What splitting "password + code" needs to know of the user's tokens.
+pub struct Shape<'s> {
+    pub digits: u8,
+    pub scratch_codes: &'s [String],
+}
+
+impl Shape<'_> {
+    /// A user with no token is split like one with the usual 6-digit app.
+    pub const NO_TOKEN: Shape<'static> = Shape {
+        digits: 6,
+        scratch_codes: &[],
+    };
+
+    pub fn of(file: &SecretFile) -> Shape<'_> {
+        Shape {
+            digits: file.digits,
+            scratch_codes: &file.scratch_codes,
+        }
+    }
+}
+
+/// No groups: a name that is not an account is in none.
+struct NoGroups;
+
+impl Groups for NoGroups {
+    fn contains(&self, _: &str) -> bool {
+        false
+    }
+}
+
 impl Flow<'_, '_> {
     /// Adds a debug line, formatted only when debug lines are wanted.
     fn note(&mut self, line: impl FnOnce() -> String) {
@@ -165,25 +251,58 @@ impl Flow<'_, '_> {
                 self.cfg.unknown_args
             ));
         }
-        let user = self.login.user;
-        if !account::plausible_user_name(user) {
-            return (Outcome::AuthErr, "implausible user name".into());
+        // Taken first, whatever happens next: a kept code is for the one
+        // check after the password module, never for a later line or a
+        // later authentication on the same handle.
+        let kept = self.conv.take_kept_code();
+        if kept.is_some() && self.cfg.split_pass {
+            self.warnings.push(
+                "split_pass: dropped a code kept by an earlier split_pass line (two split_pass \
+                 lines in one stack?)"
+                    .into(),
+            );
         }
-        let account = match lookup(user) {
-            Ok(Some(a)) => a,
-            Ok(None) => return (Outcome::UserUnknown, "no such user".into()),
-            Err(why) => return (Outcome::AuthInfoUnavail, why),
+        let user = self.login.user;
+        let who = if !account::plausible_user_name(user) {
+            Who::Nobody {
+                outcome: Outcome::AuthErr,
+                reason: "implausible user name",
+            }
+        } else {
+            match lookup(user) {
+                Ok(Some(a)) => Who::Account(a),
+                Ok(None) => Who::Nobody {
+                    outcome: Outcome::UserUnknown,
+                    reason: "no such user",
+                },
+                // NSS is down: that is an outage, not an answer about the name.
+                Err(why) => return (Outcome::AuthInfoUnavail, why),
+            }
         };
+        let (outcome, why) = self.run_for(&who, kept);
+        match who {
+            Who::Account(_) => (outcome, why),
+            // Answered as for an account up to here; now the truth. A
+            // `split_pass` line still answers PAM_IGNORE so that the
+            // password module runs (and delays) as it does for accounts.
+            Who::Nobody {
+                outcome: fail,
+                reason,
+            } => match outcome {
+                Outcome::Ignore | Outcome::ConvErr | Outcome::AuthInfoUnavail => {
+                    (outcome, format!("{reason}; {why}"))
+                }
+                _ => (fail, format!("{reason}; {why}")),
+            },
+        }
+    }
 
+    fn run_for(&mut self, who: &Who, kept: Option<String>) -> (Outcome, String) {
         let remote = Remote::from_rhost(self.login.rhost);
-        let groups = SystemGroups::new(&account);
-        let subject = Subject {
-            user,
-            remote: &remote,
-            service: self.login.service,
-            groups: &groups,
+        let decision = match who {
+            Who::Account(account) => self.decide(&remote, &SystemGroups::new(account)),
+            Who::Nobody { .. } => self.decide(&remote, &NoGroups),
         };
-        let decision = rules::decide(&self.cfg.rules, self.cfg.default, &subject);
         self.note(|| format!("remote {remote:?} -> {decision}"));
         match decision.action {
             Action::Deny => {
@@ -194,60 +313,65 @@ impl Flow<'_, '_> {
             Action::Require => {}
         }
 
-        let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
-        self.note(|| format!("secret file {path}"));
-        // Unknown state (an error): go on, and let the real open report it.
-        let present = safe_fs::exists(Path::new(&path), account.owner()).unwrap_or(true);
-        if !present {
-            return match self.cfg.missing {
-                Missing::Allow => {
-                    self.conv.info(MSG_NOT_ENROLLED);
-                    self.pass_through(format!("no secret file, missing = allow; {decision}"))
+        let record = match who {
+            Who::Nobody { .. } => Record::NoToken { account: None },
+            Who::Account(account) => match self.record_of(account, &decision) {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    // missing = allow: no token, no code.
+                    if !self.cfg.split_pass {
+                        self.conv.info(MSG_NOT_ENROLLED);
+                    }
+                    return self
+                        .pass_through(format!("no secret file, missing = allow; {decision}"));
                 }
-                Missing::Deny => {
-                    // Prompt anyway: the prompt must not reveal who is enrolled.
-                    let _ = self.ask();
-                    (
-                        Outcome::AuthErr,
-                        format!("no secret file ({path}), missing = deny"),
-                    )
-                }
+                Err(refusal) => return refusal,
+            },
+        };
+
+        if self.cfg.split_pass {
+            return match self.split_and_keep(&record) {
+                Ok(why) => (Outcome::Ignore, format!("{why}; {decision}")),
+                Err(refusal) => refusal,
             };
         }
 
-        let first = match self.first_code() {
-            Ok(c) => c,
-            Err(e) => return e,
+        let first = match kept {
+            Some(text) => Typed {
+                text,
+                from: From::Kept,
+            },
+            None => match self.first_code() {
+                Ok(t) => t,
+                Err(refusal) => return refusal,
+            },
         };
-        let verdict = match self.check(&account, &path, &first) {
+        let verdict = match self.check(&record, &first) {
             Ok(v) => v,
-            Err(e) => return e,
+            Err(refusal) => return refusal,
         };
         // try_first_pass: a wrong code from the earlier module gets one prompt.
-        let verdict = match (verdict, first.from_authtok && self.cfg.try_first_pass) {
-            (Verdict::Refused(_), true) => {
-                let typed = match self.ask() {
-                    Ok(t) => t,
-                    Err(e) => return e,
-                };
-                match self.check(
-                    &account,
-                    &path,
-                    &Typed {
-                        text: typed,
-                        from_authtok: false,
+        let verdict = match verdict {
+            Verdict::Refused(_) if first.from == From::AuthTok && self.cfg.try_first_pass => {
+                let again = match self.ask() {
+                    Ok(text) => Typed {
+                        text,
+                        from: From::Prompt,
                     },
-                ) {
+                    Err(refusal) => return refusal,
+                };
+                match self.check(&record, &again) {
                     Ok(v) => v,
-                    Err(e) => return e,
+                    Err(refusal) => return refusal,
                 }
             }
-            (v, _) => v,
+            v => v,
         };
-        let mut why = String::with_capacity(64);
-        verdict.describe_into(&mut why);
-        why.push_str("; ");
-        decision.push_to(&mut why);
+        let what = match record {
+            Record::File { .. } => String::new(),
+            Record::NoToken { .. } => "no token, missing = deny: ".into(),
+        };
+        let why = format!("{what}{}; {decision}", verdict.describe());
         match verdict {
             Verdict::Accepted(_) => (Outcome::Success, why),
             Verdict::Locked { retry_in } => {
@@ -260,11 +384,47 @@ impl Flow<'_, '_> {
         }
     }
 
-    /// Success without a code. Under `forward_pass` the next module still
-    /// wants a password, so ask for it plainly and pass it on.
+    fn decide(&self, remote: &Remote, groups: &dyn Groups) -> Decision {
+        let subject = Subject {
+            user: self.login.user,
+            remote,
+            service: self.login.service,
+            groups,
+        };
+        rules::decide(&self.cfg.rules, self.cfg.default, &subject)
+    }
+
+    /// The account's secret file, `None` when it has none and `missing =
+    /// "allow"`.
+    fn record_of<'w>(
+        &mut self,
+        account: &'w Account,
+        decision: &Decision,
+    ) -> Result<Option<Record<'w>>, Refusal> {
+        let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
+        self.note(|| format!("secret file {path}"));
+        // Unknown state (an error): go on, and let the real open report it.
+        let present = safe_fs::exists(Path::new(&path), account.owner()).unwrap_or(true);
+        if present {
+            return Ok(Some(Record::File { account, path }));
+        }
+        match self.cfg.missing {
+            Missing::Allow => Ok(None),
+            Missing::Deny => {
+                self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
+                Ok(Some(Record::NoToken {
+                    account: Some(account),
+                }))
+            }
+        }
+    }
+
+    /// Success without a code. Under `forward_pass` and `split_pass` the
+    /// password module still wants a password: ask for it plainly and pass
+    /// it on.
     fn pass_through(&mut self, why: String) -> (Outcome, String) {
-        if self.cfg.forward_pass {
-            match self.conv.prompt_hidden("Password: ") {
+        if self.cfg.forward_pass || self.cfg.split_pass {
+            match self.conv.prompt_hidden(config::PASSWORD_PROMPT) {
                 Ok(pw) => {
                     if self.conv.set_authtok(&pw).is_err() {
                         return (Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into());
@@ -273,30 +433,34 @@ impl Flow<'_, '_> {
                 Err(e) => return conv_failure(e),
             }
         }
-        (Outcome::Success, why)
+        if self.cfg.split_pass {
+            (Outcome::Ignore, format!("split_pass: {why}"))
+        } else {
+            (Outcome::Success, why)
+        }
     }
 
     fn prompt_text(&self) -> &str {
-        if self.cfg.forward_pass {
+        if self.cfg.forward_pass || self.cfg.split_pass {
             config::FORWARD_PASS_PROMPT
         } else {
             &self.cfg.prompt
         }
     }
 
-    fn ask(&mut self) -> Result<String, (Outcome, String)> {
+    fn ask(&mut self) -> Result<String, Refusal> {
         let text = self.prompt_text().to_string();
         self.conv.prompt_hidden(&text).map_err(conv_failure)
     }
 
-    fn first_code(&mut self) -> Result<Typed, (Outcome, String)> {
+    fn first_code(&mut self) -> Result<Typed, Refusal> {
         if self.cfg.use_first_pass || self.cfg.try_first_pass {
             let tok = self.conv.authtok();
             match (tok, self.cfg.use_first_pass) {
-                (Some(t), true) => {
+                (Some(text), true) => {
                     return Ok(Typed {
-                        text: t,
-                        from_authtok: true,
+                        text,
+                        from: From::AuthTok,
                     })
                 }
                 (None, true) => {
@@ -307,10 +471,10 @@ impl Flow<'_, '_> {
                 }
                 // try_first_pass: only something shaped like a code is tried,
                 // so a password left by an earlier module costs no failure.
-                (Some(t), false) if otp::normalize_code(&t).is_some() => {
+                (Some(text), false) if normalize_code(&text).is_some() => {
                     return Ok(Typed {
-                        text: t,
-                        from_authtok: true,
+                        text,
+                        from: From::AuthTok,
                     })
                 }
                 _ => {}
@@ -318,21 +482,45 @@ impl Flow<'_, '_> {
         }
         Ok(Typed {
             text: self.ask()?,
-            from_authtok: false,
+            from: From::Prompt,
         })
     }
 
-    /// Lock, read, verify, save. A code counts only once saved.
-    fn check(
+    fn unavailable(&mut self, why: String) -> Refusal {
+        self.conv.error(MSG_UNAVAILABLE);
+        (Outcome::AuthInfoUnavail, why)
+    }
+
+    /// `split_pass`: ask once, hand the password on, keep the code. Nothing
+    /// is checked or counted here, so a wrong password costs the user
+    /// nothing: the stack stops at the password module.
+    fn split_and_keep(&mut self, record: &Record<'_>) -> Result<String, Refusal> {
+        let file = match record {
+            Record::File { account, path } => Some(self.read(account, path)?.1),
+            Record::NoToken { .. } => None,
+        };
+        let shape = file.as_ref().map_or(Shape::NO_TOKEN, Shape::of);
+        let typed = self.ask()?;
+        let (password, code) = split_password_and_code(&shape, &typed);
+        if self.conv.set_authtok(password).is_err() {
+            return Err((Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into()));
+        }
+        if self.conv.keep_code(code).is_err() {
+            return Err((Outcome::AuthInfoUnavail, "could not keep the code".into()));
+        }
+        Ok(
+            "split_pass: password handed on, code kept for the pam_otp line after the \
+            password module"
+                .into(),
+        )
+    }
+
+    /// Opens, locks and parses the user's secret file.
+    fn read(
         &mut self,
         account: &Account,
         path: &str,
-        typed: &Typed,
-    ) -> Result<Verdict, (Outcome, String)> {
-        let unavailable = |conv: &mut dyn Conversation, why: String| {
-            conv.error(MSG_UNAVAILABLE);
-            (Outcome::AuthInfoUnavail, why)
-        };
+    ) -> Result<(safe_fs::LockedFile, SecretFile), Refusal> {
         let (locked, bytes) = match safe_fs::open_locked(Path::new(path), account.owner()) {
             Ok(x) => x,
             Err(FsError::NotFound) if self.cfg.missing == Missing::Deny => {
@@ -341,27 +529,44 @@ impl Flow<'_, '_> {
                     format!("no secret file ({path}), missing = deny"),
                 ))
             }
-            Err(e) => return Err(unavailable(self.conv, format!("secret file {path}: {e}"))),
+            Err(e) => return Err(self.unavailable(format!("secret file {path}: {e}"))),
         };
-        let mut file = match SecretFile::parse_bytes(&bytes) {
-            Ok(f) => f,
-            Err(e) => return Err(unavailable(self.conv, format!("secret file {path}: {e}"))),
-        };
-        let code = if self.cfg.forward_pass && !typed.from_authtok {
-            let (password, code) = split_password_and_code(&file, &typed.text);
-            if self.conv.set_authtok(password).is_err() {
-                return Err((Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into()));
-            }
-            code.to_string()
-        } else {
-            typed.text.clone()
-        };
-        let policy = Policy {
+        match SecretFile::parse_bytes(&bytes) {
+            Ok(file) => Ok((locked, file)),
+            Err(e) => Err(self.unavailable(format!("secret file {path}: {e}"))),
+        }
+    }
+
+    /// Under `forward_pass`, an answer to our own prompt is "password +
+    /// code": hand the password on and return the code.
+    fn code_of(&mut self, typed: &Typed, shape: &Shape<'_>) -> Result<String, Refusal> {
+        if !(self.cfg.forward_pass && typed.from == From::Prompt) {
+            return Ok(typed.text.clone());
+        }
+        let (password, code) = split_password_and_code(shape, &typed.text);
+        if self.conv.set_authtok(password).is_err() {
+            return Err((Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into()));
+        }
+        Ok(code.to_string())
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
             totp_skew: self.cfg.totp_skew,
             hotp_window: self.cfg.hotp_window,
             rate_limit: self.cfg.rate_limit,
+        }
+    }
+
+    /// Lock, read, verify, save. A code counts only once saved.
+    fn check(&mut self, record: &Record<'_>, typed: &Typed) -> Result<Verdict, Refusal> {
+        let (account, path) = match record {
+            Record::File { account, path } => (*account, path),
+            Record::NoToken { account } => return self.check_no_token(*account, typed),
         };
-        let verdict = verify::verify(&mut file, &code, &policy, self.login.now);
+        let (locked, mut file) = self.read(account, path)?;
+        let code = self.code_of(typed, &Shape::of(&file))?;
+        let verdict = verify::verify(&mut file, &code, &self.policy(), self.login.now);
         if verdict.changes_state() {
             if let Err(e) = locked.replace(file.to_toml().as_bytes()) {
                 // Right or wrong, the answer is the same: a code that cannot
@@ -376,83 +581,107 @@ impl Flow<'_, '_> {
         }
         Ok(verdict)
     }
+
+    /// A user with no token: the same splitting, rate limit, lock and
+    /// writes as for a wrong code of an enrolled user, and always "no".
+    fn check_no_token(
+        &mut self,
+        account: Option<&Account>,
+        typed: &Typed,
+    ) -> Result<Verdict, Refusal> {
+        let code = self.code_of(typed, &Shape::NO_TOKEN)?;
+        let policy = self.policy();
+        let Some(account) = account else {
+            let mut state = State::default();
+            return Ok(verify::verify_no_token(
+                &mut state,
+                &code,
+                &policy,
+                self.login.now,
+            ));
+        };
+        let tally = self.open_tally(account);
+        let mut state = tally.as_ref().map(|t| t.state.clone()).unwrap_or_default();
+        let verdict = verify::verify_no_token(&mut state, &code, &policy, self.login.now);
+        if let Some(mut tally) = tally {
+            if verdict.changes_state() {
+                tally.state = state;
+                if let Err(e) = tally.save() {
+                    // The answer is "no" anyway; only the count is lost.
+                    self.warnings.push(format!("{e}"));
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
+    fn open_tally(&mut self, account: &Account) -> Option<Tally> {
+        let owner = Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        match unenrolled::open(Path::new(&self.cfg.state_dir), &account.name, owner) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Still refused; but now the rate limit of an unenrolled
+                // user shows, so the admin is told.
+                self.warnings.push(format!(
+                    "{e}; failures of users without a token are not counted"
+                ));
+                None
+            }
+        }
+    }
 }
 
-struct Typed {
-    text: String,
-    from_authtok: bool,
-}
-
-fn conv_failure(e: ConvError) -> (Outcome, String) {
+fn conv_failure(e: ConvError) -> Refusal {
     match e {
         ConvError::Failed => (Outcome::ConvErr, "conversation failed".into()),
         ConvError::NoAnswer => (Outcome::AuthErr, "no answer to the prompt".into()),
     }
 }
 
-/// `forward_pass`: "password" + "code" typed in one go. The code is the
-/// trailing `digits` digits, or the trailing 8 when they are an unused
-/// emergency code; the rest is the password.
-pub fn split_password_and_code<'t>(file: &SecretFile, typed: &'t str) -> (&'t str, &'t str) {
-    let typed = typed.strip_suffix('\n').unwrap_or(typed);
-    let trailing_digits = typed.bytes().rev().take_while(u8::is_ascii_digit).count();
-    let at = |n: usize| typed.len() - n;
-    if trailing_digits >= otp::SCRATCH_DIGITS {
-        let tail = &typed[at(otp::SCRATCH_DIGITS)..];
-        let mut is_scratch = false;
-        for c in &file.scratch_codes {
-            is_scratch |= code_eq(c, tail);
-        }
-        if is_scratch {
-            return typed.split_at(at(otp::SCRATCH_DIGITS));
+/// Where the code of `typed` starts when it ends in `digits` digits, with
+/// spaces or dashes allowed between them ("hunter2 123 456"): the byte
+/// index of its first digit. `None` when `typed` does not end so.
+fn code_start(typed: &str, digits: usize) -> Option<usize> {
+    let mut seen = 0;
+    for (i, c) in typed.char_indices().rev() {
+        if c.is_ascii_digit() {
+            seen += 1;
+            if seen == digits {
+                return Some(i);
+            }
+        } else if !(seen > 0 && (c == ' ' || c == '-')) {
+            return None;
         }
     }
-    let digits = usize::from(file.digits);
-    if trailing_digits >= digits {
-        typed.split_at(at(digits))
-    } else {
+    None
+}
+
+/// `forward_pass` and `split_pass`: "password" + "code" typed in one go.
+/// The code is the trailing `digits` digits (spaces and dashes inside it
+/// allowed), or the trailing 8 when they are an unused emergency code; the
+/// rest is the password.
+pub fn split_password_and_code<'t>(shape: &Shape<'_>, typed: &'t str) -> (&'t str, &'t str) {
+    let typed = typed.strip_suffix('\n').unwrap_or(typed);
+    if let Some(at) = code_start(typed, otp::SCRATCH_DIGITS) {
+        let tail = normalize_code(&typed[at..]).unwrap_or_default();
+        let mut is_scratch = false;
+        for c in shape.scratch_codes {
+            is_scratch |= code_eq(c, &tail);
+        }
+        if is_scratch {
+            return typed.split_at(at);
+        }
+    }
+    match code_start(typed, usize::from(shape.digits)) {
+        Some(at) => typed.split_at(at),
         // No code at the end: all of it is the password, and the code is
         // empty (a failure).
-        (typed, "")
+        None => (typed, ""),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::secret_file::OtpKind;
-
-    #[test]
-    fn forward_pass_split() {
-        let mut f = SecretFile::new(OtpKind::Totp, b"12345678901234567890".to_vec());
-        assert_eq!(
-            split_password_and_code(&f, "hunter2123456"),
-            ("hunter2", "123456")
-        );
-        assert_eq!(
-            split_password_and_code(&f, "pw99123456"),
-            ("pw99", "123456")
-        );
-        assert_eq!(split_password_and_code(&f, "password"), ("password", ""));
-        assert_eq!(split_password_and_code(&f, "123456"), ("", "123456"));
-        f.scratch_codes = vec!["31415926".into()];
-        assert_eq!(
-            split_password_and_code(&f, "pw31415926"),
-            ("pw", "31415926")
-        );
-        assert_eq!(
-            split_password_and_code(&f, "pw31415927"),
-            ("pw31", "415927")
-        );
-        f.digits = 8;
-        assert_eq!(
-            split_password_and_code(&f, "pw12345678"),
-            ("pw", "12345678")
-        );
-        // Multi-byte characters in the password are fine.
-        assert_eq!(
-            split_password_and_code(&f, "pässwörd12345678"),
-            ("pässwörd", "12345678")
-        );
-    }
-}
+mod tests;

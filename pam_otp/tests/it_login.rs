@@ -222,21 +222,6 @@ fn nullok_argument_allows_a_missing_secret() {
     assert!(!run.success, "{run:?}");
 }
 
-fn set_password(user: &TestUser, password: &str) {
-    let mut child = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}:{password}\n", user.name).as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 #[test]
 fn forward_pass_password_and_code_in_one_prompt() {
     let user = TestUser::new();

@@ -18,6 +18,7 @@
 )]
 
 mod ffi;
+mod kept_code;
 
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -27,7 +28,7 @@ use std::sync::Once;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{AuthTok, RHost, Service};
+use pam::items::{AuthTok, RHost, Service, User};
 use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
@@ -46,8 +47,30 @@ impl PamHooks for PamOtp {
         })
     }
 
-    fn sm_setcred(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_SUCCESS
+    /// Credentials are none of our business, but this is where a stack
+    /// that checks no code can be told: after an authentication that
+    /// succeeded, a code still kept by a `split_pass` line was never
+    /// checked (no pam_otp line after the password module).
+    fn sm_setcred(pamh: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        guard(|| {
+            quiet_panics();
+            if kept_code::take(pamh).is_some() {
+                let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+                    .unwrap_or_else(|| "?".into());
+                let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0))
+                    .unwrap_or_default();
+                Logger::new(&service).log(
+                    Level::Err,
+                    &format!(
+                        "user=\"{}\" split_pass: the code kept for this login was never \
+                         checked: the stack has no pam_otp line after the password module, \
+                         so no code was required",
+                        clean(&user)
+                    ),
+                );
+            }
+            PamResultCode::PAM_SUCCESS
+        })
     }
 }
 
@@ -193,6 +216,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         Outcome::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
         Outcome::AuthInfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         Outcome::ConvErr => PamResultCode::PAM_CONV_ERR,
+        Outcome::Ignore => PamResultCode::PAM_IGNORE,
     }
 }
 
@@ -270,6 +294,14 @@ impl Conversation for PamConversation<'_> {
 
     fn set_authtok(&mut self, value: &str) -> Result<(), ConvError> {
         ffi::set_authtok(self.pamh, value).map_err(|()| ConvError::Failed)
+    }
+
+    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
+        kept_code::keep(self.pamh, code).map_err(|_| ConvError::Failed)
+    }
+
+    fn take_kept_code(&mut self) -> Option<String> {
+        kept_code::take(self.pamh)
     }
 }
 
