@@ -98,8 +98,9 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
     (child.wait().expect("wait"), true)
 }
 
-/// The built module (the newer of cargo's two copies).
 pub use testkit::module_path;
+/// The built module (the newer of cargo's two copies).
+pub use testkit::set_password;
 
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {
@@ -572,32 +573,6 @@ impl Ssh<'_> {
             prompts,
         }
     }
-}
-
-/// Gives `user` the password `password` (chpasswd; retried while another
-/// test holds the shadow lock).
-pub fn set_password(user: &str, password: &str) {
-    let mut last = String::new();
-    for i in 0..50 {
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{user}:{password}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(Duration::from_millis(20 + 10 * i));
-    }
-    panic!("chpasswd {user}: {last}");
 }
 
 /// Installs `public_key` as the only entry of `home/.ssh/authorized_keys`,

@@ -320,6 +320,89 @@ fn recipe_password_then_code_two_prompts() {
     assert!(run.prompts[1].ends_with(&format!(") {PROMPT}")), "{run:#?}");
 }
 
+/// README recipe 2b, the recommended one-prompt stack: `split_pass`, the
+/// password module, then pam_otp again to check the kept code. sshd runs
+/// the whole `pam_authenticate` of keyboard-interactive in one child
+/// process (auth-pam.c, sshpam_thread), so the code the first line keeps
+/// as PAM data is there for the third.
+const SPLIT_PASS_STACK: &str = "auth requisite {module} config={config} split_pass\n\
+                                auth requisite pam_unix.so use_first_pass\n\
+                                auth required {module} config={config}";
+
+#[test]
+fn recipe_password_and_code_split_pass() {
+    let user = enrolled_user();
+    set_password(&user.name, "hunter2-pw");
+    let sshd = sshd(
+        "keyboard-interactive",
+        SPLIT_PASS_STACK,
+        "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
+    );
+    let before = std::fs::read(user.secret_path()).unwrap();
+
+    // Someone who knows only the user name: four wrong passwords, two of
+    // them with the right code, two at a time (pam_unix delays each
+    // failure 2 s). Under forward_pass this locked the user out.
+    for _ in 0..2 {
+        let (a, b) = side_by_side(
+            || {
+                sshd.ssh(&user.name)
+                    .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", code(0)))
+                    .run()
+            },
+            || {
+                sshd.ssh(&user.name)
+                    .answer(FORWARD_PROMPT, &format!("guess{}", wrong_code()))
+                    .run()
+            },
+        );
+        for run in [&a, &b] {
+            assert_refused(run, &user);
+            assert_eq!(run.asked(FORWARD_PROMPT), 1, "{run:#?}");
+            assert!(!run.stderr.contains("Too many failed"), "{run:#?}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(user.secret_path()).unwrap(),
+        before,
+        "a wrong password counted a failure or used a code"
+    );
+
+    // The user, with the very code the guesser typed: in, one prompt.
+    let run = sshd
+        .ssh(&user.name)
+        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", code(0)))
+        .run();
+    assert_in(&run, &user, &sshd);
+    assert_eq!(run.prompts.len(), 1, "one prompt for both: {run:#?}");
+
+    // Right password, wrong code: refused, and that one counts.
+    let run = sshd
+        .ssh(&user.name)
+        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", wrong_code()))
+        .run();
+    assert_refused(&run, &user);
+    let text = std::fs::read_to_string(user.secret_path()).unwrap();
+    assert!(text.contains("failures = 1"), "{text}");
+}
+
+/// A name that is no account is asked for a code like a real user (sshd
+/// runs PAM for invalid users too), then refused.
+#[test]
+fn a_name_that_is_no_account_is_asked_for_a_code() {
+    let user = enrolled_user();
+    let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
+    let real = sshd.ssh(&user.name).answer(PROMPT, &wrong_code()).run();
+    let ghost = sshd
+        .ssh("potnosuchuser")
+        .answer(PROMPT, &wrong_code())
+        .run();
+    assert_refused(&real, &user);
+    assert!(!ghost.success, "{ghost:#?}");
+    assert_eq!(real.asked(PROMPT), 1, "{real:#?}");
+    assert_eq!(ghost.asked(PROMPT), 1, "not asked: {ghost:#?}");
+}
+
 /// Recipe 2 with recipe 3's LAN rule: from the LAN the module asks only
 /// "Password: " and still hands it to pam_unix.
 #[test]

@@ -71,6 +71,18 @@ fn logged_run(
     rhost: Option<&str>,
     input: &str,
 ) -> (PamRun, Vec<String>) {
+    logged_ops(svc, sink, user, rhost, input, &["authenticate"])
+}
+
+/// [`logged_run`] with pamtester operations of the caller's choosing.
+fn logged_ops(
+    svc: &PamService,
+    sink: &LogSink,
+    user: &str,
+    rhost: Option<&str>,
+    input: &str,
+    ops: &[&str],
+) -> (PamRun, Vec<String>) {
     let make = || {
         // pam_wrapper is preloaded into pamtester only (see
         // testkit::PamService::pamtester_argv), not unshare or the shell.
@@ -78,7 +90,7 @@ fn logged_run(
         cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(NAMESPACE_SCRIPT)
             .arg(&sink.path)
-            .args(svc.pamtester_argv(user, rhost, &["authenticate"]));
+            .args(svc.pamtester_argv(user, rhost, ops));
         cmd
     };
     let run = testkit::run_pam_retrying(make, input);
@@ -468,4 +480,57 @@ fn the_module_is_linked_for_a_cheap_load() {
     assert!(dynamic.contains("libc.so.6"), "{dynamic}");
     assert!(!dynamic.contains("libgcc_s"), "{dynamic}");
     assert!(dynamic.contains("(RELR)"), "{dynamic}");
+}
+
+#[test]
+fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
+    // The stack the README warns about in bold: split_pass, the password
+    // module, and no pam_otp line after it. It lets the user in without a
+    // code; the log must say so.
+    let user = enrolled();
+    let svc = service(
+        "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n",
+        "",
+    );
+    let sink = LogSink::new();
+    let (run, lines) = logged_ops(
+        &svc,
+        &sink,
+        &user.name,
+        Some(RHOST),
+        "pw123456\n",
+        &["authenticate", "setcred"],
+    );
+    assert!(run.success, "{run:?}");
+    let never: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("never checked"))
+        .collect();
+    assert_eq!(never.len(), 1, "{lines:#?}");
+    assert!(never[0].starts_with("<83>"), "authpriv.err: {}", never[0]);
+    assert!(
+        never[0].contains(&format!("user=\"{}\"", user.name)),
+        "{}",
+        never[0]
+    );
+    assert_no_secrets(&lines, &["123456"]);
+
+    // With the pam_otp line after the password module, nothing of the kind.
+    let svc = service(
+        "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n\
+         auth required {module} config={config}\n",
+        "",
+    );
+    let (_, lines) = logged_ops(
+        &svc,
+        &sink,
+        &user.name,
+        Some(RHOST),
+        &format!("pw{}\n", fresh_code()),
+        &["authenticate", "setcred"],
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("never checked")),
+        "{lines:#?}"
+    );
 }

@@ -462,3 +462,29 @@ pub fn wait_for_fresh_step(margin: u64) {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Gives `user` the password `password` (chpasswd; retried while another
+/// test holds the shadow lock).
+pub fn set_password(user: &str, password: &str) {
+    let mut last = String::new();
+    for i in 0..50 {
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(Duration::from_millis(20 + 10 * i));
+    }
+    panic!("chpasswd {user}: {last}");
+}

@@ -83,18 +83,7 @@ pub fn write_config(svc: &PamService, config: &str) -> PathBuf {
 
 /// Sets the user's password (for stacks with pam_unix).
 pub fn set_password(user: &TestUser, password: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}:{password}\n", user.name).as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    testkit::set_password(&user.name, password);
 }
 
 /// Everything pamtester printed (prompts, messages, its verdict).
