@@ -103,16 +103,18 @@ fn check_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
     Ok(())
 }
 
-/// Creates `dir` (0700) unless it exists, then checks it.
+/// Checks `dir`, creating it (0700) first if it does not exist.
 fn make_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(TallyError::Dir {
-                dir: dir.to_path_buf(),
-                why: e.to_string(),
-            })
+    if !dir.exists() {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(TallyError::Dir {
+                    dir: dir.to_path_buf(),
+                    why: e.to_string(),
+                })
+            }
         }
     }
     check_dir(dir, owner)
@@ -129,11 +131,18 @@ pub fn open(state_dir: &Path, user: &str, owner: Owner) -> Result<Tally, TallyEr
         path: path.clone(),
         err,
     };
-    match safe_fs::create_new(&path, owner, to_toml(&State::default()).as_bytes()) {
-        Ok(()) | Err(FsError::Exists) => {}
-        Err(err) => return Err(file_err(err)),
-    }
-    let (locked, bytes) = safe_fs::open_locked(&path, owner).map_err(file_err)?;
+    // Created at the first failure only: afterwards a try costs what a
+    // wrong code of an enrolled user costs (lock, read, write, fsyncs).
+    let (locked, bytes) = match safe_fs::open_locked(&path, owner) {
+        Err(FsError::NotFound) => {
+            match safe_fs::create_new(&path, owner, to_toml(&State::default()).as_bytes()) {
+                Ok(()) | Err(FsError::Exists) => {}
+                Err(err) => return Err(file_err(err)),
+            }
+            safe_fs::open_locked(&path, owner).map_err(file_err)?
+        }
+        opened => opened.map_err(file_err)?,
+    };
     let text = std::str::from_utf8(&bytes).map_err(|_| TallyError::Syntax {
         path: path.clone(),
         why: "not UTF-8".into(),
