@@ -8,8 +8,9 @@
 //! `cargo build --release --workspace && cargo bench -p e2e --bench oracle_timing [-- N]`
 //! (N logins per user and case, default 200; needs root).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use e2e::harness::stopwatch;
 use e2e::{module_path, Sshd, SshdSetup};
 use testkit::{PamService, TestUser};
 
@@ -61,7 +62,7 @@ fn over_sshd(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     interleaved(
         n,
         |user| {
-            let start = Instant::now();
+            let start = stopwatch();
             let run = sshd.ssh(user).answer(PROMPT, WRONG).run();
             assert!(!run.success, "a wrong code got in: {run:?}");
             start.elapsed()
@@ -91,7 +92,7 @@ fn over_pamtester(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     interleaved(
         n,
         |user| {
-            let start = Instant::now();
+            let start = stopwatch();
             let run = svc.authenticate(user, Some("203.0.113.7"), &format!("{WRONG}\n"));
             assert!(!run.success, "a wrong code got in: {run:?}");
             start.elapsed()
