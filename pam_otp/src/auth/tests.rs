@@ -96,6 +96,27 @@ impl Conversation for Script {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Whose the test users' homes and files are: whoever runs the tests, or,
+/// for root (who may write anything), nobody (65534), so that file
+/// permissions mean to the module what they mean to a user.
+fn owner() -> (u32, u32) {
+    if nix::unistd::geteuid().is_root() {
+        (65534, 65534)
+    } else {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+}
+
+fn give(path: &std::path::Path) {
+    let (uid, gid) = owner();
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 /// A temporary world: a home with (or without) a secret file, a config,
 /// a state directory, and accounts that the injected look-up knows.
 struct World {
@@ -115,6 +136,9 @@ impl World {
             let d = dir.join(sub);
             fs::create_dir_all(&d).unwrap();
             fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+            if sub == "alice" || sub == "bob" {
+                give(&d);
+            }
         }
         let world = World {
             config: dir.join("pam_otp.toml"),
@@ -142,15 +166,19 @@ impl World {
         self.home(user).join(".pam_otp.toml")
     }
 
-    /// Enrolls `user` with the RFC test key (TOTP, or HOTP at counter 0).
+    /// Enrolls `user` with the RFC test key (TOTP; `extra` adds keys).
     fn enroll(&self, user: &str, extra: &str) -> PathBuf {
-        let path = self.secret_path(user);
-        fs::write(
-            &path,
-            format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n{extra}"),
+        self.enroll_with(
+            user,
+            &format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n{extra}"),
         )
-        .unwrap();
+    }
+
+    fn enroll_with(&self, user: &str, text: &str) -> PathBuf {
+        let path = self.secret_path(user);
+        fs::write(&path, text).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        give(&path);
         path
     }
 
@@ -158,16 +186,22 @@ impl World {
         SecretFile::parse(&fs::read_to_string(self.secret_path(user)).unwrap()).unwrap()
     }
 
-    /// alice and bob exist (as whoever runs the tests); nobody else does.
+    /// alice and bob exist; nobody else does.
     fn lookup(&self) -> impl Fn(&str) -> Result<Option<Account>, String> + '_ {
         move |name| {
+            let (uid, gid) = owner();
             Ok(["alice", "bob"].contains(&name).then(|| Account {
                 name: name.into(),
-                uid: nix::unistd::geteuid().as_raw(),
-                gid: nix::unistd::getegid().as_raw(),
+                uid,
+                gid,
                 home: self.home(name).to_string_lossy().into_owned(),
             }))
         }
+    }
+
+    /// Makes alice's home read-only to her (so a save fails).
+    fn freeze_home(&self, user: &str) {
+        fs::set_permissions(self.home(user), fs::Permissions::from_mode(0o555)).unwrap();
     }
 
     fn login(&self, user: &str, args: &[&str], script: &mut Script) -> Report {
@@ -208,6 +242,9 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        for user in ["alice", "bob"] {
+            let _ = fs::set_permissions(self.home(user), fs::Permissions::from_mode(0o755));
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -511,4 +548,254 @@ fn a_deny_rule_answers_a_name_that_is_no_account_as_it_answers_an_account() {
         assert!(s.seen.prompts.is_empty());
         assert_eq!(s.seen.errors, [MSG_DENIED]);
     }
+}
+
+// --- every other branch -------------------------------------------------------
+
+const RULES: &str = "[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n\
+                     [[rule]]\nfrom = [\"192.0.2.0/24\"]\notp = \"deny\"\n\
+                     [[rule]]\nusers = [\"alice\"]\nservices = [\"sudo\"]\notp = \"require\"\n";
+
+#[test]
+fn rules_skip_deny_and_require() {
+    let w = World::new(RULES);
+    w.enroll("alice", "");
+    let mut s = Script::new(&[]);
+    let r = w.login_from("alice", Some("10.9.8.7"), &[], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(s.seen.prompts.is_empty());
+    assert!(r.reason.contains("rule 1 (skip)"), "{r:?}");
+
+    let mut s = Script::new(&[]);
+    let r = w.login_from("alice", Some("192.0.2.44"), &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(s.seen.prompts.is_empty());
+    assert_eq!(s.seen.errors, [MSG_DENIED]);
+    assert!(r.reason.contains("rule 2 (deny)"), "{r:?}");
+
+    let mut s = Script::new(&[&right_code()]);
+    let r = w.login_from("alice", Some("198.51.100.1"), &[], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+    assert!(r.reason.contains("default (require)"), "{r:?}");
+}
+
+#[test]
+fn missing_allow_lets_in_with_a_message_and_missing_deny_refuses() {
+    let w = World::new("missing = \"allow\"\n");
+    let mut s = Script::new(&[]);
+    let r = w.login("bob", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.infos, [MSG_NOT_ENROLLED]);
+    assert!(s.seen.prompts.is_empty());
+
+    // nullok is missing = allow, over a config that says deny.
+    w.write_config("missing = \"deny\"\n");
+    let mut s = Script::new(&["123456"]);
+    assert_eq!(w.login("bob", &[], &mut s).outcome, Outcome::AuthErr);
+    assert_eq!(s.seen.prompts, [CODE_PROMPT], "prompted all the same");
+    let mut s = Script::new(&[]);
+    assert_eq!(
+        w.login("bob", &["nullok"], &mut s).outcome,
+        Outcome::Success
+    );
+}
+
+#[test]
+fn forward_pass_with_and_without_a_skip() {
+    let w = World::new(RULES);
+    w.enroll("alice", "");
+    // A skip: only "Password: ", handed on.
+    let mut s = Script::new(&["hunter2"]);
+    let r = w.login_from("alice", Some("10.1.1.1"), &["forward_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.prompts, [config::PASSWORD_PROMPT]);
+    assert_eq!(s.seen.authtok.as_deref(), Some("hunter2"));
+    // missing = allow: the message, then "Password: ", handed on.
+    let mut s = Script::new(&["hunter2"]);
+    let r = w.login("bob", &["forward_pass", "nullok"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.infos, [MSG_NOT_ENROLLED]);
+    assert_eq!(s.seen.authtok.as_deref(), Some("hunter2"));
+    // A code needed: one prompt, password handed on, code checked at once
+    // (so a wrong password with the right code uses the code up).
+    let typed = format!("wrong-pw{}", right_code());
+    let mut s = Script::new(&[&typed]);
+    let r = w.login_from("alice", Some("198.51.100.1"), &["forward_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.prompts, [config::FORWARD_PASS_PROMPT]);
+    assert_eq!(s.seen.authtok.as_deref(), Some("wrong-pw"));
+    assert_eq!(w.secret("alice").state.last_step, Some(NOW / 30));
+}
+
+#[test]
+fn try_first_pass_takes_a_code_shaped_authtok_and_asks_once_more_if_wrong() {
+    let w = World::new("");
+    w.enroll("alice", "");
+    let mut s = Script::new(&[]).with_authtok(&right_code());
+    let r = w.login("alice", &["try_first_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(s.seen.prompts.is_empty());
+
+    // Wrong code in PAM_AUTHTOK: one prompt, and the next step's code.
+    let next = code_at(NOW / 30 + 1);
+    let mut s = Script::new(&[&next]).with_authtok(&wrong_code());
+    let r = w.login("alice", &["try_first_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+
+    // A password in PAM_AUTHTOK is not tried (it costs no failure).
+    let mut s = Script::new(&[&wrong_code()]).with_authtok("hunter2");
+    let r = w.login("alice", &["try_first_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+    assert_eq!(
+        w.secret("alice").state.failures,
+        1,
+        "only the typed wrong code counts, not the password"
+    );
+}
+
+#[test]
+fn use_first_pass_takes_authtok_and_never_prompts() {
+    let w = World::new("");
+    w.enroll("alice", "");
+    let mut s = Script::new(&[]).with_authtok(&right_code());
+    assert_eq!(
+        w.login("alice", &["use_first_pass"], &mut s).outcome,
+        Outcome::Success
+    );
+    let mut s = Script::new(&["123456"]);
+    let r = w.login("alice", &["use_first_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(s.seen.prompts.is_empty());
+    assert!(r.reason.contains("no PAM_AUTHTOK"), "{r:?}");
+}
+
+#[test]
+fn a_replayed_code_is_refused() {
+    let w = World::new("");
+    w.enroll("alice", "");
+    let mut s = Script::new(&[&right_code()]);
+    assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::Success);
+    let mut s = Script::new(&[&right_code()]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(r.reason.contains("replayed"), "{r:?}");
+}
+
+#[test]
+fn a_locked_user_is_told_when_to_try_again() {
+    let w = World::new("[rate_limit]\nmax_failures = 3\ninterval = 30\n");
+    w.enroll("alice", "");
+    for _ in 0..3 {
+        let mut s = Script::new(&[&wrong_code()]);
+        assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::AuthErr);
+        assert!(s.seen.errors.is_empty(), "{:?}", s.seen);
+    }
+    let mut s = Script::new(&[&right_code()]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert_eq!(
+        s.seen.errors,
+        ["Too many failed attempts; try again in 30 s."]
+    );
+    assert!(r.reason.contains("rate limited"), "{r:?}");
+}
+
+#[test]
+fn a_code_that_cannot_be_saved_is_refused_and_the_file_kept() {
+    let w = World::new("");
+    let path = w.enroll("alice", "");
+    let before = fs::read(&path).unwrap();
+    w.freeze_home("alice");
+    for code in [right_code(), wrong_code()] {
+        let mut s = Script::new(&[&code]);
+        let r = w.login("alice", &[], &mut s);
+        assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+        // The same answer for a right and a wrong code: no oracle.
+        assert_eq!(s.seen.errors, [MSG_NOT_SAVED]);
+        assert!(r.reason.contains("saving"), "{r:?}");
+    }
+    assert_eq!(fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_broken_config_fails_closed_without_a_prompt() {
+    for text in [
+        "default = \"skip\"\n[[rule\n",
+        "misssing = \"allow\"\n",
+        "totp_skew = 5000\n",
+    ] {
+        let w = World::new(text);
+        let mut s = Script::new(&["123456"]);
+        let r = w.login("alice", &[], &mut s);
+        assert_eq!(r.outcome, Outcome::AuthInfoUnavail, "{text}: {r:?}");
+        assert!(s.seen.prompts.is_empty());
+        assert_eq!(s.seen.errors, [MSG_UNAVAILABLE]);
+        assert!(
+            r.reason.contains("pam_otp.toml"),
+            "the file is named: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_secret_file_fails_closed_and_is_left_alone() {
+    let w = World::new("");
+    let path = w.enroll_with("alice", "version = 1\ntype = \"totp\"\nsecret = \"!!\"\n");
+    let mut s = Script::new(&["123456"]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthInfoUnavail, "{r:?}");
+    assert_eq!(s.seen.errors, [MSG_UNAVAILABLE]);
+    assert_eq!(
+        fs::read_to_string(path).unwrap(),
+        "version = 1\ntype = \"totp\"\nsecret = \"!!\"\n"
+    );
+}
+
+#[test]
+fn unknown_arguments_are_warned_about_and_ignored() {
+    let w = World::new("");
+    w.enroll("alice", "");
+    let mut s = Script::new(&[&right_code()]);
+    let r = w.login("alice", &["nulok", "frobnicate=1"], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.warnings.len(), 1, "{r:?}");
+    assert!(r.warnings[0].contains("nulok") && r.warnings[0].contains("frobnicate=1"));
+}
+
+#[test]
+fn a_failed_conversation_and_no_answer() {
+    let w = World::new("");
+    w.enroll("alice", "");
+    let mut s = Script::new(&[]);
+    s.answers.push_back(Err(ConvError::Failed));
+    assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::ConvErr);
+    let mut s = Script::new(&[]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(r.reason.contains("no answer"), "{r:?}");
+}
+
+#[test]
+fn hotp_and_emergency_codes() {
+    let w = World::new("");
+    w.enroll_with(
+        "alice",
+        &format!(
+            "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = 3\n\
+             scratch_codes = [\"31415926\"]\n"
+        ),
+    );
+    // RFC 4226 appendix D: counter 5 is 254676 (within the window of 10).
+    let mut s = Script::new(&["254676"]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(w.secret("alice").counter, 6);
+    let mut s = Script::new(&["3141-5926"]);
+    assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::Success);
+    let mut s = Script::new(&["31415926"]);
+    assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::AuthErr);
+    assert!(w.secret("alice").scratch_codes.is_empty());
 }
