@@ -197,7 +197,8 @@ impl Flow<'_, '_> {
         let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
         self.note(|| format!("secret file {path}"));
         // Unknown state (an error): go on, and let the real open report it.
-        let present = safe_fs::exists(Path::new(&path), account.owner()).unwrap_or(true);
+        let home = Path::new(&account.home);
+        let present = safe_fs::exists(Path::new(&path), home, account.owner()).unwrap_or(true);
         if !present {
             return match self.cfg.missing {
                 Missing::Allow => {
@@ -333,7 +334,8 @@ impl Flow<'_, '_> {
             conv.error(MSG_UNAVAILABLE);
             (Outcome::AuthInfoUnavail, why)
         };
-        let (locked, bytes) = match safe_fs::open_locked(Path::new(path), account.owner()) {
+        let home = Path::new(&account.home);
+        let (locked, bytes) = match safe_fs::open_locked(Path::new(path), home, account.owner()) {
             Ok(x) => x,
             Err(FsError::NotFound) if self.cfg.missing == Missing::Deny => {
                 return Err((

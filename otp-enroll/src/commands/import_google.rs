@@ -200,15 +200,16 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
     }
     // Read it like our own file: as the user, no symlink, not group/world
     // readable, small. (google-authenticator writes 0400 or 0600.)
-    let (locked, bytes) = safe_fs::open_locked(&path, t.owner()).map_err(|e| match e {
-        safe_fs::FsError::NotFound => Error::failed(format!(
-            "{shown}: no such file (give the google-authenticator file's path)"
-        )),
-        e => Error::File {
-            path: shown.clone(),
-            err: e,
-        },
-    })?;
+    let (locked, bytes) =
+        safe_fs::open_locked(&path, t.home(), t.owner()).map_err(|e| match e {
+            safe_fs::FsError::NotFound => Error::failed(format!(
+                "{shown}: no such file (give the google-authenticator file's path)"
+            )),
+            e => Error::File {
+                path: shown.clone(),
+                err: e,
+            },
+        })?;
     drop(locked);
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::failed(format!(

@@ -51,7 +51,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     }
     // Before anything is shown: a secret that cannot be saved is useless.
     if let Some(dir) = t.path.parent() {
-        if !safe_fs::exists(dir, t.owner()).map_err(|e| t.file_error(e))? {
+        if !safe_fs::exists(dir, t.home(), t.owner()).map_err(|e| t.file_error(e))? {
             return Err(Error::NoDirectory { path: t.path_str() });
         }
     }
