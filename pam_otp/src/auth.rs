@@ -196,9 +196,17 @@ impl Flow<'_, '_> {
 
         let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
         self.note(|| format!("secret file {path}"));
-        // Unknown state (an error): go on, and let the real open report it.
+        // Only a name free in directories nobody else can write to means
+        // "not enrolled": an unsafe, missing or unreadable directory (the
+        // home, say) is an error, as it is for the open below.
         let home = Path::new(&account.home);
-        let present = safe_fs::exists(Path::new(&path), home, account.owner()).unwrap_or(true);
+        let present = match safe_fs::exists(Path::new(&path), home, account.owner()) {
+            Ok(present) => present,
+            Err(e) => {
+                self.conv.error(MSG_UNAVAILABLE);
+                return (Outcome::AuthInfoUnavail, format!("secret file {path}: {e}"));
+            }
+        };
         if !present {
             return match self.cfg.missing {
                 Missing::Allow => {
