@@ -10,11 +10,12 @@
 //!
 //! The directories the file is reached through count as much as the file:
 //! whoever can write to one of them can rename the file away, put back an
-//! older copy, or swap the whole directory. So before the file is looked at,
-//! every directory from its parent up to the user's home (or up to `/` for
-//! a path outside the home) must be the user's or root's and writable by no
-//! one else ([`check_dirs`], the rule OpenSSH's `StrictModes` applies to
-//! `authorized_keys`).
+//! older copy, or swap the whole directory. So every directory from the
+//! file's parent up to the user's home (or up to `/` for a path outside the
+//! home) must be the user's or root's and writable by no one else
+//! ([`check_dirs`], the rule OpenSSH's `StrictModes` applies to
+//! `authorized_keys`). It is checked before a file is opened or created,
+//! and before "there is none" is believed.
 //!
 //! Updates are a new file in the same directory, fsync'd, renamed over the
 //! old one, then the directory fsync'd: a crash or a full disk at any moment
@@ -414,15 +415,23 @@ fn check_dir(dir: &Path, meta: &fs::Metadata, owner: Owner) -> Result<(), FsErro
 }
 
 /// Whether anything exists at `path` (not following a final symlink),
-/// looked at as `owner`, after [`check_dirs`]: `Ok(false)` only for a name
-/// that is free in directories nobody else can write to.
+/// looked at as `owner`. `Ok(false)` only for a name that is free in
+/// directories nobody else can write to ([`check_dirs`]); `Ok(true)` says
+/// nothing about the directories.
 pub fn exists(path: &Path, home: &Path, owner: Owner) -> Result<bool, FsError> {
     let _id = FsIdentity::assume(owner)?;
+    // Something there: it is used only through open_locked, which checks
+    // the directories before it opens anything. No answer, or nothing
+    // there, is believed only once the directories are shown safe: in one
+    // others can write to, the file may have been taken away.
+    let err = match fs::symlink_metadata(path) {
+        Ok(_) => return Ok(true),
+        Err(err) => err,
+    };
     walk_dirs(path, home, owner)?;
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(FsError::Io { op: "stat", err: e }),
+    match err.kind() {
+        io::ErrorKind::NotFound => Ok(false),
+        _ => Err(FsError::Io { op: "stat", err }),
     }
 }
 
@@ -1056,14 +1065,16 @@ mod tests {
     #[test]
     fn every_entry_point_checks_the_directories() {
         // A home group members may write to: the file there is refused by
-        // exists, open_locked and create_new alike, and left as it was.
+        // open_locked, a free name by exists and create_new, and nothing
+        // is changed.
         let dir = tempdir("direntry");
         let home = mkdir_mode(&dir.join("home"), 0o755);
         let p = home.join("s.toml");
         create_new(&p, &home, me(), b"v1").unwrap();
         fs::set_permissions(&home, fs::Permissions::from_mode(0o775)).unwrap();
-        assert_eq!(unsafe_dir(exists(&p, &home, me())).0, home);
         assert_eq!(unsafe_dir(open_locked(&p, &home, me())).0, home);
+        // exists says a file is there; only its absence needs the walk.
+        assert!(exists(&p, &home, me()).unwrap());
         assert_eq!(unsafe_dir(exists(&home.join("none"), &home, me())).0, home);
         let q = home.join("new.toml");
         assert_eq!(unsafe_dir(create_new(&q, &home, me(), b"v1")).0, home);
