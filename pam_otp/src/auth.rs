@@ -203,6 +203,9 @@ impl Flow<'_, '_> {
         let present = match safe_fs::exists(Path::new(&path), home, account.owner()) {
             Ok(present) => present,
             Err(e) => {
+                // Prompt anyway, as the open would after it: whether a file
+                // is there must not show.
+                let _ = self.ask();
                 self.conv.error(MSG_UNAVAILABLE);
                 return (Outcome::AuthInfoUnavail, format!("secret file {path}: {e}"));
             }

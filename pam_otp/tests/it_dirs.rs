@@ -275,3 +275,19 @@ fn group_writable_home_in_the_users_private_group_is_refused() {
     assert_unavailable(&run);
     assert_eq!(snapshot(&path), before);
 }
+
+/// Under `missing = "deny"` the prompt must not tell who is enrolled: in a
+/// home others can write to, a user with a secret file and one without are
+/// both asked for a code and both refused the same way.
+#[test]
+fn unsafe_home_asks_for_a_code_whether_or_not_there_is_a_file() {
+    let h = shared_home();
+    let svc = simple_service("missing = \"deny\"\n");
+    let without = svc.authenticate(&h.victim.name, RHOST, "123456\n");
+    h.victim.write_secret(&totp_secret());
+    let with = svc.authenticate(&h.victim.name, RHOST, "123456\n");
+    for run in [&without, &with] {
+        assert_unavailable(run);
+        assert!(output(run).contains(PROMPT), "{run:?}");
+    }
+}
