@@ -311,11 +311,11 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     }
     assert_eq!(fs_ids(), root, "after FsIdentity is dropped");
 
-    assert!(safe_fs::exists(&path, owner).unwrap());
+    assert!(safe_fs::exists(&path, &user.home, owner).unwrap());
     assert_eq!(fs_ids(), root, "after exists");
 
     let ino = fs::metadata(&path).unwrap().ino();
-    let (locked, bytes) = safe_fs::open_locked(&path, owner).unwrap();
+    let (locked, bytes) = safe_fs::open_locked(&path, &user.home, owner).unwrap();
     assert_eq!(bytes, hotp_secret(0).as_bytes());
     assert_eq!(
         fs_ids(),
@@ -344,13 +344,13 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     symlink(&path, &link).unwrap();
     user.chown(&link);
     assert!(matches!(
-        safe_fs::open_locked(&link, owner),
+        safe_fs::open_locked(&link, &user.home, owner),
         Err(FsError::Symlink)
     ));
     assert_eq!(fs_ids(), root, "after a refused symlink");
 
     assert!(matches!(
-        safe_fs::open_locked(&user.home.join("absent"), owner),
+        safe_fs::open_locked(&user.home.join("absent"), &user.home, owner),
         Err(FsError::NotFound)
     ));
     assert_eq!(fs_ids(), root, "after not found");
@@ -360,13 +360,13 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     user.chown(&loose);
     fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
     assert!(matches!(
-        safe_fs::open_locked(&loose, owner),
+        safe_fs::open_locked(&loose, &user.home, owner),
         Err(FsError::Mode { .. })
     ));
     assert_eq!(fs_ids(), root, "after a bad mode");
 
     assert!(matches!(
-        safe_fs::create_new(&path, owner, b"x"),
+        safe_fs::create_new(&path, &user.home, owner, b"x"),
         Err(FsError::Exists)
     ));
     assert_eq!(fs_ids(), root, "after create_new found a file");
@@ -378,16 +378,16 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     fs::write(&root_file, hotp_secret(0)).unwrap();
     fs::set_permissions(&root_file, fs::Permissions::from_mode(0o600)).unwrap();
     assert!(matches!(
-        safe_fs::exists(&shut.path.join("nothing"), owner),
+        safe_fs::exists(&shut.path.join("nothing"), &user.home, owner),
         Err(FsError::Io { .. })
     ));
     assert_eq!(fs_ids(), root, "after exists was denied");
     assert!(matches!(
-        safe_fs::open_locked(&root_file, owner),
+        safe_fs::open_locked(&root_file, &user.home, owner),
         Err(FsError::Io { .. })
     ));
     assert_eq!(fs_ids(), root, "after open was denied");
-    assert!(safe_fs::create_new(&shut.path.join("new.toml"), owner, b"x").is_err());
+    assert!(safe_fs::create_new(&shut.path.join("new.toml"), &user.home, owner, b"x").is_err());
     assert_eq!(fs_ids(), root, "after create was denied");
     assert_eq!(
         names(&shut.path),
@@ -396,7 +396,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     );
 
     // The file vanishes under a holder: replace refuses.
-    let (locked, _) = safe_fs::open_locked(&path, owner).unwrap();
+    let (locked, _) = safe_fs::open_locked(&path, &user.home, owner).unwrap();
     fs::remove_file(&path).unwrap();
     assert!(matches!(
         locked.replace(b"version = 1\n"),
@@ -459,7 +459,7 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
             thread_groups()
         );
     }
-    let opened = safe_fs::open_locked(&file, owner).map(|(_, bytes)| bytes.len());
+    let opened = safe_fs::open_locked(&file, &user.home, owner).map(|(_, bytes)| bytes.len());
     assert!(
         matches!(opened, Err(FsError::Io { .. })),
         "the module opened, as the user, a file the user cannot reach: {opened:?}"

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use pam_otp::safe_fs::FsError;
+use pam_otp::safe_fs::{DirProblem, FsError};
 use pam_otp::secret_file::SecretFileError;
 
 #[derive(Debug)]
@@ -69,6 +69,11 @@ impl Error {
             FsError::Exists => Error::AlreadyEnrolled {
                 path: path.to_string(),
             },
+            FsError::NoDir { err, .. } if err.kind() == io::ErrorKind::NotFound => {
+                Error::NoDirectory {
+                    path: path.to_string(),
+                }
+            }
             err => Error::File {
                 path: path.to_string(),
                 err,
@@ -115,6 +120,14 @@ impl fmt::Display for Error {
                 let hint = match err {
                     FsError::Mode { .. } => format!(" (fix with: chmod 600 {path})"),
                     FsError::Busy => " (a login is in progress; try again)".to_string(),
+                    FsError::UnsafeDir {
+                        dir,
+                        why: DirProblem::GroupWritable { .. } | DirProblem::WorldWritable { .. },
+                    } => format!(
+                        " (the login would be refused; fix with: chmod go-w {})",
+                        dir.display()
+                    ),
+                    FsError::UnsafeDir { .. } => " (the login would be refused)".to_string(),
                     _ => String::new(),
                 };
                 write!(f, "{path}: {err}{hint}")

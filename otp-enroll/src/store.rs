@@ -12,7 +12,7 @@ use crate::target::Target;
 
 /// Whether something exists at the secret path.
 pub fn exists(t: &Target) -> Result<bool, Error> {
-    safe_fs::exists(&t.path, t.owner()).map_err(|e| t.file_error(e))
+    safe_fs::exists(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))
 }
 
 /// The file's text, checked to read back as what is meant: a file the
@@ -38,11 +38,11 @@ fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
 /// replaces anything, even something that appeared a moment ago.
 pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error> {
     let text = encode(t, file)?;
-    match safe_fs::create_new(&t.path, t.owner(), text.as_bytes()) {
+    match safe_fs::create_new(&t.path, t.home(), t.owner(), text.as_bytes()) {
         Ok(()) => Ok(()),
         Err(FsError::Exists) if force => {
             let (locked, _) =
-                safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+                safe_fs::open_locked(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
             locked.replace(text.as_bytes()).map_err(|e| t.file_error(e))
         }
         Err(FsError::NotFound) => Err(Error::NoDirectory { path: t.path_str() }),
@@ -59,7 +59,8 @@ pub fn update<T>(
     t: &Target,
     change: impl FnOnce(&mut SecretFile) -> Result<(T, bool), Error>,
 ) -> Result<T, Error> {
-    let (locked, bytes) = safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+    let (locked, bytes) =
+        safe_fs::open_locked(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
     let mut file = SecretFile::parse_bytes(&bytes).map_err(|err| Error::Corrupt {
         path: t.path_str(),
         err,
@@ -82,6 +83,7 @@ pub fn read(t: &Target) -> Result<SecretFile, Error> {
 /// Deletes the file (under its lock). Its contents are not parsed: a
 /// corrupt file can be removed too.
 pub fn remove(t: &Target) -> Result<(), Error> {
-    let (locked, _) = safe_fs::open_locked(&t.path, t.owner()).map_err(|e| t.file_error(e))?;
+    let (locked, _) =
+        safe_fs::open_locked(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
     locked.remove().map_err(|e| t.file_error(e))
 }

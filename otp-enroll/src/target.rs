@@ -1,7 +1,7 @@
 //! Whose secret file this run is about, and where it is: `--user`,
 //! `--config` and `--secret-file` resolved against the real uid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pam_otp::account::{self, Account};
 use pam_otp::config::{self, Config};
@@ -22,6 +22,12 @@ impl Target {
     /// Every file access happens with this file-system identity.
     pub fn owner(&self) -> Owner {
         self.account.owner()
+    }
+
+    /// The user's home: the directories from the secret file up to it (or
+    /// up to `/` for a path outside it) must be safe (`safe_fs::check_dirs`).
+    pub fn home(&self) -> &Path {
+        Path::new(&self.account.home)
     }
 
     pub fn path_str(&self) -> String {

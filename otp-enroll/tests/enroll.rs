@@ -348,3 +348,32 @@ fn secret_file_template_and_planted_symlinks() {
         .file_type()
         .is_symlink());
 }
+
+/// A home others may write to: the module would refuse every login with a
+/// secret there, so none is made. The error names the directory and the
+/// fix; nothing is shown or saved. A user's own run gets the same answer.
+#[test]
+fn refuses_to_save_into_a_directory_others_can_write_to() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = TestUser::new();
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o775)).unwrap();
+    let want = format!(
+        "directory {} is writable by group {} (mode 0775)",
+        user.home.display(),
+        user.gid
+    );
+    let out = admin(&user, &["new", "--no-confirm", "--qr", "none"]);
+    let err = fails(&out, 1);
+    assert!(err.contains(&want), "{}", text(&out));
+    assert!(
+        err.contains(&format!("chmod go-w {}", user.home.display())),
+        "{}",
+        text(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(!user.secret_path().exists());
+
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+    ok(&admin(&user, &["new", "--no-confirm", "--qr", "none"]));
+    assert!(user.secret_path().exists());
+}

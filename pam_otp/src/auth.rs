@@ -403,8 +403,13 @@ impl Flow<'_, '_> {
     ) -> Result<Option<Record<'w>>, Refusal> {
         let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
         self.note(|| format!("secret file {path}"));
-        // Unknown state (an error): go on, and let the real open report it.
-        let present = safe_fs::exists(Path::new(&path), account.owner()).unwrap_or(true);
+        // Only a name free in directories nobody else can write to means
+        // "not enrolled". Anything else (an unsafe, missing or unreadable
+        // directory: the home, say) goes on as if enrolled, so that the
+        // open after the prompt reports it as it would with a file there:
+        // whether one is there must not show.
+        let home = Path::new(&account.home);
+        let present = safe_fs::exists(Path::new(&path), home, account.owner()).unwrap_or(true);
         if present {
             return Ok(Some(Record::File { account, path }));
         }
@@ -521,7 +526,8 @@ impl Flow<'_, '_> {
         account: &Account,
         path: &str,
     ) -> Result<(safe_fs::LockedFile, SecretFile), Refusal> {
-        let (locked, bytes) = match safe_fs::open_locked(Path::new(path), account.owner()) {
+        let home = Path::new(&account.home);
+        let (locked, bytes) = match safe_fs::open_locked(Path::new(path), home, account.owner()) {
             Ok(x) => x,
             Err(FsError::NotFound) if self.cfg.missing == Missing::Deny => {
                 return Err((

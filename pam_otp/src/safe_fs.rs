@@ -8,6 +8,15 @@
 //! user (or root) with no group/other permissions, and it is read only up to
 //! [`MAX_FILE_SIZE`].
 //!
+//! The directories the file is reached through count as much as the file:
+//! whoever can write to one of them can rename the file away, put back an
+//! older copy, or swap the whole directory. So every directory from the
+//! file's parent up to the user's home (or up to `/` for a path outside the
+//! home) must be the user's or root's and writable by no one else
+//! ([`check_dirs`], the rule OpenSSH's `StrictModes` applies to
+//! `authorized_keys`). It is checked before a file is opened or created,
+//! and before "there is none" is believed.
+//!
 //! Updates are a new file in the same directory, fsync'd, renamed over the
 //! old one, then the directory fsync'd: a crash or a full disk at any moment
 //! leaves the old file or the new one. Writers are serialised by `flock` on
@@ -22,7 +31,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -62,6 +71,18 @@ pub enum FsError {
     Identity {
         uid: u32,
     },
+    /// A directory on the way to the file lets someone else change what
+    /// the path names (see [`check_dirs`]).
+    UnsafeDir {
+        dir: PathBuf,
+        why: DirProblem,
+    },
+    /// A directory on the way to the file (the home, say) does not exist or
+    /// cannot be looked at: whether the file is there is unknown.
+    NoDir {
+        dir: PathBuf,
+        err: io::Error,
+    },
     Io {
         op: &'static str,
         err: io::Error,
@@ -86,9 +107,68 @@ impl fmt::Display for FsError {
             FsError::Identity { uid } => {
                 write!(f, "cannot switch file-system identity to uid {uid}")
             }
+            FsError::UnsafeDir { dir, why } => {
+                let dir = dir.display();
+                match why {
+                    DirProblem::NotPlain => {
+                        write!(f, "path {dir} is not absolute or has a '..' component")
+                    }
+                    DirProblem::Symlink => write!(
+                        f,
+                        "directory {dir} is a symbolic link (refused below the home and in a path outside it)"
+                    ),
+                    DirProblem::NotDirectory => write!(f, "{dir} is not a directory"),
+                    DirProblem::Owner { uid } => write!(
+                        f,
+                        "directory {dir} is owned by uid {uid}, not by the user or root"
+                    ),
+                    DirProblem::GroupWritable { gid, mode } => write!(
+                        f,
+                        "directory {dir} is writable by group {gid} (mode {mode:04o})"
+                    ),
+                    DirProblem::WorldWritable { mode } => {
+                        write!(f, "directory {dir} is writable by others (mode {mode:04o})")
+                    }
+                }
+            }
+            FsError::NoDir { dir, err } => {
+                let dir = dir.display();
+                match err.raw_os_error() {
+                    Some(libc::ENOENT) => write!(f, "directory {dir} does not exist"),
+                    Some(libc::EACCES) => write!(
+                        f,
+                        "directory {dir} cannot be reached as the user: {}",
+                        IoReason(err)
+                    ),
+                    _ => write!(f, "directory {dir}: {}", IoReason(err)),
+                }
+            }
             FsError::Io { op, err } => write!(f, "{op}: {}", IoReason(err)),
         }
     }
+}
+
+/// What is wrong with a directory on the way to the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirProblem {
+    /// The path is relative or has a `..`: the walk would not check the
+    /// directories the kernel goes through.
+    NotPlain,
+    /// A symlink below the home (or anywhere in a path outside it).
+    Symlink,
+    NotDirectory,
+    Owner {
+        uid: u32,
+    },
+    /// Group members may rename entries (not sticky).
+    GroupWritable {
+        gid: u32,
+        mode: u32,
+    },
+    /// Anyone may rename entries (not sticky).
+    WorldWritable {
+        mode: u32,
+    },
 }
 
 impl std::error::Error for FsError {}
@@ -203,14 +283,155 @@ pub fn current_fsuid() -> u32 {
     setfsuid(Uid::from_raw(u32::MAX)).as_raw()
 }
 
-/// Whether anything exists at `path` (not following a final symlink),
-/// looked at as `owner`.
-pub fn exists(path: &Path, owner: Owner) -> Result<bool, FsError> {
+/// The sticky bit: in such a directory only an entry's owner (or the
+/// directory's, or root) may rename or remove it.
+const STICKY: u32 = 0o1000;
+
+/// Checks, as `owner`, every directory the file at `path` is reached
+/// through; `home` is the user's home directory. Ok means no one but the
+/// user and root can change which file (or whether any file) `path` names.
+///
+/// Walked: the home, then each directory below it down to the file's
+/// parent, when `path` is under `home`; otherwise every directory from `/`
+/// down to the parent. Directories above the home are not checked (nor
+/// are they by OpenSSH): they are the admin's, like the passwd entry that
+/// names the home. Each walked directory must
+/// - exist and be reachable as the user: a missing or unmounted home is
+///   an error ([`FsError::NoDir`]), never "no secret file";
+/// - be a directory, owned by the user or root (a directory's owner can
+///   rename anything in it, and chmod it);
+/// - not be writable by group or others, unless it is sticky. POSIX ACLs
+///   need no check of their own: a named user or group with write access
+///   shows as group write in the mode (the ACL mask).
+///
+/// A sticky directory that others may write to (`/tmp`, or a 1770 team
+/// directory) is allowed: the kernel lets only the owner of an entry, the
+/// owner of the directory (checked above: the user or root) or root rename
+/// or remove it, so nobody else can take the user's file or directory away
+/// or put another in its place. What they can do is create a name that is
+/// free, and what they create is theirs: a directory below fails the owner
+/// check here, a file fails the file's owner check. That can deny a login,
+/// not get one in.
+///
+/// Group write is refused even in the user's own private group (Debian's
+/// OpenSSH patch user-group-modes accepts it when no other account has that
+/// group). Proving that means enumerating every account of every NSS
+/// source: LDAP and SSSD do not enumerate by default, so such a proof is
+/// false exactly where accounts come from a directory, slow where they do
+/// enumerate, and getpwent's cursor is process-wide state inside sshd.
+/// Debian's useradd and adduser make homes 0700 or 0755 anyway, so only a
+/// home chmodded by hand (or a subdirectory in a `secret` template made
+/// under umask 002) is affected, and the log says which and why.
+///
+/// Symlinks: the home itself is followed (stat, not lstat): a link at the
+/// home's own name lives in a directory above the home, which is the
+/// admin's, and homes reached through a link are common (OpenSSH accepts
+/// them too). Below the home, and everywhere in a path outside it, a
+/// symlinked directory is refused. OpenSSH instead resolves the whole path
+/// (realpath) and walks the result, but that checks neither the directories
+/// the links themselves sit in (whoever can write to one of those can point
+/// the link elsewhere) nor, at the later open, that the path still resolves
+/// as it did. Refusing links means the walked directories are exactly the
+/// ones the kernel goes through when the file is opened by the same path;
+/// and since each of them is writable only by the user or root (or sticky),
+/// nobody else can change any of them between this check and that open.
+/// `..` is refused for the same reason (after a link it would go elsewhere
+/// than the walk did), and so is a relative path.
+pub fn check_dirs(path: &Path, home: &Path, owner: Owner) -> Result<(), FsError> {
     let _id = FsIdentity::assume(owner)?;
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(FsError::Io { op: "stat", err: e }),
+    walk_dirs(path, home, owner)
+}
+
+/// [`check_dirs`], with the identity already assumed.
+fn walk_dirs(path: &Path, home: &Path, owner: Owner) -> Result<(), FsError> {
+    let not_plain = || FsError::UnsafeDir {
+        dir: path.to_path_buf(),
+        why: DirProblem::NotPlain,
+    };
+    let parent = match path.parent() {
+        Some(p) if path.is_absolute() => p,
+        _ => return Err(not_plain()),
+    };
+    let plain = |p: &Path| {
+        p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    };
+    let (start, below) = match parent.strip_prefix(home) {
+        Ok(rest) if home.is_absolute() && plain(home) => (home, rest),
+        _ => (Path::new("/"), parent),
+    };
+    if !plain(below) {
+        return Err(not_plain());
+    }
+    let meta = fs::metadata(start).map_err(|err| FsError::NoDir {
+        dir: start.to_path_buf(),
+        err,
+    })?;
+    check_dir(start, &meta, owner)?;
+    let mut dir = start.to_path_buf();
+    for part in below.components() {
+        let Component::Normal(name) = part else {
+            continue; // the leading `/` of a walk from the root
+        };
+        dir.push(name);
+        let meta = fs::symlink_metadata(&dir).map_err(|err| FsError::NoDir {
+            dir: dir.clone(),
+            err,
+        })?;
+        check_dir(&dir, &meta, owner)?;
+    }
+    Ok(())
+}
+
+fn check_dir(dir: &Path, meta: &fs::Metadata, owner: Owner) -> Result<(), FsError> {
+    let refuse = |why| {
+        Err(FsError::UnsafeDir {
+            dir: dir.to_path_buf(),
+            why,
+        })
+    };
+    if meta.file_type().is_symlink() {
+        return refuse(DirProblem::Symlink);
+    }
+    if !meta.file_type().is_dir() {
+        return refuse(DirProblem::NotDirectory);
+    }
+    if meta.uid() != owner.uid && meta.uid() != 0 {
+        return refuse(DirProblem::Owner { uid: meta.uid() });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & STICKY == 0 {
+        if mode & 0o002 != 0 {
+            return refuse(DirProblem::WorldWritable { mode });
+        }
+        if mode & 0o020 != 0 {
+            return refuse(DirProblem::GroupWritable {
+                gid: meta.gid(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether anything exists at `path` (not following a final symlink),
+/// looked at as `owner`. `Ok(false)` only for a name that is free in
+/// directories nobody else can write to ([`check_dirs`]); `Ok(true)` says
+/// nothing about the directories.
+pub fn exists(path: &Path, home: &Path, owner: Owner) -> Result<bool, FsError> {
+    let _id = FsIdentity::assume(owner)?;
+    // Something there: it is used only through open_locked, which checks
+    // the directories before it opens anything. No answer, or nothing
+    // there, is believed only once the directories are shown safe: in one
+    // others can write to, the file may have been taken away.
+    let err = match fs::symlink_metadata(path) {
+        Ok(_) => return Ok(true),
+        Err(err) => err,
+    };
+    walk_dirs(path, home, owner)?;
+    match err.kind() {
+        io::ErrorKind::NotFound => Ok(false),
+        _ => Err(FsError::Io { op: "stat", err }),
     }
 }
 
@@ -286,9 +507,15 @@ impl fmt::Debug for LockedFile {
     }
 }
 
-/// Opens `path` as `owner`, locks it, and reads it whole.
-pub fn open_locked(path: &Path, owner: Owner) -> Result<(LockedFile, Vec<u8>), FsError> {
+/// Opens `path` as `owner`, after [`check_dirs`], locks it, and reads it
+/// whole.
+pub fn open_locked(
+    path: &Path,
+    home: &Path,
+    owner: Owner,
+) -> Result<(LockedFile, Vec<u8>), FsError> {
     let _id = FsIdentity::assume(owner)?;
+    walk_dirs(path, home, owner)?;
     let mut attempt = 0u32;
     let file = loop {
         let file = open_checked(path, owner)?;
@@ -367,11 +594,12 @@ impl LockedFile {
     }
 }
 
-/// Creates `path` with `contents` as `owner`, never replacing anything
-/// already there (a file, a symlink, anything): the new file appears whole
-/// or not at all.
-pub fn create_new(path: &Path, owner: Owner, contents: &[u8]) -> Result<(), FsError> {
+/// Creates `path` with `contents` as `owner`, after [`check_dirs`], never
+/// replacing anything already there (a file, a symlink, anything): the new
+/// file appears whole or not at all.
+pub fn create_new(path: &Path, home: &Path, owner: Owner, contents: &[u8]) -> Result<(), FsError> {
     let _id = FsIdentity::assume(owner)?;
+    walk_dirs(path, home, owner)?;
     let temp = write_temp(path, contents)?;
     // link() fails with EEXIST instead of replacing: an atomic no-clobber.
     let linked = fs::hard_link(&temp, path);
@@ -528,17 +756,20 @@ mod tests {
     fn create_read_replace_remove() {
         let dir = tempdir("crr");
         let p = dir.join("s.toml");
-        create_new(&p, me(), b"one").unwrap();
+        create_new(&p, &dir, me(), b"one").unwrap();
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
-        assert!(matches!(create_new(&p, me(), b"two"), Err(FsError::Exists)));
-        let (locked, bytes) = open_locked(&p, me()).unwrap();
+        assert!(matches!(
+            create_new(&p, &dir, me(), b"two"),
+            Err(FsError::Exists)
+        ));
+        let (locked, bytes) = open_locked(&p, &dir, me()).unwrap();
         assert_eq!(bytes, b"one");
         locked.replace(b"three").unwrap();
         drop(locked);
-        let (locked, bytes) = open_locked(&p, me()).unwrap();
+        let (locked, bytes) = open_locked(&p, &dir, me()).unwrap();
         assert_eq!(bytes, b"three");
         locked.remove().unwrap();
-        assert!(!exists(&p, me()).unwrap());
+        assert!(!exists(&p, &dir, me()).unwrap());
         // No temp files left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
@@ -552,21 +783,30 @@ mod tests {
 
         let link = dir.join("link");
         symlink(&target, &link).unwrap();
-        assert!(matches!(open_locked(&link, me()), Err(FsError::Symlink)));
+        assert!(matches!(
+            open_locked(&link, &dir, me()),
+            Err(FsError::Symlink)
+        ));
 
         let sub = dir.join("sub");
         fs::create_dir(&sub).unwrap();
-        assert!(matches!(open_locked(&sub, me()), Err(FsError::NotRegular)));
+        assert!(matches!(
+            open_locked(&sub, &dir, me()),
+            Err(FsError::NotRegular)
+        ));
 
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(matches!(open_locked(&fifo, me()), Err(FsError::NotRegular)));
+        assert!(matches!(
+            open_locked(&fifo, &dir, me()),
+            Err(FsError::NotRegular)
+        ));
 
         for mode in [0o640, 0o604, 0o660, 0o610] {
             let p = dir.join(format!("m{mode:o}"));
             write_mode(&p, b"x", mode);
             assert!(
-                matches!(open_locked(&p, me()), Err(FsError::Mode { .. })),
+                matches!(open_locked(&p, &dir, me()), Err(FsError::Mode { .. })),
                 "{mode:o}"
             );
             assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, mode);
@@ -575,12 +815,12 @@ mod tests {
         let big = dir.join("big");
         write_mode(&big, &vec![b'a'; 20 * 1024 * 1024], 0o600);
         assert!(matches!(
-            open_locked(&big, me()),
+            open_locked(&big, &dir, me()),
             Err(FsError::TooLarge { .. })
         ));
 
         assert!(matches!(
-            open_locked(&dir.join("none"), me()),
+            open_locked(&dir.join("none"), &dir, me()),
             Err(FsError::NotFound)
         ));
         assert_eq!(fs::read(&target).unwrap(), b"target");
@@ -593,12 +833,12 @@ mod tests {
         let p = dir.join("s.toml");
         let victim = dir.join("victim");
         write_mode(&victim, b"victim", 0o600);
-        create_new(&p, me(), b"v1").unwrap();
+        create_new(&p, &dir, me(), b"v1").unwrap();
         // Plant a symlink at every temp name the next few writes could pick.
         // Names are random, so instead check that a planted name is skipped.
         let planted = temp_name(&p);
         symlink(&victim, &planted).unwrap();
-        let (locked, _) = open_locked(&p, me()).unwrap();
+        let (locked, _) = open_locked(&p, &dir, me()).unwrap();
         locked.replace(b"v2").unwrap();
         drop(locked);
         assert_eq!(fs::read(&victim).unwrap(), b"victim");
@@ -610,13 +850,14 @@ mod tests {
     fn lock_is_exclusive_and_waiters_see_the_new_file() {
         let dir = tempdir("lock");
         let p = dir.join("s.toml");
-        create_new(&p, me(), b"0").unwrap();
+        create_new(&p, &dir, me(), b"0").unwrap();
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let p = p.clone();
+                let dir = dir.clone();
                 std::thread::spawn(move || {
                     for _ in 0..10 {
-                        let (locked, bytes) = open_locked(&p, me()).unwrap();
+                        let (locked, bytes) = open_locked(&p, &dir, me()).unwrap();
                         let n: u32 = std::str::from_utf8(&bytes).unwrap().parse().unwrap();
                         locked.replace((n + 1).to_string().as_bytes()).unwrap();
                     }
@@ -640,11 +881,255 @@ mod tests {
         assert_eq!(current_fsuid(), before);
     }
 
+    fn mkdir_mode(path: &Path, mode: u32) -> PathBuf {
+        fs::create_dir(path).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        path.to_path_buf()
+    }
+
+    fn unsafe_dir(r: Result<impl fmt::Debug, FsError>) -> (PathBuf, DirProblem) {
+        match r {
+            Err(FsError::UnsafeDir { dir, why }) => (dir, why),
+            other => panic!("not UnsafeDir: {other:?}"),
+        }
+    }
+
+    fn no_dir(r: Result<impl fmt::Debug, FsError>) -> (PathBuf, Option<i32>) {
+        match r {
+            Err(FsError::NoDir { dir, err }) => (dir, err.raw_os_error()),
+            other => panic!("not NoDir: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn writable_directories_are_refused_unless_sticky() {
+        let dir = tempdir("dirmodes");
+        let gid = me().gid;
+        for (mode, want) in [
+            (0o755, None),
+            (0o700, None),
+            (0o555, None),
+            (0o1777, None),
+            (0o1770, None),
+            (0o775, Some(DirProblem::GroupWritable { gid, mode: 0o775 })),
+            (0o770, Some(DirProblem::GroupWritable { gid, mode: 0o770 })),
+            (
+                0o2775,
+                Some(DirProblem::GroupWritable { gid, mode: 0o2775 }),
+            ),
+            (0o757, Some(DirProblem::WorldWritable { mode: 0o757 })),
+            (0o777, Some(DirProblem::WorldWritable { mode: 0o777 })),
+        ] {
+            // As the home, and as a directory between the home and the file.
+            let home = mkdir_mode(&dir.join(format!("h{mode:o}")), mode);
+            let file = home.join("s.toml");
+            let safe_home = mkdir_mode(&dir.join(format!("s{mode:o}")), 0o755);
+            let sub = mkdir_mode(&safe_home.join("sub"), mode);
+            let deep = sub.join("s.toml");
+            for (path, home, named) in [(&file, &home, &home), (&deep, &safe_home, &sub)] {
+                let got = check_dirs(path, home, me());
+                match want {
+                    None => assert!(got.is_ok(), "{mode:o}: {got:?}"),
+                    Some(why) => {
+                        let err = got.unwrap_err();
+                        assert!(
+                            matches!(&err, FsError::UnsafeDir { dir, why: w } if dir == named && *w == why),
+                            "{mode:o}: {err:?}"
+                        );
+                        let text = err.to_string();
+                        assert!(
+                            text.contains(&format!("directory {} ", named.display())),
+                            "{text}"
+                        );
+                        assert!(text.contains(&format!("(mode {mode:04o})")), "{text}");
+                    }
+                }
+            }
+            fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
+            fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let msg = FsError::UnsafeDir {
+            dir: "/home/alice".into(),
+            why: DirProblem::GroupWritable {
+                gid: 1234,
+                mode: 0o775,
+            },
+        };
+        assert_eq!(
+            msg.to_string(),
+            "directory /home/alice is writable by group 1234 (mode 0775)"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_home_and_goes_to_the_root_outside_it() {
+        // dir/open (0777, not sticky)/home/sub/s.toml: under the home only
+        // home and sub are walked; as a path outside the home (an absolute
+        // template) everything from / is, and `open` is refused.
+        let dir = tempdir("dirstop");
+        let open = mkdir_mode(&dir.join("open"), 0o777);
+        let home = mkdir_mode(&open.join("home"), 0o755);
+        let sub = mkdir_mode(&home.join("sub"), 0o700);
+        let file = sub.join("s.toml");
+        assert!(check_dirs(&file, &home, me()).is_ok());
+        let elsewhere = dir.join("another-home");
+        let (named, why) = unsafe_dir(check_dirs(&file, &elsewhere, me()));
+        assert_eq!(named, open);
+        assert_eq!(why, DirProblem::WorldWritable { mode: 0o777 });
+        // A home that is a prefix of a name but not a directory above it.
+        let homeish = open.join("hom");
+        assert_eq!(unsafe_dir(check_dirs(&file, &homeish, me())).0, open);
+        // /tmp itself (sticky, root's) is fine on the way from /.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_dirs(&file, &elsewhere, me()).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn symlinked_directories_are_refused_below_the_home_but_the_home_may_be_one() {
+        let dir = tempdir("dirlinks");
+        let real = mkdir_mode(&dir.join("real"), 0o755);
+        let linked_home = dir.join("home-link");
+        symlink(&real, &linked_home).unwrap();
+        assert!(check_dirs(&linked_home.join("s.toml"), &linked_home, me()).is_ok());
+        // The home's target is what is checked.
+        let loose = mkdir_mode(&dir.join("loose"), 0o775);
+        let loose_home = dir.join("loose-link");
+        symlink(&loose, &loose_home).unwrap();
+        let (named, why) = unsafe_dir(check_dirs(&loose_home.join("s.toml"), &loose_home, me()));
+        assert_eq!(named, loose_home);
+        assert!(matches!(why, DirProblem::GroupWritable { .. }), "{why:?}");
+        // Below the home, a link is refused, also to a safe directory.
+        let sub = real.join("sub");
+        symlink(dir.join("real"), &sub).unwrap();
+        let (named, why) = unsafe_dir(check_dirs(&sub.join("s.toml"), &real, me()));
+        assert_eq!((named, why), (sub.clone(), DirProblem::Symlink));
+        // And anywhere in a path outside the home.
+        let (named, why) = unsafe_dir(check_dirs(&linked_home.join("s.toml"), &real, me()));
+        assert_eq!((named, why), (linked_home.clone(), DirProblem::Symlink));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_directories_are_errors_not_absence() {
+        let dir = tempdir("dirmissing");
+        let gone = dir.join("gone");
+        let (named, errno) = no_dir(exists(&gone.join("s.toml"), &gone, me()));
+        assert_eq!(
+            (named.as_path(), errno),
+            (gone.as_path(), Some(libc::ENOENT))
+        );
+        let err = exists(&gone.join("s.toml"), &gone, me()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("directory {} does not exist", gone.display())
+        );
+        let home = mkdir_mode(&dir.join("home"), 0o700);
+        let deep = home.join("a").join("b").join("s.toml");
+        assert_eq!(no_dir(exists(&deep, &home, me())).0, home.join("a"));
+        assert_eq!(no_dir(open_locked(&deep, &home, me())).0, home.join("a"));
+        assert_eq!(
+            no_dir(create_new(&deep, &home, me(), b"x")).0,
+            home.join("a")
+        );
+        // A file where a directory should be.
+        write_mode(&home.join("a"), b"x", 0o600);
+        let (named, why) = unsafe_dir(exists(&deep, &home, me()));
+        assert_eq!((named, why), (home.join("a"), DirProblem::NotDirectory));
+        // The free name in a safe, existing directory is the one "no".
+        assert!(!exists(&home.join("s.toml"), &home, me()).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn relative_paths_and_dotdot_are_refused() {
+        let dir = tempdir("dirplain");
+        let home = mkdir_mode(&dir.join("home"), 0o700);
+        for path in [
+            PathBuf::from("relative/s.toml"),
+            home.join("..").join("other").join("s.toml"),
+            home.join("sub").join("..").join("s.toml"),
+        ] {
+            let (_, why) = unsafe_dir(check_dirs(&path, &home, me()));
+            assert_eq!(why, DirProblem::NotPlain, "{}", path.display());
+        }
+        // A home with a `..` is not trusted as a stopping point: the walk
+        // then starts at / and meets the `..` itself.
+        let odd_home = home.join("..").join("home");
+        let (_, why) = unsafe_dir(check_dirs(&odd_home.join("s.toml"), &odd_home, me()));
+        assert_eq!(why, DirProblem::NotPlain);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_entry_point_checks_the_directories() {
+        // A home group members may write to: the file there is refused by
+        // open_locked, a free name by exists and create_new, and nothing
+        // is changed.
+        let dir = tempdir("direntry");
+        let home = mkdir_mode(&dir.join("home"), 0o755);
+        let p = home.join("s.toml");
+        create_new(&p, &home, me(), b"v1").unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o775)).unwrap();
+        assert_eq!(unsafe_dir(open_locked(&p, &home, me())).0, home);
+        // exists says a file is there; only its absence needs the walk.
+        assert!(exists(&p, &home, me()).unwrap());
+        assert_eq!(unsafe_dir(exists(&home.join("none"), &home, me())).0, home);
+        let q = home.join("new.toml");
+        assert_eq!(unsafe_dir(create_new(&q, &home, me(), b"v1")).0, home);
+        assert!(!q.exists());
+        assert_eq!(fs::read(&p).unwrap(), b"v1");
+        assert_eq!(fs::read_dir(&home).unwrap().count(), 1, "nothing created");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_of_other_owners_are_refused_and_the_users_are_not() {
+        // chown needs root; CI runs the tests as root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        // An account that need not exist: only its ids matter here.
+        let user = Owner {
+            uid: 48_213,
+            gid: 48_213,
+        };
+        let chown =
+            |p: &Path, uid: u32| std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+        let dir = tempdir("dirowners");
+        let home = mkdir_mode(&dir.join("home"), 0o755);
+        chown(&home, user.uid);
+        let theirs = mkdir_mode(&home.join("theirs"), 0o755);
+        chown(&theirs, user.uid + 1);
+        let roots = mkdir_mode(&home.join("roots"), 0o755);
+        assert!(check_dirs(&home.join("s.toml"), &home, user).is_ok());
+        assert!(check_dirs(&roots.join("s.toml"), &home, user).is_ok());
+        let (named, why) = unsafe_dir(check_dirs(&theirs.join("s.toml"), &home, user));
+        assert_eq!(named, theirs);
+        assert_eq!(why, DirProblem::Owner { uid: user.uid + 1 });
+        // Another user's sticky directory: its owner may rename anything
+        // in it, so sticky does not help.
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o1777)).unwrap();
+        let (_, why) = unsafe_dir(check_dirs(&theirs.join("s.toml"), &home, user));
+        assert_eq!(why, DirProblem::Owner { uid: user.uid + 1 });
+        // A home the user cannot reach (in a directory only root may
+        // enter): an error naming it, looked at as the user, not as root.
+        let shut = mkdir_mode(&dir.join("shut"), 0o700);
+        let shut_home = mkdir_mode(&shut.join("home"), 0o700);
+        chown(&shut_home, user.uid);
+        let (named, errno) = no_dir(exists(&shut_home.join("s.toml"), &shut_home, user));
+        assert_eq!((named, errno), (shut_home.clone(), Some(libc::EACCES)));
+        assert_eq!(current_fsuid(), 0, "root again after the walk");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn empty_contents_are_never_written() {
         let dir = tempdir("empty");
         let p = dir.join("s.toml");
-        assert!(create_new(&p, me(), b"").is_err());
+        assert!(create_new(&p, &dir, me(), b"").is_err());
         assert!(!p.exists());
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -133,13 +133,18 @@ pub fn open(state_dir: &Path, user: &str, owner: Owner) -> Result<Tally, TallyEr
     };
     // Created at the first failure only: afterwards a try costs what a
     // wrong code of an enrolled user costs (lock, read, write, fsyncs).
-    let (locked, bytes) = match safe_fs::open_locked(&path, owner) {
+    let (locked, bytes) = match safe_fs::open_locked(&path, Path::new("/"), owner) {
         Err(FsError::NotFound) => {
-            match safe_fs::create_new(&path, owner, to_toml(&State::default()).as_bytes()) {
+            match safe_fs::create_new(
+                &path,
+                Path::new("/"),
+                owner,
+                to_toml(&State::default()).as_bytes(),
+            ) {
                 Ok(()) | Err(FsError::Exists) => {}
                 Err(err) => return Err(file_err(err)),
             }
-            safe_fs::open_locked(&path, owner).map_err(file_err)?
+            safe_fs::open_locked(&path, Path::new("/"), owner).map_err(file_err)?
         }
         opened => opened.map_err(file_err)?,
     };

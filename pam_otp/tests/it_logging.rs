@@ -438,6 +438,31 @@ fn hostile_size_is_named() {
     hostile_reason(&user, &format!("{len} bytes"));
 }
 
+/// A home another user can write to is refused with the directory named
+/// and why, so the admin knows what to fix.
+#[test]
+fn group_writable_home_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o775)).unwrap();
+    let want = format!(
+        "directory {} is writable by group {} (mode 0775)",
+        user.home.display(),
+        user.gid
+    );
+    hostile_reason(&user, &want);
+}
+
+/// A home that does not exist is an error naming it, not "no secret file".
+#[test]
+fn missing_home_is_named() {
+    let user = TestUser::new();
+    fs::remove_dir_all(&user.home).unwrap();
+    let want = format!("directory {} does not exist", user.home.display());
+    hostile_reason(&user, &want);
+}
+
 /// A panic inside the module (forced by the debug-build-only `test_panic`
 /// argument; the tests load the debug build) unwinds, with the module's own
 /// static unwinder (pam_otp/module/build.rs), to the guard at the entry point:

@@ -14,6 +14,7 @@
 //! and grace-period state (RESETTING_TIME_SKEW, LAST0..9) has no
 //! counterpart and is dropped.
 
+use std::io;
 use std::path::PathBuf;
 
 use pam_otp::config::Config;
@@ -199,16 +200,23 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
         return Err(Error::AlreadyEnrolled { path: t.path_str() });
     }
     // Read it like our own file: as the user, no symlink, not group/world
-    // readable, small. (google-authenticator writes 0400 or 0600.)
-    let (locked, bytes) = safe_fs::open_locked(&path, t.owner()).map_err(|e| match e {
-        safe_fs::FsError::NotFound => Error::failed(format!(
-            "{shown}: no such file (give the google-authenticator file's path)"
-        )),
-        e => Error::File {
-            path: shown.clone(),
-            err: e,
-        },
-    })?;
+    // readable, small, in directories only the user and root can write to.
+    // (google-authenticator writes 0400 or 0600.)
+    let (locked, bytes) =
+        safe_fs::open_locked(&path, t.home(), t.owner()).map_err(|e| match e {
+            safe_fs::FsError::NotFound => Error::failed(format!(
+                "{shown}: no such file (give the google-authenticator file's path)"
+            )),
+            safe_fs::FsError::NoDir { ref err, .. } if err.kind() == io::ErrorKind::NotFound => {
+                Error::failed(format!(
+                    "{shown}: no such file, {e} (give the google-authenticator file's path)"
+                ))
+            }
+            e => Error::File {
+                path: shown.clone(),
+                err: e,
+            },
+        })?;
     drop(locked);
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::failed(format!(

@@ -49,12 +49,10 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             )));
         }
     }
-    // Before anything is shown: a secret that cannot be saved is useless.
-    if let Some(dir) = t.path.parent() {
-        if !safe_fs::exists(dir, t.owner()).map_err(|e| t.file_error(e))? {
-            return Err(Error::NoDirectory { path: t.path_str() });
-        }
-    }
+    // Before anything is shown: a secret that cannot be saved is useless,
+    // and so is one in a directory others can write to (the module would
+    // refuse every login with it).
+    safe_fs::check_dirs(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
     let key = match &o.secret {
         Some(arg) => {
             let b32 = prompt::secret_arg(arg, "Key (base32): ")
