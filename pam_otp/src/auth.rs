@@ -12,6 +12,7 @@
 //! `try_first_pass` re-prompt and (for accounts) the same rate limit and
 //! file writes as an enrolled user who typed a wrong code ([`Record`]).
 
+use std::fmt;
 use std::path::Path;
 
 use crate::account::{self, Account, SystemGroups};
@@ -21,7 +22,7 @@ use crate::otp::{self, code_eq, normalize_code};
 use crate::remote::Remote;
 use crate::rules::{self, Action, Decision, Groups, Subject};
 use crate::safe_fs::{self, FsError, Owner};
-use crate::secret_file::{SecretFile, State};
+use crate::secret_file::{SecretFile, SecretFileError, State};
 use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
 
@@ -60,11 +61,11 @@ impl Outcome {
 }
 
 /// The result and why, for the log (never a code or a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 #[must_use]
 pub struct Report {
     pub outcome: Outcome,
-    pub reason: String,
+    pub reason: Reason,
     /// Lines logged always, at warning level (e.g. unknown arguments).
     pub warnings: Vec<String>,
     /// Extra lines logged only with `debug`.
@@ -77,6 +78,101 @@ impl Report {
             Outcome::Success | Outcome::Ignore => Level::Info,
             Outcome::AuthErr | Outcome::UserUnknown | Outcome::ConvErr => Level::Notice,
             Outcome::AuthInfoUnavail => Level::Err,
+        }
+    }
+}
+
+/// Why a login ended as it did: the log line's `reason="..."`. Never a
+/// code, a password or a secret.
+#[derive(Debug)]
+pub enum Reason {
+    /// The config or the module arguments cannot be used.
+    Config(String),
+    /// The account look-up (NSS) failed.
+    Lookup(String),
+    Denied(Decision),
+    NoCodeNeeded(Decision),
+    /// No secret file, and `missing = "allow"`.
+    NotEnrolledAllowed(Decision),
+    /// `split_pass`: the answer was split, the password handed on and the
+    /// code kept for the line after the password module.
+    CodeKept(Decision),
+    /// `split_pass` asked only for the password (the inner reason says why).
+    PasswordOnly(Box<Reason>),
+    /// A code was checked; `no_token`: against nothing (missing = deny).
+    Checked {
+        verdict: Verdict,
+        no_token: bool,
+        decision: Decision,
+    },
+    /// The secret file went away between looking and opening.
+    NoSecretFile {
+        path: String,
+    },
+    Unreadable {
+        path: String,
+        err: FsError,
+    },
+    Malformed {
+        path: String,
+        err: SecretFileError,
+    },
+    NotSaved {
+        verdict: Verdict,
+        path: String,
+        err: FsError,
+    },
+    /// `use_first_pass` and no `PAM_AUTHTOK`.
+    NoAuthtok,
+    SetAuthtok,
+    KeepCode,
+    Conversation(ConvError),
+    /// Not an account (`what` says why), answered as one up to `then`.
+    Nobody {
+        what: &'static str,
+        then: Box<Reason>,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Config(why) | Reason::Lookup(why) => write!(f, "{why}"),
+            Reason::Denied(d) => write!(f, "denied by {d}"),
+            Reason::NoCodeNeeded(d) => write!(f, "no code needed: {d}"),
+            Reason::NotEnrolledAllowed(d) => {
+                write!(f, "no secret file, missing = allow; {d}")
+            }
+            Reason::CodeKept(d) => write!(
+                f,
+                "split_pass: password handed on, code kept for the pam_otp line after the \
+                 password module; {d}"
+            ),
+            Reason::PasswordOnly(why) => write!(f, "split_pass: {why}"),
+            Reason::Checked {
+                verdict,
+                no_token,
+                decision,
+            } => {
+                let what = if *no_token {
+                    "no token, missing = deny: "
+                } else {
+                    ""
+                };
+                write!(f, "{what}{}; {decision}", verdict.describe())
+            }
+            Reason::NoSecretFile { path } => write!(f, "no secret file ({path}), missing = deny"),
+            Reason::Unreadable { path, err } => write!(f, "secret file {path}: {err}"),
+            Reason::Malformed { path, err } => write!(f, "secret file {path}: {err}"),
+            Reason::NotSaved { verdict, path, err } => {
+                write!(f, "{}, but saving {path} failed: {err}", verdict.describe())
+            }
+            Reason::NoAuthtok => write!(f, "use_first_pass: no PAM_AUTHTOK from an earlier module"),
+            Reason::SetAuthtok => write!(f, "could not set PAM_AUTHTOK"),
+            Reason::KeepCode => write!(f, "could not keep the code"),
+            Reason::Conversation(ConvError::Failed) => write!(f, "conversation failed"),
+            Reason::Conversation(ConvError::NoAnswer) => write!(f, "no answer to the prompt"),
+            Reason::Nobody { what, then } => write!(f, "{what}; {then}"),
         }
     }
 }
@@ -135,7 +231,7 @@ pub fn authenticate(
             conv.error(MSG_UNAVAILABLE);
             return Report {
                 outcome: Outcome::AuthInfoUnavail,
-                reason: why,
+                reason: Reason::Config(why),
                 warnings: Vec::new(),
                 debug: Vec::new(),
             };
@@ -166,7 +262,7 @@ struct Flow<'a, 'c> {
     debug: Option<Vec<String>>,
 }
 
-type Refusal = (Outcome, String);
+type Refusal = (Outcome, Reason);
 
 /// Who is logging in, as far as the answer to the outside may tell.
 enum Who {
@@ -175,7 +271,7 @@ enum Who {
     /// like an account, then answered with `outcome`.
     Nobody {
         outcome: Outcome,
-        reason: &'static str,
+        what: &'static str,
     },
 }
 
@@ -242,7 +338,7 @@ impl Flow<'_, '_> {
         }
     }
 
-    fn run(&mut self, lookup: Lookup<'_>) -> (Outcome, String) {
+    fn run(&mut self, lookup: Lookup<'_>) -> (Outcome, Reason) {
         // Logged with or without `debug`: an admin's typo ("nulok") must
         // not go unnoticed.
         if !self.cfg.unknown_args.is_empty() {
@@ -266,17 +362,17 @@ impl Flow<'_, '_> {
         let who = if !account::plausible_user_name(user) {
             Who::Nobody {
                 outcome: Outcome::AuthErr,
-                reason: "implausible user name",
+                what: "implausible user name",
             }
         } else {
             match lookup(user) {
                 Ok(Some(a)) => Who::Account(a),
                 Ok(None) => Who::Nobody {
                     outcome: Outcome::UserUnknown,
-                    reason: "no such user",
+                    what: "no such user",
                 },
                 // NSS is down: that is an outage, not an answer about the name.
-                Err(why) => return (Outcome::AuthInfoUnavail, why),
+                Err(why) => return (Outcome::AuthInfoUnavail, Reason::Lookup(why)),
             }
         };
         let (outcome, why) = self.run_for(&who, kept);
@@ -287,17 +383,20 @@ impl Flow<'_, '_> {
             // password module runs (and delays) as it does for accounts.
             Who::Nobody {
                 outcome: fail,
-                reason,
-            } => match outcome {
-                Outcome::Ignore | Outcome::ConvErr | Outcome::AuthInfoUnavail => {
-                    (outcome, format!("{reason}; {why}"))
+                what,
+            } => {
+                let then = Box::new(why);
+                match outcome {
+                    Outcome::Ignore | Outcome::ConvErr | Outcome::AuthInfoUnavail => {
+                        (outcome, Reason::Nobody { what, then })
+                    }
+                    _ => (fail, Reason::Nobody { what, then }),
                 }
-                _ => (fail, format!("{reason}; {why}")),
-            },
+            }
         }
     }
 
-    fn run_for(&mut self, who: &Who, kept: Option<String>) -> (Outcome, String) {
+    fn run_for(&mut self, who: &Who, kept: Option<String>) -> (Outcome, Reason) {
         let remote = Remote::from_rhost(self.login.rhost);
         let decision = match who {
             Who::Account(account) => self.decide(&remote, &SystemGroups::new(account)),
@@ -307,9 +406,9 @@ impl Flow<'_, '_> {
         match decision.action {
             Action::Deny => {
                 self.conv.error(MSG_DENIED);
-                return (Outcome::AuthErr, format!("denied by {decision}"));
+                return (Outcome::AuthErr, Reason::Denied(decision));
             }
-            Action::Skip => return self.pass_through(format!("no code needed: {decision}")),
+            Action::Skip => return self.pass_through(Reason::NoCodeNeeded(decision)),
             Action::Require => {}
         }
 
@@ -322,8 +421,7 @@ impl Flow<'_, '_> {
                     if !self.cfg.split_pass {
                         self.conv.info(MSG_NOT_ENROLLED);
                     }
-                    return self
-                        .pass_through(format!("no secret file, missing = allow; {decision}"));
+                    return self.pass_through(Reason::NotEnrolledAllowed(decision));
                 }
                 Err(refusal) => return refusal,
             },
@@ -331,7 +429,7 @@ impl Flow<'_, '_> {
 
         if self.cfg.split_pass {
             return match self.split_and_keep(&record) {
-                Ok(why) => (Outcome::Ignore, format!("{why}; {decision}")),
+                Ok(()) => (Outcome::Ignore, Reason::CodeKept(decision)),
                 Err(refusal) => refusal,
             };
         }
@@ -367,11 +465,11 @@ impl Flow<'_, '_> {
             }
             v => v,
         };
-        let what = match record {
-            Record::File { .. } => String::new(),
-            Record::NoToken { .. } => "no token, missing = deny: ".into(),
+        let why = Reason::Checked {
+            verdict,
+            no_token: matches!(record, Record::NoToken { .. }),
+            decision,
         };
-        let why = format!("{what}{}; {decision}", verdict.describe());
         match verdict {
             Verdict::Accepted(_) => (Outcome::Success, why),
             Verdict::Locked { retry_in } => {
@@ -427,19 +525,19 @@ impl Flow<'_, '_> {
     /// Success without a code. Under `forward_pass` and `split_pass` the
     /// password module still wants a password: ask for it plainly and pass
     /// it on.
-    fn pass_through(&mut self, why: String) -> (Outcome, String) {
+    fn pass_through(&mut self, why: Reason) -> (Outcome, Reason) {
         if self.cfg.forward_pass || self.cfg.split_pass {
             match self.conv.prompt_hidden(config::PASSWORD_PROMPT) {
                 Ok(pw) => {
                     if self.conv.set_authtok(&pw).is_err() {
-                        return (Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into());
+                        return (Outcome::AuthInfoUnavail, Reason::SetAuthtok);
                     }
                 }
                 Err(e) => return conv_failure(e),
             }
         }
         if self.cfg.split_pass {
-            (Outcome::Ignore, format!("split_pass: {why}"))
+            (Outcome::Ignore, Reason::PasswordOnly(Box::new(why)))
         } else {
             (Outcome::Success, why)
         }
@@ -468,12 +566,7 @@ impl Flow<'_, '_> {
                         from: From::AuthTok,
                     })
                 }
-                (None, true) => {
-                    return Err((
-                        Outcome::AuthErr,
-                        "use_first_pass: no PAM_AUTHTOK from an earlier module".into(),
-                    ))
-                }
+                (None, true) => return Err((Outcome::AuthErr, Reason::NoAuthtok)),
                 // try_first_pass: only something shaped like a code is tried,
                 // so a password left by an earlier module costs no failure.
                 (Some(text), false) if normalize_code(&text).is_some() => {
@@ -491,7 +584,7 @@ impl Flow<'_, '_> {
         })
     }
 
-    fn unavailable(&mut self, why: String) -> Refusal {
+    fn unavailable(&mut self, why: Reason) -> Refusal {
         self.conv.error(MSG_UNAVAILABLE);
         (Outcome::AuthInfoUnavail, why)
     }
@@ -499,7 +592,7 @@ impl Flow<'_, '_> {
     /// `split_pass`: ask once, hand the password on, keep the code. Nothing
     /// is checked or counted here, so a wrong password costs the user
     /// nothing: the stack stops at the password module.
-    fn split_and_keep(&mut self, record: &Record<'_>) -> Result<String, Refusal> {
+    fn split_and_keep(&mut self, record: &Record<'_>) -> Result<(), Refusal> {
         let file = match record {
             Record::File { account, path } => Some(self.read(account, path)?.1),
             Record::NoToken { .. } => None,
@@ -508,16 +601,12 @@ impl Flow<'_, '_> {
         let typed = self.ask()?;
         let (password, code) = split_password_and_code(&shape, &typed);
         if self.conv.set_authtok(password).is_err() {
-            return Err((Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into()));
+            return Err((Outcome::AuthInfoUnavail, Reason::SetAuthtok));
         }
         if self.conv.keep_code(code).is_err() {
-            return Err((Outcome::AuthInfoUnavail, "could not keep the code".into()));
+            return Err((Outcome::AuthInfoUnavail, Reason::KeepCode));
         }
-        Ok(
-            "split_pass: password handed on, code kept for the pam_otp line after the \
-            password module"
-                .into(),
-        )
+        Ok(())
     }
 
     /// Opens, locks and parses the user's secret file.
@@ -530,16 +619,21 @@ impl Flow<'_, '_> {
         let (locked, bytes) = match safe_fs::open_locked(Path::new(path), home, account.owner()) {
             Ok(x) => x,
             Err(FsError::NotFound) if self.cfg.missing == Missing::Deny => {
-                return Err((
-                    Outcome::AuthErr,
-                    format!("no secret file ({path}), missing = deny"),
-                ))
+                return Err((Outcome::AuthErr, Reason::NoSecretFile { path: path.into() }))
             }
-            Err(e) => return Err(self.unavailable(format!("secret file {path}: {e}"))),
+            Err(err) => {
+                return Err(self.unavailable(Reason::Unreadable {
+                    path: path.into(),
+                    err,
+                }))
+            }
         };
         match SecretFile::parse_bytes(&bytes) {
             Ok(file) => Ok((locked, file)),
-            Err(e) => Err(self.unavailable(format!("secret file {path}: {e}"))),
+            Err(err) => Err(self.unavailable(Reason::Malformed {
+                path: path.into(),
+                err,
+            })),
         }
     }
 
@@ -551,7 +645,7 @@ impl Flow<'_, '_> {
         }
         let (password, code) = split_password_and_code(shape, &typed.text);
         if self.conv.set_authtok(password).is_err() {
-            return Err((Outcome::AuthInfoUnavail, "could not set PAM_AUTHTOK".into()));
+            return Err((Outcome::AuthInfoUnavail, Reason::SetAuthtok));
         }
         Ok(code.to_string())
     }
@@ -574,15 +668,21 @@ impl Flow<'_, '_> {
         let code = self.code_of(typed, &Shape::of(&file))?;
         let verdict = verify::verify(&mut file, &code, &self.policy(), self.login.now);
         if verdict.changes_state() {
-            if let Err(e) = locked.replace(file.to_toml().as_bytes()) {
+            if let Err(err) = locked.replace(file.to_toml().as_bytes()) {
                 // Right or wrong, the answer is the same: a code that cannot
                 // be marked used is not accepted, and a failure that cannot
                 // be counted must not tell a guesser whether the code was
                 // right (a full /home would otherwise be an oracle with no
                 // rate limit).
                 self.conv.error(MSG_NOT_SAVED);
-                let why = format!("{}, but saving {path} failed: {e}", verdict.describe());
-                return Err((Outcome::AuthErr, why));
+                return Err((
+                    Outcome::AuthErr,
+                    Reason::NotSaved {
+                        verdict,
+                        path: path.clone(),
+                        err,
+                    },
+                ));
             }
         }
         Ok(verdict)
@@ -642,8 +742,8 @@ impl Flow<'_, '_> {
 
 fn conv_failure(e: ConvError) -> Refusal {
     match e {
-        ConvError::Failed => (Outcome::ConvErr, "conversation failed".into()),
-        ConvError::NoAnswer => (Outcome::AuthErr, "no answer to the prompt".into()),
+        ConvError::Failed => (Outcome::ConvErr, Reason::Conversation(e)),
+        ConvError::NoAnswer => (Outcome::AuthErr, Reason::Conversation(e)),
     }
 }
 

@@ -232,7 +232,7 @@ fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) 
     line.push_str("\" result=");
     line.push_str(report.outcome.as_str());
     line.push_str(" reason=\"");
-    push_clean(&mut line, &report.reason);
+    push_clean(&mut line, &report.reason.to_string());
     line.push('"');
     logger.log(report.level(), &line);
     for w in &report.warnings {
