@@ -113,6 +113,24 @@ fn local_skip() {
     assert!(run.success, "{run:?}");
 }
 
+/// "local" is an unset or empty `PAM_RHOST` only: one of whitespace is not
+/// an absent host, so the code is asked (pamtester -I sets the item to the
+/// text as given, whitespace included).
+#[test]
+fn whitespace_rhost_is_not_local() {
+    let user = enrolled();
+    let svc = simple_service("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
+    for rhost in [" ", "\t", "\n", " \t "] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(!run.success, "rhost {rhost:?} skipped: {run:?}");
+        assert!(output(&run).contains(PROMPT), "rhost {rhost:?}: {run:?}");
+    }
+    // And it is asked for real: a right code lets the user in.
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, Some(" "), &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+}
+
 #[test]
 fn group_rule() {
     let group = TestGroup::new();
