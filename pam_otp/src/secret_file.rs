@@ -20,9 +20,21 @@ pub const VERSION: u32 = 1;
 pub const DEFAULT_PERIOD: u64 = 30;
 pub const MAX_PERIOD: u64 = 300;
 pub const MAX_SCRATCH_CODES: usize = 100;
-/// Counters stay far below i64::MAX, TOML's integer limit, even after a
-/// look-ahead window is added to them.
+/// The one range of an HOTP counter, everywhere: a file holds a `counter`
+/// (the next one expected) of at most this, parsing refuses more, and no
+/// command or login ever stores more ([`hotp_search`]). Far below
+/// i64::MAX, TOML's integer limit. Also the bound of the other integers
+/// in `[state]`.
 pub const MAX_COUNTER: u64 = 1 << 53;
+
+/// The counters a code may be found at when looking from `first` up to
+/// `ahead` further, clipped so that the counter stored after a match at
+/// `c` (that is `c + 1`) stays within [`MAX_COUNTER`]. `None` when no
+/// counter is left: the token is exhausted.
+pub fn hotp_search(first: u64, ahead: u64) -> Option<std::ops::RangeInclusive<u64>> {
+    let last = first.saturating_add(ahead).min(MAX_COUNTER - 1);
+    (first <= last).then_some(first..=last)
+}
 
 /// How codes are derived from the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

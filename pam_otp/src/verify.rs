@@ -7,7 +7,7 @@
 
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{OtpKind, SecretFile};
+use crate::secret_file::{hotp_search, OtpKind, SecretFile, MAX_COUNTER};
 use crate::text::push_unsigned;
 
 /// Learned TOTP drift stays within this many steps of the server clock.
@@ -62,6 +62,8 @@ pub enum Refusal {
     Wrong,
     /// Right code, already used (TOTP step at or before the last accepted).
     Replay,
+    /// HOTP: the counter is at [`MAX_COUNTER`], no code can be accepted.
+    CounterExhausted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,9 @@ impl Verdict {
             Verdict::Refused(Refusal::Replay) => {
                 return out.push_str("replayed code (already used)")
             }
+            Verdict::Refused(Refusal::CounterExhausted) => return out.push_str(
+                "wrong code (the HOTP counter is at its limit, 2^53: the token needs a new seed)",
+            ),
             Verdict::Locked { retry_in } => ("rate limited (locked for ", retry_in, " s more)"),
         };
         out.push_str(text);
@@ -142,6 +147,9 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
         }
     }
     if code.len() == digits || code.len() == otp::SCRATCH_DIGITS {
+        if file.kind == OtpKind::Hotp && file.counter >= MAX_COUNTER {
+            return Verdict::Refused(Refusal::CounterExhausted);
+        }
         Verdict::Refused(Refusal::Wrong)
     } else {
         Verdict::Refused(Refusal::Malformed)
@@ -166,10 +174,10 @@ fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Op
             Some(Verdict::Accepted(Method::Totp { step }))
         }
         OtpKind::Hotp => {
-            let first = file.counter;
-            let last = first.saturating_add(u64::from(policy.hotp_window));
-            let counter = generator.find(first..=last, code)?;
-            file.counter = counter.saturating_add(1);
+            // Clipped so that `counter + 1` below stays in the range.
+            let window = hotp_search(file.counter, u64::from(policy.hotp_window))?;
+            let counter = generator.find(window, code)?;
+            file.counter = counter + 1;
             Some(Verdict::Accepted(Method::Hotp { counter }))
         }
     }
@@ -258,6 +266,10 @@ mod tests {
             ),
             (Verdict::Refused(Refusal::Malformed), "malformed code"),
             (Verdict::Refused(Refusal::Wrong), "wrong code"),
+            (
+                Verdict::Refused(Refusal::CounterExhausted),
+                "wrong code (the HOTP counter is at its limit, 2^53: the token needs a new seed)",
+            ),
             (
                 Verdict::Refused(Refusal::Replay),
                 "replayed code (already used)",
@@ -521,6 +533,46 @@ mod tests {
             verify(&mut g, "359152", &narrow, 0),
             Verdict::Accepted(_)
         )); // counter 2
+    }
+
+    /// Near the top of the counter range, a code is accepted only if the
+    /// counter saved after it (one past it) is one the file can hold: the
+    /// saved file always parses again.
+    #[test]
+    fn hotp_never_saves_a_counter_it_cannot_read() {
+        use crate::secret_file::MAX_COUNTER;
+        let start = MAX_COUNTER - 1;
+        for ahead in 0..=u64::from(POLICY.hotp_window) {
+            let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+            f.counter = start;
+            let v = verify(&mut f, &code_at(start + ahead), &POLICY, 0);
+            let saved = SecretFile::parse(&f.to_toml());
+            assert!(
+                saved.is_ok(),
+                "code at MAX-1+{ahead}: {v:?} saved {saved:?}"
+            );
+            if ahead == 0 {
+                assert_eq!(v, Verdict::Accepted(Method::Hotp { counter: start }));
+                assert_eq!(f.counter, MAX_COUNTER);
+            } else {
+                assert!(matches!(v, Verdict::Refused(_)), "MAX-1+{ahead}: {v:?}");
+                assert_eq!(f.counter, start);
+            }
+        }
+        // At the limit no code is accepted, and the log says why.
+        let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        f.counter = MAX_COUNTER;
+        let v = verify(&mut f, &code_at(MAX_COUNTER), &POLICY, 0);
+        assert_eq!(v, Verdict::Refused(Refusal::CounterExhausted));
+        assert!(v.describe().contains("limit"), "{}", v.describe());
+        assert_eq!(f.counter, MAX_COUNTER);
+        // Emergency codes still work there.
+        f.scratch_codes = vec!["31415926".into()];
+        f.digits = 8;
+        assert!(matches!(
+            verify(&mut f, "31415926", &POLICY, 0),
+            Verdict::Accepted(Method::Scratch { left: 0 })
+        ));
     }
 
     #[test]
