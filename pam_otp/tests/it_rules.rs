@@ -81,6 +81,30 @@ fn ipv4_mapped_ipv6_matches_an_ipv4_cidr() {
     assert!(!run.success, "{run:?}");
 }
 
+/// A rule network written IPv4-mapped is the IPv4 network it names, like
+/// the mapped addresses sshd gives (it used to match nothing at all).
+#[test]
+fn ipv4_mapped_rule_network_matches_ipv4_and_mapped_addresses() {
+    let user = enrolled();
+    let svc = simple_service("[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n");
+    for rhost in ["10.1.2.3", "::ffff:10.1.2.3"] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(run.success, "{rhost}: {run:?}");
+        assert!(!output(&run).contains(PROMPT), "{rhost}: {run:?}");
+    }
+    for rhost in ["11.1.2.3", "::ffff:11.1.2.3"] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(!run.success, "{rhost}: {run:?}");
+        assert!(output(&run).contains(PROMPT), "{rhost}: {run:?}");
+    }
+    // A mapped network below /96 also covers addresses that are not
+    // mapped: the config is refused, and the login with it.
+    let svc = simple_service("[[rule]]\nfrom = [\"::ffff:10.0.0.0/64\"]\notp = \"skip\"\n");
+    let run = no_prompt(&svc, &user, Some("10.1.2.3"));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+}
+
 #[test]
 fn host_name_matches_no_cidr() {
     let user = enrolled();
