@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let remote = Remote::from_rhost(Some(text));
+    // Only an empty PAM_RHOST is local; whitespace or junk never is.
+    assert_eq!(remote == Remote::Local, text.is_empty());
     // What normalises to an address must be matched by the all-address rule;
     // names and junk by nothing.
     let rules = vec![Rule {

@@ -19,7 +19,7 @@ Commands:
                  HOTP: find the counter again from two consecutive codes
   status         what is set up (never the secret)
   scratch        print new one-time emergency codes (replacing the old ones)
-  unlock         clear the failed-attempt lockout
+  unlock         clear the failed-attempt lockout and the learned clock drift
   remove         delete the secret (two-factor login stops for the user)
   import-google [PATH]
                  convert a ~/.google_authenticator file
@@ -82,7 +82,8 @@ Usage: otp-enroll [GLOBAL] resync CODE1 CODE2
 
 HOTP only: press the token twice and give both codes. They must be
 consecutive and within 10000 counters after the stored one; the counter is
-then set past them (and the lockout cleared).
+then set past them (and the lockout cleared). A TOTP token has no counter:
+`unlock` resets its learned clock drift.
 ";
 
 pub const STATUS_HELP: &str = "\
@@ -106,7 +107,9 @@ login, and replaces the old ones. Keep them somewhere safe, away from your phone
 pub const UNLOCK_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] unlock
 
-Clears the failed-attempt count and lockout.
+Clears the failed-attempt count and lockout, and resets the TOTP clock
+drift learned at login to 0 (the way back when the real device's codes are
+refused because the learned drift was moved away from it).
 ";
 
 pub const REMOVE_HELP: &str = "\

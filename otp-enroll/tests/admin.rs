@@ -206,3 +206,41 @@ fn broken_files_are_reported_and_can_be_removed() {
     ok(&admin(&user, &["remove", "--yes"]));
     assert!(!user.secret_path().exists());
 }
+
+/// A drift pushed away from the real device (by someone holding the key)
+/// makes the device's codes fail at login; `unlock` forgets it and says
+/// so, and the device's next code works. The step already used stays used.
+#[test]
+fn unlock_resets_a_learned_drift() {
+    let user = TestUser::new();
+    wait_for_fresh_step(5);
+    let now = testkit::now();
+    let step = now / 30;
+    user.write_secret(&format!(
+        "version = 1\ntype = \"totp\"\nsecret = \"{KEY}\"\n\n[state]\n\
+         last_step = {}\ndrift = 5\ndrift_moved = {now}\n",
+        step - 1
+    ));
+    let svc = PamService::new("auth required {module}\n");
+    assert!(
+        !login(&svc, &user, &oathtool_totp(KEY, None, &[])),
+        "the window is 5 steps ahead of the real device"
+    );
+    let out = ok(&admin(&user, &["unlock"]));
+    assert!(
+        out.contains("1 failed attempts cleared") && out.contains("clock drift of 5 steps reset"),
+        "{out}"
+    );
+    let f = secret_file(&user);
+    assert_eq!((f.state.drift, f.state.drift_moved), (0, 0));
+    assert_eq!(f.state.last_step, Some(step - 1), "used steps stay used");
+    assert!(!ok(&admin(&user, &["status"])).contains("clock offset"));
+    wait_for_fresh_step(5);
+    assert!(
+        login(&svc, &user, &oathtool_totp(KEY, None, &[])),
+        "the real device works again"
+    );
+    // With nothing to reset, unlock says only what it cleared.
+    let out = ok(&admin(&user, &["unlock"]));
+    assert!(!out.contains("drift"), "{out}");
+}

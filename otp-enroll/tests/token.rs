@@ -191,3 +191,69 @@ fn resync_is_for_hotp_only() {
     assert!(fails(&out, 1).contains("HOTP"));
     assert_eq!(fs::read(user.secret_path()).unwrap(), before);
 }
+
+/// The counter's one range (pam_otp::secret_file::MAX_COUNTER, 2^53):
+/// --counter beyond it is refused with the range in the message; a token
+/// at its very top is associated, and the file saved is one the module
+/// reads (a wrong code at login, not a broken file).
+#[test]
+fn counter_range_is_refused_on_input_and_never_produced() {
+    use pam_otp::secret_file::MAX_COUNTER;
+    let user = TestUser::new();
+    for counter in [
+        MAX_COUNTER.to_string(),
+        (MAX_COUNTER + 1).to_string(),
+        u64::MAX.to_string(),
+    ] {
+        let out = token(
+            &user,
+            &[
+                "--secret",
+                RFC4226_HEX,
+                "--counter",
+                &counter,
+                "--code",
+                &code(0),
+            ],
+        );
+        let err = fails(&out, 2);
+        assert!(
+            err.contains("--counter")
+                && err.contains("out of range")
+                && err.contains("9007199254740991"),
+            "{err}"
+        );
+    }
+    let out = token(
+        &user,
+        &[
+            "--secret",
+            RFC4226_HEX,
+            "--counter",
+            "99999999999999999999",
+            "--code",
+            &code(0),
+        ],
+    );
+    assert!(fails(&out, 2).contains("--counter"));
+    assert!(!user.secret_path().exists());
+
+    let top = MAX_COUNTER - 1;
+    let out = ok(&token(
+        &user,
+        &[
+            "--secret",
+            RFC4226_HEX,
+            "--counter",
+            &top.to_string(),
+            "--code",
+            &code(top),
+        ],
+    ));
+    assert!(out.contains(&format!("counter now {MAX_COUNTER}")), "{out}");
+    assert_eq!(secret_file(&user).counter, MAX_COUNTER);
+    let svc = PamService::new("auth required {module}\n");
+    let run = svc.authenticate(&user.name, None, &format!("{}\n", code(MAX_COUNTER)));
+    assert!(!run.success, "{run:?}");
+    assert!(run.stderr.contains("Authentication failure"), "{run:?}");
+}

@@ -232,6 +232,17 @@ impl Config {
         self.rate_limit
             .validate()
             .map_err(|(key, why)| bad(format!("rate_limit.{key}"), why))?;
+        // Parsing makes a mapped network IPv4 (rules::Source::try_parse);
+        // one kept as IPv6 would match nothing, so a config holding one did
+        // not come from parsing (a cache compiled by an older module).
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.from.iter().flatten().any(Source::is_mapped_v6) {
+                return Err(bad(
+                    format!("rule {}: from", i + 1),
+                    "an IPv4-mapped network kept as IPv6 (it would match nothing)",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -263,12 +274,7 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
         Some(list) => Some(
             list.iter()
                 .map(|s| {
-                    Source::parse(s).ok_or_else(|| {
-                        bad(
-                            key("from"),
-                            format!("{s:?} is not a CIDR, an address or \"local\""),
-                        )
-                    })
+                    Source::try_parse(s).map_err(|why| bad(key("from"), format!("{s:?} {why}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -481,6 +487,42 @@ otp = "deny"
             err("[[rule]]\nfrom = [\"local\"]\nuser = [\"x\"]\notp = \"skip\"").contains("user")
         );
         assert!(err("this is not toml").contains("TOML"));
+        let mapped = err("[[rule]]\nfrom = [\"::ffff:10.0.0.0/64\"]\notp = \"skip\"");
+        assert!(
+            mapped.starts_with("rule 1: from")
+                && mapped.contains("IPv4-mapped")
+                && mapped.contains("96"),
+            "{mapped}"
+        );
+    }
+
+    /// A mapped network is read as the IPv4 network it names, and a Config
+    /// holding one as IPv6 (which parsing never makes) is refused by
+    /// validation: so also a compiled cache made from the same text by a
+    /// module that kept it as IPv6, which would match nothing.
+    #[test]
+    fn ipv4_mapped_networks_are_normalised_and_never_kept_as_ipv6() {
+        let text = "[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n";
+        let cfg = Config::parse(text).unwrap();
+        assert_eq!(
+            cfg.rules[0].from,
+            Some(vec![Source::parse("10.0.0.0/8").unwrap()])
+        );
+        let mut stale = cfg.clone();
+        let v6: ipnet::IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+        stale.rules[0].from = Some(vec![Source::Net(v6)]);
+        assert!(stale
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("rule 1: from"));
+        let cache = crate::config_cache::fuzzing::encode_framed(&stale);
+        assert_eq!(crate::config_cache::fuzzing::decode_framed(&cache), None);
+        let good = crate::config_cache::fuzzing::encode_framed(&cfg);
+        assert_eq!(
+            crate::config_cache::fuzzing::decode_framed(&good),
+            Some(cfg)
+        );
     }
 
     #[test]

@@ -17,8 +17,13 @@ pub enum Remote {
 impl Remote {
     /// Normalises `PAM_RHOST`: surrounding brackets (`[::1]`), a `%zone`
     /// suffix (`fe80::1%eth0`) and IPv4-mapped IPv6 are handled.
+    ///
+    /// Only unset or empty is local. Nothing is trimmed: whitespace is not
+    /// an absent host (a `from = ["local"]` skip rule must not match it),
+    /// and an address with whitespace around it is not an address either;
+    /// both are kept as text that matches no rule.
     pub fn from_rhost(rhost: Option<&str>) -> Remote {
-        let Some(raw) = rhost.map(str::trim).filter(|s| !s.is_empty()) else {
+        let Some(raw) = rhost.filter(|s| !s.is_empty()) else {
             return Remote::Local;
         };
         let unbracketed = raw
@@ -53,7 +58,33 @@ mod tests {
     fn unset_or_empty_is_local() {
         assert_eq!(Remote::from_rhost(None), Remote::Local);
         assert_eq!(Remote::from_rhost(Some("")), Remote::Local);
-        assert_eq!(Remote::from_rhost(Some("  ")), Remote::Local);
+    }
+
+    /// The SPEC's "local" is `PAM_RHOST` unset or empty, nothing else:
+    /// whitespace is not an absent host, and an address with whitespace
+    /// around it is not the address (sshd never sends either).
+    #[test]
+    fn whitespace_is_neither_local_nor_an_address() {
+        for s in [
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\u{a0}",
+            "\u{3000}",
+            "\u{2028}",
+            " 10.1.2.3",
+            "10.1.2.3 ",
+            "\t::1\n",
+            " [::1] ",
+        ] {
+            assert_eq!(
+                Remote::from_rhost(Some(s)),
+                Remote::Host(s.to_string()),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

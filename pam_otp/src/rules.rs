@@ -38,41 +38,98 @@ impl Action {
 pub enum Source {
     /// `"local"`: no remote host.
     Local,
+    /// Never an IPv4-mapped IPv6 network: [`Source::parse`] makes that the
+    /// IPv4 network, and config validation refuses one built otherwise.
     Net(IpNet),
+}
+
+/// Why a `from` entry was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadSource {
+    /// Not `"local"`, an address or a CIDR.
+    NotAnAddress,
+    /// An IPv4-mapped address (`::ffff:a.b.c.d`) with a prefix below 96: it
+    /// would cover IPv6 addresses that are not mapped as well.
+    MappedPrefix,
+}
+
+impl fmt::Display for BadSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BadSource::NotAnAddress => "is not a CIDR, an address or \"local\"",
+            BadSource::MappedPrefix => {
+                "is an IPv4-mapped network with a prefix below 96, which also covers \
+                 addresses that are not IPv4-mapped; write the IPv4 network, or a \
+                 mapped one of /96 or longer (::ffff:0:0/96 is all of IPv4)"
+            }
+        })
+    }
 }
 
 impl Source {
     /// `"local"`, a CIDR (`10.0.0.0/8`) or a single address (`10.1.2.3`,
-    /// taken as /32 or /128). Host bits below the prefix are ignored.
+    /// taken as /32 or /128); `None` for anything else. See
+    /// [`Source::try_parse`].
+    pub fn parse(text: &str) -> Option<Source> {
+        Source::try_parse(text).ok()
+    }
+
+    /// [`Source::parse`], saying why an entry is refused. Host bits below
+    /// the prefix are ignored.
+    ///
+    /// An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 network
+    /// it names (`10.0.0.0/8`, the prefix less 96), as `PAM_RHOST`'s mapped
+    /// addresses are taken as IPv4 ([`Remote::from_rhost`]): kept as IPv6 it
+    /// would match nothing. With a prefix below 96 it is refused
+    /// ([`BadSource::MappedPrefix`]). A network that merely contains the
+    /// mapped range (`::/0`) is not written as mapped and keeps meaning
+    /// IPv6 addresses only, as before.
     ///
     /// std's address parsers and a prefix of ASCII digits (at most 2 for
     /// IPv4, 3 for IPv6, as ipnet has it): ipnet's
     /// string parser cost ~900 instructions a CIDR, 8 % of parsing a config
     /// of 10 000 rules, at every login. Same answers (tested against it).
-    pub fn parse(text: &str) -> Option<Source> {
+    pub fn try_parse(text: &str) -> Result<Source, BadSource> {
+        let not = BadSource::NotAnAddress;
         let text = text.trim();
         if text == "local" {
-            return Some(Source::Local);
+            return Ok(Source::Local);
         }
         let (addr, len) = match text.split_once('/') {
             Some((addr, len))
                 if (1..=3).contains(&len.len()) && len.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                (addr, Some(len.parse::<u8>().ok()?))
+                (addr, Some(len.parse::<u8>().map_err(|_| not)?))
             }
-            Some(_) => return None,
+            Some(_) => return Err(not),
             None => (text, None),
         };
-        let addr: IpAddr = addr.parse().ok()?;
+        let addr: IpAddr = addr.parse().map_err(|_| not)?;
         let max_digits = if addr.is_ipv4() { 2 } else { 3 };
         if text.len() - text.find('/').map_or(text.len(), |i| i + 1) > max_digits {
-            return None;
+            return Err(not);
         }
         let net = match len {
-            Some(len) => IpNet::new(addr, len).ok()?,
+            Some(len) => IpNet::new(addr, len).map_err(|_| not)?,
             None => IpNet::from(addr),
         };
-        Some(Source::Net(net.trunc()))
+        if let IpNet::V6(v6) = net {
+            if let Some(v4) = v6.addr().to_ipv4_mapped() {
+                let len = v6
+                    .prefix_len()
+                    .checked_sub(96)
+                    .ok_or(BadSource::MappedPrefix)?;
+                let v4 = ipnet::Ipv4Net::new(v4, len).map_err(|_| not)?;
+                return Ok(Source::Net(IpNet::V4(v4.trunc())));
+            }
+        }
+        Ok(Source::Net(net.trunc()))
+    }
+
+    /// Whether this is an IPv4-mapped IPv6 network, which parsing never
+    /// makes (for config validation, and so for a compiled cache).
+    pub(crate) fn is_mapped_v6(&self) -> bool {
+        matches!(self, Source::Net(IpNet::V6(n)) if n.network().to_ipv4_mapped().is_some())
     }
 
     fn matches(&self, remote: &Remote) -> bool {
@@ -520,7 +577,8 @@ mod tests {
     }
 
     /// The same answers as ipnet's own parser (the one used before), for
-    /// well-formed and malformed text alike.
+    /// well-formed and malformed text alike, IPv4-mapped networks then
+    /// taken as IPv4 (or refused below /96).
     #[test]
     fn source_parsing_agrees_with_ipnet() {
         let reference = |t: &str| -> Option<Source> {
@@ -528,12 +586,18 @@ mod tests {
             if t == "local" {
                 return Some(Source::Local);
             }
-            if let Ok(net) = t.parse::<IpNet>() {
-                return Some(Source::Net(net.trunc()));
-            }
-            t.parse::<IpAddr>()
-                .ok()
-                .map(|a| Source::Net(IpNet::from(a)))
+            let net = match t.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => IpNet::from(t.parse::<IpAddr>().ok()?),
+            };
+            let net = match net {
+                IpNet::V6(n) => match n.addr().to_ipv4_mapped() {
+                    Some(v4) => IpNet::new(IpAddr::V4(v4), n.prefix_len().checked_sub(96)?).ok()?,
+                    None => net,
+                },
+                IpNet::V4(_) => net,
+            };
+            Some(Source::Net(net.trunc()))
         };
         let mut cases: Vec<String> = [
             "local",
@@ -581,6 +645,7 @@ mod tests {
         for len in 0..=130 {
             cases.push(format!("10.20.30.40/{len}"));
             cases.push(format!("2001:db8::dead:beef/{len}"));
+            cases.push(format!("::ffff:10.20.30.40/{len}"));
         }
         for c in &cases {
             assert_eq!(Source::parse(c), reference(c), "{c:?}");
@@ -602,6 +667,55 @@ mod tests {
         assert!(Source::parse("10.0.0.0/33").is_none());
         assert!(Source::parse("example.org").is_none());
         assert!(Source::parse("").is_none());
+    }
+
+    /// PAM_RHOST's IPv4-mapped addresses are normalised to IPv4, so a
+    /// rule's IPv4-mapped network is too (it used to stay IPv6 and match
+    /// nothing). One with a prefix below 96 also covers addresses that are
+    /// not mapped: refused, with its own reason.
+    #[test]
+    fn ipv4_mapped_networks_are_ipv4_networks() {
+        for (mapped, v4) in [
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            ("::ffff:10.1.2.3/104", "10.0.0.0/8"),
+            ("::ffff:0.0.0.0/96", "0.0.0.0/0"),
+            ("::ffff:0:0/96", "0.0.0.0/0"),
+            ("::FFFF:192.168.0.0/112", "192.168.0.0/16"),
+            ("::ffff:10.1.2.3/128", "10.1.2.3/32"),
+            ("::ffff:10.1.2.3", "10.1.2.3"),
+            ("::ffff:a01:203", "10.1.2.3"),
+        ] {
+            assert_eq!(Source::parse(mapped), Source::parse(v4), "{mapped}");
+            assert!(Source::parse(v4).is_some());
+        }
+        for below in ["::ffff:0:0/95", "::ffff:10.0.0.0/64", "::ffff:1.2.3.4/0"] {
+            assert_eq!(
+                Source::try_parse(below),
+                Err(BadSource::MappedPrefix),
+                "{below}"
+            );
+        }
+        // Networks that merely contain the mapped range keep meaning IPv6.
+        assert!(matches!(
+            Source::parse("::/0"),
+            Some(Source::Net(IpNet::V6(_)))
+        ));
+        assert!(matches!(
+            Source::parse("::fffe:0:0/95"),
+            Some(Source::Net(IpNet::V6(_)))
+        ));
+        let rules = vec![rule(&["::ffff:10.0.0.0/104"], Action::Skip)];
+        for (rhost, hit) in [
+            ("10.1.2.3", true),
+            ("::ffff:10.1.2.3", true),
+            ("[::ffff:10.255.0.1]", true),
+            ("11.1.2.3", false),
+            ("::ffff:11.1.2.3", false),
+            ("::a01:203", false),
+        ] {
+            let d = decide_for(&rules, "u", Some(rhost), "sshd", &NONE);
+            assert_eq!(d.rule.is_some(), hit, "{rhost}");
+        }
     }
 
     #[test]
@@ -629,9 +743,10 @@ mod tests {
         let any_v4 = vec![rule(&["0.0.0.0/0"], Action::Skip)];
         assert_eq!(at(&any_v4, &v4), Some(1));
         assert_eq!(at(&any_v4, &raw_mapped), None);
+        // Written as IPv4-mapped, a network is IPv4's.
         let mapped_net = vec![rule(&["::ffff:0:0/96"], Action::Skip)];
-        assert_eq!(at(&mapped_net, &v4), None);
-        assert_eq!(at(&mapped_net, &raw_mapped), Some(1));
+        assert_eq!(at(&mapped_net, &v4), Some(1));
+        assert_eq!(at(&mapped_net, &raw_mapped), None);
     }
 
     /// xorshift64: deterministic and dependency-free.

@@ -20,9 +20,21 @@ pub const VERSION: u32 = 1;
 pub const DEFAULT_PERIOD: u64 = 30;
 pub const MAX_PERIOD: u64 = 300;
 pub const MAX_SCRATCH_CODES: usize = 100;
-/// Counters stay far below i64::MAX, TOML's integer limit, even after a
-/// look-ahead window is added to them.
+/// The one range of an HOTP counter, everywhere: a file holds a `counter`
+/// (the next one expected) of at most this, parsing refuses more, and no
+/// command or login ever stores more ([`hotp_search`]). Far below
+/// i64::MAX, TOML's integer limit. Also the bound of the other integers
+/// in `[state]`.
 pub const MAX_COUNTER: u64 = 1 << 53;
+
+/// The counters a code may be found at when looking from `first` up to
+/// `ahead` further, clipped so that the counter stored after a match at
+/// `c` (that is `c + 1`) stays within [`MAX_COUNTER`]. `None` when no
+/// counter is left: the token is exhausted.
+pub fn hotp_search(first: u64, ahead: u64) -> Option<std::ops::RangeInclusive<u64>> {
+    let last = first.saturating_add(ahead).min(MAX_COUNTER - 1);
+    (first <= last).then_some(first..=last)
+}
 
 /// How codes are derived from the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -42,17 +54,30 @@ impl OtpKind {
 }
 
 /// What the module keeps between logins. Owned by the module; `otp-enroll
-/// unlock` clears the failure part.
+/// unlock` clears the failures and the learned drift.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     /// TOTP: the last time step accepted; a step at or before it is a replay.
     pub last_step: Option<u64>,
     /// TOTP: learned clock offset of the user's device, in steps.
     pub drift: i64,
+    /// TOTP: Unix time the learned drift last moved (0: never). It moves
+    /// one step at most per `verify::DRIFT_MOVE_INTERVAL`.
+    pub drift_moved: u64,
     /// Failed codes since the last success (see `rate_limit`).
     pub failures: u32,
     /// Unix time of the last failed code.
     pub last_failure: u64,
+}
+
+impl State {
+    /// Forgets the learned TOTP drift, as at enrollment: what `otp-enroll
+    /// unlock` does, the way back from a drift pushed away from the real
+    /// device. `last_step` stays: a used code must stay used.
+    pub fn forget_drift(&mut self) {
+        self.drift = 0;
+        self.drift_moved = 0;
+    }
 }
 
 /// A validated secret file.
@@ -180,6 +205,8 @@ struct RawState {
     #[serde(default)]
     drift: i64,
     #[serde(default)]
+    drift_moved: u64,
+    #[serde(default)]
     failures: u32,
     #[serde(default)]
     last_failure: u64,
@@ -281,6 +308,9 @@ impl SecretFile {
         if raw.state.last_failure > MAX_COUNTER {
             return Err(SecretFileError::State("last_failure is out of range"));
         }
+        if raw.state.drift_moved > MAX_COUNTER {
+            return Err(SecretFileError::State("drift_moved is out of range"));
+        }
         Ok(SecretFile {
             kind: raw.kind,
             key,
@@ -294,6 +324,7 @@ impl SecretFile {
             state: State {
                 last_step: raw.state.last_step,
                 drift: raw.state.drift,
+                drift_moved: raw.state.drift_moved,
                 failures: raw.state.failures,
                 last_failure: raw.state.last_failure,
             },
@@ -362,6 +393,9 @@ impl SecretFile {
             }
             if st.drift != 0 {
                 int_line(w, "drift", st.drift)?;
+            }
+            if st.drift_moved != 0 {
+                int_line(w, "drift_moved", st.drift_moved)?;
             }
             if st.failures != 0 {
                 int_line(w, "failures", st.failures)?;
@@ -446,6 +480,7 @@ scratch_codes = ["31415926", "27182818"]
         f.state = State {
             last_step: Some(5),
             drift: -1,
+            drift_moved: 77,
             failures: 2,
             last_failure: 99,
         };
@@ -485,6 +520,10 @@ scratch_codes = ["31415926", "27182818"]
         );
         assert!(err(&format!("{base}serial = \"\"")).starts_with("serial:"));
         assert!(err(&format!("{base}[state]\nlast_step = 9007199254740993")).starts_with("state:"));
+        assert!(
+            err(&format!("{base}[state]\ndrift_moved = 9007199254740993"))
+                .starts_with("state: drift_moved")
+        );
         // serde-level errors carry the key's name.
         assert!(err(&format!("{base}digitz = 6")).contains("digitz"));
         assert!(err(&format!("{base}algorithm = \"MD5\"")).contains("MD5"));
@@ -540,6 +579,7 @@ scratch_codes = ["31415926", "27182818"]
         state.state = State {
             last_step: Some(MAX_COUNTER),
             drift: -crate::verify::MAX_DRIFT_STEPS,
+            drift_moved: MAX_COUNTER,
             failures: u32::MAX,
             last_failure: MAX_COUNTER,
         };

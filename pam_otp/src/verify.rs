@@ -7,11 +7,36 @@
 
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{OtpKind, SecretFile, State};
+use crate::secret_file::{hotp_search, OtpKind, SecretFile, State, MAX_COUNTER};
 use crate::text::push_unsigned;
 
 /// Learned TOTP drift stays within this many steps of the server clock.
 pub const MAX_DRIFT_STEPS: i64 = 10;
+
+/// After the learned drift moved one step, it does not move again for this
+/// long (a day).
+///
+/// Why drift learning is bounded. The window is `now + drift ± totp_skew`;
+/// an accepted code at offset `o` from now (so `|o - drift| <= totp_skew`)
+/// moves the drift one step towards `o`, and only if the last move was at
+/// least this long ago (or never). So after `n` accepted codes, the first
+/// of which moved it at time `t0`, `|drift| <= min(n, 1 + (now - t0) / a day,
+/// MAX_DRIFT_STEPS)`: whoever holds the key can no longer take it to +10
+/// within one period (each code at the window's leading edge used to move
+/// it one more step), but needs ten logins spread over nine days.
+///
+/// A real device is still followed. Phones keep network time and do not
+/// drift at all; a hardware token's crystal (20 to 50 ppm) loses or gains
+/// a few seconds a day, one 30 s step in a week or more. A step a day is
+/// several times faster than that, and between moves the ±`totp_skew`
+/// window keeps accepting the device where it is.
+///
+/// What it does not stop: a key holder who logs in a day apart can still
+/// shift the window past the real device (drift beyond `totp_skew`, two
+/// days with the default skew of 1). Holding the key is the whole second
+/// factor anyway; the admin's way back is `otp-enroll unlock`, which
+/// forgets the drift ([`crate::secret_file::State::forget_drift`]).
+pub const DRIFT_MOVE_INTERVAL: u64 = 24 * 60 * 60;
 
 /// Login-time settings that come from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +62,8 @@ pub enum Refusal {
     Wrong,
     /// Right code, already used (TOTP step at or before the last accepted).
     Replay,
+    /// HOTP: the counter is at [`MAX_COUNTER`], no code can be accepted.
+    CounterExhausted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +107,9 @@ impl Verdict {
             Verdict::Refused(Refusal::Replay) => {
                 return out.push_str("replayed code (already used)")
             }
+            Verdict::Refused(Refusal::CounterExhausted) => return out.push_str(
+                "wrong code (the HOTP counter is at its limit, 2^53: the token needs a new seed)",
+            ),
             Verdict::Locked { retry_in } => ("rate limited (locked for ", retry_in, " s more)"),
         };
         out.push_str(text);
@@ -135,6 +165,9 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
         }
     }
     if code.len() == digits || code.len() == otp::SCRATCH_DIGITS {
+        if file.kind == OtpKind::Hotp && file.counter >= MAX_COUNTER {
+            return Verdict::Refused(Refusal::CounterExhausted);
+        }
         Verdict::Refused(Refusal::Wrong)
     } else {
         Verdict::Refused(Refusal::Malformed)
@@ -155,20 +188,43 @@ fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Op
                 return Some(Verdict::Refused(Refusal::Replay));
             }
             file.state.last_step = Some(step);
-            // Follow a device whose clock is off, within bounds.
-            let drift = i64::try_from(step)
-                .unwrap_or(i64::MAX)
-                .saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX));
-            file.state.drift = drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+            learn_drift(&mut file.state, drift, step, now_step, now);
             Some(Verdict::Accepted(Method::Totp { step }))
         }
         OtpKind::Hotp => {
-            let first = file.counter;
-            let last = first.saturating_add(u64::from(policy.hotp_window));
-            let counter = generator.find(first..=last, code)?;
-            file.counter = counter.saturating_add(1);
+            // Clipped so that `counter + 1` below stays in the range.
+            let window = hotp_search(file.counter, u64::from(policy.hotp_window))?;
+            let counter = generator.find(window, code)?;
+            file.counter = counter + 1;
             Some(Verdict::Accepted(Method::Hotp { counter }))
         }
+    }
+}
+
+/// Follows a device whose clock is off: one step towards where its code
+/// was found, at most once per [`DRIFT_MOVE_INTERVAL`], within
+/// ±[`MAX_DRIFT_STEPS`] (see there why). `drift` is the (clamped) drift the
+/// window was centred on.
+fn learn_drift(
+    state: &mut crate::secret_file::State,
+    drift: i64,
+    step: u64,
+    now_step: u64,
+    now: u64,
+) {
+    let offset = i64::try_from(step)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX));
+    let moved = drift
+        .saturating_add((offset - drift).signum())
+        .clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+    let may_move =
+        state.drift_moved == 0 || now >= state.drift_moved.saturating_add(DRIFT_MOVE_INTERVAL);
+    if moved != drift && may_move {
+        state.drift = moved;
+        state.drift_moved = now;
+    } else {
+        state.drift = drift;
     }
 }
 
@@ -228,6 +284,10 @@ mod tests {
             ),
             (Verdict::Refused(Refusal::Malformed), "malformed code"),
             (Verdict::Refused(Refusal::Wrong), "wrong code"),
+            (
+                Verdict::Refused(Refusal::CounterExhausted),
+                "wrong code (the HOTP counter is at its limit, 2^53: the token needs a new seed)",
+            ),
             (
                 Verdict::Refused(Refusal::Replay),
                 "replayed code (already used)",
@@ -304,21 +364,137 @@ mod tests {
             verify(&mut f, &code_at(step - 1), &POLICY, T0),
             Verdict::Accepted(_)
         ));
-        assert_eq!(f.state.drift, -1);
-        // Ten minutes later, still one slow: now two behind the window edge
-        // would be accepted because the window is centred on the drift.
+        assert_eq!((f.state.drift, f.state.drift_moved), (-1, T0));
+        // Ten minutes later it is two slow: accepted, as the window is
+        // centred on the drift, but the drift moved less than a day ago.
         let later = T0 + 600;
-        let lstep = later / 30;
         assert!(matches!(
-            verify(&mut f, &code_at(lstep - 2), &POLICY, later),
+            verify(&mut f, &code_at(later / 30 - 2), &POLICY, later),
             Verdict::Accepted(_)
         ));
-        assert_eq!(f.state.drift, -2);
+        assert_eq!((f.state.drift, f.state.drift_moved), (-1, T0));
+        // A day after the last move, still two slow: the drift follows.
+        let day = T0 + DRIFT_MOVE_INTERVAL;
+        assert!(matches!(
+            verify(&mut f, &code_at(day / 30 - 2), &POLICY, day),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!((f.state.drift, f.state.drift_moved), (-2, day));
         // A hand-edited drift is clamped to its bound.
         let mut g = totp_file();
         g.state.drift = 500;
         let v = verify(&mut g, &code_at(step + MAX_DRIFT_STEPS as u64), &POLICY, T0);
         assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
+    }
+
+    /// The step a key holder takes to push the drift: the furthest ahead
+    /// the window allows.
+    fn furthest_ahead(f: &SecretFile, now: u64) -> u64 {
+        let center = (now / 30).saturating_add_signed(f.state.drift);
+        center + u64::from(POLICY.totp_skew)
+    }
+
+    /// The old attack: within one period, each login at the window's
+    /// leading edge moved the drift one step more, to +10, and the real
+    /// device's codes were refused from then on.
+    #[test]
+    fn a_key_holder_cannot_push_the_drift_within_a_period() {
+        let mut f = totp_file();
+        let mut accepted = 0;
+        for i in 0..20 {
+            let now = T0 + i; // T0 is 1 s into its step: all in one period
+            let step = furthest_ahead(&f, now);
+            if matches!(
+                verify(&mut f, &code_at(step), &POLICY, now),
+                Verdict::Accepted(_)
+            ) {
+                accepted += 1;
+            }
+        }
+        assert!(accepted >= 1);
+        assert!(f.state.drift <= 1, "drift pushed to {}", f.state.drift);
+        // The real device (clock right) works again as soon as its step
+        // is past the last one the key holder used.
+        let later = (f.state.last_step.unwrap() + 1) * 30 + 5;
+        let v = verify(&mut f, &code_at(later / 30), &POLICY, later);
+        assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
+    }
+
+    /// A key holder logging in at the leading edge every ten minutes: the
+    /// drift gains one step a day at most, and +10 takes nine days.
+    #[test]
+    fn a_key_holder_gains_at_most_a_step_a_day() {
+        let mut f = totp_file();
+        let mut reached_max = None;
+        for i in 0..(12 * 24 * 6) {
+            let now = T0 + i * 600;
+            let step = furthest_ahead(&f, now);
+            let v = verify(&mut f, &code_at(step), &POLICY, now);
+            assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
+            let days = (now - T0) / 86_400;
+            assert!(
+                f.state.drift <= 1 + i64::try_from(days).unwrap(),
+                "drift {} after {days} days",
+                f.state.drift
+            );
+            if f.state.drift == MAX_DRIFT_STEPS && reached_max.is_none() {
+                reached_max = Some(now);
+            }
+        }
+        let at = reached_max.expect("a device this far off is still followed");
+        assert!(at - T0 >= 9 * 86_400, "+10 after {} s", at - T0);
+    }
+
+    /// Pushed past the real device, which is then refused; after `unlock`
+    /// (forget_drift) the real device's next code works, while the steps
+    /// the key holder used stay used.
+    #[test]
+    fn the_real_device_works_again_after_unlock() {
+        let mut f = totp_file();
+        let mut now = T0;
+        for _ in 0..3 {
+            let step = furthest_ahead(&f, now);
+            assert!(matches!(
+                verify(&mut f, &code_at(step), &POLICY, now),
+                Verdict::Accepted(_)
+            ));
+            now += DRIFT_MOVE_INTERVAL;
+        }
+        assert_eq!(f.state.drift, 3);
+        let real = |t: u64| code_at(t / 30);
+        assert_eq!(
+            verify(&mut f, &real(now), &POLICY, now),
+            Verdict::Refused(Refusal::Wrong)
+        );
+        f.state.forget_drift();
+        assert_eq!((f.state.drift, f.state.drift_moved), (0, 0));
+        // The last step the key holder used is still a replay...
+        let used = f.state.last_step.unwrap();
+        let at_used = used * 30 + 1;
+        assert_eq!(
+            verify(&mut f, &code_at(used), &POLICY, at_used),
+            Verdict::Refused(Refusal::Replay)
+        );
+        // ...and the real device's next code is accepted.
+        let next = at_used + 30;
+        let v = verify(&mut f, &real(next), &POLICY, next);
+        assert_eq!(v, Verdict::Accepted(Method::Totp { step: next / 30 }));
+        assert_eq!(f.state.drift, 0);
+    }
+
+    /// A token whose clock loses 10 s a day (about 116 ppm, worse than any
+    /// crystal's tolerance), logged in with every two hours for 27 days:
+    /// every code is accepted and the drift follows it to 9 steps behind.
+    #[test]
+    fn a_slowly_drifting_device_is_followed() {
+        let mut f = totp_file();
+        for i in 0..(27 * 12) {
+            let now = T0 + i * 7200;
+            let device_clock = now - (now - T0) / 8640;
+            let v = verify(&mut f, &code_at(device_clock / 30), &POLICY, now);
+            assert!(matches!(v, Verdict::Accepted(_)), "login {i}: {v:?}");
+        }
+        assert!((-10..=-8).contains(&f.state.drift), "{}", f.state.drift);
     }
 
     #[test]
@@ -375,6 +551,46 @@ mod tests {
             verify(&mut g, "359152", &narrow, 0),
             Verdict::Accepted(_)
         )); // counter 2
+    }
+
+    /// Near the top of the counter range, a code is accepted only if the
+    /// counter saved after it (one past it) is one the file can hold: the
+    /// saved file always parses again.
+    #[test]
+    fn hotp_never_saves_a_counter_it_cannot_read() {
+        use crate::secret_file::MAX_COUNTER;
+        let start = MAX_COUNTER - 1;
+        for ahead in 0..=u64::from(POLICY.hotp_window) {
+            let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+            f.counter = start;
+            let v = verify(&mut f, &code_at(start + ahead), &POLICY, 0);
+            let saved = SecretFile::parse(&f.to_toml());
+            assert!(
+                saved.is_ok(),
+                "code at MAX-1+{ahead}: {v:?} saved {saved:?}"
+            );
+            if ahead == 0 {
+                assert_eq!(v, Verdict::Accepted(Method::Hotp { counter: start }));
+                assert_eq!(f.counter, MAX_COUNTER);
+            } else {
+                assert!(matches!(v, Verdict::Refused(_)), "MAX-1+{ahead}: {v:?}");
+                assert_eq!(f.counter, start);
+            }
+        }
+        // At the limit no code is accepted, and the log says why.
+        let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        f.counter = MAX_COUNTER;
+        let v = verify(&mut f, &code_at(MAX_COUNTER), &POLICY, 0);
+        assert_eq!(v, Verdict::Refused(Refusal::CounterExhausted));
+        assert!(v.describe().contains("limit"), "{}", v.describe());
+        assert_eq!(f.counter, MAX_COUNTER);
+        // Emergency codes still work there.
+        f.scratch_codes = vec!["31415926".into()];
+        f.digits = 8;
+        assert!(matches!(
+            verify(&mut f, "31415926", &POLICY, 0),
+            Verdict::Accepted(Method::Scratch { left: 0 })
+        ));
     }
 
     #[test]

@@ -167,6 +167,32 @@ fn hotp_beyond_window_refused() {
     assert_eq!(parse(&user).counter, 5);
 }
 
+/// A counter at the top of its range: the right code is accepted and the
+/// file saved is still one the module reads; a code beyond the range is
+/// refused (before, it was accepted and the file saved could never be read
+/// again, failing every later login).
+#[test]
+fn hotp_counter_at_the_top_of_its_range_stays_readable() {
+    use pam_otp::secret_file::MAX_COUNTER;
+    let user = TestUser::new();
+    user.write_secret(&hotp_secret(MAX_COUNTER - 1));
+    let svc = simple_service("hotp_window = 10\n");
+    // The look-ahead window reaches past the range: refused, file kept.
+    let beyond = oathtool_hotp_hex(KEY_HEX, MAX_COUNTER);
+    let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
+    assert!(!run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, MAX_COUNTER - 1);
+    let right = oathtool_hotp_hex(KEY_HEX, MAX_COUNTER - 1);
+    let run = svc.authenticate(&user.name, None, &format!("{right}\n"));
+    assert!(run.success, "{run:?}");
+    assert_eq!(parse(&user).counter, MAX_COUNTER);
+    // The next login reads the file (a wrong code, not a broken file).
+    let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTH_ERR), "{run:?}");
+    assert!(!output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+}
+
 #[test]
 fn scratch_code_works_once() {
     let user = TestUser::new();

@@ -81,6 +81,30 @@ fn ipv4_mapped_ipv6_matches_an_ipv4_cidr() {
     assert!(!run.success, "{run:?}");
 }
 
+/// A rule network written IPv4-mapped is the IPv4 network it names, like
+/// the mapped addresses sshd gives (it used to match nothing at all).
+#[test]
+fn ipv4_mapped_rule_network_matches_ipv4_and_mapped_addresses() {
+    let user = enrolled();
+    let svc = simple_service("[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n");
+    for rhost in ["10.1.2.3", "::ffff:10.1.2.3"] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(run.success, "{rhost}: {run:?}");
+        assert!(!output(&run).contains(PROMPT), "{rhost}: {run:?}");
+    }
+    for rhost in ["11.1.2.3", "::ffff:11.1.2.3"] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(!run.success, "{rhost}: {run:?}");
+        assert!(output(&run).contains(PROMPT), "{rhost}: {run:?}");
+    }
+    // A mapped network below /96 also covers addresses that are not
+    // mapped: the config is refused, and the login with it.
+    let svc = simple_service("[[rule]]\nfrom = [\"::ffff:10.0.0.0/64\"]\notp = \"skip\"\n");
+    let run = no_prompt(&svc, &user, Some("10.1.2.3"));
+    assert!(!run.success, "{run:?}");
+    assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
+}
+
 #[test]
 fn host_name_matches_no_cidr() {
     let user = enrolled();
@@ -110,6 +134,24 @@ fn local_skip() {
     assert!(!run.success, "an address is not local: {run:?}");
     // An empty PAM_RHOST is local.
     let run = no_prompt(&svc, &user, Some(""));
+    assert!(run.success, "{run:?}");
+}
+
+/// "local" is an unset or empty `PAM_RHOST` only: one of whitespace is not
+/// an absent host, so the code is asked (pamtester -I sets the item to the
+/// text as given, whitespace included).
+#[test]
+fn whitespace_rhost_is_not_local() {
+    let user = enrolled();
+    let svc = simple_service("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
+    for rhost in [" ", "\t", "\n", " \t "] {
+        let run = no_prompt(&svc, &user, Some(rhost));
+        assert!(!run.success, "rhost {rhost:?} skipped: {run:?}");
+        assert!(output(&run).contains(PROMPT), "rhost {rhost:?}: {run:?}");
+    }
+    // And it is asked for real: a right code lets the user in.
+    let code = fresh_code();
+    let run = svc.authenticate(&user.name, Some(" "), &format!("{code}\n"));
     assert!(run.success, "{run:?}");
 }
 

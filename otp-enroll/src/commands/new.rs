@@ -174,6 +174,10 @@ fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
                     {
                         file.state.last_step = Some(step);
                         file.state.drift = step as i64 - now_step as i64;
+                        // Learned now: the next move waits its interval.
+                        if file.state.drift != 0 {
+                            file.state.drift_moved = now;
+                        }
                         return Ok(());
                     }
                 }

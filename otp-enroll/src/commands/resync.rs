@@ -18,7 +18,7 @@ pub fn run(t: &Target, c1: &str, c2: &str) -> Result<(), Error> {
     let counter = store::update(t, |file| {
         if file.kind != OtpKind::Hotp {
             return Err(Error::refused(
-                "resync is for counter-based (HOTP) tokens; this secret is time-based (TOTP), whose codes follow the clock",
+                "resync is for counter-based (HOTP) tokens; this secret is time-based (TOTP), whose codes follow the clock (otp-enroll unlock resets the clock drift learned at login)",
             ));
         }
         if c1.len() != usize::from(file.digits) || c2.len() != usize::from(file.digits) {

@@ -45,7 +45,7 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
         }
         if f.state.drift != 0 {
             say!(
-                "clock offset:    the device runs {} step(s) {} (learned at login)",
+                "clock offset:    the device runs {} step(s) {} (learned at login; otp-enroll unlock resets it)",
                 f.state.drift.unsigned_abs(),
                 if f.state.drift > 0 { "ahead" } else { "behind" }
             );

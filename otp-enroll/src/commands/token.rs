@@ -2,7 +2,7 @@
 
 use pam_otp::key;
 use pam_otp::otp::{self, Generator};
-use pam_otp::secret_file::{OtpKind, SecretFile, MAX_COUNTER};
+use pam_otp::secret_file::{hotp_search, OtpKind, SecretFile, MAX_COUNTER};
 
 use crate::cli::TokenOpts;
 use crate::error::Error;
@@ -46,13 +46,15 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let g = Generator::new(&key, o.algorithm, o.digits)
         .ok_or_else(|| Error::usage("--digits must be 6, 7 or 8"))?;
     let code = otp::normalize_code(&code).ok_or_else(|| Error::usage("--code must be digits"))?;
-    // The stored counter (one past the match) must stay in the file's range.
-    let max_start = MAX_COUNTER - SEARCH - 1;
-    if o.counter > max_start {
-        return Err(Error::usage(format!(
-            "--counter must be at most {max_start}"
-        )));
-    }
+    // The counter's one range (secret_file::MAX_COUNTER): a code can be
+    // at most at MAX_COUNTER - 1, as the counter stored is one past it.
+    let search = hotp_search(o.counter, SEARCH).ok_or_else(|| {
+        Error::usage(format!(
+            "--counter {} is out of range: HOTP counters are 0 to {} (below 2^53)",
+            o.counter,
+            MAX_COUNTER - 1
+        ))
+    })?;
     if code.len() != usize::from(o.digits) {
         return Err(Error::refused(format!(
             "--code has {} digits, the token's codes have {} (see --digits): nothing was saved",
@@ -63,11 +65,10 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     if store::exists(t)? && !o.force {
         return Err(Error::AlreadyEnrolled { path: t.path_str() });
     }
-    let found = g.find(o.counter..=o.counter + SEARCH, &code).ok_or_else(|| {
+    let (first, last) = (*search.start(), *search.end());
+    let found = g.find(search, &code).ok_or_else(|| {
         Error::refused(format!(
-            "the code does not match this seed within counters {}..{}: nothing was saved (check the seed and serial, press the token again)",
-            o.counter,
-            o.counter + SEARCH
+            "the code does not match this seed within counters {first}..{last}: nothing was saved (check the seed and serial, press the token again)"
         ))
     })?;
     let mut file = SecretFile::new(OtpKind::Hotp, key);

@@ -68,6 +68,7 @@ pub(super) fn parse(text: &str) -> Option<Raw> {
         state: RawState {
             last_step: state.last_step,
             drift: state.drift.unwrap_or(0),
+            drift_moved: state.drift_moved.unwrap_or(0),
             failures: state.failures.unwrap_or(0),
             last_failure: state.last_failure.unwrap_or(0),
         },
@@ -127,6 +128,7 @@ impl Top {
 struct State {
     last_step: Option<u64>,
     drift: Option<i64>,
+    drift_moved: Option<u64>,
     failures: Option<u32>,
     last_failure: Option<u64>,
 }
@@ -136,6 +138,7 @@ impl State {
         match key {
             "last_step" => once(&mut self.last_step, int(value)?),
             "drift" => once(&mut self.drift, int(value)?),
+            "drift_moved" => once(&mut self.drift_moved, int(value)?),
             "failures" => once(&mut self.failures, int(value)?),
             "last_failure" => once(&mut self.last_failure, int(value)?),
             _ => None,
@@ -249,6 +252,7 @@ mod tests {
         f.state = State {
             last_step: Some(56_666_666),
             drift: -2,
+            drift_moved: 1_700_000_100,
             failures: 3,
             last_failure: 1_700_000_123,
         };
