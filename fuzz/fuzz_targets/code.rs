@@ -2,11 +2,11 @@
 //! accepted, and forward_pass splitting stays on character boundaries.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pam_otp::auth::split_password_and_code;
-use pam_otp::otp::normalize_code;
-use pam_otp::rate_limit::RateLimit;
-use pam_otp::secret_file::{OtpKind, SecretFile};
-use pam_otp::verify::{verify, Policy, Verdict};
+use otp_core::auth::split_password_and_code;
+use otp_core::otp::normalize_code;
+use otp_core::rate_limit::RateLimit;
+use otp_core::secret_file::{OtpKind, SecretFile};
+use otp_core::verify::{verify, Policy, Verdict};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

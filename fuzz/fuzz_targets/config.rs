@@ -1,7 +1,7 @@
 //! The config parser and module-argument handling on arbitrary input.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pam_otp::config::{expand_template, Config};
+use otp_core::config::{expand_template, Config};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

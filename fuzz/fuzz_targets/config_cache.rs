@@ -6,7 +6,7 @@
 //! else that also looks right).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pam_otp::config_cache::fuzzing;
+use otp_core::config_cache::fuzzing;
 
 fuzz_target!(|body: &[u8]| {
     let framed = fuzzing::frame(body);

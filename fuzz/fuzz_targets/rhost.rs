@@ -1,8 +1,8 @@
 //! PAM_RHOST normalisation and rule matching on arbitrary strings.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pam_otp::remote::Remote;
-use pam_otp::rules::{decide, Action, Groups, Rule, Source, Subject};
+use otp_core::remote::Remote;
+use otp_core::rules::{decide, Action, Groups, Rule, Source, Subject};
 
 struct NoGroups;
 impl Groups for NoGroups {

@@ -4,7 +4,7 @@
 //! trip unchanged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pam_otp::secret_file::SecretFile;
+use otp_core::secret_file::SecretFile;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

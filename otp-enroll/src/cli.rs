@@ -1,7 +1,7 @@
 //! Command-line parsing (lexopt) and help texts.
 
 use lexopt::prelude::*;
-use pam_otp::otp::Algorithm;
+use otp_core::otp::Algorithm;
 
 use crate::error::Error;
 use crate::qr::QrStyle;

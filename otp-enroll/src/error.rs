@@ -4,8 +4,8 @@
 use std::fmt;
 use std::io;
 
-use pam_otp::safe_fs::{DirProblem, FsError};
-use pam_otp::secret_file::SecretFileError;
+use otp_core::safe_fs::{DirProblem, FsError};
+use otp_core::secret_file::SecretFileError;
 
 #[derive(Debug)]
 pub enum Error {

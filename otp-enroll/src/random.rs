@@ -59,7 +59,7 @@ mod tests {
         let codes = scratch_codes(50).unwrap();
         assert_eq!(codes.len(), 50);
         for c in &codes {
-            assert!(pam_otp::secret_file::is_scratch_code(c), "{c}");
+            assert!(otp_core::secret_file::is_scratch_code(c), "{c}");
             assert!(c.as_bytes()[0] != b'0');
         }
         let mut sorted = codes.clone();

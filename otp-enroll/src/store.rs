@@ -4,8 +4,8 @@
 
 use std::io;
 
-use pam_otp::safe_fs::{self, FsError};
-use pam_otp::secret_file::SecretFile;
+use otp_core::safe_fs::{self, FsError};
+use otp_core::secret_file::SecretFile;
 
 use crate::error::Error;
 use crate::target::Target;

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pam_otp::account::{self, Account};
-use pam_otp::config::{self, Config};
-use pam_otp::safe_fs::{FsError, Owner};
+use otp_core::account::{self, Account};
+use otp_core::config::{self, Config};
+use otp_core::safe_fs::{FsError, Owner};
 
 use crate::error::Error;
 

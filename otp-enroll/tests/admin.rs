@@ -26,7 +26,7 @@ fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
 fn status_never_shows_the_secret() {
     let user = TestUser::new();
     enroll_with_key(&user);
-    let hex = pam_otp::key::encode_hex(&pam_otp::key::decode_base32(KEY).unwrap());
+    let hex = otp_core::key::encode_hex(&otp_core::key::decode_base32(KEY).unwrap());
     let svc = PamService::new("auth required {module}\n");
     wait_for_fresh_step(5);
     assert!(login(&svc, &user, &oathtool_totp(KEY, None, &[])));

@@ -58,13 +58,13 @@ fn printed_qr_code_decodes_to_the_printed_uri_and_key() {
     );
     assert_eq!(b32.len(), 32, "160-bit key");
     assert_eq!(
-        pam_otp::key::decode_base32(&b32).unwrap(),
-        pam_otp::key::decode_hex(hex).unwrap(),
+        otp_core::key::decode_base32(&b32).unwrap(),
+        otp_core::key::decode_hex(hex).unwrap(),
         "base32 and hex are the same key"
     );
     assert_eq!(
         secret_file(&user).key,
-        pam_otp::key::decode_hex(hex).unwrap()
+        otp_core::key::decode_hex(hex).unwrap()
     );
 }
 
@@ -250,7 +250,7 @@ fn if_missing_enrolls_when_there_is_no_secret() {
 #[test]
 fn hotp_enrollment_with_the_key_on_standard_input() {
     let user = TestUser::new();
-    let b32 = pam_otp::key::encode_base32(&pam_otp::key::decode_hex(RFC4226_HEX).unwrap());
+    let b32 = otp_core::key::encode_base32(&otp_core::key::decode_hex(RFC4226_HEX).unwrap());
     // The key comes from stdin ('--secret -'), then the confirming code: the
     // first code of a fresh HOTP entry is counter 0.
     let mut cmd = enroll_as(&user);
@@ -269,7 +269,7 @@ fn hotp_enrollment_with_the_key_on_standard_input() {
     let f = secret_file(&user);
     assert_eq!(
         (f.kind, f.counter),
-        (pam_otp::secret_file::OtpKind::Hotp, 1)
+        (otp_core::secret_file::OtpKind::Hotp, 1)
     );
     let svc = PamService::new("auth required {module}\n");
     assert!(

@@ -71,7 +71,7 @@ fn totp_codes_and_emergency_codes_work_after_import() {
 fn hotp_counter_step_size_and_used_steps_carry_over() {
     // HOTP: the counter is the next one expected.
     let user = TestUser::new();
-    let b32 = pam_otp::key::encode_base32(b"12345678901234567890");
+    let b32 = otp_core::key::encode_base32(b"12345678901234567890");
     google_file(
         &user,
         &format!("{b32}\n\" HOTP_COUNTER 4\n\" WINDOW_SIZE 17\n12345678\n"),

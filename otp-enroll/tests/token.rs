@@ -192,13 +192,13 @@ fn resync_is_for_hotp_only() {
     assert_eq!(fs::read(user.secret_path()).unwrap(), before);
 }
 
-/// The counter's one range (pam_otp::secret_file::MAX_COUNTER, 2^53):
+/// The counter's one range (otp_core::secret_file::MAX_COUNTER, 2^53):
 /// --counter beyond it is refused with the range in the message; a token
 /// at its very top is associated, and the file saved is one the module
 /// reads (a wrong code at login, not a broken file).
 #[test]
 fn counter_range_is_refused_on_input_and_never_produced() {
-    use pam_otp::secret_file::MAX_COUNTER;
+    use otp_core::secret_file::MAX_COUNTER;
     let user = TestUser::new();
     for counter in [
         MAX_COUNTER.to_string(),

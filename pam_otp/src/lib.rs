@@ -1,28 +1,352 @@
-//! pam_otp: one-time codes (TOTP, RFC 6238; HOTP, RFC 4226) for PAM, with
-//! rules on address, user, group and service.
+//! The PAM module (`libpam_otp.so`, installed as `pam_otp.so`): the
+//! entry points, thin glue between libpam and [`otp_core::auth`].
 //!
-//! This crate is the core: the PAM module (`pam_otp/module/`, a thin glue
-//! crate) and `otp-enroll` are built on it. Only the module's entry points
-//! talk to libpam and read the clock; everything here is plain Rust that
-//! takes its inputs and is tested without PAM or root.
+//! Read the items and arguments, read the clock, converse, call the core,
+//! map its outcome to a PAM code, log one line. Every entry point catches
+//! panics and answers `PAM_SYSTEM_ERR` (pam-bindings' own guard, which
+//! answers `PAM_ABORT`, stays as the backstop).
+//!
+//! Why a crate of its own: this crate is only a `cdylib`, so cargo builds it
+//! with the release profile's LTO. A crate that is both `cdylib` and `rlib`
+//! gets no LTO from cargo at all; its module called every function of std,
+//! toml and serde through the GOT and made the loader fix up ~950 GOT
+//! entries more at every login (README.md, "Performance").
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod account;
-pub mod auth;
-pub mod config;
-pub mod config_cache;
-pub mod key;
-pub mod log;
-pub mod otp;
-pub mod rate_limit;
-pub mod remote;
-pub mod rules;
-pub mod safe_fs;
-pub mod secret_file;
-pub mod text;
-pub mod unenrolled;
-pub mod verify;
+mod ffi;
+mod kept_code;
+
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::fmt::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
+
+use pam::constants::{PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
+use pam::conv::Conv;
+use pam::items::{AuthTok, RHost, Service, User};
+use pam::module::{PamHandle, PamHooks};
+use pam::pam_hooks;
+
+use otp_core::account;
+use otp_core::auth::{self, ConvError, Conversation, Login, Outcome, Report};
+use otp_core::log::{clean, push_clean, Level, Logger};
+
+struct PamOtp;
+pam_hooks!(PamOtp);
+
+impl PamHooks for PamOtp {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        guard(|| {
+            quiet_panics();
+            authenticate(pamh, &args, flags)
+        })
+    }
+
+    /// Credentials are none of our business, but this is where a stack
+    /// that checks no code can be told: after an authentication that
+    /// succeeded, a code still kept by a `split_pass` line was never
+    /// checked (no pam_otp line after the password module).
+    fn sm_setcred(pamh: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+        guard(|| {
+            quiet_panics();
+            if kept_code::take(pamh).is_some() {
+                let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+                    .unwrap_or_else(|| "?".into());
+                let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0))
+                    .unwrap_or_default();
+                Logger::new(&service).log(
+                    Level::Err,
+                    &format!(
+                        "user=\"{}\" split_pass: the code kept for this login was never \
+                         checked: the stack has no pam_otp line after the password module, \
+                         so no code was required",
+                        clean(&user)
+                    ),
+                );
+            }
+            PamResultCode::PAM_SUCCESS
+        })
+    }
+}
+
+/// Where a panic happened, "file:line" (cut at 120 bytes), for the log.
+///
+/// Plain bytes rather than a `String`: a thread-local that needs dropping
+/// makes the module import the thread-exit machinery (`pthread_key_*`,
+/// `__cxa_thread_atexit_impl`), four more symbols for the loader to bind at
+/// every login, for a value that is nearly always empty.
+#[derive(Clone, Copy)]
+struct PanicPlace {
+    bytes: [u8; 120],
+    len: usize,
+}
+
+impl PanicPlace {
+    fn new(file: &str, line: u32) -> PanicPlace {
+        let mut place = PanicPlace {
+            bytes: [0; 120],
+            len: 0,
+        };
+        let _ = write!(place, "{file}:{line}");
+        place
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(self.bytes.get(..self.len).unwrap_or_default()).into_owned()
+    }
+}
+
+impl std::fmt::Write for PanicPlace {
+    /// Appends what fits (whole characters, so the text stays UTF-8).
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            let mut utf8 = [0; 4];
+            let c = c.encode_utf8(&mut utf8).as_bytes();
+            let Some(room) = self.bytes.get_mut(self.len..self.len + c.len()) else {
+                break;
+            };
+            room.copy_from_slice(c);
+            self.len += c.len();
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Where this thread's last panic happened.
+    static PANIC_AT: Cell<Option<PanicPlace>> = const { Cell::new(None) };
+}
+
+/// Replaces std's default panic hook, which would print the message and a
+/// backtrace on the calling program's stderr (for `su` and `login`, the
+/// user's terminal), with one that only notes the location for the log.
+/// The std linked into this module is the module's own, so the hook covers
+/// only panics in this module's code, never the host's.
+fn quiet_panics() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info.location().map(|l| PanicPlace::new(l.file(), l.line()));
+            let _ = PANIC_AT.try_with(|p| p.set(at));
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into `PAM_SYSTEM_ERR`. The panic payload is
+/// dropped inside a second guard: dropping it may itself panic.
+fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
+            let at = PANIC_AT
+                .try_with(Cell::take)
+                .ok()
+                .flatten()
+                .map_or_else(|| "unknown place".into(), |p| p.text());
+            Logger::new("?").log(
+                Level::Err,
+                &format!(
+                    "internal error (panic at {}) caught; refusing the login",
+                    clean(&at)
+                ),
+            );
+            PamResultCode::PAM_SYSTEM_ERR
+        }
+    }
+}
+
+fn item_string(bytes: Option<&CStr>) -> Option<String> {
+    bytes.map(|c| String::from_utf8_lossy(c.to_bytes()).into_owned())
+}
+
+fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamResultCode {
+    let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+        .unwrap_or_else(|| "?".into());
+    let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
+    let logger = Logger::new(&service);
+    let user = match pamh.get_user(None) {
+        Ok(u) => u,
+        Err(code) => {
+            logger.log(Level::Err, &format!("cannot get the user name: {code:?}"));
+            return PamResultCode::PAM_USER_UNKNOWN;
+        }
+    };
+    // Arguments that are not UTF-8 are passed on lossily and then fail to
+    // match anything, so they are logged as unknown.
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Debug builds only (what the integration tests load): proves through
+    // the real libpam that a panic unwinds to `guard` with the module's own
+    // static unwinder (build.rs) and becomes PAM_SYSTEM_ERR.
+    #[cfg(debug_assertions)]
+    #[allow(clippy::panic)] // the whole point of this test hook
+    if arg_refs.contains(&"test_panic") {
+        panic!("test_panic argument (debug build)");
+    }
+
+    // The glue is where the clock is read (ffi::unix_time says why not
+    // through SystemTime).
+    let now = ffi::unix_time().unwrap_or(0);
+    if now == 0 {
+        logger.log(Level::Err, "system clock is before 1970; refusing");
+        return PamResultCode::PAM_AUTHINFO_UNAVAIL;
+    }
+
+    let login = Login {
+        user: &user,
+        rhost: rhost.as_deref(),
+        service: &service,
+        now,
+    };
+    let mut conv = PamConversation { pamh };
+    let report = auth::authenticate(&login, &arg_refs, &mut conv, &account::lookup);
+    log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
+    match report.outcome {
+        Outcome::Success => PamResultCode::PAM_SUCCESS,
+        Outcome::AuthErr => PamResultCode::PAM_AUTH_ERR,
+        Outcome::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
+        Outcome::AuthInfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Outcome::ConvErr => PamResultCode::PAM_CONV_ERR,
+        Outcome::Ignore => PamResultCode::PAM_IGNORE,
+    }
+}
+
+fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) {
+    // By hand rather than format!: this line is written at every login.
+    let mut line = String::with_capacity(160);
+    line.push_str("user=\"");
+    push_clean(&mut line, login.user);
+    line.push_str("\" rhost=\"");
+    push_clean(&mut line, login.rhost.unwrap_or(""));
+    line.push_str("\" service=\"");
+    push_clean(&mut line, login.service);
+    line.push_str("\" result=");
+    line.push_str(report.outcome.as_str());
+    line.push_str(" reason=\"");
+    push_clean(&mut line, &report.reason.to_string());
+    line.push('"');
+    logger.log(report.level(), &line);
+    for w in &report.warnings {
+        logger.log(
+            Level::Warning,
+            &format!("user=\"{}\" {}", clean(login.user), clean(w)),
+        );
+    }
+    if debug {
+        for d in &report.debug {
+            logger.log(
+                Level::Debug,
+                &format!("user=\"{}\" {}", clean(login.user), clean(d)),
+            );
+        }
+    }
+}
+
+struct PamConversation<'a> {
+    pamh: &'a mut PamHandle,
+}
+
+impl PamConversation<'_> {
+    fn send(
+        &mut self,
+        style: pam::constants::PamMessageStyle,
+        text: &str,
+    ) -> Result<Option<String>, ConvError> {
+        let conv = match self.pamh.get_item::<Conv>() {
+            Ok(Some(c)) => c,
+            _ => return Err(ConvError::Failed),
+        };
+        match conv.send(style, text) {
+            Ok(Some(reply)) => Ok(Some(String::from_utf8_lossy(reply.as_bytes()).into_owned())),
+            Ok(None) => Ok(None),
+            Err(_) => Err(ConvError::Failed),
+        }
+    }
+}
+
+impl Conversation for PamConversation<'_> {
+    fn prompt_hidden(&mut self, text: &str) -> Result<String, ConvError> {
+        self.send(PAM_PROMPT_ECHO_OFF, text)?
+            .ok_or(ConvError::NoAnswer)
+    }
+
+    fn info(&mut self, text: &str) {
+        let _ = self.send(PAM_TEXT_INFO, text);
+    }
+
+    fn error(&mut self, text: &str) {
+        let _ = self.send(PAM_ERROR_MSG, text);
+    }
+
+    fn authtok(&mut self) -> Option<String> {
+        let tok = self.pamh.get_item::<AuthTok>().ok().flatten()?;
+        String::from_utf8(tok.as_bytes().to_vec()).ok()
+    }
+
+    fn set_authtok(&mut self, value: &str) -> Result<(), ConvError> {
+        ffi::set_authtok(self.pamh, value).map_err(|()| ConvError::Failed)
+    }
+
+    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
+        kept_code::keep(self.pamh, code).map_err(|_| ConvError::Failed)
+    }
+
+    fn take_kept_code(&mut self) -> Option<String> {
+        kept_code::take(self.pamh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_system_err() {
+        let code = guard(|| panic!("forced panic inside the core"));
+        assert_eq!(code, PamResultCode::PAM_SYSTEM_ERR);
+        assert_eq!(
+            guard(|| PamResultCode::PAM_SUCCESS),
+            PamResultCode::PAM_SUCCESS
+        );
+    }
+
+    #[test]
+    fn the_clock_is_read_as_std_reads_it() {
+        #[allow(clippy::disallowed_methods)] // the reference reading
+        let std_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let ours = ffi::unix_time().expect("the clock reads");
+        assert!(ours.abs_diff(std_now) <= 1, "{ours} vs {std_now}");
+    }
+
+    #[test]
+    fn a_panic_place_is_kept_whole_or_cut_at_a_character() {
+        assert_eq!(PanicPlace::new("src/lib.rs", 42).text(), "src/lib.rs:42");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = PanicPlace::new(&long, 7).text();
+        assert_eq!(cut, "é".repeat(60));
+    }
+
+    #[test]
+    fn a_panic_whose_payload_panics_on_drop_is_contained() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("payload drop");
+            }
+        }
+        let code = guard(|| std::panic::panic_any(Bomb));
+        assert_eq!(code, PamResultCode::PAM_SYSTEM_ERR);
+    }
+}

@@ -17,11 +17,11 @@
 use std::io;
 use std::path::PathBuf;
 
-use pam_otp::config::Config;
-use pam_otp::key;
-use pam_otp::safe_fs;
-use pam_otp::secret_file::{OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
-use pam_otp::verify::MAX_DRIFT_STEPS;
+use otp_core::config::Config;
+use otp_core::key;
+use otp_core::safe_fs;
+use otp_core::secret_file::{OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
+use otp_core::verify::MAX_DRIFT_STEPS;
 
 use crate::error::Error;
 use crate::output::say;

@@ -2,10 +2,10 @@
 
 use std::io::IsTerminal;
 
-use pam_otp::key;
-use pam_otp::otp::{self, Generator};
-use pam_otp::safe_fs;
-use pam_otp::secret_file::{OtpKind, SecretFile, MAX_PERIOD};
+use otp_core::key;
+use otp_core::otp::{self, Generator};
+use otp_core::safe_fs;
+use otp_core::secret_file::{OtpKind, SecretFile, MAX_PERIOD};
 
 use crate::cli::NewOpts;
 use crate::error::Error;

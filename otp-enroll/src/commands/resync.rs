@@ -1,8 +1,8 @@
 //! `otp-enroll resync CODE1 CODE2`: re-find an HOTP token's counter.
 
-use pam_otp::otp::{self, Generator};
-use pam_otp::rate_limit::RateLimit;
-use pam_otp::secret_file::{OtpKind, MAX_COUNTER};
+use otp_core::otp::{self, Generator};
+use otp_core::rate_limit::RateLimit;
+use otp_core::secret_file::{OtpKind, MAX_COUNTER};
 
 use crate::error::Error;
 use crate::output::say;

@@ -1,6 +1,6 @@
 //! `otp-enroll status`: what is set up, never the secret.
 
-use pam_otp::secret_file::OtpKind;
+use otp_core::secret_file::OtpKind;
 
 use crate::error::Error;
 use crate::output::say;

@@ -1,8 +1,8 @@
 //! `otp-enroll token`: associate a hardware HOTP token.
 
-use pam_otp::key;
-use pam_otp::otp::{self, Generator};
-use pam_otp::secret_file::{hotp_search, OtpKind, SecretFile, MAX_COUNTER};
+use otp_core::key;
+use otp_core::otp::{self, Generator};
+use otp_core::secret_file::{hotp_search, OtpKind, SecretFile, MAX_COUNTER};
 
 use crate::cli::TokenOpts;
 use crate::error::Error;

@@ -1,7 +1,7 @@
 //! `otp-enroll unlock`: clear the failed-attempt lockout and forget the
 //! learned clock drift.
 
-use pam_otp::rate_limit::RateLimit;
+use otp_core::rate_limit::RateLimit;
 
 use crate::error::Error;
 use crate::output::say;
@@ -18,7 +18,7 @@ pub fn run(t: &Target) -> Result<(), Error> {
             || f.state.drift_moved != 0;
         RateLimit::record_success(&mut f.state);
         // The way back from a drift pushed away from the real device (see
-        // pam_otp::verify::DRIFT_MOVE_INTERVAL); the used steps stay used.
+        // otp_core::verify::DRIFT_MOVE_INTERVAL); the used steps stay used.
         f.state.forget_drift();
         Ok(((had, drift), changed))
     })?;

@@ -262,8 +262,8 @@ pub fn quiet_zone_is(rows: &[Vec<Shade>], shade: Shade) -> bool {
 }
 
 /// Parses the user's secret file as the module would.
-pub fn secret_file(user: &TestUser) -> pam_otp::secret_file::SecretFile {
-    pam_otp::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
+pub fn secret_file(user: &TestUser) -> otp_core::secret_file::SecretFile {
+    otp_core::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
         .unwrap()
 }
 

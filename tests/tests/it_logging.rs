@@ -4,15 +4,13 @@
 //! character devices and, bind-mounted at `/dev/log`, that socket. The
 //! host's `/dev` is never touched and the namespace dies with pamtester.
 
-mod it_common;
-
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use it_common::*;
+use testkit::fixtures::*;
 
 const RHOST: &str = "203.0.113.7";
 
@@ -465,7 +463,7 @@ fn missing_home_is_named() {
 
 /// A panic inside the module (forced by the debug-build-only `test_panic`
 /// argument; the tests load the debug build) unwinds, with the module's own
-/// static unwinder (pam_otp/module/build.rs), to the guard at the entry point:
+/// static unwinder (pam_otp/build.rs), to the guard at the entry point:
 /// PAM_SYSTEM_ERR, the calling program carries on, nothing is printed on
 /// its stderr (for su/login, the user's terminal), the log says where, and
 /// the secret file is untouched.
@@ -485,13 +483,13 @@ fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
     let errs: Vec<&String> = lines.iter().filter(|l| l.starts_with("<83>")).collect();
     assert_eq!(errs.len(), 1, "{lines:#?}");
     assert!(
-        errs[0].contains("internal error (panic at pam_otp/module/src/lib.rs:"),
+        errs[0].contains("internal error (panic at pam_otp/src/lib.rs:"),
         "{lines:#?}"
     );
     assert_eq!(snapshot(&user.secret_path()), before);
 }
 
-/// The module is linked to load cheaply (pam_otp/module/build.rs): the loader need not
+/// The module is linked to load cheaply (pam_otp/build.rs): the loader need not
 /// pull in libgcc_s (sshd does not link it; mapping it would cost every
 /// login), and the relative relocations are packed (DT_RELR).
 #[test]

@@ -24,7 +24,7 @@ const DEMO_USER: &str = "pamotp-demo";
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("e2e/ has a parent")
+        .expect("tests/ has a parent")
         .to_path_buf()
 }
 

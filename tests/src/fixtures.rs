@@ -1,15 +1,13 @@
 //! Shared helpers for the `it_*` integration tests: a private PAM service
 //! with a private config, secret-file snapshots, code helpers.
-#![allow(dead_code, unused_imports)]
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use testkit::{
-    module_path, now, oathtool_hotp_hex, oathtool_totp, wait_for_fresh_step, PamRun, PamService,
-    TestGroup, TestUser, TEST_ROOT,
+pub use crate::{
+    module_path, now, oathtool_hotp_hex, oathtool_totp, unique, wait_for_fresh_step, PamRun,
+    PamService, TestGroup, TestUser, TEST_ROOT,
 };
 
 /// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.
@@ -32,17 +30,6 @@ pub fn totp_secret() -> String {
 /// An HOTP secret file with the test key, next expected counter `counter`.
 pub fn hotp_secret(counter: u64) -> String {
     format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n")
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A name unique across test binaries running at once.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 /// A private PAM service whose stack is `stack`, where `{module}` is the
@@ -83,7 +70,7 @@ pub fn write_config(svc: &PamService, config: &str) -> PathBuf {
 
 /// Sets the user's password (for stacks with pam_unix).
 pub fn set_password(user: &TestUser, password: &str) {
-    testkit::set_password(&user.name, password);
+    crate::set_password(&user.name, password);
 }
 
 /// Everything pamtester printed (prompts, messages, its verdict).
@@ -176,6 +163,12 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
 /// A directory only root can enter, under the test root; removed on drop.
 pub struct RootDir {
     pub path: PathBuf,
+}
+
+impl Default for RootDir {
+    fn default() -> RootDir {
+        RootDir::new()
+    }
 }
 
 impl RootDir {

@@ -3,14 +3,12 @@
 //! nothing crashes. Then symlinks planted at the temp/lock names: a
 //! successful login writes nothing through them.
 
-mod it_common;
-
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use it_common::*;
+use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 
@@ -243,7 +241,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let meta = fs::symlink_metadata(user.secret_path()).unwrap();
     assert!(meta.file_type().is_file());
     let f =
-        pam_otp::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
+        otp_core::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
             .unwrap();
     assert!(f.state.last_step.is_some());
     assert_eq!(f.state.failures, 1);

@@ -4,7 +4,7 @@
 //! /etc/pam.d/su is not used or touched. Run as root: the private `su` stack
 //! has no pam_rootok, so root too must give the target user's code.
 
-use e2e::{module_path, run_in_pty, PamWrapperDir};
+use testkit::{module_path, run_in_pty, PamWrapperDir};
 use testkit::{now, oathtool_totp, TestUser};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -22,7 +22,7 @@ fn enrolled_user() -> TestUser {
     user
 }
 
-fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> e2e::PtyRun {
+fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> testkit::PtyRun {
     let env = pam.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_in_pty(

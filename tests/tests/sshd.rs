@@ -5,7 +5,7 @@
 //! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
 //! their sshd_config and PAM lines are the ones documented there.
 
-use e2e::{authorize_key, module_path, set_password, SshRun, Sshd, SshdSetup};
+use testkit::{authorize_key, module_path, set_password, SshRun, Sshd, SshdSetup};
 use testkit::{now, oathtool_totp, TestUser};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

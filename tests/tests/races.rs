@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use e2e::harness::{finish, hotp_codes, login_race, LoginRun, Reaper, Rng};
-use e2e::{module_path, PamWrapperDir};
-use pam_otp::secret_file::SecretFile;
+use otp_core::secret_file::SecretFile;
+use testkit::harness::{finish, hotp_codes, login_race, LoginRun, Reaper, Rng};
+use testkit::{module_path, PamWrapperDir};
 use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
 
 /// Logins per race.
@@ -314,8 +314,8 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
 /// are forgiven. This is the module's own RateLimit, run over one day.
 #[test]
 fn a_patient_guesser_gets_no_more_tries_than_the_design_counts() {
-    use pam_otp::rate_limit::RateLimit;
-    use pam_otp::secret_file::State;
+    use otp_core::rate_limit::RateLimit;
+    use otp_core::secret_file::State;
     let rl = RateLimit::default();
     let mut s = State::default();
     let start = 10_000_000u64;

@@ -29,10 +29,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub mod harness;
-
-/// Same root as testkit's users and PAM dirs.
-pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";
 /// Prefix of the private PAM services (and of the fixtures' directories).
 pub const SERVICE_PREFIX: &str = "sshd-pot-";
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -44,16 +40,6 @@ pub const PRIVSEP_DIR: &str = "/run/sshd";
 const TICK: Duration = Duration::from_millis(20);
 /// How long one ssh login or pty program may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn unique_id() -> String {
-    format!(
-        "{}x{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 fn ticks(d: Duration) -> u32 {
     (d.as_millis() / TICK.as_millis()).max(1) as u32
@@ -87,7 +73,7 @@ fn kill(signal: &str, target: &str) {
 }
 
 /// Waits up to `limit` for `child` to exit; kills it past that.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
+pub(crate) fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
     for _ in 0..ticks(limit) {
         if let Some(st) = child.try_wait().expect("try_wait") {
             return (st, false);
@@ -98,9 +84,7 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
     (child.wait().expect("wait"), true)
 }
 
-pub use testkit::module_path;
-/// The built module (the newer of cargo's two copies).
-pub use testkit::set_password;
+use crate::TEST_ROOT;
 
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {
@@ -191,7 +175,7 @@ impl Sshd {
         let _ = fs::create_dir_all(root);
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
 
-        let service = format!("{SERVICE_PREFIX}{}", unique_id());
+        let service = format!("{SERVICE_PREFIX}{}", crate::unique_id());
         let dir = root.join(&service);
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -698,7 +682,7 @@ impl PamWrapperDir {
     /// `stack` is the service file's text; `{module}` stands for `module`
     /// and `{config}` for the private pam_otp config holding `otp_config`.
     pub fn new(service: &str, stack: &str, module: &Path, otp_config: &str) -> PamWrapperDir {
-        let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", unique_id()));
+        let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", crate::unique_id()));
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let me = PamWrapperDir {

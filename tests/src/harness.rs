@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{wait_or_kill, PamWrapperDir, TEST_ROOT};
+use crate::e2e::{wait_or_kill, PamWrapperDir};
+use crate::TEST_ROOT;
 
 /// The module's default prompt.
 pub const PROMPT: &str = "Verification code: ";

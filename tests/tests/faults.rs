@@ -13,13 +13,13 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use e2e::harness::{
+use otp_core::secret_file::{OtpKind, SecretFile};
+use testkit::harness::{
     fill_until_enospc, finish, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
     pam_wrapper_copies, remove_copies_of_killed, signal, snapshot, stopwatch, test_mounts, Reaper,
     Rng, TmpfsMount,
 };
-use e2e::{module_path, PamWrapperDir};
-use pam_otp::secret_file::{OtpKind, SecretFile};
+use testkit::{module_path, PamWrapperDir};
 use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
 
 /// RFC 4226's test key: "12345678901234567890".
@@ -172,7 +172,7 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
 
 /// What a client sees of a login: its output, without pam_wrapper's
 /// debug lines (which carry a pid).
-fn seen(run: &e2e::harness::LoginRun) -> String {
+fn seen(run: &testkit::harness::LoginRun) -> String {
     format!("{}{}", run.stdout, run.stderr)
         .lines()
         .filter(|l| !l.starts_with("PWRAP_"))

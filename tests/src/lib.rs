@@ -3,6 +3,12 @@
 //! private service directory, pamtester, oathtool. These tests need root
 //! (CI runs as root) and clean up after themselves, also when they fail.
 
+pub mod e2e;
+pub mod fixtures;
+pub mod harness;
+
+pub use e2e::*;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
@@ -33,7 +39,20 @@ fn unsafe_free_euid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-fn unique(prefix: &str) -> String {
+/// `<pid>x<n>`, unique across the test processes running at once. The
+/// whole pid, so that a sweep of leftovers can tell whether their process
+/// still runs (`e2e::sweep_stale`).
+pub fn unique_id() -> String {
+    format!(
+        "{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A name unique across the test processes running at once, after
+/// `prefix`; short enough for a user or group name (32 characters).
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}x{}",
         std::process::id() % 100_000,
@@ -210,7 +229,7 @@ pub fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// The built module (`target/<profile>/libpam_otp_module.so`).
+/// The built module (`target/<profile>/libpam_otp.so`).
 ///
 /// `cargo test` does not build it: the module crate is only a `cdylib`
 /// (so that it gets LTO), and cargo builds a cdylib for `cargo build`, not
@@ -218,15 +237,15 @@ pub fn target_dir() -> PathBuf {
 /// missing, or older than the module's or the core's sources, stops the
 /// test with that advice rather than testing a stale module.
 pub fn module_path() -> PathBuf {
-    let p = target_dir().join("libpam_otp_module.so");
+    let p = target_dir().join("libpam_otp.so");
     let advice = "run `cargo build --workspace` before `cargo test` (`make test` does both)";
     let built = fs::metadata(&p)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} not built: {advice}", p.display()));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("testkit/ has a parent");
-    for dir in ["pam_otp/src", "pam_otp/module/src"] {
+        .expect("tests/ has a parent");
+    for dir in ["otp-core/src", "pam_otp/src"] {
         if let Some(newer) = newest_file(&repo.join(dir)).filter(|(t, _)| *t > built) {
             panic!(
                 "{} is older than {}: {advice}",

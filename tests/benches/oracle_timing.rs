@@ -5,13 +5,13 @@
 //! Prints medians, quartiles and the difference of the medians with a
 //! bootstrap 95 % interval; asserts nothing (a benchmark, not a test).
 //!
-//! `cargo build --release --workspace && cargo bench -p e2e --bench oracle_timing [-- N]`
+//! `cargo build --release --workspace && cargo bench -p testkit --bench oracle_timing [-- N]`
 //! (N logins per user and case, default 200; needs root).
 
 use std::time::Duration;
 
-use e2e::harness::stopwatch;
-use e2e::{module_path, Sshd, SshdSetup};
+use testkit::harness::stopwatch;
+use testkit::{module_path, Sshd, SshdSetup};
 use testkit::{PamService, TestUser};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

@@ -4,14 +4,12 @@
 //! forward_pass and use_first_pass; rate limit; the atomic rewrite; a broken
 //! config failing closed; unknown arguments ignored.
 
-mod it_common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use it_common::*;
-use pam_otp::secret_file::SecretFile;
+use otp_core::secret_file::SecretFile;
+use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 
@@ -173,7 +171,7 @@ fn hotp_beyond_window_refused() {
 /// again, failing every later login).
 #[test]
 fn hotp_counter_at_the_top_of_its_range_stays_readable() {
-    use pam_otp::secret_file::MAX_COUNTER;
+    use otp_core::secret_file::MAX_COUNTER;
     let user = TestUser::new();
     user.write_secret(&hotp_secret(MAX_COUNTER - 1));
     let svc = simple_service("hotp_window = 10\n");

@@ -2,9 +2,7 @@
 //! the real libpam with the built module. Every user here is enrolled, so a
 //! success with empty input can only come from a `skip` rule.
 
-mod it_common;
-
-use it_common::*;
+use testkit::fixtures::*;
 
 fn enrolled() -> TestUser {
     let user = TestUser::new();
@@ -238,7 +236,7 @@ fn ten_thousand_rules_decide_the_same_from_the_compiled_cache() {
     config.push_str("[[rule]]\nfrom = [\"198.51.100.7/32\"]\notp = \"skip\"\n");
     let svc = simple_service(&config);
     let path = config_path(&svc);
-    let cache = pam_otp::config_cache::CacheDir::system().file_for(path.to_str().unwrap());
+    let cache = otp_core::config_cache::CacheDir::system().file_for(path.to_str().unwrap());
     struct Remove(std::path::PathBuf);
     impl Drop for Remove {
         fn drop(&mut self) {

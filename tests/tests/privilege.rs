@@ -12,14 +12,14 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use e2e::harness::{
+use otp_core::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
+use otp_core::secret_file::SecretFile;
+use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
-use e2e::{module_path, PamWrapperDir};
-use pam_otp::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
-use pam_otp::secret_file::SecretFile;
 use testkit::TestUser;
+use testkit::{module_path, PamWrapperDir};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";

@@ -7,14 +7,12 @@
 //! Each test first shows, as the other user, that the attack it stops is
 //! possible on the layout it builds.
 
-mod it_common;
-
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use it_common::*;
+use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 const NULLOK: &str = "auth required {module} config={config} nullok\n";

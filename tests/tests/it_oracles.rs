@@ -3,9 +3,7 @@
 //! whether an account is enrolled, and whether a wrong password can lock
 //! someone out or burn their code (`split_pass`).
 
-mod it_common;
-
-use it_common::*;
+use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 const FORWARD_PROMPT: &str = "Password & verification code: ";
