@@ -302,6 +302,28 @@ fn hostile_rhost_cannot_forge_a_line() {
     assert!(lines[0].contains(" result=auth_err "), "{:?}", lines[0]);
 }
 
+/// A right-to-left override (U+202E) or a line separator (U+2028) in the
+/// rhost would reorder or break the line in a log viewer: they reach the
+/// log escaped, like control characters, and never as themselves.
+#[test]
+fn bidi_override_and_line_separator_reach_the_log_escaped() {
+    let user = enrolled();
+    let svc = simple_service("");
+    let sink = LogSink::new();
+    let rhost = "evil\u{202e}7.311.0.302\u{2028}FAKE\u{2029}\u{200b}";
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(rhost), "000000\n");
+    assert!(!run.success, "{run:?}");
+    assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
+    let line = &lines[0];
+    for c in ['\u{202e}', '\u{2028}', '\u{2029}', '\u{200b}'] {
+        assert!(!line.contains(c), "U+{:04X} unescaped: {line:?}", c as u32);
+    }
+    assert!(
+        line.contains(r#"rhost="evil\u{202e}7.311.0.302\u{2028}FAKE\u{2029}\u{200b}" service="#),
+        "{line:?}"
+    );
+}
+
 #[test]
 fn unknown_argument_is_logged_without_debug() {
     // An admin's typo ("nulok") must show up in the log even without
