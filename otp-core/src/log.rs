@@ -4,16 +4,13 @@
 //! daemon, a full queue or any other error means the line is dropped, never
 //! that the login waits or fails. The daemon stamps the time. Values from
 //! the outside (user names, host names) are quoted with control, format
-//! and separator characters escaped (see [`push_clean`]), so a crafted name
+//! and separator characters escaped (see [`clean`]), so a crafted name
 //! cannot forge, break, reorder or hide part of a log line.
 
-use std::fmt::Write as _;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 
 use nix::sys::socket::{sendto, MsgFlags, UnixAddr};
-
-use crate::text::push_decimal;
 
 const LOG_AUTHPRIV: u8 = 10 << 3;
 
@@ -35,21 +32,15 @@ pub struct Logger {
 impl Logger {
     /// `ident` as pam_syslog writes it, e.g. `pam_otp(sshd:auth)`.
     pub fn new(service: &str) -> Logger {
-        let mut ident = String::with_capacity(24 + service.len());
-        ident.push_str("pam_otp(");
-        push_clean(&mut ident, service);
-        ident.push_str(":auth)");
         Logger {
-            ident,
+            ident: format!("pam_otp({}:auth)", clean(service)),
             socket_path: "/dev/log",
         }
     }
 
     pub fn log(&self, level: Level, message: &str) {
         let line = format_line(&self.ident, level, message);
-        // MSG_DONTWAIT on this one send rather than a non-blocking socket:
-        // the same never-wait, without the ioctl that std's
-        // set_nonblocking would add to the symbols the loader binds.
+        // MSG_DONTWAIT: a full queue drops the line instead of waiting.
         let (Ok(sock), Ok(addr)) = (UnixDatagram::unbound(), UnixAddr::new(self.socket_path))
         else {
             return;
@@ -66,16 +57,8 @@ impl Logger {
 /// `<priority>ident[pid]: message`, as syslog(3) sends it (the daemon
 /// adds the time).
 fn format_line(ident: &str, level: Level, message: &str) -> String {
-    let mut line = String::with_capacity(ident.len() + message.len() + 16);
-    line.push('<');
-    push_decimal(&mut line, i64::from(LOG_AUTHPRIV | level as u8));
-    line.push('>');
-    line.push_str(ident);
-    line.push('[');
-    push_decimal(&mut line, i64::from(std::process::id()));
-    line.push_str("]: ");
-    line.push_str(message);
-    line
+    let priority = LOG_AUTHPRIV | level as u8;
+    format!("<{priority}>{ident}[{}]: {message}", std::process::id())
 }
 
 /// The characters of general category Cf (format) in Unicode 17.0, as
@@ -149,33 +132,19 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || c == '"' || c == '\\' || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
 }
 
-/// [`push_clean`]'s text as a new string: safe to put in a log line.
+/// `value`, at most 256 characters of it, safe to put in a log line: every
+/// character that [`needs_escape`] is written as `\xNN` below U+0100 and as
+/// `\u{NNNN}` above (so never read as `\xNN` followed by more digits).
 pub fn clean(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(256));
-    push_clean(&mut out, value);
-    out
-}
-
-/// Appends `value`, at most 256 characters of it, with every character
-/// that [`needs_escape`] written as `\xNN` below U+0100 and as `\u{NNNN}`
-/// above (so never read as `\xNN` followed by more digits).
-pub fn push_clean(out: &mut String, value: &str) {
-    // Nearly every value (user, host, service, reason) is short printable
-    // ASCII with nothing to escape: copy it whole.
-    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\';
-    if value.len() <= 256 && value.as_bytes().iter().all(plain) {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars().take(256) {
-        if !needs_escape(c) {
-            out.push(c);
-        } else if u32::from(c) < 0x100 {
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        }
-    }
+    value
+        .chars()
+        .take(256)
+        .map(|c| match u32::from(c) {
+            _ if !needs_escape(c) => c.to_string(),
+            cp if cp < 0x100 => format!("\\x{cp:02x}"),
+            cp => format!("\\u{{{cp:x}}}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -268,12 +237,46 @@ mod tests {
         }
     }
 
+    fn logger_at(path: &std::path::Path) -> Logger {
+        let path: &'static str = Box::leak(path.to_string_lossy().into_owned().into_boxed_str());
+        Logger {
+            ident: "pam_otp(t:auth)".into(),
+            socket_path: path,
+        }
+    }
+
     #[test]
-    fn no_log_socket_is_not_an_error() {
-        let l = Logger {
-            ident: "t".into(),
-            socket_path: "/nonexistent/dev/log",
-        };
-        l.log(Level::Info, "dropped quietly");
+    fn a_line_reaches_the_socket_as_syslog_reads_it() {
+        let path = std::env::temp_dir().join(format!("pam_otp-log-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).unwrap();
+        logger_at(&path).log(Level::Err, "user=\"a\" result=authinfo_unavail");
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert_eq!(
+            line,
+            format!(
+                "<83>pam_otp(t:auth)[{}]: user=\"a\" result=authinfo_unavail",
+                std::process::id()
+            )
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// No daemon, or one that does not read: the line is dropped, and the
+    /// login neither waits nor fails (thousands of lines into a socket
+    /// nobody reads would block at once without MSG_DONTWAIT).
+    #[test]
+    fn a_missing_or_full_socket_never_blocks() {
+        logger_at(std::path::Path::new("/nonexistent/dev/log")).log(Level::Info, "dropped");
+        let path = std::env::temp_dir().join(format!("pam_otp-full-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let _sock = UnixDatagram::bind(&path).unwrap();
+        let logger = logger_at(&path);
+        for i in 0..5_000 {
+            logger.log(Level::Info, &format!("line {i} {}", "x".repeat(200)));
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -34,7 +34,7 @@ use pam::pam_hooks;
 
 use otp_core::account;
 use otp_core::auth::{self, ConvError, Conversation, Login, Outcome, Report};
-use otp_core::log::{clean, push_clean, Level, Logger};
+use otp_core::log::{clean, Level, Logger};
 
 struct PamOtp;
 pam_hooks!(PamOtp);
@@ -221,19 +221,14 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
 }
 
 fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) {
-    // By hand rather than format!: this line is written at every login.
-    let mut line = String::with_capacity(160);
-    line.push_str("user=\"");
-    push_clean(&mut line, login.user);
-    line.push_str("\" rhost=\"");
-    push_clean(&mut line, login.rhost.unwrap_or(""));
-    line.push_str("\" service=\"");
-    push_clean(&mut line, login.service);
-    line.push_str("\" result=");
-    line.push_str(report.outcome.as_str());
-    line.push_str(" reason=\"");
-    push_clean(&mut line, &report.reason.to_string());
-    line.push('"');
+    let line = format!(
+        "user=\"{}\" rhost=\"{}\" service=\"{}\" result={} reason=\"{}\"",
+        clean(login.user),
+        clean(login.rhost.unwrap_or("")),
+        clean(login.service),
+        report.outcome.as_str(),
+        clean(&report.reason.to_string()),
+    );
     logger.log(report.level(), &line);
     for w in &report.warnings {
         logger.log(
