@@ -96,7 +96,13 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     );
     if style != QrStyle::None {
         say!();
-        say!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...):");
+        // qr.rs: plain text shows the code twice, once for each theme.
+        let which = if style == QrStyle::Utf8 {
+            " (of the two copies, the one with a light border)"
+        } else {
+            ""
+        };
+        say!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...){which}:");
         output::write(format_args!("{picture}"))?;
     }
     say!();
