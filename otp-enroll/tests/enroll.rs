@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::process::Stdio;
 
 use common::*;
@@ -343,6 +343,11 @@ fn secret_file_template_and_planted_symlinks() {
     ok(&run(cmd, ""));
     let p = user.home.join("otp").join(format!("{}.toml", user.name));
     assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid);
+    assert_eq!(
+        fs::read_dir(user.home.join("otp")).unwrap().count(),
+        1,
+        "the secret file and nothing else"
+    );
 
     // A symlink planted at the secret path is never written through, not
     // even by root with --force.
@@ -353,9 +358,45 @@ fn secret_file_template_and_planted_symlinks() {
     fails(&out, 1);
     let out = admin(&user, &["new", "--no-confirm", "--qr", "none", "--force"]);
     assert!(fails(&out, 1).contains("symbolic link"), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "refused before the secret is shown");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file\n");
     assert!(fs::symlink_metadata(user.secret_path())
         .unwrap()
         .file_type()
         .is_symlink());
+}
+
+#[test]
+fn a_directory_the_user_cannot_write_is_refused_before_any_secret_is_shown() {
+    let user = TestUser::new();
+    // Root's directory in the user's home: the user cannot create files in
+    // it, and otp-enroll always writes the secret file as the user.
+    let locked = user.home.join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    let template = format!("{}/%u.toml", locked.display());
+    let path = format!("{}/{}.toml", locked.display(), user.name);
+    let mut as_user = enroll_as(&user);
+    as_user.args(["--secret-file", &template]);
+    let mut as_root = enroll();
+    as_root.args(["--user", &user.name, "--secret-file", &template]);
+    for (who, mut cmd) in [("the user", as_user), ("root for the user", as_root)] {
+        cmd.args(["new", "--no-confirm", "--qr", "utf8", "--secret", KEY]);
+        let out = run(cmd, "");
+        let all = fails(&out, 1);
+        assert!(out.stdout.is_empty(), "{who}: nothing on stdout:\n{all}");
+        for secret in [&KEY[..4], "otpauth", "█", "Emergency"] {
+            assert!(!all.contains(secret), "{who}: {secret:?} shown:\n{all}");
+        }
+        assert!(printed_codes(&all).is_empty(), "{who}: codes shown:\n{all}");
+        assert!(
+            all.contains(&format!(
+                "cannot save {path} as {}: cannot create files in {} (permission denied",
+                user.name,
+                locked.display()
+            )),
+            "{who}: a clear error:\n{all}"
+        );
+        assert_eq!(fs::read_dir(&locked).unwrap().count(), 0, "{who}");
+    }
 }

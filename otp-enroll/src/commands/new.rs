@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 
 use pam_otp::key;
 use pam_otp::otp::{self, Generator};
-use pam_otp::safe_fs;
 use pam_otp::secret_file::{OtpKind, SecretFile, MAX_PERIOD};
 
 use crate::cli::NewOpts;
@@ -49,12 +48,9 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             )));
         }
     }
-    // Before anything is shown: a secret that cannot be saved is useless.
-    if let Some(dir) = t.path.parent() {
-        if !safe_fs::exists(dir, t.owner()).map_err(|e| t.file_error(e))? {
-            return Err(Error::NoDirectory { path: t.path_str() });
-        }
-    }
+    // Before anything is made or shown: a secret that cannot be saved is
+    // useless, and one shown but not saved misleads.
+    store::check_can_save(t, o.force)?;
     let key = match &o.secret {
         Some(arg) => {
             let b32 = prompt::secret_arg(arg, "Key (base32): ")
