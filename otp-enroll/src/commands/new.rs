@@ -94,7 +94,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         say!();
         // qr.rs: plain text shows the code twice, once for each theme.
         let which = if style == QrStyle::Utf8 {
-            " (of the two copies, the one with a light border)"
+            " — of the two copies, the one with a light border"
         } else {
             ""
         };
