@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: build release test lint unit-and-integration package-test fuzz demo bench bench-check clean
+.PHONY: build release test lint unit-and-integration package-test fuzz demo bench bench-check clean setup-demo setup-test
 
 build:
 	$(CARGO) build --workspace
@@ -12,7 +12,17 @@ release:
 
 # Everything CI runs (as root: the integration tests create users, PAM
 # services and a throwaway sshd on loopback, and clean up after themselves).
-test: lint unit-and-integration package-test fuzz bench-check
+# The set-up comes first: it installs what the tests need, or says in one
+# line what is missing.
+test: setup-test lint unit-and-integration package-test fuzz bench-check
+
+# The Debian packages and tools of scripts/packages/{demo,test} (a quick
+# no-op when all are there).
+setup-demo:
+	@CARGO="$(CARGO)" scripts/setup demo
+
+setup-test:
+	@CARGO="$(CARGO)" scripts/setup test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -44,7 +54,7 @@ bench-check:
 
 # Build, enroll the user pamotp-demo, and run a throwaway sshd on 127.0.0.1
 # that asks for its codes; Ctrl-C removes everything (needs root).
-demo:
+demo: setup-demo
 	CARGO="$(CARGO)" ./scripts/demo
 
 clean:

@@ -27,6 +27,13 @@ pub enum Error {
     NoDirectory {
         path: String,
     },
+    /// The secret file could not be created there (found before any
+    /// secret is shown).
+    CannotSave {
+        path: String,
+        user: String,
+        reason: String,
+    },
     /// A file operation failed (refused as unsafe, permissions, I/O).
     File {
         path: String,
@@ -115,6 +122,10 @@ impl fmt::Display for Error {
             Error::NoDirectory { path } => write!(
                 f,
                 "{path}: its directory does not exist (is the home directory there? is the config's `secret` template right?)"
+            ),
+            Error::CannotSave { path, user, reason } => write!(
+                f,
+                "cannot save {path} as {user}: {reason}; nothing was created and no secret shown"
             ),
             Error::File { path, err } => {
                 let hint = match err {

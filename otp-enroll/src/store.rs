@@ -2,9 +2,12 @@
 //! pam_otp's safe_fs: the user's file-system identity, no symlinks, a lock,
 //! temp file + fsync + rename.
 
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 
-use otp_core::safe_fs::{self, FsError};
+use otp_core::safe_fs::{self, FsError, FsIdentity, IoReason};
 use otp_core::secret_file::SecretFile;
 
 use crate::error::Error;
@@ -29,6 +32,64 @@ fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
         Err(err) => Err(Error::failed(format!(
             "{}: the new contents would not be valid ({err}); nothing was written",
             t.path_str()
+        ))),
+    }
+}
+
+/// Checks, as the user, that `save_new` can work, so that `new` says so
+/// before it shows a secret: the directory is there and the user can create
+/// a file in it (tried for real with an empty hidden file, removed at once:
+/// permissions, ACLs, a read-only file system all count), and an existing
+/// file is one that `force` may replace (a regular file of the user's, not
+/// a symlink). The save itself still checks everything again.
+pub fn check_can_save(t: &Target, force: bool) -> Result<(), Error> {
+    let cannot = |reason: String| Error::CannotSave {
+        path: t.path_str(),
+        user: t.account.name.clone(),
+        reason,
+    };
+    let (Some(dir), Some(name)) = (t.path.parent(), t.path.file_name()) else {
+        return Err(cannot("not a file path".into()));
+    };
+    if exists(t)? {
+        if !force {
+            return Err(Error::AlreadyEnrolled { path: t.path_str() });
+        }
+        // What `save_new` does to replace it: open and lock it as the user.
+        safe_fs::open_locked(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
+    }
+    let _id = FsIdentity::assume(t.owner()).map_err(|e| t.file_error(e))?;
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(cannot(format!("{} is not a directory", dir.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::NoDirectory { path: t.path_str() })
+        }
+        Err(e) => return Err(cannot(format!("{}: {}", dir.display(), IoReason(&e)))),
+    }
+    let mut probe_name = OsString::from(".");
+    probe_name.push(name);
+    probe_name.push(format!(".{}.probe", std::process::id()));
+    let probe = dir.join(probe_name);
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(&probe);
+    match created {
+        Ok(file) => {
+            drop(file);
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        // A leftover of a killed run with our pid: not ours to remove, but
+        // it proves nothing either way; the save will tell.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(cannot(format!(
+            "cannot create files in {} ({})",
+            dir.display(),
+            IoReason(&e)
         ))),
     }
 }

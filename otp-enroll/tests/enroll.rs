@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::process::Stdio;
 
 use common::*;
@@ -37,11 +37,28 @@ fn printed_qr_code_decodes_to_the_printed_uri_and_key() {
     let b32 = printed_key(&out);
     let hex = field(&out, "Hex:");
 
-    // On a light terminal (dark ink on a light background), as on paper.
-    let decoded = read_qr(&out, Shade::Dark, Shade::Light, &user.home, "light");
-    assert_eq!(decoded.as_deref(), Some(uri), "zbarimg read the QR code");
-    let rows = terminal_pixels(&qr_lines(&out), Shade::Dark, Shade::Light);
-    assert!(quiet_zone_is(&rows, Shade::Light), "4-module quiet zone");
+    // Plain text: no colours, so the terminal's own decide. On a light
+    // terminal the glyphs are dark ink on a light background, as on paper;
+    // on a dark one they are light on dark. It reads on both.
+    assert!(
+        !out.contains('\x1b'),
+        "no escape sequences in the utf8 style"
+    );
+    for (fg, bg, tag) in [
+        (Shade::Dark, Shade::Light, "light"),
+        (Shade::Light, Shade::Dark, "dark"),
+    ] {
+        let rows = terminal_pixels(&qr_lines(&out), fg, bg);
+        assert!(
+            has_light_quiet_zone(&rows),
+            "a code with a light 4-module quiet zone on a {tag} terminal"
+        );
+        assert_eq!(
+            read_qr(&out, fg, bg, &user.home, tag).as_deref(),
+            Some(uri),
+            "zbarimg read the QR code on a {tag} terminal"
+        );
+    }
 
     let host = field(&out, "URI:")
         .split("%40")
@@ -92,8 +109,10 @@ fn ansi_qr_code_reads_on_dark_and_light_terminals() {
         (Shade::Light, Shade::Dark, "dark"),
     ] {
         let rows = terminal_pixels(&qr_lines(&out), fg, bg);
+        let squares = squares(&rows);
+        assert_eq!(squares.len(), 1, "one code: the colours are explicit");
         assert!(
-            quiet_zone_is(&rows, Shade::Light),
+            quiet_zone_is(squares[0], Shade::Light),
             "explicit colours: a light quiet zone on a {tag} terminal"
         );
         assert_eq!(
@@ -102,14 +121,6 @@ fn ansi_qr_code_reads_on_dark_and_light_terminals() {
             "the QR code reads on a {tag} terminal"
         );
     }
-    // Plain half blocks follow the terminal's colours: inverted on a dark
-    // one. That is why a terminal gets the ANSI style by default.
-    let plain = ok(&admin(
-        &user,
-        &["new", "--no-confirm", "--force", "--qr", "utf8"],
-    ));
-    let rows = terminal_pixels(&qr_lines(&plain), Shade::Light, Shade::Dark);
-    assert!(quiet_zone_is(&rows, Shade::Dark));
 }
 
 #[test]
@@ -332,6 +343,11 @@ fn secret_file_template_and_planted_symlinks() {
     ok(&run(cmd, ""));
     let p = user.home.join("otp").join(format!("{}.toml", user.name));
     assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid);
+    assert_eq!(
+        fs::read_dir(user.home.join("otp")).unwrap().count(),
+        1,
+        "the secret file and nothing else"
+    );
 
     // A symlink planted at the secret path is never written through, not
     // even by root with --force.
@@ -342,6 +358,7 @@ fn secret_file_template_and_planted_symlinks() {
     fails(&out, 1);
     let out = admin(&user, &["new", "--no-confirm", "--qr", "none", "--force"]);
     assert!(fails(&out, 1).contains("symbolic link"), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "refused before the secret is shown");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file\n");
     assert!(fs::symlink_metadata(user.secret_path())
         .unwrap()
@@ -376,4 +393,39 @@ fn refuses_to_save_into_a_directory_others_can_write_to() {
     fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
     ok(&admin(&user, &["new", "--no-confirm", "--qr", "none"]));
     assert!(user.secret_path().exists());
+}
+
+#[test]
+fn a_directory_the_user_cannot_write_is_refused_before_any_secret_is_shown() {
+    let user = TestUser::new();
+    // Root's directory in the user's home: the user cannot create files in
+    // it, and otp-enroll always writes the secret file as the user.
+    let locked = user.home.join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    let template = format!("{}/%u.toml", locked.display());
+    let path = format!("{}/{}.toml", locked.display(), user.name);
+    let mut as_user = enroll_as(&user);
+    as_user.args(["--secret-file", &template]);
+    let mut as_root = enroll();
+    as_root.args(["--user", &user.name, "--secret-file", &template]);
+    for (who, mut cmd) in [("the user", as_user), ("root for the user", as_root)] {
+        cmd.args(["new", "--no-confirm", "--qr", "utf8", "--secret", KEY]);
+        let out = run(cmd, "");
+        let all = fails(&out, 1);
+        assert!(out.stdout.is_empty(), "{who}: nothing on stdout:\n{all}");
+        for secret in [&KEY[..4], "otpauth", "█", "Emergency"] {
+            assert!(!all.contains(secret), "{who}: {secret:?} shown:\n{all}");
+        }
+        assert!(printed_codes(&all).is_empty(), "{who}: codes shown:\n{all}");
+        assert!(
+            all.contains(&format!(
+                "cannot save {path} as {}: cannot create files in {} (permission denied",
+                user.name,
+                locked.display()
+            )),
+            "{who}: a clear error:\n{all}"
+        );
+        assert_eq!(fs::read_dir(&locked).unwrap().count(), 0, "{who}");
+    }
 }

@@ -164,7 +164,7 @@ impl Sshd {
         );
         assert!(
             Path::new(SSHD).exists(),
-            "{SSHD} missing: apt-get install openssh-server (scripts/install-test-deps)"
+            "{SSHD} missing: make test installs it (scripts/packages/test)"
         );
         sweep_stale();
         if !Path::new(PRIVSEP_DIR).is_dir() {

@@ -63,7 +63,7 @@ impl PamWrapperDir {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("pamtester installed (scripts/install-test-deps)");
+            .expect("pamtester installed (make test installs it: scripts/packages/test)");
         let mut stdin = child.stdin.take().expect("stdin");
         // A few bytes: the pipe buffer takes them even before pamtester reads.
         stdin.write_all(input.as_bytes()).expect("write stdin");
@@ -137,7 +137,7 @@ pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("pamtester installed (scripts/install-test-deps)");
+            .expect("pamtester installed (make test installs it: scripts/packages/test)");
         let mut out = child.stdout.take().expect("stdout");
         let stdout = std::thread::spawn(move || {
             let mut s = Vec::new();

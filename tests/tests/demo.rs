@@ -122,7 +122,21 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
         "a demo is running or was left behind: {:?}",
         demo_leftovers()
     );
-    let mut child = Command::new(repo().join("scripts/demo"))
+    let mut demo = Command::new(repo().join("scripts/demo"));
+    // A Ctrl-C in a terminal reaches a foreground job whose SIGINT is not
+    // ignored. A test run started in the background of a script inherits an
+    // ignored SIGINT, which exec keeps and bash then cannot trap: the demo
+    // would never hear the Ctrl-C below. So the demo starts with it as a
+    // terminal's job has it.
+    // SAFETY: between fork and exec only signal(2), which is
+    // async-signal-safe, and no memory is touched.
+    unsafe {
+        demo.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = demo
         .env("CARGO", "true")
         .env("PROFILE", "debug")
         // The module and command the other tests use: built, and not older

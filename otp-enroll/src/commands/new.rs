@@ -49,10 +49,11 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             )));
         }
     }
-    // Before anything is shown: a secret that cannot be saved is useless,
-    // and so is one in a directory others can write to (the module would
-    // refuse every login with it).
+    // Before anything is made or shown: a secret that cannot be saved is
+    // useless, one shown but not saved misleads, and one in a directory
+    // others can write to would be refused by the module at every login.
     safe_fs::check_dirs(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
+    store::check_can_save(t, o.force)?;
     let key = match &o.secret {
         Some(arg) => {
             let b32 = prompt::secret_arg(arg, "Key (base32): ")
@@ -94,7 +95,13 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     );
     if style != QrStyle::None {
         say!();
-        say!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...):");
+        // qr.rs: plain text shows the code twice, once for each theme.
+        let which = if style == QrStyle::Utf8 {
+            " — of the two copies, the one with a light border"
+        } else {
+            ""
+        };
+        say!("Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, Aegis, ...){which}:");
         output::write(format_args!("{picture}"))?;
     }
     say!();

@@ -248,17 +248,37 @@ pub fn read_qr(out: &str, fg: Shade, bg: Shade, dir: &Path, tag: &str) -> Option
     decoded
 }
 
-/// Whether the modules around the code (4 on each side) are all `shade`.
-/// The code is square; a last text line may add one padding row below it.
-pub fn quiet_zone_is(rows: &[Vec<Shade>], shade: Shade) -> bool {
+/// The square pictures in `rows`, top to bottom: a QR code with its quiet
+/// zone is as high as it is wide, and the picture may stack more than one.
+/// A last text line may add one padding row below the last square.
+pub fn squares(rows: &[Vec<Shade>]) -> Vec<&[Vec<Shade>]> {
     let w = rows[0].len();
-    assert!(rows.len() == w || rows.len() == w + 1, "not square");
-    rows.iter().enumerate().all(|(y, r)| {
+    assert!(
+        rows.len() % w <= 1,
+        "not a stack of squares: {} rows of {w}",
+        rows.len()
+    );
+    rows.chunks(w).filter(|c| c.len() == w).collect()
+}
+
+/// Whether the modules around the code (4 on each side) are all `shade`,
+/// for a square picture (see `squares`).
+pub fn quiet_zone_is(square: &[Vec<Shade>], shade: Shade) -> bool {
+    let w = square[0].len();
+    assert_eq!(square.len(), w, "not square");
+    square.iter().enumerate().all(|(y, r)| {
         r.iter().enumerate().all(|(x, s)| {
             let border = y < 4 || y + 4 >= w || x < 4 || x + 4 >= w;
             !border || *s == shade
         })
     })
+}
+
+/// Whether some square of the picture has a light quiet zone all round.
+pub fn has_light_quiet_zone(rows: &[Vec<Shade>]) -> bool {
+    squares(rows)
+        .iter()
+        .any(|sq| quiet_zone_is(sq, Shade::Light))
 }
 
 /// Parses the user's secret file as the module would.
