@@ -22,12 +22,17 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::{
+    alive, require_root, run_ok, set_mode, test_root, ticks, try_signal, wait_or_kill, write_mode,
+};
+use crate::{TEST_ROOT, TICK};
 
 /// Prefix of the private PAM services (and of the fixtures' directories).
 pub const SERVICE_PREFIX: &str = "sshd-pot-";
@@ -36,55 +41,8 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 /// creates it at boot; in a container it may be missing).
 pub const PRIVSEP_DIR: &str = "/run/sshd";
 
-/// Polling step for every wait below.
-const TICK: Duration = Duration::from_millis(20);
 /// How long one ssh login or pty program may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn ticks(d: Duration) -> u32 {
-    (d.as_millis() / TICK.as_millis()).max(1) as u32
-}
-
-fn write_mode(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Sends `signal` (e.g. "TERM") to the process `target` with the shell's
-/// builtin kill (/bin/kill is procps, which a minimal Debian lacks; /bin/sh
-/// is essential).
-fn kill(signal: &str, target: &str) {
-    let _ = Command::new("sh")
-        .args(["-c", "kill -\"$1\" \"$2\"", "sh", signal, target])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Waits up to `limit` for `child` to exit; kills it past that.
-pub(crate) fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
-    for _ in 0..ticks(limit) {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return (st, false);
-        }
-        std::thread::sleep(TICK);
-    }
-    let _ = child.kill();
-    (child.wait().expect("wait"), true)
-}
-
-use crate::TEST_ROOT;
 
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {
@@ -127,7 +85,7 @@ fn sweep_stale() {
         let Some(pid) = id.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if alive(pid) {
             continue;
         }
         let dir = Path::new(TEST_ROOT).join(&name);
@@ -136,7 +94,7 @@ fn sweep_stale() {
                 // Only an sshd started as this fixture's symlink.
                 let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
                 if String::from_utf8_lossy(&cmd).contains(&name) {
-                    kill("KILL", &p.to_string());
+                    try_signal(p, libc::SIGKILL);
                 }
             }
         }
@@ -155,13 +113,7 @@ fn free_port() -> u16 {
 
 impl Sshd {
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
-        assert_eq!(
-            fs::metadata("/proc/self")
-                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                .ok(),
-            Some(0),
-            "the sshd tests need root (CI runs them as root)"
-        );
+        require_root();
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} missing: apt-get install openssh-server (scripts/install-test-deps)"
@@ -169,16 +121,14 @@ impl Sshd {
         sweep_stale();
         if !Path::new(PRIVSEP_DIR).is_dir() {
             fs::create_dir_all(PRIVSEP_DIR).unwrap();
-            fs::set_permissions(PRIVSEP_DIR, fs::Permissions::from_mode(0o755)).unwrap();
+            set_mode(Path::new(PRIVSEP_DIR), 0o755);
         }
-        let root = Path::new(TEST_ROOT);
-        let _ = fs::create_dir_all(root);
-        let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
+        let root = test_root();
 
         let service = format!("{SERVICE_PREFIX}{}", crate::unique_id());
         let dir = root.join(&service);
         fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        set_mode(&dir, 0o755);
         let pam_file = Path::new("/etc/pam.d").join(&service);
         // From here on, drop cleans up even if the start fails.
         let mut sshd = Sshd {
@@ -193,7 +143,7 @@ impl Sshd {
 
         write_mode(
             &sshd.config_file,
-            &private_state_dir(&dir, setup.otp_config),
+            private_state_dir(&dir, setup.otp_config),
             0o644,
         );
         let auth = setup
@@ -202,7 +152,7 @@ impl Sshd {
             .replace("{config}", &sshd.config_file.to_string_lossy());
         write_mode(
             &pam_file,
-            &format!(
+            format!(
                 "# pam_otp end-to-end test fixture ({}); removed when the test ends\n\
                  {auth}\n\
                  account required pam_unix.so\n\
@@ -227,7 +177,7 @@ impl Sshd {
             let port = free_port();
             write_mode(
                 &sshd_config,
-                &format!(
+                format!(
                     "# private sshd of a pam_otp end-to-end test\n\
                      {extra}\n\
                      Port {port}\n\
@@ -350,7 +300,7 @@ impl Drop for Sshd {
                     }
                     std::thread::sleep(TICK);
                 }
-                kill("TERM", &pid.to_string());
+                try_signal(pid, libc::SIGTERM);
                 let (_, killed) = wait_or_kill(&mut child, Duration::from_secs(5));
                 if killed {
                     eprintln!("sshd {pid} ignored SIGTERM; killed");
@@ -564,7 +514,7 @@ impl Ssh<'_> {
 pub fn authorize_key(home: &Path, uid: u32, gid: u32, public_key: &str) {
     let ssh_dir = home.join(".ssh");
     fs::create_dir_all(&ssh_dir).unwrap();
-    fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&ssh_dir, 0o700);
     let keys = ssh_dir.join("authorized_keys");
     write_mode(&keys, public_key, 0o600);
     for p in [&ssh_dir, &keys] {
@@ -684,7 +634,7 @@ impl PamWrapperDir {
     pub fn new(service: &str, stack: &str, module: &Path, otp_config: &str) -> PamWrapperDir {
         let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", crate::unique_id()));
         fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        set_mode(&dir, 0o755);
         let me = PamWrapperDir {
             config_file: dir.join("pam_otp.toml"),
             dir,
@@ -692,7 +642,7 @@ impl PamWrapperDir {
         };
         write_mode(
             &me.config_file,
-            &private_state_dir(&me.dir, otp_config),
+            private_state_dir(&me.dir, otp_config),
             0o644,
         );
         let text = stack
@@ -740,7 +690,7 @@ impl Drop for PamWrapperDir {
             };
             let is_ours =
                 fs::read_to_string(copy.join(&self.service)).is_ok_and(|text| text.contains(&ours));
-            if is_ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            if is_ours && !alive(pid) {
                 let _ = fs::remove_dir_all(&copy);
             }
         }

@@ -2,13 +2,10 @@
 //! with a private config, secret-file snapshots, code helpers.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub use crate::{
-    module_path, now, oathtool_hotp_hex, oathtool_totp, unique, wait_for_fresh_step, PamRun,
-    PamService, TestGroup, TestUser, TEST_ROOT,
-};
+pub use crate::*;
 
 /// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.
 pub const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -175,7 +172,7 @@ impl RootDir {
     pub fn new() -> RootDir {
         let path = Path::new(TEST_ROOT).join(unique("rootonly"));
         fs::create_dir_all(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        set_mode(&path, 0o700);
         RootDir { path }
     }
 }
@@ -189,11 +186,11 @@ impl Drop for RootDir {
 /// Writes the user's secret as a valid file followed by a 20 MB comment
 /// (only its size is wrong); its path and length.
 pub fn write_twenty_megabyte_secret(user: &TestUser) -> (PathBuf, usize) {
-    let path = user.write_secret("");
     let mut text = totp_secret().into_bytes();
     text.push(b'#');
     text.resize(20 * 1024 * 1024, b'x');
     text.push(b'\n');
-    std::fs::write(&path, &text).unwrap();
+    let path = user.secret_path();
+    user.write_owned(&path, &text, 0o600);
     (path, text.len())
 }

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{wait_or_kill, PamWrapperDir};
-use crate::TEST_ROOT;
+use crate::e2e::PamWrapperDir;
+use crate::{run_ok, set_mode, wait_or_kill, TEST_ROOT};
 
 /// The module's default prompt.
 pub const PROMPT: &str = "Verification code: ";
@@ -311,9 +311,11 @@ impl TmpfsMount {
     /// `mount -t tmpfs -o <options> pam-otp-test <path>`.
     pub fn new(path: &Path, options: &str) -> TmpfsMount {
         fs::create_dir_all(path).unwrap();
-        run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "pam-otp-test"])
-            .arg(path));
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", options, "pam-otp-test"])
+                .arg(path),
+        );
         TmpfsMount {
             path: path.to_path_buf(),
         }
@@ -321,10 +323,12 @@ impl TmpfsMount {
 
     /// `mount -o remount,<options>`.
     pub fn remount(&self, options: &str) {
-        run(Command::new("mount")
-            .arg("-o")
-            .arg(format!("remount,{options}"))
-            .arg(&self.path));
+        run_ok(
+            Command::new("mount")
+                .arg("-o")
+                .arg(format!("remount,{options}"))
+                .arg(&self.path),
+        );
     }
 }
 
@@ -339,15 +343,6 @@ impl Drop for TmpfsMount {
             let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         }
     }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Mount points of test tmpfs under the test root still in /proc/mounts.
@@ -516,13 +511,6 @@ pub fn flock_holders(ino: u64) -> Vec<u32> {
         .collect()
 }
 
-/// Sends `signal` to `pid`.
-pub fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) on a pid this test started and has not reaped yet.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal})");
-}
-
 /// This thread's file-system uid and gid: the fourth value of the `Uid:`
 /// and `Gid:` lines of `/proc/thread-self/status` (real, effective,
 /// saved, file system). setfsuid acts per thread, and test functions run
@@ -603,13 +591,12 @@ pub struct RootDir {
 
 impl RootDir {
     pub fn new(tag: &str, mode: u32) -> RootDir {
-        use std::os::unix::fs::PermissionsExt;
         let root = Path::new(TEST_ROOT);
         let _ = fs::create_dir_all(root);
         let path = root.join(format!("{tag}-{}", crate::unique_id()));
         fs::create_dir(&path).unwrap();
         std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        set_mode(&path, mode);
         RootDir { path }
     }
 }

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -60,11 +60,75 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-fn test_root() -> PathBuf {
+/// [`TEST_ROOT`], created (mode 0755, so that test users can reach their
+/// homes in it) if it is missing.
+pub fn test_root() -> PathBuf {
     let root = PathBuf::from(TEST_ROOT);
     let _ = fs::create_dir_all(&root);
     let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
     root
+}
+
+/// Sets the permission bits of `path`.
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// Writes `text` to `path` (root's file, unless chowned later), mode `mode`.
+pub fn write_mode(path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    set_mode(path, mode);
+}
+
+/// Runs `cmd` to its end; panics with its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Polling step of every wait in this crate.
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+/// How many [`TICK`]s make `d` (at least one).
+pub(crate) fn ticks(d: Duration) -> u32 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u32
+}
+
+/// Waits up to `limit` for `child` to exit; kills it (SIGKILL) past that.
+/// The status, and whether it had to be killed.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
+    for _ in 0..ticks(limit) {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return (st, false);
+        }
+        std::thread::sleep(TICK);
+    }
+    let _ = child.kill();
+    (child.wait().expect("wait"), true)
+}
+
+/// Sends `signal` to `pid`; false if it could not (no such process).
+pub(crate) fn try_signal(pid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) takes no memory; the caller names a process it started.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
+}
+
+/// Sends `signal` to `pid`, a process this test started and has not reaped.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    assert!(try_signal(pid, signal), "kill({pid}, {signal})");
+}
+
+/// Whether a process `pid` exists.
+pub(crate) fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Runs a command until it succeeds or a few seconds pass (passwd locks).
@@ -132,10 +196,15 @@ impl TestUser {
     /// Writes the secret file as the user would have it: owned by them, 0600.
     pub fn write_secret(&self, toml: &str) -> PathBuf {
         let p = self.secret_path();
-        fs::write(&p, toml).unwrap();
-        self.chown(&p);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        self.write_owned(&p, toml, 0o600);
         p
+    }
+
+    /// Writes `text` to `path` as a file of this user's, mode `mode`.
+    pub fn write_owned(&self, path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+        fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        self.chown(path);
+        set_mode(path, mode);
     }
 
     pub fn chown(&self, path: &Path) {
@@ -369,15 +438,14 @@ impl PamService {
         let dir = test_root().join(format!("pamd-{name}"));
         fs::create_dir_all(&dir).unwrap();
         let svc = PamService { dir, name };
-        fs::write(svc.dir.join(&svc.name), text).unwrap();
+        write_mode(&svc.dir.join(&svc.name), text, 0o644);
         svc
     }
 
     /// Writes a file (e.g. a config) inside the service dir, root-owned 0644.
     pub fn write_file(&self, file: &str, text: &str) -> PathBuf {
         let p = self.dir.join(file);
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        write_mode(&p, text, 0o644);
         p
     }
 

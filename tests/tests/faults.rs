@@ -16,11 +16,11 @@ use std::time::Duration;
 use otp_core::secret_file::{OtpKind, SecretFile};
 use testkit::harness::{
     fill_until_enospc, finish, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
-    pam_wrapper_copies, remove_copies_of_killed, signal, snapshot, stopwatch, test_mounts, Reaper,
-    Rng, TmpfsMount,
+    pam_wrapper_copies, remove_copies_of_killed, snapshot, stopwatch, test_mounts, Reaper, Rng,
+    TmpfsMount,
 };
 use testkit::{module_path, PamWrapperDir};
-use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
+use testkit::{now, oathtool_totp, signal, wait_for_fresh_step, TestUser};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";

@@ -8,7 +8,7 @@
 //! possible on the layout it builds.
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,10 +27,6 @@ fn gid_of(group: &str) -> u32 {
         .nth(2)
         .and_then(|g| g.trim().parse().ok())
         .unwrap_or_else(|| panic!("no gid for {group}"))
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Runs `program args` as `user` and says whether it succeeded.
@@ -197,9 +193,7 @@ impl Tree {
         user.chown(&own);
         set_mode(&own, 0o700);
         let file = own.join("secret.toml");
-        fs::write(&file, totp_secret()).unwrap();
-        user.chown(&file);
-        set_mode(&file, 0o600);
+        user.write_owned(&file, totp_secret(), 0o600);
         file
     }
 

@@ -4,7 +4,7 @@
 //! successful login writes nothing through them.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,15 +35,15 @@ fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
 
 fn hostile_text(text: &[u8]) {
     let user = TestUser::new();
-    let path = user.write_secret("");
-    fs::write(&path, text).unwrap();
+    let path = user.secret_path();
+    user.write_owned(&path, text, 0o600);
     assert_refused_untouched(&user, &[&path]);
 }
 
 fn hostile_mode(mode: u32) {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    set_mode(&path, mode);
     assert_refused_untouched(&user, &[&path]);
 }
 
@@ -75,9 +75,7 @@ fn owned_by_another_user() {
 fn symlink_to_a_valid_secret_elsewhere() {
     let user = TestUser::new();
     let real = user.home.join("real.toml");
-    fs::write(&real, totp_secret()).unwrap();
-    user.chown(&real);
-    fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&real, totp_secret(), 0o600);
     let link = user.secret_path();
     symlink(&real, &link).unwrap();
     user.chown(&link);
@@ -90,7 +88,7 @@ fn directory_at_the_path() {
     let dir = user.secret_path();
     fs::create_dir(&dir).unwrap();
     user.chown(&dir);
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&dir, 0o700);
     assert_refused_untouched(&user, &[&dir]);
 }
 
@@ -178,7 +176,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     user.write_secret(&totp_secret());
     // Like /etc: root's files, readable by all, writable by root only.
     let etc = RootDir::new();
-    fs::set_permissions(&etc.path, fs::Permissions::from_mode(0o755)).unwrap();
+    set_mode(&etc.path, 0o755);
     // And a directory outside the home the user can write to: there only
     // O_NOFOLLOW/O_EXCL (not the fs identity) keep writes out.
     let outside = RootDir::new();
@@ -199,8 +197,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         // Every other target exists; the rest are dangling (following one
         // with O_CREAT would create it).
         if i % 4 < 2 {
-            fs::write(&target, format!("data {i}\n")).unwrap();
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+            write_mode(&target, format!("data {i}\n"), 0o644);
             if dir == &outside.path {
                 user.chown(&target);
             }
@@ -291,8 +288,7 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
     let user = TestUser::new();
     let root = RootDir::new();
     let target = root.path.join("shadow-like");
-    fs::write(&target, totp_secret()).unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&target, totp_secret(), 0o600);
     let link = user.secret_path();
     symlink(&target, &link).unwrap();
     user.chown(&link);
@@ -303,12 +299,12 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
 fn read_only_home_refuses_a_right_code_it_cannot_record() {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o555)).unwrap();
+    set_mode(&user.home, 0o555);
     let svc = simple_service("");
     let before = snapshot(&path);
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+    set_mode(&user.home, 0o755);
     assert!(!run.success, "unrecorded code accepted: {run:?}");
     assert!(output(&run).contains("could not be recorded"), "{run:?}");
     assert_eq!(snapshot(&path), before);

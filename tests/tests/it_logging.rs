@@ -415,10 +415,9 @@ fn hostile_reason(user: &TestUser, want: &str) {
 
 #[test]
 fn hostile_mode_is_named() {
-    use std::os::unix::fs::PermissionsExt;
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    set_mode(&path, 0o640);
     hostile_reason(&user, "mode 0640");
 }
 
@@ -462,10 +461,9 @@ fn hostile_size_is_named() {
 /// and why, so the admin knows what to fix.
 #[test]
 fn group_writable_home_is_named() {
-    use std::os::unix::fs::PermissionsExt;
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o775)).unwrap();
+    set_mode(&user.home, 0o775);
     let want = format!(
         "directory {} is writable by group {} (mode 0775)",
         user.home.display(),

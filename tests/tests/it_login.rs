@@ -350,9 +350,7 @@ fn success_rewrites_the_file_atomically() {
 }
 
 fn broken_config_fails_closed(config: &str, mode: u32) {
-    broken_config_fails_closed_with(config, |cfg| {
-        fs::set_permissions(cfg, fs::Permissions::from_mode(mode)).unwrap()
-    });
+    broken_config_fails_closed_with(config, |cfg| set_mode(cfg, mode));
 }
 
 /// Every config here says `default = "skip"` or would otherwise let the
@@ -459,7 +457,7 @@ fn an_unreadable_home_is_not_a_missing_secret() {
     let svc = simple_service("missing = \"allow\"\n");
     let _restore = Restore::new(&user.home);
     std::os::unix::fs::chown(&user.home, Some(0), Some(0)).unwrap();
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&user.home, 0o700);
     let before = snapshot(&path);
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(!run.success, "let in without a code: {run:?}");
@@ -570,9 +568,7 @@ fn use_first_pass_takes_the_code_from_the_earlier_module() {
 fn secret_and_prompt_arguments_override_the_config() {
     let user = TestUser::new();
     let custom = user.home.join("custom-otp.toml");
-    std::fs::write(&custom, totp_secret()).unwrap();
-    user.chown(&custom);
-    fs::set_permissions(&custom, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&custom, totp_secret(), 0o600);
     let svc = service(
         "auth required {module} config={config} secret=%h/custom-otp.toml [prompt=Token please: ]\n",
         "secret = \"%h/nowhere.toml\"\nprompt = \"Ignored: \"\n",

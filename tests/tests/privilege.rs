@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use otp_core::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
@@ -18,8 +18,8 @@ use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
-use testkit::TestUser;
 use testkit::{module_path, PamWrapperDir};
+use testkit::{set_mode, write_mode, TestUser};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
@@ -71,8 +71,7 @@ impl Untouchable {
     /// A root-owned file here.
     fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
         let p = self.path().join(name);
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        write_mode(&p, text, mode);
         p
     }
 }
@@ -211,11 +210,9 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
     let own = theirs.path().join("users-dir");
     fs::create_dir(&own).unwrap();
     user.chown(&own);
-    fs::set_permissions(&own, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&own, 0o700);
     let own_secret = own.join("secret.toml");
-    fs::write(&own_secret, hotp_secret(0)).unwrap();
-    user.chown(&own_secret);
-    fs::set_permissions(&own_secret, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&own_secret, hotp_secret(0), 0o600);
 
     for target in [&root_secret, &own_secret] {
         let link = user.secret_path();
@@ -271,9 +268,7 @@ fn admin_owned_secrets_fail_closed() {
 
     let dir = RootDir::new("admindir", 0o755);
     let file = dir.path.join(format!("{}.toml", user.name));
-    fs::write(&file, hotp_secret(0)).unwrap();
-    user.chown(&file);
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&file, hotp_secret(0), 0o600);
     let stack = format!(
         "auth required {{module}} config={{config}} secret={}/%u.toml\n",
         dir.path.display()
@@ -356,9 +351,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     assert_eq!(fs_ids(), root, "after not found");
 
     let loose = user.home.join("loose");
-    fs::write(&loose, hotp_secret(0)).unwrap();
-    user.chown(&loose);
-    fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
+    user.write_owned(&loose, hotp_secret(0), 0o644);
     assert!(matches!(
         safe_fs::open_locked(&loose, &user.home, owner),
         Err(FsError::Mode { .. })
@@ -375,8 +368,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     // (root itself would get Ok(false) and a readable file).
     let shut = RootDir::new("shut", 0o700);
     let root_file = shut.path.join("secret.toml");
-    fs::write(&root_file, hotp_secret(0)).unwrap();
-    fs::set_permissions(&root_file, fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&root_file, hotp_secret(0), 0o600);
     assert!(matches!(
         safe_fs::exists(&shut.path.join("nothing"), &user.home, owner),
         Err(FsError::Io { .. })
@@ -435,9 +427,7 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
     let dir = RootDir::new("groupdir", 0o750);
     std::os::unix::fs::lchown(&dir.path, Some(0), Some(gid)).unwrap();
     let file = dir.path.join("secret.toml");
-    fs::write(&file, hotp_secret(0)).unwrap();
-    std::os::unix::fs::lchown(&file, Some(user.uid), Some(user.gid)).unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&file, hotp_secret(0), 0o600);
     let as_user = user
         .command("cat")
         .arg(&file)
