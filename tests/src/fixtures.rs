@@ -2,9 +2,9 @@
 //! with a private config, secret-file snapshots, code helpers.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub use crate::harness::{names, snapshot, snapshot_dir, Snapshot};
 pub use crate::*;
 
 /// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.
@@ -108,51 +108,11 @@ pub fn wrong_code() -> String {
         .unwrap()
 }
 
-/// What a path looked like: lstat fields and, for a regular file, its bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    pub ino: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
-    pub bytes: Option<Vec<u8>>,
-    pub link: Option<PathBuf>,
-    pub entries: Option<Vec<String>>,
-}
-
-pub fn snapshot(path: &Path) -> Snapshot {
-    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let ft = m.file_type();
-    Snapshot {
-        ino: m.ino(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        size: m.size(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
-        bytes: ft.is_file().then(|| fs::read(path).unwrap()),
-        link: ft.is_symlink().then(|| fs::read_link(path).unwrap()),
-        entries: ft.is_dir().then(|| {
-            let mut v: Vec<String> = fs::read_dir(path)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        }),
-    }
-}
-
 /// The names in a directory that look like leftovers of a write (temp or
 /// lock files next to the secret).
 pub fn leftovers(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    names(dir)
+        .into_iter()
         .filter(|n| n.starts_with(".pam_otp.toml") && n != ".pam_otp.toml")
         .collect()
 }

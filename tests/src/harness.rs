@@ -394,21 +394,27 @@ pub fn free_bytes(path: &Path) -> u64 {
     st.f_bavail * st.f_frsize
 }
 
-/// Everything observable about a file that must not change: its bytes
-/// (read with O_NOATIME, so reading does not touch the access time),
-/// inode, owner, mode and all three times. A symlink is described by its
-/// target instead of its bytes (the link itself is not followed).
+/// Everything observable about a path that must not change: lstat's inode,
+/// mode, owner, size and all three times, and what it holds: a regular
+/// file's bytes, a symlink's target (the link is not followed), a
+/// directory's names. Taking one does not move an access time: files and
+/// directories are read with O_NOATIME, and the times are taken after
+/// reading in case the file system ignores it. So a snapshot shows a read
+/// by the module (on a `strictatime` mount); where the module may read the
+/// file but must not change it, compare [`Snapshot::ignoring_atime`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub bytes: Vec<u8>,
-    pub link: Option<PathBuf>,
     pub ino: u64,
+    pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    pub mode: u32,
+    pub size: u64,
     pub mtime: (i64, i64),
     pub ctime: (i64, i64),
     pub atime: (i64, i64),
+    pub bytes: Option<Vec<u8>>,
+    pub link: Option<PathBuf>,
+    pub entries: Option<Vec<String>>,
 }
 
 impl Snapshot {
@@ -422,55 +428,79 @@ impl Snapshot {
 
 pub fn snapshot(path: &Path) -> Snapshot {
     let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (bytes, link) = if meta.file_type().is_symlink() {
-        (Vec::new(), Some(fs::read_link(path).unwrap()))
-    } else if meta.is_file() {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
-            .open(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let ft = meta.file_type();
+    let bytes = ft.is_file().then(|| {
         let mut b = Vec::new();
-        f.read_to_end(&mut b).unwrap();
-        (b, None)
-    } else {
-        (Vec::new(), None)
-    };
+        open_noatime(path, libc::O_NOFOLLOW)
+            .read_to_end(&mut b)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        b
+    });
+    let link = ft.is_symlink().then(|| fs::read_link(path).unwrap());
+    let entries = ft.is_dir().then(|| names(path));
     // The times after reading, in case the file system ignores O_NOATIME.
     let meta = fs::symlink_metadata(path).unwrap();
     Snapshot {
-        bytes,
-        link,
         ino: meta.ino(),
+        mode: meta.mode(),
         uid: meta.uid(),
         gid: meta.gid(),
-        mode: meta.mode(),
+        size: meta.size(),
         mtime: (meta.mtime(), meta.mtime_nsec()),
         ctime: (meta.ctime(), meta.ctime_nsec()),
         atime: (meta.atime(), meta.atime_nsec()),
+        bytes,
+        link,
+        entries,
     }
 }
 
 /// Snapshots of every entry of `dir` (not recursive), by name.
 pub fn snapshot_dir(dir: &Path) -> BTreeMap<String, Snapshot> {
-    fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                snapshot(&e.path()),
-            )
+    names(dir)
+        .into_iter()
+        .map(|n| {
+            let s = snapshot(&dir.join(&n));
+            (n, s)
         })
         .collect()
 }
 
-/// The names in `dir`, sorted.
+/// `path` opened for reading with O_NOATIME and `flags` (root may use
+/// O_NOATIME on any file).
+fn open_noatime(path: &Path, flags: libc::c_int) -> fs::File {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | flags)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The names in `dir`, sorted; listed without moving its access time.
 pub fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    use std::os::fd::IntoRawFd;
+    let fd = open_noatime(dir, libc::O_DIRECTORY).into_raw_fd();
+    // SAFETY: fdopendir takes over the open directory `fd` (closedir closes
+    // it); each entry readdir returns is read before the next call.
+    let mut v = Vec::new();
+    unsafe {
+        let d = libc::fdopendir(fd);
+        if d.is_null() {
+            libc::close(fd);
+            panic!("fdopendir {}", dir.display());
+        }
+        loop {
+            let e = libc::readdir(d);
+            if e.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*e).d_name.as_ptr()).to_string_lossy();
+            if name != "." && name != ".." {
+                v.push(name.into_owned());
+            }
+        }
+        libc::closedir(d);
+    }
     v.sort();
     v
 }

@@ -16,7 +16,7 @@ const RHOST: Option<&str> = Some("203.0.113.7");
 /// `path` (and everything else given) untouched.
 fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
     let svc = simple_service("");
-    let before: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    let before: Vec<Snapshot> = watch.iter().map(|p| snapshot(p).ignoring_atime()).collect();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "hostile file accepted: {run:?}");
@@ -24,7 +24,7 @@ fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
     // (PAM_SYSTEM_ERR), no mere "wrong code".
     assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
     assert!(output(&run).contains("unavailable"), "{run:?}");
-    let after: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    let after: Vec<Snapshot> = watch.iter().map(|p| snapshot(p).ignoring_atime()).collect();
     assert_eq!(before, after, "file changed");
     assert!(
         leftovers(&user.home).is_empty(),
@@ -207,14 +207,15 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         user.chown(&link);
     }
     let watched = |p: &Path| -> Vec<Snapshot> {
-        let mut v = vec![snapshot(p)];
-        for e in fs::read_dir(p).unwrap() {
-            v.push(snapshot(&e.unwrap().path()));
-        }
+        let mut v = vec![snapshot(p).ignoring_atime()];
+        v.extend(snapshot_dir(p).into_values().map(Snapshot::ignoring_atime));
         v
     };
     let before = (watched(&etc.path), watched(&outside.path));
-    let links_before: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    let links_before: Vec<Snapshot> = names
+        .iter()
+        .map(|n| snapshot(&user.home.join(n)).ignoring_atime())
+        .collect();
     let home_entries = snapshot(&user.home).entries;
 
     let svc = simple_service("");
@@ -231,7 +232,10 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         before,
         "something was written through a planted link"
     );
-    let links_after: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    let links_after: Vec<Snapshot> = names
+        .iter()
+        .map(|n| snapshot(&user.home.join(n)).ignoring_atime())
+        .collect();
     assert_eq!(links_before, links_after);
     // The home holds what was planted and the rewritten secret, no more.
     assert_eq!(snapshot(&user.home).entries, home_entries);
@@ -301,13 +305,13 @@ fn read_only_home_refuses_a_right_code_it_cannot_record() {
     let path = user.write_secret(&totp_secret());
     set_mode(&user.home, 0o555);
     let svc = simple_service("");
-    let before = snapshot(&path);
+    let before = snapshot(&path).ignoring_atime();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     set_mode(&user.home, 0o755);
     assert!(!run.success, "unrecorded code accepted: {run:?}");
     assert!(output(&run).contains("could not be recorded"), "{run:?}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(snapshot(&path).ignoring_atime(), before);
     assert!(
         leftovers(&user.home).is_empty(),
         "{:?}",
