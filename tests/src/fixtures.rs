@@ -1,10 +1,9 @@
 //! Shared helpers for the `it_*` integration tests: a private PAM service
 //! with a private config, secret-file snapshots, code helpers.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use crate::harness::{names, snapshot, snapshot_dir, Snapshot};
+pub use crate::harness::{names, snapshot, snapshot_dir, RootDir, Snapshot};
 pub use crate::*;
 
 /// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.
@@ -115,32 +114,6 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n.starts_with(".pam_otp.toml") && n != ".pam_otp.toml")
         .collect()
-}
-
-/// A directory only root can enter, under the test root; removed on drop.
-pub struct RootDir {
-    pub path: PathBuf,
-}
-
-impl Default for RootDir {
-    fn default() -> RootDir {
-        RootDir::new()
-    }
-}
-
-impl RootDir {
-    pub fn new() -> RootDir {
-        let path = Path::new(TEST_ROOT).join(unique("rootonly"));
-        fs::create_dir_all(&path).unwrap();
-        set_mode(&path, 0o700);
-        RootDir { path }
-    }
-}
-
-impl Drop for RootDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Writes the user's secret as a valid file followed by a 20 MB comment

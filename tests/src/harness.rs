@@ -613,17 +613,15 @@ impl Rng {
     }
 }
 
-/// A directory only root can enter (mode 0700), for files the module must
-/// never touch; removed on drop.
+/// A directory of root's (root:root, `mode`: 0700 for one only root can
+/// enter) under the test root, named after `tag`; removed on drop.
 pub struct RootDir {
     pub path: PathBuf,
 }
 
 impl RootDir {
     pub fn new(tag: &str, mode: u32) -> RootDir {
-        let root = Path::new(TEST_ROOT);
-        let _ = fs::create_dir_all(root);
-        let path = root.join(format!("{tag}-{}", crate::unique_id()));
+        let path = crate::test_root().join(format!("{tag}-{}", crate::unique_id()));
         fs::create_dir(&path).unwrap();
         std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
         set_mode(&path, mode);

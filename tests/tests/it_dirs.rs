@@ -174,21 +174,20 @@ fn a_safe_home_still_works() {
 /// A directory tree for an absolute `secret=` template, root's, removed on
 /// drop: `<base>/<shared>/<user>/secret.toml`.
 struct Tree {
-    base: PathBuf,
+    base: RootDir,
 }
 
 impl Tree {
     fn new() -> Tree {
-        let base = Path::new(TEST_ROOT).join(unique("dirs"));
-        fs::create_dir_all(&base).unwrap();
-        set_mode(&base, 0o755);
-        Tree { base }
+        Tree {
+            base: RootDir::new("dirs", 0o755),
+        }
     }
 
     /// `base/shared` (root, group `gid`, `mode`) holding the user's own
     /// directory (theirs, 0700) and in it their secret.
     fn secret_under(&self, user: &TestUser, gid: u32, mode: u32) -> PathBuf {
-        let shared = self.base.join("shared");
+        let shared = self.base.path.join("shared");
         fs::create_dir(&shared).unwrap();
         chown(&shared, Some(0), Some(gid)).unwrap();
         set_mode(&shared, mode);
@@ -205,16 +204,10 @@ impl Tree {
         service(
             &format!(
                 "auth required {{module}} config={{config}} secret={}/shared/%u/secret.toml\n",
-                self.base.display()
+                self.base.path.display()
             ),
             "",
         )
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.base);
     }
 }
 
@@ -229,7 +222,7 @@ fn absolute_template_through_a_group_writable_directory_is_refused() {
     let tree = Tree::new();
     let file = tree.secret_under(&user, gid_of(&group.name), 0o775);
     let own = file.parent().unwrap().to_path_buf();
-    let away = tree.base.join("shared").join("swapped");
+    let away = tree.base.path.join("shared").join("swapped");
     assert!(
         as_user(&mate, "mv", &[&own, &away]) && as_user(&mate, "mv", &[&away, &own]),
         "a group member can swap the user's directory"

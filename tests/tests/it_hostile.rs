@@ -175,11 +175,10 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     // Like /etc: root's files, readable by all, writable by root only.
-    let etc = RootDir::new();
-    set_mode(&etc.path, 0o755);
+    let etc = RootDir::new("etc", 0o755);
     // And a directory outside the home the user can write to: there only
     // O_NOFOLLOW/O_EXCL (not the fs identity) keep writes out.
-    let outside = RootDir::new();
+    let outside = RootDir::new("outside", 0o700);
     user.chown(&outside.path);
     let names = [
         ".pam_otp.toml.lock",
@@ -290,7 +289,7 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
     // is allowed), but a path outside the home made of a planted symlink
     // is not followed.
     let user = TestUser::new();
-    let root = RootDir::new();
+    let root = RootDir::new("rootonly", 0o700);
     let target = root.path.join("shadow-like");
     write_mode(&target, totp_secret(), 0o600);
     let link = user.secret_path();
