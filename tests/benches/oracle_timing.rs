@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use testkit::harness::stopwatch;
+use testkit::harness::{stopwatch, Rng};
 use testkit::{module_path, Sshd, SshdSetup};
 use testkit::{PamService, TestUser};
 
@@ -145,15 +145,10 @@ fn report(name: &str, a: &[Duration], b: &[Duration]) {
     let (sa, sb) = (sorted(a), sorted(b));
     let med = |s: &[f64]| quantile(s, 0.5);
     let iqr = |s: &[f64]| quantile(s, 0.75) - quantile(s, 0.25);
-    // Bootstrap the difference of medians (a fixed-seed xorshift: the
-    // same samples give the same interval).
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |len: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % len as u64) as usize
-    };
+    // Bootstrap the difference of medians (a fixed seed: the same samples
+    // give the same interval).
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = |len: usize| rng.below(len as u64) as usize;
     let mut diffs: Vec<f64> = (0..2000)
         .map(|_| {
             let mut ra: Vec<f64> = (0..sa.len()).map(|_| sa[next(sa.len())]).collect();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::harness::{names, snapshot, snapshot_dir, RootDir, Snapshot};
+pub use crate::harness::{names, snapshot, snapshot_dir, Rng, RootDir, Snapshot};
 pub use crate::*;
 
 /// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.

@@ -573,12 +573,20 @@ pub fn thread_groups() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// A small pseudo-random generator for delays (xorshift64*). Seeded from
-/// the clock, or from `PAM_OTP_TEST_SEED` to repeat a run whose seed a
-/// test printed.
+/// The crate's one pseudo-random generator (xorshift64*), for random delays
+/// and for data that only has to look random. [`Rng::new`] gives the same
+/// stream for the same seed; [`Rng::seeded`] seeds it from the clock.
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator with a fixed seed: the same numbers every run.
+    pub fn new(seed: u64) -> Rng {
+        // xorshift never leaves a zero state: keep the state odd.
+        Rng(seed | 1)
+    }
+
+    /// A generator seeded from the clock, or from `PAM_OTP_TEST_SEED` to
+    /// repeat a run whose seed (returned here, for the test to print) failed.
     pub fn seeded() -> (Rng, u64) {
         let seed = std::env::var("PAM_OTP_TEST_SEED")
             .ok()
@@ -591,7 +599,7 @@ impl Rng {
                     .unwrap_or(1);
                 nanos ^ (u64::from(std::process::id()) << 32)
             });
-        (Rng(seed | 1), seed)
+        (Rng::new(seed), seed)
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -610,6 +618,11 @@ impl Rng {
         } else {
             self.next_u64() % n
         }
+    }
+
+    /// `n` bytes (the high byte of each number, xorshift64*'s best).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
     }
 }
 
