@@ -12,34 +12,24 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::e2e::PamWrapperDir;
-use crate::{run_ok, set_mode, wait_or_kill, TEST_ROOT};
+use crate::{
+    finish, run_ok, set_mode, spawn_with_input, wait_or_kill, PamRun, LOGIN_TIMEOUT, TEST_ROOT,
+};
 
 /// The module's default prompt.
 pub const PROMPT: &str = "Verification code: ";
-/// How long one pamtester login may take before it counts as hung.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A clock for measuring how long something took (the code under test may
 /// not read the clock; tests may).
 #[allow(clippy::disallowed_methods)]
 pub fn stopwatch() -> Instant {
     Instant::now()
-}
-
-/// What one pamtester login gave.
-#[derive(Debug)]
-pub struct LoginRun {
-    pub success: bool,
-    pub status: ExitStatus,
-    pub stdout: String,
-    /// The prompt and the module's messages to the user go here.
-    pub stderr: String,
 }
 
 impl PamWrapperDir {
@@ -57,48 +47,13 @@ impl PamWrapperDir {
     /// Starts a login whose answers (`input`, one line per prompt) are
     /// already waiting on its stdin.
     pub fn spawn_login(&self, user: &str, input: &str) -> Child {
-        let mut child = self
-            .pamtester_command(user)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pamtester installed (scripts/install-test-deps)");
-        let mut stdin = child.stdin.take().expect("stdin");
-        // A few bytes: the pipe buffer takes them even before pamtester reads.
-        stdin.write_all(input.as_bytes()).expect("write stdin");
-        child
+        spawn_with_input(&mut self.pamtester_command(user), input)
     }
 
     /// One login, answering the prompt with `input`.
-    pub fn login(&self, user: &str, input: &str) -> LoginRun {
-        let child = self.spawn_login(user, input);
-        finish(child)
+    pub fn login(&self, user: &str, input: &str) -> PamRun {
+        finish(self.spawn_login(user, input))
     }
-}
-
-/// Waits for a login started by [`PamWrapperDir::spawn_login`] (killed
-/// and reported as hung after 30 s).
-pub fn finish(mut child: Child) -> LoginRun {
-    let mut out = child.stdout.take().expect("stdout piped");
-    let mut err = child.stderr.take().expect("stderr piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let mut stderr = Vec::new();
-    let _ = err.read_to_end(&mut stderr);
-    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
-    let stdout = reader.join().unwrap_or_default();
-    let run = LoginRun {
-        success: status.success(),
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    };
-    assert!(!killed, "pamtester hung for {LOGIN_TIMEOUT:?}: {run:#?}");
-    run
 }
 
 /// Children killed (SIGKILL) and reaped on drop unless taken out first:
@@ -127,7 +82,7 @@ struct Racer {
 /// Starts `n` logins of `user` at once, waits until every one of them is
 /// blocked at the prompt, then answers all of them with `code` in a tight
 /// loop, so that they all reach the secret file at the same moment.
-pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<LoginRun> {
+pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<PamRun> {
     let mut racers = Vec::new();
     let mut reaper = Reaper::default();
     for _ in 0..n {
@@ -219,7 +174,7 @@ pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<
             let stdout = r.stdout.join().unwrap_or_default();
             let _ = r.stderr_reader.join();
             let stderr = r.stderr.lock().unwrap().clone();
-            LoginRun {
+            PamRun {
                 success: status.success(),
                 status,
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -11,7 +11,7 @@ pub use e2e::*;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -363,13 +363,18 @@ pub struct PamService {
     pub name: String,
 }
 
-/// What one pamtester run gave.
+/// What one pamtester run (a login) gave.
 #[derive(Debug)]
 pub struct PamRun {
     pub success: bool,
+    pub status: ExitStatus,
     pub stdout: String,
+    /// pamtester prints the prompts and the module's messages here.
     pub stderr: String,
 }
+
+/// How long one pamtester run may take before it counts as hung.
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl PamRun {
     /// Whether the run died before any PAM module ran, in pam_wrapper or
@@ -388,8 +393,10 @@ impl PamRun {
     }
 }
 
-/// Runs `cmd` with `input` on its stdin and collects what it printed.
-pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
+/// Starts `cmd` with `input` (a few lines: the pipe takes them before the
+/// program reads) already waiting on its stdin, and its stdin closed after
+/// it; stdout and stderr piped, for [`finish`].
+pub fn spawn_with_input(cmd: &mut Command, input: &str) -> Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -403,13 +410,38 @@ pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
         _ => {}
     }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    PamRun {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    child
+}
+
+/// Waits for a run started by [`spawn_with_input`] and collects what it
+/// printed; one still running after 30 s is killed and fails the test.
+pub fn finish(mut child: Child) -> PamRun {
+    fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = pipe.read_to_end(&mut b);
+            b
+        })
     }
+    let stdout = reader(child.stdout.take().expect("stdout piped"));
+    let stderr = reader(child.stderr.take().expect("stderr piped"));
+    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
+    let text = |r: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned()
+    };
+    let run = PamRun {
+        success: status.success(),
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    };
+    assert!(!killed, "hung for {LOGIN_TIMEOUT:?}: {run:#?}");
+    run
+}
+
+/// Runs `cmd` with `input` on its stdin and collects what it printed.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
+    finish(spawn_with_input(cmd, input))
 }
 
 /// Runs the login `make()` builds, again (a few times at most) while it

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use otp_core::secret_file::{OtpKind, SecretFile};
 use testkit::harness::{
-    fill_until_enospc, finish, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
+    fill_until_enospc, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
     pam_wrapper_copies, remove_copies_of_killed, snapshot, stopwatch, test_mounts, Reaper, Rng,
     TmpfsMount,
 };
+use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
 use testkit::{module_path, PamWrapperDir};
-use testkit::{now, oathtool_totp, signal, wait_for_fresh_step, TestUser};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
@@ -172,7 +172,7 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
 
 /// What a client sees of a login: its output, without pam_wrapper's
 /// debug lines (which carry a pid).
-fn seen(run: &testkit::harness::LoginRun) -> String {
+fn seen(run: &PamRun) -> String {
     format!("{}{}", run.stdout, run.stderr)
         .lines()
         .filter(|l| !l.starts_with("PWRAP_"))

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use otp_core::secret_file::SecretFile;
-use testkit::harness::{finish, hotp_codes, login_race, LoginRun, Reaper, Rng};
+use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
+use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
 use testkit::{module_path, PamWrapperDir};
-use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
 
 /// Logins per race.
 const N: usize = 24;
@@ -54,7 +54,7 @@ fn parse(path: &Path) -> SecretFile {
 
 /// Exactly one of `runs` succeeded; the others failed as a replay should
 /// (an authentication failure, not a system error or an unavailable file).
-fn assert_exactly_one_winner(runs: &[LoginRun], what: &str) {
+fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
     let winners = runs.iter().filter(|r| r.success).count();
     assert_eq!(
         winners,
