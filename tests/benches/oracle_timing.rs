@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use testkit::harness::{stopwatch, Rng};
-use testkit::{module_path, Sshd, SshdSetup};
 use testkit::{PamService, TestUser};
+use testkit::{Sshd, SshdSetup, OTP_ONLY};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PROMPT: &str = "Verification code: ";
@@ -53,8 +53,7 @@ fn users() -> (TestUser, TestUser) {
 fn over_sshd(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (enrolled, unenrolled) = users();
     let sshd = Sshd::start(&SshdSetup {
-        module: &module_path(),
-        pam_auth: "auth required {module} config={config}",
+        pam_auth: OTP_ONLY,
         otp_config: config,
         authentication_methods: "keyboard-interactive",
         sshd_extra: "",
@@ -74,21 +73,7 @@ fn over_sshd(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
 
 fn over_pamtester(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (enrolled, unenrolled) = users();
-    let svc = PamService::new("");
-    let state = svc.dir.join("state");
-    let cfg = svc.write_file(
-        "pam_otp.toml",
-        &format!("state_dir = {:?}\n{config}", state.to_string_lossy()),
-    );
-    let module = module_path();
-    svc.write_file(
-        &svc.name,
-        &format!(
-            "auth required {} config={}\n",
-            module.display(),
-            cfg.display()
-        ),
-    );
+    let svc = PamService::with_config(OTP_ONLY, config);
     interleaved(
         n,
         |user| {

@@ -29,9 +29,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{
-    alive, require_root, run_ok, set_mode, test_root, ticks, try_signal, wait_or_kill, write_mode,
-};
+use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
+use crate::{test_root, ticks, try_signal, wait_or_kill, write_mode};
 use crate::{TEST_ROOT, TICK};
 
 /// Prefix of the private PAM services (and of the fixtures' directories).
@@ -46,8 +45,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {
-    /// The built module ([`module_path`]).
-    pub module: &'a Path,
     /// The `auth` lines of the private PAM service. `{module}` stands for
     /// the module's path and `{config}` for the private pam_otp config file.
     pub pam_auth: &'a str,
@@ -114,6 +111,7 @@ fn free_port() -> u16 {
 impl Sshd {
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
         require_root();
+        let module = module_path();
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} missing: apt-get install openssh-server (scripts/install-test-deps)"
@@ -146,10 +144,7 @@ impl Sshd {
             private_state_dir(&dir, setup.otp_config),
             0o644,
         );
-        let auth = setup
-            .pam_auth
-            .replace("{module}", &setup.module.to_string_lossy())
-            .replace("{config}", &sshd.config_file.to_string_lossy());
+        let auth = pam_stack(setup.pam_auth, &module, &sshd.config_file);
         write_mode(
             &pam_file,
             format!(
@@ -609,90 +604,5 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
         success: status.success(),
         status,
         output,
-    }
-}
-
-/// A private PAM service directory for pam_wrapper holding one service
-/// file named `service` (e.g. `su`) and a private pam_otp config; removed on
-/// drop. The machine's /etc/pam.d is not touched.
-/// `config` with a `state_dir` inside `dir`, so that no test writes the
-/// machine's `/var/lib/pam_otp`.
-pub fn private_state_dir(dir: &Path, config: &str) -> String {
-    let state = dir.join("state");
-    format!("state_dir = {:?}\n{config}", state.to_string_lossy())
-}
-
-pub struct PamWrapperDir {
-    pub dir: PathBuf,
-    pub service: String,
-    pub config_file: PathBuf,
-}
-
-impl PamWrapperDir {
-    /// `stack` is the service file's text; `{module}` stands for `module`
-    /// and `{config}` for the private pam_otp config holding `otp_config`.
-    pub fn new(service: &str, stack: &str, module: &Path, otp_config: &str) -> PamWrapperDir {
-        let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", crate::unique_id()));
-        fs::create_dir_all(&dir).unwrap();
-        set_mode(&dir, 0o755);
-        let me = PamWrapperDir {
-            config_file: dir.join("pam_otp.toml"),
-            dir,
-            service: service.into(),
-        };
-        write_mode(
-            &me.config_file,
-            private_state_dir(&me.dir, otp_config),
-            0o644,
-        );
-        let text = stack
-            .replace("{module}", &module.to_string_lossy())
-            .replace("{config}", &me.config_file.to_string_lossy());
-        write_mode(&me.dir.join(service), &text, 0o644);
-        me
-    }
-
-    /// The environment that makes a PAM program use this directory.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("LD_PRELOAD", "libpam_wrapper.so".into()),
-            ("PAM_WRAPPER", "1".into()),
-            (
-                "PAM_WRAPPER_SERVICE_DIR",
-                self.dir.to_string_lossy().into_owned(),
-            ),
-        ]
-    }
-}
-
-impl Drop for PamWrapperDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        // pam_wrapper copies the service dir to /tmp/pam.<c> in every
-        // process it is loaded into, and removes the copy at exit; `su` and
-        // the shell it starts never run that exit code, so their copies
-        // stay. Remove the copies of this dir whose process is gone.
-        let Ok(entries) = fs::read_dir("/tmp") else {
-            return;
-        };
-        let ours = self.config_file.to_string_lossy().into_owned();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("pam.") && name.len() == 5) {
-                continue;
-            }
-            let copy = e.path();
-            let Some(pid) = fs::read_to_string(copy.join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let is_ours =
-                fs::read_to_string(copy.join(&self.service)).is_ok_and(|text| text.contains(&ours));
-            if is_ours && !alive(pid) {
-                let _ = fs::remove_dir_all(&copy);
-            }
-        }
     }
 }

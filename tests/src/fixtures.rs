@@ -28,40 +28,10 @@ pub fn hotp_secret(counter: u64) -> String {
     format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n")
 }
 
-/// A private PAM service whose stack is `stack`, where `{module}` is the
-/// built module and `{config}` the path of a private config holding
-/// `config` (root-owned 0644, inside the service dir).
-pub fn service(stack: &str, config: &str) -> PamService {
-    let svc = PamService::new("");
-    let cfg = config_path(&svc);
-    write_config(&svc, config);
-    let text = stack
-        .replace("{module}", &module_path().to_string_lossy())
-        .replace("{config}", &cfg.to_string_lossy());
-    let name = svc.name.clone();
-    svc.write_file(&name, &text);
-    svc
-}
-
-/// `auth required pam_otp.so config=<private config>`.
+/// A private PAM service with pam_otp alone ([`OTP_ONLY`]), its private
+/// config holding `config`.
 pub fn simple_service(config: &str) -> PamService {
-    service("auth required {module} config={config}\n", config)
-}
-
-pub fn config_path(svc: &PamService) -> PathBuf {
-    svc.dir.join("pam_otp.toml")
-}
-
-/// (Re)writes the service's private config.
-///
-/// The config gets a private `state_dir` in the service dir, so that no
-/// test writes the machine's `/var/lib/pam_otp`.
-pub fn write_config(svc: &PamService, config: &str) -> PathBuf {
-    let state = svc.dir.join("state");
-    svc.write_file(
-        "pam_otp.toml",
-        &format!("state_dir = {:?}\n{config}", state.to_string_lossy()),
-    )
+    PamService::with_config(OTP_ONLY, config)
 }
 
 /// Sets the user's password (for stacks with pam_unix).

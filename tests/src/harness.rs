@@ -17,10 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::e2e::PamWrapperDir;
-use crate::{
-    finish, run_ok, set_mode, spawn_with_input, wait_or_kill, PamRun, LOGIN_TIMEOUT, TEST_ROOT,
-};
+use crate::{run_ok, set_mode, wait_or_kill, PamRun, PamService, LOGIN_TIMEOUT, TEST_ROOT};
 
 /// The module's default prompt.
 pub const PROMPT: &str = "Verification code: ";
@@ -30,30 +27,6 @@ pub const PROMPT: &str = "Verification code: ";
 #[allow(clippy::disallowed_methods)]
 pub fn stopwatch() -> Instant {
     Instant::now()
-}
-
-impl PamWrapperDir {
-    /// `pamtester <service> <user> authenticate` through this directory
-    /// (pam_wrapper); stdio is left to the caller.
-    pub fn pamtester_command(&self, user: &str) -> Command {
-        let mut cmd = Command::new("pamtester");
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        cmd.arg(&self.service).arg(user).arg("authenticate");
-        cmd
-    }
-
-    /// Starts a login whose answers (`input`, one line per prompt) are
-    /// already waiting on its stdin.
-    pub fn spawn_login(&self, user: &str, input: &str) -> Child {
-        spawn_with_input(&mut self.pamtester_command(user), input)
-    }
-
-    /// One login, answering the prompt with `input`.
-    pub fn login(&self, user: &str, input: &str) -> PamRun {
-        finish(self.spawn_login(user, input))
-    }
 }
 
 /// Children killed (SIGKILL) and reaped on drop unless taken out first:
@@ -82,12 +55,12 @@ struct Racer {
 /// Starts `n` logins of `user` at once, waits until every one of them is
 /// blocked at the prompt, then answers all of them with `code` in a tight
 /// loop, so that they all reach the secret file at the same moment.
-pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<PamRun> {
+pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<PamRun> {
     let mut racers = Vec::new();
     let mut reaper = Reaper::default();
     for _ in 0..n {
         let mut child = pam
-            .pamtester_command(user)
+            .pamtester_command(user, None, &["authenticate"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,6 +177,13 @@ pub fn pam_wrapper_copies() -> BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
+/// The process a pam_wrapper copy belongs to (its pid file), if written.
+pub fn pam_wrapper_copy_pid(copy: &Path) -> Option<u32> {
+    fs::read_to_string(copy.join("pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+}
+
 /// Removes the copies that appeared since `before` and belong to the
 /// killed (and reaped) process `pid`: their pid file names it, or the
 /// process died before writing one. The caller makes sure no other
@@ -211,17 +191,12 @@ pub fn pam_wrapper_copies() -> BTreeSet<PathBuf> {
 pub fn remove_copies_of_killed(before: &BTreeSet<PathBuf>, pid: u32) -> usize {
     let mut removed = 0;
     for dir in pam_wrapper_copies().difference(before) {
-        let owner = |d: &Path| {
-            fs::read_to_string(d.join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-        };
-        let ours = match owner(dir) {
+        let ours = match pam_wrapper_copy_pid(dir) {
             Some(p) => p == pid,
             None => {
                 // Not written yet by a live process, or never by a dead one.
                 std::thread::sleep(Duration::from_millis(5));
-                owner(dir).is_none()
+                pam_wrapper_copy_pid(dir).is_none()
             }
         };
         if ours && fs::remove_dir_all(dir).is_ok() {

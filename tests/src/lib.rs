@@ -356,11 +356,18 @@ pub fn binary_path(name: &str) -> PathBuf {
     p
 }
 
-/// A private PAM service directory used through pam_wrapper; the machine's
-/// /etc/pam.d is never touched. Removed on drop.
+/// The stack of pam_otp alone, with the private config.
+pub const OTP_ONLY: &str = "auth required {module} config={config}\n";
+
+/// A private PAM service directory for pam_wrapper (the machine's
+/// /etc/pam.d is never touched): one service file, `name`, holding the
+/// stack, and beside it a private pam_otp config, `config_file`. Removed on
+/// drop, with the copies pam_wrapper made of it that outlived their process.
 pub struct PamService {
     pub dir: PathBuf,
+    /// The service name, and the name of its file in `dir`.
     pub name: String,
+    pub config_file: PathBuf,
 }
 
 /// What one pamtester run (a login) gave.
@@ -459,26 +466,63 @@ pub fn run_pam_retrying(make: impl Fn() -> Command, input: &str) -> PamRun {
 }
 
 impl PamService {
-    /// `stack` is the service file's text; `{module}` stands for the path
-    /// of the built pam_otp module.
+    /// A service with a unique name and an empty private config; see
+    /// [`PamService::named`] for `stack`.
     pub fn new(stack: &str) -> PamService {
+        PamService::with_config(stack, "")
+    }
+
+    /// A service with a unique name whose private config holds `config`.
+    pub fn with_config(stack: &str, config: &str) -> PamService {
+        PamService::named(&unique("svc"), stack, config)
+    }
+
+    /// A service named `name` (e.g. `su`, the service su asks for). In
+    /// `stack`, the service file's text, `{module}` stands for the built
+    /// module and `{config}` for the private config, which holds `config`.
+    pub fn named(name: &str, stack: &str, config: &str) -> PamService {
         require_root();
         // Everything that can panic comes before the directory exists:
         // a panic here must not leave an empty service dir behind.
-        let text = stack.replace("{module}", &module_path().to_string_lossy());
-        let name = unique("svc");
-        let dir = test_root().join(format!("pamd-{name}"));
+        let module = module_path();
+        let dir = test_root().join(format!("pamd-{name}-{}", unique_id()));
         fs::create_dir_all(&dir).unwrap();
-        let svc = PamService { dir, name };
-        write_mode(&svc.dir.join(&svc.name), text, 0o644);
+        let svc = PamService {
+            config_file: dir.join("pam_otp.toml"),
+            dir,
+            name: name.into(),
+        };
+        set_mode(&svc.dir, 0o755);
+        svc.write_config(config);
+        write_mode(
+            &svc.dir.join(name),
+            pam_stack(stack, &module, &svc.config_file),
+            0o644,
+        );
         svc
     }
 
-    /// Writes a file (e.g. a config) inside the service dir, root-owned 0644.
-    pub fn write_file(&self, file: &str, text: &str) -> PathBuf {
-        let p = self.dir.join(file);
-        write_mode(&p, text, 0o644);
-        p
+    /// (Re)writes the private config (root-owned 0644) to hold `config`;
+    /// its path.
+    pub fn write_config(&self, config: &str) -> PathBuf {
+        write_mode(
+            &self.config_file,
+            private_state_dir(&self.dir, config),
+            0o644,
+        );
+        self.config_file.clone()
+    }
+
+    /// The environment that makes a PAM program use this directory.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", "libpam_wrapper.so".into()),
+            ("PAM_WRAPPER", "1".into()),
+            (
+                "PAM_WRAPPER_SERVICE_DIR",
+                self.dir.to_string_lossy().into_owned(),
+            ),
+        ]
     }
 
     /// Runs `pamtester <service> <user> authenticate` with `PAM_RHOST` set
@@ -487,16 +531,24 @@ impl PamService {
         self.pamtester(user, rhost, input, &["authenticate"])
     }
 
+    /// [`PamService::authenticate`] with pamtester operations `ops`.
     pub fn pamtester(&self, user: &str, rhost: Option<&str>, input: &str, ops: &[&str]) -> PamRun {
         run_pam_retrying(|| self.pamtester_command(user, rhost, ops), input)
+    }
+
+    /// Starts `pamtester <service> <user> authenticate`, its answers
+    /// (`input`) already waiting on its stdin; [`finish`] collects it.
+    pub fn spawn_login(&self, user: &str, input: &str) -> Child {
+        spawn_with_input(
+            &mut self.pamtester_command(user, None, &["authenticate"]),
+            input,
+        )
     }
 
     /// The command, for callers that spawn many at once.
     pub fn pamtester_command(&self, user: &str, rhost: Option<&str>, ops: &[&str]) -> Command {
         let mut cmd = Command::new("pamtester");
-        cmd.env("LD_PRELOAD", "libpam_wrapper.so")
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &self.dir);
+        cmd.envs(self.env());
         if let Some(r) = rhost {
             cmd.arg("-I").arg(format!("rhost={r}"));
         }
@@ -528,7 +580,36 @@ impl PamService {
 impl Drop for PamService {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        // pam_wrapper copies the service dir to /tmp/pam.<c> in every
+        // process it is loaded into, and removes the copy at exit; `su` and
+        // the shell it starts never run that exit code, so their copies
+        // stay. Remove the copies of this dir whose process is gone.
+        let ours = self.config_file.to_string_lossy().into_owned();
+        for copy in harness::pam_wrapper_copies() {
+            let Some(pid) = harness::pam_wrapper_copy_pid(&copy) else {
+                continue;
+            };
+            let is_ours =
+                fs::read_to_string(copy.join(&self.name)).is_ok_and(|text| text.contains(&ours));
+            if is_ours && !alive(pid) {
+                let _ = fs::remove_dir_all(&copy);
+            }
+        }
     }
+}
+
+/// A PAM stack's text with `{module}` and `{config}` filled in.
+pub(crate) fn pam_stack(stack: &str, module: &Path, config_file: &Path) -> String {
+    stack
+        .replace("{module}", &module.to_string_lossy())
+        .replace("{config}", &config_file.to_string_lossy())
+}
+
+/// `config` with a `state_dir` inside `dir` first, so that no test writes
+/// the machine's `/var/lib/pam_otp`.
+pub(crate) fn private_state_dir(dir: &Path, config: &str) -> String {
+    let state = dir.join("state");
+    format!("state_dir = {:?}\n{config}", state.to_string_lossy())
 }
 
 /// `oathtool --totp` for a base32 key at Unix time `at` (None: now).

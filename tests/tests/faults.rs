@@ -20,12 +20,11 @@ use testkit::harness::{
     TmpfsMount,
 };
 use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
-use testkit::{module_path, PamWrapperDir};
+use testkit::{PamService, OTP_ONLY};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const STACK: &str = "auth required {module} config={config}\n";
 const SECRET_NAME: &str = ".pam_otp.toml";
 /// What the module tells the user when a right code could not be saved.
 const NOT_SAVED: &str = "could not be recorded";
@@ -39,8 +38,8 @@ fn serial() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pam(config: &str) -> PamWrapperDir {
-    PamWrapperDir::new("otp-faults", STACK, &module_path(), config)
+fn pam(config: &str) -> PamService {
+    PamService::named("otp-faults", OTP_ONLY, config)
 }
 
 fn parse(path: &Path) -> SecretFile {
@@ -85,7 +84,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     wait_for_fresh_step(5);
     let t = now();
     let code = oathtool_totp(KEY_B32, Some(t), &[]);
-    let run = pam.login(&user.name, &format!("{code}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(
         !run.success,
         "a code that could not be saved was accepted: {run:#?}"
@@ -105,16 +104,17 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
         "no temp file left behind"
     );
     // A wrong code is refused too, and changes nothing.
-    assert!(!pam.login(&user.name, "000000\n").success);
+    assert!(!pam.authenticate(&user.name, None, "000000\n").success);
     assert_eq!(snapshot(&path).ignoring_atime(), before);
 
     // Space again: the same code (it was never marked used) now works, once.
     fs::remove_file(&filler).unwrap();
-    let run = pam.login(&user.name, &format!("{code}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(run.success, "after freeing space: {run:#?}");
     assert_eq!(parse(&path).state.last_step, Some(t / 30));
     assert!(
-        !pam.login(&user.name, &format!("{code}\n")).success,
+        !pam.authenticate(&user.name, None, &format!("{code}\n"))
+            .success,
         "replay"
     );
     assert_eq!(names(&user.home), [SECRET_NAME]);
@@ -136,7 +136,7 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     mount.remount("ro");
     let before = snapshot(&path).ignoring_atime();
 
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(
         !run.success,
         "a code that could not be saved was accepted: {run:#?}"
@@ -150,15 +150,16 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
         before,
         "the old file is byte-for-byte intact"
     );
-    assert!(!pam.login(&user.name, "000000\n").success);
+    assert!(!pam.authenticate(&user.name, None, "000000\n").success);
     assert_eq!(snapshot(&path).ignoring_atime(), before);
 
     mount.remount("rw");
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(run.success, "after remounting rw: {run:#?}");
     assert_eq!(parse(&path).counter, 1);
     assert!(
-        pam.login(&user.name, &format!("{}\n", codes[1])).success,
+        pam.authenticate(&user.name, None, &format!("{}\n", codes[1]))
+            .success,
         "and the next one"
     );
     assert_eq!(parse(&path).counter, 2);
@@ -207,11 +208,14 @@ fn unsaved_state_does_not_tell_a_right_code_from_a_wrong_one() {
     fill_until_enospc(&user.home.join("filler"));
     // More wrong codes than the rate limit allows: none is counted.
     for _ in 0..4 {
-        assert!(!pam.login(&user.name, &format!("{wrong}\n")).success);
+        assert!(
+            !pam.authenticate(&user.name, None, &format!("{wrong}\n"))
+                .success
+        );
     }
-    let wrong_run = pam.login(&user.name, &format!("{wrong}\n"));
+    let wrong_run = pam.authenticate(&user.name, None, &format!("{wrong}\n"));
     for right in [codes[5].as_str(), "31415926"] {
-        let right_run = pam.login(&user.name, &format!("{right}\n"));
+        let right_run = pam.authenticate(&user.name, None, &format!("{right}\n"));
         assert!(!right_run.success);
         assert_eq!(
             (right_run.status.code(), seen(&right_run)),
@@ -251,7 +255,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     let mut took = Vec::new();
     for _ in 0..5 {
         let t = stopwatch();
-        let run = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         took.push(t.elapsed().as_micros() as u64);
         assert!(run.success, "{run:#?}");
         counter += 1;
@@ -343,7 +347,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
 
     // Nothing stale: the next login works at once.
     let t = stopwatch();
-    let run = pam.login(&user.name, &format!("{}\n", codes[counter]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
     assert!(run.success, "after the kills: {run:#?}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(parse(&path).counter, counter as u64 + 1);

@@ -80,7 +80,7 @@ fn group_writable_home_without_a_secret_is_unavailable_under_nullok() {
         "the co-group user can rename the file away"
     );
     assert!(!path.exists());
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     // Asked for a code as if the file were there (whether it is must not
     // show), then refused as unavailable whatever the answer.
     let run = svc.authenticate(&h.victim.name, RHOST, "123456\n");
@@ -140,7 +140,7 @@ fn sticky_world_writable_home_still_works() {
 fn missing_home_is_unavailable_under_nullok() {
     let user = TestUser::new();
     fs::remove_dir_all(&user.home).unwrap();
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     let run = svc.authenticate(&user.name, RHOST, "123456\n");
     assert_unavailable(&run);
 }
@@ -161,7 +161,7 @@ fn missing_home_is_unavailable_under_deny() {
 #[test]
 fn a_safe_home_still_works() {
     let user = TestUser::new();
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(run.success, "{run:?}");
     assert!(output(&run).contains("not set up"), "{run:?}");
@@ -201,7 +201,7 @@ impl Tree {
     }
 
     fn service(&self) -> PamService {
-        service(
+        PamService::with_config(
             &format!(
                 "auth required {{module}} config={{config}} secret={}/shared/%u/secret.toml\n",
                 self.base.path.display()

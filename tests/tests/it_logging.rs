@@ -241,7 +241,7 @@ fn debug_adds_lines_but_never_a_code_or_secret() {
         "{}scratch_codes = [\"31415926\", \"27182818\"]\n",
         totp_secret()
     ));
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} debug frobnicate\n",
         "",
     );
@@ -270,7 +270,7 @@ fn debug_adds_lines_but_never_a_code_or_secret() {
 #[test]
 fn forward_pass_logs_neither_password_nor_code() {
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass debug\nauth required pam_permit.so\n",
         "",
     );
@@ -329,7 +329,7 @@ fn unknown_argument_is_logged_without_debug() {
     // An admin's typo ("nulok") must show up in the log even without
     // `debug`: the spec says unknown arguments are logged and ignored.
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} nulok frobnicate=1\n",
         "",
     );
@@ -390,7 +390,7 @@ fn broken_config_is_an_err_line_naming_the_file() {
     assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
     let line = decision_line(&lines, &svc, &user, RHOST, 83, "authinfo_unavail");
     assert!(
-        line.contains(&config_path(&svc).to_string_lossy().into_owned()),
+        line.contains(&svc.config_file.to_string_lossy().into_owned()),
         "{line}"
     );
     assert!(line.contains("misssing"), "the bad key is named: {line}");
@@ -491,7 +491,7 @@ fn missing_home_is_named() {
 fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
     let user = enrolled();
     let before = snapshot(&user.secret_path()).ignoring_atime();
-    let svc = service("auth required {module} config={config} test_panic\n", "");
+    let svc = PamService::with_config("auth required {module} config={config} test_panic\n", "");
     let sink = LogSink::new();
     let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), "123456\n");
     assert!(!run.success, "{run:?}");
@@ -531,7 +531,7 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
     // module, and no pam_otp line after it. It lets the user in without a
     // code; the log must say so.
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n",
         "",
     );
@@ -559,7 +559,7 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
     assert_no_secrets(&lines, &["123456"]);
 
     // With the pam_otp line after the password module, nothing of the kind.
-    let svc = service(
+    let svc = PamService::with_config(
         "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n\
          auth required {module} config={config}\n",
         "",

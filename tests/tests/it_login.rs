@@ -233,7 +233,7 @@ fn missing_secret_allow_succeeds_with_a_message() {
 #[test]
 fn nullok_argument_allows_a_missing_secret() {
     let user = TestUser::new();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} nullok\n",
         "missing = \"deny\"\n",
     );
@@ -250,7 +250,7 @@ fn nullok_argument_allows_a_missing_secret() {
 fn forward_pass_password_and_code_in_one_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_permit.so\n",
         "",
     );
@@ -270,7 +270,7 @@ fn forward_pass_hands_the_password_to_pam_unix() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     set_password(&user, "s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",
     );
@@ -290,7 +290,7 @@ fn use_first_pass_without_authtok_fails_without_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     let before = snapshot(&user.secret_path()).ignoring_atime();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} use_first_pass\n",
         "",
     );
@@ -360,7 +360,7 @@ fn broken_config_fails_closed_with(config: &str, spoil: impl FnOnce(&std::path::
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
     let svc = simple_service("");
-    let cfg = write_config(&svc, config);
+    let cfg = svc.write_config(config);
     spoil(&cfg);
     let before = (
         snapshot(&path).ignoring_atime(),
@@ -407,8 +407,8 @@ fn absent_config_means_the_safe_defaults() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     let unenrolled = TestUser::new();
-    let svc = service("auth required {module} config={config}\n", "");
-    fs::remove_file(config_path(&svc)).unwrap();
+    let svc = PamService::with_config("auth required {module} config={config}\n", "");
+    fs::remove_file(&svc.config_file).unwrap();
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(!run.success, "no code needed without a config: {run:?}");
     let code = fresh_code();
@@ -521,7 +521,7 @@ fn broken_config_bad_value_fails_closed() {
 fn unknown_module_argument_is_ignored() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} frobnicate=1 bogus\n",
         "",
     );
@@ -545,7 +545,7 @@ fn try_first_pass_after_pam_unix_prompts_for_the_code() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     set_password(&user, "s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} try_first_pass\n",
         "",
     );
@@ -562,7 +562,7 @@ fn use_first_pass_takes_the_code_from_the_earlier_module() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     set_password(&user, "s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} use_first_pass\n",
         "",
     );
@@ -578,7 +578,7 @@ fn secret_and_prompt_arguments_override_the_config() {
     let user = TestUser::new();
     let custom = user.home.join("custom-otp.toml");
     user.write_owned(&custom, totp_secret(), 0o600);
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} secret=%h/custom-otp.toml [prompt=Token please: ]\n",
         "secret = \"%h/nowhere.toml\"\nprompt = \"Ignored: \"\n",
     );
@@ -635,7 +635,7 @@ fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     set_password(&user, "s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n",
     );
@@ -682,7 +682,7 @@ fn forward_pass_with_an_emergency_code() {
         totp_secret()
     ));
     set_password(&user, "pw-4711");
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",
     );

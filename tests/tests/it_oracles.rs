@@ -50,7 +50,7 @@ fn a_name_that_is_no_account_is_prompted_like_an_account() {
 fn forward_pass_hands_an_unenrolled_users_password_on_too() {
     // With try_first_pass, pam_unix asks "Password: " itself when no
     // PAM_AUTHTOK was set: that extra prompt told who is enrolled.
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\n\
          auth required pam_unix.so try_first_pass\n",
         "missing = \"deny\"\n",
@@ -92,7 +92,7 @@ fn an_unenrolled_user_is_rate_limited_like_an_enrolled_one() {
 #[test]
 fn split_pass_right_password_and_right_code_logs_in() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(SPLIT_STACK, "");
+    let svc = PamService::with_config(SPLIT_STACK, "");
     let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw{}\n", fresh_code()));
     assert!(run.success, "{run:?}");
     assert_eq!(output(&run).matches(FORWARD_PROMPT).count(), 1, "{run:?}");
@@ -102,7 +102,7 @@ fn split_pass_right_password_and_right_code_logs_in() {
 #[test]
 fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
     );
@@ -125,7 +125,7 @@ fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
 #[test]
 fn split_pass_a_guesser_with_the_password_is_rate_limited() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
     );
@@ -141,7 +141,7 @@ fn split_pass_a_guesser_with_the_password_is_rate_limited() {
 #[test]
 fn split_pass_with_a_skip_rule_asks_only_the_password() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[[rule]]\nfrom = [\"203.0.113.0/24\"]\notp = \"skip\"\n",
     );

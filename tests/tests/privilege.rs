@@ -18,13 +18,12 @@ use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
-use testkit::{module_path, PamWrapperDir};
 use testkit::{set_mode, write_mode, TestUser};
+use testkit::{PamService, OTP_ONLY};
 
 /// RFC 4226's test key: "12345678901234567890".
 const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const STACK: &str = "auth required {module} config={config}\n";
 const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
 const UNAVAILABLE: &str = "Two-factor login is unavailable";
 
@@ -35,8 +34,8 @@ fn hotp_secret(counter: u64) -> String {
     )
 }
 
-fn pam() -> PamWrapperDir {
-    PamWrapperDir::new("otp-priv", STACK, &module_path(), NO_RATE_LIMIT)
+fn pam() -> PamService {
+    PamService::named("otp-priv", OTP_ONLY, NO_RATE_LIMIT)
 }
 
 fn parse(path: &Path) -> SecretFile {
@@ -157,14 +156,14 @@ fn planted_symlinks_to_root_files_are_never_followed() {
         let outside = snapshot_dir(targets.path());
         let home_names = names(&user.home);
 
-        let right = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let right = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         assert!(right.success, "dangling={dangling}: {right:#?}");
-        let wrong = pam.login(&user.name, "000000\n");
+        let wrong = pam.authenticate(&user.name, None, "000000\n");
         assert!(!wrong.success, "{wrong:#?}");
-        let replay = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let replay = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         assert!(!replay.success, "{replay:#?}");
         let scratch = if dangling { "27182818" } else { "31415926" };
-        let emergency = pam.login(&user.name, &format!("{scratch}\n"));
+        let emergency = pam.authenticate(&user.name, None, &format!("{scratch}\n"));
         assert!(emergency.success, "{emergency:#?}");
         counter += 1;
 
@@ -225,7 +224,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
             .collect();
         let link_before = snapshot(&link);
 
-        let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+        let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
         assert!(
             !run.success,
             "{}: a symlinked secret was used: {run:#?}",
@@ -261,7 +260,7 @@ fn admin_owned_secrets_fail_closed() {
     let path = user.write_secret(&hotp_secret(0));
     std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
     let before = snapshot(&path).ignoring_atime();
-    let run = pam().login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam().authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains(UNAVAILABLE), "{run:#?}");
     assert_eq!(snapshot(&path).ignoring_atime(), before);
@@ -273,9 +272,9 @@ fn admin_owned_secrets_fail_closed() {
         "auth required {{module}} config={{config}} secret={}/%u.toml\n",
         dir.path.display()
     );
-    let pam = PamWrapperDir::new("otp-priv", &stack, &module_path(), NO_RATE_LIMIT);
+    let pam = PamService::named("otp-priv", &stack, NO_RATE_LIMIT);
     let before = snapshot(&file).ignoring_atime();
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("could not be recorded"), "{run:#?}");
     assert_eq!(snapshot(&file).ignoring_atime(), before);

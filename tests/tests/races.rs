@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use otp_core::secret_file::SecretFile;
 use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
 use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
-use testkit::{module_path, PamWrapperDir};
+use testkit::{PamService, OTP_ONLY};
 
 /// Logins per race.
 const N: usize = 24;
@@ -25,7 +25,6 @@ const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// RFC 4226 appendix D: the codes for counters 0..=3.
 const RFC4226: [&str; 4] = ["755224", "287082", "359152", "969429"];
-const STACK: &str = "auth required {module} config={config}\n";
 /// Rate limit off: every losing login then reads, checks and rewrites the
 /// file (a replay is a failure and is recorded), the most contention the
 /// lock can get, and the failure count tells whether an update was lost.
@@ -37,8 +36,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_RACE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pam(config: &str) -> PamWrapperDir {
-    PamWrapperDir::new("otp-race", STACK, &module_path(), config)
+fn pam(config: &str) -> PamService {
+    PamService::named("otp-race", OTP_ONLY, config)
 }
 
 fn parse(path: &Path) -> SecretFile {
@@ -105,12 +104,15 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
 
     // The next code (the next step, within the ±1 skew) works, once.
     let next = oathtool_totp(KEY_B32, Some((step + 1) * 30), &[]);
-    let run = pam.login(&user.name, &format!("{next}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{next}\n"));
     assert!(run.success, "the next code after the race: {run:#?}");
     let f = parse(&path);
     assert_eq!(f.state.last_step, Some(step + 1));
     assert_eq!(f.state.failures, 0, "a success clears the failures");
-    assert!(!pam.login(&user.name, &format!("{next}\n")).success);
+    assert!(
+        !pam.authenticate(&user.name, None, &format!("{next}\n"))
+            .success
+    );
 }
 
 #[test]
@@ -130,7 +132,7 @@ fn hotp_code_used_by_24_logins_at_once_is_accepted_once() {
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
     // The next code works.
-    let run = pam.login(&user.name, &format!("{}\n", RFC4226[3]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[3]));
     assert!(run.success, "the next code after the races: {run:#?}");
     let f = parse(&path);
     assert_eq!(f.counter, 4);
@@ -157,10 +159,13 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
         );
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
-    let run = pam.login(&user.name, &format!("{}\n", codes[3]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[3]));
     assert!(run.success, "the last emergency code: {run:#?}");
     assert!(parse(&path).scratch_codes.is_empty());
-    assert!(!pam.login(&user.name, &format!("{}\n", codes[3])).success);
+    assert!(
+        !pam.authenticate(&user.name, None, &format!("{}\n", codes[3]))
+            .success
+    );
 }
 
 /// The rate limit's state lives in the file, under the lock: 24 wrong
@@ -195,7 +200,7 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
     assert_eq!(f.state.failures, 3, "failures counted one by one");
     assert_eq!(f.counter, 0);
     // Locked now: even the right code is refused without being checked.
-    let run = pam.login(&user.name, &format!("{}\n", RFC4226[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("Too many failed attempts"), "{run:#?}");
     assert_eq!(parse(&path).counter, 0, "the code was not checked or used");
@@ -262,7 +267,7 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // A wrong code first, so `unlock` has a failure to clear.
-        assert!(!pam.login(&user.name, "000000\n").success);
+        assert!(!pam.authenticate(&user.name, None, "000000\n").success);
         let login = pam.spawn_login(&user.name, &format!("{}\n", codes[counter]));
         std::thread::sleep(std::time::Duration::from_micros(rng.below(15_000)));
         let mut reaper = Reaper(Vec::new());
@@ -357,7 +362,7 @@ fn paced_wrong_codes_are_rate_limited_through_pam() {
     let mut locked = 0;
     for _ in 0..5 {
         for _ in 0..2 {
-            let run = pam.login(&user.name, "000000\n");
+            let run = pam.authenticate(&user.name, None, "000000\n");
             assert!(!run.success);
             locked += usize::from(run.stderr.contains("Too many failed attempts"));
         }

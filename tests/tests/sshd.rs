@@ -5,7 +5,7 @@
 //! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
 //! their sshd_config and PAM lines are the ones documented there.
 
-use testkit::{authorize_key, module_path, set_password, SshRun, Sshd, SshdSetup};
+use testkit::{authorize_key, set_password, SshRun, Sshd, SshdSetup, OTP_ONLY};
 use testkit::{now, oathtool_totp, TestUser};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -13,8 +13,6 @@ const PROMPT: &str = "Verification code: ";
 const FORWARD_PROMPT: &str = "Password & verification code: ";
 const NOT_ENROLLED: &str =
     "Two-factor login is not set up for this account yet: run otp-enroll to set it up.";
-/// The PAM stack that holds only pam_otp.
-const OTP_ONLY: &str = "auth required {module} config={config}";
 
 fn enrolled_user() -> TestUser {
     let user = TestUser::new();
@@ -51,7 +49,6 @@ fn sshd(methods: &str, pam_auth: &str, otp_config: &str) -> Sshd {
 
 fn sshd_with(methods: &str, pam_auth: &str, otp_config: &str, sshd_extra: &str) -> Sshd {
     Sshd::start(&SshdSetup {
-        module: &module_path(),
         pam_auth,
         otp_config,
         authentication_methods: methods,

@@ -4,8 +4,8 @@
 //! /etc/pam.d/su is not used or touched. Run as root: the private `su` stack
 //! has no pam_rootok, so root too must give the target user's code.
 
-use testkit::{module_path, run_in_pty, PamWrapperDir};
 use testkit::{now, oathtool_totp, TestUser};
+use testkit::{run_in_pty, PamService};
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const PROMPT: &str = "Verification code: ";
@@ -22,7 +22,7 @@ fn enrolled_user() -> TestUser {
     user
 }
 
-fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> testkit::PtyRun {
+fn su(pam: &PamService, user: &TestUser, code: &str) -> testkit::PtyRun {
     let env = pam.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_in_pty(
@@ -35,7 +35,7 @@ fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> testkit::PtyRun {
 #[test]
 fn su_asks_for_the_code_and_runs_the_command() {
     let user = enrolled_user();
-    let pam = PamWrapperDir::new("su", SU_STACK, &module_path(), "");
+    let pam = PamService::named("su", SU_STACK, "");
     let code = oathtool_totp(SECRET, None, &[]);
     let run = su(&pam, &user, &code);
     assert!(run.success, "{run:#?}");
@@ -59,7 +59,7 @@ fn su_asks_for_the_code_and_runs_the_command() {
 #[test]
 fn su_refuses_a_wrong_code() {
     let user = enrolled_user();
-    let pam = PamWrapperDir::new("su", SU_STACK, &module_path(), "");
+    let pam = PamService::named("su", SU_STACK, "");
     let near: Vec<String> = (-3i64..=3)
         .map(|s| oathtool_totp(SECRET, Some(now().saturating_add_signed(30 * s)), &[]))
         .collect();
