@@ -11,11 +11,9 @@
 use std::time::Duration;
 
 use testkit::harness::{stopwatch, Rng};
-use testkit::{PamService, TestUser};
+use testkit::{totp_secret, PamService, TestUser, PROMPT};
 use testkit::{Sshd, SshdSetup, OTP_ONLY};
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const PROMPT: &str = "Verification code: ";
 const WRONG: &str = "000000";
 
 fn main() {
@@ -44,9 +42,7 @@ fn main() {
 
 fn users() -> (TestUser, TestUser) {
     let enrolled = TestUser::new();
-    enrolled.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{SECRET}\"\n"
-    ));
+    enrolled.write_secret(&totp_secret());
     (enrolled, TestUser::new())
 }
 

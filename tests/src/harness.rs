@@ -17,10 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{run_ok, set_mode, wait_or_kill, PamRun, PamService, LOGIN_TIMEOUT, TEST_ROOT};
-
-/// The module's default prompt.
-pub const PROMPT: &str = "Verification code: ";
+use crate::{oathtool, run_ok, set_mode, wait_or_kill, PamRun, PamService};
+use crate::{LOGIN_TIMEOUT, PROMPT, TEST_ROOT};
 
 /// A clock for measuring how long something took (the code under test may
 /// not read the clock; tests may).
@@ -210,23 +208,8 @@ pub fn remove_copies_of_killed(before: &BTreeSet<PathBuf>, pid: u32) -> usize {
 /// (oathtool, independent of the module's own implementation).
 pub fn hotp_codes(hex: &str, first: u64, n: u64) -> Vec<String> {
     assert!(n > 0);
-    let out = Command::new("oathtool")
-        .arg("-c")
-        .arg(first.to_string())
-        .arg("-w")
-        .arg((n - 1).to_string())
-        .arg(hex)
-        .output()
-        .expect("oathtool installed");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let out = oathtool(&["-c", &first.to_string(), "-w", &(n - 1).to_string(), hex]);
+    let codes: Vec<String> = out.lines().map(str::to_string).collect();
     assert_eq!(codes.len() as u64, n);
     codes
 }

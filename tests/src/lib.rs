@@ -612,34 +612,94 @@ pub(crate) fn private_state_dir(dir: &Path, config: &str) -> String {
     format!("state_dir = {:?}\n{config}", state.to_string_lossy())
 }
 
+/// The RFC 4226 / RFC 6238 SHA1 test key ("12345678901234567890"), in
+/// base32 and hex.
+pub const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub const KEY_HEX: &str = "3132333435363738393031323334353637383930";
+
+/// The module's default prompt.
+pub const PROMPT: &str = "Verification code: ";
+
+/// A minimal TOTP secret file with the test key.
+pub fn totp_secret() -> String {
+    format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n")
+}
+
+/// An HOTP secret file with the test key, next expected counter `counter`.
+pub fn hotp_secret(counter: u64) -> String {
+    format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n")
+}
+
+/// The secret file at `path`, parsed by the core; a file that does not
+/// parse (torn, corrupt) fails the test, showing what it holds.
+pub fn secret_file(path: &Path) -> otp_core::secret_file::SecretFile {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    otp_core::secret_file::SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{} does not parse (torn or corrupt): {e}\n{:?}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// Runs oathtool with `args` and returns what it printed, trimmed (one
+/// code, or one a line with `-w`).
+pub fn oathtool(args: &[&str]) -> String {
+    let out = Command::new("oathtool")
+        .args(args)
+        .output()
+        .expect("oathtool installed");
+    assert!(
+        out.status.success(),
+        "oathtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// `oathtool --totp` for a base32 key at Unix time `at` (None: now).
 pub fn oathtool_totp(base32: &str, at: Option<u64>, extra: &[&str]) -> String {
-    let mut cmd = Command::new("oathtool");
-    cmd.args(["--totp", "-b"]).args(extra);
-    if let Some(t) = at {
-        cmd.arg(format!("--now=@{t}"));
-    }
-    run_oathtool(cmd.arg(base32))
+    let now = at.map(|t| format!("--now=@{t}"));
+    let mut args = vec!["--totp", "-b"];
+    args.extend(extra);
+    args.extend(now.as_deref());
+    args.push(base32);
+    oathtool(&args)
 }
 
 /// `oathtool` HOTP code for a hex key at `counter`.
 pub fn oathtool_hotp_hex(hex: &str, counter: u64) -> String {
-    run_oathtool(
-        Command::new("oathtool")
-            .arg("-c")
-            .arg(counter.to_string())
-            .arg(hex),
-    )
+    oathtool(&["-c", &counter.to_string(), hex])
 }
 
-fn run_oathtool(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("oathtool installed");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+/// The TOTP code of the test key `steps` steps (of 30 s) away from now.
+/// The module accepts ±1 step by default (`totp_skew`), so a code computed
+/// now stays good through a step change during the login.
+pub fn totp_code(steps: i64) -> String {
+    oathtool_totp(KEY_B32, Some(now().saturating_add_signed(30 * steps)), &[])
+}
+
+/// The current TOTP code of the test key, with at least 5 s left in its
+/// step (waiting for the next step if need be).
+pub fn fresh_code() -> String {
+    wait_for_fresh_step(5);
+    totp_code(0)
+}
+
+/// Six digits that are none of the test key's TOTP codes within 3 steps of
+/// now (the module accepts ±1 by default).
+pub fn wrong_code() -> String {
+    let near: Vec<String> = (-3..=3).map(totp_code).collect();
+    code_not_in(&near)
+}
+
+/// Six digits that are none of `codes`.
+pub fn code_not_in(codes: &[String]) -> String {
+    (0..1_000_000u32)
+        .map(|n| format!("{:06}", (123_000 + n) % 1_000_000))
+        .find(|c| !codes.contains(c))
+        .expect("a million codes taken")
 }
 
 /// Seconds since the epoch (tests may read the clock; the code under test may not).

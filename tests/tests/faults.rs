@@ -9,22 +9,19 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use otp_core::secret_file::{OtpKind, SecretFile};
+use otp_core::secret_file::OtpKind;
 use testkit::harness::{
     fill_until_enospc, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
     pam_wrapper_copies, remove_copies_of_killed, snapshot, stopwatch, test_mounts, Reaper, Rng,
     TmpfsMount,
 };
+use testkit::{code_not_in, hotp_secret, secret_file, totp_secret, PamService};
 use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
-use testkit::{PamService, OTP_ONLY};
+use testkit::{KEY_B32, KEY_HEX, OTP_ONLY};
 
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const SECRET_NAME: &str = ".pam_otp.toml";
 /// What the module tells the user when a right code could not be saved.
 const NOT_SAVED: &str = "could not be recorded";
@@ -42,17 +39,6 @@ fn pam(config: &str) -> PamService {
     PamService::named("otp-faults", OTP_ONLY, config)
 }
 
-fn parse(path: &Path) -> SecretFile {
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{} is torn or corrupt: {e}\n{:?}",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        )
-    })
-}
-
 /// The user's home replaced by a small tmpfs of their own (mode 0700),
 /// holding only the secret file; unmounted before the user is removed.
 fn home_on_tmpfs(user: &TestUser, size: &str, secret: &str) -> TmpfsMount {
@@ -68,11 +54,7 @@ fn home_on_tmpfs(user: &TestUser, size: &str, secret: &str) -> TmpfsMount {
 fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
-    let mount = home_on_tmpfs(
-        &user,
-        "64k",
-        &format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n"),
-    );
+    let mount = home_on_tmpfs(&user, "64k", &totp_secret());
     let path = user.secret_path();
     let pam = pam("");
     let filler = user.home.join("filler");
@@ -111,7 +93,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     fs::remove_file(&filler).unwrap();
     let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(run.success, "after freeing space: {run:#?}");
-    assert_eq!(parse(&path).state.last_step, Some(t / 30));
+    assert_eq!(secret_file(&path).state.last_step, Some(t / 30));
     assert!(
         !pam.authenticate(&user.name, None, &format!("{code}\n"))
             .success,
@@ -125,14 +107,10 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
 fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
-    let mount = home_on_tmpfs(
-        &user,
-        "1m",
-        &format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"),
-    );
+    let mount = home_on_tmpfs(&user, "1m", &hotp_secret(0));
     let path = user.secret_path();
     let pam = pam("");
-    let codes = hotp_codes(HOTP_HEX, 0, 2);
+    let codes = hotp_codes(KEY_HEX, 0, 2);
     mount.remount("ro");
     let before = snapshot(&path).ignoring_atime();
 
@@ -156,13 +134,13 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     mount.remount("rw");
     let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(run.success, "after remounting rw: {run:#?}");
-    assert_eq!(parse(&path).counter, 1);
+    assert_eq!(secret_file(&path).counter, 1);
     assert!(
         pam.authenticate(&user.name, None, &format!("{}\n", codes[1]))
             .success,
         "and the next one"
     );
-    assert_eq!(parse(&path).counter, 2);
+    assert_eq!(secret_file(&path).counter, 2);
     assert_eq!(names(&user.home), [SECRET_NAME]);
     drop(mount);
     assert!(
@@ -194,17 +172,11 @@ fn unsaved_state_does_not_tell_a_right_code_from_a_wrong_one() {
     let mount = home_on_tmpfs(
         &user,
         "64k",
-        &format!(
-            "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n\
-             scratch_codes = [\"31415926\"]\n"
-        ),
+        &format!("{}scratch_codes = [\"31415926\"]\n", hotp_secret(0)),
     );
     let pam = pam("");
-    let codes = hotp_codes(HOTP_HEX, 0, 11);
-    let wrong = (0..)
-        .map(|n: u32| format!("{:06}", (n * 7919 + 13) % 1_000_000))
-        .find(|c| !codes.contains(c))
-        .unwrap();
+    let codes = hotp_codes(KEY_HEX, 0, 11);
+    let wrong = code_not_in(&codes);
     fill_until_enospc(&user.home.join("filler"));
     // More wrong codes than the rate limit allows: none is counted.
     for _ in 0..4 {
@@ -238,13 +210,13 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     const LOOPS: usize = 200;
     let user = TestUser::new();
     let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n\
-         scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n"
+        "{}scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n",
+        hotp_secret(0)
     ));
     // A large look-ahead: each login computes 1001 codes under the lock,
     // and the rate limit is off so that no kill can lock the account.
     let pam = pam("hotp_window = 1000\n[rate_limit]\nmax_failures = 0\n");
-    let codes = hotp_codes(HOTP_HEX, 0, (LOOPS + 10) as u64);
+    let codes = hotp_codes(KEY_HEX, 0, (LOOPS + 10) as u64);
     let skel: Vec<String> = names(&user.home)
         .into_iter()
         .filter(|n| n != SECRET_NAME)
@@ -299,7 +271,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
         assert!(meta.is_file(), "kill {i}: not a regular file");
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid), "kill {i}");
         assert_eq!(meta.mode() & 0o7777, 0o600, "kill {i}");
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.kind, OtpKind::Hotp, "kill {i}");
         assert_eq!(f.scratch_codes.len(), 3, "kill {i}: data lost");
         match f.counter {
@@ -350,7 +322,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
     assert!(run.success, "after the kills: {run:#?}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert_eq!(parse(&path).counter, counter as u64 + 1);
+    assert_eq!(secret_file(&path).counter, counter as u64 + 1);
 }
 
 /// A login stopped (SIGSTOP) while it holds the lock on the secret file
@@ -360,16 +332,11 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
 fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     // 1001 codes computed per login: a window of a few ms under the lock.
     let pam = pam("hotp_window = 1000\n[rate_limit]\nmax_failures = 0\n");
-    let window = hotp_codes(HOTP_HEX, 0, 1001);
-    let wrong = (0..1_000_000)
-        .map(|n| format!("{:06}", (n * 7919 + 13) % 1_000_000))
-        .find(|c| !window.contains(c))
-        .unwrap();
+    let window = hotp_codes(KEY_HEX, 0, 1001);
+    let wrong = code_not_in(&window);
 
     let copies = pam_wrapper_copies();
     let mut holder = None;
@@ -421,5 +388,5 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
         after < Duration::from_secs(2),
         "took {after:?} after the holder was killed"
     );
-    assert_eq!(parse(&path).counter, 1);
+    assert_eq!(secret_file(&path).counter, 1);
 }

@@ -231,9 +231,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     assert_eq!(snapshot(&user.home).entries, home_entries);
     let meta = fs::symlink_metadata(user.secret_path()).unwrap();
     assert!(meta.file_type().is_file());
-    let f =
-        otp_core::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
-            .unwrap();
+    let f = secret_file(&user.secret_path());
     assert!(f.state.last_step.is_some());
     assert_eq!(f.state.failures, 1);
 }

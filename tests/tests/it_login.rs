@@ -14,7 +14,7 @@ use testkit::fixtures::*;
 const RHOST: Option<&str> = Some("203.0.113.7");
 
 fn parse(user: &TestUser) -> SecretFile {
-    SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap()).unwrap()
+    secret_file(&user.secret_path())
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn code_with_spaces_and_dashes_succeeds() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{spaced}\n"));
     assert!(run.success, "{spaced:?}: {run:?}");
     // Dashes too, with the next step's code (the first one is now used).
-    let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let next = totp_code(1);
     let dashed = format!("{}-{}", &next[..3], &next[3..]);
     let run = svc.authenticate(&user.name, RHOST, &format!("{dashed}\n"));
     assert!(run.success, "{dashed:?}: {run:?}");
@@ -587,7 +587,7 @@ fn secret_and_prompt_arguments_override_the_config() {
     assert!(run.success, "{run:?}");
     assert!(output(&run).contains("Token please: "), "{run:?}");
     assert!(!output(&run).contains("Ignored"), "{run:?}");
-    let f = SecretFile::parse(&fs::read_to_string(&custom).unwrap()).unwrap();
+    let f = secret_file(&custom);
     assert!(f.state.last_step.is_some());
 }
 
@@ -597,7 +597,7 @@ fn concurrent_logins_accept_a_code_once() {
     user.write_secret(&totp_secret());
     let svc = simple_service("[rate_limit]\nmax_failures = 0\n");
     let first = fresh_code();
-    let second = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let second = totp_code(1);
     for code in [first, second] {
         // 24 logins at once, each run again should pam_wrapper kill it
         // before any module ran (see testkit::PamRun::died_before_pam).
@@ -668,7 +668,7 @@ fn rewrite_is_0600_whatever_the_callers_umask() {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600, "umask {umask}: mode {mode:o}");
         // And the next login can still read it.
-        let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+        let next = totp_code(1);
         let run = svc.authenticate(&user.name, RHOST, &format!("{next}\n"));
         assert!(run.success, "umask {umask}: {run:?}");
     }

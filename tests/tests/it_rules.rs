@@ -211,7 +211,7 @@ fn first_match_wins_and_default_applies() {
     let run = no_prompt(&svc, &user, Some("10.2.2.3"));
     assert!(run.success, "{run:?}");
     // Elsewhere the default denies, even with a right code, without prompt.
-    let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let next = totp_code(1);
     let run = svc.authenticate(&user.name, Some("203.0.113.7"), &format!("{next}\n"));
     assert!(!run.success, "{run:?}");
     assert!(!output(&run).contains(PROMPT), "{run:?}");

@@ -13,33 +13,26 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use otp_core::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
-use otp_core::secret_file::SecretFile;
 use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
+use testkit::{secret_file, PamService, KEY_HEX, OTP_ONLY};
 use testkit::{set_mode, write_mode, TestUser};
-use testkit::{PamService, OTP_ONLY};
 
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
 const UNAVAILABLE: &str = "Two-factor login is unavailable";
 
+/// The test key's HOTP secret at `counter`, with three emergency codes.
 fn hotp_secret(counter: u64) -> String {
     format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n\
-         scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n"
+        "{}scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n",
+        testkit::hotp_secret(counter)
     )
 }
 
 fn pam() -> PamService {
     PamService::named("otp-priv", OTP_ONLY, NO_RATE_LIMIT)
-}
-
-fn parse(path: &Path) -> SecretFile {
-    SecretFile::parse_bytes(&fs::read(path).unwrap()).unwrap()
 }
 
 /// A directory for files the module must never touch: root-owned, on its
@@ -133,7 +126,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
     let pam = pam();
-    let codes = hotp_codes(HOTP_HEX, 0, 4);
+    let codes = hotp_codes(KEY_HEX, 0, 4);
     let targets = Untouchable::new("rootonly", 0o700);
     assert_reads_show(&targets);
 
@@ -184,7 +177,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
         assert!(meta.is_file());
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
         assert_eq!(meta.mode() & 0o7777, 0o600);
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.counter, counter as u64);
         assert!(!f.scratch_codes.contains(&scratch.to_string()));
     }
@@ -199,7 +192,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
 fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
     let user = TestUser::new();
     let pam = pam();
-    let codes = hotp_codes(HOTP_HEX, 0, 1);
+    let codes = hotp_codes(KEY_HEX, 0, 1);
     // World-searchable, so only the symlink rule stands between the module
     // and the file.
     let theirs = Untouchable::new("rootsecret", 0o755);
@@ -242,7 +235,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
             link_before,
             "the link itself is left alone"
         );
-        assert_eq!(parse(target).counter, 0);
+        assert_eq!(secret_file(target).counter, 0);
     }
     drop(theirs);
 }
@@ -255,7 +248,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
 #[test]
 fn admin_owned_secrets_fail_closed() {
     let user = TestUser::new();
-    let codes = hotp_codes(HOTP_HEX, 0, 1);
+    let codes = hotp_codes(KEY_HEX, 0, 1);
 
     let path = user.write_secret(&hotp_secret(0));
     std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();

@@ -9,20 +9,16 @@
 //! number of per-process directories, and a race should have the machine
 //! to itself).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use otp_core::secret_file::SecretFile;
 use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
 use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
-use testkit::{PamService, OTP_ONLY};
+use testkit::{hotp_secret, secret_file, totp_secret, PamService};
+use testkit::{KEY_B32, KEY_HEX, OTP_ONLY};
 
 /// Logins per race.
 const N: usize = 24;
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// RFC 4226 appendix D: the codes for counters 0..=3.
 const RFC4226: [&str; 4] = ["755224", "287082", "359152", "969429"];
 /// Rate limit off: every losing login then reads, checks and rewrites the
@@ -38,17 +34,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn pam(config: &str) -> PamService {
     PamService::named("otp-race", OTP_ONLY, config)
-}
-
-fn parse(path: &Path) -> SecretFile {
-    let bytes = std::fs::read(path).unwrap();
-    SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{} does not parse after the race: {e}\n{}",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        )
-    })
 }
 
 /// Exactly one of `runs` succeeded; the others failed as a replay should
@@ -78,9 +63,7 @@ fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
 fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&totp_secret());
     let pam = pam(NO_RATE_LIMIT);
     wait_for_fresh_step(5);
     let t = now();
@@ -90,7 +73,7 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let runs = login_race(&pam, &user.name, &code, N);
     assert_exactly_one_winner(&runs, "TOTP");
 
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(
         f.state.last_step,
         Some(step),
@@ -106,7 +89,7 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let next = oathtool_totp(KEY_B32, Some((step + 1) * 30), &[]);
     let run = pam.authenticate(&user.name, None, &format!("{next}\n"));
     assert!(run.success, "the next code after the race: {run:#?}");
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.state.last_step, Some(step + 1));
     assert_eq!(f.state.failures, 0, "a success clears the failures");
     assert!(
@@ -119,22 +102,20 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
 fn hotp_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = 0\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     let pam = pam(NO_RATE_LIMIT);
     // Three rounds: counters 0, 1 and 2, each raced by 24 logins.
     for (counter, code) in RFC4226.iter().take(3).enumerate() {
         let runs = login_race(&pam, &user.name, code, N);
         assert_exactly_one_winner(&runs, &format!("HOTP counter {counter}"));
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.counter, counter as u64 + 1, "the counter moved past it");
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
     // The next code works.
     let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[3]));
     assert!(run.success, "the next code after the races: {run:#?}");
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.counter, 4);
     assert_eq!(f.state.failures, 0);
 }
@@ -144,14 +125,12 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
     let codes = ["31415926", "27182818", "16180339", "14142135"];
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\nscratch_codes = {codes:?}\n"
-    ));
+    let path = user.write_secret(&format!("{}scratch_codes = {codes:?}\n", totp_secret()));
     let pam = pam(NO_RATE_LIMIT);
     for (i, code) in codes.iter().take(3).enumerate() {
         let runs = login_race(&pam, &user.name, code, N);
         assert_exactly_one_winner(&runs, &format!("scratch code {i}"));
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(
             f.scratch_codes,
             codes[i + 1..].to_vec(),
@@ -161,7 +140,7 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
     }
     let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[3]));
     assert!(run.success, "the last emergency code: {run:#?}");
-    assert!(parse(&path).scratch_codes.is_empty());
+    assert!(secret_file(&path).scratch_codes.is_empty());
     assert!(
         !pam.authenticate(&user.name, None, &format!("{}\n", codes[3]))
             .success
@@ -175,14 +154,12 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
 fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     // The default rate limit (3 failures, then 30 s).
     let pam = pam("");
     // Not a code of counters 0..=10 (the default look-ahead).
     let wrong = "000000";
-    assert!(!hotp_codes(HOTP_HEX, 0, 11).contains(&wrong.to_string()));
+    assert!(!hotp_codes(KEY_HEX, 0, 11).contains(&wrong.to_string()));
 
     let runs = login_race(&pam, &user.name, wrong, N);
     assert!(runs.iter().all(|r| !r.success), "{runs:#?}");
@@ -196,14 +173,18 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
         "exactly 3 wrong codes were checked, the other {} were refused as locked:\n{runs:#?}",
         N - 3
     );
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.state.failures, 3, "failures counted one by one");
     assert_eq!(f.counter, 0);
     // Locked now: even the right code is refused without being checked.
     let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("Too many failed attempts"), "{run:#?}");
-    assert_eq!(parse(&path).counter, 0, "the code was not checked or used");
+    assert_eq!(
+        secret_file(&path).counter,
+        0,
+        "the code was not checked or used"
+    );
 }
 
 // ---- otp-enroll against logins ------------------------------------------
@@ -245,11 +226,9 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
     };
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     let pam = pam(NO_RATE_LIMIT);
-    let codes = hotp_codes(HOTP_HEX, 0, 40);
+    let codes = hotp_codes(KEY_HEX, 0, 40);
     let (mut rng, seed) = Rng::seeded();
     eprintln!("seed {seed}");
     let mut counter = 0usize;
@@ -284,7 +263,7 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
         );
         assert!(run.success, "round {round}: the login: {run:#?}");
         counter += 1;
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(
             f.counter, counter as u64,
             "round {round}: the login's counter update was lost to otp-enroll"
@@ -355,9 +334,7 @@ fn a_patient_guesser_gets_no_more_tries_than_the_design_counts() {
 fn paced_wrong_codes_are_rate_limited_through_pam() {
     let _one = serial();
     let user = TestUser::new();
-    user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    user.write_secret(&hotp_secret(0));
     let pam = pam("[rate_limit]\nmax_failures = 3\ninterval = 1\n");
     let mut locked = 0;
     for _ in 0..5 {
