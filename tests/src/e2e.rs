@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
 use crate::{test_root, ticks, try_signal, wait_or_kill, write_mode};
-use crate::{TEST_ROOT, TICK};
+use crate::{TestUser, TEST_ROOT, TICK};
 
 /// Prefix of the private PAM services (and of the fixtures' directories).
 pub const SERVICE_PREFIX: &str = "sshd-pot-";
@@ -504,17 +504,14 @@ impl Ssh<'_> {
     }
 }
 
-/// Installs `public_key` as the only entry of `home/.ssh/authorized_keys`,
-/// owned by the user (uid/gid), as sshd's StrictModes wants it.
-pub fn authorize_key(home: &Path, uid: u32, gid: u32, public_key: &str) {
-    let ssh_dir = home.join(".ssh");
+/// Installs `public_key` as the only entry of the user's
+/// `~/.ssh/authorized_keys`, theirs, as sshd's StrictModes wants it.
+pub fn authorize_key(user: &TestUser, public_key: &str) {
+    let ssh_dir = user.home.join(".ssh");
     fs::create_dir_all(&ssh_dir).unwrap();
+    user.chown(&ssh_dir);
     set_mode(&ssh_dir, 0o700);
-    let keys = ssh_dir.join("authorized_keys");
-    write_mode(&keys, public_key, 0o600);
-    for p in [&ssh_dir, &keys] {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
-    }
+    user.write_owned(&ssh_dir.join("authorized_keys"), public_key, 0o600);
 }
 
 /// What a program run under a pseudo-terminal gave.

@@ -18,11 +18,6 @@ pub fn simple_service(config: &str) -> PamService {
     PamService::with_config(OTP_ONLY, config)
 }
 
-/// Sets the user's password (for stacks with pam_unix).
-pub fn set_password(user: &TestUser, password: &str) {
-    crate::set_password(&user.name, password);
-}
-
 /// Everything pamtester printed (prompts, messages, its verdict).
 pub fn output(run: &PamRun) -> String {
     format!("{}\n{}", run.stdout, run.stderr)

@@ -131,11 +131,14 @@ pub(crate) fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Runs a command until it succeeds or a few seconds pass (passwd locks).
-fn retry(cmd: &mut Command) -> Output {
+/// Runs a command, with `input` on its stdin, until it succeeds or a few
+/// seconds pass (another test holding the passwd or shadow lock).
+fn retry(cmd: &mut Command, input: &str) -> Output {
     let mut last = None;
     for i in 0..50 {
-        let out = cmd.output().expect("spawn");
+        let out = spawn_with_input(cmd, input)
+            .wait_with_output()
+            .expect("wait");
         if out.status.success() {
             return out;
         }
@@ -173,7 +176,7 @@ impl TestUser {
             if !groups.is_empty() {
                 cmd.args(["-G", &groups.join(",")]);
             }
-            retry(cmd.arg(&name));
+            retry(cmd.arg(&name), "");
         }
         // From here on, drop removes the account even if a check panics.
         let mut user = TestUser {
@@ -209,6 +212,25 @@ impl TestUser {
 
     pub fn chown(&self, path: &Path) {
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    /// Gives the user the password `password` (chpasswd).
+    pub fn set_password(&self, password: &str) {
+        retry(
+            &mut Command::new("chpasswd"),
+            &format!("{}:{password}\n", self.name),
+        );
+    }
+
+    /// Whether `program args`, run as this user, succeeds (its output is
+    /// not kept).
+    pub fn succeeds(&self, program: &str, args: &[&Path]) -> bool {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
+            .status
+            .success()
     }
 
     /// Runs a command as this user (setpriv, no PAM involved).
@@ -263,6 +285,7 @@ impl Drop for TestUser {
 /// A real group; removed on drop.
 pub struct TestGroup {
     pub name: String,
+    pub gid: u32,
 }
 
 impl TestGroup {
@@ -270,8 +293,14 @@ impl TestGroup {
         require_root();
         let name = unique("potg");
         let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        retry(Command::new("groupadd").arg(&name));
-        TestGroup { name }
+        retry(Command::new("groupadd").arg(&name), "");
+        let out = run_ok(Command::new("getent").args(["group", &name]));
+        let gid = String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .nth(2)
+            .and_then(|g| g.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no gid for group {name}"));
+        TestGroup { name, gid }
     }
 }
 
@@ -721,30 +750,4 @@ pub fn wait_for_fresh_step(margin: u64) {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// Gives `user` the password `password` (chpasswd; retried while another
-/// test holds the shadow lock).
-pub fn set_password(user: &str, password: &str) {
-    let mut last = String::new();
-    for i in 0..50 {
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{user}:{password}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(Duration::from_millis(20 + 10 * i));
-    }
-    panic!("chpasswd {user}: {last}");
 }

@@ -9,35 +9,12 @@
 
 use std::fs;
 use std::os::unix::fs::chown;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 const NULLOK: &str = "auth required {module} config={config} nullok\n";
-
-fn gid_of(group: &str) -> u32 {
-    let out = Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no gid for {group}"))
-}
-
-/// Runs `program args` as `user` and says whether it succeeded.
-fn as_user(user: &TestUser, program: &str, args: &[&Path]) -> bool {
-    user.command(program)
-        .args(args)
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
 
 /// A victim whose home is 0775 and in a group `mate` is also in: the
 /// layout of a home "shared with the team".
@@ -53,7 +30,7 @@ fn shared_home() -> SharedHome {
     let group = TestGroup::new();
     let victim = TestUser::with_groups(&[&group.name]);
     let mate = TestUser::with_groups(&[&group.name]);
-    chown(&victim.home, Some(victim.uid), Some(gid_of(&group.name))).unwrap();
+    chown(&victim.home, Some(victim.uid), Some(group.gid)).unwrap();
     set_mode(&victim.home, 0o775);
     SharedHome {
         victim,
@@ -76,7 +53,7 @@ fn group_writable_home_without_a_secret_is_unavailable_under_nullok() {
     let path = h.victim.write_secret(&totp_secret());
     let away = h.victim.home.join("moved-away");
     assert!(
-        as_user(&h.mate, "mv", &[&path, &away]),
+        h.mate.succeeds("mv", &[&path, &away]),
         "the co-group user can rename the file away"
     );
     assert!(!path.exists());
@@ -96,7 +73,7 @@ fn group_writable_home_with_a_secret_is_refused() {
     let path = h.victim.write_secret(&totp_secret());
     let copy = h.mate.home.join("snapshot");
     assert!(
-        as_user(&h.mate, "mv", &[&path, &copy]) && as_user(&h.mate, "mv", &[&copy, &path]),
+        h.mate.succeeds("mv", &[&path, &copy]) && h.mate.succeeds("mv", &[&copy, &path]),
         "the co-group user can take the file and put it back"
     );
     let before = snapshot(&path).ignoring_atime();
@@ -123,7 +100,7 @@ fn sticky_world_writable_home_still_works() {
     set_mode(&user.home, 0o1777);
     let away = other.home.join("moved-away");
     assert!(
-        !as_user(&other, "mv", &[&path, &away]),
+        !other.succeeds("mv", &[&path, &away]),
         "sticky: another user cannot rename the user's file"
     );
     assert!(path.exists());
@@ -220,11 +197,11 @@ fn absolute_template_through_a_group_writable_directory_is_refused() {
     let user = TestUser::new();
     let mate = TestUser::with_groups(&[&group.name]);
     let tree = Tree::new();
-    let file = tree.secret_under(&user, gid_of(&group.name), 0o775);
+    let file = tree.secret_under(&user, group.gid, 0o775);
     let own = file.parent().unwrap().to_path_buf();
     let away = tree.base.path.join("shared").join("swapped");
     assert!(
-        as_user(&mate, "mv", &[&own, &away]) && as_user(&mate, "mv", &[&away, &own]),
+        mate.succeeds("mv", &[&own, &away]) && mate.succeeds("mv", &[&away, &own]),
         "a group member can swap the user's directory"
     );
     let before = snapshot(&file).ignoring_atime();

@@ -269,7 +269,7 @@ fn forward_pass_password_and_code_in_one_prompt() {
 fn forward_pass_hands_the_password_to_pam_unix() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
+    user.set_password("s3cret-Pw");
     let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",
@@ -544,7 +544,7 @@ fn no_such_user_fails() {
 fn try_first_pass_after_pam_unix_prompts_for_the_code() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
+    user.set_password("s3cret-Pw");
     let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} try_first_pass\n",
         "",
@@ -561,7 +561,7 @@ fn try_first_pass_after_pam_unix_prompts_for_the_code() {
 fn use_first_pass_takes_the_code_from_the_earlier_module() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
+    user.set_password("s3cret-Pw");
     let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} use_first_pass\n",
         "",
@@ -634,7 +634,7 @@ fn concurrent_logins_accept_a_code_once() {
 fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
+    user.set_password("s3cret-Pw");
     let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n",
@@ -681,7 +681,7 @@ fn forward_pass_with_an_emergency_code() {
         "{}scratch_codes = [\"31415926\"]\n",
         totp_secret()
     ));
-    set_password(&user, "pw-4711");
+    user.set_password("pw-4711");
     let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",

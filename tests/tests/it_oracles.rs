@@ -19,7 +19,7 @@ const SPLIT_STACK: &str = "auth requisite {module} config={config} split_pass\n\
 fn enrolled(password: &str) -> TestUser {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, password);
+    user.set_password(password);
     user
 }
 
@@ -57,7 +57,7 @@ fn forward_pass_hands_an_unenrolled_users_password_on_too() {
     );
     let enrolled_user = enrolled("s3cret-Pw");
     let unenrolled = TestUser::new();
-    set_password(&unenrolled, "s3cret-Pw");
+    unenrolled.set_password("s3cret-Pw");
     let typed = format!("s3cret-Pw{}\nextra\n", wrong_code());
     let a = svc.authenticate(&enrolled_user.name, RHOST, &typed);
     let b = svc.authenticate(&unenrolled.name, RHOST, &typed);

@@ -411,7 +411,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
 fn fs_identity_drops_the_callers_supplementary_groups() {
     let user = TestUser::new();
     let group = testkit::TestGroup::new();
-    let gid = nix_gid(&group.name);
+    let gid = group.gid;
     let owner = Owner {
         uid: user.uid,
         gid: user.gid,
@@ -420,14 +420,10 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
     std::os::unix::fs::lchown(&dir.path, Some(0), Some(gid)).unwrap();
     let file = dir.path.join("secret.toml");
     user.write_owned(&file, hotp_secret(0), 0o600);
-    let as_user = user
-        .command("cat")
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!as_user.success(), "the user cannot read it themselves");
+    assert!(
+        !user.succeeds("cat", &[&file]),
+        "the user cannot read it themselves"
+    );
 
     // This thread only (the raw system call, not glibc's process-wide
     // wrapper): the caller is a member of `group`.
@@ -446,18 +442,6 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
         matches!(opened, Err(FsError::Io { .. })),
         "the module opened, as the user, a file the user cannot reach: {opened:?}"
     );
-}
-
-fn nix_gid(group: &str) -> u32 {
-    let out = std::process::Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok())
-        .expect("group id")
 }
 
 /// Supplementary groups of the current thread only; cleared on drop.

@@ -5,7 +5,7 @@
 //! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
 //! their sshd_config and PAM lines are the ones documented there.
 
-use testkit::{authorize_key, set_password, SshRun, Sshd, SshdSetup, OTP_ONLY};
+use testkit::{authorize_key, SshRun, Sshd, SshdSetup, OTP_ONLY};
 use testkit::{totp_code, totp_secret, wrong_code, TestUser, PROMPT};
 
 const FORWARD_PROMPT: &str = "Password & verification code: ";
@@ -146,7 +146,7 @@ fn recipe_key_then_code() {
     let user = enrolled_user();
     let sshd = sshd("publickey,keyboard-interactive", OTP_ONLY, "");
     let (key, public) = sshd.client_key();
-    authorize_key(&user.home, user.uid, user.gid, &public);
+    authorize_key(&user, &public);
 
     // Key, then a wrong code: refused.
     let run = sshd
@@ -201,7 +201,7 @@ fn recipe_key_then_code() {
 #[test]
 fn recipe_password_and_code_forward_pass() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "auth required {module} config={config} forward_pass\n\
@@ -246,7 +246,7 @@ fn recipe_password_and_code_forward_pass() {
 #[test]
 fn recipe_password_then_code_two_prompts() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "@include common-auth\n\
@@ -304,7 +304,7 @@ const SPLIT_PASS_STACK: &str = "auth requisite {module} config={config} split_pa
 #[test]
 fn recipe_password_and_code_split_pass() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         SPLIT_PASS_STACK,
@@ -380,7 +380,7 @@ fn a_name_that_is_no_account_is_asked_for_a_code() {
 #[test]
 fn forward_pass_from_the_lan_asks_only_the_password() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "auth required {module} config={config} forward_pass\n\
@@ -417,7 +417,7 @@ fn recipe_code_only_from_outside_the_lan() {
         "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
     );
     let (key, public) = sshd.client_key();
-    authorize_key(&user.home, user.uid, user.gid, &public);
+    authorize_key(&user, &public);
 
     // From the LAN: the key is enough, and no code is asked for.
     let run = sshd.ssh(&user.name).identity(&key).from("127.0.0.2").run();
