@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::harness::{names, snapshot, snapshot_dir, Rng, RootDir, Snapshot};
+pub use crate::harness::{names, snapshot, snapshot_dir, stopwatch, Rng, RootDir, Snapshot};
 pub use crate::*;
 
 /// How pamtester reports the PAM results (pam_strerror), on stderr.

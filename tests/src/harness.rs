@@ -455,35 +455,34 @@ pub fn flock_holders(ino: u64) -> Vec<u32> {
 }
 
 /// This thread's file-system uid and gid: the fourth value of the `Uid:`
-/// and `Gid:` lines of `/proc/thread-self/status` (real, effective,
-/// saved, file system). setfsuid acts per thread, and test functions run
-/// on their own threads, so `/proc/self` (the main thread) would not show
-/// it.
+/// and `Gid:` lines of its status (real, effective, saved, file system).
 pub fn fs_ids() -> (u32, u32) {
-    let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
-    let field = |key: &str| -> u32 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().nth(3))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} line in /proc/thread-self/status"))
+    let fs_id = |key: &str| {
+        thread_status(key)
+            .get(3)
+            .copied()
+            .unwrap_or_else(|| panic!("{key} has no file-system id"))
     };
-    (field("Uid:"), field("Gid:"))
+    (fs_id("Uid:"), fs_id("Gid:"))
 }
 
-/// This thread's supplementary groups (`Groups:` of /proc/thread-self/status).
+/// This thread's supplementary groups (the `Groups:` line of its status).
 pub fn thread_groups() -> Vec<u32> {
+    thread_status("Groups:")
+}
+
+/// The numbers on the `key` line of `/proc/thread-self/status`. setfsuid
+/// and setgroups(2) act per thread, and test functions run on their own
+/// threads, so `/proc/self` (the main thread) would not show them.
+fn thread_status(key: &str) -> Vec<u32> {
     let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|v| {
-            v.split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line in /proc/thread-self/status"))
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect()
 }
 
 /// The crate's one pseudo-random generator (xorshift64*), for random delays

@@ -387,6 +387,8 @@ pub fn binary_path(name: &str) -> PathBuf {
 
 /// The stack of pam_otp alone, with the private config.
 pub const OTP_ONLY: &str = "auth required {module} config={config}\n";
+/// A config with the rate limit off (every failure is counted, none locks).
+pub const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
 
 /// A private PAM service directory for pam_wrapper (the machine's
 /// /etc/pam.d is never touched): one service file, `name`, holding the

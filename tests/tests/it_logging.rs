@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use testkit::fixtures::*;
@@ -22,8 +22,7 @@ struct LogSink {
 
 impl LogSink {
     fn new() -> LogSink {
-        fs::create_dir_all(TEST_ROOT).unwrap();
-        let path = Path::new(TEST_ROOT).join(format!("{}.sock", unique("log")));
+        let path = test_root().join(format!("{}.sock", unique("log")));
         let _ = fs::remove_file(&path);
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_nonblocking(true).unwrap();

@@ -17,10 +17,9 @@ use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
-use testkit::{secret_file, PamService, KEY_HEX, OTP_ONLY};
+use testkit::{secret_file, PamService, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
 use testkit::{set_mode, write_mode, TestUser};
 
-const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
 const UNAVAILABLE: &str = "Two-factor login is unavailable";
 
 /// The test key's HOTP secret at `counter`, with three emergency codes.

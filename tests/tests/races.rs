@@ -15,16 +15,16 @@ use std::sync::Mutex;
 use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
 use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
 use testkit::{hotp_secret, secret_file, totp_secret, PamService};
-use testkit::{KEY_B32, KEY_HEX, OTP_ONLY};
+use testkit::{target_dir, KEY_B32, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
 
 /// Logins per race.
 const N: usize = 24;
 /// RFC 4226 appendix D: the codes for counters 0..=3.
 const RFC4226: [&str; 4] = ["755224", "287082", "359152", "969429"];
-/// Rate limit off: every losing login then reads, checks and rewrites the
-/// file (a replay is a failure and is recorded), the most contention the
-/// lock can get, and the failure count tells whether an update was lost.
-const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
+// The races run with the rate limit off (NO_RATE_LIMIT): every losing
+// login then reads, checks and rewrites the file (a replay is a failure and
+// is recorded), the most contention the lock can get, and the failure count
+// tells whether an update was lost.
 
 static ONE_RACE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -192,9 +192,7 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
 /// The otp-enroll binary, if this build has one that knows `scratch` and
 /// `unlock` (`cargo test --workspace` builds it next to the tests).
 fn otp_enroll() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?;
-    let bin = profile.join("otp-enroll");
+    let bin = target_dir().join("otp-enroll");
     let help = Command::new(&bin)
         .arg("--help")
         .stdin(Stdio::null())
