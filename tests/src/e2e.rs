@@ -14,7 +14,7 @@
 //! both what was asked and that nothing was asked.
 //!
 //! The reliability and security fixtures (races, faults, privilege) are in
-//! [`harness`].
+//! [`crate::harness`].
 //!
 //! Needs root (CI runs as root). Leftovers of a test process that was killed
 //! (no drop) are swept by the next fixture that starts.

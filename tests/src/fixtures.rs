@@ -1,5 +1,6 @@
-//! Shared helpers for the `it_*` integration tests: a private PAM service
-//! with a private config, secret-file snapshots, code helpers.
+//! The prelude of the `it_*` tests: `use testkit::fixtures::*` brings the
+//! whole crate root, the snapshot helpers of [`crate::harness`], and the
+//! few helpers only those tests use.
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,9 @@
 //! Fixtures for the reliability and security tests (`races`, `faults`,
 //! `privilege`): many pamtester logins at once, logins killed mid-way,
-//! tmpfs mounts that can be filled or made read-only, snapshots of files
-//! that must not change (read without touching their access time), the
-//! lock table and this thread's file-system identity.
+//! tmpfs mounts that can be filled or made read-only, the lock table and
+//! this thread's file-system identity; and, for every test that watches
+//! files, the crate's one snapshot of a path (read without touching its
+//! access time), root's directories and the one pseudo-random generator.
 //!
 //! Needs root, like the rest of this crate. Every fixture here undoes
 //! itself on drop, also when the test panics.

@@ -1,7 +1,45 @@
-//! Fixtures for the integration tests. Everything here drives real parts:
-//! real users (useradd/userdel), the real libpam through pam_wrapper with a
-//! private service directory, pamtester, oathtool. These tests need root
-//! (CI runs as root) and clean up after themselves, also when they fail.
+//! pam_otp's integration and end-to-end tests (`tests/*.rs`) and their
+//! fixtures. Everything here drives real parts: real users
+//! (useradd/userdel), the real libpam through pam_wrapper with a private
+//! service directory, pamtester, oathtool, a private sshd with the real ssh
+//! client, su under a pseudo-terminal. The tests need root (CI runs as
+//! root) and clean up after themselves, also when they fail. There is one
+//! of each helper; a test that needs one looks for it here first.
+//! otp-enroll's tests use this crate too (`TestUser`, `PamService`, the
+//! oathtool helpers), as `tests/demo.rs` does.
+//!
+//! `lib.rs` (this file) is what every test uses, by section: the test root
+//! ([`TEST_ROOT`], [`test_root`]), unique names ([`unique`], [`unique_id`])
+//! and small file and process helpers ([`set_mode`], [`write_mode`],
+//! [`run_ok`], [`wait_or_kill`], [`signal`]); real accounts ([`TestUser`],
+//! [`TestGroup`]); what cargo built ([`module_path()`], [`binary_path`]);
+//! PAM: [`PamService`], the one private pam_wrapper service directory (a
+//! stack where `{module}` and `{config}` are filled in, and a private
+//! config with a private `state_dir`), [`PamRun`] and the ways to run a
+//! login ([`PamService::authenticate`], [`spawn_with_input`] + [`finish`],
+//! [`run_pam_retrying`]); and the test key ([`KEY_B32`], [`KEY_HEX`]), its
+//! secret files ([`totp_secret`], [`hotp_secret`], [`secret_file`]) and its
+//! codes ([`oathtool`], [`totp_code`], [`fresh_code`], [`wrong_code`]). It
+//! re-exports `e2e`, so `testkit::Sshd` works.
+//!
+//! `fixtures.rs` is the prelude of the `it_*` tests (`use
+//! testkit::fixtures::*`): all of this file, the snapshot helpers of
+//! `harness`, and what only those tests use: pamtester's verdicts
+//! ([`fixtures::SUCCESS`], ...), [`fixtures::output`],
+//! [`fixtures::simple_service`], [`fixtures::leftovers`].
+//!
+//! `harness.rs` serves the reliability and security tests (`races`,
+//! `faults`, `privilege`) and whoever watches files: many logins at once
+//! ([`harness::login_race`]), killed logins and what pam_wrapper leaves of
+//! them, tmpfs mounts to fill or make read-only, the one [`harness::Snapshot`]
+//! of a path (taken without moving its access time; compare
+//! `.ignoring_atime()` where a read is allowed), [`harness::RootDir`], the
+//! lock table, this thread's file-system identity, and the one
+//! pseudo-random generator, [`harness::Rng`].
+//!
+//! `e2e.rs` drives whole programs: a private sshd on loopback with the real
+//! OpenSSH client ([`Sshd`], [`Ssh`]), and a program under a
+//! pseudo-terminal ([`run_in_pty`], for `su`).
 
 pub mod e2e;
 pub mod fixtures;
@@ -18,6 +56,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+// ---- the test root, unique names, files and processes ---------------
 
 /// Where test users' homes and private PAM service dirs live.
 pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";
@@ -130,6 +170,8 @@ pub fn signal(pid: u32, signal: libc::c_int) {
 pub(crate) fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+// ---- users and groups -----------------------------------------------
 
 /// Runs a command, with `input` on its stdin, until it succeeds or a few
 /// seconds pass (another test holding the passwd or shadow lock).
@@ -320,6 +362,8 @@ impl Drop for TestGroup {
     }
 }
 
+// ---- what cargo built -----------------------------------------------
+
 /// The cargo target profile dir (`target/debug`) of the running test.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -385,21 +429,12 @@ pub fn binary_path(name: &str) -> PathBuf {
     p
 }
 
+// ---- PAM: pamtester runs and private services -----------------------
+
 /// The stack of pam_otp alone, with the private config.
 pub const OTP_ONLY: &str = "auth required {module} config={config}\n";
 /// A config with the rate limit off (every failure is counted, none locks).
 pub const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
-
-/// A private PAM service directory for pam_wrapper (the machine's
-/// /etc/pam.d is never touched): one service file, `name`, holding the
-/// stack, and beside it a private pam_otp config, `config_file`. Removed on
-/// drop, with the copies pam_wrapper made of it that outlived their process.
-pub struct PamService {
-    pub dir: PathBuf,
-    /// The service name, and the name of its file in `dir`.
-    pub name: String,
-    pub config_file: PathBuf,
-}
 
 /// What one pamtester run (a login) gave.
 #[derive(Debug)]
@@ -494,6 +529,17 @@ pub fn run_pam_retrying(make: impl Fn() -> Command, input: &str) -> PamRun {
         run = run_with_input(&mut make(), input);
     }
     run
+}
+
+/// A private PAM service directory for pam_wrapper (the machine's
+/// /etc/pam.d is never touched): one service file, `name`, holding the
+/// stack, and beside it a private pam_otp config, `config_file`. Removed on
+/// drop, with the copies pam_wrapper made of it that outlived their process.
+pub struct PamService {
+    pub dir: PathBuf,
+    /// The service name, and the name of its file in `dir`.
+    pub name: String,
+    pub config_file: PathBuf,
 }
 
 impl PamService {
@@ -642,6 +688,8 @@ pub(crate) fn private_state_dir(dir: &Path, config: &str) -> String {
     let state = dir.join("state");
     format!("state_dir = {:?}\n{config}", state.to_string_lossy())
 }
+
+// ---- the test key, its secret files and its codes -------------------
 
 /// The RFC 4226 / RFC 6238 SHA1 test key ("12345678901234567890"), in
 /// base32 and hex.
