@@ -20,7 +20,7 @@
 //! (no drop) are swept by the next fixture that starts.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
-use crate::{test_root, ticks, try_signal, wait_or_kill, write_mode};
+use crate::{tee, test_root, ticks, try_signal, wait_or_kill, write_mode};
 use crate::{TestUser, TEST_ROOT, TICK};
 
 /// Prefix of the private PAM services (and of the fixtures' directories).
@@ -539,22 +539,10 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
     }
     let mut child = cmd.spawn().expect("script (util-linux) installed");
     let output = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let mut readers = Vec::new();
-    for mut pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = Arc::clone(&output);
-        readers.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        }));
-    }
+    let readers = [
+        tee(child.stdout.take().unwrap(), Arc::clone(&output)),
+        tee(child.stderr.take().unwrap(), Arc::clone(&output)),
+    ];
     let mut stdin = child.stdin.take().unwrap();
     let shown = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
     let mut seen = 0;

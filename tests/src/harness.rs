@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{oathtool, run_ok, set_mode, wait_or_kill, PamRun, PamService};
+use crate::{collect, oathtool, run_ok, set_mode, tee, wait_or_kill, PamRun, PamService};
 use crate::{LOGIN_TIMEOUT, PROMPT, TEST_ROOT};
 
 /// A clock for measuring how long something took (the code under test may
@@ -65,24 +65,9 @@ pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<Pam
             .stderr(Stdio::piped())
             .spawn()
             .expect("pamtester installed (scripts/install-test-deps)");
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let mut err = child.stderr.take().expect("stderr");
+        let stdout = collect(child.stdout.take().expect("stdout"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        let stderr_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(k) = err.read(&mut buf) {
-                if k == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..k]);
-            }
-        });
+        let stderr_reader = tee(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
         racers.push((stdout, stderr, stderr_reader));
         reaper.0.push(child);
     }

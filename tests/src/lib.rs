@@ -54,7 +54,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 // ---- the test root, unique names, files and processes ---------------
@@ -153,6 +154,33 @@ pub fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
     }
     let _ = child.kill();
     (child.wait().expect("wait"), true)
+}
+
+/// Reads all of `pipe` on a thread of its own (a program blocked on one
+/// full pipe while the test reads another would never end); join for it.
+pub(crate) fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = pipe.read_to_end(&mut b);
+        b
+    })
+}
+
+/// Appends what `pipe` gives to `sink` as it comes, on a thread of its
+/// own, for a test that watches a program's output while it runs.
+pub(crate) fn tee(
+    mut pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
 }
 
 /// Sends `signal` to `pid`; false if it could not (no such process).
@@ -489,17 +517,10 @@ pub fn spawn_with_input(cmd: &mut Command, input: &str) -> Child {
 /// Waits for a run started by [`spawn_with_input`] and collects what it
 /// printed; one still running after 30 s is killed and fails the test.
 pub fn finish(mut child: Child) -> PamRun {
-    fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = pipe.read_to_end(&mut b);
-            b
-        })
-    }
-    let stdout = reader(child.stdout.take().expect("stdout piped"));
-    let stderr = reader(child.stderr.take().expect("stderr piped"));
+    let stdout = collect(child.stdout.take().expect("stdout piped"));
+    let stderr = collect(child.stderr.take().expect("stderr piped"));
     let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
-    let text = |r: std::thread::JoinHandle<Vec<u8>>| {
+    let text = |r: JoinHandle<Vec<u8>>| {
         String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned()
     };
     let run = PamRun {
