@@ -10,12 +10,10 @@
 
 use std::time::Duration;
 
-use testkit::harness::stopwatch;
-use testkit::{module_path, Sshd, SshdSetup};
-use testkit::{PamService, TestUser};
+use testkit::harness::{stopwatch, Rng};
+use testkit::{totp_secret, PamService, TestUser, PROMPT};
+use testkit::{Sshd, SshdSetup, OTP_ONLY};
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const PROMPT: &str = "Verification code: ";
 const WRONG: &str = "000000";
 
 fn main() {
@@ -44,17 +42,14 @@ fn main() {
 
 fn users() -> (TestUser, TestUser) {
     let enrolled = TestUser::new();
-    enrolled.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{SECRET}\"\n"
-    ));
+    enrolled.write_secret(&totp_secret());
     (enrolled, TestUser::new())
 }
 
 fn over_sshd(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (enrolled, unenrolled) = users();
     let sshd = Sshd::start(&SshdSetup {
-        module: &module_path(),
-        pam_auth: "auth required {module} config={config}",
+        pam_auth: OTP_ONLY,
         otp_config: config,
         authentication_methods: "keyboard-interactive",
         sshd_extra: "",
@@ -74,21 +69,7 @@ fn over_sshd(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
 
 fn over_pamtester(config: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
     let (enrolled, unenrolled) = users();
-    let svc = PamService::new("");
-    let state = svc.dir.join("state");
-    let cfg = svc.write_file(
-        "pam_otp.toml",
-        &format!("state_dir = {:?}\n{config}", state.to_string_lossy()),
-    );
-    let module = module_path();
-    svc.write_file(
-        &svc.name,
-        &format!(
-            "auth required {} config={}\n",
-            module.display(),
-            cfg.display()
-        ),
-    );
+    let svc = PamService::with_config(OTP_ONLY, config);
     interleaved(
         n,
         |user| {
@@ -145,15 +126,10 @@ fn report(name: &str, a: &[Duration], b: &[Duration]) {
     let (sa, sb) = (sorted(a), sorted(b));
     let med = |s: &[f64]| quantile(s, 0.5);
     let iqr = |s: &[f64]| quantile(s, 0.75) - quantile(s, 0.25);
-    // Bootstrap the difference of medians (a fixed-seed xorshift: the
-    // same samples give the same interval).
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |len: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % len as u64) as usize
-    };
+    // Bootstrap the difference of medians (a fixed seed: the same samples
+    // give the same interval).
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = |len: usize| rng.below(len as u64) as usize;
     let mut diffs: Vec<f64> = (0..2000)
         .map(|_| {
             let mut ra: Vec<f64> = (0..sa.len()).map(|_| sa[next(sa.len())]).collect();

@@ -14,20 +14,24 @@
 //! both what was asked and that nothing was asked.
 //!
 //! The reliability and security fixtures (races, faults, privilege) are in
-//! [`harness`].
+//! [`crate::harness`].
 //!
 //! Needs root (CI runs as root). Leftovers of a test process that was killed
 //! (no drop) are swept by the next fixture that starts.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
+use crate::{tee, test_root, ticks, try_signal, wait_or_kill, write_mode};
+use crate::{TestUser, TEST_ROOT, TICK};
 
 /// Prefix of the private PAM services (and of the fixtures' directories).
 pub const SERVICE_PREFIX: &str = "sshd-pot-";
@@ -36,60 +40,11 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 /// creates it at boot; in a container it may be missing).
 pub const PRIVSEP_DIR: &str = "/run/sshd";
 
-/// Polling step for every wait below.
-const TICK: Duration = Duration::from_millis(20);
 /// How long one ssh login or pty program may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn ticks(d: Duration) -> u32 {
-    (d.as_millis() / TICK.as_millis()).max(1) as u32
-}
-
-fn write_mode(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Sends `signal` (e.g. "TERM") to the process `target` with the shell's
-/// builtin kill (/bin/kill is procps, which a minimal Debian lacks; /bin/sh
-/// is essential).
-fn kill(signal: &str, target: &str) {
-    let _ = Command::new("sh")
-        .args(["-c", "kill -\"$1\" \"$2\"", "sh", signal, target])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Waits up to `limit` for `child` to exit; kills it past that.
-pub(crate) fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
-    for _ in 0..ticks(limit) {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return (st, false);
-        }
-        std::thread::sleep(TICK);
-    }
-    let _ = child.kill();
-    (child.wait().expect("wait"), true)
-}
-
-use crate::TEST_ROOT;
-
 /// What the test's PAM stack and sshd should look like.
 pub struct SshdSetup<'a> {
-    /// The built module ([`module_path`]).
-    pub module: &'a Path,
     /// The `auth` lines of the private PAM service. `{module}` stands for
     /// the module's path and `{config}` for the private pam_otp config file.
     pub pam_auth: &'a str,
@@ -127,7 +82,7 @@ fn sweep_stale() {
         let Some(pid) = id.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if alive(pid) {
             continue;
         }
         let dir = Path::new(TEST_ROOT).join(&name);
@@ -136,7 +91,7 @@ fn sweep_stale() {
                 // Only an sshd started as this fixture's symlink.
                 let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
                 if String::from_utf8_lossy(&cmd).contains(&name) {
-                    kill("KILL", &p.to_string());
+                    try_signal(p, libc::SIGKILL);
                 }
             }
         }
@@ -155,13 +110,8 @@ fn free_port() -> u16 {
 
 impl Sshd {
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
-        assert_eq!(
-            fs::metadata("/proc/self")
-                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                .ok(),
-            Some(0),
-            "the sshd tests need root (CI runs them as root)"
-        );
+        require_root();
+        let module = module_path();
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} missing: make test installs it (scripts/packages/test)"
@@ -169,16 +119,14 @@ impl Sshd {
         sweep_stale();
         if !Path::new(PRIVSEP_DIR).is_dir() {
             fs::create_dir_all(PRIVSEP_DIR).unwrap();
-            fs::set_permissions(PRIVSEP_DIR, fs::Permissions::from_mode(0o755)).unwrap();
+            set_mode(Path::new(PRIVSEP_DIR), 0o755);
         }
-        let root = Path::new(TEST_ROOT);
-        let _ = fs::create_dir_all(root);
-        let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
+        let root = test_root();
 
         let service = format!("{SERVICE_PREFIX}{}", crate::unique_id());
         let dir = root.join(&service);
         fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        set_mode(&dir, 0o755);
         let pam_file = Path::new("/etc/pam.d").join(&service);
         // From here on, drop cleans up even if the start fails.
         let mut sshd = Sshd {
@@ -193,16 +141,13 @@ impl Sshd {
 
         write_mode(
             &sshd.config_file,
-            &private_state_dir(&dir, setup.otp_config),
+            private_state_dir(&dir, setup.otp_config),
             0o644,
         );
-        let auth = setup
-            .pam_auth
-            .replace("{module}", &setup.module.to_string_lossy())
-            .replace("{config}", &sshd.config_file.to_string_lossy());
+        let auth = pam_stack(setup.pam_auth, &module, &sshd.config_file);
         write_mode(
             &pam_file,
-            &format!(
+            format!(
                 "# pam_otp end-to-end test fixture ({}); removed when the test ends\n\
                  {auth}\n\
                  account required pam_unix.so\n\
@@ -227,7 +172,7 @@ impl Sshd {
             let port = free_port();
             write_mode(
                 &sshd_config,
-                &format!(
+                format!(
                     "# private sshd of a pam_otp end-to-end test\n\
                      {extra}\n\
                      Port {port}\n\
@@ -350,7 +295,7 @@ impl Drop for Sshd {
                     }
                     std::thread::sleep(TICK);
                 }
-                kill("TERM", &pid.to_string());
+                try_signal(pid, libc::SIGTERM);
                 let (_, killed) = wait_or_kill(&mut child, Duration::from_secs(5));
                 if killed {
                     eprintln!("sshd {pid} ignored SIGTERM; killed");
@@ -559,17 +504,14 @@ impl Ssh<'_> {
     }
 }
 
-/// Installs `public_key` as the only entry of `home/.ssh/authorized_keys`,
-/// owned by the user (uid/gid), as sshd's StrictModes wants it.
-pub fn authorize_key(home: &Path, uid: u32, gid: u32, public_key: &str) {
-    let ssh_dir = home.join(".ssh");
+/// Installs `public_key` as the only entry of the user's
+/// `~/.ssh/authorized_keys`, theirs, as sshd's StrictModes wants it.
+pub fn authorize_key(user: &TestUser, public_key: &str) {
+    let ssh_dir = user.home.join(".ssh");
     fs::create_dir_all(&ssh_dir).unwrap();
-    fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
-    let keys = ssh_dir.join("authorized_keys");
-    write_mode(&keys, public_key, 0o600);
-    for p in [&ssh_dir, &keys] {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
-    }
+    user.chown(&ssh_dir);
+    set_mode(&ssh_dir, 0o700);
+    user.write_owned(&ssh_dir.join("authorized_keys"), public_key, 0o600);
 }
 
 /// What a program run under a pseudo-terminal gave.
@@ -597,22 +539,10 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
     }
     let mut child = cmd.spawn().expect("script (util-linux) installed");
     let output = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let mut readers = Vec::new();
-    for mut pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = Arc::clone(&output);
-        readers.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                output.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        }));
-    }
+    let readers = [
+        tee(child.stdout.take().unwrap(), Arc::clone(&output)),
+        tee(child.stderr.take().unwrap(), Arc::clone(&output)),
+    ];
     let mut stdin = child.stdin.take().unwrap();
     let shown = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
     let mut seen = 0;
@@ -659,90 +589,5 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
         success: status.success(),
         status,
         output,
-    }
-}
-
-/// A private PAM service directory for pam_wrapper holding one service
-/// file named `service` (e.g. `su`) and a private pam_otp config; removed on
-/// drop. The machine's /etc/pam.d is not touched.
-/// `config` with a `state_dir` inside `dir`, so that no test writes the
-/// machine's `/var/lib/pam_otp`.
-pub fn private_state_dir(dir: &Path, config: &str) -> String {
-    let state = dir.join("state");
-    format!("state_dir = {:?}\n{config}", state.to_string_lossy())
-}
-
-pub struct PamWrapperDir {
-    pub dir: PathBuf,
-    pub service: String,
-    pub config_file: PathBuf,
-}
-
-impl PamWrapperDir {
-    /// `stack` is the service file's text; `{module}` stands for `module`
-    /// and `{config}` for the private pam_otp config holding `otp_config`.
-    pub fn new(service: &str, stack: &str, module: &Path, otp_config: &str) -> PamWrapperDir {
-        let dir = Path::new(TEST_ROOT).join(format!("pamd-{service}-{}", crate::unique_id()));
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let me = PamWrapperDir {
-            config_file: dir.join("pam_otp.toml"),
-            dir,
-            service: service.into(),
-        };
-        write_mode(
-            &me.config_file,
-            &private_state_dir(&me.dir, otp_config),
-            0o644,
-        );
-        let text = stack
-            .replace("{module}", &module.to_string_lossy())
-            .replace("{config}", &me.config_file.to_string_lossy());
-        write_mode(&me.dir.join(service), &text, 0o644);
-        me
-    }
-
-    /// The environment that makes a PAM program use this directory.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("LD_PRELOAD", "libpam_wrapper.so".into()),
-            ("PAM_WRAPPER", "1".into()),
-            (
-                "PAM_WRAPPER_SERVICE_DIR",
-                self.dir.to_string_lossy().into_owned(),
-            ),
-        ]
-    }
-}
-
-impl Drop for PamWrapperDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        // pam_wrapper copies the service dir to /tmp/pam.<c> in every
-        // process it is loaded into, and removes the copy at exit; `su` and
-        // the shell it starts never run that exit code, so their copies
-        // stay. Remove the copies of this dir whose process is gone.
-        let Ok(entries) = fs::read_dir("/tmp") else {
-            return;
-        };
-        let ours = self.config_file.to_string_lossy().into_owned();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("pam.") && name.len() == 5) {
-                continue;
-            }
-            let copy = e.path();
-            let Some(pid) = fs::read_to_string(copy.join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let is_ours =
-                fs::read_to_string(copy.join(&self.service)).is_ok_and(|text| text.contains(&ours));
-            if is_ours && !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = fs::remove_dir_all(&copy);
-            }
-        }
     }
 }

@@ -1,20 +1,11 @@
-//! Shared helpers for the `it_*` integration tests: a private PAM service
-//! with a private config, secret-file snapshots, code helpers.
+//! The prelude of the `it_*` tests: `use testkit::fixtures::*` brings the
+//! whole crate root, the snapshot helpers of [`crate::harness`], and the
+//! few helpers only those tests use.
 
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub use crate::{
-    module_path, now, oathtool_hotp_hex, oathtool_totp, unique, wait_for_fresh_step, PamRun,
-    PamService, TestGroup, TestUser, TEST_ROOT,
-};
-
-/// The RFC 4226 / RFC 6238 SHA1 test key, in base32 and hex.
-pub const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-pub const KEY_HEX: &str = "3132333435363738393031323334353637383930";
-
-pub const PROMPT: &str = "Verification code";
+pub use crate::harness::{names, snapshot, snapshot_dir, stopwatch, Rng, RootDir, Snapshot};
+pub use crate::*;
 
 /// How pamtester reports the PAM results (pam_strerror), on stderr.
 pub const SUCCESS: &str = "successfully authenticated";
@@ -22,55 +13,10 @@ pub const AUTH_ERR: &str = "Authentication failure";
 pub const AUTHINFO_UNAVAIL: &str = "cannot retrieve authentication info";
 pub const USER_UNKNOWN: &str = "User not known";
 
-/// A minimal TOTP secret file with the test key.
-pub fn totp_secret() -> String {
-    format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n")
-}
-
-/// An HOTP secret file with the test key, next expected counter `counter`.
-pub fn hotp_secret(counter: u64) -> String {
-    format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n")
-}
-
-/// A private PAM service whose stack is `stack`, where `{module}` is the
-/// built module and `{config}` the path of a private config holding
-/// `config` (root-owned 0644, inside the service dir).
-pub fn service(stack: &str, config: &str) -> PamService {
-    let svc = PamService::new("");
-    let cfg = config_path(&svc);
-    write_config(&svc, config);
-    let text = stack
-        .replace("{module}", &module_path().to_string_lossy())
-        .replace("{config}", &cfg.to_string_lossy());
-    let name = svc.name.clone();
-    svc.write_file(&name, &text);
-    svc
-}
-
-/// `auth required pam_otp.so config=<private config>`.
+/// A private PAM service with pam_otp alone ([`OTP_ONLY`]), its private
+/// config holding `config`.
 pub fn simple_service(config: &str) -> PamService {
-    service("auth required {module} config={config}\n", config)
-}
-
-pub fn config_path(svc: &PamService) -> PathBuf {
-    svc.dir.join("pam_otp.toml")
-}
-
-/// (Re)writes the service's private config.
-///
-/// The config gets a private `state_dir` in the service dir, so that no
-/// test writes the machine's `/var/lib/pam_otp`.
-pub fn write_config(svc: &PamService, config: &str) -> PathBuf {
-    let state = svc.dir.join("state");
-    svc.write_file(
-        "pam_otp.toml",
-        &format!("state_dir = {:?}\n{config}", state.to_string_lossy()),
-    )
-}
-
-/// Sets the user's password (for stacks with pam_unix).
-pub fn set_password(user: &TestUser, password: &str) {
-    crate::set_password(&user.name, password);
+    PamService::with_config(OTP_ONLY, config)
 }
 
 /// Everything pamtester printed (prompts, messages, its verdict).
@@ -78,122 +24,23 @@ pub fn output(run: &PamRun) -> String {
     format!("{}\n{}", run.stdout, run.stderr)
 }
 
-/// The current TOTP code (SHA1, 6 digits) of the test key, with at least
-/// 5 s left in its step.
-pub fn fresh_code() -> String {
-    wait_for_fresh_step(5);
-    oathtool_totp(KEY_B32, None, &[])
-}
-
-/// Runs oathtool with `args` and returns the code it printed.
-pub fn oathtool(args: &[&str]) -> String {
-    let out = std::process::Command::new("oathtool")
-        .args(args)
-        .output()
-        .expect("oathtool installed");
-    assert!(
-        out.status.success(),
-        "oathtool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A 6-digit code that is none of the codes accepted around now (±2 steps).
-pub fn wrong_code() -> String {
-    let t = now();
-    let near: Vec<String> = (0..5)
-        .map(|i| oathtool_totp(KEY_B32, Some(t + i * 30 - 60), &[]))
-        .collect();
-    (0..1000u32)
-        .map(|n| format!("{:06}", 123_000 + n))
-        .find(|c| !near.contains(c))
-        .unwrap()
-}
-
-/// What a path looked like: lstat fields and, for a regular file, its bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    pub ino: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
-    pub bytes: Option<Vec<u8>>,
-    pub link: Option<PathBuf>,
-    pub entries: Option<Vec<String>>,
-}
-
-pub fn snapshot(path: &Path) -> Snapshot {
-    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let ft = m.file_type();
-    Snapshot {
-        ino: m.ino(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        size: m.size(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
-        bytes: ft.is_file().then(|| fs::read(path).unwrap()),
-        link: ft.is_symlink().then(|| fs::read_link(path).unwrap()),
-        entries: ft.is_dir().then(|| {
-            let mut v: Vec<String> = fs::read_dir(path)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        }),
-    }
-}
-
 /// The names in a directory that look like leftovers of a write (temp or
 /// lock files next to the secret).
 pub fn leftovers(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    names(dir)
+        .into_iter()
         .filter(|n| n.starts_with(".pam_otp.toml") && n != ".pam_otp.toml")
         .collect()
-}
-
-/// A directory only root can enter, under the test root; removed on drop.
-pub struct RootDir {
-    pub path: PathBuf,
-}
-
-impl Default for RootDir {
-    fn default() -> RootDir {
-        RootDir::new()
-    }
-}
-
-impl RootDir {
-    pub fn new() -> RootDir {
-        let path = Path::new(TEST_ROOT).join(unique("rootonly"));
-        fs::create_dir_all(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
-        RootDir { path }
-    }
-}
-
-impl Drop for RootDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Writes the user's secret as a valid file followed by a 20 MB comment
 /// (only its size is wrong); its path and length.
 pub fn write_twenty_megabyte_secret(user: &TestUser) -> (PathBuf, usize) {
-    let path = user.write_secret("");
     let mut text = totp_secret().into_bytes();
     text.push(b'#');
     text.resize(20 * 1024 * 1024, b'x');
     text.push(b'\n');
-    std::fs::write(&path, &text).unwrap();
+    let path = user.secret_path();
+    user.write_owned(&path, &text, 0o600);
     (path, text.len())
 }

@@ -1,8 +1,9 @@
 //! Fixtures for the reliability and security tests (`races`, `faults`,
 //! `privilege`): many pamtester logins at once, logins killed mid-way,
-//! tmpfs mounts that can be filled or made read-only, snapshots of files
-//! that must not change (read without touching their access time), the
-//! lock table and this thread's file-system identity.
+//! tmpfs mounts that can be filled or made read-only, the lock table and
+//! this thread's file-system identity; and, for every test that watches
+//! files, the crate's one snapshot of a path (read without touching its
+//! access time), root's directories and the one pseudo-random generator.
 //!
 //! Needs root, like the rest of this crate. Every fixture here undoes
 //! itself on drop, also when the test panics.
@@ -12,93 +13,19 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{wait_or_kill, PamWrapperDir};
-use crate::TEST_ROOT;
-
-/// The module's default prompt.
-pub const PROMPT: &str = "Verification code: ";
-/// How long one pamtester login may take before it counts as hung.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::{collect, oathtool, run_ok, set_mode, tee, wait_or_kill, PamRun, PamService};
+use crate::{LOGIN_TIMEOUT, PROMPT, TEST_ROOT};
 
 /// A clock for measuring how long something took (the code under test may
 /// not read the clock; tests may).
 #[allow(clippy::disallowed_methods)]
 pub fn stopwatch() -> Instant {
     Instant::now()
-}
-
-/// What one pamtester login gave.
-#[derive(Debug)]
-pub struct LoginRun {
-    pub success: bool,
-    pub status: ExitStatus,
-    pub stdout: String,
-    /// The prompt and the module's messages to the user go here.
-    pub stderr: String,
-}
-
-impl PamWrapperDir {
-    /// `pamtester <service> <user> authenticate` through this directory
-    /// (pam_wrapper); stdio is left to the caller.
-    pub fn pamtester_command(&self, user: &str) -> Command {
-        let mut cmd = Command::new("pamtester");
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        cmd.arg(&self.service).arg(user).arg("authenticate");
-        cmd
-    }
-
-    /// Starts a login whose answers (`input`, one line per prompt) are
-    /// already waiting on its stdin.
-    pub fn spawn_login(&self, user: &str, input: &str) -> Child {
-        let mut child = self
-            .pamtester_command(user)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pamtester installed (make test installs it: scripts/packages/test)");
-        let mut stdin = child.stdin.take().expect("stdin");
-        // A few bytes: the pipe buffer takes them even before pamtester reads.
-        stdin.write_all(input.as_bytes()).expect("write stdin");
-        child
-    }
-
-    /// One login, answering the prompt with `input`.
-    pub fn login(&self, user: &str, input: &str) -> LoginRun {
-        let child = self.spawn_login(user, input);
-        finish(child)
-    }
-}
-
-/// Waits for a login started by [`PamWrapperDir::spawn_login`] (killed
-/// and reported as hung after 30 s).
-pub fn finish(mut child: Child) -> LoginRun {
-    let mut out = child.stdout.take().expect("stdout piped");
-    let mut err = child.stderr.take().expect("stderr piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let mut stderr = Vec::new();
-    let _ = err.read_to_end(&mut stderr);
-    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
-    let stdout = reader.join().unwrap_or_default();
-    let run = LoginRun {
-        success: status.success(),
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    };
-    assert!(!killed, "pamtester hung for {LOGIN_TIMEOUT:?}: {run:#?}");
-    run
 }
 
 /// Children killed (SIGKILL) and reaped on drop unless taken out first:
@@ -127,35 +54,20 @@ struct Racer {
 /// Starts `n` logins of `user` at once, waits until every one of them is
 /// blocked at the prompt, then answers all of them with `code` in a tight
 /// loop, so that they all reach the secret file at the same moment.
-pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<LoginRun> {
+pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<PamRun> {
     let mut racers = Vec::new();
     let mut reaper = Reaper::default();
     for _ in 0..n {
         let mut child = pam
-            .pamtester_command(user)
+            .pamtester_command(user, None, &["authenticate"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("pamtester installed (make test installs it: scripts/packages/test)");
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let mut err = child.stderr.take().expect("stderr");
+        let stdout = collect(child.stdout.take().expect("stdout"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&stderr);
-        let stderr_reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(k) = err.read(&mut buf) {
-                if k == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..k]);
-            }
-        });
+        let stderr_reader = tee(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
         racers.push((stdout, stderr, stderr_reader));
         reaper.0.push(child);
     }
@@ -219,7 +131,7 @@ pub fn login_race(pam: &PamWrapperDir, user: &str, code: &str, n: usize) -> Vec<
             let stdout = r.stdout.join().unwrap_or_default();
             let _ = r.stderr_reader.join();
             let stderr = r.stderr.lock().unwrap().clone();
-            LoginRun {
+            PamRun {
                 success: status.success(),
                 status,
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -249,6 +161,13 @@ pub fn pam_wrapper_copies() -> BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
+/// The process a pam_wrapper copy belongs to (its pid file), if written.
+pub fn pam_wrapper_copy_pid(copy: &Path) -> Option<u32> {
+    fs::read_to_string(copy.join("pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+}
+
 /// Removes the copies that appeared since `before` and belong to the
 /// killed (and reaped) process `pid`: their pid file names it, or the
 /// process died before writing one. The caller makes sure no other
@@ -256,17 +175,12 @@ pub fn pam_wrapper_copies() -> BTreeSet<PathBuf> {
 pub fn remove_copies_of_killed(before: &BTreeSet<PathBuf>, pid: u32) -> usize {
     let mut removed = 0;
     for dir in pam_wrapper_copies().difference(before) {
-        let owner = |d: &Path| {
-            fs::read_to_string(d.join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-        };
-        let ours = match owner(dir) {
+        let ours = match pam_wrapper_copy_pid(dir) {
             Some(p) => p == pid,
             None => {
                 // Not written yet by a live process, or never by a dead one.
                 std::thread::sleep(Duration::from_millis(5));
-                owner(dir).is_none()
+                pam_wrapper_copy_pid(dir).is_none()
             }
         };
         if ours && fs::remove_dir_all(dir).is_ok() {
@@ -280,23 +194,8 @@ pub fn remove_copies_of_killed(before: &BTreeSet<PathBuf>, pid: u32) -> usize {
 /// (oathtool, independent of the module's own implementation).
 pub fn hotp_codes(hex: &str, first: u64, n: u64) -> Vec<String> {
     assert!(n > 0);
-    let out = Command::new("oathtool")
-        .arg("-c")
-        .arg(first.to_string())
-        .arg("-w")
-        .arg((n - 1).to_string())
-        .arg(hex)
-        .output()
-        .expect("oathtool installed");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let codes: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let out = oathtool(&["-c", &first.to_string(), "-w", &(n - 1).to_string(), hex]);
+    let codes: Vec<String> = out.lines().map(str::to_string).collect();
     assert_eq!(codes.len() as u64, n);
     codes
 }
@@ -311,9 +210,11 @@ impl TmpfsMount {
     /// `mount -t tmpfs -o <options> pam-otp-test <path>`.
     pub fn new(path: &Path, options: &str) -> TmpfsMount {
         fs::create_dir_all(path).unwrap();
-        run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "pam-otp-test"])
-            .arg(path));
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", options, "pam-otp-test"])
+                .arg(path),
+        );
         TmpfsMount {
             path: path.to_path_buf(),
         }
@@ -321,10 +222,12 @@ impl TmpfsMount {
 
     /// `mount -o remount,<options>`.
     pub fn remount(&self, options: &str) {
-        run(Command::new("mount")
-            .arg("-o")
-            .arg(format!("remount,{options}"))
-            .arg(&self.path));
+        run_ok(
+            Command::new("mount")
+                .arg("-o")
+                .arg(format!("remount,{options}"))
+                .arg(&self.path),
+        );
     }
 }
 
@@ -339,15 +242,6 @@ impl Drop for TmpfsMount {
             let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         }
     }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Mount points of test tmpfs under the test root still in /proc/mounts.
@@ -399,21 +293,27 @@ pub fn free_bytes(path: &Path) -> u64 {
     st.f_bavail * st.f_frsize
 }
 
-/// Everything observable about a file that must not change: its bytes
-/// (read with O_NOATIME, so reading does not touch the access time),
-/// inode, owner, mode and all three times. A symlink is described by its
-/// target instead of its bytes (the link itself is not followed).
+/// Everything observable about a path that must not change: lstat's inode,
+/// mode, owner, size and all three times, and what it holds: a regular
+/// file's bytes, a symlink's target (the link is not followed), a
+/// directory's names. Taking one does not move an access time: files and
+/// directories are read with O_NOATIME, and the times are taken after
+/// reading in case the file system ignores it. So a snapshot shows a read
+/// by the module (on a `strictatime` mount); where the module may read the
+/// file but must not change it, compare [`Snapshot::ignoring_atime`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub bytes: Vec<u8>,
-    pub link: Option<PathBuf>,
     pub ino: u64,
+    pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    pub mode: u32,
+    pub size: u64,
     pub mtime: (i64, i64),
     pub ctime: (i64, i64),
     pub atime: (i64, i64),
+    pub bytes: Option<Vec<u8>>,
+    pub link: Option<PathBuf>,
+    pub entries: Option<Vec<String>>,
 }
 
 impl Snapshot {
@@ -427,55 +327,79 @@ impl Snapshot {
 
 pub fn snapshot(path: &Path) -> Snapshot {
     let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (bytes, link) = if meta.file_type().is_symlink() {
-        (Vec::new(), Some(fs::read_link(path).unwrap()))
-    } else if meta.is_file() {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
-            .open(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let ft = meta.file_type();
+    let bytes = ft.is_file().then(|| {
         let mut b = Vec::new();
-        f.read_to_end(&mut b).unwrap();
-        (b, None)
-    } else {
-        (Vec::new(), None)
-    };
+        open_noatime(path, libc::O_NOFOLLOW)
+            .read_to_end(&mut b)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        b
+    });
+    let link = ft.is_symlink().then(|| fs::read_link(path).unwrap());
+    let entries = ft.is_dir().then(|| names(path));
     // The times after reading, in case the file system ignores O_NOATIME.
     let meta = fs::symlink_metadata(path).unwrap();
     Snapshot {
-        bytes,
-        link,
         ino: meta.ino(),
+        mode: meta.mode(),
         uid: meta.uid(),
         gid: meta.gid(),
-        mode: meta.mode(),
+        size: meta.size(),
         mtime: (meta.mtime(), meta.mtime_nsec()),
         ctime: (meta.ctime(), meta.ctime_nsec()),
         atime: (meta.atime(), meta.atime_nsec()),
+        bytes,
+        link,
+        entries,
     }
 }
 
 /// Snapshots of every entry of `dir` (not recursive), by name.
 pub fn snapshot_dir(dir: &Path) -> BTreeMap<String, Snapshot> {
-    fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                snapshot(&e.path()),
-            )
+    names(dir)
+        .into_iter()
+        .map(|n| {
+            let s = snapshot(&dir.join(&n));
+            (n, s)
         })
         .collect()
 }
 
-/// The names in `dir`, sorted.
+/// `path` opened for reading with O_NOATIME and `flags` (root may use
+/// O_NOATIME on any file).
+fn open_noatime(path: &Path, flags: libc::c_int) -> fs::File {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | flags)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The names in `dir`, sorted; listed without moving its access time.
 pub fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    use std::os::fd::IntoRawFd;
+    let fd = open_noatime(dir, libc::O_DIRECTORY).into_raw_fd();
+    // SAFETY: fdopendir takes over the open directory `fd` (closedir closes
+    // it); each entry readdir returns is read before the next call.
+    let mut v = Vec::new();
+    unsafe {
+        let d = libc::fdopendir(fd);
+        if d.is_null() {
+            libc::close(fd);
+            panic!("fdopendir {}", dir.display());
+        }
+        loop {
+            let e = libc::readdir(d);
+            if e.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*e).d_name.as_ptr()).to_string_lossy();
+            if name != "." && name != ".." {
+                v.push(name.into_owned());
+            }
+        }
+        libc::closedir(d);
+    }
     v.sort();
     v
 }
@@ -516,51 +440,51 @@ pub fn flock_holders(ino: u64) -> Vec<u32> {
         .collect()
 }
 
-/// Sends `signal` to `pid`.
-pub fn signal(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) on a pid this test started and has not reaped yet.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal})");
-}
-
 /// This thread's file-system uid and gid: the fourth value of the `Uid:`
-/// and `Gid:` lines of `/proc/thread-self/status` (real, effective,
-/// saved, file system). setfsuid acts per thread, and test functions run
-/// on their own threads, so `/proc/self` (the main thread) would not show
-/// it.
+/// and `Gid:` lines of its status (real, effective, saved, file system).
 pub fn fs_ids() -> (u32, u32) {
-    let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
-    let field = |key: &str| -> u32 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().nth(3))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} line in /proc/thread-self/status"))
+    let fs_id = |key: &str| {
+        thread_status(key)
+            .get(3)
+            .copied()
+            .unwrap_or_else(|| panic!("{key} has no file-system id"))
     };
-    (field("Uid:"), field("Gid:"))
+    (fs_id("Uid:"), fs_id("Gid:"))
 }
 
-/// This thread's supplementary groups (`Groups:` of /proc/thread-self/status).
+/// This thread's supplementary groups (the `Groups:` line of its status).
 pub fn thread_groups() -> Vec<u32> {
+    thread_status("Groups:")
+}
+
+/// The numbers on the `key` line of `/proc/thread-self/status`. setfsuid
+/// and setgroups(2) act per thread, and test functions run on their own
+/// threads, so `/proc/self` (the main thread) would not show them.
+fn thread_status(key: &str) -> Vec<u32> {
     let status = fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|v| {
-            v.split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line in /proc/thread-self/status"))
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect()
 }
 
-/// A small pseudo-random generator for delays (xorshift64*). Seeded from
-/// the clock, or from `PAM_OTP_TEST_SEED` to repeat a run whose seed a
-/// test printed.
+/// The crate's one pseudo-random generator (xorshift64*), for random delays
+/// and for data that only has to look random. [`Rng::new`] gives the same
+/// stream for the same seed; [`Rng::seeded`] seeds it from the clock.
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator with a fixed seed: the same numbers every run.
+    pub fn new(seed: u64) -> Rng {
+        // xorshift never leaves a zero state: keep the state odd.
+        Rng(seed | 1)
+    }
+
+    /// A generator seeded from the clock, or from `PAM_OTP_TEST_SEED` to
+    /// repeat a run whose seed (returned here, for the test to print) failed.
     pub fn seeded() -> (Rng, u64) {
         let seed = std::env::var("PAM_OTP_TEST_SEED")
             .ok()
@@ -573,7 +497,7 @@ impl Rng {
                     .unwrap_or(1);
                 nanos ^ (u64::from(std::process::id()) << 32)
             });
-        (Rng(seed | 1), seed)
+        (Rng::new(seed), seed)
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -593,23 +517,25 @@ impl Rng {
             self.next_u64() % n
         }
     }
+
+    /// `n` bytes (the high byte of each number, xorshift64*'s best).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 56) as u8).collect()
+    }
 }
 
-/// A directory only root can enter (mode 0700), for files the module must
-/// never touch; removed on drop.
+/// A directory of root's (root:root, `mode`: 0700 for one only root can
+/// enter) under the test root, named after `tag`; removed on drop.
 pub struct RootDir {
     pub path: PathBuf,
 }
 
 impl RootDir {
     pub fn new(tag: &str, mode: u32) -> RootDir {
-        use std::os::unix::fs::PermissionsExt;
-        let root = Path::new(TEST_ROOT);
-        let _ = fs::create_dir_all(root);
-        let path = root.join(format!("{tag}-{}", crate::unique_id()));
+        let path = crate::test_root().join(format!("{tag}-{}", crate::unique_id()));
         fs::create_dir(&path).unwrap();
         std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        set_mode(&path, mode);
         RootDir { path }
     }
 }

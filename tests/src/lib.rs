@@ -1,7 +1,45 @@
-//! Fixtures for the integration tests. Everything here drives real parts:
-//! real users (useradd/userdel), the real libpam through pam_wrapper with a
-//! private service directory, pamtester, oathtool. These tests need root
-//! (CI runs as root) and clean up after themselves, also when they fail.
+//! pam_otp's integration and end-to-end tests (`tests/*.rs`) and their
+//! fixtures. Everything here drives real parts: real users
+//! (useradd/userdel), the real libpam through pam_wrapper with a private
+//! service directory, pamtester, oathtool, a private sshd with the real ssh
+//! client, su under a pseudo-terminal. The tests need root (CI runs as
+//! root) and clean up after themselves, also when they fail. There is one
+//! of each helper; a test that needs one looks for it here first.
+//! otp-enroll's tests use this crate too (`TestUser`, `PamService`, the
+//! oathtool helpers), as `tests/demo.rs` does.
+//!
+//! `lib.rs` (this file) is what every test uses, by section: the test root
+//! ([`TEST_ROOT`], [`test_root`]), unique names ([`unique`], [`unique_id`])
+//! and small file and process helpers ([`set_mode`], [`write_mode`],
+//! [`run_ok`], [`wait_or_kill`], [`signal`]); real accounts ([`TestUser`],
+//! [`TestGroup`]); what cargo built ([`module_path()`], [`binary_path`]);
+//! PAM: [`PamService`], the one private pam_wrapper service directory (a
+//! stack where `{module}` and `{config}` are filled in, and a private
+//! config with a private `state_dir`), [`PamRun`] and the ways to run a
+//! login ([`PamService::authenticate`], [`spawn_with_input`] + [`finish`],
+//! [`run_pam_retrying`]); and the test key ([`KEY_B32`], [`KEY_HEX`]), its
+//! secret files ([`totp_secret`], [`hotp_secret`], [`secret_file`]) and its
+//! codes ([`oathtool`], [`totp_code`], [`fresh_code`], [`wrong_code`]). It
+//! re-exports `e2e`, so `testkit::Sshd` works.
+//!
+//! `fixtures.rs` is the prelude of the `it_*` tests (`use
+//! testkit::fixtures::*`): all of this file, the snapshot helpers of
+//! `harness`, and what only those tests use: pamtester's verdicts
+//! ([`fixtures::SUCCESS`], ...), [`fixtures::output`],
+//! [`fixtures::simple_service`], [`fixtures::leftovers`].
+//!
+//! `harness.rs` serves the reliability and security tests (`races`,
+//! `faults`, `privilege`) and whoever watches files: many logins at once
+//! ([`harness::login_race`]), killed logins and what pam_wrapper leaves of
+//! them, tmpfs mounts to fill or make read-only, the one [`harness::Snapshot`]
+//! of a path (taken without moving its access time; compare
+//! `.ignoring_atime()` where a read is allowed), [`harness::RootDir`], the
+//! lock table, this thread's file-system identity, and the one
+//! pseudo-random generator, [`harness::Rng`].
+//!
+//! `e2e.rs` drives whole programs: a private sshd on loopback with the real
+//! OpenSSH client ([`Sshd`], [`Ssh`]), and a program under a
+//! pseudo-terminal ([`run_in_pty`], for `su`).
 
 pub mod e2e;
 pub mod fixtures;
@@ -11,13 +49,16 @@ pub use e2e::*;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+// ---- the test root, unique names, files and processes ---------------
 
 /// Where test users' homes and private PAM service dirs live.
 pub const TEST_ROOT: &str = "/tmp/pam-otp-tests";
@@ -60,18 +101,114 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-fn test_root() -> PathBuf {
+/// [`TEST_ROOT`], created (mode 0755, so that test users can reach their
+/// homes in it) if it is missing.
+pub fn test_root() -> PathBuf {
     let root = PathBuf::from(TEST_ROOT);
     let _ = fs::create_dir_all(&root);
     let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
     root
 }
 
-/// Runs a command until it succeeds or a few seconds pass (passwd locks).
-fn retry(cmd: &mut Command) -> Output {
+/// Sets the permission bits of `path`.
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// Writes `text` to `path` (root's file, unless chowned later), mode `mode`.
+pub fn write_mode(path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    set_mode(path, mode);
+}
+
+/// Runs `cmd` to its end; panics with its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Polling step of every wait in this crate.
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+/// How many [`TICK`]s make `d` (at least one).
+pub(crate) fn ticks(d: Duration) -> u32 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u32
+}
+
+/// Waits up to `limit` for `child` to exit; kills it (SIGKILL) past that.
+/// The status, and whether it had to be killed.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> (ExitStatus, bool) {
+    for _ in 0..ticks(limit) {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return (st, false);
+        }
+        std::thread::sleep(TICK);
+    }
+    let _ = child.kill();
+    (child.wait().expect("wait"), true)
+}
+
+/// Reads all of `pipe` on a thread of its own (a program blocked on one
+/// full pipe while the test reads another would never end); join for it.
+pub(crate) fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = pipe.read_to_end(&mut b);
+        b
+    })
+}
+
+/// Appends what `pipe` gives to `sink` as it comes, on a thread of its
+/// own, for a test that watches a program's output while it runs.
+pub(crate) fn tee(
+    mut pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+/// Sends `signal` to `pid`; false if it could not (no such process).
+pub(crate) fn try_signal(pid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) takes no memory; the caller names a process it started.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
+}
+
+/// Sends `signal` to `pid`, a process this test started and has not reaped.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    assert!(try_signal(pid, signal), "kill({pid}, {signal})");
+}
+
+/// Whether a process `pid` exists.
+pub(crate) fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+// ---- users and groups -----------------------------------------------
+
+/// Runs a command, with `input` on its stdin, until it succeeds or a few
+/// seconds pass (another test holding the passwd or shadow lock).
+fn retry(cmd: &mut Command, input: &str) -> Output {
     let mut last = None;
     for i in 0..50 {
-        let out = cmd.output().expect("spawn");
+        let out = spawn_with_input(cmd, input)
+            .wait_with_output()
+            .expect("wait");
         if out.status.success() {
             return out;
         }
@@ -109,7 +246,7 @@ impl TestUser {
             if !groups.is_empty() {
                 cmd.args(["-G", &groups.join(",")]);
             }
-            retry(cmd.arg(&name));
+            retry(cmd.arg(&name), "");
         }
         // From here on, drop removes the account even if a check panics.
         let mut user = TestUser {
@@ -132,14 +269,38 @@ impl TestUser {
     /// Writes the secret file as the user would have it: owned by them, 0600.
     pub fn write_secret(&self, toml: &str) -> PathBuf {
         let p = self.secret_path();
-        fs::write(&p, toml).unwrap();
-        self.chown(&p);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        self.write_owned(&p, toml, 0o600);
         p
+    }
+
+    /// Writes `text` to `path` as a file of this user's, mode `mode`.
+    pub fn write_owned(&self, path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+        fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        self.chown(path);
+        set_mode(path, mode);
     }
 
     pub fn chown(&self, path: &Path) {
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    /// Gives the user the password `password` (chpasswd).
+    pub fn set_password(&self, password: &str) {
+        retry(
+            &mut Command::new("chpasswd"),
+            &format!("{}:{password}\n", self.name),
+        );
+    }
+
+    /// Whether `program args`, run as this user, succeeds (its output is
+    /// not kept).
+    pub fn succeeds(&self, program: &str, args: &[&Path]) -> bool {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
+            .status
+            .success()
     }
 
     /// Runs a command as this user (setpriv, no PAM involved).
@@ -194,6 +355,7 @@ impl Drop for TestUser {
 /// A real group; removed on drop.
 pub struct TestGroup {
     pub name: String,
+    pub gid: u32,
 }
 
 impl TestGroup {
@@ -201,8 +363,14 @@ impl TestGroup {
         require_root();
         let name = unique("potg");
         let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        retry(Command::new("groupadd").arg(&name));
-        TestGroup { name }
+        retry(Command::new("groupadd").arg(&name), "");
+        let out = run_ok(Command::new("getent").args(["group", &name]));
+        let gid = String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .nth(2)
+            .and_then(|g| g.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no gid for group {name}"));
+        TestGroup { name, gid }
     }
 }
 
@@ -221,6 +389,8 @@ impl Drop for TestGroup {
             .status();
     }
 }
+
+// ---- what cargo built -----------------------------------------------
 
 /// The cargo target profile dir (`target/debug`) of the running test.
 pub fn target_dir() -> PathBuf {
@@ -287,20 +457,25 @@ pub fn binary_path(name: &str) -> PathBuf {
     p
 }
 
-/// A private PAM service directory used through pam_wrapper; the machine's
-/// /etc/pam.d is never touched. Removed on drop.
-pub struct PamService {
-    pub dir: PathBuf,
-    pub name: String,
-}
+// ---- PAM: pamtester runs and private services -----------------------
 
-/// What one pamtester run gave.
+/// The stack of pam_otp alone, with the private config.
+pub const OTP_ONLY: &str = "auth required {module} config={config}\n";
+/// A config with the rate limit off (every failure is counted, none locks).
+pub const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
+
+/// What one pamtester run (a login) gave.
 #[derive(Debug)]
 pub struct PamRun {
     pub success: bool,
+    pub status: ExitStatus,
     pub stdout: String,
+    /// pamtester prints the prompts and the module's messages here.
     pub stderr: String,
 }
+
+/// How long one pamtester run may take before it counts as hung.
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl PamRun {
     /// Whether the run died before any PAM module ran, in pam_wrapper or
@@ -319,8 +494,10 @@ impl PamRun {
     }
 }
 
-/// Runs `cmd` with `input` on its stdin and collects what it printed.
-pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
+/// Starts `cmd` with `input` (a few lines: the pipe takes them before the
+/// program reads) already waiting on its stdin, and its stdin closed after
+/// it; stdout and stderr piped, for [`finish`].
+pub fn spawn_with_input(cmd: &mut Command, input: &str) -> Child {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -334,13 +511,31 @@ pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
         _ => {}
     }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    PamRun {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child
+}
+
+/// Waits for a run started by [`spawn_with_input`] and collects what it
+/// printed; one still running after 30 s is killed and fails the test.
+pub fn finish(mut child: Child) -> PamRun {
+    let stdout = collect(child.stdout.take().expect("stdout piped"));
+    let stderr = collect(child.stderr.take().expect("stderr piped"));
+    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
+    let text = |r: JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned()
+    };
+    let run = PamRun {
+        success: status.success(),
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    };
+    assert!(!killed, "hung for {LOGIN_TIMEOUT:?}: {run:#?}");
+    run
+}
+
+/// Runs `cmd` with `input` on its stdin and collects what it printed.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
+    finish(spawn_with_input(cmd, input))
 }
 
 /// Runs the login `make()` builds, again (a few times at most) while it
@@ -357,28 +552,75 @@ pub fn run_pam_retrying(make: impl Fn() -> Command, input: &str) -> PamRun {
     run
 }
 
+/// A private PAM service directory for pam_wrapper (the machine's
+/// /etc/pam.d is never touched): one service file, `name`, holding the
+/// stack, and beside it a private pam_otp config, `config_file`. Removed on
+/// drop, with the copies pam_wrapper made of it that outlived their process.
+pub struct PamService {
+    pub dir: PathBuf,
+    /// The service name, and the name of its file in `dir`.
+    pub name: String,
+    pub config_file: PathBuf,
+}
+
 impl PamService {
-    /// `stack` is the service file's text; `{module}` stands for the path
-    /// of the built pam_otp module.
+    /// A service with a unique name and an empty private config; see
+    /// [`PamService::named`] for `stack`.
     pub fn new(stack: &str) -> PamService {
+        PamService::with_config(stack, "")
+    }
+
+    /// A service with a unique name whose private config holds `config`.
+    pub fn with_config(stack: &str, config: &str) -> PamService {
+        PamService::named(&unique("svc"), stack, config)
+    }
+
+    /// A service named `name` (e.g. `su`, the service su asks for). In
+    /// `stack`, the service file's text, `{module}` stands for the built
+    /// module and `{config}` for the private config, which holds `config`.
+    pub fn named(name: &str, stack: &str, config: &str) -> PamService {
         require_root();
         // Everything that can panic comes before the directory exists:
         // a panic here must not leave an empty service dir behind.
-        let text = stack.replace("{module}", &module_path().to_string_lossy());
-        let name = unique("svc");
-        let dir = test_root().join(format!("pamd-{name}"));
+        let module = module_path();
+        let dir = test_root().join(format!("pamd-{name}-{}", unique_id()));
         fs::create_dir_all(&dir).unwrap();
-        let svc = PamService { dir, name };
-        fs::write(svc.dir.join(&svc.name), text).unwrap();
+        let svc = PamService {
+            config_file: dir.join("pam_otp.toml"),
+            dir,
+            name: name.into(),
+        };
+        set_mode(&svc.dir, 0o755);
+        svc.write_config(config);
+        write_mode(
+            &svc.dir.join(name),
+            pam_stack(stack, &module, &svc.config_file),
+            0o644,
+        );
         svc
     }
 
-    /// Writes a file (e.g. a config) inside the service dir, root-owned 0644.
-    pub fn write_file(&self, file: &str, text: &str) -> PathBuf {
-        let p = self.dir.join(file);
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        p
+    /// (Re)writes the private config (root-owned 0644) to hold `config`;
+    /// its path.
+    pub fn write_config(&self, config: &str) -> PathBuf {
+        write_mode(
+            &self.config_file,
+            private_state_dir(&self.dir, config),
+            0o644,
+        );
+        self.config_file.clone()
+    }
+
+    /// The environment that makes a PAM program use this directory.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", "libpam_wrapper.so".into()),
+            ("PAM_WRAPPER", "1".into()),
+            (
+                "PAM_WRAPPER_SERVICE_DIR",
+                self.dir.to_string_lossy().into_owned(),
+            ),
+        ]
     }
 
     /// Runs `pamtester <service> <user> authenticate` with `PAM_RHOST` set
@@ -387,16 +629,24 @@ impl PamService {
         self.pamtester(user, rhost, input, &["authenticate"])
     }
 
+    /// [`PamService::authenticate`] with pamtester operations `ops`.
     pub fn pamtester(&self, user: &str, rhost: Option<&str>, input: &str, ops: &[&str]) -> PamRun {
         run_pam_retrying(|| self.pamtester_command(user, rhost, ops), input)
+    }
+
+    /// Starts `pamtester <service> <user> authenticate`, its answers
+    /// (`input`) already waiting on its stdin; [`finish`] collects it.
+    pub fn spawn_login(&self, user: &str, input: &str) -> Child {
+        spawn_with_input(
+            &mut self.pamtester_command(user, None, &["authenticate"]),
+            input,
+        )
     }
 
     /// The command, for callers that spawn many at once.
     pub fn pamtester_command(&self, user: &str, rhost: Option<&str>, ops: &[&str]) -> Command {
         let mut cmd = Command::new("pamtester");
-        cmd.env("LD_PRELOAD", "libpam_wrapper.so")
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &self.dir);
+        cmd.envs(self.env());
         if let Some(r) = rhost {
             cmd.arg("-I").arg(format!("rhost={r}"));
         }
@@ -428,37 +678,128 @@ impl PamService {
 impl Drop for PamService {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        // pam_wrapper copies the service dir to /tmp/pam.<c> in every
+        // process it is loaded into, and removes the copy at exit; `su` and
+        // the shell it starts never run that exit code, so their copies
+        // stay. Remove the copies of this dir whose process is gone.
+        let ours = self.config_file.to_string_lossy().into_owned();
+        for copy in harness::pam_wrapper_copies() {
+            let Some(pid) = harness::pam_wrapper_copy_pid(&copy) else {
+                continue;
+            };
+            let is_ours =
+                fs::read_to_string(copy.join(&self.name)).is_ok_and(|text| text.contains(&ours));
+            if is_ours && !alive(pid) {
+                let _ = fs::remove_dir_all(&copy);
+            }
+        }
     }
+}
+
+/// A PAM stack's text with `{module}` and `{config}` filled in.
+pub(crate) fn pam_stack(stack: &str, module: &Path, config_file: &Path) -> String {
+    stack
+        .replace("{module}", &module.to_string_lossy())
+        .replace("{config}", &config_file.to_string_lossy())
+}
+
+/// `config` with a `state_dir` inside `dir` first, so that no test writes
+/// the machine's `/var/lib/pam_otp`.
+pub(crate) fn private_state_dir(dir: &Path, config: &str) -> String {
+    let state = dir.join("state");
+    format!("state_dir = {:?}\n{config}", state.to_string_lossy())
+}
+
+// ---- the test key, its secret files and its codes -------------------
+
+/// The RFC 4226 / RFC 6238 SHA1 test key ("12345678901234567890"), in
+/// base32 and hex.
+pub const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub const KEY_HEX: &str = "3132333435363738393031323334353637383930";
+
+/// The module's default prompt.
+pub const PROMPT: &str = "Verification code: ";
+
+/// A minimal TOTP secret file with the test key.
+pub fn totp_secret() -> String {
+    format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n")
+}
+
+/// An HOTP secret file with the test key, next expected counter `counter`.
+pub fn hotp_secret(counter: u64) -> String {
+    format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n")
+}
+
+/// The secret file at `path`, parsed by the core; a file that does not
+/// parse (torn, corrupt) fails the test, showing what it holds.
+pub fn secret_file(path: &Path) -> otp_core::secret_file::SecretFile {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    otp_core::secret_file::SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{} does not parse (torn or corrupt): {e}\n{:?}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        )
+    })
+}
+
+/// Runs oathtool with `args` and returns what it printed, trimmed (one
+/// code, or one a line with `-w`).
+pub fn oathtool(args: &[&str]) -> String {
+    let out = Command::new("oathtool")
+        .args(args)
+        .output()
+        .expect("oathtool installed");
+    assert!(
+        out.status.success(),
+        "oathtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// `oathtool --totp` for a base32 key at Unix time `at` (None: now).
 pub fn oathtool_totp(base32: &str, at: Option<u64>, extra: &[&str]) -> String {
-    let mut cmd = Command::new("oathtool");
-    cmd.args(["--totp", "-b"]).args(extra);
-    if let Some(t) = at {
-        cmd.arg(format!("--now=@{t}"));
-    }
-    run_oathtool(cmd.arg(base32))
+    let now = at.map(|t| format!("--now=@{t}"));
+    let mut args = vec!["--totp", "-b"];
+    args.extend(extra);
+    args.extend(now.as_deref());
+    args.push(base32);
+    oathtool(&args)
 }
 
 /// `oathtool` HOTP code for a hex key at `counter`.
 pub fn oathtool_hotp_hex(hex: &str, counter: u64) -> String {
-    run_oathtool(
-        Command::new("oathtool")
-            .arg("-c")
-            .arg(counter.to_string())
-            .arg(hex),
-    )
+    oathtool(&["-c", &counter.to_string(), hex])
 }
 
-fn run_oathtool(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("oathtool installed");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+/// The TOTP code of the test key `steps` steps (of 30 s) away from now.
+/// The module accepts ±1 step by default (`totp_skew`), so a code computed
+/// now stays good through a step change during the login.
+pub fn totp_code(steps: i64) -> String {
+    oathtool_totp(KEY_B32, Some(now().saturating_add_signed(30 * steps)), &[])
+}
+
+/// The current TOTP code of the test key, with at least 5 s left in its
+/// step (waiting for the next step if need be).
+pub fn fresh_code() -> String {
+    wait_for_fresh_step(5);
+    totp_code(0)
+}
+
+/// Six digits that are none of the test key's TOTP codes within 3 steps of
+/// now (the module accepts ±1 by default).
+pub fn wrong_code() -> String {
+    let near: Vec<String> = (-3..=3).map(totp_code).collect();
+    code_not_in(&near)
+}
+
+/// Six digits that are none of `codes`.
+pub fn code_not_in(codes: &[String]) -> String {
+    (0..1_000_000u32)
+        .map(|n| format!("{:06}", (123_000 + n) % 1_000_000))
+        .find(|c| !codes.contains(c))
+        .expect("a million codes taken")
 }
 
 /// Seconds since the epoch (tests may read the clock; the code under test may not).
@@ -480,30 +821,4 @@ pub fn wait_for_fresh_step(margin: u64) {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// Gives `user` the password `password` (chpasswd; retried while another
-/// test holds the shadow lock).
-pub fn set_password(user: &str, password: &str) {
-    let mut last = String::new();
-    for i in 0..50 {
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{user}:{password}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(Duration::from_millis(20 + 10 * i));
-    }
-    panic!("chpasswd {user}: {last}");
 }

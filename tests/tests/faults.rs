@@ -9,23 +9,19 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use otp_core::secret_file::{OtpKind, SecretFile};
+use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    fill_until_enospc, finish, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
-    pam_wrapper_copies, remove_copies_of_killed, signal, snapshot, stopwatch, test_mounts, Reaper,
-    Rng, TmpfsMount,
+    fill_until_enospc, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
+    pam_wrapper_copies, remove_copies_of_killed, snapshot, stopwatch, test_mounts, Reaper, Rng,
+    TmpfsMount,
 };
-use testkit::{module_path, PamWrapperDir};
-use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
+use testkit::{code_not_in, hotp_secret, secret_file, totp_secret, PamService};
+use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
+use testkit::{KEY_B32, KEY_HEX, OTP_ONLY};
 
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const STACK: &str = "auth required {module} config={config}\n";
 const SECRET_NAME: &str = ".pam_otp.toml";
 /// What the module tells the user when a right code could not be saved.
 const NOT_SAVED: &str = "could not be recorded";
@@ -39,19 +35,8 @@ fn serial() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pam(config: &str) -> PamWrapperDir {
-    PamWrapperDir::new("otp-faults", STACK, &module_path(), config)
-}
-
-fn parse(path: &Path) -> SecretFile {
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{} is torn or corrupt: {e}\n{:?}",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        )
-    })
+fn pam(config: &str) -> PamService {
+    PamService::named("otp-faults", OTP_ONLY, config)
 }
 
 /// The user's home replaced by a small tmpfs of their own (mode 0700),
@@ -69,11 +54,7 @@ fn home_on_tmpfs(user: &TestUser, size: &str, secret: &str) -> TmpfsMount {
 fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
-    let mount = home_on_tmpfs(
-        &user,
-        "64k",
-        &format!("version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n"),
-    );
+    let mount = home_on_tmpfs(&user, "64k", &totp_secret());
     let path = user.secret_path();
     let pam = pam("");
     let filler = user.home.join("filler");
@@ -85,7 +66,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     wait_for_fresh_step(5);
     let t = now();
     let code = oathtool_totp(KEY_B32, Some(t), &[]);
-    let run = pam.login(&user.name, &format!("{code}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(
         !run.success,
         "a code that could not be saved was accepted: {run:#?}"
@@ -105,16 +86,17 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
         "no temp file left behind"
     );
     // A wrong code is refused too, and changes nothing.
-    assert!(!pam.login(&user.name, "000000\n").success);
+    assert!(!pam.authenticate(&user.name, None, "000000\n").success);
     assert_eq!(snapshot(&path).ignoring_atime(), before);
 
     // Space again: the same code (it was never marked used) now works, once.
     fs::remove_file(&filler).unwrap();
-    let run = pam.login(&user.name, &format!("{code}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(run.success, "after freeing space: {run:#?}");
-    assert_eq!(parse(&path).state.last_step, Some(t / 30));
+    assert_eq!(secret_file(&path).state.last_step, Some(t / 30));
     assert!(
-        !pam.login(&user.name, &format!("{code}\n")).success,
+        !pam.authenticate(&user.name, None, &format!("{code}\n"))
+            .success,
         "replay"
     );
     assert_eq!(names(&user.home), [SECRET_NAME]);
@@ -125,18 +107,14 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
 fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
-    let mount = home_on_tmpfs(
-        &user,
-        "1m",
-        &format!("version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"),
-    );
+    let mount = home_on_tmpfs(&user, "1m", &hotp_secret(0));
     let path = user.secret_path();
     let pam = pam("");
-    let codes = hotp_codes(HOTP_HEX, 0, 2);
+    let codes = hotp_codes(KEY_HEX, 0, 2);
     mount.remount("ro");
     let before = snapshot(&path).ignoring_atime();
 
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(
         !run.success,
         "a code that could not be saved was accepted: {run:#?}"
@@ -150,18 +128,19 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
         before,
         "the old file is byte-for-byte intact"
     );
-    assert!(!pam.login(&user.name, "000000\n").success);
+    assert!(!pam.authenticate(&user.name, None, "000000\n").success);
     assert_eq!(snapshot(&path).ignoring_atime(), before);
 
     mount.remount("rw");
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(run.success, "after remounting rw: {run:#?}");
-    assert_eq!(parse(&path).counter, 1);
+    assert_eq!(secret_file(&path).counter, 1);
     assert!(
-        pam.login(&user.name, &format!("{}\n", codes[1])).success,
+        pam.authenticate(&user.name, None, &format!("{}\n", codes[1]))
+            .success,
         "and the next one"
     );
-    assert_eq!(parse(&path).counter, 2);
+    assert_eq!(secret_file(&path).counter, 2);
     assert_eq!(names(&user.home), [SECRET_NAME]);
     drop(mount);
     assert!(
@@ -172,7 +151,7 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
 
 /// What a client sees of a login: its output, without pam_wrapper's
 /// debug lines (which carry a pid).
-fn seen(run: &testkit::harness::LoginRun) -> String {
+fn seen(run: &PamRun) -> String {
     format!("{}{}", run.stdout, run.stderr)
         .lines()
         .filter(|l| !l.starts_with("PWRAP_"))
@@ -193,25 +172,22 @@ fn unsaved_state_does_not_tell_a_right_code_from_a_wrong_one() {
     let mount = home_on_tmpfs(
         &user,
         "64k",
-        &format!(
-            "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n\
-             scratch_codes = [\"31415926\"]\n"
-        ),
+        &format!("{}scratch_codes = [\"31415926\"]\n", hotp_secret(0)),
     );
     let pam = pam("");
-    let codes = hotp_codes(HOTP_HEX, 0, 11);
-    let wrong = (0..)
-        .map(|n: u32| format!("{:06}", (n * 7919 + 13) % 1_000_000))
-        .find(|c| !codes.contains(c))
-        .unwrap();
+    let codes = hotp_codes(KEY_HEX, 0, 11);
+    let wrong = code_not_in(&codes);
     fill_until_enospc(&user.home.join("filler"));
     // More wrong codes than the rate limit allows: none is counted.
     for _ in 0..4 {
-        assert!(!pam.login(&user.name, &format!("{wrong}\n")).success);
+        assert!(
+            !pam.authenticate(&user.name, None, &format!("{wrong}\n"))
+                .success
+        );
     }
-    let wrong_run = pam.login(&user.name, &format!("{wrong}\n"));
+    let wrong_run = pam.authenticate(&user.name, None, &format!("{wrong}\n"));
     for right in [codes[5].as_str(), "31415926"] {
-        let right_run = pam.login(&user.name, &format!("{right}\n"));
+        let right_run = pam.authenticate(&user.name, None, &format!("{right}\n"));
         assert!(!right_run.success);
         assert_eq!(
             (right_run.status.code(), seen(&right_run)),
@@ -234,13 +210,13 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     const LOOPS: usize = 200;
     let user = TestUser::new();
     let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n\
-         scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n"
+        "{}scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n",
+        hotp_secret(0)
     ));
     // A large look-ahead: each login computes 1001 codes under the lock,
     // and the rate limit is off so that no kill can lock the account.
     let pam = pam("hotp_window = 1000\n[rate_limit]\nmax_failures = 0\n");
-    let codes = hotp_codes(HOTP_HEX, 0, (LOOPS + 10) as u64);
+    let codes = hotp_codes(KEY_HEX, 0, (LOOPS + 10) as u64);
     let skel: Vec<String> = names(&user.home)
         .into_iter()
         .filter(|n| n != SECRET_NAME)
@@ -251,7 +227,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     let mut took = Vec::new();
     for _ in 0..5 {
         let t = stopwatch();
-        let run = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         took.push(t.elapsed().as_micros() as u64);
         assert!(run.success, "{run:#?}");
         counter += 1;
@@ -295,7 +271,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
         assert!(meta.is_file(), "kill {i}: not a regular file");
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid), "kill {i}");
         assert_eq!(meta.mode() & 0o7777, 0o600, "kill {i}");
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.kind, OtpKind::Hotp, "kill {i}");
         assert_eq!(f.scratch_codes.len(), 3, "kill {i}: data lost");
         match f.counter {
@@ -343,10 +319,10 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
 
     // Nothing stale: the next login works at once.
     let t = stopwatch();
-    let run = pam.login(&user.name, &format!("{}\n", codes[counter]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
     assert!(run.success, "after the kills: {run:#?}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert_eq!(parse(&path).counter, counter as u64 + 1);
+    assert_eq!(secret_file(&path).counter, counter as u64 + 1);
 }
 
 /// A login stopped (SIGSTOP) while it holds the lock on the secret file
@@ -356,16 +332,11 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
 fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     // 1001 codes computed per login: a window of a few ms under the lock.
     let pam = pam("hotp_window = 1000\n[rate_limit]\nmax_failures = 0\n");
-    let window = hotp_codes(HOTP_HEX, 0, 1001);
-    let wrong = (0..1_000_000)
-        .map(|n| format!("{:06}", (n * 7919 + 13) % 1_000_000))
-        .find(|c| !window.contains(c))
-        .unwrap();
+    let window = hotp_codes(KEY_HEX, 0, 1001);
+    let wrong = code_not_in(&window);
 
     let copies = pam_wrapper_copies();
     let mut holder = None;
@@ -417,5 +388,5 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
         after < Duration::from_secs(2),
         "took {after:?} after the holder was killed"
     );
-    assert_eq!(parse(&path).counter, 1);
+    assert_eq!(secret_file(&path).counter, 1);
 }

@@ -8,40 +8,13 @@
 //! possible on the layout it builds.
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::os::unix::fs::chown;
+use std::path::PathBuf;
 
 use testkit::fixtures::*;
 
 const RHOST: Option<&str> = Some("203.0.113.7");
 const NULLOK: &str = "auth required {module} config={config} nullok\n";
-
-fn gid_of(group: &str) -> u32 {
-    let out = Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no gid for {group}"))
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Runs `program args` as `user` and says whether it succeeded.
-fn as_user(user: &TestUser, program: &str, args: &[&Path]) -> bool {
-    user.command(program)
-        .args(args)
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
 
 /// A victim whose home is 0775 and in a group `mate` is also in: the
 /// layout of a home "shared with the team".
@@ -57,7 +30,7 @@ fn shared_home() -> SharedHome {
     let group = TestGroup::new();
     let victim = TestUser::with_groups(&[&group.name]);
     let mate = TestUser::with_groups(&[&group.name]);
-    chown(&victim.home, Some(victim.uid), Some(gid_of(&group.name))).unwrap();
+    chown(&victim.home, Some(victim.uid), Some(group.gid)).unwrap();
     set_mode(&victim.home, 0o775);
     SharedHome {
         victim,
@@ -80,11 +53,11 @@ fn group_writable_home_without_a_secret_is_unavailable_under_nullok() {
     let path = h.victim.write_secret(&totp_secret());
     let away = h.victim.home.join("moved-away");
     assert!(
-        as_user(&h.mate, "mv", &[&path, &away]),
+        h.mate.succeeds("mv", &[&path, &away]),
         "the co-group user can rename the file away"
     );
     assert!(!path.exists());
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     // Asked for a code as if the file were there (whether it is must not
     // show), then refused as unavailable whatever the answer.
     let run = svc.authenticate(&h.victim.name, RHOST, "123456\n");
@@ -100,15 +73,19 @@ fn group_writable_home_with_a_secret_is_refused() {
     let path = h.victim.write_secret(&totp_secret());
     let copy = h.mate.home.join("snapshot");
     assert!(
-        as_user(&h.mate, "mv", &[&path, &copy]) && as_user(&h.mate, "mv", &[&copy, &path]),
+        h.mate.succeeds("mv", &[&path, &copy]) && h.mate.succeeds("mv", &[&copy, &path]),
         "the co-group user can take the file and put it back"
     );
-    let before = snapshot(&path);
+    let before = snapshot(&path).ignoring_atime();
     let svc = simple_service("");
     let code = fresh_code();
     let run = svc.authenticate(&h.victim.name, RHOST, &format!("{code}\n"));
     assert_unavailable(&run);
-    assert_eq!(snapshot(&path), before, "the file was left as it was");
+    assert_eq!(
+        snapshot(&path).ignoring_atime(),
+        before,
+        "the file was left as it was"
+    );
 }
 
 /// A home that is writable by others but sticky (chmod 1777, like /tmp):
@@ -123,7 +100,7 @@ fn sticky_world_writable_home_still_works() {
     set_mode(&user.home, 0o1777);
     let away = other.home.join("moved-away");
     assert!(
-        !as_user(&other, "mv", &[&path, &away]),
+        !other.succeeds("mv", &[&path, &away]),
         "sticky: another user cannot rename the user's file"
     );
     assert!(path.exists());
@@ -140,7 +117,7 @@ fn sticky_world_writable_home_still_works() {
 fn missing_home_is_unavailable_under_nullok() {
     let user = TestUser::new();
     fs::remove_dir_all(&user.home).unwrap();
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     let run = svc.authenticate(&user.name, RHOST, "123456\n");
     assert_unavailable(&run);
 }
@@ -161,7 +138,7 @@ fn missing_home_is_unavailable_under_deny() {
 #[test]
 fn a_safe_home_still_works() {
     let user = TestUser::new();
-    let svc = service(NULLOK, "");
+    let svc = PamService::with_config(NULLOK, "");
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(run.success, "{run:?}");
     assert!(output(&run).contains("not set up"), "{run:?}");
@@ -174,21 +151,20 @@ fn a_safe_home_still_works() {
 /// A directory tree for an absolute `secret=` template, root's, removed on
 /// drop: `<base>/<shared>/<user>/secret.toml`.
 struct Tree {
-    base: PathBuf,
+    base: RootDir,
 }
 
 impl Tree {
     fn new() -> Tree {
-        let base = Path::new(TEST_ROOT).join(unique("dirs"));
-        fs::create_dir_all(&base).unwrap();
-        set_mode(&base, 0o755);
-        Tree { base }
+        Tree {
+            base: RootDir::new("dirs", 0o755),
+        }
     }
 
     /// `base/shared` (root, group `gid`, `mode`) holding the user's own
     /// directory (theirs, 0700) and in it their secret.
     fn secret_under(&self, user: &TestUser, gid: u32, mode: u32) -> PathBuf {
-        let shared = self.base.join("shared");
+        let shared = self.base.path.join("shared");
         fs::create_dir(&shared).unwrap();
         chown(&shared, Some(0), Some(gid)).unwrap();
         set_mode(&shared, mode);
@@ -197,26 +173,18 @@ impl Tree {
         user.chown(&own);
         set_mode(&own, 0o700);
         let file = own.join("secret.toml");
-        fs::write(&file, totp_secret()).unwrap();
-        user.chown(&file);
-        set_mode(&file, 0o600);
+        user.write_owned(&file, totp_secret(), 0o600);
         file
     }
 
     fn service(&self) -> PamService {
-        service(
+        PamService::with_config(
             &format!(
                 "auth required {{module}} config={{config}} secret={}/shared/%u/secret.toml\n",
-                self.base.display()
+                self.base.path.display()
             ),
             "",
         )
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.base);
     }
 }
 
@@ -229,19 +197,19 @@ fn absolute_template_through_a_group_writable_directory_is_refused() {
     let user = TestUser::new();
     let mate = TestUser::with_groups(&[&group.name]);
     let tree = Tree::new();
-    let file = tree.secret_under(&user, gid_of(&group.name), 0o775);
+    let file = tree.secret_under(&user, group.gid, 0o775);
     let own = file.parent().unwrap().to_path_buf();
-    let away = tree.base.join("shared").join("swapped");
+    let away = tree.base.path.join("shared").join("swapped");
     assert!(
-        as_user(&mate, "mv", &[&own, &away]) && as_user(&mate, "mv", &[&away, &own]),
+        mate.succeeds("mv", &[&own, &away]) && mate.succeeds("mv", &[&away, &own]),
         "a group member can swap the user's directory"
     );
-    let before = snapshot(&file);
+    let before = snapshot(&file).ignoring_atime();
     let svc = tree.service();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert_unavailable(&run);
-    assert_eq!(snapshot(&file), before);
+    assert_eq!(snapshot(&file).ignoring_atime(), before);
 }
 
 /// The same template through directories only root and the user can
@@ -268,12 +236,12 @@ fn group_writable_home_in_the_users_private_group_is_refused() {
     let path = user.write_secret(&totp_secret());
     set_mode(&user.home, 0o775);
     let svc = simple_service("");
-    let before = snapshot(&path);
+    let before = snapshot(&path).ignoring_atime();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     set_mode(&user.home, 0o755);
     assert_unavailable(&run);
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(snapshot(&path).ignoring_atime(), before);
 }
 
 /// Under `missing = "deny"` the prompt must not tell who is enrolled: in a

@@ -4,9 +4,9 @@
 //! successful login writes nothing through them.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testkit::fixtures::*;
 
@@ -16,7 +16,7 @@ const RHOST: Option<&str> = Some("203.0.113.7");
 /// `path` (and everything else given) untouched.
 fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
     let svc = simple_service("");
-    let before: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    let before: Vec<Snapshot> = watch.iter().map(|p| snapshot(p).ignoring_atime()).collect();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "hostile file accepted: {run:?}");
@@ -24,7 +24,7 @@ fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
     // (PAM_SYSTEM_ERR), no mere "wrong code".
     assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
     assert!(output(&run).contains("unavailable"), "{run:?}");
-    let after: Vec<Snapshot> = watch.iter().map(|p| snapshot(p)).collect();
+    let after: Vec<Snapshot> = watch.iter().map(|p| snapshot(p).ignoring_atime()).collect();
     assert_eq!(before, after, "file changed");
     assert!(
         leftovers(&user.home).is_empty(),
@@ -35,15 +35,15 @@ fn assert_refused_untouched(user: &TestUser, watch: &[&Path]) {
 
 fn hostile_text(text: &[u8]) {
     let user = TestUser::new();
-    let path = user.write_secret("");
-    fs::write(&path, text).unwrap();
+    let path = user.secret_path();
+    user.write_owned(&path, text, 0o600);
     assert_refused_untouched(&user, &[&path]);
 }
 
 fn hostile_mode(mode: u32) {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    set_mode(&path, mode);
     assert_refused_untouched(&user, &[&path]);
 }
 
@@ -75,9 +75,7 @@ fn owned_by_another_user() {
 fn symlink_to_a_valid_secret_elsewhere() {
     let user = TestUser::new();
     let real = user.home.join("real.toml");
-    fs::write(&real, totp_secret()).unwrap();
-    user.chown(&real);
-    fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&real, totp_secret(), 0o600);
     let link = user.secret_path();
     symlink(&real, &link).unwrap();
     user.chown(&link);
@@ -90,23 +88,14 @@ fn directory_at_the_path() {
     let dir = user.secret_path();
     fs::create_dir(&dir).unwrap();
     user.chown(&dir);
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&dir, 0o700);
     assert_refused_untouched(&user, &[&dir]);
 }
 
 #[test]
 fn random_bytes() {
-    // A fixed xorshift stream: the same "random" file every run.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    hostile_text(&bytes);
+    // A fixed seed: the same "random" file every run.
+    hostile_text(&Rng::new(0x9E37_79B9_7F4A_7C15).bytes(4096));
 }
 
 #[test]
@@ -154,16 +143,15 @@ fn nul_bytes_and_bad_utf8() {
 }
 
 #[test]
-#[allow(clippy::disallowed_methods)] // the test measures wall time
 fn twenty_megabytes_refused_quickly() {
     let user = TestUser::new();
     let (path, _) = write_twenty_megabyte_secret(&user);
-    let started = Instant::now();
+    let started = stopwatch();
     assert_refused_untouched(&user, &[&path]);
     // The refusal itself (one pamtester run, after the code was computed) is
     // fast; measure it again without the fixture around it.
     let svc = simple_service("");
-    let t = Instant::now();
+    let t = stopwatch();
     let run = svc.authenticate(&user.name, RHOST, "123456\n");
     let took = t.elapsed();
     assert!(!run.success, "{run:?}");
@@ -177,11 +165,10 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     // Like /etc: root's files, readable by all, writable by root only.
-    let etc = RootDir::new();
-    fs::set_permissions(&etc.path, fs::Permissions::from_mode(0o755)).unwrap();
+    let etc = RootDir::new("etc", 0o755);
     // And a directory outside the home the user can write to: there only
     // O_NOFOLLOW/O_EXCL (not the fs identity) keep writes out.
-    let outside = RootDir::new();
+    let outside = RootDir::new("outside", 0o700);
     user.chown(&outside.path);
     let names = [
         ".pam_otp.toml.lock",
@@ -199,8 +186,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         // Every other target exists; the rest are dangling (following one
         // with O_CREAT would create it).
         if i % 4 < 2 {
-            fs::write(&target, format!("data {i}\n")).unwrap();
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+            write_mode(&target, format!("data {i}\n"), 0o644);
             if dir == &outside.path {
                 user.chown(&target);
             }
@@ -210,14 +196,15 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         user.chown(&link);
     }
     let watched = |p: &Path| -> Vec<Snapshot> {
-        let mut v = vec![snapshot(p)];
-        for e in fs::read_dir(p).unwrap() {
-            v.push(snapshot(&e.unwrap().path()));
-        }
+        let mut v = vec![snapshot(p).ignoring_atime()];
+        v.extend(snapshot_dir(p).into_values().map(Snapshot::ignoring_atime));
         v
     };
     let before = (watched(&etc.path), watched(&outside.path));
-    let links_before: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    let links_before: Vec<Snapshot> = names
+        .iter()
+        .map(|n| snapshot(&user.home.join(n)).ignoring_atime())
+        .collect();
     let home_entries = snapshot(&user.home).entries;
 
     let svc = simple_service("");
@@ -234,38 +221,37 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
         before,
         "something was written through a planted link"
     );
-    let links_after: Vec<Snapshot> = names.iter().map(|n| snapshot(&user.home.join(n))).collect();
+    let links_after: Vec<Snapshot> = names
+        .iter()
+        .map(|n| snapshot(&user.home.join(n)).ignoring_atime())
+        .collect();
     assert_eq!(links_before, links_after);
     // The home holds what was planted and the rewritten secret, no more.
     assert_eq!(snapshot(&user.home).entries, home_entries);
     let meta = fs::symlink_metadata(user.secret_path()).unwrap();
     assert!(meta.file_type().is_file());
-    let f =
-        otp_core::secret_file::SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap())
-            .unwrap();
+    let f = secret_file(&user.secret_path());
     assert!(f.state.last_step.is_some());
     assert_eq!(f.state.failures, 1);
 }
 
 #[test]
-#[allow(clippy::disallowed_methods)] // the test measures wall time
 fn fifo_at_the_path_is_refused_without_hanging() {
     let user = TestUser::new();
     let path = user.secret_path();
-    let out = std::process::Command::new("mkfifo")
-        .arg("-m")
-        .arg("600")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    run_ok(
+        std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&path),
+    );
     user.chown(&path);
-    let started = Instant::now();
+    let started = stopwatch();
     assert_refused_untouched(&user, &[&path]);
     // A fresh code may have meant waiting for the next step: time the
     // login alone, again.
     let svc = simple_service("");
-    let t = Instant::now();
+    let t = stopwatch();
     let run = svc.authenticate(&user.name, RHOST, "123456\n");
     assert!(!run.success, "{run:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -289,10 +275,9 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
     // is allowed), but a path outside the home made of a planted symlink
     // is not followed.
     let user = TestUser::new();
-    let root = RootDir::new();
+    let root = RootDir::new("rootonly", 0o700);
     let target = root.path.join("shadow-like");
-    fs::write(&target, totp_secret()).unwrap();
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&target, totp_secret(), 0o600);
     let link = user.secret_path();
     symlink(&target, &link).unwrap();
     user.chown(&link);
@@ -303,15 +288,15 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
 fn read_only_home_refuses_a_right_code_it_cannot_record() {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o555)).unwrap();
+    set_mode(&user.home, 0o555);
     let svc = simple_service("");
-    let before = snapshot(&path);
+    let before = snapshot(&path).ignoring_atime();
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o755)).unwrap();
+    set_mode(&user.home, 0o755);
     assert!(!run.success, "unrecorded code accepted: {run:?}");
     assert!(output(&run).contains("could not be recorded"), "{run:?}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(snapshot(&path).ignoring_atime(), before);
     assert!(
         leftovers(&user.home).is_empty(),
         "{:?}",

@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use testkit::fixtures::*;
@@ -22,8 +22,7 @@ struct LogSink {
 
 impl LogSink {
     fn new() -> LogSink {
-        fs::create_dir_all(TEST_ROOT).unwrap();
-        let path = Path::new(TEST_ROOT).join(format!("{}.sock", unique("log")));
+        let path = test_root().join(format!("{}.sock", unique("log")));
         let _ = fs::remove_file(&path);
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_nonblocking(true).unwrap();
@@ -241,7 +240,7 @@ fn debug_adds_lines_but_never_a_code_or_secret() {
         "{}scratch_codes = [\"31415926\", \"27182818\"]\n",
         totp_secret()
     ));
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} debug frobnicate\n",
         "",
     );
@@ -270,7 +269,7 @@ fn debug_adds_lines_but_never_a_code_or_secret() {
 #[test]
 fn forward_pass_logs_neither_password_nor_code() {
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass debug\nauth required pam_permit.so\n",
         "",
     );
@@ -329,7 +328,7 @@ fn unknown_argument_is_logged_without_debug() {
     // An admin's typo ("nulok") must show up in the log even without
     // `debug`: the spec says unknown arguments are logged and ignored.
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} nulok frobnicate=1\n",
         "",
     );
@@ -390,7 +389,7 @@ fn broken_config_is_an_err_line_naming_the_file() {
     assert_eq!(lines.len(), 1, "{lines:#?} {run:?}");
     let line = decision_line(&lines, &svc, &user, RHOST, 83, "authinfo_unavail");
     assert!(
-        line.contains(&config_path(&svc).to_string_lossy().into_owned()),
+        line.contains(&svc.config_file.to_string_lossy().into_owned()),
         "{line}"
     );
     assert!(line.contains("misssing"), "the bad key is named: {line}");
@@ -415,10 +414,9 @@ fn hostile_reason(user: &TestUser, want: &str) {
 
 #[test]
 fn hostile_mode_is_named() {
-    use std::os::unix::fs::PermissionsExt;
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    set_mode(&path, 0o640);
     hostile_reason(&user, "mode 0640");
 }
 
@@ -462,10 +460,9 @@ fn hostile_size_is_named() {
 /// and why, so the admin knows what to fix.
 #[test]
 fn group_writable_home_is_named() {
-    use std::os::unix::fs::PermissionsExt;
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o775)).unwrap();
+    set_mode(&user.home, 0o775);
     let want = format!(
         "directory {} is writable by group {} (mode 0775)",
         user.home.display(),
@@ -492,8 +489,8 @@ fn missing_home_is_named() {
 #[test]
 fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
     let user = enrolled();
-    let before = snapshot(&user.secret_path());
-    let svc = service("auth required {module} config={config} test_panic\n", "");
+    let before = snapshot(&user.secret_path()).ignoring_atime();
+    let svc = PamService::with_config("auth required {module} config={config} test_panic\n", "");
     let sink = LogSink::new();
     let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), "123456\n");
     assert!(!run.success, "{run:?}");
@@ -508,7 +505,7 @@ fn a_panic_in_the_module_is_system_err_and_logged_not_printed() {
         errs[0].contains("internal error (panic at pam_otp/src/lib.rs:"),
         "{lines:#?}"
     );
-    assert_eq!(snapshot(&user.secret_path()), before);
+    assert_eq!(snapshot(&user.secret_path()).ignoring_atime(), before);
 }
 
 /// The module is linked to load cheaply (pam_otp/build.rs): the loader need not
@@ -533,7 +530,7 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
     // module, and no pam_otp line after it. It lets the user in without a
     // code; the log must say so.
     let user = enrolled();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n",
         "",
     );
@@ -561,7 +558,7 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
     assert_no_secrets(&lines, &["123456"]);
 
     // With the pam_otp line after the password module, nothing of the kind.
-    let svc = service(
+    let svc = PamService::with_config(
         "auth requisite {module} config={config} split_pass\nauth required pam_permit.so\n\
          auth required {module} config={config}\n",
         "",

@@ -14,7 +14,7 @@ use testkit::fixtures::*;
 const RHOST: Option<&str> = Some("203.0.113.7");
 
 fn parse(user: &TestUser) -> SecretFile {
-    SecretFile::parse(&fs::read_to_string(user.secret_path()).unwrap()).unwrap()
+    secret_file(&user.secret_path())
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn code_with_spaces_and_dashes_succeeds() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{spaced}\n"));
     assert!(run.success, "{spaced:?}: {run:?}");
     // Dashes too, with the next step's code (the first one is now used).
-    let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let next = totp_code(1);
     let dashed = format!("{}-{}", &next[..3], &next[3..]);
     let run = svc.authenticate(&user.name, RHOST, &format!("{dashed}\n"));
     assert!(run.success, "{dashed:?}: {run:?}");
@@ -233,7 +233,7 @@ fn missing_secret_allow_succeeds_with_a_message() {
 #[test]
 fn nullok_argument_allows_a_missing_secret() {
     let user = TestUser::new();
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} nullok\n",
         "missing = \"deny\"\n",
     );
@@ -250,7 +250,7 @@ fn nullok_argument_allows_a_missing_secret() {
 fn forward_pass_password_and_code_in_one_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_permit.so\n",
         "",
     );
@@ -269,8 +269,8 @@ fn forward_pass_password_and_code_in_one_prompt() {
 fn forward_pass_hands_the_password_to_pam_unix() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
-    let svc = service(
+    user.set_password("s3cret-Pw");
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",
     );
@@ -289,8 +289,8 @@ fn forward_pass_hands_the_password_to_pam_unix() {
 fn use_first_pass_without_authtok_fails_without_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let before = snapshot(&user.secret_path());
-    let svc = service(
+    let before = snapshot(&user.secret_path()).ignoring_atime();
+    let svc = PamService::with_config(
         "auth required {module} config={config} use_first_pass\n",
         "",
     );
@@ -298,7 +298,7 @@ fn use_first_pass_without_authtok_fails_without_prompt() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "{run:?}");
     assert!(!output(&run).contains(PROMPT), "{run:?}");
-    assert_eq!(snapshot(&user.secret_path()), before);
+    assert_eq!(snapshot(&user.secret_path()).ignoring_atime(), before);
 }
 
 #[test]
@@ -350,9 +350,7 @@ fn success_rewrites_the_file_atomically() {
 }
 
 fn broken_config_fails_closed(config: &str, mode: u32) {
-    broken_config_fails_closed_with(config, |cfg| {
-        fs::set_permissions(cfg, fs::Permissions::from_mode(mode)).unwrap()
-    });
+    broken_config_fails_closed_with(config, |cfg| set_mode(cfg, mode));
 }
 
 /// Every config here says `default = "skip"` or would otherwise let the
@@ -362,16 +360,25 @@ fn broken_config_fails_closed_with(config: &str, spoil: impl FnOnce(&std::path::
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
     let svc = simple_service("");
-    let cfg = write_config(&svc, config);
+    let cfg = svc.write_config(config);
     spoil(&cfg);
-    let before = (snapshot(&path), snapshot(&cfg));
+    let before = (
+        snapshot(&path).ignoring_atime(),
+        snapshot(&cfg).ignoring_atime(),
+    );
     let code = fresh_code();
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "broken config {config:?}: {run:?}");
     assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
     assert!(output(&run).contains("unavailable"), "{run:?}");
     assert!(!output(&run).contains(PROMPT), "{run:?}");
-    assert_eq!((snapshot(&path), snapshot(&cfg)), before);
+    assert_eq!(
+        (
+            snapshot(&path).ignoring_atime(),
+            snapshot(&cfg).ignoring_atime()
+        ),
+        before
+    );
 }
 
 #[test]
@@ -400,8 +407,8 @@ fn absent_config_means_the_safe_defaults() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
     let unenrolled = TestUser::new();
-    let svc = service("auth required {module} config={config}\n", "");
-    fs::remove_file(config_path(&svc)).unwrap();
+    let svc = PamService::with_config("auth required {module} config={config}\n", "");
+    fs::remove_file(&svc.config_file).unwrap();
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(!run.success, "no code needed without a config: {run:?}");
     let code = fresh_code();
@@ -459,8 +466,8 @@ fn an_unreadable_home_is_not_a_missing_secret() {
     let svc = simple_service("missing = \"allow\"\n");
     let _restore = Restore::new(&user.home);
     std::os::unix::fs::chown(&user.home, Some(0), Some(0)).unwrap();
-    fs::set_permissions(&user.home, fs::Permissions::from_mode(0o700)).unwrap();
-    let before = snapshot(&path);
+    set_mode(&user.home, 0o700);
+    let before = snapshot(&path).ignoring_atime();
     let run = svc.authenticate(&user.name, RHOST, "");
     assert!(!run.success, "let in without a code: {run:?}");
     // Not even the right code helps: the file cannot be read.
@@ -468,7 +475,7 @@ fn an_unreadable_home_is_not_a_missing_secret() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "{run:?}");
     assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{run:?}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(snapshot(&path).ignoring_atime(), before);
 }
 
 #[test]
@@ -514,7 +521,7 @@ fn broken_config_bad_value_fails_closed() {
 fn unknown_module_argument_is_ignored() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} frobnicate=1 bogus\n",
         "",
     );
@@ -537,8 +544,8 @@ fn no_such_user_fails() {
 fn try_first_pass_after_pam_unix_prompts_for_the_code() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
-    let svc = service(
+    user.set_password("s3cret-Pw");
+    let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} try_first_pass\n",
         "",
     );
@@ -554,8 +561,8 @@ fn try_first_pass_after_pam_unix_prompts_for_the_code() {
 fn use_first_pass_takes_the_code_from_the_earlier_module() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
-    let svc = service(
+    user.set_password("s3cret-Pw");
+    let svc = PamService::with_config(
         "auth required pam_unix.so\nauth required {module} config={config} use_first_pass\n",
         "",
     );
@@ -570,10 +577,8 @@ fn use_first_pass_takes_the_code_from_the_earlier_module() {
 fn secret_and_prompt_arguments_override_the_config() {
     let user = TestUser::new();
     let custom = user.home.join("custom-otp.toml");
-    std::fs::write(&custom, totp_secret()).unwrap();
-    user.chown(&custom);
-    fs::set_permissions(&custom, fs::Permissions::from_mode(0o600)).unwrap();
-    let svc = service(
+    user.write_owned(&custom, totp_secret(), 0o600);
+    let svc = PamService::with_config(
         "auth required {module} config={config} secret=%h/custom-otp.toml [prompt=Token please: ]\n",
         "secret = \"%h/nowhere.toml\"\nprompt = \"Ignored: \"\n",
     );
@@ -582,7 +587,7 @@ fn secret_and_prompt_arguments_override_the_config() {
     assert!(run.success, "{run:?}");
     assert!(output(&run).contains("Token please: "), "{run:?}");
     assert!(!output(&run).contains("Ignored"), "{run:?}");
-    let f = SecretFile::parse(&fs::read_to_string(&custom).unwrap()).unwrap();
+    let f = secret_file(&custom);
     assert!(f.state.last_step.is_some());
 }
 
@@ -592,7 +597,7 @@ fn concurrent_logins_accept_a_code_once() {
     user.write_secret(&totp_secret());
     let svc = simple_service("[rate_limit]\nmax_failures = 0\n");
     let first = fresh_code();
-    let second = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+    let second = totp_code(1);
     for code in [first, second] {
         // 24 logins at once, each run again should pam_wrapper kill it
         // before any module ran (see testkit::PamRun::died_before_pam).
@@ -629,8 +634,8 @@ fn concurrent_logins_accept_a_code_once() {
 fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, "s3cret-Pw");
-    let svc = service(
+    user.set_password("s3cret-Pw");
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n",
     );
@@ -663,7 +668,7 @@ fn rewrite_is_0600_whatever_the_callers_umask() {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600, "umask {umask}: mode {mode:o}");
         // And the next login can still read it.
-        let next = oathtool_totp(KEY_B32, Some(now() + 30), &[]);
+        let next = totp_code(1);
         let run = svc.authenticate(&user.name, RHOST, &format!("{next}\n"));
         assert!(run.success, "umask {umask}: {run:?}");
     }
@@ -676,8 +681,8 @@ fn forward_pass_with_an_emergency_code() {
         "{}scratch_codes = [\"31415926\"]\n",
         totp_secret()
     ));
-    set_password(&user, "pw-4711");
-    let svc = service(
+    user.set_password("pw-4711");
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\nauth required pam_unix.so use_first_pass\n",
         "",
     );

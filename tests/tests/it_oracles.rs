@@ -19,7 +19,7 @@ const SPLIT_STACK: &str = "auth requisite {module} config={config} split_pass\n\
 fn enrolled(password: &str) -> TestUser {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
-    set_password(&user, password);
+    user.set_password(password);
     user
 }
 
@@ -50,14 +50,14 @@ fn a_name_that_is_no_account_is_prompted_like_an_account() {
 fn forward_pass_hands_an_unenrolled_users_password_on_too() {
     // With try_first_pass, pam_unix asks "Password: " itself when no
     // PAM_AUTHTOK was set: that extra prompt told who is enrolled.
-    let svc = service(
+    let svc = PamService::with_config(
         "auth required {module} config={config} forward_pass\n\
          auth required pam_unix.so try_first_pass\n",
         "missing = \"deny\"\n",
     );
     let enrolled_user = enrolled("s3cret-Pw");
     let unenrolled = TestUser::new();
-    set_password(&unenrolled, "s3cret-Pw");
+    unenrolled.set_password("s3cret-Pw");
     let typed = format!("s3cret-Pw{}\nextra\n", wrong_code());
     let a = svc.authenticate(&enrolled_user.name, RHOST, &typed);
     let b = svc.authenticate(&unenrolled.name, RHOST, &typed);
@@ -92,7 +92,7 @@ fn an_unenrolled_user_is_rate_limited_like_an_enrolled_one() {
 #[test]
 fn split_pass_right_password_and_right_code_logs_in() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(SPLIT_STACK, "");
+    let svc = PamService::with_config(SPLIT_STACK, "");
     let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw{}\n", fresh_code()));
     assert!(run.success, "{run:?}");
     assert_eq!(output(&run).matches(FORWARD_PROMPT).count(), 1, "{run:?}");
@@ -102,11 +102,11 @@ fn split_pass_right_password_and_right_code_logs_in() {
 #[test]
 fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
     );
-    let before = snapshot(&user.secret_path());
+    let before = snapshot(&user.secret_path()).ignoring_atime();
     let code = fresh_code();
     // Five wrong passwords, the last with the right code: no lock, no
     // failure, no code used, the file untouched.
@@ -116,7 +116,7 @@ fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
         assert!(!run.success, "{run:?}");
         assert!(!output(&run).contains(LOCKED), "{run:?}");
     }
-    assert_eq!(snapshot(&user.secret_path()), before);
+    assert_eq!(snapshot(&user.secret_path()).ignoring_atime(), before);
     // The owner logs in with that same code.
     let run = svc.authenticate(&user.name, RHOST, &format!("s3cret-Pw{code}\n"));
     assert!(run.success, "locked out or code burned: {run:?}");
@@ -125,7 +125,7 @@ fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
 #[test]
 fn split_pass_a_guesser_with_the_password_is_rate_limited() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
     );
@@ -141,7 +141,7 @@ fn split_pass_a_guesser_with_the_password_is_rate_limited() {
 #[test]
 fn split_pass_with_a_skip_rule_asks_only_the_password() {
     let user = enrolled("s3cret-Pw");
-    let svc = service(
+    let svc = PamService::with_config(
         SPLIT_STACK,
         "[[rule]]\nfrom = [\"203.0.113.0/24\"]\notp = \"skip\"\n",
     );

@@ -9,38 +9,29 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use otp_core::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
-use otp_core::secret_file::SecretFile;
 use testkit::harness::{
     flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
     Snapshot, TmpfsMount,
 };
-use testkit::TestUser;
-use testkit::{module_path, PamWrapperDir};
+use testkit::{secret_file, PamService, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
+use testkit::{set_mode, write_mode, TestUser};
 
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const STACK: &str = "auth required {module} config={config}\n";
-const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
 const UNAVAILABLE: &str = "Two-factor login is unavailable";
 
+/// The test key's HOTP secret at `counter`, with three emergency codes.
 fn hotp_secret(counter: u64) -> String {
     format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = {counter}\n\
-         scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n"
+        "{}scratch_codes = [\"31415926\", \"27182818\", \"16180339\"]\n",
+        testkit::hotp_secret(counter)
     )
 }
 
-fn pam() -> PamWrapperDir {
-    PamWrapperDir::new("otp-priv", STACK, &module_path(), NO_RATE_LIMIT)
-}
-
-fn parse(path: &Path) -> SecretFile {
-    SecretFile::parse_bytes(&fs::read(path).unwrap()).unwrap()
+fn pam() -> PamService {
+    PamService::named("otp-priv", OTP_ONLY, NO_RATE_LIMIT)
 }
 
 /// A directory for files the module must never touch: root-owned, on its
@@ -71,8 +62,7 @@ impl Untouchable {
     /// A root-owned file here.
     fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
         let p = self.path().join(name);
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        write_mode(&p, text, mode);
         p
     }
 }
@@ -135,7 +125,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
     let pam = pam();
-    let codes = hotp_codes(HOTP_HEX, 0, 4);
+    let codes = hotp_codes(KEY_HEX, 0, 4);
     let targets = Untouchable::new("rootonly", 0o700);
     assert_reads_show(&targets);
 
@@ -158,14 +148,14 @@ fn planted_symlinks_to_root_files_are_never_followed() {
         let outside = snapshot_dir(targets.path());
         let home_names = names(&user.home);
 
-        let right = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let right = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         assert!(right.success, "dangling={dangling}: {right:#?}");
-        let wrong = pam.login(&user.name, "000000\n");
+        let wrong = pam.authenticate(&user.name, None, "000000\n");
         assert!(!wrong.success, "{wrong:#?}");
-        let replay = pam.login(&user.name, &format!("{}\n", codes[counter]));
+        let replay = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
         assert!(!replay.success, "{replay:#?}");
         let scratch = if dangling { "27182818" } else { "31415926" };
-        let emergency = pam.login(&user.name, &format!("{scratch}\n"));
+        let emergency = pam.authenticate(&user.name, None, &format!("{scratch}\n"));
         assert!(emergency.success, "{emergency:#?}");
         counter += 1;
 
@@ -186,7 +176,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
         assert!(meta.is_file());
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
         assert_eq!(meta.mode() & 0o7777, 0o600);
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.counter, counter as u64);
         assert!(!f.scratch_codes.contains(&scratch.to_string()));
     }
@@ -201,7 +191,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
 fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
     let user = TestUser::new();
     let pam = pam();
-    let codes = hotp_codes(HOTP_HEX, 0, 1);
+    let codes = hotp_codes(KEY_HEX, 0, 1);
     // World-searchable, so only the symlink rule stands between the module
     // and the file.
     let theirs = Untouchable::new("rootsecret", 0o755);
@@ -211,11 +201,9 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
     let own = theirs.path().join("users-dir");
     fs::create_dir(&own).unwrap();
     user.chown(&own);
-    fs::set_permissions(&own, fs::Permissions::from_mode(0o700)).unwrap();
+    set_mode(&own, 0o700);
     let own_secret = own.join("secret.toml");
-    fs::write(&own_secret, hotp_secret(0)).unwrap();
-    user.chown(&own_secret);
-    fs::set_permissions(&own_secret, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&own_secret, hotp_secret(0), 0o600);
 
     for target in [&root_secret, &own_secret] {
         let link = user.secret_path();
@@ -228,7 +216,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
             .collect();
         let link_before = snapshot(&link);
 
-        let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+        let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
         assert!(
             !run.success,
             "{}: a symlinked secret was used: {run:#?}",
@@ -246,7 +234,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
             link_before,
             "the link itself is left alone"
         );
-        assert_eq!(parse(target).counter, 0);
+        assert_eq!(secret_file(target).counter, 0);
     }
     drop(theirs);
 }
@@ -259,28 +247,26 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
 #[test]
 fn admin_owned_secrets_fail_closed() {
     let user = TestUser::new();
-    let codes = hotp_codes(HOTP_HEX, 0, 1);
+    let codes = hotp_codes(KEY_HEX, 0, 1);
 
     let path = user.write_secret(&hotp_secret(0));
     std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
     let before = snapshot(&path).ignoring_atime();
-    let run = pam().login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam().authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains(UNAVAILABLE), "{run:#?}");
     assert_eq!(snapshot(&path).ignoring_atime(), before);
 
     let dir = RootDir::new("admindir", 0o755);
     let file = dir.path.join(format!("{}.toml", user.name));
-    fs::write(&file, hotp_secret(0)).unwrap();
-    user.chown(&file);
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    user.write_owned(&file, hotp_secret(0), 0o600);
     let stack = format!(
         "auth required {{module}} config={{config}} secret={}/%u.toml\n",
         dir.path.display()
     );
-    let pam = PamWrapperDir::new("otp-priv", &stack, &module_path(), NO_RATE_LIMIT);
+    let pam = PamService::named("otp-priv", &stack, NO_RATE_LIMIT);
     let before = snapshot(&file).ignoring_atime();
-    let run = pam.login(&user.name, &format!("{}\n", codes[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("could not be recorded"), "{run:#?}");
     assert_eq!(snapshot(&file).ignoring_atime(), before);
@@ -356,9 +342,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     assert_eq!(fs_ids(), root, "after not found");
 
     let loose = user.home.join("loose");
-    fs::write(&loose, hotp_secret(0)).unwrap();
-    user.chown(&loose);
-    fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
+    user.write_owned(&loose, hotp_secret(0), 0o644);
     assert!(matches!(
         safe_fs::open_locked(&loose, &user.home, owner),
         Err(FsError::Mode { .. })
@@ -375,8 +359,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     // (root itself would get Ok(false) and a readable file).
     let shut = RootDir::new("shut", 0o700);
     let root_file = shut.path.join("secret.toml");
-    fs::write(&root_file, hotp_secret(0)).unwrap();
-    fs::set_permissions(&root_file, fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&root_file, hotp_secret(0), 0o600);
     assert!(matches!(
         safe_fs::exists(&shut.path.join("nothing"), &user.home, owner),
         Err(FsError::Io { .. })
@@ -427,7 +410,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
 fn fs_identity_drops_the_callers_supplementary_groups() {
     let user = TestUser::new();
     let group = testkit::TestGroup::new();
-    let gid = nix_gid(&group.name);
+    let gid = group.gid;
     let owner = Owner {
         uid: user.uid,
         gid: user.gid,
@@ -435,17 +418,11 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
     let dir = RootDir::new("groupdir", 0o750);
     std::os::unix::fs::lchown(&dir.path, Some(0), Some(gid)).unwrap();
     let file = dir.path.join("secret.toml");
-    fs::write(&file, hotp_secret(0)).unwrap();
-    std::os::unix::fs::lchown(&file, Some(user.uid), Some(user.gid)).unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
-    let as_user = user
-        .command("cat")
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!as_user.success(), "the user cannot read it themselves");
+    user.write_owned(&file, hotp_secret(0), 0o600);
+    assert!(
+        !user.succeeds("cat", &[&file]),
+        "the user cannot read it themselves"
+    );
 
     // This thread only (the raw system call, not glibc's process-wide
     // wrapper): the caller is a member of `group`.
@@ -464,18 +441,6 @@ fn fs_identity_drops_the_callers_supplementary_groups() {
         matches!(opened, Err(FsError::Io { .. })),
         "the module opened, as the user, a file the user cannot reach: {opened:?}"
     );
-}
-
-fn nix_gid(group: &str) -> u32 {
-    let out = std::process::Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok())
-        .expect("group id")
 }
 
 /// Supplementary groups of the current thread only; cleared on drop.

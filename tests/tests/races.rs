@@ -9,27 +9,22 @@
 //! number of per-process directories, and a race should have the machine
 //! to itself).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use otp_core::secret_file::SecretFile;
-use testkit::harness::{finish, hotp_codes, login_race, LoginRun, Reaper, Rng};
-use testkit::{module_path, PamWrapperDir};
-use testkit::{now, oathtool_totp, wait_for_fresh_step, TestUser};
+use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
+use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
+use testkit::{hotp_secret, secret_file, totp_secret, PamService};
+use testkit::{target_dir, KEY_B32, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
 
 /// Logins per race.
 const N: usize = 24;
-/// RFC 4226's test key: "12345678901234567890".
-const HOTP_HEX: &str = "3132333435363738393031323334353637383930";
-const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// RFC 4226 appendix D: the codes for counters 0..=3.
 const RFC4226: [&str; 4] = ["755224", "287082", "359152", "969429"];
-const STACK: &str = "auth required {module} config={config}\n";
-/// Rate limit off: every losing login then reads, checks and rewrites the
-/// file (a replay is a failure and is recorded), the most contention the
-/// lock can get, and the failure count tells whether an update was lost.
-const NO_RATE_LIMIT: &str = "[rate_limit]\nmax_failures = 0\n";
+// The races run with the rate limit off (NO_RATE_LIMIT): every losing
+// login then reads, checks and rewrites the file (a replay is a failure and
+// is recorded), the most contention the lock can get, and the failure count
+// tells whether an update was lost.
 
 static ONE_RACE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -37,24 +32,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_RACE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pam(config: &str) -> PamWrapperDir {
-    PamWrapperDir::new("otp-race", STACK, &module_path(), config)
-}
-
-fn parse(path: &Path) -> SecretFile {
-    let bytes = std::fs::read(path).unwrap();
-    SecretFile::parse_bytes(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{} does not parse after the race: {e}\n{}",
-            path.display(),
-            String::from_utf8_lossy(&bytes)
-        )
-    })
+fn pam(config: &str) -> PamService {
+    PamService::named("otp-race", OTP_ONLY, config)
 }
 
 /// Exactly one of `runs` succeeded; the others failed as a replay should
 /// (an authentication failure, not a system error or an unavailable file).
-fn assert_exactly_one_winner(runs: &[LoginRun], what: &str) {
+fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
     let winners = runs.iter().filter(|r| r.success).count();
     assert_eq!(
         winners,
@@ -79,9 +63,7 @@ fn assert_exactly_one_winner(runs: &[LoginRun], what: &str) {
 fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&totp_secret());
     let pam = pam(NO_RATE_LIMIT);
     wait_for_fresh_step(5);
     let t = now();
@@ -91,7 +73,7 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let runs = login_race(&pam, &user.name, &code, N);
     assert_exactly_one_winner(&runs, "TOTP");
 
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(
         f.state.last_step,
         Some(step),
@@ -105,34 +87,35 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
 
     // The next code (the next step, within the ±1 skew) works, once.
     let next = oathtool_totp(KEY_B32, Some((step + 1) * 30), &[]);
-    let run = pam.login(&user.name, &format!("{next}\n"));
+    let run = pam.authenticate(&user.name, None, &format!("{next}\n"));
     assert!(run.success, "the next code after the race: {run:#?}");
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.state.last_step, Some(step + 1));
     assert_eq!(f.state.failures, 0, "a success clears the failures");
-    assert!(!pam.login(&user.name, &format!("{next}\n")).success);
+    assert!(
+        !pam.authenticate(&user.name, None, &format!("{next}\n"))
+            .success
+    );
 }
 
 #[test]
 fn hotp_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\ncounter = 0\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     let pam = pam(NO_RATE_LIMIT);
     // Three rounds: counters 0, 1 and 2, each raced by 24 logins.
     for (counter, code) in RFC4226.iter().take(3).enumerate() {
         let runs = login_race(&pam, &user.name, code, N);
         assert_exactly_one_winner(&runs, &format!("HOTP counter {counter}"));
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(f.counter, counter as u64 + 1, "the counter moved past it");
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
     // The next code works.
-    let run = pam.login(&user.name, &format!("{}\n", RFC4226[3]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[3]));
     assert!(run.success, "the next code after the races: {run:#?}");
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.counter, 4);
     assert_eq!(f.state.failures, 0);
 }
@@ -142,14 +125,12 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
     let codes = ["31415926", "27182818", "16180339", "14142135"];
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\nscratch_codes = {codes:?}\n"
-    ));
+    let path = user.write_secret(&format!("{}scratch_codes = {codes:?}\n", totp_secret()));
     let pam = pam(NO_RATE_LIMIT);
     for (i, code) in codes.iter().take(3).enumerate() {
         let runs = login_race(&pam, &user.name, code, N);
         assert_exactly_one_winner(&runs, &format!("scratch code {i}"));
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(
             f.scratch_codes,
             codes[i + 1..].to_vec(),
@@ -157,10 +138,13 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
         );
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
-    let run = pam.login(&user.name, &format!("{}\n", codes[3]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[3]));
     assert!(run.success, "the last emergency code: {run:#?}");
-    assert!(parse(&path).scratch_codes.is_empty());
-    assert!(!pam.login(&user.name, &format!("{}\n", codes[3])).success);
+    assert!(secret_file(&path).scratch_codes.is_empty());
+    assert!(
+        !pam.authenticate(&user.name, None, &format!("{}\n", codes[3]))
+            .success
+    );
 }
 
 /// The rate limit's state lives in the file, under the lock: 24 wrong
@@ -170,14 +154,12 @@ fn scratch_code_used_by_24_logins_at_once_is_accepted_once() {
 fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     // The default rate limit (3 failures, then 30 s).
     let pam = pam("");
     // Not a code of counters 0..=10 (the default look-ahead).
     let wrong = "000000";
-    assert!(!hotp_codes(HOTP_HEX, 0, 11).contains(&wrong.to_string()));
+    assert!(!hotp_codes(KEY_HEX, 0, 11).contains(&wrong.to_string()));
 
     let runs = login_race(&pam, &user.name, wrong, N);
     assert!(runs.iter().all(|r| !r.success), "{runs:#?}");
@@ -191,14 +173,18 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
         "exactly 3 wrong codes were checked, the other {} were refused as locked:\n{runs:#?}",
         N - 3
     );
-    let f = parse(&path);
+    let f = secret_file(&path);
     assert_eq!(f.state.failures, 3, "failures counted one by one");
     assert_eq!(f.counter, 0);
     // Locked now: even the right code is refused without being checked.
-    let run = pam.login(&user.name, &format!("{}\n", RFC4226[0]));
+    let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("Too many failed attempts"), "{run:#?}");
-    assert_eq!(parse(&path).counter, 0, "the code was not checked or used");
+    assert_eq!(
+        secret_file(&path).counter,
+        0,
+        "the code was not checked or used"
+    );
 }
 
 // ---- otp-enroll against logins ------------------------------------------
@@ -206,9 +192,7 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
 /// The otp-enroll binary, if this build has one that knows `scratch` and
 /// `unlock` (`cargo test --workspace` builds it next to the tests).
 fn otp_enroll() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?;
-    let bin = profile.join("otp-enroll");
+    let bin = target_dir().join("otp-enroll");
     let help = Command::new(&bin)
         .arg("--help")
         .stdin(Stdio::null())
@@ -240,11 +224,9 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
     };
     let _one = serial();
     let user = TestUser::new();
-    let path = user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    let path = user.write_secret(&hotp_secret(0));
     let pam = pam(NO_RATE_LIMIT);
-    let codes = hotp_codes(HOTP_HEX, 0, 40);
+    let codes = hotp_codes(KEY_HEX, 0, 40);
     let (mut rng, seed) = Rng::seeded();
     eprintln!("seed {seed}");
     let mut counter = 0usize;
@@ -262,7 +244,7 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // A wrong code first, so `unlock` has a failure to clear.
-        assert!(!pam.login(&user.name, "000000\n").success);
+        assert!(!pam.authenticate(&user.name, None, "000000\n").success);
         let login = pam.spawn_login(&user.name, &format!("{}\n", codes[counter]));
         std::thread::sleep(std::time::Duration::from_micros(rng.below(15_000)));
         let mut reaper = Reaper(Vec::new());
@@ -279,7 +261,7 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
         );
         assert!(run.success, "round {round}: the login: {run:#?}");
         counter += 1;
-        let f = parse(&path);
+        let f = secret_file(&path);
         assert_eq!(
             f.counter, counter as u64,
             "round {round}: the login's counter update was lost to otp-enroll"
@@ -350,14 +332,12 @@ fn a_patient_guesser_gets_no_more_tries_than_the_design_counts() {
 fn paced_wrong_codes_are_rate_limited_through_pam() {
     let _one = serial();
     let user = TestUser::new();
-    user.write_secret(&format!(
-        "version = 1\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
-    ));
+    user.write_secret(&hotp_secret(0));
     let pam = pam("[rate_limit]\nmax_failures = 3\ninterval = 1\n");
     let mut locked = 0;
     for _ in 0..5 {
         for _ in 0..2 {
-            let run = pam.login(&user.name, "000000\n");
+            let run = pam.authenticate(&user.name, None, "000000\n");
             assert!(!run.success);
             locked += usize::from(run.stderr.contains("Too many failed attempts"));
         }

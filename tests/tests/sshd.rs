@@ -5,44 +5,17 @@
 //! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
 //! their sshd_config and PAM lines are the ones documented there.
 
-use testkit::{authorize_key, module_path, set_password, SshRun, Sshd, SshdSetup};
-use testkit::{now, oathtool_totp, TestUser};
+use testkit::{authorize_key, SshRun, Sshd, SshdSetup, OTP_ONLY};
+use testkit::{totp_code, totp_secret, wrong_code, TestUser, PROMPT};
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const PROMPT: &str = "Verification code: ";
 const FORWARD_PROMPT: &str = "Password & verification code: ";
 const NOT_ENROLLED: &str =
     "Two-factor login is not set up for this account yet: run otp-enroll to set it up.";
-/// The PAM stack that holds only pam_otp.
-const OTP_ONLY: &str = "auth required {module} config={config}";
 
 fn enrolled_user() -> TestUser {
     let user = TestUser::new();
-    user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{SECRET}\"\n"
-    ));
+    user.write_secret(&totp_secret());
     user
-}
-
-/// The code of the TOTP step `steps` away from now. Any step within
-/// ±totp_skew (1) is accepted, so a code computed now stays good through a
-/// step change during the login.
-fn code(steps: i64) -> String {
-    let at = now().saturating_add_signed(30 * steps);
-    oathtool_totp(SECRET, Some(at), &[])
-}
-
-/// Six digits that are not the code of any step near now.
-fn wrong_code() -> String {
-    let near: Vec<String> = (-3..=3).map(code).collect();
-    let mut n: u32 = (near[3].parse::<u32>().unwrap() + 500_000) % 1_000_000;
-    loop {
-        let c = format!("{n:06}");
-        if !near.contains(&c) {
-            return c;
-        }
-        n = (n + 1) % 1_000_000;
-    }
 }
 
 fn sshd(methods: &str, pam_auth: &str, otp_config: &str) -> Sshd {
@@ -51,7 +24,6 @@ fn sshd(methods: &str, pam_auth: &str, otp_config: &str) -> Sshd {
 
 fn sshd_with(methods: &str, pam_auth: &str, otp_config: &str, sshd_extra: &str) -> Sshd {
     Sshd::start(&SshdSetup {
-        module: &module_path(),
         pam_auth,
         otp_config,
         authentication_methods: methods,
@@ -96,7 +68,7 @@ fn assert_refused(run: &SshRun, user: &TestUser) {
 fn right_code_runs_the_command() {
     let user = enrolled_user();
     let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
-    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    let run = sshd.ssh(&user.name).answer(PROMPT, &totp_code(0)).run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.prompts.len(), 1, "{run:#?}");
     assert_eq!(
@@ -131,14 +103,14 @@ fn wrong_code_is_refused() {
 fn replayed_code_is_refused() {
     let user = enrolled_user();
     let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
-    let c = code(0);
+    let c = totp_code(0);
     let first = sshd.ssh(&user.name).answer(PROMPT, &c).run();
     assert_in(&first, &user, &sshd);
     let again = sshd.ssh(&user.name).answer(PROMPT, &c).run();
     assert_refused(&again, &user);
     assert_eq!(again.asked(PROMPT), 1, "{again:#?}");
     // The code of a later step still works: the refusal was the replay.
-    let next = sshd.ssh(&user.name).answer(PROMPT, &code(1)).run();
+    let next = sshd.ssh(&user.name).answer(PROMPT, &totp_code(1)).run();
     assert_in(&next, &user, &sshd);
 }
 
@@ -157,7 +129,7 @@ fn rate_limited_user_is_told_when_to_try_again() {
         let run = sshd.ssh(&user.name).answer(PROMPT, &wrong_code()).run();
         assert_refused(&run, &user);
     }
-    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    let run = sshd.ssh(&user.name).answer(PROMPT, &totp_code(0)).run();
     assert_refused(&run, &user);
     assert!(
         run.stderr
@@ -174,7 +146,7 @@ fn recipe_key_then_code() {
     let user = enrolled_user();
     let sshd = sshd("publickey,keyboard-interactive", OTP_ONLY, "");
     let (key, public) = sshd.client_key();
-    authorize_key(&user.home, user.uid, user.gid, &public);
+    authorize_key(&user, &public);
 
     // Key, then a wrong code: refused.
     let run = sshd
@@ -189,7 +161,7 @@ fn recipe_key_then_code() {
     let run = sshd
         .ssh(&user.name)
         .identity(&key)
-        .answer(PROMPT, &code(0))
+        .answer(PROMPT, &totp_code(0))
         .run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.prompts.len(), 1, "{run:#?}");
@@ -209,7 +181,7 @@ fn recipe_key_then_code() {
     let run = sshd
         .ssh(&user.name)
         .methods("keyboard-interactive")
-        .answer(PROMPT, &code(1))
+        .answer(PROMPT, &totp_code(1))
         .run();
     assert_refused(&run, &user);
     assert!(run.prompts.is_empty(), "{run:#?}");
@@ -229,7 +201,7 @@ fn recipe_key_then_code() {
 #[test]
 fn recipe_password_and_code_forward_pass() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "auth required {module} config={config} forward_pass\n\
@@ -248,7 +220,7 @@ fn recipe_password_and_code_forward_pass() {
         },
         || {
             sshd.ssh(&user.name)
-                .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", code(0)))
+                .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", totp_code(0)))
                 .run()
         },
     );
@@ -262,7 +234,7 @@ fn recipe_password_and_code_forward_pass() {
     // code: the one above was used.)
     let run = sshd
         .ssh(&user.name)
-        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", code(1)))
+        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", totp_code(1)))
         .run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.prompts.len(), 1, "one prompt for both: {run:#?}");
@@ -274,7 +246,7 @@ fn recipe_password_and_code_forward_pass() {
 #[test]
 fn recipe_password_then_code_two_prompts() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "@include common-auth\n\
@@ -289,7 +261,7 @@ fn recipe_password_then_code_two_prompts() {
         || {
             sshd.ssh(&user.name)
                 .answer("Password: ", "hunter3-pw")
-                .answer(PROMPT, &code(0))
+                .answer(PROMPT, &totp_code(0))
                 .run()
         },
         || {
@@ -312,7 +284,7 @@ fn recipe_password_then_code_two_prompts() {
     let run = sshd
         .ssh(&user.name)
         .answer("Password: ", "hunter2-pw")
-        .answer(PROMPT, &code(0))
+        .answer(PROMPT, &totp_code(0))
         .run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.prompts.len(), 2, "{run:#?}");
@@ -332,7 +304,7 @@ const SPLIT_PASS_STACK: &str = "auth requisite {module} config={config} split_pa
 #[test]
 fn recipe_password_and_code_split_pass() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         SPLIT_PASS_STACK,
@@ -347,7 +319,7 @@ fn recipe_password_and_code_split_pass() {
         let (a, b) = side_by_side(
             || {
                 sshd.ssh(&user.name)
-                    .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", code(0)))
+                    .answer(FORWARD_PROMPT, &format!("hunter3-pw{}", totp_code(0)))
                     .run()
             },
             || {
@@ -371,7 +343,7 @@ fn recipe_password_and_code_split_pass() {
     // The user, with the very code the guesser typed: in, one prompt.
     let run = sshd
         .ssh(&user.name)
-        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", code(0)))
+        .answer(FORWARD_PROMPT, &format!("hunter2-pw{}", totp_code(0)))
         .run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.prompts.len(), 1, "one prompt for both: {run:#?}");
@@ -408,7 +380,7 @@ fn a_name_that_is_no_account_is_asked_for_a_code() {
 #[test]
 fn forward_pass_from_the_lan_asks_only_the_password() {
     let user = enrolled_user();
-    set_password(&user.name, "hunter2-pw");
+    user.set_password("hunter2-pw");
     let sshd = sshd(
         "keyboard-interactive",
         "auth required {module} config={config} forward_pass\n\
@@ -445,7 +417,7 @@ fn recipe_code_only_from_outside_the_lan() {
         "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
     );
     let (key, public) = sshd.client_key();
-    authorize_key(&user.home, user.uid, user.gid, &public);
+    authorize_key(&user, &public);
 
     // From the LAN: the key is enough, and no code is asked for.
     let run = sshd.ssh(&user.name).identity(&key).from("127.0.0.2").run();
@@ -466,7 +438,7 @@ fn recipe_code_only_from_outside_the_lan() {
         .ssh(&user.name)
         .identity(&key)
         .from("127.0.0.1")
-        .answer(PROMPT, &code(0))
+        .answer(PROMPT, &totp_code(0))
         .run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
@@ -492,7 +464,7 @@ fn use_dns_yes_gives_a_host_name_that_matches_no_address_rule() {
         rule,
         "UseDNS yes\nLogLevel DEBUG1",
     );
-    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    let run = sshd.ssh(&user.name).answer(PROMPT, &totp_code(0)).run();
     assert_in(&run, &user, &sshd);
     assert_eq!(run.asked(PROMPT), 1, "the rule still matched: {run:#?}");
     let log = sshd.log();
@@ -549,7 +521,7 @@ fn unenrolled_user_under_missing_allow_gets_in_and_is_told_to_enroll() {
 fn unenrolled_user_under_missing_deny_is_asked_then_refused() {
     let user = TestUser::new();
     let sshd = sshd("keyboard-interactive", OTP_ONLY, "");
-    let run = sshd.ssh(&user.name).answer(PROMPT, &code(0)).run();
+    let run = sshd.ssh(&user.name).answer(PROMPT, &totp_code(0)).run();
     assert_refused(&run, &user);
     assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
 }

@@ -4,11 +4,7 @@
 //! /etc/pam.d/su is not used or touched. Run as root: the private `su` stack
 //! has no pam_rootok, so root too must give the target user's code.
 
-use testkit::{module_path, run_in_pty, PamWrapperDir};
-use testkit::{now, oathtool_totp, TestUser};
-
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const PROMPT: &str = "Verification code: ";
+use testkit::{run_in_pty, totp_code, totp_secret, wrong_code, PamService, TestUser, PROMPT};
 
 const SU_STACK: &str = "auth required {module} config={config}\n\
                         account required pam_permit.so\n\
@@ -16,13 +12,11 @@ const SU_STACK: &str = "auth required {module} config={config}\n\
 
 fn enrolled_user() -> TestUser {
     let user = TestUser::new();
-    user.write_secret(&format!(
-        "version = 1\ntype = \"totp\"\nsecret = \"{SECRET}\"\n"
-    ));
+    user.write_secret(&totp_secret());
     user
 }
 
-fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> testkit::PtyRun {
+fn su(pam: &PamService, user: &TestUser, code: &str) -> testkit::PtyRun {
     let env = pam.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_in_pty(
@@ -35,8 +29,8 @@ fn su(pam: &PamWrapperDir, user: &TestUser, code: &str) -> testkit::PtyRun {
 #[test]
 fn su_asks_for_the_code_and_runs_the_command() {
     let user = enrolled_user();
-    let pam = PamWrapperDir::new("su", SU_STACK, &module_path(), "");
-    let code = oathtool_totp(SECRET, None, &[]);
+    let pam = PamService::named("su", SU_STACK, "");
+    let code = totp_code(0);
     let run = su(&pam, &user, &code);
     assert!(run.success, "{run:#?}");
     let asked = run.output.find(PROMPT).expect("asked for the code");
@@ -59,14 +53,8 @@ fn su_asks_for_the_code_and_runs_the_command() {
 #[test]
 fn su_refuses_a_wrong_code() {
     let user = enrolled_user();
-    let pam = PamWrapperDir::new("su", SU_STACK, &module_path(), "");
-    let near: Vec<String> = (-3i64..=3)
-        .map(|s| oathtool_totp(SECRET, Some(now().saturating_add_signed(30 * s)), &[]))
-        .collect();
-    let wrong = (0..)
-        .map(|n: u32| format!("{:06}", (n * 7919 + 13) % 1_000_000))
-        .find(|c| !near.contains(c))
-        .unwrap();
+    let pam = PamService::named("su", SU_STACK, "");
+    let wrong = wrong_code();
     let run = su(&pam, &user, &wrong);
     assert!(!run.success, "{run:#?}");
     assert!(run.output.contains(PROMPT), "{run:#?}");
