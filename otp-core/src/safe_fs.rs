@@ -26,16 +26,17 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+
+use crate::sys::{self, set_thread_groups};
 
 /// A secret file is a few hundred bytes; anything past this is refused.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024;
@@ -213,28 +214,10 @@ pub struct FsIdentity {
     prev_groups: Option<Vec<libc::gid_t>>,
 }
 
+/// The calling thread's supplementary groups.
 fn thread_groups() -> Option<Vec<libc::gid_t>> {
-    // SAFETY: getgroups(0, NULL) only returns the count; the second call
-    // writes at most `n` entries into a buffer of that size.
-    unsafe {
-        let n = libc::getgroups(0, std::ptr::null_mut());
-        if n < 0 {
-            return None;
-        }
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        let got = libc::getgroups(n, groups.as_mut_ptr());
-        if got < 0 {
-            return None;
-        }
-        groups.truncate(got as usize);
-        Some(groups)
-    }
-}
-
-fn set_thread_groups(groups: &[libc::gid_t]) -> bool {
-    // SAFETY: the kernel reads groups.len() entries from the slice; the raw
-    // syscall changes this thread's credentials only.
-    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0 }
+    let groups = nix::unistd::getgroups().ok()?;
+    Some(groups.into_iter().map(Gid::as_raw).collect())
 }
 
 impl FsIdentity {
@@ -243,7 +226,7 @@ impl FsIdentity {
         let gid = Gid::from_raw(owner.gid);
         let prev_groups = if nix::unistd::geteuid().is_root() && owner.uid != 0 {
             let saved = thread_groups().ok_or(FsError::Identity { uid: owner.uid })?;
-            if !set_thread_groups(&[]) {
+            if set_thread_groups(&[]).is_err() {
                 return Err(FsError::Identity { uid: owner.uid });
             }
             Some(saved)
@@ -272,7 +255,7 @@ impl Drop for FsIdentity {
         setfsuid(self.prev_uid);
         setfsgid(self.prev_gid);
         if let Some(groups) = &self.prev_groups {
-            set_thread_groups(groups);
+            let _ = set_thread_groups(groups);
         }
     }
 }
@@ -471,16 +454,13 @@ fn open_checked(path: &Path, owner: Owner) -> Result<File, FsError> {
     Ok(file)
 }
 
+/// An exclusive `flock` without waiting: `Ok(false)` while another holds it.
 fn try_lock(file: &File) -> Result<bool, FsError> {
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
-        _ => Err(FsError::Io { op: "flock", err }),
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(err)) if err.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(TryLockError::Error(err)) => Err(FsError::Io { op: "flock", err }),
     }
 }
 
@@ -614,20 +594,7 @@ pub fn create_new(path: &Path, home: &Path, owner: Owner, contents: &[u8]) -> Re
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn temp_name(path: &Path) -> PathBuf {
-    let mut random = [0u8; 8];
-    // SAFETY: getrandom writes at most random.len() bytes into the buffer.
-    let got = unsafe {
-        libc::getrandom(
-            random.as_mut_ptr().cast(),
-            random.len(),
-            libc::GRND_NONBLOCK,
-        )
-    };
-    let mut n = if got == random.len() as isize {
-        u64::from_ne_bytes(random)
-    } else {
-        0
-    };
+    let mut n = sys::try_random_u64().unwrap_or(0);
     // Unique within the process even without randomness; O_EXCL does the rest.
     n ^= (u64::from(std::process::id()) << 32) ^ TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let base = path
@@ -637,11 +604,7 @@ fn temp_name(path: &Path) -> PathBuf {
     // Hidden, like the file it replaces (no second dot if it has one).
     let mut name = OsString::from(if base.first() == Some(&b'.') { "" } else { "." });
     name.push(std::ffi::OsStr::from_bytes(&base));
-    let mut suffix = String::with_capacity(21);
-    suffix.push('.');
-    crate::text::push_hex16(&mut suffix, n);
-    suffix.push_str(".tmp");
-    name.push(suffix);
+    name.push(format!(".{n:016x}.tmp"));
     path.with_file_name(name)
 }
 
