@@ -202,13 +202,8 @@ fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
 }
 
 fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = buf.split(|&b| b == 0).next().unwrap_or_default();
-    let name = String::from_utf8_lossy(name).into_owned();
-    if rc != 0 || name.is_empty() || name.chars().any(char::is_control) {
-        return "localhost".into();
+    match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
+        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
+        _ => "localhost".into(),
     }
-    name
 }
