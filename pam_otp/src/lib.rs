@@ -172,7 +172,9 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         now,
     };
     let mut conv = PamConversation { pamh };
-    let report = auth::authenticate(&login, &arg_refs, &mut conv, &account::lookup);
+    // auth::Lookup still takes the reason as text.
+    let lookup = |name: &str| account::lookup(name).map_err(|e| e.to_string());
+    let report = auth::authenticate(&login, &arg_refs, &mut conv, &lookup);
     log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
     match report.outcome {
         Outcome::Success => PamResultCode::PAM_SUCCESS,
