@@ -136,15 +136,13 @@ impl fmt::Display for FsError {
                 let dir = dir.display();
                 match err.raw_os_error() {
                     Some(libc::ENOENT) => write!(f, "directory {dir} does not exist"),
-                    Some(libc::EACCES) => write!(
-                        f,
-                        "directory {dir} cannot be reached as the user: {}",
-                        IoReason(err)
-                    ),
-                    _ => write!(f, "directory {dir}: {}", IoReason(err)),
+                    Some(libc::EACCES) => {
+                        write!(f, "directory {dir} cannot be reached as the user: {err}")
+                    }
+                    _ => write!(f, "directory {dir}: {err}"),
                 }
             }
-            FsError::Io { op, err } => write!(f, "{op}: {}", IoReason(err)),
+            FsError::Io { op, err } => write!(f, "{op}: {err}"),
         }
     }
 }
@@ -174,21 +172,14 @@ pub enum DirProblem {
 
 impl std::error::Error for FsError {}
 
-/// An I/O error as "permission denied (errno 13)": std's wording of the
-/// error's kind and the errno, without the C library's strerror text. The
-/// module formats I/O errors only through this, so it does not import
-/// strerror_r, one symbol fewer for the loader to bind at every login.
+/// An I/O error as io::Error's own Display writes it. Only until config.rs
+/// stops using it (it formats `err` directly then); nothing here does.
+#[doc(hidden)]
 pub struct IoReason<'a>(pub &'a io::Error);
 
 impl fmt::Display for IoReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A custom error keeps its own message ("refusing to write an
-        // empty file"); its Display does not go through strerror.
-        match (self.0.raw_os_error(), self.0.get_ref()) {
-            (Some(errno), _) => write!(f, "{} (errno {errno})", self.0.kind()),
-            (None, Some(inner)) => write!(f, "{inner}"),
-            (None, None) => write!(f, "{}", self.0.kind()),
-        }
+        self.0.fmt(f)
     }
 }
 
@@ -542,10 +533,6 @@ pub fn open_locked(
 }
 
 impl LockedFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Atomically replaces the file's contents; the lock stays held on the
     /// old inode until this value is dropped, which is what waiters expect.
     pub fn replace(&self, contents: &[u8]) -> Result<(), FsError> {
@@ -697,22 +684,6 @@ mod tests {
     fn write_mode(path: &Path, body: &[u8], mode: u32) {
         fs::write(path, body).unwrap();
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    #[test]
-    fn io_reasons_name_the_errno_or_keep_the_message() {
-        let os = io::Error::from_raw_os_error(libc::EACCES);
-        assert_eq!(IoReason(&os).to_string(), "permission denied (errno 13)");
-        let custom = io::Error::new(
-            io::ErrorKind::InvalidData,
-            "refusing to write an empty file",
-        );
-        assert_eq!(
-            IoReason(&custom).to_string(),
-            "refusing to write an empty file"
-        );
-        let simple = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert_eq!(IoReason(&simple).to_string(), "unexpected end of file");
     }
 
     #[test]
