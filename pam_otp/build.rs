@@ -7,11 +7,11 @@
 //!
 //! Why: sshd does not link libgcc_s, so a Rust module that needs it makes
 //! the dynamic loader map and relocate a whole second library at every
-//! login — 62 000 instructions, about a third of what loading the module
-//! costs. The module still unwinds (a panic must become
-//! `PAM_SYSTEM_ERR`, never an abort of sshd): the same unwinder code, from
-//! gcc's `libgcc_eh.a`, lives inside the module, hidden (the cdylib exports
-//! only the `pam_sm_*` entry points). Tested through the real libpam by
+//! login, about a third of what loading the module costs. The module still
+//! unwinds (a panic must become `PAM_SYSTEM_ERR`, never an abort of sshd):
+//! the same unwinder code, from gcc's `libgcc_eh.a`, lives inside the
+//! module, hidden (the cdylib exports only the `pam_sm_*` entry points).
+//! Tested through the real libpam by
 //! `it_hostile::a_panic_in_the_module_is_system_err`.
 //!
 //! How: `+whole-archive` puts the unwinder's objects in ahead of std's
@@ -21,12 +21,12 @@
 //!
 //! 2. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR,
 //!    glibc 2.36 / Debian 12 and later): the loader applies the module's
-//!    ~2 000 pointer fix-ups a bitmap word at a time instead of one 24-byte
-//!    record each, 10 000 fewer instructions per load. ld then adds a
-//!    GLIBC_ABI_DT_RELR version need, so an older glibc refuses the module
-//!    with a clear error instead of misloading it. The flag is used only if
-//!    a probe (a shared object with one relative relocation, built with the
-//!    same compiler, linker and C library) links with it.
+//!    pointer fix-ups a bitmap word at a time instead of one 24-byte record
+//!    each. ld then adds a GLIBC_ABI_DT_RELR version need, so an older glibc
+//!    refuses the module with a clear error instead of misloading it. The
+//!    flag is used only if a probe (a shared object with one relative
+//!    relocation, built with the same compiler, linker and C library) links
+//!    with it.
 
 use std::path::PathBuf;
 use std::process::Command;

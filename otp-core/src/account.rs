@@ -2,6 +2,7 @@
 //! home is, which groups they are in.
 
 use std::ffi::CString;
+use std::fmt;
 
 use nix::unistd::{getgrouplist, Group, User};
 
@@ -39,7 +40,19 @@ pub fn plausible_user_name(name: &str) -> bool {
             .any(|c| c == '/' || c.is_control() || c.is_whitespace())
 }
 
-fn from_passwd(found: nix::Result<Option<User>>) -> Result<Option<Account>, String> {
+/// The account database (NSS) gave no answer: an outage, not "no such user".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupError(nix::errno::Errno);
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "user look-up failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+fn from_passwd(found: nix::Result<Option<User>>) -> Result<Option<Account>, LookupError> {
     match found {
         Ok(Some(u)) => Ok(Some(Account {
             name: u.name,
@@ -48,17 +61,17 @@ fn from_passwd(found: nix::Result<Option<User>>) -> Result<Option<Account>, Stri
             home: u.dir.to_string_lossy().into_owned(),
         })),
         Ok(None) => Ok(None),
-        Err(e) => Err(format!("user look-up failed: {e}")),
+        Err(e) => Err(LookupError(e)),
     }
 }
 
 /// Looks a user up. `Ok(None)`: no such user. `Err`: NSS failed.
-pub fn lookup(name: &str) -> Result<Option<Account>, String> {
+pub fn lookup(name: &str) -> Result<Option<Account>, LookupError> {
     from_passwd(User::from_name(name))
 }
 
 /// Looks a user up by uid.
-pub fn lookup_uid(uid: u32) -> Result<Option<Account>, String> {
+pub fn lookup_uid(uid: u32) -> Result<Option<Account>, LookupError> {
     from_passwd(User::from_uid(nix::unistd::Uid::from_raw(uid)))
 }
 
@@ -120,5 +133,15 @@ mod tests {
         assert!(SystemGroups::new(&root).contains("root"));
         assert!(!SystemGroups::new(&root).contains("no-such-group-pam-otp"));
         assert_eq!(lookup("no-such-user-pam-otp").unwrap(), None);
+    }
+
+    #[test]
+    fn an_outage_says_so() {
+        assert_eq!(
+            from_passwd(Err(nix::errno::Errno::EIO))
+                .unwrap_err()
+                .to_string(),
+            "user look-up failed: EIO: I/O error"
+        );
     }
 }

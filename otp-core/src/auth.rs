@@ -15,7 +15,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::account::{self, Account, SystemGroups};
+use crate::account::{self, Account, LookupError, SystemGroups};
 use crate::config::{self, Config, Missing};
 use crate::log::Level;
 use crate::otp::{self, code_eq, normalize_code};
@@ -89,7 +89,7 @@ pub enum Reason {
     /// The config or the module arguments cannot be used.
     Config(String),
     /// The account look-up (NSS) failed.
-    Lookup(String),
+    Lookup(LookupError),
     Denied(Decision),
     NoCodeNeeded(Decision),
     /// No secret file, and `missing = "allow"`.
@@ -122,6 +122,12 @@ pub enum Reason {
         path: String,
         err: FsError,
     },
+    /// The new state would not make a valid file (it is not written).
+    Unwritable {
+        verdict: Verdict,
+        path: String,
+        err: SecretFileError,
+    },
     /// `use_first_pass` and no `PAM_AUTHTOK`.
     NoAuthtok,
     SetAuthtok,
@@ -137,7 +143,8 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Config(why) | Reason::Lookup(why) => write!(f, "{why}"),
+            Reason::Config(why) => write!(f, "{why}"),
+            Reason::Lookup(err) => write!(f, "{err}"),
             Reason::Denied(d) => write!(f, "denied by {d}"),
             Reason::NoCodeNeeded(d) => write!(f, "no code needed: {d}"),
             Reason::NotEnrolledAllowed(d) => {
@@ -159,13 +166,19 @@ impl fmt::Display for Reason {
                 } else {
                     ""
                 };
-                write!(f, "{what}{}; {decision}", verdict.describe())
+                write!(f, "{what}{}; {decision}", verdict)
             }
             Reason::NoSecretFile { path } => write!(f, "no secret file ({path}), missing = deny"),
             Reason::Unreadable { path, err } => write!(f, "secret file {path}: {err}"),
             Reason::Malformed { path, err } => write!(f, "secret file {path}: {err}"),
             Reason::NotSaved { verdict, path, err } => {
-                write!(f, "{}, but saving {path} failed: {err}", verdict.describe())
+                write!(f, "{verdict}, but saving {path} failed: {err}")
+            }
+            Reason::Unwritable { verdict, path, err } => {
+                write!(
+                    f,
+                    "{verdict}, but the new state of {path} is invalid: {err}"
+                )
             }
             Reason::NoAuthtok => write!(f, "use_first_pass: no PAM_AUTHTOK from an earlier module"),
             Reason::SetAuthtok => write!(f, "could not set PAM_AUTHTOK"),
@@ -210,7 +223,7 @@ pub struct Login<'a> {
     pub now: u64,
 }
 
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, String>;
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, LookupError>;
 
 /// Authenticates one login. `lookup` finds accounts (NSS in production).
 pub fn authenticate(
@@ -668,21 +681,28 @@ impl Flow<'_, '_> {
         let code = self.code_of(typed, &Shape::of(&file))?;
         let verdict = verify::verify(&mut file, &code, &self.policy(), self.login.now);
         if verdict.changes_state() {
-            if let Err(err) = locked.replace(file.to_toml().as_bytes()) {
+            let saved = match file.to_text() {
+                Ok(text) => locked
+                    .replace(text.as_bytes())
+                    .map_err(|err| Reason::NotSaved {
+                        verdict,
+                        path: path.clone(),
+                        err,
+                    }),
+                Err(err) => Err(Reason::Unwritable {
+                    verdict,
+                    path: path.clone(),
+                    err,
+                }),
+            };
+            if let Err(why) = saved {
                 // Right or wrong, the answer is the same: a code that cannot
                 // be marked used is not accepted, and a failure that cannot
                 // be counted must not tell a guesser whether the code was
                 // right (a full /home would otherwise be an oracle with no
                 // rate limit).
                 self.conv.error(MSG_NOT_SAVED);
-                return Err((
-                    Outcome::AuthErr,
-                    Reason::NotSaved {
-                        verdict,
-                        path: path.clone(),
-                        err,
-                    },
-                ));
+                return Err((Outcome::AuthErr, why));
             }
         }
         Ok(verdict)

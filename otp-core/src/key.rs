@@ -67,11 +67,6 @@ pub fn encode_hex(key: &[u8]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether a decoded key has an acceptable length.
-pub fn key_length_ok(key: &[u8]) -> bool {
-    (MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

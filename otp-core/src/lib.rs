@@ -10,6 +10,8 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+// The core's unsafe code is all in `sys`.
+#![deny(unsafe_code)]
 
 pub mod account;
 pub mod auth;
@@ -23,6 +25,8 @@ pub mod remote;
 pub mod rules;
 pub mod safe_fs;
 pub mod secret_file;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod text;
 pub mod unenrolled;
 pub mod verify;

@@ -8,12 +8,12 @@
 //! totp-rs, an independent implementation.
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
 /// The HMAC behind the codes. Names as in the Key URI and the secret file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Algorithm {
     #[default]
     SHA1,
@@ -93,10 +93,6 @@ impl Generator {
             Algorithm::SHA512 => Keyed::Sha512(Hmac::new_from_slice(key).ok()?),
         };
         Some(Generator { keyed, digits })
-    }
-
-    pub fn digits(&self) -> u8 {
-        self.digits
     }
 
     /// The code for `counter` as ASCII digits, zero-padded: the first

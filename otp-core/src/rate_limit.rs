@@ -21,6 +21,43 @@ use crate::secret_file::State;
 pub const MAX_LOCK: u64 = 86_400;
 pub const FORGET_AFTER: u64 = 86_400;
 
+/// The most `max_failures` may be.
+pub const MAX_FAILURES_LIMIT: u32 = 1000;
+
+/// A rate-limit setting out of range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitError {
+    Interval(u64),
+    MaxFailures(u32),
+}
+
+impl RateLimitError {
+    /// The setting's name in the config's `[rate_limit]` table.
+    pub fn key(&self) -> &'static str {
+        match self {
+            RateLimitError::Interval(_) => "interval",
+            RateLimitError::MaxFailures(_) => "max_failures",
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            RateLimitError::Interval(i) => {
+                format!("{i} is out of range (1..={MAX_LOCK} seconds)")
+            }
+            RateLimitError::MaxFailures(n) => format!("{n} is more than {MAX_FAILURES_LIMIT}"),
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key(), self.reason())
+    }
+}
+
+impl std::error::Error for RateLimitError {}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Failed codes allowed before a lockout; 0 turns rate limiting off.
@@ -39,20 +76,23 @@ impl Default for RateLimit {
 }
 
 impl RateLimit {
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.interval == 0 || self.interval > 86_400 {
-            return Err((
-                "interval",
-                format!("{} is out of range (1..=86400 seconds)", self.interval),
-            ));
+    /// Whether the settings are usable: an interval of 1 s to a day, at
+    /// most [`MAX_FAILURES_LIMIT`] failures.
+    pub fn check(&self) -> Result<(), RateLimitError> {
+        if self.interval == 0 || self.interval > MAX_LOCK {
+            return Err(RateLimitError::Interval(self.interval));
         }
-        if self.max_failures > 1000 {
-            return Err((
-                "max_failures",
-                format!("{} is more than 1000", self.max_failures),
-            ));
+        if self.max_failures > MAX_FAILURES_LIMIT {
+            return Err(RateLimitError::MaxFailures(self.max_failures));
         }
         Ok(())
+    }
+
+    /// [`RateLimit::check`] as (key, reason): only until config.rs calls
+    /// `check`; then it goes.
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.check().map_err(|e| (e.key(), e.reason()))
     }
 
     fn enabled(&self) -> bool {
@@ -225,5 +265,36 @@ mod tests {
             RL.record_failure(&mut s, 1000);
         }
         assert_eq!(RL.locked_for(&s, 10), Some(1020));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_named() {
+        assert_eq!(RL.check(), Ok(()));
+        let off = RateLimit {
+            max_failures: 0,
+            interval: 1,
+        };
+        assert_eq!(off.check(), Ok(()));
+        let bad = |max_failures, interval| {
+            RateLimit {
+                max_failures,
+                interval,
+            }
+            .check()
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(bad(3, 0), "interval: 0 is out of range (1..=86400 seconds)");
+        assert_eq!(
+            bad(3, 86_401),
+            "interval: 86401 is out of range (1..=86400 seconds)"
+        );
+        assert_eq!(bad(1001, 30), "max_failures: 1001 is more than 1000");
+        let shim = RateLimit {
+            max_failures: 1001,
+            interval: 30,
+        }
+        .validate();
+        assert_eq!(shim, Err(("max_failures", "1001 is more than 1000".into())));
     }
 }

@@ -26,16 +26,17 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+
+use crate::sys::{self, set_thread_groups};
 
 /// A secret file is a few hundred bytes; anything past this is refused.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024;
@@ -135,15 +136,13 @@ impl fmt::Display for FsError {
                 let dir = dir.display();
                 match err.raw_os_error() {
                     Some(libc::ENOENT) => write!(f, "directory {dir} does not exist"),
-                    Some(libc::EACCES) => write!(
-                        f,
-                        "directory {dir} cannot be reached as the user: {}",
-                        IoReason(err)
-                    ),
-                    _ => write!(f, "directory {dir}: {}", IoReason(err)),
+                    Some(libc::EACCES) => {
+                        write!(f, "directory {dir} cannot be reached as the user: {err}")
+                    }
+                    _ => write!(f, "directory {dir}: {err}"),
                 }
             }
-            FsError::Io { op, err } => write!(f, "{op}: {}", IoReason(err)),
+            FsError::Io { op, err } => write!(f, "{op}: {err}"),
         }
     }
 }
@@ -173,21 +172,14 @@ pub enum DirProblem {
 
 impl std::error::Error for FsError {}
 
-/// An I/O error as "permission denied (errno 13)": std's wording of the
-/// error's kind and the errno, without the C library's strerror text. The
-/// module formats I/O errors only through this, so it does not import
-/// strerror_r, one symbol fewer for the loader to bind at every login.
+/// An I/O error as io::Error's own Display writes it. Only until config.rs
+/// stops using it (it formats `err` directly then); nothing here does.
+#[doc(hidden)]
 pub struct IoReason<'a>(pub &'a io::Error);
 
 impl fmt::Display for IoReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A custom error keeps its own message ("refusing to write an
-        // empty file"); its Display does not go through strerror.
-        match (self.0.raw_os_error(), self.0.get_ref()) {
-            (Some(errno), _) => write!(f, "{} (errno {errno})", self.0.kind()),
-            (None, Some(inner)) => write!(f, "{inner}"),
-            (None, None) => write!(f, "{}", self.0.kind()),
-        }
+        self.0.fmt(f)
     }
 }
 
@@ -213,28 +205,10 @@ pub struct FsIdentity {
     prev_groups: Option<Vec<libc::gid_t>>,
 }
 
+/// The calling thread's supplementary groups.
 fn thread_groups() -> Option<Vec<libc::gid_t>> {
-    // SAFETY: getgroups(0, NULL) only returns the count; the second call
-    // writes at most `n` entries into a buffer of that size.
-    unsafe {
-        let n = libc::getgroups(0, std::ptr::null_mut());
-        if n < 0 {
-            return None;
-        }
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        let got = libc::getgroups(n, groups.as_mut_ptr());
-        if got < 0 {
-            return None;
-        }
-        groups.truncate(got as usize);
-        Some(groups)
-    }
-}
-
-fn set_thread_groups(groups: &[libc::gid_t]) -> bool {
-    // SAFETY: the kernel reads groups.len() entries from the slice; the raw
-    // syscall changes this thread's credentials only.
-    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0 }
+    let groups = nix::unistd::getgroups().ok()?;
+    Some(groups.into_iter().map(Gid::as_raw).collect())
 }
 
 impl FsIdentity {
@@ -243,7 +217,7 @@ impl FsIdentity {
         let gid = Gid::from_raw(owner.gid);
         let prev_groups = if nix::unistd::geteuid().is_root() && owner.uid != 0 {
             let saved = thread_groups().ok_or(FsError::Identity { uid: owner.uid })?;
-            if !set_thread_groups(&[]) {
+            if set_thread_groups(&[]).is_err() {
                 return Err(FsError::Identity { uid: owner.uid });
             }
             Some(saved)
@@ -272,7 +246,7 @@ impl Drop for FsIdentity {
         setfsuid(self.prev_uid);
         setfsgid(self.prev_gid);
         if let Some(groups) = &self.prev_groups {
-            set_thread_groups(groups);
+            let _ = set_thread_groups(groups);
         }
     }
 }
@@ -471,16 +445,13 @@ fn open_checked(path: &Path, owner: Owner) -> Result<File, FsError> {
     Ok(file)
 }
 
+/// An exclusive `flock` without waiting: `Ok(false)` while another holds it.
 fn try_lock(file: &File) -> Result<bool, FsError> {
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
-        _ => Err(FsError::Io { op: "flock", err }),
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(err)) if err.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(TryLockError::Error(err)) => Err(FsError::Io { op: "flock", err }),
     }
 }
 
@@ -562,10 +533,6 @@ pub fn open_locked(
 }
 
 impl LockedFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Atomically replaces the file's contents; the lock stays held on the
     /// old inode until this value is dropped, which is what waiters expect.
     pub fn replace(&self, contents: &[u8]) -> Result<(), FsError> {
@@ -614,20 +581,7 @@ pub fn create_new(path: &Path, home: &Path, owner: Owner, contents: &[u8]) -> Re
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn temp_name(path: &Path) -> PathBuf {
-    let mut random = [0u8; 8];
-    // SAFETY: getrandom writes at most random.len() bytes into the buffer.
-    let got = unsafe {
-        libc::getrandom(
-            random.as_mut_ptr().cast(),
-            random.len(),
-            libc::GRND_NONBLOCK,
-        )
-    };
-    let mut n = if got == random.len() as isize {
-        u64::from_ne_bytes(random)
-    } else {
-        0
-    };
+    let mut n = sys::try_random_u64().unwrap_or(0);
     // Unique within the process even without randomness; O_EXCL does the rest.
     n ^= (u64::from(std::process::id()) << 32) ^ TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let base = path
@@ -637,11 +591,7 @@ fn temp_name(path: &Path) -> PathBuf {
     // Hidden, like the file it replaces (no second dot if it has one).
     let mut name = OsString::from(if base.first() == Some(&b'.') { "" } else { "." });
     name.push(std::ffi::OsStr::from_bytes(&base));
-    let mut suffix = String::with_capacity(21);
-    suffix.push('.');
-    crate::text::push_hex16(&mut suffix, n);
-    suffix.push_str(".tmp");
-    name.push(suffix);
+    name.push(format!(".{n:016x}.tmp"));
     path.with_file_name(name)
 }
 
@@ -734,22 +684,6 @@ mod tests {
     fn write_mode(path: &Path, body: &[u8], mode: u32) {
         fs::write(path, body).unwrap();
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    #[test]
-    fn io_reasons_name_the_errno_or_keep_the_message() {
-        let os = io::Error::from_raw_os_error(libc::EACCES);
-        assert_eq!(IoReason(&os).to_string(), "permission denied (errno 13)");
-        let custom = io::Error::new(
-            io::ErrorKind::InvalidData,
-            "refusing to write an empty file",
-        );
-        assert_eq!(
-            IoReason(&custom).to_string(),
-            "refusing to write an empty file"
-        );
-        let simple = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert_eq!(IoReason(&simple).to_string(), "unexpected end of file");
     }
 
     #[test]

@@ -1,20 +1,17 @@
 //! The per-user secret file: TOML, `version = 1`.
 //!
-//! Parsing goes through a serde mirror of the file ([`Raw`]) that refuses
-//! unknown keys (a typo must not silently weaken a login), then through
-//! [`SecretFile::from_raw`], which checks every value and names the field
-//! that is wrong. The layout the module writes itself is read into the same
-//! mirror by a fast path ([`own_layout`]) that steps aside for anything else.
-
-mod own_layout;
+//! Read and written through one serde mirror of the file ([`Raw`]) and the
+//! toml crate. Reading refuses unknown keys (a typo must not silently
+//! weaken a login), then [`SecretFile::from_raw`] checks every value with
+//! the `check_*` functions below, which otp-enroll applies to its options
+//! too, and names the field that is wrong.
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::key;
 use crate::otp::{self, Algorithm, Generator};
-use crate::text::push_decimal;
 
 pub const VERSION: u32 = 1;
 pub const DEFAULT_PERIOD: u64 = 30;
@@ -37,7 +34,7 @@ pub fn hotp_search(first: u64, ahead: u64) -> Option<std::ops::RangeInclusive<u6
 }
 
 /// How codes are derived from the key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtpKind {
     Totp,
@@ -125,6 +122,8 @@ pub enum SecretFileError {
     Syntax(String),
     Version(u32),
     Secret(&'static str),
+    /// The decoded key's length in bytes, outside 10..=128.
+    KeyLength(usize),
     Digits(u8),
     Period(u64),
     Counter(u64),
@@ -145,6 +144,14 @@ impl fmt::Display for SecretFileError {
                 )
             }
             SecretFileError::Secret(why) => write!(f, "secret: {why}"),
+            SecretFileError::KeyLength(n) => write!(
+                f,
+                "secret: the key is {n} bytes, it must be {} to {} ({} to {} bits)",
+                key::MIN_KEY_BYTES,
+                key::MAX_KEY_BYTES,
+                key::MIN_KEY_BYTES * 8,
+                key::MAX_KEY_BYTES * 8
+            ),
             SecretFileError::Digits(d) => write!(
                 f,
                 "digits: {d} is out of range ({}..={})",
@@ -171,25 +178,27 @@ impl fmt::Display for SecretFileError {
 
 impl std::error::Error for SecretFileError {}
 
-/// The file as TOML sees it.
-#[derive(Deserialize)]
+/// The file as TOML sees it, read and written. Optional settings are
+/// written out all the same, so an admin reading the file sees what is in
+/// force; state at its default is left out.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     version: u32,
     #[serde(rename = "type")]
     kind: OtpKind,
     secret: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     algorithm: Option<Algorithm>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     digits: Option<u8>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     period: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     counter: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     serial: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     created: Option<u64>,
     #[serde(default)]
     scratch_codes: Vec<String>,
@@ -197,24 +206,68 @@ struct Raw {
     state: RawState,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawState {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     last_step: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     drift: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     drift_moved: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     failures: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     last_failure: u64,
 }
+
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// What the file starts with (TOML has no place for it in the mirror).
+const HEADER: &str = "# pam_otp secret file: keep it private (mode 0600). Managed by otp-enroll.\n";
 
 /// Whether `code` is a well-formed scratch code.
 pub fn is_scratch_code(code: &str) -> bool {
     code.len() == otp::SCRATCH_DIGITS && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A key of a length the module accepts.
+pub fn check_key(key: &[u8]) -> Result<(), SecretFileError> {
+    if (key::MIN_KEY_BYTES..=key::MAX_KEY_BYTES).contains(&key.len()) {
+        Ok(())
+    } else {
+        Err(SecretFileError::KeyLength(key.len()))
+    }
+}
+
+/// Code length: 6 to 8 digits.
+pub fn check_digits(digits: u8) -> Result<(), SecretFileError> {
+    if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&digits) {
+        Ok(())
+    } else {
+        Err(SecretFileError::Digits(digits))
+    }
+}
+
+/// TOTP step: 1 to [`MAX_PERIOD`] seconds.
+pub fn check_period(period: u64) -> Result<(), SecretFileError> {
+    if (1..=MAX_PERIOD).contains(&period) {
+        Ok(())
+    } else {
+        Err(SecretFileError::Period(period))
+    }
+}
+
+/// A hardware token's serial: 1 to 64 bytes, no control characters (it is
+/// shown and logged).
+pub fn check_serial(serial: &str) -> Result<(), SecretFileError> {
+    if serial.is_empty() || serial.len() > 64 || serial.chars().any(char::is_control) {
+        Err(SecretFileError::Serial)
+    } else {
+        Ok(())
+    }
 }
 
 impl SecretFile {
@@ -235,25 +288,8 @@ impl SecretFile {
     }
 
     pub fn parse(text: &str) -> Result<SecretFile, SecretFileError> {
-        match own_layout::parse(text) {
-            Some(raw) => SecretFile::from_raw(raw),
-            None => SecretFile::parse_with_toml(text),
-        }
-    }
-
-    /// [`SecretFile::parse`] through toml alone. Public for the fuzz target
-    /// that checks the fast path against it.
-    #[doc(hidden)]
-    pub fn parse_with_toml(text: &str) -> Result<SecretFile, SecretFileError> {
         let raw: Raw = toml::from_str(text).map_err(|e| SecretFileError::Syntax(one_line(&e)))?;
         SecretFile::from_raw(raw)
-    }
-
-    /// [`SecretFile::parse`] through the fast path alone (`None`: it steps
-    /// aside). Public for the same fuzz target.
-    #[doc(hidden)]
-    pub fn parse_own_layout(text: &str) -> Option<Result<SecretFile, SecretFileError>> {
-        own_layout::parse(text).map(SecretFile::from_raw)
     }
 
     /// Parses bytes read from disk; anything not UTF-8 is refused.
@@ -269,55 +305,13 @@ impl SecretFile {
         }
         let key =
             key::decode_base32(&raw.secret).ok_or(SecretFileError::Secret("not valid base32"))?;
-        if !key::key_length_ok(&key) {
-            return Err(SecretFileError::Secret(
-                "key must be 10 to 128 bytes (16 to 205 base32 characters)",
-            ));
-        }
-        let digits = raw.digits.unwrap_or(6);
-        if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&digits) {
-            return Err(SecretFileError::Digits(digits));
-        }
-        let period = raw.period.unwrap_or(DEFAULT_PERIOD);
-        if !(1..=MAX_PERIOD).contains(&period) {
-            return Err(SecretFileError::Period(period));
-        }
-        let counter = raw.counter.unwrap_or(0);
-        if counter > MAX_COUNTER {
-            return Err(SecretFileError::Counter(counter));
-        }
-        if raw.scratch_codes.len() > MAX_SCRATCH_CODES {
-            return Err(SecretFileError::TooManyScratchCodes(
-                raw.scratch_codes.len(),
-            ));
-        }
-        if let Some(i) = raw.scratch_codes.iter().position(|c| !is_scratch_code(c)) {
-            return Err(SecretFileError::ScratchCode(i));
-        }
-        if let Some(serial) = &raw.serial {
-            if serial.is_empty() || serial.len() > 64 || serial.chars().any(|c| c.is_control()) {
-                return Err(SecretFileError::Serial);
-            }
-        }
-        if raw.state.last_step.is_some_and(|s| s > MAX_COUNTER) {
-            return Err(SecretFileError::State("last_step is out of range"));
-        }
-        if raw.state.drift.unsigned_abs() > MAX_COUNTER {
-            return Err(SecretFileError::State("drift is out of range"));
-        }
-        if raw.state.last_failure > MAX_COUNTER {
-            return Err(SecretFileError::State("last_failure is out of range"));
-        }
-        if raw.state.drift_moved > MAX_COUNTER {
-            return Err(SecretFileError::State("drift_moved is out of range"));
-        }
-        Ok(SecretFile {
+        let file = SecretFile {
             kind: raw.kind,
             key,
             algorithm: raw.algorithm.unwrap_or_default(),
-            digits,
-            period,
-            counter,
+            digits: raw.digits.unwrap_or(6),
+            period: raw.period.unwrap_or(DEFAULT_PERIOD),
+            counter: raw.counter.unwrap_or(0),
             serial: raw.serial,
             created: raw.created,
             scratch_codes: raw.scratch_codes,
@@ -328,114 +322,84 @@ impl SecretFile {
                 failures: raw.state.failures,
                 last_failure: raw.state.last_failure,
             },
-        })
+        };
+        file.check()?;
+        Ok(file)
     }
 
-    /// The file's text. Every setting is written out, so an admin reading
-    /// it sees what is in force.
-    ///
-    /// Written by hand rather than through toml's serializer: the module
-    /// rewrites the file at every login, and this is a fixed layout of a
-    /// dozen keys (toml::to_string cost 11 000 instructions of a login, this
-    /// under 2 000). Strings are TOML basic strings, escaped below; the
-    /// round-trip tests parse every shape back. An integer beyond TOML's
-    /// range (which parsing never lets in) gives an empty text, which the
-    /// writer refuses rather than saving a file that would not parse.
-    pub fn to_toml(&self) -> String {
-        /// `key = value` for an integer, if TOML can hold it (by hand, not
-        /// through fmt: ~1 500 instructions of a login).
-        fn int_line(out: &mut String, key: &str, value: impl TryInto<i64>) -> Option<()> {
-            let value: i64 = value.try_into().ok()?;
-            out.push_str(key);
-            out.push_str(" = ");
-            push_decimal(out, value);
-            out.push('\n');
-            Some(())
+    /// Every rule a file's values must follow: what parsing enforces, and
+    /// what [`SecretFile::to_text`] checks before writing, so that nothing
+    /// is written that the next login would refuse.
+    pub fn check(&self) -> Result<(), SecretFileError> {
+        check_key(&self.key)?;
+        check_digits(self.digits)?;
+        check_period(self.period)?;
+        if self.counter > MAX_COUNTER {
+            return Err(SecretFileError::Counter(self.counter));
         }
-        let mut out = String::with_capacity(320);
-        let ok = (|| -> Option<()> {
-            let w = &mut out;
-            w.push_str(
-                "# pam_otp secret file: keep it private (mode 0600). Managed by otp-enroll.\n",
-            );
-            int_line(w, "version", VERSION)?;
-            w.push_str("type = \"");
-            w.push_str(self.kind.as_str());
-            w.push_str("\"\nsecret = \"");
-            w.push_str(&key::encode_base32(&self.key));
-            w.push_str("\"\nalgorithm = \"");
-            w.push_str(self.algorithm.as_str());
-            w.push_str("\"\n");
-            int_line(w, "digits", self.digits)?;
-            match self.kind {
-                OtpKind::Totp => int_line(w, "period", self.period)?,
-                OtpKind::Hotp => int_line(w, "counter", self.counter)?,
-            }
-            if let Some(serial) = &self.serial {
-                w.push_str("serial = ");
-                push_toml_string(w, serial);
-                w.push('\n');
-            }
-            if let Some(created) = self.created {
-                int_line(w, "created", created)?;
-            }
-            w.push_str("scratch_codes = [");
-            for (i, code) in self.scratch_codes.iter().enumerate() {
-                if i > 0 {
-                    w.push_str(", ");
-                }
-                push_toml_string(w, code);
-            }
-            w.push_str("]\n\n[state]\n");
-            let st = &self.state;
-            if let Some(step) = st.last_step {
-                int_line(w, "last_step", step)?;
-            }
-            if st.drift != 0 {
-                int_line(w, "drift", st.drift)?;
-            }
-            if st.drift_moved != 0 {
-                int_line(w, "drift_moved", st.drift_moved)?;
-            }
-            if st.failures != 0 {
-                int_line(w, "failures", st.failures)?;
-            }
-            if st.last_failure != 0 {
-                int_line(w, "last_failure", st.last_failure)?;
-            }
-            Some(())
-        })();
-        if ok.is_none() {
-            out.clear();
+        if self.scratch_codes.len() > MAX_SCRATCH_CODES {
+            return Err(SecretFileError::TooManyScratchCodes(
+                self.scratch_codes.len(),
+            ));
         }
-        out
+        if let Some(i) = self.scratch_codes.iter().position(|c| !is_scratch_code(c)) {
+            return Err(SecretFileError::ScratchCode(i));
+        }
+        if let Some(serial) = &self.serial {
+            check_serial(serial)?;
+        }
+        let st = &self.state;
+        if st.last_step.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(SecretFileError::State("last_step is out of range"));
+        }
+        if st.drift.unsigned_abs() > MAX_COUNTER {
+            return Err(SecretFileError::State("drift is out of range"));
+        }
+        if st.last_failure > MAX_COUNTER {
+            return Err(SecretFileError::State("last_failure is out of range"));
+        }
+        if st.drift_moved > MAX_COUNTER {
+            return Err(SecretFileError::State("drift_moved is out of range"));
+        }
+        Ok(())
+    }
+
+    /// The file's text, which [`SecretFile::parse`] reads back as the same
+    /// file. Refused if a value breaks a rule of [`SecretFile::check`].
+    pub fn to_text(&self) -> Result<String, SecretFileError> {
+        self.check()?;
+        let st = &self.state;
+        let totp = self.kind == OtpKind::Totp;
+        let raw = Raw {
+            version: VERSION,
+            kind: self.kind,
+            secret: key::encode_base32(&self.key),
+            algorithm: Some(self.algorithm),
+            digits: Some(self.digits),
+            // Each kind's own setting always; the other's only if it is
+            // not the default, so that a rewrite keeps what was there.
+            period: (totp || self.period != DEFAULT_PERIOD).then_some(self.period),
+            counter: (!totp || self.counter != 0).then_some(self.counter),
+            serial: self.serial.clone(),
+            created: self.created,
+            scratch_codes: self.scratch_codes.clone(),
+            state: RawState {
+                last_step: st.last_step,
+                drift: st.drift,
+                drift_moved: st.drift_moved,
+                failures: st.failures,
+                last_failure: st.last_failure,
+            },
+        };
+        let body =
+            toml::to_string(&raw).map_err(|e| SecretFileError::Syntax(format!("TOML: {e}")))?;
+        Ok(format!("{HEADER}{body}"))
     }
 
     /// The code generator for this file's key and settings.
     pub fn generator(&self) -> Option<Generator> {
         Generator::new(&self.key, self.algorithm, self.digits)
     }
-}
-
-/// `text` as a TOML basic string: quotes, backslashes and control
-/// characters escaped, everything else as it is (TOML is UTF-8).
-fn push_toml_string(out: &mut String, text: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// toml's errors span several lines with a source excerpt; a log line and a
@@ -484,7 +448,7 @@ scratch_codes = ["31415926", "27182818"]
             failures: 2,
             last_failure: 99,
         };
-        let text = f.to_toml();
+        let text = f.to_text().unwrap();
         assert!(text.contains("counter = 42"));
         assert!(!text.contains("period"), "period is TOTP-only:\n{text}");
         assert_eq!(SecretFile::parse(&text).unwrap(), f);
@@ -563,7 +527,7 @@ scratch_codes = ["31415926", "27182818"]
     /// both kinds, optional fields present and absent, state at its limits,
     /// serials with quotes, backslashes and non-ASCII text.
     #[test]
-    fn hand_written_serialisation_round_trips() {
+    fn serialisation_round_trips() {
         let base = SecretFile::parse(MINIMAL).unwrap();
         let mut shapes = vec![base.clone()];
         let mut hotp = base.clone();
@@ -586,42 +550,81 @@ scratch_codes = ["31415926", "27182818"]
         state.period = 60;
         shapes.push(state);
         for f in shapes {
-            let text = f.to_toml();
-            assert!(!text.is_empty());
+            let text = f.to_text().unwrap();
             let back = SecretFile::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert!(back == f, "{text}");
         }
     }
 
-    /// Any string, control characters included, survives the escaping.
+    /// The file says what is in force: every setting, defaults included,
+    /// under the header; state only where it is not at its default.
     #[test]
-    fn toml_strings_are_escaped() {
-        #[derive(Deserialize)]
-        struct One {
-            s: String,
-        }
-        for text in [
-            "",
-            "plain",
-            "quote \" backslash \\ end",
-            "tab\tnewline\ncr\r nul\0 del\u{7f} esc\u{1b} c1\u{85}",
-            "ünïcødé ✓ \u{10ffff}",
-            "\"\"\"",
-            "\\u0041",
+    fn written_file_shows_every_setting() {
+        let text = SecretFile::parse(MINIMAL).unwrap().to_text().unwrap();
+        assert!(text.starts_with(HEADER), "{text}");
+        for line in [
+            "version = 1",
+            "type = \"totp\"",
+            "secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"",
+            "algorithm = \"SHA1\"",
+            "digits = 6",
+            "period = 30",
         ] {
-            let mut doc = String::from("s = ");
-            push_toml_string(&mut doc, text);
-            let one: One = toml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
-            assert_eq!(one.s, text, "{doc}");
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
+        assert!(!text.contains("failures"), "{text}");
     }
 
-    /// A value TOML cannot hold gives no text (the writer refuses it)
-    /// rather than a file that would not parse at the next login.
+    /// A value parsing would refuse is an error, not a file that the next
+    /// login could not read.
     #[test]
-    fn out_of_range_integers_give_no_text() {
+    fn out_of_range_values_are_not_written() {
         let mut f = SecretFile::parse(MINIMAL).unwrap();
         f.state.last_step = Some(u64::MAX);
-        assert_eq!(f.to_toml(), "");
+        assert_eq!(
+            f.to_text(),
+            Err(SecretFileError::State("last_step is out of range"))
+        );
+        let mut f = SecretFile::parse(MINIMAL).unwrap();
+        f.digits = 9;
+        assert_eq!(f.to_text(), Err(SecretFileError::Digits(9)));
+    }
+
+    /// A setting of the other kind (a hand-written `counter` in a TOTP
+    /// file) survives a rewrite.
+    #[test]
+    fn the_other_kinds_setting_is_kept() {
+        let text = format!("{MINIMAL}counter = 7\n");
+        let f = SecretFile::parse(&text).unwrap();
+        assert_eq!(SecretFile::parse(&f.to_text().unwrap()).unwrap(), f);
+        let hotp = MINIMAL.replace("totp", "hotp") + "period = 60\n";
+        let f = SecretFile::parse(&hotp).unwrap();
+        assert_eq!(SecretFile::parse(&f.to_text().unwrap()).unwrap(), f);
+    }
+
+    /// The checks otp-enroll shares with parsing.
+    #[test]
+    fn each_rule_has_one_check() {
+        assert_eq!(check_key(&[0; 9]), Err(SecretFileError::KeyLength(9)));
+        assert_eq!(check_key(&[0; 10]), Ok(()));
+        assert_eq!(check_key(&[0; 128]), Ok(()));
+        assert_eq!(check_key(&[0; 129]), Err(SecretFileError::KeyLength(129)));
+        assert_eq!(
+            SecretFileError::KeyLength(9).to_string(),
+            "secret: the key is 9 bytes, it must be 10 to 128 (80 to 1024 bits)"
+        );
+        assert_eq!(check_digits(5), Err(SecretFileError::Digits(5)));
+        assert!((6..=8).all(|d| check_digits(d).is_ok()));
+        assert_eq!(check_digits(9), Err(SecretFileError::Digits(9)));
+        assert_eq!(check_period(0), Err(SecretFileError::Period(0)));
+        assert_eq!(check_period(MAX_PERIOD), Ok(()));
+        assert_eq!(
+            check_period(MAX_PERIOD + 1),
+            Err(SecretFileError::Period(MAX_PERIOD + 1))
+        );
+        assert_eq!(check_serial(""), Err(SecretFileError::Serial));
+        assert_eq!(check_serial(&"x".repeat(65)), Err(SecretFileError::Serial));
+        assert_eq!(check_serial("a\tb"), Err(SecretFileError::Serial));
+        assert_eq!(check_serial("OATH0001234"), Ok(()));
     }
 }

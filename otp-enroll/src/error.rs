@@ -57,8 +57,15 @@ impl Error {
         Error::Usage(msg.into())
     }
 
-    pub fn failed(msg: impl Into<String>) -> Error {
-        Error::Failed(msg.into())
+    /// An option's value breaks a rule of the secret file: the rule's own
+    /// words, which name the field, as the option ("--digits: 5 is out of
+    /// range (6..=8)").
+    pub fn bad_option(err: SecretFileError) -> Error {
+        Error::Usage(format!("--{err}"))
+    }
+
+    pub fn failed(msg: impl std::fmt::Display) -> Error {
+        Error::Failed(msg.to_string())
     }
 
     pub fn refused(msg: impl Into<String>) -> Error {

@@ -4,6 +4,8 @@
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
+use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg, Termios};
+
 pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
 }
@@ -54,7 +56,7 @@ pub fn confirm(question: &str) -> bool {
 
 /// Terminal echo switched off on standard input until dropped.
 struct EchoOff {
-    saved: libc::termios,
+    saved: Termios,
 }
 
 impl EchoOff {
@@ -62,28 +64,17 @@ impl EchoOff {
         if !stdin_is_terminal() {
             return None;
         }
-        // SAFETY: tcgetattr fills the termios struct we own; a zeroed
-        // termios is a valid value to be overwritten.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
-            return None;
-        }
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        // SAFETY: tcsetattr reads the termios struct we own.
-        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) } != 0 {
-            return None;
-        }
+        let saved = tcgetattr(io::stdin()).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
         Some(EchoOff { saved })
     }
 }
 
 impl Drop for EchoOff {
     fn drop(&mut self) {
-        // SAFETY: as above; restores the settings read in new().
-        unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved);
-        }
+        let _ = tcsetattr(io::stdin(), SetArg::TCSANOW, &self.saved);
     }
 }
 

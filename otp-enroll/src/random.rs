@@ -2,22 +2,10 @@
 
 use crate::error::Error;
 
-/// Fills `buf` from getrandom(2).
+/// Fills `buf` from the kernel's random generator.
 pub fn fill(buf: &mut [u8]) -> Result<(), Error> {
-    let mut done = 0;
-    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-        // SAFETY: getrandom writes at most rest.len() bytes into rest.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(Error::failed(format!("cannot get random bytes: {err}")));
-        }
-        done += n as usize;
-    }
-    Ok(())
+    otp_core::sys::fill_random(buf)
+        .map_err(|err| Error::failed(format!("cannot get random bytes: {err}")))
 }
 
 /// A new 160-bit key (RFC 4226's recommendation).

@@ -22,17 +22,20 @@ pub fn exists(t: &Target) -> Result<bool, Error> {
 /// module could not parse (a counter pushed out of range, say) would lock
 /// the user out, so it is never written.
 fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
-    let text = file.to_toml();
+    let invalid = |err| {
+        Error::failed(format!(
+            "{}: the new contents would not be valid ({err}); nothing was written",
+            t.path_str()
+        ))
+    };
+    let text = file.to_text().map_err(invalid)?;
     match SecretFile::parse(&text) {
-        Ok(back) if back.to_toml() == text => Ok(text),
+        Ok(back) if back == *file => Ok(text),
         Ok(_) => Err(Error::failed(format!(
             "{}: the new contents would not read back the same; nothing was written",
             t.path_str()
         ))),
-        Err(err) => Err(Error::failed(format!(
-            "{}: the new contents would not be valid ({err}); nothing was written",
-            t.path_str()
-        ))),
+        Err(err) => Err(invalid(err)),
     }
 }
 

@@ -285,12 +285,9 @@ pub fn fill_until_enospc(path: &Path) -> u64 {
 /// Free bytes on the file system holding `path`, as an unprivileged user
 /// sees it (`f_bavail`).
 pub fn free_bytes(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statvfs fills the zeroed struct we own; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    assert_eq!(rc, 0, "statvfs {}", path.display());
-    st.f_bavail * st.f_frsize
+    let st = nix::sys::statvfs::statvfs(path)
+        .unwrap_or_else(|e| panic!("statvfs {}: {e}", path.display()));
+    st.blocks_available() * st.fragment_size()
 }
 
 /// Everything observable about a path that must not change: lstat's inode,
@@ -377,29 +374,18 @@ fn open_noatime(path: &Path, flags: libc::c_int) -> fs::File {
 
 /// The names in `dir`, sorted; listed without moving its access time.
 pub fn names(dir: &Path) -> Vec<String> {
-    use std::os::fd::IntoRawFd;
-    let fd = open_noatime(dir, libc::O_DIRECTORY).into_raw_fd();
-    // SAFETY: fdopendir takes over the open directory `fd` (closedir closes
-    // it); each entry readdir returns is read before the next call.
-    let mut v = Vec::new();
-    unsafe {
-        let d = libc::fdopendir(fd);
-        if d.is_null() {
-            libc::close(fd);
-            panic!("fdopendir {}", dir.display());
-        }
-        loop {
-            let e = libc::readdir(d);
-            if e.is_null() {
-                break;
-            }
-            let name = std::ffi::CStr::from_ptr((*e).d_name.as_ptr()).to_string_lossy();
-            if name != "." && name != ".." {
-                v.push(name.into_owned());
-            }
-        }
-        libc::closedir(d);
-    }
+    use nix::dir::Dir;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOATIME;
+    let mut d =
+        Dir::open(dir, flags, Mode::empty()).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut v: Vec<String> = d
+        .iter()
+        .map(|e| e.unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
     v.sort();
     v
 }

@@ -128,14 +128,14 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
     // ignored SIGINT, which exec keeps and bash then cannot trap: the demo
     // would never hear the Ctrl-C below. So the demo starts with it as a
     // terminal's job has it.
-    // SAFETY: between fork and exec only signal(2), which is
-    // async-signal-safe, and no memory is touched.
-    unsafe {
-        demo.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
+    let reset_sigint = || {
+        // SAFETY: signal(2) with SIG_DFL: no handler, no memory.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls signal(2),
+    // which is async-signal-safe.
+    unsafe { demo.pre_exec(reset_sigint) };
     let mut child = demo
         .env("CARGO", "true")
         .env("PROFILE", "debug")

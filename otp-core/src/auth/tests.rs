@@ -187,7 +187,7 @@ impl World {
     }
 
     /// alice and bob exist; nobody else does.
-    fn lookup(&self) -> impl Fn(&str) -> Result<Option<Account>, String> + '_ {
+    fn lookup(&self) -> impl Fn(&str) -> Result<Option<Account>, crate::account::LookupError> + '_ {
         move |name| {
             let (uid, gid) = owner();
             Ok(["alice", "bob"].contains(&name).then(|| Account {

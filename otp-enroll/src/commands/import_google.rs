@@ -18,9 +18,8 @@ use std::io;
 use std::path::PathBuf;
 
 use otp_core::config::Config;
-use otp_core::key;
 use otp_core::safe_fs;
-use otp_core::secret_file::{OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
+use otp_core::secret_file::{self, OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
 use otp_core::verify::MAX_DRIFT_STEPS;
 
 use crate::error::Error;
@@ -88,14 +87,7 @@ pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next().unwrap_or("");
     let key = decode_google_secret(first).ok_or("line 1 is not a base32 secret")?;
-    if !key::key_length_ok(&key) {
-        return Err(format!(
-            "the secret is {} bytes; pam_otp needs {} to {} (80 to 1024 bits)",
-            key.len(),
-            key::MIN_KEY_BYTES,
-            key::MAX_KEY_BYTES
-        ));
-    }
+    secret_file::check_key(&key).map_err(|e| e.to_string())?;
     let mut file = SecretFile::new(OtpKind::Totp, key);
     file.created = Some(now);
     let mut notes = Notes {
@@ -292,6 +284,7 @@ pub fn describe(file: &SecretFile, notes: &Notes, config: &Config) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otp_core::key;
 
     const EXAMPLE: &str = "GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 3\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n59204058\n67424791\n35582731\n";
 

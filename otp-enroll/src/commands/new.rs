@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use otp_core::key;
 use otp_core::otp::{self, Generator};
 use otp_core::safe_fs;
-use otp_core::secret_file::{OtpKind, SecretFile, MAX_PERIOD};
+use otp_core::secret_file::{self, OtpKind, SecretFile};
 
 use crate::cli::NewOpts;
 use crate::error::Error;
@@ -26,14 +26,8 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             return Err(Error::AlreadyEnrolled { path: t.path_str() });
         }
     }
-    if !(otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&o.digits) {
-        return Err(Error::usage("--digits must be 6, 7 or 8"));
-    }
-    if !(1..=MAX_PERIOD).contains(&o.period) {
-        return Err(Error::usage(format!(
-            "--period must be 1 to {MAX_PERIOD} seconds"
-        )));
-    }
+    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
+    secret_file::check_period(o.period).map_err(Error::bad_option)?;
     if o.scratch_codes > MAX_NEW_SCRATCH_CODES {
         return Err(Error::usage(format!(
             "--scratch-codes: at most {MAX_NEW_SCRATCH_CODES}"
@@ -62,11 +56,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         }
         None => random::key()?,
     };
-    if !key::key_length_ok(&key) {
-        return Err(Error::usage(
-            "--secret must be 10 to 128 bytes (16 to 205 base32 characters)",
-        ));
-    }
+    secret_file::check_key(&key).map_err(Error::bad_option)?;
     let mut file = SecretFile::new(if o.hotp { OtpKind::Hotp } else { OtpKind::Totp }, key);
     file.algorithm = o.algorithm;
     file.digits = o.digits;
@@ -209,13 +199,8 @@ fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
 }
 
 fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = buf.split(|&b| b == 0).next().unwrap_or_default();
-    let name = String::from_utf8_lossy(name).into_owned();
-    if rc != 0 || name.is_empty() || name.chars().any(char::is_control) {
-        return "localhost".into();
+    match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
+        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
+        _ => "localhost".into(),
     }
-    name
 }

@@ -2,7 +2,7 @@
 
 use otp_core::key;
 use otp_core::otp::{self, Generator};
-use otp_core::secret_file::{hotp_search, OtpKind, SecretFile, MAX_COUNTER};
+use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, MAX_COUNTER};
 
 use crate::cli::TokenOpts;
 use crate::error::Error;
@@ -25,11 +25,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let serial = o
         .serial
         .ok_or_else(|| Error::usage("token needs --serial"))?;
-    if serial.is_empty() || serial.len() > 64 || serial.chars().any(char::is_control) {
-        return Err(Error::usage(
-            "--serial must be 1 to 64 printable characters",
-        ));
-    }
+    secret_file::check_serial(&serial).map_err(Error::bad_option)?;
     let seed = o
         .secret
         .ok_or_else(|| Error::usage("token needs --secret (the seed, hex or base32:KEY)"))?;
@@ -40,11 +36,10 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         .ok_or_else(|| Error::usage("token needs --code (press the token once)"))?;
     let key = parse_seed(&seed)
         .ok_or_else(|| Error::usage("--secret is not valid hex (or base32:KEY)"))?;
-    if !key::key_length_ok(&key) {
-        return Err(Error::usage("--secret must be 10 to 128 bytes"));
-    }
+    secret_file::check_key(&key).map_err(Error::bad_option)?;
+    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
     let g = Generator::new(&key, o.algorithm, o.digits)
-        .ok_or_else(|| Error::usage("--digits must be 6, 7 or 8"))?;
+        .ok_or_else(|| Error::failed("the key and --digits make no code generator"))?;
     let code = otp::normalize_code(&code).ok_or_else(|| Error::usage("--code must be digits"))?;
     // The counter's one range (secret_file::MAX_COUNTER): a code can be
     // at most at MAX_COUNTER - 1, as the counter stored is one past it.
