@@ -6,7 +6,6 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::config_cache;
 use crate::rate_limit::RateLimit;
 use crate::rules::{Action, Rule, Source};
 use crate::safe_fs::IoReason;
@@ -232,17 +231,6 @@ impl Config {
         self.rate_limit
             .validate()
             .map_err(|(key, why)| bad(format!("rate_limit.{key}"), why))?;
-        // Parsing makes a mapped network IPv4 (rules::Source::try_parse);
-        // one kept as IPv6 would match nothing, so a config holding one did
-        // not come from parsing (a cache compiled by an older module).
-        for (i, rule) in self.rules.iter().enumerate() {
-            if rule.from.iter().flatten().any(Source::is_mapped_v6) {
-                return Err(bad(
-                    format!("rule {}: from", i + 1),
-                    "an IPv4-mapped network kept as IPv6 (it would match nothing)",
-                ));
-            }
-        }
         Ok(())
     }
 }
@@ -344,20 +332,9 @@ pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 /// Loads the admin config. A missing file means the defaults. The file must
 /// be a regular file owned by root (or by whoever runs this, for tests and
 /// a user's own `otp-enroll --config`) and not writable by group or others:
-/// whoever can write it decides who needs a code.
-///
-/// Run as root (the module), a config of `config_cache::MIN_SIZE` or more
-/// is compiled once into `/run/pam_otp` and read from there while its text
-/// stays the same (see `config_cache`).
+/// whoever can write it decides who needs a code. It is read and parsed at
+/// every call; no copy of it is kept anywhere.
 pub fn load(path: &str) -> Result<Config, String> {
-    let cache = nix::unistd::geteuid()
-        .is_root()
-        .then(config_cache::CacheDir::system);
-    load_with(path, cache.as_ref())
-}
-
-/// [`load`], with the compiled-config cache in `cache` (or none).
-pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<Config, String> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let file = match std::fs::File::open(path) {
@@ -394,19 +371,7 @@ pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<C
     file.take(MAX_CONFIG_SIZE + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
-    let parse = |text: &str| Config::parse(text).map_err(|e| format!("config {path}: {e}"));
-    match cache {
-        Some(cache) if text.len() >= config_cache::MIN_SIZE => {
-            let digest = config_cache::digest(text.as_bytes());
-            if let Some(cfg) = cache.get(path, text.as_bytes(), &digest) {
-                return Ok(cfg);
-            }
-            let cfg = parse(&text)?;
-            cache.put(path, text.as_bytes(), &digest, &cfg);
-            Ok(cfg)
-        }
-        _ => parse(&text),
-    }
+    Config::parse(&text).map_err(|e| format!("config {path}: {e}"))
 }
 
 /// The `config=` argument, if given.
@@ -496,32 +461,14 @@ otp = "deny"
         );
     }
 
-    /// A mapped network is read as the IPv4 network it names, and a Config
-    /// holding one as IPv6 (which parsing never makes) is refused by
-    /// validation: so also a compiled cache made from the same text by a
-    /// module that kept it as IPv6, which would match nothing.
+    /// A mapped network is read as the IPv4 network it names.
     #[test]
-    fn ipv4_mapped_networks_are_normalised_and_never_kept_as_ipv6() {
+    fn ipv4_mapped_networks_are_normalised() {
         let text = "[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n";
         let cfg = Config::parse(text).unwrap();
         assert_eq!(
             cfg.rules[0].from,
             Some(vec![Source::parse("10.0.0.0/8").unwrap()])
-        );
-        let mut stale = cfg.clone();
-        let v6: ipnet::IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
-        stale.rules[0].from = Some(vec![Source::Net(v6)]);
-        assert!(stale
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("rule 1: from"));
-        let cache = crate::config_cache::fuzzing::encode_framed(&stale);
-        assert_eq!(crate::config_cache::fuzzing::decode_framed(&cache), None);
-        let good = crate::config_cache::fuzzing::encode_framed(&cfg);
-        assert_eq!(
-            crate::config_cache::fuzzing::decode_framed(&good),
-            Some(cfg)
         );
     }
 

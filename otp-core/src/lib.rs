@@ -14,7 +14,6 @@
 pub mod account;
 pub mod auth;
 pub mod config;
-pub mod config_cache;
 pub mod key;
 pub mod log;
 pub mod otp;

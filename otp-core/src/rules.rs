@@ -7,12 +7,12 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::remote::Remote;
 
 /// What a rule (or the default) says about a login.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// No code asked; the module answers success.
@@ -38,8 +38,8 @@ impl Action {
 pub enum Source {
     /// `"local"`: no remote host.
     Local,
-    /// Never an IPv4-mapped IPv6 network: [`Source::parse`] makes that the
-    /// IPv4 network, and config validation refuses one built otherwise.
+    /// Never an IPv4-mapped IPv6 network when parsed: [`Source::parse`]
+    /// makes that the IPv4 network.
     Net(IpNet),
 }
 
@@ -124,12 +124,6 @@ impl Source {
             }
         }
         Ok(Source::Net(net.trunc()))
-    }
-
-    /// Whether this is an IPv4-mapped IPv6 network, which parsing never
-    /// makes (for config validation, and so for a compiled cache).
-    pub(crate) fn is_mapped_v6(&self) -> bool {
-        matches!(self, Source::Net(IpNet::V6(n)) if n.network().to_ipv4_mapped().is_some())
     }
 
     fn matches(&self, remote: &Remote) -> bool {
