@@ -77,7 +77,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ConfigError {
     /// Not TOML, an unknown key, or a value of the wrong type.
     Syntax(String),
@@ -329,49 +329,134 @@ pub fn expand_template(t: &str, user: &str, home: &str) -> String {
 /// Config files larger than this are refused (10 000 rules fit easily).
 pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 
-/// Loads the admin config. A missing file means the defaults. The file must
-/// be a regular file owned by root (or by whoever runs this, for tests and
-/// a user's own `otp-enroll --config`) and not writable by group or others:
-/// whoever can write it decides who needs a code. It is read and parsed at
-/// every call; no copy of it is kept anywhere.
-pub fn load(path: &str) -> Result<Config, String> {
+/// Why a file the admin owns (the config) is not used.
+#[derive(Debug)]
+pub enum FileError {
+    Missing,
+    /// Opening or reading it failed.
+    Io(std::io::Error),
+    NotRegular,
+    /// Owned by someone other than root (or whoever runs this).
+    Owner {
+        uid: u32,
+    },
+    /// Group or others may write it.
+    Writable {
+        mode: u32,
+    },
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
+    NotUtf8,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Missing => write!(f, "no such file"),
+            FileError::Io(e) => write!(f, "{}", IoReason(e)),
+            FileError::NotRegular => write!(f, "not a regular file"),
+            FileError::Owner { uid } => write!(f, "owned by uid {uid}, not root"),
+            FileError::Writable { mode } => {
+                write!(f, "writable by group or others (mode {mode:04o})")
+            }
+            FileError::TooLarge { size, max } => write!(f, "{size} bytes, more than {max}"),
+            FileError::NotUtf8 => write!(f, "not UTF-8 text"),
+        }
+    }
+}
+
+/// Reads a file that decides who needs a code, trusted only if whoever can
+/// write it could write the config: a regular file owned by root (or by
+/// whoever runs this, for tests and a user's own `otp-enroll --config`),
+/// not writable by group or others, at most `max` bytes of UTF-8.
+fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-        Err(e) => return Err(format!("config {path}: {}", IoReason(&e))),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // O_NONBLOCK: a FIFO at the path must not hang the login in open().
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => FileError::Missing,
+            _ => FileError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(FileError::Io)?;
     if !meta.is_file() {
-        return Err(format!("config {path}: not a regular file"));
+        return Err(FileError::NotRegular);
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != euid {
-        return Err(format!(
-            "config {path}: owned by uid {}, not root",
-            meta.uid()
-        ));
+        return Err(FileError::Owner { uid: meta.uid() });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "config {path}: writable by group or others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
+        return Err(FileError::Writable {
+            mode: meta.mode() & 0o7777,
+        });
     }
-    if meta.len() > MAX_CONFIG_SIZE {
-        return Err(format!(
-            "config {path}: {} bytes, more than {MAX_CONFIG_SIZE}",
-            meta.len()
-        ));
+    if meta.len() > max {
+        return Err(FileError::TooLarge {
+            size: meta.len(),
+            max,
+        });
     }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_SIZE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
-    Config::parse(&text).map_err(|e| format!("config {path}: {e}"))
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(FileError::Io)?;
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > max {
+        // It grew between fstat and read.
+        return Err(FileError::TooLarge { size, max });
+    }
+    String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+}
+
+/// Why the config in force for a login cannot be used: every such login
+/// fails closed.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The config file at `path` cannot be read or is not trusted.
+    File { path: String, err: FileError },
+    /// Its text is refused (the error names the key or rule).
+    Invalid { path: String, err: ConfigError },
+    /// A module argument is refused (they apply over the file).
+    Arguments(ConfigError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::File { path, err } => write!(f, "config {path}: {err}"),
+            LoadError::Invalid { path, err } => write!(f, "config {path}: {err}"),
+            LoadError::Arguments(err) => write!(f, "module arguments: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads the admin config. A missing file means the defaults; otherwise it
+/// must be trusted as [`read_trusted`] says: whoever can write it decides
+/// who needs a code. It is read and parsed at every call; no copy of it is
+/// kept anywhere.
+pub fn load(path: &str) -> Result<Config, LoadError> {
+    let text = match read_trusted(path, MAX_CONFIG_SIZE) {
+        Ok(text) => text,
+        Err(FileError::Missing) => return Ok(Config::default()),
+        Err(err) => {
+            return Err(LoadError::File {
+                path: path.into(),
+                err,
+            })
+        }
+    };
+    Config::parse(&text).map_err(|err| LoadError::Invalid {
+        path: path.into(),
+        err,
+    })
 }
 
 /// The `config=` argument, if given.
@@ -470,6 +555,92 @@ otp = "deny"
             cfg.rules[0].from,
             Some(vec![Source::parse("10.0.0.0/8").unwrap()])
         );
+    }
+
+    /// A directory of its own under the system temp dir, removed on drop.
+    pub(super) struct TempDir(pub std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static SEQ: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "pam_otp-config-{tag}-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        /// Writes `name` with `text` and `mode`; its path as text.
+        pub fn file(&self, name: &str, text: &[u8], mode: u32) -> String {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.to_str().unwrap().to_string()
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn load_trusts_only_a_safe_file_and_names_it() {
+        let dir = TempDir::new("load");
+        let missing = dir.0.join("absent.toml");
+        assert_eq!(load(missing.to_str().unwrap()).unwrap(), Config::default());
+        let good = dir.file("good.toml", b"default = \"skip\"\n", 0o644);
+        assert_eq!(load(&good).unwrap().default, Action::Skip);
+        let reason = |path: &str| load(path).unwrap_err().to_string();
+        let group = dir.file("group.toml", b"", 0o664);
+        assert_eq!(
+            reason(&group),
+            format!("config {group}: writable by group or others (mode 0664)")
+        );
+        let other = dir.file("other.toml", b"", 0o646);
+        assert!(
+            reason(&other).ends_with("(mode 0646)"),
+            "{}",
+            reason(&other)
+        );
+        let latin1 = dir.file("latin1.toml", b"prompt = \"Code\xe9: \"\n", 0o644);
+        assert_eq!(reason(&latin1), format!("config {latin1}: not UTF-8 text"));
+        let big = dir.file("big.toml", &vec![b'#'; MAX_CONFIG_SIZE as usize + 1], 0o644);
+        assert_eq!(
+            reason(&big),
+            format!(
+                "config {big}: {} bytes, more than {MAX_CONFIG_SIZE}",
+                MAX_CONFIG_SIZE + 1
+            )
+        );
+        let dir_path = dir.0.to_str().unwrap();
+        assert_eq!(
+            reason(dir_path),
+            format!("config {dir_path}: not a regular file")
+        );
+        let bad = dir.file("bad.toml", b"totp_skew = 11\n", 0o644);
+        assert!(matches!(
+            load(&bad),
+            Err(LoadError::Invalid {
+                err: ConfigError::Value { .. },
+                ..
+            })
+        ));
+        assert!(reason(&bad).starts_with(&format!("config {bad}: totp_skew: ")));
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.file("theirs.toml", b"", 0o644);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert_eq!(
+                reason(&theirs),
+                format!("config {theirs}: owned by uid 4242, not root")
+            );
+        }
     }
 
     #[test]

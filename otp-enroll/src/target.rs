@@ -89,7 +89,8 @@ pub fn check_template(t: &str) -> Result<(), String> {
 }
 
 pub fn config(config_path: Option<&str>) -> Result<Config, Error> {
-    config::load(config_path.unwrap_or(config::DEFAULT_PATH)).map_err(Error::failed)
+    config::load(config_path.unwrap_or(config::DEFAULT_PATH))
+        .map_err(|e| Error::failed(e.to_string()))
 }
 
 pub fn resolve(
