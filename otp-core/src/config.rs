@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::rate_limit::RateLimit;
-use crate::rules::{Action, Rule, Source};
+use crate::rules::{Action, BadSource, Rule, Source};
 use crate::safe_fs::IoReason;
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
@@ -83,6 +83,12 @@ pub enum ConfigError {
     Syntax(String),
     /// A value that parses but is not allowed; names the key.
     Value { key: String, why: String },
+    /// An address list (`from_file`) of rule `rule` cannot be used.
+    List {
+        rule: usize,
+        path: String,
+        err: ListError,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -90,6 +96,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Syntax(m) => write!(f, "{m}"),
             ConfigError::Value { key, why } => write!(f, "{key}: {why}"),
+            ConfigError::List { rule, path, err } => {
+                write!(f, "rule {rule}: from_file {path}: {err}")
+            }
         }
     }
 }
@@ -135,15 +144,26 @@ struct RawRateLimit {
 struct RawRule<'a> {
     #[serde(borrow)]
     from: Option<Vec<Cow<'a, str>>>,
+    from_file: Option<Vec<String>>,
     users: Option<Vec<String>>,
     groups: Option<Vec<String>>,
     services: Option<Vec<String>>,
     otp: Action,
 }
 
+/// Reads an address list by path (the file system's, in production).
+pub type ReadList<'r> = &'r mut dyn FnMut(&str) -> Result<String, FileError>;
+
 impl Config {
-    /// Parses a config file's text over the defaults.
+    /// Parses a config file's text over the defaults, reading the address
+    /// lists its rules name (`from_file`) from the file system, trusted as
+    /// the config is.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, &mut |path| read_trusted(path, MAX_LIST_SIZE))
+    }
+
+    /// [`Config::parse`], with the address lists read by `read_list`.
+    pub fn parse_with(text: &str, read_list: ReadList<'_>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             ConfigError::Syntax(format!("TOML: {}", e.message().trim().replace('\n', " ")))
         })?;
@@ -170,7 +190,7 @@ impl Config {
             .rule
             .into_iter()
             .enumerate()
-            .map(|(i, r)| convert_rule(i + 1, r))
+            .map(|(i, r)| convert_rule(i + 1, r, read_list))
             .collect::<Result<_, _>>()?;
         cfg.validate()?;
         Ok(cfg)
@@ -235,7 +255,7 @@ impl Config {
     }
 }
 
-fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
+fn convert_rule(n: usize, r: RawRule<'_>, read_list: ReadList<'_>) -> Result<Rule, ConfigError> {
     let key = |field: &str| format!("rule {n}: {field}");
     fn non_empty<S: AsRef<str>>(
         key: impl Fn(&str) -> String,
@@ -254,10 +274,11 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
         }
     }
     non_empty(key, "from", &r.from)?;
+    non_empty(key, "from_file", &r.from_file)?;
     non_empty(key, "users", &r.users)?;
     non_empty(key, "groups", &r.groups)?;
     non_empty(key, "services", &r.services)?;
-    let from = match r.from {
+    let mut from = match r.from {
         None => None,
         Some(list) => Some(
             list.iter()
@@ -267,6 +288,22 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
+    // `from` and `from_file` of one rule mean the union.
+    for path in r.from_file.into_iter().flatten() {
+        if !path.starts_with('/') || has_control(&path, None) {
+            return Err(bad(
+                key("from_file"),
+                format!("{path:?} is not an absolute path without control characters"),
+            ));
+        }
+        let list = read_list(&path)
+            .map_err(ListError::File)
+            .and_then(|text| parse_list(&text));
+        match list {
+            Ok(nets) => from.get_or_insert_with(Vec::new).extend(nets),
+            Err(err) => return Err(ConfigError::List { rule: n, path, err }),
+        }
+    }
     Ok(Rule {
         from,
         users: r.users,
@@ -274,6 +311,112 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
         services: r.services,
         otp: r.otp,
     })
+}
+
+/// Address lists larger than this are refused, as configs are.
+pub const MAX_LIST_SIZE: u64 = MAX_CONFIG_SIZE;
+
+/// Why an address list (`from_file`) cannot be used.
+#[derive(Debug)]
+pub enum ListError {
+    File(FileError),
+    /// Line `line` (1-based) holds no address or CIDR.
+    Entry {
+        line: usize,
+        /// The entry, when it is short and made of the characters of an
+        /// address; `None`, with its length, otherwise: a file named by
+        /// mistake (`/etc/shadow`) must not have its lines logged.
+        shown: Option<String>,
+        len: usize,
+        why: BadEntry,
+    },
+    /// No networks at all: the rule would match nothing.
+    Empty,
+}
+
+/// What is wrong with one line of an address list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadEntry {
+    /// `local` is not a network: a console login is the config's to allow,
+    /// not a list's that some inventory or GeoIP export produced.
+    Local,
+    NotAnAddress,
+    /// See [`BadSource::MappedPrefix`].
+    MappedPrefix,
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::File(err) => write!(f, "{err}"),
+            ListError::Entry {
+                line,
+                shown,
+                len,
+                why,
+            } => {
+                write!(f, "line {line}: ")?;
+                match (why, shown) {
+                    (BadEntry::Local, _) => write!(
+                        f,
+                        "\"local\" is not a network; a list holds addresses and CIDRs only \
+                         (write \"local\" in the rule's from)"
+                    ),
+                    (BadEntry::NotAnAddress, Some(text)) => {
+                        write!(f, "{text:?} is not an address or a CIDR")
+                    }
+                    (BadEntry::NotAnAddress, None) => write!(
+                        f,
+                        "not an address or a CIDR ({len} characters, not shown as they are \
+                         not all those of an address)"
+                    ),
+                    (BadEntry::MappedPrefix, shown) => {
+                        let text = shown.as_deref().unwrap_or("the entry");
+                        write!(f, "{text:?} {}", BadSource::MappedPrefix)
+                    }
+                }
+            }
+            ListError::Empty => write!(
+                f,
+                "no networks in it (an empty list would match nothing; leave it out of from_file)"
+            ),
+        }
+    }
+}
+
+/// The networks of an address list: one address or CIDR a line; from a
+/// `#` to the end of the line is a comment; blank lines are skipped.
+pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let why = match Source::try_parse(entry) {
+            Ok(Source::Net(net)) => {
+                nets.push(Source::Net(net));
+                continue;
+            }
+            Ok(Source::Local) => BadEntry::Local,
+            Err(BadSource::NotAnAddress) => BadEntry::NotAnAddress,
+            Err(BadSource::MappedPrefix) => BadEntry::MappedPrefix,
+        };
+        let looks_like_an_address = entry.len() <= 64
+            && entry
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b".:/%[]".contains(&b));
+        return Err(ListError::Entry {
+            line: i + 1,
+            shown: looks_like_an_address.then(|| entry.to_string()),
+            len: entry.chars().count(),
+            why,
+        });
+    }
+    if nets.is_empty() {
+        return Err(ListError::Empty);
+    }
+    Ok(nets)
 }
 
 /// A secret path template: absolute (or starting with `%h`), and only the
@@ -640,6 +783,159 @@ otp = "deny"
                 reason(&theirs),
                 format!("config {theirs}: owned by uid 4242, not root")
             );
+        }
+    }
+
+    fn net(text: &str) -> Source {
+        Source::parse(text).unwrap()
+    }
+
+    #[test]
+    fn list_files_hold_one_network_a_line_with_comments() {
+        let text = "# office, as exported\n\
+                    10.0.0.0/8\n\
+                    \n\
+                    192.168.1.7   # the printer\r\n\
+                    \t fd00::/8\t\n\
+                    ::ffff:172.16.0.0/108\n\
+                    #10.9.9.9\n";
+        assert_eq!(
+            parse_list(text).unwrap(),
+            vec![
+                net("10.0.0.0/8"),
+                net("192.168.1.7/32"),
+                net("fd00::/8"),
+                net("172.16.0.0/12"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_list_line_is_named_by_number() {
+        let err = |text: &str| parse_list(text).unwrap_err().to_string();
+        assert_eq!(
+            err("# header\n\n10.0.0.0/8\n10.0.0.0/33\n"),
+            "line 4: \"10.0.0.0/33\" is not an address or a CIDR"
+        );
+        assert!(err("10.0.0.0/8\nlocal\n").starts_with("line 2: \"local\" is not a network"));
+        assert!(err("::ffff:10.0.0.0/64\n")
+            .starts_with("line 1: \"::ffff:10.0.0.0/64\" is an IPv4-mapped network"));
+        assert_eq!(
+            err("10.0.0.0/8 10.1.0.0/16\n"),
+            "line 1: not an address or a CIDR (22 characters, not shown as they are not all \
+             those of an address)"
+        );
+        // A file named by mistake: its lines stay out of the log.
+        let shadow = err("root:$y$j9T$salt$hash:19000:0:99999:7:::\n");
+        assert!(shadow.starts_with("line 1: not an address"), "{shadow}");
+        assert!(
+            !shadow.contains("root") && !shadow.contains("salt"),
+            "{shadow}"
+        );
+        assert!(!err("office.example.org\n").contains("example"));
+        for empty in ["", "\n\n", "# nothing yet\n", "   # still nothing\n"] {
+            assert!(
+                matches!(parse_list(empty), Err(ListError::Empty)),
+                "{empty:?}"
+            );
+        }
+    }
+
+    /// A fake file system for `parse_with`: path -> text, or the error.
+    fn lists<'f>(files: &'f [(&str, &str)]) -> impl FnMut(&str) -> Result<String, FileError> + 'f {
+        move |path| {
+            files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, text)| text.to_string())
+                .ok_or(FileError::Missing)
+        }
+    }
+
+    #[test]
+    fn from_and_from_file_mean_the_union() {
+        let text = "[[rule]]\nfrom = [\"local\", \"10.0.0.0/8\"]\n\
+                    from_file = [\"/l/a.list\", \"/l/b.list\"]\notp = \"skip\"\n\
+                    [[rule]]\nfrom_file = [\"/l/b.list\"]\notp = \"deny\"\n";
+        let files = [
+            ("/l/a.list", "192.168.0.0/16\n"),
+            ("/l/b.list", "fd00::/8\n"),
+        ];
+        let cfg = Config::parse_with(text, &mut lists(&files)).unwrap();
+        assert_eq!(
+            cfg.rules[0].from,
+            Some(vec![
+                Source::Local,
+                net("10.0.0.0/8"),
+                net("192.168.0.0/16"),
+                net("fd00::/8"),
+            ])
+        );
+        assert_eq!(cfg.rules[1].from, Some(vec![net("fd00::/8")]));
+    }
+
+    #[test]
+    fn every_bad_list_names_the_rule_the_file_and_the_line() {
+        let files = [
+            ("/l/good.list", "10.0.0.0/8\n"),
+            ("/l/bad.list", "10.0.0.0/8\n\n10.0.0/8\n"),
+            ("/l/empty.list", "# none\n"),
+        ];
+        let err = |rule: &str| {
+            let text = format!(
+                "[[rule]]\nfrom_file = [\"/l/good.list\"]\notp = \"deny\"\n[[rule]]\n{rule}otp = \"skip\"\n"
+            );
+            Config::parse_with(&text, &mut lists(&files))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("from_file = [\"/l/good.list\", \"/l/bad.list\"]\n"),
+            "rule 2: from_file /l/bad.list: line 3: \"10.0.0/8\" is not an address or a CIDR"
+        );
+        assert_eq!(
+            err("from_file = [\"/l/gone.list\"]\n"),
+            "rule 2: from_file /l/gone.list: no such file"
+        );
+        assert!(err("from_file = [\"/l/empty.list\"]\n")
+            .starts_with("rule 2: from_file /l/empty.list: no networks in it"));
+        assert!(err("from_file = [\"office.list\"]\n")
+            .starts_with("rule 2: from_file: \"office.list\" is not an absolute path"));
+        assert!(err("from_file = [\"../l/good.list\"]\n").starts_with("rule 2: from_file: "));
+        assert!(err("from_file = []\n").starts_with("rule 2: from_file: an empty list"));
+        assert!(err("from_file = [\" \"]\n").starts_with("rule 2: from_file: empty name"));
+        assert!(err("from_file = \"/l/good.list\"\n").contains("TOML"));
+    }
+
+    #[test]
+    fn list_files_are_trusted_like_the_config() {
+        let dir = TempDir::new("lists");
+        let good = dir.file("good.list", b"10.0.0.0/8\n", 0o644);
+        let group = dir.file("group.list", b"10.0.0.0/8\n", 0o664);
+        let binary = dir.file("binary.list", b"10.0.0.0/8\n\xff\n", 0o644);
+        let config = |list: &str| {
+            let text = format!("[[rule]]\nfrom_file = [{list:?}]\notp = \"skip\"\n");
+            dir.file("pam_otp.toml", text.as_bytes(), 0o644)
+        };
+        let cfg = load(&config(&good)).unwrap();
+        assert_eq!(cfg.rules[0].from, Some(vec![net("10.0.0.0/8")]));
+        let reason = |list: &str| load(&config(list)).unwrap_err().to_string();
+        let path = config(&good);
+        assert_eq!(
+            reason(&group),
+            format!(
+                "config {path}: rule 1: from_file {group}: writable by group or others (mode 0664)"
+            )
+        );
+        assert!(reason(&binary).ends_with(": not UTF-8 text"));
+        let gone = format!("{}/gone.list", dir.0.display());
+        assert!(reason(&gone).ends_with(&format!("from_file {gone}: no such file")));
+        let dir_path = dir.0.to_str().unwrap();
+        assert!(reason(dir_path).ends_with(": not a regular file"));
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.file("theirs.list", b"10.0.0.0/8\n", 0o644);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert!(reason(&theirs).ends_with(": owned by uid 4242, not root"));
         }
     }
 
