@@ -222,7 +222,8 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_template(&self.secret).map_err(|why| bad("secret", why))?;
+        check_template(&self.secret)
+            .map_err(|why| bad("secret", format!("{:?}: {why}", self.secret)))?;
         if self.prompt.is_empty() || has_control(&self.prompt, Some('\n')) {
             return Err(bad(
                 "prompt",
@@ -419,22 +420,117 @@ pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
     Ok(nets)
 }
 
-/// A secret path template: absolute (or starting with `%h`), and only the
-/// escapes `%u`, `%h` and `%%`.
-fn check_template(t: &str) -> Result<(), String> {
-    if !(t.starts_with('/') || t.starts_with("%h")) {
-        return Err(format!("{t:?} must be an absolute path or start with %h"));
-    }
-    if has_control(t, None) {
-        return Err("control characters in path".into());
-    }
-    let mut chars = t.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' && !matches!(chars.next(), Some('u' | 'h' | '%')) {
-            return Err(format!("{t:?}: only %u, %h and %% may follow a '%'"));
+/// Why a secret path template (`secret`, `secret=`, `otp-enroll
+/// --secret-file`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateError {
+    /// Neither an absolute path nor one that starts with the home.
+    NotAbsolute,
+    ControlCharacters,
+    /// A `%` or `$` that starts none of the placeholders: taken literally
+    /// it would name a file that does not exist, which `nullok` lets in.
+    UnknownPlaceholder(String),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateError::NotAbsolute => {
+                write!(f, "must be an absolute path, or start with %h or ${{HOME}}")
+            }
+            TemplateError::ControlCharacters => write!(f, "control characters in the path"),
+            TemplateError::UnknownPlaceholder(p) => write!(
+                f,
+                "{p:?} is not a placeholder: use %u or ${{USER}} (the user), %h or ${{HOME}} \
+                 (the home), %% (a '%')"
+            ),
         }
     }
-    Ok(())
+}
+
+impl std::error::Error for TemplateError {}
+
+/// One piece of a secret path template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Piece<'t> {
+    Text(&'t str),
+    /// `%u`, or google-authenticator-libpam's `${USER}`.
+    User,
+    /// `%h` or `${HOME}`.
+    Home,
+    /// `%%`.
+    Percent,
+    /// Any other `%x`, `${...}` or `$NAME`.
+    Unknown(&'t str),
+}
+
+/// Splits a template into its pieces, the one reading of a template that
+/// both checking and expanding use.
+fn pieces(t: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(at) = rest.find(['%', '$']) {
+        let (text, tail) = rest.split_at(at);
+        if !text.is_empty() {
+            out.push(Piece::Text(text));
+        }
+        let known = [
+            ("%u", Piece::User),
+            ("%h", Piece::Home),
+            ("%%", Piece::Percent),
+            ("${USER}", Piece::User),
+            ("${HOME}", Piece::Home),
+        ];
+        let (piece, len) = match known.iter().find(|(p, _)| tail.starts_with(p)) {
+            Some(&(p, piece)) => (piece, p.len()),
+            None => {
+                let len = unknown_len(tail);
+                (Piece::Unknown(tail.get(..len).unwrap_or(tail)), len)
+            }
+        };
+        out.push(piece);
+        rest = tail.get(len..).unwrap_or_default();
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    out
+}
+
+/// The length of the unknown placeholder `tail` starts with (at a `%` or
+/// `$`): `%x`, `${...}` up to its `}`, `$NAME`, or the sign alone.
+fn unknown_len(tail: &str) -> usize {
+    // '%' and '$' are one byte each.
+    let after = tail.get(1..).unwrap_or_default();
+    if tail.starts_with("${") {
+        tail.find('}').map_or(tail.len(), |end| end + 1)
+    } else if tail.starts_with('$') {
+        let name = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        1 + name
+    } else {
+        1 + after.chars().next().map_or(0, char::len_utf8)
+    }
+}
+
+/// Checks a secret path template: absolute (or starting with the home), no
+/// control characters, and only the placeholders `%u`, `%h`, `%%` and
+/// google-authenticator-libpam's `${USER}` and `${HOME}`. Shared by the
+/// module and `otp-enroll --secret-file`.
+pub fn check_template(t: &str) -> Result<(), TemplateError> {
+    if has_control(t, None) {
+        return Err(TemplateError::ControlCharacters);
+    }
+    let pieces = pieces(t);
+    if let Some(Piece::Unknown(p)) = pieces.iter().find(|p| matches!(p, Piece::Unknown(_))) {
+        return Err(TemplateError::UnknownPlaceholder(p.to_string()));
+    }
+    match pieces.first() {
+        Some(Piece::Home) => Ok(()),
+        Some(Piece::Text(text)) if text.starts_with('/') => Ok(()),
+        _ => Err(TemplateError::NotAbsolute),
+    }
 }
 
 /// Whether `s` holds a control character other than `allowed`. Checked at
@@ -448,24 +544,19 @@ fn has_control(s: &str, allowed: Option<char>) -> bool {
     }
 }
 
-/// Expands a (validated) template for one user.
+/// Expands a template for one user; [`check_template`] must have passed
+/// (an unknown placeholder would expand to nothing).
 pub fn expand_template(t: &str, user: &str, home: &str) -> String {
     let mut out = String::with_capacity(t.len() + home.len());
-    let mut rest = t;
-    while let Some(at) = rest.find('%') {
-        let (literal, tail) = rest.split_at(at);
-        out.push_str(literal);
-        let mut after = tail.chars();
-        after.next(); // the '%'
-        match after.next() {
-            Some('u') => out.push_str(user),
-            Some('h') => out.push_str(home.trim_end_matches('/')),
-            Some('%') => out.push('%'),
-            _ => {}
+    for piece in pieces(t) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::User => out.push_str(user),
+            Piece::Home => out.push_str(home.trim_end_matches('/')),
+            Piece::Percent => out.push('%'),
+            Piece::Unknown(_) => {}
         }
-        rest = after.as_str();
     }
-    out.push_str(rest);
     out
 }
 
@@ -974,9 +1065,60 @@ otp = "deny"
             expand_template("/var/lib/otp/%u/100%%", "bob", "/h"),
             "/var/lib/otp/bob/100%"
         );
-        // Never produced by a validated template, but defined all the same:
-        // an unknown escape and a trailing '%' vanish.
+        // google-authenticator-libpam's spellings mean the same.
+        assert_eq!(
+            expand_template("${HOME}/.otp/${USER}.toml", "carol", "/home/carol/"),
+            "/home/carol/.otp/carol.toml"
+        );
+        assert_eq!(
+            expand_template("/var/lib/otp/${USER}-%u", "dave", "/h"),
+            "/var/lib/otp/dave-dave"
+        );
+        // Never produced by a checked template, but defined all the same:
+        // an unknown placeholder and a trailing '%' vanish.
         assert_eq!(expand_template("/é/%x/%", "u", "/h"), "/é//");
+        assert_eq!(expand_template("/${FOO}/$BAR/x", "u", "/h"), "///x");
+    }
+
+    #[test]
+    fn templates_take_only_the_known_placeholders() {
+        for ok in [
+            "/var/lib/otp/%u.toml",
+            "%h/.pam_otp.toml",
+            "/x/100%%",
+            "${HOME}/.pam_otp.toml",
+            "/var/lib/otp/${USER}",
+            "${HOME}/${USER}/%u%%é",
+            "/x/100%%u",
+        ] {
+            assert_eq!(check_template(ok), Ok(()), "{ok}");
+        }
+        let unknown = |p: &str| Err(TemplateError::UnknownPlaceholder(p.into()));
+        for (bad, want) in [
+            ("/x/%z", unknown("%z")),
+            ("/x/%", unknown("%")),
+            ("/x/%é", unknown("%é")),
+            ("/var/lib/otp/${FOO}", unknown("${FOO}")),
+            ("/var/lib/otp/${user}", unknown("${user}")),
+            ("${HOME", unknown("${HOME")),
+            ("/var/lib/otp/$USER.toml", unknown("$USER")),
+            ("/x/$", unknown("$")),
+            ("/x/$/y", unknown("$")),
+            ("${HOMEDIR}/x", unknown("${HOMEDIR}")),
+            ("relative.toml", Err(TemplateError::NotAbsolute)),
+            ("~/.pam_otp.toml", Err(TemplateError::NotAbsolute)),
+            ("%u/x", Err(TemplateError::NotAbsolute)),
+            ("${USER}/x", Err(TemplateError::NotAbsolute)),
+            ("", Err(TemplateError::NotAbsolute)),
+            ("/x/a\nb", Err(TemplateError::ControlCharacters)),
+        ] {
+            assert_eq!(check_template(bad), want, "{bad:?}");
+        }
+        assert!(err("secret = \"/x/${FOO}\"")
+            .starts_with("secret: \"/x/${FOO}\": \"${FOO}\" is not a placeholder"));
+        let mut c = Config::default();
+        assert!(c.apply_args(["secret=/var/lib/otp/$USER"]).is_err());
+        assert!(c.apply_args(["secret=${HOME}/.pam_otp.toml"]).is_ok());
     }
 
     #[test]
