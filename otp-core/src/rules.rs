@@ -165,34 +165,21 @@ pub struct Subject<'a> {
 
 /// The verdict and what made it, for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
 pub struct Decision {
     pub action: Action,
     /// 1-based index of the rule that matched; `None` for the default.
     pub rule: Option<usize>,
 }
 
-impl Decision {
-    /// Appends the display text ("rule 2 (skip)", "default (require)");
-    /// by hand, as it is part of the log line of every login.
-    pub fn push_to(&self, out: &mut String) {
-        match self.rule {
-            Some(n) => {
-                out.push_str("rule ");
-                crate::text::push_unsigned(out, u64::try_from(n).unwrap_or(u64::MAX));
-            }
-            None => out.push_str("default"),
-        }
-        out.push_str(" (");
-        out.push_str(self.action.as_str());
-        out.push(')');
-    }
-}
-
+/// "rule 2 (skip)", "default (require)".
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::with_capacity(24);
-        self.push_to(&mut text);
-        f.write_str(&text)
+        let action = self.action.as_str();
+        match self.rule {
+            Some(n) => write!(f, "rule {n} ({action})"),
+            None => write!(f, "default ({action})"),
+        }
     }
 }
 
