@@ -87,7 +87,7 @@ impl Report {
 #[derive(Debug)]
 pub enum Reason {
     /// The config or the module arguments cannot be used.
-    Config(String),
+    Config(config::LoadError),
     /// The account look-up (NSS) failed.
     Lookup(LookupError),
     Denied(Decision),
@@ -143,7 +143,7 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Config(why) => write!(f, "{why}"),
+            Reason::Config(err) => write!(f, "{err}"),
             Reason::Lookup(err) => write!(f, "{err}"),
             Reason::Denied(d) => write!(f, "denied by {d}"),
             Reason::NoCodeNeeded(d) => write!(f, "no code needed: {d}"),
@@ -236,7 +236,7 @@ pub fn authenticate(
     let cfg = config::load(cfg_path).and_then(|mut c| {
         c.apply_args(args.iter().copied())
             .map(|()| c)
-            .map_err(|e| format!("module arguments: {e}"))
+            .map_err(config::LoadError::Arguments)
     });
     let cfg = match cfg {
         Ok(c) => c,

@@ -6,9 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::config_cache;
 use crate::rate_limit::RateLimit;
-use crate::rules::{Action, Rule, Source};
+use crate::rules::{Action, BadSource, Rule, Source};
 use crate::safe_fs::IoReason;
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
@@ -43,7 +42,6 @@ pub struct Config {
     pub split_pass: bool,
     pub try_first_pass: bool,
     pub use_first_pass: bool,
-    pub debug: bool,
     pub totp_skew: u32,
     pub hotp_window: u32,
     pub enroll_on_login: bool,
@@ -66,7 +64,6 @@ impl Default for Config {
             split_pass: false,
             try_first_pass: false,
             use_first_pass: false,
-            debug: false,
             totp_skew: 1,
             hotp_window: 10,
             enroll_on_login: false,
@@ -78,12 +75,18 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ConfigError {
     /// Not TOML, an unknown key, or a value of the wrong type.
     Syntax(String),
     /// A value that parses but is not allowed; names the key.
     Value { key: String, why: String },
+    /// An address list (`from_file`) of rule `rule` cannot be used.
+    List {
+        rule: usize,
+        path: String,
+        err: ListError,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -91,6 +94,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Syntax(m) => write!(f, "{m}"),
             ConfigError::Value { key, why } => write!(f, "{key}: {why}"),
+            ConfigError::List { rule, path, err } => {
+                write!(f, "rule {rule}: from_file {path}: {err}")
+            }
         }
     }
 }
@@ -129,22 +135,32 @@ struct RawRateLimit {
 }
 
 /// `from` entries are borrowed from the text (copied only when TOML
-/// escapes forced it): they are parsed into networks right away, and a
-/// String each was a fifth of the cost of a 10 000-rule config.
+/// escapes forced it): they are parsed into networks right away.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule<'a> {
     #[serde(borrow)]
     from: Option<Vec<Cow<'a, str>>>,
+    from_file: Option<Vec<String>>,
     users: Option<Vec<String>>,
     groups: Option<Vec<String>>,
     services: Option<Vec<String>>,
     otp: Action,
 }
 
+/// Reads an address list by path (the file system's, in production).
+pub type ReadList<'r> = &'r mut dyn FnMut(&str) -> Result<String, FileError>;
+
 impl Config {
-    /// Parses a config file's text over the defaults.
+    /// Parses a config file's text over the defaults, reading the address
+    /// lists its rules name (`from_file`) from the file system, trusted as
+    /// the config is.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, &mut |path| read_trusted(path, MAX_LIST_SIZE))
+    }
+
+    /// [`Config::parse`], with the address lists read by `read_list`.
+    pub fn parse_with(text: &str, read_list: ReadList<'_>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             ConfigError::Syntax(format!("TOML: {}", e.message().trim().replace('\n', " ")))
         })?;
@@ -171,7 +187,7 @@ impl Config {
             .rule
             .into_iter()
             .enumerate()
-            .map(|(i, r)| convert_rule(i + 1, r))
+            .map(|(i, r)| convert_rule(i + 1, r, read_list))
             .collect::<Result<_, _>>()?;
         cfg.validate()?;
         Ok(cfg)
@@ -190,7 +206,8 @@ impl Config {
                 Some(("config", _)) => {}
                 Some(("secret", t)) => self.secret = t.to_string(),
                 Some(("prompt", t)) => self.prompt = t.to_string(),
-                None if arg == "debug" => self.debug = true,
+                // Read by the caller, which logs more with it.
+                None if arg == "debug" => {}
                 None if arg == "nullok" => self.missing = Missing::Allow,
                 None if arg == "forward_pass" => self.forward_pass = true,
                 None if arg == "split_pass" => self.split_pass = true,
@@ -204,7 +221,8 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_template(&self.secret).map_err(|why| bad("secret", why))?;
+        check_template(&self.secret)
+            .map_err(|why| bad("secret", format!("{:?}: {why}", self.secret)))?;
         if self.prompt.is_empty() || has_control(&self.prompt, Some('\n')) {
             return Err(bad(
                 "prompt",
@@ -232,22 +250,11 @@ impl Config {
         self.rate_limit
             .validate()
             .map_err(|(key, why)| bad(format!("rate_limit.{key}"), why))?;
-        // Parsing makes a mapped network IPv4 (rules::Source::try_parse);
-        // one kept as IPv6 would match nothing, so a config holding one did
-        // not come from parsing (a cache compiled by an older module).
-        for (i, rule) in self.rules.iter().enumerate() {
-            if rule.from.iter().flatten().any(Source::is_mapped_v6) {
-                return Err(bad(
-                    format!("rule {}: from", i + 1),
-                    "an IPv4-mapped network kept as IPv6 (it would match nothing)",
-                ));
-            }
-        }
         Ok(())
     }
 }
 
-fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
+fn convert_rule(n: usize, r: RawRule<'_>, read_list: ReadList<'_>) -> Result<Rule, ConfigError> {
     let key = |field: &str| format!("rule {n}: {field}");
     fn non_empty<S: AsRef<str>>(
         key: impl Fn(&str) -> String,
@@ -266,10 +273,11 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
         }
     }
     non_empty(key, "from", &r.from)?;
+    non_empty(key, "from_file", &r.from_file)?;
     non_empty(key, "users", &r.users)?;
     non_empty(key, "groups", &r.groups)?;
     non_empty(key, "services", &r.services)?;
-    let from = match r.from {
+    let mut from = match r.from {
         None => None,
         Some(list) => Some(
             list.iter()
@@ -279,6 +287,22 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
+    // `from` and `from_file` of one rule mean the union.
+    for path in r.from_file.into_iter().flatten() {
+        if !path.starts_with('/') || has_control(&path, None) {
+            return Err(bad(
+                key("from_file"),
+                format!("{path:?} is not an absolute path without control characters"),
+            ));
+        }
+        let list = read_list(&path)
+            .map_err(ListError::File)
+            .and_then(|text| parse_list(&text));
+        match list {
+            Ok(nets) => from.get_or_insert_with(Vec::new).extend(nets),
+            Err(err) => return Err(ConfigError::List { rule: n, path, err }),
+        }
+    }
     Ok(Rule {
         from,
         users: r.users,
@@ -288,125 +312,378 @@ fn convert_rule(n: usize, r: RawRule<'_>) -> Result<Rule, ConfigError> {
     })
 }
 
-/// A secret path template: absolute (or starting with `%h`), and only the
-/// escapes `%u`, `%h` and `%%`.
-fn check_template(t: &str) -> Result<(), String> {
-    if !(t.starts_with('/') || t.starts_with("%h")) {
-        return Err(format!("{t:?} must be an absolute path or start with %h"));
-    }
-    if has_control(t, None) {
-        return Err("control characters in path".into());
-    }
-    let mut chars = t.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' && !matches!(chars.next(), Some('u' | 'h' | '%')) {
-            return Err(format!("{t:?}: only %u, %h and %% may follow a '%'"));
+/// Address lists larger than this are refused, as configs are.
+pub const MAX_LIST_SIZE: u64 = MAX_CONFIG_SIZE;
+
+/// Why an address list (`from_file`) cannot be used.
+#[derive(Debug)]
+pub enum ListError {
+    File(FileError),
+    /// Line `line` (1-based) holds no address or CIDR.
+    Entry {
+        line: usize,
+        /// The entry, when it is short and made of the characters of an
+        /// address; `None`, with its length, otherwise: a file named by
+        /// mistake (`/etc/shadow`) must not have its lines logged.
+        shown: Option<String>,
+        len: usize,
+        why: BadEntry,
+    },
+    /// No networks at all: the rule would match nothing.
+    Empty,
+}
+
+/// What is wrong with one line of an address list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadEntry {
+    /// `local` is not a network: a console login is the config's to allow,
+    /// not a list's that some inventory or GeoIP export produced.
+    Local,
+    NotAnAddress,
+    /// See [`BadSource::MappedPrefix`].
+    MappedPrefix,
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::File(err) => write!(f, "{err}"),
+            ListError::Entry {
+                line,
+                shown,
+                len,
+                why,
+            } => {
+                write!(f, "line {line}: ")?;
+                match (why, shown) {
+                    (BadEntry::Local, _) => write!(
+                        f,
+                        "\"local\" is not a network; a list holds addresses and CIDRs only \
+                         (write \"local\" in the rule's from)"
+                    ),
+                    (BadEntry::NotAnAddress, Some(text)) => {
+                        write!(f, "{text:?} is not an address or a CIDR")
+                    }
+                    (BadEntry::NotAnAddress, None) => write!(
+                        f,
+                        "not an address or a CIDR ({len} characters, not shown as they are \
+                         not all those of an address)"
+                    ),
+                    (BadEntry::MappedPrefix, shown) => {
+                        let text = shown.as_deref().unwrap_or("the entry");
+                        write!(f, "{text:?} {}", BadSource::MappedPrefix)
+                    }
+                }
+            }
+            ListError::Empty => write!(
+                f,
+                "no networks in it (an empty list would match nothing; leave it out of from_file)"
+            ),
         }
     }
-    Ok(())
 }
 
-/// Whether `s` holds a control character other than `allowed`. Checked at
-/// every login, so ASCII (nearly every value) is checked a byte at a time.
-fn has_control(s: &str, allowed: Option<char>) -> bool {
-    let bad = |c: char| c.is_control() && Some(c) != allowed;
-    if s.is_ascii() {
-        s.bytes().any(|b| bad(char::from(b)))
-    } else {
-        s.chars().any(bad)
+/// The networks of an address list: one address or CIDR a line; from a
+/// `#` to the end of the line is a comment; blank lines are skipped.
+pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split_once('#').map_or(line, |(entry, _)| entry);
+        let entry = entry.trim_ascii();
+        if entry.is_empty() {
+            continue;
+        }
+        let why = match Source::parse_net(entry) {
+            Ok(net) => {
+                nets.push(Source::Net(net));
+                continue;
+            }
+            Err(_) if entry == "local" => BadEntry::Local,
+            Err(BadSource::NotAnAddress) => BadEntry::NotAnAddress,
+            Err(BadSource::MappedPrefix) => BadEntry::MappedPrefix,
+        };
+        let looks_like_an_address = entry.len() <= 64
+            && entry
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b".:/%[]".contains(&b));
+        return Err(ListError::Entry {
+            line: i + 1,
+            shown: looks_like_an_address.then(|| entry.to_string()),
+            len: entry.chars().count(),
+            why,
+        });
+    }
+    if nets.is_empty() {
+        return Err(ListError::Empty);
+    }
+    Ok(nets)
+}
+
+/// Why a secret path template (`secret`, `secret=`, `otp-enroll
+/// --secret-file`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateError {
+    /// Neither an absolute path nor one that starts with the home.
+    NotAbsolute,
+    ControlCharacters,
+    /// A `%` or `$` that starts none of the placeholders: taken literally
+    /// it would name a file that does not exist, which `nullok` lets in.
+    UnknownPlaceholder(String),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateError::NotAbsolute => {
+                write!(f, "must be an absolute path, or start with %h or ${{HOME}}")
+            }
+            TemplateError::ControlCharacters => write!(f, "control characters in the path"),
+            TemplateError::UnknownPlaceholder(p) => write!(
+                f,
+                "{p:?} is not a placeholder: use %u or ${{USER}} (the user), %h or ${{HOME}} \
+                 (the home), %% (a '%')"
+            ),
+        }
     }
 }
 
-/// Expands a (validated) template for one user.
+impl std::error::Error for TemplateError {}
+
+/// One piece of a secret path template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Piece<'t> {
+    Text(&'t str),
+    /// `%u`, or google-authenticator-libpam's `${USER}`.
+    User,
+    /// `%h` or `${HOME}`.
+    Home,
+    /// `%%`.
+    Percent,
+    /// Any other `%x`, `${...}` or `$NAME`.
+    Unknown(&'t str),
+}
+
+/// Splits a template into its pieces, the one reading of a template that
+/// both checking and expanding use.
+fn pieces(t: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(at) = rest.find(['%', '$']) {
+        let (text, tail) = rest.split_at(at);
+        if !text.is_empty() {
+            out.push(Piece::Text(text));
+        }
+        let known = [
+            ("%u", Piece::User),
+            ("%h", Piece::Home),
+            ("%%", Piece::Percent),
+            ("${USER}", Piece::User),
+            ("${HOME}", Piece::Home),
+        ];
+        let (piece, len) = match known.iter().find(|(p, _)| tail.starts_with(p)) {
+            Some(&(p, piece)) => (piece, p.len()),
+            None => {
+                let len = unknown_len(tail);
+                (Piece::Unknown(tail.get(..len).unwrap_or(tail)), len)
+            }
+        };
+        out.push(piece);
+        rest = tail.get(len..).unwrap_or_default();
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    out
+}
+
+/// The length of the unknown placeholder `tail` starts with (at a `%` or
+/// `$`): `%x`, `${...}` up to its `}`, `$NAME`, or the sign alone.
+fn unknown_len(tail: &str) -> usize {
+    // '%' and '$' are one byte each.
+    let after = tail.get(1..).unwrap_or_default();
+    if tail.starts_with("${") {
+        tail.find('}').map_or(tail.len(), |end| end + 1)
+    } else if tail.starts_with('$') {
+        let name = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        1 + name
+    } else {
+        1 + after.chars().next().map_or(0, char::len_utf8)
+    }
+}
+
+/// Checks a secret path template: absolute (or starting with the home), no
+/// control characters, and only the placeholders `%u`, `%h`, `%%` and
+/// google-authenticator-libpam's `${USER}` and `${HOME}`. Shared by the
+/// module and `otp-enroll --secret-file`.
+pub fn check_template(t: &str) -> Result<(), TemplateError> {
+    if has_control(t, None) {
+        return Err(TemplateError::ControlCharacters);
+    }
+    let pieces = pieces(t);
+    if let Some(Piece::Unknown(p)) = pieces.iter().find(|p| matches!(p, Piece::Unknown(_))) {
+        return Err(TemplateError::UnknownPlaceholder(p.to_string()));
+    }
+    match pieces.first() {
+        Some(Piece::Home) => Ok(()),
+        Some(Piece::Text(text)) if text.starts_with('/') => Ok(()),
+        _ => Err(TemplateError::NotAbsolute),
+    }
+}
+
+/// Whether `s` holds a control character other than `allowed`.
+fn has_control(s: &str, allowed: Option<char>) -> bool {
+    s.chars().any(|c| c.is_control() && Some(c) != allowed)
+}
+
+/// Expands a template for one user; [`check_template`] must have passed
+/// (an unknown placeholder would expand to nothing).
 pub fn expand_template(t: &str, user: &str, home: &str) -> String {
     let mut out = String::with_capacity(t.len() + home.len());
-    let mut rest = t;
-    while let Some(at) = rest.find('%') {
-        let (literal, tail) = rest.split_at(at);
-        out.push_str(literal);
-        let mut after = tail.chars();
-        after.next(); // the '%'
-        match after.next() {
-            Some('u') => out.push_str(user),
-            Some('h') => out.push_str(home.trim_end_matches('/')),
-            Some('%') => out.push('%'),
-            _ => {}
+    for piece in pieces(t) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::User => out.push_str(user),
+            Piece::Home => out.push_str(home.trim_end_matches('/')),
+            Piece::Percent => out.push('%'),
+            Piece::Unknown(_) => {}
         }
-        rest = after.as_str();
     }
-    out.push_str(rest);
     out
 }
 
 /// Config files larger than this are refused (10 000 rules fit easily).
 pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 
-/// Loads the admin config. A missing file means the defaults. The file must
-/// be a regular file owned by root (or by whoever runs this, for tests and
-/// a user's own `otp-enroll --config`) and not writable by group or others:
-/// whoever can write it decides who needs a code.
-///
-/// Run as root (the module), a config of `config_cache::MIN_SIZE` or more
-/// is compiled once into `/run/pam_otp` and read from there while its text
-/// stays the same (see `config_cache`).
-pub fn load(path: &str) -> Result<Config, String> {
-    let cache = nix::unistd::geteuid()
-        .is_root()
-        .then(config_cache::CacheDir::system);
-    load_with(path, cache.as_ref())
+/// Why a file the admin owns (the config) is not used.
+#[derive(Debug)]
+pub enum FileError {
+    Missing,
+    /// Opening or reading it failed.
+    Io(std::io::Error),
+    NotRegular,
+    /// Owned by someone other than root (or whoever runs this).
+    Owner {
+        uid: u32,
+    },
+    /// Group or others may write it.
+    Writable {
+        mode: u32,
+    },
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
+    NotUtf8,
 }
 
-/// [`load`], with the compiled-config cache in `cache` (or none).
-pub fn load_with(path: &str, cache: Option<&config_cache::CacheDir>) -> Result<Config, String> {
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Missing => write!(f, "no such file"),
+            FileError::Io(e) => write!(f, "{}", IoReason(e)),
+            FileError::NotRegular => write!(f, "not a regular file"),
+            FileError::Owner { uid } => write!(f, "owned by uid {uid}, not root"),
+            FileError::Writable { mode } => {
+                write!(f, "writable by group or others (mode {mode:04o})")
+            }
+            FileError::TooLarge { size, max } => write!(f, "{size} bytes, more than {max}"),
+            FileError::NotUtf8 => write!(f, "not UTF-8 text"),
+        }
+    }
+}
+
+/// Reads a file that decides who needs a code, trusted only if whoever can
+/// write it could write the config: a regular file owned by root (or by
+/// whoever runs this, for tests and a user's own `otp-enroll --config`),
+/// not writable by group or others, at most `max` bytes of UTF-8.
+fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-        Err(e) => return Err(format!("config {path}: {}", IoReason(&e))),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // O_NONBLOCK: a FIFO at the path must not hang the login in open().
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => FileError::Missing,
+            _ => FileError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(FileError::Io)?;
     if !meta.is_file() {
-        return Err(format!("config {path}: not a regular file"));
+        return Err(FileError::NotRegular);
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != euid {
-        return Err(format!(
-            "config {path}: owned by uid {}, not root",
-            meta.uid()
-        ));
+        return Err(FileError::Owner { uid: meta.uid() });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "config {path}: writable by group or others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
+        return Err(FileError::Writable {
+            mode: meta.mode() & 0o7777,
+        });
     }
-    if meta.len() > MAX_CONFIG_SIZE {
-        return Err(format!(
-            "config {path}: {} bytes, more than {MAX_CONFIG_SIZE}",
-            meta.len()
-        ));
+    if meta.len() > max {
+        return Err(FileError::TooLarge {
+            size: meta.len(),
+            max,
+        });
     }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_SIZE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("config {path}: {}", IoReason(&e)))?;
-    let parse = |text: &str| Config::parse(text).map_err(|e| format!("config {path}: {e}"));
-    match cache {
-        Some(cache) if text.len() >= config_cache::MIN_SIZE => {
-            let digest = config_cache::digest(text.as_bytes());
-            if let Some(cfg) = cache.get(path, text.as_bytes(), &digest) {
-                return Ok(cfg);
-            }
-            let cfg = parse(&text)?;
-            cache.put(path, text.as_bytes(), &digest, &cfg);
-            Ok(cfg)
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(FileError::Io)?;
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > max {
+        // It grew between fstat and read.
+        return Err(FileError::TooLarge { size, max });
+    }
+    String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+}
+
+/// Why the config in force for a login cannot be used: every such login
+/// fails closed.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The config file at `path` cannot be read or is not trusted.
+    File { path: String, err: FileError },
+    /// Its text is refused (the error names the key or rule).
+    Invalid { path: String, err: ConfigError },
+    /// A module argument is refused (they apply over the file).
+    Arguments(ConfigError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::File { path, err } => write!(f, "config {path}: {err}"),
+            LoadError::Invalid { path, err } => write!(f, "config {path}: {err}"),
+            LoadError::Arguments(err) => write!(f, "module arguments: {err}"),
         }
-        _ => parse(&text),
     }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads the admin config. A missing file means the defaults; otherwise it
+/// must be trusted as [`read_trusted`] says: whoever can write it decides
+/// who needs a code. It is read and parsed at every call; no copy of it is
+/// kept anywhere.
+pub fn load(path: &str) -> Result<Config, LoadError> {
+    let text = match read_trusted(path, MAX_CONFIG_SIZE) {
+        Ok(text) => text,
+        Err(FileError::Missing) => return Ok(Config::default()),
+        Err(err) => {
+            return Err(LoadError::File {
+                path: path.into(),
+                err,
+            })
+        }
+    };
+    Config::parse(&text).map_err(|err| LoadError::Invalid {
+        path: path.into(),
+        err,
+    })
 }
 
 /// The `config=` argument, if given.
@@ -496,33 +773,254 @@ otp = "deny"
         );
     }
 
-    /// A mapped network is read as the IPv4 network it names, and a Config
-    /// holding one as IPv6 (which parsing never makes) is refused by
-    /// validation: so also a compiled cache made from the same text by a
-    /// module that kept it as IPv6, which would match nothing.
+    /// A mapped network is read as the IPv4 network it names.
     #[test]
-    fn ipv4_mapped_networks_are_normalised_and_never_kept_as_ipv6() {
+    fn ipv4_mapped_networks_are_normalised() {
         let text = "[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n";
         let cfg = Config::parse(text).unwrap();
         assert_eq!(
             cfg.rules[0].from,
             Some(vec![Source::parse("10.0.0.0/8").unwrap()])
         );
-        let mut stale = cfg.clone();
-        let v6: ipnet::IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
-        stale.rules[0].from = Some(vec![Source::Net(v6)]);
-        assert!(stale
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("rule 1: from"));
-        let cache = crate::config_cache::fuzzing::encode_framed(&stale);
-        assert_eq!(crate::config_cache::fuzzing::decode_framed(&cache), None);
-        let good = crate::config_cache::fuzzing::encode_framed(&cfg);
+    }
+
+    /// A directory of its own under the system temp dir, removed on drop.
+    pub(super) struct TempDir(pub std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static SEQ: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "pam_otp-config-{tag}-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        /// Writes `name` with `text` and `mode`; its path as text.
+        pub fn file(&self, name: &str, text: &[u8], mode: u32) -> String {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.to_str().unwrap().to_string()
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn load_trusts_only_a_safe_file_and_names_it() {
+        let dir = TempDir::new("load");
+        let missing = dir.0.join("absent.toml");
+        assert_eq!(load(missing.to_str().unwrap()).unwrap(), Config::default());
+        let good = dir.file("good.toml", b"default = \"skip\"\n", 0o644);
+        assert_eq!(load(&good).unwrap().default, Action::Skip);
+        let reason = |path: &str| load(path).unwrap_err().to_string();
+        let group = dir.file("group.toml", b"", 0o664);
         assert_eq!(
-            crate::config_cache::fuzzing::decode_framed(&good),
-            Some(cfg)
+            reason(&group),
+            format!("config {group}: writable by group or others (mode 0664)")
         );
+        let other = dir.file("other.toml", b"", 0o646);
+        assert!(
+            reason(&other).ends_with("(mode 0646)"),
+            "{}",
+            reason(&other)
+        );
+        let latin1 = dir.file("latin1.toml", b"prompt = \"Code\xe9: \"\n", 0o644);
+        assert_eq!(reason(&latin1), format!("config {latin1}: not UTF-8 text"));
+        let big = dir.file("big.toml", &vec![b'#'; MAX_CONFIG_SIZE as usize + 1], 0o644);
+        assert_eq!(
+            reason(&big),
+            format!(
+                "config {big}: {} bytes, more than {MAX_CONFIG_SIZE}",
+                MAX_CONFIG_SIZE + 1
+            )
+        );
+        let dir_path = dir.0.to_str().unwrap();
+        assert_eq!(
+            reason(dir_path),
+            format!("config {dir_path}: not a regular file")
+        );
+        let bad = dir.file("bad.toml", b"totp_skew = 11\n", 0o644);
+        assert!(matches!(
+            load(&bad),
+            Err(LoadError::Invalid {
+                err: ConfigError::Value { .. },
+                ..
+            })
+        ));
+        assert!(reason(&bad).starts_with(&format!("config {bad}: totp_skew: ")));
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.file("theirs.toml", b"", 0o644);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert_eq!(
+                reason(&theirs),
+                format!("config {theirs}: owned by uid 4242, not root")
+            );
+        }
+    }
+
+    fn net(text: &str) -> Source {
+        Source::parse(text).unwrap()
+    }
+
+    #[test]
+    fn list_files_hold_one_network_a_line_with_comments() {
+        let text = "# office, as exported\n\
+                    10.0.0.0/8\n\
+                    \n\
+                    192.168.1.7   # the printer\r\n\
+                    \t fd00::/8\t\n\
+                    ::ffff:172.16.0.0/108\n\
+                    #10.9.9.9\n";
+        assert_eq!(
+            parse_list(text).unwrap(),
+            vec![
+                net("10.0.0.0/8"),
+                net("192.168.1.7/32"),
+                net("fd00::/8"),
+                net("172.16.0.0/12"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_list_line_is_named_by_number() {
+        let err = |text: &str| parse_list(text).unwrap_err().to_string();
+        assert_eq!(
+            err("# header\n\n10.0.0.0/8\n10.0.0.0/33\n"),
+            "line 4: \"10.0.0.0/33\" is not an address or a CIDR"
+        );
+        assert!(err("10.0.0.0/8\nlocal\n").starts_with("line 2: \"local\" is not a network"));
+        assert!(err("::ffff:10.0.0.0/64\n")
+            .starts_with("line 1: \"::ffff:10.0.0.0/64\" is an IPv4-mapped network"));
+        assert_eq!(
+            err("10.0.0.0/8 10.1.0.0/16\n"),
+            "line 1: not an address or a CIDR (22 characters, not shown as they are not all \
+             those of an address)"
+        );
+        // A file named by mistake: its lines stay out of the log.
+        let shadow = err("root:$y$j9T$salt$hash:19000:0:99999:7:::\n");
+        assert!(shadow.starts_with("line 1: not an address"), "{shadow}");
+        assert!(
+            !shadow.contains("root") && !shadow.contains("salt"),
+            "{shadow}"
+        );
+        assert!(!err("office.example.org\n").contains("example"));
+        for empty in ["", "\n\n", "# nothing yet\n", "   # still nothing\n"] {
+            assert!(
+                matches!(parse_list(empty), Err(ListError::Empty)),
+                "{empty:?}"
+            );
+        }
+    }
+
+    /// A fake file system for `parse_with`: path -> text, or the error.
+    fn lists<'f>(files: &'f [(&str, &str)]) -> impl FnMut(&str) -> Result<String, FileError> + 'f {
+        move |path| {
+            files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, text)| text.to_string())
+                .ok_or(FileError::Missing)
+        }
+    }
+
+    #[test]
+    fn from_and_from_file_mean_the_union() {
+        let text = "[[rule]]\nfrom = [\"local\", \"10.0.0.0/8\"]\n\
+                    from_file = [\"/l/a.list\", \"/l/b.list\"]\notp = \"skip\"\n\
+                    [[rule]]\nfrom_file = [\"/l/b.list\"]\notp = \"deny\"\n";
+        let files = [
+            ("/l/a.list", "192.168.0.0/16\n"),
+            ("/l/b.list", "fd00::/8\n"),
+        ];
+        let cfg = Config::parse_with(text, &mut lists(&files)).unwrap();
+        assert_eq!(
+            cfg.rules[0].from,
+            Some(vec![
+                Source::Local,
+                net("10.0.0.0/8"),
+                net("192.168.0.0/16"),
+                net("fd00::/8"),
+            ])
+        );
+        assert_eq!(cfg.rules[1].from, Some(vec![net("fd00::/8")]));
+    }
+
+    #[test]
+    fn every_bad_list_names_the_rule_the_file_and_the_line() {
+        let files = [
+            ("/l/good.list", "10.0.0.0/8\n"),
+            ("/l/bad.list", "10.0.0.0/8\n\n10.0.0/8\n"),
+            ("/l/empty.list", "# none\n"),
+        ];
+        let err = |rule: &str| {
+            let text = format!(
+                "[[rule]]\nfrom_file = [\"/l/good.list\"]\notp = \"deny\"\n[[rule]]\n{rule}otp = \"skip\"\n"
+            );
+            Config::parse_with(&text, &mut lists(&files))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("from_file = [\"/l/good.list\", \"/l/bad.list\"]\n"),
+            "rule 2: from_file /l/bad.list: line 3: \"10.0.0/8\" is not an address or a CIDR"
+        );
+        assert_eq!(
+            err("from_file = [\"/l/gone.list\"]\n"),
+            "rule 2: from_file /l/gone.list: no such file"
+        );
+        assert!(err("from_file = [\"/l/empty.list\"]\n")
+            .starts_with("rule 2: from_file /l/empty.list: no networks in it"));
+        assert!(err("from_file = [\"office.list\"]\n")
+            .starts_with("rule 2: from_file: \"office.list\" is not an absolute path"));
+        assert!(err("from_file = [\"../l/good.list\"]\n").starts_with("rule 2: from_file: "));
+        assert!(err("from_file = []\n").starts_with("rule 2: from_file: an empty list"));
+        assert!(err("from_file = [\" \"]\n").starts_with("rule 2: from_file: empty name"));
+        assert!(err("from_file = \"/l/good.list\"\n").contains("TOML"));
+    }
+
+    #[test]
+    fn list_files_are_trusted_like_the_config() {
+        let dir = TempDir::new("lists");
+        let good = dir.file("good.list", b"10.0.0.0/8\n", 0o644);
+        let group = dir.file("group.list", b"10.0.0.0/8\n", 0o664);
+        let binary = dir.file("binary.list", b"10.0.0.0/8\n\xff\n", 0o644);
+        let config = |list: &str| {
+            let text = format!("[[rule]]\nfrom_file = [{list:?}]\notp = \"skip\"\n");
+            dir.file("pam_otp.toml", text.as_bytes(), 0o644)
+        };
+        let cfg = load(&config(&good)).unwrap();
+        assert_eq!(cfg.rules[0].from, Some(vec![net("10.0.0.0/8")]));
+        let reason = |list: &str| load(&config(list)).unwrap_err().to_string();
+        let path = config(&good);
+        assert_eq!(
+            reason(&group),
+            format!(
+                "config {path}: rule 1: from_file {group}: writable by group or others (mode 0664)"
+            )
+        );
+        assert!(reason(&binary).ends_with(": not UTF-8 text"));
+        let gone = format!("{}/gone.list", dir.0.display());
+        assert!(reason(&gone).ends_with(&format!("from_file {gone}: no such file")));
+        let dir_path = dir.0.to_str().unwrap();
+        assert!(reason(dir_path).ends_with(": not a regular file"));
+        if nix::unistd::geteuid().is_root() {
+            let theirs = dir.file("theirs.list", b"10.0.0.0/8\n", 0o644);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert!(reason(&theirs).ends_with(": owned by uid 4242, not root"));
+        }
     }
 
     #[test]
@@ -539,7 +1037,8 @@ otp = "deny"
         ])
         .unwrap();
         assert_eq!(c.missing, Missing::Allow);
-        assert!(c.debug && c.forward_pass);
+        assert!(c.forward_pass);
+        assert!(c.unknown_args.iter().all(|a| a != "debug"));
         assert_eq!(c.secret, "/var/lib/otp/%u");
         assert_eq!(c.prompt, "Code: ");
         assert_eq!(c.unknown_args, vec!["bogus"]);
@@ -560,9 +1059,60 @@ otp = "deny"
             expand_template("/var/lib/otp/%u/100%%", "bob", "/h"),
             "/var/lib/otp/bob/100%"
         );
-        // Never produced by a validated template, but defined all the same:
-        // an unknown escape and a trailing '%' vanish.
+        // google-authenticator-libpam's spellings mean the same.
+        assert_eq!(
+            expand_template("${HOME}/.otp/${USER}.toml", "carol", "/home/carol/"),
+            "/home/carol/.otp/carol.toml"
+        );
+        assert_eq!(
+            expand_template("/var/lib/otp/${USER}-%u", "dave", "/h"),
+            "/var/lib/otp/dave-dave"
+        );
+        // Never produced by a checked template, but defined all the same:
+        // an unknown placeholder and a trailing '%' vanish.
         assert_eq!(expand_template("/é/%x/%", "u", "/h"), "/é//");
+        assert_eq!(expand_template("/${FOO}/$BAR/x", "u", "/h"), "///x");
+    }
+
+    #[test]
+    fn templates_take_only_the_known_placeholders() {
+        for ok in [
+            "/var/lib/otp/%u.toml",
+            "%h/.pam_otp.toml",
+            "/x/100%%",
+            "${HOME}/.pam_otp.toml",
+            "/var/lib/otp/${USER}",
+            "${HOME}/${USER}/%u%%é",
+            "/x/100%%u",
+        ] {
+            assert_eq!(check_template(ok), Ok(()), "{ok}");
+        }
+        let unknown = |p: &str| Err(TemplateError::UnknownPlaceholder(p.into()));
+        for (bad, want) in [
+            ("/x/%z", unknown("%z")),
+            ("/x/%", unknown("%")),
+            ("/x/%é", unknown("%é")),
+            ("/var/lib/otp/${FOO}", unknown("${FOO}")),
+            ("/var/lib/otp/${user}", unknown("${user}")),
+            ("${HOME", unknown("${HOME")),
+            ("/var/lib/otp/$USER.toml", unknown("$USER")),
+            ("/x/$", unknown("$")),
+            ("/x/$/y", unknown("$")),
+            ("${HOMEDIR}/x", unknown("${HOMEDIR}")),
+            ("relative.toml", Err(TemplateError::NotAbsolute)),
+            ("~/.pam_otp.toml", Err(TemplateError::NotAbsolute)),
+            ("%u/x", Err(TemplateError::NotAbsolute)),
+            ("${USER}/x", Err(TemplateError::NotAbsolute)),
+            ("", Err(TemplateError::NotAbsolute)),
+            ("/x/a\nb", Err(TemplateError::ControlCharacters)),
+        ] {
+            assert_eq!(check_template(bad), want, "{bad:?}");
+        }
+        assert!(err("secret = \"/x/${FOO}\"")
+            .starts_with("secret: \"/x/${FOO}\": \"${FOO}\" is not a placeholder"));
+        let mut c = Config::default();
+        assert!(c.apply_args(["secret=/var/lib/otp/$USER"]).is_err());
+        assert!(c.apply_args(["secret=${HOME}/.pam_otp.toml"]).is_ok());
     }
 
     #[test]

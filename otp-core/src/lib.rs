@@ -16,7 +16,6 @@
 pub mod account;
 pub mod auth;
 pub mod config;
-pub mod config_cache;
 pub mod key;
 pub mod log;
 pub mod otp;
@@ -27,6 +26,5 @@ pub mod safe_fs;
 pub mod secret_file;
 #[allow(unsafe_code)]
 pub mod sys;
-pub mod text;
 pub mod unenrolled;
 pub mod verify;

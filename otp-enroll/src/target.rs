@@ -70,26 +70,9 @@ pub fn account(user: Option<&str>, me: Account) -> Result<Account, Error> {
         .ok_or_else(|| Error::NoSuchUser(name.to_string()))
 }
 
-/// The same rules as the module's `secret` template: absolute or starting
-/// with `%h`, and only `%u`, `%h`, `%%` after a '%'.
-pub fn check_template(t: &str) -> Result<(), String> {
-    if !(t.starts_with('/') || t.starts_with("%h")) {
-        return Err(format!("{t:?} must be an absolute path (or start with %h)"));
-    }
-    if t.chars().any(char::is_control) {
-        return Err("control characters in the path".into());
-    }
-    let mut chars = t.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' && !matches!(chars.next(), Some('u' | 'h' | '%')) {
-            return Err(format!("{t:?}: only %u, %h and %% may follow a '%'"));
-        }
-    }
-    Ok(())
-}
-
 pub fn config(config_path: Option<&str>) -> Result<Config, Error> {
-    config::load(config_path.unwrap_or(config::DEFAULT_PATH)).map_err(Error::failed)
+    config::load(config_path.unwrap_or(config::DEFAULT_PATH))
+        .map_err(|e| Error::failed(e.to_string()))
 }
 
 pub fn resolve(
@@ -103,7 +86,8 @@ pub fn resolve(
     let config = config(config_path)?;
     let template = match secret_file {
         Some(t) => {
-            check_template(t).map_err(|why| Error::usage(format!("--secret-file: {why}")))?;
+            config::check_template(t)
+                .map_err(|why| Error::usage(format!("--secret-file: {t:?}: {why}")))?;
             t
         }
         None => &config.secret,
@@ -120,25 +104,4 @@ pub fn resolve(
         path,
         for_other,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates() {
-        for ok in ["/var/lib/otp/%u.toml", "%h/.pam_otp.toml", "/x/100%%"] {
-            assert!(check_template(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "relative.toml",
-            "~/.pam_otp.toml",
-            "/x/%z",
-            "/x/%",
-            "/x/a\nb",
-        ] {
-            assert!(check_template(bad).is_err(), "{bad:?}");
-        }
-    }
 }

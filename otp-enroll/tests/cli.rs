@@ -74,6 +74,8 @@ fn usage_errors_exit_2_with_a_hint() {
         &["--user", "-rf", "status"],
         &["--secret-file", "relative.toml", "status"],
         &["--secret-file", "/tmp/%x", "status"],
+        &["--secret-file", "/tmp/${FOO}", "status"],
+        &["--secret-file", "/tmp/$USER", "status"],
         &["help", "nope"],
     ] {
         let mut cmd = enroll();

@@ -348,6 +348,21 @@ fn secret_file_template_and_planted_symlinks() {
         1,
         "the secret file and nothing else"
     );
+    // And with google-authenticator's spellings, as the module reads them.
+    let mut cmd = enroll();
+    cmd.args([
+        "--user",
+        &user.name,
+        "--secret-file",
+        "${HOME}/otp/${USER}.ga.toml",
+        "new",
+        "--no-confirm",
+        "--qr",
+        "none",
+    ]);
+    ok(&run(cmd, ""));
+    let p = user.home.join("otp").join(format!("{}.ga.toml", user.name));
+    assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid);
 
     // A symlink planted at the secret path is never written through, not
     // even by root with --force.

@@ -600,6 +600,14 @@ impl PamService {
         svc
     }
 
+    /// Writes `file` in the service dir (root-owned 0644: an address list,
+    /// say); its path.
+    pub fn write_file(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        write_mode(&path, text, 0o644);
+        path
+    }
+
     /// (Re)writes the private config (root-owned 0644) to hold `config`;
     /// its path.
     pub fn write_config(&self, config: &str) -> PathBuf {

@@ -396,6 +396,25 @@ fn broken_config_is_an_err_line_naming_the_file() {
     assert_no_secrets(&lines, &[&code]);
 }
 
+#[test]
+fn broken_list_file_is_an_err_line_naming_the_file_and_the_line() {
+    let user = enrolled();
+    let lists = PamService::new("");
+    let list = lists.write_file("office.list", "# office\n10.0.0.0/8\n\n10.1.0/16\n");
+    let svc = simple_service(&format!(
+        "[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n\
+         [[rule]]\nfrom_file = [{list:?}]\notp = \"skip\"\n"
+    ));
+    let sink = LogSink::new();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some("10.1.2.3"), "");
+    assert!(!run.success, "{run:?}");
+    let line = decision_line(&lines, &svc, &user, "10.1.2.3", 83, "authinfo_unavail");
+    let list = list.to_string_lossy().into_owned();
+    for want in ["rule 2: from_file ", &list, "line 4: ", "10.1.0/16"] {
+        assert!(line.contains(want), "no {want:?}: {line}");
+    }
+}
+
 /// A hostile secret file is refused with an err line that says what is
 /// wrong with it (an admin must be able to tell a bad mode from a symlink).
 fn hostile_reason(user: &TestUser, want: &str) {

@@ -591,6 +591,98 @@ fn secret_and_prompt_arguments_override_the_config() {
     assert!(f.state.last_step.is_some());
 }
 
+/// google-authenticator-libpam's `${USER}` and `${HOME}` work in
+/// `secret=`, as `%u` and `%h` do, and in the config's `secret`.
+#[test]
+fn google_authenticator_placeholders_in_the_secret_template() {
+    let user = TestUser::new();
+    user.write_secret(&totp_secret());
+    // A file of its own for each case: each login rewrites it (a code is
+    // accepted once per file).
+    let enroll_at = |name: &str| {
+        let path = user.home.join(name.replace("NAME", &user.name));
+        fs::write(&path, totp_secret()).unwrap();
+        user.chown(&path);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let by_argument = |template: &str| {
+        PamService::with_config(
+            &format!("auth required {{module}} config={{config}} secret={template}\n"),
+            "",
+        )
+    };
+    let by_config = |template: &str| simple_service(&format!("secret = {template:?}\n"));
+    for (svc, file) in [
+        (by_argument("${HOME}/.pam_otp.toml"), user.secret_path()),
+        (by_argument("%h/${USER}.a.toml"), enroll_at("NAME.a.toml")),
+        (
+            by_argument("${HOME}/${USER}.b.toml"),
+            enroll_at("NAME.b.toml"),
+        ),
+        (
+            by_config("${HOME}/otp-${USER}-%u.toml"),
+            enroll_at("otp-NAME-NAME.toml"),
+        ),
+    ] {
+        let before = fs::read(&file).unwrap();
+        let code = fresh_code();
+        let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
+        assert!(run.success, "{}: {run:?}", file.display());
+        // The login used (and rewrote) the file the template names.
+        assert_ne!(fs::read(&file).unwrap(), before, "{}", file.display());
+    }
+}
+
+/// Any other placeholder fails closed: a mistyped template must not turn
+/// into "no secret file", which nullok lets in without a code.
+#[test]
+fn unknown_placeholders_in_the_secret_template_fail_closed() {
+    let enrolled = TestUser::new();
+    enrolled.write_secret(&totp_secret());
+    let unenrolled = TestUser::new();
+    for template in [
+        // Taken literally, these named a file that does not exist in a
+        // safe home: nullok then let everyone in without a code.
+        "%h/${FOO}.toml",
+        "%h/$USER.toml",
+        "${HOME}/${FOO}.toml",
+        "/var/lib/otp/$USER",
+        "/var/lib/otp/${user}",
+        "${HOME",
+        "%h/%x.toml",
+        "%h/.pam_otp.toml%",
+    ] {
+        for (where_, svc) in [
+            (
+                "argument",
+                PamService::with_config(
+                    &format!(
+                        "auth required {{module}} config={{config}} nullok secret={template}\n"
+                    ),
+                    "",
+                ),
+            ),
+            (
+                "config",
+                PamService::with_config(
+                    "auth required {module} config={config} nullok\n",
+                    &format!("secret = {template:?}\n"),
+                ),
+            ),
+        ] {
+            for user in [&enrolled, &unenrolled] {
+                let run = svc.authenticate(&user.name, RHOST, "");
+                assert!(!run.success, "{template} ({where_}): {run:?}");
+                assert!(
+                    output(&run).contains(AUTHINFO_UNAVAIL),
+                    "{template} ({where_}): {run:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn concurrent_logins_accept_a_code_once() {
     let user = TestUser::new();

@@ -217,54 +217,114 @@ fn first_match_wins_and_default_applies() {
     assert!(!output(&run).contains(PROMPT), "{run:?}");
 }
 
-/// 10 000 address rules, the last of which skips the code for one address,
-/// through the real module as root: the first login parses the config and
-/// compiles it into /run/pam_otp (config_cache), the next ones read that,
-/// and the decisions are the same; an edit of the config is seen at once.
-/// The test removes the cache file it caused.
+/// 20 000 networks, one per line of a list file (`from_file`), decide as
+/// the same networks written inline in the config; every login reads the
+/// list again, so an edit of it is seen at once.
 #[test]
-fn ten_thousand_rules_decide_the_same_from_the_compiled_cache() {
+fn twenty_thousand_networks_in_a_list_file_decide_as_inline() {
     let user = enrolled();
-    let mut config = String::new();
-    for i in 0..9_999u32 {
-        config.push_str(&format!(
-            "[[rule]]\nfrom = [\"10.{}.{}.0/24\"]\notp = \"deny\"\n",
-            i >> 8 & 255,
-            i & 255
-        ));
-    }
-    config.push_str("[[rule]]\nfrom = [\"198.51.100.7/32\"]\notp = \"skip\"\n");
-    let svc = simple_service(&config);
-    let path = &svc.config_file;
-    let cache = otp_core::config_cache::CacheDir::system().file_for(path.to_str().unwrap());
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-            // And the directory, if this test made it (only when empty).
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
+    let nets: Vec<String> = (0..20_000u32)
+        .map(|i| format!("10.{}.{}.0/24", i >> 8 & 255, i & 255))
+        .collect();
+    let listed = PamService::new("");
+    let list = listed.write_file(
+        "office.list",
+        &format!("# the office, as exported\n{}\n", nets.join("\n")),
+    );
+    let from_file = format!("[[rule]]\nfrom_file = [{list:?}]\notp = \"skip\"\n");
+    let by_list = simple_service(&from_file);
+    let quoted: Vec<String> = nets.iter().map(|n| format!("{n:?}")).collect();
+    let inline = simple_service(&format!(
+        "[[rule]]\nfrom = [{}]\notp = \"skip\"\n",
+        quoted.join(", ")
+    ));
+    // First, middle and last network; mapped; outside; local; a name.
+    let cases = [
+        (Some("10.0.0.1"), true),
+        (Some("10.39.15.200"), true),
+        (Some("10.78.31.255"), true),
+        (Some("::ffff:10.78.31.9"), true),
+        (Some("10.78.32.1"), false),
+        (Some("11.0.0.1"), false),
+        (None, false),
+        (Some("office.example.org"), false),
+    ];
+    for (rhost, skipped) in cases {
+        for svc in [&inline, &by_list] {
+            let run = no_prompt(svc, &user, rhost);
+            assert_eq!(run.success, skipped, "{rhost:?}: {run:?}");
+            assert_eq!(
+                output(&run).contains(PROMPT),
+                !skipped,
+                "{rhost:?}: {run:?}"
+            );
         }
     }
-    let _remove = Remove(cache.clone());
-    for round in ["parsed", "from the cache"] {
-        let run = no_prompt(&svc, &user, Some("198.51.100.7"));
-        assert!(run.success, "{round}: {run:?}");
-        let run = no_prompt(&svc, &user, Some("10.0.3.9"));
-        assert!(
-            !run.success && !output(&run).contains(PROMPT),
-            "{round}: {run:?}"
-        );
-        let run = no_prompt(&svc, &user, Some("203.0.113.7"));
-        assert!(
-            !run.success && output(&run).contains(PROMPT),
-            "{round}: {run:?}"
-        );
-        assert!(cache.is_file(), "{round}: no {}", cache.display());
+    // The admin drops the last network from the list: the next login obeys.
+    listed.write_file("office.list", &nets[..19_999].join("\n"));
+    let run = no_prompt(&by_list, &user, Some("10.78.31.255"));
+    assert!(!run.success && output(&run).contains(PROMPT), "{run:?}");
+}
+
+/// A list file that cannot be used fails closed: even a config whose
+/// default is "skip", under nullok, lets nobody in while one of its
+/// lists is missing, unsafe or malformed.
+#[test]
+fn an_unusable_list_file_fails_closed() {
+    let user = enrolled();
+    let unenrolled = TestUser::new();
+    let lists = PamService::new("");
+    let list = lists.write_file("deny.list", "203.0.113.0/24\n");
+    let svc = PamService::with_config(
+        "auth required {module} config={config} nullok\n",
+        &format!("default = \"skip\"\n[[rule]]\nfrom_file = [{list:?}]\notp = \"deny\"\n"),
+    );
+    // Usable: the list denies its network, the default skips the rest.
+    let run = no_prompt(&svc, &user, Some("203.0.113.7"));
+    assert!(!run.success && output(&run).contains(AUTH_ERR), "{run:?}");
+    let run = no_prompt(&svc, &user, Some("198.51.100.1"));
+    assert!(run.success, "{run:?}");
+    // Each case writes the list afresh (root's, 0644), then spoils it.
+    let fresh = |text: &str| {
+        let _ = std::fs::remove_file(&list);
+        lists.write_file("deny.list", text);
+    };
+    for what in [
+        "group-writable",
+        "owned by a user",
+        "malformed",
+        "local",
+        "missing",
+    ] {
+        fresh("203.0.113.0/24\n");
+        match what {
+            "group-writable" => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o664)).unwrap()
+            }
+            "owned by a user" => user.chown(&list),
+            "malformed" => fresh("203.0.113.0/24\n203.0.113/24\n"),
+            "local" => fresh("local\n"),
+            _ => std::fs::remove_file(&list).unwrap(),
+        }
+        for who in [&user, &unenrolled] {
+            let run = no_prompt(&svc, who, Some("198.51.100.1"));
+            assert!(!run.success, "{what}: {run:?}");
+            assert!(output(&run).contains(AUTHINFO_UNAVAIL), "{what}: {run:?}");
+        }
     }
-    // The admin turns the last rule into a deny: the next login obeys.
-    svc.write_config(&config.replace("otp = \"skip\"", "otp = \"deny\""));
-    let run = no_prompt(&svc, &user, Some("198.51.100.7"));
-    assert!(!run.success && !output(&run).contains(PROMPT), "{run:?}");
+}
+
+/// A relative `from_file` path is refused, not looked up somewhere.
+#[test]
+fn a_relative_list_path_fails_closed() {
+    let user = enrolled();
+    let svc = simple_service(
+        "default = \"skip\"\n[[rule]]\nfrom_file = [\"office.list\"]\notp = \"deny\"\n",
+    );
+    let run = no_prompt(&svc, &user, Some("203.0.113.7"));
+    assert!(
+        !run.success && output(&run).contains(AUTHINFO_UNAVAIL),
+        "{run:?}"
+    );
 }
