@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use crate::rate_limit::RateLimit;
 use crate::rules::{Action, BadSource, Rule, Source};
-use crate::safe_fs::IoReason;
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
 pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
@@ -582,7 +581,7 @@ impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileError::Missing => write!(f, "no such file"),
-            FileError::Io(e) => write!(f, "{}", IoReason(e)),
+            FileError::Io(e) => write!(f, "{e}"),
             FileError::NotRegular => write!(f, "not a regular file"),
             FileError::Owner { uid } => write!(f, "owned by uid {uid}, not root"),
             FileError::Writable { mode } => {

@@ -172,17 +172,6 @@ pub enum DirProblem {
 
 impl std::error::Error for FsError {}
 
-/// An I/O error as io::Error's own Display writes it. Only until config.rs
-/// stops using it (it formats `err` directly then); nothing here does.
-#[doc(hidden)]
-pub struct IoReason<'a>(pub &'a io::Error);
-
-impl fmt::Display for IoReason<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> FsError {
     move |err| match err.raw_os_error() {
         Some(libc::ENOENT) => FsError::NotFound,

@@ -22,10 +22,6 @@ mod prompt;
 mod qr;
 mod random;
 mod store;
-// target.rs still calls libc::getuid/geteuid in unsafe blocks (two in one);
-// nix::unistd::{getuid, geteuid} are the safe wrappers. Once it uses them,
-// this allow goes and otp-enroll has no unsafe code at all.
-#[allow(unsafe_code, clippy::multiple_unsafe_ops_per_block)]
 mod target;
 mod uri;
 

@@ -7,7 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 
-use otp_core::safe_fs::{self, FsError, FsIdentity, IoReason};
+use otp_core::safe_fs::{self, FsError, FsIdentity};
 use otp_core::secret_file::SecretFile;
 
 use crate::error::Error;
@@ -68,7 +68,7 @@ pub fn check_can_save(t: &Target, force: bool) -> Result<(), Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::NoDirectory { path: t.path_str() })
         }
-        Err(e) => return Err(cannot(format!("{}: {}", dir.display(), IoReason(&e)))),
+        Err(e) => return Err(cannot(format!("{}: {}", dir.display(), e))),
     }
     let mut probe_name = OsString::from(".");
     probe_name.push(name);
@@ -92,7 +92,7 @@ pub fn check_can_save(t: &Target, force: bool) -> Result<(), Error> {
         Err(e) => Err(cannot(format!(
             "cannot create files in {} ({})",
             dir.display(),
-            IoReason(&e)
+            e
         ))),
     }
 }

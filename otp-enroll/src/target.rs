@@ -42,7 +42,7 @@ impl Target {
 /// Who is asking: the real uid (not the effective one, not $USER).
 pub fn invoker() -> Result<Account, Error> {
     // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
+    let uid = nix::unistd::getuid().as_raw();
     account::lookup_uid(uid)
         .map_err(Error::failed)?
         .ok_or_else(|| {
@@ -61,7 +61,10 @@ pub fn account(user: Option<&str>, me: Account) -> Result<Account, Error> {
         return Err(Error::usage(format!("{name:?} is not a valid user name")));
     }
     // SAFETY: as above.
-    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    let (uid, euid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+    );
     if name != me.name && (uid != 0 || euid != 0) {
         return Err(Error::NotRoot);
     }

@@ -435,7 +435,7 @@ fn a_directory_the_user_cannot_write_is_refused_before_any_secret_is_shown() {
         assert!(printed_codes(&all).is_empty(), "{who}: codes shown:\n{all}");
         assert!(
             all.contains(&format!(
-                "cannot save {path} as {}: cannot create files in {} (permission denied",
+                "cannot save {path} as {}: cannot create files in {} (Permission denied",
                 user.name,
                 locked.display()
             )),
