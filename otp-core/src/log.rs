@@ -7,6 +7,7 @@
 //! and separator characters escaped (see [`clean`]), so a crafted name
 //! cannot forge, break, reorder or hide part of a log line.
 
+use std::fmt::Write as _;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 
@@ -136,15 +137,18 @@ fn needs_escape(c: char) -> bool {
 /// character that [`needs_escape`] is written as `\xNN` below U+0100 and as
 /// `\u{NNNN}` above (so never read as `\xNN` followed by more digits).
 pub fn clean(value: &str) -> String {
-    value
-        .chars()
-        .take(256)
-        .map(|c| match u32::from(c) {
-            _ if !needs_escape(c) => c.to_string(),
-            cp if cp < 0x100 => format!("\\x{cp:02x}"),
-            cp => format!("\\u{{{cp:x}}}"),
-        })
-        .collect()
+    let mut out = String::with_capacity(value.len().min(256));
+    for c in value.chars().take(256) {
+        let cp = u32::from(c);
+        if !needs_escape(c) {
+            out.push(c);
+        } else if cp < 0x100 {
+            let _ = write!(out, "\\x{cp:02x}");
+        } else {
+            let _ = write!(out, "\\u{{{cp:x}}}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
