@@ -16,8 +16,9 @@ release:
 # line what is missing.
 test: setup-test lint unit-and-integration package-test fuzz bench-check
 
-# The Debian packages and tools of scripts/packages/{demo,test} (a quick
-# no-op when all are there).
+# The Debian packages and tools of scripts/packages/{demo,test}, installed
+# with apt-get (and cargo install) when missing; a quick no-op when all are
+# there.
 setup-demo:
 	@CARGO="$(CARGO)" scripts/setup demo
 

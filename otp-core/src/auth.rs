@@ -742,11 +742,11 @@ impl Flow<'_, '_> {
     }
 
     fn open_tally(&mut self, account: &Account) -> Option<Tally> {
-        let owner = Owner {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        };
-        match unenrolled::open(Path::new(&self.cfg.state_dir), &account.name, owner) {
+        match unenrolled::open(
+            Path::new(&self.cfg.state_dir),
+            &account.name,
+            Owner::current(),
+        ) {
             Ok(t) => Some(t),
             Err(e) => {
                 // Still refused; but now the rate limit of an unenrolled

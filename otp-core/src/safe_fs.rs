@@ -50,6 +50,17 @@ pub struct Owner {
     pub gid: u32,
 }
 
+impl Owner {
+    /// Whoever runs this (root, in the module): the owner of root's own
+    /// state files.
+    pub fn current() -> Owner {
+        Owner {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum FsError {
     NotFound,
@@ -656,10 +667,7 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn me() -> Owner {
-        Owner {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        }
+        Owner::current()
     }
 
     fn tempdir(tag: &str) -> PathBuf {

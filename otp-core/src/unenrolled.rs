@@ -193,10 +193,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn me() -> Owner {
-        Owner {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        }
+        Owner::current()
     }
 
     fn temp_dir(name: &str) -> PathBuf {
