@@ -326,43 +326,30 @@ fn a_secret_that_cannot_be_shown_or_saved_is_neither() {
 #[test]
 fn secret_file_template_and_planted_symlinks() {
     let user = TestUser::new();
-    // --secret-file with %u/%h, as the module's `secret=` argument.
+    // --secret-file with %u/%h, as the module's `secret=` argument, and
+    // with google-authenticator's spellings, which the module reads too.
     fs::create_dir(user.home.join("otp")).unwrap();
     user.chown(&user.home.join("otp"));
-    let mut cmd = enroll();
-    cmd.args([
-        "--user",
-        &user.name,
-        "--secret-file",
-        "%h/otp/%u.toml",
-        "new",
-        "--no-confirm",
-        "--qr",
-        "none",
-    ]);
-    ok(&run(cmd, ""));
-    let p = user.home.join("otp").join(format!("{}.toml", user.name));
-    assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid);
-    assert_eq!(
-        fs::read_dir(user.home.join("otp")).unwrap().count(),
-        1,
-        "the secret file and nothing else"
-    );
-    // And with google-authenticator's spellings, as the module reads them.
-    let mut cmd = enroll();
-    cmd.args([
-        "--user",
-        &user.name,
-        "--secret-file",
-        "${HOME}/otp/${USER}.ga.toml",
-        "new",
-        "--no-confirm",
-        "--qr",
-        "none",
-    ]);
-    ok(&run(cmd, ""));
-    let p = user.home.join("otp").join(format!("{}.ga.toml", user.name));
-    assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid);
+    let templates = [
+        ("%h/otp/%u.toml", ""),
+        ("${HOME}/otp/${USER}.ga.toml", ".ga"),
+    ];
+    for (i, (template, infix)) in templates.into_iter().enumerate() {
+        let mut cmd = enroll();
+        cmd.args(["--user", &user.name, "--secret-file", template]);
+        cmd.args(["new", "--no-confirm", "--qr", "none"]);
+        ok(&run(cmd, ""));
+        let p = user
+            .home
+            .join("otp")
+            .join(format!("{}{infix}.toml", user.name));
+        assert_eq!(fs::metadata(&p).unwrap().uid(), user.uid, "{template}");
+        assert_eq!(
+            fs::read_dir(user.home.join("otp")).unwrap().count(),
+            i + 1,
+            "{template}: the secret file and nothing else"
+        );
+    }
 
     // A symlink planted at the secret path is never written through, not
     // even by root with --force.
