@@ -178,5 +178,5 @@ fn login_shell_answering(
     config: &Path,
     answer: impl FnMut(&str) -> Option<String>,
 ) -> String {
-    common::pty_session(hook_shell(user, config), answer)
+    testkit::drive_pty(hook_shell(user, config), answer).output
 }

@@ -54,12 +54,13 @@ fn a_seed_typed_on_the_terminal_is_not_echoed() {
         "/dev/null",
     ]);
     let mut typed = false;
-    let screen = pty_session(cmd, |screen| {
+    let screen = testkit::drive_pty(cmd, |screen| {
         (!typed && screen.contains("Seed (hex, or base32:KEY): ")).then(|| {
             typed = true;
             RFC4226_HEX.to_string()
         })
-    });
+    })
+    .output;
     assert!(screen.contains("associated"), "{screen}");
     assert!(screen.contains("Seed (hex, or base32:KEY): "), "{screen}");
     assert!(

@@ -530,13 +530,45 @@ pub struct PtyRun {
 /// flushes input typed ahead of its prompt, so answers must not come early.
 pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) -> PtyRun {
     let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(["-q", "-e", "-c", command, "/dev/null"]);
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let mut next = 0;
+    let mut seen = 0;
+    // The length of the screen when the last answer was typed, and how
+    // many times it was: the prompt may be printed just before the
+    // terminal's echo is turned off (flushing pending input) and the line
+    // read, so an answer that left no trace is typed again (a flushed
+    // answer was never read, so that is safe).
+    let mut typed: Option<(usize, u32)> = None;
+    drive_pty(cmd, |screen| {
+        if let Some((len, tries)) = typed.take() {
+            if screen.len() <= len && tries < 5 {
+                typed = Some((len, tries + 1));
+                return Some(answers[next - 1].1.to_string());
+            }
+        }
+        let (prompt, answer) = answers.get(next)?;
+        let at = screen.get(seen..)?.find(prompt)?;
+        seen += at + prompt.len();
+        next += 1;
+        typed = Some((screen.len(), 1));
+        Some(answer.to_string())
+    })
+}
+
+/// Runs `cmd`, a program under a pseudo-terminal (`script -qec ...
+/// /dev/null`), and types into it: each time the screen changes, and after
+/// each second it stays the same, `answer` sees all of it so far and may
+/// return a line to type. Typing only after a prompt shows is what a person
+/// does (text typed ahead is echoed by the terminal, or flushed, before any
+/// program can turn echo off). A session still running after 30 s is
+/// killed and fails the test.
+pub fn drive_pty(mut cmd: Command, mut answer: impl FnMut(&str) -> Option<String>) -> PtyRun {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("script (util-linux) installed");
     let output = Arc::new(Mutex::new(Vec::<u8>::new()));
     let readers = [
@@ -545,37 +577,37 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
     ];
     let mut stdin = child.stdin.take().unwrap();
     let shown = || String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
-    let mut seen = 0;
-    'answers: for (prompt, answer) in answers {
-        for _ in 0..ticks(RUN_TIMEOUT) {
-            let text = shown();
-            if let Some(at) = text.get(seen..).and_then(|t| t.find(prompt)) {
-                seen += at + prompt.len();
-                // The prompt may be printed just before the terminal's echo
-                // is turned off (flushing pending input) and the line read:
-                // give it a moment, and type the answer again if it left no
-                // trace (a flushed answer was never read, so it is safe).
-                for _ in 0..5 {
-                    std::thread::sleep(Duration::from_millis(100));
-                    let _ = stdin.write_all(format!("{answer}\n").as_bytes());
-                    let _ = stdin.flush();
-                    for _ in 0..ticks(Duration::from_secs(1)) {
-                        if shown().len() > seen || child.try_wait().unwrap().is_some() {
-                            continue 'answers;
-                        }
-                        std::thread::sleep(TICK);
-                    }
-                }
-                continue 'answers;
-            }
-            if child.try_wait().unwrap().is_some() {
-                break 'answers;
-            }
-            std::thread::sleep(TICK);
+    let idle = ticks(Duration::from_secs(1));
+    let mut last_len = 0;
+    let mut still = 0;
+    let mut killed = false;
+    for tick in 0.. {
+        if child.try_wait().unwrap().is_some() {
+            break;
         }
-        break;
+        if tick >= ticks(RUN_TIMEOUT) {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+        let screen = shown();
+        still = if screen.len() == last_len {
+            still + 1
+        } else {
+            0
+        };
+        if still == 0 || still % idle == 0 {
+            last_len = screen.len();
+            if let Some(line) = answer(&screen) {
+                // Give the program a moment to turn echo off after its prompt.
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = stdin.write_all(format!("{line}\n").as_bytes());
+                let _ = stdin.flush();
+            }
+        }
+        std::thread::sleep(TICK);
     }
-    let (status, killed) = wait_or_kill(&mut child, RUN_TIMEOUT);
+    let status = child.wait().expect("wait");
     drop(stdin);
     for r in readers {
         let _ = r.join();
@@ -583,7 +615,7 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
     let output = shown();
     assert!(
         !killed,
-        "{command} hung for {RUN_TIMEOUT:?}; terminal showed:\n{output}"
+        "{cmd:?} hung for {RUN_TIMEOUT:?}; terminal showed:\n{output}"
     );
     PtyRun {
         success: status.success(),
