@@ -1,4 +1,5 @@
-//! PAM_RHOST normalisation and rule matching on arbitrary strings.
+//! PAM_RHOST normalisation, rule matching and network parsing on
+//! arbitrary strings.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use otp_core::remote::Remote;
@@ -42,4 +43,6 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(d.rule.is_some(), matches!(remote, Remote::Addr(_)));
     let _ = Source::parse(text);
+    // The fast path for plain IPv4 networks answers as the general parser.
+    assert_eq!(Source::parse_net(text), Source::parse_net_general(text));
 });

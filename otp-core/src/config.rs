@@ -7,7 +7,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::rate_limit::RateLimit;
-use crate::rules::{Action, BadSource, Rule, Source};
+use ipnet::IpNet;
+
+use crate::rules::{plain_ipv4_net, Action, BadSource, Rule, Source};
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
 pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
@@ -298,7 +300,10 @@ fn convert_rule(n: usize, r: RawRule<'_>, read_list: ReadList<'_>) -> Result<Rul
             .map_err(ListError::File)
             .and_then(|text| parse_list(&text));
         match list {
-            Ok(nets) => from.get_or_insert_with(Vec::new).extend(nets),
+            Ok(nets) => match &mut from {
+                Some(from) => from.extend(nets),
+                None => from = Some(nets),
+            },
             Err(err) => return Err(ConfigError::List { rule: n, path, err }),
         }
     }
@@ -386,7 +391,21 @@ impl fmt::Display for ListError {
 /// `#` to the end of the line is a comment; blank lines are skipped.
 pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
     let mut nets = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let mut rest = text.as_bytes();
+    let mut line_no = 0;
+    while !rest.is_empty() {
+        line_no += 1;
+        // Most lines are a network and nothing else: no comment or spaces.
+        if let Some((net, after @ ([] | [b'\n', ..]))) = plain_ipv4_net(rest) {
+            nets.push(Source::Net(IpNet::V4(net)));
+            rest = after.get(1..).unwrap_or_default();
+            continue;
+        }
+        let after = next_line(rest);
+        let line = &rest[..rest.len() - after.len()];
+        rest = after;
+        // A cut after a newline leaves whole UTF-8 characters.
+        let line = std::str::from_utf8(line).unwrap_or_default();
         let entry = line.split_once('#').map_or(line, |(entry, _)| entry);
         let entry = entry.trim_ascii();
         if entry.is_empty() {
@@ -406,7 +425,7 @@ pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b".:/%[]".contains(&b));
         return Err(ListError::Entry {
-            line: i + 1,
+            line: line_no,
             shown: looks_like_an_address.then(|| entry.to_string()),
             len: entry.chars().count(),
             why,
@@ -416,6 +435,14 @@ pub fn parse_list(text: &str) -> Result<Vec<Source>, ListError> {
         return Err(ListError::Empty);
     }
     Ok(nets)
+}
+
+/// What follows the first newline of `text` (nothing if it has none).
+fn next_line(text: &[u8]) -> &[u8] {
+    match text.iter().position(|&b| b == b'\n') {
+        Some(at) => &text[at + 1..],
+        None => &[],
+    }
 }
 
 /// Why a secret path template (`secret`, `secret=`, `otp-enroll
@@ -628,7 +655,8 @@ fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
             max,
         });
     }
-    let mut bytes = Vec::new();
+    // Sized from fstat, so that an address list is not copied as it grows.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len() + 1).unwrap_or(0));
     file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(FileError::Io)?;
