@@ -130,7 +130,11 @@ fn is_format(c: char) -> bool {
 /// ([`FORMAT_RANGES`]), Zl (U+2028 line separator), Zp (U+2029 paragraph
 /// separator), and the quote and backslash of the quoting itself.
 fn needs_escape(c: char) -> bool {
-    c.is_control() || c == '"' || c == '\\' || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
+    // Log values are almost all ASCII, where Cf, Zl and Zp have no member.
+    if c.is_ascii() {
+        return c.is_ascii_control() || c == '"' || c == '\\';
+    }
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
 }
 
 /// `value`, at most 256 characters of it, safe to put in a log line: every
