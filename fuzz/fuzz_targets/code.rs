@@ -5,14 +5,22 @@ use libfuzzer_sys::fuzz_target;
 use otp_core::auth::{split_password_and_code, Shape};
 use otp_core::otp::normalize_code;
 use otp_core::rate_limit::RateLimit;
-use otp_core::secret_file::{OtpKind, SecretFile};
+use otp_core::secret_file::{OtpKind, SecretFile, Token};
 use otp_core::verify::{verify, Policy, Verdict};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let mut file = SecretFile::new(OtpKind::Totp, b"12345678901234567890".to_vec());
+    // Two tokens of different lengths, so codes go to each.
+    let mut file = SecretFile::with_token(Token::new(
+        "phone",
+        OtpKind::Totp,
+        b"12345678901234567890".to_vec(),
+    ));
+    let mut hw = Token::new("hw", OtpKind::Hotp, b"abcdefghijabcdefghij".to_vec());
+    hw.digits = 8;
+    file.tokens.push(hw);
     file.scratch_codes = vec!["31415926".into()];
     let policy = Policy {
         totp_skew: 1,

@@ -118,13 +118,13 @@ pub enum Reason {
         err: SecretFileError,
     },
     NotSaved {
-        verdict: Verdict,
+        verdict: Box<Verdict>,
         path: String,
         err: FsError,
     },
     /// The new state would not make a valid file (it is not written).
     Unwritable {
-        verdict: Verdict,
+        verdict: Box<Verdict>,
         path: String,
         err: SecretFileError,
     },
@@ -314,6 +314,8 @@ struct Typed {
 }
 
 /// What splitting "password + code" needs to know of the user's tokens.
+/// With several tokens the code's length is the first token's: a typed
+/// "password + code" cannot say which token the code is from.
 pub struct Shape<'s> {
     pub digits: u8,
     pub scratch_codes: &'s [String],
@@ -328,7 +330,7 @@ impl Shape<'_> {
 
     pub fn of(file: &SecretFile) -> Shape<'_> {
         Shape {
-            digits: file.digits,
+            digits: file.tokens.first().map_or(6, |t| t.digits),
             scratch_codes: &file.scratch_codes,
         }
     }
@@ -478,21 +480,22 @@ impl Flow<'_, '_> {
             }
             v => v,
         };
+        let outcome = match verdict {
+            Verdict::Accepted(_) => Outcome::Success,
+            Verdict::Locked { retry_in } => {
+                self.conv.error(&format!(
+                    "Too many failed attempts; try again in {retry_in} s."
+                ));
+                Outcome::AuthErr
+            }
+            Verdict::Refused(_) => Outcome::AuthErr,
+        };
         let why = Reason::Checked {
             verdict,
             no_token: matches!(record, Record::NoToken { .. }),
             decision,
         };
-        match verdict {
-            Verdict::Accepted(_) => (Outcome::Success, why),
-            Verdict::Locked { retry_in } => {
-                self.conv.error(&format!(
-                    "Too many failed attempts; try again in {retry_in} s."
-                ));
-                (Outcome::AuthErr, why)
-            }
-            Verdict::Refused(_) => (Outcome::AuthErr, why),
-        }
+        (outcome, why)
     }
 
     fn decide(&self, remote: &Remote, groups: &dyn Groups) -> Decision {
@@ -685,12 +688,12 @@ impl Flow<'_, '_> {
                 Ok(text) => locked
                     .replace(text.as_bytes())
                     .map_err(|err| Reason::NotSaved {
-                        verdict,
+                        verdict: Box::new(verdict.clone()),
                         path: path.clone(),
                         err,
                     }),
                 Err(err) => Err(Reason::Unwritable {
-                    verdict,
+                    verdict: Box::new(verdict.clone()),
                     path: path.clone(),
                     err,
                 }),

@@ -1,10 +1,17 @@
-//! The per-user secret file: TOML, `version = 1`.
+//! The per-user secret file: TOML, `version = 1` (one token) or
+//! `version = 2` (several, as `[[token]]` tables).
 //!
-//! Read and written through one serde mirror of the file ([`Raw`]) and the
-//! toml crate. Reading refuses unknown keys (a typo must not silently
-//! weaken a login), then [`SecretFile::from_raw`] checks every value with
-//! the `check_*` functions below, which otp-enroll applies to its options
-//! too, and names the field that is wrong.
+//! Read through one serde mirror of both layouts ([`RawFile`]) and the toml
+//! crate, written through one mirror per layout. Reading refuses unknown
+//! keys (a typo must not silently weaken a login), then
+//! [`SecretFile::from_raw`] checks every value with the `check_*`
+//! functions below, which otp-enroll applies to its options too, and names
+//! the token and field that are wrong.
+//!
+//! A file is written back in the layout it was read in: a login never
+//! turns a version 1 file into a version 2 one, so a module that reads
+//! only version 1 keeps working until otp-enroll changes the user's
+//! tokens (it writes version 2, see [`SecretFile::upgrade`]).
 
 use std::fmt;
 
@@ -13,15 +20,23 @@ use serde::{Deserialize, Serialize};
 use crate::key;
 use crate::otp::{self, Algorithm, Generator};
 
-pub const VERSION: u32 = 1;
+/// The layouts this build reads and writes.
+pub const VERSION_1: u32 = 1;
+pub const VERSION_2: u32 = 2;
 pub const DEFAULT_PERIOD: u64 = 30;
 pub const MAX_PERIOD: u64 = 300;
 pub const MAX_SCRATCH_CODES: usize = 100;
+/// A user's tokens at most: enough for phones, keys and spares; a bound on
+/// what one login computes (every token of the code's length is tried).
+pub const MAX_TOKENS: usize = 16;
+/// The id a version 1 file's token gets when its serial is not a valid
+/// id (it has no id of its own), and what `otp-enroll new` calls an app.
+pub const DEFAULT_ID: &str = "app";
 /// The one range of an HOTP counter, everywhere: a file holds a `counter`
 /// (the next one expected) of at most this, parsing refuses more, and no
 /// command or login ever stores more ([`hotp_search`]). Far below
 /// i64::MAX, TOML's integer limit. Also the bound of the other integers
-/// in `[state]`.
+/// in the state tables.
 pub const MAX_COUNTER: u64 = 1 << 53;
 
 /// The counters a code may be found at when looking from `first` up to
@@ -50,24 +65,32 @@ impl OtpKind {
     }
 }
 
-/// What the module keeps between logins. Owned by the module; `otp-enroll
-/// unlock` clears the failures and the learned drift.
+/// What the module keeps of the user between logins, whichever token was
+/// used: the rate limit belongs to the user. `otp-enroll unlock` clears it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
-    /// TOTP: the last time step accepted; a step at or before it is a replay.
-    pub last_step: Option<u64>,
-    /// TOTP: learned clock offset of the user's device, in steps.
-    pub drift: i64,
-    /// TOTP: Unix time the learned drift last moved (0: never). It moves
-    /// one step at most per `verify::DRIFT_MOVE_INTERVAL`.
-    pub drift_moved: u64,
     /// Failed codes since the last success (see `rate_limit`).
     pub failures: u32,
     /// Unix time of the last failed code.
     pub last_failure: u64,
 }
 
-impl State {
+/// What the module keeps of one token between logins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenState {
+    /// TOTP: the last time step accepted; a step at or before it is a replay.
+    pub last_step: Option<u64>,
+    /// TOTP: learned clock offset of the token, in steps.
+    pub drift: i64,
+    /// TOTP: Unix time the learned drift last moved (0: never). It moves
+    /// one step at most per `verify::DRIFT_MOVE_INTERVAL`.
+    pub drift_moved: u64,
+    /// Unix time a code of this token was last accepted (version 2 only:
+    /// version 1 has no place for it, and a login does not upgrade).
+    pub last_used: Option<u64>,
+}
+
+impl TokenState {
     /// Forgets the learned TOTP drift, as at enrollment: what `otp-enroll
     /// unlock` does, the way back from a drift pushed away from the real
     /// device. `last_step` stays: a used code must stay used.
@@ -77,9 +100,12 @@ impl State {
     }
 }
 
-/// A validated secret file.
+/// One second factor: an app on a phone, a hardware token.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretFile {
+pub struct Token {
+    /// Unique among the user's tokens ([`check_id`]); a hardware token's is
+    /// its serial.
+    pub id: String,
     pub kind: OtpKind,
     pub key: Vec<u8>,
     pub algorithm: Algorithm,
@@ -92,15 +118,14 @@ pub struct SecretFile {
     pub serial: Option<String>,
     /// Unix time of enrollment, if known.
     pub created: Option<u64>,
-    /// Unused one-time emergency codes, 8 digits each.
-    pub scratch_codes: Vec<String>,
-    pub state: State,
+    pub state: TokenState,
 }
 
-impl fmt::Debug for SecretFile {
+impl fmt::Debug for Token {
     // Never print the key, even in a debug dump.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretFile")
+        f.debug_struct("Token")
+            .field("id", &self.id)
             .field("kind", &self.kind)
             .field("key", &"[redacted]")
             .field("algorithm", &self.algorithm)
@@ -108,43 +133,100 @@ impl fmt::Debug for SecretFile {
             .field("period", &self.period)
             .field("counter", &self.counter)
             .field("serial", &self.serial)
-            .field("scratch_codes", &self.scratch_codes.len())
+            .field("created", &self.created)
             .field("state", &self.state)
             .finish()
     }
 }
 
-/// Why a secret file was refused. Each names the field and never a value
-/// that could be secret.
+impl Token {
+    /// A token with defaults for everything but its id, kind and key.
+    pub fn new(id: impl Into<String>, kind: OtpKind, key: Vec<u8>) -> Token {
+        Token {
+            id: id.into(),
+            kind,
+            key,
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            period: DEFAULT_PERIOD,
+            counter: 0,
+            serial: None,
+            created: None,
+            state: TokenState::default(),
+        }
+    }
+
+    /// The code generator for this token's key and settings.
+    pub fn generator(&self) -> Option<Generator> {
+        Generator::new(&self.key, self.algorithm, self.digits)
+    }
+
+    /// Every rule a token's values must follow.
+    pub fn check(&self) -> Result<(), TokenError> {
+        check_id(&self.id)?;
+        check_key(&self.key)?;
+        check_digits(self.digits)?;
+        check_period(self.period)?;
+        if self.counter > MAX_COUNTER {
+            return Err(TokenError::Counter(self.counter));
+        }
+        if let Some(serial) = &self.serial {
+            check_serial(serial)?;
+        }
+        let st = &self.state;
+        if st.last_step.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(TokenError::State("last_step is out of range"));
+        }
+        if st.drift.unsigned_abs() > MAX_COUNTER {
+            return Err(TokenError::State("drift is out of range"));
+        }
+        if st.drift_moved > MAX_COUNTER {
+            return Err(TokenError::State("drift_moved is out of range"));
+        }
+        if st.last_used.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(TokenError::State("last_used is out of range"));
+        }
+        Ok(())
+    }
+}
+
+/// A validated secret file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFile {
+    /// The layout it was read in and is written back in.
+    pub version: u32,
+    /// At least one, at most [`MAX_TOKENS`], ids unique; a version 1 file
+    /// holds exactly one.
+    pub tokens: Vec<Token>,
+    /// Unused one-time emergency codes, 8 digits each.
+    pub scratch_codes: Vec<String>,
+    pub state: State,
+}
+
+/// What is wrong with one token's values. Each names the field and never a
+/// value that could be secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretFileError {
-    /// Not TOML, a missing required key, an unknown key, or a wrong type.
-    Syntax(String),
-    Version(u32),
+pub enum TokenError {
+    Id,
     Secret(&'static str),
     /// The decoded key's length in bytes, outside 10..=128.
     KeyLength(usize),
     Digits(u8),
     Period(u64),
     Counter(u64),
-    ScratchCode(usize),
-    TooManyScratchCodes(usize),
     Serial,
     State(&'static str),
 }
 
-impl fmt::Display for SecretFileError {
+impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SecretFileError::Syntax(m) => write!(f, "{m}"),
-            SecretFileError::Version(v) => {
-                write!(
-                    f,
-                    "version: {v} is not supported (this build reads version {VERSION})"
-                )
-            }
-            SecretFileError::Secret(why) => write!(f, "secret: {why}"),
-            SecretFileError::KeyLength(n) => write!(
+            TokenError::Id => write!(
+                f,
+                "id: must be 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ - (a hardware token's is its serial)"
+            ),
+            TokenError::Secret(why) => write!(f, "secret: {why}"),
+            TokenError::KeyLength(n) => write!(
                 f,
                 "secret: the key is {n} bytes, it must be {} to {} ({} to {} bits)",
                 key::MIN_KEY_BYTES,
@@ -152,24 +234,77 @@ impl fmt::Display for SecretFileError {
                 key::MIN_KEY_BYTES * 8,
                 key::MAX_KEY_BYTES * 8
             ),
-            SecretFileError::Digits(d) => write!(
+            TokenError::Digits(d) => write!(
                 f,
                 "digits: {d} is out of range ({}..={})",
                 otp::MIN_DIGITS,
                 otp::MAX_DIGITS
             ),
-            SecretFileError::Period(p) => {
+            TokenError::Period(p) => {
                 write!(f, "period: {p} is out of range (1..={MAX_PERIOD} seconds)")
             }
-            SecretFileError::Counter(c) => write!(f, "counter: {c} is out of range"),
+            TokenError::Counter(c) => write!(f, "counter: {c} is out of range"),
+            TokenError::Serial => {
+                write!(f, "serial: must be 1 to 64 printable characters")
+            }
+            TokenError::State(why) => write!(f, "state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Why a secret file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFileError {
+    /// Not TOML, a missing required key, an unknown key, or a wrong type.
+    Syntax(String),
+    Version(u32),
+    /// A key of one layout in a file of the other.
+    Layout(&'static str),
+    /// A value of a version 1 file's one token.
+    Value(TokenError),
+    /// A token's value, with where the token is: its position in the file
+    /// (from 1) and its id when that is valid.
+    Token {
+        index: usize,
+        id: Option<String>,
+        err: TokenError,
+    },
+    DuplicateId(String),
+    NoTokens,
+    TooManyTokens(usize),
+    ScratchCode(usize),
+    TooManyScratchCodes(usize),
+    State(&'static str),
+}
+
+impl fmt::Display for SecretFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretFileError::Syntax(m) => write!(f, "{m}"),
+            SecretFileError::Version(v) => write!(
+                f,
+                "version: {v} is not supported (this build reads versions {VERSION_1} and {VERSION_2})"
+            ),
+            SecretFileError::Layout(why) => f.write_str(why),
+            SecretFileError::Value(err) => write!(f, "{err}"),
+            SecretFileError::Token { index, id, err } => match id {
+                Some(id) => write!(f, "token {index} ({id}): {err}"),
+                None => write!(f, "token {index}: {err}"),
+            },
+            SecretFileError::DuplicateId(id) => {
+                write!(f, "token ids must be unique: \"{id}\" is there more than once")
+            }
+            SecretFileError::NoTokens => f.write_str("no [[token]] table: a file holds at least one token"),
+            SecretFileError::TooManyTokens(n) => {
+                write!(f, "{n} tokens, at most {MAX_TOKENS}")
+            }
             SecretFileError::ScratchCode(i) => {
                 write!(f, "scratch_codes[{i}]: must be exactly 8 digits")
             }
             SecretFileError::TooManyScratchCodes(n) => {
                 write!(f, "scratch_codes: {n} codes, at most {MAX_SCRATCH_CODES}")
-            }
-            SecretFileError::Serial => {
-                write!(f, "serial: must be 1 to 64 printable characters")
             }
             SecretFileError::State(why) => write!(f, "state: {why}"),
         }
@@ -178,13 +313,96 @@ impl fmt::Display for SecretFileError {
 
 impl std::error::Error for SecretFileError {}
 
-/// The file as TOML sees it, read and written. Optional settings are
-/// written out all the same, so an admin reading the file sees what is in
-/// force; state at its default is left out.
+/// Both layouts as TOML sees them, for reading: a version 1 file's token
+/// keys sit at the top, a version 2 file's in `[[token]]` tables.
+/// [`SecretFile::from_raw`] refuses what belongs to the other layout.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: u32,
+    #[serde(default, rename = "type")]
+    kind: Option<OtpKind>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    algorithm: Option<Algorithm>,
+    #[serde(default)]
+    digits: Option<u8>,
+    #[serde(default)]
+    period: Option<u64>,
+    #[serde(default)]
+    counter: Option<u64>,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    created: Option<u64>,
+    #[serde(default)]
+    scratch_codes: Vec<String>,
+    #[serde(default)]
+    state: RawV1State,
+    #[serde(default)]
+    token: Option<Vec<RawToken>>,
+}
+
+/// Version 1, as written: the token's keys at the top, all state in one
+/// table. Optional settings are written out all the same, so an admin
+/// reading the file sees what is in force; state at its default is left
+/// out.
+#[derive(Serialize)]
+struct RawV1 {
+    version: u32,
+    #[serde(rename = "type")]
+    kind: OtpKind,
+    secret: String,
+    algorithm: Algorithm,
+    digits: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counter: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<u64>,
+    scratch_codes: Vec<String>,
+    state: RawV1State,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawV1State {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_step: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    drift: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    drift_moved: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failures: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    last_failure: u64,
+}
+
+/// Version 2, as written.
+#[derive(Serialize)]
+struct RawV2 {
+    version: u32,
+    scratch_codes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<RawUserState>,
+    token: Vec<RawToken>,
+}
+
+#[derive(Serialize)]
+struct RawUserState {
+    failures: u32,
+    last_failure: u64,
+}
+
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    version: u32,
+struct RawToken {
+    id: String,
     #[serde(rename = "type")]
     kind: OtpKind,
     secret: String,
@@ -201,24 +419,20 @@ struct Raw {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created: Option<u64>,
     #[serde(default)]
-    scratch_codes: Vec<String>,
-    #[serde(default)]
-    state: RawState,
+    state: RawTokenState,
 }
 
 #[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawState {
+struct RawTokenState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_step: Option<u64>,
     #[serde(default, skip_serializing_if = "is_zero")]
     drift: i64,
     #[serde(default, skip_serializing_if = "is_zero")]
     drift_moved: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    failures: u32,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    last_failure: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used: Option<u64>,
 }
 
 fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
@@ -233,62 +447,87 @@ pub fn is_scratch_code(code: &str) -> bool {
     code.len() == otp::SCRATCH_DIGITS && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+pub const MAX_ID_LEN: usize = 32;
+
+/// A token id: 1 to 32 of `A-Z a-z 0-9 . _ -`, so it can be typed in a
+/// command and shown in a log line as it is.
+pub fn check_id(id: &str) -> Result<(), TokenError> {
+    let ok = (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenError::Id)
+    }
+}
+
 /// A key of a length the module accepts.
-pub fn check_key(key: &[u8]) -> Result<(), SecretFileError> {
+pub fn check_key(key: &[u8]) -> Result<(), TokenError> {
     if (key::MIN_KEY_BYTES..=key::MAX_KEY_BYTES).contains(&key.len()) {
         Ok(())
     } else {
-        Err(SecretFileError::KeyLength(key.len()))
+        Err(TokenError::KeyLength(key.len()))
     }
 }
 
 /// Code length: 6 to 8 digits.
-pub fn check_digits(digits: u8) -> Result<(), SecretFileError> {
+pub fn check_digits(digits: u8) -> Result<(), TokenError> {
     if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&digits) {
         Ok(())
     } else {
-        Err(SecretFileError::Digits(digits))
+        Err(TokenError::Digits(digits))
     }
 }
 
 /// TOTP step: 1 to [`MAX_PERIOD`] seconds.
-pub fn check_period(period: u64) -> Result<(), SecretFileError> {
+pub fn check_period(period: u64) -> Result<(), TokenError> {
     if (1..=MAX_PERIOD).contains(&period) {
         Ok(())
     } else {
-        Err(SecretFileError::Period(period))
+        Err(TokenError::Period(period))
     }
 }
 
 /// A hardware token's serial: 1 to 64 bytes, no control characters (it is
 /// shown and logged).
-pub fn check_serial(serial: &str) -> Result<(), SecretFileError> {
+pub fn check_serial(serial: &str) -> Result<(), TokenError> {
     if serial.is_empty() || serial.len() > 64 || serial.chars().any(char::is_control) {
-        Err(SecretFileError::Serial)
+        Err(TokenError::Serial)
     } else {
         Ok(())
     }
 }
 
+/// The id a version 1 file's token is known by: its serial when that is a
+/// valid id, else [`DEFAULT_ID`].
+fn v1_id(serial: Option<&str>) -> String {
+    match serial {
+        Some(s) if check_id(s).is_ok() => s.to_string(),
+        _ => DEFAULT_ID.to_string(),
+    }
+}
+
+/// A token's key from the file: base32, else refused.
+fn decode_secret(secret: &str) -> Result<Vec<u8>, TokenError> {
+    key::decode_base32(secret).ok_or(TokenError::Secret("not valid base32"))
+}
+
 impl SecretFile {
-    /// A fresh file with defaults for everything but the kind and the key.
-    pub fn new(kind: OtpKind, key: Vec<u8>) -> SecretFile {
+    /// A version 2 file holding one token.
+    pub fn with_token(token: Token) -> SecretFile {
         SecretFile {
-            kind,
-            key,
-            algorithm: Algorithm::SHA1,
-            digits: 6,
-            period: DEFAULT_PERIOD,
-            counter: 0,
-            serial: None,
-            created: None,
+            version: VERSION_2,
+            tokens: vec![token],
             scratch_codes: Vec::new(),
             state: State::default(),
         }
     }
 
     pub fn parse(text: &str) -> Result<SecretFile, SecretFileError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| SecretFileError::Syntax(one_line(&e)))?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| SecretFileError::Syntax(one_line(&e)))?;
         SecretFile::from_raw(raw)
     }
 
@@ -299,14 +538,33 @@ impl SecretFile {
         SecretFile::parse(text)
     }
 
-    fn from_raw(raw: Raw) -> Result<SecretFile, SecretFileError> {
-        if raw.version != VERSION {
-            return Err(SecretFileError::Version(raw.version));
+    fn from_raw(raw: RawFile) -> Result<SecretFile, SecretFileError> {
+        let file = match raw.version {
+            VERSION_1 => SecretFile::from_v1(raw)?,
+            VERSION_2 => SecretFile::from_v2(raw)?,
+            v => return Err(SecretFileError::Version(v)),
+        };
+        file.check()?;
+        Ok(file)
+    }
+
+    fn from_v1(raw: RawFile) -> Result<SecretFile, SecretFileError> {
+        if raw.token.is_some() {
+            return Err(SecretFileError::Layout(
+                "token: [[token]] tables need version = 2 (version 1 holds one token at the top)",
+            ));
         }
-        let key =
-            key::decode_base32(&raw.secret).ok_or(SecretFileError::Secret("not valid base32"))?;
-        let file = SecretFile {
-            kind: raw.kind,
+        let kind = raw
+            .kind
+            .ok_or(SecretFileError::Syntax("TOML: missing field `type`".into()))?;
+        let secret = raw.secret.ok_or(SecretFileError::Syntax(
+            "TOML: missing field `secret`".into(),
+        ))?;
+        let key = decode_secret(&secret).map_err(SecretFileError::Value)?;
+        let st = raw.state;
+        let token = Token {
+            id: v1_id(raw.serial.as_deref()),
+            kind,
             key,
             algorithm: raw.algorithm.unwrap_or_default(),
             digits: raw.digits.unwrap_or(6),
@@ -314,28 +572,117 @@ impl SecretFile {
             counter: raw.counter.unwrap_or(0),
             serial: raw.serial,
             created: raw.created,
-            scratch_codes: raw.scratch_codes,
-            state: State {
-                last_step: raw.state.last_step,
-                drift: raw.state.drift,
-                drift_moved: raw.state.drift_moved,
-                failures: raw.state.failures,
-                last_failure: raw.state.last_failure,
+            state: TokenState {
+                last_step: st.last_step,
+                drift: st.drift,
+                drift_moved: st.drift_moved,
+                last_used: None,
             },
         };
-        file.check()?;
-        Ok(file)
+        Ok(SecretFile {
+            version: VERSION_1,
+            tokens: vec![token],
+            scratch_codes: raw.scratch_codes,
+            state: State {
+                failures: st.failures,
+                last_failure: st.last_failure,
+            },
+        })
+    }
+
+    fn from_v2(raw: RawFile) -> Result<SecretFile, SecretFileError> {
+        let top_level_token_key = raw.kind.is_some()
+            || raw.secret.is_some()
+            || raw.algorithm.is_some()
+            || raw.digits.is_some()
+            || raw.period.is_some()
+            || raw.counter.is_some()
+            || raw.serial.is_some()
+            || raw.created.is_some();
+        if top_level_token_key {
+            return Err(SecretFileError::Layout(
+                "version 2 keeps type, secret, algorithm, digits, period, counter, serial \
+                 and created in each [[token]] table, not at the top",
+            ));
+        }
+        let st = raw.state;
+        if st.last_step.is_some() || st.drift != 0 || st.drift_moved != 0 {
+            return Err(SecretFileError::Layout(
+                "state: in version 2, last_step, drift and drift_moved belong in each token's \
+                 [token.state]",
+            ));
+        }
+        let raw_tokens = raw.token.unwrap_or_default();
+        if raw_tokens.len() > MAX_TOKENS {
+            return Err(SecretFileError::TooManyTokens(raw_tokens.len()));
+        }
+        let mut tokens = Vec::with_capacity(raw_tokens.len());
+        for (i, t) in raw_tokens.into_iter().enumerate() {
+            let key = decode_secret(&t.secret).map_err(|err| SecretFileError::Token {
+                index: i + 1,
+                id: check_id(&t.id).is_ok().then(|| t.id.clone()),
+                err,
+            })?;
+            tokens.push(Token {
+                id: t.id,
+                kind: t.kind,
+                key,
+                algorithm: t.algorithm.unwrap_or_default(),
+                digits: t.digits.unwrap_or(6),
+                period: t.period.unwrap_or(DEFAULT_PERIOD),
+                counter: t.counter.unwrap_or(0),
+                serial: t.serial,
+                created: t.created,
+                state: TokenState {
+                    last_step: t.state.last_step,
+                    drift: t.state.drift,
+                    drift_moved: t.state.drift_moved,
+                    last_used: t.state.last_used,
+                },
+            });
+        }
+        Ok(SecretFile {
+            version: VERSION_2,
+            tokens,
+            scratch_codes: raw.scratch_codes,
+            state: State {
+                failures: st.failures,
+                last_failure: st.last_failure,
+            },
+        })
     }
 
     /// Every rule a file's values must follow: what parsing enforces, and
     /// what [`SecretFile::to_text`] checks before writing, so that nothing
     /// is written that the next login would refuse.
     pub fn check(&self) -> Result<(), SecretFileError> {
-        check_key(&self.key)?;
-        check_digits(self.digits)?;
-        check_period(self.period)?;
-        if self.counter > MAX_COUNTER {
-            return Err(SecretFileError::Counter(self.counter));
+        match (self.version, self.tokens.len()) {
+            (VERSION_1 | VERSION_2, 0) => return Err(SecretFileError::NoTokens),
+            (VERSION_1, 1) => {}
+            (VERSION_1, _) => {
+                return Err(SecretFileError::Layout(
+                    "version 1 holds one token: several need version = 2",
+                ))
+            }
+            (VERSION_2, n) if n > MAX_TOKENS => return Err(SecretFileError::TooManyTokens(n)),
+            (VERSION_2, _) => {}
+            (v, _) => return Err(SecretFileError::Version(v)),
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            token.check().map_err(|err| {
+                if self.version == VERSION_1 {
+                    SecretFileError::Value(err)
+                } else {
+                    SecretFileError::Token {
+                        index: i + 1,
+                        id: check_id(&token.id).is_ok().then(|| token.id.clone()),
+                        err,
+                    }
+                }
+            })?;
+            if self.tokens.iter().take(i).any(|t| t.id == token.id) {
+                return Err(SecretFileError::DuplicateId(token.id.clone()));
+            }
         }
         if self.scratch_codes.len() > MAX_SCRATCH_CODES {
             return Err(SecretFileError::TooManyScratchCodes(
@@ -345,60 +692,101 @@ impl SecretFile {
         if let Some(i) = self.scratch_codes.iter().position(|c| !is_scratch_code(c)) {
             return Err(SecretFileError::ScratchCode(i));
         }
-        if let Some(serial) = &self.serial {
-            check_serial(serial)?;
-        }
-        let st = &self.state;
-        if st.last_step.is_some_and(|s| s > MAX_COUNTER) {
-            return Err(SecretFileError::State("last_step is out of range"));
-        }
-        if st.drift.unsigned_abs() > MAX_COUNTER {
-            return Err(SecretFileError::State("drift is out of range"));
-        }
-        if st.last_failure > MAX_COUNTER {
+        if self.state.last_failure > MAX_COUNTER {
             return Err(SecretFileError::State("last_failure is out of range"));
-        }
-        if st.drift_moved > MAX_COUNTER {
-            return Err(SecretFileError::State("drift_moved is out of range"));
         }
         Ok(())
     }
 
-    /// The file's text, which [`SecretFile::parse`] reads back as the same
-    /// file. Refused if a value breaks a rule of [`SecretFile::check`].
+    /// From now on written as version 2: what otp-enroll does before it
+    /// saves a change, so that a file it touched can hold several tokens
+    /// and when each was last used.
+    pub fn upgrade(&mut self) {
+        self.version = VERSION_2;
+    }
+
+    /// The token with this id.
+    pub fn token(&self, id: &str) -> Option<&Token> {
+        self.tokens.iter().find(|t| t.id == id)
+    }
+
+    pub fn token_mut(&mut self, id: &str) -> Option<&mut Token> {
+        self.tokens.iter_mut().find(|t| t.id == id)
+    }
+
+    /// The file's text, in its version's layout, which
+    /// [`SecretFile::parse`] reads back as the same file (for version 1,
+    /// less the `last_used` it has no place for). Refused if a value
+    /// breaks a rule of [`SecretFile::check`].
     pub fn to_text(&self) -> Result<String, SecretFileError> {
         self.check()?;
-        let st = &self.state;
-        let totp = self.kind == OtpKind::Totp;
-        let raw = Raw {
-            version: VERSION,
-            kind: self.kind,
-            secret: key::encode_base32(&self.key),
-            algorithm: Some(self.algorithm),
-            digits: Some(self.digits),
-            // Each kind's own setting always; the other's only if it is
-            // not the default, so that a rewrite keeps what was there.
-            period: (totp || self.period != DEFAULT_PERIOD).then_some(self.period),
-            counter: (!totp || self.counter != 0).then_some(self.counter),
-            serial: self.serial.clone(),
-            created: self.created,
-            scratch_codes: self.scratch_codes.clone(),
-            state: RawState {
-                last_step: st.last_step,
-                drift: st.drift,
-                drift_moved: st.drift_moved,
-                failures: st.failures,
-                last_failure: st.last_failure,
-            },
-        };
-        let body =
-            toml::to_string(&raw).map_err(|e| SecretFileError::Syntax(format!("TOML: {e}")))?;
+        let body = match (self.version, self.tokens.as_slice()) {
+            (VERSION_1, [token]) => toml::to_string(&self.raw_v1(token)),
+            _ => toml::to_string(&self.raw_v2()),
+        }
+        .map_err(|e| SecretFileError::Syntax(format!("TOML: {e}")))?;
         Ok(format!("{HEADER}{body}"))
     }
 
-    /// The code generator for this file's key and settings.
-    pub fn generator(&self) -> Option<Generator> {
-        Generator::new(&self.key, self.algorithm, self.digits)
+    fn raw_v1(&self, t: &Token) -> RawV1 {
+        let totp = t.kind == OtpKind::Totp;
+        RawV1 {
+            version: VERSION_1,
+            kind: t.kind,
+            secret: key::encode_base32(&t.key),
+            algorithm: t.algorithm,
+            digits: t.digits,
+            // Each kind's own setting always; the other's only if it is
+            // not the default, so that a rewrite keeps what was there.
+            period: (totp || t.period != DEFAULT_PERIOD).then_some(t.period),
+            counter: (!totp || t.counter != 0).then_some(t.counter),
+            serial: t.serial.clone(),
+            created: t.created,
+            scratch_codes: self.scratch_codes.clone(),
+            state: RawV1State {
+                last_step: t.state.last_step,
+                drift: t.state.drift,
+                drift_moved: t.state.drift_moved,
+                failures: self.state.failures,
+                last_failure: self.state.last_failure,
+            },
+        }
+    }
+
+    fn raw_v2(&self) -> RawV2 {
+        let token = self
+            .tokens
+            .iter()
+            .map(|t| {
+                let totp = t.kind == OtpKind::Totp;
+                RawToken {
+                    id: t.id.clone(),
+                    kind: t.kind,
+                    secret: key::encode_base32(&t.key),
+                    algorithm: Some(t.algorithm),
+                    digits: Some(t.digits),
+                    period: (totp || t.period != DEFAULT_PERIOD).then_some(t.period),
+                    counter: (!totp || t.counter != 0).then_some(t.counter),
+                    serial: t.serial.clone(),
+                    created: t.created,
+                    state: RawTokenState {
+                        last_step: t.state.last_step,
+                        drift: t.state.drift,
+                        drift_moved: t.state.drift_moved,
+                        last_used: t.state.last_used,
+                    },
+                }
+            })
+            .collect();
+        RawV2 {
+            version: VERSION_2,
+            scratch_codes: self.scratch_codes.clone(),
+            state: (self.state != State::default()).then_some(RawUserState {
+                failures: self.state.failures,
+                last_failure: self.state.last_failure,
+            }),
+            token,
+        }
     }
 }
 
@@ -420,38 +808,148 @@ secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 scratch_codes = ["31415926", "27182818"]
 "#;
 
+    /// The SPEC's version 2 example.
+    const TWO: &str = r#"
+version = 2
+scratch_codes = ["31415926"]
+
+[[token]]
+id = "phone"
+type = "totp"
+secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+[[token]]
+id = "OATH00012345"
+type = "hotp"
+serial = "OATH00012345"
+secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+counter = 12
+"#;
+
+    fn only(f: &SecretFile) -> &Token {
+        assert_eq!(f.tokens.len(), 1, "{f:?}");
+        &f.tokens[0]
+    }
+
     #[test]
     fn minimal_hand_written_file_gets_defaults() {
         let f = SecretFile::parse(MINIMAL).unwrap();
-        assert_eq!(f.kind, OtpKind::Totp);
-        assert_eq!(f.algorithm, Algorithm::SHA1);
-        assert_eq!(f.digits, 6);
-        assert_eq!(f.period, 30);
-        assert_eq!(f.counter, 0);
+        assert_eq!(f.version, VERSION_1);
+        let t = only(&f);
+        assert_eq!(t.id, DEFAULT_ID);
+        assert_eq!(t.kind, OtpKind::Totp);
+        assert_eq!(t.algorithm, Algorithm::SHA1);
+        assert_eq!(t.digits, 6);
+        assert_eq!(t.period, 30);
+        assert_eq!(t.counter, 0);
+        assert_eq!(t.state, TokenState::default());
         assert_eq!(f.scratch_codes, vec!["31415926", "27182818"]);
         assert_eq!(f.state, State::default());
     }
 
     #[test]
+    fn a_version_1_token_is_known_by_its_serial() {
+        let f = SecretFile::parse(&format!("{MINIMAL}serial = \"OATH0001\"\n")).unwrap();
+        assert_eq!(only(&f).id, "OATH0001");
+        // A serial that is no valid id (a space) leaves the default.
+        let f = SecretFile::parse(&format!("{MINIMAL}serial = \"OATH 0001\"\n")).unwrap();
+        assert_eq!(only(&f).id, DEFAULT_ID);
+    }
+
+    #[test]
+    fn the_specs_version_2_example_reads() {
+        let f = SecretFile::parse(TWO).unwrap();
+        assert_eq!(f.version, VERSION_2);
+        assert_eq!(f.tokens.len(), 2);
+        let phone = f.token("phone").unwrap();
+        assert_eq!(
+            (phone.kind, phone.digits, phone.period),
+            (OtpKind::Totp, 6, 30)
+        );
+        let hw = f.token("OATH00012345").unwrap();
+        assert_eq!(hw.kind, OtpKind::Hotp);
+        assert_eq!(hw.counter, 12);
+        assert_eq!(hw.serial.as_deref(), Some("OATH00012345"));
+        assert_eq!(hw.key, b"1234567890123456789012345678901234567890"[..20]);
+        assert_eq!(f.scratch_codes, vec!["31415926"]);
+    }
+
+    fn a_token(id: &str) -> Token {
+        let mut t = Token::new(id, OtpKind::Hotp, b"12345678901234567890".to_vec());
+        t.algorithm = Algorithm::SHA256;
+        t.digits = 8;
+        t.counter = 42;
+        t.serial = Some("OATH0001234".into());
+        t.created = Some(1_700_000_000);
+        t
+    }
+
+    #[test]
     fn round_trip_keeps_all_data() {
-        let mut f = SecretFile::new(OtpKind::Hotp, b"12345678901234567890".to_vec());
-        f.algorithm = Algorithm::SHA256;
-        f.digits = 8;
-        f.counter = 42;
-        f.serial = Some("OATH0001234".into());
-        f.created = Some(1_700_000_000);
-        f.scratch_codes = vec!["12345678".into()];
-        f.state = State {
-            last_step: Some(5),
-            drift: -1,
-            drift_moved: 77,
-            failures: 2,
-            last_failure: 99,
-        };
+        for version in [VERSION_1, VERSION_2] {
+            let mut f = SecretFile::with_token(a_token("OATH0001234"));
+            f.version = version;
+            f.scratch_codes = vec!["12345678".into()];
+            f.tokens[0].state = TokenState {
+                last_step: Some(5),
+                drift: -1,
+                drift_moved: 77,
+                last_used: (version == VERSION_2).then_some(1_700_000_100),
+            };
+            f.state = State {
+                failures: 2,
+                last_failure: 99,
+            };
+            let text = f.to_text().unwrap();
+            assert!(text.contains("counter = 42"), "{text}");
+            assert!(text.contains(&format!("version = {version}")), "{text}");
+            assert!(!text.contains("period"), "period is TOTP-only:\n{text}");
+            assert_eq!(SecretFile::parse(&text).unwrap(), f, "{text}");
+        }
+    }
+
+    #[test]
+    fn several_tokens_round_trip_in_order() {
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.tokens.push(a_token("spare"));
+        f.tokens[0].state.last_used = Some(1_800_000_000);
+        f.tokens[0].state.last_step = Some(60_000_000);
+        f.state.failures = 1;
+        f.state.last_failure = 1_800_000_001;
         let text = f.to_text().unwrap();
-        assert!(text.contains("counter = 42"));
-        assert!(!text.contains("period"), "period is TOTP-only:\n{text}");
+        let back = SecretFile::parse(&text).unwrap();
+        assert_eq!(back, f, "{text}");
+        let ids: Vec<_> = back.tokens.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["phone", "OATH00012345", "spare"]);
+    }
+
+    /// A login keeps the layout it read; only `upgrade` changes it.
+    #[test]
+    fn a_version_1_file_is_written_as_version_1_until_upgraded() {
+        let mut f = SecretFile::parse(MINIMAL).unwrap();
+        f.tokens[0].state.last_step = Some(7);
+        let text = f.to_text().unwrap();
+        assert!(
+            text.contains("version = 1") && !text.contains("[[token]]"),
+            "{text}"
+        );
+        // What an older module reads: no key it does not know.
+        assert!(
+            !text.contains("last_used") && !text.contains("id ="),
+            "{text}"
+        );
+        f.upgrade();
+        let text = f.to_text().unwrap();
+        assert!(
+            text.contains("version = 2") && text.contains("[[token]]"),
+            "{text}"
+        );
+        assert!(text.contains("id = \"app\""), "{text}");
         assert_eq!(SecretFile::parse(&text).unwrap(), f);
+        // Version 1 has no place for several tokens.
+        let mut g = SecretFile::parse(MINIMAL).unwrap();
+        g.tokens.push(a_token("second"));
+        assert!(matches!(g.to_text(), Err(SecretFileError::Layout(_))));
     }
 
     fn err(text: &str) -> String {
@@ -462,8 +960,8 @@ scratch_codes = ["31415926", "27182818"]
     fn every_bad_field_is_named() {
         let base = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n";
         assert!(
-            err("version = 2\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"")
-                .starts_with("version:")
+            err("version = 3\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"")
+                .starts_with("version: 3 is not supported (this build reads versions 1 and 2)")
         );
         assert!(
             err(&base.replace("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "not base32!"))
@@ -494,9 +992,78 @@ scratch_codes = ["31415926", "27182818"]
         assert!(err(&format!("{base}digits = \"six\"")).contains("TOML"));
         assert!(err(&format!("{base}digits = 1000")).contains("TOML"));
         assert!(err(&format!("{base}[state]\nfoo = 1")).contains("foo"));
+        assert!(err(&format!("{base}[state]\nlast_used = 1")).contains("last_used"));
         assert!(err("type = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"").contains("version"));
         assert!(err("version = 1\ntype = \"sms\"\nsecret = \"JBSWY3DPEHPK3PXP\"").contains("sms"));
         assert!(err("version = 1\ntype = \"totp\"").contains("secret"));
+        assert!(err("version = 1\nsecret = \"JBSWY3DPEHPK3PXP\"").contains("type"));
+        assert!(err(&format!(
+            "{base}[[token]]\nid = \"a\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\""
+        ))
+        .contains("version = 2"));
+    }
+
+    const TOKEN_A: &str =
+        "[[token]]\nid = \"a\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n";
+
+    /// Version 2's own mistakes: each named, with the token where it is.
+    #[test]
+    fn every_bad_version_2_file_is_named() {
+        let two = |body: &str| err(&format!("version = 2\n{body}"));
+        assert_eq!(
+            two(""),
+            "no [[token]] table: a file holds at least one token"
+        );
+        assert_eq!(
+            two(&format!("{TOKEN_A}{TOKEN_A}")),
+            "token ids must be unique: \"a\" is there more than once"
+        );
+        let seventeen: String = (0..=MAX_TOKENS)
+            .map(|i| TOKEN_A.replace("\"a\"", &format!("\"t{i}\"")))
+            .collect();
+        assert_eq!(two(&seventeen), "17 tokens, at most 16");
+        let sixteen: String = (0..MAX_TOKENS)
+            .map(|i| TOKEN_A.replace("\"a\"", &format!("\"t{i}\"")))
+            .collect();
+        assert_eq!(
+            SecretFile::parse(&format!("version = 2\n{sixteen}"))
+                .unwrap()
+                .tokens
+                .len(),
+            16
+        );
+        // Unknown keys, in a token and in its state.
+        assert!(two(&format!("{TOKEN_A}digitz = 6\n")).contains("digitz"));
+        assert!(two(&format!("{TOKEN_A}[token.state]\nfoo = 1\n")).contains("foo"));
+        // The id is required, and checked.
+        assert!(two(&TOKEN_A.replace("id = \"a\"\n", "")).contains("id"));
+        assert_eq!(
+            two(&TOKEN_A.replace("\"a\"", "\"my phone\"")),
+            format!("token 1: {}", TokenError::Id)
+        );
+        assert!(
+            two(&TOKEN_A.replace("\"a\"", &format!("\"{}\"", "x".repeat(33))))
+                .starts_with("token 1: id:")
+        );
+        // Values are named with the token.
+        assert_eq!(
+            two(&format!(
+                "{TOKEN_A}{}digits = 9\n",
+                TOKEN_A.replace("\"a\"", "\"b\"")
+            )),
+            "token 2 (b): digits: 9 is out of range (6..=8)"
+        );
+        assert!(
+            two(&TOKEN_A.replace("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "!"))
+                .starts_with("token 1 (a): secret:")
+        );
+        // A version 1 key at the top, or a token's state at the user's.
+        assert!(two(&format!("type = \"totp\"\n{TOKEN_A}")).contains("in each [[token]] table"));
+        assert!(two(&format!("[state]\nlast_step = 3\n\n{TOKEN_A}")).contains("[token.state]"));
+        // The user's own state is at the top.
+        let f =
+            SecretFile::parse(&format!("version = 2\n[state]\nfailures = 1\n\n{TOKEN_A}")).unwrap();
+        assert_eq!(f.state.failures, 1);
     }
 
     #[test]
@@ -506,6 +1073,11 @@ scratch_codes = ["31415926", "27182818"]
         assert!(!e.contains("JBSWY3DP"), "{e}");
         let e = err("version = 1\ntype = \"totp\"\nsecret = \"JBSW!Y3DPEHPK3PXP\"");
         assert!(!e.contains("JBSW"), "{e}");
+        let e = err(&format!(
+            "version = 2\n{}",
+            TOKEN_A.replace("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "JBSW!Y3DPEHPK3PXP")
+        ));
+        assert!(!e.contains("JBSW"), "{e}");
     }
 
     #[test]
@@ -513,14 +1085,17 @@ scratch_codes = ["31415926", "27182818"]
         assert!(SecretFile::parse_bytes(&[0xff, 0xfe, 0x00, 0x41]).is_err());
         assert!(SecretFile::parse("").is_err());
         assert!(SecretFile::parse(&MINIMAL[..40]).is_err());
+        assert!(SecretFile::parse(&TWO[..TWO.len() - 20]).is_err());
     }
 
     #[test]
     fn debug_output_hides_the_key() {
-        let f = SecretFile::parse(MINIMAL).unwrap();
-        let dbg = format!("{f:?}");
-        assert!(!dbg.contains("72, 101"));
-        assert!(dbg.contains("redacted"));
+        for text in [MINIMAL, TWO] {
+            let f = SecretFile::parse(text).unwrap();
+            let dbg = format!("{f:?}");
+            assert!(!dbg.contains("72, 101") && !dbg.contains("49, 50"), "{dbg}");
+            assert!(dbg.contains("redacted"));
+        }
     }
 
     /// Every shape the writer produces parses back to the same file:
@@ -531,28 +1106,37 @@ scratch_codes = ["31415926", "27182818"]
         let base = SecretFile::parse(MINIMAL).unwrap();
         let mut shapes = vec![base.clone()];
         let mut hotp = base.clone();
-        hotp.kind = OtpKind::Hotp;
-        hotp.counter = MAX_COUNTER;
-        hotp.serial = Some(r#"OATH "12\34" ütf-8 #x = [y]"#.into());
+        let t = &mut hotp.tokens[0];
+        t.kind = OtpKind::Hotp;
+        t.counter = MAX_COUNTER;
+        t.serial = Some(r#"OATH "12\34" ütf-8 #x = [y]"#.into());
+        t.algorithm = Algorithm::SHA512;
+        t.digits = 8;
         hotp.scratch_codes.clear();
-        hotp.algorithm = Algorithm::SHA512;
-        hotp.digits = 8;
         shapes.push(hotp);
         let mut state = base.clone();
-        state.created = Some(1_700_000_000);
-        state.state = State {
+        let t = &mut state.tokens[0];
+        t.created = Some(1_700_000_000);
+        t.state = TokenState {
             last_step: Some(MAX_COUNTER),
             drift: -crate::verify::MAX_DRIFT_STEPS,
             drift_moved: MAX_COUNTER,
+            last_used: None,
+        };
+        t.period = 60;
+        state.state = State {
             failures: u32::MAX,
             last_failure: MAX_COUNTER,
         };
-        state.period = 60;
         shapes.push(state);
-        for f in shapes {
-            let text = f.to_text().unwrap();
-            let back = SecretFile::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-            assert!(back == f, "{text}");
+        for mut f in shapes {
+            for _ in 0..2 {
+                let text = f.to_text().unwrap();
+                let back = SecretFile::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                assert!(back == f, "{text}");
+                f.upgrade();
+                f.tokens[0].state.last_used = Some(MAX_COUNTER);
+            }
         }
     }
 
@@ -560,19 +1144,26 @@ scratch_codes = ["31415926", "27182818"]
     /// under the header; state only where it is not at its default.
     #[test]
     fn written_file_shows_every_setting() {
-        let text = SecretFile::parse(MINIMAL).unwrap().to_text().unwrap();
-        assert!(text.starts_with(HEADER), "{text}");
-        for line in [
-            "version = 1",
-            "type = \"totp\"",
-            "secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"",
-            "algorithm = \"SHA1\"",
-            "digits = 6",
-            "period = 30",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        let mut f = SecretFile::parse(MINIMAL).unwrap();
+        for version in [VERSION_1, VERSION_2] {
+            f.version = version;
+            let text = f.to_text().unwrap();
+            assert!(text.starts_with(HEADER), "{text}");
+            for line in [
+                &*format!("version = {version}"),
+                "type = \"totp\"",
+                "secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"",
+                "algorithm = \"SHA1\"",
+                "digits = 6",
+                "period = 30",
+            ] {
+                assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+            }
+            assert!(
+                !text.contains("failures") && !text.contains("last_step"),
+                "{text}"
+            );
         }
-        assert!(!text.contains("failures"), "{text}");
     }
 
     /// A value parsing would refuse is an error, not a file that the next
@@ -580,14 +1171,31 @@ scratch_codes = ["31415926", "27182818"]
     #[test]
     fn out_of_range_values_are_not_written() {
         let mut f = SecretFile::parse(MINIMAL).unwrap();
-        f.state.last_step = Some(u64::MAX);
+        f.tokens[0].state.last_step = Some(u64::MAX);
         assert_eq!(
             f.to_text(),
-            Err(SecretFileError::State("last_step is out of range"))
+            Err(SecretFileError::Value(TokenError::State(
+                "last_step is out of range"
+            )))
         );
-        let mut f = SecretFile::parse(MINIMAL).unwrap();
-        f.digits = 9;
-        assert_eq!(f.to_text(), Err(SecretFileError::Digits(9)));
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.tokens[1].digits = 9;
+        assert_eq!(
+            f.to_text(),
+            Err(SecretFileError::Token {
+                index: 2,
+                id: Some("OATH00012345".into()),
+                err: TokenError::Digits(9)
+            })
+        );
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.tokens[1].id = "phone".into();
+        assert_eq!(
+            f.to_text(),
+            Err(SecretFileError::DuplicateId("phone".into()))
+        );
+        f.tokens.clear();
+        assert_eq!(f.to_text(), Err(SecretFileError::NoTokens));
     }
 
     /// A setting of the other kind (a hand-written `counter` in a TOTP
@@ -600,31 +1208,46 @@ scratch_codes = ["31415926", "27182818"]
         let hotp = MINIMAL.replace("totp", "hotp") + "period = 60\n";
         let f = SecretFile::parse(&hotp).unwrap();
         assert_eq!(SecretFile::parse(&f.to_text().unwrap()).unwrap(), f);
+        let two = format!("version = 2\n{TOKEN_A}counter = 7\n");
+        let f = SecretFile::parse(&two).unwrap();
+        assert_eq!(SecretFile::parse(&f.to_text().unwrap()).unwrap(), f);
     }
 
     /// The checks otp-enroll shares with parsing.
     #[test]
     fn each_rule_has_one_check() {
-        assert_eq!(check_key(&[0; 9]), Err(SecretFileError::KeyLength(9)));
+        assert_eq!(check_key(&[0; 9]), Err(TokenError::KeyLength(9)));
         assert_eq!(check_key(&[0; 10]), Ok(()));
         assert_eq!(check_key(&[0; 128]), Ok(()));
-        assert_eq!(check_key(&[0; 129]), Err(SecretFileError::KeyLength(129)));
+        assert_eq!(check_key(&[0; 129]), Err(TokenError::KeyLength(129)));
         assert_eq!(
-            SecretFileError::KeyLength(9).to_string(),
+            TokenError::KeyLength(9).to_string(),
             "secret: the key is 9 bytes, it must be 10 to 128 (80 to 1024 bits)"
         );
-        assert_eq!(check_digits(5), Err(SecretFileError::Digits(5)));
+        assert_eq!(check_digits(5), Err(TokenError::Digits(5)));
         assert!((6..=8).all(|d| check_digits(d).is_ok()));
-        assert_eq!(check_digits(9), Err(SecretFileError::Digits(9)));
-        assert_eq!(check_period(0), Err(SecretFileError::Period(0)));
+        assert_eq!(check_digits(9), Err(TokenError::Digits(9)));
+        assert_eq!(check_period(0), Err(TokenError::Period(0)));
         assert_eq!(check_period(MAX_PERIOD), Ok(()));
         assert_eq!(
             check_period(MAX_PERIOD + 1),
-            Err(SecretFileError::Period(MAX_PERIOD + 1))
+            Err(TokenError::Period(MAX_PERIOD + 1))
         );
-        assert_eq!(check_serial(""), Err(SecretFileError::Serial));
-        assert_eq!(check_serial(&"x".repeat(65)), Err(SecretFileError::Serial));
-        assert_eq!(check_serial("a\tb"), Err(SecretFileError::Serial));
+        assert_eq!(check_serial(""), Err(TokenError::Serial));
+        assert_eq!(check_serial(&"x".repeat(65)), Err(TokenError::Serial));
+        assert_eq!(check_serial("a\tb"), Err(TokenError::Serial));
         assert_eq!(check_serial("OATH0001234"), Ok(()));
+        for good in [
+            "a",
+            "phone",
+            "OATH00012345",
+            "yubi-5.nfc_2",
+            &"x".repeat(32),
+        ] {
+            assert_eq!(check_id(good), Ok(()), "{good}");
+        }
+        for bad in ["", "my phone", "a/b", "ü", "a\n", &"x".repeat(33), "a:b"] {
+            assert_eq!(check_id(bad), Err(TokenError::Id), "{bad:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{hotp_search, OtpKind, SecretFile, State, MAX_COUNTER};
+use crate::secret_file::{hotp_search, OtpKind, SecretFile, State, Token, TokenState, MAX_COUNTER};
 
 /// Learned TOTP drift stays within this many steps of the server clock.
 pub const MAX_DRIFT_STEPS: i64 = 10;
@@ -36,7 +36,7 @@ pub const MAX_DRIFT_STEPS: i64 = 10;
 /// shift the window past the real device (drift beyond `totp_skew`, two
 /// days with the default skew of 1). Holding the key is the whole second
 /// factor anyway; the admin's way back is `otp-enroll unlock`, which
-/// forgets the drift ([`crate::secret_file::State::forget_drift`]).
+/// forgets the drift ([`crate::secret_file::TokenState::forget_drift`]).
 pub const DRIFT_MOVE_INTERVAL: u64 = 24 * 60 * 60;
 
 /// Login-time settings that come from the config.
@@ -47,11 +47,11 @@ pub struct Policy {
     pub rate_limit: RateLimit,
 }
 
-/// How a code was accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a code was accepted; `token` is the id of the token that accepted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
-    Totp { step: u64 },
-    Hotp { counter: u64 },
+    Totp { token: String, step: u64 },
+    Hotp { token: String, counter: u64 },
     Scratch { left: usize },
 }
 
@@ -61,15 +61,17 @@ pub enum Refusal {
     /// Not 6–8 digits after removing spaces and dashes.
     Malformed,
     Wrong,
-    /// Right code, already used (TOTP step at or before the last accepted).
+    /// Right code, already used (TOTP step at or before the last accepted),
+    /// and no other token accepted it.
     Replay,
-    /// HOTP: the counter is at [`MAX_COUNTER`], no code can be accepted.
+    /// HOTP: a token of the code's length is at [`MAX_COUNTER`], so no
+    /// code of it can be accepted.
     CounterExhausted,
 }
 
 /// What became of a code. A caller that drops it has not decided the login.
 #[must_use]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accepted(Method),
     Refused(Refusal),
@@ -94,12 +96,12 @@ impl Verdict {
 /// For the log. A verdict does not hold the code, so its text cannot show it.
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Verdict::Accepted(Method::Totp { step }) => {
-                write!(f, "TOTP code accepted (step {step})")
+        match self {
+            Verdict::Accepted(Method::Totp { token, step }) => {
+                write!(f, "TOTP code accepted (token {token}, step {step})")
             }
-            Verdict::Accepted(Method::Hotp { counter }) => {
-                write!(f, "HOTP code accepted (counter {counter})")
+            Verdict::Accepted(Method::Hotp { token, counter }) => {
+                write!(f, "HOTP code accepted (token {token}, counter {counter})")
             }
             Verdict::Accepted(Method::Scratch { left }) => {
                 write!(f, "emergency code accepted ({left} left)")
@@ -117,7 +119,9 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// Checks `typed` at Unix time `now`, updating `file`'s state.
+/// Checks `typed` at Unix time `now` against every token of `file`,
+/// updating the state of the token that accepts it and the user's rate
+/// limit: one failure per wrong code, however many tokens there are.
 pub fn verify(file: &mut SecretFile, typed: &str, policy: &Policy, now: u64) -> Verdict {
     if let Some(retry_in) = policy.rate_limit.locked_for(&file.state, now) {
         return Verdict::Locked { retry_in };
@@ -151,11 +155,33 @@ pub fn verify_no_token(state: &mut State, typed: &str, policy: &Policy, now: u64
     verdict
 }
 
+/// What one token made of a code.
+enum TokenAnswer {
+    Accepted(Method),
+    Replay,
+    Exhausted,
+    NoMatch,
+}
+
 fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdict {
-    let digits = usize::from(file.digits);
-    if code.len() == digits {
-        if let Some(verdict) = check_otp(file, code, policy, now) {
-            return verdict;
+    let mut replay = false;
+    let mut exhausted = false;
+    let mut fits_a_token = false;
+    // In the file's order, stopping at the first token that accepts: each
+    // token's replay state and drift are its own.
+    for token in file.tokens.iter_mut() {
+        if code.len() != usize::from(token.digits) {
+            continue;
+        }
+        fits_a_token = true;
+        match check_token(token, code, policy, now) {
+            TokenAnswer::Accepted(method) => {
+                token.state.last_used = Some(now);
+                return Verdict::Accepted(method);
+            }
+            TokenAnswer::Replay => replay = true,
+            TokenAnswer::Exhausted => exhausted = true,
+            TokenAnswer::NoMatch => {}
         }
     }
     if code.len() == otp::SCRATCH_DIGITS {
@@ -163,39 +189,57 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
             return verdict;
         }
     }
-    if code.len() == digits || code.len() == otp::SCRATCH_DIGITS {
-        if file.kind == OtpKind::Hotp && file.counter >= MAX_COUNTER {
-            return Verdict::Refused(Refusal::CounterExhausted);
-        }
+    if replay {
+        Verdict::Refused(Refusal::Replay)
+    } else if exhausted {
+        Verdict::Refused(Refusal::CounterExhausted)
+    } else if fits_a_token || code.len() == otp::SCRATCH_DIGITS {
         Verdict::Refused(Refusal::Wrong)
     } else {
         Verdict::Refused(Refusal::Malformed)
     }
 }
 
-/// `None` when the code matched nothing.
-fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Option<Verdict> {
-    let generator = file.generator()?;
-    match file.kind {
+fn check_token(token: &mut Token, code: &str, policy: &Policy, now: u64) -> TokenAnswer {
+    let Some(generator) = token.generator() else {
+        return TokenAnswer::NoMatch;
+    };
+    match token.kind {
         OtpKind::Totp => {
-            let now_step = now / file.period;
-            let drift = file.state.drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+            let now_step = now / token.period;
+            let drift = token.state.drift.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
             let center = now_step.saturating_add_signed(drift);
             let skew = u64::from(policy.totp_skew);
-            let step = generator.find(otp::steps_nearest_first(center, skew), code)?;
-            if file.state.last_step.is_some_and(|last| step <= last) {
-                return Some(Verdict::Refused(Refusal::Replay));
+            let Some(step) = generator.find(otp::steps_nearest_first(center, skew), code) else {
+                return TokenAnswer::NoMatch;
+            };
+            if token.state.last_step.is_some_and(|last| step <= last) {
+                return TokenAnswer::Replay;
             }
-            file.state.last_step = Some(step);
-            learn_drift(&mut file.state, drift, step, now_step, now);
-            Some(Verdict::Accepted(Method::Totp { step }))
+            token.state.last_step = Some(step);
+            learn_drift(&mut token.state, drift, step, now_step, now);
+            TokenAnswer::Accepted(Method::Totp {
+                token: token.id.clone(),
+                step,
+            })
         }
         OtpKind::Hotp => {
             // Clipped so that `counter + 1` below stays in the range.
-            let window = hotp_search(file.counter, u64::from(policy.hotp_window))?;
-            let counter = generator.find(window, code)?;
-            file.counter = counter + 1;
-            Some(Verdict::Accepted(Method::Hotp { counter }))
+            let Some(window) = hotp_search(token.counter, u64::from(policy.hotp_window)) else {
+                return TokenAnswer::Exhausted;
+            };
+            let Some(counter) = generator.find(window, code) else {
+                return if token.counter >= MAX_COUNTER {
+                    TokenAnswer::Exhausted
+                } else {
+                    TokenAnswer::NoMatch
+                };
+            };
+            token.counter = counter + 1;
+            TokenAnswer::Accepted(Method::Hotp {
+                token: token.id.clone(),
+                counter,
+            })
         }
     }
 }
@@ -204,13 +248,7 @@ fn check_otp(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Op
 /// was found, at most once per [`DRIFT_MOVE_INTERVAL`], within
 /// ±[`MAX_DRIFT_STEPS`] (see there why). `drift` is the (clamped) drift the
 /// window was centred on.
-fn learn_drift(
-    state: &mut crate::secret_file::State,
-    drift: i64,
-    step: u64,
-    now_step: u64,
-    now: u64,
-) {
+fn learn_drift(state: &mut TokenState, drift: i64, step: u64, now_step: u64, now: u64) {
     let offset = i64::try_from(step)
         .unwrap_or(i64::MAX)
         .saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX));
@@ -258,8 +296,26 @@ mod tests {
     };
     const T0: u64 = 1_111_111_111; // step 37037037, RFC 6238 table
 
+    fn file(kind: OtpKind, key: Vec<u8>) -> SecretFile {
+        SecretFile::with_token(Token::new("app", kind, key))
+    }
+
     fn totp_file() -> SecretFile {
-        SecretFile::new(OtpKind::Totp, KEY.to_vec())
+        file(OtpKind::Totp, KEY.to_vec())
+    }
+
+    fn totp(step: u64) -> Method {
+        Method::Totp {
+            token: "app".into(),
+            step,
+        }
+    }
+
+    fn hotp(counter: u64) -> Method {
+        Method::Hotp {
+            token: "app".into(),
+            counter,
+        }
     }
 
     fn code_at(step: u64) -> String {
@@ -270,12 +326,12 @@ mod tests {
     fn verdicts_are_described_for_the_log() {
         let cases = [
             (
-                Verdict::Accepted(Method::Totp { step: 56_666_666 }),
-                "TOTP code accepted (step 56666666)",
+                Verdict::Accepted(totp(56_666_666)),
+                "TOTP code accepted (token app, step 56666666)",
             ),
             (
-                Verdict::Accepted(Method::Hotp { counter: 0 }),
-                "HOTP code accepted (counter 0)",
+                Verdict::Accepted(hotp(0)),
+                "HOTP code accepted (token app, counter 0)",
             ),
             (
                 Verdict::Accepted(Method::Scratch { left: 4 }),
@@ -308,7 +364,7 @@ mod tests {
         // RFC 6238: 14050471 at 1111111111 -> 6 digits 050471
         assert_eq!(
             verify(&mut f, "050471", &POLICY, T0),
-            Verdict::Accepted(Method::Totp { step: T0 / 30 })
+            Verdict::Accepted(totp(T0 / 30))
         );
         assert_eq!(
             verify(&mut f, "050471", &POLICY, T0 + 1),
@@ -364,7 +420,10 @@ mod tests {
             verify(&mut f, &code_at(step - 1), &POLICY, T0),
             Verdict::Accepted(_)
         ));
-        assert_eq!((f.state.drift, f.state.drift_moved), (-1, T0));
+        assert_eq!(
+            (f.tokens[0].state.drift, f.tokens[0].state.drift_moved),
+            (-1, T0)
+        );
         // Ten minutes later it is two slow: accepted, as the window is
         // centred on the drift, but the drift moved less than a day ago.
         let later = T0 + 600;
@@ -372,17 +431,23 @@ mod tests {
             verify(&mut f, &code_at(later / 30 - 2), &POLICY, later),
             Verdict::Accepted(_)
         ));
-        assert_eq!((f.state.drift, f.state.drift_moved), (-1, T0));
+        assert_eq!(
+            (f.tokens[0].state.drift, f.tokens[0].state.drift_moved),
+            (-1, T0)
+        );
         // A day after the last move, still two slow: the drift follows.
         let day = T0 + DRIFT_MOVE_INTERVAL;
         assert!(matches!(
             verify(&mut f, &code_at(day / 30 - 2), &POLICY, day),
             Verdict::Accepted(_)
         ));
-        assert_eq!((f.state.drift, f.state.drift_moved), (-2, day));
+        assert_eq!(
+            (f.tokens[0].state.drift, f.tokens[0].state.drift_moved),
+            (-2, day)
+        );
         // A hand-edited drift is clamped to its bound.
         let mut g = totp_file();
-        g.state.drift = 500;
+        g.tokens[0].state.drift = 500;
         let v = verify(&mut g, &code_at(step + MAX_DRIFT_STEPS as u64), &POLICY, T0);
         assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
     }
@@ -390,7 +455,7 @@ mod tests {
     /// The step a key holder takes to push the drift: the furthest ahead
     /// the window allows.
     fn furthest_ahead(f: &SecretFile, now: u64) -> u64 {
-        let center = (now / 30).saturating_add_signed(f.state.drift);
+        let center = (now / 30).saturating_add_signed(f.tokens[0].state.drift);
         center + u64::from(POLICY.totp_skew)
     }
 
@@ -412,10 +477,14 @@ mod tests {
             }
         }
         assert!(accepted >= 1);
-        assert!(f.state.drift <= 1, "drift pushed to {}", f.state.drift);
+        assert!(
+            f.tokens[0].state.drift <= 1,
+            "drift pushed to {}",
+            f.tokens[0].state.drift
+        );
         // The real device (clock right) works again as soon as its step
         // is past the last one the key holder used.
-        let later = (f.state.last_step.unwrap() + 1) * 30 + 5;
+        let later = (f.tokens[0].state.last_step.unwrap() + 1) * 30 + 5;
         let v = verify(&mut f, &code_at(later / 30), &POLICY, later);
         assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
     }
@@ -433,11 +502,11 @@ mod tests {
             assert!(matches!(v, Verdict::Accepted(_)), "{v:?}");
             let days = (now - T0) / 86_400;
             assert!(
-                f.state.drift <= 1 + i64::try_from(days).unwrap(),
+                f.tokens[0].state.drift <= 1 + i64::try_from(days).unwrap(),
                 "drift {} after {days} days",
-                f.state.drift
+                f.tokens[0].state.drift
             );
-            if f.state.drift == MAX_DRIFT_STEPS && reached_max.is_none() {
+            if f.tokens[0].state.drift == MAX_DRIFT_STEPS && reached_max.is_none() {
                 reached_max = Some(now);
             }
         }
@@ -460,16 +529,19 @@ mod tests {
             ));
             now += DRIFT_MOVE_INTERVAL;
         }
-        assert_eq!(f.state.drift, 3);
+        assert_eq!(f.tokens[0].state.drift, 3);
         let real = |t: u64| code_at(t / 30);
         assert_eq!(
             verify(&mut f, &real(now), &POLICY, now),
             Verdict::Refused(Refusal::Wrong)
         );
-        f.state.forget_drift();
-        assert_eq!((f.state.drift, f.state.drift_moved), (0, 0));
+        f.tokens[0].state.forget_drift();
+        assert_eq!(
+            (f.tokens[0].state.drift, f.tokens[0].state.drift_moved),
+            (0, 0)
+        );
         // The last step the key holder used is still a replay...
-        let used = f.state.last_step.unwrap();
+        let used = f.tokens[0].state.last_step.unwrap();
         let at_used = used * 30 + 1;
         assert_eq!(
             verify(&mut f, &code_at(used), &POLICY, at_used),
@@ -478,8 +550,8 @@ mod tests {
         // ...and the real device's next code is accepted.
         let next = at_used + 30;
         let v = verify(&mut f, &real(next), &POLICY, next);
-        assert_eq!(v, Verdict::Accepted(Method::Totp { step: next / 30 }));
-        assert_eq!(f.state.drift, 0);
+        assert_eq!(v, Verdict::Accepted(totp(next / 30)));
+        assert_eq!(f.tokens[0].state.drift, 0);
     }
 
     /// A token whose clock loses 10 s a day (about 116 ppm, worse than any
@@ -494,22 +566,26 @@ mod tests {
             let v = verify(&mut f, &code_at(device_clock / 30), &POLICY, now);
             assert!(matches!(v, Verdict::Accepted(_)), "login {i}: {v:?}");
         }
-        assert!((-10..=-8).contains(&f.state.drift), "{}", f.state.drift);
+        assert!(
+            (-10..=-8).contains(&f.tokens[0].state.drift),
+            "{}",
+            f.tokens[0].state.drift
+        );
     }
 
     #[test]
     fn totp_honours_digits_algorithm_and_period() {
         let key256 = b"12345678901234567890123456789012".to_vec();
-        let mut f = SecretFile::new(OtpKind::Totp, key256);
-        f.algorithm = Algorithm::SHA256;
-        f.digits = 8;
+        let mut f = file(OtpKind::Totp, key256);
+        f.tokens[0].algorithm = Algorithm::SHA256;
+        f.tokens[0].digits = 8;
         // RFC 6238: SHA256 at 1234567890 -> 91819424
         assert!(matches!(
             verify(&mut f, "91819424", &POLICY, 1_234_567_890),
             Verdict::Accepted(_)
         ));
         let mut g = totp_file();
-        g.period = 60;
+        g.tokens[0].period = 60;
         let code = code_at(T0 / 60);
         assert!(matches!(
             verify(&mut g, &code, &POLICY, T0),
@@ -520,12 +596,12 @@ mod tests {
     #[test]
     fn hotp_window_ahead_and_behind() {
         // RFC 4226 codes: 0 755224, 1 287082, 2 359152, 3 969429, ... 9 520489
-        let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        let mut f = file(OtpKind::Hotp, KEY.to_vec());
         assert_eq!(
             verify(&mut f, "969429", &POLICY, 0),
-            Verdict::Accepted(Method::Hotp { counter: 3 })
+            Verdict::Accepted(hotp(3))
         );
-        assert_eq!(f.counter, 4);
+        assert_eq!(f.tokens[0].counter, 4);
         // Behind the counter: refused.
         assert_eq!(
             verify(&mut f, "359152", &POLICY, 0),
@@ -541,12 +617,12 @@ mod tests {
             hotp_window: 2,
             ..POLICY
         };
-        let mut g = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        let mut g = file(OtpKind::Hotp, KEY.to_vec());
         assert_eq!(
             verify(&mut g, "338314", &narrow, 0),
             Verdict::Refused(Refusal::Wrong)
         ); // counter 4
-        let mut g = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
+        let mut g = file(OtpKind::Hotp, KEY.to_vec());
         assert!(matches!(
             verify(&mut g, "359152", &narrow, 0),
             Verdict::Accepted(_)
@@ -561,8 +637,8 @@ mod tests {
         use crate::secret_file::MAX_COUNTER;
         let start = MAX_COUNTER - 1;
         for ahead in 0..=u64::from(POLICY.hotp_window) {
-            let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
-            f.counter = start;
+            let mut f = file(OtpKind::Hotp, KEY.to_vec());
+            f.tokens[0].counter = start;
             let v = verify(&mut f, &code_at(start + ahead), &POLICY, 0);
             let saved = f.to_text().and_then(|text| SecretFile::parse(&text));
             assert!(
@@ -570,27 +646,158 @@ mod tests {
                 "code at MAX-1+{ahead}: {v:?} saved {saved:?}"
             );
             if ahead == 0 {
-                assert_eq!(v, Verdict::Accepted(Method::Hotp { counter: start }));
-                assert_eq!(f.counter, MAX_COUNTER);
+                assert_eq!(v, Verdict::Accepted(hotp(start)));
+                assert_eq!(f.tokens[0].counter, MAX_COUNTER);
             } else {
                 assert!(matches!(v, Verdict::Refused(_)), "MAX-1+{ahead}: {v:?}");
-                assert_eq!(f.counter, start);
+                assert_eq!(f.tokens[0].counter, start);
             }
         }
         // At the limit no code is accepted, and the log says why.
-        let mut f = SecretFile::new(OtpKind::Hotp, KEY.to_vec());
-        f.counter = MAX_COUNTER;
+        let mut f = file(OtpKind::Hotp, KEY.to_vec());
+        f.tokens[0].counter = MAX_COUNTER;
         let v = verify(&mut f, &code_at(MAX_COUNTER), &POLICY, 0);
         assert_eq!(v, Verdict::Refused(Refusal::CounterExhausted));
         assert!(v.describe().contains("limit"), "{}", v.describe());
-        assert_eq!(f.counter, MAX_COUNTER);
+        assert_eq!(f.tokens[0].counter, MAX_COUNTER);
         // Emergency codes still work there.
         f.scratch_codes = vec!["31415926".into()];
-        f.digits = 8;
+        f.tokens[0].digits = 8;
         assert!(matches!(
             verify(&mut f, "31415926", &POLICY, 0),
             Verdict::Accepted(Method::Scratch { left: 0 })
         ));
+    }
+
+    /// A phone (TOTP) and a hardware token (HOTP, its own key): the
+    /// SPEC's two-token user.
+    fn phone_and_key() -> SecretFile {
+        let mut f = SecretFile::with_token(Token::new("phone", OtpKind::Totp, KEY.to_vec()));
+        let mut hw = Token::new("OATH0001", OtpKind::Hotp, b"abcdefghijabcdefghij".to_vec());
+        hw.serial = Some("OATH0001".into());
+        f.tokens.push(hw);
+        f
+    }
+
+    fn hw_code(counter: u64) -> String {
+        Generator::new(b"abcdefghijabcdefghij", Algorithm::SHA1, 6)
+            .unwrap()
+            .code(counter)
+    }
+
+    #[test]
+    fn any_token_may_accept_and_each_keeps_its_own_state() {
+        let mut f = phone_and_key();
+        let phone = code_at(T0 / 30);
+        assert_eq!(
+            verify(&mut f, &phone, &POLICY, T0),
+            Verdict::Accepted(Method::Totp {
+                token: "phone".into(),
+                step: T0 / 30
+            })
+        );
+        assert_eq!(f.tokens[0].state.last_used, Some(T0));
+        assert_eq!(f.tokens[1].state.last_used, None);
+        assert_eq!(
+            verify(&mut f, &hw_code(2), &POLICY, T0 + 1),
+            Verdict::Accepted(Method::Hotp {
+                token: "OATH0001".into(),
+                counter: 2
+            })
+        );
+        assert_eq!(f.tokens[1].counter, 3);
+        assert_eq!(f.tokens[1].state.last_used, Some(T0 + 1));
+        // The phone's state is untouched by the key's code, and the other
+        // way round.
+        assert_eq!(f.tokens[0].state.last_step, Some(T0 / 30));
+        // Each code a second time: refused, the phone's as a replay.
+        assert_eq!(
+            verify(&mut f, &phone, &POLICY, T0 + 2),
+            Verdict::Refused(Refusal::Replay)
+        );
+        assert_eq!(
+            verify(&mut f, &hw_code(2), &POLICY, T0 + 3),
+            Verdict::Refused(Refusal::Wrong)
+        );
+        // Removing one leaves the other working.
+        f.tokens.remove(0);
+        assert!(matches!(
+            verify(&mut f, &hw_code(3), &POLICY, T0 + 60),
+            Verdict::Accepted(Method::Hotp { counter: 3, .. })
+        ));
+    }
+
+    /// A code one token has used up may still be another's right code
+    /// (two phones with one key, say): the replay of one does not hide it.
+    #[test]
+    fn a_replay_on_one_token_does_not_hide_another() {
+        let mut f = SecretFile::with_token(Token::new("old", OtpKind::Totp, KEY.to_vec()));
+        f.tokens
+            .push(Token::new("new", OtpKind::Totp, KEY.to_vec()));
+        let code = code_at(T0 / 30);
+        assert!(matches!(
+            verify(&mut f, &code, &POLICY, T0),
+            Verdict::Accepted(Method::Totp { ref token, .. }) if token == "old"
+        ));
+        assert!(matches!(
+            verify(&mut f, &code, &POLICY, T0),
+            Verdict::Accepted(Method::Totp { ref token, .. }) if token == "new"
+        ));
+        assert_eq!(
+            verify(&mut f, &code, &POLICY, T0),
+            Verdict::Refused(Refusal::Replay)
+        );
+    }
+
+    /// A wrong code is one failure, whatever the number of tokens.
+    #[test]
+    fn a_wrong_code_counts_once_however_many_tokens() {
+        let mut f = phone_and_key();
+        for i in 2..MAX_TOKENS_IN_TEST {
+            f.tokens.push(Token::new(
+                format!("t{i}"),
+                OtpKind::Totp,
+                vec![i as u8; 20],
+            ));
+        }
+        assert_eq!(f.tokens.len(), MAX_TOKENS_IN_TEST);
+        let wrong = (0..1_000_000u32)
+            .map(|n| format!("{n:06}"))
+            .find(|c| {
+                let mut probe = f.clone();
+                verify(&mut probe, c, &POLICY, T0) == Verdict::Refused(Refusal::Wrong)
+            })
+            .unwrap();
+        assert_eq!(
+            verify(&mut f, &wrong, &POLICY, T0),
+            Verdict::Refused(Refusal::Wrong)
+        );
+        assert_eq!(f.state.failures, 1);
+        assert!(f
+            .tokens
+            .iter()
+            .all(|t| t.state == TokenState::default() && t.counter == 0));
+    }
+
+    const MAX_TOKENS_IN_TEST: usize = crate::secret_file::MAX_TOKENS;
+
+    /// Only tokens whose codes have the typed length are tried; an 8-digit
+    /// token beside a 6-digit one takes its own codes.
+    #[test]
+    fn codes_go_to_the_tokens_of_their_length() {
+        let mut f = totp_file();
+        let mut eight = Token::new("eight", OtpKind::Hotp, KEY.to_vec());
+        eight.digits = 8;
+        f.tokens.push(eight);
+        let g8 = Generator::new(KEY, Algorithm::SHA1, 8).unwrap();
+        assert!(matches!(
+            verify(&mut f, &g8.code(0), &POLICY, T0),
+            Verdict::Accepted(Method::Hotp { ref token, counter: 0 }) if token == "eight"
+        ));
+        assert_eq!(
+            verify(&mut f, "1234567", &POLICY, T0),
+            Verdict::Refused(Refusal::Malformed)
+        );
     }
 
     #[test]
@@ -644,7 +851,10 @@ mod tests {
         let v = verify(&mut f, &right, &POLICY, T0 + 3);
         assert_eq!(v, Verdict::Locked { retry_in: 29 });
         assert!(!v.changes_state());
-        assert!(f.state.last_step.is_none(), "a locked try checks nothing");
+        assert!(
+            f.tokens[0].state.last_step.is_none(),
+            "a locked try checks nothing"
+        );
         let after = T0 + 2 + 30;
         let right = code_at(after / 30);
         assert!(matches!(

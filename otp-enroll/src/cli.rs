@@ -13,14 +13,18 @@ Usage: otp-enroll [GLOBAL] [COMMAND] [OPTIONS]
 
 Commands:
   new            create a TOTP (or HOTP) secret, show it as a QR code, confirm
-                 it with one code, hand out emergency codes (the default)
-  token          associate a hardware HOTP token (serial, seed, one code)
-  resync CODE1 CODE2
+                 it with one code, hand out emergency codes (the default);
+                 --add: one more token (a second phone) beside the others
+  token          add a hardware token (HOTP, or TOTP with --totp): serial,
+                 seed, one code
+  list           the user's tokens: id, type, serial, created, last used
+  resync [--token ID] CODE1 CODE2
                  HOTP: find the counter again from two consecutive codes
   status         what is set up (never the secret)
   scratch        print new one-time emergency codes (replacing the old ones)
   unlock         clear the failed-attempt lockout and the learned clock drift
-  remove         delete the secret (two-factor login stops for the user)
+  remove [--token ID]
+                 remove one token, or all (two-factor login stops for the user)
   import-google [PATH]
                  convert a ~/.google_authenticator file
 
@@ -43,6 +47,11 @@ your app and saves only if it is right (three tries), so an unscanned secret
 can never lock you out.
 
 Options:
+  --add                add this token beside the user's others (their emergency
+                       codes stay as they are); without --add or --force an
+                       existing token is kept and nothing is written
+  --id ID              the token's name (1-32 of A-Z a-z 0-9 . _ -; default
+                       \"app\", or \"app2\", \"app3\"... with --add)
   --hotp               counter-based (HOTP) instead of time-based (TOTP)
   --secret BASE32      use this key instead of a random 160-bit one
                        ('--secret -' reads it from standard input, so it
@@ -54,7 +63,7 @@ Options:
   --label L            account name in the app (default: user@host)
   --scratch-codes N    emergency codes to create (default 5, 0 for none)
   --qr utf8|ansi|none  QR code style (default: ansi on a terminal, else utf8)
-  --force              replace an existing secret
+  --force              replace all of the user's tokens and emergency codes
   --no-confirm         save without asking for a code
   --if-missing         do nothing (exit 0) if a secret exists; for login hooks
 ";
@@ -62,28 +71,35 @@ Options:
 pub const TOKEN_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] token --serial S --secret HEX --code CODE [OPTIONS]
 
-Associates a hardware HOTP token. The seed is hex as vendors ship it, or
-base32:KEY. Press the token once and give that code: it must match a counter
-within 0..1000 after --counter; the counter is stored past it.
+Adds a hardware token beside the user's other tokens; its id is its serial.
+The seed is hex as vendors ship it, or base32:KEY. Give one code from the
+token: an HOTP code must match a counter within 0..1000 after --counter (the
+counter is stored past it); a TOTP code must be within 10 steps of now (the
+token's clock offset is learned from it).
 
 Options:
   --serial S        the serial number printed on the token
   --secret HEX      the token's seed (hex, or base32:KEY; '-' reads it from
                     standard input, keeping it out of the process list)
   --code CODE       one code from the token
-  --counter N       the counter to search from (default 0)
+  --totp            a time-based token (default: counter-based, HOTP)
+  --period S        TOTP step in seconds (default 30)
+  --counter N       HOTP: the counter to search from (default 0)
   --digits N        6 (default), 7 or 8
   --algorithm A     SHA1 (default), SHA256, SHA512
-  --force           replace an existing secret
+  --force           replace a token of the user with the same serial
 ";
 
 pub const RESYNC_HELP: &str = "\
-Usage: otp-enroll [GLOBAL] resync CODE1 CODE2
+Usage: otp-enroll [GLOBAL] resync [--token ID] CODE1 CODE2
 
 HOTP only: press the token twice and give both codes. They must be
 consecutive and within 10000 counters after the stored one; the counter is
 then set past them (and the lockout cleared). A TOTP token has no counter:
 `unlock` resets its learned clock drift.
+
+  --token ID   the token to resync (needed when the user has several HOTP
+               tokens; see otp-enroll list)
 ";
 
 pub const STATUS_HELP: &str = "\
@@ -95,6 +111,13 @@ left and the lockout state. Never the secret. Exit status 1 if not enrolled.
   --enroll-on-login-enabled
           print nothing; exit 0 if the config has enroll_on_login = true,
           1 if not (for /etc/profile.d/pam-otp.sh)
+";
+
+pub const LIST_HELP: &str = "\
+Usage: otp-enroll [GLOBAL] list
+
+The user's tokens, one a line: id, type, serial, created, last used. Never
+a secret. Exit status 1 if the user has none.
 ";
 
 pub const SCRATCH_HELP: &str = "\
@@ -113,10 +136,13 @@ refused because the learned drift was moved away from it).
 ";
 
 pub const REMOVE_HELP: &str = "\
-Usage: otp-enroll [GLOBAL] remove [--yes]
+Usage: otp-enroll [GLOBAL] remove [--token ID] [--yes] [--force]
 
-Deletes the secret file: two-factor login stops for the user (or, with
-missing = \"deny\" in the config, their logins fail until they enroll again).
+With --token ID: removes that token; the user's other tokens and emergency
+codes stay. Without it: deletes the secret file, all tokens and emergency
+codes: two-factor login stops for the user (or, with missing = \"deny\" in
+the config, their logins fail until they enroll again). A user with several
+tokens keeps them unless --force says to remove them all.
 Asks first when standard input is a terminal, unless --yes (-y).
 ";
 
@@ -141,6 +167,8 @@ pub struct Global {
 
 #[derive(Debug)]
 pub struct NewOpts {
+    pub id: Option<String>,
+    pub add: bool,
     pub hotp: bool,
     pub secret: Option<String>,
     pub algorithm: Algorithm,
@@ -158,6 +186,8 @@ pub struct NewOpts {
 impl Default for NewOpts {
     fn default() -> NewOpts {
         NewOpts {
+            id: None,
+            add: false,
             hotp: false,
             secret: None,
             algorithm: Algorithm::SHA1,
@@ -179,6 +209,8 @@ pub struct TokenOpts {
     pub serial: Option<String>,
     pub secret: Option<String>,
     pub code: Option<String>,
+    pub totp: bool,
+    pub period: u64,
     pub counter: u64,
     pub digits: u8,
     pub algorithm: Algorithm,
@@ -189,12 +221,25 @@ pub struct TokenOpts {
 pub enum Command {
     New(NewOpts),
     Token(TokenOpts),
-    Resync(String, String),
-    Status { enroll_on_login_query: bool },
+    Resync {
+        token: Option<String>,
+        codes: (String, String),
+    },
+    List,
+    Status {
+        enroll_on_login_query: bool,
+    },
     Scratch(usize),
     Unlock,
-    Remove { yes: bool },
-    ImportGoogle { path: Option<String>, force: bool },
+    Remove {
+        token: Option<String>,
+        yes: bool,
+        force: bool,
+    },
+    ImportGoogle {
+        path: Option<String>,
+        force: bool,
+    },
     Help(&'static str),
     Version,
 }
@@ -206,9 +251,10 @@ fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Resu
 }
 
 /// The subcommands, as the parser keeps them.
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "new",
     "token",
+    "list",
     "resync",
     "status",
     "scratch",
@@ -244,8 +290,10 @@ pub fn parse(
     let mut new = NewOpts::default();
     let mut token = TokenOpts {
         digits: 6,
+        period: otp_core::secret_file::DEFAULT_PERIOD,
         ..TokenOpts::default()
     };
+    let mut token_id: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
     let mut scratch_n = 5usize;
     let mut yes = false;
@@ -278,10 +326,13 @@ pub fn parse(
                 positional.push(v);
             }
             Value(v) => positional.push(v.string()?),
-            Long("force") if matches!(sub, "new" | "token" | "import-google") => {
+            Long("force") if matches!(sub, "new" | "token" | "import-google" | "remove") => {
                 force = true;
             }
             Long("hotp") if sub == "new" => new.hotp = true,
+            Long("add") if sub == "new" => new.add = true,
+            Long("id") if sub == "new" => new.id = Some(text(&mut p)?),
+            Long("token") if matches!(sub, "remove" | "resync") => token_id = Some(text(&mut p)?),
             Long("secret") if sub == "new" => new.secret = Some(text(&mut p)?),
             Long("algorithm") if sub == "new" => new.algorithm = algorithm(&mut p)?,
             Long("digits") if sub == "new" => new.digits = number(&mut p, "--digits")?,
@@ -309,6 +360,8 @@ pub fn parse(
             Long("secret") if sub == "token" => token.secret = Some(text(&mut p)?),
             Long("code") if sub == "token" => token.code = Some(text(&mut p)?),
             Long("counter") if sub == "token" => token.counter = number(&mut p, "--counter")?,
+            Long("totp") if sub == "token" => token.totp = true,
+            Long("period") if sub == "token" => token.period = number(&mut p, "--period")?,
             Long("digits") if sub == "token" => token.digits = number(&mut p, "--digits")?,
             Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
             Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
@@ -334,6 +387,7 @@ pub fn parse(
                 "token" => TOKEN_HELP,
                 "resync" => RESYNC_HELP,
                 "status" => STATUS_HELP,
+                "list" => LIST_HELP,
                 "scratch" => SCRATCH_HELP,
                 "unlock" => UNLOCK_HELP,
                 "remove" => REMOVE_HELP,
@@ -365,7 +419,10 @@ pub fn parse(
         "resync" => {
             let mut codes = positional.into_iter();
             match (codes.next(), codes.next()) {
-                (Some(c1), Some(c2)) => Command::Resync(c1, c2),
+                (Some(c1), Some(c2)) => Command::Resync {
+                    token: token_id,
+                    codes: (c1, c2),
+                },
                 _ => return Err(Error::usage("resync needs exactly two codes")),
             }
         }
@@ -374,7 +431,12 @@ pub fn parse(
         },
         "scratch" => Command::Scratch(scratch_n),
         "unlock" => Command::Unlock,
-        "remove" => Command::Remove { yes },
+        "list" => Command::List,
+        "remove" => Command::Remove {
+            token: token_id,
+            yes,
+            force,
+        },
         "import-google" => Command::ImportGoogle {
             path: positional.into_iter().next(),
             force,
@@ -413,8 +475,27 @@ mod tests {
     fn subcommand_options_and_errors() {
         assert!(matches!(
             p(&["resync", "1", "2"]).unwrap().1,
-            Command::Resync(..)
+            Command::Resync { token: None, .. }
         ));
+        assert!(matches!(
+            p(&["resync", "--token", "OATH1", "1", "2"]).unwrap().1,
+            Command::Resync { token: Some(ref t), .. } if t == "OATH1"
+        ));
+        assert!(matches!(
+            p(&["new", "--add", "--id", "phone2"]).unwrap().1,
+            Command::New(NewOpts { add: true, id: Some(ref i), .. }) if i == "phone2"
+        ));
+        assert!(matches!(
+            p(&["token", "--totp", "--period", "60"]).unwrap().1,
+            Command::Token(TokenOpts {
+                totp: true,
+                period: 60,
+                ..
+            })
+        ));
+        assert!(matches!(p(&["list"]).unwrap().1, Command::List));
+        assert!(p(&["list", "--token", "x"]).is_err());
+        assert!(p(&["status", "--add"]).is_err());
         assert!(p(&["resync", "1"]).is_err());
         assert!(matches!(
             p(&["scratch", "-n", "3"]).unwrap().1,
@@ -454,7 +535,15 @@ mod tests {
         ));
         assert!(matches!(
             p(&["remove", "--yes"]).unwrap().1,
-            Command::Remove { yes: true }
+            Command::Remove {
+                yes: true,
+                token: None,
+                force: false
+            }
+        ));
+        assert!(matches!(
+            p(&["remove", "--token", "phone", "--force"]).unwrap().1,
+            Command::Remove { token: Some(ref t), force: true, .. } if t == "phone"
         ));
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use otp_core::safe_fs::{DirProblem, FsError};
-use otp_core::secret_file::SecretFileError;
+use otp_core::secret_file::{SecretFileError, TokenError};
 
 #[derive(Debug)]
 pub enum Error {
@@ -60,7 +60,7 @@ impl Error {
     /// An option's value breaks a rule of the secret file: the rule's own
     /// words, which name the field, as the option ("--digits: 5 is out of
     /// range (6..=8)").
-    pub fn bad_option(err: SecretFileError) -> Error {
+    pub fn bad_option(err: TokenError) -> Error {
         Error::Usage(format!("--{err}"))
     }
 

@@ -97,11 +97,13 @@ pub fn check_can_save(t: &Target, force: bool) -> Result<(), Error> {
     }
 }
 
-/// Saves a new file; replaces an existing one only with `force` (and then
-/// under its lock). Without `force` the creation is atomic and never
+/// Saves a new file (as version 2); replaces an existing one only with
+/// `force` (and then under its lock). Without `force` the creation is atomic and never
 /// replaces anything, even something that appeared a moment ago.
 pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error> {
-    let text = encode(t, file)?;
+    let mut file = file.clone();
+    file.upgrade();
+    let text = encode(t, &file)?;
     match safe_fs::create_new(&t.path, t.home(), t.owner(), text.as_bytes()) {
         Ok(()) => Ok(()),
         Err(FsError::Exists) if force => {
@@ -117,11 +119,20 @@ pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error>
     }
 }
 
-/// Reads the file under its lock, lets `change` edit it, and saves it if
-/// `change` returns `Ok((out, true))`. Nothing is written on an error.
-pub fn update<T>(
+/// What a change made of the file: [`edit`] then keeps, saves or deletes it.
+pub enum Edit {
+    Keep,
+    Save,
+    /// The last token went: the file goes (a file holds at least one).
+    Delete,
+}
+
+/// Reads the file under its lock, lets `change` edit it, and does what it
+/// says. A saved file is written as version 2 (see
+/// `SecretFile::upgrade`). Nothing is written on an error.
+pub fn edit<T>(
     t: &Target,
-    change: impl FnOnce(&mut SecretFile) -> Result<(T, bool), Error>,
+    change: impl FnOnce(&mut SecretFile) -> Result<(T, Edit), Error>,
 ) -> Result<T, Error> {
     let (locked, bytes) =
         safe_fs::open_locked(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
@@ -129,14 +140,31 @@ pub fn update<T>(
         path: t.path_str(),
         err,
     })?;
-    let (out, save) = change(&mut file)?;
-    if save {
-        let text = encode(t, &file)?;
-        locked
-            .replace(text.as_bytes())
-            .map_err(|e| t.file_error(e))?;
+    let (out, what) = change(&mut file)?;
+    match what {
+        Edit::Keep => {}
+        Edit::Save => {
+            file.upgrade();
+            let text = encode(t, &file)?;
+            locked
+                .replace(text.as_bytes())
+                .map_err(|e| t.file_error(e))?;
+        }
+        Edit::Delete => locked.remove().map_err(|e| t.file_error(e))?,
     }
     Ok(out)
+}
+
+/// [`edit`] for a change that keeps at least one token: saves if `change`
+/// returns `Ok((out, true))`.
+pub fn update<T>(
+    t: &Target,
+    change: impl FnOnce(&mut SecretFile) -> Result<(T, bool), Error>,
+) -> Result<T, Error> {
+    edit(t, |file| {
+        let (out, save) = change(file)?;
+        Ok((out, if save { Edit::Save } else { Edit::Keep }))
+    })
 }
 
 /// Reads the file (under its lock, so a half-done login is not seen).

@@ -2,7 +2,7 @@
 //! format): `otpauth://TYPE/ISSUER:ACCOUNT?secret=...&issuer=...`.
 
 use otp_core::key::encode_base32;
-use otp_core::secret_file::{OtpKind, SecretFile};
+use otp_core::secret_file::{OtpKind, Token};
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub fn percent_encode(s: &str) -> String {
@@ -17,20 +17,20 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-pub fn key_uri(file: &SecretFile, issuer: &str, account: &str) -> String {
+pub fn key_uri(token: &Token, issuer: &str, account: &str) -> String {
     let mut uri = format!(
         "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}",
-        file.kind.as_str(),
+        token.kind.as_str(),
         percent_encode(issuer),
         percent_encode(account),
-        encode_base32(&file.key),
+        encode_base32(&token.key),
         percent_encode(issuer),
-        file.algorithm.as_str(),
-        file.digits,
+        token.algorithm.as_str(),
+        token.digits,
     );
-    match file.kind {
-        OtpKind::Totp => uri.push_str(&format!("&period={}", file.period)),
-        OtpKind::Hotp => uri.push_str(&format!("&counter={}", file.counter)),
+    match token.kind {
+        OtpKind::Totp => uri.push_str(&format!("&period={}", token.period)),
+        OtpKind::Hotp => uri.push_str(&format!("&counter={}", token.counter)),
     }
     uri
 }
@@ -41,13 +41,13 @@ mod tests {
 
     #[test]
     fn uri_is_encoded() {
-        let f = SecretFile::new(OtpKind::Totp, b"12345678901234567890".to_vec());
+        let f = Token::new("app", OtpKind::Totp, b"12345678901234567890".to_vec());
         let uri = key_uri(&f, "ACME Co", "alice@host.example");
         assert_eq!(
             uri,
             "otpauth://totp/ACME%20Co:alice%40host.example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30"
         );
-        let mut h = SecretFile::new(OtpKind::Hotp, b"12345678901234567890".to_vec());
+        let mut h = Token::new("key", OtpKind::Hotp, b"12345678901234567890".to_vec());
         h.counter = 7;
         assert!(key_uri(&h, "i", "a:b&c").contains("/i:a%3Ab%26c?"));
         assert!(key_uri(&h, "i", "a").ends_with("&counter=7"));

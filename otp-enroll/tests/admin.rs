@@ -228,12 +228,20 @@ fn unlock_resets_a_learned_drift() {
     );
     let out = ok(&admin(&user, &["unlock"]));
     assert!(
-        out.contains("1 failed attempts cleared") && out.contains("clock drift of 5 steps reset"),
+        out.contains("1 failed attempts cleared")
+            && out.contains("clock drift reset to 0 for \"app\" (was 5 steps)"),
         "{out}"
     );
     let f = secret_file(&user);
-    assert_eq!((f.state.drift, f.state.drift_moved), (0, 0));
-    assert_eq!(f.state.last_step, Some(step - 1), "used steps stay used");
+    assert_eq!(
+        (f.tokens[0].state.drift, f.tokens[0].state.drift_moved),
+        (0, 0)
+    );
+    assert_eq!(
+        f.tokens[0].state.last_step,
+        Some(step - 1),
+        "used steps stay used"
+    );
     assert!(!ok(&admin(&user, &["status"])).contains("clock offset"));
     wait_for_fresh_step(5);
     assert!(

@@ -13,6 +13,7 @@ use testkit::TestUser;
 const COMMANDS: &[&str] = &[
     "new",
     "token",
+    "list",
     "resync",
     "status",
     "scratch",
@@ -65,7 +66,8 @@ fn usage_errors_exit_2_with_a_hint() {
         &["new", "--secret", "JBSWY3DP"],
         &["new", "--issuer", ""],
         &["status", "--hotp"],
-        &["remove", "--force"],
+        &["remove", "--hotp"],
+        &["list", "--force"],
         &["resync", "1"],
         &["resync", "1", "2", "3"],
         &["import-google", "a", "b"],

@@ -80,7 +80,7 @@ fn printed_qr_code_decodes_to_the_printed_uri_and_key() {
         "base32 and hex are the same key"
     );
     assert_eq!(
-        secret_file(&user).key,
+        secret_file(&user).tokens[0].key,
         otp_core::key::decode_hex(hex).unwrap()
     );
 }
@@ -279,7 +279,7 @@ fn hotp_enrollment_with_the_key_on_standard_input() {
     assert_eq!(printed_key(&printed), b32);
     let f = secret_file(&user);
     assert_eq!(
-        (f.kind, f.counter),
+        (f.tokens[0].kind, f.tokens[0].counter),
         (otp_core::secret_file::OtpKind::Hotp, 1)
     );
     let svc = PamService::new("auth required {module}\n");

@@ -71,8 +71,11 @@ fn association_lookahead_resync_and_used_codes() {
     ));
     assert!(out.contains("counter now 6"), "{out}");
     let f = secret_file(&user);
-    assert_eq!((f.counter, f.serial.as_deref()), (6, Some("OATH00012345")));
-    assert_eq!(f.key, b"12345678901234567890");
+    assert_eq!(
+        (f.tokens[0].counter, f.tokens[0].serial.as_deref()),
+        (6, Some("OATH00012345"))
+    );
+    assert_eq!(f.tokens[0].key, b"12345678901234567890");
     let s = ok(&admin(&user, &["status"]));
     assert!(
         s.contains("HOTP")
@@ -122,7 +125,7 @@ fn association_lookahead_resync_and_used_codes() {
         &user,
         &["--secret", RFC4226_HEX, "--code", &code(700), "--force"],
     ));
-    assert_eq!(secret_file(&user).counter, 701);
+    assert_eq!(secret_file(&user).tokens[0].counter, 701);
 }
 
 #[test]
@@ -161,7 +164,7 @@ fn seed_from_standard_input_base32_and_counter() {
         ],
     );
     ok(&out);
-    assert_eq!(secret_file(&other).key, b"12345678901234567890");
+    assert_eq!(secret_file(&other).tokens[0].key, b"12345678901234567890");
     // A code below --counter is not searched.
     let third = TestUser::new();
     let out = admin(
@@ -251,7 +254,7 @@ fn counter_range_is_refused_on_input_and_never_produced() {
         ],
     ));
     assert!(out.contains(&format!("counter now {MAX_COUNTER}")), "{out}");
-    assert_eq!(secret_file(&user).counter, MAX_COUNTER);
+    assert_eq!(secret_file(&user).tokens[0].counter, MAX_COUNTER);
     let svc = PamService::new("auth required {module}\n");
     let run = svc.authenticate(&user.name, None, &format!("{}\n", code(MAX_COUNTER)));
     assert!(!run.success, "{run:?}");

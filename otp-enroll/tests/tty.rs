@@ -67,7 +67,7 @@ fn a_seed_typed_on_the_terminal_is_not_echoed() {
         !screen.contains(RFC4226_HEX),
         "the seed was echoed: {screen}"
     );
-    assert_eq!(secret_file(&user).key, b"12345678901234567890");
+    assert_eq!(secret_file(&user).tokens[0].key, b"12345678901234567890");
     // The terminal's echo is back on afterwards, in the same session.
     assert!(screen.contains(" echo "), "{screen}");
 }

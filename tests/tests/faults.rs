@@ -93,7 +93,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     fs::remove_file(&filler).unwrap();
     let run = pam.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(run.success, "after freeing space: {run:#?}");
-    assert_eq!(secret_file(&path).state.last_step, Some(t / 30));
+    assert_eq!(secret_file(&path).tokens[0].state.last_step, Some(t / 30));
     assert!(
         !pam.authenticate(&user.name, None, &format!("{code}\n"))
             .success,
@@ -134,13 +134,13 @@ fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     mount.remount("rw");
     let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[0]));
     assert!(run.success, "after remounting rw: {run:#?}");
-    assert_eq!(secret_file(&path).counter, 1);
+    assert_eq!(secret_file(&path).tokens[0].counter, 1);
     assert!(
         pam.authenticate(&user.name, None, &format!("{}\n", codes[1]))
             .success,
         "and the next one"
     );
-    assert_eq!(secret_file(&path).counter, 2);
+    assert_eq!(secret_file(&path).tokens[0].counter, 2);
     assert_eq!(names(&user.home), [SECRET_NAME]);
     drop(mount);
     assert!(
@@ -272,9 +272,9 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid), "kill {i}");
         assert_eq!(meta.mode() & 0o7777, 0o600, "kill {i}");
         let f = secret_file(&path);
-        assert_eq!(f.kind, OtpKind::Hotp, "kill {i}");
+        assert_eq!(f.tokens[0].kind, OtpKind::Hotp, "kill {i}");
         assert_eq!(f.scratch_codes.len(), 3, "kill {i}: data lost");
-        match f.counter {
+        match f.tokens[0].counter {
             c if c == counter as u64 => {
                 not_replaced += 1;
                 aim_us += step_us;
@@ -322,7 +322,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     let run = pam.authenticate(&user.name, None, &format!("{}\n", codes[counter]));
     assert!(run.success, "after the kills: {run:#?}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert_eq!(secret_file(&path).counter, counter as u64 + 1);
+    assert_eq!(secret_file(&path).tokens[0].counter, counter as u64 + 1);
 }
 
 /// A login stopped (SIGSTOP) while it holds the lock on the secret file
@@ -388,5 +388,5 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
         after < Duration::from_secs(2),
         "took {after:?} after the holder was killed"
     );
-    assert_eq!(secret_file(&path).counter, 1);
+    assert_eq!(secret_file(&path).tokens[0].counter, 1);
 }

@@ -231,7 +231,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let meta = fs::symlink_metadata(user.secret_path()).unwrap();
     assert!(meta.file_type().is_file());
     let f = secret_file(&user.secret_path());
-    assert!(f.state.last_step.is_some());
+    assert!(f.tokens[0].state.last_step.is_some());
     assert_eq!(f.state.failures, 1);
 }
 

@@ -164,6 +164,27 @@ fn success_is_one_info_line_with_the_default() {
     assert_no_secrets(&lines, &[&code]);
 }
 
+/// A user with two tokens: the line names the one whose code was right.
+#[test]
+fn the_line_names_the_token_that_accepted() {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "version = 2\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n\n\
+         [[token]]\nid = \"OATH0001\"\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n"
+    ));
+    let svc = simple_service("");
+    let sink = LogSink::new();
+    let code = oathtool_hotp_hex(KEY_HEX, 0);
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(run.success, "{run:?}");
+    let line = decision_line(&lines, &svc, &user, RHOST, 86, "success");
+    assert!(
+        line.contains("HOTP code accepted (token OATH0001, counter 0)"),
+        "{line}"
+    );
+    assert_no_secrets(&lines, &[&code]);
+}
+
 #[test]
 fn wrong_code_is_one_notice_line() {
     let user = enrolled();

@@ -38,7 +38,7 @@ fn wrong_code_fails_and_is_counted() {
     assert!(!run.success, "{run:?}");
     assert!(output(&run).contains(AUTH_ERR), "{run:?}");
     assert_eq!(parse(&user).state.failures, 1);
-    assert_eq!(parse(&user).state.last_step, None);
+    assert_eq!(parse(&user).tokens[0].state.last_step, None);
 }
 
 #[test]
@@ -52,12 +52,13 @@ fn replayed_code_fails() {
     let after_first = fs::read(user.secret_path()).unwrap();
     let again = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!again.success, "replay accepted: {again:?}");
-    let state = parse(&user).state;
-    assert_eq!(state.failures, 1, "the replay counts as a failure");
+    let f = parse(&user);
+    assert_eq!(f.state.failures, 1, "the replay counts as a failure");
     assert_eq!(
-        state.last_step,
+        f.tokens[0].state.last_step,
         SecretFile::parse(&String::from_utf8(after_first).unwrap())
             .unwrap()
+            .tokens[0]
             .state
             .last_step
     );
@@ -97,8 +98,8 @@ fn totp_sha256_eight_digits() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(run.success, "{run:?}");
     let f = parse(&user);
-    assert_eq!(f.digits, 8);
-    assert!(f.state.last_step.is_some());
+    assert_eq!(f.tokens[0].digits, 8);
+    assert!(f.tokens[0].state.last_step.is_some());
 }
 
 #[test]
@@ -109,19 +110,19 @@ fn hotp_ahead_within_window_moves_the_counter() {
     let code = oathtool_hotp_hex(KEY_HEX, 12);
     let run = svc.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, 13);
+    assert_eq!(parse(&user).tokens[0].counter, 13);
     // The same code again, and one from before it, are refused.
     let again = svc.authenticate(&user.name, None, &format!("{code}\n"));
     assert!(!again.success, "{again:?}");
     let older = oathtool_hotp_hex(KEY_HEX, 9);
     let run = svc.authenticate(&user.name, None, &format!("{older}\n"));
     assert!(!run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, 13);
+    assert_eq!(parse(&user).tokens[0].counter, 13);
     // The next one works.
     let next = oathtool_hotp_hex(KEY_HEX, 13);
     let run = svc.authenticate(&user.name, None, &format!("{next}\n"));
     assert!(run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, 14);
+    assert_eq!(parse(&user).tokens[0].counter, 14);
 }
 
 #[test]
@@ -134,7 +135,7 @@ fn hotp_rfc4226_vector_at_counter() {
     assert!(run.success, "{run:?}");
     let run = svc.authenticate(&user.name, None, "287082\n");
     assert!(run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, 2);
+    assert_eq!(parse(&user).tokens[0].counter, 2);
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn hotp_behind_refused() {
     let run = svc.authenticate(&user.name, None, &format!("{behind}\n"));
     assert!(!run.success, "{run:?}");
     let f = parse(&user);
-    assert_eq!(f.counter, 5);
+    assert_eq!(f.tokens[0].counter, 5);
     assert_eq!(f.state.failures, 1);
 }
 
@@ -162,7 +163,7 @@ fn hotp_beyond_window_refused() {
     assert!(!window.contains(&beyond));
     let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
     assert!(!run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, 5);
+    assert_eq!(parse(&user).tokens[0].counter, 5);
 }
 
 /// A counter at the top of its range: the right code is accepted and the
@@ -179,11 +180,11 @@ fn hotp_counter_at_the_top_of_its_range_stays_readable() {
     let beyond = oathtool_hotp_hex(KEY_HEX, MAX_COUNTER);
     let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
     assert!(!run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, MAX_COUNTER - 1);
+    assert_eq!(parse(&user).tokens[0].counter, MAX_COUNTER - 1);
     let right = oathtool_hotp_hex(KEY_HEX, MAX_COUNTER - 1);
     let run = svc.authenticate(&user.name, None, &format!("{right}\n"));
     assert!(run.success, "{run:?}");
-    assert_eq!(parse(&user).counter, MAX_COUNTER);
+    assert_eq!(parse(&user).tokens[0].counter, MAX_COUNTER);
     // The next login reads the file (a wrong code, not a broken file).
     let run = svc.authenticate(&user.name, None, &format!("{beyond}\n"));
     assert!(!run.success, "{run:?}");
@@ -317,7 +318,7 @@ fn rate_limit_refuses_the_right_code_after_three_failures() {
     let run = svc.authenticate(&user.name, RHOST, &format!("{code}\n"));
     assert!(!run.success, "right code accepted while locked: {run:?}");
     assert!(output(&run).contains("try again in"), "{run:?}");
-    assert_eq!(parse(&user).state.last_step, None);
+    assert_eq!(parse(&user).tokens[0].state.last_step, None);
 }
 
 #[test]
@@ -339,8 +340,8 @@ fn success_rewrites_the_file_atomically() {
     assert_eq!(after.gid(), user.gid);
     assert_eq!(after.permissions().mode() & 0o7777, 0o600);
     let f = parse(&user);
-    assert!(f.state.last_step.is_some());
-    assert_eq!(f.key, b"12345678901234567890".to_vec());
+    assert!(f.tokens[0].state.last_step.is_some());
+    assert_eq!(f.tokens[0].key, b"12345678901234567890".to_vec());
     assert_eq!(f.scratch_codes, vec!["31415926".to_string()]);
     assert!(
         leftovers(&user.home).is_empty(),
@@ -588,7 +589,7 @@ fn secret_and_prompt_arguments_override_the_config() {
     assert!(output(&run).contains("Token please: "), "{run:?}");
     assert!(!output(&run).contains("Ignored"), "{run:?}");
     let f = secret_file(&custom);
-    assert!(f.state.last_step.is_some());
+    assert!(f.tokens[0].state.last_step.is_some());
 }
 
 /// google-authenticator-libpam's `${USER}` and `${HOME}` work in

@@ -177,7 +177,7 @@ fn planted_symlinks_to_root_files_are_never_followed() {
         assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
         assert_eq!(meta.mode() & 0o7777, 0o600);
         let f = secret_file(&path);
-        assert_eq!(f.counter, counter as u64);
+        assert_eq!(f.tokens[0].counter, counter as u64);
         assert!(!f.scratch_codes.contains(&scratch.to_string()));
     }
     drop(targets);
@@ -234,7 +234,7 @@ fn a_symlinked_secret_file_is_refused_and_its_target_untouched() {
             link_before,
             "the link itself is left alone"
         );
-        assert_eq!(secret_file(target).counter, 0);
+        assert_eq!(secret_file(target).tokens[0].counter, 0);
     }
     drop(theirs);
 }

@@ -75,7 +75,7 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
 
     let f = secret_file(&path);
     assert_eq!(
-        f.state.last_step,
+        f.tokens[0].state.last_step,
         Some(step),
         "the accepted step is recorded"
     );
@@ -90,7 +90,7 @@ fn totp_code_used_by_24_logins_at_once_is_accepted_once() {
     let run = pam.authenticate(&user.name, None, &format!("{next}\n"));
     assert!(run.success, "the next code after the race: {run:#?}");
     let f = secret_file(&path);
-    assert_eq!(f.state.last_step, Some(step + 1));
+    assert_eq!(f.tokens[0].state.last_step, Some(step + 1));
     assert_eq!(f.state.failures, 0, "a success clears the failures");
     assert!(
         !pam.authenticate(&user.name, None, &format!("{next}\n"))
@@ -109,14 +109,18 @@ fn hotp_code_used_by_24_logins_at_once_is_accepted_once() {
         let runs = login_race(&pam, &user.name, code, N);
         assert_exactly_one_winner(&runs, &format!("HOTP counter {counter}"));
         let f = secret_file(&path);
-        assert_eq!(f.counter, counter as u64 + 1, "the counter moved past it");
+        assert_eq!(
+            f.tokens[0].counter,
+            counter as u64 + 1,
+            "the counter moved past it"
+        );
         assert_eq!(f.state.failures, (N - 1) as u32, "no update lost");
     }
     // The next code works.
     let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[3]));
     assert!(run.success, "the next code after the races: {run:#?}");
     let f = secret_file(&path);
-    assert_eq!(f.counter, 4);
+    assert_eq!(f.tokens[0].counter, 4);
     assert_eq!(f.state.failures, 0);
 }
 
@@ -175,13 +179,13 @@ fn concurrent_wrong_codes_cannot_outrun_the_rate_limit() {
     );
     let f = secret_file(&path);
     assert_eq!(f.state.failures, 3, "failures counted one by one");
-    assert_eq!(f.counter, 0);
+    assert_eq!(f.tokens[0].counter, 0);
     // Locked now: even the right code is refused without being checked.
     let run = pam.authenticate(&user.name, None, &format!("{}\n", RFC4226[0]));
     assert!(!run.success, "{run:#?}");
     assert!(run.stderr.contains("Too many failed attempts"), "{run:#?}");
     assert_eq!(
-        secret_file(&path).counter,
+        secret_file(&path).tokens[0].counter,
         0,
         "the code was not checked or used"
     );
@@ -263,7 +267,7 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
         counter += 1;
         let f = secret_file(&path);
         assert_eq!(
-            f.counter, counter as u64,
+            f.tokens[0].counter, counter as u64,
             "round {round}: the login's counter update was lost to otp-enroll"
         );
         if scratch {

@@ -276,7 +276,7 @@ fn split_pass_second_line_checks_the_kept_code_without_a_prompt() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert!(s.seen.prompts.is_empty(), "{:?}", s.seen);
     assert_eq!(s.seen.kept, None, "the code is taken, so checked once");
-    assert_eq!(w.secret("alice").state.last_step, Some(NOW / 30));
+    assert_eq!(w.secret("alice").tokens[0].state.last_step, Some(NOW / 30));
 
     // The same code kept again (a replay) and a wrong one: refused and
     // counted, still without a prompt.
@@ -628,7 +628,7 @@ fn forward_pass_with_and_without_a_skip() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(s.seen.prompts, [config::FORWARD_PASS_PROMPT]);
     assert_eq!(s.seen.authtok.as_deref(), Some("wrong-pw"));
-    assert_eq!(w.secret("alice").state.last_step, Some(NOW / 30));
+    assert_eq!(w.secret("alice").tokens[0].state.last_step, Some(NOW / 30));
 }
 
 #[test]
@@ -795,7 +795,7 @@ fn hotp_and_emergency_codes() {
     let mut s = Script::new(&["254676"]);
     let r = w.login("alice", &[], &mut s);
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(w.secret("alice").counter, 6);
+    assert_eq!(w.secret("alice").tokens[0].counter, 6);
     let mut s = Script::new(&["3141-5926"]);
     assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::Success);
     let mut s = Script::new(&["31415926"]);

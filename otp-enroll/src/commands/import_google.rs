@@ -19,7 +19,9 @@ use std::path::PathBuf;
 
 use otp_core::config::Config;
 use otp_core::safe_fs;
-use otp_core::secret_file::{self, OtpKind, SecretFile, MAX_COUNTER, MAX_SCRATCH_CODES};
+use otp_core::secret_file::{
+    self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_COUNTER, MAX_SCRATCH_CODES,
+};
 use otp_core::verify::MAX_DRIFT_STEPS;
 
 use crate::error::Error;
@@ -88,8 +90,9 @@ pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
     let first = lines.next().unwrap_or("");
     let key = decode_google_secret(first).ok_or("line 1 is not a base32 secret")?;
     secret_file::check_key(&key).map_err(|e| e.to_string())?;
-    let mut file = SecretFile::new(OtpKind::Totp, key);
-    file.created = Some(now);
+    let mut token = Token::new(DEFAULT_ID, OtpKind::Totp, key);
+    token.created = Some(now);
+    let mut scratch_codes: Vec<String> = Vec::new();
     let mut notes = Notes {
         no_otp_kind: true,
         ..Notes::default()
@@ -114,14 +117,14 @@ pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
                     // google-authenticator treats a counter below 1 as
                     // "not HOTP".
                     if c >= 1 {
-                        file.kind = OtpKind::Hotp;
-                        file.counter = c;
+                        token.kind = OtpKind::Hotp;
+                        token.counter = c;
                         notes.no_otp_kind = false;
                     }
                 }
                 "TOTP_AUTH" => notes.no_otp_kind = false,
                 "STEP_SIZE" => {
-                    file.period = arg(0)
+                    token.period = arg(0)
                         .parse()
                         .ok()
                         .filter(|s| (1..=GOOGLE_MAX_STEP).contains(s))
@@ -129,8 +132,8 @@ pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
                 }
                 "TIME_SKEW" => {
                     let s: i64 = arg(0).parse().map_err(|_| "TIME_SKEW: not a number")?;
-                    file.state.drift = s.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
-                    if file.state.drift != s {
+                    token.state.drift = s.clamp(-MAX_DRIFT_STEPS, MAX_DRIFT_STEPS);
+                    if token.state.drift != s {
                         notes.skew_clamped = Some(s);
                     }
                 }
@@ -163,23 +166,25 @@ pub fn parse(text: &str, now: u64) -> Result<(SecretFile, Notes), String> {
                 _ => {}
             }
         } else if google_scratch_code(line) {
-            if file.scratch_codes.len() == MAX_SCRATCH_CODES {
+            if scratch_codes.len() == MAX_SCRATCH_CODES {
                 return Err(format!("more than {MAX_SCRATCH_CODES} emergency codes"));
             }
-            if !file.scratch_codes.iter().any(|c| c == line) {
-                file.scratch_codes.push(line.to_string());
+            if !scratch_codes.iter().any(|c| c == line) {
+                scratch_codes.push(line.to_string());
             }
         } else {
             break;
         }
     }
-    if file.kind == OtpKind::Totp {
+    if token.kind == OtpKind::Totp {
         // The newest step already used stays used. A step beyond any clock
         // the module would accept (corrupt state) is not carried: it would
         // refuse every code.
-        let horizon = (now / file.period).saturating_add(MAX_DRIFT_STEPS as u64 + 100);
-        file.state.last_step = used_steps.into_iter().filter(|s| *s <= horizon).max();
+        let horizon = (now / token.period).saturating_add(MAX_DRIFT_STEPS as u64 + 100);
+        token.state.last_step = used_steps.into_iter().filter(|s| *s <= horizon).max();
     }
+    let mut file = SecretFile::with_token(token);
+    file.scratch_codes = scratch_codes;
     Ok((file, notes))
 }
 
@@ -216,30 +221,33 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
         ))
     })?;
     let (file, notes) = parse(text, now).map_err(|e| Error::failed(format!("{shown}: {e}")))?;
+    let Some(token) = file.tokens.first() else {
+        return Err(Error::failed(format!("{shown}: no token")));
+    };
     store::save_new(t, &file, force)?;
     say!(
         "Imported {shown} into {}: {}{}, {} emergency codes.",
         t.path_str(),
-        match file.kind {
-            OtpKind::Totp => format!("TOTP every {} s", file.period),
-            OtpKind::Hotp => format!("HOTP, next counter {}", file.counter),
+        match token.kind {
+            OtpKind::Totp => format!("TOTP every {} s", token.period),
+            OtpKind::Hotp => format!("HOTP, next counter {}", token.counter),
         },
-        if file.state.drift != 0 {
-            format!(", clock skew {} steps", file.state.drift)
+        if token.state.drift != 0 {
+            format!(", clock skew {} steps", token.state.drift)
         } else {
             String::new()
         },
         file.scratch_codes.len()
     );
     say!("The old file was left in place: remove it once logins through pam_otp work.");
-    for note in describe(&file, &notes, &t.config) {
+    for note in describe(token, &notes, &t.config) {
         say!("note: {note}");
     }
     Ok(())
 }
 
 /// What the admin should know about the settings that did not carry over.
-pub fn describe(file: &SecretFile, notes: &Notes, config: &Config) -> Vec<String> {
+pub fn describe(token: &Token, notes: &Notes, config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if notes.no_otp_kind {
         out.push(
@@ -249,11 +257,11 @@ pub fn describe(file: &SecretFile, notes: &Notes, config: &Config) -> Vec<String
     if let Some(s) = notes.skew_clamped {
         out.push(format!(
             "TIME_SKEW {s} is more than pam_otp follows; kept as {} steps",
-            file.state.drift
+            token.state.drift
         ));
     }
     if let Some(w) = notes.window_size {
-        match file.kind {
+        match token.kind {
             OtpKind::Totp => out.push(format!(
                 "WINDOW_SIZE {w} is a setting of the config here: totp_skew = {} in force (accepts {} steps around now; WINDOW_SIZE {w} is about totp_skew = {})",
                 config.totp_skew,
@@ -273,7 +281,7 @@ pub fn describe(file: &SecretFile, notes: &Notes, config: &Config) -> Vec<String
             config.rate_limit.max_failures, config.rate_limit.interval
         ));
     }
-    if !notes.disallow_reuse && file.kind == OtpKind::Totp {
+    if !notes.disallow_reuse && token.kind == OtpKind::Totp {
         out.push(
             "the file allowed a code to be used more than once; pam_otp never does (as DISALLOW_REUSE)".to_string(),
         );
@@ -291,14 +299,14 @@ mod tests {
     #[test]
     fn reference_example() {
         let (f, n) = parse(EXAMPLE, 5).unwrap();
-        assert_eq!(f.kind, OtpKind::Totp);
+        assert_eq!(f.tokens[0].kind, OtpKind::Totp);
         assert_eq!(f.scratch_codes, vec!["59204058", "67424791", "35582731"]);
         assert_eq!(
-            f.key,
+            f.tokens[0].key,
             key::decode_base32("GHSRB5Q7UU4JBGQUNM4WHIUVQE").unwrap()
         );
-        assert_eq!(f.key.len(), 16);
-        assert_eq!(f.state.last_step, None);
+        assert_eq!(f.tokens[0].key.len(), 16);
+        assert_eq!(f.tokens[0].state.last_step, None);
         assert_eq!(
             n,
             Notes {
@@ -309,7 +317,7 @@ mod tests {
                 skew_clamped: None,
             }
         );
-        let notes = describe(&f, &n, &Config::default());
+        let notes = describe(&f.tokens[0], &n, &Config::default());
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].contains("totp_skew = 1"), "{notes:?}");
     }
@@ -318,10 +326,10 @@ mod tests {
     fn hotp_step_skew_used_steps_and_lenient_secret() {
         let text = "ghsr b5q7-uu4j bgqu nm4w hiuv qe\r\n\" HOTP_COUNTER 17\n\" TOTP_AUTH\n\" STEP_SIZE 60\n\" TIME_SKEW -2\n\" RESETTING_TIME_SKEW 1+2 3+4\n\" LAST0 host 123\n\n12345678\n\nnot a code\n87654321\n";
         let (f, n) = parse(text, 0).unwrap();
-        assert_eq!(f.kind, OtpKind::Hotp);
-        assert_eq!(f.counter, 17);
-        assert_eq!(f.period, 60);
-        assert_eq!(f.state.drift, -2);
+        assert_eq!(f.tokens[0].kind, OtpKind::Hotp);
+        assert_eq!(f.tokens[0].counter, 17);
+        assert_eq!(f.tokens[0].period, 60);
+        assert_eq!(f.tokens[0].state.drift, -2);
         assert!(!n.no_otp_kind);
         assert_eq!(
             f.scratch_codes,
@@ -334,8 +342,8 @@ mod tests {
             55_000_002 * 30,
         )
         .unwrap();
-        assert_eq!(f.state.last_step, Some(55_000_002));
-        assert_eq!(f.state.drift, MAX_DRIFT_STEPS);
+        assert_eq!(f.tokens[0].state.last_step, Some(55_000_002));
+        assert_eq!(f.tokens[0].state.drift, MAX_DRIFT_STEPS);
         assert_eq!(n.skew_clamped, Some(40));
         // A used step far in the future would refuse every code: dropped.
         let (f, _) = parse(
@@ -343,7 +351,7 @@ mod tests {
             1000 * 30,
         )
         .unwrap();
-        assert_eq!(f.state.last_step, None);
+        assert_eq!(f.tokens[0].state.last_step, None);
     }
 
     #[test]
@@ -382,13 +390,17 @@ mod tests {
         assert!(parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\0\n", 0).is_err());
         let (f, n) = parse("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n12345678\n", 0).unwrap();
         assert!(n.no_otp_kind);
-        assert_eq!(f.kind, OtpKind::Totp);
+        assert_eq!(f.tokens[0].kind, OtpKind::Totp);
         let (f, n) = parse(
             "GHSRB5Q7UU4JBGQUNM4WHIUVQE\n\" HOTP_COUNTER 0\n\" TOTP_AUTH\n",
             0,
         )
         .unwrap();
-        assert_eq!(f.kind, OtpKind::Totp, "counter 0 is not HOTP for google");
+        assert_eq!(
+            f.tokens[0].kind,
+            OtpKind::Totp,
+            "counter 0 is not HOTP for google"
+        );
         assert!(!n.no_otp_kind);
         let many: String = (0..150).map(|i| format!("{}\n", 10_000_000 + i)).collect();
         assert!(parse(&format!("GHSRB5Q7UU4JBGQUNM4WHIUVQE\n{many}"), 0).is_err());

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod import_google;
+pub mod list;
 pub mod new;
 pub mod remove;
 pub mod resync;
@@ -18,7 +19,15 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
     match command {
         Command::New(o) => new::run(t, o, now)?,
         Command::Token(o) => token::run(t, o, now)?,
-        Command::Resync(c1, c2) => resync::run(t, &c1, &c2)?,
+        Command::Resync {
+            token,
+            codes: (c1, c2),
+        } => resync::run(t, token.as_deref(), &c1, &c2)?,
+        Command::List => {
+            if !list::run(t)? {
+                return Ok(1);
+            }
+        }
         Command::Status { .. } => {
             if !status::run(t, now)? {
                 return Ok(1);
@@ -26,7 +35,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         }
         Command::Scratch(n) => scratch::run(t, n)?,
         Command::Unlock => unlock::run(t)?,
-        Command::Remove { yes } => remove::run(t, yes)?,
+        Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
         Command::Help(_) | Command::Version => {}
     }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use otp_core::key;
 use otp_core::otp::{self, Generator};
 use otp_core::safe_fs;
-use otp_core::secret_file::{self, OtpKind, SecretFile};
+use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
 use crate::error::Error;
@@ -18,14 +18,34 @@ const CONFIRM_TRIES: usize = 3;
 pub const MAX_NEW_SCRATCH_CODES: usize = 20;
 
 pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
-    if store::exists(t)? {
+    if o.add && o.force {
+        return Err(Error::usage(
+            "--add keeps the other tokens, --force replaces them all: give one of the two",
+        ));
+    }
+    let exists = store::exists(t)?;
+    if exists {
         if o.if_missing {
             return Ok(());
         }
-        if !o.force {
+        if !o.force && !o.add {
             return Err(Error::AlreadyEnrolled { path: t.path_str() });
         }
     }
+    if let Some(id) = &o.id {
+        secret_file::check_id(id).map_err(Error::bad_option)?;
+    }
+    // --add: the tokens already there decide the id and whether one more
+    // fits, before anything is made or shown.
+    let existing = if o.add && exists {
+        Some(store::read(t)?)
+    } else {
+        None
+    };
+    let id = match &existing {
+        Some(file) => id_beside(file, o.id.as_deref())?,
+        None => o.id.clone().unwrap_or_else(|| DEFAULT_ID.to_string()),
+    };
     secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
     secret_file::check_period(o.period).map_err(Error::bad_option)?;
     if o.scratch_codes > MAX_NEW_SCRATCH_CODES {
@@ -47,7 +67,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // useless, one shown but not saved misleads, and one in a directory
     // others can write to would be refused by the module at every login.
     safe_fs::check_dirs(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
-    store::check_can_save(t, o.force)?;
+    store::check_can_save(t, o.force || existing.is_some())?;
     let key = match &o.secret {
         Some(arg) => {
             let b32 = prompt::secret_arg(arg, "Key (base32): ")
@@ -57,12 +77,17 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         None => random::key()?,
     };
     secret_file::check_key(&key).map_err(Error::bad_option)?;
-    let mut file = SecretFile::new(if o.hotp { OtpKind::Hotp } else { OtpKind::Totp }, key);
-    file.algorithm = o.algorithm;
-    file.digits = o.digits;
-    file.period = o.period;
-    file.created = Some(now);
-    file.scratch_codes = random::scratch_codes(o.scratch_codes)?;
+    let kind = if o.hotp { OtpKind::Hotp } else { OtpKind::Totp };
+    let mut token = Token::new(id, kind, key);
+    token.algorithm = o.algorithm;
+    token.digits = o.digits;
+    token.period = o.period;
+    token.created = Some(now);
+    // A token added beside others leaves the user's emergency codes alone.
+    let scratch_codes = match &existing {
+        Some(_) => Vec::new(),
+        None => random::scratch_codes(o.scratch_codes)?,
+    };
 
     let host = hostname();
     let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
@@ -70,7 +95,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         .label
         .clone()
         .unwrap_or_else(|| format!("{}@{host}", t.account.name));
-    let uri = uri::key_uri(&file, &issuer, &label);
+    let uri = uri::key_uri(&token, &issuer, &label);
     let style = o.qr.unwrap_or_else(default_style);
     let picture = qr::render(&uri, style).ok_or_else(|| {
         Error::usage("the key URI is too long for a QR code (shorten --issuer/--label)")
@@ -79,9 +104,14 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // Every line is written before anything is saved: if the output fails
     // (a closed pipe), nothing is saved for a secret nobody saw.
     say!(
-        "Two-factor login for {} ({})",
+        "Two-factor login for {} ({}, token \"{}\"{})",
         t.account.name,
-        file.kind.as_str().to_uppercase()
+        token.kind.as_str().to_uppercase(),
+        token.id,
+        match &existing {
+            Some(f) => format!(", beside {}", ids(f)),
+            None => String::new(),
+        }
     );
     if style != QrStyle::None {
         say!();
@@ -97,8 +127,8 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     say!();
     say!("Or add it by hand:");
     say!("  URI:    {uri}");
-    say!("  Key:    {}   (base32)", key::grouped_base32(&file.key));
-    say!("  Hex:    {}", key::encode_hex(&file.key));
+    say!("  Key:    {}   (base32)", key::grouped_base32(&token.key));
+    say!("  Hex:    {}", key::encode_hex(&token.key));
     say!(
         "  Type:   {}, {}, {} digits{}",
         if o.hotp {
@@ -106,18 +136,24 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         } else {
             "time-based (TOTP)"
         },
-        file.algorithm.as_str(),
-        file.digits,
+        token.algorithm.as_str(),
+        token.digits,
         if o.hotp {
             String::new()
         } else {
-            format!(", every {} s", file.period)
+            format!(", every {} s", token.period)
         }
     );
-    if !file.scratch_codes.is_empty() {
+    if let Some(f) = &existing {
+        say!();
+        say!(
+            "Emergency codes: unchanged ({} left; otp-enroll scratch makes new ones).",
+            f.scratch_codes.len()
+        );
+    } else if !scratch_codes.is_empty() {
         say!();
         say!("Emergency codes (each works once; keep them away from your phone):");
-        for c in &file.scratch_codes {
+        for c in &scratch_codes {
             say!("  {c}");
         }
     }
@@ -125,9 +161,37 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     output::flush()?;
 
     if !o.no_confirm {
-        confirm(t, &mut file, now)?;
+        confirm(t, &mut token, now)?;
     }
+    let id = token.id.clone();
+    if existing.is_some() {
+        let beside = store::update(t, |file| {
+            // Looked at again under the lock: another command may have
+            // added a token since.
+            id_beside(file, Some(&id))?;
+            let beside = ids(file);
+            file.tokens.push(token);
+            Ok((beside, true))
+        })?;
+        say!(
+            "Added token \"{id}\" for {} beside {beside}; saved {}. Any of them logs in.",
+            t.account.name,
+            t.path_str()
+        );
+        return Ok(());
+    }
+    // --force: say what goes (a file that cannot be read goes too).
+    let replaced = if exists {
+        store::read(t).ok().map(|f| ids(&f))
+    } else {
+        None
+    };
+    let mut file = SecretFile::with_token(token);
+    file.scratch_codes = scratch_codes;
     store::save_new(t, &file, o.force)?;
+    if let Some(old) = replaced {
+        say!("Replaced the tokens {old} and their emergency codes.");
+    }
     say!(
         "Saved {} — codes are now needed to log in{}.",
         t.path_str(),
@@ -138,6 +202,41 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         }
     );
     Ok(())
+}
+
+/// The user's token ids, for messages: `"app", "OATH0001"`.
+pub fn ids(file: &SecretFile) -> String {
+    let quoted: Vec<String> = file
+        .tokens
+        .iter()
+        .map(|t| format!("\"{}\"", t.id))
+        .collect();
+    quoted.join(", ")
+}
+
+/// The id a new token gets beside `file`'s: `wanted` if it is free, else
+/// the first free of "app", "app2", "app3"...; refused when the user has
+/// as many tokens as a file holds.
+pub fn id_beside(file: &SecretFile, wanted: Option<&str>) -> Result<String, Error> {
+    if file.tokens.len() >= MAX_TOKENS {
+        return Err(Error::refused(format!(
+            "{} tokens already, the most a user can have: nothing was changed (otp-enroll remove --token ID makes room)",
+            file.tokens.len()
+        )));
+    }
+    match wanted {
+        Some(id) if file.token(id).is_some() => Err(Error::refused(format!(
+            "there is a token \"{id}\" already: choose another --id (see otp-enroll list); nothing was changed"
+        ))),
+        Some(id) => Ok(id.to_string()),
+        None => (1..=MAX_TOKENS + 1)
+            .map(|n| match n {
+                1 => DEFAULT_ID.to_string(),
+                n => format!("{DEFAULT_ID}{n}"),
+            })
+            .find(|id| file.token(id).is_none())
+            .ok_or_else(|| Error::failed("no free token id")),
+    }
 }
 
 /// Explicit colours on a terminal (readable whatever its theme), plain
@@ -153,7 +252,7 @@ fn default_style() -> QrStyle {
 
 /// Asks for a current code; only a right one lets the file be saved. The
 /// code is marked used (as a login would), so it cannot be replayed.
-fn confirm(t: &Target, file: &mut SecretFile, now: u64) -> Result<(), Error> {
+fn confirm(t: &Target, file: &mut Token, now: u64) -> Result<(), Error> {
     let g = Generator::new(&file.key, file.algorithm, file.digits)
         .ok_or_else(|| Error::failed("invalid key settings"))?;
     for attempt in 1..=CONFIRM_TRIES {

@@ -1,6 +1,8 @@
 //! `otp-enroll status`: what is set up, never the secret.
 
-use otp_core::secret_file::OtpKind;
+use otp_core::secret_file::{OtpKind, Token};
+
+use crate::commands::list;
 
 use crate::error::Error;
 use crate::output::say;
@@ -14,43 +16,13 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
     }
     let f = store::read(t)?;
     say!("user:            {}", t.account.name);
-    say!("secret file:     {}", t.path_str());
-    match f.kind {
-        OtpKind::Totp => say!(
-            "type:            TOTP (time-based), {}, {} digits, every {} s",
-            f.algorithm.as_str(),
-            f.digits,
-            f.period
-        ),
-        OtpKind::Hotp => say!(
-            "type:            HOTP (counter-based), {}, {} digits, next counter {}",
-            f.algorithm.as_str(),
-            f.digits,
-            f.counter
-        ),
+    say!("secret file:     {} (version {})", t.path_str(), f.version);
+    say!("tokens:          {}", f.tokens.len());
+    for token in &f.tokens {
+        say!();
+        token_lines(token)?;
     }
-    if let Some(s) = &f.serial {
-        say!("serial:          {s}");
-    }
-    say!(
-        "created:         {}",
-        f.created.map_or("unknown".to_string(), format_utc)
-    );
-    if f.kind == OtpKind::Totp {
-        if let Some(step) = f.state.last_step {
-            say!(
-                "last code used:  {}",
-                format_utc(step.saturating_mul(f.period))
-            );
-        }
-        if f.state.drift != 0 {
-            say!(
-                "clock offset:    the device runs {} step(s) {} (learned at login; otp-enroll unlock resets it)",
-                f.state.drift.unsigned_abs(),
-                if f.state.drift > 0 { "ahead" } else { "behind" }
-            );
-        }
-    }
+    say!();
     say!("emergency codes: {} left", f.scratch_codes.len());
     let rl = t.config.rate_limit;
     let lock = match rl.locked_for(&f.state, now) {
@@ -65,6 +37,41 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
     };
     say!("lockout:         {lock}");
     Ok(true)
+}
+
+/// One token's lines: what it is, never its key.
+fn token_lines(t: &Token) -> Result<(), Error> {
+    say!("token:           {}", t.id);
+    match t.kind {
+        OtpKind::Totp => say!(
+            "type:            TOTP (time-based), {}, {} digits, every {} s",
+            t.algorithm.as_str(),
+            t.digits,
+            t.period
+        ),
+        OtpKind::Hotp => say!(
+            "type:            HOTP (counter-based), {}, {} digits, next counter {}",
+            t.algorithm.as_str(),
+            t.digits,
+            t.counter
+        ),
+    }
+    if let Some(s) = &t.serial {
+        say!("serial:          {s}");
+    }
+    say!(
+        "created:         {}",
+        t.created.map_or("unknown".to_string(), format_utc)
+    );
+    say!("last code used:  {}", list::last_used(t));
+    if t.kind == OtpKind::Totp && t.state.drift != 0 {
+        say!(
+            "clock offset:    the device runs {} step(s) {} (learned at login; otp-enroll unlock resets it)",
+            t.state.drift.unsigned_abs(),
+            if t.state.drift > 0 { "ahead" } else { "behind" }
+        );
+    }
+    Ok(())
 }
 
 /// `YYYY-MM-DD HH:MM UTC` from Unix time (civil-from-days, no time crate).

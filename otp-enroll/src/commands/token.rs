@@ -1,10 +1,13 @@
-//! `otp-enroll token`: associate a hardware HOTP token.
+//! `otp-enroll token`: add a hardware token (HOTP or TOTP) beside the
+//! user's others.
 
 use otp_core::key;
-use otp_core::otp::{self, Generator};
-use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, MAX_COUNTER};
+use otp_core::otp;
+use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, Token, MAX_COUNTER};
+use otp_core::verify::MAX_DRIFT_STEPS;
 
 use crate::cli::TokenOpts;
+use crate::commands::new;
 use crate::error::Error;
 use crate::output::say;
 use crate::target::Target;
@@ -26,6 +29,13 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         .serial
         .ok_or_else(|| Error::usage("token needs --serial"))?;
     secret_file::check_serial(&serial).map_err(Error::bad_option)?;
+    // A hardware token is known by its serial, in commands and the log.
+    secret_file::check_id(&serial).map_err(|_| {
+        Error::usage(format!(
+            "--serial {serial:?} cannot name a token: ids are 1 to {} of A-Z a-z 0-9 . _ -",
+            secret_file::MAX_ID_LEN
+        ))
+    })?;
     let seed = o
         .secret
         .ok_or_else(|| Error::usage("token needs --secret (the seed, hex or base32:KEY)"))?;
@@ -38,18 +48,15 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         .ok_or_else(|| Error::usage("--secret is not valid hex (or base32:KEY)"))?;
     secret_file::check_key(&key).map_err(Error::bad_option)?;
     secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
-    let g = Generator::new(&key, o.algorithm, o.digits)
-        .ok_or_else(|| Error::failed("the key and --digits make no code generator"))?;
+    secret_file::check_period(o.period).map_err(Error::bad_option)?;
+    let kind = if o.totp { OtpKind::Totp } else { OtpKind::Hotp };
+    let mut token = Token::new(serial.clone(), kind, key);
+    token.algorithm = o.algorithm;
+    token.digits = o.digits;
+    token.period = o.period;
+    token.serial = Some(serial.clone());
+    token.created = Some(now);
     let code = otp::normalize_code(&code).ok_or_else(|| Error::usage("--code must be digits"))?;
-    // The counter's one range (secret_file::MAX_COUNTER): a code can be
-    // at most at MAX_COUNTER - 1, as the counter stored is one past it.
-    let search = hotp_search(o.counter, SEARCH).ok_or_else(|| {
-        Error::usage(format!(
-            "--counter {} is out of range: HOTP counters are 0 to {} (below 2^53)",
-            o.counter,
-            MAX_COUNTER - 1
-        ))
-    })?;
     if code.len() != usize::from(o.digits) {
         return Err(Error::refused(format!(
             "--code has {} digits, the token's codes have {} (see --digits): nothing was saved",
@@ -57,27 +64,105 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
             o.digits
         )));
     }
-    if store::exists(t)? && !o.force {
-        return Err(Error::AlreadyEnrolled { path: t.path_str() });
-    }
+    let found = match kind {
+        OtpKind::Hotp => prove_hotp(&mut token, o.counter, &code)?,
+        OtpKind::Totp => prove_totp(&mut token, &code, now)?,
+    };
+    let force = o.force;
+    let saved = if store::exists(t)? {
+        store::update(t, |file| {
+            let replaced = match file.tokens.iter_mut().find(|x| x.id == token.id) {
+                Some(_) if !force => {
+                    return Err(Error::refused(format!(
+                        "{} has a token {serial} already: nothing was saved (--force replaces it)",
+                        t.account.name
+                    )))
+                }
+                Some(old) => {
+                    *old = token;
+                    true
+                }
+                None => {
+                    new::id_beside(file, Some(&token.id))?;
+                    file.tokens.push(token);
+                    false
+                }
+            };
+            Ok(((replaced, new::ids(file)), true))
+        })?
+    } else {
+        store::save_new(t, &SecretFile::with_token(token), false)?;
+        (false, format!("\"{serial}\""))
+    };
+    let (replaced, now_held) = saved;
+    say!(
+        "Token {serial} ({}) {} {} ({found}). Saved {}; tokens now: {now_held}.",
+        kind.as_str().to_uppercase(),
+        if replaced {
+            "replaced for"
+        } else {
+            "associated with"
+        },
+        t.account.name,
+        t.path_str()
+    );
+    Ok(())
+}
+
+/// Finds an HOTP token's code from `from` on; the token's counter is set
+/// past it. Says where it was found.
+fn prove_hotp(token: &mut Token, from: u64, code: &str) -> Result<String, Error> {
+    let g = token
+        .generator()
+        .ok_or_else(|| Error::failed("the key and --digits make no code generator"))?;
+    // The counter's one range (secret_file::MAX_COUNTER): a code can be
+    // at most at MAX_COUNTER - 1, as the counter stored is one past it.
+    let search = hotp_search(from, SEARCH).ok_or_else(|| {
+        Error::usage(format!(
+            "--counter {from} is out of range: HOTP counters are 0 to {} (below 2^53)",
+            MAX_COUNTER - 1
+        ))
+    })?;
     let (first, last) = (*search.start(), *search.end());
-    let found = g.find(search, &code).ok_or_else(|| {
+    let found = g.find(search, code).ok_or_else(|| {
         Error::refused(format!(
             "the code does not match this seed within counters {first}..{last}: nothing was saved (check the seed and serial, press the token again)"
         ))
     })?;
-    let mut file = SecretFile::new(OtpKind::Hotp, key);
-    file.algorithm = o.algorithm;
-    file.digits = o.digits;
-    file.counter = found + 1;
-    file.serial = Some(serial.clone());
-    file.created = Some(now);
-    store::save_new(t, &file, o.force)?;
-    say!(
-        "Token {serial} associated with {} (counter now {}). Saved {}.",
-        t.account.name,
-        file.counter,
-        t.path_str()
-    );
-    Ok(())
+    token.counter = found + 1;
+    Ok(format!("counter now {}", token.counter))
+}
+
+/// Finds a TOTP token's code within [`MAX_DRIFT_STEPS`] of now: a
+/// hardware token's clock may be off by then. The step is marked used and
+/// the offset learned, as a login would.
+fn prove_totp(token: &mut Token, code: &str, now: u64) -> Result<String, Error> {
+    let g = token
+        .generator()
+        .ok_or_else(|| Error::failed("the key and --digits make no code generator"))?;
+    let now_step = now / token.period;
+    let reach = MAX_DRIFT_STEPS.unsigned_abs();
+    let step = g
+        .find(otp::steps_nearest_first(now_step, reach), code)
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "the code does not match this seed within {reach} steps of {} s of now: nothing was saved (check the seed, --period and the token's clock)",
+                token.period
+            ))
+        })?;
+    let drift =
+        i64::try_from(step).unwrap_or(i64::MAX) - i64::try_from(now_step).unwrap_or(i64::MAX);
+    token.state.last_step = Some(step);
+    token.state.drift = drift;
+    if drift != 0 {
+        token.state.drift_moved = now;
+    }
+    Ok(match drift {
+        0 => "its clock is right".to_string(),
+        d => format!(
+            "its clock is {} step(s) {}",
+            d.unsigned_abs(),
+            if d > 0 { "ahead" } else { "behind" }
+        ),
+    })
 }

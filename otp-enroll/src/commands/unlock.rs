@@ -9,29 +9,37 @@ use crate::store;
 use crate::target::Target;
 
 pub fn run(t: &Target) -> Result<(), Error> {
-    let (had, drift) = store::update(t, |f| {
+    let (had, drifted) = store::update(t, |f| {
         let had = f.state.failures;
-        let drift = f.state.drift;
+        let drifted: Vec<String> = f
+            .tokens
+            .iter()
+            .filter(|t| t.state.drift != 0)
+            .map(|t| format!("\"{}\" (was {} steps)", t.id, t.state.drift))
+            .collect();
         let changed = f.state.failures != 0
             || f.state.last_failure != 0
-            || f.state.drift != 0
-            || f.state.drift_moved != 0;
+            || f.tokens
+                .iter()
+                .any(|t| t.state.drift != 0 || t.state.drift_moved != 0);
         RateLimit::record_success(&mut f.state);
         // The way back from a drift pushed away from the real device (see
         // otp_core::verify::DRIFT_MOVE_INTERVAL); the used steps stay used.
-        f.state.forget_drift();
-        Ok(((had, drift), changed))
+        for token in &mut f.tokens {
+            token.state.forget_drift();
+        }
+        Ok(((had, drifted), changed))
     })?;
-    if drift == 0 {
+    if drifted.is_empty() {
         say!(
             "Unlocked {} ({had} failed attempts cleared).",
             t.account.name
         );
     } else {
         say!(
-            "Unlocked {} ({had} failed attempts cleared; learned clock drift of {} steps reset to 0).",
+            "Unlocked {} ({had} failed attempts cleared; learned clock drift reset to 0 for {}).",
             t.account.name,
-            drift
+            drifted.join(", ")
         );
     }
     Ok(())

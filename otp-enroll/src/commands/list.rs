@@ -1,0 +1,56 @@
+//! `otp-enroll list`: the user's tokens, one a line, never a secret.
+
+use otp_core::secret_file::{OtpKind, Token};
+
+use crate::commands::status::format_utc;
+use crate::error::Error;
+use crate::output::say;
+use crate::store;
+use crate::target::Target;
+
+/// When a code of `token` was last accepted: recorded by logins in a
+/// version 2 file; a version 1 file's TOTP token has only its last step.
+pub fn last_used(token: &Token) -> String {
+    match (token.state.last_used, token.kind, token.state.last_step) {
+        (Some(t), _, _) => format_utc(t),
+        (None, OtpKind::Totp, Some(step)) => format_utc(step.saturating_mul(token.period)),
+        _ => "never".to_string(),
+    }
+}
+
+pub fn run(t: &Target) -> Result<bool, Error> {
+    if !store::exists(t)? {
+        say!("{}: no tokens (no {})", t.account.name, t.path_str());
+        return Ok(false);
+    }
+    let f = store::read(t)?;
+    let rows: Vec<[String; 5]> = f
+        .tokens
+        .iter()
+        .map(|token| {
+            [
+                token.id.clone(),
+                token.kind.as_str().to_uppercase(),
+                token.serial.clone().unwrap_or_else(|| "-".into()),
+                token.created.map_or("unknown".into(), format_utc),
+                last_used(token),
+            ]
+        })
+        .collect();
+    let header = ["ID", "TYPE", "SERIAL", "CREATED", "LAST USED"].map(String::from);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        say!("{}", cells.join("  ").trim_end());
+    }
+    Ok(true)
+}
