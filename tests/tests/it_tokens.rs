@@ -282,3 +282,61 @@ fn a_hardware_totp_token_is_added_with_one_code() {
     let run = login(&svc, &user, &next);
     assert!(run.success, "{run:?}");
 }
+
+/// Broken version 2 files: the login is refused even with a right code, the
+/// file is left as it was, and otp-enroll names the problem.
+#[test]
+fn broken_version_2_files_fail_closed_and_are_named() {
+    let token =
+        |id: &str| format!("[[token]]\nid = \"{id}\"\ntype = \"hotp\"\nsecret = \"{KEY_B32}\"\n\n");
+    let seventeen: String = (0..17).map(|i| token(&format!("t{i}"))).collect();
+    let cases = [
+        (
+            format!("version = 2\n{}{}", token("a"), token("a")),
+            "token ids must be unique: \"a\"",
+        ),
+        (
+            "version = 2\nscratch_codes = []\n".to_string(),
+            "no [[token]] table",
+        ),
+        (format!("version = 2\n{seventeen}"), "17 tokens, at most 16"),
+        (format!("version = 2\n{}digitz = 6\n", token("a")), "digitz"),
+        (
+            format!("version = 2\n{}[token.state]\nlast_stpe = 1\n", token("a")),
+            "last_stpe",
+        ),
+        (
+            format!("version = 2\ntype = \"hotp\"\n{}", token("a")),
+            "in each [[token]] table",
+        ),
+        (
+            format!("version = 2\n{}", token("my phone")),
+            "token 1: id:",
+        ),
+    ];
+    let svc = PamService::new("auth required {module}\n");
+    for (text, named) in cases {
+        let user = TestUser::new();
+        let path = user.write_secret(&text);
+        let before = fs::read(&path).unwrap();
+        let run = login(&svc, &user, &oathtool_hotp_hex(KEY_HEX, 0));
+        assert!(!run.success, "{named}: {run:?}");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            before,
+            "{named}: the file was changed"
+        );
+        let out = enroll(&["--user", &user.name, "list"]);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success() && said.contains(named),
+            "{named}: {said}"
+        );
+        assert!(!said.contains(KEY_B32), "{said}");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            before,
+            "{named}: otp-enroll changed it"
+        );
+    }
+}
