@@ -17,6 +17,7 @@
 mod cli;
 mod commands;
 mod error;
+mod inventory;
 mod output;
 mod prompt;
 mod qr;
