@@ -123,10 +123,18 @@ mod tests {
         );
         let p = parse(&text).unwrap();
         assert!(p.skipped.is_empty(), "{:?}", p.skipped);
-        let [a1, a2, a3] = p.tokens.as_slice() else { panic!("{:?}", p.tokens) };
-        assert_eq!((a1.kind, a1.digits, a1.counter, a1.period), (OtpKind::Hotp, 6, 0, 30));
+        let [a1, a2, a3] = p.tokens.as_slice() else {
+            panic!("{:?}", p.tokens)
+        };
+        assert_eq!(
+            (a1.kind, a1.digits, a1.counter, a1.period),
+            (OtpKind::Hotp, 6, 0, 30)
+        );
         assert_eq!(a1.key, b"12345678901234567890");
-        assert_eq!((a2.serial.as_str(), a2.kind, a2.digits, a2.period), ("A2", OtpKind::Totp, 8, 60));
+        assert_eq!(
+            (a2.serial.as_str(), a2.kind, a2.digits, a2.period),
+            ("A2", OtpKind::Totp, 8, 60)
+        );
         assert_eq!((a3.kind, a3.digits, a3.counter), (OtpKind::Hotp, 7, 42));
     }
 
@@ -137,13 +145,26 @@ mod tests {
         );
         let p = parse(&text).unwrap();
         assert_eq!(p.tokens.len(), 1);
-        let got: Vec<String> = p.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
+        let got: Vec<String> = p
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.what, s.why))
+            .collect();
         assert_eq!(got.len(), 9, "{got:?}");
-        assert!(got[0].starts_with("line 1 (serial B1)") && got[0].contains("not hex"), "{got:?}");
+        assert!(
+            got[0].starts_with("line 1 (serial B1)") && got[0].contains("not hex"),
+            "{got:?}"
+        );
         assert!(got[1].contains("motp"));
-        assert!(got[2].starts_with("line 3") && got[2].contains("digits"), "{got:?}");
+        assert!(
+            got[2].starts_with("line 3") && got[2].contains("digits"),
+            "{got:?}"
+        );
         assert!(got[3].contains("key"), "{got:?}");
-        assert!(got[4].starts_with("line 5:") && got[4].contains("no serial"), "{got:?}");
+        assert!(
+            got[4].starts_with("line 5:") && got[4].contains("no serial"),
+            "{got:?}"
+        );
         assert!(got[5].contains("period"), "{got:?}");
         assert!(got[6].contains("6 fields"), "{got:?}");
         assert!(got[7].contains("no seed"), "{got:?}");

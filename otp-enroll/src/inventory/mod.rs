@@ -110,12 +110,7 @@ impl Candidate {
     /// The rules of the secret file, in words naming the value.
     pub fn check(&self) -> Result<(), String> {
         secret_file::check_serial(&self.serial).map_err(|e| e.to_string())?;
-        check_values(
-            &self.key,
-            self.digits,
-            self.period,
-            self.counter,
-        )
+        check_values(&self.key, self.digits, self.period, self.counter)
     }
 }
 
@@ -176,8 +171,7 @@ const HEADER: &str = "# pam_otp token inventory: seeds of unassigned hardware to
                       # (mode 0600). Managed by otp-enroll inventory.\n";
 
 fn parse(text: &str) -> Result<Vec<Entry>, String> {
-    let raw: RawFile =
-        toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
     if raw.version != VERSION {
         return Err(format!(
             "version {} is not supported (this otp-enroll reads version {VERSION})",
@@ -282,7 +276,10 @@ fn dir_error(dir: &Path, why: impl fmt::Display) -> Error {
 
 fn file_error(path: &Path, err: impl fmt::Display) -> Error {
     let hint = match path.file_name() {
-        Some(_) => format!(" (it must be root's, mode 0600: chown root:root {0}; chmod 600 {0})", path.display()),
+        Some(_) => format!(
+            " (it must be root's, mode 0600: chown root:root {0}; chmod 600 {0})",
+            path.display()
+        ),
         None => String::new(),
     };
     Error::failed(format!("{}: {err}{hint}", path.display()))
@@ -380,10 +377,7 @@ fn write_store(path: &Path, contents: &[u8]) -> Result<(), String> {
     let dir = path.parent().ok_or("no directory")?;
     let mut last = String::new();
     for attempt in 0..8u32 {
-        let temp = dir.join(format!(
-            ".{FILE}.{}.{attempt}.tmp",
-            std::process::id()
-        ));
+        let temp = dir.join(format!(".{FILE}.{}.{attempt}.tmp", std::process::id()));
         let opened = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -410,7 +404,10 @@ fn write_store(path: &Path, contents: &[u8]) -> Result<(), String> {
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("fsync {}: {e}", dir.display()));
     }
-    Err(format!("no free temp file name in {}: {last}", dir.display()))
+    Err(format!(
+        "no free temp file name in {}: {last}",
+        dir.display()
+    ))
 }
 
 fn fs_error(path: &Path, err: FsError) -> Error {

@@ -128,7 +128,8 @@ impl Cipher {
         if ct.is_empty() || ct.len() % AES_BLOCK != 0 {
             return Err("an encrypted value is not a whole number of AES blocks".into());
         }
-        let wrong = |_| "cannot decrypt: wrong key or passphrase (the padding does not check)".to_string();
+        let wrong =
+            |_| "cannot decrypt: wrong key or passphrase (the padding does not check)".to_string();
         let bad_len = |_| "bad key or IV length".to_string();
         match self {
             Cipher::Aes128 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
@@ -216,8 +217,7 @@ fn encryption_key(root: Node, secret: &Secret, wanted_len: usize) -> Result<Vec<
     let derived = enc_key.and_then(|k| child(k, "DerivedKey"));
     let name = enc_key
         .and_then(|k| {
-            child(k, "KeyName")
-                .or_else(|| derived.and_then(|d| child(d, "MasterKeyName")))
+            child(k, "KeyName").or_else(|| derived.and_then(|d| child(d, "MasterKeyName")))
         })
         .map(text)
         .map(|n| format!(" (named {n:?} in the file)"))
@@ -238,8 +238,8 @@ fn encryption_key(root: Node, secret: &Secret, wanted_len: usize) -> Result<Vec<
 }
 
 fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>, String> {
-    let method = child(derived, "KeyDerivationMethod")
-        .ok_or("DerivedKey has no KeyDerivationMethod")?;
+    let method =
+        child(derived, "KeyDerivationMethod").ok_or("DerivedKey has no KeyDerivationMethod")?;
     let alg = method.attribute("Algorithm").unwrap_or("");
     if !matches!(fragment(alg), "pbkdf2" | "pbes2" | "PBKDF2" | "PBES2") {
         return Err(format!(
@@ -278,18 +278,10 @@ fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>
         .map_err(|_| format!("PBKDF2 PRF {prf:?} is not supported (HMAC-SHA1/256/512)"))?
     {
         MacAlg::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(passphrase, &salt, rounds, &mut out),
-        MacAlg::Sha224 => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha224>(passphrase, &salt, rounds, &mut out)
-        }
-        MacAlg::Sha256 => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, &salt, rounds, &mut out)
-        }
-        MacAlg::Sha384 => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha384>(passphrase, &salt, rounds, &mut out)
-        }
-        MacAlg::Sha512 => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha512>(passphrase, &salt, rounds, &mut out)
-        }
+        MacAlg::Sha224 => pbkdf2::pbkdf2_hmac::<sha2::Sha224>(passphrase, &salt, rounds, &mut out),
+        MacAlg::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, &salt, rounds, &mut out),
+        MacAlg::Sha384 => pbkdf2::pbkdf2_hmac::<sha2::Sha384>(passphrase, &salt, rounds, &mut out),
+        MacAlg::Sha512 => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(passphrase, &salt, rounds, &mut out),
     }
     Ok(out)
 }
@@ -311,9 +303,8 @@ fn keys(root: Node, secret: &Secret) -> Result<Option<Keys>, String> {
             let mac_key = match child(m, "MACKey") {
                 Some(k) => {
                     let (c, data) = encrypted(k)?;
-                    c.decrypt(&key, &data).map_err(|e| {
-                        format!("the MAC key does not decrypt: {e}")
-                    })?
+                    c.decrypt(&key, &data)
+                        .map_err(|e| format!("the MAC key does not decrypt: {e}"))?
                 }
                 // PSKC drafts before RFC 6030: the encryption key is the MAC key.
                 None => key.clone(),
@@ -355,11 +346,15 @@ fn data_bytes(
     let keys = keys.ok_or_else(|| ValueError::File("an encrypted value but no key".into()))?;
     let (cipher, data) = encrypted(enc).map_err(ValueError::File)?;
     let (alg, mac_key) = keys.mac.as_ref().ok_or_else(|| {
-        ValueError::File("encrypted values but no MACMethod: their integrity cannot be checked".into())
+        ValueError::File(
+            "encrypted values but no MACMethod: their integrity cannot be checked".into(),
+        )
     })?;
-    let tag = child(elem, "ValueMAC")
-        .map(text)
-        .ok_or_else(|| ValueError::File("an encrypted value has no ValueMAC: its integrity cannot be checked".into()))?;
+    let tag = child(elem, "ValueMAC").map(text).ok_or_else(|| {
+        ValueError::File(
+            "an encrypted value has no ValueMAC: its integrity cannot be checked".into(),
+        )
+    })?;
     let tag = base64(&tag).ok_or_else(|| ValueError::File("a ValueMAC is not base64".into()))?;
     if !alg.verify(mac_key, &data, &tag) {
         return Err(ValueError::File(
@@ -372,18 +367,16 @@ fn data_bytes(
     } else {
         // Encrypted integers are their big-endian bytes.
         if plain.len() > 8 {
-            return Err(ValueError::Key("an encrypted number is longer than 8 bytes".into()));
+            return Err(ValueError::Key(
+                "an encrypted number is longer than 8 bytes".into(),
+            ));
         }
         let n = plain.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
         Ok(Some(n.to_string().into_bytes()))
     }
 }
 
-fn data_number(
-    data: Node,
-    name: &str,
-    keys: Option<&Keys>,
-) -> Result<Option<u64>, ValueError> {
+fn data_number(data: Node, name: &str, keys: Option<&Keys>) -> Result<Option<u64>, ValueError> {
     let Some(elem) = child(data, name) else {
         return Ok(None);
     };
@@ -437,7 +430,12 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
         (None, Some(id)) => format!("key package {n} (Key Id {id:?})"),
         (None, None) => format!("key package {n}"),
     };
-    let skip = |why: String| Ok(Err(Skipped { what: what.clone(), why }));
+    let skip = |why: String| {
+        Ok(Err(Skipped {
+            what: what.clone(),
+            why,
+        }))
+    };
     let Some(key) = key else {
         return skip("it has no Key".into());
     };
@@ -496,7 +494,11 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
         key: secret,
         algorithm,
         digits,
-        period: if kind == OtpKind::Totp { period } else { DEFAULT_PERIOD },
+        period: if kind == OtpKind::Totp {
+            period
+        } else {
+            DEFAULT_PERIOD
+        },
         counter: if kind == OtpKind::Hotp { counter } else { 0 },
     };
     match c.check() {
@@ -567,10 +569,18 @@ mod tests {
         ));
         let p = parse(&xml, &Secret::None).unwrap();
         assert!(p.skipped.is_empty(), "{:?}", p.skipped);
-        let [h, t] = p.tokens.as_slice() else { panic!("{:?}", p.tokens) };
-        assert_eq!((h.kind, h.digits, h.counter, h.period), (OtpKind::Hotp, 8, 7, 30));
+        let [h, t] = p.tokens.as_slice() else {
+            panic!("{:?}", p.tokens)
+        };
+        assert_eq!(
+            (h.kind, h.digits, h.counter, h.period),
+            (OtpKind::Hotp, 8, 7, 30)
+        );
         assert_eq!(h.key, b"12345678901234567890");
-        assert_eq!((t.kind, t.digits, t.period, t.counter, t.algorithm), (OtpKind::Totp, 6, 60, 0, Algorithm::SHA256));
+        assert_eq!(
+            (t.kind, t.digits, t.period, t.counter, t.algorithm),
+            (OtpKind::Totp, 6, 60, 0, Algorithm::SHA256)
+        );
     }
 
     #[test]
@@ -585,28 +595,51 @@ mod tests {
         ));
         let p = parse(&xml, &Secret::None).unwrap();
         assert!(p.tokens.is_empty());
-        let whys: Vec<String> = p.skipped.iter().map(|s| format!("{}: {}", s.what, s.why)).collect();
+        let whys: Vec<String> = p
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.what, s.why))
+            .collect();
         assert_eq!(whys.len(), 4, "{whys:?}");
-        assert!(whys[0].starts_with("S1: algorithm") && whys[0].contains("ocra"), "{whys:?}");
-        assert!(whys[1].starts_with("key package 2") && whys[1].contains("SerialNo"), "{whys:?}");
-        assert!(whys[2].starts_with("S3:") && whys[2].contains("digits"), "{whys:?}");
+        assert!(
+            whys[0].starts_with("S1: algorithm") && whys[0].contains("ocra"),
+            "{whys:?}"
+        );
+        assert!(
+            whys[1].starts_with("key package 2") && whys[1].contains("SerialNo"),
+            "{whys:?}"
+        );
+        assert!(
+            whys[2].starts_with("S3:") && whys[2].contains("digits"),
+            "{whys:?}"
+        );
         assert!(whys[3].contains("HEXADECIMAL"), "{whys:?}");
     }
 
     #[test]
     fn whole_file_refusals() {
         let dtd = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]><KeyContainer>&lol2;</KeyContainer>";
-        assert!(parse(dtd, &Secret::None).unwrap_err().contains("DTD/entities are not allowed"));
+        assert!(parse(dtd, &Secret::None)
+            .unwrap_err()
+            .contains("DTD/entities are not allowed"));
         let e = parse("<KeyContainer><KeyPackage>", &Secret::None).unwrap_err();
         assert!(e.contains("not well-formed XML"), "{e}");
-        assert!(parse("<html/>", &Secret::None).unwrap_err().contains("not a PSKC"));
+        assert!(parse("<html/>", &Secret::None)
+            .unwrap_err()
+            .contains("not a PSKC"));
         assert!(parse("", &Secret::None).is_err());
     }
 
     #[test]
     fn uri_helpers() {
-        assert_eq!(kind_of("http://www.ietf.org/keyprov/pskc#hotp"), Some(OtpKind::Hotp));
-        assert_eq!(kind_of("urn:ietf:params:xml:ns:keyprov:pskc:totp"), Some(OtpKind::Totp));
+        assert_eq!(
+            kind_of("http://www.ietf.org/keyprov/pskc#hotp"),
+            Some(OtpKind::Hotp)
+        );
+        assert_eq!(
+            kind_of("urn:ietf:params:xml:ns:keyprov:pskc:totp"),
+            Some(OtpKind::Totp)
+        );
         assert_eq!(kind_of("urn:example:hotp"), None);
         assert_eq!(fragment("a#pbkdf2"), "pbkdf2");
         assert!(Cipher::from_uri("http://www.w3.org/2001/04/xmlenc#kw-aes128").is_err());
@@ -615,14 +648,28 @@ mod tests {
     #[test]
     fn cbc_and_mac_reject_wrong_keys() {
         // RFC 6030 figure 6's MAC key, encrypted with its pre-shared key.
-        let data = base64("ESIzRFVmd4iZABEiM0RVZgKn6WjLaTC1sbeBMSvIhRejN9vJa2BOlSaMrR7I5wSX").unwrap();
-        let key = [0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12];
+        let data =
+            base64("ESIzRFVmd4iZABEiM0RVZgKn6WjLaTC1sbeBMSvIhRejN9vJa2BOlSaMrR7I5wSX").unwrap();
+        let key = [
+            0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78,
+            0x90, 0x12,
+        ];
         let mac_key = Cipher::Aes128.decrypt(&key, &data).unwrap();
-        assert_eq!(mac_key, [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0x00]);
+        assert_eq!(
+            mac_key,
+            [
+                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0x00, 0x11, 0x22, 0x33, 0x44,
+                0x55, 0x66, 0x77, 0x88, 0x99, 0x00
+            ]
+        );
         assert!(Cipher::Aes128.decrypt(&[0u8; 16], &data).is_err());
-        assert!(Cipher::Aes256.decrypt(&key, &data).unwrap_err().contains("needs 32"));
+        assert!(Cipher::Aes256
+            .decrypt(&key, &data)
+            .unwrap_err()
+            .contains("needs 32"));
         assert!(Cipher::Aes128.decrypt(&key, &data[..20]).is_err());
-        let secret = base64("AAECAwQFBgcICQoLDA0OD+cIHItlB3Wra1DUpxVvOx2lef1VmNPCMl8jwZqIUqGv").unwrap();
+        let secret =
+            base64("AAECAwQFBgcICQoLDA0OD+cIHItlB3Wra1DUpxVvOx2lef1VmNPCMl8jwZqIUqGv").unwrap();
         let tag = base64("Su+NvtQfmvfJzF6bmQiJqoLRExc=").unwrap();
         assert!(MacAlg::Sha1.verify(&mac_key, &secret, &tag));
         let mut bad = tag.clone();
@@ -632,7 +679,10 @@ mod tests {
     }
 
     fn rfc(n: u32) -> String {
-        let path = format!("{}/tests/data/pskc/rfc6030-figure{n}.xml", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/data/pskc/rfc6030-figure{n}.xml",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(path).unwrap()
     }
 
@@ -644,17 +694,26 @@ mod tests {
         // Figure 6: AES-128-CBC with a pre-shared key, HMAC-SHA1.
         let key = otp_core::key::decode_hex("12345678901234567890123456789012").unwrap();
         let p = parse(&rfc(6), &Secret::Key(key)).unwrap();
-        let [t] = p.tokens.as_slice() else { panic!("{p:?}") };
-        assert_eq!((t.serial.as_str(), t.digits, t.counter), ("987654321", 8, 0));
+        let [t] = p.tokens.as_slice() else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            (t.serial.as_str(), t.digits, t.counter),
+            ("987654321", 8, 0)
+        );
         assert_eq!(t.key, b"12345678901234567890");
         let wrong = otp_core::key::decode_hex("12345678901234567890123456789013").unwrap();
         assert!(parse(&rfc(6), &Secret::Key(wrong)).is_err());
         assert!(parse(&rfc(6), &Secret::None).unwrap_err().contains("--key"));
         // Figure 7: PBKDF2 from "qwerty".
         let p = parse(&rfc(7), &Secret::Passphrase(b"qwerty".to_vec())).unwrap();
-        let [t] = p.tokens.as_slice() else { panic!("{p:?}") };
+        let [t] = p.tokens.as_slice() else {
+            panic!("{p:?}")
+        };
         assert_eq!(t.key, b"12345678901234567890");
         assert!(parse(&rfc(7), &Secret::Passphrase(b"qwertz".to_vec())).is_err());
-        assert!(parse(&rfc(7), &Secret::None).unwrap_err().contains("--passphrase-file"));
+        assert!(parse(&rfc(7), &Secret::None)
+            .unwrap_err()
+            .contains("--passphrase-file"));
     }
 }
