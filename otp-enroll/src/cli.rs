@@ -458,6 +458,14 @@ fn parse_inventory(
     mut g: Global,
     mut help: bool,
 ) -> Result<(Global, Command), Error> {
+    let no_target = || {
+        Error::usage(
+            "inventory commands act on root's inventory: --user and --secret-file have no meaning there",
+        )
+    };
+    if g.user.is_some() || g.secret_file.is_some() {
+        return Err(no_target());
+    }
     let mut sub: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
     let mut import = ImportOpts {
@@ -472,11 +480,7 @@ fn parse_inventory(
         let s = sub.as_deref().unwrap_or("");
         match arg {
             Long("config") => g.config = Some(text(&mut p)?),
-            Long("user") | Long("secret-file") => {
-                return Err(Error::usage(
-                    "inventory commands act on root's inventory: --user and --secret-file have no meaning there",
-                ))
-            }
+            Long("user") | Long("secret-file") => return Err(no_target()),
             Short('h') | Long("help") => help = true,
             Value(v) if sub.is_none() => sub = Some(v.string()?),
             Value(v) => positional.push(v.string()?),
@@ -620,6 +624,8 @@ mod inventory_tests {
             &["inventory", "list", "--replace"],
             &["inventory", "remove"],
             &["inventory", "list", "--user", "bob"],
+            &["--user", "bob", "inventory", "list"],
+            &["--secret-file", "/x", "inventory", "remove", "S"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");
         }

@@ -766,3 +766,42 @@ fn only_root_and_only_a_safe_store() {
     assert!(out.contains("symbolic link"), "{out}");
     assert!(Path::new(&moved).join("tokens.toml").exists());
 }
+
+#[test]
+fn concurrent_imports_are_serialised_by_the_lock() {
+    let inv = Inv::new();
+    ok(&inv.run(&["list"]));
+    let files: Vec<String> = (0..6)
+        .map(|f| {
+            let lines: String = (0..40)
+                .map(|i| format!("P{f}-{i},{RFC4226_HEX},hotp,6,{i}\n"))
+                .collect();
+            inv.file(&format!("batch{f}.csv"), lines)
+        })
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let mut cmd = enroll();
+            cmd.arg("--config")
+                .arg(&inv.config)
+                .args(["inventory", "import", f])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(ok(&o).contains("imported 40, skipped 0"));
+    }
+    let stored = inv.stored();
+    assert_eq!(stored.len(), 240, "an import was lost");
+    assert_eq!(inv.get("P3-17").counter, 17);
+    // No temp files left behind.
+    let names: Vec<String> = fs::read_dir(inv.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
