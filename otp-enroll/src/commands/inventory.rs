@@ -131,6 +131,12 @@ fn import(state_dir: &Path, o: ImportOpts, now: u64) -> Result<i32, Error> {
         }
     }
     .map_err(|why| Error::refused(format!("{}: refused ({why}); nothing was imported", o.file)))?;
+    if !parsed.encrypted && !matches!(secret, pskc::Secret::None) {
+        say!(
+            "note: {} has no encrypted values; --key/--passphrase-file was not needed",
+            o.file
+        );
+    }
     let source = Path::new(&o.file)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

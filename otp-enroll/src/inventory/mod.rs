@@ -139,6 +139,8 @@ pub struct Skipped {
 pub struct Parsed {
     pub tokens: Vec<Candidate>,
     pub skipped: Vec<Skipped>,
+    /// Whether the file had encrypted values (PSKC).
+    pub encrypted: bool,
 }
 
 /// tokens.toml as TOML sees it.

@@ -530,7 +530,10 @@ pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
         ));
     }
     let keys = keys(root, secret)?;
-    let mut out = Parsed::default();
+    let mut out = Parsed {
+        encrypted: keys.is_some(),
+        ..Parsed::default()
+    };
     for (i, pkg) in packages.into_iter().enumerate() {
         match package(pkg, i + 1, keys.as_ref())? {
             Ok(c) => out.tokens.push(c),
