@@ -618,6 +618,25 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_codes_match(&c1, RFC4226_HEX);
     assert_codes_match(&inv.get("C-3"), RFC4226_HEX);
 
+    // A serial twice, once on a bad line: neither is imported. A serial
+    // with an escape sequence is shown escaped, never sent to the terminal.
+    let before = inv.bytes();
+    let twice = inv.file(
+        "twice.csv",
+        format!("D-1,{RFC4226_HEX}\nD-1,zz\nE\u{1b}[2J,{RFC4226_HEX}\n"),
+    );
+    let out = fails(&inv.import(&twice, &[]), 1);
+    assert!(
+        out.contains("skipped D-1: the serial is in the file more than once")
+            && out.contains("skipped line 2 (serial D-1): the seed is not hex"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\\u{1b}[2J") && !out.contains('\u{1b}'),
+        "{out}"
+    );
+    assert_eq!(inv.bytes(), before);
+
     // Already there: skipped without --replace (exit 0: nothing to do);
     // --replace replaces an unassigned one, never an assigned one.
     let again = inv.file(

@@ -146,8 +146,13 @@ fn import(state_dir: &Path, o: ImportOpts, now: u64) -> Result<i32, Error> {
         .collect::<String>();
 
     let mut in_file: HashMap<String, usize> = HashMap::new();
-    for t in &parsed.tokens {
-        *in_file.entry(t.serial.clone()).or_default() += 1;
+    let serials = parsed
+        .tokens
+        .iter()
+        .map(|t| &t.serial)
+        .chain(parsed.skipped.iter().filter_map(|s| s.serial.as_ref()));
+    for serial in serials {
+        *in_file.entry(serial.clone()).or_default() += 1;
     }
     let mut imported = 0usize;
     let mut skipped = 0usize;

@@ -10,7 +10,7 @@ use otp_core::key;
 use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 
-use super::{Candidate, Parsed, Skipped, MAX_ENTRIES};
+use super::{shown, Candidate, Parsed, Skipped, MAX_ENTRIES};
 
 fn field(f: &str) -> &str {
     let f = f.trim();
@@ -76,6 +76,7 @@ fn line(fields: &[&str]) -> Result<Candidate, String> {
 pub fn parse(text: &str) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     let mut first = true;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let l = raw.trim();
@@ -98,12 +99,16 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
             Ok(c) => out.tokens.push(c),
             Err(why) => {
                 let serial = fields.first().copied().unwrap_or_default();
-                let what = if serial.is_empty() || serial.chars().any(char::is_control) {
+                let what = if serial.is_empty() {
                     format!("line {n}")
                 } else {
-                    format!("line {n} (serial {serial})")
+                    format!("line {n} (serial {})", shown(serial))
                 };
-                out.skipped.push(Skipped { what, why });
+                out.skipped.push(Skipped {
+                    what,
+                    why,
+                    serial: (!serial.is_empty()).then(|| serial.to_string()),
+                });
             }
         }
     }

@@ -132,6 +132,20 @@ pub struct Skipped {
     /// The serial, or where the entry is when it has none.
     pub what: String,
     pub why: String,
+    /// The entry's serial, when it has one (a serial twice in a file
+    /// refuses both entries, also when one of them is skipped anyway).
+    pub serial: Option<String>,
+}
+
+/// `text` as it may be printed: quoted and escaped when it has control
+/// characters (a vendor file must not send escape sequences to the
+/// terminal).
+pub fn shown(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        format!("{text:?}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// What a vendor file holds.

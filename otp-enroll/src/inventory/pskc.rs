@@ -20,7 +20,7 @@ use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 use roxmltree::{Document, Node};
 
-use super::{Candidate, Parsed, Skipped, MAX_ENTRIES};
+use super::{shown, Candidate, Parsed, Skipped, MAX_ENTRIES};
 
 /// How encrypted values may be opened: what the admin gave.
 #[derive(Clone, Default)]
@@ -426,7 +426,7 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
     let key = child(pkg, "Key");
     let id = key.and_then(|k| k.attribute("Id")).map(str::to_string);
     let what = match (&serial, &id) {
-        (Some(s), _) => s.clone(),
+        (Some(s), _) => shown(s),
         (None, Some(id)) => format!("key package {n} (Key Id {id:?})"),
         (None, None) => format!("key package {n}"),
     };
@@ -434,6 +434,7 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
         Ok(Err(Skipped {
             what: what.clone(),
             why,
+            serial: serial.clone(),
         }))
     };
     let Some(key) = key else {
@@ -468,6 +469,7 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
         ValueError::Key(why) => Ok(Err(Skipped {
             what: what.clone(),
             why,
+            serial: serial.clone(),
         })),
     };
     // The secret first: crypto failures refuse the file even when the
@@ -485,11 +487,11 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
         Ok(p) => p.unwrap_or(DEFAULT_PERIOD),
         Err(e) => return fail(e),
     };
-    let Some(serial) = serial else {
+    let Some(serial_no) = serial.clone() else {
         return skip("it has no DeviceInfo/SerialNo (a token is found by its serial)".into());
     };
     let c = Candidate {
-        serial,
+        serial: serial_no,
         kind,
         key: secret,
         algorithm,
@@ -514,6 +516,7 @@ pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
         nodes_limit: MAX_NODES,
         ..roxmltree::ParsingOptions::default()
     };
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     let doc = Document::parse_with_options(xml, opts).map_err(|e| pskc_error(&e))?;
     let root = doc.root_element();
     if root.tag_name().name() != "KeyContainer" {
