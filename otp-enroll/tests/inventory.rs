@@ -796,7 +796,7 @@ fn concurrent_imports_are_serialised_by_the_lock() {
     ok(&inv.run(&["list"]));
     let files: Vec<String> = (0..6)
         .map(|f| {
-            let lines: String = (0..40)
+            let lines: String = (0..60)
                 .map(|i| format!("P{f}-{i},{RFC4226_HEX},hotp,6,{i}\n"))
                 .collect();
             inv.file(&format!("batch{f}.csv"), lines)
@@ -816,10 +816,12 @@ fn concurrent_imports_are_serialised_by_the_lock() {
         .collect();
     for c in children {
         let o = c.wait_with_output().unwrap();
-        assert!(ok(&o).contains("imported 40, skipped 0"));
+        assert!(ok(&o).contains("imported 60, skipped 0"));
     }
     let stored = inv.stored();
-    assert_eq!(stored.len(), 240, "an import was lost");
+    assert_eq!(stored.len(), 360, "an import was lost");
+    // More than safe_fs::MAX_FILE_SIZE (64 KiB): the store has its own cap.
+    assert!(inv.bytes().len() > 64 * 1024);
     assert_eq!(inv.get("P3-17").counter, 17);
     // No temp files left behind.
     let names: Vec<String> = fs::read_dir(inv.dir())
