@@ -27,6 +27,8 @@ Commands:
                  remove one token, or all (two-factor login stops for the user)
   import-google [PATH]
                  convert a ~/.google_authenticator file
+  inventory import|list|remove
+                 (root) vendor token files: the tokens waiting to be assigned
 
 Global options:
   --user NAME          act for another user (root only)
@@ -240,6 +242,7 @@ pub enum Command {
         path: Option<String>,
         force: bool,
     },
+    Inventory(InventoryCommand),
     Help(&'static str),
     Version,
 }
@@ -312,6 +315,9 @@ pub fn parse(
             Short('V') | Long("version") => version = true,
             Value(v) if cmd.is_none() => {
                 let v = v.string()?;
+                if v == "inventory" {
+                    return parse_inventory(p, g, help);
+                }
                 if v == "help" {
                     help = true;
                     cmd = Some("help");
@@ -322,6 +328,9 @@ pub fn parse(
             Value(v) if cmd == Some("help") && positional.is_empty() => {
                 // `otp-enroll help token` is `otp-enroll token --help`.
                 let v = v.string()?;
+                if v == "inventory" {
+                    return Ok((g, Command::Help(INVENTORY_HELP)));
+                }
                 cmd = Some(command_name(&v)?);
                 positional.push(v);
             }
@@ -444,6 +453,255 @@ pub fn parse(
         _ => Command::Help(USAGE),
     };
     Ok((g, command))
+}
+
+// ---- otp-enroll inventory (root only) --------------------------------
+
+pub const INVENTORY_HELP: &str = "\
+Usage: otp-enroll [--config PATH] inventory COMMAND
+
+The inventory (root only) holds hardware tokens as vendors ship their
+seeds, before they are assigned to users: <state_dir>/inventory/tokens.toml
+(state_dir from the config, default /var/lib/pam_otp). Seeds are never shown.
+
+Commands:
+  import FILE [--format pskc|csv] [--key HEX | --passphrase-file F] [--replace]
+        import a vendor file: PSKC (RFC 6030: plain, encrypted with a
+        pre-shared AES-CBC key given as --key HEX, or with a passphrase
+        read from the first line of --passphrase-file F; the MACs are
+        checked) or CSV lines serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]]
+        ('#' comments allowed). The format is guessed from the name
+        (.xml/.pskc/.pskcxml, .csv/.txt) or the contents unless --format.
+        Each entry is reported: imported, or skipped and why (no serial,
+        not HOTP/TOTP, bad values, its serial twice in the file, already
+        in the inventory). A serial already there is replaced only with
+        --replace, and never when assigned to a user. A wrong key or
+        passphrase, a MAC that does not match, or a file that is not
+        well-formed refuses the whole file.
+        Exit status: 0 when something was imported or everything was
+        already there; 1 when nothing could be imported (the file refused,
+        or every entry skipped for a problem); 2 bad arguments.
+  list [--unassigned]
+        serial, type, digits, period or counter, the user it is assigned
+        to, import date and source file of every token (--unassigned:
+        only those not assigned)
+  remove SERIAL
+        delete an unassigned token (an assigned one is refused: remove it
+        from the user first)
+";
+
+/// The file format of `inventory import`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    Pskc,
+    Csv,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ImportOpts {
+    pub file: String,
+    pub format: Option<ImportFormat>,
+    pub key: Option<String>,
+    pub passphrase_file: Option<String>,
+    pub replace: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum InventoryCommand {
+    Import(ImportOpts),
+    List { unassigned: bool },
+    Remove { serial: String },
+}
+
+/// The rest of the arguments after `inventory` (`help` is whether --help
+/// came before it).
+fn parse_inventory(
+    mut p: lexopt::Parser,
+    mut g: Global,
+    mut help: bool,
+) -> Result<(Global, Command), Error> {
+    let no_target = || {
+        Error::usage(
+            "inventory commands act on root's inventory: --user and --secret-file have no meaning there",
+        )
+    };
+    if g.user.is_some() || g.secret_file.is_some() {
+        return Err(no_target());
+    }
+    let mut sub: Option<String> = None;
+    let mut positional: Vec<String> = Vec::new();
+    let mut import = ImportOpts {
+        file: String::new(),
+        format: None,
+        key: None,
+        passphrase_file: None,
+        replace: false,
+    };
+    let mut unassigned = false;
+    while let Some(arg) = p.next()? {
+        let s = sub.as_deref().unwrap_or("");
+        match arg {
+            Long("config") => g.config = Some(text(&mut p)?),
+            Long("user") | Long("secret-file") => return Err(no_target()),
+            Short('h') | Long("help") => help = true,
+            Value(v) if sub.is_none() => sub = Some(v.string()?),
+            Value(v) => positional.push(v.string()?),
+            Long("format") if s == "import" => {
+                import.format = Some(match text(&mut p)?.as_str() {
+                    "pskc" => ImportFormat::Pskc,
+                    "csv" => ImportFormat::Csv,
+                    other => {
+                        return Err(Error::usage(format!(
+                            "--format: {other:?} is not pskc or csv"
+                        )))
+                    }
+                })
+            }
+            Long("key") if s == "import" => import.key = Some(text(&mut p)?),
+            Long("passphrase-file") if s == "import" => {
+                import.passphrase_file = Some(text(&mut p)?)
+            }
+            Long("replace") if s == "import" => import.replace = true,
+            Long("unassigned") if s == "list" => unassigned = true,
+            other => {
+                return Err(Error::usage(format!(
+                    "{} is not an option of 'inventory {s}'",
+                    other.unexpected()
+                )))
+            }
+        }
+    }
+    if help {
+        return Ok((g, Command::Help(INVENTORY_HELP)));
+    }
+    let mut args = positional.into_iter();
+    let (one, more) = (args.next(), args.next());
+    if let Some(extra) = more {
+        return Err(Error::usage(format!("unexpected argument {extra:?}")));
+    }
+    let command = match (sub.as_deref(), one) {
+        (Some("import"), Some(file)) => {
+            if import.key.is_some() && import.passphrase_file.is_some() {
+                return Err(Error::usage(
+                    "inventory import: give --key or --passphrase-file, not both",
+                ));
+            }
+            InventoryCommand::Import(ImportOpts { file, ..import })
+        }
+        (Some("import"), None) => {
+            return Err(Error::usage("inventory import needs a FILE"));
+        }
+        (Some("list"), None) => InventoryCommand::List { unassigned },
+        (Some("remove"), Some(serial)) => InventoryCommand::Remove { serial },
+        (Some("remove"), None) => {
+            return Err(Error::usage("inventory remove needs a SERIAL"));
+        }
+        (Some("list"), Some(extra)) => {
+            return Err(Error::usage(format!("unexpected argument {extra:?}")));
+        }
+        (None, _) => {
+            return Err(Error::usage(
+                "inventory needs a command: import, list or remove",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(Error::usage(format!(
+                "unknown inventory command {other:?} (import, list or remove)"
+            )))
+        }
+    };
+    Ok((g, Command::Inventory(command)))
+}
+
+#[cfg(test)]
+mod inventory_tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<(Global, Command), Error> {
+        parse(args.iter().map(std::ffi::OsString::from))
+    }
+
+    fn inv(args: &[&str]) -> InventoryCommand {
+        match p(args).unwrap() {
+            (_, Command::Inventory(c)) => c,
+            (_, other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inventory_commands() {
+        assert_eq!(
+            inv(&[
+                "--config",
+                "/c",
+                "inventory",
+                "import",
+                "f.xml",
+                "--key",
+                "00",
+                "--replace"
+            ]),
+            InventoryCommand::Import(ImportOpts {
+                file: "f.xml".into(),
+                format: None,
+                key: Some("00".into()),
+                passphrase_file: None,
+                replace: true,
+            })
+        );
+        let (g, _) = p(&["inventory", "list", "--config", "/c"]).unwrap();
+        assert_eq!(g.config.as_deref(), Some("/c"));
+        assert_eq!(
+            inv(&["inventory", "list", "--unassigned"]),
+            InventoryCommand::List { unassigned: true }
+        );
+        assert_eq!(
+            inv(&["inventory", "remove", "S1"]),
+            InventoryCommand::Remove {
+                serial: "S1".into()
+            }
+        );
+        assert!(matches!(
+            inv(&["inventory", "import", "--format", "csv", "x"]),
+            InventoryCommand::Import(ImportOpts {
+                format: Some(ImportFormat::Csv),
+                ..
+            })
+        ));
+        for bad in [
+            &["inventory"][..],
+            &["inventory", "frob"],
+            &["inventory", "import"],
+            &["inventory", "import", "a", "b"],
+            &[
+                "inventory",
+                "import",
+                "a",
+                "--key",
+                "00",
+                "--passphrase-file",
+                "p",
+            ],
+            &["inventory", "import", "a", "--format", "xml"],
+            &["inventory", "list", "--replace"],
+            &["inventory", "remove"],
+            &["inventory", "list", "--user", "bob"],
+            &["--user", "bob", "inventory", "list"],
+            &["--secret-file", "/x", "inventory", "remove", "S"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        for help in [
+            &["inventory", "--help"][..],
+            &["help", "inventory"],
+            &["--help", "inventory", "list"],
+        ] {
+            assert!(
+                matches!(p(help).unwrap().1, Command::Help(INVENTORY_HELP)),
+                "{help:?}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

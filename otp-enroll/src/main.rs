@@ -17,6 +17,7 @@
 mod cli;
 mod commands;
 mod error;
+mod inventory;
 mod output;
 mod prompt;
 mod qr;
@@ -42,6 +43,15 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Unix time now.
+fn now() -> Result<u64, Error> {
+    #[allow(clippy::disallowed_methods)] // the CLI is where the clock is read
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::failed("the system clock is before 1970"))
+        .map(|d| d.as_secs())
+}
+
 fn run() -> Result<i32, Error> {
     let (g, command) = cli::parse(std::env::args_os().skip(1))?;
     let code = match command {
@@ -61,12 +71,16 @@ fn run() -> Result<i32, Error> {
             let config = target::config(g.config.as_deref())?;
             i32::from(!config.enroll_on_login)
         }
+        Command::Inventory(c) => {
+            // Root only, said before anything (the config included) is read.
+            if !inventory::is_root() {
+                return Err(Error::failed(inventory::NOT_ROOT));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::inventory::run(std::path::Path::new(&config.state_dir), c, now()?)?
+        }
         command => {
-            #[allow(clippy::disallowed_methods)] // the CLI is where the clock is read
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|_| Error::failed("the system clock is before 1970"))?
-                .as_secs();
+            let now = now()?;
             let t = target::resolve(
                 g.user.as_deref(),
                 g.config.as_deref(),

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod import_google;
+pub mod inventory;
 pub mod list;
 pub mod new;
 pub mod remove;
@@ -37,6 +38,9 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Unlock => unlock::run(t)?,
         Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
+        Command::Inventory(c) => {
+            return inventory::run(std::path::Path::new(&t.config.state_dir), c, now)
+        }
         Command::Help(_) | Command::Version => {}
     }
     Ok(0)

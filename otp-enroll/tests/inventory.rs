@@ -1,0 +1,832 @@
+//! The vendor token inventory (`otp-enroll inventory`): PSKC files written
+//! by python3-pskc (an independent RFC 6030 implementation) and the RFC's
+//! own examples are imported, and the stored seeds are proven right by
+//! comparing oathtool's codes for the known secret with the codes
+//! otp_core's Generator makes from the stored key. Bad input of every kind
+//! is refused with a message naming the problem and tokens.toml left
+//! byte for byte as it was.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use otp_core::key;
+use otp_core::otp::{Algorithm, Generator};
+use testkit::harness::RootDir;
+use testkit::{oathtool, oathtool_hotp_hex, require_root, write_mode, TestUser};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pskc");
+const WRITER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pskc/write.py");
+/// RFC 6030 figure 6's pre-shared key.
+const FIG6_KEY: &str = "12345678901234567890123456789012";
+
+/// A config whose state_dir is a fresh directory of root's (not created
+/// yet: otp-enroll makes it), and the files the test writes beside it.
+struct Inv {
+    base: RootDir,
+    config: PathBuf,
+}
+
+impl Inv {
+    fn new() -> Inv {
+        require_root();
+        let base = RootDir::new("inventory", 0o700);
+        let config = base.path.join("pam_otp.toml");
+        let state = base.path.join("state");
+        write_mode(
+            &config,
+            format!("state_dir = {:?}\n", state.to_str().unwrap()),
+            0o644,
+        );
+        Inv { base, config }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.base.path.join("state")
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.state().join("inventory")
+    }
+
+    fn tokens_path(&self) -> PathBuf {
+        self.dir().join("tokens.toml")
+    }
+
+    fn command(&self, mut cmd: Command, args: &[&str]) -> Output {
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("inventory")
+            .args(args);
+        run(cmd, "")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(enroll(), args)
+    }
+
+    fn file(&self, name: &str, text: impl AsRef<[u8]>) -> String {
+        let p = self.base.path.join(name);
+        write_mode(&p, text, 0o600);
+        p.to_str().unwrap().to_string()
+    }
+
+    /// A PSKC file written by python3-pskc from a JSON spec (see write.py).
+    fn pskc(&self, name: &str, spec: serde_json_lite::Spec) -> String {
+        let out = self.base.path.join(name);
+        let json = spec.to_json(out.to_str().unwrap());
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(WRITER);
+        let o = run(cmd, &json);
+        assert!(
+            o.status.success(),
+            "python3-pskc (apt-get install python3-pskc): {}",
+            text(&o)
+        );
+        out.to_str().unwrap().to_string()
+    }
+
+    fn import(&self, file: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["import", file];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        fs::read(self.tokens_path()).unwrap()
+    }
+
+    /// The tokens in tokens.toml, by serial: (type, key, algorithm, digits,
+    /// period, counter, assigned_to).
+    fn stored(&self) -> Vec<Stored> {
+        let text = fs::read_to_string(self.tokens_path()).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(table["version"].as_integer(), Some(1));
+        let Some(tokens) = table.get("token") else {
+            return Vec::new();
+        };
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| Stored {
+                serial: t["serial"].as_str().unwrap().into(),
+                kind: t["type"].as_str().unwrap().into(),
+                key: key::decode_base32(t["secret"].as_str().unwrap()).unwrap(),
+                algorithm: Algorithm::parse(t["algorithm"].as_str().unwrap()).unwrap(),
+                digits: t["digits"].as_integer().unwrap() as u8,
+                period: t["period"].as_integer().unwrap() as u64,
+                counter: t["counter"].as_integer().unwrap() as u64,
+                assigned_to: t.get("assigned_to").map(|a| a.as_str().unwrap().into()),
+            })
+            .collect()
+    }
+
+    fn get(&self, serial: &str) -> Stored {
+        self.stored()
+            .into_iter()
+            .find(|s| s.serial == serial)
+            .unwrap_or_else(|| panic!("{serial} not in {:?}", self.stored()))
+    }
+
+    /// Sets `assigned_to` of `serial` by hand (what `token` will do).
+    fn assign(&self, serial: &str, user: &str) {
+        let text = fs::read_to_string(self.tokens_path()).unwrap();
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        for t in table["token"].as_array_mut().unwrap() {
+            if t["serial"].as_str() == Some(serial) {
+                t.as_table_mut()
+                    .unwrap()
+                    .insert("assigned_to".into(), user.into());
+            }
+        }
+        write_mode(&self.tokens_path(), toml::to_string(&table).unwrap(), 0o600);
+    }
+}
+
+#[derive(Debug)]
+struct Stored {
+    serial: String,
+    kind: String,
+    key: Vec<u8>,
+    algorithm: Algorithm,
+    digits: u8,
+    period: u64,
+    counter: u64,
+    assigned_to: Option<String>,
+}
+
+/// The JSON spec for write.py, without a JSON crate.
+mod serde_json_lite {
+    pub struct Token {
+        pub serial: Option<&'static str>,
+        pub kind: &'static str,
+        pub secret: String,
+        pub digits: u8,
+        pub number: u64,
+        pub suite: Option<&'static str>,
+    }
+
+    pub struct Spec {
+        pub mode: &'static str,
+        pub key: Option<&'static str>,
+        pub password: Option<&'static str>,
+        pub algorithm: &'static str,
+        pub mac: &'static str,
+        pub tokens: Vec<Token>,
+    }
+
+    fn s(v: &str) -> String {
+        format!("{v:?}")
+    }
+
+    impl Spec {
+        pub fn to_json(&self, out: &str) -> String {
+            let tokens: Vec<String> = self
+                .tokens
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{{\"serial\": {}, \"type\": {}, \"secret\": {}, \"digits\": {}, \"counter\": {n}, \"period\": {n}, \"suite\": {}}}",
+                        t.serial.map_or("null".into(), s),
+                        s(t.kind),
+                        s(&t.secret),
+                        t.digits,
+                        t.suite.map_or("null".into(), s),
+                        n = t.number
+                    )
+                })
+                .collect();
+            format!(
+                "{{\"out\": {}, \"mode\": {}, \"key\": {}, \"password\": {}, \"algorithm\": {}, \"mac\": {}, \"iterations\": 1000, \"tokens\": [{}]}}",
+                s(out),
+                s(self.mode),
+                self.key.map_or("null".into(), s),
+                self.password.map_or("null".into(), s),
+                s(self.algorithm),
+                s(self.mac),
+                tokens.join(", ")
+            )
+        }
+    }
+}
+
+use serde_json_lite::{Spec, Token};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A different known seed for each token (`len` bytes).
+fn seed(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(37) ^ tag).collect()
+}
+
+/// Proves the stored key is the seed: oathtool's codes for the known seed
+/// are what otp_core's Generator makes from the stored key.
+fn assert_codes_match(s: &Stored, seed_hex: &str) {
+    let g = Generator::new(&s.key, s.algorithm, s.digits).unwrap();
+    if s.kind == "hotp" {
+        for c in [s.counter, s.counter + 1, s.counter + 17] {
+            let want = oathtool(&[
+                "--hotp",
+                "-d",
+                &s.digits.to_string(),
+                "-c",
+                &c.to_string(),
+                seed_hex,
+            ]);
+            assert_eq!(g.code(c), want, "{} counter {c}", s.serial);
+        }
+    } else {
+        for t in [59u64, 1_111_111_109, 2_000_000_000] {
+            let want = oathtool(&[
+                &format!("--totp={}", s.algorithm.as_str()),
+                "-d",
+                &s.digits.to_string(),
+                "-s",
+                &format!("{}s", s.period),
+                "-N",
+                &format!("@{t}"),
+                seed_hex,
+            ]);
+            assert_eq!(g.code(t / s.period), want, "{} at {t}", s.serial);
+        }
+    }
+}
+
+fn no_seed_in(out: &str, seeds: &[&[u8]]) {
+    for s in seeds {
+        let h = hex(s);
+        let b = key::encode_base32(s);
+        assert!(
+            !out.to_ascii_lowercase().contains(&h) && !out.contains(&b),
+            "a seed in the output:\n{out}"
+        );
+    }
+}
+
+/// tag, mode, --key for write.py, passphrase, cipher, MAC, import options.
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+#[test]
+fn python_pskc_files_import_with_the_right_seeds() {
+    let cases: [Case; 5] = [
+        ("plain", "plain", None, None, "aes128-cbc", "hmac-sha1", &[]),
+        (
+            "aes128",
+            "preshared",
+            Some("000102030405060708090a0b0c0d0e0f"),
+            None,
+            "aes128-cbc",
+            "hmac-sha1",
+            &["--key", "000102030405060708090a0b0c0d0e0f"],
+        ),
+        (
+            "aes256",
+            "preshared",
+            Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+            None,
+            "aes256-cbc",
+            "hmac-sha256",
+            &[
+                "--key",
+                "00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF",
+            ],
+        ),
+        (
+            "pbkdf2",
+            "pbkdf2",
+            None,
+            Some("correct horse"),
+            "aes128-cbc",
+            "hmac-sha1",
+            &[],
+        ),
+        (
+            "pbkdf2-256",
+            "pbkdf2",
+            None,
+            Some("battery staple"),
+            "aes256-cbc",
+            "hmac-sha256",
+            &[],
+        ),
+    ];
+    for (n, (tag, mode, key, password, algorithm, mac, extra)) in cases.into_iter().enumerate() {
+        let inv = Inv::new();
+        let t = n as u8 * 16;
+        let seeds = [seed(t + 1, 20), seed(t + 2, 20), seed(t + 3, 32)];
+        let spec = Spec {
+            mode,
+            key,
+            password,
+            algorithm,
+            mac,
+            tokens: vec![
+                Token {
+                    serial: Some("HW-0001"),
+                    kind: "hotp",
+                    secret: hex(&seeds[0]),
+                    digits: 6,
+                    number: 42,
+                    suite: None,
+                },
+                Token {
+                    serial: Some("HW-0002"),
+                    kind: "totp",
+                    secret: hex(&seeds[1]),
+                    digits: 8,
+                    number: 60,
+                    suite: None,
+                },
+                Token {
+                    serial: Some("HW-0003"),
+                    kind: "totp",
+                    secret: hex(&seeds[2]),
+                    digits: 6,
+                    number: 30,
+                    suite: Some("HMAC-SHA256"),
+                },
+            ],
+        };
+        let file = inv.pskc(&format!("{tag}.xml"), spec);
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(p) = password {
+            args.push("--passphrase-file".into());
+            args.push(inv.file("pass", format!("{p}\n")));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ok(&inv.import(&file, &args));
+        assert!(out.contains("imported 3, skipped 0"), "{tag}: {out}");
+        no_seed_in(&out, &[&seeds[0], &seeds[1], &seeds[2]]);
+        let list = ok(&inv.run(&["list"]));
+        no_seed_in(&list, &[&seeds[0], &seeds[1], &seeds[2]]);
+        for serial in ["HW-0001", "HW-0002", "HW-0003"] {
+            assert!(
+                list.contains(serial) && list.contains(&format!("{tag}.xml")),
+                "{list}"
+            );
+        }
+        let h = inv.get("HW-0001");
+        assert_eq!(
+            (h.kind.as_str(), h.digits, h.counter),
+            ("hotp", 6, 42),
+            "{tag}"
+        );
+        assert_eq!(h.key, seeds[0], "{tag}");
+        assert_codes_match(&h, &hex(&seeds[0]));
+        let t2 = inv.get("HW-0002");
+        assert_eq!(
+            (t2.kind.as_str(), t2.digits, t2.period),
+            ("totp", 8, 60),
+            "{tag}"
+        );
+        assert_eq!(t2.key, seeds[1], "{tag}");
+        assert_codes_match(&t2, &hex(&seeds[1]));
+        let t3 = inv.get("HW-0003");
+        assert_eq!(
+            (t3.algorithm, t3.key.clone()),
+            (Algorithm::SHA256, seeds[2].clone())
+        );
+        assert_codes_match(&t3, &hex(&seeds[2]));
+        // The store: root 0700 / 0600.
+        let d = fs::symlink_metadata(inv.dir()).unwrap();
+        assert_eq!((d.uid(), d.mode() & 0o7777), (0, 0o700));
+        let f = fs::symlink_metadata(inv.tokens_path()).unwrap();
+        assert_eq!((f.uid(), f.mode() & 0o7777), (0, 0o600));
+    }
+}
+
+#[test]
+fn rfc6030_examples() {
+    let inv = Inv::new();
+    // Figure 10, plain bulk: 9999999 is in it twice, so neither is taken.
+    let out = ok(&inv.import(
+        &format!("{DATA}/rfc6030-figure10.xml"),
+        &["--key", FIG6_KEY],
+    ));
+    assert!(out.contains("has no encrypted values"), "{out}");
+    assert!(
+        out.contains("imported 654321") && out.contains("imported 123456"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("skipped 9999999: the serial is in the file more than once")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("imported 2, skipped 2"), "{out}");
+    for serial in ["654321", "123456"] {
+        let s = inv.get(serial);
+        assert_eq!((s.kind.as_str(), s.digits), ("hotp", 8));
+        assert_eq!(s.key, b"12345678901234567890");
+        assert_codes_match(&s, RFC4226_HEX);
+    }
+    assert_eq!(inv.stored().len(), 2);
+
+    // Figure 6: AES-128-CBC with the pre-shared key, HMAC-SHA1 MAC.
+    let fig6 = format!("{DATA}/rfc6030-figure6.xml");
+    let out = fails(&inv.import(&fig6, &[]), 1);
+    assert!(
+        out.contains("pre-shared key") && out.contains("--key"),
+        "{out}"
+    );
+    let out = ok(&inv.import(&fig6, &["--key", FIG6_KEY]));
+    assert!(
+        out.contains("imported 987654321 (hotp, 8 digits, counter 0)"),
+        "{out}"
+    );
+    let s = inv.get("987654321");
+    assert_eq!(s.key, b"12345678901234567890");
+    assert_codes_match(&s, RFC4226_HEX);
+    assert_eq!(oathtool_hotp_hex(RFC4226_HEX, 0).len(), 6);
+
+    // Figure 7: PBKDF2 from the passphrase "qwerty"; the same serial, so
+    // only with --replace.
+    let fig7 = format!("{DATA}/rfc6030-figure7.xml");
+    let pass = inv.file("qwerty", "qwerty\n");
+    let out = ok(&inv.import(&fig7, &["--passphrase-file", &pass]));
+    assert!(
+        out.contains("skipped 987654321: already in the inventory"),
+        "{out}"
+    );
+    let out = ok(&inv.import(&fig7, &["--passphrase-file", &pass, "--replace"]));
+    assert!(out.contains("replaced 987654321"), "{out}");
+    let s = inv.get("987654321");
+    assert_eq!(s.key, b"12345678901234567890");
+    assert_codes_match(&s, RFC4226_HEX);
+    let list = ok(&inv.run(&["list"]));
+    assert!(list.contains("rfc6030-figure7.xml"), "{list}");
+
+    // Figure 2: a 4-byte key without a serial: reported, nothing imported.
+    let before = inv.bytes();
+    let out = fails(&inv.import(&format!("{DATA}/rfc6030-figure2.xml"), &[]), 1);
+    assert!(
+        out.contains("skipped key package 1") && out.contains("SerialNo"),
+        "{out}"
+    );
+    assert!(out.contains("imported 0, skipped 1"), "{out}");
+    assert_eq!(inv.bytes(), before);
+}
+
+/// Each (file, options, expected words): refused, exit 1, tokens.toml as
+/// it was.
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let inv = Inv::new();
+    let csv = inv.file("seed.csv", format!("KEEP-1,{RFC4226_HEX}\n"));
+    ok(&inv.import(&csv, &[]));
+    let before = inv.bytes();
+    let fig6 = fs::read_to_string(format!("{DATA}/rfc6030-figure6.xml")).unwrap();
+    let fig7 = format!("{DATA}/rfc6030-figure7.xml");
+    let bad_mac = inv.file(
+        "bad-mac.xml",
+        fig6.replace(
+            "Su+NvtQfmvfJzF6bmQiJqoLRExc=",
+            "Tu+NvtQfmvfJzF6bmQiJqoLRExc=",
+        ),
+    );
+    assert_ne!(fs::read_to_string(&bad_mac).unwrap(), fig6);
+    let truncated = inv.file("truncated.xml", &fig6[..fig6.len() / 2]);
+    let bomb = inv.file(
+        "bomb.xml",
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n \
+         <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n \
+         <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n \
+         <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n]>\n\
+         <KeyContainer xmlns=\"urn:ietf:params:xml:ns:keyprov:pskc\"><KeyPackage><DeviceInfo><SerialNo>&lol3;</SerialNo></DeviceInfo></KeyPackage></KeyContainer>\n",
+    );
+    let wrong_pass = inv.file("wrong-pass", "qwertz\n");
+    let fig6_path = inv.file("fig6.xml", &fig6);
+    let wrong_key = "12345678901234567890123456789013";
+    let cases: Vec<(&str, Vec<&str>, &[&str])> = vec![
+        (
+            &bad_mac,
+            vec!["--key", FIG6_KEY],
+            &["ValueMAC does not match"],
+        ),
+        (
+            &fig6_path,
+            vec!["--key", wrong_key],
+            &["wrong key or passphrase"],
+        ),
+        (
+            &fig7,
+            vec!["--passphrase-file", &wrong_pass],
+            &["wrong key or passphrase"],
+        ),
+        (&fig7, vec!["--key", FIG6_KEY], &["wrong key or passphrase"]),
+        (
+            &truncated,
+            vec!["--key", FIG6_KEY],
+            &["not well-formed XML"],
+        ),
+        (&bomb, vec![], &["DTD/entities are not allowed"]),
+    ];
+    for (file, args, words) in cases {
+        let out = fails(&inv.import(file, &args), 1);
+        for w in words {
+            assert!(out.contains(w), "{file} {args:?}: no {w:?} in:\n{out}");
+        }
+        assert!(out.contains("nothing was imported"), "{out}");
+        assert_eq!(inv.bytes(), before, "{file} changed tokens.toml");
+    }
+    // Bad arguments: exit 2, nothing read.
+    fails(&inv.import(&fig6_path, &["--key", "12zz"]), 2);
+    fails(&inv.import(&fig6_path, &["--key", "1234"]), 2);
+    fails(&inv.import(&csv, &["--key", FIG6_KEY]), 2);
+    fails(&inv.import(&fig6_path, &["--format", "json"]), 2);
+    let out = fails(&inv.import("/nonexistent/file.csv", &[]), 1);
+    assert!(out.contains("/nonexistent/file.csv"), "{out}");
+    assert_eq!(inv.bytes(), before);
+
+    // An unknown algorithm: that package is skipped and reported; the
+    // others are imported.
+    let ocra = fs::read_to_string(format!("{DATA}/rfc6030-figure10.xml"))
+        .unwrap()
+        .replacen(
+            "urn:ietf:params:xml:ns:keyprov:pskc:hotp",
+            "urn:ietf:params:xml:ns:keyprov:pskc#OCRA-1:HOTP-SHA512-8:C-QN08",
+            1,
+        );
+    let ocra = inv.file("ocra.xml", ocra);
+    let out = ok(&inv.import(&ocra, &[]));
+    assert!(
+        out.contains("skipped 654321: algorithm") && out.contains("OCRA"),
+        "{out}"
+    );
+    assert!(
+        out.contains("imported 123456") && out.contains("imported 1, skipped 3"),
+        "{out}"
+    );
+    let before = inv.bytes();
+    // Only unknown algorithms: nothing imported, exit 1, file unchanged.
+    let only = inv.file(
+        "only-ocra.xml",
+        fs::read_to_string(format!("{DATA}/rfc6030-figure10.xml"))
+            .unwrap()
+            .replace(
+                "urn:ietf:params:xml:ns:keyprov:pskc:hotp",
+                "urn:example:ocra",
+            ),
+    );
+    let out = fails(&inv.import(&only, &[]), 1);
+    assert_eq!(
+        out.matches(": algorithm \"urn:example:ocra\"").count(),
+        4,
+        "{out}"
+    );
+    assert_eq!(inv.bytes(), before);
+
+    // A CSV with bad lines: each reported with its number, the rest in.
+    let csv2 = inv.file(
+        "batch.csv",
+        format!(
+            "serial,seed,type,digits,period_or_counter\n# batch 7\nC-1,{RFC4226_HEX},hotp,6,10\nC-2,nothex,hotp\n\nC-3,{RFC4226_HEX},totp,8,60\nC-4,{RFC4226_HEX},totp,6,0\nC-5,{RFC4226_HEX},hotp,4\n"
+        ),
+    );
+    let out = ok(&inv.import(&csv2, &[]));
+    assert!(
+        out.contains("skipped line 4 (serial C-2): the seed is not hex"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped line 7 (serial C-4)") && out.contains("period"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped line 8 (serial C-5)") && out.contains("digits"),
+        "{out}"
+    );
+    assert!(out.contains("imported 2, skipped 3"), "{out}");
+    let c1 = inv.get("C-1");
+    assert_eq!(c1.counter, 10);
+    assert_codes_match(&c1, RFC4226_HEX);
+    assert_codes_match(&inv.get("C-3"), RFC4226_HEX);
+
+    // A serial twice, once on a bad line: neither is imported. A serial
+    // with an escape sequence is shown escaped, never sent to the terminal.
+    let before = inv.bytes();
+    let twice = inv.file(
+        "twice.csv",
+        format!("D-1,{RFC4226_HEX}\nD-1,zz\nE\u{1b}[2J,{RFC4226_HEX}\n"),
+    );
+    let out = fails(&inv.import(&twice, &[]), 1);
+    assert!(
+        out.contains("skipped D-1: the serial is in the file more than once")
+            && out.contains("skipped line 2 (serial D-1): the seed is not hex"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\\u{1b}[2J") && !out.contains('\u{1b}'),
+        "{out}"
+    );
+    assert_eq!(inv.bytes(), before);
+
+    // Already there: skipped without --replace (exit 0: nothing to do);
+    // --replace replaces an unassigned one, never an assigned one.
+    let again = inv.file(
+        "again.csv",
+        format!("C-1,{RFC4226_HEX},hotp,6,99\nKEEP-1,{RFC4226_HEX},hotp,6,5\n"),
+    );
+    let before = inv.bytes();
+    let out = ok(&inv.import(&again, &[]));
+    assert!(
+        out.contains("skipped C-1: already in the inventory")
+            && out.contains("imported 0, skipped 2"),
+        "{out}"
+    );
+    assert_eq!(inv.bytes(), before);
+    inv.assign("KEEP-1", "alice");
+    let out = ok(&inv.import(&again, &["--replace"]));
+    assert!(out.contains("replaced C-1"), "{out}");
+    assert!(out.contains("skipped KEEP-1: already in the inventory, assigned to alice (--replace never replaces an assigned token)"), "{out}");
+    assert_eq!(inv.get("C-1").counter, 99);
+    let keep = inv.get("KEEP-1");
+    assert_eq!(
+        (keep.counter, keep.assigned_to.as_deref()),
+        (0, Some("alice"))
+    );
+
+    // A broken tokens.toml: every command refused, naming the file and
+    // the problem; the file is left as it is.
+    let broken = fs::read_to_string(inv.tokens_path())
+        .unwrap()
+        .replace("digits = 6", "digitz = 6");
+    write_mode(&inv.tokens_path(), &broken, 0o600);
+    for args in [
+        &["import", csv2.as_str()][..],
+        &["list"],
+        &["remove", "C-1"],
+    ] {
+        let out = fails(&inv.run(args), 1);
+        assert!(
+            out.contains(inv.tokens_path().to_str().unwrap())
+                && out.contains("digitz")
+                && out.contains("left as it is"),
+            "{args:?}: {out}"
+        );
+        assert_eq!(fs::read_to_string(inv.tokens_path()).unwrap(), broken);
+    }
+}
+
+#[test]
+fn list_unassigned_and_remove() {
+    let inv = Inv::new();
+    let out = ok(&inv.run(&["list"]));
+    assert!(out.contains("The inventory is empty."), "{out}");
+    let csv = inv.file(
+        "vendor.csv",
+        format!("L-1,{RFC4226_HEX}\nL-2,{RFC4226_HEX},totp,6,30\nL-3,{RFC4226_HEX},hotp,8,7\n"),
+    );
+    ok(&inv.import(&csv, &[]));
+    inv.assign("L-2", "bob");
+    let all = ok(&inv.run(&["list"]));
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{all}");
+    assert!(
+        lines[0].starts_with("SERIAL") && lines[0].contains("ASSIGNED TO"),
+        "{all}"
+    );
+    let l2 = lines.iter().find(|l| l.starts_with("L-2")).unwrap();
+    assert!(
+        l2.contains("totp")
+            && l2.contains("30 s")
+            && l2.contains("bob")
+            && l2.contains("vendor.csv"),
+        "{all}"
+    );
+    let l3 = lines.iter().find(|l| l.starts_with("L-3")).unwrap();
+    assert!(
+        l3.contains("counter 7") && l3.contains(" 8 ") && l3.contains(" - "),
+        "{all}"
+    );
+    no_seed_in(&all, &[b"12345678901234567890"]);
+    let free = ok(&inv.run(&["list", "--unassigned"]));
+    assert!(
+        free.contains("L-1") && free.contains("L-3") && !free.contains("L-2"),
+        "{free}"
+    );
+
+    let before = inv.bytes();
+    let out = fails(&inv.run(&["remove", "L-2"]), 1);
+    assert!(
+        out.contains("assigned to bob: remove it from the user first"),
+        "{out}"
+    );
+    let out = fails(&inv.run(&["remove", "NOPE"]), 1);
+    assert!(out.contains("no token \"NOPE\""), "{out}");
+    assert_eq!(inv.bytes(), before);
+    let out = ok(&inv.run(&["remove", "L-1"]));
+    assert!(out.contains("Removed token L-1"), "{out}");
+    let serials: Vec<String> = inv.stored().into_iter().map(|s| s.serial).collect();
+    assert_eq!(serials, ["L-2", "L-3"]);
+    fails(&inv.run(&["remove"]), 2);
+}
+
+#[test]
+fn only_root_and_only_a_safe_store() {
+    let inv = Inv::new();
+    let user = TestUser::new();
+    let csv = inv.file("u.csv", format!("U-1,{RFC4226_HEX}\n"));
+    for args in [&["list"][..], &["import", csv.as_str()], &["remove", "U-1"]] {
+        let out = fails(&inv.command(enroll_as(&user), args), 1);
+        assert!(out.contains("the token inventory is root's"), "{out}");
+    }
+    assert!(
+        !inv.state().exists(),
+        "a non-root run created the state dir"
+    );
+
+    // Created 0700 / 0600 on first use.
+    ok(&inv.run(&["list"]));
+    let tokens = inv.tokens_path();
+    assert!(tokens.exists());
+    // An inventory directory others may enter.
+    testkit::set_mode(&inv.dir(), 0o755);
+    let out = fails(&inv.run(&["list"]), 1);
+    assert!(out.contains("lets group or others in"), "{out}");
+    testkit::set_mode(&inv.dir(), 0o700);
+    // tokens.toml readable by others, owned by someone else, a symlink.
+    testkit::set_mode(&tokens, 0o644);
+    let out = fails(&inv.run(&["list"]), 1);
+    assert!(
+        out.contains("tokens.toml") && out.contains("group or others"),
+        "{out}"
+    );
+    testkit::set_mode(&tokens, 0o600);
+    user.chown(&tokens);
+    let out = fails(&inv.run(&["list"]), 1);
+    assert!(out.contains("not root"), "{out}");
+    std::os::unix::fs::lchown(&tokens, Some(0), Some(0)).unwrap();
+    let real = inv.base.path.join("elsewhere.toml");
+    fs::rename(&tokens, &real).unwrap();
+    symlink(&real, &tokens).unwrap();
+    let out = fails(&inv.run(&["list"]), 1);
+    assert!(out.contains("symbolic link"), "{out}");
+    fs::remove_file(&tokens).unwrap();
+    fs::rename(&real, &tokens).unwrap();
+    ok(&inv.run(&["list"]));
+    // A symlinked inventory directory.
+    let moved = inv.base.path.join("moved");
+    fs::rename(inv.dir(), &moved).unwrap();
+    symlink(&moved, inv.dir()).unwrap();
+    let out = fails(&inv.run(&["list"]), 1);
+    assert!(out.contains("symbolic link"), "{out}");
+    assert!(Path::new(&moved).join("tokens.toml").exists());
+}
+
+#[test]
+fn concurrent_imports_are_serialised_by_the_lock() {
+    let inv = Inv::new();
+    ok(&inv.run(&["list"]));
+    let files: Vec<String> = (0..6)
+        .map(|f| {
+            let lines: String = (0..60)
+                .map(|i| format!("P{f}-{i},{RFC4226_HEX},hotp,6,{i}\n"))
+                .collect();
+            inv.file(&format!("batch{f}.csv"), lines)
+        })
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let mut cmd = enroll();
+            cmd.arg("--config")
+                .arg(&inv.config)
+                .args(["inventory", "import", f])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(ok(&o).contains("imported 60, skipped 0"));
+    }
+    let stored = inv.stored();
+    assert_eq!(stored.len(), 360, "an import was lost");
+    // More than safe_fs::MAX_FILE_SIZE (64 KiB): the store has its own cap.
+    assert!(inv.bytes().len() > 64 * 1024);
+    assert_eq!(inv.get("P3-17").counter, 17);
+    // No temp files left behind.
+    let names: Vec<String> = fs::read_dir(inv.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
