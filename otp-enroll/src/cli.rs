@@ -71,10 +71,13 @@ Options:
 ";
 
 pub const TOKEN_HELP: &str = "\
-Usage: otp-enroll [GLOBAL] token --serial S --secret HEX --code CODE [OPTIONS]
+Usage: otp-enroll [GLOBAL] token --serial S --code CODE [--secret HEX] [OPTIONS]
 
 Adds a hardware token beside the user's other tokens; its id is its serial.
-The seed is hex as vendors ship it, or base32:KEY. Give one code from the
+Without --secret (root), the token comes from the inventory (otp-enroll
+inventory import): its seed, type, algorithm, digits, period and counter are
+the vendor's, and the inventory then shows it assigned to the user; `remove`
+returns it. With --secret, the seed is hex as vendors ship it, or base32:KEY. Give one code from the
 token: an HOTP code must match a counter within 0..1000 after --counter (the
 counter is stored past it); a TOTP code must be within 10 steps of now (the
 token's clock offset is learned from it).
@@ -82,14 +85,16 @@ token's clock offset is learned from it).
 Options:
   --serial S        the serial number printed on the token
   --secret HEX      the token's seed (hex, or base32:KEY; '-' reads it from
-                    standard input, keeping it out of the process list)
+                    standard input, keeping it out of the process list);
+                    without it, from the inventory
   --code CODE       one code from the token
   --totp            a time-based token (default: counter-based, HOTP)
   --period S        TOTP step in seconds (default 30)
   --counter N       HOTP: the counter to search from (default 0)
   --digits N        6 (default), 7 or 8
   --algorithm A     SHA1 (default), SHA256, SHA512
-  --force           replace a token of the user with the same serial
+  --force           replace a token of the user with the same serial (or
+                    associate an inventory token with the user again)
 ";
 
 pub const RESYNC_HELP: &str = "\

@@ -830,3 +830,108 @@ fn concurrent_imports_are_serialised_by_the_lock() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+/// An admin's token workflow: import, associate by serial and one code (no
+/// seed typed), log in, remove (the token goes back, with its counter),
+/// hand it to someone else, whose old codes then do not work.
+#[test]
+fn a_token_is_associated_by_serial_and_code_and_returned() {
+    let inv = Inv::new();
+    let totp_seed = hex(&seed(7, 20));
+    let csv = inv.file(
+        "vendor.csv",
+        format!("HW0001,{RFC4226_HEX},hotp,6,0\nTT0001,{totp_seed},totp,8,60\n"),
+    );
+    ok(&inv.import(&csv, &[]));
+    let (alice, bob) = (TestUser::new(), TestUser::new());
+    let cfg = inv.config.to_str().unwrap().to_string();
+    let as_admin = |user: &TestUser, args: &[&str]| {
+        let mut cmd = enroll();
+        cmd.args(["--config", &cfg, "--user", &user.name])
+            .args(args);
+        run(cmd, "")
+    };
+    let hotp = |c: u64| oathtool_hotp_hex(RFC4226_HEX, c);
+    // The token was pressed three times at the vendor's: code 3.
+    let out = ok(&as_admin(
+        &alice,
+        &["token", "--serial", "HW0001", "--code", &hotp(3)],
+    ));
+    assert!(out.contains("counter now 4"), "{out}");
+    let listed = ok(&inv.run(&["list"]));
+    let line = listed.lines().find(|l| l.starts_with("HW0001")).unwrap();
+    assert!(line.contains(&alice.name), "{listed}");
+    assert!(!ok(&inv.run(&["list", "--unassigned"])).contains("HW0001"));
+    // An unknown serial, and one assigned to someone else: refused.
+    let out = as_admin(&bob, &["token", "--serial", "HW9999", "--code", &hotp(0)]);
+    assert!(
+        fails(&out, 1).contains("no token HW9999 in the inventory"),
+        "{}",
+        text(&out)
+    );
+    let out = as_admin(&bob, &["token", "--serial", "HW0001", "--code", &hotp(4)]);
+    assert!(
+        fails(&out, 1).contains(&format!("assigned to {}", alice.name)),
+        "{}",
+        text(&out)
+    );
+    assert!(!bob.secret_path().exists());
+    // The inventory cannot be removed from while assigned.
+    fails(&inv.run(&["remove", "HW0001"]), 1);
+
+    // Alice logs in with it, through libpam.
+    let svc = testkit::PamService::new("auth required {module}\n");
+    assert!(
+        svc.authenticate(&alice.name, None, &format!("{}\n", hotp(4)))
+            .success
+    );
+
+    // Removed from alice: back in the inventory with the counter it reached.
+    let out = ok(&as_admin(&alice, &["remove", "--token", "HW0001", "--yes"]));
+    assert!(
+        out.contains("Back in the inventory, unassigned: HW0001 (counter 5)"),
+        "{out}"
+    );
+    assert!(ok(&inv.run(&["list", "--unassigned"])).contains("HW0001"));
+    // Bob gets it: alice's old code is refused, the token's next works.
+    let out = as_admin(&bob, &["token", "--serial", "HW0001", "--code", &hotp(4)]);
+    assert!(fails(&out, 1).contains("does not match"), "{}", text(&out));
+    ok(&as_admin(
+        &bob,
+        &["token", "--serial", "HW0001", "--code", &hotp(5)],
+    ));
+    assert!(
+        svc.authenticate(&bob.name, None, &format!("{}\n", hotp(6)))
+            .success
+    );
+
+    // A TOTP token from the inventory: its period and digits come from there.
+    let g = Generator::new(&seed(7, 20), Algorithm::SHA1, 8).unwrap();
+    let now = testkit::now();
+    let code = g.code(now / 60);
+    assert_eq!(
+        code,
+        oathtool(&[
+            "--totp",
+            "-s",
+            "60",
+            "-d",
+            "8",
+            &format!("--now=@{now}"),
+            &totp_seed
+        ])
+    );
+    let out = ok(&as_admin(
+        &alice,
+        &["token", "--serial", "TT0001", "--code", &code],
+    ));
+    assert!(out.contains("TT0001 (TOTP)"), "{out}");
+    let f = secret_file(&alice);
+    let tok = f.token("TT0001").unwrap();
+    assert_eq!((tok.period, tok.digits), (60, 8));
+    let next = g.code(now / 60 + 1);
+    assert!(
+        svc.authenticate(&alice.name, None, &format!("{next}\n"))
+            .success
+    );
+}

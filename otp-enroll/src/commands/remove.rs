@@ -1,8 +1,13 @@
 //! `otp-enroll remove [--token ID]`: remove one token, or all of them
 //! (the secret file).
 
+use std::path::Path;
+
+use otp_core::secret_file::Token;
+
 use crate::commands::new::ids;
 use crate::error::Error;
+use crate::inventory::{self, Inventory};
 use crate::output::say;
 use crate::prompt;
 use crate::store::{self, Edit};
@@ -39,13 +44,14 @@ fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
                 ids(file)
             )));
         };
-        file.tokens.remove(at);
+        let gone = file.tokens.remove(at);
         if file.tokens.is_empty() {
-            Ok((None, Edit::Delete))
+            Ok(((gone, None), Edit::Delete))
         } else {
-            Ok((Some(ids(file)), Edit::Save))
+            Ok(((gone, Some(ids(file))), Edit::Save))
         }
     })?;
+    let (gone, left) = left;
     match left {
         Some(left) => say!("Removed the token \"{id}\" of {name}; left: {left}."),
         None => say!(
@@ -53,6 +59,46 @@ fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
             t.path_str()
         ),
     }
+    return_to_inventory(t, std::slice::from_ref(&gone))
+}
+
+/// Hardware tokens from the inventory go back to it, unassigned, with the
+/// counter they reached (so a code used before is not good again when the
+/// token is handed to someone else). Only root can change the inventory.
+fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
+    let serials: Vec<(&str, u64)> = gone
+        .iter()
+        .filter_map(|tok| tok.serial.as_deref().map(|s| (s, tok.counter)))
+        .collect();
+    let store = Path::new(&t.config.state_dir)
+        .join(inventory::DIR)
+        .join(inventory::FILE);
+    if serials.is_empty() || !store.exists() {
+        return Ok(());
+    }
+    if !inventory::is_root() {
+        say!("(Hardware tokens stay assigned in the inventory until root removes them there too.)");
+        return Ok(());
+    }
+    let mut inv = Inventory::open(Path::new(&t.config.state_dir))?;
+    let mut returned = Vec::new();
+    for (serial, counter) in serials {
+        if let Some(entry) = inv.find_mut(serial) {
+            if entry.assigned_to.as_deref() == Some(t.account.name.as_str()) {
+                entry.assigned_to = None;
+                entry.counter = entry.counter.max(counter);
+                returned.push(format!("{serial} (counter {})", entry.counter));
+            }
+        }
+    }
+    if returned.is_empty() {
+        return Ok(());
+    }
+    inv.save()?;
+    say!(
+        "Back in the inventory, unassigned: {}.",
+        returned.join(", ")
+    );
     Ok(())
 }
 
@@ -75,6 +121,7 @@ fn remove_all(t: &Target, yes: bool, force: bool) -> Result<(), Error> {
         yes,
     )?;
     store::remove(t)?;
+    let gone = held.as_ref().map(|f| f.tokens.clone()).unwrap_or_default();
     match &held {
         Some(file) => say!(
             "Removed {path} (tokens {}, and the emergency codes): {name} no longer has a two-factor secret.",
@@ -82,5 +129,5 @@ fn remove_all(t: &Target, yes: bool, force: bool) -> Result<(), Error> {
         ),
         None => say!("Removed {path}: {name} no longer has a two-factor secret."),
     }
-    Ok(())
+    return_to_inventory(t, &gone)
 }

@@ -1,6 +1,8 @@
 //! `otp-enroll token`: add a hardware token (HOTP or TOTP) beside the
 //! user's others.
 
+use std::path::Path;
+
 use otp_core::key;
 use otp_core::otp;
 use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, Token, MAX_COUNTER};
@@ -9,6 +11,7 @@ use otp_core::verify::MAX_DRIFT_STEPS;
 use crate::cli::TokenOpts;
 use crate::commands::new;
 use crate::error::Error;
+use crate::inventory::Inventory;
 use crate::output::say;
 use crate::target::Target;
 use crate::{prompt, store};
@@ -27,6 +30,7 @@ pub fn parse_seed(text: &str) -> Option<Vec<u8>> {
 pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let serial = o
         .serial
+        .clone()
         .ok_or_else(|| Error::usage("token needs --serial"))?;
     secret_file::check_serial(&serial).map_err(Error::bad_option)?;
     // A hardware token is known by its serial, in commands and the log.
@@ -36,39 +40,48 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
             secret_file::MAX_ID_LEN
         ))
     })?;
-    let seed = o
-        .secret
-        .ok_or_else(|| Error::usage("token needs --secret (the seed, hex or base32:KEY)"))?;
-    let seed = prompt::secret_arg(&seed, "Seed (hex, or base32:KEY): ")
-        .ok_or_else(|| Error::usage("--secret -: no seed on standard input"))?;
     let code = o
         .code
+        .clone()
         .ok_or_else(|| Error::usage("token needs --code (press the token once)"))?;
-    let key = parse_seed(&seed)
-        .ok_or_else(|| Error::usage("--secret is not valid hex (or base32:KEY)"))?;
-    secret_file::check_key(&key).map_err(Error::bad_option)?;
-    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
-    secret_file::check_period(o.period).map_err(Error::bad_option)?;
-    let kind = if o.totp { OtpKind::Totp } else { OtpKind::Hotp };
-    let mut token = Token::new(serial.clone(), kind, key);
-    token.algorithm = o.algorithm;
-    token.digits = o.digits;
-    token.period = o.period;
-    token.serial = Some(serial.clone());
+    // Without --secret, the token comes from the inventory, which stays
+    // locked until the assignment is saved: two admins cannot hand one
+    // token to two users.
+    let mut inventory = None;
+    let mut token = match &o.secret {
+        Some(seed) => token_from_options(&serial, seed, &o)?,
+        None => {
+            let inv = Inventory::open(Path::new(&t.config.state_dir))?;
+            let token = token_from_inventory(&inv, &serial, t, &o)?;
+            inventory = Some(inv);
+            token
+        }
+    };
     token.created = Some(now);
+    let kind = token.kind;
     let code = otp::normalize_code(&code).ok_or_else(|| Error::usage("--code must be digits"))?;
-    if code.len() != usize::from(o.digits) {
+    if code.len() != usize::from(token.digits) {
         return Err(Error::refused(format!(
-            "--code has {} digits, the token's codes have {} (see --digits): nothing was saved",
+            "--code has {} digits, the token's codes have {}{}: nothing was saved",
             code.len(),
-            o.digits
+            token.digits,
+            if inventory.is_some() {
+                " (from the inventory)"
+            } else {
+                " (see --digits)"
+            }
         )));
     }
+    let from = match &inventory {
+        Some(_) => token.counter.max(o.counter),
+        None => o.counter,
+    };
     let found = match kind {
-        OtpKind::Hotp => prove_hotp(&mut token, o.counter, &code)?,
+        OtpKind::Hotp => prove_hotp(&mut token, from, &code)?,
         OtpKind::Totp => prove_totp(&mut token, &code, now)?,
     };
     let force = o.force;
+    let token_counter = token.counter;
     let saved = if store::exists(t)? {
         store::update(t, |file| {
             let replaced = match file.tokens.iter_mut().find(|x| x.id == token.id) {
@@ -95,6 +108,18 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         (false, format!("\"{serial}\""))
     };
     let (replaced, now_held) = saved;
+    if let Some(mut inv) = inventory {
+        if let Some(entry) = inv.find_mut(&serial) {
+            entry.assigned_to = Some(t.account.name.clone());
+            entry.counter = token_counter;
+        }
+        inv.save().map_err(|e| {
+            Error::failed(format!(
+                "{e}: the token was saved for {} but the inventory still shows {serial} unassigned; run otp-enroll inventory list and fix it by hand",
+                t.account.name
+            ))
+        })?;
+    }
     say!(
         "Token {serial} ({}) {} {} ({found}). Saved {}; tokens now: {now_held}.",
         kind.as_str().to_uppercase(),
@@ -107,6 +132,66 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         t.path_str()
     );
     Ok(())
+}
+
+/// The token as the options describe it: `--secret`, `--totp`,
+/// `--period`, `--digits`, `--algorithm`.
+fn token_from_options(serial: &str, seed: &str, o: &TokenOpts) -> Result<Token, Error> {
+    let seed = prompt::secret_arg(seed, "Seed (hex, or base32:KEY): ")
+        .ok_or_else(|| Error::usage("--secret -: no seed on standard input"))?;
+    let key = parse_seed(&seed)
+        .ok_or_else(|| Error::usage("--secret is not valid hex (or base32:KEY)"))?;
+    secret_file::check_key(&key).map_err(Error::bad_option)?;
+    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
+    secret_file::check_period(o.period).map_err(Error::bad_option)?;
+    let kind = if o.totp { OtpKind::Totp } else { OtpKind::Hotp };
+    let mut token = Token::new(serial, kind, key);
+    token.algorithm = o.algorithm;
+    token.digits = o.digits;
+    token.period = o.period;
+    token.serial = Some(serial.to_string());
+    Ok(token)
+}
+
+/// The token as the inventory holds it: seed, type, algorithm, digits,
+/// period and the counter the vendor shipped (or it was returned with).
+fn token_from_inventory(
+    inv: &Inventory,
+    serial: &str,
+    t: &Target,
+    o: &TokenOpts,
+) -> Result<Token, Error> {
+    let entry = inv.find(serial).ok_or_else(|| {
+        Error::refused(format!(
+            "no token {serial} in the inventory (otp-enroll inventory list --unassigned shows what is there); import the vendor's file, or give the seed with --secret"
+        ))
+    })?;
+    match &entry.assigned_to {
+        Some(user) if *user != t.account.name => {
+            return Err(Error::refused(format!(
+                "token {serial} is assigned to {user}: nothing was saved (otp-enroll --user {user} remove --token {serial} returns it)"
+            )))
+        }
+        Some(_) if !o.force => {
+            return Err(Error::refused(format!(
+                "token {serial} is assigned to {} already: nothing was saved (--force associates it again)",
+                t.account.name
+            )))
+        }
+        _ => {}
+    }
+    if o.totp && entry.kind != OtpKind::Totp {
+        return Err(Error::usage(format!(
+            "--totp: the inventory says {serial} is an HOTP token"
+        )));
+    }
+    let mut token = Token::new(serial, entry.kind, entry.key.clone());
+    token.algorithm = entry.algorithm;
+    token.digits = entry.digits;
+    token.period = entry.period;
+    token.counter = entry.counter;
+    token.serial = Some(serial.to_string());
+    Ok(token)
 }
 
 /// Finds an HOTP token's code from `from` on; the token's counter is set
