@@ -212,13 +212,7 @@ fn import(state_dir: &Path, o: ImportOpts, now: u64) -> Result<i32, Error> {
             t.serial
         );
         inv.put(Entry {
-            serial: t.serial,
-            kind: t.kind,
-            key: t.key,
-            algorithm: t.algorithm,
-            digits: t.digits,
-            period: t.period,
-            counter: t.counter,
+            token: t,
             imported: now,
             source: source.clone(),
             assigned_to: None,
@@ -260,12 +254,12 @@ fn list(state_dir: &Path, unassigned: bool) -> Result<(), Error> {
         .iter()
         .map(|e| {
             [
-                e.serial.clone(),
-                e.kind.as_str().to_string(),
-                e.digits.to_string(),
-                match e.kind {
-                    OtpKind::Totp => format!("{} s", e.period),
-                    OtpKind::Hotp => format!("counter {}", e.counter),
+                e.token.serial.clone(),
+                e.token.kind.as_str().to_string(),
+                e.token.digits.to_string(),
+                match e.token.kind {
+                    OtpKind::Totp => format!("{} s", e.token.period),
+                    OtpKind::Hotp => format!("counter {}", e.token.counter),
                 },
                 e.assigned_to.clone().unwrap_or_else(|| "-".into()),
                 format_utc(e.imported)

@@ -86,8 +86,8 @@ fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
         if let Some(entry) = inv.find_mut(serial) {
             if entry.assigned_to.as_deref() == Some(t.account.name.as_str()) {
                 entry.assigned_to = None;
-                entry.counter = entry.counter.max(counter);
-                returned.push(format!("{serial} (counter {})", entry.counter));
+                entry.token.counter = entry.token.counter.max(counter);
+                returned.push(format!("{serial} (counter {})", entry.token.counter));
             }
         }
     }

@@ -111,7 +111,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     if let Some(mut inv) = inventory {
         if let Some(entry) = inv.find_mut(&serial) {
             entry.assigned_to = Some(t.account.name.clone());
-            entry.counter = token_counter;
+            entry.token.counter = token_counter;
         }
         inv.save().map_err(|e| {
             Error::failed(format!(
@@ -180,16 +180,16 @@ fn token_from_inventory(
         }
         _ => {}
     }
-    if o.totp && entry.kind != OtpKind::Totp {
+    if o.totp && entry.token.kind != OtpKind::Totp {
         return Err(Error::usage(format!(
             "--totp: the inventory says {serial} is an HOTP token"
         )));
     }
-    let mut token = Token::new(serial, entry.kind, entry.key.clone());
-    token.algorithm = entry.algorithm;
-    token.digits = entry.digits;
-    token.period = entry.period;
-    token.counter = entry.counter;
+    let mut token = Token::new(serial, entry.token.kind, entry.token.key.clone());
+    token.algorithm = entry.token.algorithm;
+    token.digits = entry.token.digits;
+    token.period = entry.token.period;
+    token.counter = entry.token.counter;
     token.serial = Some(serial.to_string());
     Ok(token)
 }

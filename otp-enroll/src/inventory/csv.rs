@@ -10,7 +10,7 @@ use otp_core::key;
 use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 
-use super::{shown, Candidate, Parsed, Skipped, MAX_ENTRIES};
+use super::{shown, HardwareToken, Parsed, Skipped, MAX_ENTRIES};
 
 fn field(f: &str) -> &str {
     let f = f.trim();
@@ -19,7 +19,7 @@ fn field(f: &str) -> &str {
         .map_or(f, str::trim)
 }
 
-fn line(fields: &[&str]) -> Result<Candidate, String> {
+fn line(fields: &[&str]) -> Result<HardwareToken, String> {
     let (serial, seed, rest) = match fields {
         [serial, seed, rest @ ..] if rest.len() <= 3 => (*serial, *seed, rest),
         [_] => return Err("no seed (expected serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]])".into()),
@@ -53,7 +53,7 @@ fn line(fields: &[&str]) -> Result<Candidate, String> {
                 .map_err(|_| format!("period/counter {n:?} is not a whole number"))?,
         ),
     };
-    let c = Candidate {
+    let c = HardwareToken {
         serial: serial.to_string(),
         kind,
         key,

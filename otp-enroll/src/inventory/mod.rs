@@ -45,9 +45,9 @@ pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
 
 const ROOT: Owner = Owner { uid: 0, gid: 0 };
 
-/// One hardware token in the inventory.
+/// A hardware token as a vendor file describes it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct HardwareToken {
     pub serial: String,
     pub kind: OtpKind,
     pub key: Vec<u8>,
@@ -55,6 +55,28 @@ pub struct Entry {
     pub digits: u8,
     pub period: u64,
     pub counter: u64,
+}
+
+impl fmt::Debug for HardwareToken {
+    // Never print the key, even in a debug dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HardwareToken")
+            .field("serial", &self.serial)
+            .field("kind", &self.kind)
+            .field("key", &"<redacted>")
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("counter", &self.counter)
+            .finish()
+    }
+}
+
+/// One hardware token in the inventory: the vendor's description, and
+/// where it came from and went to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub token: HardwareToken,
     /// Unix time of the import.
     pub imported: u64,
     /// The name of the file it was imported from.
@@ -63,50 +85,7 @@ pub struct Entry {
     pub assigned_to: Option<String>,
 }
 
-impl fmt::Debug for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entry")
-            .field("serial", &self.serial)
-            .field("kind", &self.kind)
-            .field("key", &"<redacted>")
-            .field("algorithm", &self.algorithm)
-            .field("digits", &self.digits)
-            .field("period", &self.period)
-            .field("counter", &self.counter)
-            .field("imported", &self.imported)
-            .field("source", &self.source)
-            .field("assigned_to", &self.assigned_to)
-            .finish()
-    }
-}
-
-/// A token read from a vendor file, not yet in the inventory.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub serial: String,
-    pub kind: OtpKind,
-    pub key: Vec<u8>,
-    pub algorithm: Algorithm,
-    pub digits: u8,
-    pub period: u64,
-    pub counter: u64,
-}
-
-impl fmt::Debug for Candidate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Candidate")
-            .field("serial", &self.serial)
-            .field("kind", &self.kind)
-            .field("key", &"<redacted>")
-            .field("algorithm", &self.algorithm)
-            .field("digits", &self.digits)
-            .field("period", &self.period)
-            .field("counter", &self.counter)
-            .finish()
-    }
-}
-
-impl Candidate {
+impl HardwareToken {
     /// The rules of the secret file, in words naming the value.
     pub fn check(&self) -> Result<(), String> {
         secret_file::check_serial(&self.serial).map_err(|e| e.to_string())?;
@@ -151,7 +130,7 @@ pub fn shown(text: &str) -> String {
 /// What a vendor file holds.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    pub tokens: Vec<Candidate>,
+    pub tokens: Vec<HardwareToken>,
     pub skipped: Vec<Skipped>,
     /// Whether the file had encrypted values (PSKC).
     pub encrypted: bool,
@@ -218,13 +197,15 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
             return Err(bad("the serial is there twice".into()));
         }
         entries.push(Entry {
-            serial: r.serial,
-            kind: r.kind,
-            key,
-            algorithm: r.algorithm,
-            digits: r.digits,
-            period: r.period,
-            counter: r.counter,
+            token: HardwareToken {
+                serial: r.serial,
+                kind: r.kind,
+                key,
+                algorithm: r.algorithm,
+                digits: r.digits,
+                period: r.period,
+                counter: r.counter,
+            },
             imported: r.imported,
             source: r.source,
             assigned_to: r.assigned_to,
@@ -239,13 +220,13 @@ fn to_text(entries: &[Entry]) -> Result<String, String> {
         tokens: entries
             .iter()
             .map(|e| RawEntry {
-                serial: e.serial.clone(),
-                kind: e.kind,
-                secret: key::encode_base32(&e.key),
-                algorithm: e.algorithm,
-                digits: e.digits,
-                period: e.period,
-                counter: e.counter,
+                serial: e.token.serial.clone(),
+                kind: e.token.kind,
+                secret: key::encode_base32(&e.token.key),
+                algorithm: e.token.algorithm,
+                digits: e.token.digits,
+                period: e.token.period,
+                counter: e.token.counter,
                 imported: e.imported,
                 source: e.source.clone(),
                 assigned_to: e.assigned_to.clone(),
@@ -491,17 +472,17 @@ impl Inventory {
     }
 
     pub fn find(&self, serial: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.serial == serial)
+        self.entries.iter().find(|e| e.token.serial == serial)
     }
 
     pub fn find_mut(&mut self, serial: &str) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| e.serial == serial)
+        self.entries.iter_mut().find(|e| e.token.serial == serial)
     }
 
     /// Adds `entry` (its serial must not be there yet) or replaces the
     /// entry with its serial.
     pub fn put(&mut self, entry: Entry) {
-        match self.find_mut(&entry.serial) {
+        match self.find_mut(&entry.token.serial) {
             Some(old) => *old = entry,
             None => self.entries.push(entry),
         }
@@ -510,7 +491,7 @@ impl Inventory {
     /// Removes the entry with `serial`; whether there was one.
     pub fn remove(&mut self, serial: &str) -> bool {
         let before = self.entries.len();
-        self.entries.retain(|e| e.serial != serial);
+        self.entries.retain(|e| e.token.serial != serial);
         self.entries.len() != before
     }
 
@@ -545,13 +526,15 @@ mod tests {
 
     fn entry(serial: &str) -> Entry {
         Entry {
-            serial: serial.into(),
-            kind: OtpKind::Hotp,
-            key: b"12345678901234567890".to_vec(),
-            algorithm: Algorithm::SHA1,
-            digits: 6,
-            period: 30,
-            counter: 3,
+            token: HardwareToken {
+                serial: serial.into(),
+                kind: OtpKind::Hotp,
+                key: b"12345678901234567890".to_vec(),
+                algorithm: Algorithm::SHA1,
+                digits: 6,
+                period: 30,
+                counter: 3,
+            },
             imported: 1_700_000_000,
             source: "vendor.xml".into(),
             assigned_to: None,

@@ -20,7 +20,7 @@ use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 use roxmltree::{Document, Node};
 
-use super::{shown, Candidate, Parsed, Skipped, MAX_ENTRIES};
+use super::{shown, HardwareToken, Parsed, Skipped, MAX_ENTRIES};
 
 /// How encrypted values may be opened: what the admin gave.
 #[derive(Clone, Default)]
@@ -419,7 +419,11 @@ fn suite(key: Node) -> Result<Algorithm, String> {
 }
 
 /// One key package: a token, or why it was skipped.
-fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate, Skipped>, String> {
+fn package(
+    pkg: Node,
+    n: usize,
+    keys: Option<&Keys>,
+) -> Result<Result<HardwareToken, Skipped>, String> {
     let serial = path(pkg, &["DeviceInfo", "SerialNo"])
         .map(text)
         .filter(|s| !s.is_empty());
@@ -490,7 +494,7 @@ fn package(pkg: Node, n: usize, keys: Option<&Keys>) -> Result<Result<Candidate,
     let Some(serial_no) = serial.clone() else {
         return skip("it has no DeviceInfo/SerialNo (a token is found by its serial)".into());
     };
-    let c = Candidate {
+    let c = HardwareToken {
         serial: serial_no,
         kind,
         key: secret,
