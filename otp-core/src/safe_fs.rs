@@ -561,6 +561,20 @@ impl LockedFile {
     }
 }
 
+/// Replaces `path` with `contents` as the current file-system identity:
+/// a temp file beside it (O_EXCL, O_NOFOLLOW, 0600), fsync'd, renamed over
+/// it, the directory fsync'd. For root's own files whose directory and
+/// lock the caller has already checked (otp-enroll's token inventory, which
+/// may be larger than [`MAX_FILE_SIZE`]).
+pub fn replace_file(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    let temp = write_temp(path, contents)?;
+    if let Err(err) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(FsError::Io { op: "rename", err });
+    }
+    sync_parent(path)
+}
+
 /// Creates `path` with `contents` as `owner`, after [`check_dirs`], never
 /// replacing anything already there (a file, a symlink, anything): the new
 /// file appears whole or not at all.

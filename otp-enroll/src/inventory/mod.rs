@@ -14,8 +14,8 @@ pub mod csv;
 pub mod pskc;
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -368,43 +368,11 @@ fn read_store(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Replaces `path` with `contents`: a new file beside it (O_EXCL,
-/// O_NOFOLLOW, 0600), fsync'd, renamed over it, the directory fsync'd.
+/// Replaces `path` with `contents` (safe_fs: temp file, fsync, rename,
+/// directory fsync).
 fn write_store(path: &Path, contents: &[u8]) -> Result<(), String> {
-    let dir = path.parent().ok_or("no directory")?;
-    let mut last = String::new();
-    for attempt in 0..8u32 {
-        let temp = dir.join(format!(".{FILE}.{}.{attempt}.tmp", std::process::id()));
-        let opened = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
-            .open(&temp);
-        let mut file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                last = e.to_string();
-                continue;
-            }
-            Err(e) => return Err(format!("cannot create {}: {e}", temp.display())),
-        };
-        let written = file
-            .write_all(contents)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| fs::rename(&temp, path));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(format!("cannot write {}: {e}", path.display()));
-        }
-        return File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("fsync {}: {e}", dir.display()));
-    }
-    Err(format!(
-        "no free temp file name in {}: {last}",
-        dir.display()
-    ))
+    safe_fs::replace_file(path, contents)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn fs_error(path: &Path, err: FsError) -> Error {
