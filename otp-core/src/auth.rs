@@ -529,7 +529,7 @@ impl Flow<'_, '_> {
         }
         match self.cfg.missing {
             Missing::Allow => Ok(None),
-            Missing::Deny => {
+            Missing::Deny | Missing::Enroll => {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
                 Ok(Some(Record::NoToken {
                     account: Some(account),

@@ -22,17 +22,45 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_otp";
 pub const MAX_TOTP_SKEW: u32 = 10;
 pub const MAX_HOTP_WINDOW: u32 = 1000;
 
-/// What to do for a user with no secret file.
+/// The longest `grace_period` accepted: a day. Longer is no second factor.
+pub const MAX_GRACE_PERIOD: u64 = 24 * 60 * 60;
+
+/// What to do for a user with no token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Missing {
     Deny,
     Allow,
+    /// Enroll the user inside the login conversation (`enroll`).
+    Enroll,
+}
+
+/// Where users' tokens and state live (`store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The `secret` template: the user's own file.
+    Home,
+    /// `<state_dir>/users/<user>.toml`, root's.
+    System,
+    /// One database for a fleet (not built yet: refused at load).
+    Postgresql,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Home => "home",
+            StoreKind::System => "system",
+            StoreKind::Postgresql => "postgresql",
+        }
+    }
 }
 
 /// The effective settings for one login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    pub store: StoreKind,
     pub secret: String,
     pub missing: Missing,
     pub default: Action,
@@ -45,6 +73,9 @@ pub struct Config {
     pub use_first_pass: bool,
     pub totp_skew: u32,
     pub hotp_window: u32,
+    /// Seconds after an accepted code in which the same user needs no code
+    /// from the same address (0: off).
+    pub grace_period: u64,
     pub enroll_on_login: bool,
     pub rate_limit: RateLimit,
     /// Root's directory for the module's own state.
@@ -57,6 +88,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
+            store: StoreKind::Home,
             secret: DEFAULT_SECRET.into(),
             missing: Missing::Deny,
             default: Action::Require,
@@ -67,6 +99,7 @@ impl Default for Config {
             use_first_pass: false,
             totp_skew: 1,
             hotp_window: 10,
+            grace_period: 0,
             enroll_on_login: false,
             rate_limit: RateLimit::default(),
             state_dir: DEFAULT_STATE_DIR.into(),
@@ -114,6 +147,7 @@ fn bad(key: impl Into<String>, why: impl Into<String>) -> ConfigError {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig<'a> {
+    store: Option<StoreKind>,
     secret: Option<String>,
     missing: Option<Missing>,
     default: Option<Action>,
@@ -121,6 +155,7 @@ struct RawConfig<'a> {
     forward_pass: Option<bool>,
     totp_skew: Option<u32>,
     hotp_window: Option<u32>,
+    grace_period: Option<u64>,
     enroll_on_login: Option<bool>,
     rate_limit: Option<RawRateLimit>,
     state_dir: Option<String>,
@@ -167,6 +202,7 @@ impl Config {
         })?;
         let d = Config::default();
         let mut cfg = Config {
+            store: raw.store.unwrap_or(d.store),
             secret: raw.secret.unwrap_or(d.secret),
             missing: raw.missing.unwrap_or(d.missing),
             default: raw.default.unwrap_or(d.default),
@@ -174,6 +210,7 @@ impl Config {
             forward_pass: raw.forward_pass.unwrap_or(d.forward_pass),
             totp_skew: raw.totp_skew.unwrap_or(d.totp_skew),
             hotp_window: raw.hotp_window.unwrap_or(d.hotp_window),
+            grace_period: raw.grace_period.unwrap_or(d.grace_period),
             enroll_on_login: raw.enroll_on_login.unwrap_or(d.enroll_on_login),
             state_dir: raw.state_dir.unwrap_or(d.state_dir),
             ..d
@@ -207,6 +244,11 @@ impl Config {
                 Some(("config", _)) => {}
                 Some(("secret", t)) => self.secret = t.to_string(),
                 Some(("prompt", t)) => self.prompt = t.to_string(),
+                Some(("grace_period", n)) => {
+                    self.grace_period = n.parse().map_err(|_| {
+                        bad("grace_period", format!("{n:?} is not a number of seconds"))
+                    })?
+                }
                 // Read by the caller, which logs more with it.
                 None if arg == "debug" => {}
                 None if arg == "nullok" => self.missing = Missing::Allow,
@@ -234,6 +276,21 @@ impl Config {
             return Err(bad(
                 "state_dir",
                 "must be an absolute path without control characters",
+            ));
+        }
+        if self.store == StoreKind::Postgresql {
+            return Err(bad(
+                "store",
+                "\"postgresql\" is not available in this version (use \"home\" or \"system\")",
+            ));
+        }
+        if self.grace_period > MAX_GRACE_PERIOD {
+            return Err(bad(
+                "grace_period",
+                format!(
+                    "{} s is more than {MAX_GRACE_PERIOD} s (a day)",
+                    self.grace_period
+                ),
             ));
         }
         if self.totp_skew > MAX_TOTP_SKEW {

@@ -16,15 +16,21 @@
 pub mod account;
 pub mod auth;
 pub mod config;
+pub mod enroll;
+pub mod grace;
 pub mod key;
 pub mod log;
 pub mod otp;
+pub mod qr;
+pub mod random;
 pub mod rate_limit;
 pub mod remote;
 pub mod rules;
 pub mod safe_fs;
 pub mod secret_file;
+pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod unenrolled;
+pub mod uri;
 pub mod verify;

@@ -388,6 +388,34 @@ fn check_dir(dir: &Path, meta: &fs::Metadata, owner: Owner) -> Result<(), FsErro
     Ok(())
 }
 
+/// Makes `dir` (mode 0700, as the current identity) if it is missing, and
+/// checks it as [`check_dirs`] checks a directory, but owned by `owner`
+/// alone: for root's own state directories (`state_dir` and those below).
+pub fn ensure_dir(dir: &Path, owner: Owner) -> Result<(), FsError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(FsError::NoDir {
+                dir: dir.to_path_buf(),
+                err,
+            })
+        }
+    }
+    let meta = fs::symlink_metadata(dir).map_err(|err| FsError::NoDir {
+        dir: dir.to_path_buf(),
+        err,
+    })?;
+    if meta.uid() != owner.uid {
+        return Err(FsError::UnsafeDir {
+            dir: dir.to_path_buf(),
+            why: DirProblem::Owner { uid: meta.uid() },
+        });
+    }
+    check_dir(dir, &meta, owner)
+}
+
 /// Whether anything exists at `path` (not following a final symlink),
 /// looked at as `owner`. `Ok(false)` only for a name that is free in
 /// directories nobody else can write to ([`check_dirs`]); `Ok(true)` says

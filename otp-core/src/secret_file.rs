@@ -73,6 +73,21 @@ pub struct State {
     pub failures: u32,
     /// Unix time of the last failed code.
     pub last_failure: u64,
+    /// `grace_period`: where codes were accepted from, and when (version 2
+    /// only). Bounded by [`MAX_GRACE`]; see `grace`.
+    pub grace: Vec<Grace>,
+}
+
+/// At most this many addresses are remembered for `grace_period`.
+pub const MAX_GRACE: usize = 16;
+
+/// A code was accepted for the user from `from` at Unix time `at`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grace {
+    /// The address, normalised (`Remote::Addr`'s text).
+    pub from: String,
+    pub at: u64,
 }
 
 /// What the module keeps of one token between logins.
@@ -381,6 +396,9 @@ struct RawV1State {
     failures: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     last_failure: u64,
+    /// Version 2 only (a version 1 file with it is refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    grace: Vec<Grace>,
 }
 
 /// Version 2, as written.
@@ -397,6 +415,8 @@ struct RawV2 {
 struct RawUserState {
     failures: u32,
     last_failure: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    grace: Vec<Grace>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -562,6 +582,9 @@ impl SecretFile {
         ))?;
         let key = decode_secret(&secret).map_err(SecretFileError::Value)?;
         let st = raw.state;
+        if !st.grace.is_empty() {
+            return Err(SecretFileError::Layout("state: grace needs version = 2"));
+        }
         let token = Token {
             id: v1_id(raw.serial.as_deref()),
             kind,
@@ -586,6 +609,7 @@ impl SecretFile {
             state: State {
                 failures: st.failures,
                 last_failure: st.last_failure,
+                grace: Vec::new(),
             },
         })
     }
@@ -648,6 +672,7 @@ impl SecretFile {
             state: State {
                 failures: st.failures,
                 last_failure: st.last_failure,
+                grace: st.grace,
             },
         })
     }
@@ -694,6 +719,24 @@ impl SecretFile {
         }
         if self.state.last_failure > MAX_COUNTER {
             return Err(SecretFileError::State("last_failure is out of range"));
+        }
+        if !self.state.grace.is_empty() && self.version == VERSION_1 {
+            return Err(SecretFileError::Layout("state: grace needs version = 2"));
+        }
+        if self.state.grace.len() > MAX_GRACE {
+            return Err(SecretFileError::State(
+                "grace: more addresses than allowed (16)",
+            ));
+        }
+        if self
+            .state
+            .grace
+            .iter()
+            .any(|g| g.at > MAX_COUNTER || g.from.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(SecretFileError::State(
+                "grace: each entry needs an IP address and a time",
+            ));
         }
         Ok(())
     }
@@ -749,6 +792,7 @@ impl SecretFile {
                 drift_moved: t.state.drift_moved,
                 failures: self.state.failures,
                 last_failure: self.state.last_failure,
+                grace: Vec::new(),
             },
         }
     }
@@ -784,6 +828,7 @@ impl SecretFile {
             state: (self.state != State::default()).then_some(RawUserState {
                 failures: self.state.failures,
                 last_failure: self.state.last_failure,
+                grace: self.state.grace.clone(),
             }),
             token,
         }
@@ -899,6 +944,7 @@ counter = 12
             f.state = State {
                 failures: 2,
                 last_failure: 99,
+                grace: Vec::new(),
             };
             let text = f.to_text().unwrap();
             assert!(text.contains("counter = 42"), "{text}");
@@ -1127,7 +1173,12 @@ counter = 12
         state.state = State {
             failures: u32::MAX,
             last_failure: MAX_COUNTER,
+            grace: vec![Grace {
+                from: "2001:db8::1".into(),
+                at: MAX_COUNTER,
+            }],
         };
+        state.upgrade();
         shapes.push(state);
         for mut f in shapes {
             for _ in 0..2 {

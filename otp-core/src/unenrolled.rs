@@ -162,6 +162,7 @@ pub fn open(state_dir: &Path, user: &str, owner: Owner) -> Result<Tally, TallyEr
         state: State {
             failures: raw.failures,
             last_failure: raw.last_failure,
+            grace: Vec::new(),
         },
     })
 }

@@ -20,11 +20,11 @@ mod error;
 mod inventory;
 mod output;
 mod prompt;
-mod qr;
+use otp_core::qr;
 mod random;
 mod store;
 mod target;
-mod uri;
+use otp_core::uri;
 
 use cli::Command;
 use error::Error;

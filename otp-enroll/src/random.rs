@@ -1,64 +1,20 @@
-//! Secrets and emergency codes from the kernel's random generator.
+//! Secrets and emergency codes from the kernel's random generator
+//! (`otp_core::random`), with otp-enroll's errors.
+
+use otp_core::random;
 
 use crate::error::Error;
 
-/// Fills `buf` from the kernel's random generator.
-pub fn fill(buf: &mut [u8]) -> Result<(), Error> {
-    otp_core::sys::fill_random(buf)
-        .map_err(|err| Error::failed(format!("cannot get random bytes: {err}")))
+fn failed(err: std::io::Error) -> Error {
+    Error::failed(format!("cannot get random bytes: {err}"))
 }
 
 /// A new 160-bit key (RFC 4226's recommendation).
 pub fn key() -> Result<Vec<u8>, Error> {
-    let mut k = vec![0u8; 20];
-    fill(&mut k)?;
-    Ok(k)
+    random::key().map_err(failed)
 }
 
-const SCRATCH_LOW: u32 = 10_000_000;
-const SCRATCH_SPAN: u32 = 90_000_000;
-
-/// `n` distinct 8-digit emergency codes, uniform over 10000000..=99999999.
+/// `n` distinct 8-digit emergency codes.
 pub fn scratch_codes(n: usize) -> Result<Vec<String>, Error> {
-    // Reject the top of the u32 range that would bias the modulo.
-    let limit = u32::MAX - (u32::MAX % SCRATCH_SPAN);
-    let mut codes: Vec<String> = Vec::with_capacity(n);
-    while codes.len() < n {
-        let mut b = [0u8; 4];
-        fill(&mut b)?;
-        let v = u32::from_ne_bytes(b);
-        if v >= limit {
-            continue;
-        }
-        let code = (SCRATCH_LOW + v % SCRATCH_SPAN).to_string();
-        if !codes.contains(&code) {
-            codes.push(code);
-        }
-    }
-    Ok(codes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scratch_codes_are_eight_distinct_digits() {
-        let codes = scratch_codes(50).unwrap();
-        assert_eq!(codes.len(), 50);
-        for c in &codes {
-            assert!(otp_core::secret_file::is_scratch_code(c), "{c}");
-            assert!(c.as_bytes()[0] != b'0');
-        }
-        let mut sorted = codes.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 50);
-    }
-
-    #[test]
-    fn keys_differ() {
-        assert_ne!(key().unwrap(), key().unwrap());
-        assert_eq!(key().unwrap().len(), 20);
-    }
+    random::scratch_codes(n).map_err(failed)
 }

@@ -1,8 +1,8 @@
 //! The `otpauth://` Key URI that authenticator apps scan (Google's Key URI
 //! format): `otpauth://TYPE/ISSUER:ACCOUNT?secret=...&issuer=...`.
 
-use otp_core::key::encode_base32;
-use otp_core::secret_file::{OtpKind, Token};
+use crate::key::encode_base32;
+use crate::secret_file::{OtpKind, Token};
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub fn percent_encode(s: &str) -> String {

@@ -1,0 +1,252 @@
+//! Enrollment inside the login (`missing = "enroll"`, or after `otp-enroll
+//! reset`): a new key is shown as PAM text messages (a QR code of its
+//! `otpauth://` URI, the URI, the key), one code from the app confirms it,
+//! and only then is it saved, with emergency codes shown once.
+//!
+//! A token made during a login is saved only if that same login has proven
+//! a first factor ([`first_factor`]): otherwise whoever knows a user name
+//! could enroll their own phone for an account that has none.
+
+use std::io;
+
+use crate::key;
+use crate::qr::{self, QrStyle};
+use crate::random;
+use crate::rate_limit::RateLimit;
+use crate::secret_file::{OtpKind, SecretFile, State, Token, DEFAULT_ID};
+use crate::uri;
+use crate::verify::{self, Policy, Verdict};
+
+pub const CONFIRM_PROMPT: &str = "Enter the code your app shows now: ";
+/// Confirmation codes asked before the login is refused.
+pub const TRIES: usize = 3;
+/// The question after the emergency codes, so that sshd shows them before
+/// the session starts (it prints text that follows the last prompt only
+/// in an interactive session's login messages).
+pub const CODES_SEEN_PROMPT: &str = "Press Enter once you have written them down: ";
+
+/// A new token offered to the user, not saved yet.
+pub struct Offer {
+    /// The record to save once confirmed: the token and the emergency codes.
+    pub file: SecretFile,
+    pub uri: String,
+}
+
+/// How this login proved the user's first factor, if it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum FirstFactor {
+    /// sshd accepted another method before keyboard-interactive
+    /// (`SSH_AUTH_INFO_0` names it): save at once.
+    Proven(String),
+    /// A password module earlier in the stack asked for a password
+    /// (`PAM_AUTHTOK` is set), but whether it accepted it shows only when
+    /// the whole stack has succeeded: save in `pam_sm_setcred`, which the
+    /// application calls only then.
+    AfterTheStack,
+    /// Nothing shows a first factor: enrolling here would let anyone who
+    /// knows the name set up the account's second factor.
+    Unproven(&'static str),
+}
+
+/// The methods `SSH_AUTH_INFO_0` may list that prove who the user is.
+/// `keyboard-interactive` is not among them: an earlier round of it runs
+/// this same PAM stack.
+const FIRST_FACTOR_METHODS: &[&str] = &[
+    "publickey",
+    "password",
+    "hostbased",
+    "gssapi-with-mic",
+    "gssapi-keyex",
+];
+
+/// Decides from `SSH_AUTH_INFO_0` (sshd puts it in the PAM environment
+/// before keyboard-interactive: one line per method already passed, e.g.
+/// `publickey ssh-ed25519 AAAA...`) and whether `PAM_AUTHTOK` is set.
+pub fn first_factor(ssh_auth_info: Option<&str>, authtok_set: bool) -> FirstFactor {
+    match ssh_auth_info {
+        Some(info) => {
+            let method = info
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .find(|m| FIRST_FACTOR_METHODS.contains(m));
+            match method {
+                Some(m) => FirstFactor::Proven(format!("sshd accepted {m} first")),
+                // In sshd, keyboard-interactive runs in a child process
+                // whose PAM data is lost before pam_setcred, so a password
+                // module in this stack cannot be waited for.
+                None => FirstFactor::Unproven(
+                    "sshd proved no other method before keyboard-interactive \
+                     (SSH_AUTH_INFO_0 lists none; use AuthenticationMethods \
+                     publickey,keyboard-interactive)",
+                ),
+            }
+        }
+        None if authtok_set => FirstFactor::AfterTheStack,
+        None => FirstFactor::Unproven(
+            "no first factor: no SSH_AUTH_INFO_0 from sshd and no password (PAM_AUTHTOK) \
+             from a module earlier in the stack",
+        ),
+    }
+}
+
+/// A new TOTP token (SHA1, 6 digits, 30 s: what every app reads) and
+/// emergency codes for `user` on `host`.
+pub fn offer(user: &str, host: &str, now: u64) -> io::Result<Offer> {
+    let mut token = Token::new(DEFAULT_ID, OtpKind::Totp, random::key()?);
+    token.created = Some(now);
+    let uri = uri::key_uri(&token, host, &format!("{user}@{host}"));
+    let mut file = SecretFile::with_token(token);
+    file.scratch_codes = random::scratch_codes(random::DEFAULT_SCRATCH_CODES)?;
+    Ok(Offer { file, uri })
+}
+
+impl Offer {
+    /// What is shown before the first confirmation prompt, one PAM text
+    /// message each. The first line is text: ssh prints "(user@host) " in
+    /// front of the first line of a prompt's text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out =
+            vec!["Two-factor login is not set up for this account yet: set it up now.".to_string()];
+        if let Some(picture) = qr::render(&self.uri, QrStyle::Utf8) {
+            out.push(
+                "Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, \
+                 Aegis, ...); of the two copies, use the one with a light border:"
+                    .into(),
+            );
+            out.push(picture.trim_end_matches('\n').to_string());
+        }
+        let key = self
+            .file
+            .tokens
+            .first()
+            .map(|t| key::grouped_base32(&t.key));
+        out.push(format!(
+            "Or add it by hand:\n  URI: {}\n  Key: {}   (base32, time-based, 6 digits)",
+            self.uri,
+            key.unwrap_or_default()
+        ));
+        out
+    }
+
+    /// Whether `typed` is a current code of the new token (within
+    /// `totp_skew` steps of `now`). A right code is marked used, so that
+    /// the same code cannot log in again once the token is saved.
+    /// Emergency codes do not confirm anything.
+    pub fn confirms(&mut self, typed: &str, totp_skew: u32, now: u64) -> bool {
+        let mut token_only = SecretFile::with_token(match self.file.tokens.first() {
+            Some(t) => t.clone(),
+            None => return false,
+        });
+        let policy = Policy {
+            totp_skew,
+            hotp_window: 0,
+            rate_limit: RateLimit::default(),
+        };
+        match verify::verify(&mut token_only, typed, &policy, now) {
+            Verdict::Accepted(_) => {
+                self.file.tokens = token_only.tokens;
+                self.file.state = State::default();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The emergency codes, shown once after the save.
+    pub fn codes_message(&self) -> String {
+        let mut text = String::from(
+            "Two-factor login is set up. Your emergency codes (each works once instead of a \
+             code; keep them somewhere safe):\n",
+        );
+        for code in &self.file.scratch_codes {
+            text.push_str("  ");
+            text.push_str(code);
+            text.push('\n');
+        }
+        text.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::{Algorithm, Generator};
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn code_at(offer: &Offer, t: u64) -> String {
+        let key = &offer.file.tokens[0].key;
+        Generator::new(key, Algorithm::SHA1, 6)
+            .unwrap()
+            .code(t / 30)
+    }
+
+    #[test]
+    fn only_a_current_code_of_the_new_token_confirms_it() {
+        let mut offer = offer("alice", "host.example", NOW).unwrap();
+        assert!(!offer.confirms("000000", 1, NOW) || code_at(&offer, NOW) == "000000");
+        assert!(!offer.confirms(&code_at(&offer, NOW + 300), 1, NOW));
+        // An emergency code is not a code of the token.
+        let scratch = offer.file.scratch_codes[0].clone();
+        assert!(!offer.confirms(&scratch, 1, NOW));
+        let right = code_at(&offer, NOW);
+        assert!(offer.confirms(&right, 1, NOW));
+        // Marked used: it cannot log in again once saved.
+        assert_eq!(offer.file.tokens[0].state.last_step, Some(NOW / 30));
+        assert_eq!(offer.file.state, State::default());
+        assert_eq!(
+            offer.file.scratch_codes.len(),
+            random::DEFAULT_SCRATCH_CODES
+        );
+        offer.file.to_text().unwrap();
+    }
+
+    #[test]
+    fn the_messages_hold_the_uri_the_key_and_a_qr_code() {
+        let offer = offer("alice", "host.example", NOW).unwrap();
+        let all = offer.messages().join("\n");
+        assert!(offer
+            .uri
+            .starts_with("otpauth://totp/host.example:alice%40host.example?secret="));
+        assert!(all.contains(&offer.uri));
+        let key = key::grouped_base32(&offer.file.tokens[0].key);
+        assert!(all.contains(&key));
+        assert!(all.contains('▀') || all.contains('▄'));
+        assert!(!offer.messages()[0].contains('\n'));
+        for code in &offer.file.scratch_codes {
+            assert!(
+                !all.contains(code.as_str()),
+                "codes are shown only after the save"
+            );
+            assert!(offer.codes_message().contains(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn first_factor_is_read_from_sshd_or_left_to_the_stack() {
+        let pk = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\n";
+        assert!(matches!(
+            first_factor(Some(pk), false),
+            FirstFactor::Proven(_)
+        ));
+        assert!(matches!(
+            first_factor(Some("password\n"), true),
+            FirstFactor::Proven(_)
+        ));
+        // sshd with nothing before keyboard-interactive, whatever the stack.
+        assert!(matches!(
+            first_factor(Some(""), true),
+            FirstFactor::Unproven(_)
+        ));
+        assert!(matches!(
+            first_factor(Some("keyboard-interactive\n"), true),
+            FirstFactor::Unproven(_)
+        ));
+        assert_eq!(first_factor(None, true), FirstFactor::AfterTheStack);
+        assert!(matches!(
+            first_factor(None, false),
+            FirstFactor::Unproven(_)
+        ));
+    }
+}
