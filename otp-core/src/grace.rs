@@ -52,7 +52,7 @@ pub fn record(state: &mut State, from: IpAddr, period: u64, now: u64) {
         .grace
         .retain(|g| g.from != from && g.at <= now && now - g.at < period);
     state.grace.push(Grace { from, at: now });
-    state.grace.sort_by(|a, b| b.at.cmp(&a.at));
+    state.grace.sort_by_key(|g| std::cmp::Reverse(g.at));
     state.grace.truncate(MAX_GRACE);
 }
 
