@@ -12,19 +12,25 @@
 //! `try_first_pass` re-prompt and (for accounts) the same rate limit and
 //! file writes as an enrolled user who typed a wrong code ([`Record`]).
 
+mod enrolling;
+
 use std::fmt;
 use std::path::Path;
 
 use crate::account::{self, Account, LookupError, SystemGroups};
 use crate::config::{self, Config, Missing};
+use crate::grace;
 use crate::log::Level;
 use crate::otp::{self, code_eq, normalize_code};
 use crate::remote::Remote;
 use crate::rules::{self, Action, Decision, Groups, Subject};
-use crate::safe_fs::{self, FsError, Owner};
+use crate::safe_fs::{FsError, Owner};
 use crate::secret_file::{SecretFile, SecretFileError, State};
+use crate::store::{self, Presence, Store, StoreError};
 use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
+
+pub use enrolling::commit_enrollment;
 
 pub const MSG_UNAVAILABLE: &str =
     "Two-factor login is unavailable for this account; contact your administrator.";
@@ -128,6 +134,20 @@ pub enum Reason {
         path: String,
         err: SecretFileError,
     },
+    /// `grace_period`: a code was accepted for the user from this address
+    /// at `at`.
+    Grace {
+        from: String,
+        at: u64,
+        decision: Decision,
+    },
+    /// The store cannot tell what the user has, or failed otherwise.
+    Store {
+        location: String,
+        err: StoreError,
+    },
+    /// Enrollment at login: see `enrolling`.
+    Enroll(enrolling::EnrollReason),
     /// `use_first_pass` and no `PAM_AUTHTOK`.
     NoAuthtok,
     SetAuthtok,
@@ -180,6 +200,13 @@ impl fmt::Display for Reason {
                     "{verdict}, but the new state of {path} is invalid: {err}"
                 )
             }
+            Reason::Grace { from, at, decision } => write!(
+                f,
+                "no code needed: within grace_period of the code accepted from {from} at {at}; \
+                 {decision}"
+            ),
+            Reason::Store { location, err } => write!(f, "store {location}: {err}"),
+            Reason::Enroll(why) => write!(f, "{why}"),
             Reason::NoAuthtok => write!(f, "use_first_pass: no PAM_AUTHTOK from an earlier module"),
             Reason::SetAuthtok => write!(f, "could not set PAM_AUTHTOK"),
             Reason::KeepCode => write!(f, "could not keep the code"),
@@ -212,6 +239,13 @@ pub trait Conversation {
     /// Takes the code a `split_pass` line kept earlier in this
     /// authentication, so that it is checked at most once.
     fn take_kept_code(&mut self) -> Option<String>;
+    /// `SSH_AUTH_INFO_0` from the PAM environment (set by sshd: the
+    /// methods already passed); `None` when it is not set.
+    fn ssh_auth_info(&mut self) -> Option<String>;
+    /// Keeps a confirmed new token with this authentication, for
+    /// [`commit_enrollment`] in `pam_sm_setcred`; `None` drops one kept
+    /// earlier.
+    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError>;
 }
 
 /// The login being authenticated.
@@ -290,11 +324,18 @@ enum Who {
 
 /// Where the user's tokens and state are.
 enum Record<'w> {
-    /// The user's secret file.
-    File { account: &'w Account, path: String },
+    /// The user's tokens, in the store.
+    Tokens(Box<dyn Store>),
     /// No token (`missing = "deny"`, or not an account): nothing typed is
     /// right. An account's failures are tallied as an enrolled user's are.
     NoToken { account: Option<&'w Account> },
+    /// No token, and enrollment at login (`missing = "enroll"`, or an
+    /// admin's `otp-enroll reset`: `pending`).
+    Enroll {
+        account: &'w Account,
+        store: Box<dyn Store>,
+        pending: bool,
+    },
 }
 
 /// How a typed answer reached us.
@@ -319,6 +360,15 @@ struct Typed {
 pub struct Shape<'s> {
     pub digits: u8,
     pub scratch_codes: &'s [String],
+}
+
+impl store::Shape {
+    fn borrowed(&self) -> Shape<'_> {
+        Shape {
+            digits: self.digits,
+            scratch_codes: &self.scratch_codes,
+        }
+    }
 }
 
 impl Shape<'_> {
@@ -366,6 +416,12 @@ impl Flow<'_, '_> {
         // check after the password module, never for a later line or a
         // later authentication on the same handle.
         let kept = self.conv.take_kept_code();
+        // Likewise a new token confirmed by an earlier authentication on
+        // this handle that failed: it is saved only by the pam_setcred
+        // that follows the authentication that made it.
+        if self.conv.defer_enrollment(None).is_err() {
+            return (Outcome::AuthInfoUnavail, Reason::KeepCode);
+        }
         if kept.is_some() && self.cfg.split_pass {
             self.warnings.push(
                 "split_pass: dropped a code kept by an earlier split_pass line (two split_pass \
@@ -441,6 +497,28 @@ impl Flow<'_, '_> {
                 Err(refusal) => return refusal,
             },
         };
+        let record = match record {
+            Record::Tokens(store) => match self.in_grace(store.as_ref(), &remote, &decision) {
+                Some(why) => return self.pass_through(why),
+                None => Record::Tokens(store),
+            },
+            Record::Enroll {
+                account,
+                store,
+                pending,
+            } => {
+                // A `split_pass` line (before the password module) has no
+                // code to keep yet: it hands the password on, and the
+                // pam_otp line after the password module enrolls.
+                if self.cfg.split_pass {
+                    return self.pass_through(Reason::Enroll(
+                        enrolling::EnrollReason::AfterPassword { decision },
+                    ));
+                }
+                return self.enroll(account, store.as_ref(), pending, decision);
+            }
+            other => other,
+        };
 
         if self.cfg.split_pass {
             return match self.split_and_keep(&record) {
@@ -508,33 +586,124 @@ impl Flow<'_, '_> {
         rules::decide(&self.cfg.rules, self.cfg.default, &subject)
     }
 
-    /// The account's secret file, `None` when it has none and `missing =
+    /// The account's tokens, `None` when it has none and `missing =
     /// "allow"`.
     fn record_of<'w>(
         &mut self,
         account: &'w Account,
         decision: &Decision,
     ) -> Result<Option<Record<'w>>, Refusal> {
-        let path = config::expand_template(&self.cfg.secret, &account.name, &account.home);
+        let store = match store::for_user(&self.cfg, account, None) {
+            Ok(s) => s,
+            Err(err) => {
+                return Err(self.unavailable(Reason::Store {
+                    location: self.cfg.store.as_str().into(),
+                    err,
+                }))
+            }
+        };
+        let path = store.location();
         self.note(|| format!("secret file {path}"));
-        // Only a name free in directories nobody else can write to means
-        // "not enrolled". Anything else (an unsafe, missing or unreadable
-        // directory: the home, say) goes on as if enrolled, so that the
-        // open after the prompt reports it as it would with a file there:
-        // whether one is there must not show.
-        let home = Path::new(&account.home);
-        let present = safe_fs::exists(Path::new(&path), home, account.owner()).unwrap_or(true);
-        if present {
-            return Ok(Some(Record::File { account, path }));
-        }
-        match self.cfg.missing {
-            Missing::Allow => Ok(None),
-            Missing::Deny | Missing::Enroll => {
+        let presence = match store.presence() {
+            Ok(p) => p,
+            Err(err) => {
+                return Err(self.unavailable(Reason::Store {
+                    location: path,
+                    err,
+                }))
+            }
+        };
+        match (presence, self.cfg.missing) {
+            (Presence::Tokens, _) => Ok(Some(Record::Tokens(store))),
+            // An admin's reset wins over `missing`, whatever it says.
+            (Presence::Pending, _) | (Presence::Nothing, Missing::Enroll) => {
+                Ok(Some(Record::Enroll {
+                    account,
+                    pending: presence == Presence::Pending,
+                    store,
+                }))
+            }
+            (Presence::Nothing, Missing::Allow) => Ok(None),
+            (Presence::Nothing, Missing::Deny) => {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
                 Ok(Some(Record::NoToken {
                     account: Some(account),
                 }))
             }
+        }
+    }
+
+    /// `grace_period`: a reason to let the login in without a code, when
+    /// one was accepted from this address recently enough.
+    fn in_grace(
+        &mut self,
+        store: &dyn Store,
+        remote: &Remote,
+        decision: &Decision,
+    ) -> Option<Reason> {
+        let period = self.cfg.grace_period;
+        let from = grace::address(remote).filter(|_| period > 0)?;
+        match store.grace(from, period, self.login.now) {
+            Ok(Some(at)) => Some(Reason::Grace {
+                from: from.to_string(),
+                at,
+                decision: *decision,
+            }),
+            Ok(None) => None,
+            // The check that follows reports what is wrong with the store.
+            Err(_) => None,
+        }
+    }
+
+    /// What a store error means for the login: the log's reason, and for
+    /// the user the short message that goes with it.
+    fn store_refusal(&mut self, location: String, err: StoreError) -> Refusal {
+        match err {
+            StoreError::NotFound if self.cfg.missing != Missing::Allow => {
+                (Outcome::AuthErr, Reason::NoSecretFile { path: location })
+            }
+            StoreError::NotFound => self.unavailable(Reason::Unreadable {
+                path: location,
+                err: FsError::NotFound,
+            }),
+            StoreError::Unreadable(err) => self.unavailable(Reason::Unreadable {
+                path: location,
+                err,
+            }),
+            StoreError::Malformed(err) => self.unavailable(Reason::Malformed {
+                path: location,
+                err,
+            }),
+            // Right or wrong, the answer is the same: a code that cannot
+            // be marked used is not accepted, and a failure that cannot be
+            // counted must not tell a guesser whether the code was right
+            // (a full /home would otherwise be an oracle with no rate limit).
+            StoreError::NotSaved { verdict, err } => {
+                self.conv.error(MSG_NOT_SAVED);
+                (
+                    Outcome::AuthErr,
+                    Reason::NotSaved {
+                        verdict,
+                        path: location,
+                        err,
+                    },
+                )
+            }
+            StoreError::Unwritable {
+                verdict: Some(verdict),
+                err,
+            } => {
+                self.conv.error(MSG_NOT_SAVED);
+                (
+                    Outcome::AuthErr,
+                    Reason::Unwritable {
+                        verdict,
+                        path: location,
+                        err,
+                    },
+                )
+            }
+            err => self.unavailable(Reason::Store { location, err }),
         }
     }
 
@@ -609,13 +778,9 @@ impl Flow<'_, '_> {
     /// is checked or counted here, so a wrong password costs the user
     /// nothing: the stack stops at the password module.
     fn split_and_keep(&mut self, record: &Record<'_>) -> Result<(), Refusal> {
-        let file = match record {
-            Record::File { account, path } => Some(self.read(account, path)?.1),
-            Record::NoToken { .. } => None,
-        };
-        let shape = file.as_ref().map_or(Shape::NO_TOKEN, Shape::of);
+        let shape = self.shape_of(record)?;
         let typed = self.ask()?;
-        let (password, code) = split_password_and_code(&shape, &typed);
+        let (password, code) = split_password_and_code(&shape.borrowed(), &typed);
         if self.conv.set_authtok(password).is_err() {
             return Err((Outcome::AuthInfoUnavail, Reason::SetAuthtok));
         }
@@ -625,41 +790,27 @@ impl Flow<'_, '_> {
         Ok(())
     }
 
-    /// Opens, locks and parses the user's secret file.
-    fn read(
-        &mut self,
-        account: &Account,
-        path: &str,
-    ) -> Result<(safe_fs::LockedFile, SecretFile), Refusal> {
-        let home = Path::new(&account.home);
-        let (locked, bytes) = match safe_fs::open_locked(Path::new(path), home, account.owner()) {
-            Ok(x) => x,
-            Err(FsError::NotFound) if self.cfg.missing == Missing::Deny => {
-                return Err((Outcome::AuthErr, Reason::NoSecretFile { path: path.into() }))
-            }
-            Err(err) => {
-                return Err(self.unavailable(Reason::Unreadable {
-                    path: path.into(),
-                    err,
-                }))
-            }
-        };
-        match SecretFile::parse_bytes(&bytes) {
-            Ok(file) => Ok((locked, file)),
-            Err(err) => Err(self.unavailable(Reason::Malformed {
-                path: path.into(),
-                err,
-            })),
+    /// How to split "password + code" for this record.
+    fn shape_of(&mut self, record: &Record<'_>) -> Result<store::Shape, Refusal> {
+        match record {
+            Record::Tokens(store) => store
+                .shape()
+                .map_err(|err| self.store_refusal(store.location(), err)),
+            Record::NoToken { .. } | Record::Enroll { .. } => Ok(store::Shape {
+                digits: Shape::NO_TOKEN.digits,
+                scratch_codes: Vec::new(),
+            }),
         }
     }
 
     /// Under `forward_pass`, an answer to our own prompt is "password +
     /// code": hand the password on and return the code.
-    fn code_of(&mut self, typed: &Typed, shape: &Shape<'_>) -> Result<String, Refusal> {
+    fn code_of(&mut self, typed: &Typed, record: &Record<'_>) -> Result<String, Refusal> {
         if !(self.cfg.forward_pass && typed.from == From::Prompt) {
             return Ok(typed.text.clone());
         }
-        let (password, code) = split_password_and_code(shape, &typed.text);
+        let shape = self.shape_of(record)?;
+        let (password, code) = split_password_and_code(&shape.borrowed(), &typed.text);
         if self.conv.set_authtok(password).is_err() {
             return Err((Outcome::AuthInfoUnavail, Reason::SetAuthtok));
         }
@@ -674,41 +825,23 @@ impl Flow<'_, '_> {
         }
     }
 
-    /// Lock, read, verify, save. A code counts only once saved.
+    /// Verify in the store, which locks, checks and saves: a code counts
+    /// only once saved.
     fn check(&mut self, record: &Record<'_>, typed: &Typed) -> Result<Verdict, Refusal> {
-        let (account, path) = match record {
-            Record::File { account, path } => (*account, path),
+        let store = match record {
+            Record::Tokens(store) => store.as_ref(),
             Record::NoToken { account } => return self.check_no_token(*account, typed),
+            // Enrolled before any code is asked (run_for).
+            Record::Enroll { .. } => return Ok(Verdict::Refused(verify::Refusal::Wrong)),
         };
-        let (locked, mut file) = self.read(account, path)?;
-        let code = self.code_of(typed, &Shape::of(&file))?;
-        let verdict = verify::verify(&mut file, &code, &self.policy(), self.login.now);
-        if verdict.changes_state() {
-            let saved = match file.to_text() {
-                Ok(text) => locked
-                    .replace(text.as_bytes())
-                    .map_err(|err| Reason::NotSaved {
-                        verdict: Box::new(verdict.clone()),
-                        path: path.clone(),
-                        err,
-                    }),
-                Err(err) => Err(Reason::Unwritable {
-                    verdict: Box::new(verdict.clone()),
-                    path: path.clone(),
-                    err,
-                }),
-            };
-            if let Err(why) = saved {
-                // Right or wrong, the answer is the same: a code that cannot
-                // be marked used is not accepted, and a failure that cannot
-                // be counted must not tell a guesser whether the code was
-                // right (a full /home would otherwise be an oracle with no
-                // rate limit).
-                self.conv.error(MSG_NOT_SAVED);
-                return Err((Outcome::AuthErr, why));
-            }
-        }
-        Ok(verdict)
+        let code = self.code_of(typed, record)?;
+        let period = self.cfg.grace_period;
+        let grace = grace::address(&Remote::from_rhost(self.login.rhost))
+            .filter(|_| period > 0)
+            .map(|from| (from, period));
+        store
+            .verify(&code, &self.policy(), self.login.now, grace)
+            .map_err(|err| self.store_refusal(store.location(), err))
     }
 
     /// A user with no token: the same splitting, rate limit, lock and
@@ -718,7 +851,7 @@ impl Flow<'_, '_> {
         account: Option<&Account>,
         typed: &Typed,
     ) -> Result<Verdict, Refusal> {
-        let code = self.code_of(typed, &Shape::NO_TOKEN)?;
+        let code = self.code_of(typed, &Record::NoToken { account })?;
         let policy = self.policy();
         let Some(account) = account else {
             let mut state = State::default();

@@ -90,6 +90,15 @@ pub fn first_factor(ssh_auth_info: Option<&str>, authtok_set: bool) -> FirstFact
     }
 }
 
+/// This host's name, for the issuer and label of the URI ("localhost" if
+/// it has none that can be shown).
+pub fn host_name() -> String {
+    match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
+        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
+        _ => "localhost".into(),
+    }
+}
+
 /// A new TOTP token (SHA1, 6 digits, 30 s: what every app reads) and
 /// emergency codes for `user` on `host`.
 pub fn offer(user: &str, host: &str, now: u64) -> io::Result<Offer> {

@@ -1,10 +1,11 @@
-//! A call pam-bindings does not offer: setting `PAM_AUTHTOK` (its `AuthTok`
+//! Calls pam-bindings does not offer: setting `PAM_AUTHTOK` (its `AuthTok`
 //! item can only be read), which `forward_pass` needs to hand the password
-//! on. One of the module's two files with `unsafe` code; the other is
-//! kept_code.rs (reading back the module data it stores).
+//! on, and reading the PAM environment (`SSH_AUTH_INFO_0`). One of the
+//! module's two files with `unsafe` code; the other is module_data.rs
+//! (reading back the module data it stores).
 
-use std::ffi::CString;
-use std::os::raw::{c_int, c_void};
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
 
 use pam::module::PamHandle;
 
@@ -14,6 +15,22 @@ const PAM_AUTHTOK: c_int = 6;
 #[link(name = "pam")]
 extern "C" {
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
+}
+
+/// The value of `name` in the PAM environment (not the process's), copied.
+pub fn getenv(pamh: &mut PamHandle, name: &CStr) -> Option<String> {
+    // SAFETY: `pamh` is the live handle PAM passed to this call and `name`
+    // a NUL-terminated string; pam_getenv only reads them.
+    let value = unsafe { pam_getenv(pamh, name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null result points into libpam's copy of the
+    // environment, NUL-terminated, valid until the environment changes;
+    // it is copied here before anything else runs.
+    let value = unsafe { CStr::from_ptr(value) };
+    Some(value.to_string_lossy().into_owned())
 }
 
 /// Sets `PAM_AUTHTOK`. libpam copies the string, so ours may be dropped.

@@ -15,13 +15,13 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
-// The module's own unsafe code is in ffi.rs and kept_code.rs only.
+// The module's own unsafe code is in ffi.rs and module_data.rs only.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
 mod ffi;
 #[allow(unsafe_code)]
-mod kept_code;
+mod module_data;
 
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -50,14 +50,23 @@ impl PamHooks for PamOtp {
         })
     }
 
-    /// Credentials are none of our business, but this is where a stack
-    /// that checks no code can be told: after an authentication that
-    /// succeeded, a code still kept by a `split_pass` line was never
-    /// checked (no pam_otp line after the password module).
-    fn sm_setcred(pamh: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
+    /// Credentials are none of our business, but the application calls
+    /// this only after the whole authentication succeeded, so it is where
+    /// a token confirmed during the login is saved when its first factor
+    /// (a password module earlier in the stack) showed only then; and
+    /// where a stack that checks no code can be told: a code still kept
+    /// by a `split_pass` line was never checked (no pam_otp line after the
+    /// password module).
+    fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         guard(|| {
             quiet_panics();
-            if kept_code::take(pamh).is_some() {
+            if let Some(file) = module_data::take_enrollment(pamh) {
+                // PAM_DELETE_CRED ends credentials; it proves nothing.
+                if flags & PAM_DELETE_CRED == 0 {
+                    commit_enrollment(pamh, &args, file);
+                }
+            }
+            if module_data::take_code(pamh).is_some() {
                 let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
                     .unwrap_or_else(|| "?".into());
                 let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0))
@@ -127,6 +136,57 @@ fn item_string(bytes: Option<&CStr>) -> Option<String> {
     bytes.map(|c| String::from_utf8_lossy(c.to_bytes()).into_owned())
 }
 
+/// `PAM_DELETE_CRED` (Linux-PAM's `_pam_types.h`).
+const PAM_DELETE_CRED: PamFlag = 0x0004;
+
+/// The clock, read here (the core takes `now`); `None` before 1970.
+fn now() -> Option<u64> {
+    #[allow(clippy::disallowed_methods)]
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (now != 0).then_some(now)
+}
+
+fn lossy_args(args: &[&CStr]) -> Vec<String> {
+    // Arguments that are not UTF-8 are passed on lossily and then fail to
+    // match anything, so they are logged as unknown.
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Saves a token that `pam_sm_authenticate` confirmed and deferred.
+fn commit_enrollment(
+    pamh: &mut PamHandle,
+    args: &[&CStr],
+    file: otp_core::secret_file::SecretFile,
+) {
+    let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+        .unwrap_or_else(|| "?".into());
+    let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
+    let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0)).unwrap_or_default();
+    let logger = Logger::new(&service);
+    let Some(now) = now() else {
+        logger.log(
+            Level::Err,
+            "system clock is before 1970; new token not saved",
+        );
+        return;
+    };
+    let args = lossy_args(args);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let login = Login {
+        user: &user,
+        rhost: rhost.as_deref(),
+        service: &service,
+        now,
+    };
+    let mut conv = PamConversation { pamh };
+    let report = auth::commit_enrollment(&login, &arg_refs, &mut conv, file, &account::lookup);
+    log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
+}
+
 fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamResultCode {
     let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
         .unwrap_or_else(|| "?".into());
@@ -139,12 +199,7 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
             return PamResultCode::PAM_USER_UNKNOWN;
         }
     };
-    // Arguments that are not UTF-8 are passed on lossily and then fail to
-    // match anything, so they are logged as unknown.
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = lossy_args(args);
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     // Debug builds only (what the integration tests load): proves through
     // the real libpam that a panic unwinds to `guard` with the module's own
@@ -156,14 +211,10 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
     }
 
     // The glue is where the clock is read; the core takes `now`.
-    #[allow(clippy::disallowed_methods)]
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if now == 0 {
+    let Some(now) = now() else {
         logger.log(Level::Err, "system clock is before 1970; refusing");
         return PamResultCode::PAM_AUTHINFO_UNAVAIL;
-    }
+    };
 
     let login = Login {
         user: &user,
@@ -257,11 +308,22 @@ impl Conversation for PamConversation<'_> {
     }
 
     fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
-        kept_code::keep(self.pamh, code).map_err(|_| ConvError::Failed)
+        module_data::keep_code(self.pamh, code).map_err(|_| ConvError::Failed)
     }
 
     fn take_kept_code(&mut self) -> Option<String> {
-        kept_code::take(self.pamh)
+        module_data::take_code(self.pamh)
+    }
+
+    fn ssh_auth_info(&mut self) -> Option<String> {
+        ffi::getenv(self.pamh, c"SSH_AUTH_INFO_0")
+    }
+
+    fn defer_enrollment(
+        &mut self,
+        file: Option<otp_core::secret_file::SecretFile>,
+    ) -> Result<(), ConvError> {
+        module_data::defer_enrollment(self.pamh, file).map_err(|_| ConvError::Failed)
     }
 }
 

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::*;
 use crate::otp::{Algorithm, Generator};
 
+mod enrolling;
+
 const KEY: &[u8] = b"12345678901234567890";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// RFC 6238's T = 1111111111: step 37037037.
@@ -41,6 +43,10 @@ struct Seen {
     errors: Vec<String>,
     authtok: Option<String>,
     kept: Option<String>,
+    /// `SSH_AUTH_INFO_0` as sshd would set it.
+    ssh_auth_info: Option<String>,
+    /// A new token kept for pam_sm_setcred.
+    deferred: Option<SecretFile>,
 }
 
 struct Script {
@@ -91,6 +97,13 @@ impl Conversation for Script {
     }
     fn take_kept_code(&mut self) -> Option<String> {
         self.seen.kept.take()
+    }
+    fn ssh_auth_info(&mut self) -> Option<String> {
+        self.seen.ssh_auth_info.clone()
+    }
+    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError> {
+        self.seen.deferred = file;
+        Ok(())
     }
 }
 

@@ -131,8 +131,10 @@ impl Store for FileStore {
         // open after the prompt reports it as it would with a file there:
         // whether one is there must not show.
         let present = match self.kind {
-            // No state directory yet: nobody has a file in it.
-            StoreKind::System if !self.state_dir.exists() => false,
+            // No users directory yet (it is made with the first file):
+            // nobody has a file in it. It is root's, so nobody else can
+            // have taken one away.
+            StoreKind::System if !self.state_dir.join(USERS_DIR).exists() => false,
             _ => safe_fs::exists(&self.path, &self.base, self.owner).unwrap_or(true),
         };
         if present {

@@ -25,7 +25,8 @@ impl Mark {
     /// Whether the mark is there. Only root's own directory counts: a
     /// mark anyone else could create or remove would be worthless.
     pub fn is_set(&self) -> Result<bool, FsError> {
-        if !self.state_dir.exists() {
+        // No directory: no marks (it is made with the first one).
+        if !self.state_dir.join(super::PENDING_DIR).exists() {
             return Ok(false);
         }
         safe_fs::exists(&self.path, &self.state_dir, Owner::current())

@@ -1,0 +1,330 @@
+//! Enrollment inside the login (`missing = "enroll"`, or after an admin's
+//! `otp-enroll reset`), and the commit of a token whose first factor shows
+//! only once the whole stack has succeeded ([`commit_enrollment`]).
+
+use std::fmt;
+
+use super::{conv_failure, Conversation, Flow, Login, Lookup, Outcome, Reason, Report};
+use crate::account::{self, Account};
+use crate::config;
+use crate::enroll::{self, FirstFactor, Offer};
+use crate::rules::Decision;
+use crate::secret_file::SecretFile;
+use crate::store::{self, Store, StoreError};
+
+pub const MSG_CANNOT_ENROLL: &str =
+    "Two-factor login is not set up for this account, and it cannot be set up here; \
+     contact your administrator.";
+pub const MSG_WRONG_CONFIRMATION: &str =
+    "That is not the code your app shows now; check that the phone's clock is right, and try again.";
+pub const MSG_NOT_CONFIRMED: &str = "No code was confirmed, so nothing was set up.";
+pub const MSG_ENROLL_NOT_SAVED: &str =
+    "The new token could not be saved, so the login was refused; try again later or contact your administrator.";
+
+/// What became of an enrollment at login, for the log.
+#[derive(Debug)]
+pub enum EnrollReason {
+    /// `split_pass`: the password was handed on; the pam_otp line after
+    /// the password module enrolls.
+    AfterPassword {
+        decision: Decision,
+    },
+    /// Not here: no first factor shows.
+    Refused {
+        why: &'static str,
+        pending: bool,
+        decision: Decision,
+    },
+    /// The key could not be made (no randomness).
+    NoKey(std::io::Error),
+    NotConfirmed {
+        pending: bool,
+        decision: Decision,
+    },
+    Saved {
+        location: String,
+        how: String,
+        pending: bool,
+        decision: Decision,
+    },
+    NotSaved {
+        location: String,
+        err: StoreError,
+    },
+    /// Confirmed; saved by `pam_sm_setcred` once the stack has succeeded.
+    Deferred {
+        decision: Decision,
+    },
+    /// `pam_sm_setcred` saved (or could not save) a deferred token.
+    Committed {
+        location: String,
+    },
+    NotCommitted {
+        location: String,
+        err: StoreError,
+    },
+}
+
+fn why_enrolled(pending: bool) -> &'static str {
+    if pending {
+        "enrollment pending (otp-enroll reset)"
+    } else {
+        "no token, missing = enroll"
+    }
+}
+
+impl fmt::Display for EnrollReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnrollReason::AfterPassword { decision } => write!(
+                f,
+                "no token yet: password handed on, the pam_otp line after the password module \
+                 enrolls; {decision}"
+            ),
+            EnrollReason::Refused {
+                why,
+                pending,
+                decision,
+            } => write!(
+                f,
+                "{}: enrollment at login refused: {why}; {decision}",
+                why_enrolled(*pending)
+            ),
+            EnrollReason::NoKey(err) => write!(f, "enrollment at login: cannot make a key: {err}"),
+            EnrollReason::NotConfirmed { pending, decision } => write!(
+                f,
+                "{}: enrollment at login not confirmed ({} wrong codes), nothing saved; {decision}",
+                why_enrolled(*pending),
+                enroll::TRIES
+            ),
+            EnrollReason::Saved {
+                location,
+                how,
+                pending,
+                decision,
+            } => write!(
+                f,
+                "{}: enrolled at login, token app saved in {location} ({how}); {decision}",
+                why_enrolled(*pending)
+            ),
+            EnrollReason::NotSaved { location, err } => {
+                write!(
+                    f,
+                    "enrollment at login confirmed, but saving {location} failed: {err}"
+                )
+            }
+            EnrollReason::Deferred { decision } => write!(
+                f,
+                "enrollment at login confirmed; the token is saved only once the whole stack has \
+                 succeeded (pam_setcred), as the password module's answer shows only then; \
+                 {decision}"
+            ),
+            EnrollReason::Committed { location } => write!(
+                f,
+                "enrolled at login: the stack succeeded, token app saved in {location}"
+            ),
+            EnrollReason::NotCommitted { location, err } => write!(
+                f,
+                "enrolled at login, but saving {location} failed: {err}; the user enrolls again \
+                 at the next login"
+            ),
+        }
+    }
+}
+
+impl Flow<'_, '_> {
+    /// Shows a new token, asks for a code of it up to three times, and
+    /// saves it (or keeps it for `pam_sm_setcred`) only when the login has
+    /// proven a first factor.
+    pub(super) fn enroll(
+        &mut self,
+        account: &Account,
+        store: &dyn Store,
+        pending: bool,
+        decision: Decision,
+    ) -> (Outcome, Reason) {
+        let info = self.conv.ssh_auth_info();
+        let authtok = self.conv.authtok().is_some();
+        // Decided before anything is shown: a secret shown here must be
+        // one that a right code can save.
+        let first = enroll::first_factor(info.as_deref(), authtok);
+        if let FirstFactor::Unproven(why) = first {
+            self.conv.error(MSG_CANNOT_ENROLL);
+            return (
+                Outcome::AuthErr,
+                Reason::Enroll(EnrollReason::Refused {
+                    why,
+                    pending,
+                    decision,
+                }),
+            );
+        }
+        let mut offer = match enroll::offer(&account.name, &enroll::host_name(), self.login.now) {
+            Ok(o) => o,
+            Err(err) => return self.unavailable(Reason::Enroll(EnrollReason::NoKey(err))),
+        };
+        for message in offer.messages() {
+            self.conv.info(&message);
+        }
+        match self.confirm(&mut offer) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.conv.error(MSG_NOT_CONFIRMED);
+                return (
+                    Outcome::AuthErr,
+                    Reason::Enroll(EnrollReason::NotConfirmed { pending, decision }),
+                );
+            }
+            Err(refusal) => return refusal,
+        }
+        match first {
+            FirstFactor::Proven(how) => match store.create(&offer.file) {
+                Ok(()) => {
+                    show_codes(self.conv, &offer, true);
+                    (
+                        Outcome::Success,
+                        Reason::Enroll(EnrollReason::Saved {
+                            location: store.location(),
+                            how,
+                            pending,
+                            decision,
+                        }),
+                    )
+                }
+                Err(err) => {
+                    self.conv.error(MSG_ENROLL_NOT_SAVED);
+                    (
+                        Outcome::AuthErr,
+                        Reason::Enroll(EnrollReason::NotSaved {
+                            location: store.location(),
+                            err,
+                        }),
+                    )
+                }
+            },
+            FirstFactor::AfterTheStack => match self.conv.defer_enrollment(Some(offer.file)) {
+                Ok(()) => (
+                    Outcome::Success,
+                    Reason::Enroll(EnrollReason::Deferred { decision }),
+                ),
+                Err(_) => self.unavailable(Reason::KeepCode),
+            },
+            FirstFactor::Unproven(_) => (Outcome::AuthErr, Reason::KeepCode),
+        }
+    }
+
+    /// Asks for a code of the new token up to [`enroll::TRIES`] times;
+    /// whether one was right.
+    fn confirm(&mut self, offer: &mut Offer) -> Result<bool, (Outcome, Reason)> {
+        for attempt in 1..=enroll::TRIES {
+            let typed = self
+                .conv
+                .prompt_hidden(enroll::CONFIRM_PROMPT)
+                .map_err(conv_failure)?;
+            if offer.confirms(&typed, self.cfg.totp_skew, self.login.now) {
+                return Ok(true);
+            }
+            if attempt < enroll::TRIES {
+                self.conv.error(MSG_WRONG_CONFIRMATION);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The emergency codes, once the token is saved. `ask`: end with a
+/// prompt, so that sshd shows them before the session (text after the
+/// last prompt reaches only an interactive session's login messages).
+fn show_codes(conv: &mut dyn Conversation, offer: &Offer, ask: bool) {
+    conv.info(&offer.codes_message());
+    if ask {
+        let _ = conv.prompt_hidden(enroll::CODES_SEEN_PROMPT);
+    }
+}
+
+/// `pam_sm_setcred` after an authentication that kept a confirmed new
+/// token ([`FirstFactor::AfterTheStack`]): the application calls it only
+/// once the whole stack has succeeded, so the password module before
+/// pam_otp accepted the password, and the token is saved now.
+pub fn commit_enrollment(
+    login: &Login<'_>,
+    args: &[&str],
+    conv: &mut dyn Conversation,
+    file: SecretFile,
+    lookup: Lookup<'_>,
+) -> Report {
+    let report = |outcome, reason| Report {
+        outcome,
+        reason,
+        warnings: Vec::new(),
+        debug: Vec::new(),
+    };
+    let cfg_path = config::config_path_arg(args.iter().copied()).unwrap_or(config::DEFAULT_PATH);
+    let cfg = config::load(cfg_path).and_then(|mut c| {
+        c.apply_args(args.iter().copied())
+            .map(|()| c)
+            .map_err(config::LoadError::Arguments)
+    });
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(why) => return report(Outcome::AuthInfoUnavail, Reason::Config(why)),
+    };
+    if !account::plausible_user_name(login.user) {
+        return report(
+            Outcome::AuthErr,
+            Reason::Nobody {
+                what: "implausible user name",
+                then: Box::new(Reason::KeepCode),
+            },
+        );
+    }
+    let account = match lookup(login.user) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return report(
+                Outcome::UserUnknown,
+                Reason::Nobody {
+                    what: "no such user",
+                    then: Box::new(Reason::KeepCode),
+                },
+            )
+        }
+        Err(why) => return report(Outcome::AuthInfoUnavail, Reason::Lookup(why)),
+    };
+    let store = match store::for_user(&cfg, &account, None) {
+        Ok(s) => s,
+        Err(err) => {
+            return report(
+                Outcome::AuthInfoUnavail,
+                Reason::Store {
+                    location: cfg.store.as_str().into(),
+                    err,
+                },
+            )
+        }
+    };
+    let location = store.location();
+    let offer = Offer {
+        file,
+        uri: String::new(),
+    };
+    match store.create(&offer.file) {
+        Ok(()) => {
+            show_codes(conv, &offer, false);
+            report(
+                Outcome::Success,
+                Reason::Enroll(EnrollReason::Committed { location }),
+            )
+        }
+        Err(err) => {
+            conv.error(MSG_ENROLL_NOT_SAVED_LATE);
+            report(
+                Outcome::AuthErr,
+                Reason::Enroll(EnrollReason::NotCommitted { location, err }),
+            )
+        }
+    }
+}
+
+pub const MSG_ENROLL_NOT_SAVED_LATE: &str =
+    "The new token could not be saved; you will be asked to set one up again at your next login.";

@@ -1,0 +1,333 @@
+//! Enrollment at login, the system store and the grace period, in-process:
+//! the conversation reads the key from the messages it was shown, as a
+//! phone reads the QR code, and answers with a code of it.
+
+use super::*;
+use crate::enroll;
+use crate::key;
+
+/// A user at the other end: reads the `otpauth://` URI from the text
+/// messages and types `wrong` wrong codes before a right one (or only wrong
+/// ones if `wrong` >= 3).
+struct Phone {
+    seen: Seen,
+    wrong: usize,
+    /// The password an earlier module left (`PAM_AUTHTOK`).
+    now: u64,
+}
+
+impl Phone {
+    fn new(wrong: usize) -> Phone {
+        Phone {
+            seen: Seen::default(),
+            wrong,
+            now: NOW,
+        }
+    }
+
+    fn after_publickey(mut self) -> Phone {
+        self.seen.ssh_auth_info = Some("publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\n".into());
+        self
+    }
+
+    fn with_authtok(mut self, tok: &str) -> Phone {
+        self.seen.authtok = Some(tok.into());
+        self
+    }
+
+    fn uri(&self) -> Option<String> {
+        let all = self.seen.infos.join("\n");
+        let at = all.find("otpauth://")?;
+        Some(
+            all[at..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    fn key(&self) -> Vec<u8> {
+        let uri = self.uri().expect("a URI was shown");
+        let secret = uri
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("secret="))
+            .unwrap();
+        key::decode_base32(secret).unwrap()
+    }
+
+    fn code(&self) -> String {
+        Generator::new(&self.key(), Algorithm::SHA1, 6)
+            .unwrap()
+            .code(self.now / 30)
+    }
+}
+
+impl Conversation for Phone {
+    fn prompt_hidden(&mut self, text: &str) -> Result<String, ConvError> {
+        self.seen.prompts.push(text.into());
+        if text == enroll::CONFIRM_PROMPT {
+            if self.wrong > 0 {
+                self.wrong -= 1;
+                let right = self.code();
+                return Ok(if right == "123456" {
+                    "654321"
+                } else {
+                    "123456"
+                }
+                .into());
+            }
+            return Ok(self.code());
+        }
+        if text == enroll::CODES_SEEN_PROMPT {
+            return Ok(String::new());
+        }
+        if text == config::PASSWORD_PROMPT {
+            return Ok("hunter2".into());
+        }
+        Err(ConvError::NoAnswer)
+    }
+    fn info(&mut self, text: &str) {
+        self.seen.infos.push(text.into());
+    }
+    fn error(&mut self, text: &str) {
+        self.seen.errors.push(text.into());
+    }
+    fn authtok(&mut self) -> Option<String> {
+        self.seen.authtok.clone()
+    }
+    fn set_authtok(&mut self, value: &str) -> Result<(), ConvError> {
+        self.seen.authtok = Some(value.into());
+        Ok(())
+    }
+    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
+        self.seen.kept = Some(code.into());
+        Ok(())
+    }
+    fn take_kept_code(&mut self) -> Option<String> {
+        self.seen.kept.take()
+    }
+    fn ssh_auth_info(&mut self) -> Option<String> {
+        self.seen.ssh_auth_info.clone()
+    }
+    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError> {
+        self.seen.deferred = file;
+        Ok(())
+    }
+}
+
+fn login(w: &World, user: &str, args: &[&str], conv: &mut dyn Conversation) -> Report {
+    let config_arg = format!("config={}", w.config.display());
+    let mut all: Vec<&str> = vec![&config_arg];
+    all.extend_from_slice(args);
+    let login = Login {
+        user,
+        rhost: Some("203.0.113.7"),
+        service: "sshd",
+        now: NOW,
+    };
+    authenticate(&login, &all, conv, &w.lookup())
+}
+
+#[test]
+fn after_a_public_key_a_user_without_a_token_enrolls_in_the_login() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(1).after_publickey();
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let line = r.reason.to_string();
+    assert!(line.contains("enrolled at login"), "{line}");
+    assert!(line.contains("sshd accepted publickey first"), "{line}");
+    // The QR code, the URI and the key were shown before the prompt.
+    let all = phone.seen.infos.join("\n");
+    assert!(all.contains('▀'), "{all}");
+    assert!(all.contains(&key::grouped_base32(&phone.key())));
+    assert_eq!(
+        phone.seen.prompts,
+        [
+            enroll::CONFIRM_PROMPT,
+            enroll::CONFIRM_PROMPT,
+            enroll::CODES_SEEN_PROMPT
+        ]
+    );
+    assert_eq!(
+        phone.seen.errors,
+        [crate::auth::enrolling::MSG_WRONG_CONFIRMATION]
+    );
+    // Saved: the key shown, the confirming code used, the emergency codes
+    // shown once, after the save.
+    let file = w.secret("alice");
+    assert_eq!(file.tokens[0].key, phone.key());
+    assert_eq!(file.tokens[0].state.last_step, Some(NOW / 30));
+    let shown = phone.seen.infos.last().unwrap();
+    for code in &file.scratch_codes {
+        assert!(shown.contains(code.as_str()));
+    }
+    // The next login asks for a code, and the confirming one is used up.
+    let mut s = Script::new(&[&phone.code()]);
+    let r = w.login("alice", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+}
+
+#[test]
+fn three_wrong_confirmation_codes_save_nothing() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(3).after_publickey();
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(
+        r.reason.to_string().contains("not confirmed"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(phone.seen.prompts.len(), enroll::TRIES);
+    assert!(!w.secret_path("alice").exists());
+}
+
+#[test]
+fn without_a_first_factor_nothing_is_shown_or_saved() {
+    let w = World::new("missing = \"enroll\"\n");
+    // sshd, nothing before keyboard-interactive.
+    let mut phone = Phone::new(0);
+    phone.seen.ssh_auth_info = Some(String::new());
+    let r = login(&w, "alice", &[], &mut phone.with_authtok("hunter2"));
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(
+        r.reason.to_string().contains("SSH_AUTH_INFO_0"),
+        "{}",
+        r.reason
+    );
+    // Not sshd, no password module before pam_otp.
+    let mut phone = Phone::new(0);
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(phone.seen.infos.is_empty() && phone.seen.prompts.is_empty());
+    assert_eq!(
+        phone.seen.errors,
+        [crate::auth::enrolling::MSG_CANNOT_ENROLL]
+    );
+    assert!(!w.secret_path("alice").exists());
+}
+
+#[test]
+fn after_a_password_module_the_token_waits_for_setcred() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(0).with_authtok("hunter2");
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(r.reason.to_string().contains("pam_setcred"), "{}", r.reason);
+    assert!(!w.secret_path("alice").exists(), "not saved before setcred");
+    let file = phone.seen.deferred.take().expect("kept for setcred");
+    // pam_sm_setcred, called once the whole stack succeeded.
+    let config_arg = format!("config={}", w.config.display());
+    let l = Login {
+        user: "alice",
+        rhost: None,
+        service: "su",
+        now: NOW,
+    };
+    let r = commit_enrollment(&l, &[&config_arg], &mut phone, file, &w.lookup());
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(w.secret("alice").tokens[0].key, phone.key());
+    // A later authentication on the same handle drops what an earlier one
+    // kept before doing anything else.
+    let mut s = Script::new(&[&wrong_code()]);
+    s.seen.deferred = Some(w.secret("alice"));
+    let _ = w.login("alice", &[], &mut s);
+    assert!(s.seen.deferred.is_none());
+}
+
+#[test]
+fn a_split_pass_first_line_hands_the_password_on_and_the_second_enrolls() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(0);
+    let r = login(&w, "alice", &["split_pass"], &mut phone);
+    assert_eq!(r.outcome, Outcome::Ignore, "{r:?}");
+    assert_eq!(phone.seen.prompts, [config::PASSWORD_PROMPT]);
+    assert_eq!(phone.seen.authtok.as_deref(), Some("hunter2"));
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(phone.seen.deferred.is_some());
+}
+
+#[test]
+fn a_reset_user_enrolls_whatever_missing_says() {
+    let w = World::new("missing = \"deny\"\n");
+    let account = w.lookup()("alice").unwrap().unwrap();
+    let cfg = config::load(w.config.to_str().unwrap()).unwrap();
+    let store = store::for_user(&cfg, &account, None).unwrap();
+    store.set_pending(true).unwrap();
+    let mut phone = Phone::new(0).after_publickey();
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(
+        r.reason.to_string().contains("enrollment pending"),
+        "{}",
+        r.reason
+    );
+    assert!(!store.pending().unwrap(), "the save clears the mark");
+    assert_eq!(w.secret("alice").tokens[0].key, phone.key());
+}
+
+#[test]
+fn the_system_store_keeps_the_file_under_the_state_dir() {
+    let w = World::new("store = \"system\"\nmissing = \"enroll\"\n");
+    let mut phone = Phone::new(0).after_publickey();
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let path = w.dir.join("state/users/alice.toml");
+    let file = SecretFile::parse(&fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(file.tokens[0].key, phone.key());
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let dir = fs::metadata(w.dir.join("state/users")).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700);
+    assert!(!w.secret_path("alice").exists(), "nothing in the home");
+    // And a code of it logs in through the same store.
+    let code = Generator::new(&phone.key(), Algorithm::SHA1, 6)
+        .unwrap()
+        .code(NOW / 30 + 1);
+    let mut s = Script::new(&[&code]);
+    let r = w.login_at("alice", None, &["debug"], &mut s, NOW + 30);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?} {:?}", s.seen);
+}
+
+#[test]
+fn grace_period_spares_the_same_address_for_a_while() {
+    let w = World::new("grace_period = 300\n");
+    w.enroll("alice", "");
+    let from = Some("203.0.113.7");
+    let mut s = Script::new(&[&right_code()]);
+    let r = w.login_from("alice", from, &[], &mut s);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    // The v1 file became v2 to hold the grace entry.
+    assert_eq!(w.secret("alice").version, crate::secret_file::VERSION_2);
+    // Same address, within the period: no prompt.
+    let mut s = Script::new(&[]);
+    let r = w.login_at("alice", from, &[], &mut s, NOW + 299);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(s.seen.prompts.is_empty());
+    assert!(
+        r.reason.to_string().contains("grace_period"),
+        "{}",
+        r.reason
+    );
+    // After it, another address, no address: a code is asked.
+    for (rhost, now) in [
+        (from, NOW + 300),
+        (Some("203.0.113.8"), NOW + 10),
+        (None, NOW + 10),
+    ] {
+        let mut s = Script::new(&[&wrong_code()]);
+        let r = w.login_at("alice", rhost, &[], &mut s, now);
+        assert_eq!(r.outcome, Outcome::AuthErr, "{rhost:?} {r:?}");
+        assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+    }
+    // The module argument overrides the config: 0 turns it off.
+    let mut s = Script::new(&[&wrong_code()]);
+    let r = w.login_at("alice", from, &["grace_period=0"], &mut s, NOW + 5);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+}
