@@ -156,14 +156,9 @@ fn zbar(pgm: &[u8]) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../otp-enroll/src/qr.rs"]
-mod qr;
-
-#[cfg(test)]
 mod tests {
-    use super::qr::{render, QrStyle};
     use super::*;
+    use otp_core::qr::{render, QrStyle};
 
     const URI: &str = "otpauth://totp/pam_otp:alice%40host?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=pam_otp";
 

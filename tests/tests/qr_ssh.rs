@@ -8,7 +8,7 @@
 //! stdout` sends a script's output as one PAM_TEXT_INFO per line, and
 //! `pam_unix` (the user's password) is the prompt that follows, standing
 //! in for the module's "Enter the code your app shows now: ". The picture
-//! is drawn by otp-enroll's renderer (`otp-enroll/src/qr.rs`).
+//! is drawn by the renderer the module and otp-enroll use (`otp_core::qr`).
 //!
 //! What the tests show:
 //! - sshd puts every message sent before a prompt, each followed by a
@@ -35,13 +35,7 @@ use testkit::qr_scan::decode_all;
 use testkit::{run_in_pty, set_mode, test_root, unique, write_mode, PtyRun, Sshd, SshdSetup};
 use testkit::{TestUser, TEST_ROOT};
 
-// The renderer of otp-enroll, compiled into this test (it is a binary
-// crate); its own unit tests come along.
-#[allow(dead_code)]
-#[path = "../../otp-enroll/src/qr.rs"]
-mod qr;
-
-use qr::QrStyle;
+use otp_core::qr::{self, QrStyle};
 
 const URI: &str = "otpauth://totp/pam_otp:alice%40example.org?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=pam_otp";
 const KEY: &str = "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP";
