@@ -1,0 +1,331 @@
+//! Enrollment inside the login (`missing = "enroll"`), end to end: the
+//! real sshd and the real ssh (and sftp) client on a pseudo-terminal, a
+//! public key first, then keyboard-interactive. The "phone" reads the QR
+//! code from what the client printed ([`testkit::qr_scan`], zbarimg), and
+//! types a code of the key it holds (oathtool).
+//!
+//! And through pamtester, the stacks with a password module before
+//! pam_otp: the token is kept until `pam_setcred`, which runs only after
+//! the whole stack succeeded, so a wrong password saves nothing whether
+//! the password module is `requisite` or `required`.
+
+use std::path::Path;
+use std::process::Command;
+
+use testkit::qr_scan::decode_all;
+use testkit::{authorize_key, drive_pty, now, oathtool_totp, secret_file, PamService, PtyRun};
+use testkit::{Sshd, SshdSetup, TestUser, PROMPT};
+
+const CONFIRM: &str = "Enter the code your app shows now: ";
+const CODES_SEEN: &str = "Press Enter once you have written them down: ";
+const ENROLL: &str = "missing = \"enroll\"\n";
+const PASSWORD: &str = "Enroll-pw-1";
+
+fn sshd(methods: &str, config: &str) -> Sshd {
+    Sshd::start(&SshdSetup {
+        pam_auth: "auth required {module} config={config}\n",
+        otp_config: config,
+        authentication_methods: methods,
+        sshd_extra: "Subsystem sftp internal-sftp\n",
+    })
+}
+
+/// The key in the URI the client showed, base32.
+fn secret_of(uri: &str) -> String {
+    uri.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .unwrap_or_else(|| panic!("no secret in {uri}"))
+        .to_string()
+}
+
+/// A six-digit code that is not `right`.
+fn not(right: &str) -> String {
+    if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    }
+    .into()
+}
+
+/// What the phone did.
+#[derive(Default, Debug)]
+struct Phone {
+    /// The URIs read from the screen with zbarimg, at each confirmation prompt.
+    scanned: Vec<String>,
+    /// Confirmation codes typed.
+    typed: usize,
+}
+
+/// Runs `program_line` (a shell command line) on a pty in a UTF-8 locale,
+/// acting as the user with a phone: at each confirmation prompt it scans
+/// the QR code on the screen and types the code (after `wrong` wrong ones);
+/// Enter after the emergency codes; `then` at `shell_prompt`.
+fn with_phone(program_line: &str, wrong: usize, shell_prompt: &str, then: &str) -> (PtyRun, Phone) {
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", program_line, "/dev/null"])
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8");
+    let mut phone = Phone::default();
+    let mut wrong_left = wrong;
+    let (mut confirms, mut seen_prompts, mut shells) = (0, 0, 0);
+    let run = drive_pty(cmd, |screen| {
+        if screen.matches(CONFIRM).count() > confirms {
+            confirms += 1;
+            let uri = decode_all(screen)
+                .into_iter()
+                .next_back()
+                .unwrap_or_else(|| panic!("no QR code on the screen:\n{screen}"));
+            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
+            phone.scanned.push(uri);
+            phone.typed += 1;
+            if wrong_left > 0 {
+                wrong_left -= 1;
+                return Some(not(&code));
+            }
+            return Some(code);
+        }
+        if screen.matches(CODES_SEEN).count() > seen_prompts {
+            seen_prompts += 1;
+            return Some(String::new());
+        }
+        if !shell_prompt.is_empty() && screen.matches(shell_prompt).count() > shells {
+            shells += 1;
+            return Some(then.to_string());
+        }
+        None
+    });
+    (run, phone)
+}
+
+fn ssh_line(sshd: &Sshd, user: &TestUser, key: &Path, command: &str) -> String {
+    format!(
+        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
+         ssh -F /dev/null -p {port} -o StrictHostKeyChecking=no \
+         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
+         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 \
+         -o IdentitiesOnly=yes -o IdentityAgent=none \
+         -o PreferredAuthentications=publickey,keyboard-interactive \
+         -i {key} -T {user}@127.0.0.1 {command}",
+        port = sshd.port,
+        key = key.display(),
+        user = user.name,
+    )
+}
+
+fn sftp_line(sshd: &Sshd, user: &TestUser, key: &Path) -> String {
+    format!(
+        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
+         sftp -F /dev/null -P {port} -o StrictHostKeyChecking=no \
+         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
+         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 \
+         -o IdentitiesOnly=yes -o IdentityAgent=none \
+         -o PreferredAuthentications=publickey,keyboard-interactive \
+         -i {key} {user}@127.0.0.1",
+        port = sshd.port,
+        key = key.display(),
+        user = user.name,
+    )
+}
+
+/// A user with a key sshd accepts, and no token.
+fn user_with_key(sshd: &Sshd) -> (TestUser, std::path::PathBuf) {
+    let user = TestUser::new();
+    let (key, public) = sshd.client_key();
+    authorize_key(&user, &public);
+    (user, key)
+}
+
+#[track_caller]
+fn assert_enrolled(run: &PtyRun, phone: &Phone, user: &TestUser, sshd: &Sshd) {
+    assert!(
+        run.success,
+        "login failed: {run:#?}\n--- sshd log ---\n{}",
+        sshd.log()
+    );
+    // What the client printed holds a QR code that reads as the URI it
+    // printed as text too.
+    let uri = phone.scanned.last().expect("a QR code was scanned");
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(
+        run.output.contains(&format!("URI: {uri}")),
+        "{}",
+        run.output
+    );
+    let file = secret_file(&user.secret_path());
+    assert_eq!(
+        otp_core::key::encode_base32(&file.tokens[0].key),
+        secret_of(uri),
+        "the key saved is the one shown"
+    );
+    // The emergency codes were shown, after the save.
+    for code in &file.scratch_codes {
+        assert!(run.output.contains(code.as_str()), "{code} not shown");
+    }
+}
+
+#[test]
+fn ssh_command_enrolls_after_a_public_key_and_the_next_login_asks_for_a_code() {
+    let sshd = sshd("publickey,keyboard-interactive", ENROLL);
+    let (user, key) = user_with_key(&sshd);
+    let (run, phone) = with_phone(&ssh_line(&sshd, &user, &key, "echo enrolled-ok"), 0, "", "");
+    assert_enrolled(&run, &phone, &user, &sshd);
+    assert!(
+        run.output.contains("enrolled-ok"),
+        "the command ran: {}",
+        run.output
+    );
+    assert_eq!(phone.typed, 1);
+
+    // The next login asks for a code (not for enrollment), and a code of
+    // the saved key lets it in.
+    let secret = secret_of(&phone.scanned[0]);
+    let next = oathtool_totp(&secret, Some(now() + 30), &[]);
+    let again = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(PROMPT, &next)
+        .run();
+    assert!(again.success, "{again:#?}\n{}", sshd.log());
+    assert_eq!(again.asked(PROMPT), 1);
+    assert_eq!(again.asked(CONFIRM), 0);
+}
+
+#[test]
+fn sftp_session_enrolls_the_same_way() {
+    let sshd = sshd("publickey,keyboard-interactive", ENROLL);
+    let (user, key) = user_with_key(&sshd);
+    let (run, phone) = with_phone(&sftp_line(&sshd, &user, &key), 0, "sftp> ", "bye");
+    assert_enrolled(&run, &phone, &user, &sshd);
+}
+
+#[test]
+fn three_wrong_confirmation_codes_save_nothing_and_refuse_the_login() {
+    let sshd = sshd("publickey,keyboard-interactive", ENROLL);
+    let (user, key) = user_with_key(&sshd);
+    let (run, phone) = with_phone(&ssh_line(&sshd, &user, &key, "echo ran"), 3, "", "");
+    assert!(!run.success, "{run:#?}");
+    assert_eq!(phone.typed, 3, "asked three times");
+    assert!(!run.output.contains("ran\r\n"), "{}", run.output);
+    assert!(!user.secret_path().exists(), "nothing saved");
+}
+
+#[test]
+fn without_a_first_factor_sshd_shows_no_secret() {
+    // Keyboard-interactive alone: SSH_AUTH_INFO_0 lists no method.
+    let sshd = sshd("keyboard-interactive", ENROLL);
+    let (user, key) = user_with_key(&sshd);
+    let line = ssh_line(&sshd, &user, &key, "echo ran").replace(
+        "PreferredAuthentications=publickey,keyboard-interactive",
+        "PreferredAuthentications=keyboard-interactive",
+    );
+    let (run, phone) = with_phone(&line, 0, "", "");
+    assert!(!run.success, "{run:#?}");
+    assert!(phone.scanned.is_empty());
+    assert!(!run.output.contains("otpauth://"), "{}", run.output);
+    assert!(!user.secret_path().exists());
+    assert!(
+        run.output.contains("cannot be set up here"),
+        "the user is told: {}",
+        run.output
+    );
+}
+
+// --- a password module before pam_otp -----------------------------------
+
+fn password_stack(control: &str) -> PamService {
+    PamService::with_config(
+        &format!(
+            "auth {control} pam_unix.so\n\
+             auth required {{module}} config={{config}}\n\
+             account required pam_permit.so\n"
+        ),
+        ENROLL,
+    )
+}
+
+/// pamtester on a pty: the password, then the phone.
+fn pamtester(pam: &PamService, user: &TestUser, password: &str, ops: &[&str]) -> (PtyRun, Phone) {
+    let argv: Vec<String> = pam
+        .pamtester_argv(&user.name, None, ops)
+        .into_iter()
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect();
+    with_password_then_phone(&format!("exec {}", argv.join(" ")), password)
+}
+
+fn with_password_then_phone(line: &str, password: &str) -> (PtyRun, Phone) {
+    // The password prompt comes first; the phone answers the rest.
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", line, "/dev/null"])
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8");
+    let mut phone = Phone::default();
+    let (mut passwords, mut confirms) = (0, 0);
+    let run = drive_pty(cmd, |screen| {
+        if screen.matches("Password: ").count() > passwords {
+            passwords += 1;
+            return Some(password.to_string());
+        }
+        if screen.matches(CONFIRM).count() > confirms {
+            confirms += 1;
+            let uri = decode_all(screen)
+                .into_iter()
+                .next_back()
+                .unwrap_or_else(|| panic!("no QR code on the screen:\n{screen}"));
+            phone.typed += 1;
+            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
+            phone.scanned.push(uri);
+            return Some(code);
+        }
+        None
+    });
+    (run, phone)
+}
+
+#[test]
+fn a_wrong_password_then_a_right_confirmation_code_saves_nothing() {
+    for control in ["requisite", "required"] {
+        let pam = password_stack(control);
+        let user = TestUser::new();
+        user.set_password(PASSWORD);
+        let (run, phone) = pamtester(&pam, &user, "wrong-password", &["authenticate", "setcred"]);
+        assert!(!run.success, "{control}: {run:#?}");
+        assert!(!user.secret_path().exists(), "{control}: a token was saved");
+        match control {
+            // The stack stops at the password module: no secret is shown.
+            "requisite" => assert!(phone.scanned.is_empty(), "{run:#?}"),
+            // pam_otp ran and the code was right, but the stack failed, so
+            // pam_setcred never ran.
+            _ => assert_eq!(phone.typed, 1, "{run:#?}"),
+        }
+    }
+}
+
+#[test]
+fn a_right_password_and_code_save_the_token_at_setcred() {
+    for control in ["requisite", "required"] {
+        let pam = password_stack(control);
+        let user = TestUser::new();
+        user.set_password(PASSWORD);
+        // Without pam_setcred nothing is saved: the stack's success shows
+        // only to the application.
+        let (run, _) = pamtester(&pam, &user, PASSWORD, &["authenticate"]);
+        assert!(run.success, "{control}: {run:#?}");
+        assert!(
+            !user.secret_path().exists(),
+            "{control}: saved before setcred"
+        );
+
+        let (run, phone) = pamtester(&pam, &user, PASSWORD, &["authenticate", "setcred"]);
+        assert!(run.success, "{control}: {run:#?}");
+        let file = secret_file(&user.secret_path());
+        assert_eq!(
+            otp_core::key::encode_base32(&file.tokens[0].key),
+            secret_of(&phone.scanned[0])
+        );
+        for code in &file.scratch_codes {
+            assert!(run.output.contains(code.as_str()), "{run:#?}");
+        }
+    }
+}
