@@ -1,0 +1,149 @@
+//! An admin's `otp-enroll reset` (the next login enrolls again, whatever
+//! `missing` says, and the old token's codes stop working) and `otp-enroll
+//! migrate --to system` (the codes keep working from the system store),
+//! through the real module: sshd and the real client for the reset,
+//! pamtester for the migration.
+
+use std::path::Path;
+use std::process::Command;
+
+use testkit::qr_scan::decode_all;
+use testkit::{authorize_key, binary_path, drive_pty, now, oathtool_totp, secret_file};
+use testkit::{totp_secret, PamService, Sshd, SshdSetup, TestUser, KEY_B32, OTP_ONLY, PROMPT};
+
+const CONFIRM: &str = "Enter the code your app shows now: ";
+const CODES_SEEN: &str = "Press Enter once you have written them down: ";
+
+fn otp_enroll(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("otp-enroll runs")
+}
+
+fn secret_of(uri: &str) -> String {
+    uri.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .unwrap_or_else(|| panic!("no secret in {uri}"))
+        .to_string()
+}
+
+#[test]
+fn after_a_reset_the_next_login_enrolls_and_the_old_codes_are_refused() {
+    let sshd = Sshd::start(&SshdSetup {
+        pam_auth: "auth required {module} config={config}\n",
+        otp_config: "missing = \"deny\"\n",
+        authentication_methods: "publickey,keyboard-interactive",
+        sshd_extra: "",
+    });
+    let user = TestUser::new();
+    let (key, public) = sshd.client_key();
+    authorize_key(&user, &public);
+    user.write_secret(&totp_secret());
+    let old_code = || oathtool_totp(KEY_B32, Some(now()), &[]);
+    // Enrolled: a code of the old token logs in.
+    let run = sshd.ssh(&user.name).identity(&key).answer(PROMPT, &old_code()).run();
+    assert!(run.success, "{run:#?}");
+
+    let out = otp_enroll(&sshd.config_file, &["--user", &user.name, "reset"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!user.secret_path().exists(), "the tokens are gone");
+    let status = otp_enroll(&sshd.config_file, &["--user", &user.name, "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("enrollment pending"),
+        "{status:?}"
+    );
+
+    // The old token's code, typed where the new one's is asked: refused,
+    // nothing saved, and still pending.
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(CONFIRM, &old_code())
+        .answer(PROMPT, &old_code())
+        .run();
+    assert!(!run.success, "{run:#?}");
+    assert_eq!(run.asked(PROMPT), 0, "enrollment, not a code: {run:#?}");
+    assert!(run.asked(CONFIRM) >= 1, "{run:#?}");
+    assert!(!user.secret_path().exists());
+
+    // The next login, with a phone that scans the code: enrolled, under
+    // missing = "deny".
+    let line = format!(
+        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
+         ssh -F /dev/null -p {port} -o StrictHostKeyChecking=no \
+         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
+         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 -o IdentitiesOnly=yes \
+         -o IdentityAgent=none -o PreferredAuthentications=publickey,keyboard-interactive \
+         -i {key} -T {user}@127.0.0.1 echo back-in",
+        port = sshd.port,
+        key = key.display(),
+        user = user.name,
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8");
+    let mut scanned = None;
+    let (mut confirms, mut seen) = (0, 0);
+    let run = drive_pty(cmd, |screen| {
+        if screen.matches(CONFIRM).count() > confirms {
+            confirms += 1;
+            let uri = decode_all(screen).pop().expect("a QR code");
+            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
+            scanned = Some(uri);
+            return Some(code);
+        }
+        if screen.matches(CODES_SEEN).count() > seen {
+            seen += 1;
+            return Some(String::new());
+        }
+        None
+    });
+    assert!(run.success, "{run:#?}\n{}", sshd.log());
+    assert!(run.output.contains("back-in"));
+    let file = secret_file(&user.secret_path());
+    let new_key = otp_core::key::encode_base32(&file.tokens[0].key);
+    assert_eq!(new_key, secret_of(&scanned.unwrap()));
+    assert_ne!(new_key, KEY_B32);
+    let status = otp_enroll(&sshd.config_file, &["--user", &user.name, "status"]);
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains("enrollment pending"),
+        "the save cleared the mark: {status:?}"
+    );
+    // The old token's codes no longer work.
+    let run = sshd.ssh(&user.name).identity(&key).answer(PROMPT, &old_code()).run();
+    assert!(!run.success, "{run:#?}");
+}
+
+#[test]
+fn after_migrating_to_the_system_store_the_codes_keep_working() {
+    let pam = PamService::with_config(OTP_ONLY, "store = \"home\"\n");
+    let users = [TestUser::new(), TestUser::new()];
+    for u in &users {
+        u.write_secret(&totp_secret());
+    }
+    let home_files: Vec<Vec<u8>> = users
+        .iter()
+        .map(|u| std::fs::read(u.secret_path()).unwrap())
+        .collect();
+    for u in &users {
+        let out = otp_enroll(&pam.config_file, &["migrate", "--to", "system", "--user", &u.name]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&u.name), "{out:?}");
+    }
+    pam.write_config("store = \"system\"\n");
+    for (u, before) in users.iter().zip(&home_files) {
+        testkit::wait_for_fresh_step(5);
+        let code = oathtool_totp(KEY_B32, Some(now()), &[]);
+        let run = pam.authenticate(&u.name, None, &format!("{code}\n"));
+        assert!(run.success, "{}: {run:#?}", u.name);
+        // The state went to the system store; the home file is as it was
+        // (and no longer read).
+        assert_eq!(&std::fs::read(u.secret_path()).unwrap(), before);
+        let run = pam.authenticate(&u.name, None, &format!("{code}\n"));
+        assert!(!run.success, "replay from the system store: {run:#?}");
+    }
+}
