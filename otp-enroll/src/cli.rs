@@ -33,7 +33,8 @@ Commands:
 Global options:
   --user NAME          act for another user (root only)
   --config PATH        config file (default /etc/security/pam_otp.toml)
-  --secret-file PATH   secret file (default: the config's `secret`, ~/.pam_otp.toml)
+  --secret-file PATH   secret file (default: the config's `secret`, ~/.pam_otp.toml;
+                       store = \"home\" only)
   -h, --help           help; 'otp-enroll COMMAND --help' for a command
   -V, --version
 

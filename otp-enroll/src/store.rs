@@ -22,7 +22,7 @@ use std::path::Path;
 use otp_core::config::StoreKind;
 use otp_core::safe_fs::{self, FsError, FsIdentity};
 use otp_core::secret_file::SecretFile;
-use otp_core::store::{Store, StoreError, PENDING_DIR, USERS_DIR};
+use otp_core::store::{FileStore, Store, StoreError, PENDING_DIR, USERS_DIR};
 
 use crate::error::Error;
 use crate::inventory;
@@ -275,4 +275,22 @@ pub fn remove(t: &Target) -> Result<(), Error> {
     let (locked, _) =
         safe_fs::open_locked(&s.path, &s.base, s.owner).map_err(|e| t.file_error(e))?;
     locked.remove().map_err(|e| t.file_error(e))
+}
+
+/// Whether root asked for enrollment at the next login (`reset`).
+pub fn pending(t: &Target) -> Result<bool, Error> {
+    pending_of(&t.store, &t.config.state_dir).map_err(|e| error(t, e))
+}
+
+/// `Store::pending`, but no pending/ directory means no marks
+/// (`Store::pending` reports its absence as an error once state_dir
+/// exists).
+pub fn pending_of(store: &FileStore, state_dir: &str) -> Result<bool, StoreError> {
+    let dir = Path::new(state_dir).join(PENDING_DIR);
+    if let Err(e) = fs::symlink_metadata(dir) {
+        if e.kind() == io::ErrorKind::NotFound {
+            return Ok(false);
+        }
+    }
+    store.pending()
 }
