@@ -27,6 +27,8 @@ Commands:
                  remove one token, or all (two-factor login stops for the user)
   import-google [PATH]
                  convert a ~/.google_authenticator file
+  reset          (root, with --user) remove all of the user's tokens and
+                 emergency codes; they set up a new token at the next login
   inventory import|list|remove
                  (root) vendor token files: the tokens waiting to be assigned
 
@@ -114,7 +116,9 @@ pub const STATUS_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] status
 
 Shows the type, serial, algorithm, digits, creation date, emergency codes
-left and the lockout state. Never the secret. Exit status 1 if not enrolled.
+left and the lockout state, and whether root asked for a new enrollment at
+the next login (otp-enroll reset). Never the secret. Exit status 1 if not
+enrolled.
 
   --enroll-on-login-enabled
           print nothing; exit 0 if the config has enroll_on_login = true,
@@ -164,6 +168,19 @@ Its window size and rate limit are settings of pam_otp's config, not of the
 user's file: they are reported next to the config's values, not copied.
 
   --force    replace an existing pam_otp secret
+";
+
+pub const RESET_HELP: &str = "\
+Usage: otp-enroll --user NAME reset [--yes]
+
+Root only. Removes all of the user's tokens and emergency codes (the whole
+record, in whichever store the config names; hardware tokens from the
+inventory go back to it, unassigned, with their counter) and marks the user
+\"enroll at next login\": their next login sets up a new token as under
+missing = \"enroll\", whatever `missing` says. Works also for a user who has
+no tokens (then it only marks them). `status` shows the mark; a new token
+made with otp-enroll (new, token, import-google) withdraws it.
+Asks first when standard input is a terminal, unless --yes (-y).
 ";
 
 #[derive(Debug, Default)]
@@ -248,6 +265,9 @@ pub enum Command {
         path: Option<String>,
         force: bool,
     },
+    Reset {
+        yes: bool,
+    },
     Inventory(InventoryCommand),
     Help(&'static str),
     Version,
@@ -260,7 +280,7 @@ fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Resu
 }
 
 /// The subcommands, as the parser keeps them.
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "new",
     "token",
     "list",
@@ -270,6 +290,7 @@ const COMMANDS: [&str; 9] = [
     "unlock",
     "remove",
     "import-google",
+    "reset",
 ];
 
 fn command_name(word: &str) -> Result<&'static str, Error> {
@@ -380,7 +401,7 @@ pub fn parse(
             Long("digits") if sub == "token" => token.digits = number(&mut p, "--digits")?,
             Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
             Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
-            Long("yes") | Short('y') if sub == "remove" => yes = true,
+            Long("yes") | Short('y') if matches!(sub, "remove" | "reset") => yes = true,
             Long("enroll-on-login-enabled") if sub == "status" => enroll_on_login_query = true,
             other => {
                 return Err(Error::usage(format!(
@@ -407,6 +428,7 @@ pub fn parse(
                 "unlock" => UNLOCK_HELP,
                 "remove" => REMOVE_HELP,
                 "import-google" => IMPORT_HELP,
+                "reset" => RESET_HELP,
                 _ => USAGE,
             }),
         ));
@@ -456,6 +478,7 @@ pub fn parse(
             path: positional.into_iter().next(),
             force,
         },
+        "reset" => Command::Reset { yes },
         _ => Command::Help(USAGE),
     };
     Ok((g, command))
@@ -804,6 +827,15 @@ mod tests {
                 token: None,
                 force: false
             }
+        ));
+        assert!(matches!(
+            p(&["--user", "bob", "reset", "-y"]).unwrap().1,
+            Command::Reset { yes: true }
+        ));
+        assert!(p(&["reset", "--force"]).is_err());
+        assert!(matches!(
+            p(&["reset", "--help"]).unwrap().1,
+            Command::Help(RESET_HELP)
         ));
         assert!(matches!(
             p(&["remove", "--token", "phone", "--force"]).unwrap().1,

@@ -52,6 +52,8 @@ pub enum Error {
         reading: bool,
         at_login: bool,
     },
+    /// A command only root may run (`reset`, `migrate`).
+    RootOnly(&'static str),
     /// A code or seed did not prove what it had to; nothing was changed.
     Refused(String),
     /// Standard output could not be written (closed pipe, full disk).
@@ -184,6 +186,10 @@ impl fmt::Display for Error {
                     )
                 }
             }
+            Error::RootOnly(what) => write!(
+                f,
+                "only root may run otp-enroll {what} (nothing was read or changed)"
+            ),
             Error::Refused(m) | Error::Failed(m) => write!(f, "{m}"),
             Error::Output(e) => write!(f, "cannot write the output: {e}"),
         }

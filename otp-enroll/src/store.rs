@@ -294,3 +294,8 @@ pub fn pending_of(store: &FileStore, state_dir: &str) -> Result<bool, StoreError
     }
     store.pending()
 }
+
+/// Asks for (`true`) or withdraws enrollment at the next login.
+pub fn set_pending(t: &Target, pending: bool) -> Result<(), Error> {
+    t.store.set_pending(pending).map_err(|e| error(t, e))
+}

@@ -1,5 +1,5 @@
 //! `store = "system"`: every otp-enroll command on root's files in
-//! `<state_dir>/users/` and the plain user's refusals. Each test has its own config (`--config`, root's
+//! `<state_dir>/users/`, the plain user's refusals and `reset`. Each test has its own config (`--config`, root's
 //! 0644 file) and its own state_dir (a fresh root 0755 directory), never
 //! the machine's /var/lib/pam_otp.
 
@@ -73,9 +73,18 @@ impl Sys {
         self.users_dir().join(format!("{}.toml", user.name))
     }
 
+    fn mark(&self, user: &TestUser) -> PathBuf {
+        self.state().join("pending").join(&user.name)
+    }
+
     fn with_config(&self, mut cmd: Command, args: &[&str]) -> Output {
         cmd.arg("--config").arg(&self.config).args(args);
         run(cmd, "")
+    }
+
+    /// As root, no --user.
+    fn root(&self, args: &[&str]) -> Output {
+        self.with_config(enroll(), args)
     }
 
     /// As root, `--user user`.
@@ -377,4 +386,137 @@ fn a_plain_user_is_told_how_enrollment_happens_and_nothing_changes() {
     }
     assert!(!elsewhere.exists());
     assert_eq!(fs::read(&file).unwrap(), before);
+}
+
+#[test]
+fn reset_removes_everything_marks_pending_and_returns_inventory_tokens() {
+    let sys = Sys::new();
+    let user = TestUser::new();
+    let csv = sys.base.path.join("tokens.csv");
+    write_mode(&csv, format!("INV1,{RFC4226_HEX},hotp,6,0\n"), 0o600);
+    ok(&sys.root(&["inventory", "import", csv.to_str().unwrap()]));
+
+    new_with_key(&sys, &user);
+    ok(&sys.admin(
+        &user,
+        &["token", "--serial", "INV1", "--code", RFC4226_CODES[0]],
+    ));
+    // The counter moves on (to 7) before the token goes back.
+    ok(&sys.admin(
+        &user,
+        &[
+            "resync",
+            "--token",
+            "INV1",
+            RFC4226_CODES[5],
+            RFC4226_CODES[6],
+        ],
+    ));
+    let inv = ok(&sys.root(&["inventory", "list"]));
+    assert!(inv.contains(&user.name), "{inv}");
+
+    // Only root, and only for a named user.
+    let all = fails(&sys.as_user(&user, &["reset", "--yes"]), 1);
+    assert!(all.contains("only root"), "{all}");
+    let all = fails(
+        &sys.with_config(
+            {
+                let mut c = enroll_as(&user);
+                c.args(["--user", &user.name]);
+                c
+            },
+            &["reset"],
+        ),
+        1,
+    );
+    assert!(all.contains("only root"), "{all}");
+    let all = fails(&sys.root(&["reset"]), 2);
+    assert!(all.contains("--user NAME"), "{all}");
+    assert!(sys.user_file(&user).exists() && !sys.mark(&user).exists());
+
+    let out = ok(&sys.admin(&user, &["reset"]));
+    assert!(
+        out.contains(&format!(
+            "{0}: removed 2 tokens and 5 emergency codes; {0} will set up a new token at the next login",
+            user.name
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Back in the inventory, unassigned: INV1 (counter 7)"),
+        "{out}"
+    );
+    assert!(!sys.user_file(&user).exists());
+    assert_root_mode(&sys.mark(&user), 0o600);
+    assert_root_mode(&sys.state().join("pending"), 0o700);
+
+    let status = fails(&sys.admin(&user, &["status"]), 1);
+    assert!(
+        status.contains("not enrolled")
+            && status.contains(
+                "enrollment pending (otp-enroll reset): a new token is set up at the next login"
+            ),
+        "{status}"
+    );
+    // The inventory has the token back, unassigned, with its counter.
+    let unassigned = ok(&sys.root(&["inventory", "list", "--unassigned"]));
+    assert!(unassigned.contains("INV1"), "{unassigned}");
+    let tokens: toml::Table =
+        toml::from_str(&fs::read_to_string(sys.state().join("inventory/tokens.toml")).unwrap())
+            .unwrap();
+    let entry = &tokens["token"].as_array().unwrap()[0];
+    assert_eq!(entry["serial"].as_str(), Some("INV1"));
+    assert!(entry.get("assigned_to").is_none(), "{entry:?}");
+    assert_eq!(entry["counter"].as_integer(), Some(7));
+
+    // Again, with nothing left: it only marks.
+    let out = ok(&sys.admin(&user, &["reset"]));
+    assert!(out.contains("had no tokens"), "{out}");
+    assert!(sys.mark(&user).exists());
+
+    // A new token for the user withdraws the mark.
+    new_with_key(&sys, &user);
+    assert!(!sys.mark(&user).exists());
+    let status = ok(&sys.admin(&user, &["status"]));
+    assert!(!status.contains("pending"), "{status}");
+
+    // A mark beside tokens (say, set while a removal failed) shows too.
+    fs::write(sys.mark(&user), "").unwrap();
+    testkit::set_mode(&sys.mark(&user), 0o600);
+    let status = ok(&sys.admin(&user, &["status"]));
+    assert!(
+        status.contains("enrollment pending (otp-enroll reset)") && status.contains("tokens above"),
+        "{status}"
+    );
+
+    // A user who never had tokens: just marked.
+    let other = TestUser::new();
+    let out = ok(&sys.admin(&other, &["reset", "--yes"]));
+    assert!(out.contains("had no tokens"), "{out}");
+    let status = fails(&sys.admin(&other, &["status"]), 1);
+    assert!(status.contains("enrollment pending"), "{status}");
+}
+
+#[test]
+fn reset_works_on_the_home_store_too() {
+    let sys = Sys::with_store("home");
+    let user = TestUser::new();
+    ok(&enroll_with_config(&sys, &user));
+    assert!(user.secret_path().exists());
+    let out = ok(&sys.admin(&user, &["reset", "--yes"]));
+    assert!(
+        out.contains("removed 1 token and 5 emergency codes"),
+        "{out}"
+    );
+    assert!(!user.secret_path().exists());
+    assert!(sys.mark(&user).exists(), "the mark is root's, in state_dir");
+    let status = fails(&sys.admin(&user, &["status"]), 1);
+    assert!(status.contains("enrollment pending"), "{status}");
+}
+
+fn enroll_with_config(sys: &Sys, user: &TestUser) -> Output {
+    sys.admin(
+        user,
+        &["new", "--secret", KEY, "--no-confirm", "--qr", "none"],
+    )
 }

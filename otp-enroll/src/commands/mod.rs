@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod list;
 pub mod new;
 pub mod remove;
+pub mod reset;
 pub mod resync;
 pub mod scratch;
 pub mod status;
@@ -56,6 +57,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Unlock => unlock::run(t)?,
         Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
+        Command::Reset { yes } => reset::run(t, yes)?,
         Command::Inventory(c) => {
             return inventory::run(std::path::Path::new(&t.config.state_dir), c, now)
         }
