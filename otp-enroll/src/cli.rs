@@ -29,6 +29,8 @@ Commands:
                  convert a ~/.google_authenticator file
   reset          (root, with --user) remove all of the user's tokens and
                  emergency codes; they set up a new token at the next login
+  migrate --to system (--user NAME | --all)
+                 (root) copy users' home files into the system store
   inventory import|list|remove
                  (root) vendor token files: the tokens waiting to be assigned
 
@@ -183,6 +185,26 @@ made with otp-enroll (new, token, import-google) withdraws it.
 Asks first when standard input is a terminal, unless --yes (-y).
 ";
 
+pub const MIGRATE_HELP: &str = "\
+Usage: otp-enroll migrate --to system (--user NAME | --all)
+
+Root only. Copies each user's home file (the config's `secret` template,
+read as the user with the usual checks) into the system store,
+<state_dir>/users/NAME.toml (root 0600), and checks that the copy reads
+back the same. A user who already has a record there keeps it as it is.
+The home files are left in place; once the config says store = \"system\"
+they are no longer read. Marks of `reset` stay as they are. Copy and switch
+the config soon after one another: logins in between change the home file
+only (a HOTP counter, used codes), not the copy.
+
+  --to system   the store to copy into (postgresql: not in this version)
+  --user NAME   one user
+  --all         every account the system enumerates (getent passwd)
+
+One line per user: copied, no home file, already in the system store, or
+skipped and why. Exit status 0 when nothing failed, 1 otherwise.
+";
+
 #[derive(Debug, Default)]
 pub struct Global {
     pub user: Option<String>,
@@ -268,9 +290,20 @@ pub enum Command {
     Reset {
         yes: bool,
     },
+    Migrate {
+        to: MigrateTo,
+        all: bool,
+    },
     Inventory(InventoryCommand),
     Help(&'static str),
     Version,
+}
+
+/// The store `migrate --to` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateTo {
+    System,
+    Postgresql,
 }
 
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Result<T, Error> {
@@ -280,7 +313,7 @@ fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Resu
 }
 
 /// The subcommands, as the parser keeps them.
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "new",
     "token",
     "list",
@@ -291,6 +324,7 @@ const COMMANDS: [&str; 10] = [
     "remove",
     "import-google",
     "reset",
+    "migrate",
 ];
 
 fn command_name(word: &str) -> Result<&'static str, Error> {
@@ -329,6 +363,8 @@ pub fn parse(
     let mut yes = false;
     let mut force = false;
     let mut enroll_on_login_query = false;
+    let mut migrate_to: Option<String> = None;
+    let mut migrate_all = false;
     let mut help = false;
     let mut version = false;
 
@@ -402,6 +438,8 @@ pub fn parse(
             Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
             Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
             Long("yes") | Short('y') if matches!(sub, "remove" | "reset") => yes = true,
+            Long("to") if sub == "migrate" => migrate_to = Some(text(&mut p)?),
+            Long("all") if sub == "migrate" => migrate_all = true,
             Long("enroll-on-login-enabled") if sub == "status" => enroll_on_login_query = true,
             other => {
                 return Err(Error::usage(format!(
@@ -429,6 +467,7 @@ pub fn parse(
                 "remove" => REMOVE_HELP,
                 "import-google" => IMPORT_HELP,
                 "reset" => RESET_HELP,
+                "migrate" => MIGRATE_HELP,
                 _ => USAGE,
             }),
         ));
@@ -479,6 +518,32 @@ pub fn parse(
             force,
         },
         "reset" => Command::Reset { yes },
+        "migrate" => {
+            let to = match migrate_to.as_deref() {
+                Some("system") => MigrateTo::System,
+                Some("postgresql") => MigrateTo::Postgresql,
+                Some(other) => {
+                    return Err(Error::usage(format!(
+                        "--to: {other:?} is not system or postgresql"
+                    )))
+                }
+                None => return Err(Error::usage("migrate needs --to system")),
+            };
+            if g.user.is_some() == migrate_all {
+                return Err(Error::usage(
+                    "migrate needs --user NAME (one user) or --all (every account), not both",
+                ));
+            }
+            if g.secret_file.is_some() {
+                return Err(Error::usage(
+                    "migrate reads the home files the config's `secret` names: --secret-file has no meaning there",
+                ));
+            }
+            Command::Migrate {
+                to,
+                all: migrate_all,
+            }
+        }
         _ => Command::Help(USAGE),
     };
     Ok((g, command))
@@ -833,6 +898,36 @@ mod tests {
             Command::Reset { yes: true }
         ));
         assert!(p(&["reset", "--force"]).is_err());
+        assert!(matches!(
+            p(&["migrate", "--to", "system", "--all"]).unwrap().1,
+            Command::Migrate {
+                to: MigrateTo::System,
+                all: true
+            }
+        ));
+        assert!(matches!(
+            p(&["migrate", "--user", "bob", "--to", "postgresql"])
+                .unwrap()
+                .1,
+            Command::Migrate {
+                to: MigrateTo::Postgresql,
+                all: false
+            }
+        ));
+        for bad in [
+            &["migrate", "--all"][..],
+            &["migrate", "--to", "system"],
+            &["migrate", "--to", "home", "--all"],
+            &["migrate", "--to", "system", "--all", "--user", "bob"],
+            &["migrate", "--to", "system", "--all", "--secret-file", "/x"],
+            &["migrate", "--to", "system", "--all", "extra"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            p(&["help", "migrate"]).unwrap().1,
+            Command::Help(MIGRATE_HELP)
+        ));
         assert!(matches!(
             p(&["reset", "--help"]).unwrap().1,
             Command::Help(RESET_HELP)

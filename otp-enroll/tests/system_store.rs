@@ -1,5 +1,6 @@
 //! `store = "system"`: every otp-enroll command on root's files in
-//! `<state_dir>/users/`, the plain user's refusals and `reset`. Each test has its own config (`--config`, root's
+//! `<state_dir>/users/`, the plain user's refusals, `reset` and
+//! `migrate --to system`. Each test has its own config (`--config`, root's
 //! 0644 file) and its own state_dir (a fresh root 0755 directory), never
 //! the machine's /var/lib/pam_otp.
 
@@ -519,4 +520,158 @@ fn enroll_with_config(sys: &Sys, user: &TestUser) -> Output {
         user,
         &["new", "--secret", KEY, "--no-confirm", "--qr", "none"],
     )
+}
+
+/// Held by the tests whose home files `migrate --all` would see as
+/// unusable while another test expects it to succeed.
+static HOME_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const V1: &str = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\nscratch_codes = [\"31415926\", \"27182818\"]\n";
+
+const V2: &str = "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n\n[[token]]\nid = \"OATH00012345\"\ntype = \"hotp\"\nserial = \"OATH00012345\"\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ncounter = 12\n";
+
+#[test]
+fn migrate_copies_home_files_into_the_system_store() {
+    let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    // The config still says "home" while the files are copied.
+    let sys = Sys::with_store("home");
+    let (u1, u2, bare) = (TestUser::new(), TestUser::new(), TestUser::new());
+    u1.write_secret(V1);
+    u2.write_secret(V2);
+    let original =
+        |u: &TestUser| SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
+
+    // Root only; no postgresql yet; --user or --all.
+    let all = fails(
+        &sys.as_user(&u1, &["migrate", "--to", "system", "--user", &u1.name]),
+        1,
+    );
+    assert!(all.contains("only root"), "{all}");
+    let all = fails(&sys.root(&["migrate", "--to", "postgresql", "--all"]), 1);
+    assert!(all.contains("not available in this version"), "{all}");
+    fails(&sys.root(&["migrate", "--to", "system"]), 2);
+    assert!(!sys.users_dir().exists(), "nothing copied");
+
+    let out = ok(&sys.root(&["migrate", "--to", "system", "--user", &u1.name]));
+    assert!(
+        out.contains(&format!(
+            "{}: copied 1 token and 2 emergency codes",
+            u1.name
+        )),
+        "{out}"
+    );
+    assert_root_mode(&sys.users_dir(), 0o700);
+    assert_root_mode(&sys.user_file(&u1), 0o600);
+    assert_eq!(sys.record(&u1), original(&u1));
+    assert_eq!(sys.record(&u1).version, 1);
+    assert!(!sys.user_file(&u2).exists(), "only the one named");
+    let out = ok(&sys.root(&["migrate", "--to", "system", "--user", &bare.name]));
+    assert!(
+        out.contains(&format!("{}: no home file", bare.name)),
+        "{out}"
+    );
+    assert!(!sys.user_file(&bare).exists());
+
+    // A reset mark stays where it is (it belongs to no store).
+    fs::create_dir_all(sys.state().join("pending")).unwrap();
+    testkit::set_mode(&sys.state().join("pending"), 0o700);
+    write_mode(&sys.mark(&u2), "", 0o600);
+
+    // The home file changes after the first copy: a second migration
+    // must leave the copy as it is, and say so.
+    u1.write_secret(&V1.replace("27182818", "11111111"));
+    let home_files = (
+        fs::read(u1.secret_path()).unwrap(),
+        fs::read(u2.secret_path()).unwrap(),
+    );
+    let copy1 = fs::read(sys.user_file(&u1)).unwrap();
+    let out = sys.root(&["migrate", "--to", "system", "--all"]);
+    let s = ok(&out);
+    assert!(
+        s.lines().any(|l| l
+            == format!(
+                "{}: already in the system store ({}), left as it is",
+                u1.name,
+                sys.user_file(&u1).display()
+            )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "{}: copied 2 tokens and 1 emergency code",
+            u2.name
+        )),
+        "{s}"
+    );
+    assert!(s.contains(&format!("{}: no home file", bare.name)), "{s}");
+    assert!(
+        s.lines().any(|l| l.starts_with("root: ")),
+        "every account: {s}"
+    );
+    assert_eq!(
+        fs::read(sys.user_file(&u1)).unwrap(),
+        copy1,
+        "not overwritten"
+    );
+    assert_eq!(sys.record(&u2), original(&u2));
+    assert_eq!(sys.record(&u2).version, 2);
+    assert_eq!(sys.record(&u2).tokens[1].counter, 12);
+    assert_root_mode(&sys.user_file(&u2), 0o600);
+    assert!(sys.mark(&u2).exists(), "the mark stays");
+    // The home files are left in place, as they were.
+    assert_eq!(
+        (
+            fs::read(u1.secret_path()).unwrap(),
+            fs::read(u2.secret_path()).unwrap()
+        ),
+        home_files
+    );
+
+    // Twice more: nothing changes, and each copy says so.
+    let copy2 = fs::read(sys.user_file(&u2)).unwrap();
+    let s = ok(&sys.root(&["migrate", "--to", "system", "--all"]));
+    for u in [&u1, &u2] {
+        assert!(
+            s.contains(&format!("{}: already in the system store", u.name)),
+            "{s}"
+        );
+    }
+    assert_eq!(fs::read(sys.user_file(&u1)).unwrap(), copy1);
+    assert_eq!(fs::read(sys.user_file(&u2)).unwrap(), copy2);
+
+    // Once the config says "system", the copies are what otp-enroll sees.
+    sys.write_config("system");
+    let status = ok(&sys.admin(&u2, &["status"]));
+    assert!(
+        status.contains(sys.user_file(&u2).to_str().unwrap())
+            && status.contains("tokens:          2"),
+        "{status}"
+    );
+}
+
+#[test]
+fn migrate_reports_a_home_file_it_cannot_use() {
+    let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let sys = Sys::with_store("home");
+    let user = TestUser::new();
+    let path = user.write_secret(V1);
+    testkit::set_mode(&path, 0o644);
+    let out = sys.root(&["migrate", "--to", "system", "--user", &user.name]);
+    let all = fails(&out, 1);
+    assert!(
+        all.contains(&format!("{}: skipped: ", user.name)) && all.contains("0644"),
+        "{all}"
+    );
+    assert!(!sys.user_file(&user).exists());
+    // Broken TOML: the same.
+    user.write_secret("version = 1\ntype = \n");
+    let all = fails(
+        &sys.root(&["migrate", "--to", "system", "--user", &user.name]),
+        1,
+    );
+    assert!(
+        all.contains("skipped") && all.contains("cannot be used"),
+        "{all}"
+    );
+    assert!(!sys.user_file(&user).exists());
 }

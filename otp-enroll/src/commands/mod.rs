@@ -3,6 +3,7 @@
 pub mod import_google;
 pub mod inventory;
 pub mod list;
+pub mod migrate;
 pub mod new;
 pub mod remove;
 pub mod reset;
@@ -61,7 +62,8 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Inventory(c) => {
             return inventory::run(std::path::Path::new(&t.config.state_dir), c, now)
         }
-        Command::Help(_) | Command::Version => {}
+        // main.rs runs it (no single target).
+        Command::Migrate { .. } | Command::Help(_) | Command::Version => {}
     }
     Ok(0)
 }
