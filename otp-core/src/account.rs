@@ -75,6 +75,30 @@ pub fn lookup_uid(uid: u32) -> Result<Option<Account>, LookupError> {
     from_passwd(User::from_uid(nix::unistd::Uid::from_raw(uid)))
 }
 
+/// Every account `getpwent` enumerates, once each (the first entry of a
+/// name wins, as for `getpwnam`), in its order. Entries whose name or home
+/// is not UTF-8 are left out: no login could use them. Not for the module:
+/// the enumeration cursor is process-wide (see [`crate::sys::passwd_entries`]).
+pub fn all_accounts() -> Result<Vec<Account>, LookupError> {
+    let entries = crate::sys::passwd_entries().map_err(LookupError)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut accounts = Vec::new();
+    for e in entries {
+        let (Ok(name), Ok(home)) = (String::from_utf8(e.name), String::from_utf8(e.dir)) else {
+            continue;
+        };
+        if seen.insert(name.clone()) {
+            accounts.push(Account {
+                name,
+                uid: e.uid,
+                gid: e.gid,
+                home,
+            });
+        }
+    }
+    Ok(accounts)
+}
+
 /// The account's groups, fetched on first use.
 pub struct SystemGroups<'a> {
     account: &'a Account,
@@ -133,6 +157,18 @@ mod tests {
         assert!(SystemGroups::new(&root).contains("root"));
         assert!(!SystemGroups::new(&root).contains("no-such-group-pam-otp"));
         assert_eq!(lookup("no-such-user-pam-otp").unwrap(), None);
+    }
+
+    #[test]
+    fn all_accounts_agree_with_lookup() {
+        let all = all_accounts().unwrap();
+        let root = all.iter().find(|a| a.name == "root").unwrap();
+        assert_eq!(Some(root.clone()), lookup("root").unwrap());
+        let mut names: Vec<&str> = all.iter().map(|a| a.name.as_str()).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "each account once");
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The core's only `unsafe` code: two system calls that neither std nor nix
+//! The core's only `unsafe` code: system calls that neither std nor nix
 //! offers in the form needed. `lib.rs` denies `unsafe_code` everywhere else.
 
+use std::ffi::CStr;
 use std::io;
+
+use nix::errno::Errno;
 
 /// Replaces the calling thread's supplementary groups.
 ///
@@ -42,6 +45,72 @@ pub fn try_random_u64() -> Option<u64> {
     }
 }
 
+/// The fields of one passwd entry, copied out of libc's static buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub dir: Vec<u8>,
+}
+
+/// Every entry `getpwent(3)` enumerates (all NSS sources that enumerate;
+/// LDAP or SSSD may be set up not to), in its order.
+///
+/// The cursor is process-wide state of libc, and the entry it returns is a
+/// static buffer overwritten by the next call: so this is for a
+/// single-threaded command (`otp-enroll migrate --all`), never for the
+/// module inside sshd, and each entry's fields are copied before the next
+/// call. Calls from several threads of this process are serialised (a
+/// lock); code elsewhere that calls getpwent itself is not.
+pub fn passwd_entries() -> Result<Vec<PasswdEntry>, Errno> {
+    static CURSOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A panic of a holder cannot leave the cursor in a state that matters:
+    // setpwent rewinds it.
+    let _cursor = CURSOR.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: setpwent only rewinds libc's own cursor; it takes no
+    // arguments and touches no memory of ours.
+    unsafe { libc::setpwent() };
+    let mut entries = Vec::new();
+    let result = loop {
+        Errno::clear();
+        // SAFETY: no arguments; it returns NULL or a pointer to libc's
+        // static entry, which stays valid until the next get/set/endpwent
+        // call. Every field is copied out below before that call.
+        let entry = unsafe { libc::getpwent() };
+        if entry.is_null() {
+            // NULL is the end, or an error when errno says one (some NSS
+            // modules leave ENOENT at the end).
+            break match Errno::last_raw() {
+                0 | libc::ENOENT => Ok(()),
+                raw => Err(Errno::from_raw(raw)),
+            };
+        }
+        // SAFETY: `entry` is not NULL and points to a passwd struct that
+        // libc keeps valid until the next getpwent call (see above).
+        let pw = unsafe { &*entry };
+        if pw.pw_name.is_null() || pw.pw_dir.is_null() {
+            continue;
+        }
+        // SAFETY: pw_name is not NULL and, as every passwd string, points
+        // to a NUL-terminated string in libc's buffer, alive until the next
+        // getpwent call; it is copied at once.
+        let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_bytes().to_vec();
+        // SAFETY: as for pw_name.
+        let dir = unsafe { CStr::from_ptr(pw.pw_dir) }.to_bytes().to_vec();
+        entries.push(PasswdEntry {
+            name,
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            dir,
+        });
+    };
+    // SAFETY: endpwent closes libc's cursor; no arguments, and the last
+    // entry's fields were copied already.
+    unsafe { libc::endpwent() };
+    result.map(|()| entries)
+}
+
 /// One getrandom(2) call: how many bytes it wrote.
 fn getrandom(buf: &mut [u8], flags: libc::c_uint) -> io::Result<usize> {
     // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`, which
@@ -62,6 +131,17 @@ mod tests {
         fill_random(&mut b).unwrap();
         assert_ne!(a, b);
         assert_ne!(try_random_u64(), try_random_u64());
+    }
+
+    #[test]
+    fn passwd_entries_include_root() {
+        let all = passwd_entries().unwrap();
+        let root = all.iter().find(|e| e.name == b"root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        // A second enumeration starts from the beginning again (other
+        // tests may add accounts meanwhile, so only root is compared).
+        let again = passwd_entries().unwrap();
+        assert_eq!(again.iter().find(|e| e.name == b"root"), Some(root));
     }
 
     #[test]

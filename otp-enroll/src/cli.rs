@@ -27,13 +27,18 @@ Commands:
                  remove one token, or all (two-factor login stops for the user)
   import-google [PATH]
                  convert a ~/.google_authenticator file
+  reset          (root, with --user) remove all of the user's tokens and
+                 emergency codes; they set up a new token at the next login
+  migrate --to system (--user NAME | --all)
+                 (root) copy users' home files into the system store
   inventory import|list|remove
                  (root) vendor token files: the tokens waiting to be assigned
 
 Global options:
   --user NAME          act for another user (root only)
   --config PATH        config file (default /etc/security/pam_otp.toml)
-  --secret-file PATH   secret file (default: the config's `secret`, ~/.pam_otp.toml)
+  --secret-file PATH   secret file (default: the config's `secret`, ~/.pam_otp.toml;
+                       store = \"home\" only)
   -h, --help           help; 'otp-enroll COMMAND --help' for a command
   -V, --version
 
@@ -113,7 +118,9 @@ pub const STATUS_HELP: &str = "\
 Usage: otp-enroll [GLOBAL] status
 
 Shows the type, serial, algorithm, digits, creation date, emergency codes
-left and the lockout state. Never the secret. Exit status 1 if not enrolled.
+left and the lockout state, and whether root asked for a new enrollment at
+the next login (otp-enroll reset). Never the secret. Exit status 1 if not
+enrolled.
 
   --enroll-on-login-enabled
           print nothing; exit 0 if the config has enroll_on_login = true,
@@ -163,6 +170,39 @@ Its window size and rate limit are settings of pam_otp's config, not of the
 user's file: they are reported next to the config's values, not copied.
 
   --force    replace an existing pam_otp secret
+";
+
+pub const RESET_HELP: &str = "\
+Usage: otp-enroll --user NAME reset [--yes]
+
+Root only. Removes all of the user's tokens and emergency codes (the whole
+record, in whichever store the config names; hardware tokens from the
+inventory go back to it, unassigned, with their counter) and marks the user
+\"enroll at next login\": their next login sets up a new token as under
+missing = \"enroll\", whatever `missing` says. Works also for a user who has
+no tokens (then it only marks them). `status` shows the mark; a new token
+made with otp-enroll (new, token, import-google) withdraws it.
+Asks first when standard input is a terminal, unless --yes (-y).
+";
+
+pub const MIGRATE_HELP: &str = "\
+Usage: otp-enroll migrate --to system (--user NAME | --all)
+
+Root only. Copies each user's home file (the config's `secret` template,
+read as the user with the usual checks) into the system store,
+<state_dir>/users/NAME.toml (root 0600), and checks that the copy reads
+back the same. A user who already has a record there keeps it as it is.
+The home files are left in place; once the config says store = \"system\"
+they are no longer read. Marks of `reset` stay as they are. Copy and switch
+the config soon after one another: logins in between change the home file
+only (a HOTP counter, used codes), not the copy.
+
+  --to system   the store to copy into (postgresql: not in this version)
+  --user NAME   one user
+  --all         every account the system enumerates (getent passwd)
+
+One line per user: copied, no home file, already in the system store, or
+skipped and why. Exit status 0 when nothing failed, 1 otherwise.
 ";
 
 #[derive(Debug, Default)]
@@ -247,9 +287,23 @@ pub enum Command {
         path: Option<String>,
         force: bool,
     },
+    Reset {
+        yes: bool,
+    },
+    Migrate {
+        to: MigrateTo,
+        all: bool,
+    },
     Inventory(InventoryCommand),
     Help(&'static str),
     Version,
+}
+
+/// The store `migrate --to` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateTo {
+    System,
+    Postgresql,
 }
 
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Result<T, Error> {
@@ -259,7 +313,7 @@ fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Resu
 }
 
 /// The subcommands, as the parser keeps them.
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 11] = [
     "new",
     "token",
     "list",
@@ -269,6 +323,8 @@ const COMMANDS: [&str; 9] = [
     "unlock",
     "remove",
     "import-google",
+    "reset",
+    "migrate",
 ];
 
 fn command_name(word: &str) -> Result<&'static str, Error> {
@@ -307,6 +363,8 @@ pub fn parse(
     let mut yes = false;
     let mut force = false;
     let mut enroll_on_login_query = false;
+    let mut migrate_to: Option<String> = None;
+    let mut migrate_all = false;
     let mut help = false;
     let mut version = false;
 
@@ -379,7 +437,9 @@ pub fn parse(
             Long("digits") if sub == "token" => token.digits = number(&mut p, "--digits")?,
             Long("algorithm") if sub == "token" => token.algorithm = algorithm(&mut p)?,
             Short('n') if sub == "scratch" => scratch_n = number(&mut p, "-n")?,
-            Long("yes") | Short('y') if sub == "remove" => yes = true,
+            Long("yes") | Short('y') if matches!(sub, "remove" | "reset") => yes = true,
+            Long("to") if sub == "migrate" => migrate_to = Some(text(&mut p)?),
+            Long("all") if sub == "migrate" => migrate_all = true,
             Long("enroll-on-login-enabled") if sub == "status" => enroll_on_login_query = true,
             other => {
                 return Err(Error::usage(format!(
@@ -406,6 +466,8 @@ pub fn parse(
                 "unlock" => UNLOCK_HELP,
                 "remove" => REMOVE_HELP,
                 "import-google" => IMPORT_HELP,
+                "reset" => RESET_HELP,
+                "migrate" => MIGRATE_HELP,
                 _ => USAGE,
             }),
         ));
@@ -455,6 +517,33 @@ pub fn parse(
             path: positional.into_iter().next(),
             force,
         },
+        "reset" => Command::Reset { yes },
+        "migrate" => {
+            let to = match migrate_to.as_deref() {
+                Some("system") => MigrateTo::System,
+                Some("postgresql") => MigrateTo::Postgresql,
+                Some(other) => {
+                    return Err(Error::usage(format!(
+                        "--to: {other:?} is not system or postgresql"
+                    )))
+                }
+                None => return Err(Error::usage("migrate needs --to system")),
+            };
+            if g.user.is_some() == migrate_all {
+                return Err(Error::usage(
+                    "migrate needs --user NAME (one user) or --all (every account), not both",
+                ));
+            }
+            if g.secret_file.is_some() {
+                return Err(Error::usage(
+                    "migrate reads the home files the config's `secret` names: --secret-file has no meaning there",
+                ));
+            }
+            Command::Migrate {
+                to,
+                all: migrate_all,
+            }
+        }
         _ => Command::Help(USAGE),
     };
     Ok((g, command))
@@ -803,6 +892,45 @@ mod tests {
                 token: None,
                 force: false
             }
+        ));
+        assert!(matches!(
+            p(&["--user", "bob", "reset", "-y"]).unwrap().1,
+            Command::Reset { yes: true }
+        ));
+        assert!(p(&["reset", "--force"]).is_err());
+        assert!(matches!(
+            p(&["migrate", "--to", "system", "--all"]).unwrap().1,
+            Command::Migrate {
+                to: MigrateTo::System,
+                all: true
+            }
+        ));
+        assert!(matches!(
+            p(&["migrate", "--user", "bob", "--to", "postgresql"])
+                .unwrap()
+                .1,
+            Command::Migrate {
+                to: MigrateTo::Postgresql,
+                all: false
+            }
+        ));
+        for bad in [
+            &["migrate", "--all"][..],
+            &["migrate", "--to", "system"],
+            &["migrate", "--to", "home", "--all"],
+            &["migrate", "--to", "system", "--all", "--user", "bob"],
+            &["migrate", "--to", "system", "--all", "--secret-file", "/x"],
+            &["migrate", "--to", "system", "--all", "extra"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            p(&["help", "migrate"]).unwrap().1,
+            Command::Help(MIGRATE_HELP)
+        ));
+        assert!(matches!(
+            p(&["reset", "--help"]).unwrap().1,
+            Command::Help(RESET_HELP)
         ));
         assert!(matches!(
             p(&["remove", "--token", "phone", "--force"]).unwrap().1,

@@ -44,6 +44,16 @@ pub enum Error {
         path: String,
         err: SecretFileError,
     },
+    /// A plain user under `store = "system"`: their record is root's, out
+    /// of their reach (`reading`: they asked to see it). `at_login`: the
+    /// config enrolls users without a token at login (`missing = "enroll"`).
+    SystemStore {
+        user: String,
+        reading: bool,
+        at_login: bool,
+    },
+    /// A command only root may run (`reset`, `migrate`).
+    RootOnly(&'static str),
     /// A code or seed did not prove what it had to; nothing was changed.
     Refused(String),
     /// Standard output could not be written (closed pipe, full disk).
@@ -153,6 +163,32 @@ impl fmt::Display for Error {
             Error::Corrupt { path, err } => write!(
                 f,
                 "{path}: cannot be used ({err}); fix it by hand, or replace it with otp-enroll new --force"
+            ),
+            Error::SystemStore {
+                user,
+                reading,
+                at_login,
+            } => {
+                let how = if *at_login {
+                    format!("you are set up at your next login, or by an administrator (otp-enroll --user {user} new, or token for a hardware token)")
+                } else {
+                    format!("an administrator sets you up (otp-enroll --user {user} new, or token for a hardware token), or has you set up at your next login (otp-enroll --user {user} reset)")
+                };
+                if *reading {
+                    write!(
+                        f,
+                        "your tokens are kept by the system (store = \"system\"), where only root can read them: an administrator can show them (otp-enroll --user {user} status); if you have none, {how}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "your tokens are kept by the system (store = \"system\"), out of your reach: {how}; nothing was changed"
+                    )
+                }
+            }
+            Error::RootOnly(what) => write!(
+                f,
+                "only root may run otp-enroll {what} (nothing was read or changed)"
             ),
             Error::Refused(m) | Error::Failed(m) => write!(f, "{m}"),
             Error::Output(e) => write!(f, "cannot write the output: {e}"),

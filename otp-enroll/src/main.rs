@@ -79,6 +79,21 @@ fn run() -> Result<i32, Error> {
             let config = target::config(g.config.as_deref())?;
             commands::inventory::run(std::path::Path::new(&config.state_dir), c, now()?)?
         }
+        Command::Migrate { to, all } => {
+            if !inventory::is_root() {
+                return Err(Error::RootOnly("migrate"));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::migrate::run(&config, g.user.as_deref(), all, to)?
+        }
+        Command::Reset { .. } if !inventory::is_root() => {
+            return Err(Error::RootOnly("reset"));
+        }
+        Command::Reset { .. } if g.user.is_none() => {
+            return Err(Error::usage(
+                "reset needs --user NAME: otp-enroll --user NAME reset",
+            ));
+        }
         command => {
             let now = now()?;
             let t = target::resolve(

@@ -1,41 +1,61 @@
-//! Whose secret file this run is about, and where it is: `--user`,
+//! Whose tokens this run is about, and in which store: `--user`,
 //! `--config` and `--secret-file` resolved against the real uid.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use otp_core::account::{self, Account};
-use otp_core::config::{self, Config};
+use otp_core::config::{self, Config, StoreKind};
 use otp_core::safe_fs::{FsError, Owner};
+use otp_core::store::{FileStore, Store};
 
 use crate::error::Error;
 
-/// The user acted for, the config in force and the secret file's path.
+/// The user acted for, the config in force and the store that keeps the
+/// user's tokens.
 pub struct Target {
     pub account: Account,
     pub config: Config,
-    pub path: PathBuf,
+    /// The config's store for this user (`home`: the `secret` template or
+    /// `--secret-file`; `system`: `<state_dir>/users/<user>.toml`). Held as
+    /// the file store it is, not as a `dyn Store`: some commands need what
+    /// the trait does not give (see `crate::store`).
+    pub store: FileStore,
     /// Whether an administrator is acting for someone else.
     pub for_other: bool,
 }
 
 impl Target {
-    /// Every file access happens with this file-system identity.
+    /// The user's own identity: files of theirs outside the store (a
+    /// `~/.google_authenticator` to import) are read with it.
     pub fn owner(&self) -> Owner {
         self.account.owner()
     }
 
-    /// The user's home: the directories from the secret file up to it (or
-    /// up to `/` for a path outside it) must be safe (`safe_fs::check_dirs`).
+    /// The user's home.
     pub fn home(&self) -> &Path {
         Path::new(&self.account.home)
     }
 
+    /// Whether the store is the user's own file (`home`).
+    pub fn is_home(&self) -> bool {
+        self.store.kind == StoreKind::Home
+    }
+
+    /// Where the user's record is, for messages.
     pub fn path_str(&self) -> String {
-        self.path.display().to_string()
+        self.store.location()
     }
 
     pub fn file_error(&self, err: FsError) -> Error {
-        Error::file(&self.path_str(), &self.account.name, err)
+        match err {
+            // Root's state directory is not the user's home: the hint
+            // `Error::NoDirectory` gives would mislead.
+            FsError::NoDir { .. } if !self.is_home() => Error::File {
+                path: self.path_str(),
+                err,
+            },
+            err => Error::file(&self.path_str(), &self.account.name, err),
+        }
     }
 }
 
@@ -87,24 +107,24 @@ pub fn resolve(
     let my_uid = me.uid;
     let account = account(user, me)?;
     let config = config(config_path)?;
-    let template = match secret_file {
-        Some(t) => {
-            config::check_template(t)
-                .map_err(|why| Error::usage(format!("--secret-file: {t:?}: {why}")))?;
-            t
+    if let Some(t) = secret_file {
+        if config.store != StoreKind::Home {
+            return Err(Error::usage(format!(
+                "--secret-file applies only to store = \"home\"; this config has store = \"{}\", which keeps each user's tokens in {}/{}/NAME.toml",
+                config.store.as_str(),
+                config.state_dir.trim_end_matches('/'),
+                otp_core::store::USERS_DIR
+            )));
         }
-        None => &config.secret,
-    };
-    let path = PathBuf::from(config::expand_template(
-        template,
-        &account.name,
-        &account.home,
-    ));
+        config::check_template(t)
+            .map_err(|why| Error::usage(format!("--secret-file: {t:?}: {why}")))?;
+    }
+    let store = FileStore::new(&config, &account, secret_file);
     let for_other = account.uid != my_uid;
     Ok(Target {
         account,
         config,
-        path,
+        store,
         for_other,
     })
 }

@@ -3,20 +3,40 @@
 pub mod import_google;
 pub mod inventory;
 pub mod list;
+pub mod migrate;
 pub mod new;
 pub mod remove;
+pub mod reset;
 pub mod resync;
 pub mod scratch;
 pub mod status;
 pub mod token;
 pub mod unlock;
 
+use otp_core::config::Missing;
+
 use crate::cli::Command;
 use crate::error::Error;
+use crate::inventory::is_root;
 use crate::target::Target;
 
 /// Runs one subcommand for `t` at Unix time `now`; the exit code.
 pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
+    if !t.is_home() && !is_root() {
+        // Root's record: a plain user can neither read nor change it. Said
+        // before anything is made or shown (no secret is ever printed).
+        if let Command::New(o) = &command {
+            // The login hook (profile.d): nothing to do in a shell here.
+            if o.if_missing {
+                return Ok(0);
+            }
+        }
+        return Err(Error::SystemStore {
+            user: t.account.name.clone(),
+            reading: matches!(command, Command::List | Command::Status { .. }),
+            at_login: t.config.missing == Missing::Enroll,
+        });
+    }
     match command {
         Command::New(o) => new::run(t, o, now)?,
         Command::Token(o) => token::run(t, o, now)?,
@@ -38,10 +58,12 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Unlock => unlock::run(t)?,
         Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
+        Command::Reset { yes } => reset::run(t, yes)?,
         Command::Inventory(c) => {
             return inventory::run(std::path::Path::new(&t.config.state_dir), c, now)
         }
-        Command::Help(_) | Command::Version => {}
+        // main.rs runs it (no single target).
+        Command::Migrate { .. } | Command::Help(_) | Command::Version => {}
     }
     Ok(0)
 }

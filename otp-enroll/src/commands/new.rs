@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 
 use otp_core::key;
 use otp_core::otp::{self, Generator};
-use otp_core::safe_fs;
 use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
@@ -66,7 +65,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // Before anything is made or shown: a secret that cannot be saved is
     // useless, one shown but not saved misleads, and one in a directory
     // others can write to would be refused by the module at every login.
-    safe_fs::check_dirs(&t.path, t.home(), t.owner()).map_err(|e| t.file_error(e))?;
+    store::check_dirs(t)?;
     store::check_can_save(t, o.force || existing.is_some())?;
     let key = match &o.secret {
         Some(arg) => {

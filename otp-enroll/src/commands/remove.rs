@@ -65,7 +65,7 @@ fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
 /// Hardware tokens from the inventory go back to it, unassigned, with the
 /// counter they reached (so a code used before is not good again when the
 /// token is handed to someone else). Only root can change the inventory.
-fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
+pub fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
     let serials: Vec<(&str, u64)> = gone
         .iter()
         .filter_map(|tok| tok.serial.as_deref().map(|s| (s, tok.counter)))

@@ -5,13 +5,36 @@ use otp_core::secret_file::{OtpKind, Token};
 use crate::commands::list;
 
 use crate::error::Error;
-use crate::output::say;
-use crate::store;
+use crate::output::{self, say};
 use crate::target::Target;
+use crate::{inventory, store};
+
+/// What `status` says of a user root has reset (`otp-enroll reset`).
+pub const PENDING: &str =
+    "enrollment pending (otp-enroll reset): a new token is set up at the next login";
+
+/// Whether the user's "enroll at next login" mark is set. Only root can
+/// see the marks; a plain user (store `home`) is told nothing about them.
+fn pending(t: &Target) -> bool {
+    match store::pending(t) {
+        Ok(p) => p,
+        Err(e) => {
+            if inventory::is_root() {
+                output::warn(format_args!(
+                    "otp-enroll: cannot tell whether an enrollment is pending: {e}"
+                ));
+            }
+            false
+        }
+    }
+}
 
 pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
     if !store::exists(t)? {
         say!("{}: not enrolled (no {})", t.account.name, t.path_str());
+        if pending(t) {
+            say!("{}: {PENDING}", t.account.name);
+        }
         return Ok(false);
     }
     let f = store::read(t)?;
@@ -36,6 +59,13 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
         None => "not locked".to_string(),
     };
     say!("lockout:         {lock}");
+    if pending(t) {
+        say!("{PENDING}");
+        say!(
+            "(while the user has the tokens above, they are what logs in: the enrollment comes once none is left; otp-enroll --user {} reset removes them)",
+            t.account.name
+        );
+    }
     Ok(true)
 }
 

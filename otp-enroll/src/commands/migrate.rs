@@ -1,0 +1,168 @@
+//! `otp-enroll migrate --to system (--user NAME | --all)` (root): copy
+//! users' `home` files into the `system` store.
+//!
+//! Each home file is read as the module reads it under `store = "home"`
+//! (the config's `secret` template, the user's identity, no symlinks, the
+//! directory checks), under its lock, and written with `Store::create`
+//! into `<state_dir>/users/`, which never replaces a record: a user who
+//! has one there keeps it. The copy is read back and compared; one that
+//! does not read back the same is removed again. Home files stay where
+//! they are, and so do the "enroll at next login" marks (they belong to
+//! no store).
+
+use std::fs;
+use std::io;
+
+use otp_core::account::{self, Account};
+use otp_core::config::{Config, StoreKind};
+use otp_core::safe_fs::{self, FsIdentity};
+use otp_core::store::{FileStore, Store, StoreError};
+
+use crate::cli::MigrateTo;
+use crate::commands::reset::count;
+use crate::error::Error;
+use crate::output::say;
+use crate::store;
+use crate::target;
+
+/// What became of one user.
+enum Outcome {
+    Copied(String),
+    NoHomeFile(String),
+    AlreadyThere(String),
+    /// Not copied (or the copy undone) for a reason the admin must see.
+    Skipped(String),
+}
+
+/// Migrates `user`, or with `all` every account; the exit code.
+pub fn run(cfg: &Config, user: Option<&str>, all: bool, to: MigrateTo) -> Result<i32, Error> {
+    if to == MigrateTo::Postgresql {
+        return Err(Error::failed(
+            "the postgresql store is not available in this version: nothing was copied (--to system copies into root's files in <state_dir>/users)",
+        ));
+    }
+    let accounts = match (user, all) {
+        (Some(name), false) => vec![target::account(Some(name), target::invoker()?)?],
+        (None, true) => account::all_accounts().map_err(Error::failed)?,
+        _ => return Err(Error::usage("migrate needs --user NAME or --all")),
+    };
+    let mut home_cfg = cfg.clone();
+    home_cfg.store = StoreKind::Home;
+    let mut system_cfg = cfg.clone();
+    system_cfg.store = StoreKind::System;
+    let (mut copied, mut none, mut there, mut skipped) = (0usize, 0usize, 0usize, 0usize);
+    for a in &accounts {
+        let line = match one(&home_cfg, &system_cfg, a) {
+            Outcome::Copied(s) => {
+                copied += 1;
+                s
+            }
+            Outcome::NoHomeFile(s) => {
+                none += 1;
+                s
+            }
+            Outcome::AlreadyThere(s) => {
+                there += 1;
+                s
+            }
+            Outcome::Skipped(s) => {
+                skipped += 1;
+                format!("skipped: {s}")
+            }
+        };
+        say!("{}: {line}", a.name);
+    }
+    say!(
+        "migrate: {copied} copied, {there} already in the system store, {none} without a home file, {skipped} skipped."
+    );
+    if cfg.store == StoreKind::Home && copied + there > 0 {
+        say!("The config still says store = \"home\": set store = \"system\" to use the copies (the home files are then no longer read; they are left in place).");
+    }
+    Ok(i32::from(skipped > 0))
+}
+
+fn one(home_cfg: &Config, system_cfg: &Config, a: &Account) -> Outcome {
+    if !account::plausible_user_name(&a.name) {
+        return Outcome::Skipped(
+            "not a plausible user name (pam_otp never uses it in a path)".into(),
+        );
+    }
+    let home = FileStore::new(home_cfg, a, None);
+    let system = FileStore::new(system_cfg, a, None);
+    let from = home.location();
+    // Nothing at the path (looked at as the user) is nothing to copy,
+    // whatever the directories are like: the open below judges a file
+    // that is there, directories included. (`safe_fs::exists` would
+    // refuse to answer "no file" under a directory others may write to,
+    // /var/mail of Debian's `mail` account, say: right for a login, where
+    // the file may have been taken away, but nothing is there to copy.)
+    let looked = FsIdentity::assume(home.owner).map(|_id| fs::symlink_metadata(&home.path));
+    match looked {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Outcome::NoHomeFile(format!("no home file (no {from})"))
+        }
+        Ok(Err(e)) => {
+            return Outcome::Skipped(format!("{from}: cannot be looked at as the user: {e}"))
+        }
+        Err(e) => return Outcome::Skipped(format!("{from}: {e}")),
+    }
+    // Held (locked) until the copy is made: a login meanwhile waits, and
+    // the copy is of one state, not half of two.
+    let held = match home.open() {
+        Ok(held) => held,
+        Err(StoreError::NotFound) => {
+            return Outcome::NoHomeFile(format!("no home file (no {from})"))
+        }
+        Err(StoreError::Malformed(e)) => {
+            return Outcome::Skipped(format!(
+                "{from} cannot be used ({e}); fix it, then migrate again"
+            ))
+        }
+        Err(e) => return Outcome::Skipped(format!("{from}: {e}")),
+    };
+    let file = held.file().clone();
+    let to = system.location();
+    // `create` withdraws a pending reset; a migration leaves marks alone.
+    let was_pending = match store::pending_of(&system, &system_cfg.state_dir) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Skipped(format!("{e}")),
+    };
+    match system.create(&file) {
+        // Pending: made, only the mark could not be withdrawn.
+        Ok(()) | Err(StoreError::Pending(_)) => {}
+        Err(StoreError::Exists) => {
+            return Outcome::AlreadyThere(format!(
+                "already in the system store ({to}), left as it is"
+            ))
+        }
+        Err(e) => return Outcome::Skipped(format!("cannot write {to}: {e}")),
+    }
+    if was_pending {
+        if let Err(e) = system.set_pending(true) {
+            return Outcome::Skipped(format!(
+                "copied to {to}, but the pending reset could not be kept ({e}): run otp-enroll --user {} reset again",
+                a.name
+            ));
+        }
+    }
+    let back = system.open().map(|h| h.file().clone());
+    if !matches!(&back, Ok(b) if *b == file) {
+        let why = match back {
+            Ok(_) => "it does not read back the same".to_string(),
+            Err(e) => format!("it cannot be read back ({e})"),
+        };
+        let undone = safe_fs::open_locked(&system.path, &system.base, system.owner)
+            .and_then(|(locked, _)| locked.remove());
+        return Outcome::Skipped(match undone {
+            Ok(()) => format!("the copy in {to} was removed again: {why}"),
+            Err(e) => format!("the copy in {to} is wrong ({why}) and could not be removed ({e}): remove it by hand"),
+        });
+    }
+    drop(held);
+    Outcome::Copied(format!(
+        "copied {} and {} to {to} (the home file {from} is left in place)",
+        count(file.tokens.len(), "token"),
+        count(file.scratch_codes.len(), "emergency code")
+    ))
+}
