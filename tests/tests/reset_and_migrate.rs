@@ -44,7 +44,11 @@ fn after_a_reset_the_next_login_enrolls_and_the_old_codes_are_refused() {
     user.write_secret(&totp_secret());
     let old_code = || oathtool_totp(KEY_B32, Some(now()), &[]);
     // Enrolled: a code of the old token logs in.
-    let run = sshd.ssh(&user.name).identity(&key).answer(PROMPT, &old_code()).run();
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(PROMPT, &old_code())
+        .run();
     assert!(run.success, "{run:#?}");
 
     let out = otp_enroll(&sshd.config_file, &["--user", &user.name, "reset"]);
@@ -114,7 +118,11 @@ fn after_a_reset_the_next_login_enrolls_and_the_old_codes_are_refused() {
         "the save cleared the mark: {status:?}"
     );
     // The old token's codes no longer work.
-    let run = sshd.ssh(&user.name).identity(&key).answer(PROMPT, &old_code()).run();
+    let run = sshd
+        .ssh(&user.name)
+        .identity(&key)
+        .answer(PROMPT, &old_code())
+        .run();
     assert!(!run.success, "{run:#?}");
 }
 
@@ -130,9 +138,15 @@ fn after_migrating_to_the_system_store_the_codes_keep_working() {
         .map(|u| std::fs::read(u.secret_path()).unwrap())
         .collect();
     for u in &users {
-        let out = otp_enroll(&pam.config_file, &["migrate", "--to", "system", "--user", &u.name]);
+        let out = otp_enroll(
+            &pam.config_file,
+            &["migrate", "--to", "system", "--user", &u.name],
+        );
         assert!(out.status.success(), "{out:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&u.name), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&u.name),
+            "{out:?}"
+        );
     }
     pam.write_config("store = \"system\"\n");
     for (u, before) in users.iter().zip(&home_files) {
