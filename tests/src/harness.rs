@@ -531,3 +531,38 @@ impl Drop for RootDir {
         let _ = fs::remove_dir_all(&self.path);
     }
 }
+
+/// The private `state_dir` of `pam`: the directory its config names
+/// (`state` in the service dir, root's, not made until a test or the
+/// module makes it). Tests of `store = "system"` put the store there, or
+/// mount a tmpfs on it.
+pub fn state_dir(pam: &PamService) -> PathBuf {
+    let dir = pam.dir.join("state");
+    let config = fs::read_to_string(&pam.config_file).unwrap_or_default();
+    assert!(
+        config.contains(&format!("state_dir = {:?}", dir.to_string_lossy())),
+        "{} does not set state_dir to {}",
+        pam.config_file.display(),
+        dir.display()
+    );
+    dir
+}
+
+/// Writes `text` as `user`'s file of the `system` store under
+/// `state_dir`, as the module and `otp-enroll --user` keep it:
+/// `<state_dir>/users/<user>.toml`, root's, mode 0600, in root's
+/// directories (`state_dir` made 0755 if missing, `users` 0700). Its path.
+pub fn write_system_secret(state_dir: &Path, user: &str, text: &str) -> PathBuf {
+    let users = state_dir.join("users");
+    for (dir, mode) in [(state_dir, 0o755), (users.as_path(), 0o700)] {
+        if !dir.exists() {
+            fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            std::os::unix::fs::lchown(dir, Some(0), Some(0)).unwrap();
+            set_mode(dir, mode);
+        }
+    }
+    let path = users.join(format!("{user}.toml"));
+    crate::write_mode(&path, text, 0o600);
+    std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
+    path
+}
