@@ -51,7 +51,9 @@ pub fn record(state: &mut State, from: IpAddr, period: u64, now: u64) {
     state
         .grace
         .retain(|g| g.from != from && g.at <= now && now - g.at < period);
-    state.grace.push(Grace { from, at: now });
+    // First, and a stable sort: among entries of the same second, the one
+    // just accepted is the one kept.
+    state.grace.insert(0, Grace { from, at: now });
     state.grace.sort_by_key(|g| std::cmp::Reverse(g.at));
     state.grace.truncate(MAX_GRACE);
 }
