@@ -329,3 +329,37 @@ fn a_right_password_and_code_save_the_token_at_setcred() {
         }
     }
 }
+
+#[test]
+fn su_on_a_terminal_shows_a_code_the_phone_reads_and_saves_it_after_the_stack() {
+    // The real su (util-linux) with pam_wrapper: its private "su" service
+    // holds pam_unix, then pam_otp.
+    let pam = PamService::named(
+        "su",
+        "auth required pam_unix.so\n\
+         auth required {module} config={config}\n\
+         account required pam_permit.so\n\
+         session required pam_permit.so\n",
+        ENROLL,
+    );
+    let user = TestUser::new();
+    user.set_password(PASSWORD);
+    let env: String = pam
+        .env()
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    let line = format!("exec env {env}su {} -c 'echo OK-su'", user.name);
+    let (run, phone) = with_password_then_phone(&line, PASSWORD);
+    assert!(run.success, "{run:#?}");
+    assert!(run.output.contains("OK-su"), "{run:#?}");
+    let file = secret_file(&user.secret_path());
+    assert_eq!(
+        otp_core::key::encode_base32(&file.tokens[0].key),
+        secret_of(&phone.scanned[0]),
+        "the key the phone read from su's terminal is the one saved"
+    );
+    for code in &file.scratch_codes {
+        assert!(run.output.contains(code.as_str()), "{run:#?}");
+    }
+}
