@@ -259,6 +259,16 @@ pub struct Login<'a> {
 
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, LookupError>;
 
+/// The config the module arguments name (`config=`), with the arguments
+/// applied over it.
+fn load_config(args: &[&str]) -> Result<Config, config::LoadError> {
+    let cfg_path = config::config_path_arg(args.iter().copied()).unwrap_or(config::DEFAULT_PATH);
+    let mut cfg = config::load(cfg_path)?;
+    cfg.apply_args(args.iter().copied())
+        .map_err(config::LoadError::Arguments)?;
+    Ok(cfg)
+}
+
 /// Authenticates one login. `lookup` finds accounts (NSS in production).
 pub fn authenticate(
     login: &Login<'_>,
@@ -266,13 +276,7 @@ pub fn authenticate(
     conv: &mut dyn Conversation,
     lookup: Lookup<'_>,
 ) -> Report {
-    let cfg_path = config::config_path_arg(args.iter().copied()).unwrap_or(config::DEFAULT_PATH);
-    let cfg = config::load(cfg_path).and_then(|mut c| {
-        c.apply_args(args.iter().copied())
-            .map(|()| c)
-            .map_err(config::LoadError::Arguments)
-    });
-    let cfg = match cfg {
+    let cfg = match load_config(args) {
         Ok(c) => c,
         Err(why) => {
             conv.error(MSG_UNAVAILABLE);

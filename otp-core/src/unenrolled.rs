@@ -13,9 +13,6 @@
 //! disk with names of their choosing (SECURITY.md says what that leaves).
 
 use std::fmt;
-use std::fs;
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -76,48 +73,13 @@ struct RawTally {
     last_failure: u64,
 }
 
-/// The directory must be `owner`'s (root's, in the module) and writable by
-/// nobody else: whoever could write it could reset the tally.
-fn check_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
-    let bad = |why: String| TallyError::Dir {
-        dir: dir.to_path_buf(),
-        why,
-    };
-    let meta = fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(bad("not a directory".into()));
-    }
-    if meta.uid() != owner.uid {
-        return Err(bad(format!(
-            "owned by uid {}, not uid {}",
-            meta.uid(),
-            owner.uid
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(bad(format!(
-            "writable by group or others (mode {:04o})",
-            meta.mode() & 0o7777
-        )));
-    }
-    Ok(())
-}
-
-/// Checks `dir`, creating it (0700) first if it does not exist.
+/// Makes (0700) and checks `dir`: `owner`'s (root's, in the module) and
+/// writable by nobody else, for whoever could write it could reset the tally.
 fn make_dir(dir: &Path, owner: Owner) -> Result<(), TallyError> {
-    if !dir.exists() {
-        match fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(TallyError::Dir {
-                    dir: dir.to_path_buf(),
-                    why: e.to_string(),
-                })
-            }
-        }
-    }
-    check_dir(dir, owner)
+    safe_fs::ensure_dir(dir, owner).map_err(|err| TallyError::Dir {
+        dir: dir.to_path_buf(),
+        why: err.to_string(),
+    })
 }
 
 /// Opens (creating it and its directory if need be) and locks `user`'s
@@ -190,7 +152,8 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn me() -> Owner {
         Owner::current()
@@ -229,7 +192,7 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let err = open(&dir, "alice", me()).unwrap_err();
         assert!(
-            err.to_string().contains("writable by group or others"),
+            err.to_string().contains("is writable by others"),
             "{err}"
         );
         assert!(!dir.join(DIR).exists());

@@ -67,10 +67,8 @@ impl PamHooks for PamOtp {
                 }
             }
             if module_data::take_code(pamh).is_some() {
-                let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
-                    .unwrap_or_else(|| "?".into());
-                let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0))
-                    .unwrap_or_default();
+                let service = service_item(pamh);
+                let user = user_item(pamh);
                 Logger::new(&service).log(
                     Level::Err,
                     &format!(
@@ -136,6 +134,21 @@ fn item_string(bytes: Option<&CStr>) -> Option<String> {
     bytes.map(|c| String::from_utf8_lossy(c.to_bytes()).into_owned())
 }
 
+/// `PAM_SERVICE`, "?" when unset (for the log).
+fn service_item(pamh: &PamHandle) -> String {
+    item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn rhost_item(pamh: &PamHandle) -> Option<String> {
+    item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0))
+}
+
+/// `PAM_USER` as already set (no prompt), "" when unset.
+fn user_item(pamh: &PamHandle) -> String {
+    item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0)).unwrap_or_default()
+}
+
 /// `PAM_DELETE_CRED` (Linux-PAM's `_pam_types.h`).
 const PAM_DELETE_CRED: PamFlag = 0x0004;
 
@@ -162,10 +175,9 @@ fn commit_enrollment(
     args: &[&CStr],
     file: otp_core::secret_file::SecretFile,
 ) {
-    let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
-        .unwrap_or_else(|| "?".into());
-    let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
-    let user = item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0)).unwrap_or_default();
+    let service = service_item(pamh);
+    let rhost = rhost_item(pamh);
+    let user = user_item(pamh);
     let logger = Logger::new(&service);
     let Some(now) = now() else {
         logger.log(
@@ -188,9 +200,8 @@ fn commit_enrollment(
 }
 
 fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamResultCode {
-    let service = item_string(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
-        .unwrap_or_else(|| "?".into());
-    let rhost = item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0));
+    let service = service_item(pamh);
+    let rhost = rhost_item(pamh);
     let logger = Logger::new(&service);
     let user = match pamh.get_user(None) {
         Ok(u) => u,

@@ -6,7 +6,6 @@ use std::fmt;
 
 use super::{conv_failure, Conversation, Flow, Login, Lookup, Outcome, Reason, Report};
 use crate::account::{self, Account};
-use crate::config;
 use crate::enroll::{self, FirstFactor, Offer};
 use crate::rules::Decision;
 use crate::secret_file::SecretFile;
@@ -259,13 +258,7 @@ pub fn commit_enrollment(
         warnings: Vec::new(),
         debug: Vec::new(),
     };
-    let cfg_path = config::config_path_arg(args.iter().copied()).unwrap_or(config::DEFAULT_PATH);
-    let cfg = config::load(cfg_path).and_then(|mut c| {
-        c.apply_args(args.iter().copied())
-            .map(|()| c)
-            .map_err(config::LoadError::Arguments)
-    });
-    let cfg = match cfg {
+    let cfg = match super::load_config(args) {
         Ok(c) => c,
         Err(why) => return report(Outcome::AuthInfoUnavail, Reason::Config(why)),
     };
