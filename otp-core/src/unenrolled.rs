@@ -191,10 +191,7 @@ mod tests {
         let dir = temp_dir("unsafe");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let err = open(&dir, "alice", me()).unwrap_err();
-        assert!(
-            err.to_string().contains("is writable by others"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("is writable by others"), "{err}");
         assert!(!dir.join(DIR).exists());
         fs::remove_dir_all(&dir).unwrap();
     }

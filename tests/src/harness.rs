@@ -566,3 +566,26 @@ pub fn write_system_secret(state_dir: &Path, user: &str, text: &str) -> PathBuf 
     std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
     path
 }
+
+/// Exactly one of `runs` succeeded; the others failed as a replay should
+/// (an authentication failure, not a system error or an unavailable file).
+pub fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
+    let winners = runs.iter().filter(|r| r.success).count();
+    assert_eq!(
+        winners,
+        1,
+        "{what}: {winners} of {} concurrent logins with the same code succeeded:\n{runs:#?}",
+        runs.len()
+    );
+    for r in runs.iter().filter(|r| !r.success) {
+        assert!(
+            r.stdout.contains("Authentication failure")
+                || r.stderr.contains("Authentication failure"),
+            "{what}: a loser failed for another reason than a refused code: {r:#?}"
+        );
+        assert!(
+            !r.stderr.contains("unavailable"),
+            "{what}: a loser could not use the file (lock timeout?): {r:#?}"
+        );
+    }
+}

@@ -12,8 +12,8 @@
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use testkit::harness::{hotp_codes, login_race, Reaper, Rng};
-use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, PamRun, TestUser};
+use testkit::harness::{assert_exactly_one_winner, hotp_codes, login_race, Reaper, Rng};
+use testkit::{finish, now, oathtool_totp, wait_for_fresh_step, TestUser};
 use testkit::{hotp_secret, secret_file, totp_secret, PamService};
 use testkit::{target_dir, KEY_B32, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
 
@@ -34,29 +34,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn pam(config: &str) -> PamService {
     PamService::named("otp-race", OTP_ONLY, config)
-}
-
-/// Exactly one of `runs` succeeded; the others failed as a replay should
-/// (an authentication failure, not a system error or an unavailable file).
-fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
-    let winners = runs.iter().filter(|r| r.success).count();
-    assert_eq!(
-        winners,
-        1,
-        "{what}: {winners} of {} concurrent logins with the same code succeeded:\n{runs:#?}",
-        runs.len()
-    );
-    for r in runs.iter().filter(|r| !r.success) {
-        assert!(
-            r.stdout.contains("Authentication failure")
-                || r.stderr.contains("Authentication failure"),
-            "{what}: a loser failed for another reason than a refused code: {r:#?}"
-        );
-        assert!(
-            !r.stderr.contains("unavailable"),
-            "{what}: a loser could not use the file (lock timeout?): {r:#?}"
-        );
-    }
 }
 
 #[test]

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    fill_until_enospc, free_bytes, hotp_codes, is_writer_temp, login_race, names,
-    pam_wrapper_copies, remove_copies_of_killed, snapshot, state_dir, stopwatch,
+    assert_exactly_one_winner, fill_until_enospc, free_bytes, hotp_codes, is_writer_temp,
+    login_race, names, pam_wrapper_copies, remove_copies_of_killed, snapshot, state_dir, stopwatch,
     write_system_secret, Reaper, Rng, TmpfsMount,
 };
 use testkit::{binary_path, hotp_secret, oathtool, run_with_input, secret_file, PamRun};
@@ -388,25 +388,6 @@ fn sudo_asks_for_the_code_of_the_system_file() {
 
 /// Logins per race.
 const N: usize = 24;
-
-/// Exactly one of `runs` succeeded; the others failed as a replay should
-/// (an authentication failure, not a system error or an unavailable file).
-fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
-    let winners = runs.iter().filter(|r| r.success).count();
-    assert_eq!(
-        winners,
-        1,
-        "{what}: {winners} of {} concurrent logins with the same code succeeded:\n{runs:#?}",
-        runs.len()
-    );
-    for r in runs.iter().filter(|r| !r.success) {
-        assert_refused_code(r, what);
-        assert!(
-            !r.stderr.contains("unavailable"),
-            "{what}: a loser could not use the file (lock timeout?): {r:#?}"
-        );
-    }
-}
 
 /// 24 logins answering the same right code at the same moment, three
 /// rounds (HOTP counters 0, 1, 2): one gets in each time, every loser's
