@@ -44,6 +44,7 @@
 pub mod e2e;
 pub mod fixtures;
 pub mod harness;
+pub mod phone;
 pub mod qr_scan;
 
 pub use e2e::*;

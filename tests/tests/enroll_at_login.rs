@@ -9,15 +9,10 @@
 //! the whole stack succeeded, so a wrong password saves nothing whether
 //! the password module is `requisite` or `required`.
 
-use std::path::Path;
-use std::process::Command;
+use testkit::phone::{at, secret_of, ssh_line, with_phone, Phone, User, CONFIRM};
+use testkit::{authorize_key, Sshd, SshdSetup, TestUser, PROMPT};
+use testkit::{now, oathtool_totp, secret_file, PamService, PtyRun};
 
-use testkit::qr_scan::decode_all;
-use testkit::{authorize_key, drive_pty, now, oathtool_totp, secret_file, PamService, PtyRun};
-use testkit::{Sshd, SshdSetup, TestUser, PROMPT};
-
-const CONFIRM: &str = "Enter the code your app shows now: ";
-const CODES_SEEN: &str = "Press Enter once you have written them down: ";
 const ENROLL: &str = "missing = \"enroll\"\n";
 const PASSWORD: &str = "Enroll-pw-1";
 
@@ -28,104 +23,6 @@ fn sshd(methods: &str, config: &str) -> Sshd {
         authentication_methods: methods,
         sshd_extra: "Subsystem sftp internal-sftp\n",
     })
-}
-
-/// The key in the URI the client showed, base32.
-fn secret_of(uri: &str) -> String {
-    uri.split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .unwrap_or_else(|| panic!("no secret in {uri}"))
-        .to_string()
-}
-
-/// A six-digit code that is not `right`.
-fn not(right: &str) -> String {
-    if right == "123456" {
-        "654321"
-    } else {
-        "123456"
-    }
-    .into()
-}
-
-/// What the phone did.
-#[derive(Default, Debug)]
-struct Phone {
-    /// The URIs read from the screen with zbarimg, at each confirmation prompt.
-    scanned: Vec<String>,
-    /// Confirmation codes typed.
-    typed: usize,
-}
-
-/// Runs `program_line` (a shell command line) on a pty in a UTF-8 locale,
-/// acting as the user with a phone: at each confirmation prompt it scans
-/// the QR code on the screen and types the code (after `wrong` wrong ones);
-/// Enter after the emergency codes; `then` at `shell_prompt`.
-fn with_phone(program_line: &str, wrong: usize, shell_prompt: &str, then: &str) -> (PtyRun, Phone) {
-    let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", program_line, "/dev/null"])
-        .env("LANG", "C.UTF-8")
-        .env("LC_ALL", "C.UTF-8");
-    let mut phone = Phone::default();
-    let mut wrong_left = wrong;
-    let (mut confirms, mut seen_prompts, mut shells) = (0, 0, 0);
-    let run = drive_pty(cmd, |screen| {
-        if screen.matches(CONFIRM).count() > confirms {
-            confirms += 1;
-            let uri = decode_all(screen)
-                .into_iter()
-                .next_back()
-                .unwrap_or_else(|| panic!("no QR code on the screen:\n{screen}"));
-            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
-            phone.scanned.push(uri);
-            phone.typed += 1;
-            if wrong_left > 0 {
-                wrong_left -= 1;
-                return Some(not(&code));
-            }
-            return Some(code);
-        }
-        if screen.matches(CODES_SEEN).count() > seen_prompts {
-            seen_prompts += 1;
-            return Some(String::new());
-        }
-        if !shell_prompt.is_empty() && screen.matches(shell_prompt).count() > shells {
-            shells += 1;
-            return Some(then.to_string());
-        }
-        None
-    });
-    (run, phone)
-}
-
-fn ssh_line(sshd: &Sshd, user: &TestUser, key: &Path, command: &str) -> String {
-    format!(
-        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
-         ssh -F /dev/null -p {port} -o StrictHostKeyChecking=no \
-         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
-         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 \
-         -o IdentitiesOnly=yes -o IdentityAgent=none \
-         -o PreferredAuthentications=publickey,keyboard-interactive \
-         -i {key} -T {user}@127.0.0.1 {command}",
-        port = sshd.port,
-        key = key.display(),
-        user = user.name,
-    )
-}
-
-fn sftp_line(sshd: &Sshd, user: &TestUser, key: &Path) -> String {
-    format!(
-        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
-         sftp -F /dev/null -P {port} -o StrictHostKeyChecking=no \
-         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
-         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 \
-         -o IdentitiesOnly=yes -o IdentityAgent=none \
-         -o PreferredAuthentications=publickey,keyboard-interactive \
-         -i {key} {user}@127.0.0.1",
-        port = sshd.port,
-        key = key.display(),
-        user = user.name,
-    )
 }
 
 /// A user with a key sshd accepts, and no token.
@@ -168,7 +65,13 @@ fn assert_enrolled(run: &PtyRun, phone: &Phone, user: &TestUser, sshd: &Sshd) {
 fn ssh_command_enrolls_after_a_public_key_and_the_next_login_asks_for_a_code() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
-    let (run, phone) = with_phone(&ssh_line(&sshd, &user, &key, "echo enrolled-ok"), 0, "", "");
+    let line = ssh_line(
+        &sshd,
+        "ssh",
+        &key,
+        &format!("-T {} echo enrolled-ok", at(&user)),
+    );
+    let (run, phone) = with_phone(&line, User::default());
     assert_enrolled(&run, &phone, &user, &sshd);
     assert!(
         run.output.contains("enrolled-ok"),
@@ -195,7 +98,11 @@ fn ssh_command_enrolls_after_a_public_key_and_the_next_login_asks_for_a_code() {
 fn sftp_session_enrolls_the_same_way() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
-    let (run, phone) = with_phone(&sftp_line(&sshd, &user, &key), 0, "sftp> ", "bye");
+    let user_at_phone = User {
+        then: Some(("sftp> ", "bye")),
+        ..User::default()
+    };
+    let (run, phone) = with_phone(&ssh_line(&sshd, "sftp", &key, &at(&user)), user_at_phone);
     assert_enrolled(&run, &phone, &user, &sshd);
 }
 
@@ -203,7 +110,14 @@ fn sftp_session_enrolls_the_same_way() {
 fn three_wrong_confirmation_codes_save_nothing_and_refuse_the_login() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
-    let (run, phone) = with_phone(&ssh_line(&sshd, &user, &key, "echo ran"), 3, "", "");
+    let line = ssh_line(&sshd, "ssh", &key, &format!("-T {} echo ran", at(&user)));
+    let (run, phone) = with_phone(
+        &line,
+        User {
+            wrong: 3,
+            ..User::default()
+        },
+    );
     assert!(!run.success, "{run:#?}");
     assert_eq!(phone.typed, 3, "asked three times");
     assert!(!run.output.contains("ran\r\n"), "{}", run.output);
@@ -215,11 +129,11 @@ fn without_a_first_factor_sshd_shows_no_secret() {
     // Keyboard-interactive alone: SSH_AUTH_INFO_0 lists no method.
     let sshd = sshd("keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
-    let line = ssh_line(&sshd, &user, &key, "echo ran").replace(
+    let line = ssh_line(&sshd, "ssh", &key, &format!("-T {} echo ran", at(&user))).replace(
         "PreferredAuthentications=publickey,keyboard-interactive",
         "PreferredAuthentications=keyboard-interactive",
     );
-    let (run, phone) = with_phone(&line, 0, "", "");
+    let (run, phone) = with_phone(&line, User::default());
     assert!(!run.success, "{run:#?}");
     assert!(phone.scanned.is_empty());
     assert!(!run.output.contains("otpauth://"), "{}", run.output);
@@ -251,36 +165,13 @@ fn pamtester(pam: &PamService, user: &TestUser, password: &str, ops: &[&str]) ->
         .into_iter()
         .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
         .collect();
-    with_password_then_phone(&format!("exec {}", argv.join(" ")), password)
-}
-
-fn with_password_then_phone(line: &str, password: &str) -> (PtyRun, Phone) {
-    // The password prompt comes first; the phone answers the rest.
-    let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", line, "/dev/null"])
-        .env("LANG", "C.UTF-8")
-        .env("LC_ALL", "C.UTF-8");
-    let mut phone = Phone::default();
-    let (mut passwords, mut confirms) = (0, 0);
-    let run = drive_pty(cmd, |screen| {
-        if screen.matches("Password: ").count() > passwords {
-            passwords += 1;
-            return Some(password.to_string());
-        }
-        if screen.matches(CONFIRM).count() > confirms {
-            confirms += 1;
-            let uri = decode_all(screen)
-                .into_iter()
-                .next_back()
-                .unwrap_or_else(|| panic!("no QR code on the screen:\n{screen}"));
-            phone.typed += 1;
-            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
-            phone.scanned.push(uri);
-            return Some(code);
-        }
-        None
-    });
-    (run, phone)
+    with_phone(
+        &format!("exec {}", argv.join(" ")),
+        User {
+            password: Some(password),
+            ..User::default()
+        },
+    )
 }
 
 #[test]
@@ -350,7 +241,13 @@ fn su_on_a_terminal_shows_a_code_the_phone_reads_and_saves_it_after_the_stack() 
         .map(|(k, v)| format!("{k}='{v}' "))
         .collect();
     let line = format!("exec env {env}su {} -c 'echo OK-su'", user.name);
-    let (run, phone) = with_password_then_phone(&line, PASSWORD);
+    let (run, phone) = with_phone(
+        &line,
+        User {
+            password: Some(PASSWORD),
+            ..User::default()
+        },
+    );
     assert!(run.success, "{run:#?}");
     assert!(run.output.contains("OK-su"), "{run:#?}");
     let file = secret_file(&user.secret_path());

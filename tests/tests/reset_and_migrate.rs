@@ -7,12 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use testkit::qr_scan::decode_all;
-use testkit::{authorize_key, binary_path, drive_pty, now, oathtool_totp, secret_file};
+use testkit::phone::{at, secret_of, ssh_line, with_phone, User, CONFIRM};
+use testkit::{authorize_key, binary_path, now, oathtool_totp, secret_file};
 use testkit::{totp_secret, PamService, Sshd, SshdSetup, TestUser, KEY_B32, OTP_ONLY, PROMPT};
-
-const CONFIRM: &str = "Enter the code your app shows now: ";
-const CODES_SEEN: &str = "Press Enter once you have written them down: ";
 
 fn otp_enroll(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(binary_path("otp-enroll"))
@@ -21,13 +18,6 @@ fn otp_enroll(config: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("otp-enroll runs")
-}
-
-fn secret_of(uri: &str) -> String {
-    uri.split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .unwrap_or_else(|| panic!("no secret in {uri}"))
-        .to_string()
 }
 
 #[test]
@@ -75,42 +65,18 @@ fn after_a_reset_the_next_login_enrolls_and_the_old_codes_are_refused() {
 
     // The next login, with a phone that scans the code: enrolled, under
     // missing = "deny".
-    let line = format!(
-        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
-         ssh -F /dev/null -p {port} -o StrictHostKeyChecking=no \
-         -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
-         -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 -o IdentitiesOnly=yes \
-         -o IdentityAgent=none -o PreferredAuthentications=publickey,keyboard-interactive \
-         -i {key} -T {user}@127.0.0.1 echo back-in",
-        port = sshd.port,
-        key = key.display(),
-        user = user.name,
+    let line = ssh_line(
+        &sshd,
+        "ssh",
+        &key,
+        &format!("-T {} echo back-in", at(&user)),
     );
-    let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
-        .env("LANG", "C.UTF-8")
-        .env("LC_ALL", "C.UTF-8");
-    let mut scanned = None;
-    let (mut confirms, mut seen) = (0, 0);
-    let run = drive_pty(cmd, |screen| {
-        if screen.matches(CONFIRM).count() > confirms {
-            confirms += 1;
-            let uri = decode_all(screen).pop().expect("a QR code");
-            let code = oathtool_totp(&secret_of(&uri), Some(now()), &[]);
-            scanned = Some(uri);
-            return Some(code);
-        }
-        if screen.matches(CODES_SEEN).count() > seen {
-            seen += 1;
-            return Some(String::new());
-        }
-        None
-    });
+    let (run, phone) = with_phone(&line, User::default());
     assert!(run.success, "{run:#?}\n{}", sshd.log());
     assert!(run.output.contains("back-in"));
     let file = secret_file(&user.secret_path());
     let new_key = otp_core::key::encode_base32(&file.tokens[0].key);
-    assert_eq!(new_key, secret_of(&scanned.unwrap()));
+    assert_eq!(new_key, secret_of(&phone.scanned[0]));
     assert_ne!(new_key, KEY_B32);
     let status = otp_enroll(&sshd.config_file, &["--user", &user.name, "status"]);
     assert!(
