@@ -519,6 +519,18 @@ impl Flow<'_, '_> {
                         enrolling::EnrollReason::AfterPassword { decision },
                     ));
                 }
+                // forward_pass: the password module comes after this line
+                // and wants a password; asked first, it is also what the
+                // first-factor rule waits for (pam_setcred).
+                if self.cfg.forward_pass {
+                    let password = match self.conv.prompt_hidden(config::PASSWORD_PROMPT) {
+                        Ok(pw) => pw,
+                        Err(e) => return conv_failure(e),
+                    };
+                    if self.conv.set_authtok(&password).is_err() {
+                        return (Outcome::AuthInfoUnavail, Reason::SetAuthtok);
+                    }
+                }
                 return self.enroll(account, store.as_ref(), pending, decision);
             }
             other => other,

@@ -331,3 +331,15 @@ fn grace_period_spares_the_same_address_for_a_while() {
     let r = w.login_at("alice", from, &["grace_period=0"], &mut s, NOW + 5);
     assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
 }
+
+#[test]
+fn forward_pass_asks_the_password_first_then_enrolls_for_setcred() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(0);
+    let r = login(&w, "alice", &["forward_pass"], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(phone.seen.prompts[0], config::PASSWORD_PROMPT);
+    assert_eq!(phone.seen.authtok.as_deref(), Some("hunter2"));
+    assert!(phone.seen.deferred.is_some(), "saved only at pam_setcred");
+    assert!(!w.secret_path("alice").exists());
+}
