@@ -409,19 +409,27 @@ pub fn is_writer_temp(name: &str, secret_name: &str) -> bool {
     rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Pids holding a `flock` lock on inode `ino` (from /proc/locks; waiters,
-/// the `->` lines, are left out).
-pub fn flock_holders(ino: u64) -> Vec<u32> {
+/// The pids holding a `flock` on the file `meta` describes, from
+/// /proc/locks. Matched by device and inode: an inode number alone may be
+/// another file system's file, or a freed number already given again.
+pub fn flock_holders(meta: &fs::Metadata) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = meta.dev();
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
     let text = fs::read_to_string("/proc/locks").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF"
-            if f.len() < 6 || f[1] != "FLOCK" {
+            if f.len() < 6 || f[1] != "FLOCK" || f[5] != want {
                 return None;
             }
-            let file_ino = f[5].rsplit(':').next()?.parse::<u64>().ok()?;
-            (file_ino == ino).then(|| f[4].parse().ok()).flatten()
+            f[4].parse().ok()
         })
         .collect()
 }

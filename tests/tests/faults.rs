@@ -341,16 +341,16 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
     let copies = pam_wrapper_copies();
     let mut holder = None;
     for _attempt in 0..200 {
-        let ino = fs::metadata(&path).unwrap().ino();
+        let held = fs::metadata(&path).unwrap();
         let child = pam.spawn_login(&user.name, &format!("{wrong}\n"));
         let pid = child.id();
         let mut reaper = Reaper(vec![child]);
         let mut caught = false;
         while reaper.0[0].try_wait().unwrap().is_none() {
-            if flock_holders(ino).contains(&pid) {
+            if flock_holders(&held).contains(&pid) {
                 signal(pid, libc::SIGSTOP);
                 // Stopped: if it still holds the lock now, it holds it for good.
-                caught = flock_holders(ino).contains(&pid);
+                caught = flock_holders(&held).contains(&pid);
                 if !caught {
                     signal(pid, libc::SIGCONT);
                 }

@@ -300,7 +300,11 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     assert!(safe_fs::exists(&path, &user.home, owner).unwrap());
     assert_eq!(fs_ids(), root, "after exists");
 
-    let ino = fs::metadata(&path).unwrap().ino();
+    let held = fs::metadata(&path).unwrap();
+    // Kept open (unlocked) until the end, so that the inode is not freed
+    // after the replace and its number given to a file another test
+    // thread of this process locks meanwhile.
+    let pin = fs::File::open(&path).unwrap();
     let (locked, bytes) = safe_fs::open_locked(&path, &user.home, owner).unwrap();
     assert_eq!(bytes, hotp_secret(0).as_bytes());
     assert_eq!(
@@ -309,7 +313,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
         "back to root while the file is still locked"
     );
     assert!(
-        flock_holders(ino).contains(&std::process::id()),
+        flock_holders(&held).contains(&std::process::id()),
         "open_locked holds the lock"
     );
     locked.replace(hotp_secret(1).as_bytes()).unwrap();
@@ -322,7 +326,18 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     );
     assert_eq!(meta.mode() & 0o7777, 0o600);
     drop(locked);
-    assert!(flock_holders(ino).is_empty(), "dropping unlocks");
+    // Another test thread's fork (before its exec closes our descriptors,
+    // which are close-on-exec) may share the locked descriptor for a
+    // moment: the lock goes when the last copy closes.
+    let unlocked = (0..200).any(|_| {
+        let none = flock_holders(&held).is_empty();
+        if !none {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        none
+    });
+    assert!(unlocked, "dropping unlocks");
+    drop(pin);
     assert_eq!(fs_ids(), root);
 
     // Error paths.
