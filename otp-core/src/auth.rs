@@ -334,10 +334,11 @@ enum Record<'w> {
     /// right. An account's failures are tallied as an enrolled user's are.
     NoToken { account: Option<&'w Account> },
     /// No token, and enrollment at login (`missing = "enroll"`, or an
-    /// admin's `otp-enroll reset`: `pending`).
+    /// admin's `otp-enroll reset`: `pending`). No store: not an account,
+    /// taken through the same enrollment (nothing is ever saved), so that
+    /// who exists does not show.
     Enroll {
-        account: &'w Account,
-        store: Box<dyn Store>,
+        store: Option<Box<dyn Store>>,
         pending: bool,
     },
 }
@@ -488,6 +489,10 @@ impl Flow<'_, '_> {
         }
 
         let record = match who {
+            Who::Nobody { .. } if self.cfg.missing == Missing::Enroll => Record::Enroll {
+                store: None,
+                pending: false,
+            },
             Who::Nobody { .. } => Record::NoToken { account: None },
             Who::Account(account) => match self.record_of(account, &decision) {
                 Ok(Some(record)) => record,
@@ -506,11 +511,7 @@ impl Flow<'_, '_> {
                 Some(why) => return self.pass_through(why),
                 None => Record::Tokens(store),
             },
-            Record::Enroll {
-                account,
-                store,
-                pending,
-            } => {
+            Record::Enroll { store, pending } => {
                 // A `split_pass` line (before the password module) has no
                 // code to keep yet: it hands the password on, and the
                 // pam_otp line after the password module enrolls.
@@ -531,7 +532,7 @@ impl Flow<'_, '_> {
                         return (Outcome::AuthInfoUnavail, Reason::SetAuthtok);
                     }
                 }
-                return self.enroll(account, store.as_ref(), pending, decision);
+                return self.enroll(store.as_deref(), pending, decision);
             }
             other => other,
         };
@@ -634,9 +635,8 @@ impl Flow<'_, '_> {
             // An admin's reset wins over `missing`, whatever it says.
             (Presence::Pending, _) | (Presence::Nothing, Missing::Enroll) => {
                 Ok(Some(Record::Enroll {
-                    account,
                     pending: presence == Presence::Pending,
-                    store,
+                    store: Some(store),
                 }))
             }
             (Presence::Nothing, Missing::Allow) => Ok(None),

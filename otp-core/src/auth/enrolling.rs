@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{conv_failure, Conversation, Flow, Login, Lookup, Outcome, Reason, Report};
-use crate::account::{self, Account};
+use crate::account;
 use crate::enroll::{self, FirstFactor, Offer};
 use crate::rules::Decision;
 use crate::secret_file::SecretFile;
@@ -135,10 +135,12 @@ impl Flow<'_, '_> {
     /// Shows a new token, asks for a code of it up to three times, and
     /// saves it (or keeps it for `pam_sm_setcred`) only when the login has
     /// proven a first factor.
+    /// `store` is `None` for a name that is not an account: it goes
+    /// through the same steps, nothing is saved, and `run` answers the
+    /// truth at the end.
     pub(super) fn enroll(
         &mut self,
-        account: &Account,
-        store: &dyn Store,
+        store: Option<&dyn Store>,
         pending: bool,
         decision: Decision,
     ) -> (Outcome, Reason) {
@@ -158,7 +160,7 @@ impl Flow<'_, '_> {
                 }),
             );
         }
-        let mut offer = match enroll::offer(&account.name, &enroll::host_name(), self.login.now) {
+        let mut offer = match enroll::offer(self.login.user, &enroll::host_name(), self.login.now) {
             Ok(o) => o,
             Err(err) => return self.unavailable(Reason::Enroll(EnrollReason::NoKey(err))),
         };
@@ -176,6 +178,16 @@ impl Flow<'_, '_> {
             }
             Err(refusal) => return refusal,
         }
+        let Some(store) = store else {
+            // Not an account: what an account's user would see next.
+            if matches!(first, FirstFactor::Proven(_)) {
+                show_codes(self.conv, &offer, true);
+            }
+            return (
+                Outcome::Success,
+                Reason::Enroll(EnrollReason::Deferred { decision }),
+            );
+        };
         match first {
             FirstFactor::Proven(how) => match store.create(&offer.file) {
                 Ok(()) => {

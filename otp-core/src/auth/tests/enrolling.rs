@@ -343,3 +343,35 @@ fn forward_pass_asks_the_password_first_then_enrolls_for_setcred() {
     assert!(phone.seen.deferred.is_some(), "saved only at pam_setcred");
     assert!(!w.secret_path("alice").exists());
 }
+
+#[test]
+fn a_name_that_is_no_account_is_taken_through_the_same_enrollment() {
+    let w = World::new("missing = \"enroll\"\n");
+    for args in [&[][..], &["split_pass"][..]] {
+        // bob exists and has no token; mallory does not exist.
+        let mut account = Phone::new(1).with_authtok("hunter2");
+        let mut nobody = Phone::new(1).with_authtok("hunter2");
+        let a = login(&w, "bob", args, &mut account);
+        let n = login(&w, "mallory", args, &mut nobody);
+        // The same prompts, the same number of messages, the same errors.
+        assert_eq!(account.seen.prompts, nobody.seen.prompts, "{args:?}");
+        assert_eq!(
+            account.seen.infos.len(),
+            nobody.seen.infos.len(),
+            "{args:?}"
+        );
+        assert_eq!(account.seen.errors, nobody.seen.errors, "{args:?}");
+        // Then the truth, and nothing kept for pam_setcred.
+        assert!(nobody.seen.deferred.is_none());
+        if args.is_empty() {
+            assert_eq!(a.outcome, Outcome::Success, "{a:?}");
+            assert_eq!(n.outcome, Outcome::UserUnknown, "{n:?}");
+        } else {
+            assert_eq!((a.outcome, n.outcome), (Outcome::Ignore, Outcome::Ignore));
+        }
+    }
+    assert!(
+        !w.secret_path("bob").exists(),
+        "bob's token waits for pam_setcred"
+    );
+}
