@@ -89,11 +89,24 @@ pub fn defer_enrollment(
     pamh: &mut PamHandle,
     file: Option<SecretFile>,
 ) -> Result<(), pam::constants::PamResultCode> {
-    let value = match file {
-        Some(f) => Deferred::Token(f),
-        None => Deferred::Taken,
-    };
-    pamh.set_data(ENROLLMENT, Box::new(value))
+    match file {
+        Some(f) => pamh.set_data(ENROLLMENT, Box::new(Deferred::Token(f))),
+        // Only a token kept earlier is replaced: the usual login keeps
+        // nothing, and then sets no data either.
+        None => {
+            // SAFETY: as in `take_enrollment`: only a `Deferred` is ever
+            // stored under ENROLLMENT.
+            let kept = matches!(
+                unsafe { pamh.get_data::<Deferred>(ENROLLMENT) },
+                Ok(Deferred::Token(_))
+            );
+            if kept {
+                // Replacing the data drops the token (its cleanup runs).
+                pamh.set_data(ENROLLMENT, Box::new(Deferred::Taken))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The deferred token, if any, leaving [`Deferred::Taken`] in its place.
