@@ -37,6 +37,10 @@
 //! lock table, this thread's file-system identity, and the one
 //! pseudo-random generator, [`harness::Rng`].
 //!
+//! `syslog.rs` is a private `/dev/log` ([`syslog::LogSink`]) and pamtester
+//! run against it ([`syslog::logged_run`]), for the tests that read what
+//! the module logs.
+//!
 //! `e2e.rs` drives whole programs: a private sshd on loopback with the real
 //! OpenSSH client ([`Sshd`], [`Ssh`]), and a program under a
 //! pseudo-terminal ([`run_in_pty`], for `su`).
@@ -46,6 +50,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod phone;
 pub mod qr_scan;
+pub mod syslog;
 
 pub use e2e::*;
 

@@ -5,101 +5,12 @@
 //! host's `/dev` is never touched and the namespace dies with pamtester.
 
 use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::process::Command;
 
 use testkit::fixtures::*;
+use testkit::syslog::{logged_ops, logged_run, LogSink};
 
 const RHOST: &str = "203.0.113.7";
-
-/// A syslog stand-in: a datagram socket under the test root.
-struct LogSink {
-    path: PathBuf,
-    sock: UnixDatagram,
-}
-
-impl LogSink {
-    fn new() -> LogSink {
-        let path = test_root().join(format!("{}.sock", unique("log")));
-        let _ = fs::remove_file(&path);
-        let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_nonblocking(true).unwrap();
-        LogSink { path, sock }
-    }
-
-    /// Every line received so far.
-    fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match self.sock.recv(&mut buf) {
-                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return out,
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for LogSink {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-const NAMESPACE_SCRIPT: &str = "set -e
-mount -t tmpfs -o mode=755 pam-otp-test-dev /dev
-mknod -m 666 /dev/null c 1 3
-mknod -m 666 /dev/zero c 1 5
-mknod -m 666 /dev/random c 1 8
-mknod -m 666 /dev/urandom c 1 9
-: > /dev/log
-mount --bind \"$0\" /dev/log
-exec \"$@\"";
-
-/// Runs pamtester like `PamService::authenticate`, with `/dev/log` being
-/// `sink`; returns the run and the lines logged.
-fn logged_run(
-    svc: &PamService,
-    sink: &LogSink,
-    user: &str,
-    rhost: Option<&str>,
-    input: &str,
-) -> (PamRun, Vec<String>) {
-    logged_ops(svc, sink, user, rhost, input, &["authenticate"])
-}
-
-/// [`logged_run`] with pamtester operations of the caller's choosing.
-fn logged_ops(
-    svc: &PamService,
-    sink: &LogSink,
-    user: &str,
-    rhost: Option<&str>,
-    input: &str,
-    ops: &[&str],
-) -> (PamRun, Vec<String>) {
-    let make = || {
-        // pam_wrapper is preloaded into pamtester only (see
-        // testkit::PamService::pamtester_argv), not unshare or the shell.
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(svc.pamtester_argv(user, rhost, ops));
-        cmd
-    };
-    let run = testkit::run_pam_retrying(make, input);
-    // Whatever happened in the namespace, pamtester itself must have run
-    // and given its verdict (on stdout for a success, stderr otherwise);
-    // anything else is a broken fixture, not a refused login.
-    assert!(
-        output(&run).contains("pamtester: ") && !run.died_before_pam(),
-        "namespace setup or pam_wrapper failed: {run:?}"
-    );
-    (run, sink.lines())
-}
 
 /// Nothing secret in any line: not the typed input, not the key in any form.
 fn assert_no_secrets(lines: &[String], typed: &[&str]) {
