@@ -43,6 +43,12 @@ impl LogSink {
     }
 }
 
+impl Default for LogSink {
+    fn default() -> LogSink {
+        LogSink::new()
+    }
+}
+
 impl Drop for LogSink {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
