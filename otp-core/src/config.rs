@@ -81,8 +81,30 @@ pub struct Config {
     /// Root's directory for the module's own state.
     pub state_dir: String,
     pub rules: Vec<Rule>,
+    /// `[postgresql]`: how to reach the fleet's database.
+    pub postgresql: Postgresql,
     /// Module arguments not understood, kept for the log.
     pub unknown_args: Vec<String>,
+}
+
+/// `[postgresql]`: libpq connection strings. Credentials do not belong
+/// here (the config is readable by everyone): a service file, a password
+/// file or a client certificate that only root can read does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Postgresql {
+    /// The host role's connection (the module; `otp-enroll db status`).
+    pub conninfo: String,
+    /// The admin role's connection (`otp-enroll` run as root).
+    pub admin_conninfo: String,
+}
+
+impl Default for Postgresql {
+    fn default() -> Postgresql {
+        Postgresql {
+            conninfo: "service=pam_otp".into(),
+            admin_conninfo: "service=pam_otp_admin".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -104,6 +126,7 @@ impl Default for Config {
             rate_limit: RateLimit::default(),
             state_dir: DEFAULT_STATE_DIR.into(),
             rules: Vec::new(),
+            postgresql: Postgresql::default(),
             unknown_args: Vec::new(),
         }
     }
@@ -137,6 +160,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A connection string is usable here: text, and no secret in it (the
+/// config is world-readable; libpq's password and service files are not).
+fn check_conninfo(conninfo: &str) -> Result<(), &'static str> {
+    if conninfo.trim().is_empty() || has_control(conninfo, None) {
+        return Err("must be a non-empty libpq connection string without control characters");
+    }
+    let lower = conninfo.to_ascii_lowercase();
+    let uri_password = ["postgresql://", "postgres://"]
+        .iter()
+        .filter_map(|scheme| lower.strip_prefix(scheme))
+        .any(|rest| {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            authority
+                .rsplit_once('@')
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        });
+    if lower.contains("password") || uri_password {
+        return Err("must not hold a password (the config is readable by everyone): use a password file (passfile, ~/.pgpass) or a client certificate that only root can read");
+    }
+    Ok(())
+}
+
 fn bad(key: impl Into<String>, why: impl Into<String>) -> ConfigError {
     ConfigError::Value {
         key: key.into(),
@@ -161,6 +206,14 @@ struct RawConfig<'a> {
     state_dir: Option<String>,
     #[serde(default, borrow)]
     rule: Vec<RawRule<'a>>,
+    postgresql: Option<RawPostgresql>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgresql {
+    conninfo: Option<String>,
+    admin_conninfo: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +274,12 @@ impl Config {
                 interval: rl.interval.unwrap_or(cfg.rate_limit.interval),
             };
         }
+        if let Some(pg) = raw.postgresql {
+            cfg.postgresql = Postgresql {
+                conninfo: pg.conninfo.unwrap_or(cfg.postgresql.conninfo),
+                admin_conninfo: pg.admin_conninfo.unwrap_or(cfg.postgresql.admin_conninfo),
+            };
+        }
         cfg.rules = raw
             .rule
             .into_iter()
@@ -278,11 +337,11 @@ impl Config {
                 "must be an absolute path without control characters",
             ));
         }
-        if self.store == StoreKind::Postgresql {
-            return Err(bad(
-                "store",
-                "\"postgresql\" is not available in this version (use \"home\" or \"system\")",
-            ));
+        for (key, conninfo) in [
+            ("postgresql.conninfo", &self.postgresql.conninfo),
+            ("postgresql.admin_conninfo", &self.postgresql.admin_conninfo),
+        ] {
+            check_conninfo(conninfo).map_err(|why| bad(key, why))?;
         }
         if self.grace_period > MAX_GRACE_PERIOD {
             return Err(bad(

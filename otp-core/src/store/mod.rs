@@ -12,25 +12,28 @@
 //! - `system`: `<state_dir>/users/<user>.toml`, root's ([`FileStore`] as
 //!   root): out of the user's reach.
 //!
-//! The seam is cut where a database fits too (the `postgresql` store of a
-//! later version): a host asks it to verify a code ([`Store::verify`]) or
-//! to create a user's first token ([`Store::create`]); it never needs to
-//! hand a seed back. Only the admin's operations ([`Store::open`], used by
-//! `otp-enroll`) see a whole record.
+//! - `postgresql`: one database for a fleet ([`PgStore`]): a host asks it
+//!   to verify a code ([`Store::verify`]) or to create a user's first
+//!   token ([`Store::create`]); it never gets a seed back. Only the
+//!   admin's operations ([`Store::open`], used by `otp-enroll` with the
+//!   admin role) see a whole record.
 
 mod file;
 mod pending;
+pub mod postgresql;
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::account::Account;
 use crate::config::{Config, StoreKind};
+use crate::pq::PqError;
 use crate::safe_fs::FsError;
 use crate::secret_file::{SecretFile, SecretFileError};
 use crate::verify::{Policy, Verdict};
 
 pub use file::FileStore;
+pub use postgresql::PgStore;
 
 /// The directory of `state_dir` that holds the `system` store's files.
 pub const USERS_DIR: &str = "users";
@@ -81,6 +84,9 @@ pub enum StoreError {
     NotCreated(FsError),
     /// The "enroll at next login" mark cannot be read or written.
     Pending(FsError),
+    /// The fleet database cannot be reached, or refused: the login is
+    /// refused (`PAM_AUTHINFO_UNAVAIL`), whatever the code was.
+    Database(PqError),
 }
 
 impl fmt::Display for StoreError {
@@ -102,6 +108,7 @@ impl fmt::Display for StoreError {
             StoreError::Exists => write!(f, "already exists"),
             StoreError::NotCreated(err) => write!(f, "cannot create it: {err}"),
             StoreError::Pending(err) => write!(f, "enrollment mark: {err}"),
+            StoreError::Database(err) => write!(f, "{err}"),
         }
     }
 }
@@ -158,8 +165,9 @@ pub trait Store {
     fn set_pending(&self, pending: bool) -> Result<(), StoreError>;
 }
 
-/// The store `cfg` names, for `account`. `secret` overrides the config's
-/// template (`otp-enroll --secret-file`; only for `home`).
+/// The store `cfg` names, for `account`, as the module sees it (the
+/// database's host role). `secret` overrides the config's template
+/// (`otp-enroll --secret-file`; only for `home`).
 pub fn for_user(
     cfg: &Config,
     account: &Account,
@@ -167,7 +175,10 @@ pub fn for_user(
 ) -> Result<Box<dyn Store>, StoreError> {
     match cfg.store {
         StoreKind::Home | StoreKind::System => Ok(Box::new(FileStore::new(cfg, account, secret))),
-        // Refused when the config is loaded; never reached.
-        StoreKind::Postgresql => Err(StoreError::Unreadable(FsError::NotFound)),
+        StoreKind::Postgresql => Ok(Box::new(PgStore::new(
+            &cfg.postgresql.conninfo,
+            postgresql::Role::Host,
+            &account.name,
+        ))),
     }
 }

@@ -1,0 +1,654 @@
+-- pam_otp: the fleet database (store = "postgresql"), schema version 1.
+--
+-- Sent whole by `otp-enroll db init` (one transaction: it applies
+-- entirely or not at all) with the database owner's connection. Running it
+-- again changes nothing: tables and the settings row are created only when
+-- missing, functions are replaced by the same text, roles are made once.
+--
+-- Seeds never leave this database. Hosts connect as login roles that are
+-- members of pam_otp_host, which has no privilege on any table: it may only
+-- call the functions below, which run as their owner (SECURITY DEFINER)
+-- with a fixed search_path, so a caller cannot shadow anything they use.
+-- A host can ask whether a code is right (the check, and the record of its
+-- use, happen here, in one transaction under the user's row lock: a code is
+-- accepted once across every host, and failures from all hosts count
+-- towards one rate limit), and create a first token for a user who has
+-- none or is pending re-enrollment. pam_otp_admin (otp-enroll as root) may
+-- also read and replace whole records and the token inventory.
+--
+-- The database's clock decides, not the host's: every host then agrees on
+-- the TOTP step, the lock and the grace period. Each public function reads
+-- it and calls an *_at variant with the time as a parameter; the *_at
+-- variants are granted to nobody (tests call them as the owner with a
+-- fixed time).
+--
+-- The semantics are those of otp-core/src/verify.rs, rate_limit.rs and
+-- grace.rs, line for line; tests/tests/pg_schema.rs runs the same
+-- sequences through both and compares.
+
+BEGIN;
+
+-- A dedicated schema holds everything, pgcrypto (hmac) included: the
+-- functions' search_path then names nothing anyone else can write to.
+CREATE SCHEMA IF NOT EXISTS pam_otp;
+
+DO $$
+DECLARE
+    where_it_is text;
+BEGIN
+    SELECT n.nspname INTO where_it_is
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'pgcrypto';
+    IF where_it_is IS NULL THEN
+        CREATE EXTENSION pgcrypto WITH SCHEMA pam_otp;
+    ELSIF where_it_is <> 'pam_otp' THEN
+        RAISE EXCEPTION 'pgcrypto is installed in schema %, pam_otp needs it in schema pam_otp: use a database of its own for pam_otp', where_it_is;
+    END IF;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pam_otp_host') THEN
+        CREATE ROLE pam_otp_host NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pam_otp_admin') THEN
+        CREATE ROLE pam_otp_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TABLE IF NOT EXISTS pam_otp.meta (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    version integer NOT NULL
+);
+
+-- The ceilings of the policy hosts ask for: a compromised host can only
+-- tighten them, never widen the window a guesser gets.
+CREATE TABLE IF NOT EXISTS pam_otp.settings (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    totp_skew integer NOT NULL DEFAULT 1 CHECK (totp_skew BETWEEN 0 AND 10),
+    hotp_window integer NOT NULL DEFAULT 10 CHECK (hotp_window BETWEEN 0 AND 1000),
+    max_failures integer NOT NULL DEFAULT 3 CHECK (max_failures BETWEEN 1 AND 1000),
+    lock_interval bigint NOT NULL DEFAULT 30 CHECK (lock_interval BETWEEN 1 AND 86400)
+);
+INSERT INTO pam_otp.settings (one) VALUES (true) ON CONFLICT (one) DO NOTHING;
+
+-- One row per user with tokens, or pending re-enrollment (otp-enroll reset).
+CREATE TABLE IF NOT EXISTS pam_otp.users (
+    name text PRIMARY KEY,
+    pending boolean NOT NULL DEFAULT false,
+    scratch_codes text[] NOT NULL DEFAULT '{}',
+    failures integer NOT NULL DEFAULT 0,
+    last_failure bigint NOT NULL DEFAULT 0,
+    -- [{"from": "10.0.0.1", "at": 1700000000}, ...], newest first, at most 16.
+    grace jsonb NOT NULL DEFAULT '[]'
+);
+
+CREATE TABLE IF NOT EXISTS pam_otp.tokens (
+    username text NOT NULL REFERENCES pam_otp.users (name) ON DELETE CASCADE,
+    position integer NOT NULL,
+    id text NOT NULL CHECK (id ~ '^[A-Za-z0-9._-]{1,32}$'),
+    type text NOT NULL CHECK (type IN ('totp', 'hotp')),
+    secret bytea NOT NULL CHECK (length(secret) BETWEEN 1 AND 128),
+    algorithm text NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+    digits integer NOT NULL CHECK (digits BETWEEN 6 AND 8),
+    period bigint NOT NULL CHECK (period > 0),
+    counter bigint NOT NULL DEFAULT 0 CHECK (counter BETWEEN 0 AND 9007199254740992),
+    serial text,
+    created bigint,
+    last_step bigint,
+    drift bigint NOT NULL DEFAULT 0,
+    drift_moved bigint NOT NULL DEFAULT 0,
+    last_used bigint,
+    PRIMARY KEY (username, id),
+    UNIQUE (username, position)
+);
+
+-- The vendor token inventory (otp-enroll inventory): its text, as
+-- otp-enroll writes <state_dir>/inventory/tokens.toml for the file stores.
+CREATE TABLE IF NOT EXISTS pam_otp.inventory (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    doc text NOT NULL
+);
+
+INSERT INTO pam_otp.meta (one, version) VALUES (true, 1)
+    ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version;
+
+-- ---- codes ---------------------------------------------------------------
+
+-- HOTP (RFC 4226): HMAC of the 8-byte big-endian counter, dynamic
+-- truncation, the low `digits` decimal digits. TOTP is HOTP of the step.
+CREATE OR REPLACE FUNCTION pam_otp.otp_code(p_key bytea, p_counter bigint, p_digits integer, p_algorithm text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    mac bytea := pam_otp.hmac(int8send(p_counter), p_key, lower(p_algorithm));
+    off integer;
+    bin bigint;
+BEGIN
+    off := get_byte(mac, length(mac) - 1) & 15;
+    bin := ((get_byte(mac, off) & 127)::bigint << 24)
+         | (get_byte(mac, off + 1)::bigint << 16)
+         | (get_byte(mac, off + 2)::bigint << 8)
+         | get_byte(mac, off + 3)::bigint;
+    RETURN lpad((bin % (10::bigint ^ p_digits)::bigint)::text, p_digits, '0');
+END
+$$;
+
+-- What a person typed, cleaned up as otp::normalize_code does: spaces and
+-- dashes ignored, 1 to 10 ASCII digits, else NULL.
+CREATE OR REPLACE FUNCTION pam_otp.normalize_code(p_typed text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT CASE WHEN c ~ '^[0-9]{1,10}$' THEN c END
+      FROM (SELECT replace(replace(btrim(coalesce(p_typed, ''), E' \t\r\n\f\v'), ' ', ''), '-', '') AS c) t
+$$;
+
+-- How long `failures` (at or past max) lock for: interval * 4^(failures -
+-- max), at most a day (rate_limit::lock).
+CREATE OR REPLACE FUNCTION pam_otp.lock_for(p_failures integer, p_max integer, p_interval bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT least(p_interval::numeric * power(4::numeric, least(greatest(p_failures - p_max, 0), 16)), 86400)::bigint
+$$;
+
+-- ---- what a host calls ---------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pam_otp.login_info_at(p_user text, p_now bigint)
+RETURNS TABLE (presence text, digits integer, grace jsonb, now bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    u pam_otp.users%ROWTYPE;
+    first_digits integer;
+BEGIN
+    SELECT * INTO u FROM pam_otp.users WHERE name = p_user;
+    SELECT t.digits INTO first_digits FROM pam_otp.tokens t
+     WHERE t.username = p_user ORDER BY t.position LIMIT 1;
+    presence := CASE WHEN first_digits IS NOT NULL THEN 'tokens'
+                     WHEN coalesce(u.pending, false) THEN 'pending'
+                     ELSE 'nothing' END;
+    digits := first_digits;
+    grace := coalesce(u.grace, '[]'::jsonb);
+    now := p_now;
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.login_info(p_user text)
+RETURNS TABLE (presence text, digits integer, grace jsonb, now bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT * FROM pam_otp.login_info_at(p_user, extract(epoch FROM clock_timestamp())::bigint)
+$$;
+
+-- Checks `p_code` for `p_user` at `p_now` and records what it did: the
+-- token's state, the rate limit, the grace address. One row: verdict
+-- ('totp', 'hotp', 'scratch', 'malformed', 'wrong', 'replay', 'exhausted',
+-- 'locked', 'nothing'), the token that accepted, and the step, counter,
+-- codes left or seconds locked.
+CREATE OR REPLACE FUNCTION pam_otp.verify_at(
+    p_user text, p_code text, p_rhost text, p_grace_period bigint,
+    p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
+    p_now bigint)
+RETURNS TABLE (verdict text, token text, detail bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    s pam_otp.settings%ROWTYPE;
+    u pam_otp.users%ROWTYPE;
+    t pam_otp.tokens%ROWTYPE;
+    skew integer;
+    win integer;
+    maxf integer;
+    ival bigint;
+    code text;
+    until bigint;
+    replay boolean := false;
+    exhausted boolean := false;
+    fits boolean := false;
+    now_step bigint;
+    drift bigint;
+    center bigint;
+    found_step bigint;
+    cand bigint;
+    d integer;
+    last_c bigint;
+    c bigint;
+    offs bigint;
+    moved bigint;
+    idx integer;
+    lock_len bigint;
+    max_counter constant bigint := 9007199254740992;
+BEGIN
+    SELECT * INTO s FROM pam_otp.settings WHERE one;
+    skew := least(greatest(coalesce(p_totp_skew, 0), 0), s.totp_skew);
+    win := least(greatest(coalesce(p_hotp_window, 0), 0), s.hotp_window);
+    -- 0 (off) on a host is not "off" for the fleet: the database's own.
+    maxf := CASE WHEN coalesce(p_max_failures, 0) <= 0 THEN s.max_failures
+                 ELSE least(p_max_failures, s.max_failures) END;
+    ival := greatest(coalesce(p_interval, 0), s.lock_interval);
+
+    -- The lock that makes a code accepted once across all hosts.
+    SELECT * INTO u FROM pam_otp.users WHERE name = p_user FOR UPDATE;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pam_otp.tokens x WHERE x.username = p_user) THEN
+        verdict := 'nothing';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- Rate limit first: a locked user's code is not even looked at.
+    IF u.failures >= maxf THEN
+        until := u.last_failure + pam_otp.lock_for(u.failures, maxf, ival);
+        IF p_now < until THEN
+            verdict := 'locked';
+            detail := until - p_now;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+
+    code := pam_otp.normalize_code(p_code);
+    IF code IS NOT NULL THEN
+        -- In the record's order, stopping at the first token that accepts.
+        FOR t IN SELECT * FROM pam_otp.tokens x
+                  WHERE x.username = p_user AND x.digits = length(code)
+                  ORDER BY x.position
+        LOOP
+            fits := true;
+            IF t.type = 'totp' THEN
+                now_step := p_now / t.period;
+                drift := least(greatest(t.drift, -10), 10);
+                center := greatest(now_step + drift, 0);
+                found_step := NULL;
+                -- Nearest first: center, center-1, center+1, ...
+                IF pam_otp.otp_code(t.secret, center, t.digits, t.algorithm) = code THEN
+                    found_step := center;
+                ELSE
+                    FOR d IN 1..skew LOOP
+                        cand := center - d;
+                        IF cand >= 0 AND pam_otp.otp_code(t.secret, cand, t.digits, t.algorithm) = code THEN
+                            found_step := cand;
+                            EXIT;
+                        END IF;
+                        cand := center + d;
+                        IF pam_otp.otp_code(t.secret, cand, t.digits, t.algorithm) = code THEN
+                            found_step := cand;
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                END IF;
+                CONTINUE WHEN found_step IS NULL;
+                IF t.last_step IS NOT NULL AND found_step <= t.last_step THEN
+                    replay := true;
+                    CONTINUE;
+                END IF;
+                -- Follow a device whose clock is off: one step towards
+                -- where the code was found, at most once a day, within ±10.
+                offs := found_step - now_step;
+                moved := least(greatest(drift + sign(offs - drift)::bigint, -10), 10);
+                IF moved <> drift AND (t.drift_moved = 0 OR p_now >= t.drift_moved + 86400) THEN
+                    UPDATE pam_otp.tokens x SET last_step = found_step, drift = moved,
+                           drift_moved = p_now, last_used = p_now
+                     WHERE x.username = p_user AND x.id = t.id;
+                ELSE
+                    UPDATE pam_otp.tokens x SET last_step = found_step, drift = drift_of(t.drift),
+                           last_used = p_now
+                     WHERE x.username = p_user AND x.id = t.id;
+                END IF;
+                UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                verdict := 'totp';
+                token := t.id;
+                detail := found_step;
+                RETURN NEXT;
+                RETURN;
+            ELSE
+                last_c := least(t.counter + win, max_counter - 1);
+                IF t.counter > last_c THEN
+                    exhausted := true;
+                    CONTINUE;
+                END IF;
+                found_step := NULL;
+                FOR c IN t.counter..last_c LOOP
+                    IF pam_otp.otp_code(t.secret, c, t.digits, t.algorithm) = code THEN
+                        found_step := c;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                IF found_step IS NULL THEN
+                    IF t.counter >= max_counter THEN
+                        exhausted := true;
+                    END IF;
+                    CONTINUE;
+                END IF;
+                UPDATE pam_otp.tokens x SET counter = found_step + 1, last_used = p_now
+                 WHERE x.username = p_user AND x.id = t.id;
+                UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                verdict := 'hotp';
+                token := t.id;
+                detail := found_step;
+                RETURN NEXT;
+                RETURN;
+            END IF;
+        END LOOP;
+
+        -- Emergency codes: 8 digits, each once.
+        IF length(code) = 8 THEN
+            idx := array_position(u.scratch_codes, code);
+            IF idx IS NOT NULL THEN
+                UPDATE pam_otp.users x
+                   SET scratch_codes = u.scratch_codes[:idx - 1] || u.scratch_codes[idx + 1:],
+                       failures = 0, last_failure = 0
+                 WHERE x.name = p_user;
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                verdict := 'scratch';
+                detail := coalesce(array_length(u.scratch_codes, 1), 1) - 1;
+                RETURN NEXT;
+                RETURN;
+            END IF;
+        END IF;
+    END IF;
+
+    verdict := CASE WHEN replay THEN 'replay'
+                    WHEN exhausted THEN 'exhausted'
+                    WHEN code IS NOT NULL AND (fits OR length(code) = 8) THEN 'wrong'
+                    ELSE 'malformed' END;
+    -- One failure per refused code; forgotten after a day of quiet past
+    -- the last lock (rate_limit::record_failure).
+    lock_len := CASE WHEN u.failures >= maxf THEN pam_otp.lock_for(u.failures, maxf, ival) ELSE 0 END;
+    UPDATE pam_otp.users x
+       SET failures = CASE WHEN greatest(p_now - u.last_failure, 0) >= lock_len + 86400 THEN 1
+                           ELSE u.failures + 1 END,
+           last_failure = p_now
+     WHERE x.name = p_user;
+    RETURN NEXT;
+END
+$$;
+
+-- The drift a token is left with when it does not move: its clamped value
+-- (learn_drift stores the drift the window was centred on).
+CREATE OR REPLACE FUNCTION pam_otp.drift_of(p_drift bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$ SELECT least(greatest(p_drift, -10), 10) $$;
+
+-- grace::record: replaces the address's entry, drops expired ones, keeps
+-- the newest 16.
+CREATE OR REPLACE FUNCTION pam_otp.record_grace(p_user text, p_rhost text, p_period bigint, p_now bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    IF p_rhost IS NULL OR coalesce(p_period, 0) <= 0 THEN
+        RETURN;
+    END IF;
+    UPDATE pam_otp.users x SET grace = coalesce((
+        SELECT jsonb_agg(jsonb_build_object('from', e.f, 'at', e.a) ORDER BY e.a DESC, e.o)
+          FROM (
+            SELECT * FROM (
+                SELECT p_rhost AS f, p_now AS a, 0::bigint AS o
+                UNION ALL
+                SELECT g.value->>'from', (g.value->>'at')::bigint, g.ord
+                  FROM jsonb_array_elements(x.grace) WITH ORDINALITY AS g(value, ord)
+                 WHERE g.value->>'from' <> p_rhost
+                   AND (g.value->>'at')::bigint <= p_now
+                   AND p_now - (g.value->>'at')::bigint < p_period
+            ) all_entries
+            ORDER BY a DESC, o
+            LIMIT 16
+          ) e), '[]'::jsonb)
+     WHERE x.name = p_user;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.verify(
+    p_user text, p_code text, p_rhost text, p_grace_period bigint,
+    p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint)
+RETURNS TABLE (verdict text, token text, detail bigint)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT * FROM pam_otp.verify_at(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
+        p_hotp_window, p_max_failures, p_interval, extract(epoch FROM clock_timestamp())::bigint)
+$$;
+
+-- ---- records as JSON (enroll, admin_read, admin_write) -------------------
+
+-- Replaces the user's tokens and state with `p_record` (the row is locked
+-- by the caller). Checked as a secret file is: a bad record raises, and
+-- the transaction leaves everything as it was.
+CREATE OR REPLACE FUNCTION pam_otp.write_record(p_user text, p_record jsonb, p_pending boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    n integer := jsonb_array_length(coalesce(p_record->'tokens', '[]'::jsonb));
+BEGIN
+    IF n < 1 OR n > 16 THEN
+        RAISE EXCEPTION 'a record holds 1 to 16 tokens, not %', n USING ERRCODE = '22023';
+    END IF;
+    IF p_user IS NULL OR p_user = '' OR p_user ~ '[/[:cntrl:]]' OR p_user IN ('.', '..') THEN
+        RAISE EXCEPTION 'not a plausible user name' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO pam_otp.users AS x (name) VALUES (p_user) ON CONFLICT (name) DO NOTHING;
+    UPDATE pam_otp.users x SET
+        pending = p_pending,
+        scratch_codes = coalesce(ARRAY(SELECT jsonb_array_elements_text(coalesce(p_record->'scratch_codes', '[]'::jsonb))), '{}'),
+        failures = coalesce((p_record->>'failures')::integer, 0),
+        last_failure = coalesce((p_record->>'last_failure')::bigint, 0),
+        grace = coalesce(p_record->'grace', '[]'::jsonb)
+     WHERE x.name = p_user;
+    DELETE FROM pam_otp.tokens x WHERE x.username = p_user;
+    INSERT INTO pam_otp.tokens (username, position, id, type, secret, algorithm, digits, period,
+                                counter, serial, created, last_step, drift, drift_moved, last_used)
+    SELECT p_user, e.ord, e.v->>'id', e.v->>'type', decode(e.v->>'secret', 'hex'),
+           coalesce(e.v->>'algorithm', 'SHA1'), coalesce((e.v->>'digits')::integer, 6),
+           coalesce((e.v->>'period')::bigint, 30), coalesce((e.v->>'counter')::bigint, 0),
+           e.v->>'serial', (e.v->>'created')::bigint, (e.v->>'last_step')::bigint,
+           coalesce((e.v->>'drift')::bigint, 0), coalesce((e.v->>'drift_moved')::bigint, 0),
+           (e.v->>'last_used')::bigint
+      FROM jsonb_array_elements(p_record->'tokens') WITH ORDINALITY AS e(v, ord);
+    IF EXISTS (SELECT 1 FROM unnest((SELECT scratch_codes FROM pam_otp.users WHERE name = p_user)) c
+                WHERE c !~ '^[0-9]{8}$') THEN
+        RAISE EXCEPTION 'emergency codes are 8 digits' USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.read_record(p_user text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'version', 2,
+        'pending', u.pending,
+        'scratch_codes', to_jsonb(u.scratch_codes),
+        'failures', u.failures,
+        'last_failure', u.last_failure,
+        'grace', u.grace,
+        'tokens', (SELECT jsonb_agg(jsonb_build_object(
+                        'id', t.id, 'type', t.type, 'secret', encode(t.secret, 'hex'),
+                        'algorithm', t.algorithm, 'digits', t.digits, 'period', t.period,
+                        'counter', t.counter, 'serial', t.serial, 'created', t.created,
+                        'last_step', t.last_step, 'drift', t.drift,
+                        'drift_moved', t.drift_moved, 'last_used', t.last_used)
+                        ORDER BY t.position)
+                     FROM pam_otp.tokens t WHERE t.username = u.name))
+      FROM pam_otp.users u
+     WHERE u.name = p_user
+       AND EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+$$;
+
+-- A host's enrollment (missing = "enroll", or after otp-enroll reset): only
+-- for a user who has no token; never replaces one.
+CREATE OR REPLACE FUNCTION pam_otp.enroll(p_user text, p_record jsonb)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    INSERT INTO pam_otp.users (name) VALUES (p_user) ON CONFLICT (name) DO NOTHING;
+    PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user) THEN
+        RETURN 'exists';
+    END IF;
+    PERFORM pam_otp.write_record(p_user, p_record, false);
+    RETURN 'created';
+END
+$$;
+
+-- ---- what an admin calls (otp-enroll as root) ---------------------------
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_read(p_user text, p_lock boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    IF p_lock THEN
+        PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
+    END IF;
+    RETURN pam_otp.read_record(p_user);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_write(p_user text, p_record jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    INSERT INTO pam_otp.users (name) VALUES (p_user) ON CONFLICT (name) DO NOTHING;
+    PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
+    PERFORM pam_otp.write_record(p_user, p_record, coalesce((p_record->>'pending')::boolean, false));
+END
+$$;
+
+-- Removes the user's tokens, emergency codes and state. A pending
+-- re-enrollment stays (reset marks first, then removes).
+CREATE OR REPLACE FUNCTION pam_otp.admin_remove(p_user text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    had boolean;
+BEGIN
+    PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
+    had := EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user);
+    DELETE FROM pam_otp.tokens WHERE username = p_user;
+    DELETE FROM pam_otp.users WHERE name = p_user AND NOT pending;
+    UPDATE pam_otp.users SET scratch_codes = '{}', failures = 0, last_failure = 0, grace = '[]'
+     WHERE name = p_user;
+    RETURN had;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_pending(p_user text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT coalesce((SELECT pending FROM pam_otp.users WHERE name = p_user), false)
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_set_pending(p_user text, p_pending boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    IF p_pending THEN
+        INSERT INTO pam_otp.users (name, pending) VALUES (p_user, true)
+            ON CONFLICT (name) DO UPDATE SET pending = true;
+    ELSE
+        UPDATE pam_otp.users SET pending = false WHERE name = p_user;
+        DELETE FROM pam_otp.users u WHERE u.name = p_user
+           AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_users()
+RETURNS SETOF text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT name FROM pam_otp.users ORDER BY name
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_inventory_read(p_lock boolean)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    d text;
+BEGIN
+    IF p_lock THEN
+        -- The row to lock, made once: two admins never assign one token twice.
+        INSERT INTO pam_otp.inventory (one, doc) VALUES (true, 'version = 1' || chr(10))
+            ON CONFLICT (one) DO NOTHING;
+        SELECT doc INTO d FROM pam_otp.inventory WHERE one FOR UPDATE;
+    ELSE
+        SELECT doc INTO d FROM pam_otp.inventory WHERE one;
+    END IF;
+    RETURN d;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_inventory_write(p_doc text)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    INSERT INTO pam_otp.inventory (one, doc) VALUES (true, p_doc)
+        ON CONFLICT (one) DO UPDATE SET doc = EXCLUDED.doc
+$$;
+
+-- ---- privileges ----------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA pam_otp FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pam_otp FROM PUBLIC;
+REVOKE ALL ON SCHEMA pam_otp FROM PUBLIC;
+GRANT USAGE ON SCHEMA pam_otp TO pam_otp_host, pam_otp_admin;
+
+GRANT EXECUTE ON FUNCTION
+    pam_otp.login_info(text),
+    pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint),
+    pam_otp.enroll(text, jsonb),
+    pam_otp.otp_code(bytea, bigint, integer, text)
+    TO pam_otp_host, pam_otp_admin;
+
+GRANT EXECUTE ON FUNCTION
+    pam_otp.admin_read(text, boolean),
+    pam_otp.admin_write(text, jsonb),
+    pam_otp.admin_remove(text),
+    pam_otp.admin_pending(text),
+    pam_otp.admin_set_pending(text, boolean),
+    pam_otp.admin_users(),
+    pam_otp.admin_inventory_read(boolean),
+    pam_otp.admin_inventory_write(text)
+    TO pam_otp_admin;
+
+-- otp_code calls hmac as the caller (it is not SECURITY DEFINER: it needs
+-- no table), so the roles that may call it may call hmac too.
+GRANT EXECUTE ON FUNCTION pam_otp.hmac(bytea, bytea, text) TO pam_otp_host, pam_otp_admin;
+
+COMMIT;

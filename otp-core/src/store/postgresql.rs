@@ -1,0 +1,642 @@
+//! The `postgresql` store: one database for a fleet of hosts.
+//!
+//! A host never sees a seed. Its role (`pam_otp_host`) may only call the
+//! schema's functions (`otp-core/sql/schema.sql`): `login_info` (has the
+//! user tokens, how long are their codes, where were codes accepted
+//! recently), `verify` (checks a code inside the database and records
+//! its use, the rate limit and the grace address in the same transaction,
+//! under a row lock: a code is accepted once across all hosts) and
+//! `enroll` (a user's first token). A login costs two queries: one
+//! `login_info`, one `verify`.
+//!
+//! `otp-enroll`, run as root, connects with the admin role
+//! (`admin_conninfo`) and reads and writes whole records (`admin_read`
+//! under `FOR UPDATE`, `admin_write`) inside one transaction: an admin's
+//! change and a login's verify never interleave.
+//!
+//! The database's clock decides, not the host's: every host then agrees on
+//! the TOTP step, the lock and the grace period. `now` arguments are
+//! ignored here.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::grace;
+use crate::key;
+use crate::otp::Algorithm;
+use crate::pq::{Connection, PqError, Rows};
+use crate::secret_file::{Grace, OtpKind, SecretFile, State, Token, TokenState};
+use crate::verify::{Method, Policy, Refusal, Verdict};
+
+use super::{Held, Presence, Shape, Store, StoreError};
+
+/// The schema this version of pam_otp calls, created and upgraded by
+/// `otp-enroll db init`.
+pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+/// The version `pam_otp.meta` holds once [`SCHEMA_SQL`] ran.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Which role the connection is made as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `pam_otp_host`: the module.
+    Host,
+    /// `pam_otp_admin`: `otp-enroll` run as root.
+    Admin,
+}
+
+/// What `login_info` said, kept for the rest of the login: presence,
+/// shape and grace come from one query.
+#[derive(Clone, Debug)]
+struct LoginInfo {
+    presence: Presence,
+    digits: Option<u8>,
+    grace: Vec<Grace>,
+    now: u64,
+}
+
+/// One user's record in the fleet database.
+pub struct PgStore {
+    conninfo: String,
+    role: Role,
+    user: String,
+    conn: RefCell<Option<Connection>>,
+    info: RefCell<Option<LoginInfo>>,
+}
+
+impl PgStore {
+    pub fn new(conninfo: &str, role: Role, user: &str) -> PgStore {
+        PgStore {
+            conninfo: conninfo.to_string(),
+            role,
+            user: user.to_string(),
+            conn: RefCell::new(None),
+            info: RefCell::new(None),
+        }
+    }
+
+    /// Runs `sql` on the connection, made on first use. A failed query
+    /// drops the connection: the next one starts afresh (and a transaction
+    /// left open by an error is rolled back by the server).
+    fn query(&self, sql: &str, params: &[Option<&str>]) -> Result<Rows, StoreError> {
+        let mut slot = self.conn.borrow_mut();
+        let conn = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(Connection::connect(&self.conninfo).map_err(StoreError::Database)?),
+        };
+        match conn.query(sql, params) {
+            Ok(rows) => Ok(rows),
+            Err(err) => {
+                if !matches!(err, PqError::Server { .. }) {
+                    *slot = None;
+                }
+                Err(StoreError::Database(err))
+            }
+        }
+    }
+
+    fn login_info(&self) -> Result<LoginInfo, StoreError> {
+        if let Some(info) = self.info.borrow().as_ref() {
+            return Ok(info.clone());
+        }
+        let rows = self.query(
+            "SELECT presence, digits, grace, now FROM pam_otp.login_info($1)",
+            &[Some(&self.user)],
+        )?;
+        let info = parse_login_info(&rows)?;
+        *self.info.borrow_mut() = Some(info.clone());
+        Ok(info)
+    }
+
+    fn admin_only(&self, what: &str) -> Result<(), StoreError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Host => Err(StoreError::Database(PqError::Server {
+                sqlstate: "42501".into(),
+                message: format!("{what} needs the admin role (admin_conninfo)"),
+            })),
+        }
+    }
+
+    /// Reads the user's whole record (admin role), locking it for the
+    /// transaction the caller has begun when `lock`.
+    fn read_record(&self, lock: bool) -> Result<Option<SecretFile>, StoreError> {
+        let rows = self.query(
+            "SELECT pam_otp.admin_read($1, $2)",
+            &[Some(&self.user), Some(if lock { "true" } else { "false" })],
+        )?;
+        match rows.get(0, 0) {
+            None => Ok(None),
+            Some(json) => record_from_json(json).map(Some),
+        }
+    }
+
+    fn write_record(&self, file: &SecretFile) -> Result<(), StoreError> {
+        let json = record_to_json(file, false)?;
+        self.query(
+            "SELECT pam_otp.admin_write($1, $2::jsonb)",
+            &[Some(&self.user), Some(&json)],
+        )
+        .map(|_| ())
+    }
+
+    /// Replaces the user's record whether or not there is one (`otp-enroll
+    /// new --force`, `migrate`), as the admin.
+    pub fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
+        self.admin_only("replacing a record")?;
+        self.write_record(file)
+    }
+
+    /// The users that have a record or a pending enrollment (admin).
+    pub fn users(conninfo: &str) -> Result<Vec<String>, PqError> {
+        let mut conn = Connection::connect(conninfo)?;
+        let rows = conn.query("SELECT pam_otp.admin_users()", &[])?;
+        Ok(rows
+            .rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+}
+
+impl Store for PgStore {
+    fn location(&self) -> String {
+        format!("postgresql:{}", self.user)
+    }
+
+    fn presence(&self) -> Result<Presence, StoreError> {
+        self.login_info().map(|i| i.presence)
+    }
+
+    /// Emergency codes are not in the shape: they stay in the database. A
+    /// `split_pass` stack therefore splits by the first token's digits
+    /// only (an emergency code still works at a prompt of its own).
+    fn shape(&self) -> Result<Shape, StoreError> {
+        let info = self.login_info()?;
+        Ok(Shape {
+            digits: info.digits.unwrap_or(6),
+            scratch_codes: Vec::new(),
+        })
+    }
+
+    fn verify(
+        &self,
+        code: &str,
+        policy: &Policy,
+        _now: u64,
+        grace: Option<(IpAddr, u64)>,
+    ) -> Result<Verdict, StoreError> {
+        let rhost = grace.map(|(from, _)| from.to_string());
+        let period = grace.map_or(0, |(_, p)| p).to_string();
+        let skew = policy.totp_skew.to_string();
+        let window = policy.hotp_window.to_string();
+        let max = policy.rate_limit.max_failures.to_string();
+        let interval = policy.rate_limit.interval.to_string();
+        let rows = self.query(
+            "SELECT verdict, token, detail FROM pam_otp.verify($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                Some(&self.user),
+                Some(code),
+                rhost.as_deref(),
+                Some(&period),
+                Some(&skew),
+                Some(&window),
+                Some(&max),
+                Some(&interval),
+            ],
+        )?;
+        // The user's state changed; what was cached of it is stale.
+        *self.info.borrow_mut() = None;
+        parse_verdict(&rows)
+    }
+
+    fn grace(&self, from: IpAddr, period: u64, _now: u64) -> Result<Option<u64>, StoreError> {
+        let info = self.login_info()?;
+        let state = State {
+            grace: info.grace,
+            ..State::default()
+        };
+        Ok(grace::granted_at(&state, from, period, info.now))
+    }
+
+    fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
+        let json = record_to_json(file, false)?;
+        let rows = self.query(
+            "SELECT pam_otp.enroll($1, $2::jsonb)",
+            &[Some(&self.user), Some(&json)],
+        )?;
+        *self.info.borrow_mut() = None;
+        match rows.get(0, 0) {
+            Some("created") => Ok(()),
+            Some("exists") => Err(StoreError::Exists),
+            other => Err(unexpected("enroll", other)),
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Held + '_>, StoreError> {
+        self.admin_only("reading a record")?;
+        self.query("BEGIN", &[])?;
+        match self.read_record(true) {
+            Ok(Some(file)) => Ok(Box::new(PgHeld {
+                store: self,
+                file,
+                done: RefCell::new(false),
+            })),
+            Ok(None) => {
+                let _ = self.query("ROLLBACK", &[]);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => {
+                let _ = self.query("ROLLBACK", &[]);
+                Err(err)
+            }
+        }
+    }
+
+    fn pending(&self) -> Result<bool, StoreError> {
+        match self.role {
+            Role::Host => Ok(self.login_info()?.presence == Presence::Pending),
+            Role::Admin => {
+                let rows = self.query("SELECT pam_otp.admin_pending($1)", &[Some(&self.user)])?;
+                parse_bool(rows.get(0, 0))
+            }
+        }
+    }
+
+    fn set_pending(&self, pending: bool) -> Result<(), StoreError> {
+        self.admin_only("marking a user for enrollment")?;
+        self.query(
+            "SELECT pam_otp.admin_set_pending($1, $2)",
+            &[
+                Some(&self.user),
+                Some(if pending { "true" } else { "false" }),
+            ],
+        )
+        .map(|_| ())
+    }
+}
+
+/// A record read under `FOR UPDATE` inside a transaction: saved and
+/// committed, removed and committed, or rolled back when dropped.
+struct PgHeld<'s> {
+    store: &'s PgStore,
+    file: SecretFile,
+    done: RefCell<bool>,
+}
+
+impl PgHeld<'_> {
+    fn commit(&self) -> Result<(), StoreError> {
+        self.store.query("COMMIT", &[])?;
+        *self.done.borrow_mut() = true;
+        Ok(())
+    }
+}
+
+impl Held for PgHeld<'_> {
+    fn file(&self) -> &SecretFile {
+        &self.file
+    }
+
+    fn file_mut(&mut self) -> &mut SecretFile {
+        &mut self.file
+    }
+
+    fn save(&self) -> Result<(), StoreError> {
+        self.store.write_record(&self.file)?;
+        self.commit()
+    }
+
+    fn remove(self: Box<Self>) -> Result<(), StoreError> {
+        self.store
+            .query("SELECT pam_otp.admin_remove($1)", &[Some(&self.store.user)])?;
+        self.commit()
+    }
+}
+
+impl Drop for PgHeld<'_> {
+    fn drop(&mut self) {
+        if !*self.done.borrow() {
+            let _ = self.store.query("ROLLBACK", &[]);
+        }
+    }
+}
+
+fn unexpected(what: &str, got: Option<&str>) -> StoreError {
+    StoreError::Database(PqError::Broken(format!(
+        "{what}: unexpected answer {got:?} (is the schema the version this pam_otp expects? run otp-enroll db init)"
+    )))
+}
+
+fn parse_bool(v: Option<&str>) -> Result<bool, StoreError> {
+    match v {
+        Some("t") => Ok(true),
+        Some("f") => Ok(false),
+        other => Err(unexpected("a yes/no answer", other)),
+    }
+}
+
+fn parse_login_info(rows: &Rows) -> Result<LoginInfo, StoreError> {
+    let presence = match rows.get(0, 0) {
+        Some("tokens") => Presence::Tokens,
+        Some("pending") => Presence::Pending,
+        Some("nothing") => Presence::Nothing,
+        other => return Err(unexpected("login_info", other)),
+    };
+    let digits = match rows.get(0, 1) {
+        None => None,
+        Some(d) => Some(
+            d.parse()
+                .map_err(|_| unexpected("login_info digits", Some(d)))?,
+        ),
+    };
+    let grace = match rows.get(0, 2) {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|_| unexpected("login_info grace", Some("(invalid JSON)")))?,
+    };
+    let now = rows
+        .get(0, 3)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| unexpected("login_info now", rows.get(0, 3)))?;
+    Ok(LoginInfo {
+        presence,
+        digits,
+        grace,
+        now,
+    })
+}
+
+fn parse_verdict(rows: &Rows) -> Result<Verdict, StoreError> {
+    let token = || rows.get(0, 1).unwrap_or("").to_string();
+    let detail = || -> Result<u64, StoreError> {
+        rows.get(0, 2)
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| unexpected("verify detail", rows.get(0, 2)))
+    };
+    Ok(match rows.get(0, 0) {
+        Some("totp") => Verdict::Accepted(Method::Totp {
+            token: token(),
+            step: detail()?,
+        }),
+        Some("hotp") => Verdict::Accepted(Method::Hotp {
+            token: token(),
+            counter: detail()?,
+        }),
+        Some("scratch") => Verdict::Accepted(Method::Scratch {
+            left: usize::try_from(detail()?).unwrap_or(usize::MAX),
+        }),
+        Some("malformed") => Verdict::Refused(Refusal::Malformed),
+        Some("wrong") => Verdict::Refused(Refusal::Wrong),
+        Some("replay") => Verdict::Refused(Refusal::Replay),
+        Some("exhausted") => Verdict::Refused(Refusal::CounterExhausted),
+        Some("locked") => Verdict::Locked {
+            retry_in: detail()?,
+        },
+        // Removed or reset since login_info said it had tokens.
+        Some("nothing") => return Err(StoreError::NotFound),
+        other => return Err(unexpected("verify", other)),
+    })
+}
+
+/// A user's record as the schema's functions take and give it.
+#[derive(Serialize, Deserialize)]
+struct RecordJson {
+    #[serde(default)]
+    pending: bool,
+    #[serde(default)]
+    scratch_codes: Vec<String>,
+    #[serde(default)]
+    failures: u32,
+    #[serde(default)]
+    last_failure: u64,
+    #[serde(default)]
+    grace: Vec<Grace>,
+    tokens: Vec<TokenJson>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenJson {
+    id: String,
+    #[serde(rename = "type")]
+    kind: OtpKind,
+    /// The key's bytes in hex.
+    secret: String,
+    algorithm: Algorithm,
+    digits: u8,
+    period: u64,
+    counter: u64,
+    serial: Option<String>,
+    created: Option<u64>,
+    last_step: Option<u64>,
+    drift: i64,
+    drift_moved: u64,
+    last_used: Option<u64>,
+}
+
+fn record_to_json(file: &SecretFile, pending: bool) -> Result<String, StoreError> {
+    let record = RecordJson {
+        pending,
+        scratch_codes: file.scratch_codes.clone(),
+        failures: file.state.failures,
+        last_failure: file.state.last_failure,
+        grace: file.state.grace.clone(),
+        tokens: file
+            .tokens
+            .iter()
+            .map(|t| TokenJson {
+                id: t.id.clone(),
+                kind: t.kind,
+                secret: key::encode_hex(&t.key),
+                algorithm: t.algorithm,
+                digits: t.digits,
+                period: t.period,
+                counter: t.counter,
+                serial: t.serial.clone(),
+                created: t.created,
+                last_step: t.state.last_step,
+                drift: t.state.drift,
+                drift_moved: t.state.drift_moved,
+                last_used: t.state.last_used,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&record).map_err(|e| {
+        StoreError::Database(PqError::Broken(format!("cannot encode the record: {e}")))
+    })
+}
+
+/// A record from the database, checked as a secret file would be: the
+/// database is trusted like root's files, but a bad row must not become a
+/// token that accepts anything.
+fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
+    let bad = |why: String| unexpected("admin_read", Some(&why));
+    let record: RecordJson = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let tokens = record
+        .tokens
+        .into_iter()
+        .map(|t| {
+            Ok(Token {
+                key: key::decode_hex(&t.secret)
+                    .ok_or_else(|| bad(format!("token {}: secret is not hex", t.id)))?,
+                id: t.id,
+                kind: t.kind,
+                algorithm: t.algorithm,
+                digits: t.digits,
+                period: t.period,
+                counter: t.counter,
+                serial: t.serial,
+                created: t.created,
+                state: TokenState {
+                    last_step: t.last_step,
+                    drift: t.drift,
+                    drift_moved: t.drift_moved,
+                    last_used: t.last_used,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let file = SecretFile {
+        version: 2,
+        tokens,
+        scratch_codes: record.scratch_codes,
+        state: State {
+            failures: record.failures,
+            last_failure: record.last_failure,
+            grace: record.grace,
+        },
+    };
+    file.check().map_err(StoreError::Malformed)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(cells: &[Option<&str>]) -> Rows {
+        Rows {
+            rows: vec![cells.iter().map(|c| c.map(str::to_string)).collect()],
+        }
+    }
+
+    #[test]
+    fn every_verdict_of_the_schema_maps_to_the_rust_one() {
+        let cases = [
+            (
+                rows(&[Some("totp"), Some("phone"), Some("57")]),
+                Verdict::Accepted(Method::Totp {
+                    token: "phone".into(),
+                    step: 57,
+                }),
+            ),
+            (
+                rows(&[Some("hotp"), Some("key"), Some("12")]),
+                Verdict::Accepted(Method::Hotp {
+                    token: "key".into(),
+                    counter: 12,
+                }),
+            ),
+            (
+                rows(&[Some("scratch"), None, Some("4")]),
+                Verdict::Accepted(Method::Scratch { left: 4 }),
+            ),
+            (
+                rows(&[Some("malformed"), None, None]),
+                Verdict::Refused(Refusal::Malformed),
+            ),
+            (
+                rows(&[Some("wrong"), None, None]),
+                Verdict::Refused(Refusal::Wrong),
+            ),
+            (
+                rows(&[Some("replay"), None, None]),
+                Verdict::Refused(Refusal::Replay),
+            ),
+            (
+                rows(&[Some("exhausted"), None, None]),
+                Verdict::Refused(Refusal::CounterExhausted),
+            ),
+            (
+                rows(&[Some("locked"), None, Some("90")]),
+                Verdict::Locked { retry_in: 90 },
+            ),
+        ];
+        for (r, want) in cases {
+            assert_eq!(parse_verdict(&r).ok(), Some(want));
+        }
+        assert!(matches!(
+            parse_verdict(&rows(&[Some("nothing"), None, None])),
+            Err(StoreError::NotFound)
+        ));
+        // Anything else is an error, never an acceptance.
+        for odd in [Some("TOTP"), Some(""), None, Some("accepted")] {
+            assert!(matches!(
+                parse_verdict(&rows(&[odd, Some("phone"), Some("1")])),
+                Err(StoreError::Database(_))
+            ));
+        }
+        assert!(parse_verdict(&rows(&[Some("totp"), Some("phone"), Some("x")])).is_err());
+    }
+
+    #[test]
+    fn login_info_is_read_with_its_grace_entries() {
+        let info = parse_login_info(&rows(&[
+            Some("tokens"),
+            Some("8"),
+            Some(r#"[{"from": "10.0.0.1", "at": 100}]"#),
+            Some("150"),
+        ]))
+        .ok();
+        let info = info.map(|i| (i.presence, i.digits, i.grace, i.now));
+        assert_eq!(
+            info,
+            Some((
+                Presence::Tokens,
+                Some(8),
+                vec![Grace {
+                    from: "10.0.0.1".into(),
+                    at: 100
+                }],
+                150
+            ))
+        );
+        assert!(parse_login_info(&rows(&[Some("yes"), None, None, Some("1")])).is_err());
+    }
+
+    #[test]
+    fn a_record_survives_the_trip_through_json() {
+        let mut token = Token::new("phone", OtpKind::Totp, b"12345678901234567890".to_vec());
+        token.state.last_step = Some(9);
+        token.state.drift = -2;
+        token.created = Some(1);
+        let mut hotp = Token::new("OATH1", OtpKind::Hotp, vec![0xff; 20]);
+        hotp.counter = 7;
+        hotp.serial = Some("OATH1".into());
+        hotp.algorithm = Algorithm::SHA512;
+        hotp.digits = 8;
+        let mut file = SecretFile::with_token(token);
+        file.tokens.push(hotp);
+        file.upgrade();
+        file.scratch_codes = vec!["31415926".into()];
+        file.state.failures = 2;
+        file.state.last_failure = 77;
+        let json = record_to_json(&file, false).ok();
+        let back = json.as_deref().map(record_from_json).and_then(Result::ok);
+        assert_eq!(back, Some(file));
+    }
+
+    #[test]
+    fn a_bad_record_from_the_database_is_refused() {
+        let t = r#"{"tokens": [{"id": "p", "type": "totp", "secret": "zz", "algorithm": "SHA1",
+            "digits": 6, "period": 30, "counter": 0, "serial": null, "created": null,
+            "last_step": null, "drift": 0, "drift_moved": 0, "last_used": null}]}"#;
+        assert!(record_from_json(t).is_err());
+        let digits = t
+            .replace("\"zz\"", "\"3132\"")
+            .replace("\"digits\": 6", "\"digits\": 12");
+        assert!(record_from_json(&digits).is_err());
+        assert!(record_from_json("{}").is_err());
+    }
+}
