@@ -29,8 +29,11 @@ Commands:
                  convert a ~/.google_authenticator file
   reset          (root, with --user) remove all of the user's tokens and
                  emergency codes; they set up a new token at the next login
-  migrate --to system (--user NAME | --all)
-                 (root) copy users' home files into the system store
+  migrate --to system|postgresql (--user NAME | --all)
+                 (root) copy users' home files into the system store or the
+                 fleet database
+  db init [--conninfo C]
+                 (root) create or upgrade the fleet database's schema and roles
   inventory import|list|remove
                  (root) vendor token files: the tokens waiting to be assigned
 
@@ -186,18 +189,20 @@ Asks first when standard input is a terminal, unless --yes (-y).
 ";
 
 pub const MIGRATE_HELP: &str = "\
-Usage: otp-enroll migrate --to system (--user NAME | --all)
+Usage: otp-enroll migrate --to system|postgresql (--user NAME | --all)
 
 Root only. Copies each user's home file (the config's `secret` template,
 read as the user with the usual checks) into the system store,
-<state_dir>/users/NAME.toml (root 0600), and checks that the copy reads
-back the same. A user who already has a record there keeps it as it is.
-The home files are left in place; once the config says store = \"system\"
-they are no longer read. Marks of `reset` stay as they are. Copy and switch
-the config soon after one another: logins in between change the home file
-only (a HOTP counter, used codes), not the copy.
+<state_dir>/users/NAME.toml (root 0600), or into the fleet database (the
+config's admin_conninfo), and checks that the copy reads back the same. A
+user who already has a record there keeps it as it is. The home files are
+left in place; once the config names the new store they are no longer
+read. Marks of `reset` stay as they are (into the database, they are
+copied: hosts look nowhere else). Copy and switch the config soon after
+one another: logins in between change the home file only (a HOTP counter,
+used codes), not the copy.
 
-  --to system   the store to copy into (postgresql: not in this version)
+  --to STORE    system or postgresql
   --user NAME   one user
   --all         every account the system enumerates (getent passwd)
 
@@ -295,6 +300,10 @@ pub enum Command {
         all: bool,
     },
     Inventory(InventoryCommand),
+    /// `db init`: create or upgrade the fleet database's schema.
+    DbInit {
+        conninfo: Option<String>,
+    },
     Help(&'static str),
     Version,
 }
@@ -381,6 +390,9 @@ pub fn parse(
                 if v == "inventory" {
                     return parse_inventory(p, g, help);
                 }
+                if v == "db" {
+                    return parse_db(p, g, help);
+                }
                 if v == "help" {
                     help = true;
                     cmd = Some("help");
@@ -393,6 +405,9 @@ pub fn parse(
                 let v = v.string()?;
                 if v == "inventory" {
                     return Ok((g, Command::Help(INVENTORY_HELP)));
+                }
+                if v == "db" {
+                    return Ok((g, Command::Help(DB_HELP)));
                 }
                 cmd = Some(command_name(&v)?);
                 positional.push(v);
@@ -547,6 +562,66 @@ pub fn parse(
         _ => Command::Help(USAGE),
     };
     Ok((g, command))
+}
+
+// ---- otp-enroll db (root only) ---------------------------------------
+
+pub const DB_HELP: &str = "\
+Usage: otp-enroll [--config PATH] db init [--conninfo CONNINFO]
+
+Root only. Creates the fleet database's schema (store = \"postgresql\"):
+the tables, the functions hosts and admins call, and the group roles
+pam_otp_host (what hosts connect as, or are members of: may only call
+functions, never read a seed or change a state row) and pam_otp_admin (what
+otp-enroll connects as, admin_conninfo). Run it with the database owner's
+connection (default: the config's admin_conninfo). Running it again
+changes nothing; a newer version of pam_otp upgrades the schema in place.
+Then give each host a login role in pam_otp_host (see the README, Fleet).
+
+  --conninfo C   a libpq connection string (\"host=db1 dbname=pam_otp
+                 user=postgres\", \"service=pam_otp_owner\")
+";
+
+fn parse_db(
+    mut p: lexopt::Parser,
+    mut g: Global,
+    mut help: bool,
+) -> Result<(Global, Command), Error> {
+    if g.user.is_some() || g.secret_file.is_some() {
+        return Err(Error::usage(
+            "db commands act on the whole database: --user and --secret-file have no meaning there",
+        ));
+    }
+    let mut sub: Option<String> = None;
+    let mut conninfo = None;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("config") => g.config = Some(text(&mut p)?),
+            Short('h') | Long("help") => help = true,
+            Long("conninfo") => conninfo = Some(text(&mut p)?),
+            Value(v) if sub.is_none() => sub = Some(v.string()?),
+            Value(v) => {
+                return Err(Error::usage(format!(
+                    "unexpected argument {:?}",
+                    v.string()?
+                )))
+            }
+            other => {
+                return Err(Error::usage(format!(
+                    "{} is not an option of 'db'",
+                    other.unexpected()
+                )))
+            }
+        }
+    }
+    if help {
+        return Ok((g, Command::Help(DB_HELP)));
+    }
+    match sub.as_deref() {
+        Some("init") => Ok((g, Command::DbInit { conninfo })),
+        Some(other) => Err(Error::usage(format!("unknown db command {other:?} (init)"))),
+        None => Err(Error::usage("db needs a command: otp-enroll db init")),
+    }
 }
 
 // ---- otp-enroll inventory (root only) --------------------------------

@@ -51,6 +51,8 @@ pub enum Error {
         user: String,
         reading: bool,
         at_login: bool,
+        /// `postgresql` rather than `system`.
+        fleet: bool,
     },
     /// A command only root may run (`reset`, `migrate`).
     RootOnly(&'static str),
@@ -168,7 +170,13 @@ impl fmt::Display for Error {
                 user,
                 reading,
                 at_login,
+                fleet,
             } => {
+                let kept = if *fleet {
+                    "in the fleet database (store = \"postgresql\")"
+                } else {
+                    "by the system (store = \"system\")"
+                };
                 let how = if *at_login {
                     format!("you are set up at your next login, or by an administrator (otp-enroll --user {user} new, or token for a hardware token)")
                 } else {
@@ -177,12 +185,12 @@ impl fmt::Display for Error {
                 if *reading {
                     write!(
                         f,
-                        "your tokens are kept by the system (store = \"system\"), where only root can read them: an administrator can show them (otp-enroll --user {user} status); if you have none, {how}"
+                        "your tokens are kept {kept}, where only root can read them: an administrator can show them (otp-enroll --user {user} status); if you have none, {how}"
                     )
                 } else {
                     write!(
                         f,
-                        "your tokens are kept by the system (store = \"system\"), out of your reach: {how}; nothing was changed"
+                        "your tokens are kept {kept}, out of your reach: {how}; nothing was changed"
                     )
                 }
             }

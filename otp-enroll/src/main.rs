@@ -77,7 +77,18 @@ fn run() -> Result<i32, Error> {
                 return Err(Error::failed(inventory::NOT_ROOT));
             }
             let config = target::config(g.config.as_deref())?;
-            commands::inventory::run(std::path::Path::new(&config.state_dir), c, now()?)?
+            commands::inventory::run(&config, c, now()?)?
+        }
+        Command::DbInit { conninfo } => {
+            if !inventory::is_root() {
+                return Err(Error::RootOnly("db init"));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::db::init(
+                conninfo
+                    .as_deref()
+                    .unwrap_or(&config.postgresql.admin_conninfo),
+            )?
         }
         Command::Migrate { to, all } => {
             if !inventory::is_root() {

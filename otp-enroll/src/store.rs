@@ -22,12 +22,20 @@ use std::path::Path;
 use otp_core::config::StoreKind;
 use otp_core::safe_fs::{self, FsError, FsIdentity};
 use otp_core::secret_file::SecretFile;
-use otp_core::store::{FileStore, Store, StoreError, PENDING_DIR, USERS_DIR};
+use otp_core::store::{FileStore, PgStore, Presence, Store, StoreError, PENDING_DIR, USERS_DIR};
 
 use crate::error::Error;
 use crate::inventory;
 use crate::output;
-use crate::target::Target;
+use crate::target::{Backend, Target};
+
+/// The file store of `t`, or what to do for the database instead.
+fn file_store(t: &Target) -> Result<&FileStore, &PgStore> {
+    match &t.store {
+        Backend::File(s) => Ok(s),
+        Backend::Db(db) => Err(db),
+    }
+}
 
 /// The error a store operation on `t`'s record becomes.
 pub fn error(t: &Target, err: StoreError) -> Error {
@@ -46,6 +54,11 @@ pub fn error(t: &Target, err: StoreError) -> Error {
         StoreError::Pending(e) => Error::failed(format!("{}: {e}", mark_path(t))),
         // Only logins verify codes; nothing here does.
         err @ StoreError::NotSaved { .. } => Error::failed(format!("{}: {err}", t.path_str())),
+        StoreError::Database(err) => Error::failed(format!(
+            "{}: {err} (admin_conninfo = {:?})",
+            t.path_str(),
+            t.config.postgresql.admin_conninfo
+        )),
     }
 }
 
@@ -62,7 +75,10 @@ pub fn mark_path(t: &Target) -> String {
 /// `Store::presence`, a directory that cannot be looked at is an error
 /// (the home is missing, say), never "enrolled".
 pub fn exists(t: &Target) -> Result<bool, Error> {
-    let s = &t.store;
+    let s = match file_store(t) {
+        Ok(s) => s,
+        Err(db) => return Ok(db.presence().map_err(|e| error(t, e))? == Presence::Tokens),
+    };
     if s.kind == StoreKind::System {
         // Root's directories not made yet: nobody has a record in them.
         match fs::symlink_metadata(s.base.join(USERS_DIR)) {
@@ -100,7 +116,10 @@ fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
 /// `Store::create` makes them), so that a problem with `state_dir` shows
 /// before a secret does.
 pub fn check_dirs(t: &Target) -> Result<(), Error> {
-    let s = &t.store;
+    let Ok(s) = file_store(t) else {
+        // No directories: the database is reached (or not) right here.
+        return exists(t).map(|_| ());
+    };
     if s.kind == StoreKind::System {
         for dir in [s.base.clone(), s.base.join(USERS_DIR)] {
             safe_fs::ensure_dir(&dir, s.owner).map_err(|e| t.file_error(e))?;
@@ -118,7 +137,12 @@ pub fn check_dirs(t: &Target) -> Result<(), Error> {
 /// `system` (root's directory, just checked by [`check_dirs`]) only the
 /// existing record is looked at.
 pub fn check_can_save(t: &Target, force: bool) -> Result<(), Error> {
-    let s = &t.store;
+    let Ok(s) = file_store(t) else {
+        if exists(t)? && !force {
+            return Err(Error::AlreadyEnrolled { path: t.path_str() });
+        }
+        return Ok(());
+    };
     let cannot = |reason: String| Error::CannotSave {
         path: t.path_str(),
         user: t.account.name.clone(),
@@ -181,7 +205,19 @@ pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error>
     let mut file = file.clone();
     file.upgrade();
     let text = encode(t, &file)?;
-    match t.store.create(&file) {
+    let s = match file_store(t) {
+        Ok(s) => s,
+        Err(db) => {
+            return match db.create(&file) {
+                Err(StoreError::Exists) if force => {
+                    db.replace(&file).map_err(|e| error(t, e))?;
+                    db.set_pending(false).map_err(|e| error(t, e))
+                }
+                other => other.map_err(|e| error(t, e)),
+            }
+        }
+    };
+    match s.create(&file) {
         Ok(()) => Ok(()),
         // Saved; only the mark could not be removed. A plain user cannot
         // remove root's mark (and while a record is there it is not
@@ -196,7 +232,6 @@ pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error>
             Ok(())
         }
         Err(StoreError::Exists) if force => {
-            let s = &t.store;
             let (locked, _) =
                 safe_fs::open_locked(&s.path, &s.base, s.owner).map_err(|e| t.file_error(e))?;
             locked
@@ -205,7 +240,7 @@ pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error>
             drop(locked);
             // As `create` does: the user has tokens again.
             if inventory::is_root() {
-                let _ = t.store.set_pending(false);
+                let _ = s.set_pending(false);
             }
             Ok(())
         }
@@ -236,7 +271,7 @@ pub fn edit<T>(
     t: &Target,
     change: impl FnOnce(&mut SecretFile) -> Result<(T, Edit), Error>,
 ) -> Result<T, Error> {
-    let mut held = t.store.open().map_err(|e| error(t, e))?;
+    let mut held = t.store.as_store().open().map_err(|e| error(t, e))?;
     let (out, what) = change(held.file_mut())?;
     match what {
         Edit::Keep => {}
@@ -264,14 +299,21 @@ pub fn update<T>(
 
 /// Reads the record (under its lock, so a half-done login is not seen).
 pub fn read(t: &Target) -> Result<SecretFile, Error> {
-    let held = t.store.open().map_err(|e| error(t, e))?;
+    let held = t.store.as_store().open().map_err(|e| error(t, e))?;
     Ok(held.file().clone())
 }
 
 /// Deletes the record (under its lock). Its contents are not parsed: a
 /// corrupt file can be removed too.
 pub fn remove(t: &Target) -> Result<(), Error> {
-    let s = &t.store;
+    let s = match file_store(t) {
+        Ok(s) => s,
+        // The database holds no record it could not read back.
+        Err(db) => {
+            let held = db.open().map_err(|e| error(t, e))?;
+            return held.remove().map_err(|e| error(t, e));
+        }
+    };
     let (locked, _) =
         safe_fs::open_locked(&s.path, &s.base, s.owner).map_err(|e| t.file_error(e))?;
     locked.remove().map_err(|e| t.file_error(e))
@@ -279,7 +321,11 @@ pub fn remove(t: &Target) -> Result<(), Error> {
 
 /// Whether root asked for enrollment at the next login (`reset`).
 pub fn pending(t: &Target) -> Result<bool, Error> {
-    pending_of(&t.store, &t.config.state_dir).map_err(|e| error(t, e))
+    match &t.store {
+        Backend::File(s) => pending_of(s, &t.config.state_dir),
+        Backend::Db(db) => db.pending(),
+    }
+    .map_err(|e| error(t, e))
 }
 
 /// `Store::pending`, but no pending/ directory means no marks
@@ -297,5 +343,8 @@ pub fn pending_of(store: &FileStore, state_dir: &str) -> Result<bool, StoreError
 
 /// Asks for (`true`) or withdraws enrollment at the next login.
 pub fn set_pending(t: &Target, pending: bool) -> Result<(), Error> {
-    t.store.set_pending(pending).map_err(|e| error(t, e))
+    t.store
+        .as_store()
+        .set_pending(pending)
+        .map_err(|e| error(t, e))
 }

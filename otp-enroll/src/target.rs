@@ -6,7 +6,8 @@ use std::path::Path;
 use otp_core::account::{self, Account};
 use otp_core::config::{self, Config, StoreKind};
 use otp_core::safe_fs::{FsError, Owner};
-use otp_core::store::{FileStore, Store};
+use otp_core::store::postgresql::Role;
+use otp_core::store::{FileStore, PgStore, Store};
 
 use crate::error::Error;
 
@@ -15,13 +16,30 @@ use crate::error::Error;
 pub struct Target {
     pub account: Account,
     pub config: Config,
-    /// The config's store for this user (`home`: the `secret` template or
-    /// `--secret-file`; `system`: `<state_dir>/users/<user>.toml`). Held as
-    /// the file store it is, not as a `dyn Store`: some commands need what
-    /// the trait does not give (see `crate::store`).
-    pub store: FileStore,
+    /// The config's store for this user. Held as the store it is, not as a
+    /// `dyn Store`: some commands need what the trait does not give (see
+    /// `crate::store`).
+    pub store: Backend,
     /// Whether an administrator is acting for someone else.
     pub for_other: bool,
+}
+
+/// Where the user's record is.
+pub enum Backend {
+    /// `home`: the `secret` template or `--secret-file`; `system`:
+    /// `<state_dir>/users/<user>.toml`.
+    File(FileStore),
+    /// `postgresql`, through the admin role (`admin_conninfo`).
+    Db(PgStore),
+}
+
+impl Backend {
+    pub fn as_store(&self) -> &dyn Store {
+        match self {
+            Backend::File(s) => s,
+            Backend::Db(s) => s,
+        }
+    }
 }
 
 impl Target {
@@ -38,12 +56,12 @@ impl Target {
 
     /// Whether the store is the user's own file (`home`).
     pub fn is_home(&self) -> bool {
-        self.store.kind == StoreKind::Home
+        matches!(&self.store, Backend::File(s) if s.kind == StoreKind::Home)
     }
 
     /// Where the user's record is, for messages.
     pub fn path_str(&self) -> String {
-        self.store.location()
+        self.store.as_store().location()
     }
 
     pub fn file_error(&self, err: FsError) -> Error {
@@ -119,7 +137,17 @@ pub fn resolve(
         config::check_template(t)
             .map_err(|why| Error::usage(format!("--secret-file: {t:?}: {why}")))?;
     }
-    let store = FileStore::new(&config, &account, secret_file);
+    let store = if config.store == StoreKind::Postgresql {
+        // Connects only when used: a plain user is turned away before
+        // (`commands::run`), as for `system`.
+        Backend::Db(PgStore::new(
+            &config.postgresql.admin_conninfo,
+            Role::Admin,
+            &account.name,
+        ))
+    } else {
+        Backend::File(FileStore::new(&config, &account, secret_file))
+    };
     let for_other = account.uid != my_uid;
     Ok(Target {
         account,

@@ -541,14 +541,21 @@ fn migrate_copies_home_files_into_the_system_store() {
     let original =
         |u: &TestUser| SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
 
-    // Root only; no postgresql yet; --user or --all.
+    // Root only; a database that cannot be reached copies nothing and
+    // says why; --user or --all.
     let all = fails(
         &sys.as_user(&u1, &["migrate", "--to", "system", "--user", &u1.name]),
         1,
     );
     assert!(all.contains("only root"), "{all}");
     let all = fails(&sys.root(&["migrate", "--to", "postgresql", "--all"]), 1);
-    assert!(all.contains("not available in this version"), "{all}");
+    assert!(
+        all.contains(&format!(
+            "{}: skipped: cannot write postgresql:{}",
+            u1.name, u1.name
+        )) && all.contains("pam_otp_admin"),
+        "{all}"
+    );
     fails(&sys.root(&["migrate", "--to", "system"]), 2);
     assert!(!sys.users_dir().exists(), "nothing copied");
 

@@ -13,19 +13,21 @@ use otp_core::secret_file::OtpKind;
 use crate::cli::{ImportFormat, ImportOpts, InventoryCommand};
 use crate::commands::status::format_utc;
 use crate::error::Error;
+use otp_core::config::Config;
+
 use crate::inventory::{self, pskc, Entry, Inventory, Parsed, MAX_IMPORT_BYTES};
 use crate::output::say;
 
-/// Runs one inventory command on the inventory under `state_dir`; the
+/// Runs one inventory command on the inventory of `cfg`'s store; the
 /// exit code.
-pub fn run(state_dir: &Path, command: InventoryCommand, now: u64) -> Result<i32, Error> {
+pub fn run(cfg: &Config, command: InventoryCommand, now: u64) -> Result<i32, Error> {
     if !inventory::is_root() {
         return Err(Error::failed(inventory::NOT_ROOT));
     }
     match command {
-        InventoryCommand::Import(o) => import(state_dir, o, now),
-        InventoryCommand::List { unassigned } => list(state_dir, unassigned).map(|()| 0),
-        InventoryCommand::Remove { serial } => remove(state_dir, &serial).map(|()| 0),
+        InventoryCommand::Import(o) => import(cfg, o, now),
+        InventoryCommand::List { unassigned } => list(cfg, unassigned).map(|()| 0),
+        InventoryCommand::Remove { serial } => remove(cfg, &serial).map(|()| 0),
     }
 }
 
@@ -110,11 +112,11 @@ fn describe(kind: OtpKind, digits: u8, period: u64, counter: u64) -> String {
     }
 }
 
-fn import(state_dir: &Path, o: ImportOpts, now: u64) -> Result<i32, Error> {
+fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
     let secret = secret(&o)?;
     // Opened (and locked) first: a broken inventory refuses the import
     // before the vendor file is even read.
-    let mut inv = Inventory::open(state_dir)?;
+    let mut inv = Inventory::open(cfg)?;
     let bytes = read_input(&o.file, MAX_IMPORT_BYTES, "file")?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::failed(format!("{}: not UTF-8 text; nothing was imported", o.file)))?;
@@ -232,8 +234,8 @@ fn import(state_dir: &Path, o: ImportOpts, now: u64) -> Result<i32, Error> {
     Ok(0)
 }
 
-fn list(state_dir: &Path, unassigned: bool) -> Result<(), Error> {
-    let inv = Inventory::open(state_dir)?;
+fn list(cfg: &Config, unassigned: bool) -> Result<(), Error> {
+    let inv = Inventory::open(cfg)?;
     let rows: Vec<&Entry> = inv
         .entries()
         .iter()
@@ -303,8 +305,8 @@ fn list(state_dir: &Path, unassigned: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn remove(state_dir: &Path, serial: &str) -> Result<(), Error> {
-    let mut inv = Inventory::open(state_dir)?;
+fn remove(cfg: &Config, serial: &str) -> Result<(), Error> {
+    let mut inv = Inventory::open(cfg)?;
     match inv.find(serial) {
         None => {
             return Err(Error::failed(format!(

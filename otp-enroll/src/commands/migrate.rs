@@ -1,11 +1,12 @@
-//! `otp-enroll migrate --to system (--user NAME | --all)` (root): copy
-//! users' `home` files into the `system` store.
+//! `otp-enroll migrate --to system|postgresql (--user NAME | --all)`
+//! (root): copy users' `home` files into the `system` store or the fleet
+//! database (through the admin role, `admin_conninfo`).
 //!
 //! Each home file is read as the module reads it under `store = "home"`
 //! (the config's `secret` template, the user's identity, no symlinks, the
 //! directory checks), under its lock, and written with `Store::create`
-//! into `<state_dir>/users/`, which never replaces a record: a user who
-//! has one there keeps it. The copy is read back and compared; one that
+//! into `<state_dir>/users/` or the database, which never replaces a
+//! record: a user who has one there keeps it. The copy is read back and compared; one that
 //! does not read back the same is removed again. Home files stay where
 //! they are, and so do the "enroll at next login" marks (they belong to
 //! no store).
@@ -16,7 +17,9 @@ use std::io;
 use otp_core::account::{self, Account};
 use otp_core::config::{Config, StoreKind};
 use otp_core::safe_fs::{self, FsIdentity};
-use otp_core::store::{FileStore, Store, StoreError};
+use otp_core::secret_file::SecretFile;
+use otp_core::store::postgresql::Role;
+use otp_core::store::{FileStore, PgStore, Store, StoreError};
 
 use crate::cli::MigrateTo;
 use crate::commands::reset::count;
@@ -36,11 +39,6 @@ enum Outcome {
 
 /// Migrates `user`, or with `all` every account; the exit code.
 pub fn run(cfg: &Config, user: Option<&str>, all: bool, to: MigrateTo) -> Result<i32, Error> {
-    if to == MigrateTo::Postgresql {
-        return Err(Error::failed(
-            "the postgresql store is not available in this version: nothing was copied (--to system copies into root's files in <state_dir>/users)",
-        ));
-    }
     let accounts = match (user, all) {
         (Some(name), false) => vec![target::account(Some(name), target::invoker()?)?],
         (None, true) => account::all_accounts().map_err(Error::failed)?,
@@ -50,9 +48,17 @@ pub fn run(cfg: &Config, user: Option<&str>, all: bool, to: MigrateTo) -> Result
     home_cfg.store = StoreKind::Home;
     let mut system_cfg = cfg.clone();
     system_cfg.store = StoreKind::System;
+    let (target_kind, target_name) = match to {
+        MigrateTo::System => (StoreKind::System, "the system store"),
+        MigrateTo::Postgresql => (StoreKind::Postgresql, "the fleet database"),
+    };
     let (mut copied, mut none, mut there, mut skipped) = (0usize, 0usize, 0usize, 0usize);
     for a in &accounts {
-        let line = match one(&home_cfg, &system_cfg, a) {
+        let outcome = match to {
+            MigrateTo::System => one(&home_cfg, a, |file| to_system(&system_cfg, a, file)),
+            MigrateTo::Postgresql => one(&home_cfg, a, |file| to_database(cfg, a, file)),
+        };
+        let line = match outcome {
             Outcome::Copied(s) => {
                 copied += 1;
                 s
@@ -73,22 +79,26 @@ pub fn run(cfg: &Config, user: Option<&str>, all: bool, to: MigrateTo) -> Result
         say!("{}: {line}", a.name);
     }
     say!(
-        "migrate: {copied} copied, {there} already in the system store, {none} without a home file, {skipped} skipped."
+        "migrate: {copied} copied, {there} already in {target_name}, {none} without a home file, {skipped} skipped."
     );
-    if cfg.store == StoreKind::Home && copied + there > 0 {
-        say!("The config still says store = \"home\": set store = \"system\" to use the copies (the home files are then no longer read; they are left in place).");
+    if cfg.store != target_kind && copied + there > 0 {
+        say!(
+            "The config says store = \"{}\": set store = \"{}\" to use the copies (the home files are then no longer read; they are left in place).",
+            cfg.store.as_str(),
+            target_kind.as_str()
+        );
     }
     Ok(i32::from(skipped > 0))
 }
 
-fn one(home_cfg: &Config, system_cfg: &Config, a: &Account) -> Outcome {
+/// Reads `a`'s home file under its lock and hands it to `copy`.
+fn one(home_cfg: &Config, a: &Account, copy: impl FnOnce(&SecretFile) -> Outcome) -> Outcome {
     if !account::plausible_user_name(&a.name) {
         return Outcome::Skipped(
             "not a plausible user name (pam_otp never uses it in a path)".into(),
         );
     }
     let home = FileStore::new(home_cfg, a, None);
-    let system = FileStore::new(system_cfg, a, None);
     let from = home.location();
     // Nothing at the path (looked at as the user) is nothing to copy,
     // whatever the directories are like: the open below judges a file
@@ -122,13 +132,28 @@ fn one(home_cfg: &Config, system_cfg: &Config, a: &Account) -> Outcome {
         Err(e) => return Outcome::Skipped(format!("{from}: {e}")),
     };
     let file = held.file().clone();
+    let outcome = copy(&file);
+    drop(held);
+    match outcome {
+        Outcome::Copied(to) => Outcome::Copied(format!(
+            "copied {} and {} to {to} (the home file {from} is left in place)",
+            count(file.tokens.len(), "token"),
+            count(file.scratch_codes.len(), "emergency code")
+        )),
+        other => other,
+    }
+}
+
+/// Copies `file` into `<state_dir>/users/`; `Copied` holds where.
+fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
+    let system = FileStore::new(system_cfg, a, None);
     let to = system.location();
     // `create` withdraws a pending reset; a migration leaves marks alone.
     let was_pending = match store::pending_of(&system, &system_cfg.state_dir) {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(format!("{e}")),
     };
-    match system.create(&file) {
+    match system.create(file) {
         // Pending: made, only the mark could not be withdrawn.
         Ok(()) | Err(StoreError::Pending(_)) => {}
         Err(StoreError::Exists) => {
@@ -147,7 +172,7 @@ fn one(home_cfg: &Config, system_cfg: &Config, a: &Account) -> Outcome {
         }
     }
     let back = system.open().map(|h| h.file().clone());
-    if !matches!(&back, Ok(b) if *b == file) {
+    if !matches!(&back, Ok(b) if b == file) {
         let why = match back {
             Ok(_) => "it does not read back the same".to_string(),
             Err(e) => format!("it cannot be read back ({e})"),
@@ -159,10 +184,52 @@ fn one(home_cfg: &Config, system_cfg: &Config, a: &Account) -> Outcome {
             Err(e) => format!("the copy in {to} is wrong ({why}) and could not be removed ({e}): remove it by hand"),
         });
     }
-    drop(held);
-    Outcome::Copied(format!(
-        "copied {} and {} to {to} (the home file {from} is left in place)",
-        count(file.tokens.len(), "token"),
-        count(file.scratch_codes.len(), "emergency code")
-    ))
+    Outcome::Copied(to)
+}
+
+/// Copies `file` into the fleet database (admin role); `Copied` holds
+/// where. A mark of `reset` in `<state_dir>/pending` becomes the
+/// database's: there is no other place a fleet host would look.
+fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
+    let db = PgStore::new(&cfg.postgresql.admin_conninfo, Role::Admin, &a.name);
+    let to = db.location();
+    let mut system_cfg = cfg.clone();
+    system_cfg.store = StoreKind::System;
+    let marked = FileStore::new(&system_cfg, a, None);
+    let was_pending = match store::pending_of(&marked, &cfg.state_dir) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Skipped(format!("{e}")),
+    };
+    let mut file = file.clone();
+    file.upgrade();
+    match db.create(&file) {
+        Ok(()) => {}
+        Err(StoreError::Exists) => {
+            return Outcome::AlreadyThere(format!(
+                "already in the fleet database ({to}), left as it is"
+            ))
+        }
+        Err(e) => return Outcome::Skipped(format!("cannot write {to}: {e}")),
+    }
+    if was_pending {
+        if let Err(e) = db.set_pending(true) {
+            return Outcome::Skipped(format!(
+                "copied to {to}, but the pending reset could not be kept ({e}): run otp-enroll --user {} reset again",
+                a.name
+            ));
+        }
+    }
+    let back = db.open().map(|h| h.file().clone());
+    if !matches!(&back, Ok(b) if *b == file) {
+        let why = match back {
+            Ok(_) => "it does not read back the same".to_string(),
+            Err(e) => format!("it cannot be read back ({e})"),
+        };
+        let undone = db.open().and_then(|h| h.remove());
+        return Outcome::Skipped(match undone {
+            Ok(()) => format!("the copy in {to} was removed again: {why}"),
+            Err(e) => format!("the copy in {to} is wrong ({why}) and could not be removed ({e}): remove it with otp-enroll --user {} remove", a.name),
+        });
+    }
+    Outcome::Copied(to)
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod db;
 pub mod import_google;
 pub mod inventory;
 pub mod list;
@@ -13,7 +14,7 @@ pub mod status;
 pub mod token;
 pub mod unlock;
 
-use otp_core::config::Missing;
+use otp_core::config::{Missing, StoreKind};
 
 use crate::cli::Command;
 use crate::error::Error;
@@ -35,6 +36,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
             user: t.account.name.clone(),
             reading: matches!(command, Command::List | Command::Status { .. }),
             at_login: t.config.missing == Missing::Enroll,
+            fleet: t.config.store == StoreKind::Postgresql,
         });
     }
     match command {
@@ -59,11 +61,9 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
         Command::Reset { yes } => reset::run(t, yes)?,
-        Command::Inventory(c) => {
-            return inventory::run(std::path::Path::new(&t.config.state_dir), c, now)
-        }
+        Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
-        Command::Migrate { .. } | Command::Help(_) | Command::Version => {}
+        Command::Migrate { .. } | Command::DbInit { .. } | Command::Help(_) | Command::Version => {}
     }
     Ok(0)
 }

@@ -1,8 +1,6 @@
 //! `otp-enroll remove [--token ID]`: remove one token, or all of them
 //! (the secret file).
 
-use std::path::Path;
-
 use otp_core::secret_file::Token;
 
 use crate::commands::new::ids;
@@ -70,17 +68,14 @@ pub fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
         .iter()
         .filter_map(|tok| tok.serial.as_deref().map(|s| (s, tok.counter)))
         .collect();
-    let store = Path::new(&t.config.state_dir)
-        .join(inventory::DIR)
-        .join(inventory::FILE);
-    if serials.is_empty() || !store.exists() {
+    if serials.is_empty() || !Inventory::exists(&t.config) {
         return Ok(());
     }
     if !inventory::is_root() {
         say!("(Hardware tokens stay assigned in the inventory until root removes them there too.)");
         return Ok(());
     }
-    let mut inv = Inventory::open(Path::new(&t.config.state_dir))?;
+    let mut inv = Inventory::open(&t.config)?;
     let mut returned = Vec::new();
     for (serial, counter) in serials {
         if let Some(entry) = inv.find_mut(serial) {

@@ -1,8 +1,6 @@
 //! `otp-enroll token`: add a hardware token (HOTP or TOTP) beside the
 //! user's others.
 
-use std::path::Path;
-
 use otp_core::key;
 use otp_core::otp;
 use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, Token, MAX_COUNTER};
@@ -51,7 +49,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     let mut token = match &o.secret {
         Some(seed) => token_from_options(&serial, seed, &o)?,
         None => {
-            let inv = Inventory::open(Path::new(&t.config.state_dir))?;
+            let inv = Inventory::open(&t.config)?;
             let token = token_from_inventory(&inv, &serial, t, &o)?;
             inventory = Some(inv);
             token

@@ -7,6 +7,11 @@
 //! fsync, rename and directory fsync. Only otp-enroll reads it: the PAM
 //! module never does, so nothing here is linked into pam_otp.so.
 //!
+//! Under `store = "postgresql"` the same text lives in the fleet database
+//! instead (`pam_otp.inventory`, one row, read `FOR UPDATE` and written in
+//! the same transaction through the admin role): vendor seeds then never
+//! sit on an admin's host either.
+//!
 //! Anything that cannot be read or parsed fails closed: an error naming
 //! the file and the problem, and the file left as it is.
 
@@ -20,8 +25,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use otp_core::account;
+use otp_core::config::{Config, StoreKind};
 use otp_core::key;
 use otp_core::otp::Algorithm;
+use otp_core::pq::Connection;
 use otp_core::safe_fs::{self, FsError, LockedFile, Owner};
 use otp_core::secret_file::{self, OtpKind, MAX_COUNTER};
 use serde::{Deserialize, Serialize};
@@ -250,8 +257,20 @@ pub const NOT_ROOT: &str =
 pub struct Inventory {
     path: PathBuf,
     entries: Vec<Entry>,
-    _lock: LockedFile,
+    held: Held,
 }
+
+/// What keeps the inventory locked.
+enum Held {
+    /// `flock` on `tokens.lock`.
+    File(#[allow(dead_code)] LockedFile),
+    /// An open transaction holding the row `FOR UPDATE`; dropping the
+    /// connection rolls it back.
+    Db(std::cell::RefCell<Connection>),
+}
+
+/// Where the database's inventory is, for messages.
+const DB_LOCATION: &str = "postgresql:inventory";
 
 impl fmt::Debug for Inventory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -380,12 +399,54 @@ fn fs_error(path: &Path, err: FsError) -> Error {
 }
 
 impl Inventory {
-    /// Opens and locks `<state_dir>/inventory/tokens.toml`, creating the
-    /// directory and the file if they are missing. Root only.
-    pub fn open(state_dir: &Path) -> Result<Inventory, Error> {
+    /// Opens and locks the inventory of the store `cfg` names: the
+    /// database's under `postgresql`, else `<state_dir>/inventory`.
+    pub fn open(cfg: &Config) -> Result<Inventory, Error> {
         if !is_root() {
             return Err(Error::failed(NOT_ROOT));
         }
+        if cfg.store == StoreKind::Postgresql {
+            return Inventory::open_db(&cfg.postgresql.admin_conninfo);
+        }
+        Inventory::open_file(Path::new(&cfg.state_dir))
+    }
+
+    /// Whether there is an inventory to return tokens to (without making
+    /// one).
+    pub fn exists(cfg: &Config) -> bool {
+        cfg.store == StoreKind::Postgresql
+            || Path::new(&cfg.state_dir).join(DIR).join(FILE).exists()
+    }
+
+    fn open_db(conninfo: &str) -> Result<Inventory, Error> {
+        let failed = |e: otp_core::pq::PqError| {
+            Error::failed(format!(
+                "{DB_LOCATION}: {e} (admin_conninfo = {conninfo:?}); nothing was changed"
+            ))
+        };
+        let mut conn = Connection::connect(conninfo).map_err(failed)?;
+        conn.query("BEGIN", &[]).map_err(failed)?;
+        let rows = conn
+            .query("SELECT pam_otp.admin_inventory_read(true)", &[])
+            .map_err(failed)?;
+        let entries = match rows.get(0, 0) {
+            None => Vec::new(),
+            Some(text) => parse(text).map_err(|why| {
+                Error::failed(format!(
+                    "{DB_LOCATION}: cannot be used ({why}); it was left as it is"
+                ))
+            })?,
+        };
+        Ok(Inventory {
+            path: PathBuf::from(DB_LOCATION),
+            entries,
+            held: Held::Db(std::cell::RefCell::new(conn)),
+        })
+    }
+
+    /// Opens and locks `<state_dir>/inventory/tokens.toml`, creating the
+    /// directory and the file if they are missing.
+    fn open_file(state_dir: &Path) -> Result<Inventory, Error> {
         if !state_dir.is_absolute() {
             return Err(dir_error(state_dir, "state_dir is not an absolute path"));
         }
@@ -427,7 +488,7 @@ impl Inventory {
         Ok(Inventory {
             path,
             entries,
-            _lock: lock,
+            held: Held::File(lock),
         })
     }
 
@@ -484,7 +545,23 @@ impl Inventory {
             Ok(_) => return Err(invalid("they would not read back the same".into())),
             Err(why) => return Err(invalid(why)),
         }
-        write_store(&self.path, text.as_bytes()).map_err(|e| file_error(&self.path, e))
+        match &self.held {
+            Held::File(_) => {
+                write_store(&self.path, text.as_bytes()).map_err(|e| file_error(&self.path, e))
+            }
+            Held::Db(conn) => {
+                let mut conn = conn.borrow_mut();
+                conn.query("SELECT pam_otp.admin_inventory_write($1)", &[Some(&text)])
+                    .and_then(|_| conn.query("COMMIT", &[]))
+                    .map(|_| ())
+                    .map_err(|e| file_error(&self.path, e))?;
+                // Committed: what follows (another save) starts anew.
+                conn.query("BEGIN", &[])
+                    .and_then(|_| conn.query("SELECT pam_otp.admin_inventory_read(true)", &[]))
+                    .map(|_| ())
+                    .map_err(|e| file_error(&self.path, e))
+            }
+        }
     }
 }
 
