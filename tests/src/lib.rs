@@ -37,6 +37,9 @@
 //! lock table, this thread's file-system identity, and the one
 //! pseudo-random generator, [`harness::Rng`].
 //!
+//! `pg.rs` is a private PostgreSQL ([`pg::Postgres`]) with TLS and a
+//! certificate per role, for the `postgresql` store's tests.
+//!
 //! `syslog.rs` is a private `/dev/log` ([`syslog::LogSink`]) and pamtester
 //! run against it ([`syslog::logged_run`]), for the tests that read what
 //! the module logs.
@@ -48,6 +51,7 @@
 pub mod e2e;
 pub mod fixtures;
 pub mod harness;
+pub mod pg;
 pub mod phone;
 pub mod qr_scan;
 pub mod syslog;

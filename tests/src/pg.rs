@@ -1,0 +1,471 @@
+//! A private PostgreSQL for the `postgresql` store's tests: Debian's own
+//! server binaries (`initdb`, `pg_ctl` from /usr/lib/postgresql/N/bin) on
+//! a temporary data directory owned by the `postgres` account, listening
+//! on a free loopback port and a private socket directory, with TLS from a
+//! throwaway CA (`openssl`) and client-certificate authentication for
+//! every role over TCP. The machine's own cluster (/var/lib/postgresql,
+//! port 5432) is never touched; drop stops the server and removes it all.
+//!
+//! [`Postgres::with_schema`] is what most tests want: a server with the
+//! schema made by the real `otp-enroll db init`. [`Postgres::host_conninfo`]
+//! makes a host's login role (a member of `pam_otp_host`) with its own
+//! certificate, as the README's fleet set-up does.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{binary_path, require_root, test_root, unique_id};
+
+/// The database the tests use.
+const DBNAME: &str = "pam_otp";
+
+/// A running private server; stopped and removed on drop.
+pub struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    running: bool,
+}
+
+/// The newest Debian PostgreSQL server's binaries.
+fn server_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server installed (apt install postgresql)")
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("pg_ctl").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("no /usr/lib/postgresql/N/bin/pg_ctl")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn postgres_ids() -> (u32, u32) {
+    let out = Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("user postgres");
+    let out = Command::new("id")
+        .args(["-g", "postgres"])
+        .output()
+        .unwrap();
+    let gid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("group postgres");
+    (uid, gid)
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    ok(
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl installed"),
+        &format!("openssl {args:?}"),
+    );
+}
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+impl Postgres {
+    /// A server on 127.0.0.1.
+    pub fn start() -> Postgres {
+        Postgres::start_on(&["127.0.0.1"])
+    }
+
+    /// A server listening on `addrs`.
+    pub fn start_on(addrs: &[&str]) -> Postgres {
+        require_root();
+        let bin = server_bin();
+        let (uid, gid) = postgres_ids();
+        let dir = test_root().join(format!(
+            "pg-{}-{}",
+            unique_id(),
+            SERIAL.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(dir.join("sock")).unwrap();
+        fs::create_dir_all(dir.join("data")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut pg = Postgres {
+            dir,
+            bin,
+            port: free_port(),
+            running: false,
+        };
+        pg.make_certs(addrs);
+        for p in [pg.dir.join("sock"), pg.data()] {
+            chown(&p, Some(uid), Some(gid)).unwrap();
+        }
+        fs::set_permissions(pg.data(), fs::Permissions::from_mode(0o700)).unwrap();
+        ok(
+            pg.as_postgres(&pg.bin.join("initdb"))
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "-D",
+                ])
+                .arg(pg.data())
+                .output()
+                .unwrap(),
+            "initdb",
+        );
+        for f in ["server.crt", "server.key", "ca.crt"] {
+            let to = pg.data().join(f);
+            fs::copy(pg.dir.join("tls").join(f), &to).unwrap();
+            chown(&to, Some(uid), Some(gid)).unwrap();
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let conf = format!(
+            "listen_addresses = '{}'\nport = {}\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n\
+             fsync = off\nmax_connections = 100\n",
+            addrs.join(","),
+            pg.port,
+            pg.socket_dir().display()
+        );
+        let mut text = fs::read_to_string(pg.data().join("postgresql.conf")).unwrap();
+        text.push_str(&conf);
+        fs::write(pg.data().join("postgresql.conf"), text).unwrap();
+        fs::write(
+            pg.data().join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 0.0.0.0/0 cert\nhostssl all all ::/0 cert\n",
+        )
+        .unwrap();
+        pg.start_again();
+        ok(
+            pg.psql_in("postgres", &format!("CREATE DATABASE {DBNAME}")),
+            "createdb",
+        );
+        pg
+    }
+
+    /// A server with the schema, made by `otp-enroll db init`.
+    pub fn with_schema() -> Postgres {
+        let pg = Postgres::start();
+        let cfg = pg.dir.join("otp.toml");
+        fs::write(
+            &cfg,
+            format!("state_dir = {:?}\n", pg.dir.join("state").to_string_lossy()),
+        )
+        .unwrap();
+        let out = ok(
+            Command::new(binary_path("otp-enroll"))
+                .arg("--config")
+                .arg(&cfg)
+                .args(["db", "init", "--conninfo", &pg.super_conninfo()])
+                .output()
+                .unwrap(),
+            "otp-enroll db init",
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("created schema pam_otp version 1"),
+            "{out:?}"
+        );
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn as_postgres(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    }
+
+    /// The test CA and the server's certificate (SAN: every listen
+    /// address, and localhost).
+    fn make_certs(&self, addrs: &[&str]) {
+        let tls = self.dir.join("tls");
+        fs::create_dir_all(&tls).unwrap();
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pam_otp test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+            &tls,
+        );
+        let san: Vec<String> = addrs
+            .iter()
+            .map(|a| format!("IP:{a}"))
+            .chain(["DNS:localhost".to_string()])
+            .collect();
+        fs::write(
+            tls.join("san.ext"),
+            format!("subjectAltName={}\n", san.join(",")),
+        )
+        .unwrap();
+        self.sign(&tls, "server", "localhost", Some("san.ext"));
+    }
+
+    fn sign(&self, tls: &Path, name: &str, cn: &str, ext: Option<&str>) {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        openssl(
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+            tls,
+        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+        ];
+        if let Some(e) = ext {
+            args.extend(["-extfile", e]);
+        }
+        openssl(&args, tls);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log (for a failing test's message).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.data().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    pub fn dbname(&self) -> &str {
+        DBNAME
+    }
+
+    /// The superuser over the private socket (trusted there only).
+    pub fn super_conninfo(&self) -> String {
+        format!(
+            "host={} port={} dbname={DBNAME} user=postgres",
+            self.socket_dir().display(),
+            self.port
+        )
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.crt")
+    }
+
+    /// A client certificate with CN = `role` and its key (root's, 0600),
+    /// written into `dir`.
+    pub fn client_cert(&self, role: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        let tls = self.dir.join("tls");
+        let name = format!("client-{role}");
+        self.sign(&tls, &name, role, None);
+        let (crt, key) = (
+            dir.join(format!("{role}.crt")),
+            dir.join(format!("{role}.key")),
+        );
+        fs::copy(tls.join(format!("{name}.crt")), &crt).unwrap();
+        fs::copy(tls.join(format!("{name}.key")), &key).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        (crt, key)
+    }
+
+    fn conninfo_for(&self, role: &str, group: &str, dir: &Path, timeout: u64) -> String {
+        ok(
+            self.psql(&format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN IN ROLE {group}; END IF; END $$"
+            )),
+            "create role",
+        );
+        let (crt, key) = self.client_cert(role, dir);
+        format!(
+            "host=127.0.0.1 port={} dbname={DBNAME} user={role} sslmode=verify-full sslrootcert={} sslcert={} sslkey={} connect_timeout={timeout}",
+            self.port,
+            self.ca_cert().display(),
+            crt.display(),
+            key.display()
+        )
+    }
+
+    /// A host's connection: login role `role` in pam_otp_host, its own
+    /// certificate (in `dir`), TLS with the server's name checked.
+    pub fn host_conninfo(&self, role: &str, dir: &Path, timeout: u64) -> String {
+        self.conninfo_for(role, "pam_otp_host", dir, timeout)
+    }
+
+    /// An admin's connection: login role `role` in pam_otp_admin.
+    pub fn admin_conninfo(&self, role: &str, dir: &Path, timeout: u64) -> String {
+        self.conninfo_for(role, "pam_otp_admin", dir, timeout)
+    }
+
+    fn psql_in(&self, db: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.socket_dir())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql installed")
+    }
+
+    /// `sql` as the superuser.
+    pub fn psql(&self, sql: &str) -> Output {
+        self.psql_in(DBNAME, sql)
+    }
+
+    /// `sql` as the superuser; its output, trimmed (fails the test on an error).
+    pub fn psql_ok(&self, sql: &str) -> String {
+        let out = ok(self.psql(sql), sql);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `sql` as the login role `role` (over the socket).
+    pub fn psql_as(&self, role: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.socket_dir())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                role,
+                "-d",
+                DBNAME,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql installed")
+    }
+
+    /// Stops the server (fast shutdown), keeping its data.
+    pub fn stop(&mut self) {
+        if self.running {
+            ok(
+                self.as_postgres(&self.bin.join("pg_ctl"))
+                    .args(["-w", "-m", "fast", "-D"])
+                    .arg(self.data())
+                    .arg("stop")
+                    .output()
+                    .unwrap(),
+                "pg_ctl stop",
+            );
+            self.running = false;
+        }
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    pub fn start_again(&mut self) {
+        ok(
+            self.as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-t", "60", "-D"])
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.data().join("server.log"))
+                .arg("start")
+                .output()
+                .unwrap(),
+            "pg_ctl start",
+        );
+        self.running = true;
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self
+                .as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-m", "immediate", "-D"])
+                .arg(self.data())
+                .arg("stop")
+                .output();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A pam_otp config for the `postgresql` store: `extra` (top-level keys)
+/// first, then the `[postgresql]` table.
+pub fn fleet_config(conninfo: &str, admin_conninfo: &str, extra: &str) -> String {
+    format!(
+        "store = \"postgresql\"\n{extra}\n[postgresql]\nconninfo = {conninfo:?}\nadmin_conninfo = {admin_conninfo:?}\n"
+    )
+}

@@ -1,0 +1,470 @@
+//! The fleet schema (`otp-core/sql/schema.sql`) in a real PostgreSQL the
+//! test starts itself (`testkit::pg`), created by the real `otp-enroll db
+//! init`: the SQL code generator against the RFC 4226 / 6238 vectors and
+//! oathtool; the SQL verifier against the Rust one (`otp_core::verify`),
+//! step by step on the same record at the same times; what the host role
+//! may not do; that `db init` again changes nothing; that one code typed
+//! at once on two connections is accepted once.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use otp_core::otp::{Algorithm, Generator};
+use otp_core::rate_limit::RateLimit;
+use otp_core::secret_file::{OtpKind, SecretFile, Token};
+use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
+use testkit::pg::Postgres;
+use testkit::{binary_path, oathtool, require_root, test_root, unique};
+
+/// The RFC 6238 seeds for SHA1, SHA256, SHA512.
+const SEED20: &[u8] = b"12345678901234567890";
+const SEED32: &[u8] = b"12345678901234567890123456789012";
+const SEED64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A config file naming nothing but a private state_dir, for otp-enroll.
+fn config_file() -> PathBuf {
+    let dir = test_root().join(unique("pgcfg"));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pam_otp.toml");
+    fs::write(
+        &path,
+        format!("state_dir = {:?}\n", dir.join("state").to_string_lossy()),
+    )
+    .unwrap();
+    path
+}
+
+/// `otp-enroll db init` as the database owner; its stdout.
+fn db_init(pg: &Postgres) -> String {
+    let cfg = config_file();
+    let out = Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["db", "init", "--conninfo", &pg.super_conninfo()])
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(cfg.parent().unwrap());
+    assert!(
+        out.status.success(),
+        "db init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn server() -> Postgres {
+    require_root();
+    let pg = Postgres::start();
+    assert!(db_init(&pg).contains("created schema pam_otp version 1"));
+    pg
+}
+
+fn otp_code_sql(pg: &Postgres, key: &[u8], counter: u64, digits: u8, alg: &str) -> String {
+    pg.psql_ok(&format!(
+        "SELECT pam_otp.otp_code('\\x{}'::bytea, {counter}, {digits}, '{alg}')",
+        hex(key)
+    ))
+}
+
+#[test]
+fn codes_match_the_rfc_vectors_oathtool_and_the_rust_generator() {
+    let pg = server();
+    // RFC 4226 Appendix D.
+    let hotp = [
+        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+        "520489",
+    ];
+    for (counter, want) in hotp.iter().enumerate() {
+        assert_eq!(otp_code_sql(&pg, SEED20, counter as u64, 6, "SHA1"), *want);
+    }
+    // RFC 6238 Appendix B (8 digits), at the table's times.
+    let totp: [(u64, &str, &str, &str); 6] = [
+        (59, "94287082", "46119246", "90693936"),
+        (1_111_111_109, "07081804", "68084774", "25091201"),
+        (1_111_111_111, "14050471", "67062674", "99943326"),
+        (1_234_567_890, "89005924", "91819424", "93441116"),
+        (2_000_000_000, "69279037", "90698825", "38618901"),
+        (20_000_000_000, "65353130", "77737706", "47863826"),
+    ];
+    for (t, sha1, sha256, sha512) in totp {
+        let step = t / 30;
+        assert_eq!(otp_code_sql(&pg, SEED20, step, 8, "SHA1"), sha1, "t={t}");
+        assert_eq!(
+            otp_code_sql(&pg, SEED32, step, 8, "SHA256"),
+            sha256,
+            "t={t}"
+        );
+        assert_eq!(
+            otp_code_sql(&pg, SEED64, step, 8, "SHA512"),
+            sha512,
+            "t={t}"
+        );
+    }
+    // 6, 7 and 8 digits of every algorithm, against the Rust generator and
+    // oathtool, over counters the vectors do not cover.
+    for (key, alg, name) in [
+        (SEED20, Algorithm::SHA1, "SHA1"),
+        (SEED32, Algorithm::SHA256, "SHA256"),
+        (SEED64, Algorithm::SHA512, "SHA512"),
+    ] {
+        for digits in 6..=8u8 {
+            let rust = Generator::new(key, alg, digits).unwrap();
+            for counter in [0u64, 1, 7, 1_000_003, 56_666_666, (1 << 40) + 5] {
+                let sql = otp_code_sql(&pg, key, counter, digits, name);
+                assert_eq!(sql, rust.code(counter), "{name} {digits} digits, {counter}");
+                // oathtool's HOTP is SHA1 only; its TOTP at time 30·c is
+                // HOTP at c, for every algorithm.
+                let tool = oathtool(&[
+                    &format!("--totp={}", name.to_lowercase()),
+                    "-d",
+                    &digits.to_string(),
+                    &format!("--now=@{}", counter * 30),
+                    &hex(key),
+                ]);
+                assert_eq!(sql, tool, "oathtool {name} {digits} digits, {counter}");
+            }
+        }
+    }
+}
+
+const POLICY: Policy = Policy {
+    totp_skew: 1,
+    hotp_window: 10,
+    rate_limit: RateLimit {
+        max_failures: 3,
+        interval: 30,
+    },
+};
+const T0: u64 = 1_111_111_111;
+
+/// The record both verifiers start from: a TOTP token, an 8-digit HOTP
+/// token at counter 5, and two emergency codes.
+fn record() -> SecretFile {
+    let mut file = SecretFile::with_token(Token::new("phone", OtpKind::Totp, SEED20.to_vec()));
+    let mut key = Token::new("OATH1", OtpKind::Hotp, SEED32.to_vec());
+    key.digits = 8;
+    key.counter = 5;
+    key.algorithm = Algorithm::SHA256;
+    file.tokens.push(key);
+    file.scratch_codes = vec!["31415926".into(), "27182818".into()];
+    file.upgrade();
+    file
+}
+
+fn record_json(file: &SecretFile) -> String {
+    let tokens: Vec<String> = file
+        .tokens
+        .iter()
+        .map(|t| {
+            format!(
+                r#"{{"id": "{}", "type": "{}", "secret": "{}", "algorithm": "{}", "digits": {}, "period": {}, "counter": {}}}"#,
+                t.id,
+                t.kind.as_str(),
+                hex(&t.key),
+                t.algorithm.as_str(),
+                t.digits,
+                t.period,
+                t.counter
+            )
+        })
+        .collect();
+    let scratch: Vec<String> = file
+        .scratch_codes
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    format!(
+        r#"{{"scratch_codes": [{}], "tokens": [{}]}}"#,
+        scratch.join(", "),
+        tokens.join(", ")
+    )
+}
+
+/// The Rust verdict as the schema spells it: "verdict|token|detail".
+fn spelled(v: &Verdict) -> String {
+    match v {
+        Verdict::Accepted(Method::Totp { token, step }) => format!("totp|{token}|{step}"),
+        Verdict::Accepted(Method::Hotp { token, counter }) => format!("hotp|{token}|{counter}"),
+        Verdict::Accepted(Method::Scratch { left }) => format!("scratch||{left}"),
+        Verdict::Refused(Refusal::Malformed) => "malformed||".into(),
+        Verdict::Refused(Refusal::Wrong) => "wrong||".into(),
+        Verdict::Refused(Refusal::Replay) => "replay||".into(),
+        Verdict::Refused(Refusal::CounterExhausted) => "exhausted||".into(),
+        Verdict::Locked { retry_in } => format!("locked||{retry_in}"),
+    }
+}
+
+/// What both sides keep, compared after every step.
+fn state_of_rust(file: &SecretFile) -> String {
+    let t: Vec<String> = file
+        .tokens
+        .iter()
+        .map(|t| {
+            format!(
+                "{}:{}:{:?}:{}:{}",
+                t.id, t.counter, t.state.last_step, t.state.drift, t.state.drift_moved
+            )
+        })
+        .collect();
+    format!(
+        "{} {} {:?} {}",
+        file.state.failures,
+        file.state.last_failure,
+        file.scratch_codes,
+        t.join(",")
+    )
+}
+
+fn state_of_sql(pg: &Postgres, user: &str) -> String {
+    let users = pg.psql_ok(&format!(
+        "SELECT failures || ' ' || last_failure || ' ' || array_to_string(scratch_codes, ',') FROM pam_otp.users WHERE name = '{user}'"
+    ));
+    let tokens = pg.psql_ok(&format!(
+        "SELECT string_agg(id || ':' || counter || ':' || coalesce('Some(' || last_step || ')', 'None') || ':' || drift || ':' || drift_moved, ',' ORDER BY position) FROM pam_otp.tokens WHERE username = '{user}'"
+    ));
+    let mut parts = users.splitn(3, ' ');
+    let (f, lf, sc) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let scratch: Vec<&str> = sc.split(',').filter(|s| !s.is_empty()).collect();
+    format!("{f} {lf} {scratch:?} {tokens}")
+}
+
+#[test]
+fn the_sql_verifier_agrees_with_the_rust_one_step_by_step() {
+    let pg = server();
+    let mut file = record();
+    let user = "parity";
+    assert_eq!(
+        pg.psql_ok(&format!(
+            "SELECT pam_otp.enroll('{user}', '{}'::jsonb)",
+            record_json(&file)
+        )),
+        "created"
+    );
+    let totp = Generator::new(SEED20, Algorithm::SHA1, 6).unwrap();
+    let hotp = Generator::new(SEED32, Algorithm::SHA256, 8).unwrap();
+    let step = T0 / 30;
+    let day = 86_400;
+    let at = |t: u64| (totp.code(t / 30), t);
+    let ahead = |t: u64, n: u64| (totp.code(t / 30 + n), t);
+    // (typed, now): every rule of verify.rs in turn; the comment is what
+    // both must answer.
+    let steps: Vec<(String, u64)> = vec![
+        at(T0),                            // totp
+        at(T0 + 1),                        // replay
+        (totp.code(step - 1), T0 + 2),     // replay (older step)
+        ("12ab56".into(), T0 + 3),         // malformed: third failure
+        ahead(T0 + 6, 1),                  // locked
+        ahead(T0 + 33, 0),                 // lock over: totp
+        ("1234567".into(), T0 + 34),       // malformed (no 7-digit token)
+        ("12 34-56".into(), T0 + 35),      // wrong (spaces, dashes dropped)
+        ahead(T0 + 40, 4),                 // wrong: outside the skew
+        (hotp.code(9), T0 + 50),           // locked
+        (hotp.code(9), T0 + 71),           // hotp 9, in the window
+        (hotp.code(7), T0 + 72),           // wrong: behind the counter
+        (hotp.code(25), T0 + 73),          // wrong: beyond the window
+        ("31415926".into(), T0 + 74),      // scratch, 1 left
+        ("31415926".into(), T0 + 75),      // wrong: used
+        ("2718-2818".into(), T0 + 200),    // scratch, 0 left
+        ahead(T0 + 300, 1),                // totp, drift learns +1
+        ahead(T0 + 400, 2),                // totp, drift stays (once a day)
+        ahead(T0 + day + 400, 2),          // totp, a day later: drift +2
+        (String::new(), T0 + day + 401),   // malformed
+        ("000000".into(), T0 + day + 402), // wrong: second failure
+        ("000001".into(), T0 + 3 * day),   // wrong, the others forgotten
+        ahead(T0 + 3 * day + 1, 2),        // totp: not locked
+    ];
+    for (i, (typed, now)) in steps.iter().enumerate() {
+        let rust = spelled(&verify::verify(&mut file, typed, &POLICY, *now));
+        let sql = pg.psql_ok(&format!(
+            "SELECT verdict || '|' || coalesce(token, '') || '|' || coalesce(detail::text, '') FROM pam_otp.verify_at('{user}', '{typed}', NULL, 0, 1, 10, 3, 30, {now})"
+        ));
+        assert_eq!(sql, rust, "step {i}: {typed:?} at {now}");
+        assert_eq!(
+            state_of_sql(&pg, user),
+            state_of_rust(&file),
+            "state after step {i}"
+        );
+    }
+}
+
+#[test]
+fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
+    let pg = server();
+    pg.psql_ok(
+        "CREATE ROLE web1 LOGIN IN ROLE pam_otp_host; CREATE ROLE ops LOGIN IN ROLE pam_otp_admin",
+    );
+    pg.psql_ok(&format!(
+        "SELECT pam_otp.enroll('alice', '{}'::jsonb)",
+        record_json(&record())
+    ));
+    let denied = |role: &str, sql: &str| {
+        let out = pg.psql_as(role, sql);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success() && err.contains("permission denied"),
+            "{role}: {sql}: {err}"
+        );
+    };
+    for role in ["web1", "ops"] {
+        denied(role, "SELECT secret FROM pam_otp.tokens");
+        denied(role, "SELECT * FROM pam_otp.users");
+        denied(role, "UPDATE pam_otp.users SET failures = 0");
+        denied(role, "UPDATE pam_otp.tokens SET counter = 0");
+        denied(role, "UPDATE pam_otp.settings SET hotp_window = 1000");
+        denied(
+            role,
+            "SELECT * FROM pam_otp.verify_at('alice', '1', NULL, 0, 1, 10, 3, 30, 0)",
+        );
+        denied(role, "SELECT pam_otp.read_record('alice')");
+    }
+    denied("web1", "SELECT pam_otp.admin_read('alice', false)");
+    denied("web1", "SELECT pam_otp.admin_write('alice', '{}')");
+    denied("web1", "SELECT pam_otp.admin_inventory_read(false)");
+    // What a host may do, it can.
+    let ok = |role: &str, sql: &str| {
+        let out = pg.psql_as(role, sql);
+        assert!(
+            out.status.success(),
+            "{role}: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(ok("web1", "SELECT presence FROM pam_otp.login_info('alice')").contains("tokens"));
+    // A host asking for a huge window and no rate limit gets the
+    // settings': HOTP counter 5 + 200 is not found, and four wrong codes lock.
+    let far = Generator::new(SEED32, Algorithm::SHA256, 8)
+        .unwrap()
+        .code(200);
+    let wide = |code: &str| {
+        ok(
+            "web1",
+            &format!(
+                "SELECT verdict FROM pam_otp.verify('alice', '{code}', NULL, 0, 10, 100000, 0, 1)"
+            ),
+        )
+    };
+    assert_eq!(wide(&far), "wrong");
+    assert_eq!(wide("00000000"), "wrong");
+    assert_eq!(wide("00000001"), "wrong");
+    assert_eq!(wide("00000002"), "locked");
+    // The admin reads the record, never the host.
+    assert!(ok("ops", "SELECT pam_otp.admin_read('alice', false)").contains(&hex(SEED20)));
+    // A host cannot replace an enrolled user's token.
+    assert_eq!(
+        ok(
+            "web1",
+            &format!(
+                "SELECT pam_otp.enroll('alice', '{}')",
+                record_json(&record())
+            )
+        ),
+        "exists"
+    );
+}
+
+#[test]
+fn db_init_again_changes_nothing_and_keeps_the_data() {
+    let pg = server();
+    pg.psql_ok(&format!(
+        "SELECT pam_otp.enroll('alice', '{}'::jsonb); SELECT pam_otp.admin_set_pending('bob', true)",
+        record_json(&record())
+    ));
+    let catalog = || {
+        pg.psql_ok(
+            "SELECT string_agg(p.proname || md5(p.prosrc) || array_to_string(p.proconfig, ',') || coalesce(array_to_string(p.proacl, ','), ''), ';' ORDER BY p.proname, p.oid)
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pam_otp'",
+        ) + &pg.psql_ok(
+            "SELECT string_agg(c.relname || coalesce(array_to_string(c.relacl, ','), ''), ';' ORDER BY c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pam_otp'",
+        )
+    };
+    let data = || {
+        pg.psql_ok(
+            "SELECT string_agg(name || pending || failures, ',' ORDER BY name) FROM pam_otp.users",
+        ) + &pg.psql_ok("SELECT count(*) FROM pam_otp.tokens")
+    };
+    let (before, rows) = (catalog(), data());
+    let again = db_init(&pg);
+    assert!(again.contains("at version 1; nothing to change"), "{again}");
+    assert_eq!(catalog(), before);
+    assert_eq!(data(), rows);
+    assert_eq!(pg.psql_ok("SELECT version FROM pam_otp.meta"), "1");
+}
+
+#[test]
+fn a_bad_record_is_refused_whole_and_a_pending_user_may_enroll() {
+    let pg = server();
+    let good = record_json(&record());
+    for bad in [
+        good.replace("\"phone\"", "\"no spaces\""),
+        good.replace("\"digits\": 6", "\"digits\": 9"),
+        good.replace("\"totp\"", "\"motp\""),
+        good.replace("31415926", "3141"),
+        r#"{"tokens": []}"#.to_string(),
+    ] {
+        let out = pg.psql(&format!("SELECT pam_otp.enroll('carol', '{bad}'::jsonb)"));
+        assert!(!out.status.success(), "accepted {bad}");
+    }
+    assert_eq!(pg.psql_ok("SELECT count(*) FROM pam_otp.users"), "0");
+    pg.psql_ok("SELECT pam_otp.admin_set_pending('carol', true)");
+    assert_eq!(
+        pg.psql_ok("SELECT presence FROM pam_otp.login_info('carol')"),
+        "pending"
+    );
+    assert_eq!(
+        pg.psql_ok(&format!("SELECT pam_otp.enroll('carol', '{good}'::jsonb)")),
+        "created"
+    );
+    assert_eq!(
+        pg.psql_ok(
+            "SELECT presence || pam_otp.admin_pending('carol') FROM pam_otp.login_info('carol')"
+        ),
+        "tokensfalse"
+    );
+}
+
+#[test]
+fn one_code_on_many_connections_at_once_is_accepted_once() {
+    let pg = server();
+    pg.psql_ok(&format!(
+        "SELECT pam_otp.enroll('dave', '{}'::jsonb)",
+        record_json(&record())
+    ));
+    let code = Generator::new(SEED32, Algorithm::SHA256, 8)
+        .unwrap()
+        .code(6);
+    for round in 0..3 {
+        let code = if round == 0 {
+            code.clone()
+        } else {
+            Generator::new(SEED32, Algorithm::SHA256, 8)
+                .unwrap()
+                .code(6 + round)
+        };
+        let verdicts: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        pg.psql_ok(&format!(
+                            "SELECT verdict FROM pam_otp.verify('dave', '{code}', NULL, 0, 1, 10, 3, 30)"
+                        ))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let accepted = verdicts.iter().filter(|v| *v == "hotp").count();
+        assert_eq!(accepted, 1, "round {round}: {verdicts:?}");
+        pg.psql_ok("UPDATE pam_otp.users SET failures = 0, last_failure = 0");
+    }
+}
