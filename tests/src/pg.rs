@@ -165,7 +165,7 @@ impl Postgres {
         fs::write(pg.data().join("postgresql.conf"), text).unwrap();
         fs::write(
             pg.data().join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 0.0.0.0/0 cert\nhostssl all all ::/0 cert\n",
+            "local all all trust\nlocal replication all trust\nhostssl all all 0.0.0.0/0 cert\nhostssl all all ::/0 cert\n",
         )
         .unwrap();
         pg.start_again();
@@ -413,6 +413,115 @@ impl Postgres {
             ])
             .output()
             .expect("psql installed")
+    }
+
+    /// A standby of this server on another port (pg_basebackup -R, the
+    /// same certificates), made synchronous: this server's commits wait
+    /// until the standby has them.
+    pub fn start_standby(&self) -> Postgres {
+        let dir = test_root().join(format!(
+            "pg-{}-{}",
+            unique_id(),
+            SERIAL.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(dir.join("data")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let (uid, gid) = postgres_ids();
+        chown(dir.join("data"), Some(uid), Some(gid)).unwrap();
+        fs::set_permissions(dir.join("data"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::create_dir_all(dir.join("tls")).unwrap();
+        for f in ["ca.crt", "ca.key"] {
+            fs::copy(self.dir.join("tls").join(f), dir.join("tls").join(f)).unwrap();
+        }
+        let mut standby = Postgres {
+            dir,
+            bin: self.bin.clone(),
+            port: free_port(),
+            running: false,
+        };
+        ok(
+            standby
+                .as_postgres(&self.bin.join("pg_basebackup"))
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-c",
+                    "fast",
+                    "-X",
+                    "stream",
+                    "-R",
+                    "-D",
+                ])
+                .arg(standby.data())
+                .output()
+                .unwrap(),
+            "pg_basebackup",
+        );
+        // Same socket directory (names carry the port); its own port; the
+        // primary's address in primary_conninfo came from -R.
+        let conf = standby.data().join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("port = {}\n", standby.port));
+        fs::write(&conf, text).unwrap();
+        fs::create_dir_all(standby.socket_dir()).unwrap();
+        chown(standby.socket_dir(), Some(uid), Some(gid)).unwrap();
+        let text = fs::read_to_string(&conf).unwrap().replace(
+            &format!(
+                "unix_socket_directories = '{}'",
+                self.socket_dir().display()
+            ),
+            &format!(
+                "unix_socket_directories = '{}'",
+                standby.socket_dir().display()
+            ),
+        );
+        fs::write(&conf, text).unwrap();
+        standby.start_again();
+        self.psql_ok("ALTER SYSTEM SET synchronous_standby_names = '*'");
+        self.psql_ok("SELECT pg_reload_conf()");
+        // Wait until the primary sees it as synchronous.
+        for _ in 0..100 {
+            if self.psql_ok("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+                == "1"
+            {
+                return standby;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the standby never became synchronous:\n{}", standby.log());
+    }
+
+    /// Promotes a standby to primary, waiting until it accepts writes.
+    pub fn promote(&mut self) {
+        ok(
+            self.as_postgres(&self.bin.join("pg_ctl"))
+                .args(["-w", "-D"])
+                .arg(self.data())
+                .arg("promote")
+                .output()
+                .unwrap(),
+            "pg_ctl promote",
+        );
+    }
+
+    /// Stops the server as a crash would (immediate shutdown).
+    pub fn stop_immediate(&mut self) {
+        if self.running {
+            ok(
+                self.as_postgres(&self.bin.join("pg_ctl"))
+                    .args(["-w", "-m", "immediate", "-D"])
+                    .arg(self.data())
+                    .arg("stop")
+                    .output()
+                    .unwrap(),
+                "pg_ctl stop -m immediate",
+            );
+            self.running = false;
+        }
     }
 
     /// Stops the server (fast shutdown), keeping its data.

@@ -321,3 +321,63 @@ fn a_plain_user_is_told_where_the_tokens_are() {
         "{err}"
     );
 }
+
+/// `conninfo` of `primary` made a multi-host string that also names
+/// `standby`, for the one that takes writes.
+fn both(conninfo: &str, primary: &Postgres, standby: &Postgres) -> String {
+    conninfo.replace(
+        &format!("host=127.0.0.1 port={}", primary.port()),
+        &format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} target_session_attrs=read-write",
+            primary.port(),
+            standby.port()
+        ),
+    )
+}
+
+#[test]
+fn a_failover_to_a_synchronous_standby_keeps_every_used_code_used() {
+    let mut primary = Postgres::with_schema();
+    let web1 = PamService::with_config(OTP_ONLY, "");
+    let conninfo = primary.host_conninfo("web1", &web1.dir, TIMEOUT);
+    let admin = primary.admin_conninfo("ops", &web1.dir, TIMEOUT);
+    let mut standby = primary.start_standby();
+    web1.write_config(&fleet_config(
+        &both(&conninfo, &primary, &standby),
+        &both(&admin, &primary, &standby),
+        "",
+    ));
+    let (user, codes) = user_with_token(&web1);
+    let login = |code: &str| {
+        web1.authenticate(&user.name, None, &format!("{code}\n"))
+            .success
+    };
+
+    // Logins, one code each. After six the primary dies; two logins
+    // are tried while nothing takes writes (refused: nothing is used);
+    // then the standby is promoted and the logins go on with the next
+    // codes, through the same multi-host conninfo.
+    let (mut accepted, mut refused) = (Vec::new(), 0usize);
+    for (i, code) in codes.iter().take(12).enumerate() {
+        match i {
+            6 => primary.stop_immediate(),
+            8 => standby.promote(),
+            _ => {}
+        }
+        if (6..8).contains(&i) {
+            assert!(!login(code), "accepted with no primary");
+            refused += 1;
+            continue;
+        }
+        assert!(login(code), "code {i} refused:\n{}", standby.log());
+        accepted.push(code.clone());
+    }
+    println!(
+        "failover: {} logins accepted, {refused} refused while the primary was gone and before the promotion",
+        accepted.len()
+    );
+    // No code accepted before the failover is accepted after it.
+    for code in &accepted {
+        assert!(!login(code), "{code} accepted twice");
+    }
+}
