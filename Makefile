@@ -47,6 +47,8 @@ fuzz:
 # scales with users and rules (bench/login-cost --help).
 bench:
 	bench/login-cost
+	$(CARGO) build --release --workspace
+	$(CARGO) bench -p testkit --bench fleet
 
 # The same benchmark, short: proves it still runs and every login in it
 # succeeds (the figures of a quick run are not for quoting).

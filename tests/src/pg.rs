@@ -510,26 +510,19 @@ impl Postgres {
 
     /// Stops the server as a crash would (immediate shutdown).
     pub fn stop_immediate(&mut self) {
-        if self.running {
-            ok(
-                self.as_postgres(&self.bin.join("pg_ctl"))
-                    .args(["-w", "-m", "immediate", "-D"])
-                    .arg(self.data())
-                    .arg("stop")
-                    .output()
-                    .unwrap(),
-                "pg_ctl stop -m immediate",
-            );
-            self.running = false;
-        }
+        self.stop_with("immediate");
     }
 
     /// Stops the server (fast shutdown), keeping its data.
     pub fn stop(&mut self) {
+        self.stop_with("fast");
+    }
+
+    fn stop_with(&mut self, mode: &str) {
         if self.running {
             ok(
                 self.as_postgres(&self.bin.join("pg_ctl"))
-                    .args(["-w", "-m", "fast", "-D"])
+                    .args(["-w", "-m", mode, "-D"])
                     .arg(self.data())
                     .arg("stop")
                     .output()

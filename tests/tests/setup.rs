@@ -314,7 +314,7 @@ fn a_failing_apt_get_ends_with_one_line_naming_the_packages() {
     let last = err.lines().last().unwrap_or_default();
     assert!(
         last.starts_with(
-            "make demo: apt-get could not install libpam0g-dev openssh-server openssh-client oathtool "
+            "make demo: apt-get could not install libpam0g-dev libpq-dev pkg-config openssh-server openssh-client oathtool "
         ),
         "{err}"
     );
