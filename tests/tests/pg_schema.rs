@@ -22,9 +22,7 @@ const SEED20: &[u8] = b"12345678901234567890";
 const SEED32: &[u8] = b"12345678901234567890123456789012";
 const SEED64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use otp_core::key::encode_hex as hex;
 
 /// A config file naming nothing but a private state_dir, for otp-enroll.
 fn config_file() -> PathBuf {
