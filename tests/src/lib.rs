@@ -48,6 +48,7 @@
 pub mod e2e;
 pub mod fixtures;
 pub mod harness;
+pub mod netns;
 pub mod phone;
 pub mod qr_scan;
 pub mod syslog;
