@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::syslog::LogSink;
 use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
 use crate::{tee, test_root, ticks, try_signal, wait_or_kill, write_mode};
 use crate::{TestUser, TEST_ROOT, TICK};
@@ -57,7 +58,17 @@ pub struct SshdSetup<'a> {
     pub sshd_extra: &'a str,
 }
 
-/// A private sshd on 127.0.0.1; stopped and cleaned up on drop.
+/// Where [`Sshd::start_in`] runs an sshd: in a network namespace (see
+/// [`crate::netns`]), listening on `addr` port 22, with the clients of
+/// [`Sshd::ssh`] run in `client_netns`.
+pub struct Placement<'a> {
+    pub netns: &'a str,
+    pub addr: &'a str,
+    pub client_netns: &'a str,
+}
+
+/// A private sshd on 127.0.0.1 (or as placed by [`Sshd::start_in`]);
+/// stopped and cleaned up on drop.
 pub struct Sshd {
     pub dir: PathBuf,
     /// PAM service name (= the symlink sshd is run as).
@@ -65,6 +76,13 @@ pub struct Sshd {
     pub pam_file: PathBuf,
     pub config_file: PathBuf,
     pub port: u16,
+    /// The address it listens on.
+    pub addr: String,
+    /// The namespace the clients run in (None: this one).
+    client_netns: Option<String>,
+    /// Under [`Sshd::start_in`]: the `/dev/log` of sshd and the module,
+    /// and what was read from it so far.
+    syslog: Option<(LogSink, Mutex<Vec<String>>)>,
     child: Option<Child>,
     logins: AtomicU32,
 }
@@ -108,8 +126,38 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Run in front of sshd (`sh -c SCRIPT <socket> <sshd> <args>`) in the
+/// private mount namespace `ip netns exec` gives it: `/dev` becomes a fresh
+/// tmpfs with the devices sshd and a non-interactive session use and, at
+/// `/dev/log`, the test's socket, so what the module logs (syslog(3)) is
+/// read by the test. The machine's `/dev` is untouched (ip makes the
+/// namespace's mounts slaves: nothing propagates back).
+const PRIVATE_DEV_LOG: &str = "set -e
+mount -t tmpfs -o mode=755 pam-otp-test-dev /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/zero c 1 5
+mknod -m 666 /dev/random c 1 8
+mknod -m 666 /dev/urandom c 1 9
+mknod -m 666 /dev/tty c 5 0
+: > /dev/log
+mount --bind \"$0\" /dev/log
+exec \"$@\"";
+
 impl Sshd {
+    /// A private sshd on 127.0.0.1 of this network namespace.
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
+        Sshd::start_placed(setup, None)
+    }
+
+    /// A private sshd in the network namespace `place.netns`, on
+    /// `place.addr` port 22 (the namespace's own: always free), whose
+    /// syslog (sshd's and the module's) goes to a socket the test reads
+    /// ([`Sshd::syslog`]); its clients run in `place.client_netns`.
+    pub fn start_in(setup: &SshdSetup<'_>, place: &Placement<'_>) -> Sshd {
+        Sshd::start_placed(setup, Some(place))
+    }
+
+    fn start_placed(setup: &SshdSetup<'_>, place: Option<&Placement<'_>>) -> Sshd {
         require_root();
         let module = module_path();
         assert!(
@@ -135,6 +183,9 @@ impl Sshd {
             pam_file: pam_file.clone(),
             config_file: dir.join("pam_otp.toml"),
             port: 0,
+            addr: place.map_or("127.0.0.1", |p| p.addr).to_string(),
+            client_netns: place.map(|p| p.client_netns.to_string()),
+            syslog: place.map(|_| (LogSink::new(), Mutex::new(Vec::new()))),
             child: None,
             logins: AtomicU32::new(0),
         };
@@ -169,14 +220,14 @@ impl Sshd {
         let pid_file = dir.join("sshd.pid");
         let sshd_config = dir.join("sshd_config");
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = if place.is_some() { 22 } else { free_port() };
             write_mode(
                 &sshd_config,
                 format!(
                     "# private sshd of a pam_otp end-to-end test\n\
                      {extra}\n\
                      Port {port}\n\
-                     ListenAddress 127.0.0.1\n\
+                     ListenAddress {addr}\n\
                      AddressFamily inet\n\
                      HostKey {host_key}\n\
                      PidFile {pid_file}\n\
@@ -198,6 +249,7 @@ impl Sshd {
                     pid_file = pid_file.display(),
                     methods = setup.authentication_methods,
                     extra = setup.sshd_extra,
+                    addr = sshd.addr,
                 ),
                 0o644,
             );
@@ -205,7 +257,18 @@ impl Sshd {
             let log = File::create(dir.join("sshd.log")).unwrap();
             // Run by its absolute symlink path: sshd re-executes itself from
             // argv[0], and takes its PAM service name from it.
-            let mut child = Command::new(&program)
+            let mut command = match (place, &sshd.syslog) {
+                (Some(p), Some((sink, _))) => {
+                    let mut c = crate::netns::netns_command(p.netns, "sh");
+                    c.arg("-c")
+                        .arg(PRIVATE_DEV_LOG)
+                        .arg(&sink.path)
+                        .arg(&program);
+                    c
+                }
+                _ => Command::new(&program),
+            };
+            let mut child = command
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")
@@ -242,6 +305,35 @@ impl Sshd {
     /// What sshd logged so far (-e: its log goes to stderr, kept in a file).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Every syslog line of this sshd's processes so far, the module's
+    /// among them (only under [`Sshd::start_in`]; empty otherwise).
+    pub fn syslog(&self) -> Vec<String> {
+        let Some((sink, seen)) = &self.syslog else {
+            return Vec::new();
+        };
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.extend(sink.lines());
+        seen.clone()
+    }
+
+    /// `program`, to be run where this sshd's clients run (in the client
+    /// namespace under [`Sshd::start_in`]).
+    pub fn client_command(&self, program: &str) -> Command {
+        match &self.client_netns {
+            Some(ns) => crate::netns::netns_command(ns, program),
+            None => Command::new(program),
+        }
+    }
+
+    /// The shell words that run a program where this sshd's clients run
+    /// (`ip netns exec <ns> `, or nothing), for a command line.
+    pub fn client_prefix(&self) -> String {
+        match &self.client_netns {
+            Some(ns) => format!("ip netns exec {ns} "),
+            None => String::new(),
+        }
     }
 
     /// A login as `user`, to be configured and run.
@@ -305,6 +397,9 @@ impl Drop for Sshd {
         let _ = fs::remove_file(&self.pam_file);
         if std::thread::panicking() {
             eprintln!("--- sshd log ({}) ---\n{}", self.service, self.log());
+            if self.syslog.is_some() {
+                eprintln!("--- syslog ---\n{}", self.syslog().join("\n"));
+            }
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -431,7 +526,7 @@ impl Ssh<'_> {
         // client's LogLevel stays at its default (INFO), as a user has it:
         // that is the level at which ssh prints the text (instruction) that
         // sshd sends with a PAM failure.
-        let mut cmd = Command::new("setsid");
+        let mut cmd = self.sshd.client_command("setsid");
         cmd.arg("-w")
             .arg("ssh")
             .args(["-F", "/dev/null", "-p"])
@@ -466,7 +561,7 @@ impl Ssh<'_> {
         } else {
             cmd.arg("-T");
         }
-        cmd.arg(format!("{}@127.0.0.1", self.user));
+        cmd.arg(format!("{}@{}", self.user, self.sshd.addr));
         if let Some(c) = &self.command {
             cmd.arg(c);
         }

@@ -51,6 +51,7 @@
 pub mod e2e;
 pub mod fixtures;
 pub mod harness;
+pub mod netns;
 pub mod pg;
 pub mod phone;
 pub mod qr_scan;
