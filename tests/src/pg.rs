@@ -16,7 +16,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::{binary_path, require_root, test_root, unique_id};
 
@@ -28,7 +28,13 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
-    running: bool,
+    /// Whether pg_ctl started it and nothing stopped it since (atomic: a
+    /// test may crash it from one thread while others log in).
+    running: AtomicBool,
+    /// The network namespace the server runs in (None: the test's own).
+    netns: Option<String>,
+    /// The address clients connect to (the first listen address).
+    host: String,
 }
 
 /// The newest Debian PostgreSQL server's binaries.
@@ -107,6 +113,18 @@ impl Postgres {
 
     /// A server listening on `addrs`.
     pub fn start_on(addrs: &[&str]) -> Postgres {
+        Postgres::start_placed(None, addrs)
+    }
+
+    /// A server in the network namespace `netns` (made by
+    /// [`crate::netns::Segment`]), listening on `addrs` there: hosts in
+    /// other namespaces reach it across the segment. The test itself
+    /// still talks to it over its Unix socket (the file system is shared).
+    pub fn start_in(netns: &str, addrs: &[&str]) -> Postgres {
+        Postgres::start_placed(Some(netns), addrs)
+    }
+
+    fn start_placed(netns: Option<&str>, addrs: &[&str]) -> Postgres {
         require_root();
         let bin = server_bin();
         let (uid, gid) = postgres_ids();
@@ -121,8 +139,13 @@ impl Postgres {
         let mut pg = Postgres {
             dir,
             bin,
+            // Inside a namespace of its own every port is free; the
+            // namespace's addresses are not bindable here, so take one
+            // free on loopback (the socket file's name carries it too).
             port: free_port(),
-            running: false,
+            running: AtomicBool::new(false),
+            netns: netns.map(str::to_string),
+            host: addrs.first().unwrap_or(&"127.0.0.1").to_string(),
         };
         pg.make_certs(addrs);
         for p in [pg.dir.join("sock"), pg.data()] {
@@ -178,7 +201,18 @@ impl Postgres {
 
     /// A server with the schema, made by `otp-enroll db init`.
     pub fn with_schema() -> Postgres {
-        let pg = Postgres::start();
+        Postgres::start().init_schema()
+    }
+
+    /// [`Postgres::start_in`] with the schema.
+    pub fn with_schema_in(netns: &str, addrs: &[&str]) -> Postgres {
+        Postgres::start_in(netns, addrs).init_schema()
+    }
+
+    /// Creates the schema with the real `otp-enroll db init` (over the
+    /// Unix socket, as a database's admin would on its machine).
+    fn init_schema(self) -> Postgres {
+        let pg = self;
         let cfg = pg.dir.join("otp.toml");
         fs::write(
             &cfg,
@@ -205,8 +239,13 @@ impl Postgres {
         self.dir.join("data")
     }
 
+    /// `program` as the OS user postgres, in the server's namespace: the
+    /// server pg_ctl starts inherits it.
     fn as_postgres(&self, program: &Path) -> Command {
-        let mut cmd = Command::new("runuser");
+        let mut cmd = match &self.netns {
+            Some(ns) => crate::netns::netns_command(ns, "runuser"),
+            None => Command::new("runuser"),
+        };
         cmd.args(["-u", "postgres", "--"]).arg(program);
         cmd
     }
@@ -297,6 +336,11 @@ impl Postgres {
         self.port
     }
 
+    /// The address hosts connect to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The server's log (for a failing test's message).
     pub fn log(&self) -> String {
         fs::read_to_string(self.data().join("server.log")).unwrap_or_default()
@@ -348,7 +392,8 @@ impl Postgres {
         );
         let (crt, key) = self.client_cert(role, dir);
         format!(
-            "host=127.0.0.1 port={} dbname={DBNAME} user={role} sslmode=verify-full sslrootcert={} sslcert={} sslkey={} connect_timeout={timeout}",
+            "host={} port={} dbname={DBNAME} user={role} sslmode=verify-full sslrootcert={} sslcert={} sslkey={} connect_timeout={timeout}",
+            self.host,
             self.port,
             self.ca_cert().display(),
             crt.display(),
@@ -437,7 +482,9 @@ impl Postgres {
             dir,
             bin: self.bin.clone(),
             port: free_port(),
-            running: false,
+            running: AtomicBool::new(false),
+            netns: self.netns.clone(),
+            host: self.host.clone(),
         };
         ok(
             standby
@@ -518,8 +565,14 @@ impl Postgres {
         self.stop_with("fast");
     }
 
-    fn stop_with(&mut self, mode: &str) {
-        if self.running {
+    /// Crashes the server (immediate shutdown) while the fleet that uses
+    /// it is shared with the threads logging in.
+    pub fn crash(&self) {
+        self.stop_with("immediate");
+    }
+
+    fn stop_with(&self, mode: &str) {
+        if self.running.swap(false, Ordering::SeqCst) {
             ok(
                 self.as_postgres(&self.bin.join("pg_ctl"))
                     .args(["-w", "-m", mode, "-D"])
@@ -529,7 +582,6 @@ impl Postgres {
                     .unwrap(),
                 "pg_ctl stop",
             );
-            self.running = false;
         }
     }
 
@@ -546,13 +598,13 @@ impl Postgres {
                 .unwrap(),
             "pg_ctl start",
         );
-        self.running = true;
+        self.running.store(true, Ordering::SeqCst);
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if self.running {
+        if self.running.load(Ordering::SeqCst) {
             let _ = self
                 .as_postgres(&self.bin.join("pg_ctl"))
                 .args(["-w", "-m", "immediate", "-D"])

@@ -96,13 +96,14 @@ pub fn with_phone(line: &str, user: User<'_>) -> (PtyRun, Phone) {
 pub fn ssh_line(sshd: &Sshd, program: &str, key: &Path, tail: &str) -> String {
     let port = if program == "sftp" { "-P" } else { "-p" };
     format!(
-        "exec env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
+        "exec {}env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE -u SSH_AUTH_SOCK \
          {program} -F /dev/null {port} {} -o StrictHostKeyChecking=no \
          -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null \
          -o ConnectTimeout=10 -o NumberOfPasswordPrompts=1 \
          -o IdentitiesOnly=yes -o IdentityAgent=none \
          -o PreferredAuthentications=publickey,keyboard-interactive \
          -i {} {tail}",
+        sshd.client_prefix(),
         sshd.port,
         key.display(),
     )
@@ -111,4 +112,10 @@ pub fn ssh_line(sshd: &Sshd, program: &str, key: &Path, tail: &str) -> String {
 /// `user@127.0.0.1`, for [`ssh_line`]'s tail.
 pub fn at(user: &TestUser) -> String {
     format!("{}@127.0.0.1", user.name)
+}
+
+/// `user@<sshd's address>`, for [`ssh_line`]'s tail to an sshd in a
+/// network namespace ([`Sshd::start_in`]).
+pub fn at_sshd(user: &TestUser, sshd: &Sshd) -> String {
+    format!("{}@{}", user.name, sshd.addr)
 }
