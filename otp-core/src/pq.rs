@@ -1,4 +1,4 @@
-//! The postgresql store's client: libpq, through `pq-sys`.
+//! The postgresql store's client: libpq, loaded when first needed.
 //!
 //! libpq, not a Rust client, because hosts must connect the way admins
 //! already configure PostgreSQL clients: service files, `.pgpass`, TLS with
@@ -7,6 +7,16 @@
 //! place that talks to it; every libpq call is its own `unsafe` block with
 //! the reason it is sound. What leaves this file is owned Rust data: a
 //! result is copied out and freed at once.
+//!
+//! libpq is opened with dlopen(3) at the first connection ([`Api`]), not
+//! linked: it pulls in two dozen libraries (Kerberos, LDAP, GnuTLS, ...)
+//! whose loading and relocation would cost every login of a host on the
+//! `home` or `system` store about 16 million instructions and several
+//! milliseconds for a store it does not use (bench/login-cost). `pq-sys`
+//! still gives the types and constants; the functions are looked up by
+//! name with the signatures of libpq-fe.h, enums taken as the `int` C
+//! passes them as. Once loaded, libpq stays loaded for the process (a
+//! long-running PAM server then pays for it once).
 //!
 //! A login must never hang on a database that stopped answering: the
 //! connection is bounded by `connect_timeout` (libpq's own, per host
@@ -18,7 +28,10 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::ptr::{self, NonNull};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pq_sys as ffi;
@@ -32,6 +45,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
 /// never a parameter's value (a code is a parameter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PqError {
+    /// libpq (Debian: libpq5) cannot be loaded, or lacks a function.
+    NoLibrary(String),
     /// The connection string cannot be used (a NUL byte in it).
     BadConninfo,
     /// No server could be reached or it refused us: libpq's message.
@@ -47,6 +62,12 @@ pub enum PqError {
 impl fmt::Display for PqError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PqError::NoLibrary(msg) => {
+                write!(
+                    f,
+                    "the PostgreSQL client library cannot be loaded (libpq5): {msg}"
+                )
+            }
             PqError::BadConninfo => f.write_str("the connection string contains a NUL byte"),
             PqError::Connect(msg) => write!(f, "cannot connect to the database: {msg}"),
             PqError::Timeout { seconds } => {
@@ -75,8 +96,124 @@ impl Rows {
     }
 }
 
+/// The soname opened: the ABI Debian's libpq5 (and every libpq since
+/// PostgreSQL 8.4) provides.
+const LIBPQ: &str = "libpq.so.5";
+
+/// The libpq functions this file calls, looked up in the loaded library.
+/// Signatures as in libpq-fe.h; an enum result is the C `int` it is.
+struct Api {
+    connectdb_params:
+        unsafe extern "C" fn(*const *const c_char, *const *const c_char, c_int) -> *mut ffi::PGconn,
+    status: unsafe extern "C" fn(*const ffi::PGconn) -> c_int,
+    set_notice_processor: unsafe extern "C" fn(
+        *mut ffi::PGconn,
+        ffi::PQnoticeProcessor,
+        *mut c_void,
+    ) -> ffi::PQnoticeProcessor,
+    send_query_params: unsafe extern "C" fn(
+        *mut ffi::PGconn,
+        *const c_char,
+        c_int,
+        *const ffi::Oid,
+        *const *const c_char,
+        *const c_int,
+        *const c_int,
+        c_int,
+    ) -> c_int,
+    send_query: unsafe extern "C" fn(*mut ffi::PGconn, *const c_char) -> c_int,
+    get_result: unsafe extern "C" fn(*mut ffi::PGconn) -> *mut ffi::PGresult,
+    flush: unsafe extern "C" fn(*mut ffi::PGconn) -> c_int,
+    is_busy: unsafe extern "C" fn(*mut ffi::PGconn) -> c_int,
+    consume_input: unsafe extern "C" fn(*mut ffi::PGconn) -> c_int,
+    socket: unsafe extern "C" fn(*const ffi::PGconn) -> c_int,
+    get_cancel: unsafe extern "C" fn(*mut ffi::PGconn) -> *mut ffi::PGcancel,
+    cancel: unsafe extern "C" fn(*mut ffi::PGcancel, *mut c_char, c_int) -> c_int,
+    free_cancel: unsafe extern "C" fn(*mut ffi::PGcancel),
+    error_message: unsafe extern "C" fn(*const ffi::PGconn) -> *mut c_char,
+    conninfo: unsafe extern "C" fn(*mut ffi::PGconn) -> *mut ffi::PQconninfoOption,
+    conninfo_free: unsafe extern "C" fn(*mut ffi::PQconninfoOption),
+    finish: unsafe extern "C" fn(*mut ffi::PGconn),
+    clear: unsafe extern "C" fn(*mut ffi::PGresult),
+    result_status: unsafe extern "C" fn(*const ffi::PGresult) -> c_int,
+    ntuples: unsafe extern "C" fn(*const ffi::PGresult) -> c_int,
+    nfields: unsafe extern "C" fn(*const ffi::PGresult) -> c_int,
+    getisnull: unsafe extern "C" fn(*const ffi::PGresult, c_int, c_int) -> c_int,
+    getvalue: unsafe extern "C" fn(*const ffi::PGresult, c_int, c_int) -> *mut c_char,
+    result_error_field: unsafe extern "C" fn(*const ffi::PGresult, c_int) -> *mut c_char,
+    /// Kept open for the process: the pointers above point into it.
+    _library: Library,
+}
+
+/// libpq, loaded once per process (or the reason it could not be).
+fn api() -> Result<&'static Api, PqError> {
+    static API: OnceLock<Result<Api, String>> = OnceLock::new();
+    API.get_or_init(|| Api::load(LIBPQ))
+        .as_ref()
+        .map_err(|e| PqError::NoLibrary(e.clone()))
+}
+
+impl Api {
+    fn load(soname: &str) -> Result<Api, String> {
+        // SAFETY: loading libpq runs its initialisers (and its
+        // dependencies'), which are made to run in any program that links
+        // it; RTLD_LOCAL keeps its symbols out of the global scope of the
+        // process we are loaded into.
+        let library = unsafe { Library::open(Some(soname), RTLD_NOW | RTLD_LOCAL) }
+            .map_err(|e| describe(&e))?;
+        macro_rules! function {
+            ($name:literal) => {
+                // SAFETY: the field's type, which the look-up gives the
+                // symbol, is the function's prototype in libpq-fe.h (an
+                // enum result as the C int it is); the pointer is used
+                // only while `library` is open, which is for good.
+                *unsafe { library.get(concat!($name, "\0").as_bytes()) }
+                    .map_err(|e| format!("{}: {}", $name, describe(&e)))?
+            };
+        }
+        Ok(Api {
+            connectdb_params: function!("PQconnectdbParams"),
+            status: function!("PQstatus"),
+            set_notice_processor: function!("PQsetNoticeProcessor"),
+            send_query_params: function!("PQsendQueryParams"),
+            send_query: function!("PQsendQuery"),
+            get_result: function!("PQgetResult"),
+            flush: function!("PQflush"),
+            is_busy: function!("PQisBusy"),
+            consume_input: function!("PQconsumeInput"),
+            socket: function!("PQsocket"),
+            get_cancel: function!("PQgetCancel"),
+            cancel: function!("PQcancel"),
+            free_cancel: function!("PQfreeCancel"),
+            error_message: function!("PQerrorMessage"),
+            conninfo: function!("PQconninfo"),
+            conninfo_free: function!("PQconninfoFree"),
+            finish: function!("PQfinish"),
+            clear: function!("PQclear"),
+            result_status: function!("PQresultStatus"),
+            ntuples: function!("PQntuples"),
+            nfields: function!("PQnfields"),
+            getisnull: function!("PQgetisnull"),
+            getvalue: function!("PQgetvalue"),
+            result_error_field: function!("PQresultErrorField"),
+            _library: library,
+        })
+    }
+}
+
+/// libloading's error with dlerror(3)'s text (its source), which names
+/// the file and why.
+fn describe(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(why) => format!("{e}: {why}"),
+        None => e.to_string(),
+    }
+}
+
 /// One connection, closed when dropped.
 pub struct Connection {
+    api: &'static Api,
     conn: NonNull<ffi::PGconn>,
     /// Seconds allowed for each answer.
     timeout: u64,
@@ -90,6 +227,7 @@ unsafe extern "C" fn ignore_notice(_arg: *mut c_void, _message: *const c_char) {
 impl Connection {
     /// Connects with `conninfo` (a libpq connection string or URI).
     pub fn connect(conninfo: &str) -> Result<Connection, PqError> {
+        let api = api()?;
         let default_timeout =
             CString::new(DEFAULT_CONNECT_TIMEOUT.to_string()).map_err(|_| PqError::BadConninfo)?;
         let conninfo = CString::new(conninfo).map_err(|_| PqError::BadConninfo)?;
@@ -101,23 +239,24 @@ impl Connection {
         // SAFETY: both arrays are NULL-terminated, of the same length, and
         // point to NUL-terminated strings that live until the call
         // returns; libpq copies what it keeps.
-        let raw = unsafe { ffi::PQconnectdbParams(keywords.as_ptr(), values.as_ptr(), 1) };
+        let raw = unsafe { (api.connectdb_params)(keywords.as_ptr(), values.as_ptr(), 1) };
         // NULL only when libpq could not allocate.
         let conn = NonNull::new(raw).ok_or_else(|| PqError::Connect("out of memory".into()))?;
         let mut conn = Connection {
+            api,
             conn,
             timeout: DEFAULT_CONNECT_TIMEOUT,
         };
         // SAFETY: `conn` is a live connection object.
-        let status = unsafe { ffi::PQstatus(conn.conn.as_ptr()) };
-        if status != ffi::ConnStatusType::CONNECTION_OK {
+        let status = unsafe { (api.status)(conn.conn.as_ptr()) };
+        if status != ffi::ConnStatusType::CONNECTION_OK as c_int {
             return Err(PqError::Connect(conn.error_message()));
         }
         conn.timeout = conn.connect_timeout().unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         // SAFETY: `conn` is live; the processor is a function that ignores
         // its arguments and lives for the whole program.
         unsafe {
-            ffi::PQsetNoticeProcessor(conn.conn.as_ptr(), Some(ignore_notice), ptr::null_mut())
+            (api.set_notice_processor)(conn.conn.as_ptr(), Some(ignore_notice), ptr::null_mut())
         };
         Ok(conn)
     }
@@ -152,7 +291,7 @@ impl Connection {
         // call; NULL types, lengths and formats mean "text, inferred",
         // which libpq documents for text parameters; result format 0 is text.
         let sent = unsafe {
-            ffi::PQsendQueryParams(
+            (self.api.send_query_params)(
                 self.conn.as_ptr(),
                 sql.as_ptr(),
                 n,
@@ -174,7 +313,7 @@ impl Connection {
     pub fn execute_script(&mut self, sql: &str) -> Result<(), PqError> {
         let sql = CString::new(sql).map_err(|_| PqError::Broken("NUL in the script".into()))?;
         // SAFETY: `sql` is NUL-terminated and outlives the call.
-        let sent = unsafe { ffi::PQsendQuery(self.conn.as_ptr(), sql.as_ptr()) };
+        let sent = unsafe { (self.api.send_query)(self.conn.as_ptr(), sql.as_ptr()) };
         if sent != 1 {
             return Err(PqError::Broken(self.error_message()));
         }
@@ -191,11 +330,11 @@ impl Connection {
         loop {
             self.wait_until_ready(deadline)?;
             // SAFETY: `conn` is live; not busy, so this does not block.
-            let res = unsafe { ffi::PQgetResult(self.conn.as_ptr()) };
+            let res = unsafe { (self.api.get_result)(self.conn.as_ptr()) };
             let Some(res) = NonNull::new(res) else {
                 break;
             };
-            let result = Result_(res);
+            let result = Result_ { api: self.api, res };
             match result.read() {
                 Ok(r) => rows = r,
                 Err(e) => {
@@ -213,7 +352,7 @@ impl Connection {
     fn flush(&mut self, deadline: Instant) -> Result<(), PqError> {
         loop {
             // SAFETY: `conn` is live.
-            let rc = unsafe { ffi::PQflush(self.conn.as_ptr()) };
+            let rc = unsafe { (self.api.flush)(self.conn.as_ptr()) };
             match rc {
                 0 => return Ok(()),
                 1 => self.wait(deadline, PollFlags::POLLOUT | PollFlags::POLLIN)?,
@@ -226,13 +365,13 @@ impl Connection {
     fn wait_until_ready(&mut self, deadline: Instant) -> Result<(), PqError> {
         loop {
             // SAFETY: `conn` is live.
-            let busy = unsafe { ffi::PQisBusy(self.conn.as_ptr()) };
+            let busy = unsafe { (self.api.is_busy)(self.conn.as_ptr()) };
             if busy == 0 {
                 return Ok(());
             }
             self.wait(deadline, PollFlags::POLLIN)?;
             // SAFETY: `conn` is live; this reads what the socket has.
-            let ok = unsafe { ffi::PQconsumeInput(self.conn.as_ptr()) };
+            let ok = unsafe { (self.api.consume_input)(self.conn.as_ptr()) };
             if ok != 1 {
                 return Err(PqError::Broken(self.error_message()));
             }
@@ -242,7 +381,7 @@ impl Connection {
     /// Waits for the socket, or cancels the query at the deadline.
     fn wait(&mut self, deadline: Instant, events: PollFlags) -> Result<(), PqError> {
         // SAFETY: `conn` is live.
-        let fd = unsafe { ffi::PQsocket(self.conn.as_ptr()) };
+        let fd = unsafe { (self.api.socket)(self.conn.as_ptr()) };
         if fd < 0 {
             return Err(PqError::Broken(self.error_message()));
         }
@@ -273,23 +412,23 @@ impl Connection {
     /// transaction, so nothing half-done is committed).
     fn cancel(&mut self) {
         // SAFETY: `conn` is live.
-        let cancel = unsafe { ffi::PQgetCancel(self.conn.as_ptr()) };
+        let cancel = unsafe { (self.api.get_cancel)(self.conn.as_ptr()) };
         if cancel.is_null() {
             return;
         }
         let mut errbuf = [0 as c_char; 256];
         // SAFETY: `cancel` is the object just made; `errbuf` is writable
         // for the length given.
-        let _ = unsafe { ffi::PQcancel(cancel, errbuf.as_mut_ptr(), 256) };
+        let _ = unsafe { (self.api.cancel)(cancel, errbuf.as_mut_ptr(), 256) };
         // SAFETY: made by PQgetCancel above and not used after this.
-        unsafe { ffi::PQfreeCancel(cancel) };
+        unsafe { (self.api.free_cancel)(cancel) };
     }
 
     /// libpq's last message for this connection, one line.
     fn error_message(&self) -> String {
         // SAFETY: `conn` is live; the message is owned by it and copied
         // before anything else is called on it.
-        let msg = unsafe { ffi::PQerrorMessage(self.conn.as_ptr()) };
+        let msg = unsafe { (self.api.error_message)(self.conn.as_ptr()) };
         if msg.is_null() {
             return "unknown error".into();
         }
@@ -302,7 +441,7 @@ impl Connection {
     /// our default).
     fn connect_timeout(&self) -> Option<u64> {
         // SAFETY: `conn` is live; the array is ours to free.
-        let options = unsafe { ffi::PQconninfo(self.conn.as_ptr()) };
+        let options = unsafe { (self.api.conninfo)(self.conn.as_ptr()) };
         if options.is_null() {
             return None;
         }
@@ -333,7 +472,7 @@ impl Connection {
             i += 1;
         }
         // SAFETY: the array came from PQconninfo and is not used after this.
-        unsafe { ffi::PQconninfoFree(options) };
+        unsafe { (self.api.conninfo_free)(options) };
         found
     }
 }
@@ -341,30 +480,34 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // SAFETY: `conn` came from PQconnectdbParams and is finished once.
-        unsafe { ffi::PQfinish(self.conn.as_ptr()) };
+        unsafe { (self.api.finish)(self.conn.as_ptr()) };
     }
 }
 
 /// One result, cleared when dropped.
-struct Result_(NonNull<ffi::PGresult>);
+struct Result_ {
+    api: &'static Api,
+    res: NonNull<ffi::PGresult>,
+}
 
 impl Drop for Result_ {
     fn drop(&mut self) {
         // SAFETY: the result came from PQgetResult and is cleared once.
-        unsafe { ffi::PQclear(self.0.as_ptr()) };
+        unsafe { (self.api.clear)(self.res.as_ptr()) };
     }
 }
 
 impl Result_ {
     fn read(&self) -> Result<Rows, PqError> {
-        let res = self.0.as_ptr();
+        let res = self.res.as_ptr();
         // SAFETY: `res` is a live result.
-        let status = unsafe { ffi::PQresultStatus(res) };
+        let status = unsafe { (self.api.result_status)(res) };
+        const TUPLES_OK: c_int = ffi::ExecStatusType::PGRES_TUPLES_OK as c_int;
+        const COMMAND_OK: c_int = ffi::ExecStatusType::PGRES_COMMAND_OK as c_int;
+        const EMPTY_QUERY: c_int = ffi::ExecStatusType::PGRES_EMPTY_QUERY as c_int;
         match status {
-            ffi::ExecStatusType::PGRES_TUPLES_OK => {}
-            ffi::ExecStatusType::PGRES_COMMAND_OK | ffi::ExecStatusType::PGRES_EMPTY_QUERY => {
-                return Ok(Rows::default())
-            }
+            TUPLES_OK => {}
+            COMMAND_OK | EMPTY_QUERY => return Ok(Rows::default()),
             _ => {
                 return Err(PqError::Server {
                     sqlstate: self.field(ffi::PG_DIAG_SQLSTATE).unwrap_or_default(),
@@ -375,21 +518,21 @@ impl Result_ {
             }
         }
         // SAFETY: `res` is live.
-        let nrows = unsafe { ffi::PQntuples(res) };
+        let nrows = unsafe { (self.api.ntuples)(res) };
         // SAFETY: `res` is live.
-        let ncols = unsafe { ffi::PQnfields(res) };
+        let ncols = unsafe { (self.api.nfields)(res) };
         let mut rows = Vec::with_capacity(usize::try_from(nrows).unwrap_or(0));
         for r in 0..nrows {
             let mut row = Vec::with_capacity(usize::try_from(ncols).unwrap_or(0));
             for c in 0..ncols {
                 // SAFETY: `r` and `c` are within the result's bounds.
-                let null = unsafe { ffi::PQgetisnull(res, r, c) };
+                let null = unsafe { (self.api.getisnull)(res, r, c) };
                 if null == 1 {
                     row.push(None);
                     continue;
                 }
                 // SAFETY: as above.
-                let raw = unsafe { ffi::PQgetvalue(res, r, c) };
+                let raw = unsafe { (self.api.getvalue)(res, r, c) };
                 // SAFETY: a text value is NUL-terminated and owned by
                 // `res`, copied here before `res` is cleared.
                 let value = unsafe { CStr::from_ptr(raw) };
@@ -402,7 +545,7 @@ impl Result_ {
 
     fn field(&self, code: u8) -> Option<String> {
         // SAFETY: `res` is live; the field is NUL-terminated and owned by it.
-        let text = unsafe { ffi::PQresultErrorField(self.0.as_ptr(), c_int::from(code)) };
+        let text = unsafe { (self.api.result_error_field)(self.res.as_ptr(), c_int::from(code)) };
         if text.is_null() {
             return None;
         }
@@ -447,6 +590,15 @@ mod tests {
             .map(|e| matches!(e, PqError::Connect(_)));
         let _ = std::fs::remove_dir(&dir);
         assert_eq!(err, Some(true));
+    }
+
+    #[test]
+    fn libpq_is_loaded_and_a_missing_library_is_an_error_not_a_crash() {
+        assert!(api().is_ok(), "libpq5 is installed where the tests run");
+        let err = Api::load("libpq-not-there.so.5").err().unwrap_or_default();
+        assert!(err.contains("libpq-not-there.so.5"), "{err}");
+        let shown = PqError::NoLibrary(err).to_string();
+        assert!(shown.contains("(libpq5)"), "{shown}");
     }
 
     #[test]
