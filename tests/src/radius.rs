@@ -425,6 +425,16 @@ impl Radius {
         self.send(&[request], 1, from)[0]
     }
 
+    /// (Re)writes the private pam_otp config (root-owned 0644) to hold
+    /// `config`; the module reads it at every login, no restart needed.
+    pub fn write_config(&self, config: &str) {
+        write_mode(
+            &self.config_file,
+            private_state_dir(&self.dir, &config.replace("{service}", &self.service)),
+            0o644,
+        );
+    }
+
     /// Checks the config (`freeradius -C`): what it printed.
     pub fn check_config(&self) -> String {
         let out = run_ok(

@@ -82,3 +82,101 @@ fn password_followed_by_code_is_accepted_only_with_both_right() {
     );
     assert!(radius.running(), "freeradius died:\n{}", radius.log());
 }
+
+/// rlm_pam (FreeRADIUS 3.2, `src/modules/rlm_pam/rlm_pam.c`, `do_pam`)
+/// calls `pam_start(pamauth, username, &conv, &handle)` and then
+/// `pam_authenticate`, with no `pam_set_item` at all: `PAM_RHOST` is
+/// never set. So a rule on the NAS's address (or the VPN user's) never
+/// matches, and a RADIUS login is a "local" one (`from = ["local"]`
+/// matches it), whatever machine sent it.
+#[test]
+fn rlm_pam_sets_no_pam_rhost_so_radius_logins_are_local() {
+    let user = vpn_user();
+    // A rule that would skip the code for the NAS (radclient sends from
+    // 127.0.0.1): it does not apply, the code is still asked.
+    let mut radius = recipe_server("[[rule]]\nfrom = [\"127.0.0.0/8\"]\notp = \"skip\"\n");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Reject,
+        "the NAS's address matched a rule: rlm_pam sets PAM_RHOST now? update the recipe"
+    );
+    let code = fresh_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+
+    // A "local" rule (meant for the console) matches every RADIUS login:
+    // here it skips the code for the whole VPN. The recipe warns.
+    radius.write_config("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Accept,
+        "a `local` rule did not match a RADIUS login: rlm_pam sets PAM_RHOST now?\n{}",
+        radius.log()
+    );
+    assert_eq!(
+        radius.auth(&user.name, "hunter3pw", None),
+        Reply::Reject,
+        "the password still matters"
+    );
+}
+
+/// What does work: FreeRADIUS picks the PAM service by the NAS's address
+/// (`Packet-Src-IP-Address`, the address the request came from, not an
+/// attribute the NAS writes) through the `Pam-Auth` control attribute,
+/// and a pam_otp rule on that service (`services = [...]`) skips the code.
+/// radclient sends from 127.0.0.2 (the office NAS) or 127.0.0.1 (the VPN).
+#[test]
+fn an_office_nas_skips_the_code_through_its_own_pam_service() {
+    let user = vpn_user();
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        more_services: &[("office", RECIPE_STACK)],
+        otp_config: "[[rule]]\nservices = [\"{service}-office\"]\notp = \"skip\"\n",
+        authorize: "\tif (&Packet-Src-IP-Address == 127.0.0.2) {\n\
+                    \t\tupdate control {\n\
+                    \t\t\t&Pam-Auth := \"{service}-office\"\n\
+                    \t\t}\n\
+                    \t}\n",
+        ..RadiusSetup::default()
+    });
+    let office = Some("127.0.0.2");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, office),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+    assert_eq!(
+        radius.auth(&user.name, "hunter3pw", office),
+        Reply::Reject,
+        "office, wrong password"
+    );
+    // From the other NAS the code is still needed.
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Reject,
+        "VPN NAS, password alone"
+    );
+    let code = fresh_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+    let before = std::fs::read(user.secret_path()).unwrap();
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, office),
+        Reply::Accept,
+        "office again"
+    );
+    assert_eq!(
+        std::fs::read(user.secret_path()).unwrap(),
+        before,
+        "an office login touched the secret file"
+    );
+}
