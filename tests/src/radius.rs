@@ -68,6 +68,9 @@ pub struct RadiusSetup<'a> {
     /// Worker threads (the pool is fixed at this size, so that the
     /// process's memory does not move with threads coming and going).
     pub threads: usize,
+    /// `user`/`group` the server switches to after reading its config
+    /// (Debian's default is `freerad`); None: it stays root.
+    pub run_as: Option<&'a str>,
 }
 
 impl Default for RadiusSetup<'_> {
@@ -79,6 +82,7 @@ impl Default for RadiusSetup<'_> {
             authorize: "",
             pam_instances: 1,
             threads: 4,
+            run_as: None,
         }
     }
 }
@@ -192,6 +196,16 @@ impl Radius {
             fs::create_dir_all(raddb.join(sub)).unwrap();
             set_mode(&raddb.join(sub), 0o750);
         }
+        if let Some(user) = setup.run_as {
+            // The server writes its log and run files after switching.
+            for sub in ["log", "run"] {
+                run_ok(
+                    Command::new("chown")
+                        .arg(format!("{user}:{user}"))
+                        .arg(raddb.join(sub)),
+                );
+            }
+        }
 
         write_mode(
             &radius.config_file,
@@ -238,7 +252,7 @@ impl Radius {
             let port = free_udp_port();
             write_mode(
                 &raddb.join("radiusd.conf"),
-                radiusd_conf(&raddb, setup.threads),
+                radiusd_conf(&raddb, setup.threads, setup.run_as),
                 0o640,
             );
             write_mode(
@@ -491,13 +505,14 @@ impl Drop for Radius {
     }
 }
 
-/// `radiusd.conf`: paths inside `raddb`, no `user`/`group` (root), a fixed
+/// `radiusd.conf`: paths inside `raddb`, `user`/`group` only if asked (root), a fixed
 /// pool of `threads` workers, no reject delay (the PAM stack has its own),
 /// and `cleanup_delay = 0`: with Debian's 5 s the server keeps every
 /// answered request for 5 s (to answer a retransmission from its cache),
 /// so its memory follows the request rate (33 MB more at 1 100 requests/s
 /// through pam_permit.so alone), which would hide what the module does.
-fn radiusd_conf(raddb: &Path, threads: usize) -> String {
+fn radiusd_conf(raddb: &Path, threads: usize, run_as: Option<&str>) -> String {
+    let user = run_as.map_or(String::new(), |u| format!("\tuser = {u}\n\tgroup = {u}\n"));
     format!(
         "# private FreeRADIUS of a pam_otp test\n\
          prefix = /usr\n\
@@ -529,6 +544,7 @@ fn radiusd_conf(raddb: &Path, threads: usize) -> String {
          \tmax_attributes = 200\n\
          \treject_delay = 0\n\
          \tstatus_server = no\n\
+         {user}\
          }}\n\
          thread pool {{\n\
          \tstart_servers = {threads}\n\

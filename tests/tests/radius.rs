@@ -392,3 +392,37 @@ fn ten_thousand_logins_in_one_server_leak_nothing() {
         100.0 * otp_rate / permit_rate
     );
 }
+
+/// Debian's FreeRADIUS runs as `freerad` (in group `shadow`, enough for
+/// pam_unix). pam_otp cannot read a user's secret file as `freerad`: it
+/// refuses the login (fails closed), which is why the recipe runs the
+/// server as root.
+#[test]
+fn as_freerad_the_module_fails_closed() {
+    let user = vpn_user();
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        run_as: Some("freerad"),
+        ..RadiusSetup::default()
+    });
+    let before = std::fs::read(user.secret_path()).unwrap();
+    let code = fresh_code();
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(got, Reply::Reject, "as freerad:\n{}", radius.log());
+    assert_eq!(std::fs::read(user.secret_path()).unwrap(), before);
+    // The module says why, through rlm_pam's log (the message ends the
+    // conversation: rlm_pam fails it on any PAM_ERROR_MSG).
+    assert!(
+        radius
+            .log()
+            .contains("Two-factor login is unavailable for this account"),
+        "{}",
+        radius.log()
+    );
+    // The same login with the server as root gets in: the refusal above
+    // was the identity, not the stack.
+    drop(radius);
+    let mut radius = recipe_server("");
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(got, Reply::Accept, "as root:\n{}", radius.log());
+}
