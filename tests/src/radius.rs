@@ -42,6 +42,10 @@ use crate::{test_root, ticks, try_signal, unique_id, wait_or_kill, write_mode, T
 pub const SERVICE_PREFIX: &str = "radiusd-pot-";
 pub const FREERADIUS: &str = "/usr/sbin/freeradius";
 pub const RADCLIENT: &str = "/usr/bin/radclient";
+pub const OPENVPN: &str = "/usr/sbin/openvpn";
+/// Debian 12's OpenVPN PAM plugin, as the recipe names it.
+pub const OPENVPN_AUTH_PAM: &str =
+    "/usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-auth-pam.so";
 
 /// What the server and its PAM service should look like.
 pub struct RadiusSetup<'a> {
@@ -442,6 +446,106 @@ impl Radius {
             password: password.into(),
         };
         self.send(&[request], 1, from)[0]
+    }
+
+    /// One login through OpenVPN's PAM plugin, with this fixture's PAM
+    /// service (the recipe's line `plugin openvpn-plugin-auth-pam.so
+    /// <service>`): a private OpenVPN server on 127.0.0.1 and the real
+    /// client sending `user`/`password` (`--auth-user-pass`). Both run in
+    /// point-to-point TLS mode with `--dev null` (no tun device, no
+    /// address on the machine); such a server exits after one refused
+    /// login, so each login gets a server of its own. The verdict is the
+    /// server's log line; what the plugin logged (the `REMOTE:` it gave
+    /// as `PAM_RHOST`) comes with it.
+    pub fn openvpn_login(&self, user: &str, password: &str) -> (Reply, String) {
+        for program in [OPENVPN, OPENVPN_AUTH_PAM] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} missing: make test installs openvpn (scripts/packages/test)"
+            );
+        }
+        let dir = self.dir.join("openvpn");
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        if !cert.exists() {
+            fs::create_dir_all(&dir).unwrap();
+            set_mode(&dir, 0o700);
+            // One self-signed certificate serves as CA and as both ends'
+            // certificate: what is tested is the password step.
+            run_ok(
+                Command::new("openssl")
+                    .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                    .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+                    .args(["-subj", "/CN=pam-otp-test-openvpn", "-keyout"])
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert),
+            );
+        }
+        let creds = dir.join("auth-user-pass");
+        write_mode(&creds, format!("{user}\n{password}\n"), 0o600);
+        let tls = |c: &mut Command| {
+            c.args(["--proto", "udp4", "--dev", "null", "--verb", "4", "--ca"])
+                .arg(&cert)
+                .arg("--cert")
+                .arg(&cert)
+                .arg("--key")
+                .arg(&key);
+        };
+        let server_log = dir.join("server.log");
+        let port = free_udp_port();
+        let mut server = Command::new(OPENVPN);
+        server
+            .args(["--tls-server", "--dh", "none", "--local", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--plugin", OPENVPN_AUTH_PAM])
+            .arg(&self.service);
+        tls(&mut server);
+        let log = File::create(&server_log).unwrap();
+        let mut server = server
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {OPENVPN}: {e}"));
+        let read = || fs::read_to_string(&server_log).unwrap_or_default();
+        for _ in 0..ticks(Duration::from_secs(10)) {
+            if read().contains("link local (bound)") {
+                break;
+            }
+            std::thread::sleep(TICK);
+        }
+        let mut client = Command::new(OPENVPN);
+        client
+            .args(["--tls-client", "--pull", "--nobind", "--auth-retry", "none"])
+            .args(["--auth-nocache", "--remote", "127.0.0.1", &port.to_string()])
+            .arg("--auth-user-pass")
+            .arg(&creds);
+        tls(&mut client);
+        let client_log = File::create(dir.join("client.log")).unwrap();
+        let mut client = client
+            .stdin(Stdio::null())
+            .stdout(client_log.try_clone().unwrap())
+            .stderr(client_log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {OPENVPN} client: {e}"));
+        let mut reply = Reply::Lost;
+        for _ in 0..ticks(Duration::from_secs(20)) {
+            let text = read();
+            if text.contains("Username/Password authentication succeeded for username") {
+                reply = Reply::Accept;
+                break;
+            }
+            if text.contains("Auth Username/Password verification failed") {
+                reply = Reply::Reject;
+                break;
+            }
+            std::thread::sleep(TICK);
+        }
+        for child in [&mut client, &mut server] {
+            try_signal(child.id(), libc::SIGTERM);
+            wait_or_kill(child, Duration::from_secs(10));
+        }
+        let _ = fs::remove_file(&creds);
+        (reply, read())
     }
 
     /// (Re)writes the private pam_otp config (root-owned 0644) to hold

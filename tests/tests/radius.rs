@@ -426,3 +426,50 @@ fn as_freerad_the_module_fails_closed() {
     let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
     assert_eq!(got, Reply::Accept, "as root:\n{}", radius.log());
 }
+
+/// The recipe's OpenVPN line, `plugin openvpn-plugin-auth-pam.so
+/// <service>`, with the same PAM service: password followed by code in
+/// the password field; and, unlike rlm_pam, the plugin sets `PAM_RHOST`
+/// (to the client's address), so an address rule applies.
+#[test]
+fn openvpn_auth_pam_plugin_with_the_same_service() {
+    let user = vpn_user();
+    let radius = recipe_server("");
+    let code = fresh_code();
+    let (got, log) = radius.openvpn_login(&user.name, &format!("hunter3pw{code}"));
+    assert_eq!(got, Reply::Reject, "wrong password + right code:\n{log}");
+    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
+    assert_eq!(got, Reply::Accept, "right password + right code:\n{log}");
+    assert!(
+        log.contains("REMOTE: 127.0.0.1"),
+        "the plugin named no remote:\n{log}"
+    );
+    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
+    assert_eq!(got, Reply::Reject, "replayed code:\n{log}");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(got, Reply::Reject, "password alone:\n{log}");
+
+    // The client's address (127.0.0.1) is PAM_RHOST: a rule skipping it
+    // lets the password alone in, and the password still matters.
+    radius.write_config("[[rule]]\nfrom = [\"127.0.0.1/32\"]\notp = \"skip\"\n");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(
+        got,
+        Reply::Accept,
+        "password alone from a skipped address:\n{log}"
+    );
+    let (got, log) = radius.openvpn_login(&user.name, "hunter3pw");
+    assert_eq!(
+        got,
+        Reply::Reject,
+        "wrong password from a skipped address:\n{log}"
+    );
+    // A rule for another network does not apply: the code is asked.
+    radius.write_config("[[rule]]\nfrom = [\"192.0.2.0/24\"]\notp = \"skip\"\n");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(
+        got,
+        Reply::Reject,
+        "password alone from an address no rule skips:\n{log}"
+    );
+}
