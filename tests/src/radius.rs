@@ -521,12 +521,19 @@ impl Radius {
             .arg(&creds);
         tls(&mut client);
         let client_log = File::create(dir.join("client.log")).unwrap();
-        let mut client = client
+        let spawned = client
             .stdin(Stdio::null())
             .stdout(client_log.try_clone().unwrap())
             .stderr(client_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {OPENVPN} client: {e}"));
+            .spawn();
+        let mut client = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("start the {OPENVPN} client: {e}");
+            }
+        };
         let mut reply = Reply::Lost;
         for _ in 0..ticks(Duration::from_secs(20)) {
             let text = read();
