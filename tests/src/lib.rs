@@ -55,6 +55,7 @@ pub mod netns;
 pub mod pg;
 pub mod phone;
 pub mod qr_scan;
+pub mod radius;
 pub mod syslog;
 
 pub use e2e::*;

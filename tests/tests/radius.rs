@@ -1,0 +1,478 @@
+//! pam_otp behind a VPN's RADIUS server: a private FreeRADIUS 3
+//! (`testkit::radius`) with `rlm_pam` and the one-prompt stack of
+//! SPEC.md (`split_pass`, pam_unix, pam_otp), driven by the real
+//! `radclient`: the recipe's verdicts, what becomes `PAM_RHOST` (nothing),
+//! a per-NAS PAM service, the server as `freerad`, 10 000 logins in one
+//! server process (memory, descriptors, every code once), and OpenVPN's
+//! auth-pam plugin with the same PAM service. The recipe is
+//! `doc/radius-recipe.md`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::radius::{Radius, RadiusSetup, Reply, Request};
+use testkit::*;
+
+/// The recipe's PAM service: one prompt, the password then the code.
+/// rlm_pam calls `pam_acct_mgmt` too, hence the account line.
+const RECIPE_STACK: &str = "auth requisite {module} config={config} split_pass\n\
+                            auth requisite pam_unix.so use_first_pass\n\
+                            auth required  {module} config={config}\n\
+                            account required pam_unix.so\n";
+
+const PASSWORD: &str = "hunter2pw";
+
+fn recipe_server(otp_config: &str) -> Radius {
+    Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        otp_config,
+        ..RadiusSetup::default()
+    })
+}
+
+/// A user with a password and the test key's TOTP token.
+fn vpn_user() -> TestUser {
+    let user = TestUser::new();
+    user.set_password(PASSWORD);
+    user.write_secret(&totp_secret());
+    user
+}
+
+#[test]
+fn password_followed_by_code_is_accepted_only_with_both_right() {
+    let user = vpn_user();
+    let mut radius = recipe_server("");
+    let before = std::fs::read(user.secret_path()).unwrap();
+    let code = fresh_code();
+
+    // Someone with the code but not the password: refused, and it costs
+    // the user nothing (pam_unix ends the stack before the code is read).
+    let got = radius.auth(&user.name, &format!("hunter3pw{code}"), None);
+    assert_eq!(got, Reply::Reject, "wrong password + right code");
+    assert_eq!(
+        std::fs::read(user.secret_path()).unwrap(),
+        before,
+        "a wrong password counted a failure or used the code"
+    );
+    // The password alone: refused.
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Reject,
+        "password alone"
+    );
+
+    // Both right, in one field: in.
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(
+        got,
+        Reply::Accept,
+        "right password + right code:\n{}",
+        radius.log()
+    );
+    let after_accept = secret_file(&user.secret_path());
+    assert!(
+        after_accept.tokens[0].state.last_step.is_some(),
+        "the code was not used up"
+    );
+
+    // The same code again: refused.
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(got, Reply::Reject, "replayed code");
+
+    // Right password, wrong code: refused, and counted.
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{}", wrong_code()), None);
+    assert_eq!(got, Reply::Reject, "right password + wrong code");
+    assert_eq!(
+        secret_file(&user.secret_path()).state.failures,
+        2,
+        "replay and wrong code counted"
+    );
+    assert!(radius.running(), "freeradius died:\n{}", radius.log());
+}
+
+/// rlm_pam (FreeRADIUS 3.2, `src/modules/rlm_pam/rlm_pam.c`, `do_pam`)
+/// calls `pam_start(pamauth, username, &conv, &handle)` and then
+/// `pam_authenticate`, with no `pam_set_item` at all: `PAM_RHOST` is
+/// never set. So a rule on the NAS's address (or the VPN user's) never
+/// matches, and a RADIUS login is a "local" one (`from = ["local"]`
+/// matches it), whatever machine sent it.
+#[test]
+fn rlm_pam_sets_no_pam_rhost_so_radius_logins_are_local() {
+    let user = vpn_user();
+    // A rule that would skip the code for the NAS (radclient sends from
+    // 127.0.0.1): it does not apply, the code is still asked.
+    let mut radius = recipe_server("[[rule]]\nfrom = [\"127.0.0.0/8\"]\notp = \"skip\"\n");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Reject,
+        "the NAS's address matched a rule: rlm_pam sets PAM_RHOST now? update the recipe"
+    );
+    let code = fresh_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+
+    // A "local" rule (meant for the console) matches every RADIUS login:
+    // here it skips the code for the whole VPN. The recipe warns.
+    radius.write_config("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Accept,
+        "a `local` rule did not match a RADIUS login: rlm_pam sets PAM_RHOST now?\n{}",
+        radius.log()
+    );
+    assert_eq!(
+        radius.auth(&user.name, "hunter3pw", None),
+        Reply::Reject,
+        "the password still matters"
+    );
+}
+
+/// What does work: FreeRADIUS picks the PAM service by the NAS's address
+/// (`Packet-Src-IP-Address`, the address the request came from, not an
+/// attribute the NAS writes) through the `Pam-Auth` control attribute,
+/// and a pam_otp rule on that service (`services = [...]`) skips the code.
+/// radclient sends from 127.0.0.2 (the office NAS) or 127.0.0.1 (the VPN).
+#[test]
+fn an_office_nas_skips_the_code_through_its_own_pam_service() {
+    let user = vpn_user();
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        more_services: &[("office", RECIPE_STACK)],
+        otp_config: "[[rule]]\nservices = [\"{service}-office\"]\notp = \"skip\"\n",
+        authorize: "\tif (&Packet-Src-IP-Address == 127.0.0.2) {\n\
+                    \t\tupdate control {\n\
+                    \t\t\t&Pam-Auth := \"{service}-office\"\n\
+                    \t\t}\n\
+                    \t}\n",
+        ..RadiusSetup::default()
+    });
+    let office = Some("127.0.0.2");
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, office),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+    assert_eq!(
+        radius.auth(&user.name, "hunter3pw", office),
+        Reply::Reject,
+        "office, wrong password"
+    );
+    // From the other NAS the code is still needed.
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, None),
+        Reply::Reject,
+        "VPN NAS, password alone"
+    );
+    let code = fresh_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+    let before = std::fs::read(user.secret_path()).unwrap();
+    assert_eq!(
+        radius.auth(&user.name, PASSWORD, office),
+        Reply::Accept,
+        "office again"
+    );
+    assert_eq!(
+        std::fs::read(user.secret_path()).unwrap(),
+        before,
+        "an office login touched the secret file"
+    );
+}
+
+/// The load test's stack: the recipe's, with `nodelay` on pam_unix.
+/// Without it every refused login holds its rlm_pam instance (a mutex)
+/// for pam_unix's ~2 s failure delay, and 5 000 refusals would take hours.
+const LOAD_STACK: &str = "auth requisite {module} config={config} split_pass\n\
+                          auth requisite pam_unix.so use_first_pass nodelay\n\
+                          auth required  {module} config={config}\n\
+                          account required pam_unix.so\n";
+const PERMIT_STACK: &str = "auth required pam_permit.so\naccount required pam_permit.so\n";
+
+const LOAD_USERS: usize = 50;
+/// Each batch is one radclient: one right code per user (so that no two
+/// codes of a user race each other to the HOTP counter) and one refused
+/// request per user.
+const BATCHES: usize = 100;
+/// Batches before the first measure: 2 000 logins. After 1 000 the
+/// server's own memory still creeps (0.5 to 1.2 MiB over the next 9 000
+/// through pam_permit.so alone in our runs: malloc settling across 8
+/// threads, libpam loading and unloading the modules at every login).
+const WARM_UP: usize = 20;
+const PARALLEL: usize = 16;
+const PAM_INSTANCES: usize = 4;
+const THREADS: usize = 8;
+
+struct LoadUser {
+    user: TestUser,
+    /// HOTP codes for counters 0.., from oathtool.
+    codes: Vec<String>,
+    wrong: String,
+}
+
+/// `LOAD_USERS` users, each with a password (SHA-512 crypt at 1 000
+/// rounds: the hash's cost is not what is measured) and an HOTP token of
+/// a key of their own, next counter 0.
+fn load_users() -> Vec<LoadUser> {
+    let mut rng = testkit::harness::Rng::new(16);
+    let users: Vec<LoadUser> = (0..LOAD_USERS)
+        .map(|_| {
+            let user = TestUser::new();
+            let key = rng.bytes(20);
+            let b32 = otp_core::key::encode_base32(&key);
+            let hex = otp_core::key::encode_hex(&key);
+            user.write_secret(&format!(
+                "version = 1\ntype = \"hotp\"\nsecret = \"{b32}\"\ncounter = 0\n"
+            ));
+            let codes: Vec<String> =
+                oathtool(&["-c", "0", "-w", &(BATCHES + 20).to_string(), &hex])
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            assert_eq!(codes.len(), BATCHES + 21);
+            let wrong = code_not_in(&codes);
+            LoadUser { user, codes, wrong }
+        })
+        .collect();
+    let lines: String = users
+        .iter()
+        .map(|u| format!("{}:{PASSWORD}\n", u.user.name))
+        .collect();
+    let out = run_with_input(
+        Command::new("chpasswd").args(["-c", "SHA512", "-s", "1000"]),
+        &lines,
+    );
+    assert!(out.success, "chpasswd: {out:?}");
+    users
+}
+
+/// Batch `b`: per user, the right code (Accept) and one of a wrong code,
+/// the previous batch's code again (a replay) or a wrong password with
+/// this batch's code (all Reject), in a shuffled order.
+fn batch(users: &[LoadUser], b: usize, rng: &mut testkit::harness::Rng) -> Vec<(Request, Reply)> {
+    let mut out = Vec::new();
+    for (u, lu) in users.iter().enumerate() {
+        let req = |password: String| Request {
+            user: lu.user.name.clone(),
+            password,
+        };
+        out.push((req(format!("{PASSWORD}{}", lu.codes[b])), Reply::Accept));
+        let bad = match (b + u) % 3 {
+            1 if b > 0 => format!("{PASSWORD}{}", lu.codes[b - 1]),
+            2 => format!("hunter3pw{}", lu.codes[b]),
+            _ => format!("{PASSWORD}{}", lu.wrong),
+        };
+        out.push((req(bad), Reply::Reject));
+    }
+    for i in (1..out.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        out.swap(i, j);
+    }
+    out
+}
+
+/// Sends `batches` (numbered from `first`), checking every reply (under
+/// `permit`, every one is an Accept); how long it took.
+#[allow(clippy::disallowed_methods)] // the test measures wall time (printed, never asserted)
+fn run_batches(
+    radius: &mut Radius,
+    batches: &[Vec<(Request, Reply)>],
+    first: usize,
+    permit: bool,
+) -> Duration {
+    let started = Instant::now();
+    for (b, batch) in batches.iter().enumerate() {
+        let requests: Vec<Request> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let got = radius.send(&requests, PARALLEL, None);
+        let wrong: Vec<String> = batch
+            .iter()
+            .zip(&got)
+            .filter(|((_, want), got)| (if permit { Reply::Accept } else { *want }) != **got)
+            .map(|((r, want), got)| {
+                format!("{} {:?}: want {want:?}, got {got:?}", r.user, r.password)
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "batch {}: {} of {} replies wrong, e.g. {:#?}",
+            first + b,
+            wrong.len(),
+            batch.len(),
+            &wrong[..wrong.len().min(10)]
+        );
+        if (first + b + 1).is_multiple_of(10) {
+            eprintln!(
+                "  after {:>5} logins: VmRSS {} KiB (RssAnon {} KiB)",
+                (first + b + 1) * batch.len(),
+                radius.rss_kib(),
+                radius.status_kib("RssAnon")
+            );
+        }
+    }
+    started.elapsed()
+}
+
+/// One FreeRADIUS process, 10 000 authentications through pam_otp, 16
+/// in flight and 4 rlm_pam instances (so up to 4 logins inside pam_otp at
+/// once, on 8 worker threads): its memory does not grow after a warm-up
+/// of 2 000, it holds no more descriptors, every right code is accepted
+/// once and every wrong one refused. Then the same requests through
+/// `pam_permit.so` alone, for the rate (printed, not asserted).
+#[test]
+fn ten_thousand_logins_in_one_server_leak_nothing() {
+    let users = load_users();
+    let mut rng = testkit::harness::Rng::new(1612);
+    let batches: Vec<Vec<(Request, Reply)>> =
+        (0..BATCHES).map(|b| batch(&users, b, &mut rng)).collect();
+    let total: usize = batches.iter().map(Vec::len).sum();
+    assert_eq!(total, 10_000);
+
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: LOAD_STACK,
+        otp_config: NO_RATE_LIMIT,
+        pam_instances: PAM_INSTANCES,
+        threads: THREADS,
+        ..RadiusSetup::default()
+    });
+    let start_rss = radius.rss_kib();
+    let warm = run_batches(&mut radius, &batches[..WARM_UP], 0, false);
+    let (rss0, fds0, threads0) = (radius.rss_kib(), radius.fds(), radius.threads());
+    let rest = run_batches(&mut radius, &batches[WARM_UP..], WARM_UP, false);
+    let (rss1, fds1, threads1) = (radius.rss_kib(), radius.fds(), radius.threads());
+    assert!(radius.running(), "freeradius died:\n{}", radius.log());
+
+    let otp_rate = total as f64 / (warm + rest).as_secs_f64();
+    eprintln!(
+        "freeradius + pam_otp: {total} logins in {:.1} s ({otp_rate:.0}/s; {PARALLEL} in flight, \
+         {PAM_INSTANCES} rlm_pam instances, {THREADS} threads); VmRSS {start_rss} KiB at start, \
+         {rss0} KiB after {} logins, {rss1} KiB after {total} (+{} KiB); fds {} -> {}; \
+         threads {threads0} -> {threads1}",
+        (warm + rest).as_secs_f64(),
+        WARM_UP * batches[0].len(),
+        rss1.saturating_sub(rss0),
+        fds0.len(),
+        fds1.len(),
+    );
+    assert_eq!(fds0, fds1, "open descriptors changed");
+    assert_eq!(threads0, threads1, "threads changed");
+    assert!(
+        rss1 < rss0 + 1024,
+        "VmRSS grew by {} KiB from {rss0} KiB after the warm-up to {rss1} KiB",
+        rss1 - rss0
+    );
+    // Every right code was used once: each counter stands right after
+    // the last batch's code.
+    for lu in &users {
+        let file = secret_file(&lu.user.secret_path());
+        let counter = file.tokens[0].counter;
+        assert_eq!(counter, BATCHES as u64, "{}: HOTP counter", lu.user.name);
+    }
+    drop(radius);
+
+    let mut permit = Radius::start(&RadiusSetup {
+        pam_stack: PERMIT_STACK,
+        pam_instances: PAM_INSTANCES,
+        threads: THREADS,
+        ..RadiusSetup::default()
+    });
+    let warm = run_batches(&mut permit, &batches[..WARM_UP], 0, true);
+    let (p_rss0, p_fds0) = (permit.rss_kib(), permit.fds().len());
+    let rest = run_batches(&mut permit, &batches[WARM_UP..], WARM_UP, true);
+    let (p_rss1, p_fds1) = (permit.rss_kib(), permit.fds().len());
+    let permit_rate = total as f64 / (warm + rest).as_secs_f64();
+    eprintln!(
+        "freeradius + pam_permit.so: {total} logins in {:.1} s ({permit_rate:.0}/s), VmRSS {p_rss0} -> \
+         {p_rss1} KiB after the warm-up, fds {p_fds0} -> {p_fds1}; pam_otp's stack runs at {:.0} % of that rate",
+        (warm + rest).as_secs_f64(),
+        100.0 * otp_rate / permit_rate
+    );
+}
+
+/// Debian's FreeRADIUS runs as `freerad` (in group `shadow`, enough for
+/// pam_unix). pam_otp cannot read a user's secret file as `freerad`: it
+/// refuses the login (fails closed), which is why the recipe runs the
+/// server as root.
+#[test]
+fn as_freerad_the_module_fails_closed() {
+    let user = vpn_user();
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        run_as: Some("freerad"),
+        ..RadiusSetup::default()
+    });
+    let before = std::fs::read(user.secret_path()).unwrap();
+    let code = fresh_code();
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(got, Reply::Reject, "as freerad:\n{}", radius.log());
+    assert_eq!(std::fs::read(user.secret_path()).unwrap(), before);
+    // The module says why, through rlm_pam's log (the message ends the
+    // conversation: rlm_pam fails it on any PAM_ERROR_MSG).
+    assert!(
+        radius
+            .log()
+            .contains("Two-factor login is unavailable for this account"),
+        "{}",
+        radius.log()
+    );
+    // The same login with the server as root gets in: the refusal above
+    // was the identity, not the stack.
+    drop(radius);
+    let mut radius = recipe_server("");
+    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
+    assert_eq!(got, Reply::Accept, "as root:\n{}", radius.log());
+}
+
+/// The recipe's OpenVPN line, `plugin openvpn-plugin-auth-pam.so
+/// <service>`, with the same PAM service: password followed by code in
+/// the password field; and, unlike rlm_pam, the plugin sets `PAM_RHOST`
+/// (to the client's address), so an address rule applies.
+#[test]
+fn openvpn_auth_pam_plugin_with_the_same_service() {
+    let user = vpn_user();
+    let radius = recipe_server("");
+    let code = fresh_code();
+    let (got, log) = radius.openvpn_login(&user.name, &format!("hunter3pw{code}"));
+    assert_eq!(got, Reply::Reject, "wrong password + right code:\n{log}");
+    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
+    assert_eq!(got, Reply::Accept, "right password + right code:\n{log}");
+    assert!(
+        log.contains("REMOTE: 127.0.0.1"),
+        "the plugin named no remote:\n{log}"
+    );
+    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
+    assert_eq!(got, Reply::Reject, "replayed code:\n{log}");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(got, Reply::Reject, "password alone:\n{log}");
+
+    // The client's address (127.0.0.1) is PAM_RHOST: a rule skipping it
+    // lets the password alone in, and the password still matters.
+    radius.write_config("[[rule]]\nfrom = [\"127.0.0.1/32\"]\notp = \"skip\"\n");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(
+        got,
+        Reply::Accept,
+        "password alone from a skipped address:\n{log}"
+    );
+    let (got, log) = radius.openvpn_login(&user.name, "hunter3pw");
+    assert_eq!(
+        got,
+        Reply::Reject,
+        "wrong password from a skipped address:\n{log}"
+    );
+    // A rule for another network does not apply: the code is asked.
+    radius.write_config("[[rule]]\nfrom = [\"192.0.2.0/24\"]\notp = \"skip\"\n");
+    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
+    assert_eq!(
+        got,
+        Reply::Reject,
+        "password alone from an address no rule skips:\n{log}"
+    );
+}
