@@ -14,21 +14,25 @@
 //! L <round> <thread> <confdir> <service> <user> <rhost> <code>
 //! ```
 //!
-//! Rounds run one after the other; a round's threads start together (a
-//! barrier) and are all joined, so every handle of a round is ended
-//! before the next round's first `pam_start`: with no handle open, libpam
-//! has dlclosed the module, and the next round loads it again. Round 0 is
-//! the warm-up. In a round of one thread the conversation also lists the
-//! descriptors open while the module waits for the code: any opened since
-//! the start without close-on-exec is reported (with more threads,
-//! libpam's own `fopen` of another handle's service file would be seen).
+//! One pool of threads runs the whole plan, as a server keeps its own:
+//! rounds run one after the other, a round's logins start together (a
+//! barrier), and between rounds every handle is ended while the threads
+//! wait, alive, and the main thread measures. With no handle open libpam
+//! has dlclosed the module, so the next round loads it again. Round 0 is
+//! the warm-up. In a round where one thread logs in, the conversation
+//! also lists the descriptors open while the module waits for the code:
+//! any opened since the start without close-on-exec is reported (with
+//! more threads, libpam's own `fopen` of another handle's service file
+//! would be seen). With `PAM_THREADS_SMAPS=<dir>`, /proc/self/smaps is
+//! copied there after each round (to see what grew).
 //!
 //! The report, on stdout:
 //!
 //! ```text
 //! fds_start <n> <targets...>
 //! R <round> <thread> <index> <rc> <prompts> <messages> <not-cloexec targets, comma-separated or ->
-//! round <r> logins <n> secs <s> rss_kb <kB> heap <bytes> fds <n> module_mapped <0|1>
+//! round <r> logins <n> secs <s> rss_kb <kB> anon_kb <kB> file_kb <kB> trimmed_kb <kB> heap <bytes> heap_held <bytes> fds <n> module_mapped <0|1>
+//! module_mapped_end <0|1>           (after the pool's threads exited)
 //! fds_end <n> <targets...>
 //! ```
 //!
@@ -238,13 +242,13 @@ fn new_fds_without_cloexec(baseline: &[i32]) -> Vec<String> {
     found
 }
 
-/// `VmRSS` of /proc/self/status, in kB.
-fn rss_kb() -> u64 {
+/// A field of /proc/self/status in kB (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
@@ -256,6 +260,14 @@ fn heap_in_use() -> usize {
     // SAFETY: mallinfo2 only reads the allocator's statistics.
     let info = unsafe { libc::mallinfo2() };
     info.uordblks + info.hblkhd
+}
+
+/// Bytes malloc holds from the system (all arenas, mmapped chunks
+/// included): what is in use plus what it keeps free.
+fn heap_held() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    info.arena + info.hblkhd
 }
 
 fn module_mapped() -> bool {
@@ -278,7 +290,12 @@ struct Login {
 struct RoundFigures {
     secs: f64,
     rss_kb: u64,
+    anon_kb: u64,
+    file_kb: u64,
+    /// VmRSS once malloc gave back what it could (malloc_trim).
+    trimmed_kb: u64,
     heap: usize,
+    heap_held: usize,
     fds: usize,
     module_mapped: bool,
 }
@@ -391,89 +408,111 @@ fn main() {
     let mut rounds: Vec<u32> = logins.iter().map(|l| l.round).collect();
     rounds.sort_unstable();
     rounds.dedup();
+    let mut threads: Vec<u32> = logins.iter().map(|l| l.thread).collect();
+    threads.sort_unstable();
+    threads.dedup();
 
     // Everything the run needs is allocated before the first pam_start:
-    // the plan, each round's per-thread lists, the result vectors, and the
-    // report's lines (printed only at the end, so that no stdout buffer
-    // grows meanwhile).
-    let mut plan_by_round = Vec::new();
-    for &r in &rounds {
-        let mut threads: Vec<u32> = logins
-            .iter()
-            .filter(|l| l.round == r)
-            .map(|l| l.thread)
-            .collect();
-        threads.sort_unstable();
-        threads.dedup();
-        let per_thread: Vec<(u32, Vec<&Login>)> = threads
-            .iter()
-            .map(|&t| {
-                let mine: Vec<&Login> = logins
-                    .iter()
-                    .filter(|l| l.round == r && l.thread == t)
-                    .collect();
-                (t, mine)
-            })
-            .collect();
-        plan_by_round.push((r, per_thread));
-    }
-    // Where each round's threads put their outcomes, and each round's
-    // figures: reserved before the first login, so that the program's own
-    // memory does not grow while the module's is measured.
-    let mut outcomes: Vec<Vec<Vec<Outcome>>> = plan_by_round
+    // each thread's logins by round, where it puts their outcomes, the
+    // figures; the report's lines are made only at the end. So the
+    // program's own memory does not grow while the module's is measured.
+    let plans: Vec<Vec<Vec<&Login>>> = threads
         .iter()
-        .map(|(_, per_thread)| {
-            per_thread
+        .map(|&t| {
+            rounds
                 .iter()
-                .map(|(_, mine)| Vec::with_capacity(mine.len()))
+                .map(|&r| {
+                    logins
+                        .iter()
+                        .filter(|l| l.round == r && l.thread == t)
+                        .collect()
+                })
                 .collect()
         })
         .collect();
-    let mut figures: Vec<RoundFigures> = Vec::with_capacity(plan_by_round.len());
+    let mut outcomes: Vec<Vec<Vec<Outcome>>> = plans
+        .iter()
+        .map(|by_round| {
+            by_round
+                .iter()
+                .map(|mine| Vec::with_capacity(mine.len()))
+                .collect()
+        })
+        .collect();
+    let busy: Vec<usize> = (0..rounds.len())
+        .map(|r| plans.iter().filter(|p| !p[r].is_empty()).count())
+        .collect();
+    let mut figures: Vec<RoundFigures> = Vec::with_capacity(rounds.len());
 
     let baseline = open_fds();
     let fds_start = fd_report("fds_start", &baseline);
-    for ((_, per_thread), round_out) in plan_by_round.iter().zip(outcomes.iter_mut()) {
-        let check_fds = per_thread.len() == 1;
-        let barrier = Barrier::new(per_thread.len());
-        #[allow(clippy::disallowed_methods)] // a measurement, not the code under test
-        let started = std::time::Instant::now();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = per_thread
-                .iter()
-                .zip(round_out.iter_mut())
-                .map(|((_, mine), out)| {
-                    let barrier = &barrier;
-                    let baseline = check_fds.then_some(baseline.as_slice());
-                    s.spawn(move || {
-                        barrier.wait();
-                        for l in mine {
-                            out.push(run_login(l, baseline));
-                        }
-                    })
-                })
-                .collect();
-            for h in handles {
-                if h.join().is_err() {
-                    std::process::exit(3);
+    // One pool of threads for the whole run, as a server keeps its own:
+    // between rounds they wait at the barrier, every handle ended, while
+    // this thread measures; they exit only after the last round.
+    let barrier = Barrier::new(threads.len() + 1);
+    std::thread::scope(|s| {
+        let mut pool = Vec::new();
+        for (by_round, outs) in plans.iter().zip(outcomes.iter_mut()) {
+            let barrier = &barrier;
+            let baseline = baseline.as_slice();
+            let busy = busy.as_slice();
+            pool.push(s.spawn(move || {
+                for (r, (mine, out)) in by_round.iter().zip(outs.iter_mut()).enumerate() {
+                    let check = (busy[r] == 1).then_some(baseline);
+                    barrier.wait();
+                    for l in mine {
+                        out.push(run_login(l, check));
+                    }
+                    barrier.wait();
                 }
+            }));
+        }
+        for r in 0..rounds.len() {
+            barrier.wait();
+            #[allow(clippy::disallowed_methods)] // a measurement, not the code under test
+            let started = std::time::Instant::now();
+            barrier.wait();
+            let secs = started.elapsed().as_secs_f64();
+            if let Some(dir) = std::env::var_os("PAM_THREADS_SMAPS") {
+                let _ = std::fs::copy(
+                    "/proc/self/smaps",
+                    std::path::Path::new(&dir).join(format!("smaps.{r}")),
+                );
             }
-        });
-        figures.push(RoundFigures {
-            secs: started.elapsed().as_secs_f64(),
-            rss_kb: rss_kb(),
-            heap: heap_in_use(),
-            fds: open_fds().len(),
-            module_mapped: module_mapped(),
-        });
-    }
+            let (rss_kb, anon_kb, file_kb) = (
+                status_kb("VmRSS"),
+                status_kb("RssAnon"),
+                status_kb("RssFile"),
+            );
+            let (heap, heap_held) = (heap_in_use(), heap_held());
+            // SAFETY: malloc_trim only gives free memory back to the system.
+            unsafe { libc::malloc_trim(0) };
+            figures.push(RoundFigures {
+                secs,
+                rss_kb,
+                anon_kb,
+                file_kb,
+                trimmed_kb: status_kb("VmRSS"),
+                heap,
+                heap_held,
+                fds: open_fds().len(),
+                module_mapped: module_mapped(),
+            });
+        }
+        for h in pool {
+            if h.join().is_err() {
+                std::process::exit(3);
+            }
+        }
+    });
     let fds_end = fd_report("fds_end", &open_fds());
+    let mapped_end = format!("module_mapped_end {}", u8::from(module_mapped()));
 
     let mut report = vec![fds_start];
-    for (((r, per_thread), round_out), f) in plan_by_round.iter().zip(&outcomes).zip(&figures) {
+    for (i, (&r, f)) in rounds.iter().zip(&figures).enumerate() {
         let mut n = 0;
-        for ((t, _), outs) in per_thread.iter().zip(round_out) {
-            for (i, o) in outs.iter().enumerate() {
+        for (&t, outs) in threads.iter().zip(&outcomes) {
+            for (k, o) in outs[i].iter().enumerate() {
                 n += 1;
                 let bad = if o.not_cloexec.is_empty() {
                     "-".to_string()
@@ -481,20 +520,26 @@ fn main() {
                     o.not_cloexec.join(",")
                 };
                 report.push(format!(
-                    "R {r} {t} {i} {} {} {} {bad}",
+                    "R {r} {t} {k} {} {} {} {bad}",
                     o.rc, o.prompts, o.messages
                 ));
             }
         }
         report.push(format!(
-            "round {r} logins {n} secs {:.3} rss_kb {} heap {} fds {} module_mapped {}",
+            "round {r} logins {n} secs {:.3} rss_kb {} anon_kb {} file_kb {} trimmed_kb {} \
+             heap {} heap_held {} fds {} module_mapped {}",
             f.secs,
             f.rss_kb,
+            f.anon_kb,
+            f.file_kb,
+            f.trimmed_kb,
             f.heap,
+            f.heap_held,
             f.fds,
             u8::from(f.module_mapped),
         ));
     }
+    report.push(mapped_end);
     report.push(fds_end);
     let mut text = report.join("\n");
     text.push('\n');
