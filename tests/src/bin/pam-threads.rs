@@ -14,6 +14,8 @@
 //! L <round> <thread> <confdir> <service> <user> <rhost> <code>
 //! ```
 //!
+//! or the same after a first line `mode fresh`: see below.
+//!
 //! One pool of threads runs the whole plan, as a server keeps its own:
 //! rounds run one after the other, a round's logins start together (a
 //! barrier), and between rounds every handle is ended while the threads
@@ -23,7 +25,11 @@
 //! also lists the descriptors open while the module waits for the code:
 //! any opened since the start without close-on-exec is reported (with
 //! more threads, libpam's own `fopen` of another handle's service file
-//! would be seen). With `PAM_THREADS_SMAPS=<dir>`, /proc/self/smaps is
+//! would be seen). In `mode fresh`, each round has threads of its own
+//! instead, all joined before it is measured: a live thread keeps freed
+//! memory in its malloc cache (counted as in use), an exited one has
+//! given it back, so the heap in use is then exact to the byte. With
+//! `PAM_THREADS_SMAPS=<dir>`, /proc/self/smaps is
 //! copied there after each round (to see what grew).
 //!
 //! The report, on stdout:
@@ -159,8 +165,11 @@ extern "C" fn converse(
     // outlives the handle (run_login ends the handle before it drops).
     let answer = unsafe { &*appdata_ptr.cast::<Answer<'_>>() };
     for i in 0..n {
-        // SAFETY: Linux-PAM passes an array of `num_msg` message pointers.
-        let m = unsafe { *msg.add(i) };
+        // SAFETY: Linux-PAM passes an array of `num_msg` message
+        // pointers: entry i < num_msg is within it.
+        let entry = unsafe { msg.add(i) };
+        // SAFETY: `entry` points to an initialised pointer of that array.
+        let m = unsafe { *entry };
         if m.is_null() {
             free_replies(replies, n);
             return PAM_CONV_ERR;
@@ -365,6 +374,9 @@ fn parse_plan(text: &str) -> Result<Vec<Login>, String> {
         if f.is_empty() {
             continue;
         }
+        if f[..] == ["mode", "fresh"] {
+            continue;
+        }
         let [tag, round, thread, confdir, service, user, rhost, code] = f[..] else {
             return Err(format!("plan line {}: {line:?}", n + 1));
         };
@@ -385,8 +397,40 @@ fn parse_plan(text: &str) -> Result<Vec<Login>, String> {
     Ok(logins)
 }
 
+/// What the process holds now, after round `r`, which took `secs`.
+fn measure(r: usize, secs: f64) -> RoundFigures {
+    if let Some(dir) = std::env::var_os("PAM_THREADS_SMAPS") {
+        let _ = std::fs::copy(
+            "/proc/self/smaps",
+            std::path::Path::new(&dir).join(format!("smaps.{r}")),
+        );
+    }
+    let (rss_kb, anon_kb, file_kb) = (
+        status_kb("VmRSS"),
+        status_kb("RssAnon"),
+        status_kb("RssFile"),
+    );
+    let (heap, heap_held) = (heap_in_use(), heap_held());
+    // SAFETY: malloc_trim only gives free memory back to the system.
+    unsafe { libc::malloc_trim(0) };
+    RoundFigures {
+        secs,
+        rss_kb,
+        anon_kb,
+        file_kb,
+        trimmed_kb: status_kb("VmRSS"),
+        heap,
+        heap_held,
+        fds: open_fds().len(),
+        module_mapped: module_mapped(),
+    }
+}
+
 fn fd_report(tag: &str, fds: &[i32]) -> String {
-    let targets: Vec<String> = fds.iter().map(|&fd| format!("{fd}={}", fd_target(fd))).collect();
+    let targets: Vec<String> = fds
+        .iter()
+        .map(|&fd| format!("{fd}={}", fd_target(fd)))
+        .collect();
     format!("{tag} {} {}", fds.len(), targets.join(" "))
 }
 
@@ -395,10 +439,12 @@ fn main() {
         eprintln!("usage: pam-threads PLAN");
         std::process::exit(2);
     };
-    let logins = match std::fs::read_to_string(&plan)
-        .map_err(|e| format!("{plan}: {e}"))
-        .and_then(|t| parse_plan(&t))
-    {
+    let text = std::fs::read_to_string(&plan).unwrap_or_else(|e| {
+        eprintln!("pam-threads: {plan}: {e}");
+        std::process::exit(2);
+    });
+    let fresh = text.lines().next() == Some("mode fresh");
+    let logins = match parse_plan(&text) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("pam-threads: {e}");
@@ -446,65 +492,71 @@ fn main() {
 
     let baseline = open_fds();
     let fds_start = fd_report("fds_start", &baseline);
-    // One pool of threads for the whole run, as a server keeps its own:
-    // between rounds they wait at the barrier, every handle ended, while
-    // this thread measures; they exit only after the last round.
-    let barrier = Barrier::new(threads.len() + 1);
-    std::thread::scope(|s| {
-        let mut pool = Vec::new();
-        for (by_round, outs) in plans.iter().zip(outcomes.iter_mut()) {
-            let barrier = &barrier;
-            let baseline = baseline.as_slice();
-            let busy = busy.as_slice();
-            pool.push(s.spawn(move || {
-                for (r, (mine, out)) in by_round.iter().zip(outs.iter_mut()).enumerate() {
-                    let check = (busy[r] == 1).then_some(baseline);
-                    barrier.wait();
-                    for l in mine {
-                        out.push(run_login(l, check));
-                    }
-                    barrier.wait();
-                }
-            }));
-        }
+    if fresh {
+        // New threads for every round, all joined before it is measured:
+        // each thread's malloc cache is given back at its exit, so the
+        // heap in use is exact (no cached chunks of live threads in it).
         for r in 0..rounds.len() {
-            barrier.wait();
             #[allow(clippy::disallowed_methods)] // a measurement, not the code under test
             let started = std::time::Instant::now();
-            barrier.wait();
-            let secs = started.elapsed().as_secs_f64();
-            if let Some(dir) = std::env::var_os("PAM_THREADS_SMAPS") {
-                let _ = std::fs::copy(
-                    "/proc/self/smaps",
-                    std::path::Path::new(&dir).join(format!("smaps.{r}")),
-                );
-            }
-            let (rss_kb, anon_kb, file_kb) = (
-                status_kb("VmRSS"),
-                status_kb("RssAnon"),
-                status_kb("RssFile"),
-            );
-            let (heap, heap_held) = (heap_in_use(), heap_held());
-            // SAFETY: malloc_trim only gives free memory back to the system.
-            unsafe { libc::malloc_trim(0) };
-            figures.push(RoundFigures {
-                secs,
-                rss_kb,
-                anon_kb,
-                file_kb,
-                trimmed_kb: status_kb("VmRSS"),
-                heap,
-                heap_held,
-                fds: open_fds().len(),
-                module_mapped: module_mapped(),
+            let check = (busy[r] == 1).then_some(baseline.as_slice());
+            std::thread::scope(|s| {
+                let mut pool = Vec::new();
+                for (by_round, outs) in plans.iter().zip(outcomes.iter_mut()) {
+                    let (mine, out) = (&by_round[r], &mut outs[r]);
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    pool.push(s.spawn(move || {
+                        for l in mine {
+                            out.push(run_login(l, check));
+                        }
+                    }));
+                }
+                for h in pool {
+                    if h.join().is_err() {
+                        std::process::exit(3);
+                    }
+                }
             });
+            figures.push(measure(r, started.elapsed().as_secs_f64()));
         }
-        for h in pool {
-            if h.join().is_err() {
-                std::process::exit(3);
+    } else {
+        // One pool of threads for the whole run, as a server keeps its
+        // own: between rounds they wait at the barrier, every handle
+        // ended, while this thread measures; they exit after the last.
+        let barrier = Barrier::new(threads.len() + 1);
+        std::thread::scope(|s| {
+            let mut pool = Vec::new();
+            for (by_round, outs) in plans.iter().zip(outcomes.iter_mut()) {
+                let barrier = &barrier;
+                let baseline = baseline.as_slice();
+                let busy = busy.as_slice();
+                pool.push(s.spawn(move || {
+                    for (r, (mine, out)) in by_round.iter().zip(outs.iter_mut()).enumerate() {
+                        let check = (busy[r] == 1).then_some(baseline);
+                        barrier.wait();
+                        for l in mine {
+                            out.push(run_login(l, check));
+                        }
+                        barrier.wait();
+                    }
+                }));
             }
-        }
-    });
+            for r in 0..rounds.len() {
+                barrier.wait();
+                #[allow(clippy::disallowed_methods)] // a measurement, not the code under test
+                let started = std::time::Instant::now();
+                barrier.wait();
+                figures.push(measure(r, started.elapsed().as_secs_f64()));
+            }
+            for h in pool {
+                if h.join().is_err() {
+                    std::process::exit(3);
+                }
+            }
+        });
+    }
     let fds_end = fd_report("fds_end", &open_fds());
     let mapped_end = format!("module_mapped_end {}", u8::from(module_mapped()));
 
