@@ -1,0 +1,704 @@
+//! pam_otp in a long-running, multi-threaded PAM server (FreeRADIUS's
+//! rlm_pam, OpenVPN's auth-pam; issue 16): one process loads the module
+//! and runs thousands of logins, several at once, each its own
+//! `pam_start` ... `pam_end`. The process is `pam-threads`
+//! (src/bin/pam-threads.rs), driving the real libpam with the built
+//! module from a private service directory (`pam_start_confdir`, never
+//! /etc/pam.d), run in a private mount namespace whose `/dev/log` is a
+//! [`LogSink`], so that the module's syslog lines are really sent.
+//!
+//! What is proven, for real users with HOTP and TOTP tokens of their own
+//! in the home and the system store, right, wrong and replayed codes:
+//! - every right code is accepted, once; every wrong one and every replay
+//!   refused, with one prompt each, from 8 threads at once;
+//! - the process's resident memory after 4 000 logins is within 1 MiB of
+//!   what it was after the warm-up, and it holds the descriptors it held
+//!   before its first `pam_start`;
+//! - with no handle open libpam unloads the module, and loading it again
+//!   (round after round, one thread or eight) works and grows nothing;
+//!   while the module waits for the code it holds no descriptor without
+//!   close-on-exec;
+//! - under valgrind's memcheck, no memory error anywhere and no leak whose
+//!   stack names the module.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use otp_core::key::{encode_base32, encode_hex};
+use testkit::harness::{hotp_codes, state_dir, stopwatch, write_system_secret, Rng, RootDir};
+use testkit::syslog::LogSink;
+use testkit::{now, oathtool, wait_or_kill, PamService, TestUser, NO_RATE_LIMIT, OTP_ONLY};
+
+/// One test at a time: the figures (memory, logins per second) are the
+/// process's own only when nothing else runs, and valgrind is slow.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const PAM_SUCCESS: i32 = 0;
+const PAM_AUTH_ERR: i32 = 7;
+
+/// The `other` service of Debian's /etc/pam.d, stricter: everything denied.
+const OTHER: &str = "auth required pam_deny.so\naccount required pam_deny.so\n\
+                     password required pam_deny.so\nsession required pam_deny.so\n";
+
+/// The most a run may take (valgrind included) before it counts as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+// ---- users, their tokens, the plan ------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Store {
+    Home,
+    System,
+}
+
+enum Token {
+    /// The codes of counters 0.., and how many were used.
+    Hotp { codes: Vec<String>, next: usize },
+    /// The codes of the steps now and now + 1 (both accepted, default
+    /// skew 1, for at least the next 30 s), and how many were used.
+    Totp { codes: [String; 2], next: usize },
+}
+
+struct Member {
+    user: TestUser,
+    store: Store,
+    token: Token,
+    /// Every code of this token that is or may become acceptable during
+    /// the run: a wrong code is none of them.
+    near: HashSet<String>,
+    last_accepted: Option<String>,
+}
+
+/// The two private services: pam_otp alone, no rate limit (the wrong
+/// codes would lock the users out), home store and system store.
+struct Services {
+    home: PamService,
+    system: PamService,
+}
+
+impl Services {
+    fn new() -> Services {
+        let services = Services {
+            home: PamService::named("otp-threads-home", OTP_ONLY, NO_RATE_LIMIT),
+            system: PamService::named(
+                "otp-threads-system",
+                OTP_ONLY,
+                &format!("store = \"system\"\n{NO_RATE_LIMIT}"),
+            ),
+        };
+        // libpam reads `other` beside every service file, for the groups
+        // the service has none of; without one it says so in syslog at
+        // every pam_start, and glibc's syslog keeps its socket open for
+        // the rest of the process. Here as in /etc/pam.d: deny.
+        for svc in [&services.home, &services.system] {
+            svc.write_file("other", OTHER);
+        }
+        services
+    }
+
+    fn of(&self, store: Store) -> &PamService {
+        match store {
+            Store::Home => &self.home,
+            Store::System => &self.system,
+        }
+    }
+}
+
+/// A new user with a random key of their own: HOTP (`hotp_codes` codes
+/// made) or TOTP, in `store`.
+fn member(services: &Services, rng: &mut Rng, hotp: bool, store: Store, hotp_len: u64) -> Member {
+    let user = TestUser::new();
+    let key = rng.bytes(20);
+    let (b32, hex) = (encode_base32(&key), encode_hex(&key));
+    let (text, token, near) = if hotp {
+        let codes = hotp_codes(&hex, 0, hotp_len);
+        let near = codes.iter().cloned().collect();
+        let text = format!("version = 1\ntype = \"hotp\"\nsecret = \"{b32}\"\ncounter = 0\n");
+        (text, Token::Hotp { codes, next: 0 }, near)
+    } else {
+        let step = now() / 30;
+        // Steps step-3 ..= step+4: all that could be in the window while
+        // the run lasts, and more.
+        let window = oathtool(&[
+            "--totp",
+            &format!("--now=@{}", (step - 3) * 30),
+            "-w",
+            "7",
+            &hex,
+        ]);
+        let near: Vec<String> = window.lines().map(str::to_string).collect();
+        assert_eq!(near.len(), 8, "{window}");
+        let codes = [near[3].clone(), near[4].clone()];
+        let text = format!("version = 1\ntype = \"totp\"\nsecret = \"{b32}\"\n");
+        (
+            text,
+            Token::Totp { codes, next: 0 },
+            near.into_iter().collect(),
+        )
+    };
+    match store {
+        Store::Home => {
+            user.write_secret(&text);
+        }
+        Store::System => {
+            write_system_secret(&state_dir(&services.system), &user.name, &text);
+        }
+    }
+    Member {
+        user,
+        store,
+        token,
+        near,
+        last_accepted: None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Right,
+    Wrong,
+    Replay,
+}
+
+/// One planned login and what it must give.
+struct Planned {
+    round: u32,
+    thread: u32,
+    user: String,
+    store: Store,
+    kind: Kind,
+    code: String,
+}
+
+impl Planned {
+    fn expected(&self) -> i32 {
+        match self.kind {
+            Kind::Right => PAM_SUCCESS,
+            Kind::Wrong | Kind::Replay => PAM_AUTH_ERR,
+        }
+    }
+}
+
+/// The next login of `m`: a right code half of the time while it has one,
+/// else a replay of its last accepted code or a wrong code.
+fn next_login(m: &mut Member, rng: &mut Rng) -> (Kind, String) {
+    let roll = rng.below(4);
+    let right = match &mut m.token {
+        Token::Hotp { codes, next } if roll < 2 && *next < codes.len() => {
+            *next += 1;
+            Some(codes[*next - 1].clone())
+        }
+        // Both TOTP codes first: they are good for 30 s only.
+        Token::Totp { codes, next } if *next < 2 => {
+            *next += 1;
+            Some(codes[*next - 1].clone())
+        }
+        _ => None,
+    };
+    if let Some(code) = right {
+        m.last_accepted = Some(code.clone());
+        return (Kind::Right, code);
+    }
+    if roll == 2 {
+        if let Some(code) = &m.last_accepted {
+            return (Kind::Replay, code.clone());
+        }
+    }
+    let wrong = loop {
+        let c = format!("{:06}", rng.below(1_000_000));
+        if !m.near.contains(&c) {
+            break c;
+        }
+    };
+    (Kind::Wrong, wrong)
+}
+
+/// `rounds[r][t]` logins for thread `t` of round `r`, each thread with
+/// users of its own (`members[t]`), so that each user's codes are typed
+/// in order.
+fn plan(members: &mut [Vec<Member>], rounds: &[Vec<usize>], rng: &mut Rng) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for (r, threads) in rounds.iter().enumerate() {
+        for (t, &n) in threads.iter().enumerate() {
+            let mine = &mut members[t];
+            for _ in 0..n {
+                let pick = rng.below(mine.len() as u64) as usize;
+                let m = &mut mine[pick];
+                let (kind, code) = next_login(m, rng);
+                planned.push(Planned {
+                    round: r as u32,
+                    thread: t as u32,
+                    user: m.user.name.clone(),
+                    store: m.store,
+                    kind,
+                    code,
+                });
+            }
+        }
+    }
+    planned
+}
+
+// ---- running pam-threads ------------------------------------------------
+
+/// Sets up a fresh `/dev` in the private mount namespace with `$0` (the
+/// sink) bind-mounted at `/dev/log`, then runs the rest of the arguments.
+const NAMESPACE_SCRIPT: &str = "set -e
+mount -t tmpfs -o mode=755 pam-otp-threads-dev /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/zero c 1 5
+mknod -m 666 /dev/random c 1 8
+mknod -m 666 /dev/urandom c 1 9
+: > /dev/log
+mount --bind \"$0\" /dev/log
+exec \"$@\"";
+
+/// A thread reading the sink while the run lasts (its queue holds ten
+/// lines), counting what the module logged.
+struct Drain {
+    stop: Arc<AtomicBool>,
+    reader: JoinHandle<Vec<String>>,
+}
+
+impl Drain {
+    fn start(sink: LogSink) -> Drain {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            loop {
+                let batch = sink.lines();
+                let idle = batch.is_empty();
+                lines.extend(batch);
+                if idle {
+                    if flag.load(Ordering::SeqCst) {
+                        return lines;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        Drain { stop, reader }
+    }
+
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.reader.join().expect("log reader")
+    }
+}
+
+/// rc, prompts, messages, descriptors without close-on-exec ("-": none).
+type LoginResult = (i32, u32, u32, String);
+
+/// What one run reported.
+#[derive(Debug, Default)]
+struct Report {
+    /// (round, thread, index) -> (rc, prompts, messages, descriptors
+    /// without close-on-exec while the module waited for the code).
+    results: BTreeMap<(u32, u32, usize), LoginResult>,
+    rounds: Vec<RoundFigures>,
+    fds_start: Vec<String>,
+    fds_end: Vec<String>,
+    /// Whether the module was still mapped once the threads had exited.
+    mapped_at_exit: bool,
+    logged: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RoundFigures {
+    logins: usize,
+    secs: f64,
+    rss_kb: u64,
+    anon_kb: u64,
+    file_kb: u64,
+    trimmed_kb: u64,
+    heap: u64,
+    heap_held: u64,
+    fds: usize,
+    module_mapped: bool,
+}
+
+fn parse_report(stdout: &str) -> Report {
+    let mut report = Report::default();
+    for line in stdout.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.first().copied() {
+            Some("R") => {
+                let n = |i: usize| f[i].parse::<i64>().unwrap_or_else(|_| panic!("{line}"));
+                report.results.insert(
+                    (n(1) as u32, n(2) as u32, n(3) as usize),
+                    (n(4) as i32, n(5) as u32, n(6) as u32, f[7].to_string()),
+                );
+            }
+            Some("round") => {
+                let v = |key: &str| {
+                    let i = f.iter().position(|k| *k == key).expect(key);
+                    f[i + 1].to_string()
+                };
+                report.rounds.push(RoundFigures {
+                    logins: v("logins").parse().unwrap(),
+                    secs: v("secs").parse().unwrap(),
+                    rss_kb: v("rss_kb").parse().unwrap(),
+                    anon_kb: v("anon_kb").parse().unwrap(),
+                    file_kb: v("file_kb").parse().unwrap(),
+                    trimmed_kb: v("trimmed_kb").parse().unwrap(),
+                    heap: v("heap").parse().unwrap(),
+                    heap_held: v("heap_held").parse().unwrap(),
+                    fds: v("fds").parse().unwrap(),
+                    module_mapped: v("module_mapped") == "1",
+                });
+            }
+            Some("module_mapped_end") => report.mapped_at_exit = f[1] == "1",
+            Some("fds_start") => report.fds_start = f[2..].iter().map(|s| s.to_string()).collect(),
+            Some("fds_end") => report.fds_end = f[2..].iter().map(|s| s.to_string()).collect(),
+            _ => panic!("pam-threads printed {line:?}"),
+        }
+    }
+    report
+}
+
+/// Runs `cmd` to its end, killed (and failing the test) past `limit`.
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = pipe.read_to_end(&mut b);
+            b
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped")));
+    let (status, killed) = wait_or_kill(&mut child, limit);
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    assert!(
+        !killed,
+        "{cmd:?} hung for {limit:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `PAM_OTP_THREADS_WRAPPER`, split at spaces: a command to run
+/// pam-threads under when looking into a failure (`strace -f -k -o F`).
+fn debug_wrapper() -> Vec<String> {
+    std::env::var("PAM_OTP_THREADS_WRAPPER")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `pam-threads`, as cargo built it for this test.
+fn pam_threads() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pam-threads"))
+}
+
+/// Writes the plan for `services` into `dir` and runs pam-threads on it
+/// in the private namespace, under `wrapper` (valgrind) if given.
+fn run(
+    services: &Services,
+    planned: &[Planned],
+    fresh: bool,
+    dir: &Path,
+    wrapper: &[String],
+) -> Report {
+    let mut text = String::new();
+    if fresh {
+        text.push_str("mode fresh\n");
+    }
+    let mut index: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    for p in planned {
+        let svc = services.of(p.store);
+        writeln!(
+            text,
+            "L {} {} {} {} {} 192.0.2.{} {}",
+            p.round,
+            p.thread,
+            svc.dir.display(),
+            svc.name,
+            p.user,
+            p.thread + 1,
+            p.code
+        )
+        .unwrap();
+        *index.entry((p.round, p.thread)).or_default() += 1;
+    }
+    let plan_file = dir.join("plan");
+    std::fs::write(&plan_file, text).unwrap();
+
+    let sink = LogSink::new();
+    let sink_path = sink.path.clone();
+    let drain = Drain::start(sink);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(NAMESPACE_SCRIPT)
+        .arg(&sink_path)
+        .args(wrapper)
+        .arg(pam_threads())
+        .arg(&plan_file);
+    let run = output_within(&mut cmd, RUN_LIMIT);
+    let logged = drain.finish();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "pam-threads failed ({}):\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr),
+        stdout.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    let mut report = parse_report(&stdout);
+    report.logged = logged;
+    assert_eq!(
+        report.results.len(),
+        planned.len(),
+        "pam-threads reported {} logins of {}",
+        report.results.len(),
+        planned.len()
+    );
+    report
+}
+
+/// Every login gave what it must: right codes accepted (each once: every
+/// replay refused), wrong codes refused, one prompt each. Also no
+/// descriptor without close-on-exec was seen at a prompt.
+fn check_results(planned: &[Planned], report: &Report) {
+    let mut seq: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut counts: BTreeMap<(Kind, Store), usize> = BTreeMap::new();
+    for p in planned {
+        let i = seq.entry((p.round, p.thread)).or_default();
+        let key = (p.round, p.thread, *i);
+        *i += 1;
+        let (rc, prompts, _messages, bad) = report
+            .results
+            .get(&key)
+            .unwrap_or_else(|| panic!("no result for {key:?}"));
+        *counts.entry((p.kind, p.store)).or_default() += 1;
+        if *rc != p.expected() || *prompts != 1 || bad != "-" {
+            failures.push(format!(
+                "round {} thread {} login {}: {} {:?} code {} ({:?} store): rc {rc}, \
+                 {prompts} prompts, not close-on-exec: {bad} (expected rc {})",
+                p.round,
+                p.thread,
+                key.2,
+                p.user,
+                p.kind,
+                p.code,
+                p.store,
+                p.expected()
+            ));
+        }
+    }
+    println!("logins by kind and store: {counts:?}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} logins went wrong:\n{}",
+        failures.len(),
+        planned.len(),
+        failures
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `threads` threads, `users` users each, alternating HOTP and TOTP and the
+/// home and the system store.
+fn members(
+    services: &Services,
+    threads: usize,
+    users: usize,
+    hotp_len: u64,
+    rng: &mut Rng,
+) -> Vec<Vec<Member>> {
+    (0..threads)
+        .map(|t| {
+            (0..users)
+                .map(|u| {
+                    let hotp = (t + u) % 3 != 2;
+                    let store = if (t + u) % 2 == 0 {
+                        Store::Home
+                    } else {
+                        Store::System
+                    };
+                    member(services, rng, hotp, store, hotp_len)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn print_figures(report: &Report) {
+    for (r, f) in report.rounds.iter().enumerate() {
+        println!(
+            "round {r}: {} logins in {:.2} s ({:.0}/s), RSS {} kB (anonymous {} kB, files {} kB; \
+             {} kB after malloc_trim), heap in use {} B (held {} B), {} fds, module mapped: {}",
+            f.logins,
+            f.secs,
+            f.logins as f64 / f.secs,
+            f.rss_kb,
+            f.anon_kb,
+            f.file_kb,
+            f.trimmed_kb,
+            f.heap,
+            f.heap_held,
+            f.fds,
+            f.module_mapped
+        );
+    }
+    println!(
+        "descriptors before the first pam_start: {:?}; at the end: {:?}",
+        report.fds_start, report.fds_end
+    );
+    let results = report
+        .logged
+        .iter()
+        .filter(|l| l.contains(" result="))
+        .count();
+    let others: Vec<&String> = report
+        .logged
+        .iter()
+        .filter(|l| !l.contains("pam_otp("))
+        .collect();
+    println!(
+        "lines logged by others (libpam): {} {:?}",
+        others.len(),
+        others.iter().take(3).collect::<Vec<_>>()
+    );
+    println!(
+        "syslog lines received: {} ({} login results; the module drops a line when the queue is full)",
+        report.logged.len(),
+        results
+    );
+}
+
+// ---- the tests ------------------------------------------------------------
+
+/// 8 threads × (100 warm-up + 500) logins, 48 users, in one process whose
+/// pool of threads lives from the first login to the last.
+#[test]
+fn eight_threads_thousands_of_logins_grow_nothing() {
+    let _one = serial();
+    let (mut rng, seed) = Rng::seeded();
+    println!("seed {seed} (PAM_OTP_TEST_SEED repeats it)");
+    let services = Services::new();
+    let (threads, warmup, main) = (8, 100, 500);
+    let started = stopwatch();
+    let mut members = members(&services, threads, 6, (warmup + main + 20) as u64, &mut rng);
+    println!("48 users made in {:.1} s", started.elapsed().as_secs_f64());
+    let rounds = vec![vec![warmup; threads], vec![main; threads]];
+    let planned = plan(&mut members, &rounds, &mut rng);
+    let dir = RootDir::new("threads", 0o755);
+    let report = run(&services, &planned, false, &dir.path, &debug_wrapper());
+    print_figures(&report);
+    check_results(&planned, &report);
+
+    let [warm, end] = report.rounds[..] else {
+        panic!("{} rounds reported", report.rounds.len());
+    };
+    let grown = end.rss_kb as i64 - warm.rss_kb as i64;
+    println!(
+        "RSS after warm-up {} kB, after {} more logins {} kB ({grown:+} kB); \
+         {:.0} logins/s with {threads} threads",
+        warm.rss_kb,
+        end.logins,
+        end.rss_kb,
+        end.logins as f64 / end.secs
+    );
+    assert!(
+        grown < 1024,
+        "RSS grew by {grown} kB over {} logins",
+        end.logins
+    );
+    assert_eq!(
+        report.fds_end, report.fds_start,
+        "descriptors at the end differ from those before the first pam_start"
+    );
+    // The threads that ran the module are alive while no handle is open:
+    // libpam unloads it all the same (nothing of it is pinned by them),
+    // and their exit afterwards (which would call into it if it had left
+    // a thread-exit destructor behind) is survived: the run exited 0.
+    assert!(
+        report.rounds.iter().all(|r| !r.module_mapped) && !report.mapped_at_exit,
+        "the module stayed mapped with no handle open: {:?}",
+        report.rounds
+    );
+    assert!(
+        report.logged.iter().any(|l| l.contains("result=success")),
+        "no login result reached the private /dev/log"
+    );
+}
+
+/// Round after round the module is loaded again (libpam dlcloses it at
+/// the last `pam_end`): one thread alone (every login loads and unloads
+/// it) and eight at once, each round on new threads. Every round works,
+/// and from the first to the last the heap in use, the memory the
+/// process holds and its descriptors stay as they were.
+#[test]
+fn the_module_loads_again_after_pam_end_and_grows_nothing() {
+    let _one = serial();
+    let (mut rng, seed) = Rng::seeded();
+    println!("seed {seed} (PAM_OTP_TEST_SEED repeats it)");
+    let services = Services::new();
+    let threads = 8;
+    let mut members = members(&services, threads, 2, 400, &mut rng);
+    // Round 0 warms up; then alternately thread 0 alone and all eight.
+    let rounds: Vec<Vec<usize>> = (0..7)
+        .map(|r| {
+            if r % 2 == 1 {
+                let mut alone = vec![0; threads];
+                alone[0] = 40;
+                alone
+            } else {
+                vec![30; threads]
+            }
+        })
+        .collect();
+    let planned = plan(&mut members, &rounds, &mut rng);
+    let dir = RootDir::new("threads-reload", 0o755);
+    let report = run(&services, &planned, true, &dir.path, &debug_wrapper());
+    print_figures(&report);
+    // Also: no descriptor without close-on-exec while the module of a
+    // lone thread waited for the code.
+    check_results(&planned, &report);
+    for (r, f) in report.rounds.iter().enumerate() {
+        assert!(
+            !f.module_mapped,
+            "round {r}: the module is still mapped with no handle open"
+        );
+    }
+    // The same kind of round, first and last time: eight threads.
+    let (first, last) = (report.rounds[2], report.rounds[6]);
+    let heap = last.heap as i64 - first.heap as i64;
+    let rss = last.trimmed_kb as i64 - first.trimmed_kb as i64;
+    println!(
+        "from round 2 to round 6 ({} logins): heap in use {heap:+} B, RSS after trim {rss:+} kB",
+        report.rounds[3..].iter().map(|f| f.logins).sum::<usize>()
+    );
+    // Any block kept per login would show: 4 rounds are 400 logins, and
+    // the smallest block malloc gives is 32 bytes.
+    assert!(heap.abs() < 4096, "heap in use changed by {heap} B");
+    assert!(rss < 1024, "RSS grew by {rss} kB");
+    assert_eq!(report.fds_end, report.fds_start);
+}
