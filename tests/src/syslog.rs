@@ -55,7 +55,11 @@ impl Drop for LogSink {
     }
 }
 
-const NAMESPACE_SCRIPT: &str = "set -e
+/// Run as `sh -c SCRIPT <sink> <program> <args>` in a private mount
+/// namespace (`unshare -m`): a fresh `/dev` with `<sink>` bind-mounted at
+/// `/dev/log`, then the program. Also for tests that run their own
+/// program there (tests/threads.rs).
+pub const NAMESPACE_SCRIPT: &str = "set -e
 mount -t tmpfs -o mode=755 pam-otp-test-dev /dev
 mknod -m 666 /dev/null c 1 3
 mknod -m 666 /dev/zero c 1 5

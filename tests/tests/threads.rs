@@ -252,18 +252,6 @@ fn plan(members: &mut [Vec<Member>], rounds: &[Vec<usize>], rng: &mut Rng) -> Ve
 
 // ---- running pam-threads ------------------------------------------------
 
-/// Sets up a fresh `/dev` in the private mount namespace with `$0` (the
-/// sink) bind-mounted at `/dev/log`, then runs the rest of the arguments.
-const NAMESPACE_SCRIPT: &str = "set -e
-mount -t tmpfs -o mode=755 pam-otp-threads-dev /dev
-mknod -m 666 /dev/null c 1 3
-mknod -m 666 /dev/zero c 1 5
-mknod -m 666 /dev/random c 1 8
-mknod -m 666 /dev/urandom c 1 9
-: > /dev/log
-mount --bind \"$0\" /dev/log
-exec \"$@\"";
-
 /// A thread reading the sink while the run lasts (its queue holds ten
 /// lines), counting what the module logged.
 struct Drain {
@@ -450,7 +438,7 @@ fn run(
     let drain = Drain::start(sink);
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg(NAMESPACE_SCRIPT)
+        .arg(testkit::syslog::NAMESPACE_SCRIPT)
         .arg(&sink_path)
         .args(wrapper)
         .arg(pam_threads())
