@@ -814,8 +814,9 @@ fn valgrind_finds_no_leak_of_the_module() {
         })
         .collect();
     println!("valgrind: {}", summary.join("\n"));
-    let (ours, theirs): (Vec<String>, Vec<String>) =
-        loss_records(&text).into_iter().partition(|r| names_the_module(r));
+    let (ours, theirs): (Vec<String>, Vec<String>) = loss_records(&text)
+        .into_iter()
+        .partition(|r| names_the_module(r));
     for r in &theirs {
         println!("not the module's (filtered out):\n{r}");
     }
