@@ -84,23 +84,78 @@ impl PamHooks for PamOtp {
     }
 }
 
+/// Where a panic happened, "file:line", kept in place (at most
+/// [`PanicAt::CAP`] bytes, cut at a character boundary).
+///
+/// Plain bytes, not a `String`, so that [`PANIC_AT`] has no destructor: a
+/// thread-local that needs one makes std register it with glibc
+/// (`__cxa_thread_atexit_impl`) on first use, and glibc then never
+/// unloads the module while that thread lives. In a server that runs
+/// logins on a pool of threads (FreeRADIUS, OpenVPN), one caught panic
+/// would keep that load of the module, its statics and its code, mapped
+/// for the life of the process: `pam_end` could no longer unload it, and
+/// the next `pam_start` would not load the module on disk again (after an
+/// upgrade, say) but reuse the pinned one.
+#[derive(Clone, Copy)]
+struct PanicAt {
+    text: [u8; PanicAt::CAP],
+    len: usize,
+}
+
+impl PanicAt {
+    const CAP: usize = 160;
+
+    fn new(file: &str, line: u32) -> PanicAt {
+        let mut at = PanicAt {
+            text: [0; PanicAt::CAP],
+            len: 0,
+        };
+        let line = format!(":{line}");
+        let room = PanicAt::CAP - line.len().min(PanicAt::CAP);
+        // The end of a long path says more than its start.
+        let mut start = file.len().saturating_sub(room);
+        while !file.is_char_boundary(start) {
+            start += 1;
+        }
+        for part in [file.get(start..).unwrap_or(""), line.as_str()] {
+            for &b in part.as_bytes() {
+                if let Some(slot) = at.text.get_mut(at.len) {
+                    *slot = b;
+                    at.len += 1;
+                }
+            }
+        }
+        at
+    }
+
+    fn as_str(&self) -> &str {
+        self.text
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("?")
+    }
+}
+
 thread_local! {
-    /// Where this thread's last panic happened, "file:line", for the log.
-    static PANIC_AT: Cell<Option<String>> = const { Cell::new(None) };
+    /// Where this thread's last panic happened, for the log. No destructor
+    /// (see [`PanicAt`]): a const initialiser and a `Copy` value.
+    static PANIC_AT: Cell<Option<PanicAt>> = const { Cell::new(None) };
 }
 
 /// Replaces std's default panic hook, which would print the message and a
 /// backtrace on the calling program's stderr (for `su` and `login`, the
 /// user's terminal), with one that only notes the location for the log.
 /// The std linked into this module is the module's own, so the hook covers
-/// only panics in this module's code, never the host's.
+/// only panics in this module's code, never the host's. Installed once per
+/// load of the module (its statics, the `Once` and std's hook, are those
+/// of this load); `set_hook` and the `Once` are safe with several threads
+/// authenticating at once, and the hook touches only the panicking
+/// thread's [`PANIC_AT`].
 fn quiet_panics() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let at = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()));
+            let at = info.location().map(|l| PanicAt::new(l.file(), l.line()));
             let _ = PANIC_AT.try_with(|p| p.set(at));
         }));
     });
@@ -117,7 +172,7 @@ fn guard(f: impl FnOnce() -> PamResultCode) -> PamResultCode {
                 .try_with(Cell::take)
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| "unknown place".into());
+                .map_or_else(|| "unknown place".into(), |at| at.as_str().to_owned());
             Logger::new("?").log(
                 Level::Err,
                 &format!(
@@ -350,6 +405,19 @@ mod tests {
             guard(|| PamResultCode::PAM_SUCCESS),
             PamResultCode::PAM_SUCCESS
         );
+    }
+
+    #[test]
+    fn the_panic_location_is_kept_without_a_destructor() {
+        assert!(!std::mem::needs_drop::<Cell<Option<PanicAt>>>());
+        assert_eq!(PanicAt::new("src/lib.rs", 42).as_str(), "src/lib.rs:42");
+        // A long path keeps its end, cut at a character boundary.
+        let long = format!("/{}/é/core.rs", "ü".repeat(200));
+        let at = PanicAt::new(&long, 7);
+        assert!(at.as_str().ends_with("/é/core.rs:7"), "{}", at.as_str());
+        assert!(at.as_str().len() <= PanicAt::CAP);
+        let code = guard(|| panic!("located"));
+        assert_eq!(code, PamResultCode::PAM_SYSTEM_ERR);
     }
 
     #[test]
