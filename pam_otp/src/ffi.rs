@@ -2,7 +2,7 @@
 //! item can only be read), which `forward_pass` needs to hand the password
 //! on, and reading the PAM environment (`SSH_AUTH_INFO_0`). One of the
 //! module's two files with `unsafe` code; the other is module_data.rs
-//! (reading back the module data it stores).
+//! (storing module data with a cleanup of its own, reading it back).
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};

@@ -56,7 +56,8 @@ impl PamHooks for PamOtp {
     /// (a password module earlier in the stack) showed only then; and
     /// where a stack that checks no code can be told: a code still kept
     /// by a `split_pass` line was never checked (no pam_otp line after the
-    /// password module).
+    /// password module). Programs that never call this (rlm_pam, OpenVPN)
+    /// are told at `pam_end` instead (module_data::end_kept).
     fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         guard(|| {
             quiet_panics();
@@ -67,21 +68,25 @@ impl PamHooks for PamOtp {
                 }
             }
             if module_data::take_code(pamh).is_some() {
-                let service = service_item(pamh);
-                let user = user_item(pamh);
-                Logger::new(&service).log(
-                    Level::Err,
-                    &format!(
-                        "user=\"{}\" split_pass: the code kept for this login was never \
-                         checked: the stack has no pam_otp line after the password module, \
-                         so no code was required",
-                        clean(&user)
-                    ),
-                );
+                log_never_checked(&service_item(pamh), &user_item(pamh), "pam_setcred");
             }
             PamResultCode::PAM_SUCCESS
         })
     }
+}
+
+/// The error for a `split_pass` code that no line checked, seen at `when`
+/// (`pam_setcred`, or `pam_end` for programs that never call it).
+fn log_never_checked(service: &str, user: &str, when: &str) {
+    Logger::new(service).log(
+        Level::Err,
+        &format!(
+            "user=\"{}\" split_pass: the code kept for this login was never checked \
+             (seen at {when}): the stack has no pam_otp line after the password module, \
+             so no code was required",
+            clean(user)
+        ),
+    );
 }
 
 /// Where a panic happened, "file:line", kept in place (at most
@@ -374,7 +379,8 @@ impl Conversation for PamConversation<'_> {
     }
 
     fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
-        module_data::keep_code(self.pamh, code).map_err(|_| ConvError::Failed)
+        let (user, service) = (user_item(self.pamh), service_item(self.pamh));
+        module_data::keep_code(self.pamh, code, &user, &service).map_err(|_| ConvError::Failed)
     }
 
     fn take_kept_code(&mut self) -> Option<String> {

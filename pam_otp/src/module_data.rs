@@ -2,7 +2,8 @@
 //! module data:
 //!
 //! - the code a `split_pass` line keeps for the pam_otp line after the
-//!   password module ([`keep_code`], [`take_code`]);
+//!   password module ([`keep_code`], [`take_code`]); if no line took it by
+//!   the time a successful login ends, its cleanup says so ([`end_kept`]);
 //! - a new token confirmed during `pam_sm_authenticate`, saved by
 //!   `pam_sm_setcred` once the whole stack has succeeded
 //!   ([`defer_enrollment`], [`take_enrollment`]).
@@ -22,17 +23,28 @@
 //! why in sshd the first factor is read from `SSH_AUTH_INFO_0` instead
 //! (otp_core::enroll::first_factor), and nothing is deferred.
 
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use otp_core::secret_file::SecretFile;
+use pam::constants::PamResultCode;
 use pam::module::PamHandle;
 
 /// The module data's names; nothing else uses them.
 const CODE: &str = "pam_otp/split_pass/code";
+const CODE_C: &CStr = c"pam_otp/split_pass/code";
 const ENROLLMENT: &str = "pam_otp/enroll/deferred";
 
 /// What the data holds. One type for every value stored under [`CODE`],
-/// so reading it back as this type is always right.
+/// so reading it back as this type is always right. The user and service
+/// are for the log line at `pam_end` (see [`end_kept`]).
 enum Kept {
-    Code(String),
+    Code {
+        code: String,
+        user: String,
+        service: String,
+    },
     Taken,
 }
 
@@ -40,7 +52,7 @@ impl Drop for Kept {
     /// The code is a secret of sorts until used: overwrite it before the
     /// memory goes back to the allocator.
     fn drop(&mut self) {
-        if let Kept::Code(code) = self {
+        if let Kept::Code { code, .. } = self {
             let mut bytes = std::mem::take(code).into_bytes();
             bytes.fill(0);
             std::hint::black_box(&bytes);
@@ -48,20 +60,100 @@ impl Drop for Kept {
     }
 }
 
-pub fn keep_code(pamh: &mut PamHandle, code: &str) -> Result<(), pam::constants::PamResultCode> {
-    pamh.set_data(CODE, Box::new(Kept::Code(code.to_string())))
+/// Bits libpam adds to the status it hands a data cleanup (Linux-PAM's
+/// `_pam_types.h`): the data is being replaced by `pam_set_data`, and the
+/// application asked for silence (`pam_end(pamh, status | PAM_DATA_SILENT)`).
+const PAM_DATA_REPLACE: c_int = 0x2000_0000;
+const PAM_DATA_SILENT: c_int = 0x4000_0000;
+const PAM_SUCCESS: c_int = 0;
+
+#[link(name = "pam")]
+extern "C" {
+    fn pam_set_data(
+        pamh: *mut PamHandle,
+        name: *const c_char,
+        data: *mut c_void,
+        cleanup: extern "C" fn(*mut PamHandle, *mut c_void, c_int),
+    ) -> c_int;
+}
+
+/// Stores `kept` under [`CODE`] with [`end_kept`] as its cleanup.
+/// pam-bindings' `set_data` would do, but its cleanup ignores the status
+/// libpam passes, which is what tells a login that ended well.
+/// An error is libpam's return code.
+fn set_kept(pamh: &mut PamHandle, kept: Kept) -> Result<(), c_int> {
+    let data = Box::into_raw(Box::new(kept));
+    // SAFETY: `pamh` is the live handle PAM passed to this call, CODE_C a
+    // NUL-terminated name libpam copies, `data` a pointer from
+    // Box::into_raw that libpam owns from here on and hands back once, to
+    // `end_kept` (when replaced, or at pam_end).
+    let rc = unsafe { pam_set_data(pamh, CODE_C.as_ptr(), data.cast(), end_kept) };
+    if rc == PAM_SUCCESS {
+        return Ok(());
+    }
+    // SAFETY: pam_set_data failed, so libpam kept no pointer to `data`:
+    // the box is ours again, and dropped here once.
+    drop(unsafe { Box::from_raw(data) });
+    Err(rc)
+}
+
+/// libpam's cleanup for the kept code: frees it (its `Drop` zeroes it),
+/// and if the code is still there when the application ends a login that
+/// succeeded, logs that no line checked it.
+///
+/// This is what catches a `split_pass` stack with no pam_otp line after
+/// the password module in servers that never call `pam_setcred`
+/// (FreeRADIUS's rlm_pam, OpenVPN's auth-pam): both pass the result of
+/// `pam_authenticate` / `pam_acct_mgmt` to `pam_end`. A replaced code
+/// (`PAM_DATA_REPLACE`: a pam_otp line or `pam_sm_setcred` took it) and a
+/// login that failed (the password module stopped the stack, so no code
+/// was needed) log nothing. Linux-PAM runs data cleanups before it
+/// unloads the modules, so this function is still mapped.
+extern "C" fn end_kept(_pamh: *mut PamHandle, data: *mut c_void, status: c_int) {
+    if data.is_null() {
+        return;
+    }
+    // Runs outside any entry point's guard: a panic must stop here.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `data` is the pointer `set_kept` stored, from
+        // Box::into_raw of a `Kept`; libpam calls this once per stored
+        // value, so it is turned back into its box exactly once.
+        let kept = unsafe { Box::from_raw(data.cast::<Kept>()) };
+        let replaced = status & PAM_DATA_REPLACE != 0;
+        let succeeded = status & !(PAM_DATA_REPLACE | PAM_DATA_SILENT) == PAM_SUCCESS;
+        if let Kept::Code { user, service, .. } = &*kept {
+            if succeeded && !replaced {
+                crate::log_never_checked(service, user, "pam_end");
+            }
+        }
+    }));
+    if let Err(payload) = result {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(payload))).map_err(std::mem::forget);
+    }
+}
+
+pub fn keep_code(pamh: &mut PamHandle, code: &str, user: &str, service: &str) -> Result<(), c_int> {
+    set_kept(
+        pamh,
+        Kept::Code {
+            code: code.to_string(),
+            user: user.to_string(),
+            service: service.to_string(),
+        },
+    )
 }
 
 /// The kept code, if any, leaving [`Kept::Taken`] in its place.
 pub fn take_code(pamh: &mut PamHandle) -> Option<String> {
     // SAFETY: every value this module stores under CODE is a `Kept`
-    // (`keep_code` and below), and no other module knows the name.
+    // (`set_kept`), and no other module knows the name.
     let code = match unsafe { pamh.get_data::<Kept>(CODE) } {
-        Ok(Kept::Code(code)) => code.clone(),
+        Ok(Kept::Code { code, .. }) => code.clone(),
         _ => return None,
     };
-    // Replacing the data drops the old value (its cleanup runs).
-    let _ = pamh.set_data(CODE, Box::new(Kept::Taken));
+    // Replacing the data hands the old value to its cleanup, marked
+    // PAM_DATA_REPLACE: freed, nothing logged.
+    let _ = set_kept(pamh, Kept::Taken);
     Some(code)
 }
 
@@ -88,7 +180,7 @@ impl Drop for Deferred {
 pub fn defer_enrollment(
     pamh: &mut PamHandle,
     file: Option<SecretFile>,
-) -> Result<(), pam::constants::PamResultCode> {
+) -> Result<(), PamResultCode> {
     match file {
         Some(f) => pamh.set_data(ENROLLMENT, Box::new(Deferred::Token(f))),
         // Only a token kept earlier is replaced: the usual login keeps

@@ -75,6 +75,11 @@ pub struct RadiusSetup<'a> {
     /// `user`/`group` the server switches to after reading its config
     /// (Debian's default is `freerad`); None: it stays root.
     pub run_as: Option<&'a str>,
+    /// A [`crate::syslog::LogSink`]'s socket: the server then runs in a
+    /// private mount namespace whose `/dev/log` is that socket, so what
+    /// the module logs can be read. Only for a few requests at a time:
+    /// the sink holds few lines, and a full one blocks the logger.
+    pub log_sink: Option<&'a Path>,
 }
 
 impl Default for RadiusSetup<'_> {
@@ -87,6 +92,7 @@ impl Default for RadiusSetup<'_> {
             pam_instances: 1,
             threads: 4,
             run_as: None,
+            log_sink: None,
         }
     }
 }
@@ -271,7 +277,20 @@ impl Radius {
             let log = raddb.join("log/radius.log");
             let _ = fs::remove_file(&log);
             let out = File::create(dir.join("freeradius.out")).unwrap();
-            let child = Command::new(FREERADIUS)
+            // Under unshare (which execs sh, which execs the server): one
+            // pid, so the server's /proc figures are still its own.
+            let mut cmd = match setup.log_sink {
+                Some(sink) => {
+                    let mut cmd = Command::new("unshare");
+                    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                        .arg(crate::syslog::NAMESPACE_SCRIPT)
+                        .arg(sink)
+                        .arg(FREERADIUS);
+                    cmd
+                }
+                None => Command::new(FREERADIUS),
+            };
+            let child = cmd
                 .arg("-f")
                 .arg("-d")
                 .arg(&raddb)

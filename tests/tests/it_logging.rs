@@ -506,7 +506,37 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
         "{}",
         never[0]
     );
+    assert!(never[0].contains("seen at pam_setcred"), "{}", never[0]);
     assert_no_secrets(&lines, &["123456"]);
+
+    // A program that never calls pam_setcred (FreeRADIUS's rlm_pam,
+    // OpenVPN's auth-pam): the kept code's cleanup says it at pam_end.
+    let (run, lines) = logged_ops(
+        &svc,
+        &sink,
+        &user.name,
+        Some(RHOST),
+        "pw123456\n",
+        &["authenticate"],
+    );
+    assert!(run.success, "{run:?}");
+    let never: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("never checked"))
+        .collect();
+    assert_eq!(never.len(), 1, "{lines:#?}");
+    assert!(never[0].starts_with("<83>"), "authpriv.err: {}", never[0]);
+    assert!(never[0].contains("seen at pam_end"), "{}", never[0]);
+    assert!(
+        never[0].contains(&format!("user=\"{}\"", user.name)),
+        "{}",
+        never[0]
+    );
+    assert_no_secrets(&lines, &["123456"]);
+
+    // (A refused login says nothing at pam_end: tests/radius.rs, with
+    // rlm_pam. pamtester cannot show it: it passes PAM_SUCCESS to pam_end
+    // whatever the result.)
 
     // With the pam_otp line after the password module, nothing of the kind.
     let svc = PamService::with_config(
@@ -522,6 +552,21 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
         &format!("pw{}\n", fresh_code()),
         &["authenticate", "setcred"],
     );
+    assert!(
+        !lines.iter().any(|l| l.contains("never checked")),
+        "{lines:#?}"
+    );
+    // Nor at pam_end: the third line took the code (the next step's: the
+    // one before was just used).
+    let (run, lines) = logged_ops(
+        &svc,
+        &sink,
+        &user.name,
+        Some(RHOST),
+        &format!("pw{}\n", totp_code(1)),
+        &["authenticate"],
+    );
+    assert!(run.success, "{run:?}");
     assert!(
         !lines.iter().any(|l| l.contains("never checked")),
         "{lines:#?}"

@@ -200,6 +200,88 @@ fn an_office_nas_skips_the_code_through_its_own_pam_service() {
     );
 }
 
+/// The stack the recipe warns about in bold: `split_pass` and the password
+/// module, no pam_otp line after it, so the password alone gets in.
+/// rlm_pam never calls `pam_setcred`; the module says so at `pam_end`,
+/// which rlm_pam calls with the login's result: an error for a login that
+/// got in with a code no line checked, nothing for one the password
+/// module refused, nothing for the recipe's stack.
+#[test]
+fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
+    let _shared = shared();
+    let user = vpn_user();
+    let sink = testkit::syslog::LogSink::new();
+    let never = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains("never checked"))
+            .cloned()
+            .collect()
+    };
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: "auth requisite {module} config={config} split_pass\n\
+                    auth requisite pam_unix.so use_first_pass\n\
+                    account required pam_unix.so\n",
+        log_sink: Some(&sink.path),
+        ..RadiusSetup::default()
+    });
+    let _ = sink.lines();
+    let code = wrong_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "the broken stack lets the password in:\n{}",
+        radius.log()
+    );
+    let lines = sink.lines();
+    let errs = never(&lines);
+    assert_eq!(errs.len(), 1, "{lines:#?}");
+    assert!(errs[0].starts_with("<83>"), "authpriv.err: {}", errs[0]);
+    assert!(errs[0].contains("seen at pam_end"), "{}", errs[0]);
+    assert!(
+        errs[0].contains(&format!("user=\"{}\"", user.name)),
+        "{}",
+        errs[0]
+    );
+    assert!(!lines.iter().any(|l| l.contains(&code)), "{lines:#?}");
+
+    assert_eq!(
+        radius.auth(&user.name, &format!("hunter3pw{code}"), None),
+        Reply::Reject
+    );
+    let lines = sink.lines();
+    assert!(
+        never(&lines).is_empty(),
+        "a refused login needed no code: {lines:#?}"
+    );
+    drop(radius);
+
+    // The recipe's stack: the third line takes the code; a wrong password
+    // leaves it kept, and the login was refused: nothing said either way.
+    let mut radius = Radius::start(&RadiusSetup {
+        pam_stack: RECIPE_STACK,
+        log_sink: Some(&sink.path),
+        ..RadiusSetup::default()
+    });
+    let code = fresh_code();
+    assert_eq!(
+        radius.auth(&user.name, &format!("hunter3pw{code}"), None),
+        Reply::Reject
+    );
+    assert_eq!(
+        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
+        Reply::Accept,
+        "{}",
+        radius.log()
+    );
+    let lines = sink.lines();
+    assert!(
+        lines.iter().any(|l| l.contains("result=success")),
+        "the sink hears the module: {lines:#?}"
+    );
+    assert!(never(&lines).is_empty(), "{lines:#?}");
+}
+
 /// The load test's stack: the recipe's, with `nodelay` on pam_unix.
 /// Without it every refused login holds its rlm_pam instance (a mutex)
 /// for pam_unix's ~2 s failure delay, and 5 000 refusals would take hours.
