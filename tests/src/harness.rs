@@ -51,13 +51,8 @@ struct Racer {
     stderr_reader: JoinHandle<()>,
 }
 
-/// Starts `n` logins of `user` at once, waits until every one of them is
-/// blocked at the prompt, then answers all of them with `code` in a tight
-/// loop, so that they all reach the secret file at the same moment.
-pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<PamRun> {
-    let mut racers = Vec::new();
-    let mut reaper = Reaper::default();
-    for _ in 0..n {
+impl Racer {
+    fn spawn(pam: &PamService, user: &str) -> Racer {
         let mut child = pam
             .pamtester_command(user, None, &["authenticate"])
             .stdin(Stdio::piped())
@@ -68,29 +63,77 @@ pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<Pam
         let stdout = collect(child.stdout.take().expect("stdout"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let stderr_reader = tee(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
-        racers.push((stdout, stderr, stderr_reader));
-        reaper.0.push(child);
+        Racer {
+            child,
+            stdout,
+            stderr,
+            stderr_reader,
+        }
     }
+
+    fn at_prompt(&self) -> bool {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).contains(PROMPT)
+    }
+
+    /// Waits for the (exited or answered) login and collects its output.
+    fn finish(mut self) -> PamRun {
+        let (status, killed) = wait_or_kill(&mut self.child, LOGIN_TIMEOUT);
+        assert!(!killed, "a racing login hung for {LOGIN_TIMEOUT:?}");
+        let stdout = self.stdout.join().unwrap_or_default();
+        let _ = self.stderr_reader.join();
+        let stderr = self.stderr.lock().unwrap().clone();
+        PamRun {
+            success: status.success(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// Kills and reaps whatever racers are left when a race fails half-way.
+struct Racers(Vec<Racer>);
+
+impl Drop for Racers {
+    fn drop(&mut self) {
+        for r in &mut self.0 {
+            if r.child.try_wait().ok().flatten().is_none() {
+                let _ = r.child.kill();
+            }
+            let _ = r.child.wait();
+        }
+    }
+}
+
+/// Starts `n` logins of `user` at once, waits until every one of them is
+/// blocked at the prompt, then answers all of them with `code` in a tight
+/// loop, so that they all reach the secret file at the same moment.
+///
+/// A login that died in pam_wrapper before any module ran (two of them
+/// picked the same `/tmp/pam.<c>`, see [`PamRun::died_before_pam`]) is
+/// started again; any other exit before the prompt fails the race.
+pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<PamRun> {
+    let mut racers = Racers((0..n).map(|_| Racer::spawn(pam, user)).collect());
     // The barrier: every login has printed its prompt and waits on stdin.
     let started = stopwatch();
+    let mut restarted = 0;
     loop {
-        let waiting = racers
-            .iter()
-            .filter(|(_, e, _)| String::from_utf8_lossy(&e.lock().unwrap()).contains(PROMPT))
-            .count();
+        let waiting = racers.0.iter().filter(|r| r.at_prompt()).count();
         if waiting == n {
             break;
         }
-        let exited = reaper
-            .0
-            .iter_mut()
-            .map(|c| c.try_wait().ok().flatten().is_some())
-            .filter(|&gone| gone)
-            .count();
-        assert!(
-            exited == 0,
-            "{exited} of {n} logins exited before the prompt"
-        );
+        for i in 0..n {
+            if racers.0[i].child.try_wait().ok().flatten().is_none() {
+                continue;
+            }
+            let gone = std::mem::replace(&mut racers.0[i], Racer::spawn(pam, user)).finish();
+            assert!(
+                gone.died_before_pam(),
+                "a login exited before the prompt: {gone:#?}"
+            );
+            restarted += 1;
+            assert!(restarted <= n, "pam_wrapper keeps failing: {gone:#?}");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "only {waiting} of {n} logins reached the prompt in 30 s"
@@ -98,46 +141,18 @@ pub fn login_race(pam: &PamService, user: &str, code: &str, n: usize) -> Vec<Pam
         std::thread::sleep(Duration::from_millis(5));
     }
     let answer = format!("{code}\n");
-    let mut stdins: Vec<_> = reaper
+    let mut stdins: Vec<_> = racers
         .0
         .iter_mut()
-        .map(|c| c.stdin.take().expect("stdin"))
+        .map(|r| r.child.stdin.take().expect("stdin"))
         .collect();
     for s in &mut stdins {
         s.write_all(answer.as_bytes()).expect("answer");
     }
     drop(stdins);
-    let children = std::mem::take(&mut reaper.0);
-    let mut runs = Vec::new();
-    let mut racers: Vec<Racer> = children
+    std::mem::take(&mut racers.0)
         .into_iter()
-        .zip(racers)
-        .map(|(child, (stdout, stderr, stderr_reader))| Racer {
-            child,
-            stdout,
-            stderr,
-            stderr_reader,
-        })
-        .collect();
-    for r in &mut racers {
-        let (status, killed) = wait_or_kill(&mut r.child, LOGIN_TIMEOUT);
-        assert!(!killed, "a racing login hung for {LOGIN_TIMEOUT:?}");
-        runs.push(status);
-    }
-    racers
-        .into_iter()
-        .zip(runs)
-        .map(|(r, status)| {
-            let stdout = r.stdout.join().unwrap_or_default();
-            let _ = r.stderr_reader.join();
-            let stderr = r.stderr.lock().unwrap().clone();
-            PamRun {
-                success: status.success(),
-                status,
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            }
-        })
+        .map(Racer::finish)
         .collect()
 }
 
