@@ -753,6 +753,39 @@ fn loss_records(log: &str) -> Vec<String> {
     records
 }
 
+/// The filter below has to see a leak to be worth anything: a valgrind log
+/// as memcheck writes it, one lost block allocated under the module's
+/// entry point and one under libpam's own, gives one record each, and only
+/// the first counts as the module's.
+#[test]
+fn the_leak_filter_finds_a_record_of_the_module() {
+    let log = "\
+==4242== Memcheck, a memory error detector
+==4242== 
+==4242== 64 bytes in 1 blocks are definitely lost in loss record 3 of 9
+==4242==    at 0x48407B4: malloc (vg_replace_malloc.c:381)
+==4242==    by 0x6A1C2F1: alloc::alloc::alloc (alloc.rs:95)
+==4242==    by 0x6A2D3E4: otp_core::auth::authenticate (auth.rs:210)
+==4242==    by 0x6A0B5C6: pam_sm_authenticate (lib.rs:47)
+==4242==    by 0x4871A2B: _pam_dispatch (pam_dispatch.c:110)
+==4242== 
+==4242== 16 bytes in 1 blocks are indirectly lost in loss record 1 of 9
+==4242==    at 0x48407B4: malloc (vg_replace_malloc.c:381)
+==4242==    by 0x4873C1D: _pam_add_handler (pam_handlers.c:790)
+==4242==    by 0x4871A2B: pam_start_confdir (pam_start.c:130)
+==4242== 
+==4242== LEAK SUMMARY:
+==4242==    definitely lost: 64 bytes in 1 blocks
+";
+    let records = loss_records(log);
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let ours: Vec<&String> = records.iter().filter(|r| names_the_module(r)).collect();
+    assert_eq!(ours.len(), 1, "{records:#?}");
+    assert!(ours[0].starts_with("64 bytes in 1 blocks are definitely lost"));
+    assert!(ours[0].contains("pam_sm_authenticate"), "{}", ours[0]);
+    assert!(!records[1].contains("LEAK SUMMARY"), "{}", records[1]);
+}
+
 /// A short run (2 threads × 20 logins, and one thread alone, so that the
 /// module is also loaded and unloaded per login) under valgrind's
 /// memcheck: no memory error anywhere (valgrind's exit code), and no
