@@ -35,8 +35,10 @@ use std::time::Duration;
 
 use otp_core::key::{encode_base32, encode_hex};
 use testkit::harness::{hotp_codes, state_dir, stopwatch, write_system_secret, Rng, RootDir};
+use testkit::pg::{fleet_config, Postgres};
 use testkit::syslog::LogSink;
-use testkit::{now, oathtool, wait_or_kill, PamService, TestUser, NO_RATE_LIMIT, OTP_ONLY};
+use testkit::{binary_path, now, oathtool, wait_or_kill, PamService, TestUser};
+use testkit::{NO_RATE_LIMIT, OTP_ONLY};
 
 /// One test at a time: the figures (memory, logins per second) are the
 /// process's own only when nothing else runs, and valgrind is slow.
@@ -65,6 +67,9 @@ enum Store {
     System,
     /// The service whose pam_otp line has `test_panic` (debug builds).
     Panics,
+    /// `store = "postgresql"`: a private PostgreSQL, TLS with a client
+    /// certificate, one connection per login.
+    Postgres,
 }
 
 enum Token {
@@ -93,6 +98,9 @@ struct Services {
     /// pam_otp with `test_panic`: a debug build's module panics at once
     /// (after reading the user), which must become PAM_SYSTEM_ERR.
     panics: PamService,
+    /// The host service of the postgresql store, and its database (only
+    /// for the test that uses it: [`Services::with_postgres`]).
+    postgres: Option<(PamService, Postgres)>,
 }
 
 impl Services {
@@ -109,6 +117,7 @@ impl Services {
                 "auth required {module} config={config} test_panic\n",
                 NO_RATE_LIMIT,
             ),
+            postgres: None,
         };
         // libpam reads `other` beside every service file, for the groups
         // the service has none of; without one it says so in syslog at
@@ -120,11 +129,27 @@ impl Services {
         services
     }
 
+    /// The services and a private PostgreSQL with the schema, whose rate
+    /// limit allows the wrong codes of the run (the host's own is off).
+    fn with_postgres() -> Services {
+        let mut services = Services::new();
+        let pg = Postgres::with_schema();
+        pg.psql_ok("UPDATE pam_otp.settings SET max_failures = 1000");
+        let svc = PamService::named("otp-threads-pg", OTP_ONLY, "");
+        let conninfo = pg.host_conninfo("threads", &svc.dir, 5);
+        let admin = pg.admin_conninfo("ops", &svc.dir, 5);
+        svc.write_config(&fleet_config(&conninfo, &admin, NO_RATE_LIMIT));
+        svc.write_file("other", OTHER);
+        services.postgres = Some((svc, pg));
+        services
+    }
+
     fn of(&self, store: Store) -> &PamService {
         match store {
             Store::Home => &self.home,
             Store::System => &self.system,
             Store::Panics => &self.panics,
+            Store::Postgres => &self.postgres.as_ref().expect("Services::with_postgres").0,
         }
     }
 }
@@ -135,7 +160,7 @@ fn member(services: &Services, rng: &mut Rng, hotp: bool, store: Store, hotp_len
     let user = TestUser::new();
     let key = rng.bytes(20);
     let (b32, hex) = (encode_base32(&key), encode_hex(&key));
-    let (text, token, near) = if hotp {
+    let (text, mut token, near) = if hotp {
         let codes = hotp_codes(&hex, 0, hotp_len);
         let near = codes.iter().cloned().collect();
         let text = format!("version = 1\ntype = \"hotp\"\nsecret = \"{b32}\"\ncounter = 0\n");
@@ -169,6 +194,7 @@ fn member(services: &Services, rng: &mut Rng, hotp: bool, store: Store, hotp_len
             write_system_secret(&state_dir(&services.system), &user.name, &text);
         }
         Store::Panics => unreachable!("no tokens behind the panicking service"),
+        Store::Postgres => enroll_in_database(services, &user, &hex, &mut token),
     }
     Member {
         user,
@@ -177,6 +203,33 @@ fn member(services: &Services, rng: &mut Rng, hotp: bool, store: Store, hotp_len
         near,
         last_accepted: None,
     }
+}
+
+/// An admin's `otp-enroll --user U token` on the postgresql store: the
+/// key goes into the database (as for a hardware token), confirmed with
+/// the code of counter 0, which the token then starts after.
+fn enroll_in_database(services: &Services, user: &TestUser, hex: &str, token: &mut Token) {
+    let Token::Hotp { codes, next } = token else {
+        panic!("the database's tokens here are HOTP (otp-enroll token)");
+    };
+    let svc = services.of(Store::Postgres);
+    let out = Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(&svc.config_file)
+        .args(["--user", &user.name, "token", "--serial"])
+        .arg(format!("T-{}", user.name))
+        .args(["--secret", hex, "--code", &codes[0]])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .expect("otp-enroll");
+    assert!(
+        out.status.success(),
+        "otp-enroll token: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    *next = 1;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -712,6 +765,62 @@ fn the_module_loads_again_after_pam_end_and_grows_nothing() {
     assert!(heap.abs() < 4096, "heap in use changed by {heap} B");
     assert!(rss < 1024, "RSS grew by {rss} kB");
     assert_eq!(report.fds_end, report.fds_start);
+}
+
+/// The postgresql store in the same process: 4 threads log in at once,
+/// each login its own TLS connection with a client certificate (libpq,
+/// loaded by the module at its first connection), HOTP tokens an admin put
+/// in the database. Every right code accepted once, every wrong code and
+/// replay refused; after the warm-up the process holds no more memory
+/// (within 1 MiB) and the same descriptors: no connection, no TLS context
+/// is left behind, and the module is unloaded when no handle is open
+/// (libpq stays loaded: it is not the module's to unload).
+#[test]
+fn threads_on_the_postgresql_store_grow_nothing() {
+    let _one = serial();
+    let (mut rng, seed) = Rng::seeded();
+    println!("seed {seed} (PAM_OTP_TEST_SEED repeats it)");
+    let services = Services::with_postgres();
+    let (threads, warmup, main) = (4, 40, 150);
+    let mut members: Vec<Vec<Member>> = (0..threads)
+        .map(|_| {
+            (0..3)
+                .map(|_| member(&services, &mut rng, true, Store::Postgres, 400))
+                .collect()
+        })
+        .collect();
+    let rounds = vec![vec![warmup; threads], vec![main; threads]];
+    let planned = plan(&mut members, &rounds, &mut rng);
+    let dir = RootDir::new("threads-pg", 0o755);
+    let report = run(&services, &planned, false, &dir.path, &debug_wrapper());
+    print_figures(&report);
+    check_results(&planned, &report);
+    let [warm, end] = report.rounds[..] else {
+        panic!("{} rounds reported", report.rounds.len());
+    };
+    let grown = end.rss_kb as i64 - warm.rss_kb as i64;
+    println!(
+        "postgresql store: RSS after warm-up {} kB, after {} more logins {} kB ({grown:+} kB); \
+         {:.0} logins/s with {threads} threads",
+        warm.rss_kb,
+        end.logins,
+        end.rss_kb,
+        end.logins as f64 / end.secs
+    );
+    assert!(
+        grown < 1024,
+        "RSS grew by {grown} kB over {} logins",
+        end.logins
+    );
+    assert_eq!(
+        report.fds_end, report.fds_start,
+        "descriptors at the end differ from those before the first pam_start"
+    );
+    assert!(
+        report.rounds.iter().all(|r| !r.module_mapped),
+        "the module stayed mapped with no handle open: {:?}",
+        report.rounds
+    );
 }
 
 /// Whether a valgrind loss record's stack names the module or its core.
