@@ -486,53 +486,29 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
         "",
     );
     let sink = LogSink::new();
-    let (run, lines) = logged_ops(
-        &svc,
-        &sink,
-        &user.name,
-        Some(RHOST),
-        "pw123456\n",
-        &["authenticate", "setcred"],
-    );
-    assert!(run.success, "{run:?}");
-    let never: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("never checked"))
-        .collect();
-    assert_eq!(never.len(), 1, "{lines:#?}");
-    assert!(never[0].starts_with("<83>"), "authpriv.err: {}", never[0]);
-    assert!(
-        never[0].contains(&format!("user=\"{}\"", user.name)),
-        "{}",
-        never[0]
-    );
-    assert!(never[0].contains("seen at pam_setcred"), "{}", never[0]);
-    assert_no_secrets(&lines, &["123456"]);
-
-    // A program that never calls pam_setcred (FreeRADIUS's rlm_pam,
-    // OpenVPN's auth-pam): the kept code's cleanup says it at pam_end.
-    let (run, lines) = logged_ops(
-        &svc,
-        &sink,
-        &user.name,
-        Some(RHOST),
-        "pw123456\n",
-        &["authenticate"],
-    );
-    assert!(run.success, "{run:?}");
-    let never: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("never checked"))
-        .collect();
-    assert_eq!(never.len(), 1, "{lines:#?}");
-    assert!(never[0].starts_with("<83>"), "authpriv.err: {}", never[0]);
-    assert!(never[0].contains("seen at pam_end"), "{}", never[0]);
-    assert!(
-        never[0].contains(&format!("user=\"{}\"", user.name)),
-        "{}",
-        never[0]
-    );
-    assert_no_secrets(&lines, &["123456"]);
+    // pam_setcred takes the code and says so; a program that never calls
+    // it (FreeRADIUS's rlm_pam, OpenVPN's auth-pam) is told at pam_end, by
+    // the kept code's cleanup.
+    for (ops, seen) in [
+        (&["authenticate", "setcred"][..], "seen at pam_setcred"),
+        (&["authenticate"][..], "seen at pam_end"),
+    ] {
+        let (run, lines) = logged_ops(&svc, &sink, &user.name, Some(RHOST), "pw123456\n", ops);
+        assert!(run.success, "{run:?}");
+        let never: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("never checked"))
+            .collect();
+        assert_eq!(never.len(), 1, "{ops:?}: {lines:#?}");
+        assert!(never[0].starts_with("<83>"), "authpriv.err: {}", never[0]);
+        assert!(never[0].contains(seen), "{seen}: {}", never[0]);
+        assert!(
+            never[0].contains(&format!("user=\"{}\"", user.name)),
+            "{}",
+            never[0]
+        );
+        assert_no_secrets(&lines, &["123456"]);
+    }
 
     // (A refused login says nothing at pam_end: tests/radius.rs, with
     // rlm_pam. pamtester cannot show it: it passes PAM_SUCCESS to pam_end
@@ -544,31 +520,24 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
          auth required {module} config={config}\n",
         "",
     );
-    let (_, lines) = logged_ops(
-        &svc,
-        &sink,
-        &user.name,
-        Some(RHOST),
-        &format!("pw{}\n", fresh_code()),
-        &["authenticate", "setcred"],
-    );
-    assert!(
-        !lines.iter().any(|l| l.contains("never checked")),
-        "{lines:#?}"
-    );
-    // Nor at pam_end: the third line took the code (the next step's: the
-    // one before was just used).
-    let (run, lines) = logged_ops(
-        &svc,
-        &sink,
-        &user.name,
-        Some(RHOST),
-        &format!("pw{}\n", totp_code(1)),
-        &["authenticate"],
-    );
-    assert!(run.success, "{run:?}");
-    assert!(
-        !lines.iter().any(|l| l.contains("never checked")),
-        "{lines:#?}"
-    );
+    // Not at pam_setcred, nor at pam_end: the third line took the code
+    // (the next step's the second time: the one before was just used).
+    for (ops, code) in [
+        (&["authenticate", "setcred"][..], fresh_code()),
+        (&["authenticate"][..], totp_code(1)),
+    ] {
+        let (run, lines) = logged_ops(
+            &svc,
+            &sink,
+            &user.name,
+            Some(RHOST),
+            &format!("pw{code}\n"),
+            ops,
+        );
+        assert!(run.success, "{run:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("never checked")),
+            "{ops:?}: {lines:#?}"
+        );
+    }
 }
