@@ -88,13 +88,17 @@ pub struct Sshd {
 }
 
 /// Removes what a killed test process left: fixtures whose process is gone.
-fn sweep_stale() {
+/// Shared by the sshd and FreeRADIUS fixtures, which lay theirs out alike:
+/// PAM services `/etc/pam.d/<prefix><pid>x<n>` (and `...-<suffix>` for
+/// more services), a directory `TEST_ROOT/<prefix><pid>x<n>` holding the
+/// server's pid in `pid_file`.
+pub(crate) fn sweep_stale(prefix: &str, pid_file: &str) {
     let Ok(entries) = fs::read_dir("/etc/pam.d") else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_prefix(SERVICE_PREFIX) else {
+        let Some(id) = name.strip_prefix(prefix) else {
             continue;
         };
         let Some(pid) = id.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -103,12 +107,19 @@ fn sweep_stale() {
         if alive(pid) {
             continue;
         }
-        let dir = Path::new(TEST_ROOT).join(&name);
-        if let Ok(p) = fs::read_to_string(dir.join("sshd.pid")) {
+        // The fixture's name without the service's suffix.
+        let base = match id.find('-') {
+            Some(at) => &name[..prefix.len() + at],
+            None => &name[..],
+        };
+        let dir = Path::new(TEST_ROOT).join(base);
+        if let Ok(p) = fs::read_to_string(dir.join(pid_file)) {
             if let Ok(p) = p.trim().parse::<u32>() {
-                // Only an sshd started as this fixture's symlink.
+                // The pid may have been reused: only a server whose command
+                // line names the fixture (sshd's symlink, radiusd's config
+                // dir) is its own.
                 let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                if String::from_utf8_lossy(&cmd).contains(&name) {
+                if String::from_utf8_lossy(&cmd).contains(base) {
                     try_signal(p, libc::SIGKILL);
                 }
             }
@@ -164,7 +175,7 @@ impl Sshd {
             Path::new(SSHD).exists(),
             "{SSHD} missing: make test installs it (scripts/packages/test)"
         );
-        sweep_stale();
+        sweep_stale(SERVICE_PREFIX, "sshd.pid");
         if !Path::new(PRIVSEP_DIR).is_dir() {
             fs::create_dir_all(PRIVSEP_DIR).unwrap();
             set_mode(Path::new(PRIVSEP_DIR), 0o755);

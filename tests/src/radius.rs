@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{alive, module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
-use crate::{test_root, ticks, try_signal, unique_id, wait_or_kill, write_mode, TEST_ROOT, TICK};
+use crate::{module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
+use crate::{test_root, ticks, try_signal, unique_id, wait_or_kill, write_mode, TICK};
 
 /// Prefix of the private PAM services and of the fixtures' directories.
 pub const SERVICE_PREFIX: &str = "radiusd-pot-";
@@ -128,41 +128,6 @@ pub struct Radius {
     sends: u32,
 }
 
-/// Removes what a killed test process left: fixtures whose process is gone.
-fn sweep_stale() {
-    let Ok(entries) = fs::read_dir("/etc/pam.d") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_prefix(SERVICE_PREFIX) else {
-            continue;
-        };
-        let Some(pid) = id.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if alive(pid) {
-            continue;
-        }
-        let base = match id.find('-') {
-            Some(at) => &name[..SERVICE_PREFIX.len() + at],
-            None => &name[..],
-        };
-        let dir = Path::new(TEST_ROOT).join(base);
-        if let Ok(p) = fs::read_to_string(dir.join("radiusd.pid")) {
-            if let Ok(p) = p.trim().parse::<u32>() {
-                // Only a server started with this fixture's config dir.
-                let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                if String::from_utf8_lossy(&cmd).contains(base) {
-                    try_signal(p, libc::SIGKILL);
-                }
-            }
-        }
-        let _ = fs::remove_file(e.path());
-        let _ = fs::remove_dir_all(&dir);
-    }
-}
-
 /// A UDP port on loopback that was free a moment ago.
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -183,7 +148,7 @@ impl Radius {
             );
         }
         assert!(setup.pam_instances >= 1 && setup.threads >= 1);
-        sweep_stale();
+        crate::e2e::sweep_stale(SERVICE_PREFIX, "radiusd.pid");
         let id = unique_id();
         let service = format!("{SERVICE_PREFIX}{id}");
         let dir = test_root().join(&service);
