@@ -10,7 +10,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::radius::{Radius, RadiusSetup, Reply, Request};
+use testkit::radius::Reply::{self, Accept, Reject};
+use testkit::radius::{Radius, RadiusSetup, Request};
 use testkit::*;
 
 /// The load test takes this for writing, every other test for reading:
@@ -30,6 +31,34 @@ const RECIPE_STACK: &str = "auth requisite {module} config={config} split_pass\n
                             account required pam_unix.so\n";
 
 const PASSWORD: &str = "hunter2pw";
+
+/// A user's Access-Requests through one NAS: `from` is the address
+/// radclient sends from (None: 127.0.0.1, the VPN's).
+struct Nas<'a> {
+    user: &'a str,
+    from: Option<&'a str>,
+}
+
+impl<'a> Nas<'a> {
+    fn vpn(user: &'a str) -> Nas<'a> {
+        Nas { user, from: None }
+    }
+
+    /// One Access-Request, whose reply must be `want`; `what` says why
+    /// another would be wrong, and the server's log says what it saw.
+    fn expect(&self, radius: &mut Radius, password: &str, want: Reply, what: &str) {
+        let got = radius.auth(self.user, password, self.from);
+        assert_eq!(got, want, "{what}:\n{}", radius.log());
+    }
+}
+
+/// One login through OpenVPN's plugin, like [`Nas::expect`]; the plugin's log,
+/// for what else the test looks for in it.
+fn expect_openvpn(radius: &Radius, user: &str, password: &str, want: Reply, what: &str) -> String {
+    let (got, log) = radius.openvpn_login(user, password);
+    assert_eq!(got, want, "{what}:\n{log}");
+    log
+}
 
 fn recipe_server(otp_config: &str) -> Radius {
     Radius::start(&RadiusSetup {
@@ -51,34 +80,30 @@ fn vpn_user() -> TestUser {
 fn password_followed_by_code_is_accepted_only_with_both_right() {
     let _shared = shared();
     let user = vpn_user();
+    let vpn = Nas::vpn(&user.name);
     let mut radius = recipe_server("");
     let before = std::fs::read(user.secret_path()).unwrap();
     let code = fresh_code();
 
     // Someone with the code but not the password: refused, and it costs
     // the user nothing (pam_unix ends the stack before the code is read).
-    let got = radius.auth(&user.name, &format!("hunter3pw{code}"), None);
-    assert_eq!(got, Reply::Reject, "wrong password + right code");
+    vpn.expect(
+        &mut radius,
+        &format!("hunter3pw{code}"),
+        Reject,
+        "wrong password + right code",
+    );
     assert_eq!(
         std::fs::read(user.secret_path()).unwrap(),
         before,
         "a wrong password counted a failure or used the code"
     );
     // The password alone: refused.
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, None),
-        Reply::Reject,
-        "password alone"
-    );
+    vpn.expect(&mut radius, PASSWORD, Reject, "password alone");
 
     // Both right, in one field: in.
-    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
-    assert_eq!(
-        got,
-        Reply::Accept,
-        "right password + right code:\n{}",
-        radius.log()
-    );
+    let both = format!("{PASSWORD}{code}");
+    vpn.expect(&mut radius, &both, Accept, "right password + right code");
     let after_accept = secret_file(&user.secret_path());
     assert!(
         after_accept.tokens[0].state.last_step.is_some(),
@@ -86,12 +111,11 @@ fn password_followed_by_code_is_accepted_only_with_both_right() {
     );
 
     // The same code again: refused.
-    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
-    assert_eq!(got, Reply::Reject, "replayed code");
+    vpn.expect(&mut radius, &both, Reject, "replayed code");
 
     // Right password, wrong code: refused, and counted.
-    let got = radius.auth(&user.name, &format!("{PASSWORD}{}", wrong_code()), None);
-    assert_eq!(got, Reply::Reject, "right password + wrong code");
+    let wrong = format!("{PASSWORD}{}", wrong_code());
+    vpn.expect(&mut radius, &wrong, Reject, "right password + wrong code");
     assert_eq!(
         secret_file(&user.secret_path()).state.failures,
         2,
@@ -110,35 +134,33 @@ fn password_followed_by_code_is_accepted_only_with_both_right() {
 fn rlm_pam_sets_no_pam_rhost_so_radius_logins_are_local() {
     let _shared = shared();
     let user = vpn_user();
+    let vpn = Nas::vpn(&user.name);
     // A rule that would skip the code for the NAS (radclient sends from
     // 127.0.0.1): it does not apply, the code is still asked.
     let mut radius = recipe_server("[[rule]]\nfrom = [\"127.0.0.0/8\"]\notp = \"skip\"\n");
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, None),
-        Reply::Reject,
-        "the NAS's address matched a rule: rlm_pam sets PAM_RHOST now? update the recipe"
+    vpn.expect(
+        &mut radius,
+        PASSWORD,
+        Reject,
+        "the NAS's address matched a rule: rlm_pam sets PAM_RHOST now? update the recipe",
     );
-    let code = fresh_code();
-    assert_eq!(
-        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
-        Reply::Accept,
-        "{}",
-        radius.log()
-    );
+    let both = format!("{PASSWORD}{}", fresh_code());
+    vpn.expect(&mut radius, &both, Accept, "right password + right code");
 
     // A "local" rule (meant for the console) matches every RADIUS login:
     // here it skips the code for the whole VPN. The recipe warns.
     radius.write_config("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, None),
-        Reply::Accept,
-        "a `local` rule did not match a RADIUS login: rlm_pam sets PAM_RHOST now?\n{}",
-        radius.log()
+    vpn.expect(
+        &mut radius,
+        PASSWORD,
+        Accept,
+        "a `local` rule did not match a RADIUS login: rlm_pam sets PAM_RHOST now?",
     );
-    assert_eq!(
-        radius.auth(&user.name, "hunter3pw", None),
-        Reply::Reject,
-        "the password still matters"
+    vpn.expect(
+        &mut radius,
+        "hunter3pw",
+        Reject,
+        "the password still matters",
     );
 }
 
@@ -162,37 +184,19 @@ fn an_office_nas_skips_the_code_through_its_own_pam_service() {
                     \t}\n",
         ..RadiusSetup::default()
     });
-    let office = Some("127.0.0.2");
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, office),
-        Reply::Accept,
-        "{}",
-        radius.log()
-    );
-    assert_eq!(
-        radius.auth(&user.name, "hunter3pw", office),
-        Reply::Reject,
-        "office, wrong password"
-    );
+    let vpn = Nas::vpn(&user.name);
+    let office = Nas {
+        user: &user.name,
+        from: Some("127.0.0.2"),
+    };
+    office.expect(&mut radius, PASSWORD, Accept, "office, password alone");
+    office.expect(&mut radius, "hunter3pw", Reject, "office, wrong password");
     // From the other NAS the code is still needed.
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, None),
-        Reply::Reject,
-        "VPN NAS, password alone"
-    );
-    let code = fresh_code();
-    assert_eq!(
-        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
-        Reply::Accept,
-        "{}",
-        radius.log()
-    );
+    vpn.expect(&mut radius, PASSWORD, Reject, "VPN NAS, password alone");
+    let both = format!("{PASSWORD}{}", fresh_code());
+    vpn.expect(&mut radius, &both, Accept, "VPN NAS, password + code");
     let before = std::fs::read(user.secret_path()).unwrap();
-    assert_eq!(
-        radius.auth(&user.name, PASSWORD, office),
-        Reply::Accept,
-        "office again"
-    );
+    office.expect(&mut radius, PASSWORD, Accept, "office again");
     assert_eq!(
         std::fs::read(user.secret_path()).unwrap(),
         before,
@@ -210,6 +214,7 @@ fn an_office_nas_skips_the_code_through_its_own_pam_service() {
 fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
     let _shared = shared();
     let user = vpn_user();
+    let vpn = Nas::vpn(&user.name);
     let sink = testkit::syslog::LogSink::new();
     let never = |lines: &[String]| -> Vec<String> {
         lines
@@ -227,11 +232,11 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
     });
     let _ = sink.lines();
     let code = wrong_code();
-    assert_eq!(
-        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
-        Reply::Accept,
-        "the broken stack lets the password in:\n{}",
-        radius.log()
+    vpn.expect(
+        &mut radius,
+        &format!("{PASSWORD}{code}"),
+        Accept,
+        "the broken stack lets the password in",
     );
     let lines = sink.lines();
     let errs = never(&lines);
@@ -245,10 +250,8 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
     );
     assert!(!lines.iter().any(|l| l.contains(&code)), "{lines:#?}");
 
-    assert_eq!(
-        radius.auth(&user.name, &format!("hunter3pw{code}"), None),
-        Reply::Reject
-    );
+    let wrong_password = &format!("hunter3pw{code}");
+    vpn.expect(&mut radius, wrong_password, Reject, "wrong password");
     let lines = sink.lines();
     assert!(
         never(&lines).is_empty(),
@@ -264,16 +267,14 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
         ..RadiusSetup::default()
     });
     let code = fresh_code();
-    assert_eq!(
-        radius.auth(&user.name, &format!("hunter3pw{code}"), None),
-        Reply::Reject
+    vpn.expect(
+        &mut radius,
+        &format!("hunter3pw{code}"),
+        Reject,
+        "wrong password + right code",
     );
-    assert_eq!(
-        radius.auth(&user.name, &format!("{PASSWORD}{code}"), None),
-        Reply::Accept,
-        "{}",
-        radius.log()
-    );
+    let both = format!("{PASSWORD}{code}");
+    vpn.expect(&mut radius, &both, Accept, "right password + right code");
     let lines = sink.lines();
     assert!(
         lines.iter().any(|l| l.contains("result=success")),
@@ -501,6 +502,7 @@ fn ten_thousand_logins_in_one_server_leak_nothing() {
 fn as_freerad_the_module_fails_closed() {
     let _shared = shared();
     let user = vpn_user();
+    let vpn = Nas::vpn(&user.name);
     let mut radius = Radius::start(&RadiusSetup {
         pam_stack: RECIPE_STACK,
         run_as: Some("freerad"),
@@ -508,8 +510,8 @@ fn as_freerad_the_module_fails_closed() {
     });
     let before = std::fs::read(user.secret_path()).unwrap();
     let code = fresh_code();
-    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
-    assert_eq!(got, Reply::Reject, "as freerad:\n{}", radius.log());
+    let both = format!("{PASSWORD}{code}");
+    vpn.expect(&mut radius, &both, Reject, "as freerad");
     assert_eq!(std::fs::read(user.secret_path()).unwrap(), before);
     // The module says why, through rlm_pam's log (the message ends the
     // conversation: rlm_pam fails it on any PAM_ERROR_MSG).
@@ -524,8 +526,7 @@ fn as_freerad_the_module_fails_closed() {
     // was the identity, not the stack.
     drop(radius);
     let mut radius = recipe_server("");
-    let got = radius.auth(&user.name, &format!("{PASSWORD}{code}"), None);
-    assert_eq!(got, Reply::Accept, "as root:\n{}", radius.log());
+    vpn.expect(&mut radius, &both, Accept, "as root");
 }
 
 /// The recipe's OpenVPN line, `plugin openvpn-plugin-auth-pam.so
@@ -538,40 +539,46 @@ fn openvpn_auth_pam_plugin_with_the_same_service() {
     let user = vpn_user();
     let radius = recipe_server("");
     let code = fresh_code();
-    let (got, log) = radius.openvpn_login(&user.name, &format!("hunter3pw{code}"));
-    assert_eq!(got, Reply::Reject, "wrong password + right code:\n{log}");
-    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
-    assert_eq!(got, Reply::Accept, "right password + right code:\n{log}");
+    let (name, both) = (&user.name, format!("{PASSWORD}{code}"));
+    expect_openvpn(
+        &radius,
+        name,
+        &format!("hunter3pw{code}"),
+        Reject,
+        "wrong password + right code",
+    );
+    let log = expect_openvpn(&radius, name, &both, Accept, "right password + right code");
     assert!(
         log.contains("REMOTE: 127.0.0.1"),
         "the plugin named no remote:\n{log}"
     );
-    let (got, log) = radius.openvpn_login(&user.name, &format!("{PASSWORD}{code}"));
-    assert_eq!(got, Reply::Reject, "replayed code:\n{log}");
-    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
-    assert_eq!(got, Reply::Reject, "password alone:\n{log}");
+    expect_openvpn(&radius, name, &both, Reject, "replayed code");
+    expect_openvpn(&radius, name, PASSWORD, Reject, "password alone");
 
     // The client's address (127.0.0.1) is PAM_RHOST: a rule skipping it
     // lets the password alone in, and the password still matters.
     radius.write_config("[[rule]]\nfrom = [\"127.0.0.1/32\"]\notp = \"skip\"\n");
-    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
-    assert_eq!(
-        got,
-        Reply::Accept,
-        "password alone from a skipped address:\n{log}"
+    expect_openvpn(
+        &radius,
+        name,
+        PASSWORD,
+        Accept,
+        "password alone from a skipped address",
     );
-    let (got, log) = radius.openvpn_login(&user.name, "hunter3pw");
-    assert_eq!(
-        got,
-        Reply::Reject,
-        "wrong password from a skipped address:\n{log}"
+    expect_openvpn(
+        &radius,
+        name,
+        "hunter3pw",
+        Reject,
+        "wrong password from a skipped address",
     );
     // A rule for another network does not apply: the code is asked.
     radius.write_config("[[rule]]\nfrom = [\"192.0.2.0/24\"]\notp = \"skip\"\n");
-    let (got, log) = radius.openvpn_login(&user.name, PASSWORD);
-    assert_eq!(
-        got,
-        Reply::Reject,
-        "password alone from an address no rule skips:\n{log}"
+    expect_openvpn(
+        &radius,
+        name,
+        PASSWORD,
+        Reject,
+        "password alone from an address no rule skips",
     );
 }
