@@ -142,17 +142,9 @@ fn free_port() -> u16 {
 /// tmpfs with the devices sshd and a non-interactive session use and, at
 /// `/dev/log`, the test's socket, so what the module logs (syslog(3)) is
 /// read by the test. The machine's `/dev` is untouched (ip makes the
-/// namespace's mounts slaves: nothing propagates back).
-const PRIVATE_DEV_LOG: &str = "set -e
-mount -t tmpfs -o mode=755 pam-otp-test-dev /dev
-mknod -m 666 /dev/null c 1 3
-mknod -m 666 /dev/zero c 1 5
-mknod -m 666 /dev/random c 1 8
-mknod -m 666 /dev/urandom c 1 9
-mknod -m 666 /dev/tty c 5 0
-: > /dev/log
-mount --bind \"$0\" /dev/log
-exec \"$@\"";
+/// namespace's mounts slaves: nothing propagates back). It is
+/// [`crate::syslog::NAMESPACE_SCRIPT`] with `/dev/tty` as well.
+const PRIVATE_DEV_LOG: &str = crate::syslog::namespace_script!("mknod -m 666 /dev/tty c 5 0\n");
 
 impl Sshd {
     /// A private sshd on 127.0.0.1 of this network namespace.

@@ -55,19 +55,34 @@ impl Drop for LogSink {
     }
 }
 
-/// Run as `sh -c SCRIPT <sink> <program> <args>` in a private mount
-/// namespace (`unshare -m`): a fresh `/dev` with `<sink>` bind-mounted at
-/// `/dev/log`, then the program. Also for tests that run their own
-/// program there (tests/threads.rs).
-pub const NAMESPACE_SCRIPT: &str = "set -e
+/// [`NAMESPACE_SCRIPT`] with more lines (each ending in a newline) run
+/// after the usual devices are made: for a program that needs more of
+/// `/dev` (sshd, in [`crate::e2e`]). A macro so that the script stays one
+/// `&str` constant either way.
+macro_rules! namespace_script {
+    ($($more:literal)*) => {
+        concat!(
+            "set -e
 mount -t tmpfs -o mode=755 pam-otp-test-dev /dev
 mknod -m 666 /dev/null c 1 3
 mknod -m 666 /dev/zero c 1 5
 mknod -m 666 /dev/random c 1 8
 mknod -m 666 /dev/urandom c 1 9
-: > /dev/log
+",
+            $($more,)*
+            ": > /dev/log
 mount --bind \"$0\" /dev/log
-exec \"$@\"";
+exec \"$@\""
+        )
+    };
+}
+pub(crate) use namespace_script;
+
+/// Run as `sh -c SCRIPT <sink> <program> <args>` in a private mount
+/// namespace (`unshare -m`): a fresh `/dev` with `<sink>` bind-mounted at
+/// `/dev/log`, then the program. Also for tests that run their own
+/// program there (tests/threads.rs).
+pub const NAMESPACE_SCRIPT: &str = namespace_script!();
 
 /// Runs pamtester like `PamService::authenticate`, with `/dev/log` being
 /// `sink`; returns the run and the lines logged.
