@@ -78,7 +78,7 @@ pub struct RadiusSetup<'a> {
     /// A [`crate::syslog::LogSink`]'s socket: the server then runs in a
     /// private mount namespace whose `/dev/log` is that socket, so what
     /// the module logs can be read. Only for a few requests at a time:
-    /// the sink holds few lines, and a full one blocks the logger.
+    /// the sink holds few lines, and the module drops a line when it is full.
     pub log_sink: Option<&'a Path>,
 }
 
