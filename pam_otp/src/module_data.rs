@@ -107,8 +107,11 @@ fn set_kept(pamh: &mut PamHandle, kept: Kept) -> Result<(), c_int> {
 /// `pam_authenticate` / `pam_acct_mgmt` to `pam_end`. A replaced code
 /// (`PAM_DATA_REPLACE`: a pam_otp line or `pam_sm_setcred` took it) and a
 /// login that failed (the password module stopped the stack, so no code
-/// was needed) log nothing. Linux-PAM runs data cleanups before it
-/// unloads the modules, so this function is still mapped.
+/// was needed) log nothing, as far as the status tells: a program that
+/// passes PAM_SUCCESS after a refused attempt (pamtester always does)
+/// gets a false alarm, the price of telling the servers that need it.
+/// Linux-PAM runs data cleanups before it unloads the modules, so this
+/// function is still mapped.
 extern "C" fn end_kept(_pamh: *mut PamHandle, data: *mut c_void, status: c_int) {
     if data.is_null() {
         return;
