@@ -449,6 +449,51 @@ pub fn flock_holders(meta: &fs::Metadata) -> Vec<u32> {
         .collect()
 }
 
+/// Whether two metadata describe the same file (device and inode).
+pub fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Whether process `pid` has the file `meta` describes open (one of its
+/// /proc/PID/fd entries is that device and inode, whatever its path says
+/// now: the file may have been renamed over).
+pub fn has_open(pid: u32, meta: &fs::Metadata) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| same_file(&m, meta)))
+}
+
+/// Waits until process `pid` is in the stopped state (`T` in
+/// /proc/PID/stat) after a SIGSTOP: kill(2) returns before the stop takes
+/// effect, and a process inside a system call finishes it first. False if
+/// the process is gone (or a zombie) instead; a process that neither stops
+/// nor ends within 30 s fails the test.
+pub fn wait_stopped(pid: u32) -> bool {
+    let t = stopwatch();
+    loop {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // "PID (comm) S ...": the comm may hold spaces and parentheses, the
+        // state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        match state {
+            Some("T") | Some("t") => return true,
+            Some("Z") | Some("X") | None => return false,
+            Some(_) => {}
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "process {pid} neither stopped nor ended 30 s after SIGSTOP"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 /// This thread's file-system uid and gid: the fourth value of the `Uid:`
 /// and `Gid:` lines of its status (real, effective, saved, file system).
 pub fn fs_ids() -> (u32, u32) {

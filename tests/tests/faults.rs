@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    fill_until_enospc, flock_holders, free_bytes, hotp_codes, is_writer_temp, names,
-    pam_wrapper_copies, remove_copies_of_killed, snapshot, stopwatch, test_mounts, Reaper, Rng,
-    TmpfsMount,
+    fill_until_enospc, flock_holders, free_bytes, has_open, hotp_codes, is_writer_temp, names,
+    pam_wrapper_copies, remove_copies_of_killed, same_file, snapshot, stopwatch, test_mounts,
+    wait_stopped, Reaper, Rng, TmpfsMount,
 };
 use testkit::{code_not_in, hotp_secret, secret_file, totp_secret, PamService};
 use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
@@ -349,8 +349,21 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
         while reaper.0[0].try_wait().unwrap().is_none() {
             if flock_holders(&held).contains(&pid) {
                 signal(pid, libc::SIGSTOP);
-                // Stopped: if it still holds the lock now, it holds it for good.
-                caught = flock_holders(&held).contains(&pid);
+                // kill(2) returns before the stop takes effect: a login in
+                // the middle of rename(2) finishes it first. Only once it
+                // is stopped for good do the two checks below hold until
+                // the kill.
+                if !wait_stopped(pid) {
+                    break; // it exited (or was reaped) before it stopped
+                }
+                // It still holds the lock, and its rename has not happened
+                // yet: the path still names the locked inode. A wrong code
+                // saves its failure tally under the lock (temp file,
+                // rename, directory fsync); a login stopped after the
+                // rename holds the lock on an inode nobody opens any more,
+                // and the next login rightly goes ahead on the new file.
+                caught = flock_holders(&held).contains(&pid)
+                    && fs::metadata(&path).is_ok_and(|now| same_file(&now, &held));
                 if !caught {
                     signal(pid, libc::SIGCONT);
                 }
@@ -358,18 +371,34 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
             }
         }
         if caught {
-            holder = Some(reaper);
+            holder = Some((reaper, held));
             break;
         }
         let _ = reaper.0[0].wait();
         reaper.0.clear();
     }
-    let mut holder = holder.expect("never caught a login holding the lock in 200 tries");
+    let (mut holder, held) = holder.expect("never caught a login holding the lock in 200 tries");
     let holder_pid = holder.0[0].id();
 
     // A login with the right code waits for the lock ...
     let waiter = pam.spawn_login(&user.name, &format!("{}\n", window[0]));
+    let waiter_pid = waiter.id();
     let mut waiting = Reaper(vec![waiter]);
+    // Once it has the locked file open it is at the lock: from then on it
+    // may not finish while the holder lives, however long we look. (Before
+    // that, a slow start proves nothing either way.)
+    let opened = stopwatch();
+    while !has_open(waiter_pid, &held) {
+        assert!(
+            waiting.0[0].try_wait().unwrap().is_none(),
+            "the second login ended without opening the locked file"
+        );
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "the second login never opened the secret file"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         waiting.0[0].try_wait().unwrap().is_none(),
