@@ -4,9 +4,13 @@
 //! and Ctrl-C (SIGINT to the foreground process group) removes the user,
 //! its home, the private PAM service file, the temp dir and sshd.
 //!
-//! The test runs the script itself with `CARGO=true`: the workspace is
+//! The test runs the script itself with a `CARGO` that answers `cargo
+//! metadata` for real and does nothing for `cargo build`: the workspace is
 //! already built (`make test` builds it before `cargo test`), and a nested
-//! cargo would wait on the lock the running `cargo test` holds.
+//! build would wait on the lock the running `cargo test` holds. It sets
+//! `CARGO_TARGET_DIR` to another path of the real target directory (a
+//! symlink), as Rust developers often do: the demo must find the build
+//! there, not in `target/` beside the script.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -136,13 +140,33 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
     // SAFETY: the hook runs between fork and exec and only calls signal(2),
     // which is async-signal-safe.
     unsafe { demo.pre_exec(reset_sigint) };
+    // The module and command the other tests use: built, and not older
+    // than their sources.
+    let module = testkit::module_path();
+    let otp_enroll = testkit::binary_path("otp-enroll");
+    let tmp = PathBuf::from("/tmp").join(format!("pam-otp-demo-test-{}", std::process::id()));
+    fs::create_dir_all(&tmp).unwrap();
+    // cargo's target directory under another name, and a cargo that builds
+    // nothing but tells the truth about where it builds.
+    let target_link = tmp.join("cargo-target");
+    let profile_dir = testkit::target_dir();
+    let profile = profile_dir.file_name().unwrap().to_owned();
+    let target_root = profile_dir.parent().unwrap().to_path_buf();
+    std::os::unix::fs::symlink(&target_root, &target_link).unwrap();
+    let cargo = tmp.join("cargo");
+    let real_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    fs::write(
+        &cargo,
+        format!("#!/bin/sh\ncase \"$1\" in metadata) exec '{real_cargo}' \"$@\" ;; esac\nexit 0\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).unwrap();
     let mut child = demo
-        .env("CARGO", "true")
-        .env("PROFILE", "debug")
-        // The module and command the other tests use: built, and not older
-        // than their sources.
-        .env("MODULE", testkit::module_path())
-        .env("OTP_ENROLL", testkit::binary_path("otp-enroll"))
+        .env("CARGO", &cargo)
+        .env("CARGO_TARGET_DIR", &target_link)
+        .env("PROFILE", &profile)
+        .env_remove("MODULE")
+        .env_remove("OTP_ENROLL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -176,8 +200,6 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
     };
     let port = word_after(&lines, "ssh -p ").map(str::to_string);
     let secret = word_after(&lines, "oathtool --totp -b ").map(str::to_string);
-    let tmp = PathBuf::from("/tmp").join(format!("pam-otp-demo-test-{}", std::process::id()));
-    fs::create_dir_all(&tmp).unwrap();
 
     // Everything that can fail runs before the Ctrl-C, so the demo is
     // stopped and checked even when the login part fails.
@@ -185,6 +207,18 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
         if !ready {
             return Err(format!("the demo did not get ready:\n{}", lines.join("\n")));
         }
+        // It found the build where CARGO_TARGET_DIR puts it.
+        let found = |what: &str, built: &Path| -> Result<(), String> {
+            let used = word_after(&lines, &format!("demo: {what} "))
+                .ok_or(format!("the demo did not say which {what} it uses"))?;
+            let want = target_link.join(&profile).join(built.file_name().unwrap());
+            if Path::new(used) != want {
+                return Err(format!("the demo uses {used}, not {}", want.display()));
+            }
+            Ok(())
+        };
+        found("module", &module)?;
+        found("otp-enroll", &otp_enroll)?;
         let port = port.as_deref().ok_or("no ssh -p PORT printed")?;
         let secret = secret.as_deref().ok_or("no oathtool command printed")?;
         wait_for_fresh_step(5);
