@@ -414,11 +414,12 @@ fn python_pskc_files_import_with_the_right_seeds() {
 fn rfc6030_examples() {
     let inv = Inv::new();
     // Figure 10, plain bulk: 9999999 is in it twice, so neither is taken.
-    let out = ok(&inv.import(
-        &format!("{DATA}/rfc6030-figure10.xml"),
-        &["--key", FIG6_KEY],
-    ));
+    // With --key it is refused: the admin expected an encrypted file.
+    let fig10 = format!("{DATA}/rfc6030-figure10.xml");
+    let out = fails(&inv.import(&fig10, &["--key", FIG6_KEY]), 1);
     assert!(out.contains("has no encrypted values"), "{out}");
+    assert!(!inv.tokens_path().exists() || inv.stored().is_empty());
+    let out = ok(&inv.import(&fig10, &[]));
     assert!(
         out.contains("imported 654321") && out.contains("imported 123456"),
         "{out}"
@@ -517,7 +518,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         (
             &bad_mac,
             vec!["--key", FIG6_KEY],
-            &["ValueMAC does not match"],
+            &["wrong key or passphrase, or the file was changed"],
         ),
         (
             &fig6_path,
@@ -934,4 +935,255 @@ fn a_token_is_associated_by_serial_and_code_and_returned() {
         svc.authenticate(&alice.name, None, &format!("{next}\n"))
             .success
     );
+}
+
+/// The contents of the `n`th (from 0) `<tag>...</tag>` element of `xml`,
+/// whatever its namespace prefix (python3-pskc writes `pskc:`).
+fn element(xml: &str, tag: &str, n: usize) -> std::ops::Range<usize> {
+    let open = format!("{tag}>");
+    let close = format!("</pskc:{tag}>");
+    let start = xml
+        .match_indices(&format!("<pskc:{open}"))
+        .nth(n)
+        .unwrap_or_else(|| panic!("no {tag} {n} in {xml}"))
+        .0
+        + "<pskc:".len()
+        + open.len();
+    let end = start + xml[start..].find(&close).unwrap();
+    start..end
+}
+
+/// An attacker between the vendor and the admin cannot decrypt an
+/// encrypted PSKC file, but can swap one token's encrypted secret for a
+/// `<PlainValue>` of a seed they know: RFC 6030's MAC covers only
+/// encrypted values. A file that declares encryption or a MAC and holds a
+/// plain secret is refused whole: nothing is imported, tokens.toml stays
+/// as it was. Plain counters and periods (python3-pskc writes them so)
+/// are accepted: they are not secret, and the one code asked at
+/// association proves them.
+#[test]
+fn a_plain_secret_in_an_encrypted_file_is_refused_whole() {
+    let inv = Inv::new();
+    let csv = inv.file("keep.csv", format!("KEEP-1,{RFC4226_HEX}\n"));
+    ok(&inv.import(&csv, &[]));
+    let before = inv.bytes();
+    let key = "000102030405060708090a0b0c0d0e0f";
+    let seeds = [seed(0xa1, 20), seed(0xa2, 20)];
+    let token = |serial, kind, secret: &[u8]| Token {
+        serial: Some(serial),
+        kind,
+        secret: hex(secret),
+        digits: 6,
+        number: if kind == "hotp" { 9 } else { 30 },
+        suite: None,
+    };
+    let cases = [
+        ("preshared", Some(key), None, vec!["--key", key]),
+        ("pbkdf2", None, Some("correct horse"), vec![]),
+    ];
+    for (mode, k, password, extra) in cases {
+        let genuine = inv.pskc(
+            &format!("{mode}.xml"),
+            Spec {
+                mode,
+                key: k,
+                password,
+                algorithm: "aes128-cbc",
+                mac: "hmac-sha1",
+                tokens: vec![
+                    token("SW-1", "hotp", &seeds[0]),
+                    token("SW-2", "totp", &seeds[1]),
+                ],
+            },
+        );
+        let genuine = fs::read_to_string(genuine).unwrap();
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(p) = password {
+            args.push("--passphrase-file".into());
+            args.push(inv.file("pass", format!("{p}\n")));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // The attacker's seed, in plain, where SW-2's encrypted one was.
+        let attacker = base64_of(b"attacker-known-seed!");
+        let plain = format!("<pskc:PlainValue>{attacker}</pskc:PlainValue>");
+        let secret = element(&genuine, "Secret", 1);
+        let mut swapped = genuine.clone();
+        swapped.replace_range(secret.clone(), &plain);
+        // Both: the plain value beside the genuine encrypted one and its MAC.
+        let mut both = genuine.clone();
+        both.insert_str(secret.start, &plain);
+        // Every secret swapped: nothing encrypted is left, but the file
+        // still declares its encryption key and MAC.
+        let mut all = swapped.clone();
+        let first = element(&all, "Secret", 0);
+        all.replace_range(first, &plain);
+        assert!(!all.contains("EncryptedValue>") && all.contains("MACMethod"));
+        for (tag, xml) in [("swapped", &swapped), ("both", &both), ("all", &all)] {
+            let file = inv.file(&format!("{mode}-{tag}.xml"), xml);
+            let o = inv.import(&file, &args);
+            let out = fails(&o, 1);
+            assert_eq!(
+                String::from_utf8_lossy(&o.stderr),
+                format!(
+                    "otp-enroll: {file}: refused (SW-{}: its secret is in plain text (a PlainValue) in a file that \
+                     declares encryption or a MAC, and the MAC covers only encrypted values: whoever changed the \
+                     file may have put their own seed there); nothing was imported\n",
+                    if tag == "all" { 1 } else { 2 }
+                ),
+                "{mode} {tag}: {out}"
+            );
+            assert!(o.stdout.is_empty(), "{mode} {tag}: {out}");
+            assert_eq!(inv.bytes(), before, "{mode} {tag}: tokens.toml changed");
+        }
+        // The same file as made: both imported, their counters and periods
+        // in plain (not covered by the MAC) taken as they are.
+        let file = inv.file(&format!("{mode}-genuine.xml"), &genuine);
+        let out = ok(&inv.import(&file, &args));
+        assert!(out.contains("imported 2, skipped 0"), "{out}");
+        assert_eq!(inv.get("SW-2").key, seeds[1]);
+        assert_eq!(inv.get("SW-1").counter, 9);
+        ok(&inv.run(&["remove", "SW-1"]));
+        ok(&inv.run(&["remove", "SW-2"]));
+        assert_eq!(inv.bytes(), before);
+    }
+
+    // Stripped of its encryption altogether (no EncryptionKey, no
+    // MACMethod, every secret plain): the file alone cannot tell, but an
+    // admin who gave --key expects an authenticated file: refused.
+    let genuine = fs::read_to_string(inv.pskc(
+        "strip.xml",
+        Spec {
+            mode: "plain",
+            key: None,
+            password: None,
+            algorithm: "aes128-cbc",
+            mac: "hmac-sha1",
+            tokens: vec![token("SW-3", "hotp", &seeds[0])],
+        },
+    ))
+    .unwrap();
+    let file = inv.file("stripped.xml", &genuine);
+    let o = inv.import(&file, &["--key", key]);
+    fails(&o, 1);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "otp-enroll: {file}: refused (--key or --passphrase-file was given but the file has no encrypted \
+             values, so nothing in it can be authenticated (an encrypted file stripped of its encryption looks \
+             like this); import it without them only if you trust where it came from); nothing was imported\n"
+        )
+    );
+    assert_eq!(inv.bytes(), before);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    let out = Command::new("/usr/bin/base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A wrong key, a MAC key that does not decrypt, a MAC key that decrypts
+/// to something else and a changed ValueMAC all give one message: which
+/// of them happened tells an attacker probing the importer nothing, and
+/// the admin's remedy is the same.
+#[test]
+fn every_mac_failure_gives_one_message() {
+    let inv = Inv::new();
+    let key = "000102030405060708090a0b0c0d0e0f";
+    let genuine = fs::read_to_string(inv.pskc(
+        "mac.xml",
+        Spec {
+            mode: "preshared",
+            key: Some(key),
+            password: None,
+            algorithm: "aes128-cbc",
+            mac: "hmac-sha1",
+            tokens: vec![Token {
+                serial: Some("M-1"),
+                kind: "hotp",
+                secret: RFC4226_HEX.into(),
+                digits: 6,
+                number: 0,
+                suite: None,
+            }],
+        },
+    ))
+    .unwrap();
+    let mac_key = element(&genuine, "MACKey", 0);
+    let cipher_value = |xml: &str| {
+        let s = xml[mac_key.clone()].find("<xenc:CipherValue>").unwrap()
+            + mac_key.start
+            + "<xenc:CipherValue>".len();
+        s..s + xml[s..].find("</xenc:CipherValue>").unwrap()
+    };
+    let cv = cipher_value(&genuine);
+    // A MAC key that does not decrypt: IV and one block that python's
+    // cryptography encrypted under the right key from a plaintext whose
+    // last byte (0) is no PKCS#7 padding.
+    let script = format!(
+        "import base64\n\
+         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes\n\
+         iv = bytes(16)\n\
+         e = Cipher(algorithms.AES(bytes.fromhex('{key}')), modes.CBC(iv)).encryptor()\n\
+         print(base64.b64encode(iv + e.update(bytes(range(1, 16)) + b'\\0') + e.finalize()).decode())\n"
+    );
+    let mut py = Command::new("/usr/bin/python3");
+    py.arg("-c").arg(script);
+    let bad_pad = ok(&run(py, "")).trim().to_string();
+    let mut undecryptable = genuine.clone();
+    undecryptable.replace_range(cv.clone(), &bad_pad);
+    // A MAC key that decrypts, to another key: its IV's first byte changed.
+    let mut other_mac_key = genuine.clone();
+    let first = &genuine[cv.start..cv.start + 1];
+    other_mac_key.replace_range(cv.start..cv.start + 1, if first == "A" { "B" } else { "A" });
+    // A changed ValueMAC.
+    let value_mac = element(&genuine, "ValueMAC", 0);
+    let mut changed_mac = genuine.clone();
+    changed_mac.replace_range(value_mac, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let genuine_file = inv.file("genuine.xml", &genuine);
+    let wrong_key = ["--key", "000102030405060708090a0b0c0d0e0e"];
+    let right_key = ["--key", key];
+    let cases = [
+        ("genuine.xml", &genuine_file, &wrong_key),
+        (
+            "undecryptable.xml",
+            &inv.file("undecryptable.xml", &undecryptable),
+            &right_key,
+        ),
+        (
+            "other-mac-key.xml",
+            &inv.file("other-mac-key.xml", &other_mac_key),
+            &right_key,
+        ),
+        (
+            "changed-mac.xml",
+            &inv.file("changed-mac.xml", &changed_mac),
+            &right_key,
+        ),
+    ];
+    for (name, file, args) in cases {
+        let o = inv.import(file, args);
+        fails(&o, 1);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            format!(
+                "otp-enroll: {file}: refused (wrong key or passphrase, or the file was changed: its MAC does \
+                 not check); nothing was imported\n"
+            ),
+            "{name}"
+        );
+        assert!(o.stdout.is_empty(), "{name}");
+    }
+    assert!(inv.stored().is_empty());
+    let out = ok(&inv.import(&genuine_file, &right_key));
+    assert!(out.contains("imported 1, skipped 0"), "{out}");
 }

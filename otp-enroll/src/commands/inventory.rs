@@ -133,11 +133,16 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         }
     }
     .map_err(|why| Error::refused(format!("{}: refused ({why}); nothing was imported", o.file)))?;
+    // An admin who gives a key expects a file whose seeds are
+    // authenticated: the same file with its encryption stripped (every
+    // secret in plain, no EncryptionKey, no MACMethod) must not pass.
     if !parsed.encrypted && !matches!(secret, pskc::Secret::None) {
-        say!(
-            "note: {} has no encrypted values; --key/--passphrase-file was not needed",
+        return Err(Error::refused(format!(
+            "{}: refused (--key or --passphrase-file was given but the file has no encrypted values, \
+             so nothing in it can be authenticated (an encrypted file stripped of its encryption looks \
+             like this); import it without them only if you trust where it came from); nothing was imported",
             o.file
-        );
+        )));
     }
     let source = Path::new(&o.file)
         .file_name()
