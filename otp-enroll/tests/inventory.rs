@@ -633,7 +633,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         "{out}"
     );
     assert!(
-        out.contains("\\u{1b}[2J") && !out.contains('\u{1b}'),
+        out.contains("(serial E\\x1b[2J)") && !out.contains('\u{1b}'),
         "{out}"
     );
     assert_eq!(inv.bytes(), before);
@@ -1186,4 +1186,169 @@ fn every_mac_failure_gives_one_message() {
     assert!(inv.stored().is_empty());
     let out = ok(&inv.import(&genuine_file, &right_key));
     assert!(out.contains("imported 1, skipped 0"), "{out}");
+}
+
+/// Whether `bytes` holds `needle`.
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Asserts that nothing raw of the hostile characters reached the
+/// terminal: no ESC, no U+202E (E2 80 AE), no newline but at line ends
+/// of otp-enroll's own lines (each checked by the caller).
+fn no_raw(o: &Output, what: &str) {
+    for stream in [&o.stdout, &o.stderr] {
+        assert!(!stream.contains(&0x1b), "{what}: an ESC:\n{}", text(o));
+        assert!(
+            !holds(stream, "\u{202e}".as_bytes()),
+            "{what}: a raw U+202E:\n{}",
+            text(o)
+        );
+    }
+}
+
+/// A vendor file is input: a serial holding U+202E (legal XML: it
+/// reverses what follows on the admin's terminal), a newline or an escape
+/// sequence, and a file name holding U+202E, are printed as the log
+/// writes them, by import, list, remove and token — never raw.
+#[test]
+fn hostile_text_is_printed_escaped() {
+    let inv = Inv::new();
+    let ns = "urn:ietf:params:xml:ns:keyprov:pskc";
+    let package = |serial: &str| {
+        format!(
+            "<KeyPackage><DeviceInfo><SerialNo>{serial}</SerialNo></DeviceInfo>\
+             <Key Algorithm=\"{ns}:hotp\"><Data><Secret><PlainValue>\
+             MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=</PlainValue></Secret></Data></Key></KeyPackage>"
+        )
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\"?>\n<KeyContainer Version=\"1.0\" xmlns=\"{ns}\">{}{}</KeyContainer>\n",
+        package("P\u{202e}1"),
+        package("P&#10;2"),
+    );
+    let pskc = inv.file("vendor\u{202e}lmx.xml", xml);
+    let o = inv.import(&pskc, &["--format", "pskc"]);
+    ok(&o);
+    no_raw(&o, "pskc import");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "skipped P\\x0a2: serial: must be 1 to 64 printable characters\n\
+         imported P\\u{202e}1 (hotp, 6 digits, counter 0)\n\
+         imported 1, skipped 1\n"
+    );
+
+    let csv = inv.file(
+        "batch\u{202e}vsc.csv",
+        format!("C\u{202e}1,{RFC4226_HEX}\nC\u{1b}[31m2,{RFC4226_HEX}\n"),
+    );
+    let o = inv.import(&csv, &["--format", "csv"]);
+    ok(&o);
+    no_raw(&o, "csv import");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("imported C\\u{202e}1 (hotp")
+            && out.contains("skipped line 2 (serial C\\x1b[31m2)"),
+        "{out}"
+    );
+
+    let o = inv.run(&["list"]);
+    ok(&o);
+    no_raw(&o, "list");
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("P\\u{202e}1 ") && l.ends_with("vendor\\u{202e}lmx.xml")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("C\\u{202e}1 ") && l.ends_with("batch\\u{202e}vsc.csv")),
+        "{list}"
+    );
+    assert_eq!(list.lines().count(), 3, "{list}");
+
+    // The file name in a refusal; a serial typed back to remove.
+    let empty = inv.file("empty\u{202e}.csv", "# nothing\n");
+    let o = inv.import(&empty, &[]);
+    fails(&o, 1);
+    no_raw(&o, "empty import");
+    assert!(
+        holds(&o.stdout, b"empty\\u{202e}.csv: no tokens in the file"),
+        "{}",
+        text(&o)
+    );
+    let o = inv.run(&["remove", "C\u{202e}9\u{1b}[2J"]);
+    fails(&o, 1);
+    no_raw(&o, "remove unknown");
+    assert!(
+        holds(
+            &o.stderr,
+            b"no token \"C\\u{202e}9\\x1b[2J\" in the inventory"
+        ),
+        "{}",
+        text(&o)
+    );
+    let o = inv.run(&["remove", "P\u{202e}1"]);
+    ok(&o);
+    no_raw(&o, "remove");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Removed token P\\u{202e}1 from the inventory.\n"
+    );
+
+    // A user name and a token serial given on the command line.
+    let user = TestUser::new();
+    let mut cmd = enroll();
+    cmd.args(["--config", inv.config.to_str().unwrap()]).args([
+        "--user",
+        "ev\u{202e}il\u{1b}[2J",
+        "status",
+    ]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "--user");
+    assert!(
+        holds(
+            &o.stderr,
+            b"\"ev\\u{202e}il\\x1b[2J\" is not a valid user name"
+        ),
+        "{}",
+        text(&o)
+    );
+    let mut cmd = enroll();
+    cmd.args([
+        "--config",
+        inv.config.to_str().unwrap(),
+        "--user",
+        &user.name,
+    ])
+    .args(["token", "--serial", "C\u{202e}1", "--code", "123456"]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "token --serial");
+    assert!(
+        holds(&o.stderr, b"--serial \"C\\u{202e}1\" cannot name a token"),
+        "{}",
+        text(&o)
+    );
+    let mut cmd = enroll();
+    cmd.args([
+        "--config",
+        inv.config.to_str().unwrap(),
+        "--user",
+        &user.name,
+    ])
+    .args([
+        "new",
+        "--id",
+        "a\u{202e}b\u{1b}[2J",
+        "--no-confirm",
+        "--qr",
+        "none",
+    ]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "new --id");
+    assert!(holds(&o.stderr, b"--id: must be"), "{}", text(&o));
 }

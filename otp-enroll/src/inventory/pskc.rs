@@ -38,7 +38,8 @@ use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 use roxmltree::{Document, Node};
 
-use super::{shown, HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use super::{HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use crate::output::{quoted, shown};
 
 /// How encrypted values may be opened: what the admin gave.
 #[derive(Clone, Default)]
@@ -76,7 +77,7 @@ fn pskc_error(e: &roxmltree::Error) -> String {
     match e {
         roxmltree::Error::DtdDetected => "DTD/entities are not allowed in a PSKC file (refused: entities can expand to gigabytes, as in the \"billion laughs\" attack)".into(),
         roxmltree::Error::NodesLimitReached => format!("more than {MAX_NODES} XML nodes"),
-        other => format!("not well-formed XML: {other}"),
+        other => format!("not well-formed XML: {}", shown(&other.to_string())),
     }
 }
 
@@ -131,7 +132,8 @@ impl Cipher {
             "http://www.w3.org/2001/04/xmlenc#aes192-cbc" => Ok(Cipher::Aes192),
             "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => Ok(Cipher::Aes256),
             other => Err(format!(
-                "encryption method {other:?} is not supported (only AES-128/192/256-CBC)"
+                "encryption method {} is not supported (only AES-128/192/256-CBC)",
+                quoted(other)
             )),
         }
     }
@@ -196,7 +198,8 @@ impl MacAlg {
             "http://www.w3.org/2001/04/xmldsig-more#hmac-sha384" => Ok(MacAlg::Sha384),
             "http://www.w3.org/2001/04/xmldsig-more#hmac-sha512" => Ok(MacAlg::Sha512),
             other => Err(format!(
-                "MAC method {other:?} is not supported (HMAC-SHA1/224/256/384/512)"
+                "MAC method {} is not supported (HMAC-SHA1/224/256/384/512)",
+                quoted(other)
             )),
         }
     }
@@ -250,7 +253,7 @@ fn encryption_key(root: Node, secret: &Secret, wanted_len: usize) -> Result<Vec<
             child(k, "KeyName").or_else(|| derived.and_then(|d| child(d, "MasterKeyName")))
         })
         .map(text)
-        .map(|n| format!(" (named {n:?} in the file)"))
+        .map(|n| format!(" (named {} in the file)", quoted(&n)))
         .unwrap_or_default();
     match (secret, derived) {
         (Secret::Key(k), _) => Ok(k.clone()),
@@ -273,7 +276,8 @@ fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>
     let alg = method.attribute("Algorithm").unwrap_or("");
     if !matches!(fragment(alg), "pbkdf2" | "pbes2" | "PBKDF2" | "PBES2") {
         return Err(format!(
-            "key derivation {alg:?} is not supported (only PBKDF2)"
+            "key derivation {} is not supported (only PBKDF2)",
+            quoted(alg)
         ));
     }
     let params = method
@@ -304,9 +308,12 @@ fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>
         .and_then(|p| p.attribute("Algorithm"))
         .unwrap_or("http://www.w3.org/2000/09/xmldsig#hmac-sha1");
     let mut out = vec![0u8; len];
-    match MacAlg::from_uri(prf)
-        .map_err(|_| format!("PBKDF2 PRF {prf:?} is not supported (HMAC-SHA1/256/512)"))?
-    {
+    match MacAlg::from_uri(prf).map_err(|_| {
+        format!(
+            "PBKDF2 PRF {} is not supported (HMAC-SHA1/256/512)",
+            quoted(prf)
+        )
+    })? {
         MacAlg::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(passphrase, &salt, rounds, &mut out),
         MacAlg::Sha224 => pbkdf2::pbkdf2_hmac::<sha2::Sha224>(passphrase, &salt, rounds, &mut out),
         MacAlg::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, &salt, rounds, &mut out),
@@ -455,7 +462,8 @@ fn suite(key: Node) -> Result<Algorithm, String> {
     if name.is_empty() {
         return Ok(Algorithm::SHA1);
     }
-    Algorithm::parse(&name).ok_or_else(|| format!("Suite {t:?} is not HMAC-SHA1, SHA256 or SHA512"))
+    Algorithm::parse(&name)
+        .ok_or_else(|| format!("Suite {} is not HMAC-SHA1, SHA256 or SHA512", quoted(&t)))
 }
 
 /// One key package: a token, or why it was skipped.
@@ -481,7 +489,10 @@ fn package(
     };
     let alg_uri = key.attribute("Algorithm").unwrap_or("");
     let Some(kind) = kind_of(alg_uri) else {
-        return skip(format!("algorithm {alg_uri:?} is not PSKC HOTP or TOTP"));
+        return skip(format!(
+            "algorithm {} is not PSKC HOTP or TOTP",
+            quoted(alg_uri)
+        ));
     };
     let algorithm = match suite(key) {
         Ok(a) => a,
@@ -491,7 +502,7 @@ fn package(
     if let Some(rf) = path(key, &["AlgorithmParameters", "ResponseFormat"]) {
         if let Some(enc) = rf.attribute("Encoding") {
             if !enc.eq_ignore_ascii_case("DECIMAL") {
-                return skip(format!("its codes are {enc}, not DECIMAL"));
+                return skip(format!("its codes are {}, not DECIMAL", shown(enc)));
             }
         }
         match rf.attribute("Length").map(|l| l.trim().parse::<u8>()) {
@@ -585,7 +596,7 @@ fn package_name(pkg: Node, n: usize) -> String {
     let id = child(pkg, "Key").and_then(|k| k.attribute("Id"));
     match (serial, id) {
         (Some(s), _) => shown(&s),
-        (None, Some(id)) => format!("key package {n} (Key Id {id:?})"),
+        (None, Some(id)) => format!("key package {n} (Key Id {})", quoted(id)),
         (None, None) => format!("key package {n}"),
     }
 }
@@ -603,7 +614,7 @@ pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
     if root.tag_name().name() != "KeyContainer" {
         return Err(format!(
             "the document is a <{}>, not a PSKC <KeyContainer>",
-            root.tag_name().name()
+            shown(root.tag_name().name())
         ));
     }
     let packages: Vec<Node> = children(root, "KeyPackage").collect();
