@@ -141,8 +141,21 @@ fn needs_escape(c: char) -> bool {
 /// character that [`needs_escape`] is written as `\xNN` below U+0100 and as
 /// `\u{NNNN}` above (so never read as `\xNN` followed by more digits).
 pub fn clean(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(256));
-    for c in value.chars().take(256) {
+    escape_chars(value.chars().take(256), value.len().min(256))
+}
+
+/// `value` whole, escaped as [`clean`] escapes it (the same characters,
+/// written the same way) but not shortened: for text from input that
+/// otp-enroll shows on a terminal (serials, user names, file names), where
+/// a bidi override or an escape sequence must not act either.
+pub fn escape(value: &str) -> String {
+    escape_chars(value.chars(), value.len())
+}
+
+/// The one escaping of [`clean`] and [`escape`].
+fn escape_chars(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    for c in chars {
         let cp = u32::from(c);
         if !needs_escape(c) {
             out.push(c);
@@ -178,6 +191,18 @@ mod tests {
         assert_eq!(clean("a\\b\u{7f}c\u{85}d"), "a\\x5cb\\x7fc\\x85d");
         assert_eq!(clean("sshd 127.0.0.1 é"), "sshd 127.0.0.1 é");
         assert_eq!(clean(""), "");
+    }
+
+    /// `escape` is `clean` without the length limit.
+    #[test]
+    fn escape_is_clean_unshortened() {
+        let long = format!("{}\u{202e}\n\u{1b}[2J", "é".repeat(300));
+        assert_eq!(clean(&long), "é".repeat(256));
+        assert_eq!(
+            escape(&long),
+            format!("{}\\u{{202e}}\\x0a\\x1b[2J", "é".repeat(300))
+        );
+        assert_eq!(escape("A\u{202e}B\"\\"), "A\\u{202e}B\\x22\\x5c");
     }
 
     /// Every character of general category Cc (C0, DEL, C1), Cf (the bidi

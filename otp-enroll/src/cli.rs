@@ -4,6 +4,7 @@ use lexopt::prelude::*;
 use otp_core::otp::Algorithm;
 
 use crate::error::Error;
+use crate::output::{quoted, shown};
 use crate::qr::QrStyle;
 
 pub const USAGE: &str = "\
@@ -318,7 +319,7 @@ pub enum MigrateTo {
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, what: &str) -> Result<T, Error> {
     let v: String = parser.value()?.string()?;
     v.parse()
-        .map_err(|_| Error::usage(format!("{what}: {v:?} is not a number in range")))
+        .map_err(|_| Error::usage(format!("{what}: {} is not a number in range", quoted(&v))))
 }
 
 /// The subcommands, as the parser keeps them.
@@ -341,7 +342,7 @@ fn command_name(word: &str) -> Result<&'static str, Error> {
         .iter()
         .find(|c| **c == word)
         .copied()
-        .ok_or_else(|| Error::usage(format!("unknown command {word:?}")))
+        .ok_or_else(|| Error::usage(format!("unknown command {}", quoted(word))))
 }
 
 fn text(parser: &mut lexopt::Parser) -> Result<String, Error> {
@@ -350,8 +351,12 @@ fn text(parser: &mut lexopt::Parser) -> Result<String, Error> {
 
 fn algorithm(parser: &mut lexopt::Parser) -> Result<Algorithm, Error> {
     let v = text(parser)?;
-    Algorithm::parse(&v)
-        .ok_or_else(|| Error::usage(format!("--algorithm: {v:?} is not SHA1, SHA256 or SHA512")))
+    Algorithm::parse(&v).ok_or_else(|| {
+        Error::usage(format!(
+            "--algorithm: {} is not SHA1, SHA256 or SHA512",
+            quoted(&v)
+        ))
+    })
 }
 
 pub fn parse(
@@ -436,7 +441,8 @@ pub fn parse(
                     "none" => QrStyle::None,
                     other => {
                         return Err(Error::usage(format!(
-                            "--qr: {other:?} is not utf8, ansi or none"
+                            "--qr: {} is not utf8, ansi or none",
+                            quoted(other)
                         )))
                     }
                 })
@@ -459,7 +465,7 @@ pub fn parse(
             other => {
                 return Err(Error::usage(format!(
                     "{} is not an option of '{sub}'",
-                    other.unexpected()
+                    shown(&other.unexpected().to_string())
                 )))
             }
         }
@@ -496,11 +502,13 @@ pub fn parse(
         return Err(Error::usage(match sub {
             "resync" => "resync needs exactly two codes: otp-enroll resync CODE1 CODE2".to_string(),
             _ => format!(
-                "unexpected argument {:?}",
-                positional
-                    .get(positional_count)
-                    .cloned()
-                    .unwrap_or_default()
+                "unexpected argument {}",
+                quoted(
+                    &positional
+                        .get(positional_count)
+                        .cloned()
+                        .unwrap_or_default()
+                )
             ),
         }));
     }
@@ -539,7 +547,8 @@ pub fn parse(
                 Some("postgresql") => MigrateTo::Postgresql,
                 Some(other) => {
                     return Err(Error::usage(format!(
-                        "--to: {other:?} is not system or postgresql"
+                        "--to: {} is not system or postgresql",
+                        quoted(other)
                     )))
                 }
                 None => return Err(Error::usage("migrate needs --to system")),
@@ -602,14 +611,14 @@ fn parse_db(
             Value(v) if sub.is_none() => sub = Some(v.string()?),
             Value(v) => {
                 return Err(Error::usage(format!(
-                    "unexpected argument {:?}",
-                    v.string()?
+                    "unexpected argument {}",
+                    quoted(&v.string()?)
                 )))
             }
             other => {
                 return Err(Error::usage(format!(
                     "{} is not an option of 'db'",
-                    other.unexpected()
+                    shown(&other.unexpected().to_string())
                 )))
             }
         }
@@ -619,7 +628,10 @@ fn parse_db(
     }
     match sub.as_deref() {
         Some("init") => Ok((g, Command::DbInit { conninfo })),
-        Some(other) => Err(Error::usage(format!("unknown db command {other:?} (init)"))),
+        Some(other) => Err(Error::usage(format!(
+            "unknown db command {} (init)",
+            quoted(other)
+        ))),
         None => Err(Error::usage("db needs a command: otp-enroll db init")),
     }
 }
@@ -721,7 +733,8 @@ fn parse_inventory(
                     "csv" => ImportFormat::Csv,
                     other => {
                         return Err(Error::usage(format!(
-                            "--format: {other:?} is not pskc or csv"
+                            "--format: {} is not pskc or csv",
+                            quoted(other)
                         )))
                     }
                 })
@@ -735,7 +748,7 @@ fn parse_inventory(
             other => {
                 return Err(Error::usage(format!(
                     "{} is not an option of 'inventory {s}'",
-                    other.unexpected()
+                    shown(&other.unexpected().to_string())
                 )))
             }
         }
@@ -746,7 +759,10 @@ fn parse_inventory(
     let mut args = positional.into_iter();
     let (one, more) = (args.next(), args.next());
     if let Some(extra) = more {
-        return Err(Error::usage(format!("unexpected argument {extra:?}")));
+        return Err(Error::usage(format!(
+            "unexpected argument {}",
+            quoted(&extra)
+        )));
     }
     let command = match (sub.as_deref(), one) {
         (Some("import"), Some(file)) => {
@@ -766,7 +782,10 @@ fn parse_inventory(
             return Err(Error::usage("inventory remove needs a SERIAL"));
         }
         (Some("list"), Some(extra)) => {
-            return Err(Error::usage(format!("unexpected argument {extra:?}")));
+            return Err(Error::usage(format!(
+                "unexpected argument {}",
+                quoted(&extra)
+            )));
         }
         (None, _) => {
             return Err(Error::usage(
@@ -775,7 +794,8 @@ fn parse_inventory(
         }
         (Some(other), _) => {
             return Err(Error::usage(format!(
-                "unknown inventory command {other:?} (import, list or remove)"
+                "unknown inventory command {} (import, list or remove)",
+                quoted(other)
             )))
         }
     };

@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 
 use otp_core::safe_fs::{DirProblem, FsError};
+
+use crate::output::shown;
 use otp_core::secret_file::{SecretFileError, TokenError};
 
 #[derive(Debug)]
@@ -123,30 +125,42 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What came from input (names, paths, the errors of other crates,
+        // which quote paths) is escaped here, once; Usage, Refused and
+        // Failed messages are built with their input escaped already.
+        let (sh, shp) = (shown, |p: &std::path::Path| shown(&p.to_string_lossy()));
         match self {
             Error::Usage(m) => write!(f, "{m}\nTry 'otp-enroll --help'."),
             Error::NotRoot => write!(
                 f,
                 "only root may act for another user (--user); run it without --user for yourself"
             ),
-            Error::NoSuchUser(name) => write!(f, "no such user: {name}"),
+            Error::NoSuchUser(name) => write!(f, "no such user: {}", sh(name)),
             Error::NotEnrolled { user, path } => write!(
                 f,
-                "{user} has no two-factor secret ({path} does not exist); set one up with otp-enroll"
+                "{user} has no two-factor secret ({path} does not exist); set one up with otp-enroll",
+                user = sh(user),
+                path = sh(path)
             ),
             Error::AlreadyEnrolled { path } => write!(
                 f,
-                "{path}: a secret already exists; use --force to replace it (the old one stops working), or otp-enroll remove"
+                "{}: a secret already exists; use --force to replace it (the old one stops working), or otp-enroll remove",
+                sh(path)
             ),
             Error::NoDirectory { path } => write!(
                 f,
-                "{path}: its directory does not exist (is the home directory there? is the config's `secret` template right?)"
+                "{}: its directory does not exist (is the home directory there? is the config's `secret` template right?)",
+                sh(path)
             ),
             Error::CannotSave { path, user, reason } => write!(
                 f,
-                "cannot save {path} as {user}: {reason}; nothing was created and no secret shown"
+                "cannot save {} as {}: {}; nothing was created and no secret shown",
+                sh(path),
+                sh(user),
+                sh(reason)
             ),
             Error::File { path, err } => {
+                let path = &sh(path);
                 let hint = match err {
                     FsError::Mode { .. } => format!(" (fix with: chmod 600 {path})"),
                     FsError::Busy => " (a login is in progress; try again)".to_string(),
@@ -155,16 +169,18 @@ impl fmt::Display for Error {
                         why: DirProblem::GroupWritable { .. } | DirProblem::WorldWritable { .. },
                     } => format!(
                         " (the login would be refused; fix with: chmod go-w {})",
-                        dir.display()
+                        shp(dir)
                     ),
                     FsError::UnsafeDir { .. } => " (the login would be refused)".to_string(),
                     _ => String::new(),
                 };
-                write!(f, "{path}: {err}{hint}")
+                write!(f, "{path}: {}{hint}", sh(&err.to_string()))
             }
             Error::Corrupt { path, err } => write!(
                 f,
-                "{path}: cannot be used ({err}); fix it by hand, or replace it with otp-enroll new --force"
+                "{}: cannot be used ({}); fix it by hand, or replace it with otp-enroll new --force",
+                sh(path),
+                sh(&err.to_string())
             ),
             Error::SystemStore {
                 user,
@@ -172,6 +188,7 @@ impl fmt::Display for Error {
                 at_login,
                 fleet,
             } => {
+                let user = &sh(user);
                 let kept = if *fleet {
                     "in the fleet database (store = \"postgresql\")"
                 } else {
@@ -208,6 +225,7 @@ impl std::error::Error for Error {}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {
-        Error::Usage(e.to_string())
+        // lexopt's messages quote the argument as it was typed.
+        Error::Usage(shown(&e.to_string()))
     }
 }

@@ -33,3 +33,23 @@ pub fn warn(args: fmt::Arguments) {
     let _ = err.write_fmt(args);
     let _ = err.write_all(b"\n");
 }
+
+/// Text that came from input (a serial, token id, user name, file name,
+/// issuer, label, or a message quoting one), as it may be printed:
+/// escaped as the log escapes it, by the log's own function, so a bidi
+/// override, an escape sequence or a newline in it cannot act on the
+/// terminal.
+pub fn shown(text: &str) -> String {
+    otp_core::log::escape(text)
+}
+
+/// [`shown`] in double quotes (the quote itself is escaped, so the value
+/// always ends where the quotes say).
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", shown(text))
+}
+
+/// A path from input, [`shown`].
+pub fn shown_path(path: &std::path::Path) -> String {
+    shown(&path.to_string_lossy())
+}

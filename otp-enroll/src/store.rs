@@ -26,7 +26,7 @@ use otp_core::store::{FileStore, PgStore, Presence, Store, StoreError, PENDING_D
 
 use crate::error::Error;
 use crate::inventory;
-use crate::output;
+use crate::output::{self, quoted, shown};
 use crate::target::{Backend, Target};
 
 /// The file store of `t`, or what to do for the database instead.
@@ -47,17 +47,27 @@ pub fn error(t: &Target, err: StoreError) -> Error {
             err,
         },
         StoreError::Unwritable { err, .. } => Error::failed(format!(
-            "{}: the new contents would not be valid ({err}); nothing was written",
-            t.path_str()
+            "{}: the new contents would not be valid ({}); nothing was written",
+            shown(&t.path_str()),
+            shown(&err.to_string())
         )),
         StoreError::Exists => Error::AlreadyEnrolled { path: t.path_str() },
-        StoreError::Pending(e) => Error::failed(format!("{}: {e}", mark_path(t))),
+        StoreError::Pending(e) => Error::failed(format!(
+            "{}: {}",
+            shown(&mark_path(t)),
+            shown(&e.to_string())
+        )),
         // Only logins verify codes; nothing here does.
-        err @ StoreError::NotSaved { .. } => Error::failed(format!("{}: {err}", t.path_str())),
+        err @ StoreError::NotSaved { .. } => Error::failed(format!(
+            "{}: {}",
+            shown(&t.path_str()),
+            shown(&err.to_string())
+        )),
         StoreError::Database(err) => Error::failed(format!(
-            "{}: {err} (admin_conninfo = {:?})",
-            t.path_str(),
-            t.config.postgresql.admin_conninfo
+            "{}: {} (admin_conninfo = {})",
+            shown(&t.path_str()),
+            shown(&err.to_string()),
+            quoted(&t.config.postgresql.admin_conninfo)
         )),
     }
 }
@@ -93,10 +103,11 @@ pub fn exists(t: &Target) -> Result<bool, Error> {
 /// module could not parse (a counter pushed out of range, say) would lock
 /// the user out, so it is never written.
 fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
-    let invalid = |err| {
+    let invalid = |err: otp_core::secret_file::SecretFileError| {
         Error::failed(format!(
-            "{}: the new contents would not be valid ({err}); nothing was written",
-            t.path_str()
+            "{}: the new contents would not be valid ({}); nothing was written",
+            shown(&t.path_str()),
+            shown(&err.to_string())
         ))
     };
     let text = file.to_text().map_err(invalid)?;
@@ -104,7 +115,7 @@ fn encode(t: &Target, file: &SecretFile) -> Result<String, Error> {
         Ok(back) if back == *file => Ok(text),
         Ok(_) => Err(Error::failed(format!(
             "{}: the new contents would not read back the same; nothing was written",
-            t.path_str()
+            shown(&t.path_str())
         ))),
         Err(err) => Err(invalid(err)),
     }
@@ -225,8 +236,9 @@ pub fn save_new(t: &Target, file: &SecretFile, force: bool) -> Result<(), Error>
         Err(StoreError::Pending(e)) => {
             if inventory::is_root() {
                 output::warn(format_args!(
-                    "otp-enroll: saved, but the pending enrollment mark {} could not be removed: {e}",
-                    mark_path(t)
+                    "otp-enroll: saved, but the pending enrollment mark {} could not be removed: {}",
+                    shown(&mark_path(t)),
+                    shown(&e.to_string())
                 ));
             }
             Ok(())

@@ -10,6 +10,7 @@ use otp_core::store::postgresql::Role;
 use otp_core::store::{FileStore, PgStore, Store};
 
 use crate::error::Error;
+use crate::output::{quoted, shown};
 
 /// The user acted for, the config in force and the store that keeps the
 /// user's tokens.
@@ -64,6 +65,16 @@ impl Target {
         self.store.as_store().location()
     }
 
+    /// The user's name as it may be printed ([`shown`]).
+    pub fn shown_name(&self) -> String {
+        shown(&self.account.name)
+    }
+
+    /// [`Target::path_str`] as it may be printed ([`shown`]).
+    pub fn shown_path(&self) -> String {
+        shown(&self.path_str())
+    }
+
     pub fn file_error(&self, err: FsError) -> Error {
         match err {
             // Root's state directory is not the user's home: the hint
@@ -96,7 +107,10 @@ pub fn account(user: Option<&str>, me: Account) -> Result<Account, Error> {
         return Ok(me);
     };
     if !account::plausible_user_name(name) {
-        return Err(Error::usage(format!("{name:?} is not a valid user name")));
+        return Err(Error::usage(format!(
+            "{} is not a valid user name",
+            quoted(name)
+        )));
     }
     // SAFETY: as above.
     let (uid, euid) = (
@@ -134,8 +148,13 @@ pub fn resolve(
                 otp_core::store::USERS_DIR
             )));
         }
-        config::check_template(t)
-            .map_err(|why| Error::usage(format!("--secret-file: {t:?}: {why}")))?;
+        config::check_template(t).map_err(|why| {
+            Error::usage(format!(
+                "--secret-file: {}: {}",
+                quoted(t),
+                shown(&why.to_string())
+            ))
+        })?;
     }
     let store = if config.store == StoreKind::Postgresql {
         // Connects only when used: a plain user is turned away before

@@ -414,11 +414,12 @@ fn python_pskc_files_import_with_the_right_seeds() {
 fn rfc6030_examples() {
     let inv = Inv::new();
     // Figure 10, plain bulk: 9999999 is in it twice, so neither is taken.
-    let out = ok(&inv.import(
-        &format!("{DATA}/rfc6030-figure10.xml"),
-        &["--key", FIG6_KEY],
-    ));
+    // With --key it is refused: the admin expected an encrypted file.
+    let fig10 = format!("{DATA}/rfc6030-figure10.xml");
+    let out = fails(&inv.import(&fig10, &["--key", FIG6_KEY]), 1);
     assert!(out.contains("has no encrypted values"), "{out}");
+    assert!(!inv.tokens_path().exists() || inv.stored().is_empty());
+    let out = ok(&inv.import(&fig10, &[]));
     assert!(
         out.contains("imported 654321") && out.contains("imported 123456"),
         "{out}"
@@ -517,7 +518,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         (
             &bad_mac,
             vec!["--key", FIG6_KEY],
-            &["ValueMAC does not match"],
+            &["wrong key or passphrase, or the file was changed"],
         ),
         (
             &fig6_path,
@@ -632,7 +633,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         "{out}"
     );
     assert!(
-        out.contains("\\u{1b}[2J") && !out.contains('\u{1b}'),
+        out.contains("(serial E\\x1b[2J)") && !out.contains('\u{1b}'),
         "{out}"
     );
     assert_eq!(inv.bytes(), before);
@@ -934,4 +935,420 @@ fn a_token_is_associated_by_serial_and_code_and_returned() {
         svc.authenticate(&alice.name, None, &format!("{next}\n"))
             .success
     );
+}
+
+/// The contents of the `n`th (from 0) `<tag>...</tag>` element of `xml`,
+/// whatever its namespace prefix (python3-pskc writes `pskc:`).
+fn element(xml: &str, tag: &str, n: usize) -> std::ops::Range<usize> {
+    let open = format!("{tag}>");
+    let close = format!("</pskc:{tag}>");
+    let start = xml
+        .match_indices(&format!("<pskc:{open}"))
+        .nth(n)
+        .unwrap_or_else(|| panic!("no {tag} {n} in {xml}"))
+        .0
+        + "<pskc:".len()
+        + open.len();
+    let end = start + xml[start..].find(&close).unwrap();
+    start..end
+}
+
+/// An attacker between the vendor and the admin cannot decrypt an
+/// encrypted PSKC file, but can swap one token's encrypted secret for a
+/// `<PlainValue>` of a seed they know: RFC 6030's MAC covers only
+/// encrypted values. A file that declares encryption or a MAC and holds a
+/// plain secret is refused whole: nothing is imported, tokens.toml stays
+/// as it was. Plain counters and periods (python3-pskc writes them so)
+/// are accepted: they are not secret, and the one code asked at
+/// association proves them.
+#[test]
+fn a_plain_secret_in_an_encrypted_file_is_refused_whole() {
+    let inv = Inv::new();
+    let csv = inv.file("keep.csv", format!("KEEP-1,{RFC4226_HEX}\n"));
+    ok(&inv.import(&csv, &[]));
+    let before = inv.bytes();
+    let key = "000102030405060708090a0b0c0d0e0f";
+    let seeds = [seed(0xa1, 20), seed(0xa2, 20)];
+    let token = |serial, kind, secret: &[u8]| Token {
+        serial: Some(serial),
+        kind,
+        secret: hex(secret),
+        digits: 6,
+        number: if kind == "hotp" { 9 } else { 30 },
+        suite: None,
+    };
+    let cases = [
+        ("preshared", Some(key), None, vec!["--key", key]),
+        ("pbkdf2", None, Some("correct horse"), vec![]),
+    ];
+    for (mode, k, password, extra) in cases {
+        let genuine = inv.pskc(
+            &format!("{mode}.xml"),
+            Spec {
+                mode,
+                key: k,
+                password,
+                algorithm: "aes128-cbc",
+                mac: "hmac-sha1",
+                tokens: vec![
+                    token("SW-1", "hotp", &seeds[0]),
+                    token("SW-2", "totp", &seeds[1]),
+                ],
+            },
+        );
+        let genuine = fs::read_to_string(genuine).unwrap();
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(p) = password {
+            args.push("--passphrase-file".into());
+            args.push(inv.file("pass", format!("{p}\n")));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // The attacker's seed, in plain, where SW-2's encrypted one was.
+        let attacker = base64_of(b"attacker-known-seed!");
+        let plain = format!("<pskc:PlainValue>{attacker}</pskc:PlainValue>");
+        let secret = element(&genuine, "Secret", 1);
+        let mut swapped = genuine.clone();
+        swapped.replace_range(secret.clone(), &plain);
+        // Both: the plain value beside the genuine encrypted one and its MAC.
+        let mut both = genuine.clone();
+        both.insert_str(secret.start, &plain);
+        // Every secret swapped: nothing encrypted is left, but the file
+        // still declares its encryption key and MAC.
+        let mut all = swapped.clone();
+        let first = element(&all, "Secret", 0);
+        all.replace_range(first, &plain);
+        assert!(!all.contains("EncryptedValue>") && all.contains("MACMethod"));
+        for (tag, xml) in [("swapped", &swapped), ("both", &both), ("all", &all)] {
+            let file = inv.file(&format!("{mode}-{tag}.xml"), xml);
+            let o = inv.import(&file, &args);
+            let out = fails(&o, 1);
+            assert_eq!(
+                String::from_utf8_lossy(&o.stderr),
+                format!(
+                    "otp-enroll: {file}: refused (SW-{}: its secret is in plain text (a PlainValue) in a file that \
+                     declares encryption or a MAC, and the MAC covers only encrypted values: whoever changed the \
+                     file may have put their own seed there); nothing was imported\n",
+                    if tag == "all" { 1 } else { 2 }
+                ),
+                "{mode} {tag}: {out}"
+            );
+            assert!(o.stdout.is_empty(), "{mode} {tag}: {out}");
+            assert_eq!(inv.bytes(), before, "{mode} {tag}: tokens.toml changed");
+        }
+        // The same file as made: both imported, their counters and periods
+        // in plain (not covered by the MAC) taken as they are.
+        let file = inv.file(&format!("{mode}-genuine.xml"), &genuine);
+        let out = ok(&inv.import(&file, &args));
+        assert!(out.contains("imported 2, skipped 0"), "{out}");
+        assert_eq!(inv.get("SW-2").key, seeds[1]);
+        assert_eq!(inv.get("SW-1").counter, 9);
+        ok(&inv.run(&["remove", "SW-1"]));
+        ok(&inv.run(&["remove", "SW-2"]));
+        assert_eq!(inv.bytes(), before);
+    }
+
+    // Stripped of its encryption altogether (no EncryptionKey, no
+    // MACMethod, every secret plain): the file alone cannot tell, but an
+    // admin who gave --key expects an authenticated file: refused.
+    let genuine = fs::read_to_string(inv.pskc(
+        "strip.xml",
+        Spec {
+            mode: "plain",
+            key: None,
+            password: None,
+            algorithm: "aes128-cbc",
+            mac: "hmac-sha1",
+            tokens: vec![token("SW-3", "hotp", &seeds[0])],
+        },
+    ))
+    .unwrap();
+    let file = inv.file("stripped.xml", &genuine);
+    let o = inv.import(&file, &["--key", key]);
+    fails(&o, 1);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "otp-enroll: {file}: refused (--key or --passphrase-file was given but the file has no encrypted \
+             values, so nothing in it can be authenticated (an encrypted file stripped of its encryption looks \
+             like this); import it without them only if you trust where it came from); nothing was imported\n"
+        )
+    );
+    assert_eq!(inv.bytes(), before);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    let out = Command::new("/usr/bin/base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A wrong key, a MAC key that does not decrypt, a MAC key that decrypts
+/// to something else and a changed ValueMAC all give one message: which
+/// of them happened tells an attacker probing the importer nothing, and
+/// the admin's remedy is the same.
+#[test]
+fn every_mac_failure_gives_one_message() {
+    let inv = Inv::new();
+    let key = "000102030405060708090a0b0c0d0e0f";
+    let genuine = fs::read_to_string(inv.pskc(
+        "mac.xml",
+        Spec {
+            mode: "preshared",
+            key: Some(key),
+            password: None,
+            algorithm: "aes128-cbc",
+            mac: "hmac-sha1",
+            tokens: vec![Token {
+                serial: Some("M-1"),
+                kind: "hotp",
+                secret: RFC4226_HEX.into(),
+                digits: 6,
+                number: 0,
+                suite: None,
+            }],
+        },
+    ))
+    .unwrap();
+    let mac_key = element(&genuine, "MACKey", 0);
+    let cipher_value = |xml: &str| {
+        let s = xml[mac_key.clone()].find("<xenc:CipherValue>").unwrap()
+            + mac_key.start
+            + "<xenc:CipherValue>".len();
+        s..s + xml[s..].find("</xenc:CipherValue>").unwrap()
+    };
+    let cv = cipher_value(&genuine);
+    // A MAC key that does not decrypt: IV and one block that python's
+    // cryptography encrypted under the right key from a plaintext whose
+    // last byte (0) is no PKCS#7 padding.
+    let script = format!(
+        "import base64\n\
+         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes\n\
+         iv = bytes(16)\n\
+         e = Cipher(algorithms.AES(bytes.fromhex('{key}')), modes.CBC(iv)).encryptor()\n\
+         print(base64.b64encode(iv + e.update(bytes(range(1, 16)) + b'\\0') + e.finalize()).decode())\n"
+    );
+    let mut py = Command::new("/usr/bin/python3");
+    py.arg("-c").arg(script);
+    let bad_pad = ok(&run(py, "")).trim().to_string();
+    let mut undecryptable = genuine.clone();
+    undecryptable.replace_range(cv.clone(), &bad_pad);
+    // A MAC key that decrypts, to another key: its IV's first byte changed.
+    let mut other_mac_key = genuine.clone();
+    let first = &genuine[cv.start..cv.start + 1];
+    other_mac_key.replace_range(cv.start..cv.start + 1, if first == "A" { "B" } else { "A" });
+    // A changed ValueMAC.
+    let value_mac = element(&genuine, "ValueMAC", 0);
+    let mut changed_mac = genuine.clone();
+    changed_mac.replace_range(value_mac, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let genuine_file = inv.file("genuine.xml", &genuine);
+    let wrong_key = ["--key", "000102030405060708090a0b0c0d0e0e"];
+    let right_key = ["--key", key];
+    let cases = [
+        ("genuine.xml", &genuine_file, &wrong_key),
+        (
+            "undecryptable.xml",
+            &inv.file("undecryptable.xml", &undecryptable),
+            &right_key,
+        ),
+        (
+            "other-mac-key.xml",
+            &inv.file("other-mac-key.xml", &other_mac_key),
+            &right_key,
+        ),
+        (
+            "changed-mac.xml",
+            &inv.file("changed-mac.xml", &changed_mac),
+            &right_key,
+        ),
+    ];
+    for (name, file, args) in cases {
+        let o = inv.import(file, args);
+        fails(&o, 1);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            format!(
+                "otp-enroll: {file}: refused (wrong key or passphrase, or the file was changed: its MAC does \
+                 not check); nothing was imported\n"
+            ),
+            "{name}"
+        );
+        assert!(o.stdout.is_empty(), "{name}");
+    }
+    assert!(inv.stored().is_empty());
+    let out = ok(&inv.import(&genuine_file, &right_key));
+    assert!(out.contains("imported 1, skipped 0"), "{out}");
+}
+
+/// Whether `bytes` holds `needle`.
+fn holds(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Asserts that nothing raw of the hostile characters reached the
+/// terminal: no ESC, no U+202E (E2 80 AE), no newline but at line ends
+/// of otp-enroll's own lines (each checked by the caller).
+fn no_raw(o: &Output, what: &str) {
+    for stream in [&o.stdout, &o.stderr] {
+        assert!(!stream.contains(&0x1b), "{what}: an ESC:\n{}", text(o));
+        assert!(
+            !holds(stream, "\u{202e}".as_bytes()),
+            "{what}: a raw U+202E:\n{}",
+            text(o)
+        );
+    }
+}
+
+/// A vendor file is input: a serial holding U+202E (legal XML: it
+/// reverses what follows on the admin's terminal), a newline or an escape
+/// sequence, and a file name holding U+202E, are printed as the log
+/// writes them, by import, list, remove and token — never raw.
+#[test]
+fn hostile_text_is_printed_escaped() {
+    let inv = Inv::new();
+    let ns = "urn:ietf:params:xml:ns:keyprov:pskc";
+    let package = |serial: &str| {
+        format!(
+            "<KeyPackage><DeviceInfo><SerialNo>{serial}</SerialNo></DeviceInfo>\
+             <Key Algorithm=\"{ns}:hotp\"><Data><Secret><PlainValue>\
+             MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=</PlainValue></Secret></Data></Key></KeyPackage>"
+        )
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\"?>\n<KeyContainer Version=\"1.0\" xmlns=\"{ns}\">{}{}</KeyContainer>\n",
+        package("P\u{202e}1"),
+        package("P&#10;2"),
+    );
+    let pskc = inv.file("vendor\u{202e}lmx.xml", xml);
+    let o = inv.import(&pskc, &["--format", "pskc"]);
+    ok(&o);
+    no_raw(&o, "pskc import");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "skipped P\\x0a2: serial: must be 1 to 64 printable characters\n\
+         imported P\\u{202e}1 (hotp, 6 digits, counter 0)\n\
+         imported 1, skipped 1\n"
+    );
+
+    let csv = inv.file(
+        "batch\u{202e}vsc.csv",
+        format!("C\u{202e}1,{RFC4226_HEX}\nC\u{1b}[31m2,{RFC4226_HEX}\n"),
+    );
+    let o = inv.import(&csv, &["--format", "csv"]);
+    ok(&o);
+    no_raw(&o, "csv import");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("imported C\\u{202e}1 (hotp")
+            && out.contains("skipped line 2 (serial C\\x1b[31m2)"),
+        "{out}"
+    );
+
+    let o = inv.run(&["list"]);
+    ok(&o);
+    no_raw(&o, "list");
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("P\\u{202e}1 ") && l.ends_with("vendor\\u{202e}lmx.xml")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("C\\u{202e}1 ") && l.ends_with("batch\\u{202e}vsc.csv")),
+        "{list}"
+    );
+    assert_eq!(list.lines().count(), 3, "{list}");
+
+    // The file name in a refusal; a serial typed back to remove.
+    let empty = inv.file("empty\u{202e}.csv", "# nothing\n");
+    let o = inv.import(&empty, &[]);
+    fails(&o, 1);
+    no_raw(&o, "empty import");
+    assert!(
+        holds(&o.stdout, b"empty\\u{202e}.csv: no tokens in the file"),
+        "{}",
+        text(&o)
+    );
+    let o = inv.run(&["remove", "C\u{202e}9\u{1b}[2J"]);
+    fails(&o, 1);
+    no_raw(&o, "remove unknown");
+    assert!(
+        holds(
+            &o.stderr,
+            b"no token \"C\\u{202e}9\\x1b[2J\" in the inventory"
+        ),
+        "{}",
+        text(&o)
+    );
+    let o = inv.run(&["remove", "P\u{202e}1"]);
+    ok(&o);
+    no_raw(&o, "remove");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Removed token P\\u{202e}1 from the inventory.\n"
+    );
+
+    // A user name and a token serial given on the command line.
+    let user = TestUser::new();
+    let mut cmd = enroll();
+    cmd.args(["--config", inv.config.to_str().unwrap()]).args([
+        "--user",
+        "ev\u{202e}il\u{1b}[2J",
+        "status",
+    ]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "--user");
+    assert!(
+        holds(
+            &o.stderr,
+            b"\"ev\\u{202e}il\\x1b[2J\" is not a valid user name"
+        ),
+        "{}",
+        text(&o)
+    );
+    let mut cmd = enroll();
+    cmd.args([
+        "--config",
+        inv.config.to_str().unwrap(),
+        "--user",
+        &user.name,
+    ])
+    .args(["token", "--serial", "C\u{202e}1", "--code", "123456"]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "token --serial");
+    assert!(
+        holds(&o.stderr, b"--serial \"C\\u{202e}1\" cannot name a token"),
+        "{}",
+        text(&o)
+    );
+    let mut cmd = enroll();
+    cmd.args([
+        "--config",
+        inv.config.to_str().unwrap(),
+        "--user",
+        &user.name,
+    ])
+    .args([
+        "new",
+        "--id",
+        "a\u{202e}b\u{1b}[2J",
+        "--no-confirm",
+        "--qr",
+        "none",
+    ]);
+    let o = run(cmd, "");
+    fails(&o, 2);
+    no_raw(&o, "new --id");
+    assert!(holds(&o.stderr, b"--id: must be"), "{}", text(&o));
 }

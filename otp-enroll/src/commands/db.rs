@@ -6,7 +6,7 @@ use otp_core::pq::{Connection, PqError};
 use otp_core::store::postgresql::{SCHEMA_SQL, SCHEMA_VERSION};
 
 use crate::error::Error;
-use crate::output::say;
+use crate::output::{quoted, say, shown};
 
 /// SQLSTATEs meaning "there is no pam_otp schema here yet".
 const UNDEFINED_TABLE: &str = "42P01";
@@ -16,7 +16,9 @@ const INVALID_SCHEMA: &str = "3F000";
 pub fn init(conninfo: &str) -> Result<i32, Error> {
     let fail = |e: PqError| {
         Error::failed(format!(
-            "db init: {e} (connection {conninfo:?}); nothing was changed"
+            "db init: {} (connection {}); nothing was changed",
+            shown(&e.to_string()),
+            quoted(conninfo)
         ))
     };
     let mut conn = Connection::connect(conninfo).map_err(fail)?;

@@ -192,7 +192,8 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
     let path = path
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(&t.account.home).join(".google_authenticator"));
-    let shown = path.display().to_string();
+    let raw = path.display().to_string();
+    let shown = crate::output::shown(&raw);
     if store::exists(t)? && !force {
         return Err(Error::AlreadyEnrolled { path: t.path_str() });
     }
@@ -206,11 +207,12 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
             )),
             safe_fs::FsError::NoDir { ref err, .. } if err.kind() == io::ErrorKind::NotFound => {
                 Error::failed(format!(
-                    "{shown}: no such file, {e} (give the google-authenticator file's path)"
+                    "{shown}: no such file, {} (give the google-authenticator file's path)",
+                    crate::output::shown(&e.to_string())
                 ))
             }
             e => Error::File {
-                path: shown.clone(),
+                path: raw.clone(),
                 err: e,
             },
         })?;
@@ -220,14 +222,15 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
             "{shown}: not a google-authenticator file (not text)"
         ))
     })?;
-    let (file, notes) = parse(text, now).map_err(|e| Error::failed(format!("{shown}: {e}")))?;
+    let (file, notes) = parse(text, now)
+        .map_err(|e| Error::failed(format!("{shown}: {}", crate::output::shown(&e))))?;
     let Some(token) = file.tokens.first() else {
         return Err(Error::failed(format!("{shown}: no token")));
     };
     store::save_new(t, &file, force)?;
     say!(
         "Imported {shown} into {}: {}{}, {} emergency codes.",
-        t.path_str(),
+        t.shown_path(),
         match token.kind {
             OtpKind::Totp => format!("TOTP every {} s", token.period),
             OtpKind::Hotp => format!("HOTP, next counter {}", token.counter),
@@ -241,7 +244,7 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
     );
     say!("The old file was left in place: remove it once logins through pam_otp work.");
     for note in describe(token, &notes, &t.config) {
-        say!("note: {note}");
+        say!("note: {}", crate::output::shown(&note));
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::error::Error;
 use otp_core::config::Config;
 
 use crate::inventory::{self, pskc, Entry, Inventory, Parsed, MAX_IMPORT_BYTES};
-use crate::output::say;
+use crate::output::{quoted, say, shown};
 
 /// Runs one inventory command on the inventory of `cfg`'s store; the
 /// exit code.
@@ -34,7 +34,7 @@ pub fn run(cfg: &Config, command: InventoryCommand, now: u64) -> Result<i32, Err
 /// Reads a file given on the command line, at most `max` bytes, not a
 /// FIFO or device (O_NONBLOCK, then a regular-file check).
 fn read_input(path: &str, max: u64, what: &str) -> Result<Vec<u8>, Error> {
-    let fail = |e: String| Error::failed(format!("{path}: {e}; nothing was imported"));
+    let fail = |e: String| Error::failed(format!("{}: {e}; nothing was imported", shown(path)));
     let file: File = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -97,7 +97,8 @@ fn secret(o: &ImportOpts) -> Result<pskc::Secret, Error> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(Error::usage(format!(
-                "--passphrase-file {path}: the first line is empty"
+                "--passphrase-file {}: the first line is empty",
+                shown(path)
             )));
         }
         return Ok(pskc::Secret::Passphrase(line.to_vec()));
@@ -118,8 +119,12 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
     // before the vendor file is even read.
     let mut inv = Inventory::open(cfg)?;
     let bytes = read_input(&o.file, MAX_IMPORT_BYTES, "file")?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::failed(format!("{}: not UTF-8 text; nothing was imported", o.file)))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::failed(format!(
+            "{}: not UTF-8 text; nothing was imported",
+            shown(&o.file)
+        ))
+    })?;
     let format = o.format.unwrap_or_else(|| guess_format(&o.file, text));
     let parsed: Parsed = match format {
         ImportFormat::Pskc => pskc::parse(text, &secret),
@@ -132,12 +137,23 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
             inventory::csv::parse(text)
         }
     }
-    .map_err(|why| Error::refused(format!("{}: refused ({why}); nothing was imported", o.file)))?;
+    // The parsers' reasons have what they quote from the file escaped.
+    .map_err(|why| {
+        Error::refused(format!(
+            "{}: refused ({why}); nothing was imported",
+            shown(&o.file)
+        ))
+    })?;
+    // An admin who gives a key expects a file whose seeds are
+    // authenticated: the same file with its encryption stripped (every
+    // secret in plain, no EncryptionKey, no MACMethod) must not pass.
     if !parsed.encrypted && !matches!(secret, pskc::Secret::None) {
-        say!(
-            "note: {} has no encrypted values; --key/--passphrase-file was not needed",
-            o.file
-        );
+        return Err(Error::refused(format!(
+            "{}: refused (--key or --passphrase-file was given but the file has no encrypted values, \
+             so nothing in it can be authenticated (an encrypted file stripped of its encryption looks \
+             like this); import it without them only if you trust where it came from); nothing was imported",
+            shown(&o.file)
+        )));
     }
     let source = Path::new(&o.file)
         .file_name()
@@ -146,6 +162,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         .chars()
         .filter(|c| !c.is_control())
         .collect::<String>();
+    let serial = |t: &inventory::HardwareToken| shown(&t.serial);
 
     let mut in_file: HashMap<String, usize> = HashMap::new();
     let serials = parsed
@@ -169,7 +186,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         if in_file.get(&t.serial).copied().unwrap_or(0) > 1 {
             say!(
                 "skipped {}: the serial is in the file more than once (none of them imported)",
-                t.serial
+                serial(&t)
             );
             skipped += 1;
             errors += 1;
@@ -182,8 +199,9 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
                 ..
             }) => {
                 say!(
-                    "skipped {}: already in the inventory, assigned to {user} (--replace never replaces an assigned token)",
-                    t.serial
+                    "skipped {}: already in the inventory, assigned to {} (--replace never replaces an assigned token)",
+                    serial(&t),
+                    shown(user)
                 );
                 skipped += 1;
                 continue;
@@ -191,7 +209,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
             Some(_) if !o.replace => {
                 say!(
                     "skipped {}: already in the inventory (--replace replaces it)",
-                    t.serial
+                    serial(&t)
                 );
                 skipped += 1;
                 continue;
@@ -201,7 +219,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         if !replacing && inv.entries().len() >= inventory::MAX_ENTRIES {
             say!(
                 "skipped {}: the inventory is full ({} tokens)",
-                t.serial,
+                serial(&t),
                 inventory::MAX_ENTRIES
             );
             skipped += 1;
@@ -211,7 +229,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         say!(
             "{} {} ({what})",
             if replacing { "replaced" } else { "imported" },
-            t.serial
+            serial(&t)
         );
         inv.put(Entry {
             token: t,
@@ -227,7 +245,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
     say!("imported {imported}, skipped {skipped}");
     if imported == 0 && (errors > 0 || skipped == 0) {
         if skipped == 0 {
-            say!("{}: no tokens in the file", o.file);
+            say!("{}: no tokens in the file", shown(&o.file));
         }
         return Ok(1);
     }
@@ -256,19 +274,19 @@ fn list(cfg: &Config, unassigned: bool) -> Result<(), Error> {
         .iter()
         .map(|e| {
             [
-                e.token.serial.clone(),
+                shown(&e.token.serial),
                 e.token.kind.as_str().to_string(),
                 e.token.digits.to_string(),
                 match e.token.kind {
                     OtpKind::Totp => format!("{} s", e.token.period),
                     OtpKind::Hotp => format!("counter {}", e.token.counter),
                 },
-                e.assigned_to.clone().unwrap_or_else(|| "-".into()),
+                e.assigned_to.as_deref().map_or_else(|| "-".into(), shown),
                 format_utc(e.imported)
                     .get(..10)
                     .unwrap_or_default()
                     .to_string(),
-                e.source.clone(),
+                shown(&e.source),
             ]
         })
         .collect();
@@ -310,8 +328,9 @@ fn remove(cfg: &Config, serial: &str) -> Result<(), Error> {
     match inv.find(serial) {
         None => {
             return Err(Error::failed(format!(
-                "no token {serial:?} in the inventory ({})",
-                inv.path().display()
+                "no token {} in the inventory ({})",
+                quoted(serial),
+                shown(&inv.path().to_string_lossy())
             )))
         }
         Some(Entry {
@@ -319,13 +338,15 @@ fn remove(cfg: &Config, serial: &str) -> Result<(), Error> {
             ..
         }) => {
             return Err(Error::refused(format!(
-                "token {serial} is assigned to {user}: remove it from the user first (otp-enroll --user {user} remove); nothing was changed"
+                "token {serial} is assigned to {user}: remove it from the user first (otp-enroll --user {user} remove); nothing was changed",
+                serial = shown(serial),
+                user = shown(user)
             )))
         }
         Some(_) => {}
     }
     inv.remove(serial);
     inv.save()?;
-    say!("Removed token {serial} from the inventory.");
+    say!("Removed token {} from the inventory.", shown(serial));
     Ok(())
 }

@@ -20,7 +20,7 @@ pub fn last_used(token: &Token) -> String {
 
 pub fn run(t: &Target) -> Result<bool, Error> {
     if !store::exists(t)? {
-        say!("{}: no tokens (no {})", t.account.name, t.path_str());
+        say!("{}: no tokens (no {})", t.shown_name(), t.shown_path());
         return Ok(false);
     }
     let f = store::read(t)?;

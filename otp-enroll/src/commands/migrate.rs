@@ -76,7 +76,12 @@ pub fn run(cfg: &Config, user: Option<&str>, all: bool, to: MigrateTo) -> Result
                 format!("skipped: {s}")
             }
         };
-        say!("{}: {line}", a.name);
+        // The outcome quotes paths and errors as they are: escaped here, once.
+        say!(
+            "{}: {}",
+            crate::output::shown(&a.name),
+            crate::output::shown(&line)
+        );
     }
     say!(
         "migrate: {copied} copied, {there} already in {target_name}, {none} without a home file, {skipped} skipped."

@@ -104,7 +104,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // (a closed pipe), nothing is saved for a secret nobody saw.
     say!(
         "Two-factor login for {} ({}, token \"{}\"{})",
-        t.account.name,
+        t.shown_name(),
         token.kind.as_str().to_uppercase(),
         token.id,
         match &existing {
@@ -174,8 +174,8 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         })?;
         say!(
             "Added token \"{id}\" for {} beside {beside}; saved {}. Any of them logs in.",
-            t.account.name,
-            t.path_str()
+            t.shown_name(),
+            t.shown_path()
         );
         return Ok(());
     }
@@ -193,9 +193,9 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     }
     say!(
         "Saved {} — codes are now needed to log in{}.",
-        t.path_str(),
+        t.shown_path(),
         if t.for_other {
-            format!(" as {}", t.account.name)
+            format!(" as {}", t.shown_name())
         } else {
             String::new()
         }

@@ -33,7 +33,7 @@ fn ask(question: &str, yes: bool) -> Result<(), Error> {
 }
 
 fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
-    let name = &t.account.name;
+    let name = &t.shown_name();
     ask(&format!("Remove the token \"{id}\" of {name}? [y/N] "), yes)?;
     let left = store::edit(t, |file| {
         let Some(at) = file.tokens.iter().position(|x| x.id == id) else {
@@ -54,7 +54,7 @@ fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
         Some(left) => say!("Removed the token \"{id}\" of {name}; left: {left}."),
         None => say!(
             "Removed the token \"{id}\", the last of {name}: {} is deleted, with the emergency codes; {name} no longer has a two-factor secret.",
-            t.path_str()
+            t.shown_path()
         ),
     }
     return_to_inventory(t, std::slice::from_ref(&gone))
@@ -98,7 +98,7 @@ pub fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
 }
 
 fn remove_all(t: &Target, yes: bool, force: bool) -> Result<(), Error> {
-    let (name, path) = (&t.account.name, t.path_str());
+    let (name, path) = (&t.shown_name(), t.shown_path());
     // A file that cannot be read can be removed all the same; one that
     // holds several tokens goes only when asked for by --force.
     let held = store::read(t).ok();

@@ -14,11 +14,11 @@ pub fn count(n: usize, what: &str) -> String {
 }
 
 pub fn run(t: &Target, yes: bool) -> Result<(), Error> {
-    let name = &t.account.name;
+    let name = &t.shown_name();
     let had = store::exists(t)?;
     if had && !yes && prompt::stdin_is_terminal() && !prompt::confirm(&format!(
         "Remove all tokens and emergency codes of {name} ({}), to be set up again at the next login? [y/N] ",
-        t.path_str()
+        t.shown_path()
     )) {
         return Err(Error::refused("not reset"));
     }
@@ -51,7 +51,7 @@ pub fn run(t: &Target, yes: bool) -> Result<(), Error> {
         ),
         None => say!(
             "{name}: removed {} (it could not be read, so what it held is not known); {next}.",
-            t.path_str()
+            t.shown_path()
         ),
     }
     match gone {

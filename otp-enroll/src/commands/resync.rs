@@ -49,7 +49,7 @@ pub fn run(t: &Target, token: Option<&str>, c1: &str, c2: &str) -> Result<(), Er
     })?;
     say!(
         "Resynchronised the token \"{id}\" of {}: counter now {counter}.",
-        t.account.name
+        t.shown_name()
     );
     Ok(())
 }

@@ -23,7 +23,7 @@ pub fn run(t: &Target, n: usize) -> Result<(), Error> {
     let printed = (|| -> Result<(), Error> {
         say!(
             "New emergency codes for {} (each works once; the old ones no longer work):",
-            t.account.name
+            t.shown_name()
         );
         for c in &codes {
             say!("  {c}");

@@ -21,7 +21,8 @@ fn pending(t: &Target) -> bool {
         Err(e) => {
             if inventory::is_root() {
                 output::warn(format_args!(
-                    "otp-enroll: cannot tell whether an enrollment is pending: {e}"
+                    "otp-enroll: cannot tell whether an enrollment is pending: {}",
+                    crate::output::shown(&e.to_string())
                 ));
             }
             false
@@ -31,15 +32,19 @@ fn pending(t: &Target) -> bool {
 
 pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
     if !store::exists(t)? {
-        say!("{}: not enrolled (no {})", t.account.name, t.path_str());
+        say!("{}: not enrolled (no {})", t.shown_name(), t.shown_path());
         if pending(t) {
-            say!("{}: {PENDING}", t.account.name);
+            say!("{}: {PENDING}", t.shown_name());
         }
         return Ok(false);
     }
     let f = store::read(t)?;
-    say!("user:            {}", t.account.name);
-    say!("secret file:     {} (version {})", t.path_str(), f.version);
+    say!("user:            {}", t.shown_name());
+    say!(
+        "secret file:     {} (version {})",
+        t.shown_path(),
+        f.version
+    );
     say!("tokens:          {}", f.tokens.len());
     for token in &f.tokens {
         say!();
@@ -63,7 +68,7 @@ pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
         say!("{PENDING}");
         say!(
             "(while the user has the tokens above, they are what logs in: the enrollment comes once none is left; otp-enroll --user {} reset removes them)",
-            t.account.name
+            t.shown_name()
         );
     }
     Ok(true)

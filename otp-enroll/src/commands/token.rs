@@ -10,7 +10,7 @@ use crate::cli::TokenOpts;
 use crate::commands::new;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::output::say;
+use crate::output::{quoted, say};
 use crate::target::Target;
 use crate::{prompt, store};
 
@@ -34,7 +34,8 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
     // A hardware token is known by its serial, in commands and the log.
     secret_file::check_id(&serial).map_err(|_| {
         Error::usage(format!(
-            "--serial {serial:?} cannot name a token: ids are 1 to {} of A-Z a-z 0-9 . _ -",
+            "--serial {} cannot name a token: ids are 1 to {} of A-Z a-z 0-9 . _ -",
+            quoted(&serial),
             secret_file::MAX_ID_LEN
         ))
     })?;
@@ -86,7 +87,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
                 Some(_) if !force => {
                     return Err(Error::refused(format!(
                         "{} has a token {serial} already: nothing was saved (--force replaces it)",
-                        t.account.name
+                        t.shown_name()
                     )))
                 }
                 Some(old) => {
@@ -114,7 +115,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         inv.save().map_err(|e| {
             Error::failed(format!(
                 "{e}: the token was saved for {} but the inventory still shows {serial} unassigned; run otp-enroll inventory list and fix it by hand",
-                t.account.name
+                t.shown_name()
             ))
         })?;
     }
@@ -126,8 +127,8 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         } else {
             "associated with"
         },
-        t.account.name,
-        t.path_str()
+        t.shown_name(),
+        t.shown_path()
     );
     Ok(())
 }
@@ -167,13 +168,14 @@ fn token_from_inventory(
     match &entry.assigned_to {
         Some(user) if *user != t.account.name => {
             return Err(Error::refused(format!(
-                "token {serial} is assigned to {user}: nothing was saved (otp-enroll --user {user} remove --token {serial} returns it)"
+                "token {serial} is assigned to {user}: nothing was saved (otp-enroll --user {user} remove --token {serial} returns it)",
+                user = crate::output::shown(user)
             )))
         }
         Some(_) if !o.force => {
             return Err(Error::refused(format!(
                 "token {serial} is assigned to {} already: nothing was saved (--force associates it again)",
-                t.account.name
+                t.shown_name()
             )))
         }
         _ => {}

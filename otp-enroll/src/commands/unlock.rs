@@ -33,12 +33,12 @@ pub fn run(t: &Target) -> Result<(), Error> {
     if drifted.is_empty() {
         say!(
             "Unlocked {} ({had} failed attempts cleared).",
-            t.account.name
+            t.shown_name()
         );
     } else {
         say!(
             "Unlocked {} ({had} failed attempts cleared; learned clock drift reset to 0 for {}).",
-            t.account.name,
+            t.shown_name(),
             drifted.join(", ")
         );
     }

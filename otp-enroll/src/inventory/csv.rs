@@ -10,7 +10,8 @@ use otp_core::key;
 use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 
-use super::{shown, HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use super::{HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use crate::output::{quoted, shown};
 
 fn field(f: &str) -> &str {
     let f = f.trim();
@@ -38,19 +39,19 @@ fn line(fields: &[&str]) -> Result<HardwareToken, String> {
         None | Some("") => OtpKind::Hotp,
         Some(k) if k.eq_ignore_ascii_case("hotp") => OtpKind::Hotp,
         Some(k) if k.eq_ignore_ascii_case("totp") => OtpKind::Totp,
-        Some(k) => return Err(format!("type {k:?} is not hotp or totp")),
+        Some(k) => return Err(format!("type {} is not hotp or totp", quoted(k))),
     };
     let digits = match rest.get(1).copied() {
         None | Some("") => 6,
         Some(d) => d
             .parse()
-            .map_err(|_| format!("digits {d:?} is not a number"))?,
+            .map_err(|_| format!("digits {} is not a number", quoted(d)))?,
     };
     let number = match rest.get(2).copied() {
         None | Some("") => None,
         Some(n) => Some(
             n.parse::<u64>()
-                .map_err(|_| format!("period/counter {n:?} is not a whole number"))?,
+                .map_err(|_| format!("period/counter {} is not a whole number", quoted(n)))?,
         ),
     };
     let c = HardwareToken {

@@ -34,6 +34,7 @@ use otp_core::secret_file::{self, OtpKind, MAX_COUNTER};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::output::{quoted, shown, shown_path};
 
 /// The sub-directory of `state_dir` that holds the inventory.
 pub const DIR: &str = "inventory";
@@ -123,17 +124,6 @@ pub struct Skipped {
     pub serial: Option<String>,
 }
 
-/// `text` as it may be printed: quoted and escaped when it has control
-/// characters (a vendor file must not send escape sequences to the
-/// terminal).
-pub fn shown(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        format!("{text:?}")
-    } else {
-        text.to_string()
-    }
-}
-
 /// What a vendor file holds.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -173,7 +163,7 @@ const HEADER: &str = "# pam_otp token inventory: seeds of unassigned hardware to
                       # (mode 0600). Managed by otp-enroll inventory.\n";
 
 fn parse(text: &str) -> Result<Vec<Entry>, String> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| shown(e.message().trim()))?;
     if raw.version != VERSION {
         return Err(format!(
             "version {} is not supported (this otp-enroll reads version {VERSION})",
@@ -187,7 +177,7 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
     let mut seen = std::collections::HashSet::new();
     for (i, r) in raw.tokens.into_iter().enumerate() {
         let n = i + 1;
-        let bad = |why: String| format!("token {n} (serial {:?}): {why}", r.serial);
+        let bad = |why: String| format!("token {n} (serial {}): {why}", quoted(&r.serial));
         secret_file::check_serial(&r.serial).map_err(|e| bad(e.to_string()))?;
         let key =
             key::decode_base32(&r.secret).ok_or_else(|| bad("secret is not base32".into()))?;
@@ -197,7 +187,10 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
         }
         if let Some(user) = &r.assigned_to {
             if !account::plausible_user_name(user) {
-                return Err(bad(format!("assigned_to {user:?} is not a user name")));
+                return Err(bad(format!(
+                    "assigned_to {} is not a user name",
+                    quoted(user)
+                )));
             }
         }
         if !seen.insert(r.serial.clone()) {
@@ -277,7 +270,7 @@ impl fmt::Debug for Inventory {
         write!(
             f,
             "Inventory({}, {} tokens)",
-            self.path.display(),
+            shown_path(&self.path),
             self.entries.len()
         )
     }
@@ -286,7 +279,7 @@ impl fmt::Debug for Inventory {
 fn dir_error(dir: &Path, why: impl fmt::Display) -> Error {
     Error::failed(format!(
         "{}: {why}; the token inventory was not read",
-        dir.display()
+        shown_path(dir)
     ))
 }
 
@@ -294,11 +287,11 @@ fn file_error(path: &Path, err: impl fmt::Display) -> Error {
     let hint = match path.file_name() {
         Some(_) => format!(
             " (it must be root's, mode 0600: chown root:root {0}; chmod 600 {0})",
-            path.display()
+            shown_path(path)
         ),
         None => String::new(),
     };
-    Error::failed(format!("{}: {err}{hint}", path.display()))
+    Error::failed(format!("{}: {err}{hint}", shown_path(path)))
 }
 
 /// Creates `dir` (0700) if it is not there.
@@ -332,7 +325,7 @@ fn check_inventory_dir(dir: &Path) -> Result<(), Error> {
             dir,
             format!(
                 "mode {mode:04o} lets group or others in (must be 0700: chmod 700 {})",
-                dir.display()
+                shown_path(dir)
             ),
         ));
     }
@@ -390,12 +383,18 @@ fn read_store(path: &Path) -> Result<Vec<u8>, String> {
 /// Replaces `path` with `contents` (safe_fs: temp file, fsync, rename,
 /// directory fsync).
 fn write_store(path: &Path, contents: &[u8]) -> Result<(), String> {
-    safe_fs::replace_file(path, contents)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    safe_fs::replace_file(path, contents).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            shown_path(path),
+            shown(&e.to_string())
+        )
+    })
 }
 
 fn fs_error(path: &Path, err: FsError) -> Error {
-    file_error(path, err)
+    // FsError names directories as they are: escaped here, once.
+    file_error(path, shown(&err.to_string()))
 }
 
 impl Inventory {
@@ -421,7 +420,9 @@ impl Inventory {
     fn open_db(conninfo: &str) -> Result<Inventory, Error> {
         let failed = |e: otp_core::pq::PqError| {
             Error::failed(format!(
-                "{DB_LOCATION}: {e} (admin_conninfo = {conninfo:?}); nothing was changed"
+                "{DB_LOCATION}: {} (admin_conninfo = {}); nothing was changed",
+                shown(&e.to_string()),
+                quoted(conninfo)
             ))
         };
         let mut conn = Connection::connect(conninfo).map_err(failed)?;
@@ -457,7 +458,8 @@ impl Inventory {
         // root's, writable by nobody else (unless sticky), no symlinks.
         make_dir(state_dir)?;
         make_dir(&dir)?;
-        safe_fs::check_dirs(&path, Path::new("/"), ROOT).map_err(|e| dir_error(&dir, e))?;
+        safe_fs::check_dirs(&path, Path::new("/"), ROOT)
+            .map_err(|e| dir_error(&dir, shown(&e.to_string())))?;
         check_inventory_dir(&dir)?;
         match safe_fs::create_new(
             &lock_path,
@@ -482,7 +484,7 @@ impl Inventory {
             .map_err(|why| {
                 Error::failed(format!(
                     "{}: cannot be used ({why}); it was left as it is: fix it by hand",
-                    path.display()
+                    shown_path(&path)
                 ))
             })?;
         Ok(Inventory {
@@ -530,13 +532,13 @@ impl Inventory {
         if self.entries.len() > MAX_ENTRIES {
             return Err(Error::failed(format!(
                 "{}: more than {MAX_ENTRIES} tokens; nothing was written",
-                self.path.display()
+                shown_path(&self.path)
             )));
         }
         let invalid = |why: String| {
             Error::failed(format!(
                 "{}: the new contents would not be valid ({why}); nothing was written",
-                self.path.display()
+                shown_path(&self.path)
             ))
         };
         let text = to_text(&self.entries).map_err(invalid)?;
@@ -554,12 +556,12 @@ impl Inventory {
                 conn.query("SELECT pam_otp.admin_inventory_write($1)", &[Some(&text)])
                     .and_then(|_| conn.query("COMMIT", &[]))
                     .map(|_| ())
-                    .map_err(|e| file_error(&self.path, e))?;
+                    .map_err(|e| file_error(&self.path, shown(&e.to_string())))?;
                 // Committed: what follows (another save) starts anew.
                 conn.query("BEGIN", &[])
                     .and_then(|_| conn.query("SELECT pam_otp.admin_inventory_read(true)", &[]))
                     .map(|_| ())
-                    .map_err(|e| file_error(&self.path, e))
+                    .map_err(|e| file_error(&self.path, shown(&e.to_string())))
             }
         }
     }

@@ -5,7 +5,25 @@
 //!
 //! Problems of the whole file (not XML, a DTD, a wrong key or passphrase,
 //! a MAC that does not match, an encryption it does not know) refuse the
-//! file: nothing of it is imported. Problems of one key package (no
+//! file: nothing of it is imported.
+//!
+//! What the MAC covers: RFC 6030's `ValueMAC` authenticates encrypted
+//! values only. So a file that declares encryption (an `EncryptionKey`, a
+//! `MACMethod`, or any `EncryptedValue`) and carries a secret in plain
+//! (`<Secret><PlainValue>`, also beside an encrypted one) is refused
+//! whole: an attacker who cannot decrypt the file could otherwise swap a
+//! token's seed for one they know. Plain `Counter`, `Time`,
+//! `TimeInterval` and `TimeDrift` are accepted (python-pskc and RFC 6030's
+//! own examples write them so): they are not secret, and a changed one
+//! gives a token that does not work, never one that an attacker can use —
+//! the admin's code at association proves counter, period and digits
+//! against the authenticated seed. A value element with both a plain and
+//! an encrypted value is refused (which one counts would be a guess). The
+//! serial, algorithm, digits and everything else outside the encrypted
+//! values are not authenticated either (SECURITY.md, "Token inventory").
+//!
+//! A wrong key or passphrase, a MAC key that does not decrypt, and a MAC
+//! that does not match give one message ([`MAC_FAILED`]). Problems of one key package (no
 //! serial, an algorithm other than HOTP/TOTP, values out of range) skip
 //! that package, reported.
 //!
@@ -20,7 +38,8 @@ use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 use roxmltree::{Document, Node};
 
-use super::{shown, HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use super::{HardwareToken, Parsed, Skipped, MAX_ENTRIES};
+use crate::output::{quoted, shown};
 
 /// How encrypted values may be opened: what the admin gave.
 #[derive(Clone, Default)]
@@ -41,11 +60,24 @@ const MAX_NODES: u32 = 4_000_000;
 
 const AES_BLOCK: usize = 16;
 
+/// Every cryptographic failure of an encrypted file: a wrong key or
+/// passphrase, a MAC key that does not decrypt, a ValueMAC that does not
+/// match, a value whose padding does not check. One message: which of
+/// them it was tells the admin nothing more (the remedy is the same) and
+/// an attacker probing the importer nothing at all.
+pub const MAC_FAILED: &str =
+    "wrong key or passphrase, or the file was changed: its MAC does not check";
+
+/// A plain secret in a file that declares encryption or a MAC.
+const PLAIN_SECRET: &str = "its secret is in plain text (a PlainValue) in a file that declares \
+    encryption or a MAC, and the MAC covers only encrypted values: whoever changed the file may \
+    have put their own seed there";
+
 fn pskc_error(e: &roxmltree::Error) -> String {
     match e {
         roxmltree::Error::DtdDetected => "DTD/entities are not allowed in a PSKC file (refused: entities can expand to gigabytes, as in the \"billion laughs\" attack)".into(),
         roxmltree::Error::NodesLimitReached => format!("more than {MAX_NODES} XML nodes"),
-        other => format!("not well-formed XML: {other}"),
+        other => format!("not well-formed XML: {}", shown(&other.to_string())),
     }
 }
 
@@ -100,7 +132,8 @@ impl Cipher {
             "http://www.w3.org/2001/04/xmlenc#aes192-cbc" => Ok(Cipher::Aes192),
             "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => Ok(Cipher::Aes256),
             other => Err(format!(
-                "encryption method {other:?} is not supported (only AES-128/192/256-CBC)"
+                "encryption method {} is not supported (only AES-128/192/256-CBC)",
+                quoted(other)
             )),
         }
     }
@@ -128,8 +161,7 @@ impl Cipher {
         if ct.is_empty() || ct.len() % AES_BLOCK != 0 {
             return Err("an encrypted value is not a whole number of AES blocks".into());
         }
-        let wrong =
-            |_| "cannot decrypt: wrong key or passphrase (the padding does not check)".to_string();
+        let wrong = |_| MAC_FAILED.to_string();
         let bad_len = |_| "bad key or IV length".to_string();
         match self {
             Cipher::Aes128 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
@@ -166,7 +198,8 @@ impl MacAlg {
             "http://www.w3.org/2001/04/xmldsig-more#hmac-sha384" => Ok(MacAlg::Sha384),
             "http://www.w3.org/2001/04/xmldsig-more#hmac-sha512" => Ok(MacAlg::Sha512),
             other => Err(format!(
-                "MAC method {other:?} is not supported (HMAC-SHA1/224/256/384/512)"
+                "MAC method {} is not supported (HMAC-SHA1/224/256/384/512)",
+                quoted(other)
             )),
         }
     }
@@ -220,7 +253,7 @@ fn encryption_key(root: Node, secret: &Secret, wanted_len: usize) -> Result<Vec<
             child(k, "KeyName").or_else(|| derived.and_then(|d| child(d, "MasterKeyName")))
         })
         .map(text)
-        .map(|n| format!(" (named {n:?} in the file)"))
+        .map(|n| format!(" (named {} in the file)", quoted(&n)))
         .unwrap_or_default();
     match (secret, derived) {
         (Secret::Key(k), _) => Ok(k.clone()),
@@ -243,7 +276,8 @@ fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>
     let alg = method.attribute("Algorithm").unwrap_or("");
     if !matches!(fragment(alg), "pbkdf2" | "pbes2" | "PBKDF2" | "PBES2") {
         return Err(format!(
-            "key derivation {alg:?} is not supported (only PBKDF2)"
+            "key derivation {} is not supported (only PBKDF2)",
+            quoted(alg)
         ));
     }
     let params = method
@@ -274,9 +308,12 @@ fn derive(derived: Node, passphrase: &[u8], wanted_len: usize) -> Result<Vec<u8>
         .and_then(|p| p.attribute("Algorithm"))
         .unwrap_or("http://www.w3.org/2000/09/xmldsig#hmac-sha1");
     let mut out = vec![0u8; len];
-    match MacAlg::from_uri(prf)
-        .map_err(|_| format!("PBKDF2 PRF {prf:?} is not supported (HMAC-SHA1/256/512)"))?
-    {
+    match MacAlg::from_uri(prf).map_err(|_| {
+        format!(
+            "PBKDF2 PRF {} is not supported (HMAC-SHA1/256/512)",
+            quoted(prf)
+        )
+    })? {
         MacAlg::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(passphrase, &salt, rounds, &mut out),
         MacAlg::Sha224 => pbkdf2::pbkdf2_hmac::<sha2::Sha224>(passphrase, &salt, rounds, &mut out),
         MacAlg::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, &salt, rounds, &mut out),
@@ -303,8 +340,7 @@ fn keys(root: Node, secret: &Secret) -> Result<Option<Keys>, String> {
             let mac_key = match child(m, "MACKey") {
                 Some(k) => {
                     let (c, data) = encrypted(k)?;
-                    c.decrypt(&key, &data)
-                        .map_err(|e| format!("the MAC key does not decrypt: {e}"))?
+                    c.decrypt(&key, &data)?
                 }
                 // PSKC drafts before RFC 6030: the encryption key is the MAC key.
                 None => key.clone(),
@@ -319,8 +355,10 @@ fn keys(root: Node, secret: &Secret) -> Result<Option<Keys>, String> {
 /// decimal for numbers) or encrypted and MAC-checked. `Ok(None)` when the
 /// element or its value is missing. `Err((whole_file, why))`.
 enum ValueError {
-    /// Refuses the whole file (crypto).
+    /// Refuses the whole file, naming the key package.
     File(String),
+    /// Refuses the whole file with [`MAC_FAILED`] alone.
+    Crypto,
     /// Skips the key package.
     Key(String),
 }
@@ -330,6 +368,12 @@ fn data_bytes(
     keys: Option<&Keys>,
     plain_is_base64: bool,
 ) -> Result<Option<Vec<u8>>, ValueError> {
+    if child(elem, "PlainValue").is_some() && child(elem, "EncryptedValue").is_some() {
+        return Err(ValueError::File(format!(
+            "its {} has both a PlainValue and an EncryptedValue",
+            elem.tag_name().name()
+        )));
+    }
     if let Some(plain) = child(elem, "PlainValue") {
         let t = text(plain);
         return if plain_is_base64 {
@@ -357,11 +401,14 @@ fn data_bytes(
     })?;
     let tag = base64(&tag).ok_or_else(|| ValueError::File("a ValueMAC is not base64".into()))?;
     if !alg.verify(mac_key, &data, &tag) {
-        return Err(ValueError::File(
-            "a ValueMAC does not match: wrong key or passphrase, or the file was changed".into(),
-        ));
+        return Err(ValueError::Crypto);
     }
-    let plain = cipher.decrypt(&keys.key, &data).map_err(ValueError::File)?;
+    let plain = cipher
+        .decrypt(&keys.key, &data)
+        .map_err(|e| match e.as_str() {
+            MAC_FAILED => ValueError::Crypto,
+            _ => ValueError::File(e),
+        })?;
     if plain_is_base64 {
         Ok(Some(plain))
     } else {
@@ -415,7 +462,8 @@ fn suite(key: Node) -> Result<Algorithm, String> {
     if name.is_empty() {
         return Ok(Algorithm::SHA1);
     }
-    Algorithm::parse(&name).ok_or_else(|| format!("Suite {t:?} is not HMAC-SHA1, SHA256 or SHA512"))
+    Algorithm::parse(&name)
+        .ok_or_else(|| format!("Suite {} is not HMAC-SHA1, SHA256 or SHA512", quoted(&t)))
 }
 
 /// One key package: a token, or why it was skipped.
@@ -428,12 +476,7 @@ fn package(
         .map(text)
         .filter(|s| !s.is_empty());
     let key = child(pkg, "Key");
-    let id = key.and_then(|k| k.attribute("Id")).map(str::to_string);
-    let what = match (&serial, &id) {
-        (Some(s), _) => shown(s),
-        (None, Some(id)) => format!("key package {n} (Key Id {id:?})"),
-        (None, None) => format!("key package {n}"),
-    };
+    let what = package_name(pkg, n);
     let skip = |why: String| {
         Ok(Err(Skipped {
             what: what.clone(),
@@ -446,7 +489,10 @@ fn package(
     };
     let alg_uri = key.attribute("Algorithm").unwrap_or("");
     let Some(kind) = kind_of(alg_uri) else {
-        return skip(format!("algorithm {alg_uri:?} is not PSKC HOTP or TOTP"));
+        return skip(format!(
+            "algorithm {} is not PSKC HOTP or TOTP",
+            quoted(alg_uri)
+        ));
     };
     let algorithm = match suite(key) {
         Ok(a) => a,
@@ -456,7 +502,7 @@ fn package(
     if let Some(rf) = path(key, &["AlgorithmParameters", "ResponseFormat"]) {
         if let Some(enc) = rf.attribute("Encoding") {
             if !enc.eq_ignore_ascii_case("DECIMAL") {
-                return skip(format!("its codes are {enc}, not DECIMAL"));
+                return skip(format!("its codes are {}, not DECIMAL", shown(enc)));
             }
         }
         match rf.attribute("Length").map(|l| l.trim().parse::<u8>()) {
@@ -470,6 +516,7 @@ fn package(
     };
     let fail = |e: ValueError| match e {
         ValueError::File(why) => Err(format!("{what}: {why}")),
+        ValueError::Crypto => Err(MAC_FAILED.to_string()),
         ValueError::Key(why) => Ok(Err(Skipped {
             what: what.clone(),
             why,
@@ -513,6 +560,47 @@ fn package(
     }
 }
 
+/// Whether the file declares encryption: an `EncryptionKey` or a
+/// `MACMethod` in the container, or an encrypted value anywhere.
+fn declares_encryption(root: Node) -> bool {
+    child(root, "EncryptionKey").is_some()
+        || child(root, "MACMethod").is_some()
+        || root
+            .descendants()
+            .any(|n| n.is_element() && n.tag_name().name() == "EncryptedValue")
+}
+
+/// In a file that declares encryption: the first key package whose secret
+/// has a plain value refuses the file (before any key is asked for, so the
+/// admin learns of the change whatever key they gave).
+fn refuse_plain_secrets(packages: &[Node]) -> Result<(), String> {
+    for (i, pkg) in packages.iter().enumerate() {
+        let secrets = children(*pkg, "Key")
+            .flat_map(|k| children(k, "Data"))
+            .flat_map(|d| children(d, "Secret"));
+        for s in secrets {
+            if child(s, "PlainValue").is_some() {
+                return Err(format!("{}: {PLAIN_SECRET}", package_name(*pkg, i + 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a key package is named in messages: its serial, else its number
+/// and Key Id.
+fn package_name(pkg: Node, n: usize) -> String {
+    let serial = path(pkg, &["DeviceInfo", "SerialNo"])
+        .map(text)
+        .filter(|s| !s.is_empty());
+    let id = child(pkg, "Key").and_then(|k| k.attribute("Id"));
+    match (serial, id) {
+        (Some(s), _) => shown(&s),
+        (None, Some(id)) => format!("key package {n} (Key Id {})", quoted(id)),
+        (None, None) => format!("key package {n}"),
+    }
+}
+
 /// Reads a PSKC document. `Err` refuses the whole file.
 pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
     let opts = roxmltree::ParsingOptions {
@@ -526,7 +614,7 @@ pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
     if root.tag_name().name() != "KeyContainer" {
         return Err(format!(
             "the document is a <{}>, not a PSKC <KeyContainer>",
-            root.tag_name().name()
+            shown(root.tag_name().name())
         ));
     }
     let packages: Vec<Node> = children(root, "KeyPackage").collect();
@@ -535,6 +623,9 @@ pub fn parse(xml: &str, secret: &Secret) -> Result<Parsed, String> {
             "{} key packages, more than the {MAX_ENTRIES} allowed",
             packages.len()
         ));
+    }
+    if declares_encryption(root) {
+        refuse_plain_secrets(&packages)?;
     }
     let keys = keys(root, secret)?;
     let mut out = Parsed {
@@ -694,6 +785,68 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(path).unwrap()
+    }
+
+    /// RFC 6030 figure 6 altered as an attacker would: what the MAC does
+    /// not cover is refused or harmless, and every crypto failure reads
+    /// the same.
+    #[test]
+    fn plain_secrets_in_an_encrypted_file_and_one_crypto_message() {
+        let key = otp_core::key::decode_hex("12345678901234567890123456789012").unwrap();
+        let fig6 = rfc(6);
+        let start = fig6.find("<EncryptedValue>").unwrap();
+        let end = fig6.find("</ValueMAC>").unwrap() + "</ValueMAC>".len();
+        let plain = "<PlainValue>YXR0YWNrZXIta25vd24tc2VlZCE=</PlainValue>";
+        let swapped = format!("{}{plain}{}", &fig6[..start], &fig6[end..]);
+        let both = format!("{}{plain}{}", &fig6[..start], &fig6[start..]);
+        for xml in [&swapped, &both] {
+            for secret in [Secret::Key(key.clone()), Secret::None] {
+                assert_eq!(
+                    parse(xml, &secret).unwrap_err(),
+                    format!("987654321: {PLAIN_SECRET}")
+                );
+            }
+        }
+        // Without the container's declarations, but one value encrypted.
+        let mut bare = fig6.clone();
+        let (mstart, mend) = (
+            bare.find("<EncryptionKey>").unwrap(),
+            bare.find("</MACMethod>").unwrap() + "</MACMethod>".len(),
+        );
+        bare.replace_range(mstart..mend, "");
+        let bare_counter = bare.replace(
+            "<PlainValue>0</PlainValue>",
+            &fig6[start..fig6.find("</EncryptedValue>").unwrap() + "</EncryptedValue>".len()],
+        );
+        let bare_counter = format!(
+            "{}{plain}{}",
+            &bare_counter[..bare_counter.find("<EncryptedValue>").unwrap()],
+            &bare_counter[bare_counter.find("</ValueMAC>").unwrap() + "</ValueMAC>".len()..]
+        );
+        assert_eq!(
+            parse(&bare_counter, &Secret::Key(key.clone())).unwrap_err(),
+            format!("987654321: {PLAIN_SECRET}")
+        );
+        // A counter both plain and encrypted: which counts would be a guess.
+        let counter_both = fig6.replace(
+            "<PlainValue>0</PlainValue>",
+            &format!(
+                "<PlainValue>0</PlainValue>{}",
+                &fig6[start..fig6.find("</EncryptedValue>").unwrap() + "</EncryptedValue>".len()]
+            ),
+        );
+        assert!(parse(&counter_both, &Secret::Key(key.clone()))
+            .unwrap_err()
+            .contains("Counter has both a PlainValue and an EncryptedValue"));
+        // The plain counter as the RFC writes it: accepted.
+        assert_eq!(parse(&fig6, &Secret::Key(key)).unwrap().tokens.len(), 1);
+        // A wrong key (the MAC key does not decrypt) and a changed
+        // ValueMAC: one message.
+        let wrong = otp_core::key::decode_hex("12345678901234567890123456789013").unwrap();
+        assert_eq!(parse(&fig6, &Secret::Key(wrong)).unwrap_err(), MAC_FAILED);
+        let key = otp_core::key::decode_hex("12345678901234567890123456789012").unwrap();
+        let bad_mac = fig6.replace("Su+NvtQf", "Tu+NvtQf");
+        assert_eq!(parse(&bad_mac, &Secret::Key(key)).unwrap_err(), MAC_FAILED);
     }
 
     #[test]
