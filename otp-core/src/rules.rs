@@ -217,8 +217,9 @@ fn octet(text: &[u8]) -> Option<(u8, &[u8])> {
 ///   a pattern is written that way: one starting with `/` is refused.
 /// - An unset or empty `PAM_TTY` (su from a script, cron, many servers)
 ///   matches no pattern, `*` included.
-/// - sshd sets a `PAM_TTY` of its own that names no terminal ("ssh", or
-///   "NODEVssh" in Debian's build): `tty*` does not match it.
+/// - sshd sets a `PAM_TTY` of its own during authentication that names no
+///   terminal ("ssh"; "NODEVssh" in older OpenSSH): `tty*` matches
+///   neither.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TtyPattern(glob::Pattern);
 
