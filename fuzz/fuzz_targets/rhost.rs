@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         users: None,
         groups: None,
         services: None,
+        ttys: None,
         otp: Action::Skip,
     }];
     let d = decide(
@@ -38,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             user: "u",
             remote: &remote,
             service: "s",
+            tty: None,
             groups: &NoGroups,
         },
     );

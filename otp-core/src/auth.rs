@@ -148,6 +148,12 @@ pub enum Reason {
     },
     /// Enrollment at login: see `enrolling`.
     Enroll(enrolling::EnrollReason),
+    /// `split_pass`: the kept code was typed for another user or service
+    /// (these), not the one this line authenticates.
+    KeptForAnother {
+        user: String,
+        service: String,
+    },
     /// `use_first_pass` and no `PAM_AUTHTOK`.
     NoAuthtok,
     SetAuthtok,
@@ -207,6 +213,13 @@ impl fmt::Display for Reason {
             ),
             Reason::Store { location, err } => write!(f, "store {location}: {err}"),
             Reason::Enroll(why) => write!(f, "{why}"),
+            Reason::KeptForAnother { user, service } => write!(
+                f,
+                "split_pass: the code kept by the first pam_otp line was typed for user \"{user}\" \
+                 (service \"{service}\"), but this line authenticates another user or service: a \
+                 module between the lines changed PAM_USER; the code is checked for nobody else \
+                 and the login is refused"
+            ),
             Reason::NoAuthtok => write!(f, "use_first_pass: no PAM_AUTHTOK from an earlier module"),
             Reason::SetAuthtok => write!(f, "could not set PAM_AUTHTOK"),
             Reason::KeepCode => write!(f, "could not keep the code"),
@@ -233,19 +246,64 @@ pub trait Conversation {
     /// `PAM_AUTHTOK` as an earlier module left it.
     fn authtok(&mut self) -> Option<String>;
     fn set_authtok(&mut self, value: &str) -> Result<(), ConvError>;
-    /// `split_pass`: keeps `code` with this authentication (PAM module
+    /// `split_pass`: keeps `kept` with this authentication (PAM module
     /// data) for the pam_otp line after the password module.
-    fn keep_code(&mut self, code: &str) -> Result<(), ConvError>;
+    fn keep_code(&mut self, kept: KeptCode) -> Result<(), ConvError>;
     /// Takes the code a `split_pass` line kept earlier in this
     /// authentication, so that it is checked at most once.
-    fn take_kept_code(&mut self) -> Option<String>;
+    fn take_kept_code(&mut self) -> Option<KeptCode>;
     /// `SSH_AUTH_INFO_0` from the PAM environment (set by sshd: the
     /// methods already passed); `None` when it is not set.
     fn ssh_auth_info(&mut self) -> Option<String>;
     /// Keeps a confirmed new token with this authentication, for
     /// [`commit_enrollment`] in `pam_sm_setcred`; `None` drops one kept
     /// earlier.
-    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError>;
+    fn defer_enrollment(&mut self, token: Option<Deferred>) -> Result<(), ConvError>;
+}
+
+/// What a `split_pass` line keeps for the pam_otp line after the password
+/// module: the code, and the user and service it was typed for. The later
+/// line checks it only for that same user and service (exact bytes): a
+/// module between the lines that changes `PAM_USER` (pam_sss or winbind
+/// canonicalising a name, a module of the admin's) fails the login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeptCode {
+    pub code: String,
+    pub user: String,
+    pub service: String,
+}
+
+impl fmt::Debug for KeptCode {
+    /// Never the code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeptCode")
+            .field("user", &self.user)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KeptCode {
+    /// Overwrites the code before its memory goes back to the allocator.
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.code).into_bytes();
+        bytes.fill(0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// A new token confirmed during `pam_sm_authenticate` and kept for
+/// `pam_sm_setcred` ([`commit_enrollment`]), with the user and service
+/// whose authentication made it. It is saved for that user or not at all,
+/// never for whoever `PAM_USER` names by `pam_setcred`: sudo sets
+/// `PAM_USER` to the run-as user (bob, root) before it calls
+/// `pam_setcred`, while the password the stack checked, and the phone
+/// that confirmed the token, were the invoking user's (alice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferred {
+    pub file: SecretFile,
+    pub user: String,
+    pub service: String,
 }
 
 /// The login being authenticated.
@@ -253,6 +311,8 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub rhost: Option<&'a str>,
     pub service: &'a str,
+    /// `PAM_TTY` (unset: `None`), for rules' `ttys`.
+    pub tty: Option<&'a str>,
     /// Unix time, read by the caller.
     pub now: u64,
 }
@@ -434,6 +494,25 @@ impl Flow<'_, '_> {
                     .into(),
             );
         }
+        // A kept code is checked only for the user (and service) it was
+        // typed for: if a module between the lines changed PAM_USER, whose
+        // password was checked and whose code was typed is no longer sure.
+        let kept = match kept {
+            Some(k) if !self.cfg.split_pass => {
+                if k.user != self.login.user || k.service != self.login.service {
+                    self.conv.error(MSG_UNAVAILABLE);
+                    return (
+                        Outcome::AuthErr,
+                        Reason::KeptForAnother {
+                            user: k.user.clone(),
+                            service: k.service.clone(),
+                        },
+                    );
+                }
+                Some(k.code.clone())
+            }
+            _ => None,
+        };
         let user = self.login.user;
         let who = if !account::plausible_user_name(user) {
             Who::Nobody {
@@ -598,6 +677,7 @@ impl Flow<'_, '_> {
             user: self.login.user,
             remote,
             service: self.login.service,
+            tty: self.login.tty,
             groups,
         };
         rules::decide(&self.cfg.rules, self.cfg.default, &subject)
@@ -800,7 +880,12 @@ impl Flow<'_, '_> {
         if self.conv.set_authtok(password).is_err() {
             return Err((Outcome::AuthInfoUnavail, Reason::SetAuthtok));
         }
-        if self.conv.keep_code(code).is_err() {
+        let kept = KeptCode {
+            code: code.to_string(),
+            user: self.login.user.to_string(),
+            service: self.login.service.to_string(),
+        };
+        if self.conv.keep_code(kept).is_err() {
             return Err((Outcome::AuthInfoUnavail, Reason::KeepCode));
         }
         Ok(())

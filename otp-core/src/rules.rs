@@ -206,6 +206,86 @@ fn octet(text: &[u8]) -> Option<(u8, &[u8])> {
     Some((u8::try_from(value).ok()?, rest))
 }
 
+/// One entry of a rule's `ttys` list: a shell-style pattern matched on
+/// `PAM_TTY`.
+///
+/// - `*` any run of characters, `?` one character, `[...]` one of a set
+///   (`[!...]` none of it); none of them ever matches a `/`, so `pts/*` is
+///   a pseudo-terminal and `tty*` is never `pts/3`.
+/// - `PAM_TTY` is matched without a leading `/dev/` (login sets `tty1`,
+///   sudo `/dev/pts/3`: both are taken as pam_securetty takes them), and
+///   a pattern is written that way: one starting with `/` is refused.
+/// - An unset or empty `PAM_TTY` (su from a script, cron, many servers)
+///   matches no pattern, `*` included.
+/// - sshd sets a `PAM_TTY` of its own during authentication that names no
+///   terminal ("ssh"; "NODEVssh" in older OpenSSH): `tty*` matches
+///   neither.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TtyPattern(glob::Pattern);
+
+/// Why a `ttys` entry was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadTty {
+    /// Starts with `/`: PAM_TTY is matched without `/dev/`.
+    Absolute,
+    /// `**`: in these patterns it would cross a `/`.
+    DoubleStar,
+    /// Not a pattern (an unclosed `[`, ...): what the parser said.
+    Syntax(String),
+}
+
+impl fmt::Display for BadTty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadTty::Absolute => f.write_str(
+                "starts with '/': PAM_TTY is matched without its /dev/ (\"/dev/tty1\" as \"tty1\"), \
+                 so write the pattern without it",
+            ),
+            BadTty::DoubleStar => f.write_str("holds \"**\"; only *, ? and [...] are patterns here"),
+            BadTty::Syntax(why) => write!(f, "is not a pattern: {why}"),
+        }
+    }
+}
+
+/// How `ttys` patterns match: exact case, and no wildcard matches a `/`.
+const TTY_MATCH: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+impl TtyPattern {
+    pub fn parse(text: &str) -> Result<TtyPattern, BadTty> {
+        if text.starts_with('/') {
+            return Err(BadTty::Absolute);
+        }
+        if text.contains("**") {
+            return Err(BadTty::DoubleStar);
+        }
+        glob::Pattern::new(text)
+            .map(TtyPattern)
+            .map_err(|e| BadTty::Syntax(e.msg.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether the pattern matches `tty` (a `PAM_TTY` already normalised
+    /// by [`tty_name`]).
+    fn matches(&self, tty: &str) -> bool {
+        self.0.matches_with(tty, TTY_MATCH)
+    }
+}
+
+/// `PAM_TTY` as `ttys` patterns see it: without a leading `/dev/`;
+/// `None` when it is unset or empty (matched by no pattern).
+pub fn tty_name(item: Option<&str>) -> Option<&str> {
+    let tty = item?;
+    let tty = tty.strip_prefix("/dev/").unwrap_or(tty);
+    (!tty.is_empty()).then_some(tty)
+}
+
 /// A rule: the conditions it names (all must hold) and its verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -213,6 +293,8 @@ pub struct Rule {
     pub users: Option<Vec<String>>,
     pub groups: Option<Vec<String>>,
     pub services: Option<Vec<String>>,
+    /// Patterns on `PAM_TTY` ([`TtyPattern`]).
+    pub ttys: Option<Vec<TtyPattern>>,
     pub otp: Action,
 }
 
@@ -227,6 +309,8 @@ pub struct Subject<'a> {
     pub user: &'a str,
     pub remote: &'a Remote,
     pub service: &'a str,
+    /// `PAM_TTY` as the program set it (unset: `None`).
+    pub tty: Option<&'a str>,
     pub groups: &'a dyn Groups,
 }
 
@@ -261,6 +345,9 @@ impl Rule {
         from.is_none_or(|from| Source::any_holds(from, s.remote))
             && any(&self.users, |u| u == s.user)
             && any(&self.services, |v| v == s.service)
+            && self.ttys.as_deref().is_none_or(|ttys| {
+                tty_name(s.tty).is_some_and(|tty| ttys.iter().any(|p| p.matches(tty)))
+            })
             && any(&self.groups, |g| s.groups.contains(g))
     }
 }
@@ -306,6 +393,7 @@ mod tests {
             users: None,
             groups: None,
             services: None,
+            ttys: None,
             otp,
         }
     }
@@ -325,6 +413,7 @@ mod tests {
                 user,
                 remote: &remote,
                 service,
+                tty: None,
                 groups,
             },
         )
@@ -354,6 +443,7 @@ mod tests {
                 users: None,
                 groups: Some(vec!["staff".into()]),
                 services: None,
+                ttys: None,
                 otp: Action::Skip,
             },
             Rule {
@@ -361,6 +451,7 @@ mod tests {
                 users: Some(vec!["root".into()]),
                 groups: None,
                 services: None,
+                ttys: None,
                 otp: Action::Deny,
             },
         ];
@@ -424,6 +515,132 @@ mod tests {
         );
     }
 
+    fn tty_rule(patterns: &[&str]) -> Rule {
+        Rule {
+            ttys: Some(
+                patterns
+                    .iter()
+                    .map(|p| TtyPattern::parse(p).unwrap())
+                    .collect(),
+            ),
+            from: None,
+            ..rule(&[], Action::Skip)
+        }
+    }
+
+    /// Whether `patterns` match a login whose PAM_TTY is `tty`.
+    fn tty_matches(patterns: &[&str], tty: Option<&str>) -> bool {
+        let remote = Remote::Local;
+        let subject = Subject {
+            user: "root",
+            remote: &remote,
+            service: "login",
+            tty,
+            groups: &NONE,
+        };
+        tty_rule(patterns).matches(&subject)
+    }
+
+    /// The break-glass pattern: the virtual consoles, as login sets
+    /// PAM_TTY ("tty1") and as a program that keeps /dev/ does; never a
+    /// pseudo-terminal, a serial line, sshd's "ssh"/"NODEVssh", nor a
+    /// login without PAM_TTY.
+    #[test]
+    fn ttys_match_the_console_and_nothing_else() {
+        let console = ["tty[0-9]*"];
+        for tty in ["tty1", "tty12", "/dev/tty1", "/dev/tty63"] {
+            assert!(tty_matches(&console, Some(tty)), "{tty}");
+        }
+        for tty in [
+            "ssh",
+            "NODEVssh",
+            "pts/0",
+            "/dev/pts/3",
+            "ttyS0",
+            "/dev/ttyS0",
+            "tty",
+            "TTY1",
+            ":0",
+            "/tty1",
+            "dev/tty1",
+            "/dev//tty1",
+            "tty1/../pts/3",
+            "",
+            "/dev/",
+        ] {
+            assert!(!tty_matches(&console, Some(tty)), "{tty:?}");
+        }
+        assert!(!tty_matches(&console, None), "unset PAM_TTY");
+    }
+
+    /// No wildcard crosses a `/`; `*` alone matches any one name but not an
+    /// unset or empty PAM_TTY.
+    #[test]
+    fn tty_wildcards_stay_within_one_name() {
+        assert!(tty_matches(&["pts/*"], Some("/dev/pts/3")));
+        assert!(tty_matches(&["pts/?"], Some("pts/3")));
+        assert!(!tty_matches(&["pts*"], Some("pts/3")));
+        assert!(!tty_matches(&["pts?3"], Some("pts/3")));
+        assert!(!tty_matches(&["pts[/]3"], Some("pts/3")));
+        assert!(!tty_matches(&["*"], Some("pts/3")));
+        assert!(tty_matches(&["*"], Some("tty1")));
+        assert!(tty_matches(&["*"], Some("ssh")));
+        assert!(!tty_matches(&["*"], None));
+        assert!(!tty_matches(&["*"], Some("")));
+        assert!(!tty_matches(&["*"], Some("/dev/")));
+        assert!(tty_matches(&["tty[!0-9]*"], Some("ttyS0")));
+        assert!(!tty_matches(&["tty[!0-9]*"], Some("tty0")));
+        // Any pattern of the list.
+        assert!(tty_matches(&["ttyS[0-9]*", "tty[0-9]*"], Some("tty2")));
+        assert!(tty_matches(&["ttyS[0-9]*", "tty[0-9]*"], Some("ttyS1")));
+    }
+
+    #[test]
+    fn bad_tty_patterns_are_refused() {
+        assert_eq!(TtyPattern::parse("/dev/tty1"), Err(BadTty::Absolute));
+        assert_eq!(TtyPattern::parse("**"), Err(BadTty::DoubleStar));
+        assert_eq!(TtyPattern::parse("pts/**"), Err(BadTty::DoubleStar));
+        assert!(matches!(
+            TtyPattern::parse("tty[0-9"),
+            Err(BadTty::Syntax(_))
+        ));
+        assert_eq!(
+            TtyPattern::parse("tty[0-9]*").unwrap().as_str(),
+            "tty[0-9]*"
+        );
+    }
+
+    /// A rule with `ttys` and the other conditions: all must hold.
+    #[test]
+    fn ttys_and_services_together_name_the_console_login() {
+        let rules = vec![Rule {
+            users: Some(vec!["root".into()]),
+            services: Some(vec!["login".into()]),
+            ..tty_rule(&["tty[0-9]*"])
+        }];
+        let decide_tty = |service: &str, tty: Option<&str>, rhost: Option<&str>| {
+            let remote = Remote::from_rhost(rhost);
+            decide(
+                &rules,
+                Action::Require,
+                &Subject {
+                    user: "root",
+                    remote: &remote,
+                    service,
+                    tty,
+                    groups: &NONE,
+                },
+            )
+            .rule
+        };
+        assert_eq!(decide_tty("login", Some("tty1"), None), Some(1));
+        // su from a console, or from an ssh session: not the login service.
+        assert_eq!(decide_tty("su", Some("tty1"), None), None);
+        assert_eq!(decide_tty("su", Some("pts/0"), None), None);
+        assert_eq!(decide_tty("sshd", Some("ssh"), Some("203.0.113.9")), None);
+        assert_eq!(decide_tty("login", None, None), None);
+    }
+
     #[test]
     fn first_match_wins_and_all_conditions_must_hold() {
         let rules = vec![
@@ -432,6 +649,7 @@ mod tests {
                 users: None,
                 groups: None,
                 services: Some(vec!["su".into()]),
+                ttys: None,
                 otp: Action::Skip,
             },
             rule(&["127.0.0.2/32"], Action::Skip),
@@ -661,6 +879,7 @@ mod tests {
                     user: "u",
                     remote,
                     service: "sshd",
+                    tty: None,
                     groups: &NONE,
                 },
             )
@@ -700,6 +919,7 @@ mod tests {
             users: users.map(|u| vec![u.to_string()]),
             groups: Some(vec![group.to_string()]),
             services: None,
+            ttys: None,
             otp,
         };
         let rules = vec![
@@ -721,6 +941,7 @@ mod tests {
                 user: "alice",
                 remote: &remote,
                 service: "sshd",
+                tty: None,
                 groups: &asked,
             },
         );
@@ -748,6 +969,7 @@ mod tests {
                 users: None,
                 groups: None,
                 services: None,
+                ttys: None,
                 otp: if i + 1 == N {
                     Action::Skip
                 } else {
@@ -763,6 +985,7 @@ mod tests {
                     user: "u",
                     remote: &Remote::from_rhost(Some(rhost)),
                     service: "sshd",
+                    tty: None,
                     groups: &NONE,
                 },
             )

@@ -31,12 +31,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pam::constants::{PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{AuthTok, RHost, Service, User};
+use pam::items::{AuthTok, RHost, Service, Tty, User};
 use pam::module::{PamHandle, PamHooks};
 use pam::pam_hooks;
 
 use otp_core::account;
-use otp_core::auth::{self, ConvError, Conversation, Login, Outcome, Report};
+use otp_core::auth::{self, ConvError, Conversation, Deferred, KeptCode, Login, Outcome, Report};
 use otp_core::log::{clean, Level, Logger};
 
 struct PamOtp;
@@ -57,18 +57,20 @@ impl PamHooks for PamOtp {
     /// where a stack that checks no code can be told: a code still kept
     /// by a `split_pass` line was never checked (no pam_otp line after the
     /// password module). Programs that never call this (rlm_pam, OpenVPN)
-    /// are told at `pam_end` instead (module_data::end_kept).
-    fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+    /// are told at `pam_end` instead (module_data::end_kept). This
+    /// line's arguments are not used: a deferred token is saved with the
+    /// arguments of the line that made it.
+    fn sm_setcred(pamh: &mut PamHandle, _args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         guard(|| {
             quiet_panics();
-            if let Some(file) = module_data::take_enrollment(pamh) {
+            if let Some(kept) = module_data::take_enrollment(pamh) {
                 // PAM_DELETE_CRED ends credentials; it proves nothing.
                 if flags & PAM_DELETE_CRED == 0 {
-                    commit_enrollment(pamh, &args, file);
+                    commit_enrollment(pamh, kept);
                 }
             }
-            if module_data::take_code(pamh).is_some() {
-                log_never_checked(&service_item(pamh), &user_item(pamh), "pam_setcred");
+            if let Some(kept) = module_data::take_code(pamh) {
+                log_never_checked(&kept.service, &kept.user, "pam_setcred");
             }
             PamResultCode::PAM_SUCCESS
         })
@@ -204,6 +206,11 @@ fn rhost_item(pamh: &PamHandle) -> Option<String> {
     item_string(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0))
 }
 
+/// `PAM_TTY`, `None` when unset (rules' `ttys` match no pattern then).
+fn tty_item(pamh: &PamHandle) -> Option<String> {
+    item_string(pamh.get_item::<Tty>().ok().flatten().map(|s| s.0))
+}
+
 /// `PAM_USER` as already set (no prompt), "" when unset.
 fn user_item(pamh: &PamHandle) -> String {
     item_string(pamh.get_item::<User>().ok().flatten().map(|s| s.0)).unwrap_or_default()
@@ -229,15 +236,15 @@ fn lossy_args(args: &[&CStr]) -> Vec<String> {
         .collect()
 }
 
-/// Saves a token that `pam_sm_authenticate` confirmed and deferred.
-fn commit_enrollment(
-    pamh: &mut PamHandle,
-    args: &[&CStr],
-    file: otp_core::secret_file::SecretFile,
-) {
+/// Saves a token that `pam_sm_authenticate` confirmed and deferred: for
+/// the user whose authentication made it (not whoever `PAM_USER` names
+/// now: sudo has set it to the run-as user), with the arguments of the line
+/// that made it. Logged under that user.
+fn commit_enrollment(pamh: &mut PamHandle, kept: module_data::DeferredToken) {
     let service = service_item(pamh);
     let rhost = rhost_item(pamh);
     let user = user_item(pamh);
+    let made_for = kept.token.user.clone();
     let logger = Logger::new(&service);
     let Some(now) = now() else {
         logger.log(
@@ -246,17 +253,28 @@ fn commit_enrollment(
         );
         return;
     };
-    let args = lossy_args(args);
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tty = tty_item(pamh);
+    let arg_refs: Vec<&str> = kept.args.iter().map(String::as_str).collect();
     let login = Login {
         user: &user,
         rhost: rhost.as_deref(),
         service: &service,
+        tty: tty.as_deref(),
         now,
     };
-    let mut conv = PamConversation { pamh };
-    let report = auth::commit_enrollment(&login, &arg_refs, &mut conv, file, &account::lookup);
-    log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
+    let mut conv = PamConversation { pamh, args: &[] };
+    let report = auth::commit_enrollment(
+        &login,
+        &arg_refs,
+        &mut conv,
+        kept.token.clone(),
+        &account::lookup,
+    );
+    let logged = Login {
+        user: &made_for,
+        ..login
+    };
+    log_report(&logger, &logged, &report, arg_refs.contains(&"debug"));
 }
 
 fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamResultCode {
@@ -287,13 +305,15 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], _flags: PamFlag) -> PamRes
         return PamResultCode::PAM_AUTHINFO_UNAVAIL;
     };
 
+    let tty = tty_item(pamh);
     let login = Login {
         user: &user,
         rhost: rhost.as_deref(),
         service: &service,
+        tty: tty.as_deref(),
         now,
     };
-    let mut conv = PamConversation { pamh };
+    let mut conv = PamConversation { pamh, args: &args };
     // auth::Lookup still takes the reason as text.
     let report = auth::authenticate(&login, &arg_refs, &mut conv, &account::lookup);
     log_report(&logger, &login, &report, arg_refs.contains(&"debug"));
@@ -335,6 +355,8 @@ fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) 
 
 struct PamConversation<'a> {
     pamh: &'a mut PamHandle,
+    /// The line's arguments, kept with a deferred token.
+    args: &'a [String],
 }
 
 impl PamConversation<'_> {
@@ -378,12 +400,11 @@ impl Conversation for PamConversation<'_> {
         ffi::set_authtok(self.pamh, value).map_err(|()| ConvError::Failed)
     }
 
-    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
-        let (user, service) = (user_item(self.pamh), service_item(self.pamh));
-        module_data::keep_code(self.pamh, code, &user, &service).map_err(|_| ConvError::Failed)
+    fn keep_code(&mut self, kept: KeptCode) -> Result<(), ConvError> {
+        module_data::keep_code(self.pamh, kept).map_err(|_| ConvError::Failed)
     }
 
-    fn take_kept_code(&mut self) -> Option<String> {
+    fn take_kept_code(&mut self) -> Option<KeptCode> {
         module_data::take_code(self.pamh)
     }
 
@@ -391,11 +412,8 @@ impl Conversation for PamConversation<'_> {
         ffi::getenv(self.pamh, c"SSH_AUTH_INFO_0")
     }
 
-    fn defer_enrollment(
-        &mut self,
-        file: Option<otp_core::secret_file::SecretFile>,
-    ) -> Result<(), ConvError> {
-        module_data::defer_enrollment(self.pamh, file).map_err(|_| ConvError::Failed)
+    fn defer_enrollment(&mut self, token: Option<Deferred>) -> Result<(), ConvError> {
+        module_data::defer_enrollment(self.pamh, token, self.args).map_err(|_| ConvError::Failed)
     }
 }
 

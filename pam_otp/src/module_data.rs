@@ -27,7 +27,7 @@ use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use otp_core::secret_file::SecretFile;
+use otp_core::auth::{Deferred, KeptCode};
 use pam::constants::PamResultCode;
 use pam::module::PamHandle;
 
@@ -38,26 +38,12 @@ const ENROLLMENT: &str = "pam_otp/enroll/deferred";
 
 /// What the data holds. One type for every value stored under [`CODE`],
 /// so reading it back as this type is always right. The user and service
-/// are for the log line at `pam_end` (see [`end_kept`]).
+/// are what the later line checks the code for, and what the log line at
+/// `pam_end` names (see [`end_kept`]). The code is a secret of sorts
+/// until used: `KeptCode`'s `Drop` overwrites it.
 enum Kept {
-    Code {
-        code: String,
-        user: String,
-        service: String,
-    },
+    Code(KeptCode),
     Taken,
-}
-
-impl Drop for Kept {
-    /// The code is a secret of sorts until used: overwrite it before the
-    /// memory goes back to the allocator.
-    fn drop(&mut self) {
-        if let Kept::Code { code, .. } = self {
-            let mut bytes = std::mem::take(code).into_bytes();
-            bytes.fill(0);
-            std::hint::black_box(&bytes);
-        }
-    }
 }
 
 /// Bits libpam adds to the status it hands a data cleanup (Linux-PAM's
@@ -124,9 +110,9 @@ extern "C" fn end_kept(_pamh: *mut PamHandle, data: *mut c_void, status: c_int) 
         let kept = unsafe { Box::from_raw(data.cast::<Kept>()) };
         let replaced = status & PAM_DATA_REPLACE != 0;
         let succeeded = status & !(PAM_DATA_REPLACE | PAM_DATA_SILENT) == PAM_SUCCESS;
-        if let Kept::Code { user, service, .. } = &*kept {
+        if let Kept::Code(kept) = &*kept {
             if succeeded && !replaced {
-                crate::log_never_checked(service, user, "pam_end");
+                crate::log_never_checked(&kept.service, &kept.user, "pam_end");
             }
         }
     }));
@@ -135,23 +121,17 @@ extern "C" fn end_kept(_pamh: *mut PamHandle, data: *mut c_void, status: c_int) 
     }
 }
 
-pub fn keep_code(pamh: &mut PamHandle, code: &str, user: &str, service: &str) -> Result<(), c_int> {
-    set_kept(
-        pamh,
-        Kept::Code {
-            code: code.to_string(),
-            user: user.to_string(),
-            service: service.to_string(),
-        },
-    )
+pub fn keep_code(pamh: &mut PamHandle, kept: KeptCode) -> Result<(), c_int> {
+    set_kept(pamh, Kept::Code(kept))
 }
 
-/// The kept code, if any, leaving [`Kept::Taken`] in its place.
-pub fn take_code(pamh: &mut PamHandle) -> Option<String> {
+/// The kept code, with the user and service it was typed for, if any,
+/// leaving [`Kept::Taken`] in its place.
+pub fn take_code(pamh: &mut PamHandle) -> Option<KeptCode> {
     // SAFETY: every value this module stores under CODE is a `Kept`
     // (`set_kept`), and no other module knows the name.
     let code = match unsafe { pamh.get_data::<Kept>(CODE) } {
-        Ok(Kept::Code { code, .. }) => code.clone(),
+        Ok(Kept::Code(kept)) => kept.clone(),
         _ => return None,
     };
     // Replacing the data hands the old value to its cleanup, marked
@@ -160,58 +140,75 @@ pub fn take_code(pamh: &mut PamHandle) -> Option<String> {
     Some(code)
 }
 
+/// A token kept for `pam_sm_setcred`: the token with the user and service
+/// whose authentication made it, and the module arguments of the line that
+/// made it (a stack's pam_otp lines may name different configs, and the
+/// first line's `pam_sm_setcred` is the one that takes the token).
+pub struct DeferredToken {
+    pub token: Deferred,
+    pub args: Vec<String>,
+}
+
 /// What is stored under [`ENROLLMENT`]: the one type stored there.
-enum Deferred {
-    Token(SecretFile),
+enum Stored {
+    Token(DeferredToken),
     Taken,
 }
 
-impl Drop for Deferred {
+impl Drop for DeferredToken {
     /// The key is a secret: overwrite it before the memory is freed.
     fn drop(&mut self) {
-        if let Deferred::Token(file) = self {
-            for token in &mut file.tokens {
-                token.key.fill(0);
-                std::hint::black_box(&token.key);
-            }
+        for token in &mut self.token.file.tokens {
+            token.key.fill(0);
+            std::hint::black_box(&token.key);
         }
     }
 }
 
-/// Keeps `file` (or, with `None`, drops what an earlier authentication on
-/// this handle kept).
+/// Keeps `token`, made by the line with `args` (or, with `None`, drops
+/// what an earlier authentication on this handle kept).
 pub fn defer_enrollment(
     pamh: &mut PamHandle,
-    file: Option<SecretFile>,
+    token: Option<Deferred>,
+    args: &[String],
 ) -> Result<(), PamResultCode> {
-    match file {
-        Some(f) => pamh.set_data(ENROLLMENT, Box::new(Deferred::Token(f))),
+    match token {
+        Some(token) => pamh.set_data(
+            ENROLLMENT,
+            Box::new(Stored::Token(DeferredToken {
+                token,
+                args: args.to_vec(),
+            })),
+        ),
         // Only a token kept earlier is replaced: the usual login keeps
         // nothing, and then sets no data either.
         None => {
             // SAFETY: as in `take_enrollment`: only a `Deferred` is ever
             // stored under ENROLLMENT.
             let kept = matches!(
-                unsafe { pamh.get_data::<Deferred>(ENROLLMENT) },
-                Ok(Deferred::Token(_))
+                unsafe { pamh.get_data::<Stored>(ENROLLMENT) },
+                Ok(Stored::Token(_))
             );
             if kept {
                 // Replacing the data drops the token (its cleanup runs).
-                pamh.set_data(ENROLLMENT, Box::new(Deferred::Taken))?;
+                pamh.set_data(ENROLLMENT, Box::new(Stored::Taken))?;
             }
             Ok(())
         }
     }
 }
 
-/// The deferred token, if any, leaving [`Deferred::Taken`] in its place.
-pub fn take_enrollment(pamh: &mut PamHandle) -> Option<SecretFile> {
+/// The deferred token, if any, leaving [`Stored::Taken`] in its place.
+pub fn take_enrollment(pamh: &mut PamHandle) -> Option<DeferredToken> {
     // SAFETY: every value this module stores under ENROLLMENT is a
-    // `Deferred` (`defer_enrollment` and below); no other module knows it.
-    let file = match unsafe { pamh.get_data::<Deferred>(ENROLLMENT) } {
-        Ok(Deferred::Token(file)) => file.clone(),
+    // `Stored` (`defer_enrollment` and below); no other module knows it.
+    let kept = match unsafe { pamh.get_data::<Stored>(ENROLLMENT) } {
+        Ok(Stored::Token(kept)) => DeferredToken {
+            token: kept.token.clone(),
+            args: kept.args.clone(),
+        },
         _ => return None,
     };
-    let _ = pamh.set_data(ENROLLMENT, Box::new(Deferred::Taken));
-    Some(file)
+    let _ = pamh.set_data(ENROLLMENT, Box::new(Stored::Taken));
+    Some(kept)
 }

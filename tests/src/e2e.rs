@@ -149,7 +149,16 @@ const PRIVATE_DEV_LOG: &str = crate::syslog::namespace_script!("mknod -m 666 /de
 impl Sshd {
     /// A private sshd on 127.0.0.1 of this network namespace.
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
-        Sshd::start_placed(setup, None)
+        Sshd::start_placed(setup, None, &[])
+    }
+
+    /// [`Sshd::start`] in a private mount namespace where each `(file,
+    /// target)` of `binds` is bind-mounted over `target`
+    /// ([`crate::harness::in_private_mounts`]): the sessions it starts see
+    /// the test's files (a stack over `/etc/pam.d/su`, say), the machine
+    /// never does.
+    pub fn start_with_mounts(setup: &SshdSetup<'_>, binds: &[(&Path, &str)]) -> Sshd {
+        Sshd::start_placed(setup, None, binds)
     }
 
     /// A private sshd in the network namespace `place.netns`, on
@@ -157,10 +166,14 @@ impl Sshd {
     /// syslog (sshd's and the module's) goes to a socket the test reads
     /// ([`Sshd::syslog`]); its clients run in `place.client_netns`.
     pub fn start_in(setup: &SshdSetup<'_>, place: &Placement<'_>) -> Sshd {
-        Sshd::start_placed(setup, Some(place))
+        Sshd::start_placed(setup, Some(place), &[])
     }
 
-    fn start_placed(setup: &SshdSetup<'_>, place: Option<&Placement<'_>>) -> Sshd {
+    fn start_placed(
+        setup: &SshdSetup<'_>,
+        place: Option<&Placement<'_>>,
+        binds: &[(&Path, &str)],
+    ) -> Sshd {
         require_root();
         let module = module_path();
         assert!(
@@ -267,6 +280,12 @@ impl Sshd {
                         .arg(PRIVATE_DEV_LOG)
                         .arg(&sink.path)
                         .arg(&program);
+                    c
+                }
+                // exec: the pid is sshd's, for the pid file and the kill.
+                _ if !binds.is_empty() => {
+                    let mut c = crate::harness::in_private_mounts(binds, "exec \"$0\" \"$@\"");
+                    c.arg(&program);
                     c
                 }
                 _ => Command::new(&program),

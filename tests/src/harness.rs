@@ -657,3 +657,66 @@ pub fn assert_exactly_one_winner(runs: &[PamRun], what: &str) {
         );
     }
 }
+
+// ---- a private /etc for setuid programs ----------------------------------
+
+/// The `sh -c` script that bind-mounts each `(file, target)` of `binds`
+/// over `target` (`/etc/pam.d/sudo`, `/etc/sudoers`, `/etc/pam.d/su`...)
+/// and then runs `then` (a shell command; `exec "$0" "$@"` runs the words
+/// after the script). Setuid programs (sudo, su) ignore pam_wrapper, and
+/// their PAM service name is fixed, so a test gives them its own stack
+/// this way; run only through [`in_private_mounts`] or
+/// [`in_private_mounts_line`], whose private mount namespace keeps the
+/// machine's files untouched and leaves nothing mounted when it ends.
+pub fn bind_script(binds: &[(&Path, &str)], then: &str) -> String {
+    let mut script = String::new();
+    for (file, target) in binds {
+        let file = file.to_str().expect("test paths are UTF-8");
+        assert!(
+            !file.contains('\'') && !target.contains('\''),
+            "{file} {target}"
+        );
+        script.push_str(&format!("mount --bind '{file}' '{target}' && "));
+    }
+    script.push_str(then);
+    script
+}
+
+/// `unshare --mount --propagation private sh -c <bind_script>`: `then` runs
+/// with the test's files over the machine's, in a namespace of its own.
+/// Words added to the command are `"$0" "$@"` of the script.
+pub fn in_private_mounts(binds: &[(&Path, &str)], then: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(bind_script(binds, then));
+    cmd
+}
+
+/// [`in_private_mounts`] as one shell command line (for a pseudo-terminal:
+/// [`crate::run_in_pty`], [`crate::phone::with_phone`]).
+pub fn in_private_mounts_line(binds: &[(&Path, &str)], then: &str) -> String {
+    let script = bind_script(binds, then).replace('\'', r"'\''");
+    format!("unshare --mount --propagation private sh -c '{script}'")
+}
+
+/// A sudoers file in `pam`'s service dir (root's, 0440) that lets `user`
+/// run anything as anyone, with their password (no lecture, no cached
+/// credentials, one try); its path. For [`in_private_mounts`] over
+/// `/etc/sudoers`.
+pub fn write_sudoers(pam: &PamService, user: &str) -> PathBuf {
+    let sudoers = pam.write_file(
+        "sudoers",
+        &format!("Defaults !lecture, timestamp_timeout=0, passwd_tries=1\n{user} ALL=(ALL) ALL\n"),
+    );
+    set_mode(&sudoers, 0o440);
+    sudoers
+}
+
+/// The binds that make the real `sudo` use `pam`'s stack (a service named
+/// `sudo`) and `sudoers`.
+pub fn sudo_binds<'a>(pam: &'a PamService, sudoers: &'a Path) -> [(PathBuf, &'static str); 2] {
+    [
+        (pam.dir.join("sudo"), "/etc/pam.d/sudo"),
+        (sudoers.to_path_buf(), "/etc/sudoers"),
+    ]
+}

@@ -440,6 +440,19 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// The test-only module that sets `PAM_USER` to its `user=NAME` argument
+/// (`target/<profile>/libpam_set_user.so`, crate tests/pam-set-user),
+/// built by `cargo build --workspace` like the module.
+pub fn set_user_module_path() -> PathBuf {
+    let p = target_dir().join("libpam_set_user.so");
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` before `cargo test`",
+        p.display()
+    );
+    p
+}
+
 /// The most recently modified file under `dir`, and when.
 fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     let mut newest = None;

@@ -25,8 +25,12 @@ pub fn secret_of(uri: &str) -> String {
 /// What the user at the terminal does, besides scanning.
 #[derive(Default)]
 pub struct User<'a> {
-    /// Typed at each "Password: ".
+    /// Typed at each "Password: " (or [`User::password_prompt`]).
     pub password: Option<&'a str>,
+    /// The password prompt, when not "Password: " (sudo's "[sudo]
+    /// password for alice: "; `sudo -p` would replace the module's prompts
+    /// too).
+    pub password_prompt: Option<&'a str>,
     /// Wrong confirmation codes typed before the right one.
     pub wrong: usize,
     /// (prompt, line): typed at each new `prompt` (a shell's, sftp's).
@@ -56,7 +60,8 @@ pub fn with_phone(line: &str, user: User<'_>) -> (PtyRun, Phone) {
     let (mut passwords, mut confirms, mut seen, mut thens) = (0, 0, 0, 0);
     let run = drive_pty(cmd, |screen| {
         if let Some(pw) = user.password {
-            if screen.matches("Password: ").count() > passwords {
+            let prompt = user.password_prompt.unwrap_or("Password: ");
+            if screen.matches(prompt).count() > passwords {
                 passwords += 1;
                 return Some(pw.to_string());
             }

@@ -541,3 +541,73 @@ fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
         );
     }
 }
+
+/// split_pass (issue 27, hole 2): a module between the two pam_otp lines
+/// changes PAM_USER (as pam_sss or winbind canonicalising a name do; here
+/// the test-only libpam_set_user.so). The code kept by the first line was
+/// typed for alice and is checked for nobody else: bob, whose token takes
+/// the very same code, is not let in, no code of either is used up, and
+/// the log line names both. Without the module in between, the same
+/// stack lets alice in.
+#[test]
+fn a_kept_code_is_not_checked_for_a_user_a_module_changed_to() {
+    let alice = enrolled();
+    let bob = enrolled();
+    let sink = LogSink::new();
+    let stack = |middle: &str| {
+        format!(
+            "auth requisite {{module}} config={{config}} split_pass\n\
+             auth requisite pam_permit.so\n\
+             {middle}\
+             auth required {{module}} config={{config}}\n"
+        )
+    };
+    let set_user = format!(
+        "auth optional {} user={}\n",
+        set_user_module_path().display(),
+        bob.name
+    );
+    let svc = PamService::with_config(&stack(&set_user), "");
+    let (alice_before, bob_before) = (
+        fs::read(alice.secret_path()).unwrap(),
+        fs::read(bob.secret_path()).unwrap(),
+    );
+    let code = fresh_code();
+    let (run, lines) = logged_run(
+        &svc,
+        &sink,
+        &alice.name,
+        Some(RHOST),
+        &format!("pw{code}\n"),
+    );
+    assert!(
+        !run.success,
+        "bob let in with alice's code: {run:?}\n{lines:#?}"
+    );
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("changed PAM_USER"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:#?}");
+    assert!(
+        refused[0].contains(&format!("user=\"{}\"", bob.name))
+            && refused[0].contains(&alice.name)
+            && refused[0].contains("result=auth_err"),
+        "the line names both users: {}",
+        refused[0]
+    );
+    assert_no_secrets(&lines, &[&code]);
+    assert_eq!(fs::read(alice.secret_path()).unwrap(), alice_before);
+    assert_eq!(fs::read(bob.secret_path()).unwrap(), bob_before);
+
+    // The control: the same stack without the module in between.
+    let svc = PamService::with_config(&stack(""), "");
+    let (run, lines) = logged_run(
+        &svc,
+        &sink,
+        &alice.name,
+        Some(RHOST),
+        &format!("pw{code}\n"),
+    );
+    assert!(run.success, "{run:?}\n{lines:#?}");
+}

@@ -4,6 +4,11 @@
 //! /etc/pam.d/su is not used or touched. Run as root: the private `su` stack
 //! has no pam_rootok, so root too must give the target user's code.
 
+use std::fs;
+
+use testkit::harness::{state_dir, write_system_secret};
+use testkit::phone::{at, ssh_line};
+use testkit::{authorize_key, Sshd, SshdSetup};
 use testkit::{run_in_pty, totp_code, totp_secret, wrong_code, PamService, TestUser, PROMPT};
 
 const SU_STACK: &str = "auth required {module} config={config}\n\
@@ -63,4 +68,112 @@ fn su_refuses_a_wrong_code() {
         !run.output.contains(&format!("OK-{}", user.name)),
         "{run:#?}"
     );
+}
+
+// ---- su inside an ssh session (issue 27, hole 3) ----------------------------
+
+/// The fleet break-glass rule the README gave before: root needs no code
+/// when there is no remote host. su sets no PAM_RHOST, from any session.
+const OLD_BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nfrom = [\"local\"]\notp = \"skip\"\n";
+/// The README's break-glass rule now: root on the console's login only.
+const BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nservices = [\"login\"]\n\
+                           ttys = [\"tty[0-9]*\"]\notp = \"skip\"\n";
+
+/// A user logged in over ssh (the real sshd and client, public key) runs
+/// the real setuid `su -` to root on the session's pseudo-terminal, with
+/// `rule` in the config (store "system": root's token is in the service's
+/// private state_dir, never the machine's /root). su's stack is pam_otp
+/// alone, so what the rule decides is all that stands before root (a
+/// password module would stand before it in a real stack: the hole is the
+/// second factor skipped, whoever has root's password). sshd runs in a
+/// private mount namespace where the test's stack is bound over
+/// /etc/pam.d/su and su-l, so its sessions' su uses it and the machine's
+/// files are never touched. `code` is typed if the code is asked.
+fn su_root_in_ssh(rule: &str, code: &str) -> testkit::PtyRun {
+    let pam = PamService::named("su", SU_STACK, &format!("store = \"system\"\n{rule}"));
+    write_system_secret(&state_dir(&pam), "root", &totp_secret());
+    let stack = fs::read_to_string(pam.dir.join("su")).unwrap();
+    let su_l = pam.write_file("su-l", &stack);
+    let su = pam.dir.join("su");
+    let sshd = Sshd::start_with_mounts(
+        &SshdSetup {
+            pam_auth: "auth required pam_deny.so\n",
+            otp_config: "",
+            authentication_methods: "publickey",
+            sshd_extra: "",
+        },
+        &[
+            (su.as_path(), "/etc/pam.d/su"),
+            (su_l.as_path(), "/etc/pam.d/su-l"),
+        ],
+    );
+    let user = TestUser::new();
+    let (key, public) = sshd.client_key();
+    authorize_key(&user, &public);
+    let line = ssh_line(
+        &sshd,
+        "ssh",
+        &key,
+        &format!(
+            "-tt {} \"echo TTY-\\$(tty); su - -c 'echo ROOT-\\$(id -u)'\"",
+            at(&user)
+        ),
+    );
+    let run = run_in_pty(&line, &[], &[(PROMPT, code)]);
+    assert!(
+        run.output.contains("TTY-/dev/pts/"),
+        "not an ssh session on a pseudo-terminal: {run:#?}\n{}",
+        sshd.log()
+    );
+    run
+}
+
+/// With the old recipe (`from = ["local"]`), su from an ssh session skips
+/// root's code: the hole, shown.
+#[test]
+fn the_old_break_glass_rule_lets_su_from_ssh_skip_roots_code() {
+    let run = su_root_in_ssh(OLD_BREAK_GLASS, &wrong_code());
+    assert!(
+        run.output.contains("ROOT-0"),
+        "su did not reach root: {run:#?}"
+    );
+    assert!(!run.output.contains(PROMPT), "{run:#?}");
+}
+
+/// With the new recipe (`services = ["login"]`, `ttys = ["tty[0-9]*"]`),
+/// su from an ssh session asks root's code: a wrong one is refused, the
+/// right one lets in.
+#[test]
+fn the_break_glass_rule_still_asks_roots_code_of_su_from_ssh() {
+    let run = su_root_in_ssh(BREAK_GLASS, &wrong_code());
+    assert!(
+        run.output.contains(PROMPT),
+        "root's code not asked: {run:#?}"
+    );
+    assert!(
+        !run.output.contains("ROOT-0"),
+        "a wrong code let su in: {run:#?}"
+    );
+    assert!(run.output.contains("Authentication failure"), "{run:#?}");
+    let run = su_root_in_ssh(BREAK_GLASS, &totp_code(0));
+    assert!(run.output.contains(PROMPT), "{run:#?}");
+    assert!(run.output.contains("ROOT-0"), "the right code: {run:#?}");
+}
+
+/// `ttys` alone, through the real su: PAM_TTY is the session's
+/// pseudo-terminal (pts/N), which `tty[0-9]*` does not match (the code is
+/// asked) and `pts/*` does (skipped): the rule reads what su really sets.
+#[test]
+fn a_ttys_rule_matches_su_by_its_terminal() {
+    let console_only = "[[rule]]\nusers = [\"root\"]\nttys = [\"tty[0-9]*\"]\notp = \"skip\"\n";
+    let run = su_root_in_ssh(console_only, &wrong_code());
+    assert!(
+        run.output.contains(PROMPT),
+        "root's code not asked: {run:#?}"
+    );
+    assert!(!run.output.contains("ROOT-0"), "{run:#?}");
+    let pts = "[[rule]]\nusers = [\"root\"]\nttys = [\"pts/*\"]\notp = \"skip\"\n";
+    let run = su_root_in_ssh(pts, &wrong_code());
+    assert!(!run.output.contains(PROMPT), "{run:#?}");
+    assert!(run.output.contains("ROOT-0"), "{run:#?}");
 }

@@ -14,16 +14,18 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    assert_exactly_one_winner, fill_until_enospc, free_bytes, hotp_codes, is_writer_temp,
-    login_race, names, pam_wrapper_copies, remove_copies_of_killed, snapshot, state_dir, stopwatch,
+    assert_exactly_one_winner, fill_until_enospc, free_bytes, hotp_codes, in_private_mounts,
+    in_private_mounts_line, is_writer_temp, login_race, names, pam_wrapper_copies,
+    remove_copies_of_killed, snapshot, state_dir, stopwatch, sudo_binds, write_sudoers,
     write_system_secret, Reaper, Rng, TmpfsMount,
 };
+use testkit::phone::{secret_of, with_phone, User as PhoneUser};
 use testkit::{binary_path, hotp_secret, oathtool, run_with_input, secret_file, PamRun};
 use testkit::{PamService, TestUser, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY, PROMPT};
 
@@ -289,16 +291,13 @@ const SUDO_PASSWORD_PROMPT: &str = "password for ";
 /// service dir's `sudo` stack and `sudoers` are bind-mounted over the
 /// machine's (which are never touched): `sudo -S id -u` with `input`.
 fn sudo(pam: &PamService, user: &TestUser, sudoers: &Path, input: &str) -> PamRun {
-    let script = format!(
-        "mount --bind '{}' /etc/pam.d/sudo && mount --bind '{}' /etc/sudoers && \
-         exec runuser -u '{}' -- sudo -S -- id -u",
-        p(&pam.dir.join("sudo")),
-        p(sudoers),
-        user.name
+    let binds = sudo_binds(pam, sudoers);
+    let binds: Vec<(&Path, &str)> = binds.iter().map(|(f, t)| (f.as_path(), *t)).collect();
+    let mut cmd = in_private_mounts(
+        &binds,
+        &format!("exec runuser -u '{}' -- sudo -S -- id -u", user.name),
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env("LC_ALL", "C");
+    cmd.env("LC_ALL", "C");
     run_with_input(&mut cmd, input)
 }
 
@@ -324,14 +323,7 @@ fn sudo_asks_for_the_code_of_the_system_file() {
     user.set_password(PASSWORD);
     let pam = PamService::named("sudo", SUDO_STACK, &format!("{SYSTEM}{NO_RATE_LIMIT}"));
     let sys = system_file(&pam, &user, &hotp_secret(0));
-    let sudoers = pam.write_file(
-        "sudoers",
-        &format!(
-            "Defaults !lecture, timestamp_timeout=0, passwd_tries=1\n{} ALL=(ALL) ALL\n",
-            user.name
-        ),
-    );
-    testkit::set_mode(&sudoers, 0o440);
+    let sudoers = write_sudoers(&pam, &user.name);
     let machine = [Path::new("/etc/pam.d/sudo"), Path::new("/etc/sudoers")];
     let before: Vec<_> = machine
         .iter()
@@ -381,6 +373,65 @@ fn sudo_asks_for_the_code_of_the_system_file() {
             "a mount on {} leaked out of the namespace",
             m.display()
         );
+    }
+}
+
+/// Enrollment at login under the real `sudo` (issue 27, hole 2): alice
+/// has no token, `missing = "enroll"`, pam_unix before pam_otp, so the
+/// token she confirms waits for `pam_setcred` — by which time sudo has set
+/// `PAM_USER` to the run-as user. `sudo -u bob` and plain `sudo` (root)
+/// both save the token for alice, whose password was checked and whose
+/// phone confirmed it, and for nobody else: no file for bob or root.
+#[test]
+fn enrolling_under_sudo_saves_the_token_for_the_invoking_user_only() {
+    let _one = serial();
+    let alice = TestUser::new();
+    alice.set_password(PASSWORD);
+    let bob = TestUser::new();
+    let pam = PamService::named(
+        "sudo",
+        SUDO_STACK,
+        &format!("{SYSTEM}missing = \"enroll\"\n"),
+    );
+    let sudoers = write_sudoers(&pam, &alice.name);
+    let binds = sudo_binds(&pam, &sudoers);
+    let binds: Vec<(&Path, &str)> = binds.iter().map(|(f, t)| (f.as_path(), *t)).collect();
+    let users = state_dir(&pam).join("users");
+    let bob_uid = bob.uid.to_string();
+    for (run_as, uid) in [(Some(bob.name.as_str()), bob_uid.as_str()), (None, "0")] {
+        let target = run_as.map_or(String::new(), |b| format!("-u '{b}'"));
+        let then = format!(
+            "exec runuser -u '{}' -- sudo {target} -- sh -c 'echo RAN-AS-$(id -u)'",
+            alice.name
+        );
+        let (run, phone) = with_phone(
+            &in_private_mounts_line(&binds, &then),
+            PhoneUser {
+                password: Some(PASSWORD),
+                password_prompt: Some(SUDO_PASSWORD_PROMPT),
+                ..PhoneUser::default()
+            },
+        );
+        let what = format!("sudo {target}");
+        assert!(run.success, "{what}: {run:#?}");
+        assert!(
+            run.output.contains(&format!("RAN-AS-{uid}")),
+            "{what}: the command did not run as {uid}: {run:#?}"
+        );
+        assert_eq!(
+            names(&users),
+            [format!("{}.toml", alice.name)],
+            "{what}: the token was not saved for alice alone"
+        );
+        let uri = phone.scanned.last().expect("a QR code was scanned");
+        let saved = secret_file(&users.join(format!("{}.toml", alice.name)));
+        assert_eq!(
+            otp_core::key::encode_base32(&saved.tokens[0].key),
+            secret_of(uri),
+            "{what}: alice's file holds the key her phone scanned"
+        );
+        // Enroll again in the next round.
+        fs::remove_file(users.join(format!("{}.toml", alice.name))).unwrap();
     }
 }
 

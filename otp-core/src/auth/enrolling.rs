@@ -4,11 +4,10 @@
 
 use std::fmt;
 
-use super::{conv_failure, Conversation, Flow, Login, Lookup, Outcome, Reason, Report};
+use super::{conv_failure, Conversation, Deferred, Flow, Login, Lookup, Outcome, Reason, Report};
 use crate::account;
 use crate::enroll::{self, FirstFactor, Offer};
 use crate::rules::Decision;
-use crate::secret_file::SecretFile;
 use crate::store::{self, Store, StoreError};
 
 pub const MSG_CANNOT_ENROLL: &str =
@@ -61,6 +60,12 @@ pub enum EnrollReason {
     NotCommitted {
         location: String,
         err: StoreError,
+    },
+    /// `pam_setcred` runs under another `PAM_SERVICE` than the
+    /// authentication that made the token: nothing is saved.
+    ServiceChanged {
+        made: String,
+        now: String,
     },
 }
 
@@ -121,6 +126,11 @@ impl fmt::Display for EnrollReason {
             EnrollReason::Committed { location } => write!(
                 f,
                 "enrolled at login: the stack succeeded, token app saved in {location}"
+            ),
+            EnrollReason::ServiceChanged { made, now } => write!(
+                f,
+                "enrolled at login under service \"{made}\", but pam_setcred runs under service \
+                 \"{now}\": the new token is not saved; the user enrolls again at the next login"
             ),
             EnrollReason::NotCommitted { location, err } => write!(
                 f,
@@ -213,7 +223,11 @@ impl Flow<'_, '_> {
                     )
                 }
             },
-            FirstFactor::AfterTheStack => match self.conv.defer_enrollment(Some(offer.file)) {
+            FirstFactor::AfterTheStack => match self.conv.defer_enrollment(Some(Deferred {
+                file: offer.file,
+                user: self.login.user.to_string(),
+                service: self.login.service.to_string(),
+            })) {
                 Ok(()) => (
                     Outcome::Success,
                     Reason::Enroll(EnrollReason::Deferred { decision }),
@@ -257,24 +271,53 @@ fn show_codes(conv: &mut dyn Conversation, offer: &Offer, ask: bool) {
 /// token ([`FirstFactor::AfterTheStack`]): the application calls it only
 /// once the whole stack has succeeded, so the password module before
 /// pam_otp accepted the password, and the token is saved now.
+///
+/// `login` holds the items as they are at `pam_setcred`; the token is
+/// saved for `token.user`, the user whose authentication made it, never
+/// for `login.user` when that differs (sudo: the run-as user), which is
+/// logged (a warning of the report). Under another service than the one
+/// that made it, nothing is saved. The caller logs the report under
+/// `token.user`.
 pub fn commit_enrollment(
     login: &Login<'_>,
     args: &[&str],
     conv: &mut dyn Conversation,
-    file: SecretFile,
+    token: Deferred,
     lookup: Lookup<'_>,
 ) -> Report {
-    let report = |outcome, reason| Report {
+    let mut warnings = Vec::new();
+    if login.user != token.user {
+        warnings.push(format!(
+            "PAM_USER is \"{}\" at pam_setcred, but the new token was made by the \
+             authentication of \"{}\" (the program changed PAM_USER after it, as sudo does \
+             for the run-as user): it is saved for \"{}\" only",
+            login.user, token.user, token.user
+        ));
+    }
+    let report = |outcome, reason, warnings| Report {
         outcome,
         reason,
-        warnings: Vec::new(),
+        warnings,
         debug: Vec::new(),
     };
+    if login.service != token.service {
+        conv.error(MSG_ENROLL_NOT_SAVED_LATE);
+        return report(
+            Outcome::AuthErr,
+            Reason::Enroll(EnrollReason::ServiceChanged {
+                made: token.service.clone(),
+                now: login.service.to_string(),
+            }),
+            warnings,
+        );
+    }
+    let report = |outcome, reason| report(outcome, reason, warnings);
+    let user = token.user.as_str();
     let cfg = match super::load_config(args) {
         Ok(c) => c,
         Err(why) => return report(Outcome::AuthInfoUnavail, Reason::Config(why)),
     };
-    if !account::plausible_user_name(login.user) {
+    if !account::plausible_user_name(user) {
         return report(
             Outcome::AuthErr,
             Reason::Nobody {
@@ -283,7 +326,7 @@ pub fn commit_enrollment(
             },
         );
     }
-    let account = match lookup(login.user) {
+    let account = match lookup(user) {
         Ok(Some(a)) => a,
         Ok(None) => {
             return report(
@@ -310,7 +353,7 @@ pub fn commit_enrollment(
     };
     let location = store.location();
     let offer = Offer {
-        file,
+        file: token.file,
         uri: String::new(),
     };
     match store.create(&offer.file) {

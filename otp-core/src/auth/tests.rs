@@ -42,11 +42,11 @@ struct Seen {
     infos: Vec<String>,
     errors: Vec<String>,
     authtok: Option<String>,
-    kept: Option<String>,
+    kept: Option<KeptCode>,
     /// `SSH_AUTH_INFO_0` as sshd would set it.
     ssh_auth_info: Option<String>,
     /// A new token kept for pam_sm_setcred.
-    deferred: Option<SecretFile>,
+    deferred: Option<Deferred>,
 }
 
 struct Script {
@@ -67,8 +67,18 @@ impl Script {
         self
     }
 
-    fn with_kept(mut self, code: &str) -> Script {
-        self.seen.kept = Some(code.into());
+    /// A code kept by a `split_pass` line for alice under sshd (the
+    /// user and service of [`World::login`]).
+    fn with_kept(self, code: &str) -> Script {
+        self.with_kept_for(code, "alice", "sshd")
+    }
+
+    fn with_kept_for(mut self, code: &str, user: &str, service: &str) -> Script {
+        self.seen.kept = Some(KeptCode {
+            code: code.into(),
+            user: user.into(),
+            service: service.into(),
+        });
         self
     }
 }
@@ -91,20 +101,25 @@ impl Conversation for Script {
         self.seen.authtok = Some(value.into());
         Ok(())
     }
-    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
-        self.seen.kept = Some(code.into());
+    fn keep_code(&mut self, kept: KeptCode) -> Result<(), ConvError> {
+        self.seen.kept = Some(kept);
         Ok(())
     }
-    fn take_kept_code(&mut self) -> Option<String> {
+    fn take_kept_code(&mut self) -> Option<KeptCode> {
         self.seen.kept.take()
     }
     fn ssh_auth_info(&mut self) -> Option<String> {
         self.seen.ssh_auth_info.clone()
     }
-    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError> {
-        self.seen.deferred = file;
+    fn defer_enrollment(&mut self, token: Option<Deferred>) -> Result<(), ConvError> {
+        self.seen.deferred = token;
         Ok(())
     }
+}
+
+/// The code a `split_pass` line left in `s`, if any.
+fn kept_code(s: &Script) -> Option<String> {
+    s.seen.kept.as_ref().map(|k| k.code.clone())
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -246,6 +261,7 @@ impl World {
             user,
             rhost,
             service: "sshd",
+            tty: None,
             now,
         };
         let lookup = self.lookup();
@@ -275,7 +291,7 @@ fn split_pass_first_line_hands_the_password_on_and_keeps_the_code() {
     assert_eq!(r.outcome, Outcome::Ignore, "{r:?}");
     assert_eq!(s.seen.prompts, [config::FORWARD_PASS_PROMPT]);
     assert_eq!(s.seen.authtok.as_deref(), Some("hunter2"));
-    assert_eq!(s.seen.kept, Some(right_code()));
+    assert_eq!(kept_code(&s), Some(right_code()));
     // Nothing checked, counted or written yet.
     assert_eq!(fs::read(&path).unwrap(), before);
 }
@@ -336,6 +352,70 @@ fn split_pass_skip_asks_only_for_the_password() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
 }
 
+/// A code kept by the first line for alice is checked for nobody else:
+/// when a module between the lines changed PAM_USER (or the service
+/// differs), the second line refuses without a prompt, uses up no code of
+/// either user, counts nothing, and the reason names the kept-for user
+/// (the log line names the other: its user="...").
+#[test]
+fn a_kept_code_is_checked_only_for_the_user_and_service_it_was_typed_for() {
+    let w = World::new("");
+    let alice = w.enroll("alice", "");
+    let bob = w.enroll("bob", "");
+    let (alice_before, bob_before) = (fs::read(&alice).unwrap(), fs::read(&bob).unwrap());
+    // The right code for both (same key): only the names differ.
+    for (kept_user, kept_service, now_user) in [
+        ("alice", "sshd", "bob"),
+        ("bob", "sshd", "alice"),
+        ("alice", "su", "alice"),
+        ("Alice", "sshd", "alice"),
+        ("alice ", "sshd", "alice"),
+        ("alice\u{0}", "sshd", "alice"),
+    ] {
+        let mut s = Script::new(&[]).with_kept_for(&right_code(), kept_user, kept_service);
+        let r = w.login(now_user, &[], &mut s);
+        assert_eq!(
+            r.outcome,
+            Outcome::AuthErr,
+            "{kept_user:?}/{kept_service}: {r:?}"
+        );
+        let why = r.reason.to_string();
+        assert!(
+            why.contains(&format!("user \"{kept_user}\"")) && why.contains("changed PAM_USER"),
+            "{why}"
+        );
+        assert!(s.seen.prompts.is_empty(), "{:?}", s.seen);
+        assert_eq!(s.seen.errors, [MSG_UNAVAILABLE]);
+        assert_eq!(s.seen.kept, None, "taken, never left for a later line");
+    }
+    assert_eq!(
+        fs::read(&alice).unwrap(),
+        alice_before,
+        "alice's code not used"
+    );
+    assert_eq!(fs::read(&bob).unwrap(), bob_before, "bob's code not used");
+    // The control: the same code kept for alice under sshd lets alice in.
+    let mut s = Script::new(&[]).with_kept(&right_code());
+    assert_eq!(w.login("alice", &[], &mut s).outcome, Outcome::Success);
+}
+
+/// The first line keeps the code with the user and service it was typed
+/// for.
+#[test]
+fn split_pass_keeps_the_code_with_its_user_and_service() {
+    let w = World::new("");
+    w.enroll("bob", "");
+    let mut s = Script::new(&[&format!("pw{}", right_code())]);
+    let r = w.login("bob", &["split_pass"], &mut s);
+    assert_eq!(r.outcome, Outcome::Ignore, "{r:?}");
+    let kept = s.seen.kept.clone().unwrap();
+    assert_eq!((kept.user.as_str(), kept.service.as_str()), ("bob", "sshd"));
+    assert!(
+        !format!("{kept:?}").contains(&right_code()),
+        "Debug shows the code"
+    );
+}
+
 #[test]
 fn a_kept_code_is_never_left_for_a_later_line() {
     let w = World::new("");
@@ -345,7 +425,7 @@ fn a_kept_code_is_never_left_for_a_later_line() {
     let r = w.login("alice", &["split_pass"], &mut s);
     assert_eq!(r.outcome, Outcome::Ignore);
     assert_eq!(
-        s.seen.kept,
+        kept_code(&s),
         Some(right_code()),
         "the stale code was replaced"
     );
@@ -446,6 +526,11 @@ fn seen_over(w: &World, user: &str, args: &[&str], logins: &[Script]) -> Vec<(Se
                 seen: script.seen.clone(),
             };
             let r = w.login_at(user, None, args, &mut s, NOW + i as u64);
+            // The name a kept code is kept for is the user's own, not
+            // something the guesser sees.
+            if let Some(kept) = &mut s.seen.kept {
+                kept.user.clear();
+            }
             (s.seen, r.outcome == Outcome::Success)
         })
         .collect()
@@ -535,7 +620,7 @@ fn a_name_that_is_no_account_goes_through_split_pass_like_an_account() {
     let r = w.login("nosuchuser", &["split_pass"], &mut s);
     assert_eq!(r.outcome, Outcome::Ignore, "{r:?}");
     assert_eq!(s.seen.authtok.as_deref(), Some("pw"));
-    let mut s = Script::new(&[]).with_kept("123456");
+    let mut s = Script::new(&[]).with_kept_for("123456", "nosuchuser", "sshd");
     let r = w.login("nosuchuser", &[], &mut s);
     assert_eq!(r.outcome, Outcome::UserUnknown, "{r:?}");
     assert!(s.seen.prompts.is_empty());

@@ -3,6 +3,7 @@
 //! phone reads the QR code, and answers with a code of it.
 
 use super::*;
+use crate::auth::enrolling::MSG_ENROLL_NOT_SAVED_LATE;
 use crate::enroll;
 use crate::key;
 
@@ -100,18 +101,18 @@ impl Conversation for Phone {
         self.seen.authtok = Some(value.into());
         Ok(())
     }
-    fn keep_code(&mut self, code: &str) -> Result<(), ConvError> {
-        self.seen.kept = Some(code.into());
+    fn keep_code(&mut self, kept: KeptCode) -> Result<(), ConvError> {
+        self.seen.kept = Some(kept);
         Ok(())
     }
-    fn take_kept_code(&mut self) -> Option<String> {
+    fn take_kept_code(&mut self) -> Option<KeptCode> {
         self.seen.kept.take()
     }
     fn ssh_auth_info(&mut self) -> Option<String> {
         self.seen.ssh_auth_info.clone()
     }
-    fn defer_enrollment(&mut self, file: Option<SecretFile>) -> Result<(), ConvError> {
-        self.seen.deferred = file;
+    fn defer_enrollment(&mut self, token: Option<Deferred>) -> Result<(), ConvError> {
+        self.seen.deferred = token;
         Ok(())
     }
 }
@@ -124,6 +125,7 @@ fn login(w: &World, user: &str, args: &[&str], conv: &mut dyn Conversation) -> R
         user,
         rhost: Some("203.0.113.7"),
         service: "sshd",
+        tty: None,
         now: NOW,
     };
     authenticate(&login, &all, conv, &w.lookup())
@@ -218,24 +220,97 @@ fn after_a_password_module_the_token_waits_for_setcred() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert!(r.reason.to_string().contains("pam_setcred"), "{}", r.reason);
     assert!(!w.secret_path("alice").exists(), "not saved before setcred");
-    let file = phone.seen.deferred.take().expect("kept for setcred");
+    let token = phone.seen.deferred.take().expect("kept for setcred");
+    assert_eq!(
+        (token.user.as_str(), token.service.as_str()),
+        ("alice", "sshd")
+    );
     // pam_sm_setcred, called once the whole stack succeeded.
     let config_arg = format!("config={}", w.config.display());
     let l = Login {
         user: "alice",
         rhost: None,
-        service: "su",
+        service: "sshd",
+        tty: None,
         now: NOW,
     };
-    let r = commit_enrollment(&l, &[&config_arg], &mut phone, file, &w.lookup());
+    let r = commit_enrollment(&l, &[&config_arg], &mut phone, token, &w.lookup());
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(w.secret("alice").tokens[0].key, phone.key());
     // A later authentication on the same handle drops what an earlier one
     // kept before doing anything else.
     let mut s = Script::new(&[&wrong_code()]);
-    s.seen.deferred = Some(w.secret("alice"));
+    s.seen.deferred = Some(Deferred {
+        file: w.secret("alice"),
+        user: "alice".into(),
+        service: "sshd".into(),
+    });
     let _ = w.login("alice", &[], &mut s);
     assert!(s.seen.deferred.is_none());
+}
+
+/// sudo: alice authenticates (her password, her phone), then sudo sets
+/// PAM_USER to the run-as user before pam_setcred. The token is saved for
+/// alice, whose authentication made it, and for nobody else; the change is
+/// logged naming both.
+#[test]
+fn a_token_is_saved_for_the_user_who_made_it_not_for_pam_user_at_setcred() {
+    let w = World::new("missing = \"enroll\"\n");
+    let config_arg = format!("config={}", w.config.display());
+    let mut phone = Phone::new(0).with_authtok("alice's password");
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let token = phone.seen.deferred.take().expect("kept for setcred");
+    let at_setcred = Login {
+        user: "bob",
+        rhost: None,
+        service: "sshd",
+        tty: None,
+        now: NOW,
+    };
+    let r = commit_enrollment(&at_setcred, &[&config_arg], &mut phone, token, &w.lookup());
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        w.secret("alice").tokens[0].key,
+        phone.key(),
+        "alice's phone"
+    );
+    assert!(!w.secret_path("bob").exists(), "bob got alice's phone");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|l| l.contains("\"bob\" at pam_setcred") && l.contains("saved for \"alice\" only")),
+        "{r:?}"
+    );
+    // The emergency codes were shown (to alice, on her terminal).
+    let codes = w.secret("alice").scratch_codes;
+    assert!(phone.seen.infos.iter().any(|m| m.contains(&codes[0])));
+}
+
+/// A token made under one service is not saved by a pam_setcred under
+/// another: nothing is saved for anyone.
+#[test]
+fn a_token_is_not_saved_under_another_service() {
+    let w = World::new("missing = \"enroll\"\n");
+    let config_arg = format!("config={}", w.config.display());
+    let mut phone = Phone::new(0).with_authtok("hunter2");
+    let _ = login(&w, "alice", &[], &mut phone);
+    let token = phone.seen.deferred.take().expect("kept for setcred");
+    let at_setcred = Login {
+        user: "alice",
+        rhost: None,
+        service: "other",
+        tty: None,
+        now: NOW,
+    };
+    let r = commit_enrollment(&at_setcred, &[&config_arg], &mut phone, token, &w.lookup());
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(r.reason.to_string().contains("not saved"), "{}", r.reason);
+    assert!(!w.secret_path("alice").exists());
+    assert!(phone
+        .seen
+        .errors
+        .contains(&MSG_ENROLL_NOT_SAVED_LATE.to_string()));
 }
 
 #[test]
