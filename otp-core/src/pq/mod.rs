@@ -422,6 +422,15 @@ pub fn serve_helper() -> std::process::ExitCode {
     if std::env::set_current_dir("/").is_err() {
         return ExitCode::from(2);
     }
+    // Under a setuid program (su, sudo) the real ids are still the
+    // caller's: drop them, so that the caller can neither signal nor
+    // trace the process that holds the database connection.
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    if nix::unistd::setresgid(gid, gid, gid).is_err()
+        || nix::unistd::setresuid(uid, uid, uid).is_err()
+    {
+        return ExitCode::from(2);
+    }
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return ExitCode::from(2);
     };
@@ -482,6 +491,16 @@ pub fn serve_helper() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Each keyword the loaded libpq reads from an environment variable when
+/// it is unset, with that variable (`PQconninfoParse`'s list; for the
+/// tests that try each one). Loads libpq into this process.
+pub fn libpq_variables() -> Result<Vec<(String, String)>, PqError> {
+    Ok(libpq::parse_conninfo("")?
+        .into_iter()
+        .filter_map(|p| Some((p.keyword, p.envvar?)))
+        .collect())
 }
 
 /// The settings libpq gets: the config's string, parsed by libpq itself,
