@@ -594,6 +594,19 @@ mod tests {
     }
 
     #[test]
+    fn the_loaded_libpq_has_a_rule_for_every_variable() {
+        let parsed = libpq::parse_conninfo("host=db1 sslmode=verify-full sslrootcert=/ca").unwrap();
+        let mut unused = |_: &str| Err("not read".to_string());
+        let pinned = pin::pin(&parsed, "/x", &mut unused, "root").unwrap();
+        assert_eq!(pinned.get("gssencmode"), Some("disable"));
+        assert_eq!(pinned.get("passfile"), Some(pin::NO_FILE));
+        assert!(libpq_variables()
+            .unwrap()
+            .iter()
+            .any(|(_, v)| v == "PGHOSTADDR"));
+    }
+
+    #[test]
     fn errors_cross_the_pipe_unchanged() {
         let e = PqError::Server {
             sqlstate: "42501".into(),
