@@ -19,6 +19,11 @@ pub const FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
 pub const PASSWORD_PROMPT: &str = "Password: ";
 /// Where the module keeps state of its own (`unenrolled`'s tallies).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_otp";
+/// Where `[postgresql] service=` names are looked up (postgresql-common's
+/// system-wide service file).
+pub const DEFAULT_SERVICE_FILE: &str = "/etc/postgresql-common/pg_service.conf";
+/// The largest service file read.
+pub const MAX_SERVICE_FILE_SIZE: u64 = 1024 * 1024;
 pub const MAX_TOTP_SKEW: u32 = 10;
 pub const MAX_HOTP_WINDOW: u32 = 1000;
 
@@ -96,6 +101,13 @@ pub struct Postgresql {
     pub conninfo: String,
     /// The admin role's connection (`otp-enroll` run as root).
     pub admin_conninfo: String,
+    /// The one libpq service file a `service=` name is looked up in,
+    /// trusted like the config (never `PGSERVICEFILE`, `~/.pg_service.conf`
+    /// or `PGSYSCONFDIR`).
+    pub service_file: String,
+    /// The helper process libpq runs in (`crate::pq`); another path only
+    /// for tests of a build that is not installed.
+    pub helper: String,
 }
 
 impl Default for Postgresql {
@@ -103,6 +115,8 @@ impl Default for Postgresql {
         Postgresql {
             conninfo: "service=pam_otp".into(),
             admin_conninfo: "service=pam_otp_admin".into(),
+            service_file: DEFAULT_SERVICE_FILE.into(),
+            helper: crate::pq::DEFAULT_HELPER.into(),
         }
     }
 }
@@ -214,6 +228,8 @@ struct RawConfig<'a> {
 struct RawPostgresql {
     conninfo: Option<String>,
     admin_conninfo: Option<String>,
+    service_file: Option<String>,
+    helper: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +295,8 @@ impl Config {
             cfg.postgresql = Postgresql {
                 conninfo: pg.conninfo.unwrap_or(cfg.postgresql.conninfo),
                 admin_conninfo: pg.admin_conninfo.unwrap_or(cfg.postgresql.admin_conninfo),
+                service_file: pg.service_file.unwrap_or(cfg.postgresql.service_file),
+                helper: pg.helper.unwrap_or(cfg.postgresql.helper),
             };
         }
         cfg.rules = raw
@@ -343,6 +361,17 @@ impl Config {
             ("postgresql.admin_conninfo", &self.postgresql.admin_conninfo),
         ] {
             check_conninfo(conninfo).map_err(|why| bad(key, why))?;
+        }
+        for (key, path) in [
+            ("postgresql.service_file", &self.postgresql.service_file),
+            ("postgresql.helper", &self.postgresql.helper),
+        ] {
+            if !path.starts_with('/') || has_control(path, None) {
+                return Err(bad(
+                    key,
+                    "must be an absolute path without control characters",
+                ));
+            }
         }
         if self.grace_period > MAX_GRACE_PERIOD {
             return Err(bad(
@@ -753,7 +782,7 @@ impl fmt::Display for FileError {
 /// write it could write the config: a regular file owned by root (or by
 /// whoever runs this, for tests and a user's own `otp-enroll --config`),
 /// not writable by group or others, at most `max` bytes of UTF-8.
-fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
+pub(crate) fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     // O_NONBLOCK: a FIFO at the path must not hang the login in open().

@@ -85,6 +85,7 @@ fn run() -> Result<i32, Error> {
             }
             let config = target::config(g.config.as_deref())?;
             commands::db::init(
+                &config.postgresql,
                 conninfo
                     .as_deref()
                     .unwrap_or(&config.postgresql.admin_conninfo),

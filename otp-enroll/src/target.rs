@@ -159,11 +159,7 @@ pub fn resolve(
     let store = if config.store == StoreKind::Postgresql {
         // Connects only when used: a plain user is turned away before
         // (`commands::run`), as for `system`.
-        Backend::Db(PgStore::new(
-            &config.postgresql.admin_conninfo,
-            Role::Admin,
-            &account.name,
-        ))
+        Backend::Db(PgStore::new(&config.postgresql, Role::Admin, &account.name))
     } else {
         Backend::File(FileStore::new(&config, &account, secret_file))
     };

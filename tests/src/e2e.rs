@@ -651,6 +651,13 @@ pub fn run_in_pty(command: &str, env: &[(&str, &str)], answers: &[(&str, &str)])
     for (k, v) in env {
         cmd.env(k, v);
     }
+    answer_in_pty(cmd, answers)
+}
+
+/// [`run_in_pty`] for a command that makes its own pseudo-terminal (runs
+/// `script(1)` itself, e.g. after `unshare` and `setpriv`, so that the
+/// terminal is the unprivileged caller's).
+pub fn answer_in_pty(cmd: Command, answers: &[(&str, &str)]) -> PtyRun {
     let mut next = 0;
     let mut seen = 0;
     // The length of the screen when the last answer was typed, and how

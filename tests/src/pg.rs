@@ -216,7 +216,11 @@ impl Postgres {
         let cfg = pg.dir.join("otp.toml");
         fs::write(
             &cfg,
-            format!("state_dir = {:?}\n", pg.dir.join("state").to_string_lossy()),
+            format!(
+                "state_dir = {:?}\n[postgresql]\n{}",
+                pg.dir.join("state").to_string_lossy(),
+                helper_line()
+            ),
         )
         .unwrap();
         let out = ok(
@@ -354,10 +358,11 @@ impl Postgres {
         DBNAME
     }
 
-    /// The superuser over the private socket (trusted there only).
+    /// The superuser over the private socket (trusted there only; the
+    /// server's account checked with requirepeer).
     pub fn super_conninfo(&self) -> String {
         format!(
-            "host={} port={} dbname={DBNAME} user=postgres",
+            "host={} port={} dbname={DBNAME} user=postgres requirepeer=postgres",
             self.socket_dir().display(),
             self.port
         )
@@ -620,6 +625,16 @@ impl Drop for Postgres {
 /// first, then the `[postgresql]` table.
 pub fn fleet_config(conninfo: &str, admin_conninfo: &str, extra: &str) -> String {
     format!(
-        "store = \"postgresql\"\n{extra}\n[postgresql]\nconninfo = {conninfo:?}\nadmin_conninfo = {admin_conninfo:?}\n"
+        "store = \"postgresql\"\n{extra}\n[postgresql]\nconninfo = {conninfo:?}\nadmin_conninfo = {admin_conninfo:?}\n{}",
+        helper_line()
+    )
+}
+
+/// The `[postgresql]` line that points the module and otp-enroll at the
+/// helper this build made (installed: /usr/libexec/pam_otp/pq-helper).
+pub fn helper_line() -> String {
+    format!(
+        "helper = {:?}\n",
+        binary_path("pq-helper").to_string_lossy()
     )
 }

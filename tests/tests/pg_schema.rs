@@ -14,7 +14,7 @@ use otp_core::otp::{Algorithm, Generator};
 use otp_core::rate_limit::RateLimit;
 use otp_core::secret_file::{OtpKind, SecretFile, Token};
 use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
-use testkit::pg::Postgres;
+use testkit::pg::{helper_line, Postgres};
 use testkit::{binary_path, oathtool, require_root, test_root, unique};
 
 /// The RFC 6238 seeds for SHA1, SHA256, SHA512.
@@ -31,7 +31,11 @@ fn config_file() -> PathBuf {
     let path = dir.join("pam_otp.toml");
     fs::write(
         &path,
-        format!("state_dir = {:?}\n", dir.join("state").to_string_lossy()),
+        format!(
+            "state_dir = {:?}\n[postgresql]\n{}",
+            dir.join("state").to_string_lossy(),
+            helper_line()
+        ),
     )
     .unwrap();
     path

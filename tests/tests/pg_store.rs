@@ -222,7 +222,8 @@ fn a_database_that_is_down_or_silent_refuses_within_connect_timeout_and_says_so(
         OTP_ONLY,
         &fleet_config(
             &format!(
-                "host=127.0.0.1 port={port} dbname=pam_otp user=web1 connect_timeout={TIMEOUT}"
+                "host=127.0.0.1 port={port} dbname=pam_otp user=web1 sslmode=verify-full sslrootcert={} connect_timeout={TIMEOUT}",
+                pg.ca_cert().display()
             ),
             "host=127.0.0.1 port=1 dbname=x",
             "",

@@ -176,7 +176,7 @@ pub fn for_user(
     match cfg.store {
         StoreKind::Home | StoreKind::System => Ok(Box::new(FileStore::new(cfg, account, secret))),
         StoreKind::Postgresql => Ok(Box::new(PgStore::new(
-            &cfg.postgresql.conninfo,
+            &cfg.postgresql,
             postgresql::Role::Host,
             &account.name,
         ))),

@@ -23,6 +23,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Postgresql;
 use crate::grace;
 use crate::key;
 use crate::otp::Algorithm;
@@ -59,6 +60,7 @@ struct LoginInfo {
 
 /// One user's record in the fleet database.
 pub struct PgStore {
+    cfg: Postgresql,
     conninfo: String,
     role: Role,
     user: String,
@@ -67,9 +69,16 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub fn new(conninfo: &str, role: Role, user: &str) -> PgStore {
+    /// The store of `user` in the database `cfg` names, connected as
+    /// `role` (the host role's `conninfo` or the admin's `admin_conninfo`).
+    pub fn new(cfg: &Postgresql, role: Role, user: &str) -> PgStore {
+        let conninfo = match role {
+            Role::Host => &cfg.conninfo,
+            Role::Admin => &cfg.admin_conninfo,
+        };
         PgStore {
-            conninfo: conninfo.to_string(),
+            cfg: cfg.clone(),
+            conninfo: conninfo.clone(),
             role,
             user: user.to_string(),
             conn: RefCell::new(None),
@@ -84,7 +93,9 @@ impl PgStore {
         let mut slot = self.conn.borrow_mut();
         let conn = match slot.as_mut() {
             Some(c) => c,
-            None => slot.insert(Connection::connect(&self.conninfo).map_err(StoreError::Database)?),
+            None => slot.insert(
+                Connection::connect(&self.cfg, &self.conninfo).map_err(StoreError::Database)?,
+            ),
         };
         match conn.query(sql, params) {
             Ok(rows) => Ok(rows),
@@ -150,8 +161,8 @@ impl PgStore {
     }
 
     /// The users that have a record or a pending enrollment (admin).
-    pub fn users(conninfo: &str) -> Result<Vec<String>, PqError> {
-        let mut conn = Connection::connect(conninfo)?;
+    pub fn users(cfg: &Postgresql) -> Result<Vec<String>, PqError> {
+        let mut conn = Connection::connect(cfg, &cfg.admin_conninfo)?;
         let rows = conn.query("SELECT pam_otp.admin_users()", &[])?;
         Ok(rows
             .rows

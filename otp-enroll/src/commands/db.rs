@@ -13,7 +13,7 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA: &str = "3F000";
 
 /// Runs the schema script unless the database is newer; the exit code.
-pub fn init(conninfo: &str) -> Result<i32, Error> {
+pub fn init(pg: &otp_core::config::Postgresql, conninfo: &str) -> Result<i32, Error> {
     let fail = |e: PqError| {
         Error::failed(format!(
             "db init: {} (connection {}); nothing was changed",
@@ -21,7 +21,7 @@ pub fn init(conninfo: &str) -> Result<i32, Error> {
             quoted(conninfo)
         ))
     };
-    let mut conn = Connection::connect(conninfo).map_err(fail)?;
+    let mut conn = Connection::connect(pg, conninfo).map_err(fail)?;
     let before = version(&mut conn).map_err(fail)?;
     if let Some(v) = before.filter(|&v| v > SCHEMA_VERSION) {
         return Err(Error::failed(format!(

@@ -196,7 +196,7 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
 /// where. A mark of `reset` in `<state_dir>/pending` becomes the
 /// database's: there is no other place a fleet host would look.
 fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    let db = PgStore::new(&cfg.postgresql.admin_conninfo, Role::Admin, &a.name);
+    let db = PgStore::new(&cfg.postgresql, Role::Admin, &a.name);
     let to = db.location();
     let mut system_cfg = cfg.clone();
     system_cfg.store = StoreKind::System;

@@ -405,7 +405,7 @@ impl Inventory {
             return Err(Error::failed(NOT_ROOT));
         }
         if cfg.store == StoreKind::Postgresql {
-            return Inventory::open_db(&cfg.postgresql.admin_conninfo);
+            return Inventory::open_db(&cfg.postgresql);
         }
         Inventory::open_file(Path::new(&cfg.state_dir))
     }
@@ -417,7 +417,8 @@ impl Inventory {
             || Path::new(&cfg.state_dir).join(DIR).join(FILE).exists()
     }
 
-    fn open_db(conninfo: &str) -> Result<Inventory, Error> {
+    fn open_db(pg: &otp_core::config::Postgresql) -> Result<Inventory, Error> {
+        let conninfo = &pg.admin_conninfo;
         let failed = |e: otp_core::pq::PqError| {
             Error::failed(format!(
                 "{DB_LOCATION}: {} (admin_conninfo = {}); nothing was changed",
@@ -425,7 +426,7 @@ impl Inventory {
                 quoted(conninfo)
             ))
         };
-        let mut conn = Connection::connect(conninfo).map_err(failed)?;
+        let mut conn = Connection::connect(pg, conninfo).map_err(failed)?;
         conn.query("BEGIN", &[]).map_err(failed)?;
         let rows = conn
             .query("SELECT pam_otp.admin_inventory_read(true)", &[])

@@ -1,31 +1,25 @@
-//! The postgresql store's client: libpq, loaded when first needed.
+//! libpq itself: the only place that calls it, run only inside the
+//! helper process ([`super::serve_helper`]), never in the program the PAM
+//! module is loaded into.
 //!
 //! libpq, not a Rust client, because hosts must connect the way admins
-//! already configure PostgreSQL clients: service files, `.pgpass`, TLS with
+//! already configure PostgreSQL clients: service files, TLS with
 //! `sslmode=verify-full`, multi-host strings with
-//! `target_session_attrs=read-write`, `connect_timeout`. This is the only
-//! place that talks to it; every libpq call is its own `unsafe` block with
-//! the reason it is sound. What leaves this file is owned Rust data: a
-//! result is copied out and freed at once.
+//! `target_session_attrs=read-write`, `connect_timeout`. Every libpq call
+//! is its own `unsafe` block with the reason it is sound. What leaves this
+//! file is owned Rust data: a result is copied out and freed at once.
 //!
-//! libpq is opened with dlopen(3) at the first connection ([`Api`]), not
-//! linked: it pulls in two dozen libraries (Kerberos, LDAP, GnuTLS, ...)
-//! whose loading and relocation would cost every login of a host on the
-//! `home` or `system` store about 16 million instructions and several
-//! milliseconds for a store it does not use (bench/login-cost). `pq-sys`
-//! still gives the types and constants; the functions are looked up by
-//! name with the signatures of libpq-fe.h, enums taken as the `int` C
-//! passes them as. Once loaded, libpq stays loaded for the process (a
-//! long-running PAM server then pays for it once).
+//! libpq is opened with dlopen(3) ([`Api`]), not linked: the helper is the
+//! only program that needs it, and `pq-sys` still gives the types and
+//! constants; the functions are looked up by name with the signatures of
+//! libpq-fe.h, enums taken as the `int` C passes them as.
 //!
 //! A login must never hang on a database that stopped answering: the
 //! connection is bounded by `connect_timeout` (libpq's own, per host
-//! tried; [`DEFAULT_CONNECT_TIMEOUT`] when the connection string does not
-//! set one), and every query by the same number of seconds, after which it
-//! is cancelled and the connection dropped.
+//! tried; always set, see [`super::pin`]), and every query by the same
+//! number of seconds, after which it is cancelled.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::ptr::{self, NonNull};
 use std::sync::OnceLock;
@@ -36,65 +30,8 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pq_sys as ffi;
 
-/// Seconds to wait for a connection (per host) and for each answer, when
-/// the connection string names no `connect_timeout`: libpq's own default
-/// is to wait forever, which would hold a login (and an sshd slot) hostage.
-pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
-
-/// What went wrong talking to the database. Its text names what was tried,
-/// never a parameter's value (a code is a parameter).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PqError {
-    /// libpq (Debian: libpq5) cannot be loaded, or lacks a function.
-    NoLibrary(String),
-    /// The connection string cannot be used (a NUL byte in it).
-    BadConninfo,
-    /// No server could be reached or it refused us: libpq's message.
-    Connect(String),
-    /// No answer within the deadline; the query was cancelled.
-    Timeout { seconds: u64 },
-    /// The server answered with an error: SQLSTATE and message.
-    Server { sqlstate: String, message: String },
-    /// The connection broke or the answer was not what libpq expects.
-    Broken(String),
-}
-
-impl fmt::Display for PqError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PqError::NoLibrary(msg) => {
-                write!(
-                    f,
-                    "the PostgreSQL client library cannot be loaded (libpq5): {msg}"
-                )
-            }
-            PqError::BadConninfo => f.write_str("the connection string contains a NUL byte"),
-            PqError::Connect(msg) => write!(f, "cannot connect to the database: {msg}"),
-            PqError::Timeout { seconds } => {
-                write!(f, "the database did not answer within {seconds} s")
-            }
-            PqError::Server { sqlstate, message } => {
-                write!(f, "the database refused: {message} (SQLSTATE {sqlstate})")
-            }
-            PqError::Broken(msg) => write!(f, "the database connection failed: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for PqError {}
-
-/// The rows of one answer, as text (NULL is `None`).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Rows {
-    pub rows: Vec<Vec<Option<String>>>,
-}
-
-impl Rows {
-    /// Row `r`, column `c`, or `None` when absent or NULL.
-    pub fn get(&self, r: usize, c: usize) -> Option<&str> {
-        self.rows.get(r)?.get(c)?.as_deref()
-    }
-}
+use super::pin::Parsed;
+use super::{PqError, Rows};
 
 /// The soname opened: the ABI Debian's libpq5 (and every libpq since
 /// PostgreSQL 8.4) provides.
@@ -131,7 +68,9 @@ struct Api {
     cancel: unsafe extern "C" fn(*mut ffi::PGcancel, *mut c_char, c_int) -> c_int,
     free_cancel: unsafe extern "C" fn(*mut ffi::PGcancel),
     error_message: unsafe extern "C" fn(*const ffi::PGconn) -> *mut c_char,
-    conninfo: unsafe extern "C" fn(*mut ffi::PGconn) -> *mut ffi::PQconninfoOption,
+    conninfo_parse:
+        unsafe extern "C" fn(*const c_char, *mut *mut c_char) -> *mut ffi::PQconninfoOption,
+    freemem: unsafe extern "C" fn(*mut c_void),
     conninfo_free: unsafe extern "C" fn(*mut ffi::PQconninfoOption),
     finish: unsafe extern "C" fn(*mut ffi::PGconn),
     clear: unsafe extern "C" fn(*mut ffi::PGresult),
@@ -186,7 +125,8 @@ impl Api {
             cancel: function!("PQcancel"),
             free_cancel: function!("PQfreeCancel"),
             error_message: function!("PQerrorMessage"),
-            conninfo: function!("PQconninfo"),
+            conninfo_parse: function!("PQconninfoParse"),
+            freemem: function!("PQfreemem"),
             conninfo_free: function!("PQconninfoFree"),
             finish: function!("PQfinish"),
             clear: function!("PQclear"),
@@ -212,7 +152,7 @@ fn describe(e: &libloading::Error) -> String {
 }
 
 /// One connection, closed when dropped.
-pub struct Connection {
+pub(super) struct Direct {
     api: &'static Api,
     conn: NonNull<ffi::PGconn>,
     /// Seconds allowed for each answer.
@@ -224,35 +164,40 @@ pub struct Connection {
 /// sshd is the client's channel or nowhere.
 unsafe extern "C" fn ignore_notice(_arg: *mut c_void, _message: *const c_char) {}
 
-impl Connection {
-    /// Connects with `conninfo` (a libpq connection string or URI).
-    pub fn connect(conninfo: &str) -> Result<Connection, PqError> {
+impl Direct {
+    /// Connects with `params`, every keyword libpq reads from the
+    /// environment given a value ([`super::pin`]), and `timeout` (their
+    /// `connect_timeout`) for each answer.
+    pub(super) fn connect(params: &[(String, String)], timeout: u64) -> Result<Direct, PqError> {
         let api = api()?;
-        let default_timeout =
-            CString::new(DEFAULT_CONNECT_TIMEOUT.to_string()).map_err(|_| PqError::BadConninfo)?;
-        let conninfo = CString::new(conninfo).map_err(|_| PqError::BadConninfo)?;
-        // Our default first: the expanded `dbname` (the whole conninfo)
-        // comes after it and overrides what it sets itself.
-        let keywords: [*const c_char; 3] =
-            [c"connect_timeout".as_ptr(), c"dbname".as_ptr(), ptr::null()];
-        let values: [*const c_char; 3] = [default_timeout.as_ptr(), conninfo.as_ptr(), ptr::null()];
+        let owned: Vec<(CString, CString)> = params
+            .iter()
+            .map(|(k, v)| Ok((CString::new(k.as_str())?, CString::new(v.as_str())?)))
+            .collect::<Result<_, std::ffi::NulError>>()
+            .map_err(|_| PqError::BadConninfo)?;
+        let keywords: Vec<*const c_char> = owned
+            .iter()
+            .map(|(k, _)| k.as_ptr())
+            .chain([ptr::null()])
+            .collect();
+        let values: Vec<*const c_char> = owned
+            .iter()
+            .map(|(_, v)| v.as_ptr())
+            .chain([ptr::null()])
+            .collect();
         // SAFETY: both arrays are NULL-terminated, of the same length, and
         // point to NUL-terminated strings that live until the call
-        // returns; libpq copies what it keeps.
-        let raw = unsafe { (api.connectdb_params)(keywords.as_ptr(), values.as_ptr(), 1) };
+        // returns; libpq copies what it keeps. expand_dbname 0: a dbname
+        // is a name, never a connection string of its own.
+        let raw = unsafe { (api.connectdb_params)(keywords.as_ptr(), values.as_ptr(), 0) };
         // NULL only when libpq could not allocate.
         let conn = NonNull::new(raw).ok_or_else(|| PqError::Connect("out of memory".into()))?;
-        let mut conn = Connection {
-            api,
-            conn,
-            timeout: DEFAULT_CONNECT_TIMEOUT,
-        };
+        let conn = Direct { api, conn, timeout };
         // SAFETY: `conn` is a live connection object.
         let status = unsafe { (api.status)(conn.conn.as_ptr()) };
         if status != ffi::ConnStatusType::CONNECTION_OK as c_int {
             return Err(PqError::Connect(conn.error_message()));
         }
-        conn.timeout = conn.connect_timeout().unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         // SAFETY: `conn` is live; the processor is a function that ignores
         // its arguments and lives for the whole program.
         unsafe {
@@ -261,14 +206,9 @@ impl Connection {
         Ok(conn)
     }
 
-    /// The seconds each answer may take (the connection's `connect_timeout`).
-    pub fn timeout(&self) -> u64 {
-        self.timeout
-    }
-
     /// Runs one statement with text parameters (`$1`, `$2`, ...), which
     /// never become part of the SQL.
-    pub fn query(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Rows, PqError> {
+    pub(super) fn query(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Rows, PqError> {
         let sql = CString::new(sql).map_err(|_| PqError::Broken("NUL in a statement".into()))?;
         // A NUL inside a parameter could not be sent as text anyway: the
         // caller's input is refused as the server would refuse it.
@@ -310,7 +250,7 @@ impl Connection {
 
     /// Runs a script of several statements (simple query protocol), as
     /// `psql -f` would: `otp-enroll db init` sends the schema this way.
-    pub fn execute_script(&mut self, sql: &str) -> Result<(), PqError> {
+    pub(super) fn execute_script(&mut self, sql: &str) -> Result<(), PqError> {
         let sql = CString::new(sql).map_err(|_| PqError::Broken("NUL in the script".into()))?;
         // SAFETY: `sql` is NUL-terminated and outlives the call.
         let sent = unsafe { (self.api.send_query)(self.conn.as_ptr(), sql.as_ptr()) };
@@ -436,48 +376,9 @@ impl Connection {
         let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
         one_line(&text)
     }
-
-    /// The `connect_timeout` in effect (from the string, a service file or
-    /// our default).
-    fn connect_timeout(&self) -> Option<u64> {
-        // SAFETY: `conn` is live; the array is ours to free.
-        let options = unsafe { (self.api.conninfo)(self.conn.as_ptr()) };
-        if options.is_null() {
-            return None;
-        }
-        let mut found = None;
-        let mut i = 0;
-        loop {
-            // SAFETY: the array ends with an entry whose keyword is NULL,
-            // and we stop there: `i` stays within it.
-            let entry = unsafe { options.add(i) };
-            // SAFETY: `entry` points to a live, initialised entry of it.
-            let opt = unsafe { &*entry };
-            if opt.keyword.is_null() {
-                break;
-            }
-            // SAFETY: keyword is a NUL-terminated string of the array.
-            let keyword = unsafe { CStr::from_ptr(opt.keyword) };
-            if keyword == c"connect_timeout" && !opt.val.is_null() {
-                // SAFETY: val is a NUL-terminated string of the array.
-                let val = unsafe { CStr::from_ptr(opt.val) };
-                // libpq's own rule: under 2 s means 2 s.
-                found = val
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .filter(|&s| s > 0)
-                    .map(|s| s.max(2));
-            }
-            i += 1;
-        }
-        // SAFETY: the array came from PQconninfo and is not used after this.
-        unsafe { (self.api.conninfo_free)(options) };
-        found
-    }
 }
 
-impl Drop for Connection {
+impl Drop for Direct {
     fn drop(&mut self) {
         // SAFETY: `conn` came from PQconnectdbParams and is finished once.
         unsafe { (self.api.finish)(self.conn.as_ptr()) };
@@ -564,8 +465,65 @@ fn monotonic_now() -> Instant {
 
 /// libpq's messages end in newlines and sometimes span lines: one line,
 /// for syslog.
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// libpq's own parse of `conninfo` (keyword/value or URI), with no
+/// defaults filled in: each keyword it knows, the environment variable it
+/// would read for it, and the value the string gives (if any).
+pub(super) fn parse_conninfo(conninfo: &str) -> Result<Vec<Parsed>, PqError> {
+    let api = api()?;
+    let text = CString::new(conninfo).map_err(|_| PqError::BadConninfo)?;
+    let mut errmsg: *mut c_char = ptr::null_mut();
+    // SAFETY: `text` is NUL-terminated; `errmsg` is a valid place for
+    // libpq to store a message pointer.
+    let options = unsafe { (api.conninfo_parse)(text.as_ptr(), &mut errmsg) };
+    if options.is_null() {
+        let why = if errmsg.is_null() {
+            "out of memory".to_string()
+        } else {
+            // SAFETY: libpq stored a NUL-terminated message there.
+            let text = one_line(&unsafe { CStr::from_ptr(errmsg) }.to_string_lossy());
+            // SAFETY: the message was allocated by libpq for us to free,
+            // and is not used after this.
+            unsafe { (api.freemem)(errmsg.cast()) };
+            text
+        };
+        return Err(PqError::Refused(format!(
+            "the connection string cannot be parsed: {why}"
+        )));
+    }
+    let text_of = |p: *const c_char| {
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL field of the array is a NUL-terminated
+            // string owned by it, copied before the array is freed.
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        }
+    };
+    let mut parsed = Vec::new();
+    let mut i = 0;
+    loop {
+        // SAFETY: the array ends with an entry whose keyword is NULL, and
+        // we stop there: `i` stays within it.
+        let entry = unsafe { options.add(i) };
+        // SAFETY: `entry` points to a live, initialised entry of it.
+        let opt = unsafe { &*entry };
+        let Some(keyword) = text_of(opt.keyword) else {
+            break;
+        };
+        parsed.push(Parsed {
+            keyword,
+            envvar: text_of(opt.envvar),
+            val: text_of(opt.val),
+        });
+        i += 1;
+    }
+    // SAFETY: the array came from PQconninfoParse and is not used after this.
+    unsafe { (api.conninfo_free)(options) };
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -573,9 +531,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_nul_in_the_connection_string_is_refused_before_libpq() {
+    fn a_nul_in_a_parameter_is_refused_before_libpq() {
         assert_eq!(
-            Connection::connect("host=a\0b").err(),
+            Direct::connect(&[("host".into(), "a\0b".into())], 2).err(),
             Some(PqError::BadConninfo)
         );
     }
@@ -585,7 +543,11 @@ mod tests {
         // A unix socket directory with no server in it: refused at once.
         let dir = std::env::temp_dir().join(format!("pq-none-{}", std::process::id()));
         let _ = std::fs::create_dir(&dir);
-        let err = Connection::connect(&format!("host={} dbname=x", dir.display()))
+        let params = [
+            ("host".to_string(), dir.display().to_string()),
+            ("dbname".into(), "x".into()),
+        ];
+        let err = Direct::connect(&params, 2)
             .err()
             .map(|e| matches!(e, PqError::Connect(_)));
         let _ = std::fs::remove_dir(&dir);
@@ -599,6 +561,20 @@ mod tests {
         assert!(err.contains("libpq-not-there.so.5"), "{err}");
         let shown = PqError::NoLibrary(err).to_string();
         assert!(shown.contains("(libpq5)"), "{shown}");
+    }
+
+    #[test]
+    fn the_parse_names_each_keyword_with_its_variable() {
+        let parsed = parse_conninfo("host=db1 port=5433").unwrap();
+        let host = parsed.iter().find(|p| p.keyword == "host").unwrap();
+        assert_eq!(host.envvar.as_deref(), Some("PGHOST"));
+        assert_eq!(host.val.as_deref(), Some("db1"));
+        let user = parsed.iter().find(|p| p.keyword == "user").unwrap();
+        assert_eq!(user.val, None);
+        assert!(matches!(
+            parse_conninfo("host='unterminated"),
+            Err(PqError::Refused(_))
+        ));
     }
 
     #[test]
