@@ -128,11 +128,12 @@ fn is_format(c: char) -> bool {
 /// Whether `c` is written escaped in a log line: general category Cc (C0,
 /// DEL and C1 controls; `char::is_control` is exactly Cc), Cf
 /// ([`FORMAT_RANGES`]), Zl (U+2028 line separator), Zp (U+2029 paragraph
-/// separator), and the quote and backslash of the quoting itself.
-fn needs_escape(c: char) -> bool {
+/// separator), the backslash of the escapes themselves, and, for text that
+/// stands inside quotes (`quote`), the quote.
+fn needs_escape(c: char, quote: bool) -> bool {
     // Log values are almost all ASCII, where Cf, Zl and Zp have no member.
     if c.is_ascii() {
-        return c.is_ascii_control() || c == '"' || c == '\\';
+        return c.is_ascii_control() || (quote && c == '"') || c == '\\';
     }
     c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
 }
@@ -141,23 +142,32 @@ fn needs_escape(c: char) -> bool {
 /// character that [`needs_escape`] is written as `\xNN` below U+0100 and as
 /// `\u{NNNN}` above (so never read as `\xNN` followed by more digits).
 pub fn clean(value: &str) -> String {
-    escape_chars(value.chars().take(256), value.len().min(256))
+    escape_chars(value.chars().take(256), value.len().min(256), true)
 }
 
 /// `value` whole, escaped as [`clean`] escapes it (the same characters,
-/// written the same way) but not shortened: for text from input that
-/// otp-enroll shows on a terminal (serials, user names, file names), where
-/// a bidi override or an escape sequence must not act either.
+/// written the same way) but not shortened, and with `"` left as it is:
+/// for text from input that otp-enroll shows on a terminal (serials, user
+/// names, file names, messages quoting them), where a bidi override, an
+/// escape sequence or a newline must not act either. A quote acts on no
+/// terminal, and such messages quote values themselves (`"a" is there
+/// more than once`); [`escape_quoted`] is for a value put between quotes.
 pub fn escape(value: &str) -> String {
-    escape_chars(value.chars(), value.len())
+    escape_chars(value.chars(), value.len(), false)
 }
 
-/// The one escaping of [`clean`] and [`escape`].
-fn escape_chars(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+/// [`escape`] with the quote escaped too, for a value shown between
+/// quotes: the value then always ends where the quotes say.
+pub fn escape_quoted(value: &str) -> String {
+    escape_chars(value.chars(), value.len(), true)
+}
+
+/// The one escaping of [`clean`], [`escape`] and [`escape_quoted`].
+fn escape_chars(chars: impl Iterator<Item = char>, capacity: usize, quote: bool) -> String {
     let mut out = String::with_capacity(capacity);
     for c in chars {
         let cp = u32::from(c);
-        if !needs_escape(c) {
+        if !needs_escape(c, quote) {
             out.push(c);
         } else if cp < 0x100 {
             let _ = write!(out, "\\x{cp:02x}");
@@ -202,7 +212,8 @@ mod tests {
             escape(&long),
             format!("{}\\u{{202e}}\\x0a\\x1b[2J", "é".repeat(300))
         );
-        assert_eq!(escape("A\u{202e}B\"\\"), "A\\u{202e}B\\x22\\x5c");
+        assert_eq!(escape("A\u{202e}B\"\\"), "A\\u{202e}B\"\\x5c");
+        assert_eq!(escape_quoted("A\u{202e}B\"\\"), "A\\u{202e}B\\x22\\x5c");
     }
 
     /// Every character of general category Cc (C0, DEL, C1), Cf (the bidi

@@ -46,7 +46,7 @@ pub fn shown(text: &str) -> String {
 /// [`shown`] in double quotes (the quote itself is escaped, so the value
 /// always ends where the quotes say).
 pub fn quoted(text: &str) -> String {
-    format!("\"{}\"", shown(text))
+    format!("\"{}\"", otp_core::log::escape_quoted(text))
 }
 
 /// A path from input, [`shown`].
