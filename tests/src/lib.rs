@@ -901,11 +901,17 @@ pub fn now() -> u64 {
 /// Waits until at least `margin` seconds remain in the current 30-second
 /// TOTP step, so a code computed now is still current when checked.
 pub fn wait_for_fresh_step(margin: u64) {
-    loop {
-        let left = 30 - now() % 30;
-        if left >= margin {
-            return;
-        }
+    wait_for_fresh_period(30, margin);
+}
+
+/// Waits until at least `margin` seconds remain in the current step of
+/// `period` seconds (a token with steps of its own, 60 s say).
+pub fn wait_for_fresh_period(period: u64, margin: u64) {
+    assert!(
+        margin < period,
+        "a margin of {margin} s never fits a {period} s step"
+    );
+    while period - now() % period < margin {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
