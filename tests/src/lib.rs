@@ -546,11 +546,12 @@ pub fn finish(mut child: Child) -> PamRun {
     run
 }
 
-/// [`finish`], and the CPU time (user + system) the process used, for a
-/// test that bounds the work a login does: unlike its wall time, a
-/// loaded machine does not stretch that. Read from /proc/PID/stat once the
-/// process has exited and before it is reaped (a zombie keeps its
-/// times); one still running after 30 s is killed and fails the test.
+/// [`finish`], and the CPU time (user + system) the process used, with
+/// that of the children it waited for (a `make` and what it ran), for a
+/// test that bounds the work a login or a command does: unlike its wall
+/// time, a loaded machine does not stretch that. Read from /proc/PID/stat
+/// once the process has exited and before it is reaped (a zombie keeps
+/// its times); one still running after 30 s is killed and fails the test.
 pub fn finish_with_cpu(mut child: Child) -> (PamRun, Duration) {
     let pid = child.id();
     let stdout = collect(child.stdout.take().expect("stdout piped"));
@@ -581,20 +582,24 @@ pub fn finish_with_cpu(mut child: Child) -> (PamRun, Duration) {
     (run, cpu.unwrap_or_default())
 }
 
-/// The CPU time of process `pid` if it has exited and is not reaped yet
-/// (state `Z`): utime + stime of /proc/PID/stat, in USER_HZ ticks
-/// (1/100 s on Linux, whatever the kernel's own tick).
+/// The CPU time of process `pid` and of the children it waited for, if it
+/// has exited and is not reaped yet (state `Z`): utime + stime + cutime +
+/// cstime of /proc/PID/stat, in USER_HZ ticks (1/100 s on Linux, whatever
+/// the kernel's own tick).
 fn exited_cpu_time(pid: u32) -> Option<Duration> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (comm) S ...": the comm may hold spaces and parentheses; the
-    // state follows the last ')', utime and stime are the 12th and 13th
-    // fields after it.
+    // state follows the last ')', utime, stime, cutime and cstime are the
+    // 12th to 15th fields after it.
     let (_, rest) = stat.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     if f.first() != Some(&"Z") {
         return None;
     }
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let mut ticks = 0u64;
+    for i in 11..15 {
+        ticks += f.get(i)?.parse::<u64>().ok()?;
+    }
     Some(Duration::from_millis(ticks * 10))
 }
 
