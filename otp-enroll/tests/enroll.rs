@@ -9,20 +9,14 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::process::Stdio;
 
 use common::*;
-use testkit::{now, oathtool_hotp_hex, oathtool_totp, wait_for_fresh_step, PamService, TestUser};
+use testkit::{oathtool_hotp_hex, oathtool_totp, wait_for_fresh_period, wait_for_fresh_step};
+use testkit::{PamService, TestUser};
 
 const KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
     svc.authenticate(&user.name, Some("203.0.113.3"), &format!("{code}\n"))
         .success
-}
-
-/// Waits until at least `margin` seconds remain in the current step.
-fn wait_for_fresh(period: u64, margin: u64) {
-    while period - now() % period < margin {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
 }
 
 #[test]
@@ -181,7 +175,7 @@ fn other_algorithms_digits_and_periods_log_in() {
     assert!(printed_codes(&out).is_empty(), "--scratch-codes 0");
     let b32 = printed_key(&out);
     let svc = PamService::new("auth required {module}\n");
-    wait_for_fresh(60, 5);
+    wait_for_fresh_period(60, 5);
     let code = oathtool_totp_with("SHA256", &b32, &["--digits=8", "--time-step-size=60s"]);
     assert_eq!(code.len(), 8);
     assert!(login(&svc, &user, &code));

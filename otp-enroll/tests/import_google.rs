@@ -97,9 +97,7 @@ fn hotp_counter_step_size_and_used_steps_carry_over() {
     let user = TestUser::new();
     let key = "GHSRB5Q7UU4JBGQUNM4WHIUVQO";
     let lenient = "ghsr b5q7 uu4j bgqu nm4w hiuv q0";
-    while 60 - now() % 60 < 8 {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    testkit::wait_for_fresh_period(60, 8);
     let step = now() / 60;
     let path = user.home.join("elsewhere");
     fs::write(

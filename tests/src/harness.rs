@@ -28,6 +28,13 @@ pub fn stopwatch() -> Instant {
     Instant::now()
 }
 
+/// The wall clock, for comparing a moment of the test's with a time the
+/// kernel stamped on a file (an mtime); for durations, [`stopwatch`].
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
 /// Children killed (SIGKILL) and reaped on drop unless taken out first:
 /// a failing test leaves no process behind.
 #[derive(Default)]

@@ -559,6 +559,77 @@ pub fn finish(mut child: Child) -> PamRun {
     run
 }
 
+/// [`finish`], and the CPU time (user + system) the process used, with
+/// that of the children it waited for (a `make` and what it ran), for a
+/// test that bounds the work a login or a command does: unlike its wall
+/// time, a loaded machine does not stretch that. Read from /proc/PID/stat
+/// once the process has exited and before it is reaped (a zombie keeps
+/// its times); one still running after 30 s is killed and fails the test.
+pub fn finish_with_cpu(mut child: Child) -> (PamRun, Duration) {
+    let pid = child.id();
+    let stdout = collect(child.stdout.take().expect("stdout piped"));
+    let stderr = collect(child.stderr.take().expect("stderr piped"));
+    let mut cpu = None;
+    for _ in 0..ticks(LOGIN_TIMEOUT) {
+        cpu = exited_cpu_time(pid);
+        if cpu.is_some() {
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    let killed = cpu.is_none();
+    if killed {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    let text = |r: JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned()
+    };
+    let run = PamRun {
+        success: status.success(),
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    };
+    assert!(!killed, "hung for {LOGIN_TIMEOUT:?}: {run:#?}");
+    (run, cpu.unwrap_or_default())
+}
+
+/// The CPU time of process `pid` and of the children it waited for, if it
+/// has exited and is not reaped yet (state `Z`): utime + stime + cutime +
+/// cstime of /proc/PID/stat, in USER_HZ ticks (1/100 s on Linux, whatever
+/// the kernel's own tick).
+fn exited_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (comm) S ...": the comm may hold spaces and parentheses; the
+    // state follows the last ')', utime, stime, cutime and cstime are the
+    // 12th to 15th fields after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if f.first() != Some(&"Z") {
+        return None;
+    }
+    let mut ticks = 0u64;
+    for i in 11..15 {
+        ticks += f.get(i)?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// [`run_pam_retrying`], with the CPU time of the run that counted
+/// ([`finish_with_cpu`]).
+pub fn run_pam_retrying_cpu(make: impl Fn() -> Command, input: &str) -> (PamRun, Duration) {
+    let mut run = finish_with_cpu(spawn_with_input(&mut make(), input));
+    for i in 0..10u64 {
+        if !run.0.died_before_pam() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10 + 20 * i));
+        run = finish_with_cpu(spawn_with_input(&mut make(), input));
+    }
+    run
+}
+
 /// Runs `cmd` with `input` on its stdin and collects what it printed.
 pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
     finish(spawn_with_input(cmd, input))
@@ -848,11 +919,17 @@ pub fn now() -> u64 {
 /// Waits until at least `margin` seconds remain in the current 30-second
 /// TOTP step, so a code computed now is still current when checked.
 pub fn wait_for_fresh_step(margin: u64) {
-    loop {
-        let left = 30 - now() % 30;
-        if left >= margin {
-            return;
-        }
+    wait_for_fresh_period(30, margin);
+}
+
+/// Waits until at least `margin` seconds remain in the current step of
+/// `period` seconds (a token with steps of its own, 60 s say).
+pub fn wait_for_fresh_period(period: u64, margin: u64) {
+    assert!(
+        margin < period,
+        "a margin of {margin} s never fits a {period} s step"
+    );
+    while period - now() % period < margin {
         std::thread::sleep(Duration::from_millis(250));
     }
 }

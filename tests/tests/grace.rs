@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use otp_core::secret_file::MAX_GRACE;
 use testkit::harness::{hotp_codes, names, state_dir, write_system_secret};
@@ -160,19 +159,37 @@ fn grace_under_the_system_store_is_kept_in_the_system_file() {
     assert_eq!(names(&user.home), home, "something was written in the home");
 }
 
-/// With `grace_period = 2`, three seconds after the code a code is asked
-/// again; a code from another address then drops the expired entry.
+/// Moves every grace entry of the file at `path` (the user's) `secs`
+/// seconds into the past: to the module, exactly as if `secs` seconds had
+/// passed since those codes, without the test sleeping. The module reads
+/// the real clock and compares it with the stored time, so what is tested
+/// is the same comparison; but a period of a few seconds measured with
+/// real sleeps is eaten by a slow login (two fsyncs on a busy disk, a
+/// starved pamtester): a login meant to come "at once" could come after
+/// the period, and fail.
+fn age_grace(user: &TestUser, path: &Path, secs: u64) {
+    let mut file = secret_file(path);
+    assert!(!file.state.grace.is_empty(), "no grace entry to age");
+    for g in &mut file.state.grace {
+        g.at = g.at.checked_sub(secs).expect("an entry older than 1970");
+    }
+    user.write_owned(path, file.to_text().expect("the aged file"), 0o600);
+}
+
+/// With `grace_period = 300`, once the period has passed since the code
+/// (its entry aged by 300 s) a code is asked again; a code from another
+/// address then drops the expired entry.
 #[test]
 fn after_the_period_a_code_is_asked_again() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
-    let pam = pam("grace_period = 2\n");
+    let pam = pam("grace_period = 300\n");
     let codes = hotp_codes(KEY_HEX, 0, 3);
 
     login_with_code(&pam, &user, Some(A), &codes[0]);
     assert_no_code_needed(&login_without_code(&pam, &user, Some(A)), "at once");
-    std::thread::sleep(Duration::from_secs(3));
-    assert_code_asked(&login_without_code(&pam, &user, Some(A)), "after 3 s");
+    age_grace(&user, &path, 300);
+    assert_code_asked(&login_without_code(&pam, &user, Some(A)), "300 s later");
 
     login_with_code(&pam, &user, Some(B), &codes[1]);
     assert_eq!(
@@ -186,21 +203,29 @@ fn after_the_period_a_code_is_asked_again() {
 }
 
 /// A login let in by the grace period does not extend it: only a code
-/// does. With `grace_period = 4`: the code at t, a login without one at
-/// t+2.5 (let in), and at t+5 a code is asked, although t+5 is within 4 s
-/// of the second login.
+/// does. With `grace_period = 300`: the code at t; at t+200 a login
+/// without one is let in and leaves the entry as it was; at t+350 a code
+/// is asked, although that is within 300 s of the second login. (The
+/// times are the entry's, aged; the real time between the logins, a few
+/// seconds at most, cannot bring either check across the period.)
 #[test]
 fn a_login_without_a_code_does_not_extend_the_period() {
     let user = TestUser::new();
-    user.write_secret(&hotp_secret(0));
-    let pam = pam("grace_period = 4\n");
+    let path = user.write_secret(&hotp_secret(0));
+    let pam = pam("grace_period = 300\n");
     let codes = hotp_codes(KEY_HEX, 0, 1);
 
     login_with_code(&pam, &user, Some(A), &codes[0]);
-    std::thread::sleep(Duration::from_millis(2500));
-    assert_no_code_needed(&login_without_code(&pam, &user, Some(A)), "at t+2.5");
-    std::thread::sleep(Duration::from_millis(2500));
-    assert_code_asked(&login_without_code(&pam, &user, Some(A)), "at t+5");
+    age_grace(&user, &path, 200);
+    let entries = grace(&path);
+    assert_no_code_needed(&login_without_code(&pam, &user, Some(A)), "at t+200");
+    assert_eq!(
+        grace(&path),
+        entries,
+        "the login without a code changed the grace entry"
+    );
+    age_grace(&user, &path, 150);
+    assert_code_asked(&login_without_code(&pam, &user, Some(A)), "at t+350");
 }
 
 /// 40 logins, each with a fresh code from an address of its own.

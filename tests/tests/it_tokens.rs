@@ -228,7 +228,11 @@ fn a_hardware_totp_token_is_added_with_one_code() {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
     let seed = "3132333435363738393031323334353637383930313233343536373839303132";
-    // The token's clock runs two 60 s steps behind.
+    // The token's clock runs two 60 s steps behind. otp-enroll reads its
+    // own clock to say how far behind: a 60 s boundary between `now()`
+    // here and there makes it three. Start early in a step: 20 s is far
+    // more than otp-enroll takes, however loaded the machine.
+    wait_for_fresh_period(60, 20);
     let t = now() - 120;
     let code = oathtool(&[
         "--totp=sha256",

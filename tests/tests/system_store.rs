@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    assert_exactly_one_winner, fill_until_enospc, free_bytes, hotp_codes, in_private_mounts,
-    in_private_mounts_line, is_writer_temp, login_race, names, pam_wrapper_copies,
-    remove_copies_of_killed, snapshot, state_dir, stopwatch, sudo_binds, write_sudoers,
-    write_system_secret, Reaper, Rng, TmpfsMount,
+    assert_exactly_one_winner, fill_until_enospc, flock_holders, free_bytes, hotp_codes,
+    in_private_mounts, in_private_mounts_line, is_writer_temp, login_race, names,
+    pam_wrapper_copies, remove_copies_of_killed, snapshot, state_dir, stopwatch, sudo_binds,
+    write_sudoers, write_system_secret, Reaper, Rng, TmpfsMount,
 };
 use testkit::phone::{secret_of, with_phone, User as PhoneUser};
 use testkit::{binary_path, hotp_secret, oathtool, run_with_input, secret_file, PamRun};
@@ -640,10 +640,20 @@ fn sigkill_at_random_points_never_tears_the_system_file() {
          {replaced} / {exited_first} / {not_replaced}"
     );
 
-    // Nothing stale: the next login works at once.
+    // Nothing stale: no process holds a lock on the file (a lock that
+    // outlived its login, in a child that inherited it, would make the
+    // next login wait out the lock and fail), and the next login works.
+    // How long it takes is printed, not bounded: it saves the counter with
+    // two fsyncs, which a busy disk makes as slow as it likes.
+    let meta = fs::metadata(&sys).unwrap();
+    assert_eq!(
+        flock_holders(&meta),
+        Vec::<u32>::new(),
+        "a lock outlived the kills"
+    );
     let t = stopwatch();
     let run = pam.authenticate(&user.name, None, &code_line(&codes[counter]));
     assert!(run.success, "after the kills: {run:#?}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    eprintln!("the login after the kills took {:?}", t.elapsed());
     assert_eq!(secret_file(&sys).tokens[0].counter, counter as u64 + 1);
 }
