@@ -54,9 +54,13 @@ impl Sys {
     fn write_config(&self, store: &str) {
         write_mode(
             &self.config,
+            // The built libpq helper: `migrate --to postgresql` must fail
+            // on the database it cannot reach, not on a helper that is only
+            // installed by the package.
             format!(
-                "store = {store:?}\nstate_dir = {:?}\n",
-                self.state().to_str().unwrap()
+                "store = {store:?}\nstate_dir = {:?}\n[postgresql]\n{}",
+                self.state().to_str().unwrap(),
+                testkit::pg::helper_line()
             ),
             0o644,
         );

@@ -158,8 +158,11 @@ pub fn pin(
         .collect();
     let known = |k: &str| parsed.iter().any(|p| p.keyword == k);
     if let Some(name) = lookup(&given, "service").map(str::to_string) {
-        let text = read_service(service_file)
-            .or_else(|why| refuse(format!("service file {service_file}: {why}")))?;
+        let text = read_service(service_file).or_else(|why| {
+            refuse(format!(
+                "service [{name}]: service file {service_file}: {why} (service_file in [postgresql] names the file)"
+            ))
+        })?;
         let section = service_section(&text, &name)
             .map_err(|why| Refusal(format!("service file {service_file}: {why}")))?
             .ok_or_else(|| {
