@@ -431,11 +431,15 @@ pub fn is_writer_temp(name: &str, secret_name: &str) -> bool {
     rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The pids holding a `flock` on the file `meta` describes, from
-/// /proc/locks. Matched by device and inode: an inode number alone may be
-/// another file system's file, or a freed number already given again.
-pub fn flock_holders(meta: &fs::Metadata) -> Vec<u32> {
-    use std::os::unix::fs::MetadataExt;
+/// Whether process `pid` holds a `flock` on the file `meta` describes: a
+/// `lock:` line naming its device and inode in one of /proc/PID/fdinfo/*
+/// (a process that shares the locked open file description, a forked
+/// child, holds it too). Each fdinfo file is small and read whole. Not
+/// /proc/locks: the kernel lists that table one page per read(2) and
+/// starts the next read at an index into a table other processes change
+/// meanwhile, so once the machine holds more locks than fit a page (other
+/// tests, a database) a lock held all along can be skipped.
+pub fn holds_flock(pid: u32, meta: &fs::Metadata) -> bool {
     let dev = meta.dev();
     let want = format!(
         "{:02x}:{:02x}:{}",
@@ -443,17 +447,43 @@ pub fn flock_holders(meta: &fs::Metadata) -> Vec<u32> {
         libc::minor(dev),
         meta.ino()
     );
-    let text = fs::read_to_string("/proc/locks").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF"
-            if f.len() < 6 || f[1] != "FLOCK" || f[5] != want {
-                return None;
-            }
-            f[4].parse().ok()
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false; // gone: a process that ended holds nothing
+    };
+    fds.flatten().any(|fd| {
+        fs::read_to_string(fd.path()).is_ok_and(|info| {
+            info.lines().any(|l| {
+                // "lock:\t1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&"lock:")
+                    && f.get(2) == Some(&"FLOCK")
+                    && f.get(6) == Some(&&*want)
+            })
         })
-        .collect()
+    })
+}
+
+/// Whether anyone holds a `flock` on the inode `file` is open on: an
+/// exclusive non-blocking flock from `file`'s own open file description
+/// fails with EWOULDBLOCK. When it is free, the lock is taken and let go at
+/// once (nothing else may be waiting for it at the caller's moment).
+pub fn flock_is_held(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: flock(2) on a descriptor `file` owns for the whole call.
+    let rc = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above; lets go of the lock just taken.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        return false;
+    }
+    let err = std::io::Error::last_os_error();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::EWOULDBLOCK),
+        "flock(LOCK_NB): {err}"
+    );
+    true
 }
 
 /// Whether two metadata describe the same file (device and inode).

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use otp_core::secret_file::OtpKind;
 use testkit::harness::{
-    fill_until_enospc, flock_holders, free_bytes, has_open, hotp_codes, is_writer_temp, names,
-    pam_wrapper_copies, remove_copies_of_killed, same_file, snapshot, stopwatch, test_mounts,
-    wait_stopped, wall_clock, Reaper, Rng, TmpfsMount,
+    fill_until_enospc, flock_is_held, free_bytes, has_open, holds_flock, hotp_codes,
+    is_writer_temp, names, pam_wrapper_copies, remove_copies_of_killed, same_file, snapshot,
+    stopwatch, test_mounts, wait_stopped, wall_clock, Reaper, Rng, TmpfsMount,
 };
 use testkit::{code_not_in, hotp_secret, secret_file, totp_secret, PamService};
 use testkit::{finish, now, oathtool_totp, signal, wait_for_fresh_step, PamRun, TestUser};
@@ -322,10 +322,8 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
     // next login wait out the lock and fail), and the next login works.
     // How long it takes is printed, not bounded: it saves the counter with
     // two fsyncs, which a busy disk makes as slow as it likes.
-    let meta = fs::metadata(&path).unwrap();
-    assert_eq!(
-        flock_holders(&meta),
-        Vec::<u32>::new(),
+    assert!(
+        !flock_is_held(&fs::File::open(&path).unwrap()),
         "a lock outlived the kills"
     );
     let t = stopwatch();
@@ -357,7 +355,7 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
         let mut reaper = Reaper(vec![child]);
         let mut caught = false;
         while reaper.0[0].try_wait().unwrap().is_none() {
-            if flock_holders(&held).contains(&pid) {
+            if holds_flock(pid, &held) {
                 signal(pid, libc::SIGSTOP);
                 // kill(2) returns before the stop takes effect: a login in
                 // the middle of rename(2) finishes it first. Only once it
@@ -372,7 +370,7 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
                 // rename, directory fsync); a login stopped after the
                 // rename holds the lock on an inode nobody opens any more,
                 // and the next login rightly goes ahead on the new file.
-                caught = flock_holders(&held).contains(&pid)
+                caught = holds_flock(pid, &held)
                     && fs::metadata(&path).is_ok_and(|now| same_file(&now, &held));
                 if !caught {
                     signal(pid, libc::SIGCONT);
@@ -428,7 +426,7 @@ fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
     holder.0.clear();
     // A reaped process has closed its files: its lock is gone.
     assert!(
-        !flock_holders(&held).contains(&holder_pid),
+        !holds_flock(holder_pid, &held),
         "the killed holder's lock outlived it"
     );
     let run = finish(waiting.0.pop().unwrap());

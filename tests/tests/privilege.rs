@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use otp_core::safe_fs::{self, current_fsuid, FsError, FsIdentity, Owner};
 use testkit::harness::{
-    flock_holders, fs_ids, hotp_codes, names, snapshot, snapshot_dir, thread_groups, RootDir,
-    Snapshot, TmpfsMount,
+    flock_is_held, fs_ids, holds_flock, hotp_codes, names, snapshot, snapshot_dir, thread_groups,
+    RootDir, Snapshot, TmpfsMount,
 };
 use testkit::{secret_file, PamService, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY};
 use testkit::{set_mode, write_mode, TestUser};
@@ -313,7 +313,7 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
         "back to root while the file is still locked"
     );
     assert!(
-        flock_holders(&held).contains(&std::process::id()),
+        holds_flock(std::process::id(), &held),
         "open_locked holds the lock"
     );
     locked.replace(hotp_secret(1).as_bytes()).unwrap();
@@ -333,11 +333,10 @@ fn fs_identity_is_the_users_during_access_and_roots_after() {
     // before its exec), so the wait ends when the lock goes and fails
     // only if it never does: 30 s.
     let waited = testkit::harness::stopwatch();
-    while !flock_holders(&held).is_empty() {
+    while flock_is_held(&pin) {
         assert!(
             waited.elapsed() < std::time::Duration::from_secs(30),
-            "dropping unlocks: still held 30 s later by {:?}",
-            flock_holders(&held)
+            "dropping unlocks: still held 30 s later"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
