@@ -757,3 +757,66 @@ pub fn sudo_binds<'a>(pam: &'a PamService, sudoers: &'a Path) -> [(PathBuf, &'st
         (sudoers.to_path_buf(), "/etc/sudoers"),
     ]
 }
+
+/// The private `/dev` of [`su_as_caller`]: the usual devices, a terminal
+/// of its own (`devpts`, new instance), `/dev/log` the test's sink.
+const SU_DEV: &str = crate::syslog::namespace_script!(
+    "mknod -m 666 /dev/tty c 5 0
+mkdir /dev/pts
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
+ln -s pts/ptmx /dev/ptmx
+"
+);
+
+/// The real setuid util-linux `su TARGET -c 'echo OK-$(id -un)'`, typed
+/// by the unprivileged `caller` on a terminal of their own, answering
+/// `answers` as they show. su's PAM service name is fixed and pam_wrapper
+/// does not reach a setuid program, so: a private mount namespace (made
+/// by root) where `stack` is bound over /etc/pam.d/su and su-l (and,
+/// with `log`, a private /dev whose /dev/log is that sink), then
+/// `setpriv` to the caller, who runs `script(1)` and su in it. `env` is
+/// the caller's whole environment (for script, the shell and su); `su_env`
+/// is added for su alone (`env K=V su ...`: a variable that would change
+/// script or the shell, `LD_PRELOAD` say). The machine's files are never
+/// touched.
+pub fn su_as_caller(
+    stack: &Path,
+    caller: &crate::TestUser,
+    target: &str,
+    env: &[(String, String)],
+    su_env: &[(String, String)],
+    log: Option<&crate::syslog::LogSink>,
+    answers: &[(&str, &str)],
+) -> crate::PtyRun {
+    let mut inner = String::from("env");
+    for (k, v) in su_env {
+        assert!(!k.contains('\'') && !v.contains('\''), "{k}={v}");
+        inner.push_str(&format!(" '{k}={v}'"));
+    }
+    // Single quotes: expanded by the target's shell, not by the caller's.
+    inner.push_str(&format!(" su {target} -c 'echo OK-$(id -un)'"));
+    let then = format!(
+        "exec setpriv --reuid={} --regid={} --init-groups -- script -q -e -c \"$1\" /dev/null",
+        caller.uid, caller.gid
+    );
+    let binds: [(&Path, &str); 2] = [(stack, "/etc/pam.d/su"), (stack, "/etc/pam.d/su-l")];
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    match log {
+        // NAMESPACE_SCRIPT's `exec "$@"` runs `sh -c BINDS sh INNER`.
+        Some(sink) => {
+            cmd.arg(SU_DEV).arg(&sink.path).args([
+                "sh",
+                "-c",
+                &bind_script(&binds, &then),
+                "sh",
+                &inner,
+            ]);
+        }
+        None => {
+            cmd.arg(bind_script(&binds, &then)).args(["sh", &inner]);
+        }
+    }
+    cmd.env_clear().current_dir("/").envs(env.iter().cloned());
+    crate::answer_in_pty(cmd, answers)
+}

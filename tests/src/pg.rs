@@ -638,3 +638,129 @@ pub fn helper_line() -> String {
         binary_path("pq-helper").to_string_lossy()
     )
 }
+
+/// A PostgreSQL cluster made by Debian's own `pg_createcluster` (what `apt
+/// install postgresql` runs for 15/main), stopped and removed on drop: the
+/// configuration Debian's package gives a new cluster (peer on the local
+/// socket, scram-sha-256 for host lines, TLS with the snakeoil
+/// certificate, `include_dir = 'conf.d'`, the machine's
+/// /etc/postgresql-common/createcluster.conf), with what would clash with
+/// the machine's own cluster moved aside: its configuration under a
+/// private `PG_CLUSTER_CONF_ROOT` (postgresql-common's own switch for
+/// clusters outside /etc/postgresql; with it, nothing goes through
+/// systemd or apt), its data, socket directory and log in the test's
+/// directory, a free port, `listen_addresses` left at Debian's default
+/// (`localhost`). The commands that manage it (`pg_ctlcluster 15 main
+/// restart`) work with [`DebianCluster::env`] set.
+pub struct DebianCluster {
+    dir: PathBuf,
+    port: u16,
+    version: String,
+}
+
+impl DebianCluster {
+    /// `pg_createcluster <newest> main --start` with private directories.
+    pub fn create() -> DebianCluster {
+        require_root();
+        let version = server_bin()
+            .parent()
+            .and_then(Path::file_name)
+            .map(|v| v.to_string_lossy().into_owned())
+            .expect("/usr/lib/postgresql/N");
+        let dir = test_root().join(format!("debian-pg-{}", unique_id()));
+        fs::create_dir_all(dir.join("etc")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let cluster = DebianCluster {
+            dir,
+            port: free_port(),
+            version,
+        };
+        let sock = cluster.socket_dir();
+        fs::create_dir_all(&sock).unwrap();
+        let (uid, gid) = postgres_ids();
+        chown(&sock, Some(uid), Some(gid)).unwrap();
+        // Debian's /var/run/postgresql: postgres's, group-writable (2775).
+        fs::set_permissions(&sock, fs::Permissions::from_mode(0o2775)).unwrap();
+        ok(
+            Command::new("pg_createcluster")
+                .envs(cluster.env())
+                .arg("-d")
+                .arg(cluster.dir.join("data"))
+                .arg("-s")
+                .arg(&sock)
+                .arg("-l")
+                .arg(cluster.dir.join("server.log"))
+                .args(["-p", &cluster.port.to_string(), "--start"])
+                .args([cluster.version.as_str(), "main"])
+                .output()
+                .expect("postgresql-common installed"),
+            "pg_createcluster",
+        );
+        cluster
+    }
+
+    /// The environment that points postgresql-common's commands
+    /// (`pg_ctlcluster`, `pg_lsclusters`) at this cluster's configuration.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "PG_CLUSTER_CONF_ROOT",
+            self.dir.join("etc").to_string_lossy().into_owned(),
+        )]
+    }
+
+    /// Its configuration directory (Debian: /etc/postgresql/15/main).
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.join("etc").join(&self.version).join("main")
+    }
+
+    /// Its socket directory (Debian: /var/run/postgresql).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log (for a failing test's message).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `sql` in database `db`, as the OS user postgres over the socket
+    /// (peer authentication, as Debian sets it up); the output, trimmed.
+    pub fn psql_as_postgres(&self, db: &str, sql: &str) -> String {
+        let out = ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", "psql", "-X", "-A", "-t", "-q"])
+                .args(["-v", "ON_ERROR_STOP=1", "-h"])
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
+                .current_dir("/")
+                .output()
+                .expect("psql installed"),
+            sql,
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for DebianCluster {
+    fn drop(&mut self) {
+        let stopped = Command::new("pg_ctlcluster")
+            .envs(self.env())
+            .args(["--mode=immediate", self.version.as_str(), "main", "stop"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !stopped {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(server_bin().join("pg_ctl"))
+                .args(["-w", "-m", "immediate", "-D"])
+                .arg(self.dir.join("data"))
+                .arg("stop")
+                .output();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

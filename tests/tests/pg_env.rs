@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use testkit::harness::hotp_codes;
+use testkit::harness::{hotp_codes, su_as_caller};
 use testkit::pg::{fleet_config, Postgres};
 use testkit::{
-    answer_in_pty, binary_path, code_not_in, run_with_input, set_mode, PamRun, PamService, PtyRun,
-    TestUser, KEY_HEX, PROMPT,
+    binary_path, code_not_in, run_with_input, set_mode, PamRun, PamService, PtyRun, TestUser,
+    KEY_HEX, PROMPT,
 };
 
 const PASSWORD: &str = "Victim-pw-27";
@@ -334,15 +334,15 @@ impl Scene {
     /// The real setuid `su VICTIM`, typed by the caller on their own
     /// terminal with `env`: the victim's password, then `code`.
     fn su(&self, env: &[(String, String)], code: &str) -> PtyRun {
-        let stack = self.pam.dir.join("su");
-        // `\\$`: expanded by the victim's shell, not by root's outer one.
-        let inner = format!("su {} -c 'echo OK-\\$(id -un)'", self.victim.name);
-        let mut cmd = self.namespace(
-            &[(stack.clone(), "/etc/pam.d/su"), (stack, "/etc/pam.d/su-l")],
-            &format!("script -q -e -c \"{inner}\" /dev/null"),
-        );
-        cmd.envs(self.environment(env));
-        answer_in_pty(cmd, &[("Password: ", PASSWORD), (PROMPT, code)])
+        su_as_caller(
+            &self.pam.dir.join("su"),
+            &self.caller,
+            &self.victim.name,
+            &self.environment(env),
+            &[],
+            None,
+            &[("Password: ", PASSWORD), (PROMPT, code)],
+        )
     }
 
     /// The real `sudo -u VICTIM` (sudoers: `targetpw`, `!env_reset`), run
