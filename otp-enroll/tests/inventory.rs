@@ -739,6 +739,44 @@ fn list_unassigned_and_remove() {
     fails(&inv.run(&["remove"]), 2);
 }
 
+/// A vendor CSV as a spreadsheet writes it: a serial with a comma inside
+/// quotes, a doubled quote, CRLF line ends, a header. Each quoted serial is
+/// one token with its own seed; the skipped record names its line.
+#[test]
+fn csv_quoted_fields_are_one_field_each() {
+    let inv = Inv::new();
+    let csv = inv.file(
+        "quoted.csv",
+        format!(
+            "\"serial\",\"seed\",\"type\"\r\n\"ACME, Inc 0001\",{RFC4226_HEX},hotp\r\n\"say \"\"hi\"\"\",\"{RFC4226_HEX}\",\"totp\"\r\n\"ACME, Inc 0002\",zz\r\n"
+        ),
+    );
+    let out = inv.import(&csv, &[]);
+    let said = ok(&out);
+    assert!(said.contains("imported 2, skipped 1"), "{said}");
+    assert!(
+        said.contains("line 4 (serial ACME, Inc 0002)") && said.contains("not hex"),
+        "{said}"
+    );
+    let stored: Vec<(String, String, Vec<u8>)> = inv
+        .stored()
+        .into_iter()
+        .map(|s| (s.serial, s.kind, s.key))
+        .collect();
+    let key = b"12345678901234567890".to_vec();
+    assert_eq!(
+        stored,
+        [
+            (
+                "ACME, Inc 0001".to_string(),
+                "hotp".to_string(),
+                key.clone()
+            ),
+            ("say \"hi\"".to_string(), "totp".to_string(), key),
+        ]
+    );
+}
+
 #[test]
 fn only_root_and_only_a_safe_store() {
     let inv = Inv::new();

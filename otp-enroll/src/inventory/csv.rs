@@ -1,10 +1,11 @@
 //! CSV lines as vendors ship them:
 //! `serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]]`.
 //!
-//! `#` comments and blank lines are allowed, fields may be quoted ("..."),
-//! and a first line naming the columns (its first field "serial") is
-//! skipped. A line that cannot be used is reported with its number and
-//! skipped; the others are imported.
+//! Read with the `csv` crate: fields may be quoted ("ACME, Inc", a `""`
+//! inside), surrounding spaces are trimmed, `#` comments and blank lines
+//! are allowed, and a first record naming the columns (its first field
+//! "serial") is skipped. A record that cannot be used is reported with the
+//! number of the line it starts on and skipped; the others are imported.
 
 use otp_core::key;
 use otp_core::otp::Algorithm;
@@ -12,13 +13,6 @@ use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 
 use super::{HardwareToken, Parsed, Skipped, MAX_ENTRIES};
 use crate::output::{quoted, shown};
-
-fn field(f: &str) -> &str {
-    let f = f.trim();
-    f.strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .map_or(f, str::trim)
-}
 
 fn line(fields: &[&str]) -> Result<HardwareToken, String> {
     let (serial, seed, rest) = match fields {
@@ -73,18 +67,54 @@ fn line(fields: &[&str]) -> Result<HardwareToken, String> {
     Ok(c)
 }
 
+/// The number of the line a record starts on. The reader gives the byte
+/// where it stopped after the record before, ahead of the line ends,
+/// blank lines and `#` comment lines it then skipped (its own line count
+/// lags the same way): skip those here, then count the line ends before.
+fn start_line(text: &str, byte: u64) -> u64 {
+    let at = usize::try_from(byte).unwrap_or(usize::MAX);
+    let mut offset = 0;
+    let mut number = 0;
+    for line in text.split_inclusive('\n') {
+        number += 1;
+        let end = offset + line.len();
+        if end > at {
+            // The part of this line at or after `at`: the record starts
+            // here unless that part is only a line end, or the whole line
+            // is a comment.
+            let from = at.saturating_sub(offset);
+            let rest = line.get(from..).unwrap_or_default();
+            let comment = from == 0 && line.starts_with('#');
+            if !rest.trim_end_matches(['\r', '\n']).is_empty() && !comment {
+                return number;
+            }
+        }
+        offset = end;
+    }
+    number
+}
+
 /// Reads CSV text; `Err` refuses the whole file.
 pub fn parse(text: &str) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     let mut first = true;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        // The input is a &str, so a record is always UTF-8; any other
+        // error of the reader (none is known for flexible records) refuses
+        // the file rather than skip what it could not read.
+        let record = record.map_err(|e| format!("not CSV: {e}"))?;
+        let n = record.position().map_or(0, |p| start_line(text, p.byte()));
+        let fields: Vec<&str> = record.iter().collect();
+        if fields.iter().all(|f| f.is_empty()) {
+            continue; // a line of only commas or spaces
         }
-        let fields: Vec<&str> = l.split(',').map(field).collect();
         let header = first
             && fields
                 .first()
@@ -175,6 +205,42 @@ mod tests {
         assert!(got[6].contains("6 fields"), "{got:?}");
         assert!(got[7].contains("no seed"), "{got:?}");
         assert!(got[8].starts_with("line 9"), "{got:?}");
+    }
+
+    /// Quoted fields as spreadsheets write them: a comma and a doubled
+    /// quote inside, CRLF line ends, a quoted field over two lines; line
+    /// numbers are those the record starts on.
+    #[test]
+    fn quoted_fields_keep_their_commas_and_quotes() {
+        let text = format!(
+            "serial,seed\r\n\"ACME, Inc 1\",{HEX}\r\n\"say \"\"hi\"\"\",\"{HEX}\",\"totp\"\r\n\"two\nlines\",zz\r\nLAST,{HEX}\r\n"
+        );
+        let p = parse(&text).unwrap();
+        let serials: Vec<&str> = p.tokens.iter().map(|t| t.serial.as_str()).collect();
+        assert_eq!(serials, ["ACME, Inc 1", "say \"hi\"", "LAST"]);
+        assert_eq!(p.tokens[1].kind, OtpKind::Totp);
+        let [bad] = p.skipped.as_slice() else {
+            panic!("{:?}", p.skipped)
+        };
+        assert!(bad.what.starts_with("line 4 "), "{}", bad.what);
+        assert!(bad.why.contains("not hex"), "{}", bad.why);
+    }
+
+    /// Line numbers count comments, blank lines and the lines inside a
+    /// quoted field, as an editor shows them.
+    #[test]
+    fn skipped_records_name_the_line_they_start_on() {
+        let text = "# c\n\nA,zz\r\n# c\n\"B\nB\",zz\n\n, ,\nC,zz";
+        let p = parse(text).unwrap();
+        let what: Vec<&str> = p.skipped.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "line 3 (serial A)",
+                "line 5 (serial B\\x0aB)",
+                "line 9 (serial C)"
+            ]
+        );
     }
 
     #[test]
