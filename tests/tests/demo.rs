@@ -238,7 +238,22 @@ fn demo_lets_the_demo_user_in_with_a_code_and_ctrl_c_removes_everything() {
     // (created above); no memory is involved.
     unsafe { libc::kill(-pgid, libc::SIGINT) };
     let status = child.wait().unwrap();
-    let rest: Vec<String> = rx.try_iter().collect();
+    // Everything the demo printed up to its exit, not what the reader
+    // thread happened to pass on by now (try_iter raced it and missed the
+    // last lines under load): the reader ends at end of file, which comes
+    // once the demo and its sshd have closed their ends of the pipe.
+    let mut rest = Vec::new();
+    let drained = testkit::harness::stopwatch();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => rest.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => assert!(
+                drained.elapsed() < Duration::from_secs(30),
+                "the demo's output did not end 30 s after it exited: {rest:?}"
+            ),
+        }
+    }
     let _ = fs::remove_dir_all(&tmp);
     login.unwrap();
     assert!(
