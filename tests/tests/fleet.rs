@@ -450,8 +450,13 @@ fn a_host_cut_off_from_the_database_or_a_stopped_database_refuses_and_recovers()
     let run = finish(spawn_with_input(&mut pamtester, &format!("{}\n", codes[1])));
     let module_time = start.elapsed();
     assert!(!run.success, "let in without the database: {run:#?}");
+    // Bounded to tell connect_timeout honoured from not: without it libpq
+    // waits for the kernel to give up on the SYN (about 127 s). The slack
+    // is for starting pamtester and the helper in the namespace, which a
+    // loaded machine stretches; the time
+    // itself is printed below.
     assert!(
-        module_time <= Duration::from_secs(TIMEOUT + 1),
+        module_time <= Duration::from_secs(TIMEOUT + 8),
         "refused after {module_time:?}"
     );
     let (ssh_time, ok) = timed_login(&f, 0, &user, &codes[1]);
