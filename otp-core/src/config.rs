@@ -1073,14 +1073,24 @@ otp = "deny"
             })
         ));
         assert!(reason(&bad).starts_with(&format!("config {bad}: totp_skew: ")));
-        if nix::unistd::geteuid().is_root() {
-            let theirs = dir.file("theirs.toml", b"", 0o644);
-            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
-            assert_eq!(
-                reason(&theirs),
-                format!("config {theirs}: owned by uid 4242, not root")
-            );
-        }
+    }
+
+    /// Giving a file to another uid needs root: the part of
+    /// `load_trusts_only_a_safe_file_and_names_it` an ordinary user cannot run.
+    #[test]
+    #[ignore = "needs root: make test"]
+    fn load_refuses_a_config_of_another_owner() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (chown to another uid): make test runs it"
+        );
+        let dir = TempDir::new("owner");
+        let theirs = dir.file("theirs.toml", b"", 0o644);
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        assert_eq!(
+            load(&theirs).unwrap_err().to_string(),
+            format!("config {theirs}: owned by uid 4242, not root")
+        );
     }
 
     fn net(text: &str) -> Source {
