@@ -30,10 +30,13 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The build comes first: the tests load the module, a cdylib, which
-# `cargo test` alone does not build (testkit::module_path).
+# `cargo test` alone does not build (testkit::module_path). The tests that
+# need root (or a test package, or the built module) are marked #[ignore]
+# with that reason, so that `cargo test --workspace` as any user runs the
+# rest and lists them; here, as root, --include-ignored runs them all.
 unit-and-integration:
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace -- --include-ignored
 
 # Build the .deb, install, log in through it, remove and purge.
 package-test:

@@ -18,6 +18,7 @@ fn parse(user: &TestUser) -> SecretFile {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn right_code_succeeds() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -30,6 +31,7 @@ fn right_code_succeeds() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn wrong_code_fails_and_is_counted() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -42,6 +44,7 @@ fn wrong_code_fails_and_is_counted() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn replayed_code_fails() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -65,6 +68,7 @@ fn replayed_code_fails() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn code_with_spaces_and_dashes_succeeds() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -81,6 +85,7 @@ fn code_with_spaces_and_dashes_succeeds() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn totp_sha256_eight_digits() {
     let user = TestUser::new();
     user.write_secret(&format!(
@@ -103,6 +108,7 @@ fn totp_sha256_eight_digits() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_ahead_within_window_moves_the_counter() {
     let user = TestUser::new();
     user.write_secret(&hotp_secret(5));
@@ -126,6 +132,7 @@ fn hotp_ahead_within_window_moves_the_counter() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_rfc4226_vector_at_counter() {
     let user = TestUser::new();
     user.write_secret(&hotp_secret(0));
@@ -139,6 +146,7 @@ fn hotp_rfc4226_vector_at_counter() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_behind_refused() {
     let user = TestUser::new();
     user.write_secret(&hotp_secret(5));
@@ -154,6 +162,7 @@ fn hotp_behind_refused() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_beyond_window_refused() {
     let user = TestUser::new();
     user.write_secret(&hotp_secret(5));
@@ -171,6 +180,7 @@ fn hotp_beyond_window_refused() {
 /// refused (before, it was accepted and the file saved could never be read
 /// again, failing every later login).
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_counter_at_the_top_of_its_range_stays_readable() {
     use otp_core::secret_file::MAX_COUNTER;
     let user = TestUser::new();
@@ -193,6 +203,7 @@ fn hotp_counter_at_the_top_of_its_range_stays_readable() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn scratch_code_works_once() {
     let user = TestUser::new();
     user.write_secret(&format!(
@@ -211,6 +222,7 @@ fn scratch_code_works_once() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn missing_secret_deny_still_prompts() {
     let user = TestUser::new();
     let svc = simple_service("missing = \"deny\"\n");
@@ -222,6 +234,7 @@ fn missing_secret_deny_still_prompts() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn missing_secret_allow_succeeds_with_a_message() {
     let user = TestUser::new();
     let svc = simple_service("missing = \"allow\"\n");
@@ -232,6 +245,7 @@ fn missing_secret_allow_succeeds_with_a_message() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn nullok_argument_allows_a_missing_secret() {
     let user = TestUser::new();
     let svc = PamService::with_config(
@@ -248,6 +262,7 @@ fn nullok_argument_allows_a_missing_secret() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn forward_pass_password_and_code_in_one_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -267,6 +282,7 @@ fn forward_pass_password_and_code_in_one_prompt() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn forward_pass_hands_the_password_to_pam_unix() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -287,6 +303,7 @@ fn forward_pass_hands_the_password_to_pam_unix() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn use_first_pass_without_authtok_fails_without_prompt() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -303,6 +320,7 @@ fn use_first_pass_without_authtok_fails_without_prompt() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn rate_limit_refuses_the_right_code_after_three_failures() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -322,6 +340,7 @@ fn rate_limit_refuses_the_right_code_after_three_failures() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn success_rewrites_the_file_atomically() {
     let user = TestUser::new();
     let path = user.write_secret(&format!(
@@ -383,17 +402,20 @@ fn broken_config_fails_closed_with(config: &str, spoil: impl FnOnce(&std::path::
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_owned_by_a_user_fails_closed() {
     let owner = TestUser::new();
     broken_config_fails_closed_with("default = \"skip\"\n", |cfg| owner.chown(cfg));
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_world_writable_fails_closed() {
     broken_config_fails_closed("default = \"skip\"\n", 0o646);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_directory_fails_closed() {
     broken_config_fails_closed_with("", |cfg| {
         fs::remove_file(cfg).unwrap();
@@ -402,6 +424,7 @@ fn broken_config_directory_fails_closed() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn absent_config_means_the_safe_defaults() {
     // SPEC: the config is optional, absent = defaults (require a code,
     // missing = "deny").
@@ -421,6 +444,7 @@ fn absent_config_means_the_safe_defaults() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn implausible_user_names_fail_even_where_no_code_is_needed() {
     let svc = simple_service("default = \"skip\"\nmissing = \"allow\"\n");
     for name in ["..", ".", "a/../../etc", "-rf", "a b"] {
@@ -459,6 +483,7 @@ impl Drop for Restore {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn an_unreadable_home_is_not_a_missing_secret() {
     // missing = "allow" lets users without a secret in; a secret the module
     // cannot even look for must not count as missing.
@@ -480,6 +505,7 @@ fn an_unreadable_home_is_not_a_missing_secret() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_dangling_symlink_is_not_a_missing_secret() {
     let user = TestUser::new();
     let link = user.secret_path();
@@ -499,26 +525,31 @@ fn a_dangling_symlink_is_not_a_missing_secret() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_bad_toml_fails_closed() {
     broken_config_fails_closed("default = \"skip\"\n[[rule\n", 0o644);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_unknown_key_fails_closed() {
     broken_config_fails_closed("default = \"skip\"\nmisssing = \"allow\"\n", 0o644);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_group_writable_fails_closed() {
     broken_config_fails_closed("default = \"skip\"\n", 0o664);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn broken_config_bad_value_fails_closed() {
     broken_config_fails_closed("totp_skew = 5000\n", 0o644);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn unknown_module_argument_is_ignored() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -534,6 +565,7 @@ fn unknown_module_argument_is_ignored() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn no_such_user_fails() {
     let svc = simple_service("missing = \"allow\"\ndefault = \"require\"\n");
     let run = svc.authenticate("potnosuchuser", RHOST, "123456\n");
@@ -542,6 +574,7 @@ fn no_such_user_fails() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn try_first_pass_after_pam_unix_prompts_for_the_code() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -559,6 +592,7 @@ fn try_first_pass_after_pam_unix_prompts_for_the_code() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn use_first_pass_takes_the_code_from_the_earlier_module() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -575,6 +609,7 @@ fn use_first_pass_takes_the_code_from_the_earlier_module() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn secret_and_prompt_arguments_override_the_config() {
     let user = TestUser::new();
     let custom = user.home.join("custom-otp.toml");
@@ -595,6 +630,7 @@ fn secret_and_prompt_arguments_override_the_config() {
 /// google-authenticator-libpam's `${USER}` and `${HOME}` work in
 /// `secret=`, as `%u` and `%h` do, and in the config's `secret`.
 #[test]
+#[ignore = "needs root: make test"]
 fn google_authenticator_placeholders_in_the_secret_template() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -638,6 +674,7 @@ fn google_authenticator_placeholders_in_the_secret_template() {
 /// Any other placeholder fails closed: a mistyped template must not turn
 /// into "no secret file", which nullok lets in without a code.
 #[test]
+#[ignore = "needs root: make test"]
 fn unknown_placeholders_in_the_secret_template_fail_closed() {
     let enrolled = TestUser::new();
     enrolled.write_secret(&totp_secret());
@@ -685,6 +722,7 @@ fn unknown_placeholders_in_the_secret_template_fail_closed() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn concurrent_logins_accept_a_code_once() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -724,6 +762,7 @@ fn concurrent_logins_accept_a_code_once() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -740,6 +779,7 @@ fn forward_pass_with_a_skip_rule_still_forwards_the_password() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn rewrite_is_0600_whatever_the_callers_umask() {
     // The calling program's umask is not ours to trust: 0277 would make
     // the rewritten file 0400, 0477 one the user can no longer read.
@@ -768,6 +808,7 @@ fn rewrite_is_0600_whatever_the_callers_umask() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn forward_pass_with_an_emergency_code() {
     let user = TestUser::new();
     user.write_secret(&format!(
