@@ -2,7 +2,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: build release test lint unit-and-integration package-test fuzz demo bench bench-check clean setup-demo setup-test
+.PHONY: build release test lint doc-citations unit-and-integration package-test fuzz demo bench bench-check clean setup-demo setup-test
 
 build:
 	$(CARGO) build --workspace
@@ -14,7 +14,7 @@ release:
 # services and a throwaway sshd on loopback, and clean up after themselves).
 # The set-up comes first: it installs what the tests need, or says in one
 # line what is missing.
-test: setup-test lint unit-and-integration package-test fuzz bench-check
+test: setup-test lint doc-citations unit-and-integration package-test fuzz bench-check
 
 # The Debian packages and tools of scripts/packages/{demo,test}, installed
 # with apt-get (and cargo install) when missing; a quick no-op when all are
@@ -29,11 +29,21 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# README.md, SECURITY.md and doc/**/*.md cite tests by name as proof: a
+# citation of a test (or file) that no longer exists fails here. The
+# self-test first, so that the check cannot quietly stop finding anything.
+doc-citations:
+	@CARGO="$(CARGO)" scripts/check-doc-citations --self-test
+	@CARGO="$(CARGO)" scripts/check-doc-citations
+
 # The build comes first: the tests load the module, a cdylib, which
-# `cargo test` alone does not build (testkit::module_path).
+# `cargo test` alone does not build (testkit::module_path). The tests that
+# need root (or a test package, or the built module) are marked #[ignore]
+# with that reason, so that `cargo test --workspace` as any user runs the
+# rest and lists them; here, as root, --include-ignored runs them all.
 unit-and-integration:
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace -- --include-ignored
 
 # Build the .deb, install, log in through it, remove and purge.
 package-test:

@@ -1073,14 +1073,24 @@ otp = "deny"
             })
         ));
         assert!(reason(&bad).starts_with(&format!("config {bad}: totp_skew: ")));
-        if nix::unistd::geteuid().is_root() {
-            let theirs = dir.file("theirs.toml", b"", 0o644);
-            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
-            assert_eq!(
-                reason(&theirs),
-                format!("config {theirs}: owned by uid 4242, not root")
-            );
-        }
+    }
+
+    /// Giving a file to another uid needs root: the part of
+    /// `load_trusts_only_a_safe_file_and_names_it` an ordinary user cannot run.
+    #[test]
+    #[ignore = "needs root: make test"]
+    fn load_refuses_a_config_of_another_owner() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (chown to another uid): make test runs it"
+        );
+        let dir = TempDir::new("owner");
+        let theirs = dir.file("theirs.toml", b"", 0o644);
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        assert_eq!(
+            load(&theirs).unwrap_err().to_string(),
+            format!("config {theirs}: owned by uid 4242, not root")
+        );
     }
 
     fn net(text: &str) -> Source {
@@ -1229,11 +1239,26 @@ otp = "deny"
         assert!(reason(&gone).ends_with(&format!("from_file {gone}: no such file")));
         let dir_path = dir.0.to_str().unwrap();
         assert!(reason(dir_path).ends_with(": not a regular file"));
-        if nix::unistd::geteuid().is_root() {
-            let theirs = dir.file("theirs.list", b"10.0.0.0/8\n", 0o644);
-            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
-            assert!(reason(&theirs).ends_with(": owned by uid 4242, not root"));
-        }
+    }
+
+    /// The part of `list_files_are_trusted_like_the_config` that needs root.
+    #[test]
+    #[ignore = "needs root: make test"]
+    fn list_files_of_another_owner_are_refused() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (chown to another uid): make test runs it"
+        );
+        let dir = TempDir::new("list-owner");
+        let theirs = dir.file("theirs.list", b"10.0.0.0/8\n", 0o644);
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        let text = format!("[[rule]]\nfrom_file = [{theirs:?}]\notp = \"skip\"\n");
+        let config = dir.file("pam_otp.toml", text.as_bytes(), 0o644);
+        let reason = load(&config).unwrap_err().to_string();
+        assert!(
+            reason.ends_with(": owned by uid 4242, not root"),
+            "{reason}"
+        );
     }
 
     #[test]

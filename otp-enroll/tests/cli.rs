@@ -90,6 +90,7 @@ fn usage_errors_exit_2_with_a_hint() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn no_panic_on_hostile_arguments_or_output() {
     let user = TestUser::new();
     let hostile: Vec<Vec<&OsStr>> = vec![

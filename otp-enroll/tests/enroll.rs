@@ -20,6 +20,7 @@ fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn printed_qr_code_decodes_to_the_printed_uri_and_key() {
     let user = TestUser::new();
     let out = admin(
@@ -80,6 +81,7 @@ fn printed_qr_code_decodes_to_the_printed_uri_and_key() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn ansi_qr_code_reads_on_dark_and_light_terminals() {
     let user = TestUser::new();
     let out = ok(&admin(
@@ -118,6 +120,7 @@ fn ansi_qr_code_reads_on_dark_and_light_terminals() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn enrolled_secret_logs_in_with_an_oathtool_code() {
     let user = TestUser::new();
     let out = ok(&admin(&user, &["new", "--no-confirm", "--qr", "none"]));
@@ -144,6 +147,7 @@ fn enrolled_secret_logs_in_with_an_oathtool_code() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn other_algorithms_digits_and_periods_log_in() {
     let user = TestUser::new();
     let out = ok(&admin(
@@ -182,6 +186,7 @@ fn other_algorithms_digits_and_periods_log_in() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn confirmation_saves_only_after_a_right_code_as_the_user_themselves() {
     let user = TestUser::new();
     let new = |stdin: &str, extra: &[&str]| {
@@ -242,6 +247,7 @@ fn confirmation_saves_only_after_a_right_code_as_the_user_themselves() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn if_missing_enrolls_when_there_is_no_secret() {
     let user = TestUser::new();
     let mut cmd = enroll_as(&user);
@@ -253,6 +259,7 @@ fn if_missing_enrolls_when_there_is_no_secret() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_enrollment_with_the_key_on_standard_input() {
     let user = TestUser::new();
     let b32 = otp_core::key::encode_base32(&otp_core::key::decode_hex(RFC4226_HEX).unwrap());
@@ -285,6 +292,7 @@ fn hotp_enrollment_with_the_key_on_standard_input() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_secret_that_cannot_be_shown_or_saved_is_neither() {
     let user = TestUser::new();
     // Standard output is a pipe nobody reads: the secret is not saved.
@@ -318,6 +326,7 @@ fn a_secret_that_cannot_be_shown_or_saved_is_neither() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn secret_file_template_and_planted_symlinks() {
     let user = TestUser::new();
     // --secret-file with %u/%h, as the module's `secret=` argument, and
@@ -366,6 +375,7 @@ fn secret_file_template_and_planted_symlinks() {
 /// secret there, so none is made. The error names the directory and the
 /// fix; nothing is shown or saved. A user's own run gets the same answer.
 #[test]
+#[ignore = "needs root: make test"]
 fn refuses_to_save_into_a_directory_others_can_write_to() {
     use std::os::unix::fs::PermissionsExt;
     let user = TestUser::new();
@@ -392,6 +402,7 @@ fn refuses_to_save_into_a_directory_others_can_write_to() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_directory_the_user_cannot_write_is_refused_before_any_secret_is_shown() {
     let user = TestUser::new();
     // Root's directory in the user's home: the user cannot create files in

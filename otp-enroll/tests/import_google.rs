@@ -28,6 +28,7 @@ fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn totp_codes_and_emergency_codes_work_after_import() {
     let user = TestUser::new();
     let original = format!("{KEY}\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 3\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n59204058\n67424791\n35582731\n");
@@ -68,6 +69,7 @@ fn totp_codes_and_emergency_codes_work_after_import() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn hotp_counter_step_size_and_used_steps_carry_over() {
     // HOTP: the counter is the next one expected.
     let user = TestUser::new();
@@ -115,6 +117,7 @@ fn hotp_counter_step_size_and_used_steps_carry_over() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn unsafe_or_broken_google_files_are_refused() {
     let user = TestUser::new();
     // Readable by others: refused, as pam_otp's own file would be.

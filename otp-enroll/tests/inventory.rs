@@ -282,6 +282,7 @@ type Case = (
 );
 
 #[test]
+#[ignore = "needs root: make test"]
 fn python_pskc_files_import_with_the_right_seeds() {
     let cases: [Case; 5] = [
         ("plain", "plain", None, None, "aes128-cbc", "hmac-sha1", &[]),
@@ -411,6 +412,7 @@ fn python_pskc_files_import_with_the_right_seeds() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn rfc6030_examples() {
     let inv = Inv::new();
     // Figure 10, plain bulk: 9999999 is in it twice, so neither is taken.
@@ -487,6 +489,7 @@ fn rfc6030_examples() {
 /// Each (file, options, expected words): refused, exit 1, tokens.toml as
 /// it was.
 #[test]
+#[ignore = "needs root: make test"]
 fn bad_input_is_refused_and_changes_nothing() {
     let inv = Inv::new();
     let csv = inv.file("seed.csv", format!("KEEP-1,{RFC4226_HEX}\n"));
@@ -686,6 +689,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn list_unassigned_and_remove() {
     let inv = Inv::new();
     let out = ok(&inv.run(&["list"]));
@@ -778,6 +782,7 @@ fn csv_quoted_fields_are_one_field_each() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn only_root_and_only_a_safe_store() {
     let inv = Inv::new();
     let user = TestUser::new();
@@ -830,6 +835,7 @@ fn only_root_and_only_a_safe_store() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn concurrent_imports_are_serialised_by_the_lock() {
     let inv = Inv::new();
     ok(&inv.run(&["list"]));
@@ -874,6 +880,7 @@ fn concurrent_imports_are_serialised_by_the_lock() {
 /// seed typed), log in, remove (the token goes back, with its counter),
 /// hand it to someone else, whose old codes then do not work.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_token_is_associated_by_serial_and_code_and_returned() {
     let inv = Inv::new();
     let totp_seed = hex(&seed(7, 20));
@@ -1000,6 +1007,7 @@ fn element(xml: &str, tag: &str, n: usize) -> std::ops::Range<usize> {
 /// are accepted: they are not secret, and the one code asked at
 /// association proves them.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_plain_secret_in_an_encrypted_file_is_refused_whole() {
     let inv = Inv::new();
     let csv = inv.file("keep.csv", format!("KEEP-1,{RFC4226_HEX}\n"));
@@ -1134,6 +1142,7 @@ fn base64_of(bytes: &[u8]) -> String {
 /// of them happened tells an attacker probing the importer nothing, and
 /// the admin's remedy is the same.
 #[test]
+#[ignore = "needs root: make test"]
 fn every_mac_failure_gives_one_message() {
     let inv = Inv::new();
     let key = "000102030405060708090a0b0c0d0e0f";
@@ -1250,6 +1259,7 @@ fn no_raw(o: &Output, what: &str) {
 /// sequence, and a file name holding U+202E, are printed as the log
 /// writes them, by import, list, remove and token — never raw.
 #[test]
+#[ignore = "needs root: make test"]
 fn hostile_text_is_printed_escaped() {
     let inv = Inv::new();
     let ns = "urn:ietf:params:xml:ns:keyprov:pskc";

@@ -164,6 +164,7 @@ fn new_with_key(sys: &Sys, user: &TestUser) -> String {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn root_manages_a_user_on_the_system_store() {
     let sys = Sys::new();
     let user = TestUser::new();
@@ -254,6 +255,7 @@ fn root_manages_a_user_on_the_system_store() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_plain_user_is_told_how_enrollment_happens_and_nothing_changes() {
     let sys = Sys::new();
     let user = TestUser::new();
@@ -394,6 +396,7 @@ fn a_plain_user_is_told_how_enrollment_happens_and_nothing_changes() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn reset_removes_everything_marks_pending_and_returns_inventory_tokens() {
     let sys = Sys::new();
     let user = TestUser::new();
@@ -503,6 +506,7 @@ fn reset_removes_everything_marks_pending_and_returns_inventory_tokens() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn reset_works_on_the_home_store_too() {
     let sys = Sys::with_store("home");
     let user = TestUser::new();
@@ -535,6 +539,7 @@ const V1: &str = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY
 const V2: &str = "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n\n[[token]]\nid = \"OATH00012345\"\ntype = \"hotp\"\nserial = \"OATH00012345\"\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ncounter = 12\n";
 
 #[test]
+#[ignore = "needs root: make test"]
 fn migrate_copies_home_files_into_the_system_store() {
     let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
     // The config still says "home" while the files are copied.
@@ -661,6 +666,7 @@ fn migrate_copies_home_files_into_the_system_store() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn migrate_reports_a_home_file_it_cannot_use() {
     let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let sys = Sys::with_store("home");

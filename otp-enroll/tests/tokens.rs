@@ -26,6 +26,7 @@ fn login(svc: &PamService, user: &TestUser, code: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_second_phone_is_added_beside_the_first() {
     let user = TestUser::new();
     let out = ok(&new_phone(&user, PHONE1, &["--id", "pixel"]));
@@ -115,6 +116,7 @@ fn a_second_phone_is_added_beside_the_first() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn remove_force_takes_all_and_says_which() {
     let user = TestUser::new();
     ok(&new_phone(&user, PHONE1, &[]));
@@ -126,6 +128,7 @@ fn remove_force_takes_all_and_says_which() {
 
 /// `new --force` replaces every token, and says which went.
 #[test]
+#[ignore = "needs root: make test"]
 fn new_force_names_what_it_replaced() {
     let user = TestUser::new();
     ok(&new_phone(&user, PHONE1, &[]));
@@ -139,6 +142,7 @@ fn new_force_names_what_it_replaced() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn resync_picks_the_token_by_id() {
     let user = TestUser::new();
     let hw1 = ok(&admin(

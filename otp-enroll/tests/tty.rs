@@ -22,6 +22,7 @@ fn on_terminal(args: &str, input: &str) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn remove_asks_on_a_terminal_unless_yes() {
     let user = TestUser::new();
     ok(&admin(&user, &["new", "--no-confirm", "--qr", "none"]));
@@ -40,6 +41,7 @@ fn remove_asks_on_a_terminal_unless_yes() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_seed_typed_on_the_terminal_is_not_echoed() {
     let user = TestUser::new();
     let mut cmd = Command::new("script");

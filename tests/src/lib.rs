@@ -81,10 +81,13 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// (across binaries, `retry` copes with the lock being busy).
 static ACCOUNTS: Mutex<()> = Mutex::new(());
 
-/// Panics with a clear message unless running as root.
+/// Panics with a clear message unless running as root. The tests that
+/// call it are also marked `#[ignore = "needs root: make test"]`, so that
+/// `cargo test --workspace` as an ordinary user lists them as ignored;
+/// this is for one run with `--include-ignored` by a user who is not root.
 pub fn require_root() {
     let uid = unsafe_free_euid();
-    assert_eq!(uid, 0, "these integration tests need root (they create users and run PAM as root); CI runs them as root");
+    assert_eq!(uid, 0, "this test needs root (it creates users and runs PAM as root): run it as root, as `make test` does");
 }
 
 fn unsafe_free_euid() -> u32 {

@@ -62,6 +62,7 @@ fn assert_enrolled(run: &PtyRun, phone: &Phone, user: &TestUser, sshd: &Sshd) {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn ssh_command_enrolls_after_a_public_key_and_the_next_login_asks_for_a_code() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
@@ -95,6 +96,7 @@ fn ssh_command_enrolls_after_a_public_key_and_the_next_login_asks_for_a_code() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn sftp_session_enrolls_the_same_way() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
@@ -107,6 +109,7 @@ fn sftp_session_enrolls_the_same_way() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn three_wrong_confirmation_codes_save_nothing_and_refuse_the_login() {
     let sshd = sshd("publickey,keyboard-interactive", ENROLL);
     let (user, key) = user_with_key(&sshd);
@@ -125,6 +128,7 @@ fn three_wrong_confirmation_codes_save_nothing_and_refuse_the_login() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn without_a_first_factor_sshd_shows_no_secret() {
     // Keyboard-interactive alone: SSH_AUTH_INFO_0 lists no method.
     let sshd = sshd("keyboard-interactive", ENROLL);
@@ -175,6 +179,7 @@ fn pamtester(pam: &PamService, user: &TestUser, password: &str, ops: &[&str]) ->
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_wrong_password_then_a_right_confirmation_code_saves_nothing() {
     for control in ["requisite", "required"] {
         let pam = password_stack(control);
@@ -194,6 +199,7 @@ fn a_wrong_password_then_a_right_confirmation_code_saves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_right_password_and_code_save_the_token_at_setcred() {
     for control in ["requisite", "required"] {
         let pam = password_stack(control);
@@ -222,6 +228,7 @@ fn a_right_password_and_code_save_the_token_at_setcred() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn su_on_a_terminal_shows_a_code_the_phone_reads_and_saves_it_after_the_stack() {
     // The real su (util-linux) with pam_wrapper: its private "su" service
     // holds pam_unix, then pam_otp.

@@ -51,6 +51,7 @@ fn home_on_tmpfs(user: &TestUser, size: &str, secret: &str) -> TmpfsMount {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -104,6 +105,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn read_only_home_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -166,6 +168,7 @@ fn seen(run: &PamRun) -> String {
 /// right one from the answer. An HOTP code or an emergency code stays
 /// good until used, so it can be used once space returns.
 #[test]
+#[ignore = "needs root: make test"]
 fn unsaved_state_does_not_tell_a_right_code_from_a_wrong_one() {
     let _one = serial();
     let user = TestUser::new();
@@ -205,6 +208,7 @@ fn unsaved_state_does_not_tell_a_right_code_from_a_wrong_one() {
 /// next one. Temp files a kill leaves are only the writer's own
 /// (`.pam_otp.toml.<16 hex>.tmp`, owned by the user, 0600).
 #[test]
+#[ignore = "needs root: make test"]
 fn sigkill_at_random_points_never_tears_the_secret_file() {
     let _one = serial();
     const LOOPS: usize = 200;
@@ -337,6 +341,7 @@ fn sigkill_at_random_points_never_tears_the_secret_file() {
 /// (seen in /proc/locks), then killed with SIGKILL: a waiting login takes
 /// the lock within 2 s of the kill, and succeeds.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_login_killed_while_holding_the_lock_does_not_block_the_next() {
     let _one = serial();
     let user = TestUser::new();

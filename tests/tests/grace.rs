@@ -81,6 +81,7 @@ fn addresses(path: &Path) -> BTreeSet<String> {
 /// asked; the module argument `grace_period=0` turns it off. The login let
 /// in by the grace period used no code (the counter did not move).
 #[test]
+#[ignore = "needs root: make test"]
 fn a_code_spares_the_same_address_only() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
@@ -144,6 +145,7 @@ fn a_code_spares_the_same_address_only() {
 /// Under `store = "system"` too; the entry is kept in the system file,
 /// and nothing is written in the home.
 #[test]
+#[ignore = "needs root: make test"]
 fn grace_under_the_system_store_is_kept_in_the_system_file() {
     let user = TestUser::new();
     let pam = pam("store = \"system\"\ngrace_period = 300\n");
@@ -180,6 +182,7 @@ fn age_grace(user: &TestUser, path: &Path, secs: u64) {
 /// (its entry aged by 300 s) a code is asked again; a code from another
 /// address then drops the expired entry.
 #[test]
+#[ignore = "needs root: make test"]
 fn after_the_period_a_code_is_asked_again() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
@@ -209,6 +212,7 @@ fn after_the_period_a_code_is_asked_again() {
 /// times are the entry's, aged; the real time between the logins, a few
 /// seconds at most, cannot bring either check across the period.)
 #[test]
+#[ignore = "needs root: make test"]
 fn a_login_without_a_code_does_not_extend_the_period() {
     let user = TestUser::new();
     let path = user.write_secret(&hotp_secret(0));
@@ -253,6 +257,7 @@ fn logins_from_many_addresses(check: impl Fn(usize, &Path)) -> (TestUser, PamSer
 /// addresses the file holds at most 16 grace entries (`MAX_GRACE`), each
 /// address once, and 16 at the end.
 #[test]
+#[ignore = "needs root: make test"]
 fn forty_addresses_leave_at_most_sixteen_entries() {
     assert_eq!(MAX_GRACE, 16);
     let (user, _pam) = logins_from_many_addresses(|i, path| {
@@ -276,6 +281,7 @@ fn forty_addresses_leave_at_most_sixteen_entries() {
 /// last 16 addresses; a login from the last needs no code, one from the
 /// first is asked.
 #[test]
+#[ignore = "needs root: make test"]
 fn the_sixteen_kept_are_the_newest_addresses() {
     let (user, pam) = logins_from_many_addresses(|i, path| {
         assert!(

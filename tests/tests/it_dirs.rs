@@ -48,6 +48,7 @@ fn assert_unavailable(run: &PamRun) {
 /// (a) Under nullok, the co-group user renames the victim's secret away;
 /// the victim's next login must not get in without a code.
 #[test]
+#[ignore = "needs root: make test"]
 fn group_writable_home_without_a_secret_is_unavailable_under_nullok() {
     let h = shared_home();
     let path = h.victim.write_secret(&totp_secret());
@@ -68,6 +69,7 @@ fn group_writable_home_without_a_secret_is_unavailable_under_nullok() {
 /// (b) The same home with the file in place: refused even with the right
 /// code, so a copy put back (a replay, a reset rate limit) is never used.
 #[test]
+#[ignore = "needs root: make test"]
 fn group_writable_home_with_a_secret_is_refused() {
     let h = shared_home();
     let path = h.victim.write_secret(&totp_secret());
@@ -93,6 +95,7 @@ fn group_writable_home_with_a_secret_is_refused() {
 /// is no hole, and logins work. Not a layout anyone should use, but a
 /// sticky directory is safe on the way to the file and this shows why.
 #[test]
+#[ignore = "needs root: make test"]
 fn sticky_world_writable_home_still_works() {
     let user = TestUser::new();
     let other = TestUser::new();
@@ -114,6 +117,7 @@ fn sticky_world_writable_home_still_works() {
 /// (c) A nullok user whose home is gone (unmounted, deleted): an error,
 /// not "not enrolled".
 #[test]
+#[ignore = "needs root: make test"]
 fn missing_home_is_unavailable_under_nullok() {
     let user = TestUser::new();
     fs::remove_dir_all(&user.home).unwrap();
@@ -125,6 +129,7 @@ fn missing_home_is_unavailable_under_nullok() {
 /// The same under `missing = "deny"`: unavailable, not the "no secret
 /// file" refusal of a user who simply has none.
 #[test]
+#[ignore = "needs root: make test"]
 fn missing_home_is_unavailable_under_deny() {
     let user = TestUser::new();
     fs::remove_dir_all(&user.home).unwrap();
@@ -136,6 +141,7 @@ fn missing_home_is_unavailable_under_deny() {
 /// (d) A home only the user can write to works as before: the right code
 /// is accepted, and nullok still lets a user without a file in.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_safe_home_still_works() {
     let user = TestUser::new();
     let svc = PamService::with_config(NULLOK, "");
@@ -192,6 +198,7 @@ impl Tree {
 /// of the group can swap the user's whole directory, so the file in it is
 /// refused.
 #[test]
+#[ignore = "needs root: make test"]
 fn absolute_template_through_a_group_writable_directory_is_refused() {
     let group = TestGroup::new();
     let user = TestUser::new();
@@ -215,6 +222,7 @@ fn absolute_template_through_a_group_writable_directory_is_refused() {
 /// The same template through directories only root and the user can
 /// write to works.
 #[test]
+#[ignore = "needs root: make test"]
 fn absolute_template_through_safe_directories_works() {
     let user = TestUser::new();
     let tree = Tree::new();
@@ -231,6 +239,7 @@ fn absolute_template_through_safe_directories_works() {
 /// every account of every NSS source, which LDAP/SSSD do not allow (see
 /// safe_fs). The home 0775 in the user's own group is refused too.
 #[test]
+#[ignore = "needs root: make test"]
 fn group_writable_home_in_the_users_private_group_is_refused() {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());
@@ -248,6 +257,7 @@ fn group_writable_home_in_the_users_private_group_is_refused() {
 /// home others can write to, a user with a secret file and one without are
 /// both asked for a code and both refused the same way.
 #[test]
+#[ignore = "needs root: make test"]
 fn unsafe_home_asks_for_a_code_whether_or_not_there_is_a_file() {
     let h = shared_home();
     let svc = simple_service("missing = \"deny\"\n");

@@ -48,21 +48,25 @@ fn hostile_mode(mode: u32) {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn group_readable_0640() {
     hostile_mode(0o640);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn world_readable_0604() {
     hostile_mode(0o604);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn group_writable_0620() {
     hostile_mode(0o620);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn owned_by_another_user() {
     let user = TestUser::new();
     let other = TestUser::new();
@@ -72,6 +76,7 @@ fn owned_by_another_user() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn symlink_to_a_valid_secret_elsewhere() {
     let user = TestUser::new();
     let real = user.home.join("real.toml");
@@ -83,6 +88,7 @@ fn symlink_to_a_valid_secret_elsewhere() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn directory_at_the_path() {
     let user = TestUser::new();
     let dir = user.secret_path();
@@ -93,12 +99,14 @@ fn directory_at_the_path() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn random_bytes() {
     // A fixed seed: the same "random" file every run.
     hostile_text(&Rng::new(0x9E37_79B9_7F4A_7C15).bytes(4096));
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn truncated_toml() {
     let full = format!("{}scratch_codes = [\"31415926\"]\n", totp_secret());
     // Cut inside the secret string.
@@ -106,36 +114,43 @@ fn truncated_toml() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn empty_file() {
     hostile_text(b"");
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn invalid_base32() {
     hostile_text(b"version = 1\ntype = \"totp\"\nsecret = \"NOT-BASE32!!1\"\n");
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn digits_9() {
     hostile_text(format!("{}digits = 9\n", totp_secret()).as_bytes());
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn period_0() {
     hostile_text(format!("{}period = 0\n", totp_secret()).as_bytes());
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn version_2() {
     hostile_text(format!("version = 2\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n").as_bytes());
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn unknown_key() {
     hostile_text(format!("{}skew_everything = true\n", totp_secret()).as_bytes());
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn nul_bytes_and_bad_utf8() {
     let mut text = totp_secret().into_bytes();
     text.extend_from_slice(b"serial = \"\xff\xfe\0\"\n");
@@ -143,6 +158,7 @@ fn nul_bytes_and_bad_utf8() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn twenty_megabytes_refused_quickly() {
     let user = TestUser::new();
     let (path, _) = write_twenty_megabyte_secret(&user);
@@ -172,6 +188,7 @@ fn twenty_megabytes_refused_quickly() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
@@ -247,6 +264,7 @@ fn planted_symlinks_at_temp_and_lock_names_are_not_written_through() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn fifo_at_the_path_is_refused_without_hanging() {
     let user = TestUser::new();
     let path = user.secret_path();
@@ -273,6 +291,7 @@ fn fifo_at_the_path_is_refused_without_hanging() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn root_owned_secret_in_the_home_is_refused() {
     // Owner root passes the ownership check, but the file is opened as the
     // user, who cannot read root's 0600 file: admin-owned secrets fail
@@ -284,6 +303,7 @@ fn root_owned_secret_in_the_home_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn secret_path_template_into_etc_is_refused_for_a_user() {
     // A root-owned file the user does not own is fine to read (owner root
     // is allowed), but a path outside the home made of a planted symlink
@@ -299,6 +319,7 @@ fn secret_path_template_into_etc_is_refused_for_a_user() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn read_only_home_refuses_a_right_code_it_cannot_record() {
     let user = TestUser::new();
     let path = user.write_secret(&totp_secret());

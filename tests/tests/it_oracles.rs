@@ -35,6 +35,7 @@ fn conversation(run: &PamRun) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_name_that_is_no_account_is_prompted_like_an_account() {
     let svc = simple_service("");
     let user = enrolled("s3cret-Pw");
@@ -47,6 +48,7 @@ fn a_name_that_is_no_account_is_prompted_like_an_account() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn forward_pass_hands_an_unenrolled_users_password_on_too() {
     // With try_first_pass, pam_unix asks "Password: " itself when no
     // PAM_AUTHTOK was set: that extra prompt told who is enrolled.
@@ -67,6 +69,7 @@ fn forward_pass_hands_an_unenrolled_users_password_on_too() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn an_unenrolled_user_is_rate_limited_like_an_enrolled_one() {
     let svc = simple_service("missing = \"deny\"\n[rate_limit]\nmax_failures = 3\ninterval = 30\n");
     let enrolled_user = enrolled("s3cret-Pw");
@@ -90,6 +93,7 @@ fn an_unenrolled_user_is_rate_limited_like_an_enrolled_one() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn split_pass_right_password_and_right_code_logs_in() {
     let user = enrolled("s3cret-Pw");
     let svc = PamService::with_config(SPLIT_STACK, "");
@@ -100,6 +104,7 @@ fn split_pass_right_password_and_right_code_logs_in() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
     let user = enrolled("s3cret-Pw");
     let svc = PamService::with_config(
@@ -123,6 +128,7 @@ fn split_pass_a_wrong_password_neither_counts_nor_burns_the_code() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn split_pass_a_guesser_with_the_password_is_rate_limited() {
     let user = enrolled("s3cret-Pw");
     let svc = PamService::with_config(
@@ -139,6 +145,7 @@ fn split_pass_a_guesser_with_the_password_is_rate_limited() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn split_pass_with_a_skip_rule_asks_only_the_password() {
     let user = enrolled("s3cret-Pw");
     let svc = PamService::with_config(

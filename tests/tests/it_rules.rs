@@ -16,6 +16,7 @@ fn no_prompt(svc: &PamService, user: &TestUser, rhost: Option<&str>) -> PamRun {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn skip_for_a_cidr() {
     let user = enrolled();
     let before = snapshot(&user.secret_path()).ignoring_atime();
@@ -37,6 +38,7 @@ fn skip_for_a_cidr() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn skip_with_bracketed_address() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"fd00::/8\"]\notp = \"skip\"\n");
@@ -49,6 +51,7 @@ fn skip_with_bracketed_address() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn deny_rule_for_a_user_fails_without_prompt() {
     let user = enrolled();
     let other = enrolled();
@@ -70,6 +73,7 @@ fn deny_rule_for_a_user_fails_without_prompt() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn ipv4_mapped_ipv6_matches_an_ipv4_cidr() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"10.0.0.0/8\"]\notp = \"skip\"\n");
@@ -82,6 +86,7 @@ fn ipv4_mapped_ipv6_matches_an_ipv4_cidr() {
 /// A rule network written IPv4-mapped is the IPv4 network it names, like
 /// the mapped addresses sshd gives (it used to match nothing at all).
 #[test]
+#[ignore = "needs root: make test"]
 fn ipv4_mapped_rule_network_matches_ipv4_and_mapped_addresses() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"::ffff:10.0.0.0/104\"]\notp = \"skip\"\n");
@@ -104,6 +109,7 @@ fn ipv4_mapped_rule_network_matches_ipv4_and_mapped_addresses() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn host_name_matches_no_cidr() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"0.0.0.0/0\", \"::/0\"]\notp = \"skip\"\n");
@@ -120,6 +126,7 @@ fn host_name_matches_no_cidr() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn local_skip() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
@@ -139,6 +146,7 @@ fn local_skip() {
 /// an absent host, so the code is asked (pamtester -I sets the item to the
 /// text as given, whitespace included).
 #[test]
+#[ignore = "needs root: make test"]
 fn whitespace_rhost_is_not_local() {
     let user = enrolled();
     let svc = simple_service("[[rule]]\nfrom = [\"local\"]\notp = \"skip\"\n");
@@ -154,6 +162,7 @@ fn whitespace_rhost_is_not_local() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn group_rule() {
     let group = TestGroup::new();
     let member = TestUser::with_groups(&[&group.name]);
@@ -173,6 +182,7 @@ fn group_rule() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn services_rule() {
     let user = enrolled();
     let svc = simple_service("");
@@ -193,6 +203,7 @@ fn services_rule() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn first_match_wins_and_default_applies() {
     let user = enrolled();
     let svc = simple_service(
@@ -221,6 +232,7 @@ fn first_match_wins_and_default_applies() {
 /// the same networks written inline in the config; every login reads the
 /// list again, so an edit of it is seen at once.
 #[test]
+#[ignore = "needs root: make test"]
 fn twenty_thousand_networks_in_a_list_file_decide_as_inline() {
     let user = enrolled();
     let nets: Vec<String> = (0..20_000u32)
@@ -270,6 +282,7 @@ fn twenty_thousand_networks_in_a_list_file_decide_as_inline() {
 /// default is "skip", under nullok, lets nobody in while one of its
 /// lists is missing, unsafe or malformed.
 #[test]
+#[ignore = "needs root: make test"]
 fn an_unusable_list_file_fails_closed() {
     let user = enrolled();
     let unenrolled = TestUser::new();
@@ -317,6 +330,7 @@ fn an_unusable_list_file_fails_closed() {
 
 /// A relative `from_file` path is refused, not looked up somewhere.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_relative_list_path_fails_closed() {
     let user = enrolled();
     let svc = simple_service(

@@ -363,6 +363,7 @@ impl Scene {
 /// refused and the real database counts the failure; then the right code
 /// works with all of them set (the real database, not a broken login).
 #[test]
+#[ignore = "needs root: make test"]
 fn su_with_the_callers_environment_asks_the_real_database() {
     let _one = serial();
     let s = scene();
@@ -396,6 +397,7 @@ fn su_with_the_callers_environment_asks_the_real_database() {
 
 /// Through sudo with `!env_reset`: the same.
 #[test]
+#[ignore = "needs root: make test"]
 fn sudo_without_env_reset_asks_the_real_database() {
     let _one = serial();
     let s = scene();

@@ -74,6 +74,7 @@ fn otp_code_sql(pg: &Postgres, key: &[u8], counter: u64, digits: u8, alg: &str) 
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn codes_match_the_rfc_vectors_oathtool_and_the_rust_generator() {
     let pg = server();
     // RFC 4226 Appendix D.
@@ -240,6 +241,7 @@ fn state_of_sql(pg: &Postgres, user: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn the_sql_verifier_agrees_with_the_rust_one_step_by_step() {
     let pg = server();
     let mut file = record();
@@ -299,6 +301,7 @@ fn the_sql_verifier_agrees_with_the_rust_one_step_by_step() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
     let pg = server();
     pg.psql_ok(
@@ -375,6 +378,7 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn db_init_again_changes_nothing_and_keeps_the_data() {
     let pg = server();
     pg.psql_ok(&format!(
@@ -404,6 +408,7 @@ fn db_init_again_changes_nothing_and_keeps_the_data() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_bad_record_is_refused_whole_and_a_pending_user_may_enroll() {
     let pg = server();
     let good = record_json(&record());
@@ -436,6 +441,7 @@ fn a_bad_record_is_refused_whole_and_a_pending_user_may_enroll() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn one_code_on_many_connections_at_once_is_accepted_once() {
     let pg = server();
     pg.psql_ok(&format!(

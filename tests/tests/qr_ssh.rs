@@ -184,6 +184,7 @@ fn assert_logged_in(run: &PtyRun, sshd: &Sshd) {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn utf8_locale_shows_the_half_blocks_intact_and_the_code_reads_as_the_uri() {
     let texts = Texts::new();
     let picture = qr::render(URI, QrStyle::Utf8).unwrap();
@@ -204,6 +205,7 @@ fn utf8_locale_shows_the_half_blocks_intact_and_the_code_reads_as_the_uri() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn one_message_per_line_shows_the_same() {
     let texts = Texts::new();
     let message = enrollment(&qr::render(URI, QrStyle::Utf8).unwrap());
@@ -223,6 +225,7 @@ fn one_message_per_line_shows_the_same() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn c_locale_escapes_the_half_blocks_and_leaves_ascii_intact() {
     let texts = Texts::new();
     let picture = qr::render(URI, QrStyle::Utf8).unwrap();
@@ -255,6 +258,7 @@ fn c_locale_escapes_the_half_blocks_and_leaves_ascii_intact() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn messages_after_the_last_prompt_come_as_a_banner_unless_ssh_is_quiet() {
     let texts = Texts::new();
     let message = enrollment(&qr::render(URI, QrStyle::Utf8).unwrap());
@@ -295,6 +299,7 @@ fn messages_after_the_last_prompt_come_as_a_banner_unless_ssh_is_quiet() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn messages_before_a_refusal_arrive_escaped_and_cut() {
     let texts = Texts::new();
     let message = enrollment(&qr::render(URI, QrStyle::Utf8).unwrap());

@@ -157,6 +157,7 @@ fn stderr(o: &Output) -> String {
 /// stretch; the wall time, which it does (processes starved of CPU), is
 /// printed.
 #[test]
+#[ignore = "needs root: make test"]
 fn on_this_machine_it_is_a_quiet_no_op_well_under_a_second() {
     require_root();
     // The real dpkg-query and cargo; an apt-get that must not be called.
@@ -202,6 +203,7 @@ fn on_this_machine_it_is_a_quiet_no_op_well_under_a_second() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_fresh_machine_gets_the_whole_test_set_and_cargo_fuzz_once() {
     require_root();
     let m = FreshMachine::new("fresh");
@@ -261,6 +263,7 @@ fn a_fresh_machine_gets_the_whole_test_set_and_cargo_fuzz_once() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn the_demo_set_is_smaller_than_the_test_set() {
     require_root();
     let m = FreshMachine::new("demo");
@@ -281,6 +284,7 @@ fn the_demo_set_is_smaller_than_the_test_set() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn no_cargo_stops_at_once_with_one_line() {
     require_root();
     let m = FreshMachine::new("nocargo");
@@ -307,6 +311,7 @@ fn no_cargo_stops_at_once_with_one_line() {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn a_failing_apt_get_ends_with_one_line_naming_the_packages() {
     require_root();
     let m = FreshMachine::new("aptfails");
@@ -352,6 +357,7 @@ fn copy_for(user: &TestUser) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn not_root_stops_at_once_with_one_line() {
     require_root();
     let user = TestUser::new();

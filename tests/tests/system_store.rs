@@ -109,6 +109,7 @@ fn assert_refused_code(run: &PamRun, what: &str) {
 /// file is exactly as it was (atime included: not even read) and still
 /// lets the right code in.
 #[test]
+#[ignore = "needs root: make test"]
 fn the_user_can_neither_read_nor_change_their_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -196,6 +197,7 @@ fn the_user_can_neither_read_nor_change_their_file() {
 /// pointed at a file of their own, or at the system file, `status` is
 /// refused (non-zero), and the system file is left as it was.
 #[test]
+#[ignore = "needs root: make test"]
 fn otp_enroll_as_the_user_works_on_no_other_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -238,6 +240,7 @@ fn otp_enroll_as_the_user_works_on_no_other_file() {
 /// token's code works, the home file is not changed. (The same home file
 /// under `store = "home"` does let its code in: it is a working file.)
 #[test]
+#[ignore = "needs root: make test"]
 fn a_file_planted_in_the_home_does_not_count() {
     let _one = serial();
     let user = TestUser::new();
@@ -317,6 +320,7 @@ fn mounts_on(path: &str) -> Vec<String> {
 /// /etc/pam.d/sudo and /etc/sudoers are the same bytes and inodes after,
 /// and nothing stays mounted on them.
 #[test]
+#[ignore = "needs root: make test"]
 fn sudo_asks_for_the_code_of_the_system_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -383,6 +387,7 @@ fn sudo_asks_for_the_code_of_the_system_file() {
 /// both save the token for alice, whose password was checked and whose
 /// phone confirmed it, and for nobody else: no file for bob or root.
 #[test]
+#[ignore = "needs root: make test"]
 fn enrolling_under_sudo_saves_the_token_for_the_invoking_user_only() {
     let _one = serial();
     let alice = TestUser::new();
@@ -444,6 +449,7 @@ const N: usize = 24;
 /// rounds (HOTP counters 0, 1, 2): one gets in each time, every loser's
 /// failure is recorded in the system file (no update lost).
 #[test]
+#[ignore = "needs root: make test"]
 fn one_code_used_by_24_logins_at_once_is_accepted_once() {
     let _one = serial();
     let user = TestUser::new();
@@ -473,6 +479,7 @@ fn one_code_used_by_24_logins_at_once_is_accepted_once() {
 /// refused with "could not be recorded", the file stays byte for byte,
 /// no temp file is left; with space again the same code works, once.
 #[test]
+#[ignore = "needs root: make test"]
 fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
     let _one = serial();
     let user = TestUser::new();
@@ -541,6 +548,7 @@ fn full_disk_refuses_a_right_code_and_keeps_the_old_file() {
 /// next one with no data lost; anything else in `users/` is a temp file of
 /// the writer's (root's, 0600), and the directory stays root's 0700.
 #[test]
+#[ignore = "needs root: make test"]
 fn sigkill_at_random_points_never_tears_the_system_file() {
     let _one = serial();
     const LOOPS: usize = 200;

@@ -699,6 +699,7 @@ fn check_warm_and_measured(report: &Report, threads: usize) {
 /// 8 threads × (100 warm-up + 500) logins, 48 users, in one process whose
 /// pool of threads lives from the first login to the last.
 #[test]
+#[ignore = "needs root: make test"]
 fn eight_threads_thousands_of_logins_grow_nothing() {
     let _one = serial();
     let (mut rng, seed) = Rng::seeded();
@@ -728,6 +729,7 @@ fn eight_threads_thousands_of_logins_grow_nothing() {
 /// and from the first to the last the heap in use, the memory the
 /// process holds and its descriptors stay as they were.
 #[test]
+#[ignore = "needs root: make test"]
 fn the_module_loads_again_after_pam_end_and_grows_nothing() {
     let _one = serial();
     let (mut rng, seed) = Rng::seeded();
@@ -784,6 +786,7 @@ fn the_module_loads_again_after_pam_end_and_grows_nothing() {
 /// is left behind, and the module is unloaded when no handle is open
 /// (libpq stays loaded: it is not the module's to unload).
 #[test]
+#[ignore = "needs root: make test"]
 fn threads_on_the_postgresql_store_grow_nothing() {
     let _one = serial();
     let (mut rng, seed) = Rng::seeded();
@@ -885,6 +888,7 @@ fn the_leak_filter_finds_a_record_of_the_module() {
 /// core. Leaks of libpam's or glibc's own are not ours: they are printed,
 /// not counted.
 #[test]
+#[ignore = "needs root: make test"]
 fn valgrind_finds_no_leak_of_the_module() {
     let _one = serial();
     if Command::new("valgrind").arg("--version").output().is_err() {
@@ -954,6 +958,7 @@ fn valgrind_finds_no_leak_of_the_module() {
 /// leaves nothing behind that pins it to the thread), and the threads
 /// exit cleanly afterwards.
 #[test]
+#[ignore = "needs root: make test"]
 fn a_panic_on_one_thread_is_that_login_only_and_pins_nothing() {
     let _one = serial();
     let (mut rng, seed) = Rng::seeded();
