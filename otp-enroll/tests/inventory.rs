@@ -747,6 +747,7 @@ fn list_unassigned_and_remove() {
 /// quotes, a doubled quote, CRLF line ends, a header. Each quoted serial is
 /// one token with its own seed; the skipped record names its line.
 #[test]
+#[ignore = "needs root: make test"]
 fn csv_quoted_fields_are_one_field_each() {
     let inv = Inv::new();
     let csv = inv.file(

@@ -139,6 +139,7 @@ fn copy(from: &Path, to: &Path, names: &[&str]) {
 /// the admin's service, and a login through the real libpq in the built
 /// helper takes the right code once.
 #[test]
+#[ignore = "needs root: make test"]
 fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
     let cluster = DebianCluster::create();
     let work = test_root().join(format!("recipe-fleet-{}", unique_id()));

@@ -322,11 +322,13 @@ fn hostile_environment_changes_nothing(system: bool) {
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn home_store_su_with_a_hostile_environment() {
     hostile_environment_changes_nothing(false);
 }
 
 #[test]
+#[ignore = "needs root: make test"]
 fn system_store_su_with_a_hostile_environment() {
     hostile_environment_changes_nothing(true);
 }
