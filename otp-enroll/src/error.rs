@@ -13,6 +13,9 @@ use otp_core::secret_file::{SecretFileError, TokenError};
 pub enum Error {
     /// Wrong arguments (exit code 2).
     Usage(String),
+    /// Wrong arguments as the parser words them, with its usage line and
+    /// hint (exit code 2).
+    Syntax(String),
     /// `--user` for someone else without being root.
     NotRoot,
     NoSuchUser(String),
@@ -111,7 +114,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Syntax(_) => 2,
             _ => 1,
         }
     }
@@ -131,6 +134,7 @@ impl fmt::Display for Error {
         let (sh, shp) = (shown, |p: &std::path::Path| shown(&p.to_string_lossy()));
         match self {
             Error::Usage(m) => write!(f, "{m}\nTry 'otp-enroll --help'."),
+            Error::Syntax(m) => write!(f, "{m}"),
             Error::NotRoot => write!(
                 f,
                 "only root may act for another user (--user); run it without --user for yourself"
@@ -222,10 +226,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<lexopt::Error> for Error {
-    fn from(e: lexopt::Error) -> Error {
-        // lexopt's messages quote the argument as it was typed.
-        Error::Usage(shown(&e.to_string()))
-    }
-}

@@ -28,7 +28,6 @@ use otp_core::uri;
 
 use cli::Command;
 use error::Error;
-use output::say;
 
 fn main() {
     let code = match run() {
@@ -59,8 +58,11 @@ fn run() -> Result<i32, Error> {
             output::write(format_args!("{text}"))?;
             0
         }
-        Command::Version => {
-            say!("otp-enroll {}", env!("CARGO_PKG_VERSION"));
+        Command::Generate(what) => {
+            // Built whole first: a closed pipe is then an error, not a panic.
+            let text = cli::generate(what)?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &text)
+                .map_err(Error::Output)?;
             0
         }
         Command::Status {

@@ -63,7 +63,10 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Reset { yes } => reset::run(t, yes)?,
         Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
-        Command::Migrate { .. } | Command::DbInit { .. } | Command::Help(_) | Command::Version => {}
+        Command::Migrate { .. }
+        | Command::DbInit { .. }
+        | Command::Help(_)
+        | Command::Generate(_) => {}
     }
     Ok(0)
 }
