@@ -1338,15 +1338,20 @@ mod tests {
         let cmd = command();
         for shell in [Generated::Bash, Generated::Zsh, Generated::Fish] {
             let out = generated(shell);
+            // How each shell's script offers a command as a candidate.
+            let offered = |name: &str| match shell {
+                Generated::Bash => format!(",{name})"),
+                Generated::Zsh => format!("'{name}:"),
+                _ => format!("-a \"{name}\""),
+            };
+            let mut names = Vec::new();
             for sub in visible_commands(&cmd) {
-                assert!(
-                    out.contains(sub.get_name()),
-                    "{shell:?}: {}",
-                    sub.get_name()
-                );
-                for s in visible_commands(sub) {
-                    assert!(out.contains(s.get_name()), "{shell:?}: {}", s.get_name());
-                }
+                names.push(sub.get_name());
+                names.extend(visible_commands(sub).map(|s| s.get_name()));
+            }
+            assert!(names.len() > 13, "{names:?}");
+            for name in names {
+                assert!(out.contains(&offered(name)), "{shell:?}: {name}");
             }
             assert!(out.contains("secret-file"), "{shell:?}");
             assert!(out.contains("scratch-codes"), "{shell:?}");
