@@ -597,7 +597,10 @@ there change nothing and say how enrollment happens (at the next login with
 missing = \"enroll\" or after reset, or by an administrator), before any
 secret is made or shown; status and list say that only root can read the
 tokens; all exit with status 1 (new --if-missing, the login hook's, exits 0
-quietly).";
+quietly).
+
+otp-enroll help COMMAND (or otp-enroll COMMAND --help) shows the part of
+this page about one command.";
 
 const AFTER_HELP: &str = "\
 'otp-enroll help COMMAND' or 'otp-enroll COMMAND --help' for a command; man otp-enroll.
