@@ -29,9 +29,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# README.md, SECURITY.md and doc/**/*.md cite tests by name as proof: a
-# citation of a test (or file) that no longer exists fails here. The
-# self-test first, so that the check cannot quietly stop finding anything.
+# README.md, SECURITY.md, ARCHITECTURE.md and doc/**/*.md cite tests by
+# name as proof: a citation of a test (or file) that no longer exists fails
+# here, and so does a document named anywhere in the tree (.md, .rs, .toml)
+# that does not exist. The self-test first, so that the check cannot
+# quietly stop finding anything.
 doc-citations:
 	@CARGO="$(CARGO)" scripts/check-doc-citations --self-test
 	@CARGO="$(CARGO)" scripts/check-doc-citations

@@ -1,5 +1,5 @@
 //! Two link-time choices that make loading the module cheaper; sshd loads
-//! it afresh for every login (README.md, "Performance", has the figures).
+//! it afresh for every login (doc/performance.md has the figures).
 //!
 //! 1. The unwinder is linked statically (what `gcc -static-libgcc` does for
 //!    C++ shared libraries), so that loading the module does not also load

@@ -958,7 +958,7 @@ otp = "deny"
         );
     }
 
-    /// The break-glass rule of the README and SPEC parses; bad `ttys`
+    /// The break-glass rule of the admin guide and SPEC parses; bad `ttys`
     /// entries are refused at load, naming the rule and saying why.
     #[test]
     fn ttys_patterns_are_read_and_checked() {
@@ -981,8 +981,8 @@ otp = "deny"
                 "{list}: {e}"
             );
         }
-        // An older module refuses the key as unknown: the README's upgrade
-        // note is about this.
+        // An older module refuses the key as unknown: the admin guide's
+        // "Upgrading" is about this.
         assert!(err("[[rule]]\ntty = [\"tty1\"]\notp = \"skip\"").contains("tty"));
     }
 

@@ -355,8 +355,8 @@ impl Rule {
 /// First match wins; `default` when nothing matches.
 ///
 /// A scan of the rules in order: a login makes one decision, and building
-/// an index of the networks for it cost more than the scan it saved (README,
-/// Performance, has the figures).
+/// an index of the networks for it cost more than the scan it saved (the
+/// figures are in the message of commit fc18dc6, which removed it).
 pub fn decide(rules: &[Rule], default: Action, subject: &Subject<'_>) -> Decision {
     for (i, rule) in rules.iter().enumerate() {
         if rule.matches(subject) {

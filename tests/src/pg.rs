@@ -9,7 +9,7 @@
 //! [`Postgres::with_schema`] is what most tests want: a server with the
 //! schema made by the real `otp-enroll db init`. [`Postgres::host_conninfo`]
 //! makes a host's login role (a member of `pam_otp_host`) with its own
-//! certificate, as the README's fleet set-up does.
+//! certificate, as the admin guide's fleet set-up does.
 
 use std::fs;
 use std::net::TcpListener;

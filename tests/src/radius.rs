@@ -1,6 +1,6 @@
 //! A private FreeRADIUS 3 ([`Radius`]) authenticating through `rlm_pam`,
 //! and `radclient` to drive it ([`Radius::send`]), for the VPN recipe
-//! (README, "Recipe: a VPN through FreeRADIUS") and the long-running-process checks of
+//! (doc/admin-guide.md, "A VPN through FreeRADIUS") and the long-running-process checks of
 //! `tests/radius.rs`.
 //!
 //! The server gets a config directory of its own under

@@ -503,7 +503,7 @@ fn the_module_is_linked_for_a_cheap_load() {
 #[test]
 #[ignore = "needs root: make test"]
 fn a_split_pass_code_that_no_line_checked_is_an_err_line() {
-    // The stack the README warns about in bold: split_pass, the password
+    // The stack the admin guide warns about in bold: split_pass, the password
     // module, and no pam_otp line after it. It lets the user in without a
     // code; the log must say so.
     let user = enrolled();

@@ -11,7 +11,7 @@ const FORWARD_PROMPT: &str = "Password & verification code: ";
 const UNIX_PROMPT: &str = "Password: ";
 const LOCKED: &str = "Too many failed attempts";
 
-/// The one-prompt stack of README recipe 2b.
+/// The one-prompt stack of recipe 2b (doc/admin-guide.md).
 const SPLIT_STACK: &str = "auth requisite {module} config={config} split_pass\n\
                            auth requisite pam_unix.so use_first_pass\n\
                            auth required {module} config={config}\n";

@@ -86,7 +86,7 @@ fn scene() -> Scene {
     victim.set_password(PASSWORD);
     let caller = TestUser::new();
 
-    // The host: the README's form, `service=pam_otp` looked up in one
+    // The host: the admin guide's form, `service=pam_otp` looked up in one
     // root-owned service file named by the config.
     let pam = PamService::named("su", STACK, "");
     let real_conninfo = real.host_conninfo("web1", &pam.dir, 5);

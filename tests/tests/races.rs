@@ -267,8 +267,8 @@ fn otp_enroll_scratch_and_unlock_racing_logins_lose_no_update() {
 
 // ---- the rate limit against a patient guesser ---------------------------
 
-/// The rate limit's design (pam_otp/src/rate_limit.rs, README "Rate
-/// limit") counts the tries of a guesser who tries again the moment a
+/// The rate limit's design (otp-core/src/rate_limit.rs, SECURITY.md "Brute
+/// force") counts the tries of a guesser who tries again the moment a
 /// lock ends: 14 on the first day, then about one a day, so under 10⁻⁴
 /// per day at 3 valid TOTP codes in 10⁶ per try (unit test
 /// `rate_limit::tests::guesser_tries_per_day_under_defaults`). A guesser

@@ -5,7 +5,7 @@
 //! a per-NAS PAM service, the server as `freerad`, 10 000 logins in one
 //! server process (memory, descriptors, every code once), and OpenVPN's
 //! auth-pam plugin with the same PAM service. The recipe is
-//! the README's "Recipe: a VPN through FreeRADIUS".
+//! doc/admin-guide.md's "A VPN through FreeRADIUS".
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,6 +1,7 @@
-//! The README's recipes are files (`doc/recipes/`), and the README shows
-//! them whole: a fenced block right after a line `<!-- file: PATH -->` is
-//! PATH's text, byte for byte. The fleet recipe (`doc/recipes/fleet/`)
+//! The recipes are files (`doc/recipes/`), and the documents that show
+//! them (README.md, doc/admin-guide.md: [`DOCUMENTS`]) show them whole: a
+//! fenced block right after a line `<!-- file: PATH -->` is PATH's text,
+//! byte for byte, wherever it is shown. The fleet recipe (`doc/recipes/fleet/`)
 //! then runs as it is against a cluster made by Debian's own
 //! `pg_createcluster` (issue 27).
 //!
@@ -10,7 +11,7 @@
 //! that the machine's own cluster, /etc/postgresql and /etc/pam_otp are
 //! never touched), `PG_CLUSTER_CONF_ROOT` for postgresql-common's
 //! commands, an `otp-enroll` first in `PATH` that is the built one with a
-//! config naming the built helper (`--config`, as the README's other
+//! config naming the built helper (`--config`, as the guide's other
 //! tests add `config=`), and in the host's config the keys a test needs
 //! (`state_dir`, `helper`, `service_file` naming the private service file).
 
@@ -31,9 +32,14 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every `<!-- file: PATH -->` of the README and the fenced block after it.
-fn shown_files(readme: &str) -> Vec<(String, String)> {
-    let lines: Vec<&str> = readme.split_inclusive('\n').collect();
+/// The documents that may show a recipe file: a recipe shown anywhere
+/// else would escape the check.
+const DOCUMENTS: &[&str] = &["README.md", "doc/admin-guide.md"];
+
+/// Every `<!-- file: PATH -->` of `doc` (named `name`) and the fenced
+/// block after it.
+fn shown_files(name: &str, doc: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = doc.split_inclusive('\n').collect();
     let mut shown = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -47,7 +53,7 @@ fn shown_files(readme: &str) -> Vec<(String, String)> {
         };
         assert!(
             lines.get(i).is_some_and(|l| l.starts_with("```")),
-            "README: no fenced block right after the line {line:?}"
+            "{name}: no fenced block right after the line {line:?}"
         );
         i += 1;
         let mut text = String::new();
@@ -63,21 +69,25 @@ fn shown_files(readme: &str) -> Vec<(String, String)> {
     shown
 }
 
-/// The README's blocks are the recipe files, and every recipe file is
-/// shown: neither can change without the other.
+/// The documents' blocks are the recipe files, and every recipe file is
+/// shown somewhere: neither can change without the other.
 #[test]
-fn the_readme_shows_the_recipe_files_as_they_are() {
+fn the_documents_show_the_recipe_files_as_they_are() {
     let root = repo();
-    let readme = fs::read_to_string(root.join("README.md")).unwrap();
-    let shown = shown_files(&readme);
-    for (path, text) in &shown {
-        let file = fs::read_to_string(root.join(path))
-            .unwrap_or_else(|e| panic!("README shows {path}, which cannot be read: {e}"));
-        assert!(
-            file == *text,
-            "README's block for {path} is not the file: copy the file into the README \
-             (or the block into the file)\n--- file\n{file}--- README\n{text}"
-        );
+    let mut shown = Vec::new();
+    for name in DOCUMENTS {
+        let doc = fs::read_to_string(root.join(name))
+            .unwrap_or_else(|e| panic!("{name} cannot be read: {e}"));
+        for (path, text) in shown_files(name, &doc) {
+            let file = fs::read_to_string(root.join(&path))
+                .unwrap_or_else(|e| panic!("{name} shows {path}, which cannot be read: {e}"));
+            assert!(
+                file == text,
+                "{name}'s block for {path} is not the file: copy the file into {name} \
+                 (or the block into the file)\n--- file\n{file}--- {name}\n{text}"
+            );
+            shown.push(path);
+        }
     }
     let mut files = Vec::new();
     let mut dirs = vec![root.join("doc/recipes")];
@@ -94,8 +104,9 @@ fn the_readme_shows_the_recipe_files_as_they_are() {
     assert!(!files.is_empty());
     for f in files {
         assert!(
-            shown.iter().any(|(p, _)| *p == f),
-            "{f} is a recipe the README does not show (<!-- file: {f} --> and a fenced block)"
+            shown.contains(&f),
+            "{f} is a recipe no document shows (<!-- file: {f} --> and a fenced block \
+             in one of {DOCUMENTS:?})"
         );
     }
 }
@@ -135,7 +146,7 @@ fn copy(from: &Path, to: &Path, names: &[&str]) {
 
 /// ca.sh, db1.sh and web1.sh as they are, on one machine playing the CA,
 /// db1 and web1, against a cluster as `apt install postgresql` makes it;
-/// then the README's pam_otp.toml: `otp-enroll` enrolls a user through
+/// then the guide's pam_otp.toml: `otp-enroll` enrolls a user through
 /// the admin's service, and a login through the real libpq in the built
 /// helper takes the right code once.
 #[test]
@@ -242,7 +253,7 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
         &bin,
     );
 
-    // The README's config, with the keys only a test needs.
+    // The guide's config, with the keys only a test needs.
     let toml = fs::read_to_string(recipe("pam_otp.toml")).unwrap();
     let config = toml.replacen(
         "[postgresql]\n",

@@ -2,7 +2,7 @@
 //! keyboard-interactive) with the real ssh client. Each test has its own
 //! sshd, PAM service (`/etc/pam.d/sshd-pot-<id>`), pam_otp config and user.
 //!
-//! The `recipe_*` tests are the sshd recipes of docs/ssh-recipes.md:
+//! The `recipe_*` tests are the sshd recipes of doc/admin-guide.md:
 //! their sshd_config and PAM lines are the ones documented there.
 
 use testkit::{authorize_key, SshRun, Sshd, SshdSetup, OTP_ONLY};
@@ -142,7 +142,7 @@ fn rate_limited_user_is_told_when_to_try_again() {
     );
 }
 
-/// docs/ssh-recipes.md, recipe 1: key + code.
+/// doc/admin-guide.md, recipe 1: key + code.
 /// `AuthenticationMethods publickey,keyboard-interactive`; the PAM stack's
 /// auth part is pam_otp alone.
 #[test]
@@ -201,7 +201,7 @@ fn recipe_key_then_code() {
     assert!(run.prompts.is_empty(), "{run:#?}");
 }
 
-/// docs/ssh-recipes.md, recipe 2: password + code in one prompt.
+/// doc/admin-guide.md, recipe 2, the older one-prompt stack (`forward_pass`).
 /// `forward_pass` hands the password on to `pam_unix.so use_first_pass`.
 #[test]
 #[ignore = "needs root: make test"]
@@ -247,7 +247,7 @@ fn recipe_password_and_code_forward_pass() {
     assert_eq!(run.asked(FORWARD_PROMPT), 1, "{run:#?}");
 }
 
-/// docs/ssh-recipes.md, recipe 2 (two prompts): Debian's `@include
+/// doc/admin-guide.md, recipe 2a (two prompts): Debian's `@include
 /// common-auth` (pam_unix) first, then pam_otp: "Password: ", then the code.
 #[test]
 #[ignore = "needs root: make test"]
@@ -299,7 +299,7 @@ fn recipe_password_then_code_two_prompts() {
     assert!(run.prompts[1].ends_with(&format!(") {PROMPT}")), "{run:#?}");
 }
 
-/// README recipe 2b, the recommended one-prompt stack: `split_pass`, the
+/// doc/admin-guide.md, recipe 2b, the recommended one-prompt stack: `split_pass`, the
 /// password module, then pam_otp again to check the kept code. sshd runs
 /// the whole `pam_authenticate` of keyboard-interactive in one child
 /// process (auth-pam.c, sshpam_thread), so the code the first line keeps
@@ -415,7 +415,7 @@ fn forward_pass_from_the_lan_asks_only_the_password() {
     assert_refused(&run, &user);
 }
 
-/// docs/ssh-recipes.md, recipe 3: code only from outside the LAN.
+/// doc/admin-guide.md, recipe 3: code only from outside the LAN.
 /// Recipe 1 plus a rule that skips the code for the LAN (here the LAN is
 /// 127.0.0.2/32: `ssh -b 127.0.0.2` connects from it).
 #[test]
@@ -455,7 +455,7 @@ fn recipe_code_only_from_outside_the_lan() {
     assert_eq!(run.asked(PROMPT), 1, "{run:#?}");
 }
 
-/// The UseDNS pitfall of docs/ssh-recipes.md: with `UseDNS yes` sshd hands
+/// The UseDNS pitfall of doc/admin-guide.md: with `UseDNS yes` sshd hands
 /// PAM the client's host name ("localhost" for 127.0.0.1), which matches no
 /// address rule, so the LAN `skip` rule stops applying and the code is asked.
 #[test]

@@ -74,10 +74,10 @@ fn su_refuses_a_wrong_code() {
 
 // ---- su inside an ssh session (issue 27, hole 3) ----------------------------
 
-/// The fleet break-glass rule the README gave before: root needs no code
+/// The fleet break-glass rule the documentation gave before: root needs no code
 /// when there is no remote host. su sets no PAM_RHOST, from any session.
 const OLD_BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nfrom = [\"local\"]\notp = \"skip\"\n";
-/// The README's break-glass rule now: root on the console's login only.
+/// The admin guide's break-glass rule now: root on the console's login only.
 const BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nservices = [\"login\"]\n\
                            ttys = [\"tty[0-9]*\"]\notp = \"skip\"\n";
 
