@@ -317,7 +317,7 @@ enum DbCommand {
     /// changes nothing; a newer version of pam_otp upgrades the schema in
     /// place; a database with a newer schema than this program is left
     /// alone. Then give each host a login role in pam_otp_host (see the
-    /// README, Fleet).
+    /// admin guide, "The fleet": /usr/share/doc/libpam-otp/).
     #[command(verbatim_doc_comment)]
     Init {
         /// A libpq connection string ("host=db1 dbname=pam_otp

@@ -48,7 +48,7 @@ pub fn init(pg: &otp_core::config::Postgresql, conninfo: &str) -> Result<i32, Er
         Some(v) => say!("db init: schema pam_otp upgraded from version {v} to {SCHEMA_VERSION}."),
         None => {
             say!("db init: created schema pam_otp version {SCHEMA_VERSION}, with the roles pam_otp_host and pam_otp_admin.");
-            say!("Next: a login role per host, e.g. CREATE ROLE web1 LOGIN IN ROLE pam_otp_host; and one for admins in pam_otp_admin (see the README, Fleet).");
+            say!("Next: a login role per host, e.g. CREATE ROLE web1 LOGIN IN ROLE pam_otp_host; and one for admins in pam_otp_admin (see the admin guide, \"The fleet\", in /usr/share/doc/libpam-otp/).");
         }
     }
     Ok(0)
