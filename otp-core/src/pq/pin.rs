@@ -67,8 +67,10 @@ enum Rule {
     Host,
 }
 
-/// Every environment-backed keyword of libpq 15 to 18 and its rule. A
-/// keyword libpq lists with a variable that is not here is refused.
+/// Every environment-backed keyword of libpq 15 to 18 and its rule (the
+/// newer ones matter: PGDG's repository ships libpq5 16 to 18 to Debian 12
+/// hosts). A keyword libpq lists with a variable that is not here is
+/// refused, so a libpq newer than this table fails closed, not open.
 const RULES: &[(&str, Rule)] = &[
     ("service", Rule::Service),
     ("servicefile", Rule::Default(NO_FILE)),
@@ -103,6 +105,9 @@ const RULES: &[(&str, Rule)] = &[
     ("gssencmode", Rule::Fixed("disable")),
     ("krbsrvname", Rule::Default("postgres")),
     ("gsslib", Rule::Unset),
+    // libpq 16: forwarding the user's Kerberos credentials to the server.
+    // Never: GSSAPI is not how pam_otp authenticates.
+    ("gssdelegation", Rule::Fixed("0")),
     ("target_session_attrs", Rule::Default("any")),
     ("load_balance_hosts", Rule::Default("disable")),
 ];
@@ -410,6 +415,36 @@ mod tests {
         assert_eq!(p.get("connect_timeout"), Some("5"));
         assert_eq!(p.get("service"), None);
         assert_eq!((p.hosts, p.timeout), (1, 5));
+    }
+
+    /// The keywords libpq 16, 17 and 18 added with an environment
+    /// variable (upstream fe-connect.c's PQconninfoOptions): each has a
+    /// rule, so a host with PGDG's newer libpq5 still connects. Without
+    /// gssdelegation's rule every login there was refused.
+    const LIBPQ16_TO_18: &[(&str, &str)] = &[
+        ("require_auth", "PGREQUIREAUTH"),
+        ("sslcertmode", "PGSSLCERTMODE"),
+        ("load_balance_hosts", "PGLOADBALANCEHOSTS"),
+        ("gssdelegation", "PGGSSDELEGATION"),
+        ("sslnegotiation", "PGSSLNEGOTIATION"),
+        ("servicefile", "PGSERVICEFILE"),
+        ("min_protocol_version", "PGMINPROTOCOLVERSION"),
+        ("max_protocol_version", "PGMAXPROTOCOLVERSION"),
+    ];
+
+    #[test]
+    fn a_newer_libpq_has_a_rule_for_every_variable_it_added() {
+        let mut list = parsed(TCP);
+        for (k, e) in LIBPQ16_TO_18 {
+            list.push(Parsed {
+                keyword: k.to_string(),
+                envvar: Some(e.to_string()),
+                val: None,
+            });
+        }
+        let p = pin(&list, "/x", &mut no_file, "root").unwrap();
+        assert_eq!(p.get("gssdelegation"), Some("0"));
+        assert_eq!(p.get("servicefile"), Some(NO_FILE));
     }
 
     #[test]
