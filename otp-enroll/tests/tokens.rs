@@ -217,3 +217,26 @@ fn resync_picks_the_token_by_id() {
     assert!(login(&svc, &user, &oathtool_hotp_hex(HW2_HEX, 52)));
     assert!(login(&svc, &user, &oathtool_hotp_hex(RFC4226_HEX, 1)));
 }
+
+/// A serial is text from the user's own file (store "home"), which may hold
+/// a bidi override: `list`, `status` and `remove` show it escaped, never
+/// raw on root's terminal.
+#[test]
+#[ignore = "needs root: make test"]
+fn a_serial_from_the_users_file_is_shown_escaped() {
+    let user = TestUser::new();
+    user.write_secret(&format!(
+        "version = 2\n\n[[token]]\nid = \"hw\"\ntype = \"hotp\"\nsecret = \"{PHONE2}\"\nserial = \"AB\\u202eCD\"\ncounter = 0\n"
+    ));
+    for args in [&["list"][..], &["status"]] {
+        let mut cmd = enroll();
+        cmd.args(["--user", &user.name]).args(args);
+        let out = run(cmd, "");
+        let said = ok(&out);
+        assert!(
+            !out.stdout.windows(3).any(|w| w == "\u{202e}".as_bytes()),
+            "{args:?} printed the bidi override raw: {said}"
+        );
+        assert!(said.contains("AB\\u{202e}CD"), "{args:?}: {said}");
+    }
+}

@@ -4,7 +4,7 @@ use otp_core::secret_file::{OtpKind, Token};
 
 use crate::commands::status::format_utc;
 use crate::error::Error;
-use crate::output::say;
+use crate::output::{say, shown};
 use crate::store;
 use crate::target::Target;
 
@@ -31,7 +31,10 @@ pub fn run(t: &Target) -> Result<bool, Error> {
             [
                 token.id.clone(),
                 token.kind.as_str().to_uppercase(),
-                token.serial.clone().unwrap_or_else(|| "-".into()),
+                // A serial comes from the user's own file (store "home"),
+                // which the secret file's checks let hold bidi and format
+                // characters: shown escaped, as everything from input.
+                token.serial.as_deref().map_or("-".into(), shown),
                 token.created.map_or("unknown".into(), format_utc),
                 last_used(token),
             ]

@@ -82,7 +82,11 @@ pub fn return_to_inventory(t: &Target, gone: &[Token]) -> Result<(), Error> {
             if entry.assigned_to.as_deref() == Some(t.account.name.as_str()) {
                 entry.assigned_to = None;
                 entry.token.counter = entry.token.counter.max(counter);
-                returned.push(format!("{serial} (counter {})", entry.token.counter));
+                returned.push(format!(
+                    "{} (counter {})",
+                    crate::output::shown(serial),
+                    entry.token.counter
+                ));
             }
         }
     }

@@ -92,7 +92,7 @@ fn token_lines(t: &Token) -> Result<(), Error> {
         ),
     }
     if let Some(s) = &t.serial {
-        say!("serial:          {s}");
+        say!("serial:          {}", output::shown(s));
     }
     say!(
         "created:         {}",

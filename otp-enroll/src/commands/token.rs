@@ -104,7 +104,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         })?
     } else {
         store::save_new(t, &SecretFile::with_token(token), false)?;
-        (false, format!("\"{serial}\""))
+        (false, quoted(&serial))
     };
     let (replaced, now_held) = saved;
     if let Some(mut inv) = inventory {
