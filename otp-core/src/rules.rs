@@ -220,6 +220,10 @@ fn octet(text: &[u8]) -> Option<(u8, &[u8])> {
 /// - sshd sets a `PAM_TTY` of its own during authentication that names no
 ///   terminal ("ssh"; "NODEVssh" in older OpenSSH): `tty*` matches
 ///   neither.
+/// - The program sets `PAM_TTY`, and su takes the terminal on its standard
+///   input, which its caller picks (`su </dev/tty` gives "tty"): a `ttys`
+///   rule names the console only beside `services = ["login"]`
+///   (SECURITY.md, "local" is not the console).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TtyPattern(glob::Pattern);
 
