@@ -19,9 +19,9 @@ pub mod csv;
 pub mod pskc;
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use otp_core::account;
@@ -29,7 +29,7 @@ use otp_core::config::{Config, StoreKind};
 use otp_core::key;
 use otp_core::otp::Algorithm;
 use otp_core::pq::Connection;
-use otp_core::safe_fs::{self, FsError, LockedFile, Owner};
+use otp_core::safe_fs::{self, FsError, Holds, LockedFile, Owner};
 use otp_core::secret_file::{self, OtpKind, MAX_COUNTER};
 use serde::{Deserialize, Serialize};
 
@@ -332,54 +332,6 @@ fn check_inventory_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// The file's metadata as required: a regular file of root's, mode 0600.
-fn check_file(meta: &fs::Metadata) -> Result<(), String> {
-    if meta.file_type().is_symlink() {
-        return Err("is a symbolic link (refused)".into());
-    }
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    if meta.uid() != 0 {
-        return Err(format!("owned by uid {}, not root", meta.uid()));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "mode {:04o} lets group or others in (must be 0600)",
-            meta.mode() & 0o7777
-        ));
-    }
-    if meta.len() > MAX_STORE_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {MAX_STORE_BYTES} allowed",
-            meta.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Reads tokens.toml without following a symlink, checked before and
-/// after opening (a FIFO or device is never opened).
-fn read_store(path: &Path) -> Result<Vec<u8>, String> {
-    let pre = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
-    check_file(&pre)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    check_file(&file.metadata().map_err(|e| e.to_string())?)?;
-    let mut bytes = Vec::new();
-    (&file)
-        .take(MAX_STORE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_STORE_BYTES {
-        return Err(format!("more than the {MAX_STORE_BYTES} bytes allowed"));
-    }
-    Ok(bytes)
-}
-
 /// Replaces `path` with `contents` (safe_fs: temp file, fsync, rename,
 /// directory fsync).
 fn write_store(path: &Path, contents: &[u8]) -> Result<(), String> {
@@ -478,16 +430,17 @@ impl Inventory {
             Ok(()) | Err(FsError::Exists) => {}
             Err(e) => return Err(fs_error(&path, e)),
         }
-        let bytes = read_store(&path).map_err(|e| file_error(&path, e))?;
-        let entries = std::str::from_utf8(&bytes)
-            .map_err(|_| "not UTF-8 text".to_string())
-            .and_then(parse)
-            .map_err(|why| {
-                Error::failed(format!(
-                    "{}: cannot be used ({why}); it was left as it is: fix it by hand",
-                    shown_path(&path)
-                ))
-            })?;
+        let text = match safe_fs::read_trusted(&path, Holds::Secrets, MAX_STORE_BYTES) {
+            Ok(text) => Ok(text),
+            Err(FsError::NotUtf8) => Err(FsError::NotUtf8.to_string()),
+            Err(e) => return Err(fs_error(&path, e)),
+        };
+        let entries = text.and_then(|text| parse(&text)).map_err(|why| {
+            Error::failed(format!(
+                "{}: cannot be used ({why}); it was left as it is: fix it by hand",
+                shown_path(&path)
+            ))
+        })?;
         Ok(Inventory {
             path,
             entries,
