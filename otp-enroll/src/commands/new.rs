@@ -2,8 +2,8 @@
 
 use std::io::IsTerminal;
 
+use otp_core::enroll;
 use otp_core::key;
-use otp_core::otp::{self, Generator};
 use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
@@ -250,40 +250,17 @@ fn default_style() -> QrStyle {
 }
 
 /// Asks for a current code; only a right one lets the file be saved. The
-/// code is marked used (as a login would), so it cannot be replayed.
-fn confirm(t: &Target, file: &mut Token, now: u64) -> Result<(), Error> {
-    let g = Generator::new(&file.key, file.algorithm, file.digits)
-        .ok_or_else(|| Error::failed("invalid key settings"))?;
+/// code is checked and marked used as a login would (one function with the
+/// module's enrollment: `enroll::confirm_first_code`), so it cannot be
+/// replayed.
+fn confirm(t: &Target, token: &mut Token, now: u64) -> Result<(), Error> {
+    let (skew, window) = (t.config.totp_skew, t.config.hotp_window);
     for attempt in 1..=CONFIRM_TRIES {
         let Some(answer) = prompt::ask("Enter the code your app shows now, to confirm: ") else {
             return Err(Error::refused("no code given: nothing was saved"));
         };
-        let code = otp::normalize_code(&answer).filter(|c| c.len() == usize::from(file.digits));
-        if let Some(code) = code {
-            match file.kind {
-                OtpKind::Totp => {
-                    let now_step = now / file.period;
-                    let skew = u64::from(t.config.totp_skew);
-                    if let Some(step) =
-                        g.find(now_step.saturating_sub(skew)..=now_step + skew, &code)
-                    {
-                        file.state.last_step = Some(step);
-                        file.state.drift = step as i64 - now_step as i64;
-                        // Learned now: the next move waits its interval.
-                        if file.state.drift != 0 {
-                            file.state.drift_moved = now;
-                        }
-                        return Ok(());
-                    }
-                }
-                OtpKind::Hotp => {
-                    let last = file.counter + u64::from(t.config.hotp_window);
-                    if let Some(counter) = g.find(file.counter..=last, &code) {
-                        file.counter = counter + 1;
-                        return Ok(());
-                    }
-                }
-            }
+        if enroll::confirm_first_code(token, &answer, skew, window, now) {
+            return Ok(());
         }
         if attempt < CONFIRM_TRIES {
             output::warn(format_args!(
