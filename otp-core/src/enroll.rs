@@ -18,7 +18,8 @@ use crate::uri;
 use crate::verify::{self, Policy, Verdict};
 
 pub const CONFIRM_PROMPT: &str = "Enter the code your app shows now: ";
-/// Confirmation codes asked before the login is refused.
+/// Confirmation codes asked before the enrollment is refused (in a login
+/// and by `otp-enroll new`).
 pub const TRIES: usize = 3;
 /// The question after the emergency codes, so that sshd shows them before
 /// the session starts (it prints text that follows the last prompt only
@@ -91,7 +92,7 @@ pub fn first_factor(ssh_auth_info: Option<&str>, authtok_set: bool) -> FirstFact
 }
 
 /// This host's name, for the issuer and label of the URI ("localhost" if
-/// it has none that can be shown).
+/// it has none that can be shown): in a login and in `otp-enroll new`.
 pub fn host_name() -> String {
     match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
         Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,

@@ -13,7 +13,6 @@ use crate::qr::{self, QrStyle};
 use crate::target::Target;
 use crate::{prompt, random, store, uri};
 
-const CONFIRM_TRIES: usize = 3;
 pub const MAX_NEW_SCRATCH_CODES: usize = 20;
 
 pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
@@ -88,7 +87,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         None => random::scratch_codes(o.scratch_codes)?,
     };
 
-    let host = hostname();
+    let host = enroll::host_name();
     let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
     let label = o
         .label
@@ -255,27 +254,21 @@ fn default_style() -> QrStyle {
 /// replayed.
 fn confirm(t: &Target, token: &mut Token, now: u64) -> Result<(), Error> {
     let (skew, window) = (t.config.totp_skew, t.config.hotp_window);
-    for attempt in 1..=CONFIRM_TRIES {
+    for attempt in 1..=enroll::TRIES {
         let Some(answer) = prompt::ask("Enter the code your app shows now, to confirm: ") else {
             return Err(Error::refused("no code given: nothing was saved"));
         };
         if enroll::confirm_first_code(token, &answer, skew, window, now) {
             return Ok(());
         }
-        if attempt < CONFIRM_TRIES {
+        if attempt < enroll::TRIES {
             output::warn(format_args!(
                 "That code is not right. Check that the app shows the new entry (and the phone's clock is right), then try again."
             ));
         }
     }
-    Err(Error::refused(
-        "three wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
-    ))
-}
-
-fn hostname() -> String {
-    match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
-        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
-        _ => "localhost".into(),
-    }
+    Err(Error::refused(format!(
+        "{} wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
+        enroll::TRIES
+    )))
 }
