@@ -773,7 +773,7 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Loads the admin config. A missing file means the defaults; otherwise it
-/// must be trusted as [`read_trusted`] says: whoever can write it decides
+/// must be trusted as [`safe_fs::read_trusted`] says: whoever can write it decides
 /// who needs a code. It is read and parsed at every call; no copy of it is
 /// kept anywhere.
 pub fn load(path: &str) -> Result<Config, LoadError> {

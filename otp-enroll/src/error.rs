@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use otp_core::safe_fs::{DirProblem, FsError};
+use otp_core::store::{DirProblem, FsError};
 
 use crate::output::shown;
 use otp_core::secret_file::{SecretFileError, TokenError};

@@ -64,7 +64,6 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // Before anything is made or shown: a secret that cannot be saved is
     // useless, one shown but not saved misleads, and one in a directory
     // others can write to would be refused by the module at every login.
-    store::check_dirs(t)?;
     store::check_can_save(t, o.force || existing.is_some())?;
     let key = match &o.secret {
         Some(arg) => {
