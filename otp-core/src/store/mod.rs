@@ -9,7 +9,8 @@
 //! - [`AdminStore`]: what an administrator does (`otp-enroll`): the whole
 //!   record read and written under its lock ([`Held`]), records that do
 //!   not parse replaced or removed, the "enroll at next login" marks.
-//!   [`admin`] makes one.
+//!   [`admin`] makes one. The vendor token inventory ([`inventory`]) is
+//!   the admin's too, in whichever store the config names.
 //!
 //! The stores:
 //! - `home`: the user's own file, the `secret` template (`FileStore` with
@@ -26,6 +27,7 @@
 //! `otp-enroll` hold a `dyn LoginStore` or a `dyn AdminStore`.
 
 mod file;
+pub mod inventory;
 mod pending;
 pub mod postgresql;
 
