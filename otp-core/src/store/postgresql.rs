@@ -22,6 +22,7 @@
 //! the lock and the grace period.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,89 @@ use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The version `pam_otp.meta` holds once [`SCHEMA_SQL`] ran.
 pub const SCHEMA_VERSION: i32 = 1;
+
+/// SQLSTATEs meaning "there is no pam_otp schema here yet".
+const UNDEFINED_TABLE: &str = "42P01";
+const INVALID_SCHEMA: &str = "3F000";
+
+/// What `init_schema` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum SchemaChange {
+    Created,
+    Upgraded {
+        from: i32,
+    },
+    /// At [`SCHEMA_VERSION`] already: nothing changed.
+    Current,
+}
+
+/// Why `init_schema` changed nothing.
+#[derive(Debug)]
+pub enum SchemaError {
+    /// The database cannot be reached, or refused.
+    Database(PqError),
+    /// The database's schema is newer than this pam_otp's.
+    Newer { version: i32 },
+    /// The script failed (its one transaction is rolled back).
+    Script(PqError),
+    /// After the script, the schema says another version.
+    After { version: Option<i32> },
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Database(err) => write!(f, "{err}"),
+            SchemaError::Newer { version } => write!(
+                f,
+                "the database has schema version {version}, newer than this otp-enroll's {SCHEMA_VERSION}"
+            ),
+            SchemaError::Script(err) => write!(f, "the schema could not be applied: {err}"),
+            SchemaError::After { version } => write!(
+                f,
+                "after the script the schema says version {version:?}, not {SCHEMA_VERSION}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Creates or upgrades the fleet database's schema ([`SCHEMA_SQL`], one
+/// transaction: a failure leaves the database as it was) through
+/// `conninfo`, unless the database's is newer.
+pub fn init_schema(cfg: &Postgresql, conninfo: &str) -> Result<SchemaChange, SchemaError> {
+    let mut conn = Connection::connect(cfg, conninfo).map_err(SchemaError::Database)?;
+    let before = schema_version(&mut conn).map_err(SchemaError::Database)?;
+    if let Some(version) = before.filter(|&v| v > SCHEMA_VERSION) {
+        return Err(SchemaError::Newer { version });
+    }
+    conn.execute_script(SCHEMA_SQL)
+        .map_err(SchemaError::Script)?;
+    let after = schema_version(&mut conn).map_err(SchemaError::Database)?;
+    if after != Some(SCHEMA_VERSION) {
+        return Err(SchemaError::After { version: after });
+    }
+    Ok(match before {
+        Some(v) if v == SCHEMA_VERSION => SchemaChange::Current,
+        Some(from) => SchemaChange::Upgraded { from },
+        None => SchemaChange::Created,
+    })
+}
+
+/// The schema's version, or `None` when there is none yet.
+fn schema_version(conn: &mut Connection) -> Result<Option<i32>, PqError> {
+    match conn.query("SELECT version FROM pam_otp.meta", &[]) {
+        Ok(rows) => Ok(rows.get(0, 0).and_then(|v| v.parse().ok())),
+        Err(PqError::Server { sqlstate, .. })
+            if sqlstate == UNDEFINED_TABLE || sqlstate == INVALID_SCHEMA =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
 
 /// What `login_info` said, kept for the rest of the login: presence,
 /// shape and grace come from one query.
