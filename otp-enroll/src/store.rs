@@ -138,7 +138,7 @@ pub enum Edit {
     Delete,
 }
 
-/// Opens the record (`Store::open`: read and locked), lets `change` edit
+/// Opens the record (`AdminStore::open`: read and locked), lets `change` edit
 /// it, and does what it says. A saved file is written as version 2 (see
 /// `SecretFile::upgrade`). Nothing is written on an error.
 pub fn edit<T>(

@@ -23,8 +23,9 @@
 //!   admin method to call. The admin role's store ([`PgAdmin`]) is an
 //!   [`AdminStore`].
 //!
-//! Nothing outside this module names a store's type: the module and
-//! `otp-enroll` hold a `dyn LoginStore` or a `dyn AdminStore`.
+//! Outside this module a store is a `dyn LoginStore` (the module) or a
+//! `dyn AdminStore` (`otp-enroll`, whose tests/seam.rs checks that its
+//! source names no store type).
 
 mod file;
 pub mod inventory;

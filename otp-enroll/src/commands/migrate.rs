@@ -4,7 +4,7 @@
 //!
 //! Each home file is read as the module reads it under `store = "home"`
 //! (the config's `secret` template, the user's identity, no symlinks, the
-//! directory checks), under its lock, and written with `Store::create`
+//! directory checks), under its lock, and written with `AdminStore::create`
 //! into `<state_dir>/users/` or the database, which never replaces a
 //! record: a user who has one there keeps it. The copy is read back and compared; one that
 //! does not read back the same is removed again. Home files stay where
