@@ -3,7 +3,8 @@
 //! byte and the text every list file it names (`from_file`) holds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use otp_core::config::{expand_template, parse_list, Config, FileError};
+use otp_core::config::{expand_template, parse_list, Config};
+use otp_core::safe_fs::FsError;
 
 fuzz_target!(|data: &[u8]| {
     let (config, list) = match data.iter().position(|&b| b == 0) {
@@ -13,14 +14,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(config) else {
         return;
     };
-    let list = list.map(|l| std::str::from_utf8(l).map_err(|_| FileError::NotUtf8));
+    let list = list.map(|l| std::str::from_utf8(l).map_err(|_| FsError::NotUtf8));
     if let Some(Ok(list)) = list {
         let _ = parse_list(list);
     }
     let mut read_list = |_: &str| match list {
         Some(Ok(text)) => Ok(text.to_string()),
-        Some(Err(_)) => Err(FileError::NotUtf8),
-        None => Err(FileError::Missing),
+        Some(Err(_)) => Err(FsError::NotUtf8),
+        None => Err(FsError::NotFound),
     };
     if let Ok(mut cfg) = Config::parse_with(text, &mut read_list) {
         let _ = expand_template(&cfg.secret, "user", "/home/user");

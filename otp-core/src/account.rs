@@ -7,7 +7,7 @@ use std::fmt;
 use nix::unistd::{getgrouplist, Group, User};
 
 use crate::rules::Groups;
-use crate::safe_fs::Owner;
+use crate::safe_fs::{self, FsError, Owner};
 
 /// A user account as `getpwnam` sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,17 @@ impl Account {
             uid: self.uid,
             gid: self.gid,
         }
+    }
+
+    /// A file of the user's outside any store (a `~/.google_authenticator`
+    /// to import), read as a secret file is: with the user's identity, not
+    /// through a symlink, not readable by others, small, in directories
+    /// only the user and root can write to, under its lock.
+    pub fn read_own_file(&self, path: &std::path::Path) -> Result<Vec<u8>, FsError> {
+        let home = std::path::Path::new(&self.home);
+        let (locked, bytes) = safe_fs::open_locked(path, home, self.owner())?;
+        drop(locked);
+        Ok(bytes)
     }
 }
 

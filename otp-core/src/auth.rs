@@ -26,7 +26,7 @@ use crate::remote::Remote;
 use crate::rules::{self, Action, Decision, Groups, Subject};
 use crate::safe_fs::{FsError, Owner};
 use crate::secret_file::{SecretFile, SecretFileError, State};
-use crate::store::{self, Presence, Store, StoreError};
+use crate::store::{self, LoginStore, Presence, StoreError};
 use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
 
@@ -389,7 +389,7 @@ enum Who {
 /// Where the user's tokens and state are.
 enum Record<'w> {
     /// The user's tokens, in the store.
-    Tokens(Box<dyn Store>),
+    Tokens(Box<dyn LoginStore>),
     /// No token (`missing = "deny"`, or not an account): nothing typed is
     /// right. An account's failures are tallied as an enrolled user's are.
     NoToken { account: Option<&'w Account> },
@@ -398,7 +398,7 @@ enum Record<'w> {
     /// taken through the same enrollment (nothing is ever saved), so that
     /// who exists does not show.
     Enroll {
-        store: Option<Box<dyn Store>>,
+        store: Option<Box<dyn LoginStore>>,
         pending: bool,
     },
 }
@@ -690,15 +690,7 @@ impl Flow<'_, '_> {
         account: &'w Account,
         decision: &Decision,
     ) -> Result<Option<Record<'w>>, Refusal> {
-        let store = match store::for_user(&self.cfg, account, None) {
-            Ok(s) => s,
-            Err(err) => {
-                return Err(self.unavailable(Reason::Store {
-                    location: self.cfg.store.as_str().into(),
-                    err,
-                }))
-            }
-        };
+        let store = store::for_user(&self.cfg, account, self.login.now);
         let path = store.location();
         self.note(|| format!("secret file {path}"));
         let presence = match store.presence() {
@@ -733,13 +725,13 @@ impl Flow<'_, '_> {
     /// one was accepted from this address recently enough.
     fn in_grace(
         &mut self,
-        store: &dyn Store,
+        store: &dyn LoginStore,
         remote: &Remote,
         decision: &Decision,
     ) -> Option<Reason> {
         let period = self.cfg.grace_period;
         let from = grace::address(remote).filter(|_| period > 0)?;
-        match store.grace(from, period, self.login.now) {
+        match store.grace(from, period) {
             Ok(Some(at)) => Some(Reason::Grace {
                 from: from.to_string(),
                 at,
@@ -941,7 +933,7 @@ impl Flow<'_, '_> {
             .filter(|_| period > 0)
             .map(|from| (from, period));
         store
-            .verify(&code, &self.policy(), self.login.now, grace)
+            .verify(&code, &self.policy(), grace)
             .map_err(|err| self.store_refusal(store.location(), err))
     }
 

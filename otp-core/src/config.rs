@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::rate_limit::RateLimit;
+use crate::safe_fs::{self, FsError, Holds};
 use ipnet::IpNet;
 
 use crate::rules::{plain_ipv4_net, Action, BadSource, Rule, Source, TtyPattern};
@@ -255,7 +256,7 @@ struct RawRule<'a> {
 }
 
 /// Reads an address list by path (the file system's, in production).
-pub type ReadList<'r> = &'r mut dyn FnMut(&str) -> Result<String, FileError>;
+pub type ReadList<'r> = &'r mut dyn FnMut(&str) -> Result<String, FsError>;
 
 impl Config {
     /// Parses a config file's text over the defaults, reading the address
@@ -480,7 +481,7 @@ pub const MAX_LIST_SIZE: u64 = MAX_CONFIG_SIZE;
 /// Why an address list (`from_file`) cannot be used.
 #[derive(Debug)]
 pub enum ListError {
-    File(FileError),
+    File(FsError),
     /// Line `line` (1-based) holds no address or CIDR.
     Entry {
         line: usize,
@@ -740,90 +741,11 @@ pub fn expand_template(t: &str, user: &str, home: &str) -> String {
 /// Config files larger than this are refused (10 000 rules fit easily).
 pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 
-/// Why a file the admin owns (the config) is not used.
-#[derive(Debug)]
-pub enum FileError {
-    Missing,
-    /// Opening or reading it failed.
-    Io(std::io::Error),
-    NotRegular,
-    /// Owned by someone other than root (or whoever runs this).
-    Owner {
-        uid: u32,
-    },
-    /// Group or others may write it.
-    Writable {
-        mode: u32,
-    },
-    TooLarge {
-        size: u64,
-        max: u64,
-    },
-    NotUtf8,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileError::Missing => write!(f, "no such file"),
-            FileError::Io(e) => write!(f, "{e}"),
-            FileError::NotRegular => write!(f, "not a regular file"),
-            FileError::Owner { uid } => write!(f, "owned by uid {uid}, not root"),
-            FileError::Writable { mode } => {
-                write!(f, "writable by group or others (mode {mode:04o})")
-            }
-            FileError::TooLarge { size, max } => write!(f, "{size} bytes, more than {max}"),
-            FileError::NotUtf8 => write!(f, "not UTF-8 text"),
-        }
-    }
-}
-
-/// Reads a file that decides who needs a code, trusted only if whoever can
-/// write it could write the config: a regular file owned by root (or by
-/// whoever runs this, for tests and a user's own `otp-enroll --config`),
-/// not writable by group or others, at most `max` bytes of UTF-8.
-pub(crate) fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    // O_NONBLOCK: a FIFO at the path must not hang the login in open().
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => FileError::Missing,
-            _ => FileError::Io(e),
-        })?;
-    let meta = file.metadata().map_err(FileError::Io)?;
-    if !meta.is_file() {
-        return Err(FileError::NotRegular);
-    }
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != euid {
-        return Err(FileError::Owner { uid: meta.uid() });
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(FileError::Writable {
-            mode: meta.mode() & 0o7777,
-        });
-    }
-    if meta.len() > max {
-        return Err(FileError::TooLarge {
-            size: meta.len(),
-            max,
-        });
-    }
-    // Sized from fstat, so that an address list is not copied as it grows.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len() + 1).unwrap_or(0));
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(FileError::Io)?;
-    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if size > max {
-        // It grew between fstat and read.
-        return Err(FileError::TooLarge { size, max });
-    }
-    String::from_utf8(bytes).map_err(|_| FileError::NotUtf8)
+/// A file of settings (the config, an address list, libpq's service
+/// file), read by the one reader of root's files, [`safe_fs::read_trusted`]:
+/// whoever can write it decides who needs a code.
+pub(crate) fn read_trusted(path: &str, max: u64) -> Result<String, FsError> {
+    safe_fs::read_trusted(std::path::Path::new(path), Holds::Settings, max)
 }
 
 /// Why the config in force for a login cannot be used: every such login
@@ -831,7 +753,7 @@ pub(crate) fn read_trusted(path: &str, max: u64) -> Result<String, FileError> {
 #[derive(Debug)]
 pub enum LoadError {
     /// The config file at `path` cannot be read or is not trusted.
-    File { path: String, err: FileError },
+    File { path: String, err: FsError },
     /// Its text is refused (the error names the key or rule).
     Invalid { path: String, err: ConfigError },
     /// A module argument is refused (they apply over the file).
@@ -851,13 +773,13 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Loads the admin config. A missing file means the defaults; otherwise it
-/// must be trusted as [`read_trusted`] says: whoever can write it decides
+/// must be trusted as [`safe_fs::read_trusted`] says: whoever can write it decides
 /// who needs a code. It is read and parsed at every call; no copy of it is
 /// kept anywhere.
 pub fn load(path: &str) -> Result<Config, LoadError> {
     let text = match read_trusted(path, MAX_CONFIG_SIZE) {
         Ok(text) => text,
-        Err(FileError::Missing) => return Ok(Config::default()),
+        Err(FsError::NotFound) => return Ok(Config::default()),
         Err(err) => {
             return Err(LoadError::File {
                 path: path.into(),
@@ -1149,13 +1071,13 @@ otp = "deny"
     }
 
     /// A fake file system for `parse_with`: path -> text, or the error.
-    fn lists<'f>(files: &'f [(&str, &str)]) -> impl FnMut(&str) -> Result<String, FileError> + 'f {
+    fn lists<'f>(files: &'f [(&str, &str)]) -> impl FnMut(&str) -> Result<String, FsError> + 'f {
         move |path| {
             files
                 .iter()
                 .find(|(p, _)| *p == path)
                 .map(|(_, text)| text.to_string())
-                .ok_or(FileError::Missing)
+                .ok_or(FsError::NotFound)
         }
     }
 

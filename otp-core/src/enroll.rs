@@ -13,12 +13,13 @@ use crate::key;
 use crate::qr::{self, QrStyle};
 use crate::random;
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{OtpKind, SecretFile, State, Token, DEFAULT_ID};
+use crate::secret_file::{OtpKind, SecretFile, Token, DEFAULT_ID};
 use crate::uri;
 use crate::verify::{self, Policy, Verdict};
 
 pub const CONFIRM_PROMPT: &str = "Enter the code your app shows now: ";
-/// Confirmation codes asked before the login is refused.
+/// Confirmation codes asked before the enrollment is refused (in a login
+/// and by `otp-enroll new`).
 pub const TRIES: usize = 3;
 /// The question after the emergency codes, so that sshd shows them before
 /// the session starts (it prints text that follows the last prompt only
@@ -91,11 +92,46 @@ pub fn first_factor(ssh_auth_info: Option<&str>, authtok_set: bool) -> FirstFact
 }
 
 /// This host's name, for the issuer and label of the URI ("localhost" if
-/// it has none that can be shown).
+/// it has none that can be shown): in a login and in `otp-enroll new`.
 pub fn host_name() -> String {
     match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
         Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
         _ => "localhost".into(),
+    }
+}
+
+/// Whether `typed` is a current code of `token`, a new token not saved
+/// yet: the one confirmation of a first code, for the enrollment inside a
+/// login and for `otp-enroll new`. It is checked as a login checks a code
+/// ([`verify::verify`]): within `totp_skew` steps of `now`, or
+/// `hotp_window` counters from the token's counter. A right code is
+/// marked used in `token` as a login marks it (the step or counter, the
+/// drift learned, when), so that it cannot log in again once the token is
+/// saved; a wrong one leaves `token` as it was. Emergency codes confirm
+/// nothing (the token is checked alone).
+#[must_use]
+pub fn confirm_first_code(
+    token: &mut Token,
+    typed: &str,
+    totp_skew: u32,
+    hotp_window: u32,
+    now: u64,
+) -> bool {
+    let mut alone = SecretFile::with_token(token.clone());
+    let policy = Policy {
+        totp_skew,
+        hotp_window,
+        rate_limit: RateLimit::default(),
+    };
+    match (
+        verify::verify(&mut alone, typed, &policy, now),
+        alone.tokens.pop(),
+    ) {
+        (Verdict::Accepted(_), Some(confirmed)) => {
+            *token = confirmed;
+            true
+        }
+        _ => false,
     }
 }
 
@@ -138,27 +174,13 @@ impl Offer {
         out
     }
 
-    /// Whether `typed` is a current code of the new token (within
-    /// `totp_skew` steps of `now`). A right code is marked used, so that
-    /// the same code cannot log in again once the token is saved.
-    /// Emergency codes do not confirm anything.
+    /// Whether `typed` confirms the new token ([`confirm_first_code`],
+    /// within `totp_skew` steps of `now`); a right code is marked used.
+    #[must_use]
     pub fn confirms(&mut self, typed: &str, totp_skew: u32, now: u64) -> bool {
-        let mut token_only = SecretFile::with_token(match self.file.tokens.first() {
-            Some(t) => t.clone(),
-            None => return false,
-        });
-        let policy = Policy {
-            totp_skew,
-            hotp_window: 0,
-            rate_limit: RateLimit::default(),
-        };
-        match verify::verify(&mut token_only, typed, &policy, now) {
-            Verdict::Accepted(_) => {
-                self.file.tokens = token_only.tokens;
-                self.file.state = State::default();
-                true
-            }
-            _ => false,
+        match self.file.tokens.first_mut() {
+            Some(token) => confirm_first_code(token, typed, totp_skew, 0, now),
+            None => false,
         }
     }
 
@@ -181,6 +203,7 @@ impl Offer {
 mod tests {
     use super::*;
     use crate::otp::{Algorithm, Generator};
+    use crate::secret_file::State;
 
     const NOW: u64 = 1_700_000_000;
 
@@ -209,6 +232,33 @@ mod tests {
             random::DEFAULT_SCRATCH_CODES
         );
         offer.file.to_text().unwrap();
+    }
+
+    /// otp-enroll new confirms with the same function: an HOTP token within
+    /// the config's window, a TOTP token whose device runs a step behind.
+    #[test]
+    fn a_first_code_is_confirmed_as_a_login_checks_it() {
+        let key = b"12345678901234567890".to_vec();
+        let g = Generator::new(&key, Algorithm::SHA1, 6).unwrap();
+        let mut hotp = Token::new("key", OtpKind::Hotp, key.clone());
+        let before = hotp.clone();
+        assert!(!confirm_first_code(&mut hotp, &g.code(3), 1, 2, NOW));
+        assert_eq!(hotp, before, "a wrong code changes nothing");
+        assert!(confirm_first_code(&mut hotp, &g.code(2), 1, 2, NOW));
+        assert_eq!((hotp.counter, hotp.state.last_used), (3, Some(NOW)));
+        assert!(!confirm_first_code(&mut hotp, &g.code(2), 1, 2, NOW));
+
+        let mut totp = Token::new("app", OtpKind::Totp, key);
+        let behind = NOW / 30 - 1;
+        assert!(!confirm_first_code(&mut totp, &g.code(behind), 0, 0, NOW));
+        assert!(confirm_first_code(&mut totp, &g.code(behind), 1, 0, NOW));
+        assert_eq!(totp.state.last_step, Some(behind));
+        assert_eq!((totp.state.drift, totp.state.drift_moved), (-1, NOW));
+        let mut other = Token::new("app", OtpKind::Totp, vec![7; 20]);
+        assert!(
+            !confirm_first_code(&mut other, "12345678", 1, 0, NOW),
+            "8 digits"
+        );
     }
 
     #[test]

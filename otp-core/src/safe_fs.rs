@@ -1,4 +1,5 @@
-//! Safe access to files under a user's control.
+//! Safe access to files under a user's control, and the one reader of
+//! root's own files ([`read_trusted`]).
 //!
 //! Every operation runs with the file-system identity switched to the file's
 //! owner (`setfsuid`/`setfsgid`), so the kernel applies that user's
@@ -66,15 +67,28 @@ pub enum FsError {
     NotFound,
     Symlink,
     NotRegular,
+    /// Owned by someone other than the user or root.
     Owner {
         uid: u32,
     },
+    /// A root-owned file ([`read_trusted`]) owned by someone else.
+    NotRoot {
+        uid: u32,
+    },
+    /// A file of secrets that group or others may get at.
     Mode {
+        mode: u32,
+    },
+    /// A file of settings that group or others may change.
+    Writable {
         mode: u32,
     },
     TooLarge {
         size: u64,
+        max: u64,
     },
+    /// [`read_trusted`]: the file is not text.
+    NotUtf8,
     /// Another process held the lock for too long.
     Busy,
     /// `create_new` found a file already there.
@@ -106,14 +120,17 @@ impl fmt::Display for FsError {
         match self {
             FsError::NotFound => write!(f, "no such file"),
             FsError::Symlink => write!(f, "is a symbolic link (refused)"),
-            FsError::NotRegular => write!(f, "is not a regular file"),
+            FsError::NotRegular => write!(f, "not a regular file"),
             FsError::Owner { uid } => write!(f, "owned by uid {uid}, not by the user or root"),
+            FsError::NotRoot { uid } => write!(f, "owned by uid {uid}, not root"),
             FsError::Mode { mode } => {
                 write!(f, "mode {mode:04o} lets group or others in (must be 0600)")
             }
-            FsError::TooLarge { size } => {
-                write!(f, "{size} bytes, more than the {MAX_FILE_SIZE} allowed")
+            FsError::Writable { mode } => {
+                write!(f, "writable by group or others (mode {mode:04o})")
             }
+            FsError::TooLarge { size, max } => write!(f, "{size} bytes, more than {max}"),
+            FsError::NotUtf8 => write!(f, "not UTF-8 text"),
             FsError::Busy => write!(f, "locked by another process for too long"),
             FsError::Exists => write!(f, "already exists"),
             FsError::Identity { uid } => {
@@ -437,7 +454,30 @@ pub fn exists(path: &Path, home: &Path, owner: Owner) -> Result<bool, FsError> {
     }
 }
 
-fn check_metadata(meta: &fs::Metadata, owner: Owner) -> Result<(), FsError> {
+/// What a file holds, which decides who besides its owner may get at it
+/// and whether its name may be a symlink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Settings (the config, its address lists, libpq's service file):
+    /// others may read it, nobody but its owner may change it, and a
+    /// symlink at its name (the admin's own, in /etc) is followed.
+    Settings,
+    /// Secrets (a secret file, the token inventory): nobody else may even
+    /// read it, and it is never reached through a symlink.
+    Secrets,
+}
+
+/// The one check of a file before it is read: a regular file, owned by
+/// `owner` or root, that group and others may do with only what `holds`
+/// allows, at most `max` bytes. `trusted`: a file of root's (or of whoever
+/// runs this), named so in the error.
+fn check_metadata(
+    meta: &fs::Metadata,
+    owner: Owner,
+    holds: Holds,
+    max: u64,
+    trusted: bool,
+) -> Result<(), FsError> {
     if meta.file_type().is_symlink() {
         return Err(FsError::Symlink);
     }
@@ -445,32 +485,96 @@ fn check_metadata(meta: &fs::Metadata, owner: Owner) -> Result<(), FsError> {
         return Err(FsError::NotRegular);
     }
     if meta.uid() != owner.uid && meta.uid() != 0 {
-        return Err(FsError::Owner { uid: meta.uid() });
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(FsError::Mode {
-            mode: meta.mode() & 0o7777,
+        let uid = meta.uid();
+        return Err(if trusted {
+            FsError::NotRoot { uid }
+        } else {
+            FsError::Owner { uid }
         });
     }
-    if meta.len() > MAX_FILE_SIZE {
-        return Err(FsError::TooLarge { size: meta.len() });
+    let mode = meta.mode() & 0o7777;
+    match holds {
+        Holds::Secrets if mode & 0o077 != 0 => return Err(FsError::Mode { mode }),
+        Holds::Settings if mode & 0o022 != 0 => return Err(FsError::Writable { mode }),
+        _ => {}
+    }
+    if meta.len() > max {
+        return Err(FsError::TooLarge {
+            size: meta.len(),
+            max,
+        });
     }
     Ok(())
 }
 
-fn open_checked(path: &Path, owner: Owner) -> Result<File, FsError> {
+/// The file, checked, and its size when opened.
+fn open_checked(
+    path: &Path,
+    owner: Owner,
+    max: u64,
+    trusted: bool,
+) -> Result<(File, u64), FsError> {
     // Look before opening, so a device or FIFO is never opened at all; the
     // fstat after opening is the check that counts.
     let pre = fs::symlink_metadata(path).map_err(io_err("stat"))?;
-    check_metadata(&pre, owner)?;
+    check_metadata(&pre, owner, Holds::Secrets, max, trusted)?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io_err("open"))?;
     let meta = file.metadata().map_err(io_err("fstat"))?;
-    check_metadata(&meta, owner)?;
-    Ok(file)
+    check_metadata(&meta, owner, Holds::Secrets, max, trusted)?;
+    Ok((file, meta.len()))
+}
+
+/// At most `max` bytes of `file`, more being an error. Sized from fstat
+/// (`size`), so that a large address list is not copied as it grows.
+fn read_at_most(file: &File, size: u64, max: u64) -> Result<Vec<u8>, FsError> {
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(size.min(max).saturating_add(1)).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read"))?;
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if size > max {
+        // It grew between fstat and read.
+        return Err(FsError::TooLarge { size, max });
+    }
+    Ok(bytes)
+}
+
+/// Reads a file that whoever could write the config could have put there,
+/// whole, as UTF-8 text: the one reader of every root-owned file read
+/// without a user's identity (the config, its address lists, libpq's
+/// service file, the token inventory). It is trusted only as a regular
+/// file owned by root (or by whoever runs this: tests, a user's own
+/// `otp-enroll --config`), kept from group and others as `holds` says, at
+/// most `max` bytes. A FIFO or device at the path is never waited on
+/// (`O_NONBLOCK`, then fstat).
+pub fn read_trusted(path: &Path, holds: Holds, max: u64) -> Result<String, FsError> {
+    let owner = Owner::current();
+    let (file, size) = match holds {
+        Holds::Secrets => open_checked(path, owner, max, true)?,
+        Holds::Settings => {
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+                .map_err(io_err("open"))?;
+            let meta = file.metadata().map_err(io_err("fstat"))?;
+            check_metadata(&meta, owner, holds, max, true)?;
+            (file, meta.len())
+        }
+    };
+    String::from_utf8(read_at_most(&file, size, max)?).map_err(|_| FsError::NotUtf8)
+}
+
+/// [`read_trusted`]'s check of a file of settings, without reading it
+/// (the pq helper, which is run rather than read).
+pub fn check_trusted(path: &Path) -> Result<(), FsError> {
+    let meta = fs::metadata(path).map_err(io_err("stat"))?;
+    check_metadata(&meta, Owner::current(), Holds::Settings, u64::MAX, true)
 }
 
 /// An exclusive `flock` without waiting: `Ok(false)` while another holds it.
@@ -516,8 +620,8 @@ pub fn open_locked(
     let _id = FsIdentity::assume(owner)?;
     walk_dirs(path, home, owner)?;
     let mut attempt = 0u32;
-    let file = loop {
-        let file = open_checked(path, owner)?;
+    let (file, size) = loop {
+        let (file, size) = open_checked(path, owner, MAX_FILE_SIZE, false)?;
         let mut locked = false;
         while attempt < LOCK_ATTEMPTS {
             if try_lock(&file)? {
@@ -531,7 +635,7 @@ pub fn open_locked(
             return Err(FsError::Busy);
         }
         if same_inode(path, &file)? {
-            break file;
+            break (file, size);
         }
         // The holder before us replaced (or removed) the file: start again
         // on whatever the path names now.
@@ -540,16 +644,7 @@ pub fn open_locked(
             return Err(FsError::Busy);
         }
     };
-    let mut bytes = Vec::new();
-    (&file)
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err("read"))?;
-    if bytes.len() as u64 > MAX_FILE_SIZE {
-        return Err(FsError::TooLarge {
-            size: bytes.len() as u64,
-        });
-    }
+    let bytes = read_at_most(&file, size, MAX_FILE_SIZE)?;
     Ok((
         LockedFile {
             file,
@@ -1104,6 +1199,56 @@ mod tests {
         let p = dir.join("s.toml");
         assert!(create_new(&p, &dir, me(), b"").is_err());
         assert!(!p.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One reader for root's files: settings may be read by others and
+    /// reached through a symlink, secrets neither; both are refused when
+    /// others may write them, too large, not text or not regular files.
+    #[test]
+    fn root_files_are_read_by_one_reader_with_one_error_type() {
+        let dir = tempdir("trusted");
+        let read = |p: &Path, holds| read_trusted(p, holds, 16);
+        let open = dir.join("open");
+        write_mode(&open, b"shared = 1\n", 0o644);
+        assert_eq!(read(&open, Holds::Settings).unwrap(), "shared = 1\n");
+        assert!(matches!(
+            read(&open, Holds::Secrets),
+            Err(FsError::Mode { mode: 0o644 })
+        ));
+        let private = dir.join("private");
+        write_mode(&private, b"seed\n", 0o600);
+        assert_eq!(read(&private, Holds::Secrets).unwrap(), "seed\n");
+        let link = dir.join("link");
+        symlink(&open, &link).unwrap();
+        assert_eq!(read(&link, Holds::Settings).unwrap(), "shared = 1\n");
+        assert!(matches!(read(&link, Holds::Secrets), Err(FsError::Symlink)));
+        let writable = dir.join("writable");
+        write_mode(&writable, b"x\n", 0o664);
+        let err = read(&writable, Holds::Settings).unwrap_err();
+        assert_eq!(err.to_string(), "writable by group or others (mode 0664)");
+        let big = dir.join("big");
+        write_mode(&big, &[b'#'; 17], 0o600);
+        for holds in [Holds::Settings, Holds::Secrets] {
+            let err = read(&big, holds).unwrap_err();
+            assert_eq!(err.to_string(), "17 bytes, more than 16");
+            assert!(matches!(
+                read(&dir.join("none"), holds),
+                Err(FsError::NotFound)
+            ));
+            assert!(matches!(read(&dir, holds), Err(FsError::NotRegular)));
+        }
+        let binary = dir.join("binary");
+        write_mode(&binary, b"\xff\n", 0o600);
+        assert!(matches!(
+            read(&binary, Holds::Secrets),
+            Err(FsError::NotUtf8)
+        ));
+        assert!(check_trusted(&open).is_ok());
+        assert!(matches!(
+            check_trusted(&writable),
+            Err(FsError::Writable { .. })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

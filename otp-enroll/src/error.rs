@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use otp_core::safe_fs::{DirProblem, FsError};
+use otp_core::store::{DirProblem, FsError};
 
 use crate::output::shown;
 use otp_core::secret_file::{SecretFileError, TokenError};
@@ -226,3 +226,10 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The inventory's errors are worded (and escaped) by otp-core.
+impl From<crate::inventory::InventoryError> for Error {
+    fn from(err: crate::inventory::InventoryError) -> Error {
+        Error::Failed(err.to_string())
+    }
+}

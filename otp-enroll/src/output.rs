@@ -48,8 +48,3 @@ pub fn shown(text: &str) -> String {
 pub fn quoted(text: &str) -> String {
     format!("\"{}\"", otp_core::log::escape_quoted(text))
 }
-
-/// A path from input, [`shown`].
-pub fn shown_path(path: &std::path::Path) -> String {
-    shown(&path.to_string_lossy())
-}

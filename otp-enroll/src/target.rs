@@ -1,13 +1,9 @@
 //! Whose tokens this run is about, and in which store: `--user`,
 //! `--config` and `--secret-file` resolved against the real uid.
 
-use std::path::Path;
-
 use otp_core::account::{self, Account};
 use otp_core::config::{self, Config, StoreKind};
-use otp_core::safe_fs::{FsError, Owner};
-use otp_core::store::postgresql::Role;
-use otp_core::store::{FileStore, PgStore, Store};
+use otp_core::store::{self, AdminStore, FsError};
 
 use crate::error::Error;
 use crate::output::{quoted, shown};
@@ -17,52 +13,22 @@ use crate::output::{quoted, shown};
 pub struct Target {
     pub account: Account,
     pub config: Config,
-    /// The config's store for this user. Held as the store it is, not as a
-    /// `dyn Store`: some commands need what the trait does not give (see
-    /// `crate::store`).
-    pub store: Backend,
+    /// The config's store for this user, as an administrator sees it
+    /// (the database's admin role).
+    pub store: Box<dyn AdminStore>,
     /// Whether an administrator is acting for someone else.
     pub for_other: bool,
 }
 
-/// Where the user's record is.
-pub enum Backend {
-    /// `home`: the `secret` template or `--secret-file`; `system`:
-    /// `<state_dir>/users/<user>.toml`.
-    File(FileStore),
-    /// `postgresql`, through the admin role (`admin_conninfo`).
-    Db(PgStore),
-}
-
-impl Backend {
-    pub fn as_store(&self) -> &dyn Store {
-        match self {
-            Backend::File(s) => s,
-            Backend::Db(s) => s,
-        }
-    }
-}
-
 impl Target {
-    /// The user's own identity: files of theirs outside the store (a
-    /// `~/.google_authenticator` to import) are read with it.
-    pub fn owner(&self) -> Owner {
-        self.account.owner()
-    }
-
-    /// The user's home.
-    pub fn home(&self) -> &Path {
-        Path::new(&self.account.home)
-    }
-
     /// Whether the store is the user's own file (`home`).
     pub fn is_home(&self) -> bool {
-        matches!(&self.store, Backend::File(s) if s.kind == StoreKind::Home)
+        self.config.store == StoreKind::Home
     }
 
     /// Where the user's record is, for messages.
     pub fn path_str(&self) -> String {
-        self.store.as_store().location()
+        self.store.location()
     }
 
     /// The user's name as it may be printed ([`shown`]).
@@ -145,7 +111,7 @@ pub fn resolve(
                 "--secret-file applies only to store = \"home\"; this config has store = \"{}\", which keeps each user's tokens in {}/{}/NAME.toml",
                 config.store.as_str(),
                 config.state_dir.trim_end_matches('/'),
-                otp_core::store::USERS_DIR
+                store::USERS_DIR
             )));
         }
         config::check_template(t).map_err(|why| {
@@ -156,13 +122,9 @@ pub fn resolve(
             ))
         })?;
     }
-    let store = if config.store == StoreKind::Postgresql {
-        // Connects only when used: a plain user is turned away before
-        // (`commands::run`), as for `system`.
-        Backend::Db(PgStore::new(&config.postgresql, Role::Admin, &account.name))
-    } else {
-        Backend::File(FileStore::new(&config, &account, secret_file))
-    };
+    // A database connects only when used: a plain user is turned away
+    // before (`commands::run`), as for `system`.
+    let store = store::admin(&config, &account, secret_file);
     let for_other = account.uid != my_uid;
     Ok(Target {
         account,

@@ -8,7 +8,7 @@ use super::{conv_failure, Conversation, Deferred, Flow, Login, Lookup, Outcome, 
 use crate::account;
 use crate::enroll::{self, FirstFactor, Offer};
 use crate::rules::Decision;
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, LoginStore, StoreError};
 
 pub const MSG_CANNOT_ENROLL: &str =
     "Two-factor login is not set up for this account, and it cannot be set up here; \
@@ -150,7 +150,7 @@ impl Flow<'_, '_> {
     /// truth at the end.
     pub(super) fn enroll(
         &mut self,
-        store: Option<&dyn Store>,
+        store: Option<&dyn LoginStore>,
         pending: bool,
         decision: Decision,
     ) -> (Outcome, Reason) {
@@ -339,18 +339,7 @@ pub fn commit_enrollment(
         }
         Err(why) => return report(Outcome::AuthInfoUnavail, Reason::Lookup(why)),
     };
-    let store = match store::for_user(&cfg, &account, None) {
-        Ok(s) => s,
-        Err(err) => {
-            return report(
-                Outcome::AuthInfoUnavail,
-                Reason::Store {
-                    location: cfg.store.as_str().into(),
-                    err,
-                },
-            )
-        }
-    };
+    let store = store::for_user(&cfg, &account, login.now);
     let location = store.location();
     let offer = Offer {
         file: token.file,

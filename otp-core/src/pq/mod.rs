@@ -28,7 +28,6 @@ pub mod pin;
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -379,21 +378,7 @@ fn check_helper(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("not an absolute path".into());
     }
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != euid {
-        return Err(format!("owned by uid {}, not root", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "writable by group or others (mode {:04o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
+    crate::safe_fs::check_trusted(std::path::Path::new(path)).map_err(|e| e.to_string())
 }
 
 /// The monotonic clock, for deadlines: how long to wait for the helper,

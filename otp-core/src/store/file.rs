@@ -7,27 +7,34 @@
 //! | `home` | the `secret` template | the user's | the user's home |
 //! | `system` | `<state_dir>/users/<user>.toml` | root's | `state_dir` |
 
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::pending::Mark;
-use super::{Held, Presence, Shape, Store, StoreError, USERS_DIR};
+use super::{AdminStore, CannotSave, Held, LoginStore, Presence, Shape, StoreError, USERS_DIR};
 use crate::account::Account;
 use crate::config::{self, Config, StoreKind};
 use crate::grace;
-use crate::safe_fs::{self, FsError, LockedFile, Owner};
+use crate::safe_fs::{self, FsError, FsIdentity, LockedFile, Owner};
 use crate::secret_file::SecretFile;
 use crate::verify::{self, Policy, Verdict};
 
 pub struct FileStore {
-    pub kind: StoreKind,
-    pub path: PathBuf,
+    kind: StoreKind,
+    path: PathBuf,
     /// Where the directory walk starts (`safe_fs::check_dirs`).
-    pub base: PathBuf,
+    base: PathBuf,
     /// Whose identity the file is read and written with.
-    pub owner: Owner,
+    owner: Owner,
     state_dir: PathBuf,
     mark: Mark,
+    /// The login's time (see `LoginStore`, "Whose clock"); an admin's
+    /// store reads and writes records and never needs it.
+    now: u64,
 }
 
 impl FileStore {
@@ -44,6 +51,7 @@ impl FileStore {
                 owner: Owner::current(),
                 state_dir,
                 mark,
+                now: 0,
             },
             StoreKind::Home | StoreKind::Postgresql => {
                 let template = secret.unwrap_or(&cfg.secret);
@@ -58,19 +66,30 @@ impl FileStore {
                     owner: account.owner(),
                     state_dir,
                     mark,
+                    now: 0,
                 }
             }
         }
     }
 
+    /// The store as a login at `now` uses it.
+    pub fn at(self, now: u64) -> FileStore {
+        FileStore { now, ..self }
+    }
+
     fn read_locked(&self) -> Result<FileRecord, StoreError> {
-        let (locked, bytes) = match safe_fs::open_locked(&self.path, &self.base, self.owner) {
-            Ok(x) => x,
-            Err(FsError::NotFound) => return Err(StoreError::NotFound),
-            Err(err) => return Err(StoreError::Unreadable(err)),
-        };
+        let (locked, bytes) = self.lock()?;
         let file = SecretFile::parse_bytes(&bytes).map_err(StoreError::Malformed)?;
         Ok(FileRecord { locked, file })
+    }
+
+    /// The file, opened and locked, and what it holds (not parsed).
+    fn lock(&self) -> Result<(LockedFile, Vec<u8>), StoreError> {
+        match safe_fs::open_locked(&self.path, &self.base, self.owner) {
+            Ok(x) => Ok(x),
+            Err(FsError::NotFound) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::Unreadable(err)),
+        }
     }
 
     /// The directories a `system` file lives in, made (root, 0700) if
@@ -83,10 +102,81 @@ impl FileStore {
         }
         Ok(())
     }
+
+    fn pending_error(&self, err: FsError) -> StoreError {
+        StoreError::Pending {
+            mark: self.mark.path.clone(),
+            err,
+        }
+    }
+
+    /// Withdraws a pending enrollment once the user has tokens. The mark
+    /// is root's: a user saving their own file (store = "home") cannot
+    /// remove it, and need not: with tokens there, a mark changes nothing.
+    fn clear_mark(&self) -> Result<(), StoreError> {
+        match self.mark.clear() {
+            Err(FsError::Io { err, .. }) if err.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+            other => other.map_err(|e| self.pending_error(e)),
+        }
+    }
+
+    /// Whether the user can create a file in the record's directory, as
+    /// themselves: tried for real with an empty hidden file, removed at
+    /// once (permissions, ACLs, a read-only file system all count).
+    fn probe(&self) -> Result<(), StoreError> {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Err(StoreError::CannotSave(CannotSave::NotAFilePath));
+        };
+        let _id = FsIdentity::assume(self.owner).map_err(StoreError::Unreadable)?;
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::CannotSave(CannotSave::NotADirectory(
+                    dir.to_path_buf(),
+                )))
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotCreated(FsError::NoDir {
+                    dir: dir.to_path_buf(),
+                    err,
+                }))
+            }
+            Err(err) => {
+                return Err(StoreError::CannotSave(CannotSave::Unreachable {
+                    dir: dir.to_path_buf(),
+                    err,
+                }))
+            }
+        }
+        let mut probe_name = OsString::from(".");
+        probe_name.push(name);
+        probe_name.push(format!(".{}.probe", std::process::id()));
+        let probe = dir.join(probe_name);
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&probe);
+        match created {
+            Ok(file) => {
+                drop(file);
+                let _ = fs::remove_file(&probe);
+                Ok(())
+            }
+            // A leftover of a killed run with our pid: not ours to remove,
+            // but it proves nothing either way; the save will tell.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(err) => Err(StoreError::CannotSave(CannotSave::NoCreate {
+                dir: dir.to_path_buf(),
+                err,
+            })),
+        }
+    }
 }
 
 /// Where the `system` store keeps `user`'s file.
-pub fn system_path(state_dir: &Path, user: &str) -> PathBuf {
+fn system_path(state_dir: &Path, user: &str) -> PathBuf {
     state_dir.join(USERS_DIR).join(format!("{user}.toml"))
 }
 
@@ -119,7 +209,7 @@ impl Held for FileRecord {
     }
 }
 
-impl Store for FileStore {
+impl LoginStore for FileStore {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
@@ -143,7 +233,7 @@ impl Store for FileStore {
         match self.mark.is_set() {
             Ok(true) => Ok(Presence::Pending),
             Ok(false) => Ok(Presence::Nothing),
-            Err(err) => Err(StoreError::Pending(err)),
+            Err(err) => Err(self.pending_error(err)),
         }
     }
 
@@ -159,9 +249,9 @@ impl Store for FileStore {
         &self,
         code: &str,
         policy: &Policy,
-        now: u64,
         grace_from: Option<(IpAddr, u64)>,
     ) -> Result<Verdict, StoreError> {
+        let now = self.now;
         let mut record = self.read_locked()?;
         let verdict = verify::verify(&mut record.file, code, policy, now);
         if !verdict.changes_state() {
@@ -189,9 +279,14 @@ impl Store for FileStore {
         }
     }
 
-    fn grace(&self, from: IpAddr, period: u64, now: u64) -> Result<Option<u64>, StoreError> {
+    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError> {
         let record = self.read_locked()?;
-        Ok(grace::granted_at(&record.file.state, from, period, now))
+        Ok(grace::granted_at(
+            &record.file.state,
+            from,
+            period,
+            self.now,
+        ))
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
@@ -204,14 +299,59 @@ impl Store for FileStore {
             Err(FsError::Exists) => return Err(StoreError::Exists),
             Err(err) => return Err(StoreError::NotCreated(err)),
         }
-        // The mark is root's: a user enrolling themselves with otp-enroll
-        // (store = "home") cannot remove it, and need not: with tokens
-        // there, a mark changes nothing.
-        match self.mark.clear() {
-            Err(FsError::Io { err, .. }) if err.kind() == std::io::ErrorKind::PermissionDenied => {
-                Ok(())
+        self.clear_mark()
+    }
+}
+
+impl AdminStore for FileStore {
+    fn location(&self) -> String {
+        LoginStore::location(self)
+    }
+
+    fn exists(&self) -> Result<bool, StoreError> {
+        if self.kind == StoreKind::System {
+            // Root's directories not made yet: nobody has a record in them.
+            match fs::symlink_metadata(self.state_dir.join(USERS_DIR)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                _ => {}
             }
-            other => other.map_err(StoreError::Pending),
+        }
+        safe_fs::exists(&self.path, &self.base, self.owner).map_err(StoreError::Unreadable)
+    }
+
+    fn anything_there(&self) -> Result<bool, StoreError> {
+        let _id = FsIdentity::assume(self.owner).map_err(StoreError::Unreadable)?;
+        match fs::symlink_metadata(&self.path) {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(StoreError::Unreadable(FsError::Io {
+                op: "cannot be looked at as the user",
+                err,
+            })),
+        }
+    }
+
+    fn check_can_save(&self, replace: bool) -> Result<(), StoreError> {
+        // A secret in a directory others can write to would be refused at
+        // every login. Root's directories are made first (0700, as create
+        // makes them), so that a problem with state_dir shows before a
+        // secret does.
+        self.make_dirs()?;
+        safe_fs::check_dirs(&self.path, &self.base, self.owner).map_err(StoreError::Unreadable)?;
+        if self.path.parent().is_none() || self.path.file_name().is_none() {
+            return Err(StoreError::CannotSave(CannotSave::NotAFilePath));
+        }
+        if AdminStore::exists(self)? {
+            if !replace {
+                return Err(StoreError::Exists);
+            }
+            // What replace does to it: open and lock it.
+            self.lock()?;
+        }
+        match self.kind {
+            // Root's directory, just checked.
+            StoreKind::System => Ok(()),
+            _ => self.probe(),
         }
     }
 
@@ -219,8 +359,30 @@ impl Store for FileStore {
         Ok(Box::new(self.read_locked()?))
     }
 
+    fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
+        LoginStore::create(self, file)
+    }
+
+    fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
+        let text = file
+            .to_text()
+            .map_err(|err| StoreError::Unwritable { verdict: None, err })?;
+        let (locked, _) = self.lock()?;
+        locked
+            .replace(text.as_bytes())
+            .map_err(StoreError::Unreadable)?;
+        drop(locked);
+        // As create does: the user has tokens again.
+        self.clear_mark()
+    }
+
+    fn remove(&self) -> Result<(), StoreError> {
+        let (locked, _) = self.lock()?;
+        locked.remove().map_err(StoreError::Unreadable)
+    }
+
     fn pending(&self) -> Result<bool, StoreError> {
-        self.mark.is_set().map_err(StoreError::Pending)
+        self.mark.is_set().map_err(|e| self.pending_error(e))
     }
 
     fn set_pending(&self, pending: bool) -> Result<(), StoreError> {
@@ -229,6 +391,6 @@ impl Store for FileStore {
         } else {
             self.mark.clear()
         }
-        .map_err(StoreError::Pending)
+        .map_err(|e| self.pending_error(e))
     }
 }

@@ -1,39 +1,52 @@
-//! Where a user's tokens and state live (`store`), behind one seam.
+//! Where a user's tokens and state live (`store`), behind two seams.
 //!
-//! The module and every `otp-enroll` command reach a user's tokens through
-//! [`Store`], so each store gives the same guarantees: a code is accepted
-//! at most once under concurrent logins ([`Store::verify`] holds the
-//! user's lock from reading to saving), the rate limit is applied and
-//! recorded, and a save that fails leaves the old state and refuses the
-//! login ([`StoreError::NotSaved`]).
+//! - [`LoginStore`]: what a login needs (the module). Each store gives the
+//!   same guarantees: a code is accepted at most once under concurrent
+//!   logins ([`LoginStore::verify`] holds the user's lock from reading to
+//!   saving), the rate limit is applied and recorded, and a save that
+//!   fails leaves the old state and refuses the login
+//!   ([`StoreError::NotSaved`]). [`for_user`] makes one.
+//! - [`AdminStore`]: what an administrator does (`otp-enroll`): the whole
+//!   record read and written under its lock ([`Held`]), records that do
+//!   not parse replaced or removed, the "enroll at next login" marks.
+//!   [`admin`] makes one. The vendor token inventory ([`inventory`]) is
+//!   the admin's too, in whichever store the config names.
 //!
-//! - `home`: the user's own file, the `secret` template ([`FileStore`]
-//!   with the user's file-system identity).
-//! - `system`: `<state_dir>/users/<user>.toml`, root's ([`FileStore`] as
+//! The stores:
+//! - `home`: the user's own file, the `secret` template (`FileStore` with
+//!   the user's file-system identity).
+//! - `system`: `<state_dir>/users/<user>.toml`, root's (`FileStore` as
 //!   root): out of the user's reach.
+//! - `postgresql`: one database for a fleet. A host ([`PgHost`], the host
+//!   role) asks it to verify a code or to create a user's first token and
+//!   never gets a seed back; it is a [`LoginStore`] only, so it has no
+//!   admin method to call. The admin role's store ([`PgAdmin`]) is an
+//!   [`AdminStore`].
 //!
-//! - `postgresql`: one database for a fleet ([`PgStore`]): a host asks it
-//!   to verify a code ([`Store::verify`]) or to create a user's first
-//!   token ([`Store::create`]); it never gets a seed back. Only the
-//!   admin's operations ([`Store::open`], used by `otp-enroll` with the
-//!   admin role) see a whole record.
+//! Outside this module a store is a `dyn LoginStore` (the module) or a
+//! `dyn AdminStore` (`otp-enroll`, whose tests/seam.rs checks that its
+//! source names no store type).
 
 mod file;
+pub mod inventory;
 mod pending;
 pub mod postgresql;
 
 use std::fmt;
+use std::io;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use crate::account::Account;
 use crate::config::{Config, StoreKind};
 use crate::pq::PqError;
-use crate::safe_fs::FsError;
 use crate::secret_file::{SecretFile, SecretFileError};
 use crate::verify::{Policy, Verdict};
 
-pub use file::FileStore;
-pub use postgresql::PgStore;
+/// The errors a store's file operations give (carried by [`StoreError`]).
+pub use crate::safe_fs::{DirProblem, FsError};
+use file::FileStore;
+pub use postgresql::{PgAdmin, PgHost};
 
 /// The directory of `state_dir` that holds the `system` store's files.
 pub const USERS_DIR: &str = "users";
@@ -82,8 +95,15 @@ pub enum StoreError {
     Exists,
     /// A new record could not be written.
     NotCreated(FsError),
-    /// The "enroll at next login" mark cannot be read or written.
-    Pending(FsError),
+    /// The "enroll at next login" mark (at `mark`) cannot be read or
+    /// written.
+    Pending {
+        mark: PathBuf,
+        err: FsError,
+    },
+    /// A new record could not be made where it goes (found by
+    /// [`AdminStore::check_can_save`], before any secret is shown).
+    CannotSave(CannotSave),
     /// The fleet database cannot be reached, or refused: the login is
     /// refused (`PAM_AUTHINFO_UNAVAIL`), whatever the code was.
     Database(PqError),
@@ -107,13 +127,46 @@ impl fmt::Display for StoreError {
             }
             StoreError::Exists => write!(f, "already exists"),
             StoreError::NotCreated(err) => write!(f, "cannot create it: {err}"),
-            StoreError::Pending(err) => write!(f, "enrollment mark: {err}"),
+            StoreError::Pending { err, .. } => write!(f, "enrollment mark: {err}"),
+            StoreError::CannotSave(why) => write!(f, "cannot save it: {why}"),
             StoreError::Database(err) => write!(f, "{err}"),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
+
+/// Why a new record could not be made where it goes.
+#[derive(Debug)]
+pub enum CannotSave {
+    /// The record's path names no file.
+    NotAFilePath,
+    NotADirectory(PathBuf),
+    /// The directory cannot be looked at as the user.
+    Unreachable {
+        dir: PathBuf,
+        err: io::Error,
+    },
+    /// The user cannot create a file in the directory (permissions, an
+    /// ACL, a read-only file system: tried for real).
+    NoCreate {
+        dir: PathBuf,
+        err: io::Error,
+    },
+}
+
+impl fmt::Display for CannotSave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CannotSave::NotAFilePath => write!(f, "not a file path"),
+            CannotSave::NotADirectory(dir) => write!(f, "{} is not a directory", dir.display()),
+            CannotSave::Unreachable { dir, err } => write!(f, "{}: {err}", dir.display()),
+            CannotSave::NoCreate { dir, err } => {
+                write!(f, "cannot create files in {} ({err})", dir.display())
+            }
+        }
+    }
+}
 
 /// A user's record, read and locked; the lock is held until it is dropped.
 pub trait Held {
@@ -125,12 +178,26 @@ pub trait Held {
     fn remove(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// One user's tokens and state, in whatever store the config names.
-pub trait Store {
+/// What a login needs of one user's tokens and state, in whatever store
+/// the config names: the module's whole view of a store.
+///
+/// # Whose clock
+///
+/// The store's. The time a code is checked at, a lock lasts from and a
+/// grace period counts from is the one the store keeps: a file store is
+/// given the time the module read when the login began ([`for_user`]'s
+/// `now`; nothing in the core reads the clock), and the fleet's store
+/// uses the database server's, so that every host agrees on the TOTP
+/// step, the lock and the grace period. No method takes a time, so no
+/// caller's clock can be silently ignored.
+pub trait LoginStore {
     /// Where the record is, for the log and for messages (a path).
     fn location(&self) -> String;
 
-    /// Whether the user has tokens, none, or none and a pending enrollment.
+    /// Whether the user has tokens, none, or none and a pending
+    /// enrollment. A directory that cannot be looked at counts as tokens
+    /// (the open after the prompt reports it): whether a user is enrolled
+    /// must not show before they are asked for a code.
     fn presence(&self) -> Result<Presence, StoreError>;
 
     /// How to split "password + code" for this user.
@@ -144,19 +211,55 @@ pub trait Store {
         &self,
         code: &str,
         policy: &Policy,
-        now: u64,
         grace: Option<(IpAddr, u64)>,
     ) -> Result<Verdict, StoreError>;
 
     /// When a code was accepted from `from` less than `period` s ago.
-    fn grace(&self, from: IpAddr, period: u64, now: u64) -> Result<Option<u64>, StoreError>;
+    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError>;
 
     /// Saves the first record of a user who has none (never replaces one:
     /// [`StoreError::Exists`]) and clears a pending enrollment.
     fn create(&self, file: &SecretFile) -> Result<(), StoreError>;
+}
 
-    /// The whole record, locked, for an admin's change (`otp-enroll`).
+/// What an administrator does with one user's record (`otp-enroll`, as
+/// root, or a user on their own `home` file). Every change is made under
+/// the record's lock, so it never interleaves with a login's verify.
+pub trait AdminStore {
+    /// Where the record is, for messages (a path).
+    fn location(&self) -> String;
+
+    /// Whether the user has a record. Unlike [`LoginStore::presence`], a
+    /// directory that cannot be looked at is an error (a missing home,
+    /// say), never "enrolled".
+    fn exists(&self) -> Result<bool, StoreError>;
+
+    /// Whether anything is at the record's place, looked at as its owner,
+    /// whatever the directories on the way are like: nothing there is
+    /// nothing to copy (`migrate`), even in a directory others may write
+    /// to, where [`AdminStore::exists`] refuses to answer.
+    fn anything_there(&self) -> Result<bool, StoreError>;
+
+    /// Whether a new record can be saved, checked before a secret is
+    /// shown: the directories are made (root's) or checked as a login
+    /// will check them, the user can create a file there (tried for real),
+    /// and a record already there is one [`AdminStore::replace`] can
+    /// replace when `replace`, else [`StoreError::Exists`]. The save
+    /// checks everything again.
+    fn check_can_save(&self, replace: bool) -> Result<(), StoreError>;
+
+    /// The whole record, read and locked.
     fn open(&self) -> Result<Box<dyn Held + '_>, StoreError>;
+
+    /// [`LoginStore::create`]: a first record, never replacing one.
+    fn create(&self, file: &SecretFile) -> Result<(), StoreError>;
+
+    /// Replaces the record under its lock, also one that does not parse,
+    /// and withdraws a pending enrollment as [`AdminStore::create`] does.
+    fn replace(&self, file: &SecretFile) -> Result<(), StoreError>;
+
+    /// Deletes the record under its lock, also one that does not parse.
+    fn remove(&self) -> Result<(), StoreError>;
 
     /// Whether an admin asked for enrollment at the next login.
     fn pending(&self) -> Result<bool, StoreError>;
@@ -165,20 +268,22 @@ pub trait Store {
     fn set_pending(&self, pending: bool) -> Result<(), StoreError>;
 }
 
-/// The store `cfg` names, for `account`, as the module sees it (the
-/// database's host role). `secret` overrides the config's template
-/// (`otp-enroll --secret-file`; only for `home`).
-pub fn for_user(
-    cfg: &Config,
-    account: &Account,
-    secret: Option<&str>,
-) -> Result<Box<dyn Store>, StoreError> {
+/// The store `cfg` names, for `account`, as a login sees it (the
+/// database's host role) at `now`, the time the module read when the
+/// login began (see [`LoginStore`], "Whose clock").
+pub fn for_user(cfg: &Config, account: &Account, now: u64) -> Box<dyn LoginStore> {
     match cfg.store {
-        StoreKind::Home | StoreKind::System => Ok(Box::new(FileStore::new(cfg, account, secret))),
-        StoreKind::Postgresql => Ok(Box::new(PgStore::new(
-            &cfg.postgresql,
-            postgresql::Role::Host,
-            &account.name,
-        ))),
+        StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, None).at(now)),
+        StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name)),
+    }
+}
+
+/// The store `cfg` names, for `account`, as an administrator sees it (the
+/// database's admin role, `admin_conninfo`). `secret` overrides the
+/// config's `secret` template (`otp-enroll --secret-file`; `home` only).
+pub fn admin(cfg: &Config, account: &Account, secret: Option<&str>) -> Box<dyn AdminStore> {
+    match cfg.store {
+        StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, secret)),
+        StoreKind::Postgresql => Box::new(PgAdmin::new(&cfg.postgresql, &account.name)),
     }
 }

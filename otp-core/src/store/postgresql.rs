@@ -9,16 +9,20 @@
 //! `enroll` (a user's first token). A login costs two queries: one
 //! `login_info`, one `verify`.
 //!
-//! `otp-enroll`, run as root, connects with the admin role
-//! (`admin_conninfo`) and reads and writes whole records (`admin_read`
-//! under `FOR UPDATE`, `admin_write`) inside one transaction: an admin's
-//! change and a login's verify never interleave.
+//! A host's store is a [`PgHost`], a [`LoginStore`] only: the host role
+//! could not call the admin's functions anyway, and the type has no
+//! method that would try. `otp-enroll`, run as root, has a [`PgAdmin`]
+//! (an [`AdminStore`]), connected with the admin role (`admin_conninfo`):
+//! it reads and writes whole records (`admin_read` under `FOR UPDATE`,
+//! `admin_write`) inside one transaction, so an admin's change and a
+//! login's verify never interleave.
 //!
-//! The database's clock decides, not the host's: every host then agrees on
-//! the TOTP step, the lock and the grace period. `now` arguments are
-//! ignored here.
+//! The database's clock decides, not the host's (the store owns the
+//! clock: see [`LoginStore`]): every host then agrees on the TOTP step,
+//! the lock and the grace period.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +35,7 @@ use crate::pq::{Connection, PqError, Rows};
 use crate::secret_file::{Grace, OtpKind, SecretFile, State, Token, TokenState};
 use crate::verify::{Method, Policy, Refusal, Verdict};
 
-use super::{Held, Presence, Shape, Store, StoreError};
+use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 
 /// The schema this version of pam_otp calls, created and upgraded by
 /// `otp-enroll db init`.
@@ -39,13 +43,87 @@ pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The version `pam_otp.meta` holds once [`SCHEMA_SQL`] ran.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// Which role the connection is made as.
+/// SQLSTATEs meaning "there is no pam_otp schema here yet".
+const UNDEFINED_TABLE: &str = "42P01";
+const INVALID_SCHEMA: &str = "3F000";
+
+/// What `init_schema` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// `pam_otp_host`: the module.
-    Host,
-    /// `pam_otp_admin`: `otp-enroll` run as root.
-    Admin,
+#[must_use]
+pub enum SchemaChange {
+    Created,
+    Upgraded {
+        from: i32,
+    },
+    /// At [`SCHEMA_VERSION`] already: nothing changed.
+    Current,
+}
+
+/// Why `init_schema` changed nothing.
+#[derive(Debug)]
+pub enum SchemaError {
+    /// The database cannot be reached, or refused.
+    Database(PqError),
+    /// The database's schema is newer than this pam_otp's.
+    Newer { version: i32 },
+    /// The script failed (its one transaction is rolled back).
+    Script(PqError),
+    /// After the script, the schema says another version.
+    After { version: Option<i32> },
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Database(err) => write!(f, "{err}"),
+            SchemaError::Newer { version } => write!(
+                f,
+                "the database has schema version {version}, newer than this otp-enroll's {SCHEMA_VERSION}"
+            ),
+            SchemaError::Script(err) => write!(f, "the schema could not be applied: {err}"),
+            SchemaError::After { version } => write!(
+                f,
+                "after the script the schema says version {version:?}, not {SCHEMA_VERSION}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Creates or upgrades the fleet database's schema ([`SCHEMA_SQL`], one
+/// transaction: a failure leaves the database as it was) through
+/// `conninfo`, unless the database's is newer.
+pub fn init_schema(cfg: &Postgresql, conninfo: &str) -> Result<SchemaChange, SchemaError> {
+    let mut conn = Connection::connect(cfg, conninfo).map_err(SchemaError::Database)?;
+    let before = schema_version(&mut conn).map_err(SchemaError::Database)?;
+    if let Some(version) = before.filter(|&v| v > SCHEMA_VERSION) {
+        return Err(SchemaError::Newer { version });
+    }
+    conn.execute_script(SCHEMA_SQL)
+        .map_err(SchemaError::Script)?;
+    let after = schema_version(&mut conn).map_err(SchemaError::Database)?;
+    if after != Some(SCHEMA_VERSION) {
+        return Err(SchemaError::After { version: after });
+    }
+    Ok(match before {
+        Some(v) if v == SCHEMA_VERSION => SchemaChange::Current,
+        Some(from) => SchemaChange::Upgraded { from },
+        None => SchemaChange::Created,
+    })
+}
+
+/// The schema's version, or `None` when there is none yet.
+fn schema_version(conn: &mut Connection) -> Result<Option<i32>, PqError> {
+    match conn.query("SELECT version FROM pam_otp.meta", &[]) {
+        Ok(rows) => Ok(rows.get(0, 0).and_then(|v| v.parse().ok())),
+        Err(PqError::Server { sqlstate, .. })
+            if sqlstate == UNDEFINED_TABLE || sqlstate == INVALID_SCHEMA =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What `login_info` said, kept for the rest of the login: presence,
@@ -58,32 +136,80 @@ struct LoginInfo {
     now: u64,
 }
 
-/// One user's record in the fleet database.
-pub struct PgStore {
+/// One user's record in the fleet database, through one role's
+/// connection (made on first use).
+struct Db {
     cfg: Postgresql,
     conninfo: String,
-    role: Role,
     user: String,
     conn: RefCell<Option<Connection>>,
     info: RefCell<Option<LoginInfo>>,
 }
 
-impl PgStore {
-    /// The store of `user` in the database `cfg` names, connected as
-    /// `role` (the host role's `conninfo` or the admin's `admin_conninfo`).
-    pub fn new(cfg: &Postgresql, role: Role, user: &str) -> PgStore {
-        let conninfo = match role {
-            Role::Host => &cfg.conninfo,
-            Role::Admin => &cfg.admin_conninfo,
-        };
-        PgStore {
+/// A host's view of one user's record: the module's, through the host
+/// role (`conninfo`). It is a [`LoginStore`] and nothing more: the
+/// admin's methods are not there to call, so no code a host runs can
+/// even try to read a record or set a mark.
+///
+/// ```compile_fail,E0599
+/// use otp_core::config::Postgresql;
+/// use otp_core::store::{AdminStore, PgHost};
+///
+/// let host = PgHost::new(&Postgresql::default(), "alice");
+/// let _ = host.set_pending(true); // no method `set_pending` on a host
+/// ```
+///
+/// The same lines with the admin role's store, [`PgAdmin`], compile: the
+/// type alone is what refuses (E0599, no such method).
+///
+/// ```no_run
+/// use otp_core::config::Postgresql;
+/// use otp_core::store::{AdminStore, PgAdmin};
+///
+/// let admin = PgAdmin::new(&Postgresql::default(), "alice");
+/// let _ = admin.set_pending(true);
+/// ```
+pub struct PgHost {
+    db: Db,
+}
+
+/// An administrator's view of one user's record (`otp-enroll` as root),
+/// through the admin role (`admin_conninfo`): an [`AdminStore`].
+pub struct PgAdmin {
+    db: Db,
+}
+
+impl PgHost {
+    /// The store of `user` in the database `cfg` names, as a host.
+    pub fn new(cfg: &Postgresql, user: &str) -> PgHost {
+        PgHost {
+            db: Db::new(cfg, &cfg.conninfo, user),
+        }
+    }
+}
+
+impl PgAdmin {
+    /// The store of `user` in the database `cfg` names, as the admin.
+    pub fn new(cfg: &Postgresql, user: &str) -> PgAdmin {
+        PgAdmin {
+            db: Db::new(cfg, &cfg.admin_conninfo, user),
+        }
+    }
+}
+
+impl Db {
+    fn new(cfg: &Postgresql, conninfo: &str, user: &str) -> Db {
+        Db {
             cfg: cfg.clone(),
-            conninfo: conninfo.clone(),
-            role,
+            conninfo: conninfo.to_string(),
             user: user.to_string(),
             conn: RefCell::new(None),
             info: RefCell::new(None),
         }
+    }
+
+    fn location(&self) -> String {
+        format!("postgresql:{}", self.user)
     }
 
     /// Runs `sql` on the connection, made on first use. A failed query
@@ -121,13 +247,18 @@ impl PgStore {
         Ok(info)
     }
 
-    fn admin_only(&self, what: &str) -> Result<(), StoreError> {
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::Host => Err(StoreError::Database(PqError::Server {
-                sqlstate: "42501".into(),
-                message: format!("{what} needs the admin role (admin_conninfo)"),
-            })),
+    /// `enroll`: a first record, never replacing one.
+    fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
+        let json = record_to_json(file, false)?;
+        let rows = self.query(
+            "SELECT pam_otp.enroll($1, $2::jsonb)",
+            &[Some(&self.user), Some(&json)],
+        )?;
+        *self.info.borrow_mut() = None;
+        match rows.get(0, 0) {
+            Some("created") => Ok(()),
+            Some("exists") => Err(StoreError::Exists),
+            other => Err(unexpected("enroll", other)),
         }
     }
 
@@ -152,40 +283,22 @@ impl PgStore {
         )
         .map(|_| ())
     }
-
-    /// Replaces the user's record whether or not there is one (`otp-enroll
-    /// new --force`, `migrate`), as the admin.
-    pub fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
-        self.admin_only("replacing a record")?;
-        self.write_record(file)
-    }
-
-    /// The users that have a record or a pending enrollment (admin).
-    pub fn users(cfg: &Postgresql) -> Result<Vec<String>, PqError> {
-        let mut conn = Connection::connect(cfg, &cfg.admin_conninfo)?;
-        let rows = conn.query("SELECT pam_otp.admin_users()", &[])?;
-        Ok(rows
-            .rows
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect())
-    }
 }
 
-impl Store for PgStore {
+impl LoginStore for PgHost {
     fn location(&self) -> String {
-        format!("postgresql:{}", self.user)
+        self.db.location()
     }
 
     fn presence(&self) -> Result<Presence, StoreError> {
-        self.login_info().map(|i| i.presence)
+        self.db.login_info().map(|i| i.presence)
     }
 
     /// Emergency codes are not in the shape: they stay in the database. A
     /// `split_pass` stack therefore splits by the first token's digits
     /// only (an emergency code still works at a prompt of its own).
     fn shape(&self) -> Result<Shape, StoreError> {
-        let info = self.login_info()?;
+        let info = self.db.login_info()?;
         Ok(Shape {
             digits: info.digits.unwrap_or(6),
             scratch_codes: Vec::new(),
@@ -196,7 +309,6 @@ impl Store for PgStore {
         &self,
         code: &str,
         policy: &Policy,
-        _now: u64,
         grace: Option<(IpAddr, u64)>,
     ) -> Result<Verdict, StoreError> {
         let rhost = grace.map(|(from, _)| from.to_string());
@@ -205,10 +317,10 @@ impl Store for PgStore {
         let window = policy.hotp_window.to_string();
         let max = policy.rate_limit.max_failures.to_string();
         let interval = policy.rate_limit.interval.to_string();
-        let rows = self.query(
+        let rows = self.db.query(
             "SELECT verdict, token, detail FROM pam_otp.verify($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                Some(&self.user),
+                Some(&self.db.user),
                 Some(code),
                 rhost.as_deref(),
                 Some(&period),
@@ -219,12 +331,13 @@ impl Store for PgStore {
             ],
         )?;
         // The user's state changed; what was cached of it is stale.
-        *self.info.borrow_mut() = None;
+        *self.db.info.borrow_mut() = None;
         parse_verdict(&rows)
     }
 
-    fn grace(&self, from: IpAddr, period: u64, _now: u64) -> Result<Option<u64>, StoreError> {
-        let info = self.login_info()?;
+    /// The database's clock decides (`login_info`'s `now`), as in `verify`.
+    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError> {
+        let info = self.db.login_info()?;
         let state = State {
             grace: info.grace,
             ..State::default()
@@ -233,73 +346,98 @@ impl Store for PgStore {
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
-        let json = record_to_json(file, false)?;
-        let rows = self.query(
-            "SELECT pam_otp.enroll($1, $2::jsonb)",
-            &[Some(&self.user), Some(&json)],
-        )?;
-        *self.info.borrow_mut() = None;
-        match rows.get(0, 0) {
-            Some("created") => Ok(()),
-            Some("exists") => Err(StoreError::Exists),
-            other => Err(unexpected("enroll", other)),
+        self.db.create(file)
+    }
+}
+
+impl AdminStore for PgAdmin {
+    fn location(&self) -> String {
+        self.db.location()
+    }
+
+    fn exists(&self) -> Result<bool, StoreError> {
+        Ok(self.db.login_info()?.presence == Presence::Tokens)
+    }
+
+    /// [`AdminStore::exists`]: the database has no directories to judge.
+    fn anything_there(&self) -> Result<bool, StoreError> {
+        self.exists()
+    }
+
+    /// No directories: the database is reached (or not) right here.
+    fn check_can_save(&self, replace: bool) -> Result<(), StoreError> {
+        if self.exists()? && !replace {
+            return Err(StoreError::Exists);
         }
+        Ok(())
     }
 
     fn open(&self) -> Result<Box<dyn Held + '_>, StoreError> {
-        self.admin_only("reading a record")?;
-        self.query("BEGIN", &[])?;
-        match self.read_record(true) {
+        self.db.query("BEGIN", &[])?;
+        match self.db.read_record(true) {
             Ok(Some(file)) => Ok(Box::new(PgHeld {
-                store: self,
+                db: &self.db,
                 file,
                 done: RefCell::new(false),
             })),
             Ok(None) => {
-                let _ = self.query("ROLLBACK", &[]);
+                let _ = self.db.query("ROLLBACK", &[]);
                 Err(StoreError::NotFound)
             }
             Err(err) => {
-                let _ = self.query("ROLLBACK", &[]);
+                let _ = self.db.query("ROLLBACK", &[]);
                 Err(err)
             }
         }
     }
 
+    fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
+        self.db.create(file)
+    }
+
+    /// Whether or not there is one (`otp-enroll new --force`).
+    fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
+        self.db.write_record(file)?;
+        self.set_pending(false)
+    }
+
+    /// The database holds no record it could not read back: through
+    /// [`AdminStore::open`].
+    fn remove(&self) -> Result<(), StoreError> {
+        self.open()?.remove()
+    }
+
     fn pending(&self) -> Result<bool, StoreError> {
-        match self.role {
-            Role::Host => Ok(self.login_info()?.presence == Presence::Pending),
-            Role::Admin => {
-                let rows = self.query("SELECT pam_otp.admin_pending($1)", &[Some(&self.user)])?;
-                parse_bool(rows.get(0, 0))
-            }
-        }
+        let rows = self
+            .db
+            .query("SELECT pam_otp.admin_pending($1)", &[Some(&self.db.user)])?;
+        parse_bool(rows.get(0, 0))
     }
 
     fn set_pending(&self, pending: bool) -> Result<(), StoreError> {
-        self.admin_only("marking a user for enrollment")?;
-        self.query(
-            "SELECT pam_otp.admin_set_pending($1, $2)",
-            &[
-                Some(&self.user),
-                Some(if pending { "true" } else { "false" }),
-            ],
-        )
-        .map(|_| ())
+        self.db
+            .query(
+                "SELECT pam_otp.admin_set_pending($1, $2)",
+                &[
+                    Some(&self.db.user),
+                    Some(if pending { "true" } else { "false" }),
+                ],
+            )
+            .map(|_| ())
     }
 }
 
 /// A record read under `FOR UPDATE` inside a transaction: saved and
 /// committed, removed and committed, or rolled back when dropped.
 struct PgHeld<'s> {
-    store: &'s PgStore,
+    db: &'s Db,
     file: SecretFile,
     done: RefCell<bool>,
 }
 
 impl PgHeld<'_> {
     fn commit(&self) -> Result<(), StoreError> {
-        self.store.query("COMMIT", &[])?;
+        self.db.query("COMMIT", &[])?;
         *self.done.borrow_mut() = true;
         Ok(())
     }
@@ -315,13 +453,13 @@ impl Held for PgHeld<'_> {
     }
 
     fn save(&self) -> Result<(), StoreError> {
-        self.store.write_record(&self.file)?;
+        self.db.write_record(&self.file)?;
         self.commit()
     }
 
     fn remove(self: Box<Self>) -> Result<(), StoreError> {
-        self.store
-            .query("SELECT pam_otp.admin_remove($1)", &[Some(&self.store.user)])?;
+        self.db
+            .query("SELECT pam_otp.admin_remove($1)", &[Some(&self.db.user)])?;
         self.commit()
     }
 }
@@ -329,7 +467,7 @@ impl Held for PgHeld<'_> {
 impl Drop for PgHeld<'_> {
     fn drop(&mut self) {
         if !*self.done.borrow() {
-            let _ = self.store.query("ROLLBACK", &[]);
+            let _ = self.db.query("ROLLBACK", &[]);
         }
     }
 }

@@ -18,10 +18,10 @@ use std::io;
 use std::path::PathBuf;
 
 use otp_core::config::Config;
-use otp_core::safe_fs;
 use otp_core::secret_file::{
     self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_COUNTER, MAX_SCRATCH_CODES,
 };
+use otp_core::store::FsError;
 use otp_core::verify::MAX_DRIFT_STEPS;
 
 use crate::error::Error;
@@ -200,23 +200,21 @@ pub fn run(t: &Target, path: Option<String>, force: bool, now: u64) -> Result<()
     // Read it like our own file: as the user, no symlink, not group/world
     // readable, small, in directories only the user and root can write to.
     // (google-authenticator writes 0400 or 0600.)
-    let (locked, bytes) =
-        safe_fs::open_locked(&path, t.home(), t.owner()).map_err(|e| match e {
-            safe_fs::FsError::NotFound => Error::failed(format!(
-                "{shown}: no such file (give the google-authenticator file's path)"
-            )),
-            safe_fs::FsError::NoDir { ref err, .. } if err.kind() == io::ErrorKind::NotFound => {
-                Error::failed(format!(
-                    "{shown}: no such file, {} (give the google-authenticator file's path)",
-                    crate::output::shown(&e.to_string())
-                ))
-            }
-            e => Error::File {
-                path: raw.clone(),
-                err: e,
-            },
-        })?;
-    drop(locked);
+    let bytes = t.account.read_own_file(&path).map_err(|e| match e {
+        FsError::NotFound => Error::failed(format!(
+            "{shown}: no such file (give the google-authenticator file's path)"
+        )),
+        FsError::NoDir { ref err, .. } if err.kind() == io::ErrorKind::NotFound => {
+            Error::failed(format!(
+                "{shown}: no such file, {} (give the google-authenticator file's path)",
+                crate::output::shown(&e.to_string())
+            ))
+        }
+        e => Error::File {
+            path: raw.clone(),
+            err: e,
+        },
+    })?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::failed(format!(
             "{shown}: not a google-authenticator file (not text)"

@@ -4,28 +4,22 @@
 //!
 //! Each home file is read as the module reads it under `store = "home"`
 //! (the config's `secret` template, the user's identity, no symlinks, the
-//! directory checks), under its lock, and written with `Store::create`
+//! directory checks), under its lock, and written with `AdminStore::create`
 //! into `<state_dir>/users/` or the database, which never replaces a
 //! record: a user who has one there keeps it. The copy is read back and compared; one that
 //! does not read back the same is removed again. Home files stay where
 //! they are, and so do the "enroll at next login" marks (they belong to
 //! no store).
 
-use std::fs;
-use std::io;
-
 use otp_core::account::{self, Account};
 use otp_core::config::{Config, StoreKind};
-use otp_core::safe_fs::{self, FsIdentity};
 use otp_core::secret_file::SecretFile;
-use otp_core::store::postgresql::Role;
-use otp_core::store::{FileStore, PgStore, Store, StoreError};
+use otp_core::store::{self, StoreError};
 
 use crate::cli::MigrateTo;
 use crate::commands::reset::count;
 use crate::error::Error;
 use crate::output::say;
-use crate::store;
 use crate::target;
 
 /// What became of one user.
@@ -103,23 +97,17 @@ fn one(home_cfg: &Config, a: &Account, copy: impl FnOnce(&SecretFile) -> Outcome
             "not a plausible user name (pam_otp never uses it in a path)".into(),
         );
     }
-    let home = FileStore::new(home_cfg, a, None);
+    let home = store::admin(home_cfg, a, None);
     let from = home.location();
     // Nothing at the path (looked at as the user) is nothing to copy,
     // whatever the directories are like: the open below judges a file
-    // that is there, directories included. (`safe_fs::exists` would
-    // refuse to answer "no file" under a directory others may write to,
-    // /var/mail of Debian's `mail` account, say: right for a login, where
-    // the file may have been taken away, but nothing is there to copy.)
-    let looked = FsIdentity::assume(home.owner).map(|_id| fs::symlink_metadata(&home.path));
-    match looked {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
-            return Outcome::NoHomeFile(format!("no home file (no {from})"))
-        }
-        Ok(Err(e)) => {
-            return Outcome::Skipped(format!("{from}: cannot be looked at as the user: {e}"))
-        }
+    // that is there, directories included. (`exists` would refuse to
+    // answer "no file" under a directory others may write to, /var/mail
+    // of Debian's `mail` account, say: right for a login, where the file
+    // may have been taken away, but nothing is there to copy.)
+    match home.anything_there() {
+        Ok(true) => {}
+        Ok(false) => return Outcome::NoHomeFile(format!("no home file (no {from})")),
         Err(e) => return Outcome::Skipped(format!("{from}: {e}")),
     }
     // Held (locked) until the copy is made: a login meanwhile waits, and
@@ -151,16 +139,16 @@ fn one(home_cfg: &Config, a: &Account, copy: impl FnOnce(&SecretFile) -> Outcome
 
 /// Copies `file` into `<state_dir>/users/`; `Copied` holds where.
 fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    let system = FileStore::new(system_cfg, a, None);
+    let system = store::admin(system_cfg, a, None);
     let to = system.location();
     // `create` withdraws a pending reset; a migration leaves marks alone.
-    let was_pending = match store::pending_of(&system, &system_cfg.state_dir) {
+    let was_pending = match system.pending() {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(format!("{e}")),
     };
     match system.create(file) {
         // Pending: made, only the mark could not be withdrawn.
-        Ok(()) | Err(StoreError::Pending(_)) => {}
+        Ok(()) | Err(StoreError::Pending { .. }) => {}
         Err(StoreError::Exists) => {
             return Outcome::AlreadyThere(format!(
                 "already in the system store ({to}), left as it is"
@@ -182,8 +170,7 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
             Ok(_) => "it does not read back the same".to_string(),
             Err(e) => format!("it cannot be read back ({e})"),
         };
-        let undone = safe_fs::open_locked(&system.path, &system.base, system.owner)
-            .and_then(|(locked, _)| locked.remove());
+        let undone = system.remove();
         return Outcome::Skipped(match undone {
             Ok(()) => format!("the copy in {to} was removed again: {why}"),
             Err(e) => format!("the copy in {to} is wrong ({why}) and could not be removed ({e}): remove it by hand"),
@@ -196,12 +183,14 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
 /// where. A mark of `reset` in `<state_dir>/pending` becomes the
 /// database's: there is no other place a fleet host would look.
 fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    let db = PgStore::new(&cfg.postgresql, Role::Admin, &a.name);
+    let mut db_cfg = cfg.clone();
+    db_cfg.store = StoreKind::Postgresql;
+    let db = store::admin(&db_cfg, a, None);
     let to = db.location();
+    // The marks of the file stores, `<state_dir>/pending`.
     let mut system_cfg = cfg.clone();
     system_cfg.store = StoreKind::System;
-    let marked = FileStore::new(&system_cfg, a, None);
-    let was_pending = match store::pending_of(&marked, &cfg.state_dir) {
+    let was_pending = match store::admin(&system_cfg, a, None).pending() {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(format!("{e}")),
     };
@@ -230,7 +219,7 @@ fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
             Ok(_) => "it does not read back the same".to_string(),
             Err(e) => format!("it cannot be read back ({e})"),
         };
-        let undone = db.open().and_then(|h| h.remove());
+        let undone = db.remove();
         return Outcome::Skipped(match undone {
             Ok(()) => format!("the copy in {to} was removed again: {why}"),
             Err(e) => format!("the copy in {to} is wrong ({why}) and could not be removed ({e}): remove it with otp-enroll --user {} remove", a.name),

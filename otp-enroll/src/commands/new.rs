@@ -2,8 +2,8 @@
 
 use std::io::IsTerminal;
 
+use otp_core::enroll;
 use otp_core::key;
-use otp_core::otp::{self, Generator};
 use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
@@ -13,7 +13,6 @@ use crate::qr::{self, QrStyle};
 use crate::target::Target;
 use crate::{prompt, random, store, uri};
 
-const CONFIRM_TRIES: usize = 3;
 pub const MAX_NEW_SCRATCH_CODES: usize = 20;
 
 pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
@@ -65,7 +64,6 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // Before anything is made or shown: a secret that cannot be saved is
     // useless, one shown but not saved misleads, and one in a directory
     // others can write to would be refused by the module at every login.
-    store::check_dirs(t)?;
     store::check_can_save(t, o.force || existing.is_some())?;
     let key = match &o.secret {
         Some(arg) => {
@@ -88,7 +86,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         None => random::scratch_codes(o.scratch_codes)?,
     };
 
-    let host = hostname();
+    let host = enroll::host_name();
     let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
     let label = o
         .label
@@ -250,55 +248,26 @@ fn default_style() -> QrStyle {
 }
 
 /// Asks for a current code; only a right one lets the file be saved. The
-/// code is marked used (as a login would), so it cannot be replayed.
-fn confirm(t: &Target, file: &mut Token, now: u64) -> Result<(), Error> {
-    let g = Generator::new(&file.key, file.algorithm, file.digits)
-        .ok_or_else(|| Error::failed("invalid key settings"))?;
-    for attempt in 1..=CONFIRM_TRIES {
+/// code is checked and marked used as a login would (one function with the
+/// module's enrollment: `enroll::confirm_first_code`), so it cannot be
+/// replayed.
+fn confirm(t: &Target, token: &mut Token, now: u64) -> Result<(), Error> {
+    let (skew, window) = (t.config.totp_skew, t.config.hotp_window);
+    for attempt in 1..=enroll::TRIES {
         let Some(answer) = prompt::ask("Enter the code your app shows now, to confirm: ") else {
             return Err(Error::refused("no code given: nothing was saved"));
         };
-        let code = otp::normalize_code(&answer).filter(|c| c.len() == usize::from(file.digits));
-        if let Some(code) = code {
-            match file.kind {
-                OtpKind::Totp => {
-                    let now_step = now / file.period;
-                    let skew = u64::from(t.config.totp_skew);
-                    if let Some(step) =
-                        g.find(now_step.saturating_sub(skew)..=now_step + skew, &code)
-                    {
-                        file.state.last_step = Some(step);
-                        file.state.drift = step as i64 - now_step as i64;
-                        // Learned now: the next move waits its interval.
-                        if file.state.drift != 0 {
-                            file.state.drift_moved = now;
-                        }
-                        return Ok(());
-                    }
-                }
-                OtpKind::Hotp => {
-                    let last = file.counter + u64::from(t.config.hotp_window);
-                    if let Some(counter) = g.find(file.counter..=last, &code) {
-                        file.counter = counter + 1;
-                        return Ok(());
-                    }
-                }
-            }
+        if enroll::confirm_first_code(token, &answer, skew, window, now) {
+            return Ok(());
         }
-        if attempt < CONFIRM_TRIES {
+        if attempt < enroll::TRIES {
             output::warn(format_args!(
                 "That code is not right. Check that the app shows the new entry (and the phone's clock is right), then try again."
             ));
         }
     }
-    Err(Error::refused(
-        "three wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
-    ))
-}
-
-fn hostname() -> String {
-    match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
-        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
-        _ => "localhost".into(),
-    }
+    Err(Error::refused(format!(
+        "{} wrong codes: nothing was saved. Run otp-enroll again and scan the new QR code.",
+        enroll::TRIES
+    )))
 }

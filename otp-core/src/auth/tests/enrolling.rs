@@ -331,7 +331,7 @@ fn a_reset_user_enrolls_whatever_missing_says() {
     let w = World::new("missing = \"deny\"\n");
     let account = w.lookup()("alice").unwrap().unwrap();
     let cfg = config::load(w.config.to_str().unwrap()).unwrap();
-    let store = store::for_user(&cfg, &account, None).unwrap();
+    let store = store::admin(&cfg, &account, None);
     store.set_pending(true).unwrap();
     let mut phone = Phone::new(0).after_publickey();
     let r = login(&w, "alice", &[], &mut phone);
