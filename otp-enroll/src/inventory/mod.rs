@@ -15,9 +15,6 @@
 //! Anything that cannot be read or parsed fails closed: an error naming
 //! the file and the problem, and the file left as it is.
 
-pub mod csv;
-pub mod pskc;
-
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
@@ -48,7 +45,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_ENTRIES: usize = 100_000;
 /// tokens.toml is refused past this (100 000 entries take about 30 MB).
 pub const MAX_STORE_BYTES: u64 = 64 * 1024 * 1024;
-/// A vendor file (PSKC or CSV) is refused past this.
+/// A vendor file (PSKC or CSV, read by `otp_enroll::vendor`) is refused
+/// past this.
 pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024;
 
 const ROOT: Owner = Owner { uid: 0, gid: 0 };
@@ -93,14 +91,6 @@ pub struct Entry {
     pub assigned_to: Option<String>,
 }
 
-impl HardwareToken {
-    /// The rules of the secret file, in words naming the value.
-    pub fn check(&self) -> Result<(), String> {
-        secret_file::check_serial(&self.serial).map_err(|e| e.to_string())?;
-        check_values(&self.key, self.digits, self.period, self.counter)
-    }
-}
-
 fn check_values(key: &[u8], digits: u8, period: u64, counter: u64) -> Result<(), String> {
     secret_file::check_key(key).map_err(|e| e.to_string())?;
     secret_file::check_digits(digits).map_err(|e| e.to_string())?;
@@ -111,26 +101,6 @@ fn check_values(key: &[u8], digits: u8, period: u64, counter: u64) -> Result<(),
         ));
     }
     Ok(())
-}
-
-/// An entry of a vendor file that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The serial, or where the entry is when it has none.
-    pub what: String,
-    pub why: String,
-    /// The entry's serial, when it has one (a serial twice in a file
-    /// refuses both entries, also when one of them is skipped anyway).
-    pub serial: Option<String>,
-}
-
-/// What a vendor file holds.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    pub tokens: Vec<HardwareToken>,
-    pub skipped: Vec<Skipped>,
-    /// Whether the file had encrypted values (PSKC).
-    pub encrypted: bool,
 }
 
 /// tokens.toml as TOML sees it.

@@ -11,10 +11,9 @@ use otp_core::key;
 use otp_core::otp::Algorithm;
 use otp_core::secret_file::{OtpKind, DEFAULT_PERIOD};
 
-use super::{HardwareToken, Parsed, Skipped, MAX_ENTRIES};
-use crate::output::{quoted, shown};
+use super::{quoted, shown, Parsed, Skipped, VendorToken, MAX_ENTRIES};
 
-fn line(fields: &[&str]) -> Result<HardwareToken, String> {
+fn line(fields: &[&str]) -> Result<VendorToken, String> {
     let (serial, seed, rest) = match fields {
         [serial, seed, rest @ ..] if rest.len() <= 3 => (*serial, *seed, rest),
         [_] => return Err("no seed (expected serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]])".into()),
@@ -48,7 +47,7 @@ fn line(fields: &[&str]) -> Result<HardwareToken, String> {
                 .map_err(|_| format!("period/counter {} is not a whole number", quoted(n)))?,
         ),
     };
-    let c = HardwareToken {
+    let c = VendorToken {
         serial: serial.to_string(),
         kind,
         key,
@@ -62,6 +61,9 @@ fn line(fields: &[&str]) -> Result<HardwareToken, String> {
             OtpKind::Hotp => number.unwrap_or(0),
             OtpKind::Totp => 0,
         },
+        not_before: None,
+        expires: None,
+        pin: None,
     };
     c.check()?;
     Ok(c)
@@ -135,11 +137,7 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
                 } else {
                     format!("line {n} (serial {})", shown(serial))
                 };
-                out.skipped.push(Skipped {
-                    what,
-                    why,
-                    serial: (!serial.is_empty()).then(|| serial.to_string()),
-                });
+                out.skipped.push(Skipped { what, why });
             }
         }
     }
