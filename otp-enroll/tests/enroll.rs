@@ -92,12 +92,12 @@ fn ansi_qr_code_reads_on_dark_and_light_terminals() {
             "--qr",
             "ansi",
             "--label",
-            "a/b:c d?&é",
+            "a/b#c d?&é",
         ],
     ));
     let uri = field(&out, "URI:");
     assert!(
-        uri.contains(":a%2Fb%3Ac%20d%3F%26%C3%A9?secret="),
+        uri.contains(":a%2Fb%23c%20d%3F%26%C3%A9?secret="),
         "label percent-encoded: {uri}"
     );
     for (fg, bg, tag) in [
@@ -563,7 +563,8 @@ fn printed_uris_read_the_same_in_pyotp_and_otpauth() {
             format!(
                 "otp-enroll: the {what} \"{value}\" contains ':', which authenticator apps read as \
                  the end of the issuer in the key URI, so they would show another issuer and account \
-                 (the Key URI format allows no ':' in either); choose another with {flag}\n"
+                 (the Key URI format allows no ':' in either); choose another with {flag}\n\
+                 Try 'otp-enroll --help'.\n"
             )
         );
         assert!(o.stdout.is_empty(), "nothing shown");
