@@ -95,7 +95,14 @@ pub fn first_factor(ssh_auth_info: Option<&str>, authtok_set: bool) -> FirstFact
 /// it has none that can be shown): in a login and in `otp-enroll new`.
 pub fn host_name() -> String {
     match nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()) {
-        Ok(name) if !name.is_empty() && !name.chars().any(char::is_control) => name,
+        // A ':' would end the issuer early in the key URI (uri::check_name).
+        Ok(name)
+            if !name.is_empty()
+                && !name.chars().any(char::is_control)
+                && uri::check_name(&name).is_ok() =>
+        {
+            name
+        }
         _ => "localhost".into(),
     }
 }

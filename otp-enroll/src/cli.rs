@@ -220,8 +220,8 @@ pub struct ImportOpts {
     /// The vendor file.
     #[arg(value_name = "FILE")]
     pub file: String,
-    /// pskc or csv (default: guessed from the name, .xml/.pskc/.pskcxml or
-    /// .csv/.txt, or else the contents).
+    /// pskc or csv (default: the content decides: XML, after an optional
+    /// UTF-8 byte order mark, is PSKC; anything else CSV).
     #[arg(
         long,
         value_enum,
@@ -240,6 +240,12 @@ pub struct ImportOpts {
     /// user).
     #[arg(long, verbatim_doc_comment)]
     pub replace: bool,
+    /// PSKC: import keys whose PIN policy has the PIN typed before or
+    /// after each code (PINUsageMode Prepend or Append) without that PIN:
+    /// pam_otp never checks it, so the code alone logs in and the PIN
+    /// factor is dropped. Without it such keys are skipped.
+    #[arg(long, verbatim_doc_comment)]
+    pub ignore_pin_policy: bool,
 }
 
 #[derive(Subcommand, Debug, PartialEq, Eq)]
@@ -261,19 +267,38 @@ pub enum InventoryCommand {
     /// a file with no encrypted value refuses it: an encrypted file
     /// stripped of its encryption looks exactly like that. Plain Counter
     /// and TimeInterval are accepted (a changed one only gives a token
-    /// whose first code does not check).
+    /// whose first code does not check). The MAC may be over the encrypted
+    /// value (RFC 6030) or over the plain one (its drafts). The container's
+    /// Version must be 1.0 (or absent); the layouts of RFC 6030's drafts
+    /// (<Device>, <Data Name="SECRET">, their namespaces, ActivIdentity's
+    /// files) are refused by name: pskc2pskc (package pskc-utils) converts
+    /// them.
+    ///
+    /// A key's <Policy> (RFC 6030 section 5) is honoured: a key with a
+    /// policy element or attribute the importer does not understand, whose
+    /// KeyUsage list lacks OTP, that limits its uses
+    /// (NumberOfTransactions), that puts its PIN into the computation
+    /// (PINUsageMode Algorithmic), or that expired (Policy or DeviceInfo
+    /// ExpiryDate, converted to UTC; a time without a zone is UTC) is
+    /// skipped, saying why. A PIN typed before or after each code
+    /// (Prepend, Append) skips the key unless --ignore-pin-policy. Start
+    /// and expiry dates are shown on the key's line; the inventory does
+    /// not keep them yet, so an assigned token works outside them.
     ///
     /// CSV: lines serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]],
     /// with # comments, blank lines and an optional header line; quoted
     /// fields ("ACME, Inc") are read as CSV reads them.
     ///
-    /// The format is guessed from the file name or its contents unless
-    /// --format is given. One line per entry says what happened; entries
-    /// that cannot be used (no serial, not HOTP/TOTP, values out of range,
-    /// a bad CSV line, named by its number) are skipped, and so are serials
-    /// found more than once in the file (all of them) and serials already
-    /// in the inventory, which --replace replaces unless they are assigned
-    /// to a user. The last line is "imported N, skipped M".
+    /// The content decides the format unless --format is given: XML, after
+    /// an optional UTF-8 byte order mark, is PSKC, whatever the file's name
+    /// (multiOTP ships PSKC as .txt); anything else CSV; UTF-16 and UTF-32
+    /// text is refused (convert it to UTF-8 with iconv). One line per entry
+    /// says what happened; entries that cannot be used (no serial, not
+    /// HOTP/TOTP, values out of range, a policy, a bad CSV line, named by
+    /// its number) are skipped, and so is a serial found more than once
+    /// among the entries that would be imported (all of them), and serials
+    /// already in the inventory, which --replace replaces unless they are
+    /// assigned to a user. The last line is "imported N, skipped M".
     ///
     /// Exit status 0 when something was imported or everything was already
     /// there, 1 when nothing could be imported (the file refused, or every
@@ -1181,6 +1206,7 @@ mod tests {
                 key: Some("00".into()),
                 passphrase_file: None,
                 replace: true,
+                ignore_pin_policy: false,
             })
         );
         let (g, _) = p(&["inventory", "list", "--config", "/c"]).unwrap();

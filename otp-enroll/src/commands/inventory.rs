@@ -1,7 +1,6 @@
 //! `otp-enroll inventory import|list|remove` (root only): the vendor token
 //! inventory (`crate::inventory`). Seeds never appear in the output.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -15,8 +14,9 @@ use crate::commands::status::format_utc;
 use crate::error::Error;
 use otp_core::config::Config;
 
-use crate::inventory::{self, pskc, Entry, Inventory, Parsed, MAX_IMPORT_BYTES};
+use crate::inventory::{self, Entry, HardwareToken, Inventory, MAX_IMPORT_BYTES};
 use crate::output::{quoted, say, shown};
+use otp_enroll::vendor::{self, pskc, Choice, Format, Parsed};
 
 /// Runs one inventory command on the inventory of `cfg`'s store; the
 /// exit code.
@@ -57,28 +57,6 @@ fn read_input(path: &str, max: u64, what: &str) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-fn guess_format(path: &str, text: &str) -> ImportFormat {
-    let lower = path.to_ascii_lowercase();
-    if [".xml", ".pskc", ".pskcxml"]
-        .iter()
-        .any(|e| lower.ends_with(e))
-    {
-        return ImportFormat::Pskc;
-    }
-    if [".csv", ".txt"].iter().any(|e| lower.ends_with(e)) {
-        return ImportFormat::Csv;
-    }
-    if text
-        .trim_start_matches('\u{feff}')
-        .trim_start()
-        .starts_with('<')
-    {
-        ImportFormat::Pskc
-    } else {
-        ImportFormat::Csv
-    }
-}
-
 fn secret(o: &ImportOpts) -> Result<pskc::Secret, Error> {
     if let Some(hex) = &o.key {
         let k = key::decode_hex(hex.trim()).ok_or_else(|| Error::usage("--key is not hex"))?;
@@ -106,10 +84,18 @@ fn secret(o: &ImportOpts) -> Result<pskc::Secret, Error> {
     Ok(pskc::Secret::None)
 }
 
-fn describe(kind: OtpKind, digits: u8, period: u64, counter: u64) -> String {
-    match kind {
-        OtpKind::Hotp => format!("hotp, {digits} digits, counter {counter}"),
-        OtpKind::Totp => format!("totp, {digits} digits, period {period} s"),
+/// The token as the inventory keeps it. Its start and expiry dates
+/// (`not_before`, `expires`) are shown at import but not kept yet: the
+/// token lifecycle (issue 31) stores them as the token's own.
+fn stored(t: vendor::VendorToken) -> HardwareToken {
+    HardwareToken {
+        serial: t.serial,
+        kind: t.kind,
+        key: t.key,
+        algorithm: t.algorithm,
+        digits: t.digits,
+        period: t.period,
+        counter: t.counter,
     }
 }
 
@@ -119,41 +105,48 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
     // before the vendor file is even read.
     let mut inv = Inventory::open(cfg)?;
     let bytes = read_input(&o.file, MAX_IMPORT_BYTES, "file")?;
+    let refused = |why: String| {
+        Error::refused(format!(
+            "{}: refused ({why}); nothing was imported",
+            shown(&o.file)
+        ))
+    };
+    // The content decides, unless --format does: XML is PSKC.
+    let detected = vendor::detect(&bytes).map_err(refused)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::failed(format!(
             "{}: not UTF-8 text; nothing was imported",
             shown(&o.file)
         ))
     })?;
-    let format = o.format.unwrap_or_else(|| guess_format(&o.file, text));
+    let format = match o.format {
+        Some(ImportFormat::Pskc) => Format::Pskc,
+        Some(ImportFormat::Csv) => Format::Csv,
+        None => detected,
+    };
     let parsed: Parsed = match format {
-        ImportFormat::Pskc => pskc::parse(text, &secret),
-        ImportFormat::Csv => {
+        Format::Pskc => pskc::parse(text, &secret),
+        Format::Csv => {
             if !matches!(secret, pskc::Secret::None) {
                 return Err(Error::usage(
                     "--key and --passphrase-file are for PSKC files; a CSV file is not encrypted",
                 ));
             }
-            inventory::csv::parse(text)
+            vendor::csv::parse(text)
         }
     }
     // The parsers' reasons have what they quote from the file escaped.
-    .map_err(|why| {
-        Error::refused(format!(
-            "{}: refused ({why}); nothing was imported",
-            shown(&o.file)
-        ))
-    })?;
+    .map_err(refused)?;
     // An admin who gives a key expects a file whose seeds are
     // authenticated: the same file with its encryption stripped (every
     // secret in plain, no EncryptionKey, no MACMethod) must not pass.
     if !parsed.encrypted && !matches!(secret, pskc::Secret::None) {
-        return Err(Error::refused(format!(
-            "{}: refused (--key or --passphrase-file was given but the file has no encrypted values, \
+        return Err(refused(
+            "--key or --passphrase-file was given but the file has no encrypted values, \
              so nothing in it can be authenticated (an encrypted file stripped of its encryption looks \
-             like this); import it without them only if you trust where it came from); nothing was imported",
-            shown(&o.file)
-        )));
+             like this); import it without them only if you trust where it came from"
+                .into(),
+        ));
     }
     let source = Path::new(&o.file)
         .file_name()
@@ -162,17 +155,7 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         .chars()
         .filter(|c| !c.is_control())
         .collect::<String>();
-    let serial = |t: &inventory::HardwareToken| shown(&t.serial);
 
-    let mut in_file: HashMap<String, usize> = HashMap::new();
-    let serials = parsed
-        .tokens
-        .iter()
-        .map(|t| &t.serial)
-        .chain(parsed.skipped.iter().filter_map(|s| s.serial.as_ref()));
-    for serial in serials {
-        *in_file.entry(serial.clone()).or_default() += 1;
-    }
     let mut imported = 0usize;
     let mut skipped = 0usize;
     let mut errors = 0usize;
@@ -181,17 +164,22 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         skipped += 1;
         errors += 1;
     }
-    for t in parsed.tokens {
-        let what = describe(t.kind, t.digits, t.period, t.counter);
-        if in_file.get(&t.serial).copied().unwrap_or(0) > 1 {
-            say!(
-                "skipped {}: the serial is in the file more than once (none of them imported)",
-                serial(&t)
-            );
-            skipped += 1;
-            errors += 1;
-            continue;
-        }
+    let opts = vendor::Options {
+        ignore_pin_policy: o.ignore_pin_policy,
+    };
+    let now_signed = i64::try_from(now).unwrap_or(i64::MAX);
+    for choice in vendor::select(parsed.tokens, now_signed, opts) {
+        let accepted = match choice {
+            Choice::Skip(s) => {
+                say!("skipped {}: {}", s.what, s.why);
+                skipped += 1;
+                errors += 1;
+                continue;
+            }
+            Choice::Take(a) => a,
+        };
+        let t = accepted.token;
+        let serial = shown(&t.serial);
         let replacing = match inv.find(&t.serial) {
             None => false,
             Some(Entry {
@@ -199,18 +187,14 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
                 ..
             }) => {
                 say!(
-                    "skipped {}: already in the inventory, assigned to {} (--replace never replaces an assigned token)",
-                    serial(&t),
+                    "skipped {serial}: already in the inventory, assigned to {} (--replace never replaces an assigned token)",
                     shown(user)
                 );
                 skipped += 1;
                 continue;
             }
             Some(_) if !o.replace => {
-                say!(
-                    "skipped {}: already in the inventory (--replace replaces it)",
-                    serial(&t)
-                );
+                say!("skipped {serial}: already in the inventory (--replace replaces it)");
                 skipped += 1;
                 continue;
             }
@@ -218,21 +202,23 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
         };
         if !replacing && inv.entries().len() >= inventory::MAX_ENTRIES {
             say!(
-                "skipped {}: the inventory is full ({} tokens)",
-                serial(&t),
+                "skipped {serial}: the inventory is full ({} tokens)",
                 inventory::MAX_ENTRIES
             );
             skipped += 1;
             errors += 1;
             continue;
         }
+        let what = std::iter::once(t.describe())
+            .chain(accepted.notes)
+            .collect::<Vec<_>>()
+            .join("; ");
         say!(
-            "{} {} ({what})",
+            "{} {serial} ({what})",
             if replacing { "replaced" } else { "imported" },
-            serial(&t)
         );
         inv.put(Entry {
-            token: t,
+            token: stored(t),
             imported: now,
             source: source.clone(),
             assigned_to: None,

@@ -8,7 +8,7 @@ use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TO
 
 use crate::cli::NewOpts;
 use crate::error::Error;
-use crate::output::{self, say};
+use crate::output::{self, quoted, say};
 use crate::qr::{self, QrStyle};
 use crate::target::Target;
 use crate::{prompt, random, store, uri};
@@ -61,6 +61,25 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             )));
         }
     }
+    // The issuer and account name the apps show: a ':' in either is read
+    // differently by different apps (uri::check_name).
+    let host = enroll::host_name();
+    let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
+    let label = o
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{}@{host}", t.account.name));
+    for (what, flag, value) in [
+        ("issuer", "--issuer", &issuer),
+        ("account name", "--label", &label),
+    ] {
+        uri::check_name(value).map_err(|e| {
+            Error::usage(format!(
+                "the {what} {} {e}; choose another with {flag}",
+                quoted(value)
+            ))
+        })?;
+    }
     // Before anything is made or shown: a secret that cannot be saved is
     // useless, one shown but not saved misleads, and one in a directory
     // others can write to would be refused by the module at every login.
@@ -86,12 +105,6 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         None => random::scratch_codes(o.scratch_codes)?,
     };
 
-    let host = enroll::host_name();
-    let issuer = o.issuer.clone().unwrap_or_else(|| host.clone());
-    let label = o
-        .label
-        .clone()
-        .unwrap_or_else(|| format!("{}@{host}", t.account.name));
     let uri = uri::key_uri(&token, &issuer, &label);
     let style = o.qr.unwrap_or_else(default_style);
     let picture = qr::render(&uri, style).ok_or_else(|| {
