@@ -40,9 +40,11 @@ impl Setup {
         let config = base.path.join("pam_otp.toml");
         write_mode(
             &config,
+            // The built libpq helper, for db init.
             format!(
-                "store = {store:?}\nstate_dir = {:?}\n",
-                state.to_str().unwrap()
+                "store = {store:?}\nstate_dir = {:?}\n[postgresql]\n{}",
+                state.to_str().unwrap(),
+                testkit::pg::helper_line()
             ),
             0o644,
         );
@@ -425,4 +427,27 @@ fn inventory_changes_are_recorded_with_the_user_they_concern() {
     fails(&out, 1);
     assert_eq!(lines, Vec::<String>::new());
     no_secret(&all, &[RFC4226_HEX.into(), HOTP[0].into()]);
+}
+
+#[test]
+#[ignore = "needs root: make test"]
+fn db_init_records_what_it_did_to_the_schema_and_never_the_connection() {
+    let s = Setup::new("home");
+    let pg = testkit::pg::Postgres::start();
+    let conninfo = pg.super_conninfo();
+    let init = || s.root(&["db", "init", "--conninfo", &conninfo]);
+    let (line, _) = s.one_line(init(), "");
+    check(
+        &line,
+        "command=db-init schema=\"created version 1\" exit=0 ",
+        &who(0, Some("tester")),
+    );
+    assert!(
+        !line.contains(&conninfo) && !line.contains("dbname"),
+        "{line}"
+    );
+    // Run again it changes nothing: no line.
+    let (out, lines) = s.logged(init(), "");
+    ok(&out);
+    assert_eq!(lines, Vec::<String>::new());
 }
