@@ -159,8 +159,9 @@ fn names_in(state_dir: &Path, sub: &str) -> Result<Vec<String>, StoreError> {
         Err(err) => return Err(StoreError::Unreadable(FsError::Io { op: "stat", err })),
         Ok(_) => {}
     }
-    // The walk of every file read in it: state_dir and dir itself.
-    safe_fs::check_dirs(&dir.join("."), state_dir, Owner::current())
+    // The walk of every file read in it: state_dir and dir itself (the
+    // directories on the way to a file in dir; the name need not exist).
+    safe_fs::check_dirs(&dir.join("x"), state_dir, Owner::current())
         .map_err(StoreError::Unreadable)?;
     let entries = fs::read_dir(&dir)
         .map_err(|err| StoreError::Unreadable(FsError::Io { op: "readdir", err }))?;
@@ -322,6 +323,155 @@ impl Census for HomeCensus {
 mod tests {
     use super::*;
     use crate::secret_file::Token;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    /// A fresh directory of this test's, mode 0700.
+    fn tempdir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pam_otp-census-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn one_token() -> SecretFile {
+        SecretFile::with_token(Token::new("app", OtpKind::Totp, vec![7; 20]))
+    }
+
+    fn config(store: StoreKind, state_dir: &Path) -> Config {
+        Config {
+            store,
+            state_dir: state_dir.to_str().unwrap().into(),
+            ..Config::default()
+        }
+    }
+
+    /// An account of this process's own uid (whoever runs the tests).
+    fn account(name: &str, home: &Path) -> Account {
+        let me = Owner::current();
+        Account {
+            name: name.into(),
+            uid: me.uid,
+            gid: me.gid,
+            home: home.to_str().unwrap().into(),
+        }
+    }
+
+    fn sorted(mut known: Vec<Known>) -> Vec<Known> {
+        known.sort_by(|a, b| a.name.cmp(&b.name));
+        known
+    }
+
+    #[test]
+    fn the_system_census_lists_records_and_marks() {
+        let state = tempdir("system");
+        let cfg = config(StoreKind::System, &state);
+        // Nothing made yet: nobody.
+        assert_eq!(
+            census(&cfg)
+                .unwrap()
+                .census(&[], Duration::from_secs(1))
+                .unwrap(),
+            []
+        );
+        let users = state.join(USERS_DIR);
+        fs::create_dir(&users).unwrap();
+        fs::set_permissions(&users, fs::Permissions::from_mode(0o700)).unwrap();
+        write(&users.join("alice.toml"), &one_token().to_text().unwrap());
+        write(&users.join("broken.toml"), "not [ toml");
+        // A save's temporary file and anything not a record: not users.
+        write(&users.join(".alice.toml.0123456789abcdef.tmp"), "x");
+        write(&users.join("notes.txt"), "x");
+        Mark::new(&state, "alice").set().unwrap();
+        Mark::new(&state, "bob").set().unwrap();
+        let known = sorted(
+            census(&cfg)
+                .unwrap()
+                .census(&[], Duration::from_secs(1))
+                .unwrap(),
+        );
+        assert_eq!(known.len(), 3, "{known:?}");
+        assert_eq!(
+            known[0],
+            Known {
+                name: "alice".into(),
+                found: Found::Record(Summary::of(&one_token())),
+                pending: true,
+            }
+        );
+        assert_eq!(
+            known[1],
+            Known {
+                name: "bob".into(),
+                found: Found::Nothing,
+                pending: true,
+            }
+        );
+        assert_eq!(known[2].name, "broken");
+        assert!(matches!(&known[2].found, Found::Unreadable(why) if !why.is_empty()));
+        // A users directory others may write to is refused, as every reader
+        // of it refuses it.
+        fs::set_permissions(&users, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(census(&cfg)
+            .unwrap()
+            .census(&[], Duration::from_secs(1))
+            .is_err());
+        fs::remove_dir_all(&state).unwrap();
+    }
+
+    /// Each home is read on its own thread; one whose file another holds
+    /// locked past the time given is reported, and the census goes on;
+    /// after MAX_STUCK of them the rest are not tried.
+    #[test]
+    fn the_home_census_bounds_the_time_a_home_may_take() {
+        let base = tempdir("home");
+        let state = base.join("state");
+        let cfg = config(StoreKind::Home, &state);
+        let home = |name: &str| {
+            let h = base.join(name);
+            fs::create_dir(&h).unwrap();
+            fs::set_permissions(&h, fs::Permissions::from_mode(0o700)).unwrap();
+            h
+        };
+        let a = home("a");
+        write(&a.join(".pam_otp.toml"), &one_token().to_text().unwrap());
+        let b = home("b");
+        let c = home("c");
+        write(&c.join(".pam_otp.toml"), &one_token().to_text().unwrap());
+        let held = fs::File::open(c.join(".pam_otp.toml")).unwrap();
+        held.lock().unwrap();
+        let mut accounts = vec![account("a", &a), account("b", &b)];
+        // Many accounts sharing the locked home: each one stuck.
+        for i in 0..=MAX_STUCK {
+            accounts.push(account(&format!("c{i:02}"), &c));
+        }
+        accounts.push(account("z", &a));
+        #[allow(clippy::disallowed_methods)] // the test measures the bound itself
+        let start = std::time::Instant::now();
+        let per_user = Duration::from_millis(50);
+        let known = census(&cfg).unwrap().census(&accounts, per_user).unwrap();
+        let took = start.elapsed();
+        assert_eq!(known.len(), accounts.len());
+        assert_eq!(known[0].found, Found::Record(Summary::of(&one_token())));
+        assert_eq!(known[1].found, Found::Nothing);
+        for k in &known[2..2 + MAX_STUCK] {
+            assert_eq!(k.found, Found::TimedOut, "{}", k.name);
+        }
+        // The 33rd stuck home and everything after it: not tried.
+        assert_eq!(known[2 + MAX_STUCK].found, Found::NotTried);
+        assert_eq!(known[3 + MAX_STUCK].found, Found::NotTried);
+        // Bounded: about MAX_STUCK times the time given, not the lock's
+        // own patience (some 5 s a home).
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        drop(held);
+        fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn a_summary_holds_no_key_and_derives_last_use() {
