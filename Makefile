@@ -59,9 +59,11 @@ fuzz:
 	scripts/fuzz $(FUZZ_SECONDS)
 
 # Cost per login next to google-authenticator-libpam and pam_oath, and how it
-# scales with users and rules (bench/login-cost --help).
+# scales with users and rules (bench/login-cost --help); what otp-enroll
+# report costs over 10 000 accounts (bench/report-cost --help).
 bench:
 	bench/login-cost
+	bench/report-cost
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p testkit --bench fleet
 
@@ -69,6 +71,7 @@ bench:
 # succeeds (the figures of a quick run are not for quoting).
 bench-check:
 	bench/login-cost --quick >/dev/null
+	bench/report-cost --quick >/dev/null
 
 # Build, enroll the user pamotp-demo, and run a throwaway sshd on 127.0.0.1
 # that asks for its codes; Ctrl-C removes everything (needs root).

@@ -1,8 +1,10 @@
 //! Users and groups from the system (NSS): who is logging in, where their
 //! home is, which groups they are in.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fmt;
+use std::path::Path;
 
 use nix::unistd::{getgrouplist, Group, User};
 
@@ -91,23 +93,167 @@ pub fn lookup_uid(uid: u32) -> Result<Option<Account>, LookupError> {
 /// is not UTF-8 are left out: no login could use them. Not for the module:
 /// the enumeration cursor is process-wide (see [`crate::sys::passwd_entries`]).
 pub fn all_accounts() -> Result<Vec<Account>, LookupError> {
+    Ok(all_listed()?.into_iter().map(|l| l.account).collect())
+}
+
+/// An account as the enumeration lists it, with its login shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub account: Account,
+    /// `pw_shell` as found (not UTF-8: lossily converted; it is only
+    /// compared with `/etc/shells`).
+    pub shell: String,
+}
+
+/// [`all_accounts`] with each account's shell (`otp-enroll report`).
+pub fn all_listed() -> Result<Vec<Listed>, LookupError> {
     let entries = crate::sys::passwd_entries().map_err(LookupError)?;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut accounts = Vec::new();
     for e in entries {
         let (Ok(name), Ok(home)) = (String::from_utf8(e.name), String::from_utf8(e.dir)) else {
             continue;
         };
         if seen.insert(name.clone()) {
-            accounts.push(Account {
-                name,
-                uid: e.uid,
-                gid: e.gid,
-                home,
+            accounts.push(Listed {
+                account: Account {
+                    name,
+                    uid: e.uid,
+                    gid: e.gid,
+                    home,
+                },
+                shell: String::from_utf8_lossy(&e.shell).into_owned(),
             });
         }
     }
     Ok(accounts)
+}
+
+/// The file of valid login shells (getusershell(3)).
+pub const SHELLS: &str = "/etc/shells";
+/// The name service switch, whose `passwd` line says where accounts come
+/// from.
+pub const NSSWITCH: &str = "/etc/nsswitch.conf";
+
+/// The shells that let a user log in: those `/etc/shells` lists (`text`;
+/// getusershell's own default, /bin/sh and /bin/csh, when there is no such
+/// file: `None`), less any named `nologin` or `false`, which some systems
+/// list there too.
+pub fn login_shells(text: Option<&str>) -> HashSet<String> {
+    let listed: Vec<&str> = match text {
+        Some(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect(),
+        None => vec!["/bin/sh", "/bin/csh"],
+    };
+    listed
+        .into_iter()
+        .filter(|s| {
+            let base = s.rsplit('/').next().unwrap_or(s);
+            base != "nologin" && base != "false"
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// [`login_shells`] of the machine's [`SHELLS`] (root's file, read as
+/// every settings file is).
+pub fn read_login_shells() -> Result<HashSet<String>, FsError> {
+    match safe_fs::read_trusted(Path::new(SHELLS), safe_fs::Holds::Settings, 1 << 20) {
+        Ok(text) => Ok(login_shells(Some(&text))),
+        Err(FsError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
+            Ok(login_shells(None))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The sources the `passwd:` line of nsswitch.conf (`text`) names, in
+/// order, without its `[STATUS=action]` items; glibc's default, `files`,
+/// when there is no such line (or no file: `None`).
+pub fn passwd_sources(text: Option<&str>) -> Vec<String> {
+    let line = text.and_then(|t| {
+        t.lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim())
+            .filter_map(|l| l.strip_prefix("passwd"))
+            .find_map(|rest| rest.trim_start().strip_prefix(':'))
+    });
+    let Some(line) = line else {
+        return vec!["files".to_string()];
+    };
+    let mut sources = Vec::new();
+    let mut in_action = false;
+    for word in line.split_whitespace() {
+        if word.starts_with('[') || in_action {
+            in_action = !word.ends_with(']');
+            continue;
+        }
+        sources.push(word.to_string());
+    }
+    sources
+}
+
+/// The sources whose accounts an enumeration lists in full: the
+/// machine's own files and systemd's dynamic users. A directory service
+/// (`sss`, `ldap`, `winbind`, `nis`...) is usually set up not to
+/// enumerate, or enumerates only part: an account list read through one
+/// may be incomplete.
+pub const ENUMERATED_IN_FULL: &[&str] = &["files", "compat", "systemd", "db", "altfiles"];
+
+/// The sources of [`passwd_sources`] that may not enumerate in full.
+pub fn partial_sources(sources: &[String]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| !ENUMERATED_IN_FULL.contains(&s.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// [`passwd_sources`] of the machine's [`NSSWITCH`].
+pub fn read_passwd_sources() -> Result<Vec<String>, FsError> {
+    match safe_fs::read_trusted(Path::new(NSSWITCH), safe_fs::Holds::Settings, 1 << 20) {
+        Ok(text) => Ok(passwd_sources(Some(&text))),
+        Err(FsError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
+            Ok(passwd_sources(None))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The login uid the kernel keeps for this process (`/proc/self/loginuid`,
+/// set by pam_loginuid at login and inherited): who logged in, whatever
+/// su or sudo changed since. Evidence, not proof: a process with
+/// CAP_AUDIT_CONTROL may change its own unless the system made it
+/// immutable (`audit=1` and `auditctl --loginuid-immutable`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginUid {
+    Set(u32),
+    /// 4294967295: no login set it (a daemon, a boot script, a container).
+    Unset,
+    /// Something else was found there: kept as found.
+    Other(String),
+    /// No such file (a kernel without audit support), or unreadable.
+    Unavailable,
+}
+
+/// The login uid of this process.
+pub fn login_uid() -> LoginUid {
+    match std::fs::read_to_string("/proc/self/loginuid") {
+        Ok(text) => parse_login_uid(&text),
+        Err(_) => LoginUid::Unavailable,
+    }
+}
+
+/// The text of `/proc/self/loginuid`, read.
+pub fn parse_login_uid(text: &str) -> LoginUid {
+    let t = text.trim();
+    match t.parse::<u32>() {
+        Ok(u32::MAX) => LoginUid::Unset,
+        Ok(uid) => LoginUid::Set(uid),
+        Err(_) => LoginUid::Other(t.to_string()),
+    }
 }
 
 /// The account's groups, fetched on first use.
@@ -180,6 +326,48 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), n, "each account once");
+    }
+
+    #[test]
+    fn login_shells_are_listed_less_nologin_and_false() {
+        let shells = login_shells(Some(
+            "# /etc/shells: valid login shells\n/bin/sh\n  /bin/bash  \n\n/usr/sbin/nologin\n/bin/false\n/usr/bin/tmux\n",
+        ));
+        let mut got: Vec<&str> = shells.iter().map(String::as_str).collect();
+        got.sort_unstable();
+        assert_eq!(got, ["/bin/bash", "/bin/sh", "/usr/bin/tmux"]);
+        // No file: getusershell's default.
+        let mut default: Vec<String> = login_shells(None).into_iter().collect();
+        default.sort_unstable();
+        assert_eq!(default, ["/bin/csh", "/bin/sh"]);
+    }
+
+    #[test]
+    fn passwd_sources_of_nsswitch() {
+        let conf = "# comment passwd: ldap\ngroup: files sss\npasswd:   files [NOTFOUND=return] sss systemd # tail\nshadow: files\n";
+        let sources = passwd_sources(Some(conf));
+        assert_eq!(sources, ["files", "sss", "systemd"]);
+        assert_eq!(partial_sources(&sources), ["sss"]);
+        let debian = passwd_sources(Some("passwd:         files systemd\n"));
+        assert_eq!(debian, ["files", "systemd"]);
+        assert!(partial_sources(&debian).is_empty());
+        assert_eq!(
+            passwd_sources(Some("passwd: files [ SUCCESS=merge ] ldap\n")),
+            ["files", "ldap"]
+        );
+        // passwdx: is another database; no passwd line: glibc's default.
+        assert_eq!(passwd_sources(Some("passwdx: ldap\n")), ["files"]);
+        assert_eq!(passwd_sources(None), ["files"]);
+    }
+
+    #[test]
+    fn login_uids_as_found() {
+        assert_eq!(parse_login_uid("1000"), LoginUid::Set(1000));
+        assert_eq!(parse_login_uid("4294967295"), LoginUid::Unset);
+        assert_eq!(parse_login_uid("0\n"), LoginUid::Set(0));
+        assert_eq!(parse_login_uid("-1"), LoginUid::Other("-1".into()));
+        // This process's, whatever it is, reads as something.
+        assert_ne!(login_uid(), LoginUid::Other(String::new()));
     }
 
     #[test]

@@ -39,6 +39,14 @@ impl Logger {
         }
     }
 
+    /// For a program's own lines (`otp-enroll`): `ident` as it is.
+    pub fn program(ident: &str) -> Logger {
+        Logger {
+            ident: clean(ident),
+            socket_path: "/dev/log",
+        }
+    }
+
     pub fn log(&self, level: Level, message: &str) {
         let line = format_line(&self.ident, level, message);
         // MSG_DONTWAIT: a full queue drops the line instead of waiting.

@@ -52,6 +52,8 @@ pub struct PasswdEntry {
     pub uid: u32,
     pub gid: u32,
     pub dir: Vec<u8>,
+    /// The login shell (`pw_shell`; empty when NULL).
+    pub shell: Vec<u8>,
 }
 
 /// Every entry `getpwent(3)` enumerates (all NSS sources that enumerate;
@@ -98,11 +100,18 @@ pub fn passwd_entries() -> Result<Vec<PasswdEntry>, Errno> {
         let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_bytes().to_vec();
         // SAFETY: as for pw_name.
         let dir = unsafe { CStr::from_ptr(pw.pw_dir) }.to_bytes().to_vec();
+        let shell = if pw.pw_shell.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: as for pw_name (not NULL, checked just above).
+            unsafe { CStr::from_ptr(pw.pw_shell) }.to_bytes().to_vec()
+        };
         entries.push(PasswdEntry {
             name,
             uid: pw.pw_uid,
             gid: pw.pw_gid,
             dir,
+            shell,
         });
     };
     // SAFETY: endpwent closes libc's cursor; no arguments, and the last

@@ -159,9 +159,12 @@ pub enum Command {
         token: Option<String>,
         codes: (String, String),
     },
-    List,
+    List {
+        json: bool,
+    },
     Status {
         enroll_on_login_query: bool,
+        json: bool,
     },
     Scratch(usize),
     Unlock,
@@ -181,6 +184,11 @@ pub enum Command {
         to: MigrateTo,
         all: bool,
     },
+    /// `report`: every account and its state.
+    Report {
+        json: bool,
+        home_timeout: u64,
+    },
     Inventory(InventoryCommand),
     /// `db init`: create or upgrade the fleet database's schema.
     DbInit {
@@ -190,6 +198,32 @@ pub enum Command {
     Help(String),
     /// The hidden `--generate`: the man page or a shell's completions.
     Generate(Generated),
+}
+
+impl Command {
+    /// The command's name as the audit log records it (`command=`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::New(_) => "new",
+            Command::Token(_) => "token",
+            Command::Resync { .. } => "resync",
+            Command::List { .. } => "list",
+            Command::Status { .. } => "status",
+            Command::Scratch(_) => "scratch",
+            Command::Unlock => "unlock",
+            Command::Remove { .. } => "remove",
+            Command::ImportGoogle { .. } => "import-google",
+            Command::Reset { .. } => "reset",
+            Command::Migrate { .. } => "migrate",
+            Command::Report { .. } => "report",
+            Command::Inventory(InventoryCommand::Import(_)) => "inventory-import",
+            Command::Inventory(InventoryCommand::List { .. }) => "inventory-list",
+            Command::Inventory(InventoryCommand::Remove { .. }) => "inventory-remove",
+            Command::DbInit { .. } => "db-init",
+            Command::Help(_) => "help",
+            Command::Generate(_) => "generate",
+        }
+    }
 }
 
 /// The store `migrate --to` names.
@@ -310,11 +344,20 @@ pub enum InventoryCommand {
     /// A table of serial, type, digits, period or counter, the user a token
     /// is assigned to (- for none), import date and source file of every
     /// token. Seeds are never shown.
+    ///
+    /// --json (see JSON OUTPUT): "schema": "otp-enroll.inventory-list/1",
+    /// "location" (where the inventory is), "unassigned_only", and
+    /// "tokens", each with "serial", "type", "algorithm", "digits",
+    /// "period" (TOTP) and "counter" (HOTP), "assigned_to", "imported"
+    /// and "source".
     #[command(verbatim_doc_comment)]
     List {
         /// Only the tokens not assigned to a user.
         #[arg(long)]
         unassigned: bool,
+        /// One JSON object instead of the table (see JSON OUTPUT).
+        #[arg(long)]
+        json: bool,
     },
     /// delete an unassigned token
     ///
@@ -401,8 +444,16 @@ enum Sub {
     ///
     /// The user's tokens, one a line: id, type, serial, created, last used.
     /// Never a secret. Exit status 1 when the user has none.
+    ///
+    /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
+    /// "store", "location" (where the record is) and "tokens", each token
+    /// as status --json gives it.
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// One JSON object instead of the table (see JSON OUTPUT).
+        #[arg(long)]
+        json: bool,
+    },
     /// HOTP: find the counter again from two consecutive codes
     ///
     /// HOTP: press the token twice and give both codes. Two consecutive
@@ -434,12 +485,25 @@ enum Sub {
     /// With --enroll-on-login-enabled it prints nothing and exits 0 only if
     /// the config has enroll_on_login = true, 1 if not (what the login hook
     /// /etc/profile.d/pam-otp.sh asks).
+    ///
+    /// --json (see JSON OUTPUT): "schema": "otp-enroll.status/1", "user",
+    /// "store" (home, system or postgresql), "location" (where the record
+    /// is), "enrolled", "version" (the record's format), "tokens",
+    /// "emergency_codes" (how many are left), "failures" (the rate
+    /// limit's count), "locked_until" (null when not locked) and "pending"
+    /// (reset's mark; null for a plain user, who cannot see it). Each
+    /// token: "id", "type", "serial", "algorithm", "digits", "period"
+    /// (TOTP), "counter" (HOTP: the next one), "created", "last_used" and
+    /// "drift" (TOTP: the learned clock offset in steps).
     #[command(verbatim_doc_comment)]
     Status {
         /// For the login hook: print nothing; exit 0 if the config has
         /// enroll_on_login = true, 1 if not.
-        #[arg(long, hide = true)]
+        #[arg(long, hide = true, conflicts_with = "json")]
         enroll_on_login_enabled: bool,
+        /// One JSON object instead of the text (see JSON OUTPUT).
+        #[arg(long)]
+        json: bool,
     },
     /// print new one-time emergency codes (replacing the old ones)
     ///
@@ -559,6 +623,63 @@ enum Sub {
         /// Every account the system enumerates (getent passwd).
         #[arg(long)]
         all: bool,
+    },
+    /// (root) every account and its state: enrolled, pending, not
+    /// enrolled, locked; counts at the end
+    ///
+    /// Root only. Every account that can log in (the accounts the system
+    /// enumerates, getent passwd, whose shell /etc/shells lists and is not
+    /// nologin or false) and every user the store holds a record or a
+    /// reset mark for (also one without an account or a login shell), one
+    /// a line, by name: the state (enrolled; pending: reset, to enroll at
+    /// the next login; not enrolled; unreadable: something is there that
+    /// cannot be used, and why; skipped: the home did not answer in time),
+    /// the tokens, when a code of any was last accepted, and whether the
+    /// rate limit refuses every code now, until when. Then the counts.
+    /// Never a secret.
+    ///
+    /// Accounts come from the name service. Under SSSD, LDAP or winbind an
+    /// enumeration usually lists the local accounts only (SSSD does not
+    /// enumerate by default): when the passwd line of /etc/nsswitch.conf
+    /// names a source other than files, compat, systemd, db or altfiles,
+    /// the report says that the account list may be incomplete. Such an
+    /// account is still listed when the store holds something of theirs.
+    ///
+    /// Under store = "home" each account's home is read as that user, with
+    /// a login's checks, and given --home-timeout seconds to answer: a
+    /// home that does not (an automount that hangs, an NFS server away, a
+    /// lock held by a stuck login) is reported skipped and named at the
+    /// end; after 32 such homes the rest are not tried. Under store =
+    /// "system" the records are root's files in <state_dir>/users/. Under
+    /// store = "postgresql" the report is not available yet (it needs the
+    /// fleet schema's next version, one query for every user) and says
+    /// so.
+    ///
+    /// --json (see JSON OUTPUT): "schema": "otp-enroll.report/1", "time"
+    /// (when the report was made), "store", "passwd_sources" (the passwd
+    /// line's sources), "accounts_complete" (false when the list may be
+    /// incomplete), "home_timeout" (seconds; null but under home),
+    /// "users" and "counts". Each user: "user", "account" (whether the
+    /// name service knows the name), "login_shell", "state" (enrolled,
+    /// pending, not_enrolled, unreadable or skipped), "reason" (why
+    /// unreadable or skipped), "pending" (reset's mark, also beside
+    /// tokens), "tokens" (each with "id", "type", "serial", "created" and
+    /// "last_used"), "emergency_codes", "last_used", "failures" and
+    /// "locked_until". "counts": "users", "enrolled", "locked" (of the
+    /// enrolled), "pending", "not_enrolled", "unreadable" and "skipped".
+    ///
+    /// Exit status 0 when every account could be read, 1 when some were
+    /// skipped or unreadable, or the report could not be made.
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// One JSON object instead of the table (see JSON OUTPUT).
+        #[arg(long)]
+        json: bool,
+        /// store = "home": seconds each home is given to answer (default 2,
+        /// 1 to 60).
+        #[arg(long, value_name = "S", default_value_t = 2, hide_default_value = true,
+              value_parser = clap::value_parser!(u64).range(1..=60), verbatim_doc_comment)]
+        home_timeout: u64,
     },
     /// (root) create or upgrade the fleet database's schema and roles
     #[command(subcommand)]
@@ -704,7 +825,7 @@ pub fn parse(
         },
         Some(Sub::New(o)) => Command::New(o),
         Some(Sub::Token(o)) => Command::Token(o),
-        Some(Sub::List) => Command::List,
+        Some(Sub::List { json }) => Command::List { json },
         Some(Sub::Resync {
             token,
             code1,
@@ -715,8 +836,10 @@ pub fn parse(
         },
         Some(Sub::Status {
             enroll_on_login_enabled,
+            json,
         }) => Command::Status {
             enroll_on_login_query: enroll_on_login_enabled,
+            json,
         },
         Some(Sub::Scratch { n }) => Command::Scratch(n),
         Some(Sub::Unlock) => Command::Unlock,
@@ -735,6 +858,14 @@ pub fn parse(
                 ));
             }
             Command::Migrate { to, all }
+        }
+        Some(Sub::Report { json, home_timeout }) => {
+            if g.user.is_some() || g.secret_file.is_some() {
+                return Err(Error::usage(
+                    "report covers every account: --user and --secret-file have no meaning there",
+                ));
+            }
+            Command::Report { json, home_timeout }
         }
         Some(Sub::Db(DbCommand::Init { conninfo })) => {
             if g.user.is_some() || g.secret_file.is_some() {
@@ -819,6 +950,14 @@ fn man_page(mut cmd: clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
     roff.to_writer(w)?;
     // OPTIONS (-h, -V) and GLOBAL OPTIONS.
     man.render_options_section(w)?;
+    // JSON OUTPUT: the one convention of every --json (json.rs).
+    let mut roff = Roff::new();
+    roff.control("SH", ["JSON OUTPUT"]);
+    text(&mut roff, Some(&crate::json::CONVENTION.into()));
+    // The audit log: what every change leaves (audit.rs).
+    roff.control("SH", ["AUDIT LOG"]);
+    text(&mut roff, Some(&crate::audit::MAN.into()));
+    roff.to_writer(w)?;
     w.extend_from_slice(MAN_EXTRA.as_bytes());
     return Ok(());
 
@@ -999,6 +1138,7 @@ mod tests {
             "migrate",
             "db",
             "inventory",
+            "report",
         ] {
             assert!(names.contains(&c), "{c} in {names:?}");
         }
@@ -1085,7 +1225,35 @@ mod tests {
                 ..
             })
         ));
-        assert!(matches!(p(&["list"]).unwrap().1, Command::List));
+        assert!(matches!(
+            p(&["list"]).unwrap().1,
+            Command::List { json: false }
+        ));
+        assert!(matches!(
+            p(&["list", "--json"]).unwrap().1,
+            Command::List { json: true }
+        ));
+        assert!(matches!(
+            p(&["status", "--json"]).unwrap().1,
+            Command::Status {
+                enroll_on_login_query: false,
+                json: true
+            }
+        ));
+        assert!(matches!(
+            p(&["report"]).unwrap().1,
+            Command::Report {
+                json: false,
+                home_timeout: 2
+            }
+        ));
+        assert!(matches!(
+            p(&["report", "--json", "--home-timeout", "10"]).unwrap().1,
+            Command::Report {
+                json: true,
+                home_timeout: 10
+            }
+        ));
         assert!(matches!(
             p(&["scratch", "-n", "3"]).unwrap().1,
             Command::Scratch(3)
@@ -1094,13 +1262,15 @@ mod tests {
         assert!(matches!(
             p(&["status", "--enroll-on-login-enabled"]).unwrap().1,
             Command::Status {
-                enroll_on_login_query: true
+                enroll_on_login_query: true,
+                json: false
             }
         ));
         assert!(matches!(
             p(&["status"]).unwrap().1,
             Command::Status {
-                enroll_on_login_query: false
+                enroll_on_login_query: false,
+                json: false
             }
         ));
         assert!(matches!(
@@ -1174,6 +1344,12 @@ mod tests {
             &["db", "frob"],
             &["--user", "bob", "db", "init"],
             &["--generate", "pdf"],
+            &["report", "--home-timeout", "0"],
+            &["report", "--home-timeout", "61"],
+            &["--user", "bob", "report"],
+            &["report", "--secret-file", "/x"],
+            &["status", "--json", "--enroll-on-login-enabled"],
+            &["new", "--json"],
             &["--generate", "man", "status"],
         ] {
             match p(bad) {
@@ -1213,7 +1389,17 @@ mod tests {
         assert_eq!(g.config.as_deref(), Some("/c"));
         assert_eq!(
             inv(&["inventory", "list", "--unassigned"]),
-            InventoryCommand::List { unassigned: true }
+            InventoryCommand::List {
+                unassigned: true,
+                json: false
+            }
+        );
+        assert_eq!(
+            inv(&["inventory", "list", "--json"]),
+            InventoryCommand::List {
+                unassigned: false,
+                json: true
+            }
         );
         assert_eq!(
             inv(&["inventory", "remove", "S1"]),
@@ -1347,6 +1533,8 @@ mod tests {
             "EXIT STATUS",
             "EXAMPLES",
             "SECURITY",
+            "JSON OUTPUT",
+            "AUDIT LOG",
             "SEE ALSO",
         ] {
             let heading = if section.contains(' ') {
@@ -1356,7 +1544,13 @@ mod tests {
             };
             assert!(man.contains(&heading), "{heading}");
         }
-        for text in ["\\-\\-if\\-missing", "ValueMAC", "\\-\\-secret\\-file"] {
+        for text in [
+            "\\-\\-if\\-missing",
+            "ValueMAC",
+            "\\-\\-secret\\-file",
+            "otp\\-enroll.COMMAND/1",
+            "loginuid=",
+        ] {
             assert!(man.contains(text), "{text}");
         }
         assert!(!man.contains("\\-\\-generate"));

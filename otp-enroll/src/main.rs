@@ -14,10 +14,12 @@
 )]
 #![deny(unsafe_code)]
 
+mod audit;
 mod cli;
 mod commands;
 mod error;
 mod inventory;
+mod json;
 mod output;
 mod prompt;
 use otp_core::qr;
@@ -39,6 +41,8 @@ fn main() {
             e.exit_code()
         }
     };
+    // Whatever the outcome: what was changed before an error is recorded.
+    audit::flush(code);
     std::process::exit(code);
 }
 
@@ -53,6 +57,7 @@ fn now() -> Result<u64, Error> {
 
 fn run() -> Result<i32, Error> {
     let (g, command) = cli::parse(std::env::args_os().skip(1))?;
+    audit::begin(command.name());
     let code = match command {
         Command::Help(text) => {
             output::write(format_args!("{text}"))?;
@@ -67,6 +72,7 @@ fn run() -> Result<i32, Error> {
         }
         Command::Status {
             enroll_on_login_query: true,
+            ..
         } => {
             // For the login hook: the config's answer as an exit code,
             // parsed by the same code as the module's.
@@ -99,6 +105,13 @@ fn run() -> Result<i32, Error> {
             }
             let config = target::config(g.config.as_deref())?;
             commands::migrate::run(&config, g.user.as_deref(), all, to)?
+        }
+        Command::Report { json, home_timeout } => {
+            if !inventory::is_root() {
+                return Err(Error::RootOnly("report"));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::report::run(&config, json, home_timeout, now()?)?
         }
         Command::Reset { .. } if !inventory::is_root() => {
             return Err(Error::RootOnly("reset"));

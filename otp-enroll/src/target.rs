@@ -124,7 +124,7 @@ pub fn resolve(
     }
     // A database connects only when used: a plain user is turned away
     // before (`commands::run`), as for `system`.
-    let store = store::admin(&config, &account, secret_file);
+    let store = crate::audit::admin(&config, &account, secret_file);
     let for_other = account.uid != my_uid;
     Ok(Target {
         account,

@@ -77,6 +77,26 @@ impl FileStore {
         FileStore { now, ..self }
     }
 
+    /// The `system` store's file of `user`, who need not be an account
+    /// (a census finds the names in the store's directory).
+    pub(super) fn system(cfg: &Config, user: &str) -> FileStore {
+        let state_dir = PathBuf::from(&cfg.state_dir);
+        FileStore {
+            kind: StoreKind::System,
+            path: system_path(&state_dir, user),
+            base: state_dir.clone(),
+            owner: Owner::current(),
+            mark: Mark::new(&state_dir, user),
+            state_dir,
+            now: 0,
+        }
+    }
+
+    /// The record, parsed, read under its lock (released at once).
+    pub(super) fn read(&self) -> Result<SecretFile, StoreError> {
+        Ok(self.read_locked()?.file)
+    }
+
     fn read_locked(&self) -> Result<FileRecord, StoreError> {
         let (locked, bytes) = self.lock()?;
         let file = SecretFile::parse_bytes(&bytes).map_err(StoreError::Malformed)?;

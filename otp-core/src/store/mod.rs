@@ -11,6 +11,9 @@
 //!   not parse replaced or removed, the "enroll at next login" marks.
 //!   [`admin`] makes one. The vendor token inventory ([`inventory`]) is
 //!   the admin's too, in whichever store the config names.
+//! - [`Census`]: a whole store at once, for `otp-enroll report`: every
+//!   user it holds a record or a mark for, never a key. [`census`] makes
+//!   one.
 //!
 //! The stores:
 //! - `home`: the user's own file, the `secret` template (`FileStore` with
@@ -27,6 +30,7 @@
 //! `dyn AdminStore` (`otp-enroll`, whose tests/seam.rs checks that its
 //! source names no store type).
 
+pub mod census;
 mod file;
 pub mod inventory;
 mod pending;
@@ -45,6 +49,7 @@ use crate::verify::{Policy, Verdict};
 
 /// The errors a store's file operations give (carried by [`StoreError`]).
 pub use crate::safe_fs::{DirProblem, FsError};
+pub use census::{census, Census, Found, Known, Summary, TokenSummary};
 use file::FileStore;
 pub use postgresql::{PgAdmin, PgHost};
 

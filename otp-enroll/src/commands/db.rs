@@ -4,6 +4,7 @@
 
 use otp_core::store::postgresql::{self, SchemaChange, SchemaError, SCHEMA_VERSION};
 
+use crate::audit::{self, Note};
 use crate::error::Error;
 use crate::output::{quoted, say, shown};
 
@@ -23,6 +24,15 @@ pub fn init(pg: &otp_core::config::Postgresql, conninfo: &str) -> Result<i32, Er
             e @ SchemaError::After { .. } => format!("db init: {e}"),
         })
     })?;
+    match &change {
+        SchemaChange::Current => {}
+        SchemaChange::Upgraded { from } => audit::note(Note::Schema(format!(
+            "upgraded from version {from} to {SCHEMA_VERSION}"
+        ))),
+        SchemaChange::Created => {
+            audit::note(Note::Schema(format!("created version {SCHEMA_VERSION}")))
+        }
+    }
     match change {
         SchemaChange::Current => {
             say!("db init: schema pam_otp is at version {SCHEMA_VERSION}; nothing to change.")

@@ -12,7 +12,9 @@ use otp_core::secret_file::OtpKind;
 use crate::cli::{ImportFormat, ImportOpts, InventoryCommand};
 use crate::commands::status::format_utc;
 use crate::error::Error;
+use crate::json;
 use otp_core::config::Config;
+use serde::Serialize;
 
 use crate::inventory::{self, Entry, HardwareToken, Inventory, MAX_IMPORT_BYTES};
 use crate::output::{quoted, say, shown};
@@ -26,7 +28,7 @@ pub fn run(cfg: &Config, command: InventoryCommand, now: u64) -> Result<i32, Err
     }
     match command {
         InventoryCommand::Import(o) => import(cfg, o, now),
-        InventoryCommand::List { unassigned } => list(cfg, unassigned).map(|()| 0),
+        InventoryCommand::List { unassigned, json } => list(cfg, unassigned, json).map(|()| 0),
         InventoryCommand::Remove { serial } => remove(cfg, &serial).map(|()| 0),
     }
 }
@@ -238,13 +240,67 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
     Ok(0)
 }
 
-fn list(cfg: &Config, unassigned: bool) -> Result<(), Error> {
+/// `inventory list --json`: otp-enroll.inventory-list/1.
+#[derive(Serialize)]
+struct ListJson {
+    schema: String,
+    /// Where the inventory is (a path, or postgresql:inventory).
+    location: String,
+    /// Whether only the unassigned tokens are listed (--unassigned).
+    unassigned_only: bool,
+    tokens: Vec<EntryJson>,
+}
+
+/// One inventory entry, never its seed.
+#[derive(Serialize)]
+struct EntryJson {
+    serial: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    algorithm: &'static str,
+    digits: u8,
+    /// TOTP: the step in seconds (null for HOTP).
+    period: Option<u64>,
+    /// HOTP: the counter codes are looked for from (null for TOTP).
+    counter: Option<u64>,
+    assigned_to: Option<String>,
+    /// When it was imported.
+    imported: u64,
+    /// The name of the file it was imported from.
+    source: String,
+}
+
+fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
     let inv = Inventory::open(cfg)?;
     let rows: Vec<&Entry> = inv
         .entries()
         .iter()
         .filter(|e| !unassigned || e.assigned_to.is_none())
         .collect();
+    if as_json {
+        return json::print(&ListJson {
+            schema: json::schema("inventory-list"),
+            location: inv.path().to_string_lossy().into_owned(),
+            unassigned_only: unassigned,
+            tokens: rows
+                .iter()
+                .map(|e| {
+                    let totp = e.token.kind == OtpKind::Totp;
+                    EntryJson {
+                        serial: e.token.serial.clone(),
+                        kind: json::kind(e.token.kind),
+                        algorithm: e.token.algorithm.as_str(),
+                        digits: e.token.digits,
+                        period: totp.then_some(e.token.period),
+                        counter: (!totp).then_some(e.token.counter),
+                        assigned_to: e.assigned_to.clone(),
+                        imported: e.imported,
+                        source: e.source.clone(),
+                    }
+                })
+                .collect(),
+        });
+    }
     if rows.is_empty() {
         say!(
             "{}",

@@ -1,9 +1,11 @@
 //! `otp-enroll list`: the user's tokens, one a line, never a secret.
 
 use otp_core::secret_file::{OtpKind, Token};
+use serde::Serialize;
 
 use crate::commands::status::format_utc;
 use crate::error::Error;
+use crate::json::{self, TokenJson};
 use crate::output::{say, shown};
 use crate::store;
 use crate::target::Target;
@@ -11,15 +13,45 @@ use crate::target::Target;
 /// When a code of `token` was last accepted: recorded by logins in a
 /// version 2 file; a version 1 file's TOTP token has only its last step.
 pub fn last_used(token: &Token) -> String {
+    last_used_at(token).map_or("never".to_string(), format_utc)
+}
+
+/// [`last_used`] as Unix time.
+pub fn last_used_at(token: &Token) -> Option<u64> {
     match (token.state.last_used, token.kind, token.state.last_step) {
-        (Some(t), _, _) => format_utc(t),
-        (None, OtpKind::Totp, Some(step)) => format_utc(step.saturating_mul(token.period)),
-        _ => "never".to_string(),
+        (Some(t), _, _) => Some(t),
+        (None, OtpKind::Totp, Some(step)) => Some(step.saturating_mul(token.period)),
+        _ => None,
     }
 }
 
-pub fn run(t: &Target) -> Result<bool, Error> {
-    if !store::exists(t)? {
+/// `list --json`: otp-enroll.list/1.
+#[derive(Serialize)]
+struct ListJson {
+    schema: String,
+    user: String,
+    store: &'static str,
+    location: String,
+    tokens: Vec<TokenJson>,
+}
+
+pub fn run(t: &Target, json: bool) -> Result<bool, Error> {
+    let exists = store::exists(t)?;
+    if json {
+        let tokens = match exists {
+            true => store::read(t)?.tokens.iter().map(TokenJson::of).collect(),
+            false => Vec::new(),
+        };
+        json::print(&ListJson {
+            schema: json::schema("list"),
+            user: t.account.name.clone(),
+            store: t.config.store.as_str(),
+            location: t.path_str(),
+            tokens,
+        })?;
+        return Ok(exists);
+    }
+    if !exists {
         say!("{}: no tokens (no {})", t.shown_name(), t.shown_path());
         return Ok(false);
     }

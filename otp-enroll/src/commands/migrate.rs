@@ -14,7 +14,7 @@
 use otp_core::account::{self, Account};
 use otp_core::config::{Config, StoreKind};
 use otp_core::secret_file::SecretFile;
-use otp_core::store::{self, StoreError};
+use otp_core::store::StoreError;
 
 use crate::cli::MigrateTo;
 use crate::commands::reset::count;
@@ -97,7 +97,7 @@ fn one(home_cfg: &Config, a: &Account, copy: impl FnOnce(&SecretFile) -> Outcome
             "not a plausible user name (pam_otp never uses it in a path)".into(),
         );
     }
-    let home = store::admin(home_cfg, a, None);
+    let home = crate::audit::admin(home_cfg, a, None);
     let from = home.location();
     // Nothing at the path (looked at as the user) is nothing to copy,
     // whatever the directories are like: the open below judges a file
@@ -139,7 +139,7 @@ fn one(home_cfg: &Config, a: &Account, copy: impl FnOnce(&SecretFile) -> Outcome
 
 /// Copies `file` into `<state_dir>/users/`; `Copied` holds where.
 fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    let system = store::admin(system_cfg, a, None);
+    let system = crate::audit::admin(system_cfg, a, None);
     let to = system.location();
     // `create` withdraws a pending reset; a migration leaves marks alone.
     let was_pending = match system.pending() {
@@ -185,12 +185,12 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
 fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
     let mut db_cfg = cfg.clone();
     db_cfg.store = StoreKind::Postgresql;
-    let db = store::admin(&db_cfg, a, None);
+    let db = crate::audit::admin(&db_cfg, a, None);
     let to = db.location();
     // The marks of the file stores, `<state_dir>/pending`.
     let mut system_cfg = cfg.clone();
     system_cfg.store = StoreKind::System;
-    let was_pending = match store::admin(&system_cfg, a, None).pending() {
+    let was_pending = match crate::audit::admin(&system_cfg, a, None).pending() {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(format!("{e}")),
     };

@@ -7,6 +7,7 @@ pub mod list;
 pub mod migrate;
 pub mod new;
 pub mod remove;
+pub mod report;
 pub mod reset;
 pub mod resync;
 pub mod scratch;
@@ -34,7 +35,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         }
         return Err(Error::SystemStore {
             user: t.account.name.clone(),
-            reading: matches!(command, Command::List | Command::Status { .. }),
+            reading: matches!(command, Command::List { .. } | Command::Status { .. }),
             at_login: t.config.missing == Missing::Enroll,
             fleet: t.config.store == StoreKind::Postgresql,
         });
@@ -46,13 +47,13 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
             token,
             codes: (c1, c2),
         } => resync::run(t, token.as_deref(), &c1, &c2)?,
-        Command::List => {
-            if !list::run(t)? {
+        Command::List { json } => {
+            if !list::run(t, json)? {
                 return Ok(1);
             }
         }
-        Command::Status { .. } => {
-            if !status::run(t, now)? {
+        Command::Status { json, .. } => {
+            if !status::run(t, now, json)? {
                 return Ok(1);
             }
         }
@@ -64,6 +65,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
         Command::Migrate { .. }
+        | Command::Report { .. }
         | Command::DbInit { .. }
         | Command::Help(_)
         | Command::Generate(_) => {}

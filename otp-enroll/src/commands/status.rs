@@ -1,10 +1,12 @@
 //! `otp-enroll status`: what is set up, never the secret.
 
 use otp_core::secret_file::{OtpKind, Token};
+use serde::Serialize;
 
 use crate::commands::list;
 
 use crate::error::Error;
+use crate::json::{self, TokenJson};
 use crate::output::{self, say};
 use crate::target::Target;
 use crate::{inventory, store};
@@ -30,7 +32,68 @@ fn pending(t: &Target) -> bool {
     }
 }
 
-pub fn run(t: &Target, now: u64) -> Result<bool, Error> {
+/// `status --json`: otp-enroll.status/1.
+#[derive(Serialize)]
+struct StatusJson {
+    schema: String,
+    user: String,
+    store: &'static str,
+    location: String,
+    enrolled: bool,
+    /// The record's format version.
+    version: Option<u32>,
+    tokens: Vec<TokenJson>,
+    emergency_codes: Option<usize>,
+    /// The rate limit's count of recent failed codes.
+    failures: Option<u32>,
+    /// Until when the rate limit refuses every code (null: not locked).
+    locked_until: Option<u64>,
+    /// Root's "enroll at next login" mark (`reset`); null when it cannot
+    /// be told (a plain user cannot read root's marks).
+    pending: Option<bool>,
+}
+
+fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
+    let file = if store::exists(t)? {
+        Some(store::read(t)?)
+    } else {
+        None
+    };
+    // Only root can see the marks; one that cannot be read is said on
+    // standard error, as without --json, and is null here.
+    let pending = match inventory::is_root() {
+        true => match store::pending(t) {
+            Ok(p) => Some(p),
+            Err(_) => pending(t).then_some(true),
+        },
+        false => None,
+    };
+    let rl = t.config.rate_limit;
+    json::print(&StatusJson {
+        schema: json::schema("status"),
+        user: t.account.name.clone(),
+        store: t.config.store.as_str(),
+        location: t.path_str(),
+        enrolled: file.is_some(),
+        version: file.as_ref().map(|f| f.version),
+        tokens: file
+            .as_ref()
+            .map(|f| f.tokens.iter().map(TokenJson::of).collect())
+            .unwrap_or_default(),
+        emergency_codes: file.as_ref().map(|f| f.scratch_codes.len()),
+        failures: file.as_ref().map(|f| f.state.failures),
+        locked_until: file
+            .as_ref()
+            .and_then(|f| rl.locked_for(&f.state, now).map(|s| now.saturating_add(s))),
+        pending,
+    })?;
+    Ok(file.is_some())
+}
+
+pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
+    if json {
+        return run_json(t, now);
+    }
     if !store::exists(t)? {
         say!("{}: not enrolled (no {})", t.shown_name(), t.shown_path());
         if pending(t) {

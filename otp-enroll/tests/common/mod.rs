@@ -304,3 +304,96 @@ pub fn oathtool_totp_with(algorithm: &str, base32: &str, extra: &[&str]) -> Stri
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// Accounts that exist only for the programs they are given to
+/// ([`FakeAccounts::apply`]): nss_wrapper (package libnss-wrapper) answers
+/// their passwd and group look-ups and enumeration from private files, so
+/// a test has exactly the accounts it made (thousands, if it likes)
+/// without useradd and without the machine's own. Each home is a real
+/// directory owned by the account's uid, mode 0700. Everything goes on
+/// drop.
+pub struct FakeAccounts {
+    pub dir: testkit::harness::RootDir,
+    passwd: std::path::PathBuf,
+    group: std::path::PathBuf,
+}
+
+impl FakeAccounts {
+    /// Only root, whose home is a private directory.
+    pub fn new() -> FakeAccounts {
+        testkit::require_root();
+        let dir = testkit::harness::RootDir::new("nss", 0o755);
+        let fake = FakeAccounts {
+            passwd: dir.path.join("passwd"),
+            group: dir.path.join("group"),
+            dir,
+        };
+        let root_home = fake.dir.path.join("root");
+        fs::create_dir(&root_home).unwrap();
+        testkit::set_mode(&root_home, 0o700);
+        testkit::write_mode(
+            &fake.passwd,
+            format!("root:x:0:0:root:{}:/bin/bash\n", root_home.display()),
+            0o644,
+        );
+        testkit::write_mode(&fake.group, "root:x:0:\n", 0o644);
+        fake
+    }
+
+    /// Adds `name` (uid and gid `uid`) with `shell` and a home of its own;
+    /// the home.
+    pub fn add(&self, name: &str, uid: u32, shell: &str) -> std::path::PathBuf {
+        let home = self.dir.path.join("home").join(name);
+        fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::lchown(&home, Some(uid), Some(uid)).unwrap();
+        testkit::set_mode(&home, 0o700);
+        self.add_entry(name, uid, shell, &home);
+        home
+    }
+
+    /// Adds the passwd and group entries only (`home` as given).
+    pub fn add_entry(&self, name: &str, uid: u32, shell: &str, home: &Path) {
+        let append = |path: &Path, line: String| {
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(line.as_bytes()).unwrap();
+        };
+        append(
+            &self.passwd,
+            format!("{name}:x:{uid}:{uid}::{}:{shell}\n", home.display()),
+        );
+        append(&self.group, format!("{name}:x:{uid}:\n"));
+    }
+
+    /// Makes `cmd` see these accounts and no others.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env("LD_PRELOAD", "libnss_wrapper.so")
+            .env("NSS_WRAPPER_PASSWD", &self.passwd)
+            .env("NSS_WRAPPER_GROUP", &self.group);
+    }
+
+    /// Writes `file` as `uid`'s secret file at `path` (mode 0600).
+    pub fn write_secret(&self, path: &Path, uid: u32, file: &otp_core::secret_file::SecretFile) {
+        fs::write(path, file.to_text().unwrap()).unwrap();
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+        testkit::set_mode(path, 0o600);
+    }
+}
+
+/// `cmd` run as `uid` (real and effective, group `uid`, no other groups):
+/// an account of [`FakeAccounts`], or any uid.
+pub fn as_uid(uid: u32, cmd: &Command) -> Command {
+    let mut out = Command::new("setpriv");
+    out.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    out
+}

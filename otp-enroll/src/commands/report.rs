@@ -1,0 +1,358 @@
+//! `otp-enroll report [--json]` (root): every account that can log in
+//! and every user the store knows, with their state, and the counts.
+//!
+//! The accounts are the name service's enumeration (`getent passwd`),
+//! those with a login shell; the store's side is `otp_core::store::Census`
+//! (under `home`, each home read as its user with a time limit). What the
+//! enumeration may miss (a directory service's accounts) is said, from
+//! the passwd line of nsswitch.conf.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use otp_core::account::{self, Account};
+use otp_core::config::{Config, StoreKind};
+use otp_core::store::{self, Found, Summary};
+use serde::Serialize;
+
+use crate::commands::status::format_utc;
+use crate::error::Error;
+use crate::json;
+use crate::output::{self, say, shown};
+
+/// One line of the report.
+struct Row {
+    name: String,
+    /// The name service knows the name.
+    account: bool,
+    /// Its shell is a login shell (`None`: not enumerated, so not known).
+    login_shell: Option<bool>,
+    found: Found,
+    pending: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Enrolled,
+    Pending,
+    NotEnrolled,
+    Unreadable,
+    Skipped,
+}
+
+impl State {
+    fn of(row: &Row) -> State {
+        match &row.found {
+            Found::Record(_) => State::Enrolled,
+            Found::Nothing if row.pending => State::Pending,
+            Found::Nothing => State::NotEnrolled,
+            Found::Unreadable(_) => State::Unreadable,
+            Found::TimedOut | Found::NotTried => State::Skipped,
+        }
+    }
+
+    fn json(self) -> &'static str {
+        match self {
+            State::Enrolled => "enrolled",
+            State::Pending => "pending",
+            State::NotEnrolled => "not_enrolled",
+            State::Unreadable => "unreadable",
+            State::Skipped => "skipped",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            State::NotEnrolled => "not enrolled",
+            other => other.json(),
+        }
+    }
+}
+
+/// Why a row is unreadable or skipped.
+fn reason(found: &Found, timeout: u64) -> Option<String> {
+    match found {
+        Found::Unreadable(why) => Some(why.clone()),
+        Found::TimedOut => Some(format!("the home did not answer within {timeout} s")),
+        Found::NotTried => Some(format!(
+            "not tried: {} homes had not answered already",
+            store::census::MAX_STUCK
+        )),
+        Found::Record(_) | Found::Nothing => None,
+    }
+}
+
+#[derive(Serialize)]
+struct ReportJson {
+    schema: String,
+    time: u64,
+    store: &'static str,
+    passwd_sources: Vec<String>,
+    accounts_complete: bool,
+    home_timeout: Option<u64>,
+    users: Vec<UserJson>,
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct UserJson {
+    user: String,
+    account: bool,
+    login_shell: Option<bool>,
+    state: &'static str,
+    reason: Option<String>,
+    pending: bool,
+    tokens: Vec<ReportToken>,
+    emergency_codes: Option<usize>,
+    last_used: Option<u64>,
+    failures: Option<u32>,
+    locked_until: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ReportToken {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    serial: Option<String>,
+    created: Option<u64>,
+    last_used: Option<u64>,
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    users: usize,
+    enrolled: usize,
+    locked: usize,
+    pending: usize,
+    not_enrolled: usize,
+    unreadable: usize,
+    skipped: usize,
+}
+
+/// The report; the exit code.
+pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i32, Error> {
+    let Some(census) = store::census(cfg) else {
+        return Err(Error::failed(
+            "report: not available under store = \"postgresql\" yet: it needs the fleet schema's next version (one query for every user); otp-enroll --user NAME status shows one user",
+        ));
+    };
+    let listed = account::all_listed().map_err(|e| Error::failed(format!("report: {e}")))?;
+    let shells = account::read_login_shells().map_err(|e| {
+        Error::failed(format!(
+            "report: {}: {}",
+            account::SHELLS,
+            shown(&e.to_string())
+        ))
+    })?;
+    // Where accounts come from: a file that cannot be read is said, and the
+    // list is then not claimed complete.
+    let (sources, partial) = match account::read_passwd_sources() {
+        Ok(sources) => {
+            let partial = account::partial_sources(&sources);
+            (sources, partial)
+        }
+        Err(e) => {
+            output::warn(format_args!(
+                "otp-enroll: {}: {}",
+                account::NSSWITCH,
+                shown(&e.to_string())
+            ));
+            (Vec::new(), vec!["(unknown)".to_string()])
+        }
+    };
+    // Under home a record can be in any account's home (one without a
+    // login shell may still log in to a VPN or a mail server through PAM).
+    let accounts: Vec<Account> = listed.iter().map(|l| l.account.clone()).collect();
+    let known = census
+        .census(&accounts, Duration::from_secs(home_timeout))
+        .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?;
+
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for l in &listed {
+        rows.entry(l.account.name.clone()).or_insert(Row {
+            name: l.account.name.clone(),
+            account: true,
+            login_shell: Some(shells.contains(&l.shell)),
+            found: Found::Nothing,
+            pending: false,
+        });
+    }
+    for k in known {
+        let row = rows.entry(k.name.clone()).or_insert_with(|| Row {
+            // A name the enumeration did not list: one the name service
+            // knows all the same (a directory's user), or none.
+            account: account::plausible_user_name(&k.name)
+                && matches!(account::lookup(&k.name), Ok(Some(_))),
+            login_shell: None,
+            name: k.name.clone(),
+            found: Found::Nothing,
+            pending: false,
+        });
+        row.found = k.found;
+        row.pending = k.pending;
+    }
+    // Accounts that cannot log in and that the store knows nothing of are
+    // not users of it.
+    let rows: Vec<Row> = rows
+        .into_values()
+        .filter(|r| r.login_shell == Some(true) || r.pending || r.found != Found::Nothing)
+        .collect();
+
+    let mut counts = Counts {
+        users: rows.len(),
+        ..Counts::default()
+    };
+    let rl = cfg.rate_limit;
+    let locked = |s: &Summary| s.locked_until(&rl, now);
+    for r in &rows {
+        match State::of(r) {
+            State::Enrolled => counts.enrolled += 1,
+            State::Pending => counts.pending += 1,
+            State::NotEnrolled => counts.not_enrolled += 1,
+            State::Unreadable => counts.unreadable += 1,
+            State::Skipped => counts.skipped += 1,
+        }
+        if let Found::Record(s) = &r.found {
+            if locked(s).is_some() {
+                counts.locked += 1;
+            }
+        }
+    }
+    let code = i32::from(counts.unreadable + counts.skipped > 0);
+    let home = (cfg.store == StoreKind::Home).then_some(home_timeout);
+
+    if as_json {
+        let users = rows
+            .iter()
+            .map(|r| {
+                let summary = match &r.found {
+                    Found::Record(s) => Some(s),
+                    _ => None,
+                };
+                UserJson {
+                    user: r.name.clone(),
+                    account: r.account,
+                    login_shell: r.login_shell,
+                    state: State::of(r).json(),
+                    reason: reason(&r.found, home_timeout),
+                    pending: r.pending,
+                    tokens: summary
+                        .map(|s| {
+                            s.tokens
+                                .iter()
+                                .map(|t| ReportToken {
+                                    id: t.id.clone(),
+                                    kind: json::kind(t.kind),
+                                    serial: t.serial.clone(),
+                                    created: t.created,
+                                    last_used: t.last_used,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    emergency_codes: summary.map(|s| s.scratch_codes),
+                    last_used: summary.and_then(Summary::last_used),
+                    failures: summary.map(|s| s.failures),
+                    locked_until: summary.and_then(locked),
+                }
+            })
+            .collect();
+        json::print(&ReportJson {
+            schema: json::schema("report"),
+            time: now,
+            store: cfg.store.as_str(),
+            passwd_sources: sources,
+            accounts_complete: partial.is_empty(),
+            home_timeout: home,
+            users,
+            counts,
+        })?;
+        return Ok(code);
+    }
+
+    let mut table = vec![["USER", "STATE", "TOKENS", "LAST USED", "NOTE"].map(String::from)];
+    for r in &rows {
+        let state = State::of(r);
+        let summary = match &r.found {
+            Found::Record(s) => Some(s),
+            _ => None,
+        };
+        let mut notes = Vec::new();
+        if !r.account {
+            notes.push("no account".to_string());
+        } else if r.login_shell == Some(false) {
+            notes.push("no login shell".to_string());
+        }
+        if let Some(s) = summary {
+            if let Some(until) = locked(s) {
+                notes.push(format!(
+                    "locked until {} ({} failed attempts)",
+                    format_utc(until),
+                    s.failures
+                ));
+            }
+            if r.pending {
+                notes.push("reset pending: enrolls once no token is left".into());
+            }
+        } else if state == State::Pending {
+            notes.push("reset: enrolls at the next login".into());
+        }
+        if let Some(why) = reason(&r.found, home_timeout) {
+            notes.push(why);
+        }
+        table.push([
+            shown(&r.name),
+            state.text().to_string(),
+            summary.map_or("-".into(), |s| s.tokens.len().to_string()),
+            summary
+                .and_then(Summary::last_used)
+                .map_or("-".into(), format_utc),
+            shown(&notes.join("; ")),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        say!("{}", cells.join("  ").trim_end());
+    }
+    say!();
+    say!(
+        "{} users: {} enrolled ({} locked), {} pending, {} not enrolled, {} unreadable, {} skipped.",
+        counts.users,
+        counts.enrolled,
+        counts.locked,
+        counts.pending,
+        counts.not_enrolled,
+        counts.unreadable,
+        counts.skipped
+    );
+    if !partial.is_empty() {
+        say!(
+            "The account list may be incomplete: the passwd line of {} names {}, which may not list every account (SSSD, LDAP and winbind usually list local accounts only); an account missing from the list is shown only when the store holds something of theirs.",
+            account::NSSWITCH,
+            shown(&partial.join(", "))
+        );
+    }
+    let skipped: Vec<String> = rows
+        .iter()
+        .filter(|r| State::of(r) == State::Skipped)
+        .map(|r| shown(&r.name))
+        .collect();
+    if !skipped.is_empty() {
+        say!(
+            "Skipped (the home did not answer within {home_timeout} s; see --home-timeout): {}.",
+            skipped.join(", ")
+        );
+    }
+    Ok(code)
+}

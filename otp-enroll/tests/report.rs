@@ -1,0 +1,431 @@
+//! `otp-enroll report` (issue 30) on real stores: the accounts are
+//! nss_wrapper's (a private passwd file, never the machine's accounts),
+//! the records real files in real homes or in a private state_dir, read
+//! by the real program. Every field of `--json` is checked.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::*;
+use otp_core::secret_file::{OtpKind, SecretFile, Token};
+use serde_json::{json, Value};
+use testkit::write_mode;
+
+/// Private accounts, config and state_dir.
+struct Setup {
+    fake: FakeAccounts,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(store: &str) -> Setup {
+        let fake = FakeAccounts::new();
+        let state = fake.dir.path.join("state");
+        fs::create_dir(&state).unwrap();
+        testkit::set_mode(&state, 0o755);
+        let config = fake.dir.path.join("pam_otp.toml");
+        write_mode(
+            &config,
+            format!(
+                "store = {store:?}\nstate_dir = {:?}\n",
+                state.to_str().unwrap()
+            ),
+            0o644,
+        );
+        Setup { fake, config }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.fake.dir.path.join("state")
+    }
+
+    /// Root's "enroll at next login" mark for `name`, as reset leaves it.
+    fn mark(&self, name: &str) {
+        let dir = self.state().join("pending");
+        let _ = fs::create_dir(&dir);
+        testkit::set_mode(&dir, 0o700);
+        write_mode(&dir.join(name), "# reset\n", 0o600);
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = enroll();
+        cmd.arg("--config").arg(&self.config).args(args);
+        self.fake.apply(&mut cmd);
+        cmd
+    }
+
+    fn report(&self, args: &[&str]) -> Output {
+        let mut all = vec!["report"];
+        all.extend_from_slice(args);
+        run(self.command(&all), "")
+    }
+
+    /// `report --json`: the exit status and the object.
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.report(&all);
+        let stdout = stdout(&out);
+        assert_eq!(stdout.lines().count(), 1, "one line: {}", text(&out));
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        (out.status.code().unwrap(), v)
+    }
+}
+
+/// A record: a TOTP token made at 1000 and last used at 5000, and a
+/// hardware HOTP token OATH1 last used at 7000; three emergency codes.
+fn two_tokens() -> SecretFile {
+    let mut f = SecretFile::with_token(Token::new("app", OtpKind::Totp, vec![7; 20]));
+    f.tokens[0].created = Some(1_000);
+    f.tokens[0].state.last_used = Some(5_000);
+    let mut hw = Token::new("OATH1", OtpKind::Hotp, vec![9; 20]);
+    hw.serial = Some("OATH1".into());
+    hw.created = Some(2_000);
+    hw.state.last_used = Some(7_000);
+    f.tokens.push(hw);
+    f.scratch_codes = vec!["12345678".into(), "23456789".into(), "34567890".into()];
+    f.upgrade();
+    f
+}
+
+fn one_token() -> SecretFile {
+    let mut f = SecretFile::with_token(Token::new("app", OtpKind::Totp, vec![5; 20]));
+    f.upgrade();
+    f
+}
+
+/// A process holding `path`'s lock (as a login holds it while it checks
+/// a code) until killed.
+fn hold_lock(path: &Path) -> Child {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys, time\nf = open(sys.argv[1])\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)",
+        ])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+fn user<'v>(report: &'v Value, name: &str) -> &'v Value {
+    report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+}
+
+/// The members every user object has, with `state` and no record.
+fn bare(name: &str, account: bool, login_shell: Value, state: &str, pending: bool) -> Value {
+    json!({
+        "user": name,
+        "account": account,
+        "login_shell": login_shell,
+        "state": state,
+        "reason": null,
+        "pending": pending,
+        "tokens": [],
+        "emergency_codes": null,
+        "last_used": null,
+        "failures": null,
+        "locked_until": null,
+    })
+}
+
+fn now() -> u64 {
+    testkit::now()
+}
+
+#[test]
+#[ignore = "needs root: make test"]
+fn home_report_has_every_state_and_skips_a_home_that_does_not_answer() {
+    let s = Setup::new("home");
+    let f = &s.fake;
+    let alice = f.add("alice", 30001, "/bin/bash");
+    f.write_secret(&alice.join(".pam_otp.toml"), 30001, &two_tokens());
+    let bob = f.add("bob", 30002, "/bin/bash");
+    let mut locked = one_token();
+    locked.state.failures = 50;
+    locked.state.last_failure = now();
+    f.write_secret(&bob.join(".pam_otp.toml"), 30002, &locked);
+    f.add("carol", 30003, "/bin/bash");
+    f.add("dave", 30004, "/bin/bash");
+    s.mark("dave");
+    let erin = f.add("erin", 30005, "/bin/bash");
+    f.write_secret(&erin.join(".pam_otp.toml"), 30005, &one_token());
+    testkit::set_mode(&erin.join(".pam_otp.toml"), 0o644);
+    let frank = f.add("frank", 30006, "/bin/bash");
+    f.write_secret(&frank.join(".pam_otp.toml"), 30006, &one_token());
+    // No login shell, no record: not a user of pam_otp, not listed.
+    f.add("svc", 30007, "/usr/sbin/nologin");
+    // No login shell, but a record (a VPN-only account): listed.
+    let vpn = f.add("vpn", 30008, "/usr/sbin/nologin");
+    f.write_secret(&vpn.join(".pam_otp.toml"), 30008, &one_token());
+    // A mark for a name that is no account.
+    s.mark("ghost");
+
+    let mut holder = hold_lock(&frank.join(".pam_otp.toml"));
+    let before = now();
+    let (code, r) = s.json(&["--home-timeout", "1"]);
+    let out = s.report(&["--home-timeout", "1"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 1, "skipped and unreadable homes: exit 1");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    assert_eq!(r["schema"], "otp-enroll.report/1");
+    let time = r["time"].as_u64().unwrap();
+    assert!(time >= before && time <= now());
+    assert_eq!(r["store"], "home");
+    assert_eq!(r["home_timeout"], 1);
+    assert!(r["passwd_sources"].is_array());
+    assert!(r["accounts_complete"].is_boolean());
+    let names: Vec<&str> = r["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["alice", "bob", "carol", "dave", "erin", "frank", "ghost", "root", "vpn"]
+    );
+    assert_eq!(
+        *user(&r, "alice"),
+        json!({
+            "user": "alice",
+            "account": true,
+            "login_shell": true,
+            "state": "enrolled",
+            "reason": null,
+            "pending": false,
+            "tokens": [
+                {"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000},
+                {"id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000, "last_used": 7000},
+            ],
+            "emergency_codes": 3,
+            "last_used": 7000,
+            "failures": 0,
+            "locked_until": null,
+        })
+    );
+    let b = user(&r, "bob");
+    assert_eq!(b["state"], "enrolled");
+    assert_eq!(b["failures"], 50);
+    let until = b["locked_until"].as_u64().unwrap();
+    assert!(until > now(), "{b}");
+    assert_eq!(b["tokens"][0]["created"], Value::Null);
+    assert_eq!(b["last_used"], Value::Null);
+    assert_eq!(
+        *user(&r, "carol"),
+        bare("carol", true, json!(true), "not_enrolled", false)
+    );
+    assert_eq!(
+        *user(&r, "dave"),
+        bare("dave", true, json!(true), "pending", true)
+    );
+    assert_eq!(
+        *user(&r, "ghost"),
+        bare("ghost", false, Value::Null, "pending", true)
+    );
+    assert_eq!(
+        *user(&r, "root"),
+        bare("root", true, json!(true), "not_enrolled", false)
+    );
+    let e = user(&r, "erin");
+    assert_eq!(e["state"], "unreadable");
+    assert!(
+        e["reason"].as_str().unwrap().contains("644"),
+        "the reason names the mode: {e}"
+    );
+    assert_eq!(e["tokens"], json!([]));
+    let fr = user(&r, "frank");
+    assert_eq!(fr["state"], "skipped");
+    assert_eq!(fr["reason"], "the home did not answer within 1 s");
+    let v = user(&r, "vpn");
+    assert_eq!(
+        (&v["state"], &v["login_shell"]),
+        (&json!("enrolled"), &json!(false))
+    );
+    assert_eq!(
+        r["counts"],
+        json!({
+            "users": 9, "enrolled": 3, "locked": 1, "pending": 2,
+            "not_enrolled": 2, "unreadable": 1, "skipped": 1,
+        })
+    );
+    // No key, no emergency code, in any form.
+    let all = r.to_string();
+    for secret in ["12345678", "23456789", "[7,7", "BwcH"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+
+    // The same in text.
+    let t = stdout(&out);
+    let row = |name: &str| {
+        t.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{t}"))
+    };
+    assert!(row("alice").contains("enrolled") && row("alice").contains("1970-01-01 01:56 UTC"));
+    assert!(row("bob").contains("locked until"), "{t}");
+    assert!(row("carol").contains("not enrolled"), "{t}");
+    assert!(row("dave").contains("pending"), "{t}");
+    assert!(row("ghost").contains("no account"), "{t}");
+    assert!(row("erin").contains("unreadable"), "{t}");
+    assert!(row("frank").contains("skipped"), "{t}");
+    assert!(row("vpn").contains("no login shell"), "{t}");
+    assert!(!t.contains("svc"), "{t}");
+    assert!(
+        t.contains(
+            "9 users: 3 enrolled (1 locked), 2 pending, 2 not enrolled, 1 unreadable, 1 skipped."
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("Skipped (the home did not answer within 1 s; see --home-timeout): frank."),
+        "{t}"
+    );
+
+    // Once the lock is gone, frank's home answers; without erin's file,
+    // every account was read: exit 0.
+    fs::remove_file(erin.join(".pam_otp.toml")).unwrap();
+    let (code, r) = s.json(&[]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(user(&r, "frank")["state"], "enrolled");
+    assert_eq!(r["home_timeout"], 2);
+}
+
+#[test]
+#[ignore = "needs root: make test"]
+fn system_report_reads_root_files_and_names_users_without_an_account() {
+    let s = Setup::new("system");
+    s.fake.add("alice", 30101, "/bin/bash");
+    s.fake.add("carol", 30103, "/bin/bash");
+    let users = s.state().join("users");
+    fs::create_dir(&users).unwrap();
+    testkit::set_mode(&users, 0o700);
+    let write = |name: &str, f: &SecretFile| {
+        write_mode(
+            &users.join(format!("{name}.toml")),
+            f.to_text().unwrap(),
+            0o600,
+        )
+    };
+    write("alice", &two_tokens());
+    write("gone", &one_token());
+    write_mode(&users.join("broken.toml"), "this is not toml [", 0o600);
+    s.mark("alice");
+
+    let (code, r) = s.json(&[]);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["store"], "system");
+    assert_eq!(r["home_timeout"], Value::Null);
+    let a = user(&r, "alice");
+    assert_eq!(a["state"], "enrolled");
+    assert_eq!(a["pending"], true, "a mark beside tokens is shown");
+    assert_eq!(a["tokens"].as_array().unwrap().len(), 2);
+    assert_eq!(a["emergency_codes"], 3);
+    let g = user(&r, "gone");
+    assert_eq!(
+        (&g["state"], &g["account"]),
+        (&json!("enrolled"), &json!(false))
+    );
+    let b = user(&r, "broken");
+    assert_eq!(b["state"], "unreadable");
+    assert!(b["reason"].as_str().is_some_and(|s| !s.is_empty()), "{b}");
+    assert_eq!(
+        *user(&r, "carol"),
+        bare("carol", true, json!(true), "not_enrolled", false)
+    );
+    assert_eq!(
+        r["counts"],
+        json!({
+            "users": 5, "enrolled": 2, "locked": 0, "pending": 0,
+            "not_enrolled": 2, "unreadable": 1, "skipped": 0,
+        })
+    );
+    let t = ok(&{
+        fs::remove_file(users.join("broken.toml")).unwrap();
+        s.report(&[])
+    });
+    assert!(
+        t.contains(
+            "4 users: 2 enrolled (0 locked), 0 pending, 2 not enrolled, 0 unreadable, 0 skipped."
+        ),
+        "{t}"
+    );
+    assert!(t.contains("reset pending"), "{t}");
+    assert!(!t.contains("may be incomplete"), "{t}");
+}
+
+#[test]
+#[ignore = "needs root: make test"]
+fn a_directory_service_makes_the_list_possibly_incomplete() {
+    let s = Setup::new("system");
+    s.fake.add("alice", 30201, "/bin/bash");
+    let nss = s.fake.dir.path.join("nsswitch.conf");
+    write_mode(
+        &nss,
+        "passwd: files [NOTFOUND=continue] sss\ngroup: files sss\n",
+        0o644,
+    );
+    // In a private mount namespace, /etc/nsswitch.conf is that file.
+    let in_ns = |args: &[&str]| {
+        let inner = s.command(args);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/nsswitch.conf && exec \"$@\"")
+            .arg(&nss)
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        s.fake.apply(&mut cmd);
+        run(cmd, "")
+    };
+    let out = in_ns(&["report", "--json"]);
+    let r: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(r["passwd_sources"], json!(["files", "sss"]));
+    assert_eq!(r["accounts_complete"], false);
+    let t = ok(&in_ns(&["report"]));
+    assert!(
+        t.contains(
+            "The account list may be incomplete: the passwd line of /etc/nsswitch.conf names sss"
+        ),
+        "{t}"
+    );
+    // This machine's own nsswitch.conf is whatever it is; the report says
+    // what it found there.
+    let (_, r) = s.json(&[]);
+    assert!(!r["passwd_sources"].as_array().unwrap().is_empty());
+}
+
+#[test]
+#[ignore = "needs root: make test"]
+fn report_is_root_only_and_waits_for_the_fleet_schema() {
+    let s = Setup::new("home");
+    s.fake.add("alice", 30301, "/bin/bash");
+    let out = run(as_uid(30301, &s.command(&["report", "--json"])), "");
+    let msg = fails(&out, 1);
+    assert!(msg.contains("root"), "{msg}");
+    assert!(out.stdout.is_empty(), "no object when refused: {msg}");
+
+    let pg = Setup::new("postgresql");
+    let out = pg.report(&[]);
+    let msg = fails(&out, 1);
+    assert!(
+        msg.contains("not available under store = \"postgresql\""),
+        "{msg}"
+    );
+}
