@@ -11,6 +11,9 @@
 //! splitting of "password + code" into `PAM_AUTHTOK`, the same
 //! `try_first_pass` re-prompt and (for accounts) the same rate limit and
 //! file writes as an enrolled user who typed a wrong code ([`Record`]).
+//! Under every `missing`, a name that is not an account gets what an
+//! account without a token gets, messages and answer (the PAM return
+//! code) included; only the log says "no such user" ([`Who`]).
 
 mod enrolling;
 
@@ -98,7 +101,7 @@ pub enum Reason {
     Lookup(LookupError),
     Denied(Decision),
     NoCodeNeeded(Decision),
-    /// No secret file, and `missing = "allow"`.
+    /// No token (no secret file, or no account), and `missing = "allow"`.
     NotEnrolledAllowed(Decision),
     /// `split_pass`: the answer was split, the password handed on and the
     /// code kept for the line after the password module.
@@ -174,7 +177,7 @@ impl fmt::Display for Reason {
             Reason::Denied(d) => write!(f, "denied by {d}"),
             Reason::NoCodeNeeded(d) => write!(f, "no code needed: {d}"),
             Reason::NotEnrolledAllowed(d) => {
-                write!(f, "no secret file, missing = allow; {d}")
+                write!(f, "no token, missing = allow; {d}")
             }
             Reason::CodeKept(d) => write!(
                 f,
@@ -378,10 +381,15 @@ type Refusal = (Outcome, Reason);
 /// Who is logging in, as far as the answer to the outside may tell.
 enum Who {
     Account(Account),
-    /// Not an account (or not a name that can be one): asked and refused
-    /// like an account, then answered with `outcome`.
+    /// Not an account: taken through what an account without a token goes
+    /// through. `refuse`: the answer at the end whatever that was, for a
+    /// name that cannot be an account (no account's existence is hidden by
+    /// answering it like one, so it fails closed); `None` for a plausible
+    /// name, which gets an account's answer too, PAM return code included:
+    /// the stack's control values (`requisite`, `[success=1 ...]`) turn
+    /// that code into what runs next, which a guesser sees.
     Nobody {
-        outcome: Outcome,
+        refuse: Option<Outcome>,
         what: &'static str,
     },
 }
@@ -516,14 +524,14 @@ impl Flow<'_, '_> {
         let user = self.login.user;
         let who = if !account::plausible_user_name(user) {
             Who::Nobody {
-                outcome: Outcome::AuthErr,
+                refuse: Some(Outcome::AuthErr),
                 what: "implausible user name",
             }
         } else {
             match lookup(user) {
                 Ok(Some(a)) => Who::Account(a),
                 Ok(None) => Who::Nobody {
-                    outcome: Outcome::UserUnknown,
+                    refuse: None,
                     what: "no such user",
                 },
                 // NSS is down: that is an outage, not an answer about the name.
@@ -533,11 +541,21 @@ impl Flow<'_, '_> {
         let (outcome, why) = self.run_for(&who, kept);
         match who {
             Who::Account(_) => (outcome, why),
+            // A name that is no account: an account without a token's
+            // answer; only the log tells the truth. The password module
+            // (or the program's own look-up) refuses the name.
+            Who::Nobody { refuse: None, what } => (
+                outcome,
+                Reason::Nobody {
+                    what,
+                    then: Box::new(why),
+                },
+            ),
             // Answered as for an account up to here; now the truth. A
             // `split_pass` line still answers PAM_IGNORE so that the
             // password module runs (and delays) as it does for accounts.
             Who::Nobody {
-                outcome: fail,
+                refuse: Some(fail),
                 what,
             } => {
                 let then = Box::new(why);
@@ -567,23 +585,28 @@ impl Flow<'_, '_> {
             Action::Require => {}
         }
 
+        // A name that is no account has no token: whatever `missing` says
+        // of an account without one holds for it too.
         let record = match who {
-            Who::Nobody { .. } if self.cfg.missing == Missing::Enroll => Record::Enroll {
-                store: None,
-                pending: false,
+            Who::Nobody { .. } => match self.cfg.missing {
+                Missing::Enroll => Some(Record::Enroll {
+                    store: None,
+                    pending: false,
+                }),
+                Missing::Deny => Some(Record::NoToken { account: None }),
+                Missing::Allow => None,
             },
-            Who::Nobody { .. } => Record::NoToken { account: None },
             Who::Account(account) => match self.record_of(account, &decision) {
-                Ok(Some(record)) => record,
-                Ok(None) => {
-                    // missing = allow: no token, no code.
-                    if !self.cfg.split_pass {
-                        self.conv.info(MSG_NOT_ENROLLED);
-                    }
-                    return self.pass_through(Reason::NotEnrolledAllowed(decision));
-                }
+                Ok(record) => record,
                 Err(refusal) => return refusal,
             },
+        };
+        let Some(record) = record else {
+            // missing = allow: no token, no code.
+            if !self.cfg.split_pass {
+                self.conv.info(MSG_NOT_ENROLLED);
+            }
+            return self.pass_through(Reason::NotEnrolledAllowed(decision));
         };
         let record = match record {
             Record::Tokens(store) => match self.in_grace(store.as_ref(), &remote, &decision) {

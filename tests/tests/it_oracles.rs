@@ -24,8 +24,7 @@ fn enrolled(password: &str) -> TestUser {
 }
 
 /// The prompts and messages a login showed, without pamtester's verdict
-/// (which tells PAM_USER_UNKNOWN from PAM_AUTH_ERR: the program, not the
-/// remote guesser, sees that) and pam_wrapper's noise (which has a pid).
+/// and pam_wrapper's noise (which has a pid).
 fn conversation(run: &PamRun) -> Vec<String> {
     output(run)
         .lines()
@@ -42,9 +41,108 @@ fn a_name_that_is_no_account_is_prompted_like_an_account() {
     let real = svc.authenticate(&user.name, RHOST, &format!("{}\n", wrong_code()));
     let ghost = svc.authenticate("potnosuchuser", RHOST, &format!("{}\n", wrong_code()));
     assert!(!ghost.success, "{ghost:?}");
-    assert!(output(&ghost).contains(USER_UNKNOWN), "{ghost:?}");
     assert!(output(&ghost).contains(PROMPT), "not prompted: {ghost:?}");
-    assert_eq!(conversation(&real), conversation(&ghost));
+    // The same PAM return code too (pamtester's verdict, kept here).
+    assert!(output(&ghost).contains(AUTH_ERR), "{ghost:?}");
+    assert_eq!(as_seen(&real, &user.name), as_seen(&ghost, "potnosuchuser"));
+}
+
+/// What a login showed, verdict (the PAM return code, as pam_strerror
+/// words it) included: pamtester's output without pam_wrapper's noise,
+/// with the user's own name and what is new at every enrollment (the key,
+/// its QR code) masked.
+fn as_seen(run: &PamRun, user: &str) -> Vec<String> {
+    output(run)
+        .lines()
+        .filter(|l| !l.starts_with("PWRAP_"))
+        .map(|l| {
+            if l.contains("otpauth://") || l.contains("Key:") {
+                "<key>".to_string()
+            } else if !l.is_ascii() {
+                "<QR code>".to_string()
+            } else {
+                l.replace(user, "<user>")
+            }
+        })
+        .collect()
+}
+
+/// A log line without its pid, its user name and its reason: what must be
+/// the same for an unknown name and an account.
+fn without_reason(line: &str, user: &str) -> String {
+    let head = line.split('[').next().unwrap_or_default();
+    let body = line.split_once("]: ").map_or(line, |(_, b)| b);
+    let body = body.split(" reason=").next().unwrap_or_default();
+    format!("{head} {}", body.replace(user, "<user>"))
+}
+
+/// An unknown name gets exactly what an account without a token gets,
+/// under every `missing` and on both file stores, through the real libpam:
+/// the same prompts and messages in the same order and the same PAM return
+/// code; the log lines differ only in their reason, which says "no such
+/// user". Before, under `missing = "allow"`, the account was told "not set
+/// up" and let through while the unknown name was asked for a code; under
+/// "deny" and "enroll" the unknown name got PAM_USER_UNKNOWN.
+#[test]
+#[ignore = "needs root: make test"]
+fn a_name_that_is_no_account_gets_what_an_account_without_a_token_gets() {
+    const GHOST: &str = "potnosuchuser";
+    let account = TestUser::new();
+    account.set_password("s3cret-Pw");
+    let stacks = [
+        OTP_ONLY,
+        // forward_pass sets PAM_AUTHTOK: enrollment goes as far as the
+        // confirmation prompts.
+        "auth required {module} config={config} forward_pass\n",
+    ];
+    let typed = format!("s3cret-Pw{w}\n{w}\n{w}\n{w}\n", w = wrong_code());
+    let mut seen_outcomes = Vec::new();
+    for store in ["home", "system"] {
+        for missing in ["allow", "deny", "enroll"] {
+            for stack in stacks {
+                let svc = PamService::with_config(
+                    stack,
+                    &format!("store = \"{store}\"\nmissing = \"{missing}\"\n"),
+                );
+                let sink = testkit::syslog::LogSink::new();
+                let (a, a_log) =
+                    testkit::syslog::logged_run(&svc, &sink, &account.name, RHOST, &typed);
+                let (n, n_log) = testkit::syslog::logged_run(&svc, &sink, GHOST, RHOST, &typed);
+                let what = format!("store {store}, missing {missing}, {stack:?}: {a:?} {n:?}");
+                assert_eq!(a.success, n.success, "{what}");
+                assert_eq!(as_seen(&a, &account.name), as_seen(&n, GHOST), "{what}");
+                let a_log: Vec<String> = a_log
+                    .iter()
+                    .map(|l| without_reason(l, &account.name))
+                    .collect();
+                let n_reasons: Vec<&String> =
+                    n_log.iter().filter(|l| l.contains(" reason=")).collect();
+                let n_log: Vec<String> = n_log.iter().map(|l| without_reason(l, GHOST)).collect();
+                assert_eq!(a_log, n_log, "{what}");
+                assert_eq!(n_reasons.len(), 1, "{what}: {n_reasons:?}");
+                assert!(
+                    n_reasons[0].contains("reason=\"no such user; "),
+                    "{what}: {n_reasons:?}"
+                );
+                seen_outcomes.push(format!("{missing}: {}", a.success));
+            }
+            assert!(!account.secret_path().exists(), "{store} {missing}");
+        }
+    }
+    // The cases did differ from each other: allow lets both through
+    // pam_otp, deny and enroll (with no code confirmed) refuse both.
+    assert!(
+        seen_outcomes.contains(&"allow: true".to_string()),
+        "{seen_outcomes:?}"
+    );
+    assert!(
+        seen_outcomes.contains(&"deny: false".to_string()),
+        "{seen_outcomes:?}"
+    );
+    assert!(
+        seen_outcomes.contains(&"enroll: false".to_string()),
+        "{seen_outcomes:?}"
+    );
 }
 
 #[test]
