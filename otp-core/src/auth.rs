@@ -11,9 +11,10 @@
 //! splitting of "password + code" into `PAM_AUTHTOK`, the same
 //! `try_first_pass` re-prompt and (for accounts) the same rate limit and
 //! file writes as an enrolled user who typed a wrong code ([`Record`]).
-//! Under every `missing`, a name that is not an account gets what an
-//! account without a token gets, messages and answer (the PAM return
-//! code) included; only the log says "no such user" ([`Who`]).
+//! Under every `missing`, a name that is not an account sees what an
+//! account without a token sees, prompts and messages in order; only the
+//! return code (`PAM_USER_UNKNOWN`, as the contract says) and the log tell
+//! the truth ([`Who`]).
 
 mod enrolling;
 
@@ -381,15 +382,12 @@ type Refusal = (Outcome, Reason);
 /// Who is logging in, as far as the answer to the outside may tell.
 enum Who {
     Account(Account),
-    /// Not an account: taken through what an account without a token goes
-    /// through. `refuse`: the answer at the end whatever that was, for a
-    /// name that cannot be an account (no account's existence is hidden by
-    /// answering it like one, so it fails closed); `None` for a plausible
-    /// name, which gets an account's answer too, PAM return code included:
-    /// the stack's control values (`requisite`, `[success=1 ...]`) turn
-    /// that code into what runs next, which a guesser sees.
+    /// Not an account (or not a name that can be one): taken through what
+    /// an account without a token goes through, prompts and messages
+    /// alike, then answered with `outcome` (the contract's return code:
+    /// `PAM_USER_UNKNOWN` for no such user, SPEC "Exit and return codes").
     Nobody {
-        refuse: Option<Outcome>,
+        outcome: Outcome,
         what: &'static str,
     },
 }
@@ -524,14 +522,14 @@ impl Flow<'_, '_> {
         let user = self.login.user;
         let who = if !account::plausible_user_name(user) {
             Who::Nobody {
-                refuse: Some(Outcome::AuthErr),
+                outcome: Outcome::AuthErr,
                 what: "implausible user name",
             }
         } else {
             match lookup(user) {
                 Ok(Some(a)) => Who::Account(a),
                 Ok(None) => Who::Nobody {
-                    refuse: None,
+                    outcome: Outcome::UserUnknown,
                     what: "no such user",
                 },
                 // NSS is down: that is an outage, not an answer about the name.
@@ -541,21 +539,11 @@ impl Flow<'_, '_> {
         let (outcome, why) = self.run_for(&who, kept);
         match who {
             Who::Account(_) => (outcome, why),
-            // A name that is no account: an account without a token's
-            // answer; only the log tells the truth. The password module
-            // (or the program's own look-up) refuses the name.
-            Who::Nobody { refuse: None, what } => (
-                outcome,
-                Reason::Nobody {
-                    what,
-                    then: Box::new(why),
-                },
-            ),
             // Answered as for an account up to here; now the truth. A
             // `split_pass` line still answers PAM_IGNORE so that the
             // password module runs (and delays) as it does for accounts.
             Who::Nobody {
-                refuse: Some(fail),
+                outcome: fail,
                 what,
             } => {
                 let then = Box::new(why);

@@ -155,8 +155,8 @@ impl Flow<'_, '_> {
     /// saves it (or keeps it for `pam_sm_setcred`) only when the login has
     /// proven a first factor.
     /// `store` is `None` for a name that is not an account: it goes
-    /// through the same steps and gets the same answer; nothing is saved
-    /// or kept, and only the log tells.
+    /// through the same steps; nothing is saved or kept, and the caller
+    /// answers it `PAM_USER_UNKNOWN` at the end.
     pub(super) fn enroll(
         &mut self,
         store: Option<&dyn LoginStore>,

@@ -602,9 +602,7 @@ fn a_name_that_is_no_account_is_prompted_and_then_refused() {
         assert_eq!(real, ghost, "args {args:?}");
         let mut s = Script::new(&["123456"]);
         let r = w.login("nosuchuser", &args, &mut s);
-        // PAM_AUTH_ERR, as for an account's wrong code: not
-        // PAM_USER_UNKNOWN, which a stack's controls could act on.
-        assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+        assert_eq!(r.outcome, Outcome::UserUnknown, "{r:?}");
         assert_eq!(s.seen.prompts.len(), 1);
         assert!(r.reason.to_string().starts_with("no such user"), "{r:?}");
     }
@@ -624,7 +622,7 @@ fn a_name_that_is_no_account_goes_through_split_pass_like_an_account() {
     assert_eq!(s.seen.authtok.as_deref(), Some("pw"));
     let mut s = Script::new(&[]).with_kept_for("123456", "nosuchuser", "sshd");
     let r = w.login("nosuchuser", &[], &mut s);
-    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert_eq!(r.outcome, Outcome::UserUnknown, "{r:?}");
     assert!(s.seen.prompts.is_empty());
 }
 
