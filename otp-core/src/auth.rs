@@ -11,6 +11,10 @@
 //! splitting of "password + code" into `PAM_AUTHTOK`, the same
 //! `try_first_pass` re-prompt and (for accounts) the same rate limit and
 //! file writes as an enrolled user who typed a wrong code ([`Record`]).
+//! Under every `missing`, a name that is not an account sees what an
+//! account without a token sees, prompts and messages in order; only the
+//! return code (`PAM_USER_UNKNOWN`, as the contract says) and the log tell
+//! the truth ([`Who`]).
 
 mod enrolling;
 
@@ -98,7 +102,7 @@ pub enum Reason {
     Lookup(LookupError),
     Denied(Decision),
     NoCodeNeeded(Decision),
-    /// No secret file, and `missing = "allow"`.
+    /// No token (no secret file, or no account), and `missing = "allow"`.
     NotEnrolledAllowed(Decision),
     /// `split_pass`: the answer was split, the password handed on and the
     /// code kept for the line after the password module.
@@ -174,7 +178,7 @@ impl fmt::Display for Reason {
             Reason::Denied(d) => write!(f, "denied by {d}"),
             Reason::NoCodeNeeded(d) => write!(f, "no code needed: {d}"),
             Reason::NotEnrolledAllowed(d) => {
-                write!(f, "no secret file, missing = allow; {d}")
+                write!(f, "no token, missing = allow; {d}")
             }
             Reason::CodeKept(d) => write!(
                 f,
@@ -378,8 +382,10 @@ type Refusal = (Outcome, Reason);
 /// Who is logging in, as far as the answer to the outside may tell.
 enum Who {
     Account(Account),
-    /// Not an account (or not a name that can be one): asked and refused
-    /// like an account, then answered with `outcome`.
+    /// Not an account (or not a name that can be one): taken through what
+    /// an account without a token goes through, prompts and messages
+    /// alike, then answered with `outcome` (the contract's return code:
+    /// `PAM_USER_UNKNOWN` for no such user, SPEC "Exit and return codes").
     Nobody {
         outcome: Outcome,
         what: &'static str,
@@ -567,23 +573,28 @@ impl Flow<'_, '_> {
             Action::Require => {}
         }
 
+        // A name that is no account has no token: whatever `missing` says
+        // of an account without one holds for it too.
         let record = match who {
-            Who::Nobody { .. } if self.cfg.missing == Missing::Enroll => Record::Enroll {
-                store: None,
-                pending: false,
+            Who::Nobody { .. } => match self.cfg.missing {
+                Missing::Enroll => Some(Record::Enroll {
+                    store: None,
+                    pending: false,
+                }),
+                Missing::Deny => Some(Record::NoToken { account: None }),
+                Missing::Allow => None,
             },
-            Who::Nobody { .. } => Record::NoToken { account: None },
             Who::Account(account) => match self.record_of(account, &decision) {
-                Ok(Some(record)) => record,
-                Ok(None) => {
-                    // missing = allow: no token, no code.
-                    if !self.cfg.split_pass {
-                        self.conv.info(MSG_NOT_ENROLLED);
-                    }
-                    return self.pass_through(Reason::NotEnrolledAllowed(decision));
-                }
+                Ok(record) => record,
                 Err(refusal) => return refusal,
             },
+        };
+        let Some(record) = record else {
+            // missing = allow: no token, no code.
+            if !self.cfg.split_pass {
+                self.conv.info(MSG_NOT_ENROLLED);
+            }
+            return self.pass_through(Reason::NotEnrolledAllowed(decision));
         };
         let record = match record {
             Record::Tokens(store) => match self.in_grace(store.as_ref(), &remote, &decision) {

@@ -1119,31 +1119,6 @@ mod tests {
         command().debug_assert();
     }
 
-    /// The names SPEC.md fixes are all in the definition.
-    #[test]
-    fn spec_commands_exist() {
-        let cmd = command();
-        let names: Vec<&str> = visible_commands(&cmd).map(|c| c.get_name()).collect();
-        for c in [
-            "new",
-            "token",
-            "list",
-            "resync",
-            "status",
-            "scratch",
-            "unlock",
-            "remove",
-            "import-google",
-            "reset",
-            "migrate",
-            "db",
-            "inventory",
-            "report",
-        ] {
-            assert!(names.contains(&c), "{c} in {names:?}");
-        }
-    }
-
     #[test]
     fn default_command_is_new_with_globals_anywhere() {
         let (g, c) = p(&["--user", "bob", "--no-confirm", "--qr", "none"]).unwrap();

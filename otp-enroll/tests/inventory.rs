@@ -69,6 +69,13 @@ impl Inv {
         self.command(enroll(), args)
     }
 
+    /// otp-enroll with this config and `args`, not under `inventory`.
+    fn outside(&self, args: &[&str]) -> Output {
+        let mut cmd = enroll();
+        cmd.arg("--config").arg(&self.config).args(args);
+        run(cmd, "")
+    }
+
     fn file(&self, name: &str, text: impl AsRef<[u8]>) -> String {
         let p = self.base.path.join(name);
         write_mode(&p, text, 0o600);
@@ -1206,28 +1213,16 @@ fn every_mac_failure_gives_one_message() {
     let value_mac = element(&genuine, "ValueMAC", 0);
     let mut changed_mac = genuine.clone();
     changed_mac.replace_range(value_mac, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-    let genuine_file = inv.file("genuine.xml", &genuine);
     let wrong_key = ["--key", "000102030405060708090a0b0c0d0e0e"];
     let right_key = ["--key", key];
     let cases = [
-        ("genuine.xml", &genuine_file, &wrong_key),
-        (
-            "undecryptable.xml",
-            &inv.file("undecryptable.xml", &undecryptable),
-            &right_key,
-        ),
-        (
-            "other-mac-key.xml",
-            &inv.file("other-mac-key.xml", &other_mac_key),
-            &right_key,
-        ),
-        (
-            "changed-mac.xml",
-            &inv.file("changed-mac.xml", &changed_mac),
-            &right_key,
-        ),
+        ("genuine.xml", &genuine, &wrong_key),
+        ("undecryptable.xml", &undecryptable, &right_key),
+        ("other-mac-key.xml", &other_mac_key, &right_key),
+        ("changed-mac.xml", &changed_mac, &right_key),
     ];
-    for (name, file, args) in cases {
+    for (name, xml, args) in cases {
+        let file = &inv.file(name, xml);
         let o = inv.import(file, args);
         fails(&o, 1);
         assert_eq!(
@@ -1241,7 +1236,7 @@ fn every_mac_failure_gives_one_message() {
         assert!(o.stdout.is_empty(), "{name}");
     }
     assert!(inv.stored().is_empty());
-    let out = ok(&inv.import(&genuine_file, &right_key));
+    let out = ok(&inv.import(&inv.file("genuine.xml", &genuine), &right_key));
     assert!(out.contains("imported 1, skipped 0"), "{out}");
 }
 
@@ -1262,6 +1257,24 @@ fn no_raw(o: &Output, what: &str) {
             text(o)
         );
     }
+}
+
+/// Where [`refused_saying`] looks.
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Asserts that `o` failed with exit status `code`, printed nothing raw
+/// ([`no_raw`]) and said `said`, escaped, on `on`.
+fn refused_saying(o: &Output, code: i32, what: &str, on: Stream, said: &[u8]) {
+    fails(o, code);
+    no_raw(o, what);
+    let stream = match on {
+        Stream::Stdout => &o.stdout,
+        Stream::Stderr => &o.stderr,
+    };
+    assert!(holds(stream, said), "{what}: {}", text(o));
 }
 
 /// A vendor file is input: a serial holding U+202E (legal XML: it
@@ -1328,24 +1341,19 @@ fn hostile_text_is_printed_escaped() {
 
     // The file name in a refusal; a serial typed back to remove.
     let empty = inv.file("empty\u{202e}.csv", "# nothing\n");
-    let o = inv.import(&empty, &[]);
-    fails(&o, 1);
-    no_raw(&o, "empty import");
-    assert!(
-        holds(&o.stdout, b"empty\\u{202e}.csv: no tokens in the file"),
-        "{}",
-        text(&o)
+    refused_saying(
+        &inv.import(&empty, &[]),
+        1,
+        "empty import",
+        Stream::Stdout,
+        b"empty\\u{202e}.csv: no tokens in the file",
     );
-    let o = inv.run(&["remove", "C\u{202e}9\u{1b}[2J"]);
-    fails(&o, 1);
-    no_raw(&o, "remove unknown");
-    assert!(
-        holds(
-            &o.stderr,
-            b"no token \"C\\u{202e}9\\x1b[2J\" in the inventory"
-        ),
-        "{}",
-        text(&o)
+    refused_saying(
+        &inv.run(&["remove", "C\u{202e}9\u{1b}[2J"]),
+        1,
+        "remove unknown",
+        Stream::Stderr,
+        b"no token \"C\\u{202e}9\\x1b[2J\" in the inventory",
     );
     let o = inv.run(&["remove", "P\u{202e}1"]);
     ok(&o);
@@ -1357,58 +1365,44 @@ fn hostile_text_is_printed_escaped() {
 
     // A user name and a token serial given on the command line.
     let user = TestUser::new();
-    let mut cmd = enroll();
-    cmd.args(["--config", inv.config.to_str().unwrap()]).args([
+    refused_saying(
+        &inv.outside(&["--user", "ev\u{202e}il\u{1b}[2J", "status"]),
+        2,
         "--user",
-        "ev\u{202e}il\u{1b}[2J",
-        "status",
-    ]);
-    let o = run(cmd, "");
-    fails(&o, 2);
-    no_raw(&o, "--user");
-    assert!(
-        holds(
-            &o.stderr,
-            b"\"ev\\u{202e}il\\x1b[2J\" is not a valid user name"
-        ),
-        "{}",
-        text(&o)
+        Stream::Stderr,
+        b"\"ev\\u{202e}il\\x1b[2J\" is not a valid user name",
     );
-    let mut cmd = enroll();
-    cmd.args([
-        "--config",
-        inv.config.to_str().unwrap(),
-        "--user",
-        &user.name,
-    ])
-    .args(["token", "--serial", "C\u{202e}1", "--code", "123456"]);
-    let o = run(cmd, "");
-    fails(&o, 2);
-    no_raw(&o, "token --serial");
-    assert!(
-        holds(&o.stderr, b"--serial \"C\\u{202e}1\" cannot name a token"),
-        "{}",
-        text(&o)
+    refused_saying(
+        &inv.outside(&[
+            "--user",
+            &user.name,
+            "token",
+            "--serial",
+            "C\u{202e}1",
+            "--code",
+            "123456",
+        ]),
+        2,
+        "token --serial",
+        Stream::Stderr,
+        b"--serial \"C\\u{202e}1\" cannot name a token",
     );
-    let mut cmd = enroll();
-    cmd.args([
-        "--config",
-        inv.config.to_str().unwrap(),
-        "--user",
-        &user.name,
-    ])
-    .args([
-        "new",
-        "--id",
-        "a\u{202e}b\u{1b}[2J",
-        "--no-confirm",
-        "--qr",
-        "none",
-    ]);
-    let o = run(cmd, "");
-    fails(&o, 2);
-    no_raw(&o, "new --id");
-    assert!(holds(&o.stderr, b"--id: must be"), "{}", text(&o));
+    refused_saying(
+        &inv.outside(&[
+            "--user",
+            &user.name,
+            "new",
+            "--id",
+            "a\u{202e}b\u{1b}[2J",
+            "--no-confirm",
+            "--qr",
+            "none",
+        ]),
+        2,
+        "new --id",
+        Stream::Stderr,
+        b"--id: must be",
+    );
 }
 
 // ---- Issue 32: vendor files compared with python3-pskc's reading ----

@@ -23,10 +23,52 @@ const RFC4226_CODES: [&str; 10] = [
     "520489",
 ];
 
-/// A private config and state_dir.
+/// A private config and state_dir, and for the tests that enumerate
+/// accounts (`migrate --all`) a private passwd ([`Sys::with_accounts`]).
 struct Sys {
     base: RootDir,
     config: PathBuf,
+    accounts: Option<FakeAccounts>,
+}
+
+/// An account, by name: a machine account ([`TestUser`]) or one of
+/// nss_wrapper's ([`Fake`]).
+trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for TestUser {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// An account of [`FakeAccounts`], known only to the otp-enroll it is
+/// given to.
+struct Fake {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl Named for Fake {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Fake {
+    fn secret_path(&self) -> PathBuf {
+        self.home.join(".pam_otp.toml")
+    }
+
+    /// Writes the home secret file as the account (0600).
+    fn write_secret(&self, text: &str) {
+        let path = self.secret_path();
+        fs::write(&path, text).unwrap();
+        std::os::unix::fs::lchown(&path, Some(self.uid), Some(self.uid)).unwrap();
+        testkit::set_mode(&path, 0o600);
+    }
 }
 
 impl Sys {
@@ -45,6 +87,7 @@ impl Sys {
         let sys = Sys {
             config: base.path.join("pam_otp.toml"),
             base,
+            accounts: None,
         };
         sys.write_config(store);
         sys
@@ -74,16 +117,37 @@ impl Sys {
         self.state().join("users")
     }
 
-    fn user_file(&self, user: &TestUser) -> PathBuf {
-        self.users_dir().join(format!("{}.toml", user.name))
+    fn user_file(&self, user: &impl Named) -> PathBuf {
+        self.users_dir().join(format!("{}.toml", user.name()))
     }
 
-    fn mark(&self, user: &TestUser) -> PathBuf {
-        self.state().join("pending").join(&user.name)
+    fn mark(&self, user: &impl Named) -> PathBuf {
+        self.state().join("pending").join(user.name())
+    }
+
+    /// From now on every otp-enroll run here sees the accounts of a
+    /// private passwd (nss_wrapper, [`FakeAccounts`]) and no other: root,
+    /// and those [`Sys::account`] adds.
+    fn with_accounts(mut self) -> Sys {
+        self.accounts = Some(FakeAccounts::new());
+        self
+    }
+
+    /// Adds `name` (uid `uid`, a home of its own) to the private passwd.
+    fn account(&self, name: &str, uid: u32) -> Fake {
+        let fake = self.accounts.as_ref().expect("Sys::with_accounts");
+        Fake {
+            name: name.into(),
+            uid,
+            home: fake.add(name, uid, "/bin/bash"),
+        }
     }
 
     fn with_config(&self, mut cmd: Command, args: &[&str]) -> Output {
         cmd.arg("--config").arg(&self.config).args(args);
+        if let Some(fake) = &self.accounts {
+            fake.apply(&mut cmd);
+        }
         run(cmd, "")
     }
 
@@ -93,10 +157,20 @@ impl Sys {
     }
 
     /// As root, `--user user`.
-    fn admin(&self, user: &TestUser, args: &[&str]) -> Output {
+    fn admin(&self, user: &impl Named, args: &[&str]) -> Output {
         let mut cmd = enroll();
-        cmd.arg("--user").arg(&user.name);
+        cmd.arg("--user").arg(user.name());
         self.with_config(cmd, args)
+    }
+
+    /// As an account of the private passwd.
+    fn as_fake(&self, user: &Fake, args: &[&str]) -> Output {
+        let mut cmd = enroll();
+        cmd.arg("--config").arg(&self.config).args(args);
+        if let Some(fake) = &self.accounts {
+            fake.apply(&mut cmd);
+        }
+        run(as_uid(user.uid, &cmd), "")
     }
 
     /// As the user themselves.
@@ -105,7 +179,7 @@ impl Sys {
     }
 
     /// The user's record in the system store, parsed as the module would.
-    fn record(&self, user: &TestUser) -> SecretFile {
+    fn record(&self, user: &impl Named) -> SecretFile {
         SecretFile::parse(&fs::read_to_string(self.user_file(user)).unwrap()).unwrap()
     }
 
@@ -530,10 +604,6 @@ fn enroll_with_config(sys: &Sys, user: &TestUser) -> Output {
     )
 }
 
-/// Held by the tests whose home files `migrate --all` would see as
-/// unusable while another test expects it to succeed.
-static HOME_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 const V1: &str = "version = 1\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\nscratch_codes = [\"31415926\", \"27182818\"]\n";
 
 const V2: &str = "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n\n[[token]]\nid = \"OATH00012345\"\ntype = \"hotp\"\nserial = \"OATH00012345\"\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ncounter = 12\n";
@@ -541,19 +611,27 @@ const V2: &str = "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid =
 #[test]
 #[ignore = "needs root: make test"]
 fn migrate_copies_home_files_into_the_system_store() {
-    let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    // The config still says "home" while the files are copied.
-    let sys = Sys::with_store("home");
-    let (u1, u2, bare) = (TestUser::new(), TestUser::new(), TestUser::new());
+    // The config still says "home" while the files are copied. `--all`
+    // walks the accounts of a private passwd, never the machine's (whose
+    // users' home files are not this test's to read): a machine account
+    // with a home file, the decoy, must not be copied.
+    let sys = Sys::with_store("home").with_accounts();
+    let decoy = TestUser::new();
+    decoy.write_secret(V1);
+    let (u1, u2, bare) = (
+        sys.account("mig-one", 30401),
+        sys.account("mig-two", 30402),
+        sys.account("mig-bare", 30403),
+    );
     u1.write_secret(V1);
     u2.write_secret(V2);
     let original =
-        |u: &TestUser| SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
+        |u: &Fake| SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
 
     // Root only; a database that cannot be reached copies nothing and
     // says why; --user or --all.
     let all = fails(
-        &sys.as_user(&u1, &["migrate", "--to", "system", "--user", &u1.name]),
+        &sys.as_fake(&u1, &["migrate", "--to", "system", "--user", &u1.name]),
         1,
     );
     assert!(all.contains("only root"), "{all}");
@@ -624,6 +702,8 @@ fn migrate_copies_home_files_into_the_system_store() {
         s.lines().any(|l| l.starts_with("root: ")),
         "every account: {s}"
     );
+    assert!(!s.contains(&decoy.name), "a machine account: {s}");
+    assert!(!sys.user_file(&decoy).exists(), "the decoy was copied");
     assert_eq!(
         fs::read(sys.user_file(&u1)).unwrap(),
         copy1,
@@ -668,7 +748,6 @@ fn migrate_copies_home_files_into_the_system_store() {
 #[test]
 #[ignore = "needs root: make test"]
 fn migrate_reports_a_home_file_it_cannot_use() {
-    let _home_files = HOME_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let sys = Sys::with_store("home");
     let user = TestUser::new();
     let path = user.write_secret(V1);

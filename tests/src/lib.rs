@@ -545,24 +545,12 @@ pub fn spawn_with_input(cmd: &mut Command, input: &str) -> Child {
 
 /// Waits for a run started by [`spawn_with_input`] and collects what it
 /// printed; one still running after 30 s is killed and fails the test.
-pub fn finish(mut child: Child) -> PamRun {
-    let stdout = collect(child.stdout.take().expect("stdout piped"));
-    let stderr = collect(child.stderr.take().expect("stderr piped"));
-    let (status, killed) = wait_or_kill(&mut child, LOGIN_TIMEOUT);
-    let text = |r: JoinHandle<Vec<u8>>| {
-        String::from_utf8_lossy(&r.join().unwrap_or_default()).into_owned()
-    };
-    let run = PamRun {
-        success: status.success(),
-        status,
-        stdout: text(stdout),
-        stderr: text(stderr),
-    };
-    assert!(!killed, "hung for {LOGIN_TIMEOUT:?}: {run:#?}");
-    run
+/// [`finish_with_cpu`], its CPU time dropped: one way to wait and collect.
+pub fn finish(child: Child) -> PamRun {
+    finish_with_cpu(child).0
 }
 
-/// [`finish`], and the CPU time (user + system) the process used, with
+/// [`finish`], with the CPU time (user + system) the process used, with
 /// that of the children it waited for (a `make` and what it ran), for a
 /// test that bounds the work a login or a command does: unlike its wall
 /// time, a loaded machine does not stretch that. Read from /proc/PID/stat
@@ -641,15 +629,7 @@ pub fn run_with_input(cmd: &mut Command, input: &str) -> PamRun {
 /// Runs the login `make()` builds, again (a few times at most) while it
 /// dies in pam_wrapper before any module ran; see [`PamRun::died_before_pam`].
 pub fn run_pam_retrying(make: impl Fn() -> Command, input: &str) -> PamRun {
-    let mut run = run_with_input(&mut make(), input);
-    for i in 0..10u64 {
-        if !run.died_before_pam() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10 + 20 * i));
-        run = run_with_input(&mut make(), input);
-    }
-    run
+    run_pam_retrying_cpu(make, input).0
 }
 
 /// A private PAM service directory for pam_wrapper (the machine's

@@ -92,6 +92,14 @@ const BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nservices = [\"login\"]\
 /// /etc/pam.d/su and su-l, so its sessions' su uses it and the machine's
 /// files are never touched. `code` is typed if the code is asked.
 fn su_root_in_ssh(rule: &str, code: &str) -> testkit::PtyRun {
+    su_root_in_ssh_with_stdin(rule, code, "")
+}
+
+/// [`su_root_in_ssh`], su's standard input redirected as `redirect` says
+/// (`"</dev/tty"`: the caller's choice, which names su's PAM_TTY). The
+/// session first prints what `tty` says of that same redirection
+/// (`STDIN-...`): ttyname(3) of standard input, as su reads it.
+fn su_root_in_ssh_with_stdin(rule: &str, code: &str, redirect: &str) -> testkit::PtyRun {
     let pam = PamService::named("su", SU_STACK, &format!("store = \"system\"\n{rule}"));
     write_system_secret(&state_dir(&pam), "root", &totp_secret());
     let stack = fs::read_to_string(pam.dir.join("su")).unwrap();
@@ -117,7 +125,8 @@ fn su_root_in_ssh(rule: &str, code: &str) -> testkit::PtyRun {
         "ssh",
         &key,
         &format!(
-            "-tt {} \"echo TTY-\\$(tty); su - -c 'echo ROOT-\\$(id -u)'\"",
+            "-tt {} \"echo TTY-\\$(tty); echo STDIN-\\$(tty {redirect}); \
+             su - -c 'echo ROOT-\\$(id -u)' {redirect}\"",
             at(&user)
         ),
     );
@@ -181,4 +190,39 @@ fn a_ttys_rule_matches_su_by_its_terminal() {
     let run = su_root_in_ssh(pts, &wrong_code());
     assert!(!run.output.contains(PROMPT), "{run:#?}");
     assert!(run.output.contains("ROOT-0"), "{run:#?}");
+}
+
+/// `ttys` without `services`, through the real su in a real ssh session:
+/// the caller redirects su's standard input from `/dev/tty` (any user can
+/// open it: it is their own session's terminal), su names that terminal
+/// "tty" in PAM_TTY, and a `ttys = ["tty*"]` skip rule skips root's code
+/// for su from ssh: the hole SECURITY.md and pam_otp.toml(5) describe,
+/// shown. With `services = ["login"]` the same rule asks the code of su,
+/// as does the guide's break-glass rule.
+#[test]
+#[ignore = "needs root: make test"]
+fn a_ttys_rule_without_services_is_skipped_by_su_from_a_redirected_stdin() {
+    let hole = "[[rule]]\nttys = [\"tty*\"]\notp = \"skip\"\n";
+    let run = su_root_in_ssh_with_stdin(hole, &wrong_code(), "</dev/tty");
+    assert!(
+        run.output.contains("STDIN-/dev/tty\r\n"),
+        "su's stdin is not /dev/tty: {run:#?}"
+    );
+    assert!(!run.output.contains(PROMPT), "the code was asked: {run:#?}");
+    assert!(run.output.contains("ROOT-0"), "su did not skip: {run:#?}");
+    // Without the redirection the same rule does not match (pts/N).
+    let run = su_root_in_ssh_with_stdin(hole, &wrong_code(), "");
+    assert!(run.output.contains(PROMPT), "{run:#?}");
+    assert!(!run.output.contains("ROOT-0"), "{run:#?}");
+
+    let with_services = "[[rule]]\nservices = [\"login\"]\nttys = [\"tty*\"]\notp = \"skip\"\n";
+    for rule in [with_services, BREAK_GLASS] {
+        let run = su_root_in_ssh_with_stdin(rule, &wrong_code(), "</dev/tty");
+        assert!(run.output.contains("STDIN-/dev/tty\r\n"), "{run:#?}");
+        assert!(
+            run.output.contains(PROMPT),
+            "{rule}: root's code not asked: {run:#?}"
+        );
+        assert!(!run.output.contains("ROOT-0"), "{rule}: {run:#?}");
+    }
 }

@@ -49,6 +49,11 @@ pub enum EnrollReason {
         location: String,
         err: StoreError,
     },
+    /// Confirmed by a name that is no account: nothing to save, nothing
+    /// kept (answered as an account's confirmed enrollment).
+    NoAccount {
+        decision: Decision,
+    },
     /// Confirmed; saved by `pam_sm_setcred` once the stack has succeeded.
     Deferred {
         decision: Decision,
@@ -117,6 +122,10 @@ impl fmt::Display for EnrollReason {
                     "enrollment at login confirmed, but saving {location} failed: {err}"
                 )
             }
+            EnrollReason::NoAccount { decision } => write!(
+                f,
+                "enrollment at login confirmed, nothing saved or kept: no account; {decision}"
+            ),
             EnrollReason::Deferred { decision } => write!(
                 f,
                 "enrollment at login confirmed; the token is saved only once the whole stack has \
@@ -146,8 +155,8 @@ impl Flow<'_, '_> {
     /// saves it (or keeps it for `pam_sm_setcred`) only when the login has
     /// proven a first factor.
     /// `store` is `None` for a name that is not an account: it goes
-    /// through the same steps, nothing is saved, and `run` answers the
-    /// truth at the end.
+    /// through the same steps; nothing is saved or kept, and the caller
+    /// answers it `PAM_USER_UNKNOWN` at the end.
     pub(super) fn enroll(
         &mut self,
         store: Option<&dyn LoginStore>,
@@ -195,7 +204,7 @@ impl Flow<'_, '_> {
             }
             return (
                 Outcome::Success,
-                Reason::Enroll(EnrollReason::Deferred { decision }),
+                Reason::Enroll(EnrollReason::NoAccount { decision }),
             );
         };
         match first {
