@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod audit;
 pub mod db;
 pub mod import_google;
 pub mod inventory;
@@ -39,6 +40,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
             fleet: t.config.store == StoreKind::Postgresql,
         });
     }
+    let change = audit::change_of(t, &command);
     match command {
         Command::New(o) => new::run(t, o, now)?,
         Command::Token(o) => token::run(t, o, now)?,
@@ -65,8 +67,12 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         // main.rs runs it (no single target).
         Command::Migrate { .. }
         | Command::DbInit { .. }
+        | Command::Audit { .. }
         | Command::Help(_)
         | Command::Generate(_) => {}
+    }
+    if let Some(change) = change {
+        audit::record(t, &change)?;
     }
     Ok(0)
 }
