@@ -604,8 +604,9 @@ enum Sub {
     /// any more). --since DATE: rows from DATE on: YYYY-MM-DD (00:00 UTC)
     /// or an RFC 3339 time with Z or an offset (2027-01-15T08:00:00+01:00).
     /// --json: one object, {"schema": "otp-enroll.audit/1", "store",
-    /// "record": "table" or "syslog", "user", "since", "entries": [...]
-    /// (null for syslog)}; each entry has id, at (Unix seconds), kind,
+    /// "record": "table" or "syslog", "facility" ("authpriv" for syslog,
+    /// else null), "user", "since", "entries": [...] (null for syslog)};
+    /// each entry has id, at (Unix seconds), kind,
     /// db_role, client_addr, command, user, token, serial, detail,
     /// service, rhost, result, accepted (verify rows: true or false; else
     /// null) and claims ({uid, login_uid, sudo_user, host} or null); exact

@@ -84,10 +84,20 @@ fn audit(pam: &PamService, args: &[&str]) -> Value {
     let mut all = vec!["audit", "--json"];
     all.extend_from_slice(args);
     let text = enroll_ok(pam, &all);
+    // One object, "schema" its first member.
+    assert!(text.starts_with("{\"schema\":"), "{text}");
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(doc["schema"], "otp-enroll.audit/1", "{doc}");
     assert_eq!(doc["store"], "postgresql", "{doc}");
     assert_eq!(doc["record"], "table", "{doc}");
+    assert_eq!(doc["facility"], Value::Null, "{doc}");
+    for e in entries(&doc) {
+        assert_eq!(
+            e.as_object().map(|o| o.len()),
+            Some(15),
+            "every member, null or not: {e}"
+        );
+    }
     doc
 }
 
@@ -612,6 +622,21 @@ fn a_login_leaves_its_verify_row_and_one_the_database_never_decides_none() {
     let bad = enroll(&web1, &["audit", "--since", "2026-05-31T00:00:00"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 
+    // More rows than a page (1000): every one, in order, once.
+    pg.psql_ok(
+        "INSERT INTO pam_otp.audit (at, kind, db_role, username, result)
+         SELECT extract(epoch FROM clock_timestamp())::bigint, 'verify', 'bulk', 'bulk', 'wrong'
+           FROM generate_series(1, 2345)",
+    );
+    let ids: Vec<u64> = entries(&audit(&web1, &["--user", "bulk"]))
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2345);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let text = enroll_ok(&web1, &["--user", "bulk", "audit"]);
+    assert_eq!(text.lines().last(), Some("2345 rows"));
+
     // The file stores have no table: it says where the record is, exit 0.
     let home = PamService::with_config(OTP_ONLY, "");
     let out = enroll(&home, &["audit"]);
@@ -620,6 +645,7 @@ fn a_login_leaves_its_verify_row_and_one_the_database_never_decides_none() {
         "{out:?}"
     );
     let out = enroll(&home, &["audit", "--json"]);
+    assert!(out.stdout.starts_with(b"{\"schema\":"), "{out:?}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (

@@ -144,19 +144,27 @@ pub fn run(cfg: &Config, query: Query, json: bool) -> Result<i32, Error> {
         }
     }
     let store_name = cfg.store.as_str();
+    // "schema" first (the JSON convention); serde_json's own maps sort
+    // their keys, so the envelope is written in order here.
+    let head = |record: &str| {
+        format!(
+            "{{\"schema\":{},\"store\":{},\"record\":{},\"facility\":{},\"user\":{},\"since\":{}",
+            serde_json::Value::from(SCHEMA),
+            serde_json::Value::from(store_name),
+            serde_json::Value::from(record),
+            if record == "syslog" {
+                serde_json::Value::from("authpriv")
+            } else {
+                serde_json::Value::Null
+            },
+            serde_json::Value::from(query.user.clone()),
+            serde_json::Value::from(query.since),
+        )
+    };
     let mut pages = match store::audit_log(cfg, query.clone()) {
         AuditLog::Syslog => {
             if json {
-                let doc = serde_json::json!({
-                    "schema": SCHEMA,
-                    "store": store_name,
-                    "record": "syslog",
-                    "facility": "authpriv",
-                    "user": query.user,
-                    "since": query.since,
-                    "entries": null,
-                });
-                say!("{doc}");
+                say!("{},\"entries\":null}}", head("syslog"));
             } else {
                 say!(
                     "otp-enroll audit: store = \"{store_name}\" keeps no audit table: the record is each host's syslog, facility authpriv (journalctl SYSLOG_FACILITY=10, or /var/log/auth.log): a line from pam_otp for each login, one from otp-enroll for each change."
@@ -173,34 +181,30 @@ pub fn run(cfg: &Config, query: Query, json: bool) -> Result<i32, Error> {
             quoted(&cfg.postgresql.admin_conninfo)
         ))
     };
+    // The first page before any output: a database that cannot be
+    // reached prints nothing but the error. The rows are streamed (a
+    // year of logins is more than a page, or memory, holds); a page that
+    // fails later leaves the output cut short, and the exit status 1.
+    let mut page = pages.next_page().map_err(failed)?;
     let mut count = 0usize;
     if json {
-        // Streamed: a year of logins is more than one page.
-        let head = serde_json::json!({
-            "schema": SCHEMA,
-            "store": store_name,
-            "record": "table",
-            "user": query.user,
-            "since": query.since,
-        })
-        .to_string();
-        let head = head.strip_suffix('}').unwrap_or(&head);
-        crate::output::write(format_args!("{head},\"entries\":["))?;
-        while let Some(page) = pages.next_page().map_err(failed)? {
-            for e in &page {
+        crate::output::write(format_args!("{},\"entries\":[", head("table")))?;
+    }
+    while let Some(rows) = page {
+        for e in &rows {
+            if json {
                 let sep = if count == 0 { "" } else { "," };
                 crate::output::write(format_args!("{sep}\n{}", entry_json(e)))?;
-                count += 1;
+            } else {
+                say!("{}", entry_line(e));
             }
+            count += 1;
         }
+        page = pages.next_page().map_err(failed)?;
+    }
+    if json {
         say!("\n]}}");
     } else {
-        while let Some(page) = pages.next_page().map_err(failed)? {
-            for e in &page {
-                say!("{}", entry_line(e));
-                count += 1;
-            }
-        }
         say!("{count} row{}", if count == 1 { "" } else { "s" });
     }
     Ok(0)
