@@ -1,9 +1,19 @@
--- pam_otp: the fleet database (store = "postgresql"), schema version 1.
+-- pam_otp: the fleet database (store = "postgresql"), schema version 2.
 --
 -- Sent whole by `otp-enroll db init` (one transaction: it applies
 -- entirely or not at all) with the database owner's connection. Running it
--- again changes nothing: tables and the settings row are created only when
--- missing, functions are replaced by the same text, roles are made once.
+-- again changes nothing: tables, columns and the settings row are created
+-- only when missing, functions are replaced by the same text, roles are
+-- made once. The same text upgrades a version 1 database in place: what
+-- version 2 added is created when missing, and everything of version 1
+-- stays, its data included (tests/tests/pg_audit.rs runs it over a
+-- populated version 1 made by tests/fixtures/schema-v1.sql).
+--
+-- Version 2 added the audit table (below, "audit"), its retention
+-- setting, and two parameters of verify() (the PAM service and remote
+-- host the module read): the version 1 verify() keeps working for one
+-- version, so hosts still running a version 1 module log in as before
+-- (their rows have no service). Version 3 may drop it.
 --
 -- Seeds never leave this database. Hosts connect as login roles that are
 -- members of pam_otp_host, which has no privilege on any table: it may only
@@ -31,6 +41,19 @@ BEGIN;
 -- A dedicated schema holds everything, pgcrypto (hmac) included: the
 -- functions' search_path then names nothing anyone else can write to.
 CREATE SCHEMA IF NOT EXISTS pam_otp;
+
+-- A database made by a newer pam_otp is left alone (otp-enroll checks
+-- first; this holds for the script sent by any other means too).
+DO $$
+BEGIN
+    -- (Nested: the inner query is planned only once the table exists.)
+    IF to_regclass('pam_otp.meta') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM pam_otp.meta WHERE version > 2) THEN
+            RAISE EXCEPTION 'schema pam_otp is newer than version 2: use the pam_otp that made it';
+        END IF;
+    END IF;
+END
+$$;
 
 DO $$
 DECLARE
@@ -72,6 +95,12 @@ CREATE TABLE IF NOT EXISTS pam_otp.settings (
     max_failures integer NOT NULL DEFAULT 3 CHECK (max_failures BETWEEN 1 AND 1000),
     lock_interval bigint NOT NULL DEFAULT 30 CHECK (lock_interval BETWEEN 1 AND 86400)
 );
+-- Version 2: how many days audit rows are kept at least (the purge
+-- deletes only older ones). Only the owner can change it (no role is
+-- granted anything on this table): UPDATE pam_otp.settings SET
+-- audit_days = 730; never below 30.
+ALTER TABLE pam_otp.settings
+    ADD COLUMN IF NOT EXISTS audit_days integer NOT NULL DEFAULT 365 CHECK (audit_days >= 30);
 INSERT INTO pam_otp.settings (one) VALUES (true) ON CONFLICT (one) DO NOTHING;
 
 -- One row per user with tokens, or pending re-enrollment (otp-enroll reset).
@@ -112,8 +141,86 @@ CREATE TABLE IF NOT EXISTS pam_otp.inventory (
     doc text NOT NULL
 );
 
-INSERT INTO pam_otp.meta (one, version) VALUES (true, 1)
+-- ---- the audit (version 2) -----------------------------------------------
+
+-- One row per change otp-enroll made (kind 'change'), per verify() a host
+-- called (kind 'verify'), and per first token a login or an admin created
+-- through enroll() (kind 'enroll'). What the database knows itself it
+-- stamps: when (`at`, Unix seconds, its own clock), who (`db_role`, the
+-- role that connected: session_user; inside a SECURITY DEFINER function
+-- current_user is the owner) and from where (`client_addr`,
+-- inet_client_addr(); NULL over a Unix socket). What a client says of
+-- itself is in the claimed_* columns, named so: otp-enroll's uid, the
+-- login uid it read from /proc/self/loginuid, SUDO_USER, its host name.
+--
+-- Append-only in practice: the rows are written by the functions below
+-- only (SECURITY DEFINER: they run as the owner); no role is granted
+-- anything on the table, so only its owner can insert, update, delete or
+-- truncate; no function a host or an admin may call changes a row. The
+-- purge (audit_purge_at) deletes rows older than settings.audit_days, by
+-- the database's clock; it runs when an admin's change is recorded and
+-- when db init runs.
+CREATE TABLE IF NOT EXISTS pam_otp.audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at bigint NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('change', 'verify', 'enroll')),
+    db_role text NOT NULL,
+    client_addr inet,
+    -- change: the otp-enroll command ("remove", "inventory import").
+    command text,
+    -- The user acted on, or logging in.
+    username text,
+    token text,
+    serial text,
+    -- change: what else it said (e.g. how many tokens an import added).
+    detail text,
+    -- verify: PAM_SERVICE and PAM_RHOST as the host's module read them.
+    service text,
+    rhost text,
+    -- verify: the verdict ('totp', 'hotp', 'scratch' accepted; 'wrong',
+    -- 'replay', 'malformed', 'exhausted', 'locked', 'nothing' refused);
+    -- enroll: 'created'.
+    result text,
+    claimed_uid bigint,
+    claimed_login_uid text,
+    claimed_sudo_user text,
+    claimed_host text
+);
+CREATE INDEX IF NOT EXISTS audit_at ON pam_otp.audit (at);
+CREATE INDEX IF NOT EXISTS audit_username ON pam_otp.audit (username, id);
+
+INSERT INTO pam_otp.meta (one, version) VALUES (true, 2)
     ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version;
+
+-- Text a client sent, bounded before it is kept.
+CREATE OR REPLACE FUNCTION pam_otp.audit_text(p text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$ SELECT left(p, 256) $$;
+
+-- Deletes the rows older than settings.audit_days at `p_now` (the
+-- database's clock: see audit_purge); how many. Granted to nobody.
+CREATE OR REPLACE FUNCTION pam_otp.audit_purge_at(p_now bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    gone bigint;
+BEGIN
+    DELETE FROM pam_otp.audit a
+     WHERE a.at < p_now - (SELECT s.audit_days FROM pam_otp.settings s WHERE s.one)::bigint * 86400;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    RETURN gone;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.audit_purge()
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$ SELECT pam_otp.audit_purge_at(extract(epoch FROM clock_timestamp())::bigint) $$;
 
 -- ---- codes ---------------------------------------------------------------
 
@@ -415,6 +522,39 @@ BEGIN
 END
 $$;
 
+-- What a host calls (version 2): verify_at at the database's time, and
+-- its audit row in the same transaction. `p_rhost` is the address a grace
+-- entry is kept for (NULL: none); `p_service` and `p_remote` are
+-- PAM_SERVICE and PAM_RHOST as the module read them when the login began
+-- (NULL when unset), for the audit only.
+CREATE OR REPLACE FUNCTION pam_otp.verify(
+    p_user text, p_code text, p_rhost text, p_grace_period bigint,
+    p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
+    p_service text, p_remote text)
+RETURNS TABLE (verdict text, token text, detail bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    t bigint := extract(epoch FROM clock_timestamp())::bigint;
+    r record;
+BEGIN
+    SELECT * INTO r FROM pam_otp.verify_at(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
+        p_hotp_window, p_max_failures, p_interval, t) v;
+    INSERT INTO pam_otp.audit (at, kind, db_role, client_addr, username, token, service, rhost, result)
+    VALUES (t, 'verify', session_user, inet_client_addr(), pam_otp.audit_text(p_user), r.token,
+            pam_otp.audit_text(p_service), pam_otp.audit_text(p_remote), r.verdict);
+    verdict := r.verdict;
+    token := r.token;
+    detail := r.detail;
+    RETURN NEXT;
+END
+$$;
+
+-- Version 1's verify(), what a version 1 module calls: kept for one
+-- version so that hosts can be upgraded after the database. Its audit row
+-- has no service, and a remote address only when the host keeps grace
+-- entries (version 1 sent the address for that alone).
 CREATE OR REPLACE FUNCTION pam_otp.verify(
     p_user text, p_code text, p_rhost text, p_grace_period bigint,
     p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint)
@@ -422,8 +562,8 @@ RETURNS TABLE (verdict text, token text, detail bigint)
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
-    SELECT * FROM pam_otp.verify_at(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
-        p_hotp_window, p_max_failures, p_interval, extract(epoch FROM clock_timestamp())::bigint)
+    SELECT * FROM pam_otp.verify(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
+        p_hotp_window, p_max_failures, p_interval, NULL::text, p_rhost)
 $$;
 
 -- ---- records as JSON (enroll, admin_read, admin_write) -------------------
@@ -509,6 +649,9 @@ BEGIN
         RETURN 'exists';
     END IF;
     PERFORM pam_otp.write_record(p_user, p_record, false);
+    INSERT INTO pam_otp.audit (at, kind, db_role, client_addr, username, token, result)
+    VALUES (extract(epoch FROM clock_timestamp())::bigint, 'enroll', session_user,
+            inet_client_addr(), p_user, pam_otp.audit_text(p_record->'tokens'->0->>'id'), 'created');
     RETURN 'created';
 END
 $$;
@@ -622,9 +765,57 @@ AS $$
         ON CONFLICT (one) DO UPDATE SET doc = EXCLUDED.doc
 $$;
 
+-- One change otp-enroll made (version 2): its row, stamped here, with
+-- what otp-enroll says of itself as claims; then the purge.
+CREATE OR REPLACE FUNCTION pam_otp.admin_record_change(
+    p_command text, p_user text, p_token text, p_serial text, p_detail text,
+    p_claimed_uid bigint, p_claimed_login_uid text, p_claimed_sudo_user text, p_claimed_host text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    t bigint := extract(epoch FROM clock_timestamp())::bigint;
+BEGIN
+    IF p_command IS NULL OR p_command !~ '^[a-z][a-z0-9 -]{0,63}$' THEN
+        RAISE EXCEPTION 'not an otp-enroll command: %', left(p_command, 64) USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO pam_otp.audit (at, kind, db_role, client_addr, command, username, token, serial,
+                               detail, claimed_uid, claimed_login_uid, claimed_sudo_user, claimed_host)
+    VALUES (t, 'change', session_user, inet_client_addr(), p_command, pam_otp.audit_text(p_user),
+            pam_otp.audit_text(p_token), pam_otp.audit_text(p_serial), pam_otp.audit_text(p_detail),
+            p_claimed_uid, pam_otp.audit_text(p_claimed_login_uid),
+            pam_otp.audit_text(p_claimed_sudo_user), pam_otp.audit_text(p_claimed_host));
+    PERFORM pam_otp.audit_purge_at(t);
+END
+$$;
+
+-- The audit rows (otp-enroll audit), oldest first: of `p_user` (NULL:
+-- everyone's), at or after `p_since` (Unix seconds; NULL: all), after row
+-- `p_after` (the last one of the previous page), at most `p_limit`.
+CREATE OR REPLACE FUNCTION pam_otp.admin_audit(p_user text, p_since bigint, p_after bigint, p_limit integer)
+RETURNS TABLE (id bigint, at bigint, kind text, db_role text, client_addr text, command text,
+               username text, token text, serial text, detail text, service text, rhost text,
+               result text, claimed_uid bigint, claimed_login_uid text, claimed_sudo_user text,
+               claimed_host text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT a.id, a.at, a.kind, a.db_role, host(a.client_addr), a.command, a.username, a.token,
+           a.serial, a.detail, a.service, a.rhost, a.result, a.claimed_uid, a.claimed_login_uid,
+           a.claimed_sudo_user, a.claimed_host
+      FROM pam_otp.audit a
+     WHERE (p_user IS NULL OR a.username = p_user)
+       AND (p_since IS NULL OR a.at >= p_since)
+       AND a.id > coalesce(p_after, 0)
+     ORDER BY a.id
+     LIMIT least(greatest(coalesce(p_limit, 1000), 1), 10000)
+$$;
+
 -- ---- privileges ----------------------------------------------------------
 
 REVOKE ALL ON ALL TABLES IN SCHEMA pam_otp FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pam_otp FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pam_otp FROM PUBLIC;
 REVOKE ALL ON SCHEMA pam_otp FROM PUBLIC;
 GRANT USAGE ON SCHEMA pam_otp TO pam_otp_host, pam_otp_admin;
@@ -632,6 +823,7 @@ GRANT USAGE ON SCHEMA pam_otp TO pam_otp_host, pam_otp_admin;
 GRANT EXECUTE ON FUNCTION
     pam_otp.login_info(text),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint),
+    pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint, text, text),
     pam_otp.enroll(text, jsonb),
     pam_otp.otp_code(bytea, bigint, integer, text)
     TO pam_otp_host, pam_otp_admin;
@@ -644,11 +836,33 @@ GRANT EXECUTE ON FUNCTION
     pam_otp.admin_set_pending(text, boolean),
     pam_otp.admin_users(),
     pam_otp.admin_inventory_read(boolean),
-    pam_otp.admin_inventory_write(text)
+    pam_otp.admin_inventory_write(text),
+    pam_otp.admin_record_change(text, text, text, text, text, bigint, text, text, text),
+    pam_otp.admin_audit(text, bigint, bigint, integer)
     TO pam_otp_admin;
 
 -- otp_code calls hmac as the caller (it is not SECURITY DEFINER: it needs
 -- no table), so the roles that may call it may call hmac too.
 GRANT EXECUTE ON FUNCTION pam_otp.hmac(bytea, bytea, text) TO pam_otp_host, pam_otp_admin;
+
+-- No role but the owner may write to the audit table: a grant made by
+-- hand (GRANT DELETE ON pam_otp.audit TO ops) does not survive db init.
+DO $$
+DECLARE
+    g text;
+BEGIN
+    FOR g IN SELECT DISTINCT a.grantee::regrole::text
+               FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.oid = 'pam_otp.audit'::regclass AND a.grantee <> c.relowner
+                AND a.grantee <> 0
+                AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    LOOP
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pam_otp.audit FROM %s', g);
+    END LOOP;
+END
+$$;
+
+-- The retention, applied once per db init.
+SELECT pam_otp.audit_purge();
 
 COMMIT;

@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::account::{self, Account, LookupError, SystemGroups};
+use crate::audit::Origin;
 use crate::config::{self, Config, Missing};
 use crate::grace;
 use crate::log::Level;
@@ -943,8 +944,12 @@ impl Flow<'_, '_> {
         let grace = grace::address(&Remote::from_rhost(self.login.rhost))
             .filter(|_| period > 0)
             .map(|from| (from, period));
+        let origin = Origin {
+            service: self.login.service,
+            rhost: self.login.rhost,
+        };
         store
-            .verify(&code, &self.policy(), grace)
+            .verify(&code, &self.policy(), grace, &origin)
             .map_err(|err| self.store_refusal(store.location(), err))
     }
 

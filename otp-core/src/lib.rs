@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod enroll;

@@ -38,6 +38,13 @@ fn algorithm() -> impl TypedValueParser<Value = Algorithm> {
         .map(|a: String| Algorithm::parse(&a).unwrap_or_default())
 }
 
+/// `--since`: see [`crate::commands::audit::parse_since`].
+fn since_date(s: &str) -> Result<u64, String> {
+    crate::commands::audit::parse_since(s).ok_or_else(|| {
+        "not a date: YYYY-MM-DD (UTC), or an RFC 3339 time with Z or an offset".to_string()
+    })
+}
+
 fn qr_style() -> impl TypedValueParser<Value = QrStyle> {
     PossibleValuesParser::new(["utf8", "ansi", "none"]).map(|s: String| match s.as_str() {
         "utf8" => QrStyle::Utf8,
@@ -194,6 +201,12 @@ pub enum Command {
     DbInit {
         conninfo: Option<String>,
     },
+    /// `audit`: the record of changes and logins.
+    Audit {
+        user: Option<String>,
+        since: Option<u64>,
+        json: bool,
+    },
     /// `--help`, `help CMD`, `--version`: the text to print.
     Help(String),
     /// The hidden `--generate`: the man page or a shell's completions.
@@ -216,6 +229,7 @@ impl Command {
             Command::Reset { .. } => "reset",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
+            Command::Audit { .. } => "audit",
             Command::Inventory(InventoryCommand::Import(_)) => "inventory-import",
             Command::Inventory(InventoryCommand::List { .. }) => "inventory-list",
             Command::Inventory(InventoryCommand::Remove { .. }) => "inventory-remove",
@@ -684,6 +698,51 @@ enum Sub {
     /// (root) create or upgrade the fleet database's schema and roles
     #[command(subcommand)]
     Db(DbCommand),
+    /// (root) the record of changes and logins: --user NAME, --since DATE,
+    /// --json
+    ///
+    /// Root only. Under store = "postgresql", the fleet database's audit
+    /// table, oldest first, one line per row: the time (UTC, the
+    /// database's clock), the kind (change: a change otp-enroll made;
+    /// verify: a code a host asked the database to check; enroll: a first
+    /// token created at a login or for a user who had none), then
+    /// key="value" pairs: command, user, token, serial, result (a verify's
+    /// verdict: totp, hotp, scratch accepted; wrong, replay, malformed,
+    /// exhausted, locked, nothing refused), service and rhost (PAM_SERVICE
+    /// and PAM_RHOST as the host's module read them), detail, db_role (the
+    /// database role that connected), from (the address it connected
+    /// from, or socket), and for a change what otp-enroll said of its
+    /// caller, as claims (root can make them say anything): claimed_uid,
+    /// claimed_login_uid (/proc/self/loginuid; unset), claimed_sudo_user,
+    /// claimed_host. Then the number of rows. Logins that never reached
+    /// the database (a skip rule, grace, a user without a token) have no
+    /// row. Rows are kept at least the database's audit_days (default
+    /// 365; see the admin guide, "The fleet").
+    ///
+    /// Under store = "home" or "system" there is no table: it says that
+    /// the record is each host's syslog (facility authpriv) and exits 0.
+    ///
+    /// --user NAME: only that user's rows (the name need not be an account
+    /// any more). --since DATE: rows from DATE on: YYYY-MM-DD (00:00 UTC)
+    /// or an RFC 3339 time with Z or an offset (2027-01-15T08:00:00+01:00).
+    /// --json: one object, {"schema": "otp-enroll.audit/1", "store",
+    /// "record": "table" or "syslog", "facility" ("authpriv" for syslog,
+    /// else null), "user", "since", "entries": [...] (null for syslog)};
+    /// each entry has id, at (Unix seconds), kind,
+    /// db_role, client_addr, command, user, token, serial, detail,
+    /// service, rhost, result, accepted (verify rows: true or false; else
+    /// null) and claims ({uid, login_uid, sudo_user, host} or null); exact
+    /// values, JSON-escaped; absent values are null.
+    #[command(verbatim_doc_comment)]
+    Audit {
+        /// Rows from this day (YYYY-MM-DD, UTC) or time (RFC 3339 with an
+        /// offset) on.
+        #[arg(long, value_name = "DATE", value_parser = since_date, verbatim_doc_comment)]
+        since: Option<u64>,
+        /// One JSON object (schema otp-enroll.audit/1).
+        #[arg(long)]
+        json: bool,
+    },
     /// (root) vendor token files: the tokens waiting to be assigned
     ///
     /// The inventory (root only) holds hardware tokens as vendors ship
@@ -874,6 +933,18 @@ pub fn parse(
                 ));
             }
             Command::DbInit { conninfo }
+        }
+        Some(Sub::Audit { since, json }) => {
+            if g.secret_file.is_some() {
+                return Err(Error::usage(
+                    "audit reads the store's record: --secret-file has no meaning there",
+                ));
+            }
+            Command::Audit {
+                user: g.user.clone(),
+                since,
+                json,
+            }
         }
         Some(Sub::Inventory(c)) => {
             if g.user.is_some() || g.secret_file.is_some() {

@@ -85,7 +85,12 @@ fn run() -> Result<i32, Error> {
                 return Err(Error::failed(inventory::NOT_ROOT));
             }
             let config = target::config(g.config.as_deref())?;
-            commands::inventory::run(&config, c, now()?)?
+            let change = commands::audit::inventory_change(&c);
+            let code = commands::inventory::run(&config, c, now()?)?;
+            if let Some(change) = change {
+                commands::audit::record_global(&config, &change)?;
+            }
+            code
         }
         Command::DbInit { conninfo } => {
             if !inventory::is_root() {
@@ -97,14 +102,28 @@ fn run() -> Result<i32, Error> {
                 conninfo
                     .as_deref()
                     .unwrap_or(&config.postgresql.admin_conninfo),
+                &commands::audit::change("db init", None, None, None),
             )?
+        }
+        Command::Audit { user, since, json } => {
+            if !inventory::is_root() {
+                return Err(Error::RootOnly("audit"));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::audit::run(&config, otp_core::audit::Query { user, since }, json)?
         }
         Command::Migrate { to, all } => {
             if !inventory::is_root() {
                 return Err(Error::RootOnly("migrate"));
             }
             let config = target::config(g.config.as_deref())?;
-            commands::migrate::run(&config, g.user.as_deref(), all, to)?
+            let code = commands::migrate::run(&config, g.user.as_deref(), all, to)?;
+            if to == cli::MigrateTo::Postgresql {
+                let mut change = commands::audit::change("migrate", g.user.as_deref(), None, None);
+                change.detail = Some(if all { "--all" } else { "--user" }.to_string());
+                commands::audit::record_global(&config, &change)?;
+            }
+            code
         }
         Command::Report { json, home_timeout } => {
             if !inventory::is_root() {

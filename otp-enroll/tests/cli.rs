@@ -30,6 +30,7 @@ const COMMANDS: &[&str] = &[
     "db",
     "inventory",
     "report",
+    "audit",
 ];
 
 #[test]

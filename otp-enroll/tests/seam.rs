@@ -36,6 +36,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("PgHost", "a concrete store (the host role's)"),
     ("PgAdmin", "a concrete store: hold a dyn AdminStore"),
     ("PgStore", "a concrete store"),
+    (
+        "PgAudit",
+        "a concrete store: store::audit_log, store::record_change or AdminStore::record_change",
+    ),
     ("Backend", "a file-or-database seam of otp-enroll's own"),
 ];
 

@@ -233,7 +233,10 @@ impl Postgres {
             "otp-enroll db init",
         );
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("created schema pam_otp version 1"),
+            String::from_utf8_lossy(&out.stdout).contains(&format!(
+                "created schema pam_otp version {}",
+                otp_core::store::postgresql::SCHEMA_VERSION
+            )),
             "{out:?}"
         );
         pg
@@ -444,6 +447,29 @@ impl Postgres {
     pub fn psql_ok(&self, sql: &str) -> String {
         let out = ok(self.psql(sql), sql);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A whole SQL file's text (a schema), as the superuser, through
+    /// psql's standard input (fails the test on an error).
+    pub fn psql_script(&self, script: &str) {
+        use std::io::Write;
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.socket_dir())
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", DBNAME])
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        ok(child.wait_with_output().unwrap(), "psql -f -");
     }
 
     /// `sql` as the login role `role` (over the socket).

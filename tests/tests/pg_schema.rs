@@ -13,6 +13,7 @@ use std::process::Command;
 use otp_core::otp::{Algorithm, Generator};
 use otp_core::rate_limit::RateLimit;
 use otp_core::secret_file::{OtpKind, SecretFile, Token};
+use otp_core::store::postgresql::SCHEMA_VERSION;
 use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
 use testkit::pg::{helper_line, Postgres};
 use testkit::{binary_path, oathtool, require_root, test_root, unique};
@@ -62,7 +63,7 @@ fn db_init(pg: &Postgres) -> String {
 fn server() -> Postgres {
     require_root();
     let pg = Postgres::start();
-    assert!(db_init(&pg).contains("created schema pam_otp version 1"));
+    assert!(db_init(&pg).contains(&format!("created schema pam_otp version {SCHEMA_VERSION}")));
     pg
 }
 
@@ -401,10 +402,21 @@ fn db_init_again_changes_nothing_and_keeps_the_data() {
     };
     let (before, rows) = (catalog(), data());
     let again = db_init(&pg);
-    assert!(again.contains("at version 1; nothing to change"), "{again}");
+    assert!(
+        again.contains(&format!("at version {SCHEMA_VERSION}; nothing to change")),
+        "{again}"
+    );
     assert_eq!(catalog(), before);
     assert_eq!(data(), rows);
-    assert_eq!(pg.psql_ok("SELECT version FROM pam_otp.meta"), "1");
+    assert_eq!(
+        pg.psql_ok("SELECT version FROM pam_otp.meta"),
+        SCHEMA_VERSION.to_string()
+    );
+    // Each db init is in the audit, saying what it did.
+    assert_eq!(
+        pg.psql_ok("SELECT string_agg(command || ': ' || detail, ', ' ORDER BY id) FROM pam_otp.audit WHERE kind = 'change'"),
+        format!("db init: created version {SCHEMA_VERSION}, db init: at version {SCHEMA_VERSION}")
+    );
 }
 
 #[test]

@@ -219,7 +219,10 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
     db1_vars.extend(cluster.env());
     let said = run_recipe("db1.sh", &db1, &db1_vars, &bin);
     assert!(
-        said.contains("created schema pam_otp version 1"),
+        said.contains(&format!(
+            "created schema pam_otp version {}",
+            otp_core::store::postgresql::SCHEMA_VERSION
+        )),
         "db init: {said}\n{}",
         cluster.log()
     );

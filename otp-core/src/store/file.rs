@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use super::pending::Mark;
 use super::{AdminStore, CannotSave, Held, LoginStore, Presence, Shape, StoreError, USERS_DIR};
 use crate::account::Account;
+use crate::audit::Origin;
 use crate::config::{self, Config, StoreKind};
 use crate::grace;
 use crate::safe_fs::{self, FsError, FsIdentity, LockedFile, Owner};
@@ -270,6 +271,7 @@ impl LoginStore for FileStore {
         code: &str,
         policy: &Policy,
         grace_from: Option<(IpAddr, u64)>,
+        _origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError> {
         let now = self.now;
         let mut record = self.read_locked()?;

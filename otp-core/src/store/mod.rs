@@ -29,6 +29,12 @@
 //! Outside this module a store is a `dyn LoginStore` (the module) or a
 //! `dyn AdminStore` (`otp-enroll`, whose tests/seam.rs checks that its
 //! source names no store type).
+//!
+//! The audit ([`crate::audit`]) is the store's too: under `postgresql`
+//! each verify writes its row in the transaction that checks the code, and
+//! `otp-enroll`'s changes theirs through [`AdminStore::record_change`] or
+//! [`record_change`]; [`audit_log`] reads them. The file stores keep none
+//! (each host's syslog is their record).
 
 pub mod census;
 mod file;
@@ -42,6 +48,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::account::Account;
+use crate::audit::{Change, Entry, Origin, Query};
 use crate::config::{Config, StoreKind};
 use crate::pq::PqError;
 use crate::secret_file::{SecretFile, SecretFileError};
@@ -51,7 +58,7 @@ use crate::verify::{Policy, Verdict};
 pub use crate::safe_fs::{DirProblem, FsError};
 pub use census::{census, Census, Found, Known, Summary, TokenSummary};
 use file::FileStore;
-pub use postgresql::{PgAdmin, PgHost};
+pub use postgresql::{PgAdmin, PgAudit, PgHost};
 
 /// The directory of `state_dir` that holds the `system` store's files.
 pub const USERS_DIR: &str = "users";
@@ -211,12 +218,15 @@ pub trait LoginStore {
     /// Checks `code` under the user's lock and saves what changed: the
     /// token's state, the rate limit, and with `grace` = (address, period)
     /// the address a right code came from. A verdict that cannot be saved
-    /// is [`StoreError::NotSaved`].
+    /// is [`StoreError::NotSaved`]. `origin` is what the audit records of
+    /// the login besides its verdict (the fleet's store, in the same
+    /// transaction; the file stores have no audit table).
     fn verify(
         &self,
         code: &str,
         policy: &Policy,
         grace: Option<(IpAddr, u64)>,
+        origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError>;
 
     /// When a code was accepted from `from` less than `period` s ago.
@@ -271,6 +281,81 @@ pub trait AdminStore {
 
     /// Asks for (`true`) or withdraws enrollment at the next login.
     fn set_pending(&self, pending: bool) -> Result<(), StoreError>;
+
+    /// Records `change`, made to this user's tokens and already done, in
+    /// the store's audit: under `postgresql` a row of `pam_otp.audit`
+    /// that the database stamps (its time, the admin role, the client's
+    /// address); nothing on the file stores, whose record is the syslog
+    /// line `otp-enroll` writes.
+    fn record_change(&self, change: &Change) -> Result<(), StoreError> {
+        let _ = change;
+        Ok(())
+    }
+}
+
+/// [`AdminStore::record_change`] for a change that is no one user's (the
+/// inventory, `migrate --all`): in the store `cfg` names, through
+/// `admin_conninfo`; nothing on the file stores.
+pub fn record_change(cfg: &Config, change: &Change) -> Result<(), StoreError> {
+    match cfg.store {
+        StoreKind::Home | StoreKind::System => Ok(()),
+        StoreKind::Postgresql => PgAudit::new(&cfg.postgresql).record(change),
+    }
+}
+
+/// Where the record of changes and logins is, for `otp-enroll audit`.
+pub enum AuditLog {
+    /// Each host's syslog (facility authpriv): the file stores.
+    Syslog,
+    /// The fleet database's audit table, read page by page.
+    Table(Box<AuditPages>),
+}
+
+/// The audit table's rows that a [`Query`] asks for, oldest first, a page
+/// at a time (a year of logins does not fit one answer).
+pub struct AuditPages {
+    source: PgAudit,
+    query: Query,
+    after: u64,
+    done: bool,
+}
+
+/// Rows per page.
+const AUDIT_PAGE: u32 = 1000;
+
+impl AuditPages {
+    /// The next page; `None` once every row was given.
+    pub fn next_page(&mut self) -> Result<Option<Vec<Entry>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.source.page(&self.query, self.after, AUDIT_PAGE)?;
+        if page.len() < AUDIT_PAGE as usize {
+            self.done = true;
+        }
+        match page.last() {
+            Some(last) => {
+                self.after = last.id;
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// The record of changes and logins in the store `cfg` names, as an
+/// administrator reads it (`admin_conninfo`): nothing is read before the
+/// first [`AuditPages::next_page`].
+pub fn audit_log(cfg: &Config, query: Query) -> AuditLog {
+    match cfg.store {
+        StoreKind::Home | StoreKind::System => AuditLog::Syslog,
+        StoreKind::Postgresql => AuditLog::Table(Box::new(AuditPages {
+            source: PgAudit::new(&cfg.postgresql),
+            query,
+            after: 0,
+            done: false,
+        })),
+    }
 }
 
 /// The store `cfg` names, for `account`, as a login sees it (the

@@ -5,9 +5,10 @@
 //! user tokens, how long are their codes, where were codes accepted
 //! recently), `verify` (checks a code inside the database and records
 //! its use, the rate limit and the grace address in the same transaction,
-//! under a row lock: a code is accepted once across all hosts) and
-//! `enroll` (a user's first token). A login costs two queries: one
-//! `login_info`, one `verify`.
+//! under a row lock: a code is accepted once across all hosts, and its
+//! audit row is written in the same transaction) and `enroll` (a user's
+//! first token). A login costs two queries: one `login_info`, one
+//! `verify`.
 //!
 //! A host's store is a [`PgHost`], a [`LoginStore`] only: the host role
 //! could not call the admin's functions anyway, and the type has no
@@ -20,6 +21,12 @@
 //! The database's clock decides, not the host's (the store owns the
 //! clock: see [`LoginStore`]): every host then agrees on the TOTP step,
 //! the lock and the grace period.
+//!
+//! The audit table ([`crate::audit`]) is written by the schema's functions
+//! only: `verify` and `enroll` write their rows themselves, an admin's
+//! change is recorded through `admin_record_change` ([`PgAdmin`]'s
+//! [`AdminStore::record_change`], or [`PgAudit`] for a change that is no
+//! one user's) and read through `admin_audit` ([`PgAudit::page`]).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -27,6 +34,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Change, Entry, Kind, Origin, Query};
 use crate::config::Postgresql;
 use crate::grace;
 use crate::key;
@@ -41,11 +49,13 @@ use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 /// `otp-enroll db init`.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The version `pam_otp.meta` holds once [`SCHEMA_SQL`] ran.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// SQLSTATEs meaning "there is no pam_otp schema here yet".
 const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA: &str = "3F000";
+/// The SQLSTATE of a call to a function the schema lacks: an older one.
+const UNDEFINED_FUNCTION: &str = "42883";
 
 /// What `init_schema` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +80,9 @@ pub enum SchemaError {
     Script(PqError),
     /// After the script, the schema says another version.
     After { version: Option<i32> },
+    /// The schema is made, but the record of `db init` could not be
+    /// written to the audit.
+    Recorded(PqError),
 }
 
 impl fmt::Display for SchemaError {
@@ -85,6 +98,10 @@ impl fmt::Display for SchemaError {
                 f,
                 "after the script the schema says version {version:?}, not {SCHEMA_VERSION}"
             ),
+            SchemaError::Recorded(err) => write!(
+                f,
+                "the schema is at version {SCHEMA_VERSION}, but this db init could not be recorded in the audit: {err}"
+            ),
         }
     }
 }
@@ -93,8 +110,15 @@ impl std::error::Error for SchemaError {}
 
 /// Creates or upgrades the fleet database's schema ([`SCHEMA_SQL`], one
 /// transaction: a failure leaves the database as it was) through
-/// `conninfo`, unless the database's is newer.
-pub fn init_schema(cfg: &Postgresql, conninfo: &str) -> Result<SchemaChange, SchemaError> {
+/// `conninfo`, unless the database's is newer. The script also purges the
+/// audit rows past their retention. Then `change` (`db init`, with what it
+/// did as its detail) is recorded in the audit through the same
+/// connection (the owner's).
+pub fn init_schema(
+    cfg: &Postgresql,
+    conninfo: &str,
+    change: &Change,
+) -> Result<SchemaChange, SchemaError> {
     let mut conn = Connection::connect(cfg, conninfo).map_err(SchemaError::Database)?;
     let before = schema_version(&mut conn).map_err(SchemaError::Database)?;
     if let Some(version) = before.filter(|&v| v > SCHEMA_VERSION) {
@@ -106,11 +130,26 @@ pub fn init_schema(cfg: &Postgresql, conninfo: &str) -> Result<SchemaChange, Sch
     if after != Some(SCHEMA_VERSION) {
         return Err(SchemaError::After { version: after });
     }
-    Ok(match before {
+    let done = match before {
         Some(v) if v == SCHEMA_VERSION => SchemaChange::Current,
         Some(from) => SchemaChange::Upgraded { from },
         None => SchemaChange::Created,
-    })
+    };
+    let detail = match done {
+        SchemaChange::Current => format!("at version {SCHEMA_VERSION}"),
+        SchemaChange::Upgraded { from } => {
+            format!("upgraded from version {from} to {SCHEMA_VERSION}")
+        }
+        SchemaChange::Created => format!("created version {SCHEMA_VERSION}"),
+    };
+    let change = Change {
+        detail: Some(detail),
+        ..change.clone()
+    };
+    let (sql, params) = record_change_sql(&change);
+    let params: Vec<Option<&str>> = params.iter().map(Option::as_deref).collect();
+    conn.query(sql, &params).map_err(SchemaError::Recorded)?;
+    Ok(done)
 }
 
 /// The schema's version, or `None` when there is none yet.
@@ -275,6 +314,12 @@ impl Db {
         }
     }
 
+    fn record_change(&self, change: &Change) -> Result<(), StoreError> {
+        let (sql, params) = record_change_sql(change);
+        let params: Vec<Option<&str>> = params.iter().map(Option::as_deref).collect();
+        self.query(sql, &params).map(|_| ()).map_err(older_schema)
+    }
+
     fn write_record(&self, file: &SecretFile) -> Result<(), StoreError> {
         let json = record_to_json(file, false)?;
         self.query(
@@ -305,11 +350,14 @@ impl LoginStore for PgHost {
         })
     }
 
+    /// One statement: the check, the new state and the audit row (with
+    /// `origin`'s service and remote host) in one transaction.
     fn verify(
         &self,
         code: &str,
         policy: &Policy,
         grace: Option<(IpAddr, u64)>,
+        origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError> {
         let rhost = grace.map(|(from, _)| from.to_string());
         let period = grace.map_or(0, |(_, p)| p).to_string();
@@ -317,19 +365,24 @@ impl LoginStore for PgHost {
         let window = policy.hotp_window.to_string();
         let max = policy.rate_limit.max_failures.to_string();
         let interval = policy.rate_limit.interval.to_string();
-        let rows = self.db.query(
-            "SELECT verdict, token, detail FROM pam_otp.verify($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                Some(&self.db.user),
-                Some(code),
-                rhost.as_deref(),
-                Some(&period),
-                Some(&skew),
-                Some(&window),
-                Some(&max),
-                Some(&interval),
-            ],
-        )?;
+        let rows = self
+            .db
+            .query(
+                "SELECT verdict, token, detail FROM pam_otp.verify($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    Some(&self.db.user),
+                    Some(code),
+                    rhost.as_deref(),
+                    Some(&period),
+                    Some(&skew),
+                    Some(&window),
+                    Some(&max),
+                    Some(&interval),
+                    Some(origin.service),
+                    origin.rhost,
+                ],
+            )
+            .map_err(older_schema)?;
         // The user's state changed; what was cached of it is stale.
         *self.db.info.borrow_mut() = None;
         parse_verdict(&rows)
@@ -425,6 +478,127 @@ impl AdminStore for PgAdmin {
             )
             .map(|_| ())
     }
+
+    /// Through the connection the change was made on.
+    fn record_change(&self, change: &Change) -> Result<(), StoreError> {
+        self.db.record_change(change)
+    }
+}
+
+/// The audit table through the admin role (`admin_conninfo`), for what is
+/// no one user's: a change to the inventory, `otp-enroll audit`.
+pub struct PgAudit {
+    db: Db,
+}
+
+impl PgAudit {
+    pub fn new(cfg: &Postgresql) -> PgAudit {
+        PgAudit {
+            db: Db::new(cfg, &cfg.admin_conninfo, ""),
+        }
+    }
+
+    /// [`AdminStore::record_change`] for a change of no one user.
+    pub fn record(&self, change: &Change) -> Result<(), StoreError> {
+        self.db.record_change(change)
+    }
+
+    /// At most `limit` rows `query` asks for, after row `after`, oldest
+    /// first.
+    pub fn page(&self, query: &Query, after: u64, limit: u32) -> Result<Vec<Entry>, StoreError> {
+        let since = query.since.map(|s| s.to_string());
+        let (after, limit) = (after.to_string(), limit.to_string());
+        let rows = self
+            .db
+            .query(
+                "SELECT id, at, kind, db_role, client_addr, command, username, token, serial, detail, \
+                        service, rhost, result, claimed_uid, claimed_login_uid, claimed_sudo_user, \
+                        claimed_host FROM pam_otp.admin_audit($1, $2, $3, $4)",
+                &[
+                    query.user.as_deref(),
+                    since.as_deref(),
+                    Some(&after),
+                    Some(&limit),
+                ],
+            )
+            .map_err(older_schema)?;
+        parse_entries(&rows)
+    }
+}
+
+/// The statement that records `change` and its parameters.
+fn record_change_sql(change: &Change) -> (&'static str, [Option<String>; 9]) {
+    let c = &change.claims;
+    (
+        "SELECT pam_otp.admin_record_change($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+            Some(change.command.clone()),
+            change.user.clone(),
+            change.token.clone(),
+            change.serial.clone(),
+            change.detail.clone(),
+            Some(c.uid.to_string()),
+            Some(c.login_uid.clone()),
+            c.sudo_user.clone(),
+            Some(c.host.clone()),
+        ],
+    )
+}
+
+/// A call the database does not know (SQLSTATE 42883): its schema is
+/// older than this pam_otp's, which says what to do.
+fn older_schema(err: StoreError) -> StoreError {
+    match err {
+        StoreError::Database(PqError::Server { sqlstate, message })
+            if sqlstate == UNDEFINED_FUNCTION =>
+        {
+            StoreError::Database(PqError::Server {
+                message: format!(
+                    "the database's schema is older than this pam_otp's (version {SCHEMA_VERSION}): run otp-enroll db init of this version ({message})"
+                ),
+                sqlstate,
+            })
+        }
+        err => err,
+    }
+}
+
+fn parse_entries(rows: &Rows) -> Result<Vec<Entry>, StoreError> {
+    let text = |r: usize, c: usize| rows.get(r, c).map(str::to_string);
+    let number = |r: usize, c: usize, what: &str| -> Result<u64, StoreError> {
+        rows.get(r, c)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| unexpected(what, rows.get(r, c)))
+    };
+    (0..rows.rows.len())
+        .map(|r| {
+            Ok(Entry {
+                id: number(r, 0, "admin_audit id")?,
+                at: number(r, 1, "admin_audit at")?,
+                kind: rows
+                    .get(r, 2)
+                    .and_then(Kind::parse)
+                    .ok_or_else(|| unexpected("admin_audit kind", rows.get(r, 2)))?,
+                db_role: rows.get(r, 3).unwrap_or("").to_string(),
+                client_addr: text(r, 4),
+                command: text(r, 5),
+                user: text(r, 6),
+                token: text(r, 7),
+                serial: text(r, 8),
+                detail: text(r, 9),
+                service: text(r, 10),
+                rhost: text(r, 11),
+                result: text(r, 12),
+                claimed_uid: match rows.get(r, 13) {
+                    None => None,
+                    Some(_) => Some(number(r, 13, "admin_audit claimed_uid")?),
+                },
+                claimed_login_uid: text(r, 14),
+                claimed_sudo_user: text(r, 15),
+                claimed_host: text(r, 16),
+            })
+        })
+        .collect()
 }
 
 /// A record read under `FOR UPDATE` inside a transaction: saved and

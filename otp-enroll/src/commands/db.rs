@@ -9,8 +9,12 @@ use crate::error::Error;
 use crate::output::{quoted, say, shown};
 
 /// Runs the schema script unless the database is newer; the exit code.
-pub fn init(pg: &otp_core::config::Postgresql, conninfo: &str) -> Result<i32, Error> {
-    let change = postgresql::init_schema(pg, conninfo).map_err(|e| {
+pub fn init(
+    pg: &otp_core::config::Postgresql,
+    conninfo: &str,
+    record: &otp_core::audit::Change,
+) -> Result<i32, Error> {
+    let change = postgresql::init_schema(pg, conninfo, record).map_err(|e| {
         Error::failed(match e {
             SchemaError::Database(e) => format!(
                 "db init: {} (connection {}); nothing was changed",
@@ -21,7 +25,7 @@ pub fn init(pg: &otp_core::config::Postgresql, conninfo: &str) -> Result<i32, Er
                 format!("db init: {e}: nothing was changed (upgrade pam_otp on this host)")
             }
             e @ SchemaError::Script(_) => format!("db init: {e}; nothing was changed"),
-            e @ SchemaError::After { .. } => format!("db init: {e}"),
+            e @ (SchemaError::After { .. } | SchemaError::Recorded(_)) => format!("db init: {e}"),
         })
     })?;
     match &change {

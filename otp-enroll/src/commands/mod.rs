@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod audit;
 pub mod db;
 pub mod import_google;
 pub mod inventory;
@@ -40,6 +41,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
             fleet: t.config.store == StoreKind::Postgresql,
         });
     }
+    let change = audit::change_of(t, &command);
     match command {
         Command::New(o) => new::run(t, o, now)?,
         Command::Token(o) => token::run(t, o, now)?,
@@ -67,8 +69,12 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Migrate { .. }
         | Command::Report { .. }
         | Command::DbInit { .. }
+        | Command::Audit { .. }
         | Command::Help(_)
         | Command::Generate(_) => {}
+    }
+    if let Some(change) = change {
+        audit::record(t, &change)?;
     }
     Ok(0)
 }
