@@ -25,6 +25,7 @@
 use std::sync::Mutex;
 
 use otp_core::account::{self, Account, LoginUid};
+use otp_core::audit::Change;
 use otp_core::config::{Config, StoreKind};
 use otp_core::log::{clean, Level, Logger};
 use otp_core::secret_file::SecretFile;
@@ -479,6 +480,10 @@ impl AdminStore for Audited {
             });
         }
         Ok(())
+    }
+
+    fn record_change(&self, change: &Change) -> Result<(), StoreError> {
+        self.inner.record_change(change)
     }
 }
 

@@ -439,7 +439,10 @@ fn db_init_records_what_it_did_to_the_schema_and_never_the_connection() {
     let (line, _) = s.one_line(init(), "");
     check(
         &line,
-        "command=db-init schema=\"created version 1\" exit=0 ",
+        &format!(
+            "command=db-init schema=\"created version {}\" exit=0 ",
+            otp_core::store::postgresql::SCHEMA_VERSION
+        ),
         &who(0, Some("tester")),
     );
     assert!(

@@ -286,11 +286,10 @@ pub trait AdminStore {
     /// the store's audit: under `postgresql` a row of `pam_otp.audit`
     /// that the database stamps (its time, the admin role, the client's
     /// address); nothing on the file stores, whose record is the syslog
-    /// line `otp-enroll` writes.
-    fn record_change(&self, change: &Change) -> Result<(), StoreError> {
-        let _ = change;
-        Ok(())
-    }
+    /// line `otp-enroll` writes. No default: a store that wraps another
+    /// (otp-enroll's `audit::Audited`) must pass it on, and a default would
+    /// have let it drop the record without a word.
+    fn record_change(&self, change: &Change) -> Result<(), StoreError>;
 }
 
 /// [`AdminStore::record_change`] for a change that is no one user's (the
