@@ -110,6 +110,14 @@ pub struct NewOpts {
     /// user under store = "system"; for the login hook.
     #[arg(long, verbatim_doc_comment)]
     pub if_missing: bool,
+    /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an
+    /// RFC 3339 time with an offset); before it, it accepts nothing.
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub not_before: Option<String>,
+    /// The token accepts nothing from DATE on (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset).
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub expires: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -148,6 +156,14 @@ pub struct TokenOpts {
     /// inventory token with the user again).
     #[arg(long, verbatim_doc_comment)]
     pub force: bool,
+    /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an
+    /// RFC 3339 time with an offset); before it, it accepts nothing.
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub not_before: Option<String>,
+    /// The token accepts nothing from DATE on (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset).
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub expires: Option<String>,
 }
 
 /// What `cli::parse` gives `main`: the command with its options.
@@ -179,6 +195,16 @@ pub enum Command {
     },
     Reset {
         yes: bool,
+    },
+    /// `disable --token ID` (`disable: true`) or `enable --token ID`.
+    Disable {
+        token: String,
+        disable: bool,
+    },
+    /// `expire --token ID DATE|never`.
+    Expire {
+        token: String,
+        date: String,
     },
     Migrate {
         to: MigrateTo,
@@ -214,6 +240,9 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::ImportGoogle { .. } => "import-google",
             Command::Reset { .. } => "reset",
+            Command::Disable { disable: true, .. } => "disable",
+            Command::Disable { disable: false, .. } => "enable",
+            Command::Expire { .. } => "expire",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
             Command::Inventory(InventoryCommand::Import(_)) => "inventory-import",
@@ -593,6 +622,52 @@ enum Sub {
         #[arg(short, long)]
         yes: bool,
     },
+    /// stop a token from logging in, keeping it (enable undoes it)
+    ///
+    /// The token stays, with its counter and state, but accepts nothing
+    /// until enable: a code of it is refused as a wrong code is (and
+    /// counted for the rate limit), and the log says the token is
+    /// disabled. A user whose every token is disabled is still enrolled:
+    /// refused at login, never let in or offered enrollment as a user
+    /// without a token; their emergency codes accept nothing either until
+    /// a token is active again. list, status and report show it. Not yet
+    /// supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Disable {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+    },
+    /// let a disabled token log in again
+    ///
+    /// Undoes disable: the token accepts codes again (within its dates),
+    /// from where its counter and state were. Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Enable {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+    },
+    /// set or clear the date a token stops logging in
+    ///
+    /// From DATE on the token accepts nothing (logged as expired): DATE is
+    /// YYYY-MM-DD, a day in UTC, the token working up to that day's
+    /// 00:00:00 UTC (exclusive), or an RFC 3339 time with an offset
+    /// (2027-01-15T09:00:00+01:00). never clears the date. Nothing reads
+    /// TZ. A date at or before the token's not-before date is refused.
+    /// Like a disabled token, an expired one keeps its state and a user
+    /// whose every token expired is refused, not treated as without a
+    /// token. Not yet supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Expire {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+        /// YYYY-MM-DD, an RFC 3339 time with an offset, or never.
+        #[arg(value_name = "DATE|never")]
+        date: String,
+    },
     /// (root) copy users' home files into the system store or the fleet
     /// database: --to system|postgresql (--user NAME | --all)
     ///
@@ -846,6 +921,15 @@ pub fn parse(
         Some(Sub::Remove { token, yes, force }) => Command::Remove { token, yes, force },
         Some(Sub::ImportGoogle { path, force }) => Command::ImportGoogle { path, force },
         Some(Sub::Reset { yes }) => Command::Reset { yes },
+        Some(Sub::Disable { token }) => Command::Disable {
+            token,
+            disable: true,
+        },
+        Some(Sub::Enable { token }) => Command::Disable {
+            token,
+            disable: false,
+        },
+        Some(Sub::Expire { token, date }) => Command::Expire { token, date },
         Some(Sub::Migrate { to, all }) => {
             if g.user.is_some() == all {
                 return Err(Error::usage(

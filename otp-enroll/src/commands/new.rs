@@ -7,6 +7,7 @@ use otp_core::key;
 use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
+use crate::commands::lifecycle;
 use crate::error::Error;
 use crate::output::{self, quoted, say};
 use crate::qr::{self, QrStyle};
@@ -33,6 +34,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     if let Some(id) = &o.id {
         secret_file::check_id(id).map_err(Error::bad_option)?;
     }
+    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
     // --add: the tokens already there decide the id and whether one more
     // fits, before anything is made or shown.
     let existing = if o.add && exists {
@@ -172,6 +174,11 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
 
     if !o.no_confirm {
         confirm(t, &mut token, now)?;
+    }
+    // After the confirmation: the code typed now proves the key was
+    // scanned, whatever dates the token will have.
+    if let Some(dates) = dates {
+        token.lifecycle = dates;
     }
     let id = token.id.clone();
     if existing.is_some() {
