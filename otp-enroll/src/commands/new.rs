@@ -22,6 +22,9 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             "--add keeps the other tokens, --force replaces them all: give one of the two",
         ));
     }
+    // Said before the store is asked anything (under store = "postgresql"
+    // the dates are refused).
+    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
     let exists = store::exists(t)?;
     if exists {
         if o.if_missing {
@@ -34,7 +37,6 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     if let Some(id) = &o.id {
         secret_file::check_id(id).map_err(Error::bad_option)?;
     }
-    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
     // --add: the tokens already there decide the id and whether one more
     // fits, before anything is made or shown.
     let existing = if o.add && exists {
