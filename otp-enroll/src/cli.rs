@@ -345,8 +345,9 @@ pub enum InventoryCommand {
     /// ExpiryDate, converted to UTC; a time without a zone is UTC) is
     /// skipped, saying why. A PIN typed before or after each code
     /// (Prepend, Append) skips the key unless --ignore-pin-policy. Start
-    /// and expiry dates are shown on the key's line; the inventory does
-    /// not keep them yet, so an assigned token works outside them.
+    /// and expiry dates are shown on the key's line and kept: the token
+    /// assigned (token --serial S --code C) accepts nothing outside them
+    /// (with store = "postgresql" not yet: it works outside them).
     ///
     /// CSV: lines serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]],
     /// with # comments, blank lines and an optional header line; quoted
@@ -469,9 +470,10 @@ enum Sub {
     /// user with the same serial.
     #[command(verbatim_doc_comment)]
     Token(TokenOpts),
-    /// the user's tokens: id, type, serial, created, last used
+    /// the user's tokens: id, type, serial, created, last used, state
     ///
-    /// The user's tokens, one a line: id, type, serial, created, last used.
+    /// The user's tokens, one a line: id, type, serial, created, last used,
+    /// state (active, disabled, not yet valid, expired, and the dates).
     /// Never a secret. Exit status 1 when the user has none.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
@@ -507,7 +509,7 @@ enum Sub {
     /// what is set up (never the secret)
     ///
     /// Per token: id, type, serial, algorithm, digits, creation date, last
-    /// code used; then the emergency codes left and the lockout state;
+    /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
     /// never the secret; and, after reset, that an enrollment is pending.
     /// Exit status 1 when not enrolled.
     ///
@@ -522,8 +524,11 @@ enum Sub {
     /// limit's count), "locked_until" (null when not locked) and "pending"
     /// (reset's mark; null for a plain user, who cannot see it). Each
     /// token: "id", "type", "serial", "algorithm", "digits", "period"
-    /// (TOTP), "counter" (HOTP: the next one), "created", "last_used" and
-    /// "drift" (TOTP: the learned clock offset in steps).
+    /// (TOTP), "counter" (HOTP: the next one), "created", "last_used",
+    /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
+    /// disabled, not_yet_valid or expired, at the command's time),
+    /// "disabled", "not_before" and "expires" (Unix seconds; null when not
+    /// set).
     #[command(verbatim_doc_comment)]
     Status {
         /// For the login hook: print nothing; exit 0 if the config has
@@ -738,8 +743,9 @@ enum Sub {
     /// name service knows the name), "login_shell", "state" (enrolled,
     /// pending, not_enrolled, unreadable or skipped), "reason" (why
     /// unreadable or skipped), "pending" (reset's mark, also beside
-    /// tokens), "tokens" (each with "id", "type", "serial", "created" and
-    /// "last_used"), "emergency_codes", "last_used", "failures" and
+    /// tokens), "tokens" (each with "id", "type", "serial", "created",
+    /// "last_used", "state" (active, disabled, not_yet_valid or expired),
+    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures" and
     /// "locked_until". "counts": "users", "enrolled", "locked" (of the
     /// enrolled), "pending", "not_enrolled", "unreadable" and "skipped".
     ///

@@ -114,7 +114,11 @@ pub fn describe(token: &Token, now: u64) -> Option<String> {
 }
 
 fn no_token(t: &Target, id: &str, file: &otp_core::secret_file::SecretFile) -> Error {
-    let ids: Vec<String> = file.tokens.iter().map(|x| shown(&x.id)).collect();
+    let ids: Vec<String> = file
+        .tokens
+        .iter()
+        .map(|x| format!("\"{}\"", shown(&x.id)))
+        .collect();
     Error::refused(format!(
         "{} has no token \"{}\" (they have {}): nothing was changed",
         t.shown_name(),
