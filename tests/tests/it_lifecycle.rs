@@ -406,3 +406,24 @@ fn postgresql_refuses_what_it_cannot_keep_yet() {
         );
     }
 }
+
+/// migrate --to postgresql skips a user with a disabled or dated token,
+/// saying why, rather than copy a token the database would let in.
+#[test]
+#[ignore = "needs root: make test"]
+fn migrate_to_postgresql_skips_what_it_cannot_keep_yet() {
+    let w = World::new(Store::Home);
+    w.enroll_ok("UTC", &["disable", "--token", "phone"]);
+    let out = Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(&w.svc.config_file)
+        .args(["migrate", "--to", "postgresql", "--user", &w.user.name])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        printed.contains("skipped: token(s) phone disabled or with dates: not yet supported with store = \"postgresql\""),
+        "{out:?}"
+    );
+}
