@@ -651,7 +651,9 @@ impl Flow<'_, '_> {
         };
         // try_first_pass: a wrong code from the earlier module gets one prompt.
         let verdict = match verdict {
-            Verdict::Refused(_) if first.from == From::AuthTok && self.cfg.try_first_pass => {
+            Verdict::Refused(_) | Verdict::Inactive { .. }
+                if first.from == From::AuthTok && self.cfg.try_first_pass =>
+            {
                 let again = match self.ask() {
                     Ok(text) => Typed {
                         text,
@@ -674,7 +676,8 @@ impl Flow<'_, '_> {
                 ));
                 Outcome::AuthErr
             }
-            Verdict::Refused(_) => Outcome::AuthErr,
+            // Told nothing more than for a wrong code; the log says why.
+            Verdict::Refused(_) | Verdict::Inactive { .. } => Outcome::AuthErr,
         };
         let why = Reason::Checked {
             verdict,

@@ -115,6 +115,62 @@ impl TokenState {
     }
 }
 
+/// What an admin decided about a token's life: whether it is disabled and
+/// the dates it is valid between. A token outside it keeps its counter and
+/// state but accepts nothing ([`Lifecycle::inactive_at`]). Version 2 only:
+/// the keys `disabled`, `not_before` and `expires` of a `[[token]]` table,
+/// which a module older than them refuses (an unknown key fails closed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// `otp-enroll disable`: accepts nothing until `enable`.
+    pub disabled: bool,
+    /// Unix time from which the token is valid (inclusive).
+    pub not_before: Option<u64>,
+    /// Unix time from which the token is no longer valid (exclusive end).
+    pub expires: Option<u64>,
+}
+
+/// Why a token accepts nothing at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inactive {
+    Disabled,
+    /// Valid from this Unix time.
+    NotYetValid(u64),
+    /// Expired at this Unix time.
+    Expired(u64),
+}
+
+impl fmt::Display for Inactive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Inactive::Disabled => f.write_str("disabled"),
+            Inactive::NotYetValid(t) => write!(f, "not yet valid (valid from {t})"),
+            Inactive::Expired(t) => write!(f, "expired (at {t})"),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Why the token accepts nothing at Unix time `now`, or `None` when it
+    /// is active: enabled and `not_before <= now < expires`.
+    pub fn inactive_at(&self, now: u64) -> Option<Inactive> {
+        if self.disabled {
+            return Some(Inactive::Disabled);
+        }
+        if let Some(t) = self.not_before.filter(|&t| now < t) {
+            return Some(Inactive::NotYetValid(t));
+        }
+        if let Some(t) = self.expires.filter(|&t| now >= t) {
+            return Some(Inactive::Expired(t));
+        }
+        None
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Lifecycle::default()
+    }
+}
+
 /// One second factor: an app on a phone, a hardware token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -134,6 +190,8 @@ pub struct Token {
     /// Unix time of enrollment, if known.
     pub created: Option<u64>,
     pub state: TokenState,
+    /// Disabled, and the dates it is valid between (version 2 only).
+    pub lifecycle: Lifecycle,
 }
 
 impl fmt::Debug for Token {
@@ -150,6 +208,7 @@ impl fmt::Debug for Token {
             .field("serial", &self.serial)
             .field("created", &self.created)
             .field("state", &self.state)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -168,6 +227,7 @@ impl Token {
             serial: None,
             created: None,
             state: TokenState::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -201,6 +261,13 @@ impl Token {
         if st.last_used.is_some_and(|s| s > MAX_COUNTER) {
             return Err(TokenError::State("last_used is out of range"));
         }
+        let life = &self.lifecycle;
+        if life.not_before.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(TokenError::Dates("not_before is out of range"));
+        }
+        if life.expires.is_some_and(|s| s > MAX_COUNTER) {
+            return Err(TokenError::Dates("expires is out of range"));
+        }
         Ok(())
     }
 }
@@ -231,6 +298,7 @@ pub enum TokenError {
     Counter(u64),
     Serial,
     State(&'static str),
+    Dates(&'static str),
 }
 
 impl fmt::Display for TokenError {
@@ -263,6 +331,7 @@ impl fmt::Display for TokenError {
                 write!(f, "serial: must be 1 to 64 printable characters")
             }
             TokenError::State(why) => write!(f, "state: {why}"),
+            TokenError::Dates(why) => write!(f, "{why}"),
         }
     }
 }
@@ -438,6 +507,12 @@ struct RawToken {
     serial: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
     #[serde(default)]
     state: RawTokenState,
 }
@@ -601,6 +676,7 @@ impl SecretFile {
                 drift_moved: st.drift_moved,
                 last_used: None,
             },
+            lifecycle: Lifecycle::default(),
         };
         Ok(SecretFile {
             version: VERSION_1,
@@ -663,6 +739,11 @@ impl SecretFile {
                     drift_moved: t.state.drift_moved,
                     last_used: t.state.last_used,
                 },
+                lifecycle: Lifecycle {
+                    disabled: t.disabled,
+                    not_before: t.not_before,
+                    expires: t.expires,
+                },
             });
         }
         Ok(SecretFile {
@@ -719,6 +800,11 @@ impl SecretFile {
         }
         if self.state.last_failure > MAX_COUNTER {
             return Err(SecretFileError::State("last_failure is out of range"));
+        }
+        if self.version == VERSION_1 && self.tokens.iter().any(|t| !t.lifecycle.is_default()) {
+            return Err(SecretFileError::Layout(
+                "disabled, not_before and expires need version = 2",
+            ));
         }
         if !self.state.grace.is_empty() && self.version == VERSION_1 {
             return Err(SecretFileError::Layout("state: grace needs version = 2"));
@@ -813,6 +899,9 @@ impl SecretFile {
                     counter: (!totp || t.counter != 0).then_some(t.counter),
                     serial: t.serial.clone(),
                     created: t.created,
+                    disabled: t.lifecycle.disabled,
+                    not_before: t.lifecycle.not_before,
+                    expires: t.lifecycle.expires,
                     state: RawTokenState {
                         last_step: t.state.last_step,
                         drift: t.state.drift,
@@ -952,6 +1041,57 @@ counter = 12
             assert!(!text.contains("period"), "period is TOTP-only:\n{text}");
             assert_eq!(SecretFile::parse(&text).unwrap(), f, "{text}");
         }
+    }
+
+    #[test]
+    fn lifecycle_keys_round_trip_in_version_2_only() {
+        let mut f = SecretFile::with_token(a_token("OATH0001234"));
+        f.tokens[0].lifecycle = Lifecycle {
+            disabled: true,
+            not_before: Some(1_800_000_000),
+            expires: Some(1_900_000_000),
+        };
+        let text = f.to_text().unwrap();
+        assert!(text.contains("disabled = true"), "{text}");
+        assert!(text.contains("not_before = 1800000000"), "{text}");
+        assert!(text.contains("expires = 1900000000"), "{text}");
+        assert_eq!(SecretFile::parse(&text).unwrap(), f, "{text}");
+        // Nothing written for a token with none.
+        f.tokens[0].lifecycle = Lifecycle::default();
+        let text = f.to_text().unwrap();
+        assert!(
+            !text.contains("disabled") && !text.contains("expires"),
+            "{text}"
+        );
+        // Version 1 has no place for them: refused, top-level keys too.
+        f.tokens[0].lifecycle.disabled = true;
+        f.version = VERSION_1;
+        assert!(matches!(f.to_text(), Err(SecretFileError::Layout(_))));
+        assert!(SecretFile::parse(&format!("{MINIMAL}disabled = true\n")).is_err());
+        // Out of range is refused like any state.
+        let mut f = SecretFile::with_token(a_token("x"));
+        f.tokens[0].lifecycle.expires = Some(u64::MAX);
+        assert!(f.to_text().is_err());
+    }
+
+    #[test]
+    fn inactive_at_the_edges() {
+        let life = Lifecycle {
+            disabled: false,
+            not_before: Some(100),
+            expires: Some(200),
+        };
+        assert_eq!(life.inactive_at(99), Some(Inactive::NotYetValid(100)));
+        assert_eq!(life.inactive_at(100), None);
+        assert_eq!(life.inactive_at(101), None);
+        assert_eq!(life.inactive_at(199), None);
+        assert_eq!(life.inactive_at(200), Some(Inactive::Expired(200)));
+        assert_eq!(life.inactive_at(201), Some(Inactive::Expired(200)));
+        let off = Lifecycle {
+            disabled: true,
+            ..life
+        };
+        assert_eq!(off.inactive_at(150), Some(Inactive::Disabled));
     }
 
     #[test]

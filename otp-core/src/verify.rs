@@ -9,7 +9,9 @@ use std::fmt;
 
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{hotp_search, OtpKind, SecretFile, State, Token, TokenState, MAX_COUNTER};
+use crate::secret_file::{
+    hotp_search, Inactive, OtpKind, SecretFile, State, Token, TokenState, MAX_COUNTER,
+};
 
 /// Learned TOTP drift stays within this many steps of the server clock.
 pub const MAX_DRIFT_STEPS: i64 = 10;
@@ -79,6 +81,16 @@ pub enum Verdict {
     Locked {
         retry_in: u64,
     },
+    /// The code is right only for a token that accepts nothing now
+    /// (disabled, not yet valid, expired), or it is an emergency code of a
+    /// user none of whose tokens is active. Refused and counted as a
+    /// failure like a wrong code, and the user is told nothing more than
+    /// for a wrong code, so a guesser learns nothing from it; only the log
+    /// says which token and why. `token` is `None` for an emergency code.
+    Inactive {
+        token: Option<String>,
+        why: Inactive,
+    },
 }
 
 impl Verdict {
@@ -115,6 +127,14 @@ impl fmt::Display for Verdict {
             Verdict::Locked { retry_in } => {
                 write!(f, "rate limited (locked for {retry_in} s more)")
             }
+            Verdict::Inactive {
+                token: Some(token),
+                why,
+            } => write!(f, "refused: code of token {token}, which is {why}"),
+            Verdict::Inactive { token: None, why } => write!(
+                f,
+                "refused: emergency code, but no token of the user is active (e.g. {why})"
+            ),
         }
     }
 }
@@ -167,13 +187,37 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
     let mut replay = false;
     let mut exhausted = false;
     let mut fits_a_token = false;
+    // The first inactive token the code was right for, and why it is.
+    let mut inactive_hit = None;
+    // Why some token is inactive, when none is active: emergency codes
+    // then accept nothing either (see `check_scratch`'s caller).
+    let mut any_active = false;
+    let mut some_inactive = None;
     // In the file's order, stopping at the first token that accepts: each
     // token's replay state and drift are its own.
     for token in file.tokens.iter_mut() {
+        let inactive = token.lifecycle.inactive_at(now);
+        match inactive {
+            None => any_active = true,
+            Some(why) => some_inactive = some_inactive.or(Some(why)),
+        }
         if code.len() != usize::from(token.digits) {
             continue;
         }
         fits_a_token = true;
+        if let Some(why) = inactive {
+            // Checked on a copy, so that its state does not move: it keeps
+            // its counter and state, and accepts nothing.
+            let mut copy = token.clone();
+            let right = matches!(
+                check_token(&mut copy, code, policy, now),
+                TokenAnswer::Accepted(_) | TokenAnswer::Replay
+            );
+            if right && inactive_hit.is_none() {
+                inactive_hit = Some((token.id.clone(), why));
+            }
+            continue;
+        }
         match check_token(token, code, policy, now) {
             TokenAnswer::Accepted(method) => {
                 token.state.last_used = Some(now);
@@ -185,8 +229,25 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
         }
     }
     if code.len() == otp::SCRATCH_DIGITS {
-        if let Some(verdict) = check_scratch(file, code) {
-            return verdict;
+        if any_active {
+            if let Some(verdict) = check_scratch(file, code) {
+                return verdict;
+            }
+        } else if let Some(why) = some_inactive {
+            // Emergency codes stand in for the user's tokens: when an admin
+            // disabled every one (or every one is outside its dates), they
+            // accept nothing either, and the file keeps them.
+            if scratch_index(&file.scratch_codes, code).is_some() {
+                return Verdict::Inactive { token: None, why };
+            }
+        }
+    }
+    if let Some((token, why)) = inactive_hit {
+        if !replay && !exhausted {
+            return Verdict::Inactive {
+                token: Some(token),
+                why,
+            };
         }
     }
     if replay {
@@ -265,15 +326,20 @@ fn learn_drift(state: &mut TokenState, drift: i64, step: u64, now_step: u64, now
     }
 }
 
-fn check_scratch(file: &mut SecretFile, code: &str) -> Option<Verdict> {
-    // Compare against every code so timing does not reveal which matched.
+/// Which emergency code `code` is. Compares against every code so timing
+/// does not reveal which matched.
+fn scratch_index(codes: &[String], code: &str) -> Option<usize> {
     let mut hit = None;
-    for (i, candidate) in file.scratch_codes.iter().enumerate() {
+    for (i, candidate) in codes.iter().enumerate() {
         if code_eq(candidate, code) && hit.is_none() {
             hit = Some(i);
         }
     }
-    let i = hit?;
+    hit
+}
+
+fn check_scratch(file: &mut SecretFile, code: &str) -> Option<Verdict> {
+    let i = scratch_index(&file.scratch_codes, code)?;
     file.scratch_codes.remove(i);
     Some(Verdict::Accepted(Method::Scratch {
         left: file.scratch_codes.len(),

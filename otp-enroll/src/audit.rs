@@ -34,7 +34,7 @@ use otp_core::store::{self, AdminStore, Held, StoreError};
 /// The man page's AUDIT LOG section.
 pub const MAN: &str = "\
 Every change otp-enroll makes (new, token, remove, reset, unlock, scratch,
-resync, import-google, migrate, inventory import and inventory remove, db
+resync, disable, enable, expire, import-google, migrate, inventory import and inventory remove, db
 init, and any command that changes a record, a reset mark or the
 inventory) leaves one syslog line per user it changed (facility authpriv,
 level notice, ident otp-enroll), in pam_otp's key=\"value\" style and with

@@ -117,6 +117,14 @@ pub struct NewOpts {
     /// user under store = "system"; for the login hook.
     #[arg(long, verbatim_doc_comment)]
     pub if_missing: bool,
+    /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an
+    /// RFC 3339 time with an offset); before it, it accepts nothing.
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub not_before: Option<String>,
+    /// The token accepts nothing from DATE on (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset).
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub expires: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -155,6 +163,14 @@ pub struct TokenOpts {
     /// inventory token with the user again).
     #[arg(long, verbatim_doc_comment)]
     pub force: bool,
+    /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an
+    /// RFC 3339 time with an offset); before it, it accepts nothing.
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub not_before: Option<String>,
+    /// The token accepts nothing from DATE on (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset).
+    #[arg(long, value_name = "DATE", verbatim_doc_comment)]
+    pub expires: Option<String>,
 }
 
 /// What `cli::parse` gives `main`: the command with its options.
@@ -186,6 +202,16 @@ pub enum Command {
     },
     Reset {
         yes: bool,
+    },
+    /// `disable --token ID` (`disable: true`) or `enable --token ID`.
+    Disable {
+        token: String,
+        disable: bool,
+    },
+    /// `expire --token ID DATE|never`.
+    Expire {
+        token: String,
+        date: String,
     },
     Migrate {
         to: MigrateTo,
@@ -227,6 +253,9 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::ImportGoogle { .. } => "import-google",
             Command::Reset { .. } => "reset",
+            Command::Disable { disable: true, .. } => "disable",
+            Command::Disable { disable: false, .. } => "enable",
+            Command::Expire { .. } => "expire",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
             Command::Audit { .. } => "audit",
@@ -330,8 +359,9 @@ pub enum InventoryCommand {
     /// ExpiryDate, converted to UTC; a time without a zone is UTC) is
     /// skipped, saying why. A PIN typed before or after each code
     /// (Prepend, Append) skips the key unless --ignore-pin-policy. Start
-    /// and expiry dates are shown on the key's line; the inventory does
-    /// not keep them yet, so an assigned token works outside them.
+    /// and expiry dates are shown on the key's line and kept: the token
+    /// assigned (token --serial S --code C) accepts nothing outside them
+    /// (with store = "postgresql" not yet: it works outside them).
     ///
     /// CSV: lines serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]],
     /// with # comments, blank lines and an optional header line; quoted
@@ -454,9 +484,10 @@ enum Sub {
     /// user with the same serial.
     #[command(verbatim_doc_comment)]
     Token(TokenOpts),
-    /// the user's tokens: id, type, serial, created, last used
+    /// the user's tokens: id, type, serial, created, last used, state
     ///
-    /// The user's tokens, one a line: id, type, serial, created, last used.
+    /// The user's tokens, one a line: id, type, serial, created, last used,
+    /// state (active, disabled, not yet valid, expired, and the dates).
     /// Never a secret. Exit status 1 when the user has none.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
@@ -492,7 +523,7 @@ enum Sub {
     /// what is set up (never the secret)
     ///
     /// Per token: id, type, serial, algorithm, digits, creation date, last
-    /// code used; then the emergency codes left and the lockout state;
+    /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
     /// never the secret; and, after reset, that an enrollment is pending.
     /// Exit status 1 when not enrolled.
     ///
@@ -507,8 +538,11 @@ enum Sub {
     /// limit's count), "locked_until" (null when not locked) and "pending"
     /// (reset's mark; null for a plain user, who cannot see it). Each
     /// token: "id", "type", "serial", "algorithm", "digits", "period"
-    /// (TOTP), "counter" (HOTP: the next one), "created", "last_used" and
-    /// "drift" (TOTP: the learned clock offset in steps).
+    /// (TOTP), "counter" (HOTP: the next one), "created", "last_used",
+    /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
+    /// disabled, not_yet_valid or expired, at the command's time),
+    /// "disabled", "not_before" and "expires" (Unix seconds; null when not
+    /// set).
     #[command(verbatim_doc_comment)]
     Status {
         /// For the login hook: print nothing; exit 0 if the config has
@@ -607,6 +641,52 @@ enum Sub {
         #[arg(short, long)]
         yes: bool,
     },
+    /// stop a token from logging in, keeping it (enable undoes it)
+    ///
+    /// The token stays, with its counter and state, but accepts nothing
+    /// until enable: a code of it is refused as a wrong code is (and
+    /// counted for the rate limit), and the log says the token is
+    /// disabled. A user whose every token is disabled is still enrolled:
+    /// refused at login, never let in or offered enrollment as a user
+    /// without a token; their emergency codes accept nothing either until
+    /// a token is active again. list, status and report show it. Not yet
+    /// supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Disable {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+    },
+    /// let a disabled token log in again
+    ///
+    /// Undoes disable: the token accepts codes again (within its dates),
+    /// from where its counter and state were. Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Enable {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+    },
+    /// set or clear the date a token stops logging in
+    ///
+    /// From DATE on the token accepts nothing (logged as expired): DATE is
+    /// YYYY-MM-DD, a day in UTC, the token working up to that day's
+    /// 00:00:00 UTC (exclusive), or an RFC 3339 time with an offset
+    /// (2027-01-15T09:00:00+01:00). never clears the date. Nothing reads
+    /// TZ. A date at or before the token's not-before date is refused.
+    /// Like a disabled token, an expired one keeps its state and a user
+    /// whose every token expired is refused, not treated as without a
+    /// token. Not yet supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Expire {
+        /// The token (see otp-enroll list).
+        #[arg(long, value_name = "ID")]
+        token: String,
+        /// YYYY-MM-DD, an RFC 3339 time with an offset, or never.
+        #[arg(value_name = "DATE|never")]
+        date: String,
+    },
     /// (root) copy users' home files into the system store or the fleet
     /// database: --to system|postgresql (--user NAME | --all)
     ///
@@ -677,8 +757,9 @@ enum Sub {
     /// name service knows the name), "login_shell", "state" (enrolled,
     /// pending, not_enrolled, unreadable or skipped), "reason" (why
     /// unreadable or skipped), "pending" (reset's mark, also beside
-    /// tokens), "tokens" (each with "id", "type", "serial", "created" and
-    /// "last_used"), "emergency_codes", "last_used", "failures" and
+    /// tokens), "tokens" (each with "id", "type", "serial", "created",
+    /// "last_used", "state" (active, disabled, not_yet_valid or expired),
+    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures" and
     /// "locked_until". "counts": "users", "enrolled", "locked" (of the
     /// enrolled), "pending", "not_enrolled", "unreadable" and "skipped".
     ///
@@ -905,6 +986,15 @@ pub fn parse(
         Some(Sub::Remove { token, yes, force }) => Command::Remove { token, yes, force },
         Some(Sub::ImportGoogle { path, force }) => Command::ImportGoogle { path, force },
         Some(Sub::Reset { yes }) => Command::Reset { yes },
+        Some(Sub::Disable { token }) => Command::Disable {
+            token,
+            disable: true,
+        },
+        Some(Sub::Enable { token }) => Command::Disable {
+            token,
+            disable: false,
+        },
+        Some(Sub::Expire { token, date }) => Command::Expire { token, date },
         Some(Sub::Migrate { to, all }) => {
             if g.user.is_some() == all {
                 return Err(Error::usage(

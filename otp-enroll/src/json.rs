@@ -67,10 +67,19 @@ pub struct TokenJson {
     pub last_used: Option<u64>,
     /// TOTP: the clock drift learned at login, in steps (null for HOTP).
     pub drift: Option<i64>,
+    /// At the command's time: "active", "disabled", "not_yet_valid" or
+    /// "expired" (see otp-enroll disable and expire).
+    pub state: &'static str,
+    /// Set by otp-enroll disable (also outside the dates).
+    pub disabled: bool,
+    /// Valid from (Unix seconds), null when not limited.
+    pub not_before: Option<u64>,
+    /// Accepts nothing from (Unix seconds, exclusive), null for never.
+    pub expires: Option<u64>,
 }
 
 impl TokenJson {
-    pub fn of(t: &Token) -> TokenJson {
+    pub fn of(t: &Token, now: u64) -> TokenJson {
         let totp = t.kind == OtpKind::Totp;
         TokenJson {
             id: t.id.clone(),
@@ -83,6 +92,10 @@ impl TokenJson {
             created: t.created,
             last_used: crate::commands::list::last_used_at(t),
             drift: totp.then_some(t.state.drift),
+            state: crate::commands::lifecycle::state_word(t, now),
+            disabled: t.lifecycle.disabled,
+            not_before: t.lifecycle.not_before,
+            expires: t.lifecycle.expires,
         }
     }
 }
@@ -101,13 +114,13 @@ mod tests {
         );
         t.serial = Some("S/1\n".into());
         t.counter = 42;
-        let v: serde_json::Value = serde_json::to_value(TokenJson::of(&t)).unwrap();
+        let v: serde_json::Value = serde_json::to_value(TokenJson::of(&t, 0)).unwrap();
         assert_eq!(v["id"], "ph\"one\u{202e}");
         assert_eq!(v["serial"], "S/1\n");
         assert_eq!(v["type"], "hotp");
         assert_eq!(v["counter"], 42);
         assert!(v["period"].is_null() && v["drift"].is_null());
-        let text = serde_json::to_string(&TokenJson::of(&t)).unwrap();
+        let text = serde_json::to_string(&TokenJson::of(&t, 0)).unwrap();
         for secret in ["12345678901234567890", "GEZDGNBV", "3132333435"] {
             assert!(!text.contains(secret), "{text}");
         }

@@ -255,6 +255,30 @@ fn every_change_leaves_one_line_with_who_and_never_a_secret() {
     );
     all.push(line);
 
+    // disable, enable, expire (issue 31): the token they changed.
+    for (args, command) in [
+        (&["disable", "--token", "phone"][..], "disable"),
+        (&["enable", "--token", "phone"][..], "enable"),
+        (&["expire", "--token", "phone", "2999-01-01"][..], "expire"),
+        (&["expire", "--token", "phone", "never"][..], "expire"),
+    ] {
+        let mut full = vec!["--user", n1];
+        full.extend_from_slice(args);
+        let (line, _) = s.one_line(s.root(&full), "");
+        check(
+            &line,
+            &format!(
+                "command={command} user=\"{n1}\" store=home record=updated tokens=\"phone\" exit=0 "
+            ),
+            &root,
+        );
+        all.push(line);
+    }
+    // Enabling a token that is not disabled changes nothing: no line.
+    let (out, lines) = s.logged(s.root(&["--user", n1, "enable", "--token", "phone"]), "");
+    ok(&out);
+    assert_eq!(lines, Vec::<String>::new());
+
     // remove --token: that token.
     let (line, _) = s.one_line(
         s.root(&["--user", n1, "remove", "--token", "phone", "-y"]),

@@ -11,6 +11,7 @@ use super::*;
 use crate::otp::{Algorithm, Generator};
 
 mod enrolling;
+mod lifecycle;
 
 const KEY: &[u8] = b"12345678901234567890";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

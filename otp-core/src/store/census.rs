@@ -47,6 +47,8 @@ pub struct TokenSummary {
     /// logins in a version 2 file; a version 1 file's TOTP token has only
     /// its last step, whose start is taken.
     pub last_used: Option<u64>,
+    /// Disabled, and the dates it is valid between.
+    pub lifecycle: crate::secret_file::Lifecycle,
 }
 
 /// What a record holds, as a report shows it.
@@ -75,6 +77,7 @@ impl Summary {
                         (None, OtpKind::Totp, Some(step)) => Some(step.saturating_mul(t.period)),
                         _ => None,
                     },
+                    lifecycle: t.lifecycle,
                 })
                 .collect(),
             scratch_codes: file.scratch_codes.len(),

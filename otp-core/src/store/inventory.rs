@@ -81,6 +81,10 @@ pub struct HardwareToken {
     pub digits: u8,
     pub period: u64,
     pub counter: u64,
+    /// The vendor file's start and expiry dates (Unix seconds; expires is
+    /// exclusive): the token's own once assigned (`Lifecycle`).
+    pub not_before: Option<u64>,
+    pub expires: Option<u64>,
 }
 
 impl fmt::Debug for HardwareToken {
@@ -94,6 +98,8 @@ impl fmt::Debug for HardwareToken {
             .field("digits", &self.digits)
             .field("period", &self.period)
             .field("counter", &self.counter)
+            .field("not_before", &self.not_before)
+            .field("expires", &self.expires)
             .finish()
     }
 }
@@ -155,6 +161,10 @@ struct RawEntry {
     source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     assigned_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
 }
 
 const HEADER: &str = "# pam_otp token inventory: seeds of unassigned hardware tokens. Root only\n\
@@ -180,6 +190,11 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
         let key =
             key::decode_base32(&r.secret).ok_or_else(|| bad("secret is not base32".into()))?;
         check_values(&key, r.digits, r.period, r.counter).map_err(bad)?;
+        if r.not_before.is_some_and(|t| t > MAX_COUNTER)
+            || r.expires.is_some_and(|t| t > MAX_COUNTER)
+        {
+            return Err(bad("not_before or expires is out of range".into()));
+        }
         if r.source.chars().any(char::is_control) {
             return Err(bad("source has control characters".into()));
         }
@@ -203,6 +218,8 @@ fn parse(text: &str) -> Result<Vec<Entry>, String> {
                 digits: r.digits,
                 period: r.period,
                 counter: r.counter,
+                not_before: r.not_before,
+                expires: r.expires,
             },
             imported: r.imported,
             source: r.source,
@@ -228,6 +245,8 @@ fn to_text(entries: &[Entry]) -> Result<String, String> {
                 imported: e.imported,
                 source: e.source.clone(),
                 assigned_to: e.assigned_to.clone(),
+                not_before: e.token.not_before,
+                expires: e.token.expires,
             })
             .collect(),
     };
@@ -641,6 +660,8 @@ mod tests {
                 digits: 6,
                 period: 30,
                 counter: 3,
+                not_before: None,
+                expires: None,
             },
             imported: 1_700_000_000,
             source: "vendor.xml".into(),

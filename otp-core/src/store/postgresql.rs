@@ -817,6 +817,7 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
                     drift_moved: t.drift_moved,
                     last_used: t.last_used,
                 },
+                lifecycle: Default::default(),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -13,7 +13,7 @@ use crate::cli::{ImportFormat, ImportOpts, InventoryCommand};
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::json;
-use otp_core::config::Config;
+use otp_core::config::{Config, StoreKind};
 use serde::Serialize;
 
 use crate::inventory::{self, Entry, HardwareToken, Inventory, MAX_IMPORT_BYTES};
@@ -86,11 +86,14 @@ fn secret(o: &ImportOpts) -> Result<pskc::Secret, Error> {
     Ok(pskc::Secret::None)
 }
 
-/// The token as the inventory keeps it. Its start and expiry dates
-/// (`not_before`, `expires`) are shown at import but not kept yet: the
-/// token lifecycle (issue 31) stores them as the token's own.
+/// The token as the inventory keeps it, with its start and expiry dates,
+/// which become the token's own when it is assigned (`token --serial S
+/// --code C`). A date before 1970 (negative) is no limit as a start and
+/// long past as an expiry (such keys were skipped already).
 fn stored(t: vendor::VendorToken) -> HardwareToken {
     HardwareToken {
+        not_before: t.not_before.and_then(|s| u64::try_from(s).ok()),
+        expires: t.expires.map(|e| u64::try_from(e).unwrap_or(0)),
         serial: t.serial,
         kind: t.kind,
         key: t.key,
@@ -211,8 +214,14 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
             errors += 1;
             continue;
         }
+        let dated = t.not_before.is_some() || t.expires.is_some();
         let what = std::iter::once(t.describe())
             .chain(accepted.notes)
+            .chain((dated && cfg.store == StoreKind::Postgresql).then(|| {
+                "with store = \"postgresql\" the dates are not kept on the token yet: once \
+                 assigned, it works outside them"
+                    .to_string()
+            }))
             .collect::<Vec<_>>()
             .join("; ");
         say!(

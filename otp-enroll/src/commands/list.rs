@@ -3,6 +3,7 @@
 use otp_core::secret_file::{OtpKind, Token};
 use serde::Serialize;
 
+use crate::commands::lifecycle;
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::json::{self, TokenJson};
@@ -35,11 +36,15 @@ struct ListJson {
     tokens: Vec<TokenJson>,
 }
 
-pub fn run(t: &Target, json: bool) -> Result<bool, Error> {
+pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
     let exists = store::exists(t)?;
     if json {
         let tokens = match exists {
-            true => store::read(t)?.tokens.iter().map(TokenJson::of).collect(),
+            true => store::read(t)?
+                .tokens
+                .iter()
+                .map(|x| TokenJson::of(x, now))
+                .collect(),
             false => Vec::new(),
         };
         json::print(&ListJson {
@@ -56,7 +61,7 @@ pub fn run(t: &Target, json: bool) -> Result<bool, Error> {
         return Ok(false);
     }
     let f = store::read(t)?;
-    let rows: Vec<[String; 5]> = f
+    let rows: Vec<[String; 6]> = f
         .tokens
         .iter()
         .map(|token| {
@@ -69,11 +74,12 @@ pub fn run(t: &Target, json: bool) -> Result<bool, Error> {
                 token.serial.as_deref().map_or("-".into(), shown),
                 token.created.map_or("unknown".into(), format_utc),
                 last_used(token),
+                lifecycle::describe(token, now).unwrap_or_else(|| "active".into()),
             ]
         })
         .collect();
-    let header = ["ID", "TYPE", "SERIAL", "CREATED", "LAST USED"].map(String::from);
-    let mut widths = [0usize; 5];
+    let header = ["ID", "TYPE", "SERIAL", "CREATED", "LAST USED", "STATE"].map(String::from);
+    let mut widths = [0usize; 6];
     for row in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());

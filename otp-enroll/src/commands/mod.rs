@@ -4,6 +4,7 @@ pub mod audit;
 pub mod db;
 pub mod import_google;
 pub mod inventory;
+pub mod lifecycle;
 pub mod list;
 pub mod migrate;
 pub mod new;
@@ -50,7 +51,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
             codes: (c1, c2),
         } => resync::run(t, token.as_deref(), &c1, &c2)?,
         Command::List { json } => {
-            if !list::run(t, json)? {
+            if !list::run(t, json, now)? {
                 return Ok(1);
             }
         }
@@ -64,6 +65,8 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Remove { token, yes, force } => remove::run(t, token, yes, force)?,
         Command::ImportGoogle { path, force } => import_google::run(t, path, force, now)?,
         Command::Reset { yes } => reset::run(t, yes)?,
+        Command::Disable { token, disable } => lifecycle::disable(t, &token, disable)?,
+        Command::Expire { token, date } => lifecycle::expire(t, &token, &date, now)?,
         Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
         Command::Migrate { .. }

@@ -7,6 +7,7 @@ use otp_core::key;
 use otp_core::secret_file::{self, OtpKind, SecretFile, Token, DEFAULT_ID, MAX_TOKENS};
 
 use crate::cli::NewOpts;
+use crate::commands::lifecycle;
 use crate::error::Error;
 use crate::output::{self, quoted, say};
 use crate::qr::{self, QrStyle};
@@ -21,6 +22,9 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             "--add keeps the other tokens, --force replaces them all: give one of the two",
         ));
     }
+    // Said before the store is asked anything (under store = "postgresql"
+    // the dates are refused).
+    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
     let exists = store::exists(t)?;
     if exists {
         if o.if_missing {
@@ -172,6 +176,11 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
 
     if !o.no_confirm {
         confirm(t, &mut token, now)?;
+    }
+    // After the confirmation: the code typed now proves the key was
+    // scanned, whatever dates the token will have.
+    if let Some(dates) = dates {
+        token.lifecycle = dates;
     }
     let id = token.id.clone();
     if existing.is_some() {

@@ -117,6 +117,10 @@ struct ReportToken {
     serial: Option<String>,
     created: Option<u64>,
     last_used: Option<u64>,
+    /// At the report's time: active, disabled, not_yet_valid or expired.
+    state: &'static str,
+    not_before: Option<u64>,
+    expires: Option<u64>,
 }
 
 #[derive(Serialize, Default)]
@@ -247,6 +251,9 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                                     serial: t.serial.clone(),
                                     created: t.created,
                                     last_used: t.last_used,
+                                    state: inactive_word(t.lifecycle.inactive_at(now)),
+                                    not_before: t.lifecycle.not_before,
+                                    expires: t.lifecycle.expires,
                                 })
                                 .collect()
                         })
@@ -294,6 +301,30 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
             }
             if r.pending {
                 notes.push("reset pending: enrolls once no token is left".into());
+            }
+            let inactive: Vec<String> = s
+                .tokens
+                .iter()
+                .filter_map(|t| {
+                    let why = t.lifecycle.inactive_at(now)?;
+                    Some(format!(
+                        "{} {}",
+                        t.id,
+                        inactive_word(Some(why)).replace('_', " ")
+                    ))
+                })
+                .collect();
+            if !inactive.is_empty() {
+                let all = inactive.len() == s.tokens.len();
+                notes.push(format!(
+                    "{}{}",
+                    inactive.join(", "),
+                    if all {
+                        " (no active token: refused at login)"
+                    } else {
+                        ""
+                    }
+                ));
             }
         } else if state == State::Pending {
             notes.push("reset: enrolls at the next login".into());
@@ -355,4 +386,15 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         );
     }
     Ok(code)
+}
+
+/// A token's state as report --json words it.
+fn inactive_word(why: Option<otp_core::secret_file::Inactive>) -> &'static str {
+    use otp_core::secret_file::Inactive;
+    match why {
+        None => "active",
+        Some(Inactive::Disabled) => "disabled",
+        Some(Inactive::NotYetValid(_)) => "not_yet_valid",
+        Some(Inactive::Expired(_)) => "expired",
+    }
 }

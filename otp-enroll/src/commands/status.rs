@@ -78,7 +78,7 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
         version: file.as_ref().map(|f| f.version),
         tokens: file
             .as_ref()
-            .map(|f| f.tokens.iter().map(TokenJson::of).collect())
+            .map(|f| f.tokens.iter().map(|x| TokenJson::of(x, now)).collect())
             .unwrap_or_default(),
         emergency_codes: file.as_ref().map(|f| f.scratch_codes.len()),
         failures: file.as_ref().map(|f| f.state.failures),
@@ -111,7 +111,7 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
     say!("tokens:          {}", f.tokens.len());
     for token in &f.tokens {
         say!();
-        token_lines(token)?;
+        token_lines(token, now)?;
     }
     say!();
     say!("emergency codes: {} left", f.scratch_codes.len());
@@ -138,7 +138,7 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
 }
 
 /// One token's lines: what it is, never its key.
-fn token_lines(t: &Token) -> Result<(), Error> {
+fn token_lines(t: &Token, now: u64) -> Result<(), Error> {
     say!("token:           {}", t.id);
     match t.kind {
         OtpKind::Totp => say!(
@@ -162,6 +162,9 @@ fn token_lines(t: &Token) -> Result<(), Error> {
         t.created.map_or("unknown".to_string(), format_utc)
     );
     say!("last code used:  {}", list::last_used(t));
+    if let Some(state) = super::lifecycle::describe(t, now) {
+        say!("state:           {state}");
+    }
     if t.kind == OtpKind::Totp && t.state.drift != 0 {
         say!(
             "clock offset:    the device runs {} step(s) {} (learned at login; otp-enroll unlock resets it)",

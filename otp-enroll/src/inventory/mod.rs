@@ -130,6 +130,8 @@ mod tests {
                 digits: 6,
                 period: 30,
                 counter,
+                not_before: None,
+                expires: None,
             },
             imported: 1,
             source: "f.csv".into(),

@@ -290,7 +290,7 @@ fn decide(token: VendorToken, now: i64, opts: Options) -> Choice {
     }
     if !dates.is_empty() {
         notes.push(format!(
-            "{}; these dates are not kept yet: once assigned, the token works outside them",
+            "{}: once assigned, the token accepts nothing outside them",
             dates.join(", ")
         ));
     }
@@ -397,8 +397,8 @@ mod tests {
         assert_eq!(
             said(&c),
             [
-                "take D [\"starts 1970-01-01T00:16:40Z, expires 1970-01-01T01:23:20Z; these dates \
-              are not kept yet: once assigned, the token works outside them\"]"
+                "take D [\"starts 1970-01-01T00:16:40Z, expires 1970-01-01T01:23:20Z: once \
+              assigned, the token accepts nothing outside them\"]"
             ]
         );
         // Expiry is exclusive: at the instant itself the key is expired.
