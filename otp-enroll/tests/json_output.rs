@@ -66,19 +66,22 @@ fn object(out: &Output) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-/// TOTP "app" (made at 1000, used at 5000, drift +2) and HOTP with an odd
-/// serial (next counter 41, SHA256, 8 digits); 2 emergency codes.
+/// TOTP "app" (made at 1000, used at 5000, drift +2, expires in 2100) and
+/// HOTP with an odd serial (next counter 41, SHA256, 8 digits, disabled);
+/// 2 emergency codes.
 fn record() -> SecretFile {
     let mut app = Token::new("app", OtpKind::Totp, vec![7; 20]);
     app.created = Some(1_000);
     app.period = 60;
     app.state.last_used = Some(5_000);
     app.state.drift = 2;
+    app.lifecycle.expires = Some(4_102_444_800);
     let mut hw = Token::new("hw1", OtpKind::Hotp, vec![9; 32]);
     hw.serial = Some(ODD_SERIAL.into());
     hw.counter = 41;
     hw.digits = 8;
     hw.algorithm = otp_core::otp::Algorithm::SHA256;
+    hw.lifecycle.disabled = true;
     let mut f = SecretFile::with_token(app);
     f.tokens.push(hw);
     f.scratch_codes = vec!["12345678".into(), "23456789".into()];
@@ -92,11 +95,13 @@ fn tokens() -> Value {
             "id": "app", "type": "totp", "serial": null, "algorithm": "SHA1",
             "digits": 6, "period": 60, "counter": null, "created": 1000,
             "last_used": 5000, "drift": 2,
+            "state": "active", "disabled": false, "not_before": null, "expires": 4_102_444_800u64,
         },
         {
             "id": "hw1", "type": "hotp", "serial": ODD_SERIAL, "algorithm": "SHA256",
             "digits": 8, "period": null, "counter": 41, "created": null,
             "last_used": null, "drift": null,
+            "state": "disabled", "disabled": true, "not_before": null, "expires": null,
         },
     ])
 }
