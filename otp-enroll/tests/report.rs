@@ -212,8 +212,14 @@ fn home_report_has_every_state_and_skips_a_home_that_does_not_answer() {
             "reason": null,
             "pending": false,
             "tokens": [
-                {"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000},
-                {"id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000, "last_used": 7000},
+                {
+                    "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
+                    "state": "active", "not_before": null, "expires": null,
+                },
+                {
+                    "id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000,
+                    "last_used": 7000, "state": "active", "not_before": null, "expires": null,
+                },
             ],
             "emergency_codes": 3,
             "last_used": 7000,
