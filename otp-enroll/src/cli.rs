@@ -745,9 +745,10 @@ enum Sub {
     /// lock held by a stuck login) is reported skipped and named at the
     /// end; after 32 such homes the rest are not tried. Under store =
     /// "system" the records are root's files in <state_dir>/users/. Under
-    /// store = "postgresql" the report is not available yet (it needs the
-    /// fleet schema's next version, one query for every user) and says
-    /// so.
+    /// store = "postgresql" one query through the admin role
+    /// (pam_otp.admin_census) gives every user the database knows, and the
+    /// database judges the lock as its verify does: this host's
+    /// rate_limit under the database's ceilings, by the database's clock.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.report/1", "time"
     /// (when the report was made), "store", "passwd_sources" (the passwd

@@ -419,19 +419,253 @@ fn a_directory_service_makes_the_list_possibly_incomplete() {
 
 #[test]
 #[ignore = "needs root: make test"]
-fn report_is_root_only_and_waits_for_the_fleet_schema() {
+fn report_is_root_only() {
     let s = Setup::new("home");
     s.fake.add("alice", 30301, "/bin/bash");
     let out = run(as_uid(30301, &s.command(&["report", "--json"])), "");
     let msg = fails(&out, 1);
     assert!(msg.contains("root"), "{msg}");
     assert!(out.stdout.is_empty(), "no object when refused: {msg}");
+}
 
-    let pg = Setup::new("postgresql");
-    let out = pg.report(&[]);
-    let msg = fails(&out, 1);
-    assert!(
-        msg.contains("not available under store = \"postgresql\""),
-        "{msg}"
+/// A record as `pam_otp.admin_write` takes it (the JSON the store sends).
+fn admin_write(pg: &testkit::pg::Postgres, name: &str, record: Value) {
+    pg.psql_ok(&format!(
+        "SELECT pam_otp.admin_write('{name}', '{record}'::jsonb)"
+    ));
+}
+
+/// Under postgresql the report is one query (`pam_otp.admin_census`, the
+/// admin role's), and the database judges the lock: its clock, and the
+/// host's rate limit under its own ceilings (the host asks for 100
+/// failures, the database allows 3).
+#[test]
+#[ignore = "needs root: make test"]
+fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
+    let pg = testkit::pg::Postgres::with_schema();
+    let s = Setup::new("postgresql");
+    let dir = s.fake.dir.path.clone();
+    let host = pg.host_conninfo("web1", &dir, 5);
+    let admin = pg.admin_conninfo("ops", &dir, 5);
+    let fleet = |admin: &str| {
+        let cfg = format!(
+            "{}\n[rate_limit]\nmax_failures = 100\ninterval = 30\n",
+            testkit::pg::fleet_config(&host, admin, &format!("state_dir = {:?}", s.state()))
+        );
+        write_mode(&s.config, cfg, 0o644);
+    };
+    fleet(&admin);
+    let f = &s.fake;
+    for (name, uid) in [("alice", 30401), ("bob", 30402), ("carol", 30403)] {
+        f.add(name, uid, "/bin/bash");
+    }
+    for (name, uid) in [("dave", 30404), ("erin", 30405), ("frank", 30406)] {
+        f.add(name, uid, "/bin/bash");
+    }
+    f.add("svc", 30407, "/usr/sbin/nologin");
+    let hex = |b: u8| format!("{b:02x}").repeat(20);
+    admin_write(
+        &pg,
+        "alice",
+        json!({
+            "tokens": [
+                {"id": "app", "type": "totp", "secret": hex(7), "created": 1000, "last_used": 5000},
+                {"id": "OATH1", "type": "hotp", "secret": hex(9), "serial": "OATH1",
+                 "created": 2000, "last_used": 7000},
+            ],
+            "scratch_codes": ["12345678", "23456789", "34567890"],
+        }),
     );
+    // Locked by the database's clock: its failures at its own now.
+    let db_now: u64 = pg
+        .psql_ok("SELECT extract(epoch FROM clock_timestamp())::bigint")
+        .parse()
+        .unwrap();
+    admin_write(
+        &pg,
+        "bob",
+        json!({"tokens": [{"id": "app", "type": "totp", "secret": hex(5)}],
+               "failures": 50, "last_failure": db_now}),
+    );
+    // dave: reset, to enroll at the next login.
+    pg.psql_ok("SELECT pam_otp.admin_set_pending('dave', true)");
+    // erin: tokens and a reset mark; a version 1 token (last step only).
+    admin_write(
+        &pg,
+        "erin",
+        json!({"pending": true,
+               "tokens": [{"id": "old", "type": "totp", "secret": hex(5), "last_step": 100}]}),
+    );
+    // frank: many failures, long ago: no longer locked.
+    admin_write(
+        &pg,
+        "frank",
+        json!({"tokens": [{"id": "app", "type": "totp", "secret": hex(5)}],
+               "failures": 50, "last_failure": 1000}),
+    );
+    // Users the database knows and the passwd does not.
+    admin_write(
+        &pg,
+        "gone",
+        json!({"tokens": [{"id": "app", "type": "hotp", "secret": hex(5)}]}),
+    );
+    pg.psql_ok("SELECT pam_otp.admin_set_pending('ghost', true)");
+
+    let before = now();
+    let (code, r) = s.json(&[]);
+    let out = s.report(&[]);
+    assert_eq!(code, 0, "{r:#}");
+    ok(&out);
+    assert_eq!(r["schema"], "otp-enroll.report/1");
+    let time = r["time"].as_u64().unwrap();
+    assert!(time >= before && time <= now());
+    assert_eq!(r["store"], "postgresql");
+    assert_eq!(r["home_timeout"], Value::Null);
+    assert!(r["passwd_sources"].is_array());
+    assert!(r["accounts_complete"].is_boolean());
+    let names: Vec<&str> = r["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["alice", "bob", "carol", "dave", "erin", "frank", "ghost", "gone", "root"]
+    );
+    assert_eq!(
+        *user(&r, "alice"),
+        json!({
+            "user": "alice",
+            "account": true,
+            "login_shell": true,
+            "state": "enrolled",
+            "reason": null,
+            "pending": false,
+            "tokens": [
+                {"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000},
+                {"id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000, "last_used": 7000},
+            ],
+            "emergency_codes": 3,
+            "last_used": 7000,
+            "failures": 0,
+            "locked_until": null,
+        })
+    );
+    // lock_for(50, 3, 30): a day, from the database's last failure.
+    assert_eq!(
+        *user(&r, "bob"),
+        json!({
+            "user": "bob",
+            "account": true,
+            "login_shell": true,
+            "state": "enrolled",
+            "reason": null,
+            "pending": false,
+            "tokens": [{"id": "app", "type": "totp", "serial": null, "created": null, "last_used": null}],
+            "emergency_codes": 0,
+            "last_used": null,
+            "failures": 50,
+            "locked_until": db_now + 86_400,
+        })
+    );
+    assert_eq!(
+        *user(&r, "carol"),
+        bare("carol", true, json!(true), "not_enrolled", false)
+    );
+    assert_eq!(
+        *user(&r, "dave"),
+        bare("dave", true, json!(true), "pending", true)
+    );
+    assert_eq!(
+        *user(&r, "erin"),
+        json!({
+            "user": "erin",
+            "account": true,
+            "login_shell": true,
+            "state": "enrolled",
+            "reason": null,
+            "pending": true,
+            "tokens": [{"id": "old", "type": "totp", "serial": null, "created": null, "last_used": 3000}],
+            "emergency_codes": 0,
+            "last_used": 3000,
+            "failures": 0,
+            "locked_until": null,
+        })
+    );
+    let fr = user(&r, "frank");
+    assert_eq!(
+        (&fr["state"], &fr["failures"], &fr["locked_until"]),
+        (&json!("enrolled"), &json!(50), &Value::Null)
+    );
+    assert_eq!(
+        *user(&r, "ghost"),
+        bare("ghost", false, Value::Null, "pending", true)
+    );
+    let g = user(&r, "gone");
+    assert_eq!(
+        (
+            &g["state"],
+            &g["account"],
+            &g["login_shell"],
+            &g["tokens"][0]["type"]
+        ),
+        (
+            &json!("enrolled"),
+            &json!(false),
+            &Value::Null,
+            &json!("hotp")
+        )
+    );
+    assert_eq!(
+        *user(&r, "root"),
+        bare("root", true, json!(true), "not_enrolled", false)
+    );
+    assert_eq!(
+        r["counts"],
+        json!({
+            "users": 9, "enrolled": 5, "locked": 1, "pending": 2,
+            "not_enrolled": 2, "unreadable": 0, "skipped": 0,
+        })
+    );
+    let all = r.to_string();
+    for secret in ["12345678", "23456789", &hex(7), &hex(9)] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+
+    // The same in text, as the file stores print it.
+    let t = stdout(&out);
+    let row = |name: &str| {
+        t.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{t}"))
+    };
+    assert!(row("alice").contains("enrolled") && row("alice").contains("1970-01-01 01:56 UTC"));
+    assert!(
+        row("bob").contains("locked until") && row("bob").contains("(50 failed attempts)"),
+        "{t}"
+    );
+    assert!(row("carol").contains("not enrolled"), "{t}");
+    assert!(
+        row("dave").contains("reset: enrolls at the next login"),
+        "{t}"
+    );
+    assert!(row("erin").contains("reset pending"), "{t}");
+    assert!(!row("frank").contains("locked"), "{t}");
+    assert!(row("ghost").contains("no account"), "{t}");
+    assert!(row("gone").contains("no account"), "{t}");
+    assert!(!t.contains("svc"), "{t}");
+    assert!(
+        t.contains(
+            "9 users: 5 enrolled (1 locked), 2 pending, 2 not enrolled, 0 unreadable, 0 skipped."
+        ),
+        "{t}"
+    );
+
+    // A host's role cannot take the census: refused, and nothing printed.
+    fleet(&host);
+    let out = s.report(&["--json"]);
+    let msg = fails(&out, 1);
+    assert!(msg.contains("permission denied"), "{msg}");
+    assert!(out.stdout.is_empty(), "{msg}");
 }

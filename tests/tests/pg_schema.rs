@@ -340,6 +340,8 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
     denied("web1", "SELECT pam_otp.admin_read('alice', false)");
     denied("web1", "SELECT pam_otp.admin_write('alice', '{}')");
     denied("web1", "SELECT pam_otp.admin_inventory_read(false)");
+    // The census (otp-enroll report) names every user: the admin's only.
+    denied("web1", "SELECT * FROM pam_otp.admin_census(3, 30)");
     // What a host may do, it can.
     let ok = |role: &str, sql: &str| {
         let out = pg.psql_as(role, sql);
@@ -351,6 +353,13 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert!(ok("web1", "SELECT presence FROM pam_otp.login_info('alice')").contains("tokens"));
+    // The admin's census has alice, and nothing of her seed.
+    let census = ok(
+        "ops",
+        "SELECT name, tokens FROM pam_otp.admin_census(3, 30)",
+    );
+    assert!(census.starts_with("alice|"), "{census}");
+    assert!(!census.contains("secret"), "{census}");
     // A host asking for a huge window and no rate limit gets the
     // settings': HOTP counter 5 + 200 is not found, and four wrong codes lock.
     let far = Generator::new(SEED32, Algorithm::SHA256, 8)

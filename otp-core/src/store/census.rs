@@ -14,8 +14,10 @@
 //!   [`Found::TimedOut`] and left behind; after [`MAX_STUCK`] of them the
 //!   rest are not tried (each waiting thread holds a little memory until
 //!   the program exits). Marks are root's, in `<state_dir>/pending/`.
-//! - `postgresql`: not here yet ([`census`] gives `None`): the fleet's one
-//!   query belongs to the schema's next version.
+//! - `postgresql`: one query, `pam_otp.admin_census` through the admin
+//!   role ([`super::postgresql::PgCensus`]): every user the database holds
+//!   a row for, the lock judged by the database itself ([`Lock::Judged`]:
+//!   its clock, its settings' ceilings), as a login's `verify` judges it.
 
 use std::fs;
 use std::io;
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use super::file::FileStore;
 use super::pending::Mark;
+use super::postgresql::PgCensus;
 use super::{AdminStore, StoreError, PENDING_DIR, USERS_DIR};
 use crate::account::{self, Account};
 use crate::config::{Config, StoreKind};
@@ -59,6 +62,20 @@ pub struct Summary {
     /// The rate limit's count and its last failure (Unix seconds).
     pub failures: u32,
     pub last_failure: u64,
+    /// Who judges the lock.
+    pub lock: Lock,
+}
+
+/// Who judges whether a user is locked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lock {
+    /// The reader, from the count and the last failure, with its own rate
+    /// limit and clock (the file stores: as a login on this host would).
+    #[default]
+    FromCount,
+    /// The store, which has a clock and a policy of its own (postgresql):
+    /// until when (Unix seconds, its clock), or not locked.
+    Judged(Option<u64>),
 }
 
 impl Summary {
@@ -83,6 +100,7 @@ impl Summary {
             scratch_codes: file.scratch_codes.len(),
             failures: file.state.failures,
             last_failure: file.state.last_failure,
+            lock: Lock::FromCount,
         }
     }
 
@@ -92,8 +110,11 @@ impl Summary {
     }
 
     /// Until when (Unix seconds) `rate_limit` keeps the user locked at
-    /// `now`, if it does.
+    /// `now`, if it does; where the store judged it, what it judged.
     pub fn locked_until(&self, rate_limit: &RateLimit, now: u64) -> Option<u64> {
+        if let Lock::Judged(until) = self.lock {
+            return until;
+        }
         let state = State {
             failures: self.failures,
             last_failure: self.last_failure,
@@ -139,15 +160,14 @@ pub trait Census {
     fn census(&self, accounts: &[Account], per_user: Duration) -> Result<Vec<Known>, StoreError>;
 }
 
-/// The census of the store `cfg` names, where there is one (`None`:
-/// `postgresql`, for now).
-pub fn census(cfg: &Config) -> Option<Box<dyn Census>> {
+/// The census of the store `cfg` names.
+pub fn census(cfg: &Config) -> Box<dyn Census> {
     match cfg.store {
-        StoreKind::Home => Some(Box::new(HomeCensus {
+        StoreKind::Home => Box::new(HomeCensus {
             cfg: Arc::new(cfg.clone()),
-        })),
-        StoreKind::System => Some(Box::new(SystemCensus { cfg: cfg.clone() })),
-        StoreKind::Postgresql => None,
+        }),
+        StoreKind::System => Box::new(SystemCensus { cfg: cfg.clone() }),
+        StoreKind::Postgresql => Box::new(PgCensus::new(&cfg.postgresql, cfg.rate_limit)),
     }
 }
 
@@ -377,10 +397,7 @@ mod tests {
         let cfg = config(StoreKind::System, &state);
         // Nothing made yet: nobody.
         assert_eq!(
-            census(&cfg)
-                .unwrap()
-                .census(&[], Duration::from_secs(1))
-                .unwrap(),
+            census(&cfg).census(&[], Duration::from_secs(1)).unwrap(),
             []
         );
         let users = state.join(USERS_DIR);
@@ -393,12 +410,7 @@ mod tests {
         write(&users.join("notes.txt"), "x");
         Mark::new(&state, "alice").set().unwrap();
         Mark::new(&state, "bob").set().unwrap();
-        let known = sorted(
-            census(&cfg)
-                .unwrap()
-                .census(&[], Duration::from_secs(1))
-                .unwrap(),
-        );
+        let known = sorted(census(&cfg).census(&[], Duration::from_secs(1)).unwrap());
         assert_eq!(known.len(), 3, "{known:?}");
         assert_eq!(
             known[0],
@@ -421,10 +433,7 @@ mod tests {
         // A users directory others may write to is refused, as every reader
         // of it refuses it.
         fs::set_permissions(&users, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(census(&cfg)
-            .unwrap()
-            .census(&[], Duration::from_secs(1))
-            .is_err());
+        assert!(census(&cfg).census(&[], Duration::from_secs(1)).is_err());
         fs::remove_dir_all(&state).unwrap();
     }
 
@@ -458,7 +467,7 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // the test measures the bound itself
         let start = std::time::Instant::now();
         let per_user = Duration::from_millis(50);
-        let known = census(&cfg).unwrap().census(&accounts, per_user).unwrap();
+        let known = census(&cfg).census(&accounts, per_user).unwrap();
         let took = start.elapsed();
         assert_eq!(known.len(), accounts.len());
         assert_eq!(known[0].found, Found::Record(Summary::of(&one_token())));
@@ -512,6 +521,7 @@ mod tests {
             scratch_codes: 0,
             failures: 0,
             last_failure: 0,
+            lock: Lock::FromCount,
         };
         assert_eq!(s.locked_until(&rl, 10_000), None);
         s.failures = 100;

@@ -56,9 +56,9 @@ use crate::verify::{Policy, Verdict};
 
 /// The errors a store's file operations give (carried by [`StoreError`]).
 pub use crate::safe_fs::{DirProblem, FsError};
-pub use census::{census, Census, Found, Known, Summary, TokenSummary};
+pub use census::{census, Census, Found, Known, Lock, Summary, TokenSummary};
 use file::FileStore;
-pub use postgresql::{PgAdmin, PgAudit, PgHost};
+pub use postgresql::{PgAdmin, PgAudit, PgCensus, PgHost};
 
 /// The directory of `state_dir` that holds the `system` store's files.
 pub const USERS_DIR: &str = "users";

@@ -31,18 +31,22 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::Account;
 use crate::audit::{Change, Entry, Kind, Origin, Query};
 use crate::config::Postgresql;
 use crate::grace;
 use crate::key;
 use crate::otp::Algorithm;
 use crate::pq::{Connection, PqError, Rows};
+use crate::rate_limit::RateLimit;
 use crate::secret_file::{Grace, OtpKind, SecretFile, State, Token, TokenState};
 use crate::verify::{Method, Policy, Refusal, Verdict};
 
+use super::census::{Census, Found, Known, Lock, Summary, TokenSummary};
 use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 
 /// The schema this version of pam_otp calls, created and upgraded by
@@ -526,6 +530,113 @@ impl PgAudit {
     }
 }
 
+/// The whole fleet database for `otp-enroll report`, through the admin
+/// role (`admin_conninfo`): one query, `admin_census`, whatever the
+/// number of users. The lock is the database's judgement ([`Lock::Judged`]):
+/// this host's rate limit under the database's ceilings, by its clock,
+/// as `verify` would judge the next code.
+pub struct PgCensus {
+    db: Db,
+    rate_limit: RateLimit,
+}
+
+impl PgCensus {
+    pub fn new(cfg: &Postgresql, rate_limit: RateLimit) -> PgCensus {
+        PgCensus {
+            db: Db::new(cfg, &cfg.admin_conninfo, ""),
+            rate_limit,
+        }
+    }
+}
+
+impl Census for PgCensus {
+    /// Every user with a row in the database (the accounts are not
+    /// needed: a record is no account's home).
+    fn census(&self, _: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
+        let max = self.rate_limit.max_failures.to_string();
+        let interval = self.rate_limit.interval.to_string();
+        let rows = self
+            .db
+            .query(
+                "SELECT name, pending, tokens, emergency_codes, failures, last_failure, \
+                        locked_until FROM pam_otp.admin_census($1, $2)",
+                &[Some(&max), Some(&interval)],
+            )
+            .map_err(older_schema)?;
+        parse_census(&rows)
+    }
+}
+
+/// A token as `admin_census` gives it: never its secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CensusToken {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    serial: Option<String>,
+    created: Option<u64>,
+    last_used: Option<u64>,
+}
+
+fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
+    let number = |r: usize, c: usize, what: &str| -> Result<u64, StoreError> {
+        rows.get(r, c)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| unexpected(what, rows.get(r, c)))
+    };
+    (0..rows.rows.len())
+        .map(|r| {
+            let name = rows
+                .get(r, 0)
+                .ok_or_else(|| unexpected("admin_census name", None))?
+                .to_string();
+            let pending = parse_bool(rows.get(r, 1))?;
+            let tokens: Vec<CensusToken> = rows
+                .get(r, 2)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .ok_or_else(|| unexpected("admin_census tokens", Some("(not a token list)")))?;
+            let found = if tokens.is_empty() {
+                Found::Nothing
+            } else {
+                let tokens = tokens
+                    .into_iter()
+                    .map(|t| {
+                        Ok(TokenSummary {
+                            kind: match t.kind.as_str() {
+                                "totp" => OtpKind::Totp,
+                                "hotp" => OtpKind::Hotp,
+                                other => return Err(unexpected("admin_census type", Some(other))),
+                            },
+                            id: t.id,
+                            serial: t.serial,
+                            created: t.created,
+                            last_used: t.last_used,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let emergency = number(r, 3, "admin_census emergency_codes")?;
+                let failures = number(r, 4, "admin_census failures")?;
+                Found::Record(Summary {
+                    tokens,
+                    scratch_codes: usize::try_from(emergency).unwrap_or(usize::MAX),
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    last_failure: number(r, 5, "admin_census last_failure")?,
+                    lock: Lock::Judged(match rows.get(r, 6) {
+                        None => None,
+                        Some(_) => Some(number(r, 6, "admin_census locked_until")?),
+                    }),
+                })
+            };
+            Ok(Known {
+                name,
+                found,
+                pending,
+            })
+        })
+        .collect()
+}
+
 /// The statement that records `change` and its parameters.
 fn record_change_sql(change: &Change) -> (&'static str, [Option<String>; 9]) {
     let c = &change.claims;
@@ -842,6 +953,71 @@ mod tests {
     fn rows(cells: &[Option<&str>]) -> Rows {
         Rows {
             rows: vec![cells.iter().map(|c| c.map(str::to_string)).collect()],
+        }
+    }
+
+    #[test]
+    fn a_census_row_maps_to_the_file_stores_summary_and_a_bad_one_is_refused() {
+        let tokens = r#"[{"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000},
+                         {"id": "K1", "type": "hotp", "serial": "K1", "created": null, "last_used": null}]"#;
+        let row = |t: &str, locked: Option<&str>| {
+            rows(&[
+                Some("alice"),
+                Some("t"),
+                Some(t),
+                Some("3"),
+                Some("7"),
+                Some("900"),
+                locked,
+                Some("1000"),
+            ])
+        };
+        let known = parse_census(&row(tokens, Some("2000"))).unwrap();
+        assert_eq!(
+            known,
+            [Known {
+                name: "alice".into(),
+                pending: true,
+                found: Found::Record(Summary {
+                    tokens: vec![
+                        TokenSummary {
+                            id: "app".into(),
+                            kind: OtpKind::Totp,
+                            serial: None,
+                            created: Some(1000),
+                            last_used: Some(5000),
+                        },
+                        TokenSummary {
+                            id: "K1".into(),
+                            kind: OtpKind::Hotp,
+                            serial: Some("K1".into()),
+                            created: None,
+                            last_used: None,
+                        },
+                    ],
+                    scratch_codes: 3,
+                    failures: 7,
+                    last_failure: 900,
+                    lock: Lock::Judged(Some(2000)),
+                }),
+            }]
+        );
+        // The database's judgement wins over the reader's rate limit.
+        if let Found::Record(s) = &known[0].found {
+            assert_eq!(s.locked_until(&RateLimit::default(), 5_000_000), Some(2000));
+        }
+        // No token: a mark only.
+        assert_eq!(
+            parse_census(&row("[]", None)).unwrap()[0].found,
+            Found::Nothing
+        );
+        // Anything else is the wrong schema, never a guess.
+        for bad in [
+            r#"[{"id": "app", "type": "sms"}]"#,
+            r#"[{"id": "app", "type": "totp", "secret": "07"}]"#,
+            "not json",
+        ] {
+            assert!(parse_census(&row(bad, None)).is_err(), "{bad}");
         }
     }
 
