@@ -612,6 +612,9 @@ fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
                             serial: t.serial,
                             created: t.created,
                             last_used: t.last_used,
+                            // The fleet schema keeps no lifecycle yet
+                            // (issue 31): otp-enroll refuses to set one.
+                            lifecycle: Default::default(),
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -986,6 +989,7 @@ mod tests {
                             serial: None,
                             created: Some(1000),
                             last_used: Some(5000),
+                            lifecycle: Default::default(),
                         },
                         TokenSummary {
                             id: "K1".into(),
@@ -993,6 +997,7 @@ mod tests {
                             serial: Some("K1".into()),
                             created: None,
                             last_used: None,
+                            lifecycle: Default::default(),
                         },
                     ],
                     scratch_codes: 3,
