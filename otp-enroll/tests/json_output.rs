@@ -7,8 +7,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use otp_core::secret_file::{OtpKind, SecretFile, Token};
@@ -18,40 +17,7 @@ use testkit::write_mode;
 /// A serial as a user's own file may hold it (no control character).
 const ODD_SERIAL: &str = "S\"1\\\u{202e}é";
 
-struct Setup {
-    fake: FakeAccounts,
-    config: PathBuf,
-}
-
 impl Setup {
-    fn new(store: &str) -> Setup {
-        let fake = FakeAccounts::new();
-        let state = fake.dir.path.join("state");
-        fs::create_dir(&state).unwrap();
-        testkit::set_mode(&state, 0o755);
-        let config = fake.dir.path.join("pam_otp.toml");
-        write_mode(
-            &config,
-            format!(
-                "store = {store:?}\nstate_dir = {:?}\n",
-                state.to_str().unwrap()
-            ),
-            0o644,
-        );
-        Setup { fake, config }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.fake.dir.path.join("state")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = enroll();
-        cmd.arg("--config").arg(&self.config).args(args);
-        self.fake.apply(&mut cmd);
-        cmd
-    }
-
     fn root(&self, args: &[&str]) -> Output {
         run(self.command(args), "")
     }

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use common::*;
@@ -15,47 +15,13 @@ use otp_core::secret_file::{OtpKind, SecretFile, Token};
 use serde_json::{json, Value};
 use testkit::write_mode;
 
-/// Private accounts, config and state_dir.
-struct Setup {
-    fake: FakeAccounts,
-    config: PathBuf,
-}
-
 impl Setup {
-    fn new(store: &str) -> Setup {
-        let fake = FakeAccounts::new();
-        let state = fake.dir.path.join("state");
-        fs::create_dir(&state).unwrap();
-        testkit::set_mode(&state, 0o755);
-        let config = fake.dir.path.join("pam_otp.toml");
-        write_mode(
-            &config,
-            format!(
-                "store = {store:?}\nstate_dir = {:?}\n",
-                state.to_str().unwrap()
-            ),
-            0o644,
-        );
-        Setup { fake, config }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.fake.dir.path.join("state")
-    }
-
     /// Root's "enroll at next login" mark for `name`, as reset leaves it.
     fn mark(&self, name: &str) {
         let dir = self.state().join("pending");
         let _ = fs::create_dir(&dir);
         testkit::set_mode(&dir, 0o700);
         write_mode(&dir.join(name), "# reset\n", 0o600);
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = enroll();
-        cmd.arg("--config").arg(&self.config).args(args);
-        self.fake.apply(&mut cmd);
-        cmd
     }
 
     fn report(&self, args: &[&str]) -> Output {

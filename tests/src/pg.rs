@@ -106,6 +106,36 @@ fn openssl(args: &[&str], dir: &Path) {
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
 impl Postgres {
+    /// `otp-enroll db init` as the database owner, with a config naming
+    /// nothing but a private state_dir and the built helper; its stdout.
+    pub fn otp_enroll_db_init(&self) -> String {
+        let dir = test_root().join(crate::unique("pgcfg"));
+        fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("pam_otp.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "state_dir = {:?}\n[postgresql]\n{}",
+                dir.join("state").to_string_lossy(),
+                helper_line()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(binary_path("otp-enroll"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["db", "init", "--conninfo", &self.super_conninfo()])
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "db init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A server on 127.0.0.1.
     pub fn start() -> Postgres {
         Postgres::start_on(&["127.0.0.1"])

@@ -20,18 +20,15 @@
 //!   upgrade the new module refuses and its log line says why.
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use otp_core::store::postgresql::SCHEMA_VERSION;
 use serde_json::Value;
 use testkit::fixtures::{output, AUTHINFO_UNAVAIL};
 use testkit::harness::hotp_codes;
-use testkit::pg::{fleet_config, helper_line, Postgres};
+use testkit::pg::{fleet_config, Postgres};
 use testkit::syslog::{logged_run, LogSink};
-use testkit::{
-    binary_path, require_root, test_root, unique, PamService, TestUser, KEY_B32, KEY_HEX, OTP_ONLY,
-};
+use testkit::{binary_path, require_root, PamService, TestUser, KEY_B32, KEY_HEX, OTP_ONLY};
 
 /// The connect_timeout the hosts' conninfo sets.
 const TIMEOUT: u64 = 5;
@@ -133,40 +130,9 @@ fn hostname() -> String {
         .to_string()
 }
 
-/// A config naming nothing but a private state_dir, for `db init` as the
-/// owner.
-fn owner_config() -> PathBuf {
-    let dir = test_root().join(unique("pgcfg"));
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pam_otp.toml");
-    fs::write(
-        &path,
-        format!(
-            "state_dir = {:?}\n[postgresql]\n{}",
-            dir.join("state").to_string_lossy(),
-            helper_line()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// `otp-enroll db init` with the owner's connection; its stdout.
+/// `otp-enroll db init` as the database owner; its stdout.
 fn db_init(pg: &Postgres) -> String {
-    let cfg = owner_config();
-    let out = Command::new(binary_path("otp-enroll"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["db", "init", "--conninfo", &pg.super_conninfo()])
-        .output()
-        .unwrap();
-    let _ = fs::remove_dir_all(cfg.parent().unwrap());
-    assert!(
-        out.status.success(),
-        "db init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    pg.otp_enroll_db_init()
 }
 
 /// `sql` as `role` fails, refused for want of a privilege.

@@ -6,17 +6,13 @@
 //! may not do; that `db init` again changes nothing; that one code typed
 //! at once on two connections is accepted once.
 
-use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
-
 use otp_core::otp::{Algorithm, Generator};
 use otp_core::rate_limit::RateLimit;
 use otp_core::secret_file::{OtpKind, SecretFile, Token};
 use otp_core::store::postgresql::SCHEMA_VERSION;
 use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
-use testkit::pg::{helper_line, Postgres};
-use testkit::{binary_path, oathtool, require_root, test_root, unique};
+use testkit::pg::Postgres;
+use testkit::{oathtool, require_root};
 
 /// The RFC 6238 seeds for SHA1, SHA256, SHA512.
 const SEED20: &[u8] = b"12345678901234567890";
@@ -25,39 +21,9 @@ const SEED64: &[u8] = b"12345678901234567890123456789012345678901234567890123456
 
 use otp_core::key::encode_hex as hex;
 
-/// A config file naming nothing but a private state_dir, for otp-enroll.
-fn config_file() -> PathBuf {
-    let dir = test_root().join(unique("pgcfg"));
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pam_otp.toml");
-    fs::write(
-        &path,
-        format!(
-            "state_dir = {:?}\n[postgresql]\n{}",
-            dir.join("state").to_string_lossy(),
-            helper_line()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// `otp-enroll db init` as the database owner; its stdout.
 fn db_init(pg: &Postgres) -> String {
-    let cfg = config_file();
-    let out = Command::new(binary_path("otp-enroll"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["db", "init", "--conninfo", &pg.super_conninfo()])
-        .output()
-        .unwrap();
-    let _ = fs::remove_dir_all(cfg.parent().unwrap());
-    assert!(
-        out.status.success(),
-        "db init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    pg.otp_enroll_db_init()
 }
 
 fn server() -> Postgres {

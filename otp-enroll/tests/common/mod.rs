@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use testkit::{binary_path, TestUser};
@@ -396,4 +396,43 @@ pub fn as_uid(uid: u32, cmd: &Command) -> Command {
         };
     }
     out
+}
+
+/// Private accounts (nss_wrapper), a config naming `store` and a private
+/// state_dir, for the commands that read every account (report) or print
+/// JSON.
+pub struct Setup {
+    pub fake: FakeAccounts,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    pub fn new(store: &str) -> Setup {
+        let fake = FakeAccounts::new();
+        let state = fake.dir.path.join("state");
+        fs::create_dir(&state).unwrap();
+        testkit::set_mode(&state, 0o755);
+        let config = fake.dir.path.join("pam_otp.toml");
+        testkit::write_mode(
+            &config,
+            format!(
+                "store = {store:?}\nstate_dir = {:?}\n",
+                state.to_str().unwrap()
+            ),
+            0o644,
+        );
+        Setup { fake, config }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.fake.dir.path.join("state")
+    }
+
+    /// otp-enroll with this config, seeing the private accounts.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = enroll();
+        cmd.arg("--config").arg(&self.config).args(args);
+        self.fake.apply(&mut cmd);
+        cmd
+    }
 }
