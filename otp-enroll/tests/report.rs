@@ -114,6 +114,33 @@ fn now() -> u64 {
     testkit::now()
 }
 
+/// alice as every store reports her: the record of [`two_tokens`], last
+/// used at 7000, not locked.
+fn alice_as_reported() -> Value {
+    json!({
+        "user": "alice",
+        "account": true,
+        "login_shell": true,
+        "state": "enrolled",
+        "reason": null,
+        "pending": false,
+        "tokens": [
+            {
+                "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
+                "state": "active", "not_before": null, "expires": null,
+            },
+            {
+                "id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000,
+                "last_used": 7000, "state": "active", "not_before": null, "expires": null,
+            },
+        ],
+        "emergency_codes": 3,
+        "last_used": 7000,
+        "failures": 0,
+        "locked_until": null,
+    })
+}
+
 #[test]
 #[ignore = "needs root: make test"]
 fn home_report_has_every_state_and_skips_a_home_that_does_not_answer() {
@@ -168,31 +195,7 @@ fn home_report_has_every_state_and_skips_a_home_that_does_not_answer() {
         names,
         ["alice", "bob", "carol", "dave", "erin", "frank", "ghost", "root", "vpn"]
     );
-    assert_eq!(
-        *user(&r, "alice"),
-        json!({
-            "user": "alice",
-            "account": true,
-            "login_shell": true,
-            "state": "enrolled",
-            "reason": null,
-            "pending": false,
-            "tokens": [
-                {
-                    "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
-                    "state": "active", "not_before": null, "expires": null,
-                },
-                {
-                    "id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000,
-                    "last_used": 7000, "state": "active", "not_before": null, "expires": null,
-                },
-            ],
-            "emergency_codes": 3,
-            "last_used": 7000,
-            "failures": 0,
-            "locked_until": null,
-        })
-    );
+    assert_eq!(*user(&r, "alice"), alice_as_reported());
     let b = user(&r, "bob");
     assert_eq!(b["state"], "enrolled");
     assert_eq!(b["failures"], 50);
@@ -499,31 +502,7 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
         names,
         ["alice", "bob", "carol", "dave", "erin", "frank", "ghost", "gone", "root"]
     );
-    assert_eq!(
-        *user(&r, "alice"),
-        json!({
-            "user": "alice",
-            "account": true,
-            "login_shell": true,
-            "state": "enrolled",
-            "reason": null,
-            "pending": false,
-            "tokens": [
-                {
-                    "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
-                    "state": "active", "not_before": null, "expires": null,
-                },
-                {
-                    "id": "OATH1", "type": "hotp", "serial": "OATH1", "created": 2000,
-                    "last_used": 7000, "state": "active", "not_before": null, "expires": null,
-                },
-            ],
-            "emergency_codes": 3,
-            "last_used": 7000,
-            "failures": 0,
-            "locked_until": null,
-        })
-    );
+    assert_eq!(*user(&r, "alice"), alice_as_reported());
     // lock_for(50, 3, 30): a day, from the database's last failure.
     assert_eq!(
         *user(&r, "bob"),
