@@ -56,11 +56,14 @@ fuzz:
 	scripts/fuzz $(FUZZ_SECONDS)
 
 # Cost per login next to google-authenticator-libpam and pam_oath, and how it
-# scales with users and rules (bench/login-cost --help).
+# scales with users and rules (bench/login-cost --help); the fleet database;
+# what a flood of wrong passwords costs a VPN login through the FreeRADIUS
+# recipe (bench/radius-flood).
 bench:
 	bench/login-cost
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p testkit --bench fleet
+	CARGO="$(CARGO)" bench/radius-flood
 
 # The same benchmark, short: proves it still runs and every login in it
 # succeeds (the figures of a quick run are not for quoting).
