@@ -2,8 +2,9 @@
 //! admin guide's FreeRADIUS recipe (doc/recipes/freeradius/: four rlm_pam
 //! instances, eight threads, pam_unix `nodelay`), run privately as the
 //! radius tests run it (`testkit::radius`), while N Access-Requests with a
-//! wrong password are kept in flight (N = 0, 4, 12, 32; one `radclient`,
-//! `-p N`, each request sent again as soon as it is answered). Meanwhile
+//! wrong password are kept in flight (N = 0, 4, 12, 32; N streams of
+//! `radclient`s, each sending the next request as soon as its last is
+//! answered: [`Flood`]). Meanwhile
 //! one user logs in with the right password and code, one login after the
 //! other, each with a `radclient` of its own: the wall time of each (from
 //! starting radclient to its answer), median and max, and how many wrong
@@ -24,7 +25,7 @@
 //! (needs root; `bench/radius-flood` does both). `make bench` runs it.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,20 +97,46 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-/// `n` wrong-password requests kept in flight against `radius` by one
-/// radclient (`-p n`, each request sent again once answered); the moments
-/// its answers (all Access-Reject) came, as radclient printed them.
+/// `n` wrong-password requests kept in flight against `radius`: `n`
+/// streams, each a radclient sending [`STREAM_REQUESTS`] requests one after
+/// the other (`-p 1`: the next once the last is answered), then the next
+/// radclient. Not one radclient with `-p n`: radclient looks at every
+/// request left in its file, with a system call each, at every answer, and
+/// with `-c` (send again) it busy-waits; either way it would take much of
+/// a core from the server it measures. The moments the answers (all
+/// Access-Reject) came, as the radclients printed them.
 struct Flood {
-    child: Child,
+    stop: Arc<Mutex<(bool, Vec<u32>)>>,
     rejects: Arc<Mutex<Vec<Instant>>>,
     accepts: Arc<Mutex<u64>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    /// CPU time (clock ticks) of the radclients that ended.
+    cpu_ticks: Arc<Mutex<u64>>,
+    streams: Vec<std::thread::JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Requests per radclient of a flood's stream: few, so that its walk of
+/// its requests is short, and enough that its start (the dictionaries)
+/// is paid rarely.
+const STREAM_REQUESTS: usize = 50;
+
+/// utime + stime of /proc/PID/stat, in clock ticks (a process that has
+/// exited and was not waited for yet still has them).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rfind(')').map_or("", |at| &stat[at + 1..]);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the line: 12 and 13 after "pid (comm)".
+    [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum()
 }
 
 impl Flood {
     fn start(radius: &Radius, user: &str, n: usize) -> Flood {
         let file = radius.dir.join("flood-requests");
-        let text: String = (0..n)
+        let text: String = (0..STREAM_REQUESTS)
             .map(|i| {
                 format!(
                     "User-Name = \"{user}\", User-Password = \"guess{i}pw123456\", \
@@ -118,11 +145,13 @@ impl Flood {
             })
             .collect();
         write_mode(&file, text, 0o600);
+        let mut command = Command::new("stdbuf");
         // stdbuf: one line at a time through the pipe, so that each answer
         // is counted when it comes, and none is lost in a buffer at the kill.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", RADCLIENT, "-x", "-c", "1000000000", "-r", "1"])
-            .args(["-t", "120", "-p", &n.to_string(), "-f"])
+        command
+            .args([
+                "-oL", RADCLIENT, "-x", "-r", "1", "-t", "300", "-p", "1", "-f",
+            ])
             .arg(&file)
             .arg("-S")
             .arg(radius.raddb.join("secret"))
@@ -130,29 +159,49 @@ impl Flood {
             .arg("auth")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("stdbuf (coreutils) and radclient");
-        let out = child.stdout.take().unwrap();
-        let rejects = Arc::new(Mutex::new(Vec::new()));
-        let accepts = Arc::new(Mutex::new(0));
-        let (r, a) = (Arc::clone(&rejects), Arc::clone(&accepts));
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("Received Access-Reject ") {
-                    r.lock().unwrap().push(stopwatch());
-                } else if line.starts_with("Received Access-Accept ") {
-                    *a.lock().unwrap() += 1;
-                }
-            }
-        });
-        Flood {
-            child,
-            rejects,
-            accepts,
-            reader: Some(reader),
-        }
+            .stderr(Stdio::null());
+        let flood = Flood {
+            stop: Arc::new(Mutex::new((false, Vec::new()))),
+            rejects: Arc::new(Mutex::new(Vec::new())),
+            accepts: Arc::new(Mutex::new(0)),
+            cpu_ticks: Arc::new(Mutex::new(0)),
+            streams: Vec::new(),
+            started: stopwatch(),
+        };
+        let streams = (0..n)
+            .map(|_| {
+                let (stop, rejects) = (Arc::clone(&flood.stop), Arc::clone(&flood.rejects));
+                let (accepts, cpu) = (Arc::clone(&flood.accepts), Arc::clone(&flood.cpu_ticks));
+                let mut command = clone_command(&command);
+                std::thread::spawn(move || loop {
+                    let mut child = {
+                        let mut stop = stop.lock().unwrap();
+                        if stop.0 {
+                            return;
+                        }
+                        let child = command.spawn().expect("stdbuf (coreutils) and radclient");
+                        stop.1.push(child.id());
+                        child
+                    };
+                    let out = child.stdout.take().unwrap();
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if line.starts_with("Received Access-Reject ") {
+                            rejects.lock().unwrap().push(stopwatch());
+                        } else if line.starts_with("Received Access-Accept ") {
+                            *accepts.lock().unwrap() += 1;
+                        }
+                    }
+                    // Its output is closed: it has ended (or is ending);
+                    // not waited for yet, its CPU time is still there.
+                    std::thread::sleep(Duration::from_millis(5));
+                    *cpu.lock().unwrap() += cpu_ticks(child.id());
+                    stop.lock().unwrap().1.retain(|p| *p != child.id());
+                    let _ = child.wait();
+                })
+            })
+            .collect();
+        Flood { streams, ..flood }
     }
 
     /// Answers that came between `from` and `to`.
@@ -161,15 +210,41 @@ impl Flood {
         r.iter().filter(|t| **t >= from && **t <= to).count()
     }
 
-    fn stop(mut self) -> u64 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
+    /// Stops the streams (SIGKILL to the radclients they run, which the
+    /// fixture's server then answers no more); what it gave: the wrong
+    /// passwords accepted (none, or the stack is broken), and the share of
+    /// a core the radclients used over the flood's life.
+    fn stop(self) -> (u64, f64) {
+        {
+            let mut stop = self.stop.lock().unwrap();
+            stop.0 = true;
+            for pid in &stop.1 {
+                // Our own children, not yet waited for: the pid is theirs.
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        let life = self.started.elapsed().as_secs_f64();
+        for s in self.streams {
+            let _ = s.join();
         }
         let accepted = *self.accepts.lock().unwrap();
-        accepted
+        // Clock ticks are 1/100 s on Linux (USER_HZ).
+        let cpu = *self.cpu_ticks.lock().unwrap() as f64 / 100.0;
+        (accepted, cpu / life)
     }
+}
+
+/// A copy of `c` (program, arguments, stdio as set above).
+fn clone_command(c: &Command) -> Command {
+    let mut copy = Command::new(c.get_program());
+    copy.args(c.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    copy
 }
 
 fn secs(d: Duration) -> String {
@@ -225,9 +300,9 @@ fn main() {
 
     println!();
     println!(
-        "| configuration | wrong passwords in flight | right logins | median (s) | max (s) | wrong answered per second |"
+        "| configuration | wrong passwords in flight | right logins | median (s) | max (s) | wrong answered per second | flood client's CPU |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let c = row.config;
         let stack = if c.nodelay { &recipe_stack } else { &old_stack };
@@ -238,13 +313,11 @@ fn main() {
             ..RadiusSetup::default()
         });
         let flood = (row.flood > 0).then(|| Flood::start(&radius, &guessed.name, row.flood));
-        if flood.is_some() {
-            // Until the flood is in its stride: every request in flight
-            // has been answered at least once, or 3 s.
+        // Until the flood is in its stride: the server answered a first
+        // request, or 3 s.
+        if let Some(f) = &flood {
             let t = stopwatch();
-            while t.elapsed() < Duration::from_secs(3)
-                && flood.as_ref().unwrap().rejects.lock().unwrap().len() < row.flood
-            {
+            while t.elapsed() < Duration::from_secs(3) && f.rejects.lock().unwrap().is_empty() {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -271,19 +344,23 @@ fn main() {
             );
         }
         let ended = stopwatch();
-        let rate = match flood {
+        let window = (ended - started).as_secs_f64();
+        let (rate, client_cpu) = match flood {
             Some(f) => {
                 let n = f.answered(started, ended);
-                let accepted = f.stop();
+                let (accepted, cpu) = f.stop();
                 assert_eq!(accepted, 0, "a wrong password was accepted");
-                format!("{:.1}", n as f64 / (ended - started).as_secs_f64())
+                (
+                    format!("{:.1}", n as f64 / window),
+                    format!("{:.0} %", 100.0 * cpu),
+                )
             }
-            None => "".into(),
+            None => (String::new(), String::new()),
         };
         let mut sorted = took.clone();
         sorted.sort();
         println!(
-            "| {} | {} | {} | {} | {} | {rate} |",
+            "| {} | {} | {} | {} | {} | {rate} | {client_cpu} |",
             c.name,
             row.flood,
             row.logins,
