@@ -58,6 +58,36 @@ pub struct SshdSetup<'a> {
     pub sshd_extra: &'a str,
 }
 
+/// The text of the recipe file `doc/recipes/<path>`: a file the admin
+/// guide shows whole (tests/recipes.rs checks that), which the test that
+/// proves it loads, so that the recipe and its test cannot drift.
+pub fn recipe(path: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../doc/recipes")
+        .join(path);
+    fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// `text` with every `from` replaced by `to`. A `from` that `text` does
+/// not hold fails the test: the recipe changed, and its test must say
+/// what it changes in the new one.
+#[track_caller]
+pub fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the recipe no longer holds {from:?} (the test replaces it by {to:?}):\n{text}"
+    );
+    text.replace(from, to)
+}
+
+/// A recipe's PAM lines as a test's stack: each `pam_otp.so` becomes the
+/// built module with the test's private config (`{module}
+/// config={config}`, filled in by the fixture). Nothing else changes.
+#[track_caller]
+pub fn recipe_stack(text: &str) -> String {
+    replaced(text, "pam_otp.so", "{module} config={config}")
+}
+
 /// Where [`Sshd::start_in`] runs an sshd: in a network namespace (see
 /// [`crate::netns`]), listening on `addr` port 22, with the clients of
 /// [`Sshd::ssh`] run in `client_netns`.
@@ -149,7 +179,19 @@ const PRIVATE_DEV_LOG: &str = crate::syslog::namespace_script!("mknod -m 666 /de
 impl Sshd {
     /// A private sshd on 127.0.0.1 of this network namespace.
     pub fn start(setup: &SshdSetup<'_>) -> Sshd {
-        Sshd::start_placed(setup, None, &[])
+        Sshd::start_placed(setup, None, None, &[])
+    }
+
+    /// A private sshd on 127.0.0.1 whose authentication settings are
+    /// `sshd_config`'s lines as they are (a recipe's snippet:
+    /// `UsePAM`, `KbdInteractiveAuthentication`, `AuthenticationMethods`,
+    /// `PasswordAuthentication`): the fixture then sets none of these
+    /// itself, only its private port, address, host key and pid file and
+    /// settings no recipe is about (logging, no motd, no forwarding, no
+    /// root login); `setup.authentication_methods` is not used.
+    /// `setup.sshd_extra` still comes first.
+    pub fn start_recipe(sshd_config: &str, setup: &SshdSetup<'_>) -> Sshd {
+        Sshd::start_placed(setup, Some(sshd_config), None, &[])
     }
 
     /// [`Sshd::start`] in a private mount namespace where each `(file,
@@ -158,7 +200,7 @@ impl Sshd {
     /// the test's files (a stack over `/etc/pam.d/su`, say), the machine
     /// never does.
     pub fn start_with_mounts(setup: &SshdSetup<'_>, binds: &[(&Path, &str)]) -> Sshd {
-        Sshd::start_placed(setup, None, binds)
+        Sshd::start_placed(setup, None, None, binds)
     }
 
     /// A private sshd in the network namespace `place.netns`, on
@@ -166,11 +208,12 @@ impl Sshd {
     /// syslog (sshd's and the module's) goes to a socket the test reads
     /// ([`Sshd::syslog`]); its clients run in `place.client_netns`.
     pub fn start_in(setup: &SshdSetup<'_>, place: &Placement<'_>) -> Sshd {
-        Sshd::start_placed(setup, Some(place), &[])
+        Sshd::start_placed(setup, None, Some(place), &[])
     }
 
     fn start_placed(
         setup: &SshdSetup<'_>,
+        recipe: Option<&str>,
         place: Option<&Placement<'_>>,
         binds: &[(&Path, &str)],
     ) -> Sshd {
@@ -235,6 +278,16 @@ impl Sshd {
 
         let pid_file = dir.join("sshd.pid");
         let sshd_config = dir.join("sshd_config");
+        let auth_config = match recipe {
+            Some(lines) => lines.to_string(),
+            None => format!(
+                "UsePAM yes\n\
+                 KbdInteractiveAuthentication yes\n\
+                 PasswordAuthentication no\n\
+                 AuthenticationMethods {}\n",
+                setup.authentication_methods
+            ),
+        };
         for _attempt in 0..5 {
             let port = if place.is_some() { 22 } else { free_port() };
             write_mode(
@@ -242,17 +295,14 @@ impl Sshd {
                 format!(
                     "# private sshd of a pam_otp end-to-end test\n\
                      {extra}\n\
+                     {auth_config}\
                      Port {port}\n\
                      ListenAddress {addr}\n\
                      AddressFamily inet\n\
                      HostKey {host_key}\n\
                      PidFile {pid_file}\n\
-                     UsePAM yes\n\
-                     KbdInteractiveAuthentication yes\n\
-                     PasswordAuthentication no\n\
                      PubkeyAuthentication yes\n\
                      AuthorizedKeysFile .ssh/authorized_keys\n\
-                     AuthenticationMethods {methods}\n\
                      UseDNS no\n\
                      PermitRootLogin no\n\
                      PrintMotd no\n\
@@ -263,7 +313,6 @@ impl Sshd {
                      LogLevel VERBOSE\n",
                     host_key = host_key.display(),
                     pid_file = pid_file.display(),
-                    methods = setup.authentication_methods,
                     extra = setup.sshd_extra,
                     addr = sshd.addr,
                 ),

@@ -3,22 +3,36 @@
 //! (doc/admin-guide.md, "A VPN through FreeRADIUS") and the long-running-process checks of
 //! `tests/radius.rs`.
 //!
-//! The server gets a config directory of its own under
-//! `/tmp/pam-otp-tests/radiusd-pot-<id>/raddb/` (a minimal `radiusd.conf`
-//! laid out as Debian's `/etc/freeradius/3.0`: `clients.conf`,
-//! `mods-enabled/pam`, `sites-enabled/vpn`), its own log and run dirs, a
-//! free loopback UDP port and its own client secret. It is run in the
-//! foreground (`freeradius -f -d DIR`), so its pid is the child's. The
-//! machine's `/etc/freeradius`, its `freeradius` service and port 1812 are
-//! never used or touched.
+//! The server runs the recipe as shipped, from the files the guide shows
+//! (`doc/recipes/freeradius/`, checked against the guide by
+//! tests/recipes.rs): the PAM service `pam-otp-vpn`, the four `rlm_pam`
+//! instances of `mods-available/pam`, the `authorize` and `authenticate`
+//! parts of the virtual server, the NAS's `clients.conf` entry and the
+//! `thread pool` values (eight threads). [`RadiusSetup`]'s defaults are
+//! the recipe; a test that needs otherwise says so in its setup.
 //!
-//! The PAM service `rlm_pam` asks for (`pam_auth`) is
-//! `/etc/pam.d/radiusd-pot-<id>` (and `radiusd-pot-<id>-<suffix>` for more
-//! services), written here and removed on drop; its stack is filled in by
-//! the crate's `pam_stack` (`{module}`, `{config}`) and the pam_otp config
-//! gets a private `state_dir` (`private_state_dir`), as the sshd fixture
-//! does. libpam reads `/etc/pam.d` itself: pam_wrapper is not preloaded,
-//! so the process measured is the plain server.
+//! What the fixture changes in the recipe, and why: the PAM service is
+//! `/etc/pam.d/radiusd-pot-<id>` instead of `pam-otp-vpn` (in its file
+//! name and in each instance's `pam_auth`), so that tests at once and the
+//! machine's own service never meet; in the service, `pam_otp.so` becomes
+//! the built module with `config=` a private config
+//! ([`crate::recipe_stack`]) whose `state_dir` is private too; the NAS is
+//! every address of 127/8 with a secret of the test's own (radclient
+//! sends from 127.0.0.1, or 127.0.0.2 for a second NAS); the virtual
+//! server, which the recipe edits into Debian's `default`, is one of the
+//! test's own holding the recipe's `authorize` and `authenticate` parts,
+//! a `listen` on a free loopback port, and a `post-auth` that echoes each
+//! request's tag in `Reply-Message`, so that [`Radius::send`] matches
+//! replies to requests. Its `radiusd.conf` is a minimal one laid out as
+//! Debian's `/etc/freeradius/3.0` (config, log and run directories of its
+//! own under `/tmp/pam-otp-tests/radiusd-pot-<id>/raddb/`), with no
+//! `user`/`group` (root: step 5 of the recipe), `reject_delay = 0` (the
+//! PAM stack decides how long a refusal takes) and `cleanup_delay = 0`
+//! (see [`radiusd_conf`]). It is run in the foreground
+//! (`freeradius -f -d DIR`), so its pid is the child's. The machine's
+//! `/etc/freeradius`, its `freeradius` service and port 1812 are never
+//! used or touched. libpam reads `/etc/pam.d` itself: pam_wrapper is not
+//! preloaded, so the process measured is the plain server.
 //!
 //! FreeRADIUS runs as root here (no `user`/`group` in `radiusd.conf`):
 //! pam_otp switches its file-system identity to the user to read a
@@ -36,7 +50,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::{module_path, pam_stack, private_state_dir, require_root, run_ok, set_mode};
+use crate::{recipe, recipe_stack, replaced};
 use crate::{test_root, ticks, try_signal, unique_id, wait_or_kill, write_mode, TICK};
+
+/// The recipe's PAM service's name, which the fixture replaces by its own.
+pub const RECIPE_SERVICE: &str = "pam-otp-vpn";
+
+/// The recipe's PAM service (`pam-otp-vpn`) as a test's stack
+/// ([`crate::recipe_stack`]: the built module, a private config).
+pub fn recipe_pam_stack() -> String {
+    recipe_stack(&recipe("freeradius/pam-otp-vpn"))
+}
 
 /// Prefix of the private PAM services and of the fixtures' directories.
 pub const SERVICE_PREFIX: &str = "radiusd-pot-";
@@ -47,54 +71,45 @@ pub const OPENVPN: &str = "/usr/sbin/openvpn";
 pub const OPENVPN_AUTH_PAM: &str =
     "/usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-auth-pam.so";
 
-/// What the server and its PAM service should look like.
+/// What the server and its PAM service should look like: by default, the
+/// recipe as shipped.
+#[derive(Default)]
 pub struct RadiusSetup<'a> {
-    /// The PAM service file `rlm_pam` uses (`auth` and `account` lines:
-    /// rlm_pam calls `pam_acct_mgmt` after `pam_authenticate`). `{module}`
-    /// stands for the built module, `{config}` for the private pam_otp
-    /// config.
-    pub pam_stack: &'a str,
+    /// The PAM service file `rlm_pam` uses, in place of the recipe's
+    /// (`auth` and `account` lines: rlm_pam calls `pam_acct_mgmt` after
+    /// `pam_authenticate`). `{module}` stands for the built module,
+    /// `{config}` for the private pam_otp config. None: the recipe's
+    /// `pam-otp-vpn` ([`recipe_pam_stack`]).
+    pub pam_stack: Option<&'a str>,
     /// Text of the private pam_otp config (root-owned 0644); `{service}`
     /// stands for the PAM service's name.
     pub otp_config: &'a str,
     /// More PAM services beside the main one: `(suffix, stack)` makes
     /// `<service>-<suffix>`, with the same config.
     pub more_services: &'a [(&'a str, &'a str)],
-    /// unlang run first in `authorize`, before `Auth-Type := PAM`
-    /// (`{service}` stands for the main PAM service's name): e.g.
+    /// unlang run first in `authorize`, before the recipe's `authorize`
+    /// part (`{service}` stands for the main PAM service's name): e.g.
     /// `update control { &Pam-Auth := ... }` for another service.
     pub authorize: &'a str,
-    /// How many `rlm_pam` instances `authenticate` load-balances over.
+    /// None: the recipe's four `rlm_pam` instances (`mods-available/pam`)
+    /// and its `load-balance` over them (`authenticate`). Some(1): one
+    /// instance, `pam`, as the recipe had it before (Debian's own).
     /// FreeRADIUS 3 serialises the calls into one instance (rlm_pam is
-    /// `RLM_TYPE_THREAD_UNSAFE`: a mutex per instance), so 1 (the recipe)
-    /// means one PAM login at a time and more mean that many at once.
-    pub pam_instances: usize,
-    /// Worker threads (the pool is fixed at this size, so that the
-    /// process's memory does not move with threads coming and going).
-    pub threads: usize,
+    /// `RLM_TYPE_THREAD_UNSAFE`: a mutex per instance), so one instance
+    /// means one PAM login at a time.
+    pub pam_instances: Option<usize>,
+    /// None: the recipe's `thread pool` (a fixed eight). Some(n): a fixed
+    /// pool of n worker threads.
+    pub threads: Option<usize>,
     /// `user`/`group` the server switches to after reading its config
-    /// (Debian's default is `freerad`); None: it stays root.
+    /// (Debian's default is `freerad`); None: it stays root, as step 5 of
+    /// the recipe says.
     pub run_as: Option<&'a str>,
     /// A [`crate::syslog::LogSink`]'s socket: the server then runs in a
     /// private mount namespace whose `/dev/log` is that socket, so what
     /// the module logs can be read. Only for a few requests at a time:
     /// the sink holds few lines, and the module drops a line when it is full.
     pub log_sink: Option<&'a Path>,
-}
-
-impl Default for RadiusSetup<'_> {
-    fn default() -> Self {
-        RadiusSetup {
-            pam_stack: "",
-            otp_config: "",
-            more_services: &[],
-            authorize: "",
-            pam_instances: 1,
-            threads: 4,
-            run_as: None,
-            log_sink: None,
-        }
-    }
 }
 
 /// One Access-Request: `User-Name`, `User-Password`.
@@ -147,7 +162,7 @@ impl Radius {
                  (scripts/packages/test)"
             );
         }
-        assert!(setup.pam_instances >= 1 && setup.threads >= 1);
+        assert!(setup.pam_instances != Some(0) && setup.threads != Some(0));
         crate::e2e::sweep_stale(SERVICE_PREFIX, "radiusd.pid");
         let id = unique_id();
         let service = format!("{SERVICE_PREFIX}{id}");
@@ -187,7 +202,10 @@ impl Radius {
             private_state_dir(&dir, &setup.otp_config.replace("{service}", &service)),
             0o644,
         );
-        let mut services = vec![(service.clone(), setup.pam_stack)];
+        let main_stack = setup
+            .pam_stack
+            .map_or_else(recipe_pam_stack, str::to_string);
+        let mut services = vec![(service.clone(), main_stack.as_str())];
         for (suffix, stack) in setup.more_services {
             services.push((format!("{service}-{suffix}"), stack));
         }
@@ -205,17 +223,17 @@ impl Radius {
             );
         }
 
-        write_mode(
-            &raddb.join("clients.conf"),
-            format!(
-                "client nas {{\n\
-                 \tipaddr = 127.0.0.0/8\n\
-                 \tsecret = {}\n\
-                 }}\n",
-                radius.secret
-            ),
-            0o640,
+        let clients = replaced(
+            &recipe("freeradius/clients.conf"),
+            "ipaddr = 192.0.2.10",
+            "ipaddr = 127.0.0.0/8",
         );
+        let clients = replaced(
+            &clients,
+            "secret = a-long-random-secret",
+            &format!("secret = {}", radius.secret),
+        );
+        write_mode(&raddb.join("clients.conf"), clients, 0o640);
         write_mode(&raddb.join("secret"), format!("{}\n", radius.secret), 0o600);
         write_mode(
             &raddb.join("mods-enabled/pam"),
@@ -227,7 +245,7 @@ impl Radius {
             let port = free_udp_port();
             write_mode(
                 &raddb.join("radiusd.conf"),
-                radiusd_conf(&raddb, setup.threads, setup.run_as),
+                radiusd_conf(&raddb, &thread_pool(setup.threads), setup.run_as),
                 0o640,
             );
             write_mode(
@@ -353,6 +371,19 @@ impl Radius {
         parallel: usize,
         from: Option<&str>,
     ) -> Vec<Reply> {
+        self.send_within(requests, parallel, from, Duration::from_secs(20), 3)
+    }
+
+    /// [`Radius::send`] with radclient waiting `timeout` for each reply
+    /// and sending each request at most `tries` times.
+    pub fn send_within(
+        &mut self,
+        requests: &[Request],
+        parallel: usize,
+        from: Option<&str>,
+        timeout: Duration,
+        tries: u32,
+    ) -> Vec<Reply> {
         let n = self.sends;
         self.sends += 1;
         let file = self.dir.join(format!("requests{n}"));
@@ -379,9 +410,9 @@ impl Radius {
             .args([
                 "-x",
                 "-r",
-                "3",
+                &tries.to_string(),
                 "-t",
-                "20",
+                &format!("{:.3}", timeout.as_secs_f64()),
                 "-p",
                 &parallel.to_string(),
                 "-f",
@@ -433,8 +464,10 @@ impl Radius {
     }
 
     /// One login through OpenVPN's PAM plugin, with this fixture's PAM
-    /// service (the recipe's line `plugin openvpn-plugin-auth-pam.so
-    /// <service>`): a private OpenVPN server on 127.0.0.1 and the real
+    /// service: the recipe's line (`doc/recipes/openvpn/auth-pam.conf`,
+    /// `plugin .../openvpn-plugin-auth-pam.so pam-otp-vpn`, with this
+    /// fixture's service name for `pam-otp-vpn`) in a config file the
+    /// server reads (`--config`): a private OpenVPN server on 127.0.0.1 and the real
     /// client sending `user`/`password` (`--auth-user-pass`). Both run in
     /// point-to-point TLS mode with `--dev null` (no tun device, no
     /// address on the machine); such a server exits after one refused
@@ -475,13 +508,20 @@ impl Radius {
                 .arg("--key")
                 .arg(&key);
         };
+        let plugin = dir.join("auth-pam.conf");
+        let line = replaced(
+            &recipe("openvpn/auth-pam.conf"),
+            &format!("{OPENVPN_AUTH_PAM} {RECIPE_SERVICE}\n"),
+            &format!("{OPENVPN_AUTH_PAM} {}\n", self.service),
+        );
+        write_mode(&plugin, line, 0o600);
         let server_log = dir.join("server.log");
         let port = free_udp_port();
         let mut server = Command::new(OPENVPN);
         server
             .args(["--tls-server", "--dh", "none", "--local", "127.0.0.1"])
-            .args(["--port", &port.to_string(), "--plugin", OPENVPN_AUTH_PAM])
-            .arg(&self.service);
+            .args(["--port", &port.to_string(), "--config"])
+            .arg(&plugin);
         tls(&mut server);
         let log = File::create(&server_log).unwrap();
         let mut server = server
@@ -600,13 +640,14 @@ impl Drop for Radius {
     }
 }
 
-/// `radiusd.conf`: paths inside `raddb`, `user`/`group` only if asked (root), a fixed
-/// pool of `threads` workers, no reject delay (the PAM stack has its own),
-/// and `cleanup_delay = 0`: with Debian's 5 s the server keeps every
-/// answered request for 5 s (to answer a retransmission from its cache),
-/// so its memory follows the request rate (33 MB more at 1 100 requests/s
-/// through pam_permit.so alone), which would hide what the module does.
-fn radiusd_conf(raddb: &Path, threads: usize, run_as: Option<&str>) -> String {
+/// `radiusd.conf`: paths inside `raddb`, `user`/`group` only if asked
+/// (root), `thread_pool` the insides of its `thread pool { }`, no reject
+/// delay (the PAM stack has its own), and `cleanup_delay = 0`: with
+/// Debian's 5 s the server keeps every answered request for 5 s (to answer
+/// a retransmission from its cache), so its memory follows the request
+/// rate (33 MB more at 1 100 requests/s through pam_permit.so alone),
+/// which would hide what the module does.
+fn radiusd_conf(raddb: &Path, thread_pool: &str, run_as: Option<&str>) -> String {
     let user = run_as.map_or(String::new(), |u| format!("\tuser = {u}\n\tgroup = {u}\n"));
     format!(
         "# private FreeRADIUS of a pam_otp test\n\
@@ -642,10 +683,7 @@ fn radiusd_conf(raddb: &Path, threads: usize, run_as: Option<&str>) -> String {
          {user}\
          }}\n\
          thread pool {{\n\
-         \tstart_servers = {threads}\n\
-         \tmax_servers = {threads}\n\
-         \tmin_spare_servers = 0\n\
-         \tmax_spare_servers = {threads}\n\
+         {thread_pool}\
          \tmax_requests_per_server = 0\n\
          }}\n\
          $INCLUDE clients.conf\n\
@@ -657,24 +695,54 @@ fn radiusd_conf(raddb: &Path, threads: usize, run_as: Option<&str>) -> String {
     )
 }
 
-/// `mods-enabled/pam`: the recipe's one `pam` instance, or `pam1`..`pamN`.
-fn pam_modules(service: &str, instances: usize) -> String {
-    if instances == 1 {
-        return format!("pam {{\n\tpam_auth = {service}\n}}\n");
+/// The insides of `thread pool { }`: the recipe's (`thread-pool`), or a
+/// fixed pool of `threads` (so that the process's memory does not move
+/// with threads coming and going).
+fn thread_pool(threads: Option<usize>) -> String {
+    match threads {
+        None => recipe("freeradius/thread-pool"),
+        Some(n) => format!(
+            "\tstart_servers = {n}\n\
+             \tmax_servers = {n}\n\
+             \tmin_spare_servers = 0\n\
+             \tmax_spare_servers = {n}\n"
+        ),
     }
-    (1..=instances)
-        .map(|i| format!("pam pam{i} {{\n\tpam_auth = {service}\n}}\n"))
-        .collect()
 }
 
-/// `sites-enabled/vpn`: listen on `port`, every user through PAM, and the
-/// request's `Calling-Station-Id` echoed in the reply (for [`Radius::send`]).
-fn site(port: u16, authorize: &str, instances: usize) -> String {
-    let pam = if instances == 1 {
-        "\t\tpam\n".to_string()
-    } else {
-        let names: String = (1..=instances).map(|i| format!("\t\t\tpam{i}\n")).collect();
-        format!("\t\tload-balance {{\n{names}\t\t}}\n")
+/// `mods-enabled/pam`: the recipe's instances (`mods-available/pam`) with
+/// the test's service, or `n` instances (`pam` alone for one, as Debian
+/// ships it).
+fn pam_modules(service: &str, instances: Option<usize>) -> String {
+    match instances {
+        None => replaced(
+            &recipe("freeradius/mods-available/pam"),
+            &format!("pam_auth = {RECIPE_SERVICE}\n"),
+            &format!("pam_auth = {service}\n"),
+        ),
+        Some(1) => format!("pam {{\n\tpam_auth = {service}\n}}\n"),
+        Some(n) => (1..=n)
+            .map(|i| format!("pam pam{i} {{\n\tpam_auth = {service}\n}}\n"))
+            .collect(),
+    }
+}
+
+/// `sites-enabled/vpn`: listen on `port`; `authorize` (the test's unlang),
+/// then the recipe's `authorize` part (every request to PAM); the recipe's
+/// `authenticate` part, or the old one over `instances`; and the request's
+/// `Calling-Station-Id` echoed in the reply (for [`Radius::send`]).
+fn site(port: u16, authorize: &str, instances: Option<usize>) -> String {
+    let mut authorize = authorize.to_string();
+    if !authorize.is_empty() && !authorize.ends_with('\n') {
+        authorize.push('\n');
+    }
+    let authenticate = match instances {
+        None => recipe("freeradius/authenticate"),
+        Some(1) => "\tAuth-Type PAM {\n\t\tpam\n\t}\n".to_string(),
+        Some(n) => {
+            let names: String = (1..=n).map(|i| format!("\t\t\tpam{i}\n")).collect();
+            format!("\tAuth-Type PAM {{\n\t\tload-balance {{\n{names}\t\t}}\n\t}}\n")
+        }
     };
     format!(
         "server vpn {{\n\
@@ -684,15 +752,11 @@ fn site(port: u16, authorize: &str, instances: usize) -> String {
          \tport = {port}\n\
          }}\n\
          authorize {{\n\
-         {authorize}\n\
-         \tupdate control {{\n\
-         \t\t&Auth-Type := PAM\n\
-         \t}}\n\
+         {authorize}\
+         {recipe_authorize}\
          }}\n\
          authenticate {{\n\
-         \tAuth-Type PAM {{\n\
-         {pam}\
-         \t}}\n\
+         {authenticate}\
          }}\n\
          post-auth {{\n\
          \tupdate reply {{\n\
@@ -704,6 +768,7 @@ fn site(port: u16, authorize: &str, instances: usize) -> String {
          \t\t}}\n\
          \t}}\n\
          }}\n\
-         }}\n"
+         }}\n",
+        recipe_authorize = recipe("freeradius/authorize"),
     )
 }

@@ -6,12 +6,25 @@
 //! server process (memory, descriptors, every code once), and OpenVPN's
 //! auth-pam plugin with the same PAM service. The recipe is
 //! doc/admin-guide.md's "A VPN through FreeRADIUS".
+//!
+//! Every test runs the recipe as shipped, from the files the guide shows
+//! (`doc/recipes/freeradius/`, `doc/recipes/openvpn/auth-pam.conf`;
+//! tests/recipes.rs checks the copies): the PAM service with `nodelay`,
+//! four `rlm_pam` instances load-balanced on eight threads. What the
+//! fixture changes in it (a private service name, module path, config,
+//! port, NAS address and secret, a virtual server of its own around the
+//! recipe's parts) is listed at the top of `testkit::radius`. Where a test
+//! departs from the recipe it says so: the broken stack the guide warns
+//! about (`a_split_pass_code_no_line_checked_...`), Debian's `freerad`
+//! user (`as_freerad_...`), `pam_permit.so` for the load test's
+//! comparison rate, and the office NAS's unlang, service and rule, which
+//! are the guide's own files with the test's address and service name.
 
 use std::process::Command;
 use std::time::Duration;
 
 use testkit::radius::Reply::{self, Accept, Reject};
-use testkit::radius::{Radius, RadiusSetup, Request};
+use testkit::radius::{recipe_pam_stack, Radius, RadiusSetup, Request};
 use testkit::*;
 
 /// The load test takes this for writing, every other test for reading:
@@ -22,13 +35,6 @@ static QUIET: std::sync::RwLock<()> = std::sync::RwLock::new(());
 fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
     QUIET.read().unwrap_or_else(|e| e.into_inner())
 }
-
-/// The recipe's PAM service: one prompt, the password then the code.
-/// rlm_pam calls `pam_acct_mgmt` too, hence the account line.
-const RECIPE_STACK: &str = "auth requisite {module} config={config} split_pass\n\
-                            auth requisite pam_unix.so use_first_pass\n\
-                            auth required  {module} config={config}\n\
-                            account required pam_unix.so\n";
 
 const PASSWORD: &str = "hunter2pw";
 
@@ -60,9 +66,9 @@ fn expect_openvpn(radius: &Radius, user: &str, password: &str, want: Reply, what
     log
 }
 
+/// The recipe's server, with `otp_config` as the private pam_otp config.
 fn recipe_server(otp_config: &str) -> Radius {
     Radius::start(&RadiusSetup {
-        pam_stack: RECIPE_STACK,
         otp_config,
         ..RadiusSetup::default()
     })
@@ -176,15 +182,29 @@ fn rlm_pam_sets_no_pam_rhost_so_radius_logins_are_local() {
 fn an_office_nas_skips_the_code_through_its_own_pam_service() {
     let _shared = shared();
     let user = vpn_user();
+    // The guide's files: the office's PAM service is the same as the
+    // VPN's, named `<service>-office` here (`pam-otp-office` there); the
+    // office NAS is 127.0.0.2 (192.0.2.20 there).
+    let office_stack = recipe_pam_stack();
+    let office_service = "\"{service}-office\"";
+    let rule = replaced(
+        &recipe("freeradius/office-rule.toml"),
+        "\"pam-otp-office\"",
+        office_service,
+    );
+    let authorize = replaced(
+        &replaced(
+            &recipe("freeradius/office-authorize"),
+            "== 192.0.2.20)",
+            "== 127.0.0.2)",
+        ),
+        "\"pam-otp-office\"",
+        office_service,
+    );
     let mut radius = Radius::start(&RadiusSetup {
-        pam_stack: RECIPE_STACK,
-        more_services: &[("office", RECIPE_STACK)],
-        otp_config: "[[rule]]\nservices = [\"{service}-office\"]\notp = \"skip\"\n",
-        authorize: "\tif (&Packet-Src-IP-Address == 127.0.0.2) {\n\
-                    \t\tupdate control {\n\
-                    \t\t\t&Pam-Auth := \"{service}-office\"\n\
-                    \t\t}\n\
-                    \t}\n",
+        more_services: &[("office", &office_stack)],
+        otp_config: &rule,
+        authorize: &authorize,
         ..RadiusSetup::default()
     });
     let vpn = Nas::vpn(&user.name);
@@ -227,10 +247,14 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
             .cloned()
             .collect()
     };
+    // The recipe's PAM service without its third line.
+    let broken = replaced(
+        &recipe("freeradius/pam-otp-vpn"),
+        "auth required  pam_otp.so\n",
+        "",
+    );
     let mut radius = Radius::start(&RadiusSetup {
-        pam_stack: "auth requisite {module} config={config} split_pass\n\
-                    auth requisite pam_unix.so use_first_pass\n\
-                    account required pam_unix.so\n",
+        pam_stack: Some(&recipe_stack(&broken)),
         log_sink: Some(&sink.path),
         ..RadiusSetup::default()
     });
@@ -266,7 +290,6 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
     // The recipe's stack: the third line takes the code; a wrong password
     // leaves it kept, and the login was refused: nothing said either way.
     let mut radius = Radius::start(&RadiusSetup {
-        pam_stack: RECIPE_STACK,
         log_sink: Some(&sink.path),
         ..RadiusSetup::default()
     });
@@ -287,13 +310,8 @@ fn a_split_pass_code_no_line_checked_is_an_error_at_pam_end() {
     assert!(never(&lines).is_empty(), "{lines:#?}");
 }
 
-/// The load test's stack: the recipe's, with `nodelay` on pam_unix.
-/// Without it every refused login holds its rlm_pam instance (a mutex)
-/// for pam_unix's ~2 s failure delay, and 5 000 refusals would take hours.
-const LOAD_STACK: &str = "auth requisite {module} config={config} split_pass\n\
-                          auth requisite pam_unix.so use_first_pass nodelay\n\
-                          auth required  {module} config={config}\n\
-                          account required pam_unix.so\n";
+/// The comparison's stack: the server and requests of the load test,
+/// through a PAM service that lets everyone in without looking.
 const PERMIT_STACK: &str = "auth required pam_permit.so\naccount required pam_permit.so\n";
 
 const LOAD_USERS: usize = 50;
@@ -309,8 +327,6 @@ const BATCHES: usize = 100;
 /// 12 000th to the 30 000th.
 const WARM_UP: usize = 30;
 const PARALLEL: usize = 16;
-const PAM_INSTANCES: usize = 4;
-const THREADS: usize = 8;
 
 struct LoadUser {
     user: TestUser,
@@ -420,12 +436,15 @@ fn run_batches(
     started.elapsed()
 }
 
-/// One FreeRADIUS process, 10 000 authentications through pam_otp, 16
-/// in flight and 4 rlm_pam instances (so up to 4 logins inside pam_otp at
-/// once, on 8 worker threads): its memory does not grow after a warm-up
-/// of 3 000, it holds no more descriptors, every right code is accepted
-/// once and every wrong one refused. Then the same requests through
-/// `pam_permit.so` alone, for the rate (printed, not asserted).
+/// One FreeRADIUS process, the recipe's (4 rlm_pam instances, so up to 4
+/// logins inside pam_otp at once, on 8 worker threads; pam_unix with
+/// `nodelay`, without which every refused login would hold its instance
+/// for pam_unix's ~2 s failure delay and 5 000 refusals would take
+/// hours), 10 000 authentications through pam_otp, 16 in flight: its
+/// memory does not grow after a warm-up of 3 000, it holds no more
+/// descriptors, every right code is accepted once and every wrong one
+/// refused. Then the same requests through `pam_permit.so` alone, in the
+/// same server, for the rate (printed, not asserted).
 #[test]
 #[ignore = "needs root: make test"]
 fn ten_thousand_logins_in_one_server_leak_nothing() {
@@ -437,13 +456,7 @@ fn ten_thousand_logins_in_one_server_leak_nothing() {
     let total: usize = batches.iter().map(Vec::len).sum();
     assert_eq!(total, 10_000);
 
-    let mut radius = Radius::start(&RadiusSetup {
-        pam_stack: LOAD_STACK,
-        otp_config: NO_RATE_LIMIT,
-        pam_instances: PAM_INSTANCES,
-        threads: THREADS,
-        ..RadiusSetup::default()
-    });
+    let mut radius = recipe_server(NO_RATE_LIMIT);
     let start_rss = radius.rss_kib();
     let warm = run_batches(&mut radius, &batches[..WARM_UP], 0, false);
     let (rss0, fds0, threads0) = (radius.rss_kib(), radius.fds(), radius.threads());
@@ -454,7 +467,7 @@ fn ten_thousand_logins_in_one_server_leak_nothing() {
     let otp_rate = total as f64 / (warm + rest).as_secs_f64();
     eprintln!(
         "freeradius + pam_otp: {total} logins in {:.1} s ({otp_rate:.0}/s; {PARALLEL} in flight, \
-         {PAM_INSTANCES} rlm_pam instances, {THREADS} threads); VmRSS {start_rss} KiB at start, \
+         the recipe's server); VmRSS {start_rss} KiB at start, \
          {rss0} KiB after {} logins, {rss1} KiB after {total} (+{} KiB); fds {} -> {}; \
          threads {threads0} -> {threads1}",
         (warm + rest).as_secs_f64(),
@@ -480,9 +493,7 @@ fn ten_thousand_logins_in_one_server_leak_nothing() {
     drop(radius);
 
     let mut permit = Radius::start(&RadiusSetup {
-        pam_stack: PERMIT_STACK,
-        pam_instances: PAM_INSTANCES,
-        threads: THREADS,
+        pam_stack: Some(PERMIT_STACK),
         ..RadiusSetup::default()
     });
     let warm = run_batches(&mut permit, &batches[..WARM_UP], 0, true);
@@ -509,7 +520,6 @@ fn as_freerad_the_module_fails_closed() {
     let user = vpn_user();
     let vpn = Nas::vpn(&user.name);
     let mut radius = Radius::start(&RadiusSetup {
-        pam_stack: RECIPE_STACK,
         run_as: Some("freerad"),
         ..RadiusSetup::default()
     });

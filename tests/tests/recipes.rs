@@ -1,9 +1,13 @@
 //! The recipes are files (`doc/recipes/`), and the documents that show
 //! them (README.md, doc/admin-guide.md: [`DOCUMENTS`]) show them whole: a
 //! fenced block right after a line `<!-- file: PATH -->` is PATH's text,
-//! byte for byte, wherever it is shown. The fleet recipe (`doc/recipes/fleet/`)
-//! then runs as it is against a cluster made by Debian's own
-//! `pg_createcluster` (issue 27).
+//! byte for byte, wherever it is shown; and every recipe file is loaded by
+//! a test (its path under `doc/recipes/` is named in the tests' code), so
+//! that a recipe and its test cannot drift (issue 29). The SSH, su, sudo,
+//! FreeRADIUS and OpenVPN recipes are run by tests/sshd.rs, su.rs,
+//! system_store.rs and radius.rs, each saying at its top what it changes
+//! in them. The fleet recipe (`doc/recipes/fleet/`) runs here, as it is,
+//! against a cluster made by Debian's own `pg_createcluster` (issue 27).
 //!
 //! What the fleet test changes, and why: only the variables at the top of
 //! each script (loopback and a free port instead of db1's network and
@@ -89,20 +93,9 @@ fn the_documents_show_the_recipe_files_as_they_are() {
             shown.push(path);
         }
     }
-    let mut files = Vec::new();
-    let mut dirs = vec![root.join("doc/recipes")];
-    while let Some(d) = dirs.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else {
-                let rel = e.path().strip_prefix(&root).unwrap().to_path_buf();
-                files.push(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
+    let files = recipe_files(&root);
     assert!(!files.is_empty());
-    for f in files {
+    for f in files.iter().map(|f| format!("doc/recipes/{f}")) {
         assert!(
             shown.contains(&f),
             "{f} is a recipe no document shows (<!-- file: {f} --> and a fenced block \
@@ -111,15 +104,72 @@ fn the_documents_show_the_recipe_files_as_they_are() {
     }
 }
 
+/// The recipe files under `doc/recipes/` (their paths from there).
+fn recipe_files(root: &Path) -> Vec<String> {
+    let base = root.join("doc/recipes");
+    let mut files = Vec::new();
+    let mut dirs = vec![base.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(&base).unwrap().to_path_buf();
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every recipe file is loaded by a test: its path under `doc/recipes/`
+/// is a string in the tests' sources (`testkit::recipe("pam/code-only")`,
+/// `run_recipe("fleet/ca.sh", ...)`). A file no test names would be a
+/// recipe the guide shows and nothing runs.
+#[test]
+fn every_recipe_file_is_loaded_by_a_test() {
+    let root = repo();
+    let mut sources = String::new();
+    let mut dirs = vec![root.join("tests")];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                // Code, not comments (this file's comments name recipes).
+                for line in fs::read_to_string(&path).unwrap().lines() {
+                    if !line.trim_start().starts_with("//") {
+                        sources.push_str(line);
+                        sources.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    let files = recipe_files(&root);
+    assert!(files.len() > 10, "{files:?}");
+    let unloaded: Vec<&String> = files
+        .iter()
+        .filter(|f| !sources.contains(&format!("\"{f}\"")))
+        .collect();
+    assert!(
+        unloaded.is_empty(),
+        "recipe files no test loads (by their path under doc/recipes/, quoted): {unloaded:?}"
+    );
+}
+
+/// `doc/recipes/<name>`.
 fn recipe(name: &str) -> PathBuf {
-    repo().join("doc/recipes/fleet").join(name)
+    repo().join("doc/recipes").join(name)
 }
 
 fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// `sh SCRIPT` of the fleet recipe in `dir`, as root, with `vars` (only
+/// `sh SCRIPT` (a recipe, `fleet/...`) in `dir`, as root, with `vars` (only
 /// these, a plain PATH and what the cluster's commands need).
 fn run_recipe(script: &str, dir: &Path, vars: &[(&str, String)], path_first: &Path) -> String {
     fs::create_dir_all(dir).unwrap();
@@ -193,7 +243,7 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
     let port = cluster.port().to_string();
     let (ca, db1, web1) = (work.join("ca"), work.join("db1"), work.join("web1"));
     run_recipe(
-        "ca.sh",
+        "fleet/ca.sh",
         &work,
         &[
             ("CA_DIR", p(&ca)),
@@ -217,7 +267,7 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
         ("ADMINS", "ops".into()),
     ];
     db1_vars.extend(cluster.env());
-    let said = run_recipe("db1.sh", &db1, &db1_vars, &bin);
+    let said = run_recipe("fleet/db1.sh", &db1, &db1_vars, &bin);
     assert!(
         said.contains(&format!(
             "created schema pam_otp version {}",
@@ -243,7 +293,7 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
     );
     let service_file = web1.join("etc/pg_service.conf");
     run_recipe(
-        "web1.sh",
+        "fleet/web1.sh",
         &web1,
         &[
             ("HOST", "web1".into()),
@@ -257,7 +307,7 @@ fn the_fleet_recipe_runs_as_it_is_against_a_debian_cluster() {
     );
 
     // The guide's config, with the keys only a test needs.
-    let toml = fs::read_to_string(recipe("pam_otp.toml")).unwrap();
+    let toml = fs::read_to_string(recipe("fleet/pam_otp.toml")).unwrap();
     let config = toml.replacen(
         "[postgresql]\n",
         &format!(

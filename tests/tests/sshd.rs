@@ -2,10 +2,25 @@
 //! keyboard-interactive) with the real ssh client. Each test has its own
 //! sshd, PAM service (`/etc/pam.d/sshd-pot-<id>`), pam_otp config and user.
 //!
-//! The `recipe_*` tests are the sshd recipes of doc/admin-guide.md:
-//! their sshd_config and PAM lines are the ones documented there.
+//! The `recipe_*` tests are the SSH recipes of doc/admin-guide.md, run
+//! from the files the guide shows (tests/recipes.rs checks the copies):
+//! `doc/recipes/ssh/*.conf` (the sshd_config lines), `doc/recipes/pam/*`
+//! (the `auth` lines of /etc/pam.d/sshd) and `doc/recipes/rules/lan.toml`.
+//!
+//! What these tests change in them, and why: in the PAM lines each
+//! `pam_otp.so` becomes the built module with `config=` a private config
+//! (`testkit::recipe_stack`: the machine's /etc/security/pam_otp.toml is
+//! never read); the stack's `account`/`session` part, which the recipes
+//! leave as it is, is the fixture's minimal one (`pam_unix`,
+//! `pam_permit`); sshd gets a private port, address, host key, pid file
+//! and PAM service name, and settings no recipe is about (`LogLevel
+//! VERBOSE` for the assertions on its log, no motd, no forwarding, no root
+//! login: `Sshd::start_recipe`); in lan.toml, the LAN's networks become
+//! `127.0.0.2/32`, the address `ssh -b 127.0.0.2` connects from. Some
+//! tests add keys to the private pam_otp config (a rate limit, the
+//! missing-user policy): each says which.
 
-use testkit::{authorize_key, SshRun, Sshd, SshdSetup, OTP_ONLY};
+use testkit::{authorize_key, recipe, recipe_stack, replaced, SshRun, Sshd, SshdSetup, OTP_ONLY};
 use testkit::{totp_code, totp_secret, wrong_code, TestUser, PROMPT};
 
 const FORWARD_PROMPT: &str = "Password & verification code: ";
@@ -29,6 +44,34 @@ fn sshd_with(methods: &str, pam_auth: &str, otp_config: &str, sshd_extra: &str) 
         authentication_methods: methods,
         sshd_extra,
     })
+}
+
+/// Recipe 1's sshd_config lines (and recipe 3's).
+const KEY_AND_CODE: &str = "ssh/key-and-code.conf";
+/// Recipe 2's sshd_config lines.
+const PASSWORD_AND_CODE: &str = "ssh/password-and-code.conf";
+
+/// A private sshd with the recipe's sshd_config lines `conf` and PAM
+/// `auth` lines `pam` (both under doc/recipes/), and `otp_config`.
+fn recipe_sshd(conf: &str, pam: &str, otp_config: &str) -> Sshd {
+    Sshd::start_recipe(
+        &recipe(conf),
+        &SshdSetup {
+            pam_auth: &recipe_stack(&recipe(pam)),
+            otp_config,
+            authentication_methods: "",
+            sshd_extra: "",
+        },
+    )
+}
+
+/// Recipe 3's rule, with the test's LAN: 127.0.0.2 (`ssh -b 127.0.0.2`).
+fn lan_rule() -> String {
+    replaced(
+        &recipe("rules/lan.toml"),
+        r#"["192.168.1.0/24", "fd00::/8"]"#,
+        r#"["127.0.0.2/32"]"#,
+    )
 }
 
 fn ok_line(user: &TestUser) -> String {
@@ -149,7 +192,7 @@ fn rate_limited_user_is_told_when_to_try_again() {
 #[ignore = "needs root: make test"]
 fn recipe_key_then_code() {
     let user = enrolled_user();
-    let sshd = sshd("publickey,keyboard-interactive", OTP_ONLY, "");
+    let sshd = recipe_sshd(KEY_AND_CODE, "pam/code-only", "");
     let (key, public) = sshd.client_key();
     authorize_key(&user, &public);
 
@@ -208,12 +251,7 @@ fn recipe_key_then_code() {
 fn recipe_password_and_code_forward_pass() {
     let user = enrolled_user();
     user.set_password("hunter2-pw");
-    let sshd = sshd(
-        "keyboard-interactive",
-        "auth required {module} config={config} forward_pass\n\
-         auth required pam_unix.so use_first_pass",
-        "",
-    );
+    let sshd = recipe_sshd(PASSWORD_AND_CODE, "pam/forward-pass", "");
 
     // Right password with a wrong code, and a wrong password with a right
     // code (which is spent all the same). Side by side: each failure costs
@@ -254,12 +292,7 @@ fn recipe_password_and_code_forward_pass() {
 fn recipe_password_then_code_two_prompts() {
     let user = enrolled_user();
     user.set_password("hunter2-pw");
-    let sshd = sshd(
-        "keyboard-interactive",
-        "@include common-auth\n\
-         auth required {module} config={config}",
-        "",
-    );
+    let sshd = recipe_sshd(PASSWORD_AND_CODE, "pam/password-then-code", "");
 
     // A wrong password ends the stack (common-auth's pam_deny is
     // requisite): the code is not even asked. And a right password with a
@@ -299,23 +332,21 @@ fn recipe_password_then_code_two_prompts() {
     assert!(run.prompts[1].ends_with(&format!(") {PROMPT}")), "{run:#?}");
 }
 
-/// doc/admin-guide.md, recipe 2b, the recommended one-prompt stack: `split_pass`, the
-/// password module, then pam_otp again to check the kept code. sshd runs
-/// the whole `pam_authenticate` of keyboard-interactive in one child
-/// process (auth-pam.c, sshpam_thread), so the code the first line keeps
-/// as PAM data is there for the third.
-const SPLIT_PASS_STACK: &str = "auth requisite {module} config={config} split_pass\n\
-                                auth requisite pam_unix.so use_first_pass\n\
-                                auth required {module} config={config}";
-
+/// doc/admin-guide.md, recipe 2b, the recommended one-prompt stack
+/// (doc/recipes/pam/password-and-code): `split_pass`, the password module,
+/// then pam_otp again to check the kept code. sshd runs the whole
+/// `pam_authenticate` of keyboard-interactive in one child process
+/// (auth-pam.c, sshpam_thread), so the code the first line keeps as PAM
+/// data is there for the third. The config adds a rate limit of 3 wrong
+/// codes in 30 s, so that a wrong password counted as a failure would show.
 #[test]
 #[ignore = "needs root: make test"]
 fn recipe_password_and_code_split_pass() {
     let user = enrolled_user();
     user.set_password("hunter2-pw");
-    let sshd = sshd(
-        "keyboard-interactive",
-        SPLIT_PASS_STACK,
+    let sshd = recipe_sshd(
+        PASSWORD_AND_CODE,
+        "pam/password-and-code",
         "[rate_limit]\nmax_failures = 3\ninterval = 30\n",
     );
     let before = std::fs::read(user.secret_path()).unwrap();
@@ -384,19 +415,14 @@ fn a_name_that_is_no_account_is_asked_for_a_code() {
     assert_eq!(ghost.asked(PROMPT), 1, "not asked: {ghost:#?}");
 }
 
-/// Recipe 2 with recipe 3's LAN rule: from the LAN the module asks only
-/// "Password: " and still hands it to pam_unix.
+/// Recipe 2's older `forward_pass` stack with recipe 3's LAN rule: from
+/// the LAN the module asks only "Password: " and still hands it to pam_unix.
 #[test]
 #[ignore = "needs root: make test"]
 fn forward_pass_from_the_lan_asks_only_the_password() {
     let user = enrolled_user();
     user.set_password("hunter2-pw");
-    let sshd = sshd(
-        "keyboard-interactive",
-        "auth required {module} config={config} forward_pass\n\
-         auth required pam_unix.so use_first_pass",
-        "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
-    );
+    let sshd = recipe_sshd(PASSWORD_AND_CODE, "pam/forward-pass", &lan_rule());
     let run = sshd
         .ssh(&user.name)
         .from("127.0.0.2")
@@ -422,11 +448,7 @@ fn forward_pass_from_the_lan_asks_only_the_password() {
 #[ignore = "needs root: make test"]
 fn recipe_code_only_from_outside_the_lan() {
     let user = enrolled_user();
-    let sshd = sshd(
-        "publickey,keyboard-interactive",
-        OTP_ONLY,
-        "[[rule]]\nfrom = [\"127.0.0.2/32\"]\notp = \"skip\"\n",
-    );
+    let sshd = recipe_sshd(KEY_AND_CODE, "pam/code-only", &lan_rule());
     let (key, public) = sshd.client_key();
     authorize_key(&user, &public);
 

@@ -2,15 +2,45 @@
 //! user would type it. The real `su` (util-linux) runs with pam_wrapper and
 //! a private service directory holding a file named `su`, so the machine's
 //! /etc/pam.d/su is not used or touched. Run as root: the private `su` stack
-//! has no pam_rootok, so root too must give the target user's code.
+//! has no pam_rootok, so root too must give the target user's password
+//! and code.
+//!
+//! The guide's recipes, from the files it shows (tests/recipes.rs checks
+//! the copies): the `auth` lines of "The console and su"
+//! (`doc/recipes/pam/password-then-code`: `@include common-auth`, then
+//! pam_otp) and the console's break-glass rule (`doc/recipes/rules/console.toml`).
+//! What the tests change, and why: `pam_otp.so` becomes the built module
+//! with `config=` a private config (`testkit::recipe_stack`); the machine's
+//! `/etc/pam.d/common-auth` is copied into the private service directory,
+//! where pam_wrapper's libpam looks for the include; the `account` and
+//! `session` lines are `pam_permit` (the recipe leaves them as they are).
+//! The break-glass tests run su in an ssh session with pam_otp alone as
+//! su's `auth` (there a password module would need root's password, which
+//! a test does not set): what they prove is the rule.
 
 use std::fs;
 
 use testkit::harness::{state_dir, write_system_secret};
 use testkit::phone::{at, ssh_line};
-use testkit::{authorize_key, Sshd, SshdSetup};
+use testkit::{authorize_key, recipe, recipe_stack, Sshd, SshdSetup};
 use testkit::{run_in_pty, totp_code, totp_secret, wrong_code, PamService, TestUser, PROMPT};
 
+const PASSWORD: &str = "Su-test-pw1";
+
+/// The recipe's su stack in a private service directory named `su`.
+fn su_service() -> PamService {
+    let stack = format!(
+        "{}account required pam_permit.so\nsession required pam_permit.so\n",
+        recipe_stack(&recipe("pam/password-then-code"))
+    );
+    let pam = PamService::named("su", &stack, "");
+    let common_auth = fs::read_to_string("/etc/pam.d/common-auth")
+        .expect("/etc/pam.d/common-auth (Debian's libpam-runtime)");
+    pam.write_file("common-auth", &common_auth);
+    pam
+}
+
+/// su's `auth` in the ssh session of the break-glass tests: pam_otp alone.
 const SU_STACK: &str = "auth required {module} config={config}\n\
                         account required pam_permit.so\n\
                         session required pam_permit.so\n";
@@ -18,37 +48,46 @@ const SU_STACK: &str = "auth required {module} config={config}\n\
 fn enrolled_user() -> TestUser {
     let user = TestUser::new();
     user.write_secret(&totp_secret());
+    user.set_password(PASSWORD);
     user
 }
 
-fn su(pam: &PamService, user: &TestUser, code: &str) -> testkit::PtyRun {
+/// `su USER -c 'echo OK-$USER'` under a pseudo-terminal, answering
+/// "Password: " with `password`, then the code prompt with `code`.
+fn su(pam: &PamService, user: &TestUser, password: &str, code: &str) -> testkit::PtyRun {
     let env = pam.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_in_pty(
         &format!("su {} -c 'echo OK-$USER'", user.name),
         &env,
-        &[(PROMPT, code)],
+        &[("Password: ", password), (PROMPT, code)],
     )
 }
 
+/// The guide's su recipe: the password, then the code; the right pair
+/// runs the command, and the same code again is a replay.
 #[test]
 #[ignore = "needs root: make test"]
 fn su_asks_for_the_code_and_runs_the_command() {
     let user = enrolled_user();
-    let pam = PamService::named("su", SU_STACK, "");
+    let pam = su_service();
     let code = totp_code(0);
-    let run = su(&pam, &user, &code);
+    let run = su(&pam, &user, PASSWORD, &code);
     assert!(run.success, "{run:#?}");
+    let password = run
+        .output
+        .find("Password: ")
+        .expect("asked for the password");
     let asked = run.output.find(PROMPT).expect("asked for the code");
     let ok = run
         .output
         .find(&format!("OK-{}", user.name))
         .unwrap_or_else(|| panic!("command did not run: {run:#?}"));
-    assert!(asked < ok, "{run:#?}");
+    assert!(password < asked && asked < ok, "{run:#?}");
     assert!(!run.output.contains(&code), "the code was echoed: {run:#?}");
 
     // The same code again is a replay.
-    let again = su(&pam, &user, &code);
+    let again = su(&pam, &user, PASSWORD, &code);
     assert!(!again.success, "replay accepted: {again:#?}");
     assert!(
         again.output.contains("Authentication failure"),
@@ -56,13 +95,16 @@ fn su_asks_for_the_code_and_runs_the_command() {
     );
 }
 
+/// A wrong code after the right password is refused; a wrong password
+/// ends the stack before the code is asked (common-auth's `requisite
+/// pam_deny.so`).
 #[test]
 #[ignore = "needs root: make test"]
 fn su_refuses_a_wrong_code() {
     let user = enrolled_user();
-    let pam = PamService::named("su", SU_STACK, "");
+    let pam = su_service();
     let wrong = wrong_code();
-    let run = su(&pam, &user, &wrong);
+    let run = su(&pam, &user, PASSWORD, &wrong);
     assert!(!run.success, "{run:#?}");
     assert!(run.output.contains(PROMPT), "{run:#?}");
     assert!(run.output.contains("Authentication failure"), "{run:#?}");
@@ -70,6 +112,11 @@ fn su_refuses_a_wrong_code() {
         !run.output.contains(&format!("OK-{}", user.name)),
         "{run:#?}"
     );
+
+    let run = su(&pam, &user, "Su-wrong-pw1", &totp_code(0));
+    assert!(!run.success, "{run:#?}");
+    assert!(!run.output.contains(PROMPT), "the code was asked: {run:#?}");
+    assert!(run.output.contains("Authentication failure"), "{run:#?}");
 }
 
 // ---- su inside an ssh session (issue 27, hole 3) ----------------------------
@@ -77,9 +124,11 @@ fn su_refuses_a_wrong_code() {
 /// The fleet break-glass rule the documentation gave before: root needs no code
 /// when there is no remote host. su sets no PAM_RHOST, from any session.
 const OLD_BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nfrom = [\"local\"]\notp = \"skip\"\n";
-/// The admin guide's break-glass rule now: root on the console's login only.
-const BREAK_GLASS: &str = "[[rule]]\nusers = [\"root\"]\nservices = [\"login\"]\n\
-                           ttys = [\"tty[0-9]*\"]\notp = \"skip\"\n";
+/// The admin guide's break-glass rule now: root on the console's login
+/// only, as the guide shows it.
+fn break_glass() -> String {
+    recipe("rules/console.toml")
+}
 
 /// A user logged in over ssh (the real sshd and client, public key) runs
 /// the real setuid `su -` to root on the session's pseudo-terminal, with
@@ -158,7 +207,7 @@ fn the_old_break_glass_rule_lets_su_from_ssh_skip_roots_code() {
 #[test]
 #[ignore = "needs root: make test"]
 fn the_break_glass_rule_still_asks_roots_code_of_su_from_ssh() {
-    let run = su_root_in_ssh(BREAK_GLASS, &wrong_code());
+    let run = su_root_in_ssh(&break_glass(), &wrong_code());
     assert!(
         run.output.contains(PROMPT),
         "root's code not asked: {run:#?}"
@@ -168,7 +217,7 @@ fn the_break_glass_rule_still_asks_roots_code_of_su_from_ssh() {
         "a wrong code let su in: {run:#?}"
     );
     assert!(run.output.contains("Authentication failure"), "{run:#?}");
-    let run = su_root_in_ssh(BREAK_GLASS, &totp_code(0));
+    let run = su_root_in_ssh(&break_glass(), &totp_code(0));
     assert!(run.output.contains(PROMPT), "{run:#?}");
     assert!(run.output.contains("ROOT-0"), "the right code: {run:#?}");
 }
@@ -216,8 +265,8 @@ fn a_ttys_rule_without_services_is_skipped_by_su_from_a_redirected_stdin() {
     assert!(!run.output.contains("ROOT-0"), "{run:#?}");
 
     let with_services = "[[rule]]\nservices = [\"login\"]\nttys = [\"tty*\"]\notp = \"skip\"\n";
-    for rule in [with_services, BREAK_GLASS] {
-        let run = su_root_in_ssh_with_stdin(rule, &wrong_code(), "</dev/tty");
+    for rule in [with_services.to_string(), break_glass()] {
+        let run = su_root_in_ssh_with_stdin(&rule, &wrong_code(), "</dev/tty");
         assert!(run.output.contains("STDIN-/dev/tty\r\n"), "{run:#?}");
         assert!(
             run.output.contains(PROMPT),

@@ -27,7 +27,9 @@ use testkit::harness::{
 };
 use testkit::phone::{secret_of, with_phone, User as PhoneUser};
 use testkit::{binary_path, hotp_secret, oathtool, run_with_input, secret_file, PamRun};
-use testkit::{PamService, TestUser, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY, PROMPT};
+use testkit::{
+    recipe, recipe_stack, PamService, TestUser, KEY_HEX, NO_RATE_LIMIT, OTP_ONLY, PROMPT,
+};
 
 /// The store under test, first in every config here.
 const SYSTEM: &str = "store = \"system\"\n";
@@ -281,11 +283,23 @@ fn a_file_planted_in_the_home_does_not_count() {
 
 // ---- 2. sudo ----------------------------------------------------------------
 
-/// sudo's stack: the password, then the code.
-const SUDO_STACK: &str = "auth required pam_unix.so\n\
-                          auth required {module} config={config}\n\
-                          account required pam_permit.so\n\
-                          session required pam_permit.so\n";
+/// sudo's stack: the guide's recipe (doc/recipes/pam/password-then-code:
+/// `@include common-auth`, the machine's, then pam_otp), with `pam_otp.so`
+/// the built module and `config=` the private config
+/// (`testkit::recipe_stack`), and `pam_permit` for the `account` and
+/// `session` lines the recipe leaves as they are.
+fn sudo_stack() -> String {
+    format!(
+        "{}account required pam_permit.so\nsession required pam_permit.so\n",
+        recipe_stack(&recipe("pam/password-then-code"))
+    )
+}
+
+/// The guide's config for sudo (doc/recipes/sudo/pam_otp.toml:
+/// `store = "system"`, `missing = "enroll"`), and `more` after it.
+fn sudo_config(more: &str) -> String {
+    format!("{}{more}", recipe("sudo/pam_otp.toml"))
+}
 const PASSWORD: &str = "Sud0-test-pw";
 /// sudo's own prompt for pam_unix's "Password: ".
 const SUDO_PASSWORD_PROMPT: &str = "password for ";
@@ -325,7 +339,7 @@ fn sudo_asks_for_the_code_of_the_system_file() {
     let _one = serial();
     let user = TestUser::new();
     user.set_password(PASSWORD);
-    let pam = PamService::named("sudo", SUDO_STACK, &format!("{SYSTEM}{NO_RATE_LIMIT}"));
+    let pam = PamService::named("sudo", &sudo_stack(), &sudo_config(NO_RATE_LIMIT));
     let sys = system_file(&pam, &user, &hotp_secret(0));
     let sudoers = write_sudoers(&pam, &user.name);
     let machine = [Path::new("/etc/pam.d/sudo"), Path::new("/etc/sudoers")];
@@ -393,11 +407,7 @@ fn enrolling_under_sudo_saves_the_token_for_the_invoking_user_only() {
     let alice = TestUser::new();
     alice.set_password(PASSWORD);
     let bob = TestUser::new();
-    let pam = PamService::named(
-        "sudo",
-        SUDO_STACK,
-        &format!("{SYSTEM}missing = \"enroll\"\n"),
-    );
+    let pam = PamService::named("sudo", &sudo_stack(), &sudo_config(""));
     let sudoers = write_sudoers(&pam, &alice.name);
     let binds = sudo_binds(&pam, &sudoers);
     let binds: Vec<(&Path, &str)> = binds.iter().map(|(f, t)| (f.as_path(), *t)).collect();
