@@ -25,6 +25,30 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     // Said before the store is asked anything (under store = "postgresql"
     // the dates are refused).
     let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
+    // Usage errors before the store is asked anything: exit 2 whatever
+    // the account's home or the store says.
+    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
+    secret_file::check_period(o.period).map_err(Error::bad_option)?;
+    if o.scratch_codes > MAX_NEW_SCRATCH_CODES {
+        return Err(Error::usage(format!(
+            "--scratch-codes: at most {MAX_NEW_SCRATCH_CODES}"
+        )));
+    }
+    for (flag, value) in [("--issuer", &o.issuer), ("--label", &o.label)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.is_empty() || v.chars().any(char::is_control))
+        {
+            return Err(Error::usage(format!(
+                "{flag} must be non-empty text without control characters"
+            )));
+        }
+    }
+    if let Some(arg) = o.secret.as_deref().filter(|a| *a != "-") {
+        let key =
+            key::decode_base32(arg).ok_or_else(|| Error::usage("--secret is not valid base32"))?;
+        secret_file::check_key(&key).map_err(Error::bad_option)?;
+    }
     let exists = store::exists(t)?;
     if exists {
         if o.if_missing {
@@ -48,23 +72,6 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         Some(file) => id_beside(file, o.id.as_deref())?,
         None => o.id.clone().unwrap_or_else(|| DEFAULT_ID.to_string()),
     };
-    secret_file::check_digits(o.digits).map_err(Error::bad_option)?;
-    secret_file::check_period(o.period).map_err(Error::bad_option)?;
-    if o.scratch_codes > MAX_NEW_SCRATCH_CODES {
-        return Err(Error::usage(format!(
-            "--scratch-codes: at most {MAX_NEW_SCRATCH_CODES}"
-        )));
-    }
-    for (flag, value) in [("--issuer", &o.issuer), ("--label", &o.label)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| v.is_empty() || v.chars().any(char::is_control))
-        {
-            return Err(Error::usage(format!(
-                "{flag} must be non-empty text without control characters"
-            )));
-        }
-    }
     // The issuer and account name the apps show: a ':' in either is read
     // differently by different apps (uri::check_name).
     let host = enroll::host_name();
