@@ -1,19 +1,28 @@
--- pam_otp: the fleet database (store = "postgresql"), schema version 2.
+-- pam_otp: the fleet database (store = "postgresql"), schema version 3.
 --
 -- Sent whole by `otp-enroll db init` (one transaction: it applies
 -- entirely or not at all) with the database owner's connection. Running it
 -- again changes nothing: tables, columns and the settings row are created
 -- only when missing, functions are replaced by the same text, roles are
--- made once. The same text upgrades a version 1 database in place: what
--- version 2 added is created when missing, and everything of version 1
+-- made once. The same text upgrades a version 1 or 2 database in place:
+-- what later versions added is created when missing, and everything else
 -- stays, its data included (tests/tests/pg_audit.rs runs it over a
--- populated version 1 made by tests/fixtures/schema-v1.sql).
+-- populated version 1 made by tests/fixtures/schema-v1.sql, and
+-- tests/tests/pg_lifecycle.rs over a populated version 2 made by
+-- tests/fixtures/schema-v2.sql).
 --
 -- Version 2 added the audit table (below, "audit"), its retention
 -- setting, and two parameters of verify() (the PAM service and remote
 -- host the module read): the version 1 verify() keeps working for one
 -- version, so hosts still running a version 1 module log in as before
 -- (their rows have no service). Version 3 may drop it.
+--
+-- Version 3 added a token's lifecycle (issue 31): `disabled`,
+-- `not_before`, `expires` on tokens, which verify_at applies with the time
+-- it is given (a host never filters tokens), and a verdict 'inactive' for
+-- a code right only for a token that accepts nothing now. A host of
+-- version 3 calls verify_code(), which says why; version 2's verify()
+-- stays for hosts not yet upgraded and answers 'wrong' for it.
 --
 -- Seeds never leave this database. Hosts connect as login roles that are
 -- members of pam_otp_host, which has no privilege on any table: it may only
@@ -48,8 +57,8 @@ DO $$
 BEGIN
     -- (Nested: the inner query is planned only once the table exists.)
     IF to_regclass('pam_otp.meta') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM pam_otp.meta WHERE version > 2) THEN
-            RAISE EXCEPTION 'schema pam_otp is newer than version 2: use the pam_otp that made it';
+        IF EXISTS (SELECT 1 FROM pam_otp.meta WHERE version > 3) THEN
+            RAISE EXCEPTION 'schema pam_otp is newer than version 3: use the pam_otp that made it';
         END IF;
     END IF;
 END
@@ -133,6 +142,14 @@ CREATE TABLE IF NOT EXISTS pam_otp.tokens (
     PRIMARY KEY (username, id),
     UNIQUE (username, position)
 );
+-- Version 3: the token's lifecycle (otp-enroll disable / enable / expire,
+-- --not-before / --expires; secret_file::Lifecycle). A disabled token, or
+-- one outside not_before <= now < expires (Unix seconds), keeps its
+-- counter and state and accepts nothing.
+ALTER TABLE pam_otp.tokens
+    ADD COLUMN IF NOT EXISTS disabled boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS not_before bigint CHECK (not_before BETWEEN 0 AND 9007199254740992),
+    ADD COLUMN IF NOT EXISTS expires bigint CHECK (expires BETWEEN 0 AND 9007199254740992);
 
 -- The vendor token inventory (otp-enroll inventory): its text, as
 -- otp-enroll writes <state_dir>/inventory/tokens.toml for the file stores.
@@ -178,7 +195,8 @@ CREATE TABLE IF NOT EXISTS pam_otp.audit (
     service text,
     rhost text,
     -- verify: the verdict ('totp', 'hotp', 'scratch' accepted; 'wrong',
-    -- 'replay', 'malformed', 'exhausted', 'locked', 'nothing' refused);
+    -- 'replay', 'malformed', 'exhausted', 'locked', 'inactive' (version
+    -- 3), 'nothing' refused);
     -- enroll: 'created'.
     result text,
     claimed_uid bigint,
@@ -189,7 +207,7 @@ CREATE TABLE IF NOT EXISTS pam_otp.audit (
 CREATE INDEX IF NOT EXISTS audit_at ON pam_otp.audit (at);
 CREATE INDEX IF NOT EXISTS audit_username ON pam_otp.audit (username, id);
 
-INSERT INTO pam_otp.meta (one, version) VALUES (true, 2)
+INSERT INTO pam_otp.meta (one, version) VALUES (true, 3)
     ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version;
 
 -- Text a client sent, bounded before it is kept.
@@ -298,16 +316,51 @@ AS $$
     SELECT * FROM pam_otp.login_info_at(p_user, extract(epoch FROM clock_timestamp())::bigint)
 $$;
 
+-- Why a token accepts nothing at `p_now` (secret_file::Lifecycle::
+-- inactive_at): 'disabled', 'not_yet_valid', 'expired', or NULL when it
+-- is active (enabled and not_before <= p_now < expires).
+CREATE OR REPLACE FUNCTION pam_otp.inactive_why(p_disabled boolean, p_not_before bigint, p_expires bigint, p_now bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT CASE WHEN p_disabled THEN 'disabled'
+                WHEN p_not_before IS NOT NULL AND p_now < p_not_before THEN 'not_yet_valid'
+                WHEN p_expires IS NOT NULL AND p_now >= p_expires THEN 'expired' END
+$$;
+
+-- The date that goes with inactive_why: from when a token is valid, or
+-- when it expired (NULL for a disabled one).
+CREATE OR REPLACE FUNCTION pam_otp.inactive_date(p_why text, p_not_before bigint, p_expires bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT CASE p_why WHEN 'not_yet_valid' THEN p_not_before WHEN 'expired' THEN p_expires END
+$$;
+
+-- Version 2's verify_at (no service, three columns): replaced below.
+DROP FUNCTION IF EXISTS pam_otp.verify_at(text, text, text, bigint, integer, integer, integer, bigint, bigint);
+
 -- Checks `p_code` for `p_user` at `p_now` and records what it did: the
 -- token's state, the rate limit, the grace address. One row: verdict
 -- ('totp', 'hotp', 'scratch', 'malformed', 'wrong', 'replay', 'exhausted',
--- 'locked', 'nothing'), the token that accepted, and the step, counter,
--- codes left or seconds locked.
+-- 'locked', 'inactive', 'nothing'), the token that accepted (or, for
+-- 'inactive', the one the code was right for: NULL for an emergency
+-- code), and the step, counter, codes left or seconds locked ('inactive':
+-- the date of `why`); `why` says why a token is inactive
+-- (inactive_why). `p_service` is the PAM service the login is for.
+--
+-- verify.rs's verify() and check(), line for line: a token that is
+-- inactive at `p_now` is checked without moving its state and accepts
+-- nothing; a code right only for such a token is 'inactive' (refused
+-- and counted as a failure); while no token of the user is active, the
+-- emergency codes accept nothing either (and are kept).
 CREATE OR REPLACE FUNCTION pam_otp.verify_at(
     p_user text, p_code text, p_rhost text, p_grace_period bigint,
     p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
-    p_now bigint)
-RETURNS TABLE (verdict text, token text, detail bigint)
+    p_service text, p_now bigint)
+RETURNS TABLE (verdict text, token text, detail bigint, why text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -324,6 +377,13 @@ DECLARE
     replay boolean := false;
     exhausted boolean := false;
     fits boolean := false;
+    any_active boolean;
+    off_why text;
+    off_date bigint;
+    t_why text;
+    hit_token text;
+    hit_why text;
+    hit_date bigint;
     now_step bigint;
     drift bigint;
     center bigint;
@@ -365,6 +425,19 @@ BEGIN
         END IF;
     END IF;
 
+    -- Whether any token is active, and why the first inactive one (in the
+    -- record's order, whatever its length) is not.
+    any_active := EXISTS (SELECT 1 FROM pam_otp.tokens x WHERE x.username = p_user
+                            AND pam_otp.inactive_why(x.disabled, x.not_before, x.expires, p_now) IS NULL);
+    SELECT pam_otp.inactive_why(x.disabled, x.not_before, x.expires, p_now),
+           pam_otp.inactive_date(pam_otp.inactive_why(x.disabled, x.not_before, x.expires, p_now),
+                                 x.not_before, x.expires)
+      INTO off_why, off_date
+      FROM pam_otp.tokens x
+     WHERE x.username = p_user
+       AND pam_otp.inactive_why(x.disabled, x.not_before, x.expires, p_now) IS NOT NULL
+     ORDER BY x.position LIMIT 1;
+
     code := pam_otp.normalize_code(p_code);
     IF code IS NOT NULL THEN
         -- In the record's order, stopping at the first token that accepts.
@@ -373,6 +446,7 @@ BEGIN
                   ORDER BY x.position
         LOOP
             fits := true;
+            t_why := pam_otp.inactive_why(t.disabled, t.not_before, t.expires, p_now);
             IF t.type = 'totp' THEN
                 now_step := p_now / t.period;
                 drift := least(greatest(t.drift, -10), 10);
@@ -396,6 +470,16 @@ BEGIN
                     END LOOP;
                 END IF;
                 CONTINUE WHEN found_step IS NULL;
+                -- An inactive token: right (even as a replay), but its
+                -- state does not move and it accepts nothing.
+                IF t_why IS NOT NULL THEN
+                    IF hit_why IS NULL THEN
+                        hit_token := t.id;
+                        hit_why := t_why;
+                        hit_date := pam_otp.inactive_date(t_why, t.not_before, t.expires);
+                    END IF;
+                    CONTINUE;
+                END IF;
                 IF t.last_step IS NOT NULL AND found_step <= t.last_step THEN
                     replay := true;
                     CONTINUE;
@@ -423,7 +507,9 @@ BEGIN
             ELSE
                 last_c := least(t.counter + win, max_counter - 1);
                 IF t.counter > last_c THEN
-                    exhausted := true;
+                    IF t_why IS NULL THEN
+                        exhausted := true;
+                    END IF;
                     CONTINUE;
                 END IF;
                 found_step := NULL;
@@ -433,6 +519,14 @@ BEGIN
                         EXIT;
                     END IF;
                 END LOOP;
+                IF t_why IS NOT NULL THEN
+                    IF found_step IS NOT NULL AND hit_why IS NULL THEN
+                        hit_token := t.id;
+                        hit_why := t_why;
+                        hit_date := pam_otp.inactive_date(t_why, t.not_before, t.expires);
+                    END IF;
+                    CONTINUE;
+                END IF;
                 IF found_step IS NULL THEN
                     IF t.counter >= max_counter THEN
                         exhausted := true;
@@ -451,27 +545,43 @@ BEGIN
             END IF;
         END LOOP;
 
-        -- Emergency codes: 8 digits, each once.
+        -- Emergency codes: 8 digits, each once; while no token is active
+        -- they accept nothing (and stay).
         IF length(code) = 8 THEN
             idx := array_position(u.scratch_codes, code);
-            IF idx IS NOT NULL THEN
-                UPDATE pam_otp.users x
-                   SET scratch_codes = u.scratch_codes[:idx - 1] || u.scratch_codes[idx + 1:],
-                       failures = 0, last_failure = 0
-                 WHERE x.name = p_user;
-                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
-                verdict := 'scratch';
-                detail := coalesce(array_length(u.scratch_codes, 1), 1) - 1;
-                RETURN NEXT;
-                RETURN;
+            IF any_active THEN
+                IF idx IS NOT NULL THEN
+                    UPDATE pam_otp.users x
+                       SET scratch_codes = u.scratch_codes[:idx - 1] || u.scratch_codes[idx + 1:],
+                           failures = 0, last_failure = 0
+                     WHERE x.name = p_user;
+                    PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                    verdict := 'scratch';
+                    detail := coalesce(array_length(u.scratch_codes, 1), 1) - 1;
+                    RETURN NEXT;
+                    RETURN;
+                END IF;
+            ELSIF off_why IS NOT NULL AND idx IS NOT NULL THEN
+                verdict := 'inactive';
+                why := off_why;
+                detail := off_date;
             END IF;
         END IF;
     END IF;
 
-    verdict := CASE WHEN replay THEN 'replay'
-                    WHEN exhausted THEN 'exhausted'
-                    WHEN code IS NOT NULL AND (fits OR length(code) = 8) THEN 'wrong'
-                    ELSE 'malformed' END;
+    IF verdict IS NULL THEN
+        IF hit_why IS NOT NULL AND NOT replay AND NOT exhausted THEN
+            verdict := 'inactive';
+            token := hit_token;
+            why := hit_why;
+            detail := hit_date;
+        ELSE
+            verdict := CASE WHEN replay THEN 'replay'
+                            WHEN exhausted THEN 'exhausted'
+                            WHEN code IS NOT NULL AND (fits OR length(code) = 8) THEN 'wrong'
+                            ELSE 'malformed' END;
+        END IF;
+    END IF;
     -- One failure per refused code; forgotten after a day of quiet past
     -- the last lock (rate_limit::record_failure).
     lock_len := CASE WHEN u.failures >= maxf THEN pam_otp.lock_for(u.failures, maxf, ival) ELSE 0 END;
@@ -522,16 +632,16 @@ BEGIN
 END
 $$;
 
--- What a host calls (version 2): verify_at at the database's time, and
+-- What a host calls (version 3): verify_at at the database's time, and
 -- its audit row in the same transaction. `p_rhost` is the address a grace
 -- entry is kept for (NULL: none); `p_service` and `p_remote` are
 -- PAM_SERVICE and PAM_RHOST as the module read them when the login began
--- (NULL when unset), for the audit only.
-CREATE OR REPLACE FUNCTION pam_otp.verify(
+-- (NULL when unset).
+CREATE OR REPLACE FUNCTION pam_otp.verify_code(
     p_user text, p_code text, p_rhost text, p_grace_period bigint,
     p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
     p_service text, p_remote text)
-RETURNS TABLE (verdict text, token text, detail bigint)
+RETURNS TABLE (verdict text, token text, detail bigint, why text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -540,15 +650,35 @@ DECLARE
     r record;
 BEGIN
     SELECT * INTO r FROM pam_otp.verify_at(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
-        p_hotp_window, p_max_failures, p_interval, t) v;
+        p_hotp_window, p_max_failures, p_interval, p_service, t) v;
     INSERT INTO pam_otp.audit (at, kind, db_role, client_addr, username, token, service, rhost, result)
     VALUES (t, 'verify', session_user, inet_client_addr(), pam_otp.audit_text(p_user), r.token,
             pam_otp.audit_text(p_service), pam_otp.audit_text(p_remote), r.verdict);
     verdict := r.verdict;
     token := r.token;
     detail := r.detail;
+    why := r.why;
     RETURN NEXT;
 END
+$$;
+
+-- Version 2's verify(), what a version 2 module calls: kept for one
+-- version so that hosts can be upgraded after the database. It knows no
+-- 'inactive': such a code is 'wrong' to it (refused and counted, as
+-- verify_code does; the audit row says 'inactive').
+CREATE OR REPLACE FUNCTION pam_otp.verify(
+    p_user text, p_code text, p_rhost text, p_grace_period bigint,
+    p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
+    p_service text, p_remote text)
+RETURNS TABLE (verdict text, token text, detail bigint)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT CASE WHEN v.verdict = 'inactive' THEN 'wrong' ELSE v.verdict END,
+           CASE WHEN v.verdict = 'inactive' THEN NULL ELSE v.token END,
+           CASE WHEN v.verdict = 'inactive' THEN NULL ELSE v.detail END
+      FROM pam_otp.verify_code(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
+                               p_hotp_window, p_max_failures, p_interval, p_service, p_remote) v
 $$;
 
 -- Version 1's verify(), what a version 1 module calls: kept for one
@@ -595,13 +725,15 @@ BEGIN
      WHERE x.name = p_user;
     DELETE FROM pam_otp.tokens x WHERE x.username = p_user;
     INSERT INTO pam_otp.tokens (username, position, id, type, secret, algorithm, digits, period,
-                                counter, serial, created, last_step, drift, drift_moved, last_used)
+                                counter, serial, created, last_step, drift, drift_moved, last_used,
+                                disabled, not_before, expires)
     SELECT p_user, e.ord, e.v->>'id', e.v->>'type', decode(e.v->>'secret', 'hex'),
            coalesce(e.v->>'algorithm', 'SHA1'), coalesce((e.v->>'digits')::integer, 6),
            coalesce((e.v->>'period')::bigint, 30), coalesce((e.v->>'counter')::bigint, 0),
            e.v->>'serial', (e.v->>'created')::bigint, (e.v->>'last_step')::bigint,
            coalesce((e.v->>'drift')::bigint, 0), coalesce((e.v->>'drift_moved')::bigint, 0),
-           (e.v->>'last_used')::bigint
+           (e.v->>'last_used')::bigint, coalesce((e.v->>'disabled')::boolean, false),
+           (e.v->>'not_before')::bigint, (e.v->>'expires')::bigint
       FROM jsonb_array_elements(p_record->'tokens') WITH ORDINALITY AS e(v, ord);
     IF EXISTS (SELECT 1 FROM unnest((SELECT scratch_codes FROM pam_otp.users WHERE name = p_user)) c
                 WHERE c !~ '^[0-9]{8}$') THEN
@@ -627,7 +759,9 @@ AS $$
                         'algorithm', t.algorithm, 'digits', t.digits, 'period', t.period,
                         'counter', t.counter, 'serial', t.serial, 'created', t.created,
                         'last_step', t.last_step, 'drift', t.drift,
-                        'drift_moved', t.drift_moved, 'last_used', t.last_used)
+                        'drift_moved', t.drift_moved, 'last_used', t.last_used,
+                        'disabled', t.disabled, 'not_before', t.not_before,
+                        'expires', t.expires)
                         ORDER BY t.position)
                      FROM pam_otp.tokens t WHERE t.username = u.name))
       FROM pam_otp.users u
@@ -768,7 +902,8 @@ $$;
 -- Every user the database knows (otp-enroll report, version 2), in one
 -- query: one row per user, with the pending mark, the tokens (never a
 -- secret: id, type, serial, when made, when last used; a TOTP token
--- without last_used has its last step's start, as a version 1 file has),
+-- without last_used has its last step's start, as a version 1 file has;
+-- version 3: disabled, not_before, expires),
 -- the number of emergency codes (never one of them), the rate limit's
 -- count and, judged as verify_at judges it (the host's policy under the
 -- database's ceilings, by the database's clock), until when the user is
@@ -800,7 +935,8 @@ BEGIN
                    'id', x.id, 'type', x.type, 'serial', x.serial, 'created', x.created,
                    'last_used', coalesce(x.last_used,
                        CASE WHEN x.type = 'totp' AND x.last_step IS NOT NULL
-                            THEN least(x.last_step::numeric * x.period, 9223372036854775807)::bigint END))
+                            THEN least(x.last_step::numeric * x.period, 9223372036854775807)::bigint END),
+                   'disabled', x.disabled, 'not_before', x.not_before, 'expires', x.expires)
                    ORDER BY x.position) AS tokens
           FROM pam_otp.tokens x GROUP BY x.username
     )
@@ -875,6 +1011,7 @@ GRANT EXECUTE ON FUNCTION
     pam_otp.login_info(text),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint, text, text),
+    pam_otp.verify_code(text, text, text, bigint, integer, integer, integer, bigint, text, text),
     pam_otp.enroll(text, jsonb),
     pam_otp.otp_code(bytea, bigint, integer, text)
     TO pam_otp_host, pam_otp_admin;

@@ -360,8 +360,8 @@ pub enum InventoryCommand {
     /// skipped, saying why. A PIN typed before or after each code
     /// (Prepend, Append) skips the key unless --ignore-pin-policy. Start
     /// and expiry dates are shown on the key's line and kept: the token
-    /// assigned (token --serial S --code C) accepts nothing outside them
-    /// (with store = "postgresql" not yet: it works outside them).
+    /// assigned (token --serial S --code C) accepts nothing outside them,
+    /// in every store.
     ///
     /// CSV: lines serial,seed_hex[,hotp|totp[,digits[,period_or_counter]]],
     /// with # comments, blank lines and an optional header line; quoted
@@ -649,8 +649,8 @@ enum Sub {
     /// disabled. A user whose every token is disabled is still enrolled:
     /// refused at login, never let in or offered enrollment as a user
     /// without a token; their emergency codes accept nothing either until
-    /// a token is active again. list, status and report show it. Not yet
-    /// supported with store = "postgresql".
+    /// a token is active again. list, status and report show it. With
+    /// store = "postgresql" the database decides it for every host.
     #[command(verbatim_doc_comment)]
     Disable {
         /// The token (see otp-enroll list).
@@ -660,8 +660,7 @@ enum Sub {
     /// let a disabled token log in again
     ///
     /// Undoes disable: the token accepts codes again (within its dates),
-    /// from where its counter and state were. Not yet supported with
-    /// store = "postgresql".
+    /// from where its counter and state were.
     #[command(verbatim_doc_comment)]
     Enable {
         /// The token (see otp-enroll list).
@@ -677,7 +676,7 @@ enum Sub {
     /// TZ. A date at or before the token's not-before date is refused.
     /// Like a disabled token, an expired one keeps its state and a user
     /// whose every token expired is refused, not treated as without a
-    /// token. Not yet supported with store = "postgresql".
+    /// token. With store = "postgresql" the database's clock decides.
     #[command(verbatim_doc_comment)]
     Expire {
         /// The token (see otp-enroll list).

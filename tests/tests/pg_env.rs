@@ -151,10 +151,15 @@ fn scene() -> Scene {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    // Both verify() signatures (version 2's, which this module calls, and
-    // version 1's, kept for older modules).
+    // verify_code() (version 3's, which this module calls) and both
+    // verify() signatures (versions 2 and 1, kept for older modules).
     fake.psql_ok(
-        "CREATE OR REPLACE FUNCTION pam_otp.verify(p_user text, p_code text, p_rhost text, \
+        "CREATE OR REPLACE FUNCTION pam_otp.verify_code(p_user text, p_code text, p_rhost text, \
+         p_grace_period bigint, p_totp_skew integer, p_hotp_window integer, \
+         p_max_failures integer, p_interval bigint, p_service text, p_remote text) \
+         RETURNS TABLE (verdict text, token text, detail bigint, why text) LANGUAGE sql \
+         SECURITY DEFINER AS $$ SELECT 'scratch'::text, ''::text, 9::bigint, NULL::text $$; \
+         CREATE OR REPLACE FUNCTION pam_otp.verify(p_user text, p_code text, p_rhost text, \
          p_grace_period bigint, p_totp_skew integer, p_hotp_window integer, \
          p_max_failures integer, p_interval bigint, p_service text, p_remote text) \
          RETURNS TABLE (verdict text, token text, detail bigint) LANGUAGE sql \

@@ -166,8 +166,8 @@ fn spelled(v: &Verdict) -> String {
         Verdict::Refused(Refusal::Replay) => "replay||".into(),
         Verdict::Refused(Refusal::CounterExhausted) => "exhausted||".into(),
         Verdict::Locked { retry_in } => format!("locked||{retry_in}"),
-        // The records compared here carry no lifecycle (the fleet schema
-        // has none yet, issue 31), so the Rust side never says this.
+        // The records compared here carry no lifecycle, so the Rust side
+        // never says this (tests/tests/pg_lifecycle.rs compares those).
         Verdict::Inactive { .. } => {
             panic!("an inactive token in a record without lifecycle: {v:?}")
         }
@@ -261,7 +261,7 @@ fn the_sql_verifier_agrees_with_the_rust_one_step_by_step() {
     for (i, (typed, now)) in steps.iter().enumerate() {
         let rust = spelled(&verify::verify(&mut file, typed, &POLICY, *now));
         let sql = pg.psql_ok(&format!(
-            "SELECT verdict || '|' || coalesce(token, '') || '|' || coalesce(detail::text, '') FROM pam_otp.verify_at('{user}', '{typed}', NULL, 0, 1, 10, 3, 30, {now})"
+            "SELECT verdict || '|' || coalesce(token, '') || '|' || coalesce(detail::text, '') FROM pam_otp.verify_at('{user}', '{typed}', NULL, 0, 1, 10, 3, 30, NULL, {now})"
         ));
         assert_eq!(sql, rust, "step {i}: {typed:?} at {now}");
         assert_eq!(
@@ -299,7 +299,7 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
         denied(role, "UPDATE pam_otp.settings SET hotp_window = 1000");
         denied(
             role,
-            "SELECT * FROM pam_otp.verify_at('alice', '1', NULL, 0, 1, 10, 3, 30, 0)",
+            "SELECT * FROM pam_otp.verify_at('alice', '1', NULL, 0, 1, 10, 3, 30, NULL, 0)",
         );
         denied(role, "SELECT pam_otp.read_record('alice')");
     }

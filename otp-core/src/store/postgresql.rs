@@ -3,7 +3,9 @@
 //! A host never sees a seed. Its role (`pam_otp_host`) may only call the
 //! schema's functions (`otp-core/sql/schema.sql`): `login_info` (has the
 //! user tokens, how long are their codes, where were codes accepted
-//! recently), `verify` (checks a code inside the database and records
+//! recently), `verify_code` (checks a code inside the database, skipping
+//! the tokens that are disabled or outside their dates at the database's
+//! time, and records
 //! its use, the rate limit and the grace address in the same transaction,
 //! under a row lock: a code is accepted once across all hosts, and its
 //! audit row is written in the same transaction) and `enroll` (a user's
@@ -43,7 +45,9 @@ use crate::key;
 use crate::otp::Algorithm;
 use crate::pq::{Connection, PqError, Rows};
 use crate::rate_limit::RateLimit;
-use crate::secret_file::{Grace, OtpKind, SecretFile, State, Token, TokenState};
+use crate::secret_file::{
+    Grace, Inactive, Lifecycle, OtpKind, SecretFile, State, Token, TokenState,
+};
 use crate::verify::{Method, Policy, Refusal, Verdict};
 
 use super::census::{Census, Found, Known, Lock, Summary, TokenSummary};
@@ -53,7 +57,7 @@ use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 /// `otp-enroll db init`.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The version `pam_otp.meta` holds once [`SCHEMA_SQL`] ran.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// SQLSTATEs meaning "there is no pam_otp schema here yet".
 const UNDEFINED_TABLE: &str = "42P01";
@@ -355,7 +359,9 @@ impl LoginStore for PgHost {
     }
 
     /// One statement: the check, the new state and the audit row (with
-    /// `origin`'s service and remote host) in one transaction.
+    /// `origin`'s service and remote host) in one transaction. The
+    /// database skips the tokens that are inactive at its own time: a
+    /// host never filters tokens.
     fn verify(
         &self,
         code: &str,
@@ -372,7 +378,7 @@ impl LoginStore for PgHost {
         let rows = self
             .db
             .query(
-                "SELECT verdict, token, detail FROM pam_otp.verify($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "SELECT verdict, token, detail, why FROM pam_otp.verify_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     Some(&self.db.user),
                     Some(code),
@@ -577,6 +583,9 @@ struct CensusToken {
     serial: Option<String>,
     created: Option<u64>,
     last_used: Option<u64>,
+    disabled: bool,
+    not_before: Option<u64>,
+    expires: Option<u64>,
 }
 
 fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
@@ -612,9 +621,11 @@ fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
                             serial: t.serial,
                             created: t.created,
                             last_used: t.last_used,
-                            // The fleet schema keeps no lifecycle yet
-                            // (issue 31): otp-enroll refuses to set one.
-                            lifecycle: Default::default(),
+                            lifecycle: Lifecycle {
+                                disabled: t.disabled,
+                                not_before: t.not_before,
+                                expires: t.expires,
+                            },
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -831,6 +842,17 @@ fn parse_verdict(rows: &Rows) -> Result<Verdict, StoreError> {
         Some("locked") => Verdict::Locked {
             retry_in: detail()?,
         },
+        // Right only for a token that accepts nothing now (or an
+        // emergency code while none is active): the database says why.
+        Some("inactive") => Verdict::Inactive {
+            token: rows.get(0, 1).map(str::to_string),
+            why: match rows.get(0, 3) {
+                Some("disabled") => Inactive::Disabled,
+                Some("not_yet_valid") => Inactive::NotYetValid(detail()?),
+                Some("expired") => Inactive::Expired(detail()?),
+                other => return Err(unexpected("verify why", other)),
+            },
+        },
         // Removed or reset since login_info said it had tokens.
         Some("nothing") => return Err(StoreError::NotFound),
         other => return Err(unexpected("verify", other)),
@@ -870,6 +892,13 @@ struct TokenJson {
     drift: i64,
     drift_moved: u64,
     last_used: Option<u64>,
+    /// Version 3: the lifecycle (a version 2 schema has none to give).
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    not_before: Option<u64>,
+    #[serde(default)]
+    expires: Option<u64>,
 }
 
 fn record_to_json(file: &SecretFile, pending: bool) -> Result<String, StoreError> {
@@ -896,6 +925,9 @@ fn record_to_json(file: &SecretFile, pending: bool) -> Result<String, StoreError
                 drift: t.state.drift,
                 drift_moved: t.state.drift_moved,
                 last_used: t.state.last_used,
+                disabled: t.lifecycle.disabled,
+                not_before: t.lifecycle.not_before,
+                expires: t.lifecycle.expires,
             })
             .collect(),
     };
@@ -931,7 +963,11 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
                     drift_moved: t.drift_moved,
                     last_used: t.last_used,
                 },
-                lifecycle: Default::default(),
+                lifecycle: Lifecycle {
+                    disabled: t.disabled,
+                    not_before: t.not_before,
+                    expires: t.expires,
+                },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -961,8 +997,10 @@ mod tests {
 
     #[test]
     fn a_census_row_maps_to_the_file_stores_summary_and_a_bad_one_is_refused() {
-        let tokens = r#"[{"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000},
-                         {"id": "K1", "type": "hotp", "serial": "K1", "created": null, "last_used": null}]"#;
+        let tokens = r#"[{"id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
+                          "disabled": false, "not_before": null, "expires": null},
+                         {"id": "K1", "type": "hotp", "serial": "K1", "created": null, "last_used": null,
+                          "disabled": true, "not_before": 100, "expires": 200}]"#;
         let row = |t: &str, locked: Option<&str>| {
             rows(&[
                 Some("alice"),
@@ -997,7 +1035,11 @@ mod tests {
                             serial: Some("K1".into()),
                             created: None,
                             last_used: None,
-                            lifecycle: Default::default(),
+                            lifecycle: Lifecycle {
+                                disabled: true,
+                                not_before: Some(100),
+                                expires: Some(200),
+                            },
                         },
                     ],
                     scratch_codes: 3,
@@ -1067,6 +1109,32 @@ mod tests {
                 rows(&[Some("locked"), None, Some("90")]),
                 Verdict::Locked { retry_in: 90 },
             ),
+            (
+                rows(&[Some("inactive"), Some("phone"), None, Some("disabled")]),
+                Verdict::Inactive {
+                    token: Some("phone".into()),
+                    why: Inactive::Disabled,
+                },
+            ),
+            (
+                rows(&[
+                    Some("inactive"),
+                    Some("key"),
+                    Some("1800000000"),
+                    Some("not_yet_valid"),
+                ]),
+                Verdict::Inactive {
+                    token: Some("key".into()),
+                    why: Inactive::NotYetValid(1_800_000_000),
+                },
+            ),
+            (
+                rows(&[Some("inactive"), None, Some("77"), Some("expired")]),
+                Verdict::Inactive {
+                    token: None,
+                    why: Inactive::Expired(77),
+                },
+            ),
         ];
         for (r, want) in cases {
             assert_eq!(parse_verdict(&r).ok(), Some(want));
@@ -1083,6 +1151,15 @@ mod tests {
             ));
         }
         assert!(parse_verdict(&rows(&[Some("totp"), Some("phone"), Some("x")])).is_err());
+        // An inactive verdict without a reason, or a date where one is
+        // needed, is the wrong schema.
+        for odd in [
+            rows(&[Some("inactive"), Some("phone"), None, None]),
+            rows(&[Some("inactive"), Some("phone"), None, Some("expired")]),
+            rows(&[Some("inactive"), Some("phone"), None, Some("stolen")]),
+        ] {
+            assert!(parse_verdict(&odd).is_err());
+        }
     }
 
     #[test]
@@ -1121,6 +1198,11 @@ mod tests {
         hotp.serial = Some("OATH1".into());
         hotp.algorithm = Algorithm::SHA512;
         hotp.digits = 8;
+        hotp.lifecycle = Lifecycle {
+            disabled: true,
+            not_before: Some(1_700_000_000),
+            expires: Some(1_900_000_000),
+        };
         let mut file = SecretFile::with_token(token);
         file.tokens.push(hotp);
         file.upgrade();

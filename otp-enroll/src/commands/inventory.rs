@@ -13,7 +13,7 @@ use crate::cli::{ImportFormat, ImportOpts, InventoryCommand};
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::json;
-use otp_core::config::{Config, StoreKind};
+use otp_core::config::Config;
 use serde::Serialize;
 
 use crate::inventory::{self, Entry, HardwareToken, Inventory, MAX_IMPORT_BYTES};
@@ -214,14 +214,8 @@ fn import(cfg: &Config, o: ImportOpts, now: u64) -> Result<i32, Error> {
             errors += 1;
             continue;
         }
-        let dated = t.not_before.is_some() || t.expires.is_some();
         let what = std::iter::once(t.describe())
             .chain(accepted.notes)
-            .chain((dated && cfg.store == StoreKind::Postgresql).then(|| {
-                "with store = \"postgresql\" the dates are not kept on the token yet: once \
-                 assigned, it works outside them"
-                    .to_string()
-            }))
             .collect::<Vec<_>>()
             .join("; ");
         say!(

@@ -5,7 +5,6 @@
 //! times": `YYYY-MM-DD` is that day's 00:00:00 UTC, an RFC 3339 time needs
 //! its offset, nothing reads `TZ`; they are kept as Unix seconds.
 
-use otp_core::config::StoreKind;
 use otp_core::secret_file::{Inactive, Lifecycle, Token};
 use otp_enroll::vendor::datetime;
 
@@ -14,16 +13,6 @@ use crate::error::Error;
 use crate::output::{say, shown};
 use crate::store;
 use crate::target::Target;
-
-/// What the fleet store cannot keep yet: said, never silently dropped.
-pub fn refuse_under_postgresql(t: &Target, what: &str) -> Result<(), Error> {
-    if t.config.store == StoreKind::Postgresql {
-        return Err(Error::failed(format!(
-            "{what}: not yet supported with store = \"postgresql\" (nothing was changed)"
-        )));
-    }
-    Ok(())
-}
 
 /// A DATE of the command line as Unix seconds: `YYYY-MM-DD` (00:00:00
 /// UTC of that day) or an RFC 3339 time with its offset (`Z` or `±hh:mm`).
@@ -54,14 +43,12 @@ pub fn parse_date(option: &str, text: &str) -> Result<u64, Error> {
 
 /// `--not-before` and `--expires` of `new` and `token`, checked.
 pub fn from_options(
-    t: &Target,
     not_before: Option<&str>,
     expires: Option<&str>,
 ) -> Result<Option<Lifecycle>, Error> {
     if not_before.is_none() && expires.is_none() {
         return Ok(None);
     }
-    refuse_under_postgresql(t, "--not-before and --expires")?;
     let life = Lifecycle {
         disabled: false,
         not_before: not_before
@@ -129,7 +116,6 @@ fn no_token(t: &Target, id: &str, file: &otp_core::secret_file::SecretFile) -> E
 
 /// `disable --token ID` (`disable`) or `enable --token ID`.
 pub fn disable(t: &Target, id: &str, disable: bool) -> Result<(), Error> {
-    refuse_under_postgresql(t, if disable { "disable" } else { "enable" })?;
     let changed = store::update(t, |file| {
         let Some(token) = file.token_mut(id) else {
             return Err(no_token(t, id, file));
@@ -152,7 +138,6 @@ pub fn disable(t: &Target, id: &str, disable: bool) -> Result<(), Error> {
 
 /// `expire --token ID DATE|never`.
 pub fn expire(t: &Target, id: &str, date: &str, now: u64) -> Result<(), Error> {
-    refuse_under_postgresql(t, "expire")?;
     let expires = match date {
         "never" => None,
         d => Some(parse_date("expire", d)?),

@@ -183,21 +183,6 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
 /// where. A mark of `reset` in `<state_dir>/pending` becomes the
 /// database's: there is no other place a fleet host would look.
 fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    // The fleet schema has no place for them yet: a copy would let a
-    // disabled or out-of-date token in (the read-back below would catch
-    // it too, with a vaguer reason).
-    let dated: Vec<&str> = file
-        .tokens
-        .iter()
-        .filter(|t| !t.lifecycle.is_default())
-        .map(|t| t.id.as_str())
-        .collect();
-    if !dated.is_empty() {
-        return Outcome::Skipped(format!(
-            "token(s) {} disabled or with dates: not yet supported with store = \"postgresql\" (nothing was copied)",
-            dated.join(", ")
-        ));
-    }
     let mut db_cfg = cfg.clone();
     db_cfg.store = StoreKind::Postgresql;
     let db = crate::audit::admin(&db_cfg, a, None);

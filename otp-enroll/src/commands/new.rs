@@ -24,7 +24,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     }
     // Said before the store is asked anything (under store = "postgresql"
     // the dates are refused).
-    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
+    let dates = lifecycle::from_options(o.not_before.as_deref(), o.expires.as_deref())?;
     // Usage errors before the store is asked anything: exit 2 whatever
     // the account's home or the store says.
     secret_file::check_digits(o.digits).map_err(Error::bad_option)?;

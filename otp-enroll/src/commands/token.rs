@@ -1,7 +1,6 @@
 //! `otp-enroll token`: add a hardware token (HOTP or TOTP) beside the
 //! user's others.
 
-use otp_core::config::StoreKind;
 use otp_core::key;
 use otp_core::otp;
 use otp_core::secret_file::{self, hotp_search, OtpKind, SecretFile, Token, MAX_COUNTER};
@@ -12,7 +11,7 @@ use crate::commands::lifecycle;
 use crate::commands::new;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::output::{self, quoted, say};
+use crate::output::{quoted, say};
 use crate::target::Target;
 use crate::{prompt, store};
 
@@ -45,7 +44,7 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         .code
         .clone()
         .ok_or_else(|| Error::usage("token needs --code (press the token once)"))?;
-    let dates = lifecycle::from_options(t, o.not_before.as_deref(), o.expires.as_deref())?;
+    let dates = lifecycle::from_options(o.not_before.as_deref(), o.expires.as_deref())?;
     // Without --secret, the token comes from the inventory, which stays
     // locked until the assignment is saved: two admins cannot hand one
     // token to two users.
@@ -93,14 +92,6 @@ pub fn run(t: &Target, o: TokenOpts, now: u64) -> Result<(), Error> {
         }
     }
     lifecycle::check_order(&token.lifecycle)?;
-    if t.config.store == StoreKind::Postgresql && !token.lifecycle.is_default() {
-        // Only from the inventory (options were refused above): as before
-        // issue 31, the fleet store does not keep them yet.
-        output::warn(format_args!(
-            "otp-enroll: the inventory's dates of {serial} are not kept with store = \"postgresql\" yet: the token works outside them"
-        ));
-        token.lifecycle = Default::default();
-    }
     let force = o.force;
     let token_counter = token.counter;
     let saved = if store::exists(t)? {
