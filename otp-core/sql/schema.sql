@@ -22,7 +22,13 @@
 -- it is given (a host never filters tokens), and a verdict 'inactive' for
 -- a code right only for a token that accepts nothing now. A host of
 -- version 3 calls verify_code(), which says why; version 2's verify()
--- stays for hosts not yet upgraded and answers 'wrong' for it.
+-- stays for hosts not yet upgraded and answers 'wrong' for it. Grace is
+-- decided here too: per PAM service, by the database's own period
+-- (settings.grace_period; a host may ask for less) and clock, each entry
+-- naming the service and the host role that wrote it; login_info() of
+-- version 3 says whether it holds. Version 2's login_info() gives a
+-- version 2 host no entries any more (it would apply its own period to
+-- any service's), and entries without a service count as expired.
 --
 -- Seeds never leave this database. Hosts connect as login roles that are
 -- members of pam_otp_host, which has no privilege on any table: it may only
@@ -110,6 +116,12 @@ CREATE TABLE IF NOT EXISTS pam_otp.settings (
 -- audit_days = 730; never below 30.
 ALTER TABLE pam_otp.settings
     ADD COLUMN IF NOT EXISTS audit_days integer NOT NULL DEFAULT 365 CHECK (audit_days >= 30);
+-- Version 3: the longest grace period (seconds) any host may apply; a
+-- host's grace_period can shorten it, never lengthen it. 0 (the default,
+-- as the config's): no grace in the fleet until the owner sets it, e.g.
+-- UPDATE pam_otp.settings SET grace_period = 900; at most a day.
+ALTER TABLE pam_otp.settings
+    ADD COLUMN IF NOT EXISTS grace_period bigint NOT NULL DEFAULT 0 CHECK (grace_period BETWEEN 0 AND 86400);
 INSERT INTO pam_otp.settings (one) VALUES (true) ON CONFLICT (one) DO NOTHING;
 
 -- One row per user with tokens, or pending re-enrollment (otp-enroll reset).
@@ -119,7 +131,8 @@ CREATE TABLE IF NOT EXISTS pam_otp.users (
     scratch_codes text[] NOT NULL DEFAULT '{}',
     failures integer NOT NULL DEFAULT 0,
     last_failure bigint NOT NULL DEFAULT 0,
-    -- [{"from": "10.0.0.1", "at": 1700000000}, ...], newest first, at most 16.
+    -- [{"from": "10.0.0.1", "at": 1700000000, "service": "sshd", "by":
+    -- "web1"}, ...], newest first, at most 16 (service and by: version 3).
     grace jsonb NOT NULL DEFAULT '[]'
 );
 
@@ -286,8 +299,32 @@ $$;
 
 -- ---- what a host calls ---------------------------------------------------
 
-CREATE OR REPLACE FUNCTION pam_otp.login_info_at(p_user text, p_now bigint)
-RETURNS TABLE (presence text, digits integer, grace jsonb, now bigint)
+-- When the code that grants grace to a login was accepted: an entry of
+-- `p_grace` for the same address and the same PAM service, younger than
+-- the shorter of the host's period and the database's (settings), not
+-- in the future. NULL: no grace. An entry without a service (written
+-- before version 3) never grants it.
+CREATE OR REPLACE FUNCTION pam_otp.grace_at(p_grace jsonb, p_service text, p_rhost text, p_period bigint, p_now bigint)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT max((g.value->>'at')::bigint)
+      FROM jsonb_array_elements(coalesce(p_grace, '[]'::jsonb)) g,
+           (SELECT least(greatest(coalesce(p_period, 0), 0), s.grace_period) AS p
+              FROM pam_otp.settings s WHERE s.one) e
+     WHERE p_rhost IS NOT NULL AND p_service IS NOT NULL
+       AND g.value->>'from' = p_rhost AND g.value->>'service' = p_service
+       AND (g.value->>'at')::bigint <= p_now AND p_now - (g.value->>'at')::bigint < e.p
+$$;
+
+-- What a login needs first (version 3): whether the user has tokens (a
+-- disabled or out-of-date one counts: such a user is refused, never
+-- treated as without a token), the first token's digits, and whether
+-- grace holds for this login (grace_at above) by the database's clock.
+CREATE OR REPLACE FUNCTION pam_otp.login_info_at(
+    p_user text, p_service text, p_rhost text, p_grace_period bigint, p_now bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, now bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -302,10 +339,33 @@ BEGIN
                      WHEN coalesce(u.pending, false) THEN 'pending'
                      ELSE 'nothing' END;
     digits := first_digits;
-    grace := coalesce(u.grace, '[]'::jsonb);
+    grace_at := CASE WHEN first_digits IS NOT NULL
+                     THEN pam_otp.grace_at(u.grace, p_service, p_rhost, p_grace_period, p_now) END;
     now := p_now;
     RETURN NEXT;
 END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.login_info(p_user text, p_service text, p_rhost text, p_grace_period bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, now bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT * FROM pam_otp.login_info_at(p_user, p_service, p_rhost, p_grace_period,
+                                        extract(epoch FROM clock_timestamp())::bigint)
+$$;
+
+-- Version 2's login_info, what a version 2 module calls: no grace
+-- entries any more. Such a module would apply its own period to entries
+-- of any service, which is what version 3 stopped; its hosts ask for a
+-- code every time until they are upgraded.
+CREATE OR REPLACE FUNCTION pam_otp.login_info_at(p_user text, p_now bigint)
+RETURNS TABLE (presence text, digits integer, grace jsonb, now bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT l.presence, l.digits, '[]'::jsonb, l.now
+      FROM pam_otp.login_info_at(p_user, NULL, NULL, 0, p_now) l
 $$;
 
 CREATE OR REPLACE FUNCTION pam_otp.login_info(p_user text)
@@ -498,7 +558,7 @@ BEGIN
                      WHERE x.username = p_user AND x.id = t.id;
                 END IF;
                 UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
-                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
                 verdict := 'totp';
                 token := t.id;
                 detail := found_step;
@@ -536,7 +596,7 @@ BEGIN
                 UPDATE pam_otp.tokens x SET counter = found_step + 1, last_used = p_now
                  WHERE x.username = p_user AND x.id = t.id;
                 UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
-                PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
                 verdict := 'hotp';
                 token := t.id;
                 detail := found_step;
@@ -555,7 +615,7 @@ BEGIN
                        SET scratch_codes = u.scratch_codes[:idx - 1] || u.scratch_codes[idx + 1:],
                            failures = 0, last_failure = 0
                      WHERE x.name = p_user;
-                    PERFORM pam_otp.record_grace(p_user, p_rhost, p_grace_period, p_now);
+                    PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
                     verdict := 'scratch';
                     detail := coalesce(array_length(u.scratch_codes, 1), 1) - 1;
                     RETURN NEXT;
@@ -602,28 +662,42 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$ SELECT least(greatest(p_drift, -10), 10) $$;
 
--- grace::record: replaces the address's entry, drops expired ones, keeps
--- the newest 16.
-CREATE OR REPLACE FUNCTION pam_otp.record_grace(p_user text, p_rhost text, p_period bigint, p_now bigint)
+-- Version 2's record_grace (no service): replaced below.
+DROP FUNCTION IF EXISTS pam_otp.record_grace(text, text, bigint, bigint);
+
+-- grace::record: replaces the entry of the address and service, drops
+-- expired ones (by the database's period: no host may keep one longer)
+-- and those of no service, keeps the newest 16. Each entry records the
+-- service and the host role that wrote it (`by`: session_user, the role
+-- that connected). Nothing is kept when the host asks for no grace, the
+-- database allows none, or the service could not be kept (a secret file
+-- keeps 1 to 64 characters, none a control character).
+CREATE OR REPLACE FUNCTION pam_otp.record_grace(p_user text, p_rhost text, p_service text, p_period bigint, p_now bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
+DECLARE
+    keep bigint := (SELECT s.grace_period FROM pam_otp.settings s WHERE s.one);
 BEGIN
-    IF p_rhost IS NULL OR coalesce(p_period, 0) <= 0 THEN
+    IF p_rhost IS NULL OR p_service IS NULL OR p_service !~ '^[^[:cntrl:]]{1,64}$'
+       OR least(coalesce(p_period, 0), keep) <= 0 THEN
         RETURN;
     END IF;
     UPDATE pam_otp.users x SET grace = coalesce((
-        SELECT jsonb_agg(jsonb_build_object('from', e.f, 'at', e.a) ORDER BY e.a DESC, e.o)
+        SELECT jsonb_agg(jsonb_build_object('from', e.f, 'at', e.a, 'service', e.s, 'by', e.b)
+                         ORDER BY e.a DESC, e.o)
           FROM (
             SELECT * FROM (
-                SELECT p_rhost AS f, p_now AS a, 0::bigint AS o
+                SELECT p_rhost AS f, p_now AS a, p_service AS s, session_user::text AS b, 0::bigint AS o
                 UNION ALL
-                SELECT g.value->>'from', (g.value->>'at')::bigint, g.ord
+                SELECT g.value->>'from', (g.value->>'at')::bigint, g.value->>'service',
+                       g.value->>'by', g.ord
                   FROM jsonb_array_elements(x.grace) WITH ORDINALITY AS g(value, ord)
-                 WHERE g.value->>'from' <> p_rhost
+                 WHERE g.value->>'service' IS NOT NULL
+                   AND NOT (g.value->>'from' = p_rhost AND g.value->>'service' = p_service)
                    AND (g.value->>'at')::bigint <= p_now
-                   AND p_now - (g.value->>'at')::bigint < p_period
+                   AND p_now - (g.value->>'at')::bigint < keep
             ) all_entries
             ORDER BY a DESC, o
             LIMIT 16
@@ -1009,6 +1083,7 @@ GRANT USAGE ON SCHEMA pam_otp TO pam_otp_host, pam_otp_admin;
 
 GRANT EXECUTE ON FUNCTION
     pam_otp.login_info(text),
+    pam_otp.login_info(text, text, text, bigint),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint, text, text),
     pam_otp.verify_code(text, text, text, bigint, integer, integer, integer, bigint, text, text),

@@ -705,7 +705,8 @@ impl Flow<'_, '_> {
         account: &'w Account,
         decision: &Decision,
     ) -> Result<Option<Record<'w>>, Refusal> {
-        let store = store::for_user(&self.cfg, account, self.login.now);
+        let from = grace::address(&Remote::from_rhost(self.login.rhost));
+        let store = store::for_login(&self.cfg, account, self.login.now, self.login.service, from);
         let path = store.location();
         self.note(|| format!("secret file {path}"));
         let presence = match store.presence() {
@@ -746,7 +747,7 @@ impl Flow<'_, '_> {
     ) -> Option<Reason> {
         let period = self.cfg.grace_period;
         let from = grace::address(remote).filter(|_| period > 0)?;
-        match store.grace(from, period) {
+        match store.grace(from, self.login.service, period) {
             Ok(Some(at)) => Some(Reason::Grace {
                 from: from.to_string(),
                 at,

@@ -81,13 +81,22 @@ pub struct State {
 /// At most this many addresses are remembered for `grace_period`.
 pub const MAX_GRACE: usize = 16;
 
-/// A code was accepted for the user from `from` at Unix time `at`.
+/// A code was accepted for the user from `from` at Unix time `at`,
+/// through PAM service `service`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grace {
     /// The address, normalised (`Remote::Addr`'s text).
     pub from: String,
     pub at: u64,
+    /// The PAM service the code was accepted for: grace holds for that
+    /// service only. An entry without one (written before grace was per
+    /// service) counts as expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Fleet database only: the host role that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What the module keeps of one token between logins.
@@ -824,6 +833,20 @@ impl SecretFile {
                 "grace: each entry needs an IP address and a time",
             ));
         }
+        let odd = |s: &Option<String>| {
+            s.as_ref()
+                .is_some_and(|s| s.is_empty() || s.len() > 64 || s.chars().any(char::is_control))
+        };
+        if self
+            .state
+            .grace
+            .iter()
+            .any(|g| odd(&g.service) || odd(&g.by))
+        {
+            return Err(SecretFileError::State(
+                "grace: a service or role is 1 to 64 characters, none a control character",
+            ));
+        }
         Ok(())
     }
 
@@ -1316,6 +1339,8 @@ counter = 12
             grace: vec![Grace {
                 from: "2001:db8::1".into(),
                 at: MAX_COUNTER,
+                service: Some("sshd".into()),
+                by: None,
             }],
         };
         state.upgrade();

@@ -142,6 +142,41 @@ fn a_code_spares_the_same_address_only() {
     );
 }
 
+/// Grace holds for the same PAM service only: two service files on one
+/// host, both with `grace_period = 300`; a code accepted through the
+/// first spares the first, not the second, from the same address (a code
+/// typed into OpenVPN does not skip the code for sshd). The entry names
+/// its service.
+#[test]
+#[ignore = "needs root: make test"]
+fn a_code_through_one_service_does_not_spare_the_code_for_another() {
+    let user = TestUser::new();
+    let path = user.write_secret(&hotp_secret(0));
+    let vpn = pam("grace_period = 300
+");
+    let ssh = pam("grace_period = 300
+");
+    let codes = hotp_codes(KEY_HEX, 0, 2);
+
+    login_with_code(&vpn, &user, Some(A), &codes[0]);
+    let file = secret_file(&path);
+    assert_eq!(file.state.grace.len(), 1);
+    assert_eq!(
+        file.state.grace[0].service.as_deref(),
+        Some(vpn.name.as_str())
+    );
+    assert_no_code_needed(
+        &login_without_code(&vpn, &user, Some(A)),
+        "the same service",
+    );
+    assert_code_asked(&login_without_code(&ssh, &user, Some(A)), "another service");
+    // A code through the second spares it too, and the first still.
+    login_with_code(&ssh, &user, Some(A), &codes[1]);
+    assert_no_code_needed(&login_without_code(&ssh, &user, Some(A)), "its own code");
+    assert_no_code_needed(&login_without_code(&vpn, &user, Some(A)), "the first still");
+    assert_eq!(secret_file(&path).state.grace.len(), 2);
+}
+
 /// Under `store = "system"` too; the entry is kept in the system file,
 /// and nothing is written in the home.
 #[test]

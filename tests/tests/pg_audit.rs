@@ -504,6 +504,8 @@ fn every_change_otp_enroll_makes_leaves_its_row() {
 #[ignore = "needs root: make test"]
 fn a_login_leaves_its_verify_row_and_one_the_database_never_decides_none() {
     let pg = Postgres::with_schema();
+    // The database's grace period (0 by default) bounds the host's.
+    pg.psql_ok("UPDATE pam_otp.settings SET grace_period = 300");
     let web1 = host(
         &pg,
         "web1",

@@ -11,6 +11,7 @@ use super::*;
 use crate::otp::{Algorithm, Generator};
 
 mod enrolling;
+mod grace;
 mod lifecycle;
 
 const KEY: &[u8] = b"12345678901234567890";
@@ -255,13 +256,26 @@ impl World {
         script: &mut Script,
         now: u64,
     ) -> Report {
+        self.login_through("sshd", user, rhost, args, script, now)
+    }
+
+    /// [`World::login_at`] through PAM service `service`.
+    fn login_through(
+        &self,
+        service: &str,
+        user: &str,
+        rhost: Option<&str>,
+        args: &[&str],
+        script: &mut Script,
+        now: u64,
+    ) -> Report {
         let config_arg = format!("config={}", self.config.display());
         let mut all: Vec<&str> = vec![&config_arg];
         all.extend_from_slice(args);
         let login = Login {
             user,
             rhost,
-            service: "sshd",
+            service,
             tty: None,
             now,
         };

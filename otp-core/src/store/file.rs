@@ -271,7 +271,7 @@ impl LoginStore for FileStore {
         code: &str,
         policy: &Policy,
         grace_from: Option<(IpAddr, u64)>,
-        _origin: &Origin<'_>,
+        origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError> {
         let now = self.now;
         let mut record = self.read_locked()?;
@@ -283,7 +283,7 @@ impl LoginStore for FileStore {
             // Grace entries need version 2 (an older module refuses a
             // version 1 file with them as it refuses any version 2 file).
             record.file.upgrade();
-            grace::record(&mut record.file.state, from, period, now);
+            grace::record(&mut record.file.state, from, origin.service, period, now);
         }
         match record.save() {
             Ok(()) => Ok(verdict),
@@ -301,11 +301,12 @@ impl LoginStore for FileStore {
         }
     }
 
-    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError> {
+    fn grace(&self, from: IpAddr, service: &str, period: u64) -> Result<Option<u64>, StoreError> {
         let record = self.read_locked()?;
         Ok(grace::granted_at(
             &record.file.state,
             from,
+            service,
             period,
             self.now,
         ))

@@ -217,7 +217,7 @@ pub trait LoginStore {
 
     /// Checks `code` under the user's lock and saves what changed: the
     /// token's state, the rate limit, and with `grace` = (address, period)
-    /// the address a right code came from. A verdict that cannot be saved
+    /// the address a right code came from, for `origin`'s service. A verdict that cannot be saved
     /// is [`StoreError::NotSaved`]. `origin` is what the audit records of
     /// the login besides its verdict (the fleet's store, in the same
     /// transaction; the file stores have no audit table).
@@ -229,8 +229,10 @@ pub trait LoginStore {
         origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError>;
 
-    /// When a code was accepted from `from` less than `period` s ago.
-    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError>;
+    /// When a code was accepted from `from` for `service` less than
+    /// `period` s ago (under `store = "postgresql"`, the database's own
+    /// period when it is shorter).
+    fn grace(&self, from: IpAddr, service: &str, period: u64) -> Result<Option<u64>, StoreError>;
 
     /// Saves the first record of a user who has none (never replaces one:
     /// [`StoreError::Exists`]) and clears a pending enrollment.
@@ -364,6 +366,27 @@ pub fn for_user(cfg: &Config, account: &Account, now: u64) -> Box<dyn LoginStore
     match cfg.store {
         StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, None).at(now)),
         StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name)),
+    }
+}
+
+/// [`for_user`] for a login through PAM service `service` from `from`
+/// (its address, if it has one): the fleet's store asks the database
+/// whether grace holds in the same query that says whether the user has
+/// tokens, so a login costs the same round trips with grace or without.
+pub fn for_login(
+    cfg: &Config,
+    account: &Account,
+    now: u64,
+    service: &str,
+    from: Option<IpAddr>,
+) -> Box<dyn LoginStore> {
+    match cfg.store {
+        StoreKind::Home | StoreKind::System => for_user(cfg, account, now),
+        StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name).asking(
+            service,
+            from.filter(|_| cfg.grace_period > 0),
+            cfg.grace_period,
+        )),
     }
 }
 

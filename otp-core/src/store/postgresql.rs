@@ -2,11 +2,12 @@
 //!
 //! A host never sees a seed. Its role (`pam_otp_host`) may only call the
 //! schema's functions (`otp-core/sql/schema.sql`): `login_info` (has the
-//! user tokens, how long are their codes, where were codes accepted
-//! recently), `verify_code` (checks a code inside the database, skipping
-//! the tokens that are disabled or outside their dates at the database's
-//! time, and records
-//! its use, the rate limit and the grace address in the same transaction,
+//! user tokens, how long are their codes, and does grace hold for this
+//! login: the database decides, with its own period and clock, for the
+//! same service only), `verify_code` (checks a code inside the database,
+//! skipping the tokens that are disabled or outside their dates at the
+//! database's time, and records its use, the rate limit and the grace
+//! address (with the service and the host role) in the same transaction,
 //! under a row lock: a code is accepted once across all hosts, and its
 //! audit row is written in the same transaction) and `enroll` (a user's
 //! first token). A login costs two queries: one `login_info`, one
@@ -40,7 +41,6 @@ use serde::{Deserialize, Serialize};
 use crate::account::Account;
 use crate::audit::{Change, Entry, Kind, Origin, Query};
 use crate::config::Postgresql;
-use crate::grace;
 use crate::key;
 use crate::otp::Algorithm;
 use crate::pq::{Connection, PqError, Rows};
@@ -179,8 +179,19 @@ fn schema_version(conn: &mut Connection) -> Result<Option<i32>, PqError> {
 struct LoginInfo {
     presence: Presence,
     digits: Option<u8>,
-    grace: Vec<Grace>,
-    now: u64,
+    /// When the code that grants grace to this login was accepted (the
+    /// database decides: its period and clock, the login's service and
+    /// address); `None`: no grace.
+    grace_at: Option<u64>,
+}
+
+/// What the login asks `login_info` about grace: its service, its
+/// address (none: no grace asked) and the host's `grace_period`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Ask {
+    service: Option<String>,
+    from: Option<IpAddr>,
+    period: u64,
 }
 
 /// One user's record in the fleet database, through one role's
@@ -191,6 +202,7 @@ struct Db {
     user: String,
     conn: RefCell<Option<Connection>>,
     info: RefCell<Option<LoginInfo>>,
+    ask: Ask,
 }
 
 /// A host's view of one user's record: the module's, through the host
@@ -233,6 +245,18 @@ impl PgHost {
             db: Db::new(cfg, &cfg.conninfo, user),
         }
     }
+
+    /// The login is through `service`, from `from` (when it has an
+    /// address and the host keeps grace), with the host's `period`: the
+    /// first `login_info` also says whether grace holds.
+    pub fn asking(mut self, service: &str, from: Option<IpAddr>, period: u64) -> PgHost {
+        self.db.ask = Ask {
+            service: Some(service.to_string()),
+            from,
+            period,
+        };
+        self
+    }
 }
 
 impl PgAdmin {
@@ -252,6 +276,7 @@ impl Db {
             user: user.to_string(),
             conn: RefCell::new(None),
             info: RefCell::new(None),
+            ask: Ask::default(),
         }
     }
 
@@ -285,13 +310,28 @@ impl Db {
         if let Some(info) = self.info.borrow().as_ref() {
             return Ok(info.clone());
         }
-        let rows = self.query(
-            "SELECT presence, digits, grace, now FROM pam_otp.login_info($1)",
-            &[Some(&self.user)],
-        )?;
-        let info = parse_login_info(&rows)?;
+        let info = self.login_info_for(&self.ask)?;
         *self.info.borrow_mut() = Some(info.clone());
         Ok(info)
+    }
+
+    /// `login_info` (version 3): whether the user has tokens, and whether
+    /// grace holds for `ask`, decided by the database.
+    fn login_info_for(&self, ask: &Ask) -> Result<LoginInfo, StoreError> {
+        let from = ask.from.map(|a| a.to_string());
+        let period = ask.period.to_string();
+        let rows = self
+            .query(
+                "SELECT presence, digits, grace_at FROM pam_otp.login_info($1, $2, $3, $4)",
+                &[
+                    Some(&self.user),
+                    ask.service.as_deref(),
+                    from.as_deref(),
+                    Some(&period),
+                ],
+            )
+            .map_err(older_schema)?;
+        parse_login_info(&rows)
     }
 
     /// `enroll`: a first record, never replacing one.
@@ -398,14 +438,19 @@ impl LoginStore for PgHost {
         parse_verdict(&rows)
     }
 
-    /// The database's clock decides (`login_info`'s `now`), as in `verify`.
-    fn grace(&self, from: IpAddr, period: u64) -> Result<Option<u64>, StoreError> {
-        let info = self.db.login_info()?;
-        let state = State {
-            grace: info.grace,
-            ..State::default()
+    /// The database decides (its own `grace_period` when shorter than
+    /// `period`, its clock, the service), in the `login_info` the login
+    /// made first when it asked the same (else in one of its own).
+    fn grace(&self, from: IpAddr, service: &str, period: u64) -> Result<Option<u64>, StoreError> {
+        let ask = Ask {
+            service: Some(service.to_string()),
+            from: Some(from),
+            period,
         };
-        Ok(grace::granted_at(&state, from, period, info.now))
+        if ask == self.db.ask {
+            return Ok(self.db.login_info()?.grace_at);
+        }
+        Ok(self.db.login_info_for(&ask)?.grace_at)
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
@@ -799,20 +844,17 @@ fn parse_login_info(rows: &Rows) -> Result<LoginInfo, StoreError> {
                 .map_err(|_| unexpected("login_info digits", Some(d)))?,
         ),
     };
-    let grace = match rows.get(0, 2) {
-        None => Vec::new(),
-        Some(json) => serde_json::from_str(json)
-            .map_err(|_| unexpected("login_info grace", Some("(invalid JSON)")))?,
+    let grace_at = match rows.get(0, 2) {
+        None => None,
+        Some(at) => Some(
+            at.parse()
+                .map_err(|_| unexpected("login_info grace_at", Some(at)))?,
+        ),
     };
-    let now = rows
-        .get(0, 3)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| unexpected("login_info now", rows.get(0, 3)))?;
     Ok(LoginInfo {
         presence,
         digits,
-        grace,
-        now,
+        grace_at,
     })
 }
 
@@ -1163,28 +1205,22 @@ mod tests {
     }
 
     #[test]
-    fn login_info_is_read_with_its_grace_entries() {
-        let info = parse_login_info(&rows(&[
-            Some("tokens"),
-            Some("8"),
-            Some(r#"[{"from": "10.0.0.1", "at": 100}]"#),
-            Some("150"),
-        ]))
-        .ok();
-        let info = info.map(|i| (i.presence, i.digits, i.grace, i.now));
+    fn login_info_is_read_with_the_databases_grace_decision() {
+        let info = |cells: &[Option<&str>]| {
+            parse_login_info(&rows(cells))
+                .ok()
+                .map(|i| (i.presence, i.digits, i.grace_at))
+        };
         assert_eq!(
-            info,
-            Some((
-                Presence::Tokens,
-                Some(8),
-                vec![Grace {
-                    from: "10.0.0.1".into(),
-                    at: 100
-                }],
-                150
-            ))
+            info(&[Some("tokens"), Some("8"), Some("100")]),
+            Some((Presence::Tokens, Some(8), Some(100)))
         );
-        assert!(parse_login_info(&rows(&[Some("yes"), None, None, Some("1")])).is_err());
+        assert_eq!(
+            info(&[Some("nothing"), None, None]),
+            Some((Presence::Nothing, None, None))
+        );
+        assert!(parse_login_info(&rows(&[Some("yes"), None, None])).is_err());
+        assert!(parse_login_info(&rows(&[Some("tokens"), Some("6"), Some("soon")])).is_err());
     }
 
     #[test]
