@@ -61,13 +61,15 @@ fuzz:
 # Cost per login next to google-authenticator-libpam and pam_oath, and how it
 # scales with users and rules (bench/login-cost --help); what otp-enroll
 # report costs over 10 000 accounts (bench/report-cost --help); the fleet
-# database; what a flood of wrong passwords costs a VPN login through the
+# database, and whether its wrong codes tell who is enrolled or exists;
+# what a flood of wrong passwords costs a VPN login through the
 # FreeRADIUS recipe (bench/radius-flood).
 bench:
 	bench/login-cost
 	bench/report-cost
 	$(CARGO) build --release --workspace
 	$(CARGO) bench -p testkit --bench fleet
+	$(CARGO) bench -p testkit --bench fleet_oracle
 	CARGO="$(CARGO)" bench/radius-flood
 
 # The same benchmark, short: proves it still runs and every login in it

@@ -164,6 +164,19 @@ ALTER TABLE pam_otp.tokens
     ADD COLUMN IF NOT EXISTS not_before bigint CHECK (not_before BETWEEN 0 AND 9007199254740992),
     ADD COLUMN IF NOT EXISTS expires bigint CHECK (expires BETWEEN 0 AND 9007199254740992);
 
+-- Version 3: the failure tally of an account that has no token (a host
+-- says it is an account: under missing = "deny" it is prompted like
+-- everyone and every answer is wrong). Counted here, with the settings'
+-- limits, as an enrolled user's failures are, so that "Too many failed
+-- attempts" does not tell who is enrolled (unenrolled.rs keeps the same
+-- tally in a file for the file stores). Only verify_no_token_at writes
+-- it; no role is granted anything on it.
+CREATE TABLE IF NOT EXISTS pam_otp.unenrolled (
+    name text PRIMARY KEY,
+    failures integer NOT NULL DEFAULT 0,
+    last_failure bigint NOT NULL DEFAULT 0
+);
+
 -- The vendor token inventory (otp-enroll inventory): its text, as
 -- otp-enroll writes <state_dir>/inventory/tokens.toml for the file stores.
 CREATE TABLE IF NOT EXISTS pam_otp.inventory (
@@ -755,6 +768,99 @@ AS $$
                                p_hotp_window, p_max_failures, p_interval, p_service, p_remote) v
 $$;
 
+-- A code typed for a name that has no token (verify.rs's
+-- verify_no_token): nothing is right; the rate limit is the settings'
+-- ceilings over the host's, as in verify_at, and the failure is counted
+-- in pam_otp.unenrolled when the host says the name is an account
+-- (`p_account`). A name that is no account keeps nothing (a guesser
+-- would fill the table with names of their choosing), but the work is
+-- the same: the codes a wrong code costs an enrolled user's TOTP app are
+-- computed too. One row: 'wrong', 'malformed' or 'locked' (and the
+-- seconds left).
+CREATE OR REPLACE FUNCTION pam_otp.verify_no_token_at(
+    p_user text, p_code text, p_totp_skew integer, p_max_failures integer, p_interval bigint,
+    p_account boolean, p_now bigint)
+RETURNS TABLE (verdict text, detail bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    s pam_otp.settings%ROWTYPE;
+    maxf integer;
+    ival bigint;
+    skew integer;
+    f integer := 0;
+    lf bigint := 0;
+    until bigint;
+    code text;
+    d integer;
+    lock_len bigint;
+BEGIN
+    SELECT * INTO s FROM pam_otp.settings WHERE one;
+    skew := least(greatest(coalesce(p_totp_skew, 0), 0), s.totp_skew);
+    maxf := CASE WHEN coalesce(p_max_failures, 0) <= 0 THEN s.max_failures
+                 ELSE least(p_max_failures, s.max_failures) END;
+    ival := greatest(coalesce(p_interval, 0), s.lock_interval);
+    IF coalesce(p_account, false) THEN
+        INSERT INTO pam_otp.unenrolled (name) VALUES (p_user) ON CONFLICT (name) DO NOTHING;
+        SELECT x.failures, x.last_failure INTO f, lf
+          FROM pam_otp.unenrolled x WHERE x.name = p_user FOR UPDATE;
+    END IF;
+    IF f >= maxf THEN
+        until := lf + pam_otp.lock_for(f, maxf, ival);
+        IF p_now < until THEN
+            verdict := 'locked';
+            detail := until - p_now;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+    code := pam_otp.normalize_code(p_code);
+    IF code IS NOT NULL THEN
+        FOR d IN -skew..skew LOOP
+            PERFORM pam_otp.otp_code('\x0000000000000000000000000000000000000000'::bytea,
+                                     greatest(p_now / 30 + d, 0), 6, 'SHA1');
+        END LOOP;
+    END IF;
+    verdict := CASE WHEN code IS NOT NULL AND length(code) IN (6, 8) THEN 'wrong'
+                    ELSE 'malformed' END;
+    IF coalesce(p_account, false) THEN
+        lock_len := CASE WHEN f >= maxf THEN pam_otp.lock_for(f, maxf, ival) ELSE 0 END;
+        UPDATE pam_otp.unenrolled x
+           SET failures = CASE WHEN greatest(p_now - lf, 0) >= lock_len + 86400 THEN 1
+                               ELSE f + 1 END,
+               last_failure = p_now
+         WHERE x.name = p_user;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- What a host calls for a name without a token (version 3): the login's
+-- second query, as verify_code is an enrolled user's, with its audit row
+-- (result 'wrong', 'malformed' or 'locked'; no token).
+CREATE OR REPLACE FUNCTION pam_otp.verify_no_token(
+    p_user text, p_code text, p_totp_skew integer, p_max_failures integer, p_interval bigint,
+    p_account boolean, p_service text, p_remote text)
+RETURNS TABLE (verdict text, detail bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    t bigint := extract(epoch FROM clock_timestamp())::bigint;
+    r record;
+BEGIN
+    SELECT * INTO r FROM pam_otp.verify_no_token_at(p_user, p_code, p_totp_skew, p_max_failures,
+        p_interval, p_account, t) v;
+    INSERT INTO pam_otp.audit (at, kind, db_role, client_addr, username, service, rhost, result)
+    VALUES (t, 'verify', session_user, inet_client_addr(), pam_otp.audit_text(p_user),
+            pam_otp.audit_text(p_service), pam_otp.audit_text(p_remote), r.verdict);
+    verdict := r.verdict;
+    detail := r.detail;
+    RETURN NEXT;
+END
+$$;
+
 -- Version 1's verify(), what a version 1 module calls: kept for one
 -- version so that hosts can be upgraded after the database. Its audit row
 -- has no service, and a remote address only when the host keeps grace
@@ -1087,6 +1193,7 @@ GRANT EXECUTE ON FUNCTION
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint),
     pam_otp.verify(text, text, text, bigint, integer, integer, integer, bigint, text, text),
     pam_otp.verify_code(text, text, text, bigint, integer, integer, integer, bigint, text, text),
+    pam_otp.verify_no_token(text, text, integer, integer, bigint, boolean, text, text),
     pam_otp.enroll(text, jsonb),
     pam_otp.otp_code(bytea, bigint, integer, text)
     TO pam_otp_host, pam_otp_admin;

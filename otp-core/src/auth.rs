@@ -399,7 +399,12 @@ enum Record<'w> {
     Tokens(Box<dyn LoginStore>),
     /// No token (`missing = "deny"`, or not an account): nothing typed is
     /// right. An account's failures are tallied as an enrolled user's are.
-    NoToken { account: Option<&'w Account> },
+    /// `store`: the fleet's, which decides and counts in the database
+    /// (with the same round trips for a name that is no account).
+    NoToken {
+        account: Option<&'w Account>,
+        store: Option<Box<dyn LoginStore>>,
+    },
     /// No token, and enrollment at login (`missing = "enroll"`, or an
     /// admin's `otp-enroll reset`: `pending`). No store: not an account,
     /// taken through the same enrollment (nothing is ever saved), so that
@@ -577,14 +582,23 @@ impl Flow<'_, '_> {
         // A name that is no account has no token: whatever `missing` says
         // of an account without one holds for it too.
         let record = match who {
-            Who::Nobody { .. } => match self.cfg.missing {
-                Missing::Enroll => Some(Record::Enroll {
-                    store: None,
-                    pending: false,
-                }),
-                Missing::Deny => Some(Record::NoToken { account: None }),
-                Missing::Allow => None,
-            },
+            Who::Nobody { .. } => {
+                let store = match self.ask_for_nobody() {
+                    Ok(store) => store,
+                    Err(refusal) => return refusal,
+                };
+                match self.cfg.missing {
+                    Missing::Enroll => Some(Record::Enroll {
+                        store: None,
+                        pending: false,
+                    }),
+                    Missing::Deny => Some(Record::NoToken {
+                        account: None,
+                        store,
+                    }),
+                    Missing::Allow => None,
+                }
+            }
             Who::Account(account) => match self.record_of(account, &decision) {
                 Ok(record) => record,
                 Err(refusal) => return refusal,
@@ -732,8 +746,26 @@ impl Flow<'_, '_> {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
                 Ok(Some(Record::NoToken {
                     account: Some(account),
+                    store: Some(store),
                 }))
             }
+        }
+    }
+
+    /// Under `store = "postgresql"`, the query an account's login makes
+    /// first, made for a name that is no account too (its answer is not
+    /// used): the round trips must not tell an invented name from a real
+    /// one. The fleet's store, for the rest of the login.
+    fn ask_for_nobody(&mut self) -> Result<Option<Box<dyn LoginStore>>, Refusal> {
+        let Some(store) = store::for_nobody(&self.cfg, self.login.user, self.login.service) else {
+            return Ok(None);
+        };
+        match store.presence() {
+            Ok(_) => Ok(Some(store)),
+            Err(err) => Err(self.unavailable(Reason::Store {
+                location: store.location(),
+                err,
+            })),
         }
     }
 
@@ -939,7 +971,9 @@ impl Flow<'_, '_> {
     fn check(&mut self, record: &Record<'_>, typed: &Typed) -> Result<Verdict, Refusal> {
         let store = match record {
             Record::Tokens(store) => store.as_ref(),
-            Record::NoToken { account } => return self.check_no_token(*account, typed),
+            Record::NoToken { account, store } => {
+                return self.check_no_token(*account, store.as_deref(), typed)
+            }
             // Enrolled before any code is asked (run_for).
             Record::Enroll { .. } => return Ok(Verdict::Refused(verify::Refusal::Wrong)),
         };
@@ -962,10 +996,29 @@ impl Flow<'_, '_> {
     fn check_no_token(
         &mut self,
         account: Option<&Account>,
+        store: Option<&dyn LoginStore>,
         typed: &Typed,
     ) -> Result<Verdict, Refusal> {
-        let code = self.code_of(typed, &Record::NoToken { account })?;
+        let code = self.code_of(
+            typed,
+            &Record::NoToken {
+                account,
+                store: None,
+            },
+        )?;
         let policy = self.policy();
+        // The fleet's: the database counts with its own limits.
+        if let Some(store) = store {
+            let origin = Origin {
+                service: self.login.service,
+                rhost: self.login.rhost,
+            };
+            match store.verify_no_token(&code, &policy, account.is_some(), &origin) {
+                Ok(Some(verdict)) => return Ok(verdict),
+                Ok(None) => {}
+                Err(err) => return Err(self.store_refusal(store.location(), err)),
+            }
+        }
         let Some(account) = account else {
             let mut state = State::default();
             return Ok(verify::verify_no_token(

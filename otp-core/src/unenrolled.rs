@@ -8,6 +8,10 @@
 //! in a small root-owned file `<state_dir>/unenrolled/<user>.toml` written
 //! the same way as a secret file (lock, temp file, fsync, rename, fsync).
 //!
+//! Under `store = "postgresql"` the database keeps the tally instead
+//! (`pam_otp.unenrolled`, through `verify_no_token`, with its own limits
+//! as for an enrolled user's failures): this file is for the file stores.
+//!
 //! Only existing accounts get a tally: one file per account at most. A name
 //! that is not an account gets none, or a remote guesser could fill the
 //! disk with names of their choosing (SECURITY.md says what that leaves).

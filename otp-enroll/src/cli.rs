@@ -796,8 +796,10 @@ enum Sub {
     /// caller, as claims (root can make them say anything): claimed_uid,
     /// claimed_login_uid (/proc/self/loginuid; unset), claimed_sudo_user,
     /// claimed_host. Then the number of rows. Logins that never reached
-    /// the database (a skip rule, grace, a user without a token) have no
-    /// row. Rows are kept at least the database's audit_days (default
+    /// the database (a skip rule, grace, a user without a token under
+    /// missing = "allow") have no row; under missing = "deny" a wrong code
+    /// of a user without a token, or of a name that is no account, has one
+    /// (no token). Rows are kept at least the database's audit_days (default
     /// 365; see the admin guide, "The fleet").
     ///
     /// Under store = "home" or "system" there is no table: it says that

@@ -76,14 +76,15 @@ fn host_calls(pg: &Postgres) -> (u64, f64) {
     let calls = pg
         .psql_ok(
             "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
-              WHERE schemaname = 'pam_otp' AND funcname IN ('login_info', 'verify', 'enroll')",
+              WHERE schemaname = 'pam_otp'
+                AND funcname IN ('login_info', 'verify', 'verify_code', 'verify_no_token', 'enroll')",
         )
         .parse()
         .unwrap();
     let verify_ms = pg
         .psql_ok(
             "SELECT coalesce(sum(total_time), 0) FROM pg_stat_user_functions
-              WHERE schemaname = 'pam_otp' AND funcname = 'verify'",
+              WHERE schemaname = 'pam_otp' AND funcname IN ('verify', 'verify_code')",
         )
         .parse()
         .unwrap();
@@ -185,7 +186,7 @@ fn main() {
         ));
     }
     arms.push(fleet_arm(
-        "postgresql, schema 2 and this module (audit row)",
+        "postgresql, schema 3 and this module (audit row)",
         None,
         "bench1",
     ));

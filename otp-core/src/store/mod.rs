@@ -237,6 +237,22 @@ pub trait LoginStore {
     /// Saves the first record of a user who has none (never replaces one:
     /// [`StoreError::Exists`]) and clears a pending enrollment.
     fn create(&self, file: &SecretFile) -> Result<(), StoreError>;
+
+    /// A code typed for a name that has no token (`missing = "deny"`):
+    /// `Some` verdict when the store decides it itself (the fleet's: the
+    /// database counts an account's failures with its own limits, and
+    /// makes the same round trip for a name that is no account, counting
+    /// nothing); `None` when the host keeps the tally
+    /// (`unenrolled.rs`, the file stores).
+    fn verify_no_token(
+        &self,
+        _code: &str,
+        _policy: &Policy,
+        _account: bool,
+        _origin: &Origin<'_>,
+    ) -> Result<Option<Verdict>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// What an administrator does with one user's record (`otp-enroll`, as
@@ -366,6 +382,21 @@ pub fn for_user(cfg: &Config, account: &Account, now: u64) -> Box<dyn LoginStore
     match cfg.store {
         StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, None).at(now)),
         StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name)),
+    }
+}
+
+/// The fleet's store of `name`, a name that is no account (`None` for the
+/// file stores, which have nothing to ask): the login asks the database
+/// what it asks for an account, so that the round trips do not tell an
+/// invented name from a real one.
+pub fn for_nobody(cfg: &Config, name: &str, service: &str) -> Option<Box<dyn LoginStore>> {
+    match cfg.store {
+        StoreKind::Home | StoreKind::System => None,
+        StoreKind::Postgresql => Some(Box::new(PgHost::new(&cfg.postgresql, name).asking(
+            service,
+            None,
+            cfg.grace_period,
+        ))),
     }
 }
 

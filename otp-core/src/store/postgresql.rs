@@ -456,6 +456,37 @@ impl LoginStore for PgHost {
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
         self.db.create(file)
     }
+
+    /// `verify_no_token`: the database's limits for an account's failures,
+    /// and the same round trip (nothing kept) for a name that is none.
+    fn verify_no_token(
+        &self,
+        code: &str,
+        policy: &Policy,
+        account: bool,
+        origin: &Origin<'_>,
+    ) -> Result<Option<Verdict>, StoreError> {
+        let skew = policy.totp_skew.to_string();
+        let max = policy.rate_limit.max_failures.to_string();
+        let interval = policy.rate_limit.interval.to_string();
+        let rows = self
+            .db
+            .query(
+                "SELECT verdict, detail FROM pam_otp.verify_no_token($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    Some(&self.db.user),
+                    Some(code),
+                    Some(&skew),
+                    Some(&max),
+                    Some(&interval),
+                    Some(if account { "true" } else { "false" }),
+                    Some(origin.service),
+                    origin.rhost,
+                ],
+            )
+            .map_err(older_schema)?;
+        parse_no_token_verdict(&rows).map(Some)
+    }
 }
 
 impl AdminStore for PgAdmin {
@@ -901,6 +932,21 @@ fn parse_verdict(rows: &Rows) -> Result<Verdict, StoreError> {
     })
 }
 
+fn parse_no_token_verdict(rows: &Rows) -> Result<Verdict, StoreError> {
+    Ok(match rows.get(0, 0) {
+        Some("wrong") => Verdict::Refused(Refusal::Wrong),
+        Some("malformed") => Verdict::Refused(Refusal::Malformed),
+        Some("locked") => Verdict::Locked {
+            retry_in: rows
+                .get(0, 1)
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| unexpected("verify_no_token detail", rows.get(0, 1)))?,
+        },
+        // Never an acceptance.
+        other => return Err(unexpected("verify_no_token", other)),
+    })
+}
+
 /// A user's record as the schema's functions take and give it.
 #[derive(Serialize, Deserialize)]
 struct RecordJson {
@@ -1201,6 +1247,28 @@ mod tests {
             rows(&[Some("inactive"), Some("phone"), None, Some("stolen")]),
         ] {
             assert!(parse_verdict(&odd).is_err());
+        }
+    }
+
+    #[test]
+    fn a_no_token_verdict_is_a_refusal_or_an_error() {
+        assert_eq!(
+            parse_no_token_verdict(&rows(&[Some("wrong"), None])).ok(),
+            Some(Verdict::Refused(Refusal::Wrong))
+        );
+        assert_eq!(
+            parse_no_token_verdict(&rows(&[Some("malformed"), None])).ok(),
+            Some(Verdict::Refused(Refusal::Malformed))
+        );
+        assert_eq!(
+            parse_no_token_verdict(&rows(&[Some("locked"), Some("30")])).ok(),
+            Some(Verdict::Locked { retry_in: 30 })
+        );
+        for odd in [Some("totp"), Some("scratch"), None, Some("locked")] {
+            assert!(
+                parse_no_token_verdict(&rows(&[odd, None])).is_err(),
+                "{odd:?}"
+            );
         }
     }
 
