@@ -693,8 +693,8 @@ AS $$
 DECLARE
     keep bigint := (SELECT s.grace_period FROM pam_otp.settings s WHERE s.one);
 BEGIN
-    IF p_rhost IS NULL OR p_service IS NULL OR p_service !~ '^[^[:cntrl:]]{1,64}$'
-       OR least(coalesce(p_period, 0), keep) <= 0 THEN
+    IF p_rhost IS NULL OR p_service IS NULL OR p_service = '' OR octet_length(p_service) > 64
+       OR p_service ~ '[[:cntrl:]]' OR least(coalesce(p_period, 0), keep) <= 0 THEN
         RETURN;
     END IF;
     UPDATE pam_otp.users x SET grace = coalesce((
