@@ -135,6 +135,12 @@ CREATE TABLE IF NOT EXISTS pam_otp.users (
     -- "web1"}, ...], newest first, at most 16 (service and by: version 3).
     grace jsonb NOT NULL DEFAULT '[]'
 );
+-- Version 3: the uid of the account the record was made for (written by
+-- otp-enroll and by enrollment at login; NULL for a record made before).
+-- A host refuses a record whose uid is not the account's: a name deleted
+-- and made again (userdel, useradd) inherits nothing.
+ALTER TABLE pam_otp.users
+    ADD COLUMN IF NOT EXISTS uid bigint CHECK (uid BETWEEN 0 AND 4294967295);
 
 CREATE TABLE IF NOT EXISTS pam_otp.tokens (
     username text NOT NULL REFERENCES pam_otp.users (name) ON DELETE CASCADE,
@@ -333,11 +339,12 @@ $$;
 
 -- What a login needs first (version 3): whether the user has tokens (a
 -- disabled or out-of-date one counts: such a user is refused, never
--- treated as without a token), the first token's digits, and whether
--- grace holds for this login (grace_at above) by the database's clock.
+-- treated as without a token), the first token's digits, whether grace
+-- holds for this login (grace_at above) by the database's clock, and the
+-- uid the record was made for (the host compares it with the account's).
 CREATE OR REPLACE FUNCTION pam_otp.login_info_at(
     p_user text, p_service text, p_rhost text, p_grace_period bigint, p_now bigint)
-RETURNS TABLE (presence text, digits integer, grace_at bigint, now bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -354,13 +361,14 @@ BEGIN
     digits := first_digits;
     grace_at := CASE WHEN first_digits IS NOT NULL
                      THEN pam_otp.grace_at(u.grace, p_service, p_rhost, p_grace_period, p_now) END;
+    uid := u.uid;
     now := p_now;
     RETURN NEXT;
 END
 $$;
 
 CREATE OR REPLACE FUNCTION pam_otp.login_info(p_user text, p_service text, p_rhost text, p_grace_period bigint)
-RETURNS TABLE (presence text, digits integer, grace_at bigint, now bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -901,7 +909,8 @@ BEGIN
         scratch_codes = coalesce(ARRAY(SELECT jsonb_array_elements_text(coalesce(p_record->'scratch_codes', '[]'::jsonb))), '{}'),
         failures = coalesce((p_record->>'failures')::integer, 0),
         last_failure = coalesce((p_record->>'last_failure')::bigint, 0),
-        grace = coalesce(p_record->'grace', '[]'::jsonb)
+        grace = coalesce(p_record->'grace', '[]'::jsonb),
+        uid = (p_record->>'uid')::bigint
      WHERE x.name = p_user;
     DELETE FROM pam_otp.tokens x WHERE x.username = p_user;
     INSERT INTO pam_otp.tokens (username, position, id, type, secret, algorithm, digits, period,
@@ -934,6 +943,7 @@ AS $$
         'failures', u.failures,
         'last_failure', u.last_failure,
         'grace', u.grace,
+        'uid', u.uid,
         'tokens', (SELECT jsonb_agg(jsonb_build_object(
                         'id', t.id, 'type', t.type, 'secret', encode(t.secret, 'hex'),
                         'algorithm', t.algorithm, 'digits', t.digits, 'period', t.period,
@@ -1011,7 +1021,7 @@ BEGIN
     had := EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user);
     DELETE FROM pam_otp.tokens WHERE username = p_user;
     DELETE FROM pam_otp.users WHERE name = p_user AND NOT pending;
-    UPDATE pam_otp.users SET scratch_codes = '{}', failures = 0, last_failure = 0, grace = '[]'
+    UPDATE pam_otp.users SET scratch_codes = '{}', failures = 0, last_failure = 0, grace = '[]', uid = NULL
      WHERE name = p_user;
     RETURN had;
 END

@@ -292,6 +292,13 @@ pub struct SecretFile {
     /// Unused one-time emergency codes, 8 digits each.
     pub scratch_codes: Vec<String>,
     pub state: State,
+    /// The uid of the account the record was made for (version 2 only;
+    /// the system store and the fleet database write it: a home file is
+    /// the account's own). A record whose uid is not the account's is
+    /// refused: the name was deleted and made again (`userdel`,
+    /// `useradd`), and the new account inherits nothing. `None`: written
+    /// before the uid was kept, not checked.
+    pub uid: Option<u32>,
 }
 
 /// What is wrong with one token's values. Each names the field and never a
@@ -435,6 +442,9 @@ struct RawFile {
     state: RawV1State,
     #[serde(default)]
     token: Option<Vec<RawToken>>,
+    /// Version 2 only.
+    #[serde(default)]
+    uid: Option<u32>,
 }
 
 /// Version 1, as written: the token's keys at the top, all state in one
@@ -483,6 +493,8 @@ struct RawV1State {
 #[derive(Serialize)]
 struct RawV2 {
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
     scratch_codes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<RawUserState>,
@@ -626,6 +638,7 @@ impl SecretFile {
             tokens: vec![token],
             scratch_codes: Vec::new(),
             state: State::default(),
+            uid: None,
         }
     }
 
@@ -669,6 +682,9 @@ impl SecretFile {
         if !st.grace.is_empty() {
             return Err(SecretFileError::Layout("state: grace needs version = 2"));
         }
+        if raw.uid.is_some() {
+            return Err(SecretFileError::Layout("uid needs version = 2"));
+        }
         let token = Token {
             id: v1_id(raw.serial.as_deref()),
             kind,
@@ -696,6 +712,7 @@ impl SecretFile {
                 last_failure: st.last_failure,
                 grace: Vec::new(),
             },
+            uid: None,
         })
     }
 
@@ -764,6 +781,7 @@ impl SecretFile {
                 last_failure: st.last_failure,
                 grace: st.grace,
             },
+            uid: raw.uid,
         })
     }
 
@@ -817,6 +835,9 @@ impl SecretFile {
         }
         if !self.state.grace.is_empty() && self.version == VERSION_1 {
             return Err(SecretFileError::Layout("state: grace needs version = 2"));
+        }
+        if self.uid.is_some() && self.version == VERSION_1 {
+            return Err(SecretFileError::Layout("uid needs version = 2"));
         }
         if self.state.grace.len() > MAX_GRACE {
             return Err(SecretFileError::State(
@@ -936,6 +957,7 @@ impl SecretFile {
             .collect();
         RawV2 {
             version: VERSION_2,
+            uid: self.uid,
             scratch_codes: self.scratch_codes.clone(),
             state: (self.state != State::default()).then_some(RawUserState {
                 failures: self.state.failures,

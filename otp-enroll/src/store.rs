@@ -44,6 +44,14 @@ pub fn error(t: &Target, err: StoreError) -> Error {
             shown(&t.path_str()),
             shown(&err.to_string())
         )),
+        StoreError::Orphan { recorded, uid } => Error::failed(format!(
+            "{}: the record was made for uid {recorded}, but the account {} is uid {uid} \
+             (the name was deleted and made again?): nothing was changed; the new account \
+             inherits nothing: otp-enroll --user {} remove deletes the old record",
+            shown(&t.path_str()),
+            shown(&t.account.name),
+            shown(&t.account.name)
+        )),
         StoreError::Database(err) => Error::failed(format!(
             "{}: {} (admin_conninfo = {})",
             shown(&t.path_str()),

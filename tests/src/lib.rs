@@ -277,6 +277,34 @@ impl TestUser {
         user
     }
 
+    /// Deletes the account (`userdel -r`) and makes one of the same name
+    /// again with another uid (`useradd -u`): a recycled name.
+    pub fn recycle(&mut self) {
+        let _g = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        retry(Command::new("userdel").args(["-r", "-f", &self.name]), "");
+        let taken = |uid: u32| {
+            Command::new("getent")
+                .args(["passwd", &uid.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(true)
+        };
+        let uid = (self.uid + 1000..u32::MAX - 1)
+            .find(|&u| !taken(u))
+            .expect("a free uid");
+        let mut cmd = Command::new("useradd");
+        cmd.args(["-m", "-d"])
+            .arg(&self.home)
+            .args(["-u", &uid.to_string()])
+            .args(["-s", "/bin/sh", "-K", "MAIL_DIR=/dev/null"]);
+        retry(cmd.arg(&self.name), "");
+        let meta = fs::metadata(&self.home).expect("home created");
+        self.uid = meta.uid();
+        self.gid = meta.gid();
+        assert_eq!(self.uid, uid);
+    }
+
     /// The default secret file path.
     pub fn secret_path(&self) -> PathBuf {
         self.home.join(".pam_otp.toml")

@@ -36,6 +36,10 @@ pub struct FileStore {
     /// The login's time (see `LoginStore`, "Whose clock"); an admin's
     /// store reads and writes records and never needs it.
     now: u64,
+    /// `system`: the account's uid, written into a new record and checked
+    /// against the one a record holds (`SecretFile::uid`); `None` when no
+    /// account is known (a census) or in the user's own home.
+    uid: Option<u32>,
 }
 
 impl FileStore {
@@ -53,6 +57,7 @@ impl FileStore {
                 state_dir,
                 mark,
                 now: 0,
+                uid: Some(account.uid),
             },
             StoreKind::Home | StoreKind::Postgresql => {
                 let template = secret.unwrap_or(&cfg.secret);
@@ -68,6 +73,7 @@ impl FileStore {
                     state_dir,
                     mark,
                     now: 0,
+                    uid: None,
                 }
             }
         }
@@ -90,6 +96,7 @@ impl FileStore {
             mark: Mark::new(&state_dir, user),
             state_dir,
             now: 0,
+            uid: None,
         }
     }
 
@@ -101,7 +108,19 @@ impl FileStore {
     fn read_locked(&self) -> Result<FileRecord, StoreError> {
         let (locked, bytes) = self.lock()?;
         let file = SecretFile::parse_bytes(&bytes).map_err(StoreError::Malformed)?;
+        check_uid(file.uid, self.uid)?;
         Ok(FileRecord { locked, file })
+    }
+
+    /// `file` as this store writes a new record: in `system`, with the
+    /// account's uid (version 2).
+    fn stamped(&self, file: &SecretFile) -> SecretFile {
+        let mut file = file.clone();
+        if self.uid.is_some() {
+            file.upgrade();
+            file.uid = self.uid;
+        }
+        file
     }
 
     /// The file, opened and locked, and what it holds (not parsed).
@@ -197,6 +216,15 @@ impl FileStore {
 }
 
 /// Where the `system` store keeps `user`'s file.
+/// A record made for another account of the same name is refused
+/// (`recorded`: the record's uid; `account`: this account's).
+pub(super) fn check_uid(recorded: Option<u32>, account: Option<u32>) -> Result<(), StoreError> {
+    match (recorded, account) {
+        (Some(recorded), Some(uid)) if recorded != uid => Err(StoreError::Orphan { recorded, uid }),
+        _ => Ok(()),
+    }
+}
+
 fn system_path(state_dir: &Path, user: &str) -> PathBuf {
     state_dir.join(USERS_DIR).join(format!("{user}.toml"))
 }
@@ -313,7 +341,8 @@ impl LoginStore for FileStore {
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
-        let text = file
+        let text = self
+            .stamped(file)
             .to_text()
             .map_err(|err| StoreError::Unwritable { verdict: None, err })?;
         self.make_dirs()?;
@@ -393,7 +422,8 @@ impl AdminStore for FileStore {
     }
 
     fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
-        let text = file
+        let text = self
+            .stamped(file)
             .to_text()
             .map_err(|err| StoreError::Unwritable { verdict: None, err })?;
         let (locked, _) = self.lock()?;

@@ -119,6 +119,14 @@ pub enum StoreError {
     /// The fleet database cannot be reached, or refused: the login is
     /// refused (`PAM_AUTHINFO_UNAVAIL`), whatever the code was.
     Database(PqError),
+    /// The record was made for another account of the same name (uid
+    /// `recorded`; this account's is `uid`): the name was deleted and made
+    /// again, and the new account inherits nothing. Refused until an
+    /// admin removes the record (`otp-enroll remove`).
+    Orphan {
+        recorded: u32,
+        uid: u32,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -142,6 +150,12 @@ impl fmt::Display for StoreError {
             StoreError::Pending { err, .. } => write!(f, "enrollment mark: {err}"),
             StoreError::CannotSave(why) => write!(f, "cannot save it: {why}"),
             StoreError::Database(err) => write!(f, "{err}"),
+            StoreError::Orphan { recorded, uid } => write!(
+                f,
+                "the record was made for uid {recorded}, but the account of this name is uid {uid} \
+                 (the name was deleted and made again?): refused; remove the record with \
+                 otp-enroll --user NAME remove"
+            ),
         }
     }
 }
@@ -381,7 +395,9 @@ pub fn audit_log(cfg: &Config, query: Query) -> AuditLog {
 pub fn for_user(cfg: &Config, account: &Account, now: u64) -> Box<dyn LoginStore> {
     match cfg.store {
         StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, None).at(now)),
-        StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name)),
+        StoreKind::Postgresql => {
+            Box::new(PgHost::new(&cfg.postgresql, &account.name).of_uid(account.uid))
+        }
     }
 }
 
@@ -413,11 +429,15 @@ pub fn for_login(
 ) -> Box<dyn LoginStore> {
     match cfg.store {
         StoreKind::Home | StoreKind::System => for_user(cfg, account, now),
-        StoreKind::Postgresql => Box::new(PgHost::new(&cfg.postgresql, &account.name).asking(
-            service,
-            from.filter(|_| cfg.grace_period > 0),
-            cfg.grace_period,
-        )),
+        StoreKind::Postgresql => Box::new(
+            PgHost::new(&cfg.postgresql, &account.name)
+                .of_uid(account.uid)
+                .asking(
+                    service,
+                    from.filter(|_| cfg.grace_period > 0),
+                    cfg.grace_period,
+                ),
+        ),
     }
 }
 
@@ -427,6 +447,8 @@ pub fn for_login(
 pub fn admin(cfg: &Config, account: &Account, secret: Option<&str>) -> Box<dyn AdminStore> {
     match cfg.store {
         StoreKind::Home | StoreKind::System => Box::new(FileStore::new(cfg, account, secret)),
-        StoreKind::Postgresql => Box::new(PgAdmin::new(&cfg.postgresql, &account.name)),
+        StoreKind::Postgresql => {
+            Box::new(PgAdmin::new(&cfg.postgresql, &account.name).of_uid(account.uid))
+        }
     }
 }

@@ -183,6 +183,8 @@ struct LoginInfo {
     /// database decides: its period and clock, the login's service and
     /// address); `None`: no grace.
     grace_at: Option<u64>,
+    /// The uid the user's record was made for (`None`: none kept).
+    uid: Option<u32>,
 }
 
 /// What the login asks `login_info` about grace: its service, its
@@ -203,6 +205,9 @@ struct Db {
     conn: RefCell<Option<Connection>>,
     info: RefCell<Option<LoginInfo>>,
     ask: Ask,
+    /// The account's uid: written into a new record, checked against the
+    /// one a record holds (`None`: not known, not checked).
+    uid: Option<u32>,
 }
 
 /// A host's view of one user's record: the module's, through the host
@@ -249,6 +254,12 @@ impl PgHost {
     /// The login is through `service`, from `from` (when it has an
     /// address and the host keeps grace), with the host's `period`: the
     /// first `login_info` also says whether grace holds.
+    /// The account's uid (see [`SecretFile::uid`]).
+    pub fn of_uid(mut self, uid: u32) -> PgHost {
+        self.db.uid = Some(uid);
+        self
+    }
+
     pub fn asking(mut self, service: &str, from: Option<IpAddr>, period: u64) -> PgHost {
         self.db.ask = Ask {
             service: Some(service.to_string()),
@@ -266,6 +277,12 @@ impl PgAdmin {
             db: Db::new(cfg, &cfg.admin_conninfo, user),
         }
     }
+
+    /// The account's uid (see [`SecretFile::uid`]).
+    pub fn of_uid(mut self, uid: u32) -> PgAdmin {
+        self.db.uid = Some(uid);
+        self
+    }
 }
 
 impl Db {
@@ -277,7 +294,26 @@ impl Db {
             conn: RefCell::new(None),
             info: RefCell::new(None),
             ask: Ask::default(),
+            uid: None,
         }
+    }
+
+    /// The login's record, refused when it was made for another account
+    /// of the same name.
+    fn checked_info(&self) -> Result<LoginInfo, StoreError> {
+        let info = self.login_info()?;
+        super::file::check_uid(info.uid, self.uid)?;
+        Ok(info)
+    }
+
+    /// `file` as a new record of this account: with its uid.
+    fn stamped(&self, file: &SecretFile) -> SecretFile {
+        let mut file = file.clone();
+        if self.uid.is_some() {
+            file.upgrade();
+            file.uid = self.uid;
+        }
+        file
     }
 
     fn location(&self) -> String {
@@ -322,7 +358,7 @@ impl Db {
         let period = ask.period.to_string();
         let rows = self
             .query(
-                "SELECT presence, digits, grace_at FROM pam_otp.login_info($1, $2, $3, $4)",
+                "SELECT presence, digits, grace_at, uid FROM pam_otp.login_info($1, $2, $3, $4)",
                 &[
                     Some(&self.user),
                     ask.service.as_deref(),
@@ -336,7 +372,7 @@ impl Db {
 
     /// `enroll`: a first record, never replacing one.
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
-        let json = record_to_json(file, false)?;
+        let json = record_to_json(&self.stamped(file), false)?;
         let rows = self.query(
             "SELECT pam_otp.enroll($1, $2::jsonb)",
             &[Some(&self.user), Some(&json)],
@@ -415,6 +451,8 @@ impl LoginStore for PgHost {
         let window = policy.hotp_window.to_string();
         let max = policy.rate_limit.max_failures.to_string();
         let interval = policy.rate_limit.interval.to_string();
+        // A record made for another account of this name accepts nothing.
+        self.db.checked_info()?;
         let rows = self
             .db
             .query(
@@ -448,7 +486,7 @@ impl LoginStore for PgHost {
             period,
         };
         if ask == self.db.ask {
-            return Ok(self.db.login_info()?.grace_at);
+            return Ok(self.db.checked_info()?.grace_at);
         }
         Ok(self.db.login_info_for(&ask)?.grace_at)
     }
@@ -489,6 +527,29 @@ impl LoginStore for PgHost {
     }
 }
 
+impl PgAdmin {
+    /// The record read under `FOR UPDATE` in a transaction, whoever it
+    /// was made for.
+    fn open_any(&self) -> Result<Box<dyn Held + '_>, StoreError> {
+        self.db.query("BEGIN", &[])?;
+        match self.db.read_record(true) {
+            Ok(Some(file)) => Ok(Box::new(PgHeld {
+                db: &self.db,
+                file,
+                done: RefCell::new(false),
+            })),
+            Ok(None) => {
+                let _ = self.db.query("ROLLBACK", &[]);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => {
+                let _ = self.db.query("ROLLBACK", &[]);
+                Err(err)
+            }
+        }
+    }
+}
+
 impl AdminStore for PgAdmin {
     fn location(&self) -> String {
         self.db.location()
@@ -512,22 +573,9 @@ impl AdminStore for PgAdmin {
     }
 
     fn open(&self) -> Result<Box<dyn Held + '_>, StoreError> {
-        self.db.query("BEGIN", &[])?;
-        match self.db.read_record(true) {
-            Ok(Some(file)) => Ok(Box::new(PgHeld {
-                db: &self.db,
-                file,
-                done: RefCell::new(false),
-            })),
-            Ok(None) => {
-                let _ = self.db.query("ROLLBACK", &[]);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => {
-                let _ = self.db.query("ROLLBACK", &[]);
-                Err(err)
-            }
-        }
+        let held = self.open_any()?;
+        super::file::check_uid(held.file().uid, self.db.uid)?;
+        Ok(held)
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
@@ -536,14 +584,15 @@ impl AdminStore for PgAdmin {
 
     /// Whether or not there is one (`otp-enroll new --force`).
     fn replace(&self, file: &SecretFile) -> Result<(), StoreError> {
-        self.db.write_record(file)?;
+        self.db.write_record(&self.db.stamped(file))?;
         self.set_pending(false)
     }
 
     /// The database holds no record it could not read back: through
-    /// [`AdminStore::open`].
+    /// [`PgAdmin::open_any`], also a record made for another account of
+    /// the same name (that is what removing it is for).
     fn remove(&self) -> Result<(), StoreError> {
-        self.open()?.remove()
+        self.open_any()?.remove()
     }
 
     fn pending(&self) -> Result<bool, StoreError> {
@@ -882,10 +931,18 @@ fn parse_login_info(rows: &Rows) -> Result<LoginInfo, StoreError> {
                 .map_err(|_| unexpected("login_info grace_at", Some(at)))?,
         ),
     };
+    let uid = match rows.get(0, 3) {
+        None => None,
+        Some(u) => Some(
+            u.parse()
+                .map_err(|_| unexpected("login_info uid", Some(u)))?,
+        ),
+    };
     Ok(LoginInfo {
         presence,
         digits,
         grace_at,
+        uid,
     })
 }
 
@@ -960,6 +1017,9 @@ struct RecordJson {
     last_failure: u64,
     #[serde(default)]
     grace: Vec<Grace>,
+    /// Version 3: the account the record was made for.
+    #[serde(default)]
+    uid: Option<u32>,
     tokens: Vec<TokenJson>,
 }
 
@@ -996,6 +1056,7 @@ fn record_to_json(file: &SecretFile, pending: bool) -> Result<String, StoreError
         failures: file.state.failures,
         last_failure: file.state.last_failure,
         grace: file.state.grace.clone(),
+        uid: file.uid,
         tokens: file
             .tokens
             .iter()
@@ -1068,6 +1129,7 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
             last_failure: record.last_failure,
             grace: record.grace,
         },
+        uid: record.uid,
     };
     file.check().map_err(StoreError::Malformed)?;
     Ok(file)
@@ -1289,6 +1351,10 @@ mod tests {
         );
         assert!(parse_login_info(&rows(&[Some("yes"), None, None])).is_err());
         assert!(parse_login_info(&rows(&[Some("tokens"), Some("6"), Some("soon")])).is_err());
+        // The uid the record was made for.
+        let info = parse_login_info(&rows(&[Some("tokens"), Some("6"), None, Some("1001")]));
+        assert_eq!(info.ok().and_then(|i| i.uid), Some(1001));
+        assert!(parse_login_info(&rows(&[Some("tokens"), Some("6"), None, Some("-1")])).is_err());
     }
 
     #[test]
@@ -1313,6 +1379,7 @@ mod tests {
         file.scratch_codes = vec!["31415926".into()];
         file.state.failures = 2;
         file.state.last_failure = 77;
+        file.uid = Some(1001);
         let json = record_to_json(&file, false).ok();
         let back = json.as_deref().map(record_from_json).and_then(Result::ok);
         assert_eq!(back, Some(file));

@@ -146,6 +146,11 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Skipped(format!("{e}")),
     };
+    // As the store writes it: with the account's uid (version 2).
+    let mut file = file.clone();
+    file.upgrade();
+    file.uid = Some(a.uid);
+    let file = &file;
     match system.create(file) {
         // Pending: made, only the mark could not be withdrawn.
         Ok(()) | Err(StoreError::Pending { .. }) => {}
@@ -196,6 +201,7 @@ fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
     };
     let mut file = file.clone();
     file.upgrade();
+    file.uid = Some(a.uid);
     match db.create(&file) {
         Ok(()) => {}
         Err(StoreError::Exists) => {
