@@ -178,3 +178,92 @@ fn enrolled_unenrolled_and_unknown_names_make_the_same_round_trips() {
         }
     }
 }
+
+/// `verify_no_token_at` against `otp_core::verify::verify_no_token`, step
+/// by step on the same tally at the same times, across a lock's end (D−1 s,
+/// D, D+1 s): the same verdict and the same count; for a name that is no
+/// account, the same verdicts and nothing kept.
+#[test]
+#[ignore = "needs root: make test"]
+fn verify_no_token_at_agrees_with_the_rust_one_around_a_locks_end() {
+    use otp_core::rate_limit::RateLimit;
+    use otp_core::secret_file::State;
+    use otp_core::verify::{self, Policy, Refusal, Verdict};
+    require_root();
+    let pg = Postgres::with_schema();
+    let policy = Policy {
+        totp_skew: 1,
+        hotp_window: 10,
+        rate_limit: RateLimit {
+            max_failures: 3,
+            interval: 30,
+        },
+    };
+    let spelled = |v: &Verdict| match v {
+        Verdict::Refused(Refusal::Wrong) => "wrong|".to_string(),
+        Verdict::Refused(Refusal::Malformed) => "malformed|".to_string(),
+        Verdict::Locked { retry_in } => format!("locked|{retry_in}"),
+        other => panic!("no token, yet {other:?}"),
+    };
+    let t = 1_700_000_000u64;
+    // The third failure at t+2 locks until t+32 (D).
+    let d = t + 32;
+    let steps: Vec<(&str, u64)> = vec![
+        ("000000", t),
+        ("12ab56", t + 1),
+        ("0000-0000", t + 2),
+        ("000000", d - 1),
+        ("000000", d),
+        ("000000", d + 1),
+        ("1234567", d + 200),
+        ("000000", d + 200 + 86_400 * 2),
+    ];
+    for (account, user) in [(true, "bare"), (false, "nobody")] {
+        let mut state = State::default();
+        let mut said = Vec::new();
+        for (typed, now) in &steps {
+            let rust = spelled(&verify::verify_no_token(&mut state, typed, &policy, *now));
+            let sql = pg.psql_ok(&format!(
+                "SELECT verdict || '|' || coalesce(detail::text, '') FROM pam_otp.verify_no_token_at('{user}', '{typed}', 1, 3, 30, {account}, {now})"
+            ));
+            if account {
+                assert_eq!(sql, rust, "{typed:?} at {now}");
+                assert_eq!(
+                    pg.psql_ok(&format!(
+                        "SELECT failures || ' ' || last_failure FROM pam_otp.unenrolled WHERE name = '{user}'"
+                    )),
+                    format!("{} {}", state.failures, state.last_failure),
+                    "after {typed:?} at {now}"
+                );
+            }
+            said.push(sql);
+        }
+        if account {
+            // Not a vacuous agreement: locked at D-1, not at D (a fourth
+            // failure, locked four times as long), a day of quiet forgets.
+            assert_eq!(
+                said,
+                [
+                    "wrong|",
+                    "malformed|",
+                    "wrong|",
+                    "locked|1",
+                    "wrong|",
+                    "locked|119",
+                    "malformed|",
+                    "wrong|",
+                ]
+            );
+            assert_eq!(state.failures, 1);
+        } else {
+            // Nothing kept, so never locked.
+            assert!(said.iter().all(|s| !s.starts_with("locked")), "{said:?}");
+            assert_eq!(
+                pg.psql_ok(&format!(
+                    "SELECT count(*) FROM pam_otp.unenrolled WHERE name = '{user}'"
+                )),
+                "0"
+            );
+        }
+    }
+}
