@@ -204,6 +204,8 @@ struct Db {
     user: String,
     conn: RefCell<Option<Connection>>,
     info: RefCell<Option<LoginInfo>>,
+    /// The uid the record was made for, as the first `login_info` said.
+    record_uid: RefCell<Option<Option<u32>>>,
     ask: Ask,
     /// The account's uid: written into a new record, checked against the
     /// one a record holds (`None`: not known, not checked).
@@ -293,17 +295,22 @@ impl Db {
             user: user.to_string(),
             conn: RefCell::new(None),
             info: RefCell::new(None),
+            record_uid: RefCell::new(None),
             ask: Ask::default(),
             uid: None,
         }
     }
 
-    /// The login's record, refused when it was made for another account
-    /// of the same name.
-    fn checked_info(&self) -> Result<LoginInfo, StoreError> {
-        let info = self.login_info()?;
-        super::file::check_uid(info.uid, self.uid)?;
-        Ok(info)
+    /// Refuses a record made for another account of the same name. The
+    /// uid `login_info` gave is kept for the whole login (a verify does
+    /// not change it), so a second code costs no extra round trip.
+    fn check_record_uid(&self) -> Result<(), StoreError> {
+        let seen = *self.record_uid.borrow();
+        let recorded = match seen {
+            Some(uid) => uid,
+            None => self.login_info()?.uid,
+        };
+        super::file::check_uid(recorded, self.uid)
     }
 
     /// `file` as a new record of this account: with its uid.
@@ -348,6 +355,7 @@ impl Db {
         }
         let info = self.login_info_for(&self.ask)?;
         *self.info.borrow_mut() = Some(info.clone());
+        self.record_uid.borrow_mut().get_or_insert(info.uid);
         Ok(info)
     }
 
@@ -452,7 +460,7 @@ impl LoginStore for PgHost {
         let max = policy.rate_limit.max_failures.to_string();
         let interval = policy.rate_limit.interval.to_string();
         // A record made for another account of this name accepts nothing.
-        self.db.checked_info()?;
+        self.db.check_record_uid()?;
         let rows = self
             .db
             .query(
@@ -486,7 +494,8 @@ impl LoginStore for PgHost {
             period,
         };
         if ask == self.db.ask {
-            return Ok(self.db.checked_info()?.grace_at);
+            self.db.check_record_uid()?;
+            return Ok(self.db.login_info()?.grace_at);
         }
         Ok(self.db.login_info_for(&ask)?.grace_at)
     }
