@@ -252,6 +252,7 @@ fn root_manages_a_user_on_the_system_store() {
     assert_eq!(home_names(&user), home_before, "nothing in the home");
     let record = sys.record(&user);
     assert_eq!(record.tokens.len(), 1);
+    assert_eq!(record.uid, Some(user.uid), "the account's uid is kept");
     assert_eq!(
         record.tokens[0].key,
         otp_core::key::decode_base32(KEY).unwrap()
@@ -625,8 +626,14 @@ fn migrate_copies_home_files_into_the_system_store() {
     );
     u1.write_secret(V1);
     u2.write_secret(V2);
-    let original =
-        |u: &Fake| SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
+    // The copy is the home file with the account's uid (issue 31, item
+    // 7: a recycled name inherits nothing), which needs version 2.
+    let original = |u: &Fake| {
+        let mut f = SecretFile::parse(&fs::read_to_string(u.secret_path()).unwrap()).unwrap();
+        f.upgrade();
+        f.uid = Some(u.uid);
+        f
+    };
 
     // Root only; a database that cannot be reached copies nothing and
     // says why; --user or --all.
@@ -657,7 +664,10 @@ fn migrate_copies_home_files_into_the_system_store() {
     assert_root_mode(&sys.users_dir(), 0o700);
     assert_root_mode(&sys.user_file(&u1), 0o600);
     assert_eq!(sys.record(&u1), original(&u1));
-    assert_eq!(sys.record(&u1).version, 1);
+    assert_eq!(
+        (sys.record(&u1).version, sys.record(&u1).uid),
+        (2, Some(30401))
+    );
     assert!(!sys.user_file(&u2).exists(), "only the one named");
     let out = ok(&sys.root(&["migrate", "--to", "system", "--user", &bare.name]));
     assert!(
@@ -710,7 +720,10 @@ fn migrate_copies_home_files_into_the_system_store() {
         "not overwritten"
     );
     assert_eq!(sys.record(&u2), original(&u2));
-    assert_eq!(sys.record(&u2).version, 2);
+    assert_eq!(
+        (sys.record(&u2).version, sys.record(&u2).uid),
+        (2, Some(30402))
+    );
     assert_eq!(sys.record(&u2).tokens[1].counter, 12);
     assert_root_mode(&sys.user_file(&u2), 0o600);
     assert!(sys.mark(&u2).exists(), "the mark stays");
