@@ -1097,10 +1097,23 @@ $$;
 -- the number of emergency codes (never one of them), the rate limit's
 -- count and, judged as verify_at judges it (the host's policy under the
 -- database's ceilings, by the database's clock), until when the user is
--- locked (NULL: not locked). `now` is that clock.
+-- locked (NULL: not locked). `now` is that clock. Version 3: `uid`, the
+-- account the record was made for (NULL: not kept), so that the report
+-- names a record a recycled name would find.
+DO $$
+BEGIN
+    -- Version 2's (no uid column): its return type changes.
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = 'pam_otp' AND p.proname = 'admin_census'
+                  AND NOT ('uid' = ANY (p.proargnames))) THEN
+        DROP FUNCTION pam_otp.admin_census(integer, bigint);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION pam_otp.admin_census(p_max_failures integer, p_interval bigint)
 RETURNS TABLE (name text, pending boolean, tokens jsonb, emergency_codes integer,
-               failures integer, last_failure bigint, locked_until bigint, now bigint)
+               failures integer, last_failure bigint, locked_until bigint, now bigint,
+               uid bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 -- No JIT: compiling this plan took some 300 ms on 5 000 users (bench/report-cost),
 -- ten times what running it takes; the planner's estimate grows with the
@@ -1134,7 +1147,7 @@ BEGIN
            coalesce(array_length(u.scratch_codes, 1), 0), u.failures, u.last_failure,
            CASE WHEN u.failures >= maxf AND t < l.until
                 THEN least(l.until, 9223372036854775807)::bigint END,
-           t
+           t, u.uid
       FROM pam_otp.users u LEFT JOIN k ON k.username = u.name
            CROSS JOIN LATERAL (SELECT u.last_failure::numeric
                                       + pam_otp.lock_for(u.failures, maxf, ival) AS until) l

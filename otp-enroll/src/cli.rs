@@ -726,7 +726,9 @@ enum Sub {
     /// reset mark for (also one without an account or a login shell), one
     /// a line, by name: the state (enrolled; pending: reset, to enroll at
     /// the next login; not enrolled; unreadable: something is there that
-    /// cannot be used, and why; skipped: the home did not answer in time),
+    /// cannot be used, and why, e.g. a record of the system store or the
+    /// fleet made for the uid of an account of that name since deleted;
+    /// skipped: the home did not answer in time),
     /// the tokens, when a code of any was last accepted, and whether the
     /// rate limit refuses every code now, until when. Then the counts.
     /// Never a secret.

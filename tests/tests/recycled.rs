@@ -3,9 +3,10 @@
 //! `useradd` with the same name: under `store = "system"` and
 //! `store = "postgresql"` the record keeps the uid of the account it was
 //! made for; once the name is made again with another uid, the old token
-//! is refused with a log line that says why, `otp-enroll` refuses to
-//! change the record but removes it, and then the new account is a user
-//! without a token.
+//! is refused with a log line that says why, `otp-enroll report` shows
+//! the record as unreadable and why, `otp-enroll` refuses to change the
+//! record but removes it, and then the new account is a user without a
+//! token.
 
 use std::process::{Command, Output};
 
@@ -54,6 +55,26 @@ fn recycled_name_is_refused(pam: &PamService) {
             .any(|l| l.contains(&format!("made for uid {old}"))
                 && l.contains(&format!("is uid {}", user.uid))),
         "{lines:#?}"
+    );
+    // The report names it: unreadable, and why.
+    let out = Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(&pam.config_file)
+        .args(["report", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let row = doc["users"]
+        .as_array()
+        .and_then(|users| users.iter().find(|u| u["user"] == user.name.as_str()))
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(row["state"], "unreadable", "{row}");
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&format!("made for uid {old}"))),
+        "{row}"
     );
     // otp-enroll will not change it, says why, and removes it.
     let out = enroll(pam, &user.name, &["disable", "--token", "OATH1"]);

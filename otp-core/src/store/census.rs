@@ -241,7 +241,9 @@ struct SystemCensus {
 }
 
 impl Census for SystemCensus {
-    fn census(&self, _: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
+    /// A record made for another uid than the account of its name has now
+    /// (the name deleted and made again) is unreadable, and says why.
+    fn census(&self, accounts: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
         let state_dir = Path::new(&self.cfg.state_dir);
         let marks = marked(state_dir)?;
         let mut out = Vec::new();
@@ -251,7 +253,12 @@ impl Census for SystemCensus {
             };
             let pending = marks.iter().any(|m| m == name);
             let found = if account::plausible_user_name(name) {
-                found(FileStore::system(&self.cfg, name).read())
+                let store = FileStore::system(&self.cfg, name);
+                let store = match accounts.iter().find(|a| a.name == name) {
+                    Some(a) => store.of_uid(a.uid),
+                    None => store,
+                };
+                found(store.read())
             } else {
                 Found::Unreadable("not a plausible user name (never used by a login)".into())
             };
@@ -430,6 +437,30 @@ mod tests {
         );
         assert_eq!(known[2].name, "broken");
         assert!(matches!(&known[2].found, Found::Unreadable(why) if !why.is_empty()));
+        // A record made for another uid than alice's account has now: the
+        // name was made again; unreadable, and why.
+        let mut orphan = one_token();
+        orphan.uid = Some(Owner::current().uid.wrapping_add(1));
+        write(&users.join("alice.toml"), &orphan.to_text().unwrap());
+        let alice = account("alice", &state);
+        let known = sorted(
+            census(&cfg)
+                .census(std::slice::from_ref(&alice), Duration::from_secs(1))
+                .unwrap(),
+        );
+        assert!(
+            matches!(&known[0].found, Found::Unreadable(why) if why.contains("made for uid")),
+            "{known:?}"
+        );
+        // Its own uid: a record as any other.
+        orphan.uid = Some(alice.uid);
+        write(&users.join("alice.toml"), &orphan.to_text().unwrap());
+        let known = sorted(
+            census(&cfg)
+                .census(&[alice], Duration::from_secs(1))
+                .unwrap(),
+        );
+        assert_eq!(known[0].found, Found::Record(Summary::of(&orphan)));
         // A users directory others may write to is refused, as every reader
         // of it refuses it.
         fs::set_permissions(&users, fs::Permissions::from_mode(0o777)).unwrap();

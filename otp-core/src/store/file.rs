@@ -100,6 +100,15 @@ impl FileStore {
         }
     }
 
+    /// This store for the account of uid `uid`: a record made for another
+    /// uid is refused ([`StoreError::Orphan`]).
+    pub(super) fn of_uid(self, uid: u32) -> FileStore {
+        FileStore {
+            uid: Some(uid),
+            ..self
+        }
+    }
+
     /// The record, parsed, read under its lock (released at once).
     pub(super) fn read(&self) -> Result<SecretFile, StoreError> {
         Ok(self.read_locked()?.file)

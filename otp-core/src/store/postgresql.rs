@@ -692,18 +692,36 @@ impl PgCensus {
 impl Census for PgCensus {
     /// Every user with a row in the database (the accounts are not
     /// needed: a record is no account's home).
-    fn census(&self, _: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
+    /// A record made for another uid than the account of its name has
+    /// now (the name deleted and made again) is unreadable, and says why.
+    fn census(&self, accounts: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
         let max = self.rate_limit.max_failures.to_string();
         let interval = self.rate_limit.interval.to_string();
         let rows = self
             .db
             .query(
                 "SELECT name, pending, tokens, emergency_codes, failures, last_failure, \
-                        locked_until FROM pam_otp.admin_census($1, $2)",
+                        locked_until, uid FROM pam_otp.admin_census($1, $2)",
                 &[Some(&max), Some(&interval)],
             )
             .map_err(older_schema)?;
-        parse_census(&rows)
+        let mut known = parse_census(&rows)?;
+        for (r, k) in known.iter_mut().enumerate() {
+            let recorded = match rows.get(r, 7) {
+                None => None,
+                Some(u) => Some(
+                    u.parse()
+                        .map_err(|_| unexpected("admin_census uid", Some(u)))?,
+                ),
+            };
+            let account = accounts.iter().find(|a| a.name == k.name).map(|a| a.uid);
+            if let (Found::Record(_), Err(orphan)) =
+                (&k.found, super::file::check_uid(recorded, account))
+            {
+                k.found = Found::Unreadable(orphan.to_string());
+            }
+        }
+        Ok(known)
     }
 }
 
