@@ -84,6 +84,9 @@ pub enum Presence {
 pub struct Shape {
     pub digits: u8,
     pub scratch_codes: Vec<String>,
+    /// The temporary code (its salted hash), so that "password + code"
+    /// ending in it is split there.
+    pub temp_code: Option<crate::secret_file::TempCode>,
 }
 
 #[derive(Debug)]

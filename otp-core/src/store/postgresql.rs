@@ -351,6 +351,7 @@ impl LoginStore for PgHost {
         Ok(Shape {
             digits: info.digits.unwrap_or(6),
             scratch_codes: Vec::new(),
+            temp_code: None,
         })
     }
 
@@ -944,6 +945,9 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
             last_failure: record.last_failure,
             grace: record.grace,
         },
+        // The fleet schema keeps no temporary code yet (issue 31):
+        // otp-enroll temp-code refuses under postgresql.
+        temp_code: None,
     };
     file.check().map_err(StoreError::Malformed)?;
     Ok(file)
