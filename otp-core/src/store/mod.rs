@@ -56,7 +56,7 @@ use crate::verify::{Policy, Verdict};
 
 /// The errors a store's file operations give (carried by [`StoreError`]).
 pub use crate::safe_fs::{DirProblem, FsError};
-pub use census::{census, Census, Found, Known, Lock, Summary, TokenSummary};
+pub use census::{census, Census, Found, Known, Lock, Summary, TempCodeSummary, TokenSummary};
 use file::FileStore;
 pub use postgresql::{PgAdmin, PgAudit, PgCensus, PgHost};
 

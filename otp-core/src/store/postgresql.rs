@@ -630,6 +630,8 @@ fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
                         None => None,
                         Some(_) => Some(number(r, 6, "admin_census locked_until")?),
                     }),
+                    // Not in the fleet schema yet (issue 31).
+                    temp_code: None,
                 })
             };
             Ok(Known {
@@ -1008,6 +1010,7 @@ mod tests {
                     failures: 7,
                     last_failure: 900,
                     lock: Lock::Judged(Some(2000)),
+                    temp_code: None,
                 }),
             }]
         );
