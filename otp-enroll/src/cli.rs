@@ -544,8 +544,9 @@ enum Sub {
     /// Never a secret. Exit status 1 when the user has none.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
-    /// "store", "location" (where the record is) and "tokens", each token
-    /// as status --json gives it.
+    /// "store", "location" (where the record is), "tokens", each token
+    /// as status --json gives it, and "temp_code" as status --json gives
+    /// it (the text: a "temporary code:" line after the tokens).
     #[command(verbatim_doc_comment)]
     List {
         /// One JSON object instead of the table (see JSON OUTPUT).
@@ -595,7 +596,10 @@ enum Sub {
     /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
     /// disabled, not_yet_valid or expired, at the command's time),
     /// "disabled", "not_before" and "expires" (Unix seconds; null when not
-    /// set).
+    /// set). "temp_code": null, or the temporary code (temp-code) as
+    /// {"state" (active, used_up or expired), "expires", "uses_left",
+    /// "created", "created_by"}, never the code; the text shows it as a
+    /// "temporary code:" line.
     #[command(verbatim_doc_comment)]
     Status {
         /// For the login hook: print nothing; exit 0 if the config has
@@ -842,8 +846,10 @@ enum Sub {
     /// unreadable or skipped), "pending" (reset's mark, also beside
     /// tokens), "tokens" (each with "id", "type", "serial", "created",
     /// "last_used", "state" (active, disabled, not_yet_valid or expired),
-    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures" and
-    /// "locked_until". "counts": "users", "enrolled", "locked" (of the
+    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures",
+    /// "locked_until" and "temp_code" (as status --json gives it; a
+    /// record holding only a spent temporary code is not_enrolled, as a
+    /// login treats it). "counts": "users", "enrolled", "locked" (of the
     /// enrolled), "pending", "not_enrolled", "unreadable" and "skipped".
     ///
     /// Exit status 0 when every account could be read, 1 when some were
