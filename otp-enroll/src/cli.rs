@@ -579,7 +579,8 @@ enum Sub {
     /// Per token: id, type, serial, algorithm, digits, creation date, last
     /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
     /// never the secret; and, after reset, that an enrollment is pending.
-    /// Exit status 1 when not enrolled.
+    /// Exit status 1 when not enrolled (no record, or one holding only a
+    /// temporary code that is used up or expired).
     ///
     /// With --enroll-on-login-enabled it prints nothing and exits 0 only if
     /// the config has enroll_on_login = true, 1 if not (what the login hook
@@ -639,7 +640,8 @@ enum Sub {
     /// remove one token, or all (two-factor login stops for the user)
     ///
     /// With --token, removes that token and keeps the others and the
-    /// emergency codes (the last token takes the file with it). Without it,
+    /// emergency codes (the last token takes the file with it, unless a
+    /// temporary code is there: it stays). Without it,
     /// deletes the secret file, all tokens and emergency codes: two-factor
     /// login stops for the user (or, with missing = "deny" in the config,
     /// their logins fail until they enroll again); a file with several

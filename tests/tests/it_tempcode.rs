@@ -340,7 +340,10 @@ fn temp_code_alone(store: Store) {
     let (ok, line, seen) = w.login(tz, "");
     assert!(ok && !seen.contains(PROMPT), "{store:?}: {line} {seen}");
     assert!(line.contains("no token, missing = allow"), "{line}");
-    // report sees what the login sees.
+    // status and report see what the login sees.
+    let out = w.enroll(tz, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "not enrolled: {out:?}");
+    assert_eq!(w.status_json(tz)["enrolled"], false);
     let report = Command::new(binary_path("otp-enroll"))
         .arg("--config")
         .arg(&w.svc.config_file)
@@ -368,6 +371,22 @@ fn a_temp_code_alone_is_a_token_while_it_lives_home() {
 #[ignore = "needs root: make test"]
 fn a_temp_code_alone_is_a_token_while_it_lives_system() {
     temp_code_alone(Store::System);
+}
+
+/// Removing the lost phone, the last token, keeps the temporary code (and
+/// the record with it): the user still gets in with it.
+#[test]
+#[ignore = "needs root: make test"]
+fn removing_the_last_token_keeps_the_temp_code() {
+    let tz = FAR_ZONES[1];
+    let w = World::new(Store::System, true, "");
+    let (code, _) = w.temp_code(tz, &[]);
+    let out = w.enroll_ok(tz, &["remove", "--token", "phone", "--yes"]);
+    assert!(out.contains("left: the temporary code"), "{out}");
+    let f = w.secret();
+    assert!(f.tokens.is_empty() && f.temp_code.is_some(), "{f:?}");
+    let (ok, line) = w.login_prompted(tz, &code);
+    assert!(ok, "{line}");
 }
 
 /// Root only: a user cannot make one for themselves (a password thief

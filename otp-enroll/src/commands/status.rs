@@ -77,7 +77,9 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
         user: t.account.name.clone(),
         store: t.config.store.as_str(),
         location: t.path_str(),
-        enrolled: file.is_some(),
+        // As a login sees it: a record holding only a spent temporary
+        // code is no token.
+        enrolled: file.as_ref().is_some_and(|f| f.has_token_at(now)),
         version: file.as_ref().map(|f| f.version),
         tokens: file
             .as_ref()
@@ -94,7 +96,7 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
             .and_then(|f| f.temp_code.as_ref())
             .map(|t| TempCodeJson::of(&TempCodeSummary::of(t), now)),
     })?;
-    Ok(file.is_some())
+    Ok(file.is_some_and(|f| f.has_token_at(now)))
 }
 
 pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
@@ -148,7 +150,7 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
             t.shown_name()
         );
     }
-    Ok(true)
+    Ok(f.has_token_at(now))
 }
 
 /// A temporary code in one line, never the code: its state, uses left,
