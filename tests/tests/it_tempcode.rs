@@ -45,7 +45,7 @@ impl World {
             Store::Home => "",
             Store::System => "store = \"system\"\n",
         };
-        let svc = PamService::with_config(OTP_ONLY, &format!("{store_line}{NO_RATE_LIMIT}{extra}"));
+        let svc = PamService::with_config(OTP_ONLY, &format!("{store_line}{extra}{NO_RATE_LIMIT}"));
         let user = TestUser::new();
         let text = format!(
             "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\n\
