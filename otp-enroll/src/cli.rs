@@ -113,8 +113,9 @@ pub struct NewOpts {
     /// Save without asking for a code.
     #[arg(long)]
     pub no_confirm: bool,
-    /// Do nothing (exit 0, no output) if a secret exists, or for a plain
-    /// user under store = "system"; for the login hook.
+    /// Do nothing (exit 0, no output) if a secret exists (a record holding
+    /// only a temporary code is none), or for a plain user under store =
+    /// "system"; for the login hook.
     #[arg(long, verbatim_doc_comment)]
     pub if_missing: bool,
     /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an

@@ -387,6 +387,24 @@ fn removing_the_last_token_keeps_the_temp_code() {
     assert!(f.tokens.is_empty() && f.temp_code.is_some(), "{f:?}");
     let (ok, line) = w.login_prompted(tz, &code);
     assert!(ok, "{line}");
+    // The login hook's new --if-missing enrolls beside a record that
+    // holds only the code: there is no token to keep.
+    let out = w.enroll_ok(
+        tz,
+        &[
+            "new",
+            "--if-missing",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--secret",
+            NEW_PHONE_B32,
+        ],
+    );
+    assert!(out.contains("beside the temporary code"), "{out}");
+    let f = w.secret();
+    assert_eq!(f.tokens.len(), 1, "{f:?}");
+    assert_eq!(f.scratch_codes.len(), 5, "the first token brings them");
 }
 
 /// Root only: a user cannot make one for themselves (a password thief

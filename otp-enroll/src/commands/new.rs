@@ -51,8 +51,9 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     }
     let exists = store::exists(t)?;
     // A record that holds only a temporary code (temp-code for a user
-    // without a token): the new token goes beside it, as with --add.
-    let only_temp_code = exists && !o.force && !o.if_missing && {
+    // without a token): the new token goes beside it, as with --add (the
+    // login hook's --if-missing too: the user has no token to keep).
+    let only_temp_code = exists && !o.force && {
         let file = store::read(t)?;
         file.tokens.is_empty()
     };
