@@ -324,6 +324,7 @@ fn temp_code_alone(store: Store) {
     let (code, _) = w.temp_code(tz, &["--valid", "30m"]);
     let f = w.secret();
     assert!(f.tokens.is_empty() && f.temp_code.is_some(), "{f:?}");
+    assert!(f.scratch_codes.is_empty(), "{f:?}");
     let wrong = if code.starts_with('1') {
         "22223333"
     } else {
@@ -359,6 +360,25 @@ fn temp_code_alone(store: Store) {
         .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(me["state"], "not_enrolled", "{me}");
     assert_eq!(me["temp_code"]["state"], "used_up", "{me}");
+    // Her first token goes into that record, with the emergency codes
+    // shown (and kept) as for any first token.
+    let out = w.enroll_ok(
+        tz,
+        &[
+            "new",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--secret",
+            NEW_PHONE_B32,
+        ],
+    );
+    let f = w.secret();
+    assert_eq!(f.tokens.len(), 1, "{f:?}");
+    assert_eq!(f.scratch_codes.len(), 5, "{f:?}");
+    for c in &f.scratch_codes {
+        assert!(out.contains(c.as_str()), "{out}");
+    }
 }
 
 #[test]
@@ -404,7 +424,8 @@ fn removing_the_last_token_keeps_the_temp_code() {
     assert!(out.contains("beside the temporary code"), "{out}");
     let f = w.secret();
     assert_eq!(f.tokens.len(), 1, "{f:?}");
-    assert_eq!(f.scratch_codes.len(), 5, "the first token brings them");
+    assert_eq!(f.scratch_codes, ["31415926"], "the record's own kept");
+    assert!(out.contains("Emergency codes: unchanged (1 left"), "{out}");
 }
 
 /// Root only: a user cannot make one for themselves (a password thief

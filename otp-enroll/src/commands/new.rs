@@ -118,10 +118,14 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     token.period = o.period;
     token.created = Some(now);
     // A token added beside others leaves the user's emergency codes alone.
-    // Beside a temporary code alone, the first token brings them.
-    let scratch_codes = match &existing {
-        Some(f) if !f.tokens.is_empty() => Vec::new(),
-        _ => random::scratch_codes(o.scratch_codes)?,
+    // Beside a temporary code alone, the first token brings them (unless
+    // the record kept some when its last token was removed).
+    let keeps_codes = existing
+        .as_ref()
+        .is_some_and(|f| !f.tokens.is_empty() || !f.scratch_codes.is_empty());
+    let scratch_codes = match keeps_codes {
+        true => Vec::new(),
+        false => random::scratch_codes(o.scratch_codes)?,
     };
 
     let uri = uri::key_uri(&token, &issuer, &label);
@@ -174,7 +178,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             format!(", every {} s", token.period)
         }
     );
-    if let Some(f) = existing.as_ref().filter(|f| !f.tokens.is_empty()) {
+    if let Some(f) = existing.as_ref().filter(|_| keeps_codes) {
         say!();
         say!(
             "Emergency codes: unchanged ({} left; otp-enroll scratch makes new ones).",
@@ -208,7 +212,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
                 true => "the temporary code".to_string(),
                 false => ids(file),
             };
-            if file.tokens.is_empty() && file.scratch_codes.is_empty() {
+            if file.scratch_codes.is_empty() {
                 file.scratch_codes = scratch_codes;
             }
             file.tokens.push(token);
