@@ -30,7 +30,7 @@ use crate::otp::{self, code_eq, normalize_code};
 use crate::remote::Remote;
 use crate::rules::{self, Action, Decision, Groups, Subject};
 use crate::safe_fs::{FsError, Owner};
-use crate::secret_file::{SecretFile, SecretFileError, State};
+use crate::secret_file::{SecretFile, SecretFileError, State, TempCode};
 use crate::store::{self, LoginStore, Presence, StoreError};
 use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
@@ -437,6 +437,8 @@ struct Typed {
 pub struct Shape<'s> {
     pub digits: u8,
     pub scratch_codes: &'s [String],
+    /// The temporary code, an 8-digit code as emergency codes are.
+    pub temp_code: Option<&'s TempCode>,
 }
 
 impl store::Shape {
@@ -444,6 +446,7 @@ impl store::Shape {
         Shape {
             digits: self.digits,
             scratch_codes: &self.scratch_codes,
+            temp_code: self.temp_code.as_ref(),
         }
     }
 }
@@ -453,12 +456,14 @@ impl Shape<'_> {
     pub const NO_TOKEN: Shape<'static> = Shape {
         digits: 6,
         scratch_codes: &[],
+        temp_code: None,
     };
 
     pub fn of(file: &SecretFile) -> Shape<'_> {
         Shape {
             digits: file.tokens.first().map_or(6, |t| t.digits),
             scratch_codes: &file.scratch_codes,
+            temp_code: file.temp_code.as_ref(),
         }
     }
 }
@@ -940,6 +945,7 @@ impl Flow<'_, '_> {
             Record::NoToken { .. } | Record::Enroll { .. } => Ok(store::Shape {
                 digits: Shape::NO_TOKEN.digits,
                 scratch_codes: Vec::new(),
+                temp_code: None,
             }),
         }
     }
@@ -1089,8 +1095,8 @@ fn code_start(typed: &str, digits: usize) -> Option<usize> {
 
 /// `forward_pass` and `split_pass`: "password" + "code" typed in one go.
 /// The code is the trailing `digits` digits (spaces and dashes inside it
-/// allowed), or the trailing 8 when they are an unused emergency code; the
-/// rest is the password.
+/// allowed), or the trailing 8 when they are an unused emergency code or
+/// the temporary code; the rest is the password.
 pub fn split_password_and_code<'t>(shape: &Shape<'_>, typed: &'t str) -> (&'t str, &'t str) {
     let typed = typed.strip_suffix('\n').unwrap_or(typed);
     if let Some(at) = code_start(typed, otp::SCRATCH_DIGITS) {
@@ -1099,6 +1105,8 @@ pub fn split_password_and_code<'t>(shape: &Shape<'_>, typed: &'t str) -> (&'t st
         for c in shape.scratch_codes {
             is_scratch |= code_eq(c, &tail);
         }
+        // The temporary code is split off as an emergency code is.
+        is_scratch |= shape.temp_code.is_some_and(|t| t.matches(&tail));
         if is_scratch {
             return typed.split_at(at);
         }

@@ -181,6 +181,11 @@ pub fn code_eq(a: &str, b: &str) -> bool {
     code_eq_bytes(a.as_bytes(), b.as_bytes())
 }
 
+/// Two digests compared in constant time (a temporary code's).
+pub fn code_eq_digest(a: &[u8], b: &[u8]) -> bool {
+    code_eq_bytes(a, b)
+}
+
 fn code_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     constant_time_eq::constant_time_eq(a, b)
 }

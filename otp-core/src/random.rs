@@ -17,6 +17,11 @@ pub fn key() -> io::Result<Vec<u8>> {
     Ok(k)
 }
 
+/// Fills `buf` from the kernel (a temporary code's salt).
+pub fn fill(buf: &mut [u8]) -> io::Result<()> {
+    sys::fill_random(buf)
+}
+
 const SCRATCH_LOW: u32 = 10_000_000;
 const SCRATCH_SPAN: u32 = 90_000_000;
 

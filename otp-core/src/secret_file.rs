@@ -180,6 +180,161 @@ impl Lifecycle {
     }
 }
 
+/// A temporary code's length: that of an emergency code, so that it goes
+/// to the same prompt and is split from "password + code" the same way.
+pub const TEMP_CODE_DIGITS: usize = otp::SCRATCH_DIGITS;
+/// Uses a temporary code may be given at most: a few logins a day for the
+/// week it may last at most (`otp-enroll temp-code --uses`).
+pub const MAX_TEMP_CODE_USES: u32 = 20;
+/// How long a temporary code may be valid at most: 7 days.
+pub const MAX_TEMP_CODE_VALID: u64 = 7 * 24 * 60 * 60;
+/// The salt's length in bytes (128 bits, from the kernel).
+pub const TEMP_CODE_SALT_BYTES: usize = 16;
+/// The hash's length in bytes: HMAC-SHA-256.
+pub const TEMP_CODE_HASH_BYTES: usize = 32;
+
+/// A temporary code (`otp-enroll temp-code`): 8 digits that log the user
+/// in `uses_left` more times until `expires`, beside (and whatever the
+/// state of) their tokens, for a user whose phone is lost. Only a salted
+/// hash of it is kept: HMAC-SHA-256 keyed with the salt over the digits.
+/// That keeps it out of sight, not out of reach: 10^8 codes are tried in
+/// seconds by whoever reads the record, who holds the token keys beside
+/// it anyway (SECURITY.md). Version 2 only: the `[temp_code]` table, which
+/// a module older than it refuses (an unknown key fails closed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TempCode {
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    /// Unix time from which it accepts nothing (exclusive end).
+    pub expires: u64,
+    /// Logins it accepts still; 0: used up.
+    pub uses_left: u32,
+    /// Unix time it was made.
+    pub created: u64,
+    /// Who made it (the name of the real uid of `otp-enroll`, and the
+    /// login uid when another): evidence, as the audit line's.
+    pub created_by: String,
+}
+
+impl fmt::Debug for TempCode {
+    // The hash with its salt is the code to whoever tries 10^8 codes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TempCode")
+            .field("hash", &"[redacted]")
+            .field("expires", &self.expires)
+            .field("uses_left", &self.uses_left)
+            .field("created", &self.created)
+            .field("created_by", &self.created_by)
+            .finish()
+    }
+}
+
+/// Why a temporary code accepts nothing any more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempCodeGone {
+    UsedUp,
+    /// Expired at this Unix time.
+    Expired(u64),
+}
+
+impl fmt::Display for TempCodeGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TempCodeGone::UsedUp => f.write_str("used up"),
+            TempCodeGone::Expired(t) => write!(f, "expired (at {t})"),
+        }
+    }
+}
+
+impl TempCode {
+    /// A temporary code for `code` (8 digits), hashed with `salt`.
+    pub fn new(
+        code: &str,
+        salt: Vec<u8>,
+        created: u64,
+        expires: u64,
+        uses: u32,
+        created_by: String,
+    ) -> TempCode {
+        let hash = temp_code_digest(&salt, code).to_vec();
+        TempCode {
+            salt,
+            hash,
+            expires,
+            uses_left: uses,
+            created,
+            created_by,
+        }
+    }
+
+    /// Whether `code` is this code, compared in constant time (the
+    /// digests, so nothing about the digits shows in the time taken).
+    pub fn matches(&self, code: &str) -> bool {
+        crate::otp::code_eq_digest(&temp_code_digest(&self.salt, code), &self.hash)
+    }
+
+    /// Why it accepts nothing at Unix time `now`, or `None` when it is
+    /// live: uses left and `now < expires`.
+    pub fn gone_at(&self, now: u64) -> Option<TempCodeGone> {
+        if now >= self.expires {
+            Some(TempCodeGone::Expired(self.expires))
+        } else if self.uses_left == 0 {
+            Some(TempCodeGone::UsedUp)
+        } else {
+            None
+        }
+    }
+
+    pub fn live_at(&self, now: u64) -> bool {
+        self.gone_at(now).is_none()
+    }
+
+    fn check(&self) -> Result<(), SecretFileError> {
+        let bad = SecretFileError::TempCode;
+        if self.salt.len() != TEMP_CODE_SALT_BYTES {
+            return Err(bad("salt must be 16 bytes (32 hex digits)"));
+        }
+        if self.hash.len() != TEMP_CODE_HASH_BYTES {
+            return Err(bad("hash must be 32 bytes (64 hex digits)"));
+        }
+        if self.uses_left > MAX_TEMP_CODE_USES {
+            return Err(bad("uses is out of range (0..=20)"));
+        }
+        if self.expires > MAX_COUNTER || self.created > MAX_COUNTER {
+            return Err(bad("expires and created must be Unix times"));
+        }
+        if self.created_by.is_empty()
+            || self.created_by.len() > 64
+            || self.created_by.chars().any(char::is_control)
+        {
+            return Err(bad("created_by must be 1 to 64 printable characters"));
+        }
+        Ok(())
+    }
+}
+
+/// HMAC-SHA-256 keyed with `salt` over the code's digits.
+fn temp_code_digest(salt: &[u8], code: &str) -> [u8; TEMP_CODE_HASH_BYTES] {
+    use hmac::{Hmac, KeyInit, Mac};
+    // HMAC takes a key of any length: this cannot fail.
+    match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(salt) {
+        Ok(mut mac) => {
+            mac.update(code.as_bytes());
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => [0; TEMP_CODE_HASH_BYTES],
+    }
+}
+
+/// A `[temp_code]` hex value, strictly: exactly `bytes` bytes as lower- or
+/// upper-case hex digits, nothing else.
+fn decode_strict_hex(text: &str, bytes: usize) -> Option<Vec<u8>> {
+    if text.len() != bytes * 2 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    key::decode_hex(text)
+}
+
 /// One second factor: an app on a phone, a hardware token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -299,6 +454,9 @@ pub struct SecretFile {
     /// `useradd`), and the new account inherits nothing. `None`: written
     /// before the uid was kept, not checked.
     pub uid: Option<u32>,
+    /// `otp-enroll temp-code`: a temporary code for a lost phone (version
+    /// 2 only). A file may hold no token when it holds one.
+    pub temp_code: Option<TempCode>,
 }
 
 /// What is wrong with one token's values. Each names the field and never a
@@ -377,6 +535,8 @@ pub enum SecretFileError {
     ScratchCode(usize),
     TooManyScratchCodes(usize),
     State(&'static str),
+    /// A value of the `[temp_code]` table.
+    TempCode(&'static str),
 }
 
 impl fmt::Display for SecretFileError {
@@ -396,7 +556,9 @@ impl fmt::Display for SecretFileError {
             SecretFileError::DuplicateId(id) => {
                 write!(f, "token ids must be unique: \"{id}\" is there more than once")
             }
-            SecretFileError::NoTokens => f.write_str("no [[token]] table: a file holds at least one token"),
+            SecretFileError::NoTokens => f.write_str(
+                "no [[token]] table: a file holds at least one token (or a [temp_code] table)",
+            ),
             SecretFileError::TooManyTokens(n) => {
                 write!(f, "{n} tokens, at most {MAX_TOKENS}")
             }
@@ -407,6 +569,7 @@ impl fmt::Display for SecretFileError {
                 write!(f, "scratch_codes: {n} codes, at most {MAX_SCRATCH_CODES}")
             }
             SecretFileError::State(why) => write!(f, "state: {why}"),
+            SecretFileError::TempCode(why) => write!(f, "temp_code: {why}"),
         }
     }
 }
@@ -441,10 +604,26 @@ struct RawFile {
     #[serde(default)]
     state: RawV1State,
     #[serde(default)]
+    temp_code: Option<RawTempCode>,
+    #[serde(default)]
     token: Option<Vec<RawToken>>,
     /// Version 2 only.
     #[serde(default)]
     uid: Option<u32>,
+}
+
+/// `[temp_code]`, version 2 only: see [`TempCode`].
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawTempCode {
+    salt: String,
+    hash: String,
+    // Signed, so that a negative value is refused with the key's name
+    // (TOML's own error does not name it).
+    expires: i64,
+    uses: i64,
+    created: i64,
+    created_by: String,
 }
 
 /// Version 1, as written: the token's keys at the top, all state in one
@@ -498,6 +677,9 @@ struct RawV2 {
     scratch_codes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<RawUserState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temp_code: Option<RawTempCode>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     token: Vec<RawToken>,
 }
 
@@ -639,6 +821,7 @@ impl SecretFile {
             scratch_codes: Vec::new(),
             state: State::default(),
             uid: None,
+            temp_code: None,
         }
     }
 
@@ -685,6 +868,9 @@ impl SecretFile {
         if raw.uid.is_some() {
             return Err(SecretFileError::Layout("uid needs version = 2"));
         }
+        if raw.temp_code.is_some() {
+            return Err(SecretFileError::Layout("temp_code needs version = 2"));
+        }
         let token = Token {
             id: v1_id(raw.serial.as_deref()),
             kind,
@@ -713,6 +899,7 @@ impl SecretFile {
                 grace: Vec::new(),
             },
             uid: None,
+            temp_code: None,
         })
     }
 
@@ -772,6 +959,26 @@ impl SecretFile {
                 },
             });
         }
+        let temp_code = match raw.temp_code {
+            None => None,
+            Some(t) => Some(TempCode {
+                salt: decode_strict_hex(&t.salt, TEMP_CODE_SALT_BYTES).ok_or(
+                    SecretFileError::TempCode("salt must be 16 bytes (32 hex digits)"),
+                )?,
+                hash: decode_strict_hex(&t.hash, TEMP_CODE_HASH_BYTES).ok_or(
+                    SecretFileError::TempCode("hash must be 32 bytes (64 hex digits)"),
+                )?,
+                expires: u64::try_from(t.expires).map_err(|_| {
+                    SecretFileError::TempCode("expires must be a Unix time (not negative)")
+                })?,
+                uses_left: u32::try_from(t.uses)
+                    .map_err(|_| SecretFileError::TempCode("uses is out of range (0..=20)"))?,
+                created: u64::try_from(t.created).map_err(|_| {
+                    SecretFileError::TempCode("created must be a Unix time (not negative)")
+                })?,
+                created_by: t.created_by,
+            }),
+        };
         Ok(SecretFile {
             version: VERSION_2,
             tokens,
@@ -782,6 +989,7 @@ impl SecretFile {
                 grace: st.grace,
             },
             uid: raw.uid,
+            temp_code,
         })
     }
 
@@ -790,6 +998,12 @@ impl SecretFile {
     /// is written that the next login would refuse.
     pub fn check(&self) -> Result<(), SecretFileError> {
         match (self.version, self.tokens.len()) {
+            (VERSION_1, _) if self.temp_code.is_some() => {
+                return Err(SecretFileError::Layout("temp_code needs version = 2"))
+            }
+            // A temporary code given to a user without a token (whose
+            // phone was removed, or who never had one).
+            (VERSION_2, 0) if self.temp_code.is_some() => {}
             (VERSION_1 | VERSION_2, 0) => return Err(SecretFileError::NoTokens),
             (VERSION_1, 1) => {}
             (VERSION_1, _) => {
@@ -839,6 +1053,9 @@ impl SecretFile {
         if self.uid.is_some() && self.version == VERSION_1 {
             return Err(SecretFileError::Layout("uid needs version = 2"));
         }
+        if let Some(t) = &self.temp_code {
+            t.check()?;
+        }
         if self.state.grace.len() > MAX_GRACE {
             return Err(SecretFileError::State(
                 "grace: more addresses than allowed (16)",
@@ -876,6 +1093,27 @@ impl SecretFile {
     /// and when each was last used.
     pub fn upgrade(&mut self) {
         self.version = VERSION_2;
+    }
+
+    /// Whether the user has something that logs in or is refused at
+    /// `now` as a token is: a token (active or not), or a live temporary
+    /// code. A file with neither (a temporary code used up or expired, and
+    /// no token) is "no token" to a login.
+    pub fn has_token_at(&self, now: u64) -> bool {
+        !self.tokens.is_empty() || self.temp_code.as_ref().is_some_and(|t| t.live_at(now))
+    }
+
+    /// Drops a temporary code that accepts nothing any more at `now`,
+    /// unless it is all the file holds (a file holds a token or a
+    /// temporary code): what every write of a login does. Whether it
+    /// dropped one.
+    pub fn prune_temp_code(&mut self, now: u64) -> bool {
+        let gone = self.temp_code.as_ref().is_some_and(|t| !t.live_at(now));
+        if gone && !self.tokens.is_empty() {
+            self.temp_code = None;
+            return true;
+        }
+        false
     }
 
     /// The token with this id.
@@ -963,6 +1201,14 @@ impl SecretFile {
                 failures: self.state.failures,
                 last_failure: self.state.last_failure,
                 grace: self.state.grace.clone(),
+            }),
+            temp_code: self.temp_code.as_ref().map(|t| RawTempCode {
+                salt: key::encode_hex(&t.salt),
+                hash: key::encode_hex(&t.hash),
+                expires: i64::try_from(t.expires).unwrap_or(i64::MAX),
+                uses: i64::from(t.uses_left),
+                created: i64::try_from(t.created).unwrap_or(i64::MAX),
+                created_by: t.created_by.clone(),
             }),
             token,
         }
@@ -1119,6 +1365,137 @@ counter = 12
         assert!(f.to_text().is_err());
     }
 
+    fn a_temp_code() -> TempCode {
+        TempCode::new(
+            "48151623",
+            vec![0xab; TEMP_CODE_SALT_BYTES],
+            1_800_000_000,
+            1_800_028_800,
+            3,
+            "root (login uid 1000)".into(),
+        )
+    }
+
+    #[test]
+    fn a_temp_code_round_trips_as_a_salted_hash_in_version_2_only() {
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.temp_code = Some(a_temp_code());
+        let text = f.to_text().unwrap();
+        assert!(text.contains("[temp_code]"), "{text}");
+        assert!(
+            text.contains("uses = 3") && text.contains("expires = 1800028800"),
+            "{text}"
+        );
+        assert!(!text.contains("48151623"), "never the code:\n{text}");
+        assert!(!format!("{f:?}").contains("hash: ["), "{f:?}");
+        let back = SecretFile::parse(&text).unwrap();
+        assert_eq!(back, f, "{text}");
+        let t = back.temp_code.unwrap();
+        assert!(t.matches("48151623") && !t.matches("48151624"));
+        // The same code under another salt is another hash.
+        let other = TempCode::new("48151623", vec![1; 16], 0, 1, 1, "root".into());
+        assert_ne!(other.hash, t.hash);
+        // A record may hold the temporary code alone; without it, no token
+        // is no file.
+        f.tokens.clear();
+        let text = f.to_text().unwrap();
+        assert!(!text.contains("[[token]]"), "{text}");
+        assert_eq!(SecretFile::parse(&text).unwrap(), f);
+        f.temp_code = None;
+        assert_eq!(f.to_text(), Err(SecretFileError::NoTokens));
+        // Version 1 has no place for it, written or read.
+        let mut v1 = SecretFile::parse(MINIMAL).unwrap();
+        v1.temp_code = Some(a_temp_code());
+        assert!(matches!(v1.to_text(), Err(SecretFileError::Layout(_))));
+        let mut v2 = SecretFile::parse(MINIMAL).unwrap();
+        v2.upgrade();
+        v2.temp_code = Some(a_temp_code());
+        let table = v2.to_text().unwrap();
+        let table = &table[table.find("[temp_code]").unwrap()..table.find("[[token]]").unwrap()];
+        assert!(err(&format!("{MINIMAL}{table}")).contains("version = 2"));
+    }
+
+    #[test]
+    fn a_bad_temp_code_is_refused_by_name() {
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.temp_code = Some(a_temp_code());
+        let good = f.to_text().unwrap();
+        let hash = key::encode_hex(&f.temp_code.as_ref().unwrap().hash);
+        let cases = [
+            (
+                good.replace(&hash, &hash[..62]),
+                "temp_code: hash must be 32 bytes",
+            ),
+            (
+                good.replace(&hash, &format!("{}zz", &hash[..62])),
+                "temp_code: hash must be 32 bytes",
+            ),
+            (
+                good.replace(&hash, &format!("{hash}00")),
+                "temp_code: hash must be 32 bytes",
+            ),
+            (
+                good.replace(&hash, &format!(" {}", &hash[1..])),
+                "temp_code: hash must be 32 bytes",
+            ),
+            (
+                good.replace("salt = \"abab", "salt = \"ab"),
+                "temp_code: salt must be 16 bytes",
+            ),
+            (
+                good.replace("uses = 3", "uses = -1"),
+                "temp_code: uses is out of range",
+            ),
+            (
+                good.replace("uses = 3", "uses = 21"),
+                "temp_code: uses is out of range",
+            ),
+            (
+                good.replace("expires = 1800028800", "expires = -5"),
+                "temp_code: expires must be",
+            ),
+            (
+                good.replace("root (login uid 1000)", ""),
+                "temp_code: created_by",
+            ),
+            (good.replace("uses = 3\n", ""), "uses"),
+            (
+                good.replace("uses = 3", "uses = 3\ncode = \"48151623\""),
+                "code",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "{want}: {e}\n{text}");
+        }
+        // The limits themselves are accepted; 0 uses is a used-up code.
+        for uses in ["uses = 0", "uses = 20"] {
+            let f = SecretFile::parse(&good.replace("uses = 3", uses)).unwrap();
+            assert!(f.temp_code.is_some());
+        }
+    }
+
+    #[test]
+    fn a_temp_code_is_live_before_its_expiry_with_uses_left() {
+        let t = a_temp_code();
+        let d = t.expires;
+        assert_eq!(t.gone_at(d - 1), None);
+        assert_eq!(t.gone_at(d), Some(TempCodeGone::Expired(d)));
+        assert_eq!(t.gone_at(d + 1), Some(TempCodeGone::Expired(d)));
+        let spent = TempCode { uses_left: 0, ..t };
+        assert_eq!(spent.gone_at(d - 1), Some(TempCodeGone::UsedUp));
+        // Pruned at a write when tokens remain; kept when it is all there is.
+        let mut f = SecretFile::parse(TWO).unwrap();
+        f.temp_code = Some(spent.clone());
+        assert!(f.prune_temp_code(0) && f.temp_code.is_none());
+        f.tokens.clear();
+        f.temp_code = Some(spent);
+        assert!(!f.prune_temp_code(0) && f.temp_code.is_some());
+        assert!(!f.has_token_at(0));
+        f.temp_code = Some(a_temp_code());
+        assert!(f.has_token_at(d - 1) && !f.has_token_at(d));
+    }
+
     #[test]
     fn inactive_at_the_edges() {
         let life = Lifecycle {
@@ -1243,7 +1620,7 @@ counter = 12
         let two = |body: &str| err(&format!("version = 2\n{body}"));
         assert_eq!(
             two(""),
-            "no [[token]] table: a file holds at least one token"
+            "no [[token]] table: a file holds at least one token (or a [temp_code] table)"
         );
         assert_eq!(
             two(&format!("{TOKEN_A}{TOKEN_A}")),

@@ -10,7 +10,8 @@ use std::fmt;
 use crate::otp::{self, code_eq, normalize_code};
 use crate::rate_limit::RateLimit;
 use crate::secret_file::{
-    hotp_search, Inactive, OtpKind, SecretFile, State, Token, TokenState, MAX_COUNTER,
+    hotp_search, Inactive, OtpKind, SecretFile, State, TempCodeGone, Token, TokenState,
+    MAX_COUNTER, TEMP_CODE_DIGITS,
 };
 
 /// Learned TOTP drift stays within this many steps of the server clock.
@@ -52,9 +53,23 @@ pub struct Policy {
 /// How a code was accepted; `token` is the id of the token that accepted it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
-    Totp { token: String, step: u64 },
-    Hotp { token: String, counter: u64 },
-    Scratch { left: usize },
+    Totp {
+        token: String,
+        step: u64,
+    },
+    Hotp {
+        token: String,
+        counter: u64,
+    },
+    Scratch {
+        left: usize,
+    },
+    /// `otp-enroll temp-code`: uses left after this one, and when it
+    /// expires (Unix time).
+    TempCode {
+        left: u32,
+        expires: u64,
+    },
 }
 
 /// Why a code was refused.
@@ -69,6 +84,9 @@ pub enum Refusal {
     /// HOTP: a token of the code's length is at [`MAX_COUNTER`], so no
     /// code of it can be accepted.
     CounterExhausted,
+    /// The user's temporary code, which is used up or expired: refused
+    /// and counted as a wrong code is (the user is told the same).
+    TempCodeGone(TempCodeGone),
 }
 
 /// What became of a code. A caller that drops it has not decided the login.
@@ -118,6 +136,13 @@ impl fmt::Display for Verdict {
             Verdict::Accepted(Method::Scratch { left }) => {
                 write!(f, "emergency code accepted ({left} left)")
             }
+            Verdict::Accepted(Method::TempCode { left, expires }) => write!(
+                f,
+                "temporary code accepted ({left} uses left, expires at {expires})"
+            ),
+            Verdict::Refused(Refusal::TempCodeGone(why)) => {
+                write!(f, "refused: the temporary code, which is {why}")
+            }
             Verdict::Refused(Refusal::Malformed) => f.write_str("malformed code"),
             Verdict::Refused(Refusal::Wrong) => f.write_str("wrong code"),
             Verdict::Refused(Refusal::Replay) => f.write_str("replayed code (already used)"),
@@ -154,6 +179,8 @@ pub fn verify(file: &mut SecretFile, typed: &str, policy: &Policy, now: u64) -> 
         Verdict::Accepted(_) => RateLimit::record_success(&mut file.state),
         _ => policy.rate_limit.record_failure(&mut file.state, now),
     }
+    // A temporary code used up or expired goes with this write.
+    file.prune_temp_code(now);
     verdict
 }
 
@@ -228,6 +255,24 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
             TokenAnswer::NoMatch => {}
         }
     }
+    // The temporary code of a lost phone: whatever the tokens' state (that
+    // is its point: the lost phone is disabled). Tried before emergency
+    // codes, which `otp-enroll temp-code` never makes it equal to.
+    let mut temp_gone = None;
+    if code.len() == TEMP_CODE_DIGITS {
+        if let Some(temp) = file.temp_code.as_mut().filter(|t| t.matches(code)) {
+            match temp.gone_at(now) {
+                None => {
+                    temp.uses_left = temp.uses_left.saturating_sub(1);
+                    return Verdict::Accepted(Method::TempCode {
+                        left: temp.uses_left,
+                        expires: temp.expires,
+                    });
+                }
+                Some(why) => temp_gone = Some(why),
+            }
+        }
+    }
     if code.len() == otp::SCRATCH_DIGITS {
         if any_active {
             if let Some(verdict) = check_scratch(file, code) {
@@ -241,6 +286,9 @@ fn check(file: &mut SecretFile, code: &str, policy: &Policy, now: u64) -> Verdic
                 return Verdict::Inactive { token: None, why };
             }
         }
+    }
+    if let Some(why) = temp_gone {
+        return Verdict::Refused(Refusal::TempCodeGone(why));
     }
     if let Some((token, why)) = inactive_hit {
         if !replay && !exhausted {

@@ -34,14 +34,16 @@ use otp_core::store::{self, AdminStore, Held, StoreError};
 /// The man page's AUDIT LOG section.
 pub const MAN: &str = "\
 Every change otp-enroll makes (new, token, remove, reset, unlock, scratch,
-resync, disable, enable, expire, import-google, migrate, inventory import and inventory remove, db
+resync, disable, enable, expire, temp-code, import-google, migrate, inventory import and inventory remove, db
 init, and any command that changes a record, a reset mark or the
 inventory) leaves one syslog line per user it changed (facility authpriv,
 level notice, ident otp-enroll), in pam_otp's key=\"value\" style and with
 its escaping: command=, user=\"NAME\" (the user acted on), store=,
 record= (created, updated, replaced or removed), tokens=\"ID,...\" (the
 tokens added, removed or changed), serials=\"...\", emergency_codes=N (how
-many there are now, when they changed), lockout=cleared, pending=set or
+many there are now, when they changed), lockout=cleared, temp_code=made
+(with temp_code_uses=N and temp_code_expires=UNIXTIME) or temp_code=removed
+(a temporary code made, replaced or revoked), pending=set or
 cleared (reset's mark), inventory= and inventory_serials=\"...\" (a token
 assigned from the inventory or returned to it), exit= (the command's exit
 status: a change made before a later step failed is recorded too); then
@@ -99,6 +101,42 @@ impl InventoryChange {
     }
 }
 
+/// What happened to a user's temporary code (never the code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempCodeChange {
+    /// Made (or replaced): how many uses, and when it expires.
+    Made {
+        uses: u32,
+        expires: u64,
+    },
+    Removed,
+}
+
+impl TempCodeChange {
+    /// What became of `before`'s temporary code in `after`, if anything.
+    fn between(before: Option<&SecretFile>, after: Option<&SecretFile>) -> Option<TempCodeChange> {
+        let old = before.and_then(|f| f.temp_code.as_ref());
+        let new = after.and_then(|f| f.temp_code.as_ref());
+        match (old, new) {
+            (_, Some(n)) if old != Some(n) => Some(TempCodeChange::Made {
+                uses: n.uses_left,
+                expires: n.expires,
+            }),
+            (Some(_), None) => Some(TempCodeChange::Removed),
+            _ => None,
+        }
+    }
+
+    fn fields(self) -> String {
+        match self {
+            TempCodeChange::Made { uses, expires } => {
+                format!(" temp_code=made temp_code_uses={uses} temp_code_expires={expires}")
+            }
+            TempCodeChange::Removed => " temp_code=removed".to_string(),
+        }
+    }
+}
+
 /// One change, as a store or the inventory saw it succeed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Note {
@@ -116,6 +154,8 @@ pub enum Note {
         emergency_codes: Option<usize>,
         /// The rate limit's failures were cleared.
         lockout_cleared: bool,
+        /// The temporary code was made or removed.
+        temp_code: Option<TempCodeChange>,
     },
     Pending {
         user: String,
@@ -220,6 +260,7 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
         serials: Vec<String>,
         emergency_codes: Option<usize>,
         lockout_cleared: bool,
+        temp_code: Option<TempCodeChange>,
         pending: Option<bool>,
         inventory: Vec<(InventoryChange, String)>,
     }
@@ -237,8 +278,12 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
                 serials,
                 emergency_codes,
                 lockout_cleared,
+                temp_code,
             } => {
                 let l = users.entry(user.clone()).or_default();
+                if temp_code.is_some() {
+                    l.temp_code = *temp_code;
+                }
                 l.store = Some(*store);
                 l.changes.push(change.as_str());
                 push_unique(&mut l.tokens, tokens);
@@ -293,6 +338,9 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
         }
         if l.lockout_cleared {
             line.push_str(" lockout=cleared");
+        }
+        if let Some(tc) = l.temp_code {
+            line.push_str(&tc.fields());
         }
         if let Some(set) = l.pending {
             line.push_str(if set {
@@ -378,7 +426,12 @@ fn ids(file: &SecretFile) -> (Vec<String>, Vec<String>) {
 }
 
 impl Audited {
-    fn whole(&self, change: RecordChange, files: &[&SecretFile]) {
+    fn whole(
+        &self,
+        change: RecordChange,
+        files: &[&SecretFile],
+        temp_code: Option<TempCodeChange>,
+    ) {
         let (mut tokens, mut serials) = (Vec::new(), Vec::new());
         for f in files {
             let (t, s) = ids(f);
@@ -393,6 +446,7 @@ impl Audited {
             serials,
             emergency_codes: None,
             lockout_cleared: false,
+            temp_code,
         });
     }
 
@@ -438,7 +492,8 @@ impl AdminStore for Audited {
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
         let r = self.inner.create(file);
         if changed(&r) {
-            self.whole(RecordChange::Created, &[file]);
+            let tc = TempCodeChange::between(None, Some(file));
+            self.whole(RecordChange::Created, &[file], tc);
         }
         r
     }
@@ -449,7 +504,8 @@ impl AdminStore for Audited {
         if changed(&r) {
             let mut files = vec![file];
             files.extend(before.as_ref());
-            self.whole(RecordChange::Replaced, &files);
+            let tc = TempCodeChange::between(before.as_ref(), Some(file));
+            self.whole(RecordChange::Replaced, &files, tc);
         }
         r
     }
@@ -458,9 +514,11 @@ impl AdminStore for Audited {
         let before = self.current();
         let r = self.inner.remove();
         if r.is_ok() {
+            let tc = TempCodeChange::between(before.as_ref(), None);
             self.whole(
                 RecordChange::Removed,
                 &before.as_ref().into_iter().collect::<Vec<_>>(),
+                tc,
             );
         }
         r
@@ -505,6 +563,8 @@ pub struct Diff {
     pub emergency_codes: Option<usize>,
     /// The rate limit's failures were cleared.
     pub lockout_cleared: bool,
+    /// The temporary code was made or removed.
+    pub temp_code: Option<TempCodeChange>,
 }
 
 /// [`Diff`] of two versions of a record; `None` when they are the same.
@@ -518,6 +578,7 @@ pub fn diff(before: &SecretFile, after: &SecretFile) -> Option<Diff> {
         emergency_codes: (before.scratch_codes != after.scratch_codes)
             .then_some(after.scratch_codes.len()),
         lockout_cleared: before.state.failures > 0 && after.state.failures == 0,
+        temp_code: TempCodeChange::between(Some(before), Some(after)),
     };
     let gone = before
         .tokens
@@ -556,6 +617,7 @@ impl Held for AuditedHeld<'_> {
                 serials: d.serials,
                 emergency_codes: d.emergency_codes,
                 lockout_cleared: d.lockout_cleared,
+                temp_code: d.temp_code,
             });
         }
         Ok(())
@@ -564,7 +626,8 @@ impl Held for AuditedHeld<'_> {
     fn remove(self: Box<Self>) -> Result<(), StoreError> {
         let AuditedHeld { inner, before, of } = *self;
         inner.remove()?;
-        of.whole(RecordChange::Removed, &[&before]);
+        let tc = TempCodeChange::between(Some(&before), None);
+        of.whole(RecordChange::Removed, &[&before], tc);
         Ok(())
     }
 }
@@ -610,6 +673,7 @@ mod tests {
                 serials: vec!["OATH1".into()],
                 emergency_codes: Some(2),
                 lockout_cleared: false,
+                temp_code: None,
             })
         );
         let mut locked = before.clone();
@@ -621,7 +685,61 @@ mod tests {
                 serials: vec![],
                 emergency_codes: None,
                 lockout_cleared: true,
+                temp_code: None,
             })
+        );
+    }
+
+    /// temp-code's line: made with its uses and expiry, or removed;
+    /// never the code, its hash or its salt.
+    #[test]
+    fn a_temp_code_is_recorded_without_the_code() {
+        use otp_core::secret_file::TempCode;
+        let before = file();
+        let mut after = before.clone();
+        after.temp_code = Some(TempCode::new(
+            "48151623",
+            vec![9; 16],
+            100,
+            28_900,
+            3,
+            "root".into(),
+        ));
+        let d = diff(&before, &after).unwrap();
+        assert_eq!(
+            d.temp_code,
+            Some(TempCodeChange::Made {
+                uses: 3,
+                expires: 28_900
+            })
+        );
+        assert!(d.tokens.is_empty(), "{d:?}");
+        assert_eq!(
+            diff(&after, &before).unwrap().temp_code,
+            Some(TempCodeChange::Removed)
+        );
+        let notes = [Note::Record {
+            user: "bob".into(),
+            store: StoreKind::System,
+            change: RecordChange::Updated,
+            tokens: d.tokens,
+            serials: d.serials,
+            emergency_codes: d.emergency_codes,
+            lockout_cleared: d.lockout_cleared,
+            temp_code: d.temp_code,
+        }];
+        let line = lines("temp-code", &notes, 0, &actor()).join("\n");
+        assert!(
+            line.starts_with(
+                "command=temp-code user=\"bob\" store=system record=updated temp_code=made \
+                 temp_code_uses=3 temp_code_expires=28900 exit=0"
+            ),
+            "{line}"
+        );
+        let hash = otp_core::key::encode_hex(&after.temp_code.unwrap().hash);
+        assert!(
+            !line.contains("48151623") && !line.contains(&hash[..16]),
+            "{line}"
         );
     }
 
@@ -640,6 +758,7 @@ mod tests {
                 serials: vec!["OATH1".into()],
                 emergency_codes: None,
                 lockout_cleared: false,
+                temp_code: None,
             },
             Note::Inventory {
                 change: InventoryChange::Returned,

@@ -113,8 +113,9 @@ pub struct NewOpts {
     /// Save without asking for a code.
     #[arg(long)]
     pub no_confirm: bool,
-    /// Do nothing (exit 0, no output) if a secret exists, or for a plain
-    /// user under store = "system"; for the login hook.
+    /// Do nothing (exit 0, no output) if a secret exists (a record holding
+    /// only a temporary code is none), or for a plain user under store =
+    /// "system"; for the login hook.
     #[arg(long, verbatim_doc_comment)]
     pub if_missing: bool,
     /// The token is valid from DATE on (YYYY-MM-DD, a day in UTC, or an
@@ -173,6 +174,55 @@ pub struct TokenOpts {
     pub expires: Option<String>,
 }
 
+/// `temp-code`'s options.
+#[derive(Args, Debug, PartialEq, Eq)]
+pub struct TempCodeOpts {
+    /// How long the code works: a number and a unit, s, m, h or d (30m,
+    /// 8h, 2d; default 8h, at most 7d).
+    #[arg(long, value_name = "DURATION", value_parser = duration,
+          default_value = "8h", hide_default_value = true, verbatim_doc_comment,
+          conflicts_with = "revoke")]
+    pub valid: u64,
+    /// How many logins it works for (default 1, at most 20).
+    #[arg(long, value_name = "N", default_value_t = 1, hide_default_value = true,
+          value_parser = clap::value_parser!(u32).range(1..=otp_core::secret_file::MAX_TEMP_CODE_USES as i64),
+          conflicts_with = "revoke")]
+    pub uses: u32,
+    /// Remove the user's temporary code (the record keeps everything else).
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+/// `--valid`: a number and a unit (s, m, h, d), from 1 minute to 7 days,
+/// as seconds.
+pub fn duration(text: &str) -> Result<u64, String> {
+    let max = otp_core::secret_file::MAX_TEMP_CODE_VALID;
+    let bad = || {
+        "not a duration: a number and a unit, s, m, h or d (30m, 8h, 2d), from 1m to 7d".to_string()
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+    if secs < 60 {
+        return Err(
+            "too short: at least 1m (a code that expires before it is read is no use)".into(),
+        );
+    }
+    if secs > max {
+        return Err("too long: at most 7d (168h); make a new code when it runs out".into());
+    }
+    Ok(secs)
+}
+
 /// What `cli::parse` gives `main`: the command with its options.
 #[derive(Debug)]
 pub enum Command {
@@ -213,6 +263,9 @@ pub enum Command {
         token: String,
         date: String,
     },
+    /// `temp-code [--valid DURATION] [--uses N]` (root): `valid` in
+    /// seconds; or `temp-code --revoke`.
+    TempCode(TempCodeOpts),
     Migrate {
         to: MigrateTo,
         all: bool,
@@ -256,6 +309,7 @@ impl Command {
             Command::Disable { disable: true, .. } => "disable",
             Command::Disable { disable: false, .. } => "enable",
             Command::Expire { .. } => "expire",
+            Command::TempCode(_) => "temp-code",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
             Command::Audit { .. } => "audit",
@@ -491,8 +545,9 @@ enum Sub {
     /// Never a secret. Exit status 1 when the user has none.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
-    /// "store", "location" (where the record is) and "tokens", each token
-    /// as status --json gives it.
+    /// "store", "location" (where the record is), "tokens", each token
+    /// as status --json gives it, and "temp_code" as status --json gives
+    /// it (the text: a "temporary code:" line after the tokens).
     #[command(verbatim_doc_comment)]
     List {
         /// One JSON object instead of the table (see JSON OUTPUT).
@@ -525,7 +580,8 @@ enum Sub {
     /// Per token: id, type, serial, algorithm, digits, creation date, last
     /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
     /// never the secret; and, after reset, that an enrollment is pending.
-    /// Exit status 1 when not enrolled.
+    /// Exit status 1 when not enrolled (no record, or one holding only a
+    /// temporary code that is used up or expired).
     ///
     /// With --enroll-on-login-enabled it prints nothing and exits 0 only if
     /// the config has enroll_on_login = true, 1 if not (what the login hook
@@ -542,7 +598,10 @@ enum Sub {
     /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
     /// disabled, not_yet_valid or expired, at the command's time),
     /// "disabled", "not_before" and "expires" (Unix seconds; null when not
-    /// set).
+    /// set). "temp_code": null, or the temporary code (temp-code) as
+    /// {"state" (active, used_up or expired), "expires", "uses_left",
+    /// "created", "created_by"}, never the code; the text shows it as a
+    /// "temporary code:" line.
     #[command(verbatim_doc_comment)]
     Status {
         /// For the login hook: print nothing; exit 0 if the config has
@@ -582,7 +641,8 @@ enum Sub {
     /// remove one token, or all (two-factor login stops for the user)
     ///
     /// With --token, removes that token and keeps the others and the
-    /// emergency codes (the last token takes the file with it). Without it,
+    /// emergency codes (the last token takes the file with it, unless a
+    /// temporary code is there: it stays). Without it,
     /// deletes the secret file, all tokens and emergency codes: two-factor
     /// login stops for the user (or, with missing = "deny" in the config,
     /// their logins fail until they enroll again); a file with several
@@ -686,6 +746,35 @@ enum Sub {
         #[arg(value_name = "DATE|never")]
         date: String,
     },
+    /// (root, with --user) a temporary code for a lost phone: 8 digits, for
+    /// --uses logins within --valid; --revoke removes it
+    ///
+    /// Root only, and only with --user. Prints a new temporary code for the
+    /// user, once: 8 digits that log them in at the code prompt as an
+    /// emergency code does, --uses times (default 1, at most 20) until
+    /// --valid has passed (a number and a unit, s, m, h or d: 30m, 8h, 2d;
+    /// default 8h, at least 1m, at most 7d). It works whatever the state of
+    /// the user's tokens (that is its point: the lost phone is disabled) and
+    /// leaves them and the emergency codes alone; while no token is active
+    /// the emergency codes still accept nothing. A wrong code counts for
+    /// the rate limit as any code does. A user who has no token gets a
+    /// record holding the code alone: while it is live they are not a user
+    /// without a token (missing = "allow" does not let them in without a
+    /// code, missing = "enroll" does not offer enrollment); once it is used
+    /// up or expired they are. A new temporary code replaces the old one;
+    /// --revoke removes it. Only a salted hash of it is kept (HMAC-SHA-256),
+    /// with its expiry, the uses left, and when and by whom it was made;
+    /// status, list and report show those, never the code. The record is
+    /// written as version 2 with a [temp_code] table, which a module older
+    /// than this one refuses (the login fails closed): upgrade every host
+    /// first. Not yet supported with store = "postgresql".
+    ///
+    /// The lost-phone recipe: otp-enroll --user NAME disable --token phone,
+    /// then otp-enroll --user NAME temp-code, tell the user the code, and
+    /// once they have the new phone, otp-enroll --user NAME new --add (or
+    /// the user's own new --add under store = "home").
+    #[command(verbatim_doc_comment)]
+    TempCode(TempCodeOpts),
     /// (root) copy users' home files into the system store or the fleet
     /// database: --to system|postgresql (--user NAME | --all)
     ///
@@ -761,8 +850,10 @@ enum Sub {
     /// unreadable or skipped), "pending" (reset's mark, also beside
     /// tokens), "tokens" (each with "id", "type", "serial", "created",
     /// "last_used", "state" (active, disabled, not_yet_valid or expired),
-    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures" and
-    /// "locked_until". "counts": "users", "enrolled", "locked" (of the
+    /// "not_before" and "expires"), "emergency_codes", "last_used", "failures",
+    /// "locked_until" and "temp_code" (as status --json gives it; a
+    /// record holding only a spent temporary code is not_enrolled, as a
+    /// login treats it). "counts": "users", "enrolled", "locked" (of the
     /// enrolled), "pending", "not_enrolled", "unreadable" and "skipped".
     ///
     /// Exit status 0 when every account could be read, 1 when some were
@@ -999,6 +1090,7 @@ pub fn parse(
             disable: false,
         },
         Some(Sub::Expire { token, date }) => Command::Expire { token, date },
+        Some(Sub::TempCode(o)) => Command::TempCode(o),
         Some(Sub::Migrate { to, all }) => {
             if g.user.is_some() == all {
                 return Err(Error::usage(
@@ -1271,6 +1363,64 @@ mod tests {
             Ok((_, Command::Help(text))) => text,
             other => panic!("{args:?}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn temp_code_options() {
+        let opts = |args: &[&str]| match p(args) {
+            Ok((_, Command::TempCode(o))) => Ok(o),
+            Ok(other) => panic!("{args:?}: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let o = opts(&["temp-code"]).unwrap();
+        assert_eq!((o.valid, o.uses, o.revoke), (8 * 3600, 1, false));
+        for (text, secs) in [
+            ("1m", 60),
+            ("30m", 1800),
+            ("8h", 28_800),
+            ("2d", 172_800),
+            ("7d", 604_800),
+            ("168h", 604_800),
+            ("90s", 90),
+        ] {
+            assert_eq!(
+                opts(&["temp-code", "--valid", text]).unwrap().valid,
+                secs,
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "8",
+            "h",
+            "8 h",
+            "8H",
+            "--valid=-1h",
+            "1.5h",
+            "8hours",
+            "59s",
+            "0m",
+            "8d",
+            "604801s",
+            "99999999999999999999d",
+        ] {
+            let args: &[&str] = match bad.strip_prefix("--valid=") {
+                Some(_) => &["temp-code", bad],
+                None => &["temp-code", "--valid", bad],
+            };
+            let e = opts(args).unwrap_err();
+            assert!(
+                e.contains("duration") || e.contains("too short") || e.contains("too long"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert_eq!(opts(&["temp-code", "--uses", "20"]).unwrap().uses, 20);
+        for bad in ["0", "21", "-1", "x"] {
+            assert!(opts(&["temp-code", "--uses", bad]).is_err(), "{bad}");
+        }
+        assert!(opts(&["temp-code", "--revoke"]).unwrap().revoke);
+        assert!(opts(&["temp-code", "--revoke", "--uses", "2"]).is_err());
+        assert!(opts(&["temp-code", "--revoke", "--valid", "1h"]).is_err());
     }
 
     fn generated(what: Generated) -> String {

@@ -78,6 +78,31 @@ pub struct TokenJson {
     pub expires: Option<u64>,
 }
 
+/// A temporary code in status, list and report --json: never the code.
+#[derive(Serialize)]
+pub struct TempCodeJson {
+    /// At the command's time: "active", "used_up" or "expired".
+    pub state: &'static str,
+    /// Accepts nothing from (Unix seconds, exclusive).
+    pub expires: u64,
+    pub uses_left: u32,
+    /// When it was made (Unix seconds), and by whom.
+    pub created: u64,
+    pub created_by: String,
+}
+
+impl TempCodeJson {
+    pub fn of(t: &otp_core::store::TempCodeSummary, now: u64) -> TempCodeJson {
+        TempCodeJson {
+            state: t.state_at(now),
+            expires: t.expires,
+            uses_left: t.uses_left,
+            created: t.created,
+            created_by: t.created_by.clone(),
+        }
+    }
+}
+
 impl TokenJson {
     pub fn of(t: &Token, now: u64) -> TokenJson {
         let totp = t.kind == OtpKind::Totp;

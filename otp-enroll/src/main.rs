@@ -132,6 +132,14 @@ fn run() -> Result<i32, Error> {
             let config = target::config(g.config.as_deref())?;
             commands::report::run(&config, json, home_timeout, now()?)?
         }
+        Command::TempCode(_) if !inventory::is_root() => {
+            return Err(Error::RootOnly("temp-code"));
+        }
+        Command::TempCode(_) if g.user.is_none() => {
+            return Err(Error::usage(
+                "temp-code needs --user NAME: otp-enroll --user NAME temp-code",
+            ));
+        }
         Command::Reset { .. } if !inventory::is_root() => {
             return Err(Error::RootOnly("reset"));
         }

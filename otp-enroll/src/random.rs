@@ -14,6 +14,13 @@ pub fn key() -> Result<Vec<u8>, Error> {
     random::key().map_err(failed)
 }
 
+/// `n` bytes from the kernel (a temporary code's salt).
+pub fn bytes(n: usize) -> Result<Vec<u8>, Error> {
+    let mut b = vec![0u8; n];
+    random::fill(&mut b).map_err(failed)?;
+    Ok(b)
+}
+
 /// `n` distinct 8-digit emergency codes.
 pub fn scratch_codes(n: usize) -> Result<Vec<String>, Error> {
     random::scratch_codes(n).map_err(failed)

@@ -279,6 +279,41 @@ fn every_change_leaves_one_line_with_who_and_never_a_secret() {
     ok(&out);
     assert_eq!(lines, Vec::<String>::new());
 
+    // temp-code (issue 31): made, with its uses and expiry; revoked. Never
+    // the code it printed.
+    let (line, printed) = s.one_line(
+        s.root(&["--user", n1, "temp-code", "--uses", "2", "--valid", "1h"]),
+        "",
+    );
+    check(
+        &line,
+        &format!(
+            "command=temp-code user=\"{n1}\" store=home record=updated temp_code=made \
+             temp_code_uses=2 temp_code_expires="
+        ),
+        &root,
+    );
+    let code: String = printed
+        .lines()
+        .find(|l| l.trim().len() == 9 && l.trim().as_bytes()[4] == b' ')
+        .map(|l| l.chars().filter(char::is_ascii_digit).collect())
+        .unwrap_or_else(|| panic!("no code printed: {printed}"));
+    no_secret(std::slice::from_ref(&line), &[code]);
+    all.push(line);
+    let (line, _) = s.one_line(s.root(&["--user", n1, "temp-code", "--revoke"]), "");
+    check(
+        &line,
+        &format!(
+            "command=temp-code user=\"{n1}\" store=home record=updated temp_code=removed exit=0 "
+        ),
+        &root,
+    );
+    all.push(line);
+    // Revoking what is not there changes nothing: no line.
+    let (out, lines) = s.logged(s.root(&["--user", n1, "temp-code", "--revoke"]), "");
+    ok(&out);
+    assert_eq!(lines, Vec::<String>::new());
+
     // remove --token: that token.
     let (line, _) = s.one_line(
         s.root(&["--user", n1, "remove", "--token", "phone", "-y"]),

@@ -151,7 +151,9 @@ pub struct DeferredToken {
 
 /// What is stored under [`ENROLLMENT`]: the one type stored there.
 enum Stored {
-    Token(DeferredToken),
+    /// Boxed: a record is large (a temporary code beside the tokens),
+    /// `Taken` is nothing.
+    Token(Box<DeferredToken>),
     Taken,
 }
 
@@ -175,10 +177,10 @@ pub fn defer_enrollment(
     match token {
         Some(token) => pamh.set_data(
             ENROLLMENT,
-            Box::new(Stored::Token(DeferredToken {
+            Box::new(Stored::Token(Box::new(DeferredToken {
                 token,
                 args: args.to_vec(),
-            })),
+            }))),
         ),
         // Only a token kept earlier is replaced: the usual login keeps
         // nothing, and then sets no data either.

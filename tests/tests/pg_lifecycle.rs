@@ -101,6 +101,12 @@ fn spelled(v: &Verdict) -> String {
         Verdict::Refused(Refusal::Wrong) => "wrong|||".into(),
         Verdict::Refused(Refusal::Replay) => "replay|||".into(),
         Verdict::Refused(Refusal::CounterExhausted) => "exhausted|||".into(),
+        // The fleet keeps no temporary code (yet): these sequences make
+        // none, and a verdict of one would differ from every SQL row.
+        Verdict::Accepted(Method::TempCode { left, expires }) => {
+            format!("tempcode||{left}|{expires}")
+        }
+        Verdict::Refused(Refusal::TempCodeGone(_)) => "tempcode_gone|||".into(),
         Verdict::Locked { retry_in } => format!("locked||{retry_in}|"),
         Verdict::Inactive { token, why } => {
             let (why, date) = match why {

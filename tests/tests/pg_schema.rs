@@ -171,6 +171,10 @@ fn spelled(v: &Verdict) -> String {
         Verdict::Inactive { .. } => {
             panic!("an inactive token in a record without lifecycle: {v:?}")
         }
+        // Nor a temporary code (not in the fleet schema yet, issue 31).
+        Verdict::Accepted(Method::TempCode { .. }) | Verdict::Refused(Refusal::TempCodeGone(_)) => {
+            panic!("a temporary code in a record without one: {v:?}")
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod enrolling;
 mod grace;
 mod lifecycle;
 mod recycled;
+mod tempcode;
 
 const KEY: &[u8] = b"12345678901234567890";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -469,6 +470,7 @@ fn forward_pass_accepts_spaces_inside_the_code() {
 fn forward_pass_split() {
     fn shape(scratch_codes: &[String], digits: u8) -> Shape<'_> {
         Shape {
+            temp_code: None,
             digits,
             scratch_codes,
         }

@@ -33,7 +33,7 @@ use crate::account::{self, Account};
 use crate::config::{Config, StoreKind};
 use crate::rate_limit::RateLimit;
 use crate::safe_fs::{self, FsError, Owner};
-use crate::secret_file::{OtpKind, SecretFile, State};
+use crate::secret_file::{OtpKind, SecretFile, State, TempCode, TempCodeGone};
 
 /// Homes that may stay unanswered before the rest are not tried.
 pub const MAX_STUCK: usize = 32;
@@ -64,6 +64,49 @@ pub struct Summary {
     pub last_failure: u64,
     /// Who judges the lock.
     pub lock: Lock,
+    /// The temporary code (`otp-enroll temp-code`), if there is one.
+    pub temp_code: Option<TempCodeSummary>,
+}
+
+/// A temporary code as status, list and report show it: never the code,
+/// its hash or its salt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TempCodeSummary {
+    pub expires: u64,
+    pub uses_left: u32,
+    pub created: u64,
+    pub created_by: String,
+}
+
+impl TempCodeSummary {
+    pub fn of(t: &TempCode) -> TempCodeSummary {
+        TempCodeSummary {
+            expires: t.expires,
+            uses_left: t.uses_left,
+            created: t.created,
+            created_by: t.created_by.clone(),
+        }
+    }
+
+    /// Why it accepts nothing at `now` (see [`TempCode::gone_at`]).
+    pub fn gone_at(&self, now: u64) -> Option<TempCodeGone> {
+        if now >= self.expires {
+            Some(TempCodeGone::Expired(self.expires))
+        } else if self.uses_left == 0 {
+            Some(TempCodeGone::UsedUp)
+        } else {
+            None
+        }
+    }
+
+    /// "active", "used_up" or "expired" at `now`.
+    pub fn state_at(&self, now: u64) -> &'static str {
+        match self.gone_at(now) {
+            None => "active",
+            Some(TempCodeGone::UsedUp) => "used_up",
+            Some(TempCodeGone::Expired(_)) => "expired",
+        }
+    }
 }
 
 /// Who judges whether a user is locked.
@@ -101,6 +144,7 @@ impl Summary {
             failures: file.state.failures,
             last_failure: file.state.last_failure,
             lock: Lock::FromCount,
+            temp_code: file.temp_code.as_ref().map(TempCodeSummary::of),
         }
     }
 
@@ -553,6 +597,7 @@ mod tests {
             failures: 0,
             last_failure: 0,
             lock: Lock::FromCount,
+            temp_code: None,
         };
         assert_eq!(s.locked_until(&rl, 10_000), None);
         s.failures = 100;

@@ -285,7 +285,10 @@ impl LoginStore for FileStore {
             StoreKind::System if !self.state_dir.join(USERS_DIR).exists() => false,
             _ => safe_fs::exists(&self.path, &self.base, self.owner).unwrap_or(true),
         };
-        if present {
+        // A record that holds only a temporary code used up or expired is
+        // no token. Anything that cannot be read counts as tokens: the
+        // open after the prompt reports it.
+        if present && self.read().map_or(true, |f| f.has_token_at(self.now)) {
             return Ok(Presence::Tokens);
         }
         match self.mark.is_set() {
@@ -300,6 +303,7 @@ impl LoginStore for FileStore {
         Ok(Shape {
             digits: record.file.tokens.first().map_or(6, |t| t.digits),
             scratch_codes: record.file.scratch_codes.clone(),
+            temp_code: record.file.temp_code.clone(),
         })
     }
 
@@ -357,7 +361,19 @@ impl LoginStore for FileStore {
         self.make_dirs()?;
         match safe_fs::create_new(&self.path, &self.base, self.owner, text.as_bytes()) {
             Ok(()) => {}
-            Err(FsError::Exists) => return Err(StoreError::Exists),
+            Err(FsError::Exists) => {
+                // A record holding no token and only a temporary code that
+                // accepts nothing at the login's time is no token (see
+                // presence): a first token takes its place, under its lock.
+                let record = self.read_locked()?;
+                if record.file.has_token_at(self.now) {
+                    return Err(StoreError::Exists);
+                }
+                record
+                    .locked
+                    .replace(text.as_bytes())
+                    .map_err(StoreError::NotCreated)?;
+            }
             Err(err) => return Err(StoreError::NotCreated(err)),
         }
         self.clear_mark()

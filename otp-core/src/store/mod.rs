@@ -56,7 +56,7 @@ use crate::verify::{Policy, Verdict};
 
 /// The errors a store's file operations give (carried by [`StoreError`]).
 pub use crate::safe_fs::{DirProblem, FsError};
-pub use census::{census, Census, Found, Known, Lock, Summary, TokenSummary};
+pub use census::{census, Census, Found, Known, Lock, Summary, TempCodeSummary, TokenSummary};
 use file::FileStore;
 pub use postgresql::{PgAdmin, PgAudit, PgCensus, PgHost};
 
@@ -84,6 +84,9 @@ pub enum Presence {
 pub struct Shape {
     pub digits: u8,
     pub scratch_codes: Vec<String>,
+    /// The temporary code (its salted hash), so that "password + code"
+    /// ending in it is split there.
+    pub temp_code: Option<crate::secret_file::TempCode>,
 }
 
 #[derive(Debug)]

@@ -6,10 +6,11 @@ use serde::Serialize;
 use crate::commands::lifecycle;
 use crate::commands::status::format_utc;
 use crate::error::Error;
-use crate::json::{self, TokenJson};
+use crate::json::{self, TempCodeJson, TokenJson};
 use crate::output::{say, shown};
 use crate::store;
 use crate::target::Target;
+use otp_core::store::TempCodeSummary;
 
 /// When a code of `token` was last accepted: recorded by logins in a
 /// version 2 file; a version 1 file's TOTP token has only its last step.
@@ -34,25 +35,31 @@ struct ListJson {
     store: &'static str,
     location: String,
     tokens: Vec<TokenJson>,
+    /// The temporary code (`temp-code`), null when there is none.
+    temp_code: Option<TempCodeJson>,
 }
 
 pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
     let exists = store::exists(t)?;
     if json {
-        let tokens = match exists {
-            true => store::read(t)?
-                .tokens
-                .iter()
-                .map(|x| TokenJson::of(x, now))
-                .collect(),
-            false => Vec::new(),
+        let file = match exists {
+            true => Some(store::read(t)?),
+            false => None,
         };
+        let tokens = file
+            .iter()
+            .flat_map(|f| f.tokens.iter().map(|x| TokenJson::of(x, now)))
+            .collect();
         json::print(&ListJson {
             schema: json::schema("list"),
             user: t.account.name.clone(),
             store: t.config.store.as_str(),
             location: t.path_str(),
             tokens,
+            temp_code: file
+                .as_ref()
+                .and_then(|f| f.temp_code.as_ref())
+                .map(|c| TempCodeJson::of(&TempCodeSummary::of(c), now)),
         })?;
         return Ok(exists);
     }
@@ -85,13 +92,25 @@ pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    if rows.is_empty() {
+        say!("{}: no tokens", t.shown_name());
+    }
+    for row in std::iter::once(&header)
+        .chain(&rows)
+        .filter(|_| !f.tokens.is_empty())
+    {
         let cells: Vec<String> = row
             .iter()
             .zip(widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         say!("{}", cells.join("  ").trim_end());
+    }
+    if let Some(tc) = &f.temp_code {
+        say!(
+            "temporary code: {}",
+            crate::commands::status::temp_code_line(&TempCodeSummary::of(tc), now)
+        );
     }
     Ok(true)
 }

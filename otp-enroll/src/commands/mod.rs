@@ -14,6 +14,7 @@ pub mod reset;
 pub mod resync;
 pub mod scratch;
 pub mod status;
+pub mod tempcode;
 pub mod token;
 pub mod unlock;
 
@@ -67,6 +68,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Reset { yes } => reset::run(t, yes)?,
         Command::Disable { token, disable } => lifecycle::disable(t, &token, disable)?,
         Command::Expire { token, date } => lifecycle::expire(t, &token, &date, now)?,
+        Command::TempCode(o) => tempcode::run(t, &o, now)?,
         Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
         Command::Migrate { .. }

@@ -50,7 +50,14 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         secret_file::check_key(&key).map_err(Error::bad_option)?;
     }
     let exists = store::exists(t)?;
-    if exists {
+    // A record that holds only a temporary code (temp-code for a user
+    // without a token): the new token goes beside it, as with --add (the
+    // login hook's --if-missing too: the user has no token to keep).
+    let only_temp_code = exists && !o.force && {
+        let file = store::read(t)?;
+        file.tokens.is_empty()
+    };
+    if exists && !only_temp_code {
         if o.if_missing {
             return Ok(());
         }
@@ -63,7 +70,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     }
     // --add: the tokens already there decide the id and whether one more
     // fits, before anything is made or shown.
-    let existing = if o.add && exists {
+    let existing = if (o.add || only_temp_code) && exists {
         Some(store::read(t)?)
     } else {
         None
@@ -111,9 +118,14 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
     token.period = o.period;
     token.created = Some(now);
     // A token added beside others leaves the user's emergency codes alone.
-    let scratch_codes = match &existing {
-        Some(_) => Vec::new(),
-        None => random::scratch_codes(o.scratch_codes)?,
+    // Beside a temporary code alone, the first token brings them (unless
+    // the record kept some when its last token was removed).
+    let keeps_codes = existing
+        .as_ref()
+        .is_some_and(|f| !f.tokens.is_empty() || !f.scratch_codes.is_empty());
+    let scratch_codes = match keeps_codes {
+        true => Vec::new(),
+        false => random::scratch_codes(o.scratch_codes)?,
     };
 
     let uri = uri::key_uri(&token, &issuer, &label);
@@ -130,7 +142,8 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
         token.kind.as_str().to_uppercase(),
         token.id,
         match &existing {
-            Some(f) => format!(", beside {}", ids(f)),
+            Some(f) if !f.tokens.is_empty() => format!(", beside {}", ids(f)),
+            Some(_) => ", beside the temporary code".to_string(),
             None => String::new(),
         }
     );
@@ -165,7 +178,7 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             format!(", every {} s", token.period)
         }
     );
-    if let Some(f) = &existing {
+    if let Some(f) = existing.as_ref().filter(|_| keeps_codes) {
         say!();
         say!(
             "Emergency codes: unchanged ({} left; otp-enroll scratch makes new ones).",
@@ -195,7 +208,13 @@ pub fn run(t: &Target, o: NewOpts, now: u64) -> Result<(), Error> {
             // Looked at again under the lock: another command may have
             // added a token since.
             id_beside(file, Some(&id))?;
-            let beside = ids(file);
+            let beside = match file.tokens.is_empty() {
+                true => "the temporary code".to_string(),
+                false => ids(file),
+            };
+            if file.scratch_codes.is_empty() {
+                file.scratch_codes = scratch_codes;
+            }
             file.tokens.push(token);
             Ok((beside, true))
         })?;

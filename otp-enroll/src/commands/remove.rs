@@ -43,7 +43,11 @@ fn remove_one(t: &Target, id: &str, yes: bool) -> Result<(), Error> {
             )));
         };
         let gone = file.tokens.remove(at);
-        if file.tokens.is_empty() {
+        if file.tokens.is_empty() && file.temp_code.is_some() {
+            // The temporary code of a lost phone stays, and the record
+            // with it (a record may hold the code alone).
+            Ok(((gone, Some("the temporary code".to_string())), Edit::Save))
+        } else if file.tokens.is_empty() {
             Ok(((gone, None), Edit::Delete))
         } else {
             Ok(((gone, Some(ids(file))), Edit::Save))

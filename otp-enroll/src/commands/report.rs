@@ -42,8 +42,22 @@ enum State {
 }
 
 impl State {
-    fn of(row: &Row) -> State {
+    fn of(row: &Row, now: u64) -> State {
         match &row.found {
+            // A record holding only a temporary code that accepts nothing
+            // any more is no token to a login, nor here.
+            Found::Record(s)
+                if s.tokens.is_empty()
+                    && s.temp_code
+                        .as_ref()
+                        .is_none_or(|t| t.gone_at(now).is_some()) =>
+            {
+                if row.pending {
+                    State::Pending
+                } else {
+                    State::NotEnrolled
+                }
+            }
             Found::Record(_) => State::Enrolled,
             Found::Nothing if row.pending => State::Pending,
             Found::Nothing => State::NotEnrolled,
@@ -108,6 +122,8 @@ struct UserJson {
     last_used: Option<u64>,
     failures: Option<u32>,
     locked_until: Option<u64>,
+    /// The temporary code (`temp-code`), null when there is none.
+    temp_code: Option<json::TempCodeJson>,
 }
 
 #[derive(Serialize)]
@@ -207,7 +223,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
     let rl = cfg.rate_limit;
     let locked = |s: &Summary| s.locked_until(&rl, now);
     for r in &rows {
-        match State::of(r) {
+        match State::of(r, now) {
             State::Enrolled => counts.enrolled += 1,
             State::Pending => counts.pending += 1,
             State::NotEnrolled => counts.not_enrolled += 1,
@@ -235,7 +251,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                     user: r.name.clone(),
                     account: r.account,
                     login_shell: r.login_shell,
-                    state: State::of(r).json(),
+                    state: State::of(r, now).json(),
                     reason: reason(&r.found, home_timeout),
                     pending: r.pending,
                     tokens: summary
@@ -259,6 +275,9 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                     last_used: summary.and_then(Summary::last_used),
                     failures: summary.map(|s| s.failures),
                     locked_until: summary.and_then(locked),
+                    temp_code: summary
+                        .and_then(|s| s.temp_code.as_ref())
+                        .map(|t| json::TempCodeJson::of(t, now)),
                 }
             })
             .collect();
@@ -277,7 +296,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
 
     let mut table = vec![["USER", "STATE", "TOKENS", "LAST USED", "NOTE"].map(String::from)];
     for r in &rows {
-        let state = State::of(r);
+        let state = State::of(r, now);
         let summary = match &r.found {
             Found::Record(s) => Some(s),
             _ => None,
@@ -311,13 +330,26 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                     ))
                 })
                 .collect();
+            if let Some(tc) = &s.temp_code {
+                notes.push(format!(
+                    "temporary code {}",
+                    crate::commands::status::temp_code_line(tc, now)
+                ));
+            }
             if !inactive.is_empty() {
                 let all = inactive.len() == s.tokens.len();
                 notes.push(format!(
                     "{}{}",
                     inactive.join(", "),
                     if all {
-                        " (no active token: refused at login)"
+                        if s.temp_code
+                            .as_ref()
+                            .is_some_and(|t| t.gone_at(now).is_none())
+                        {
+                            " (no active token: only the temporary code logs in)"
+                        } else {
+                            " (no active token: refused at login)"
+                        }
                     } else {
                         ""
                     }
@@ -373,7 +405,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
     }
     let skipped: Vec<String> = rows
         .iter()
-        .filter(|r| State::of(r) == State::Skipped)
+        .filter(|r| State::of(r, now) == State::Skipped)
         .map(|r| shown(&r.name))
         .collect();
     if !skipped.is_empty() {

@@ -1,12 +1,13 @@
 //! `otp-enroll status`: what is set up, never the secret.
 
 use otp_core::secret_file::{OtpKind, Token};
+use otp_core::store::TempCodeSummary;
 use serde::Serialize;
 
 use crate::commands::list;
 
 use crate::error::Error;
-use crate::json::{self, TokenJson};
+use crate::json::{self, TempCodeJson, TokenJson};
 use crate::output::{self, say};
 use crate::target::Target;
 use crate::{inventory, store};
@@ -51,6 +52,8 @@ struct StatusJson {
     /// Root's "enroll at next login" mark (`reset`); null when it cannot
     /// be told (a plain user cannot read root's marks).
     pending: Option<bool>,
+    /// The temporary code (`temp-code`), null when there is none.
+    temp_code: Option<TempCodeJson>,
 }
 
 fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
@@ -74,7 +77,9 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
         user: t.account.name.clone(),
         store: t.config.store.as_str(),
         location: t.path_str(),
-        enrolled: file.is_some(),
+        // As a login sees it: a record holding only a spent temporary
+        // code is no token.
+        enrolled: file.as_ref().is_some_and(|f| f.has_token_at(now)),
         version: file.as_ref().map(|f| f.version),
         tokens: file
             .as_ref()
@@ -86,8 +91,12 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
             .as_ref()
             .and_then(|f| rl.locked_for(&f.state, now).map(|s| now.saturating_add(s))),
         pending,
+        temp_code: file
+            .as_ref()
+            .and_then(|f| f.temp_code.as_ref())
+            .map(|t| TempCodeJson::of(&TempCodeSummary::of(t), now)),
     })?;
-    Ok(file.is_some())
+    Ok(file.is_some_and(|f| f.has_token_at(now)))
 }
 
 pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
@@ -113,6 +122,13 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
         say!();
         token_lines(token, now)?;
     }
+    if let Some(tc) = &f.temp_code {
+        say!();
+        say!(
+            "temporary code:  {}",
+            temp_code_line(&TempCodeSummary::of(tc), now)
+        );
+    }
     say!();
     say!("emergency codes: {} left", f.scratch_codes.len());
     let rl = t.config.rate_limit;
@@ -134,7 +150,29 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
             t.shown_name()
         );
     }
-    Ok(true)
+    Ok(f.has_token_at(now))
+}
+
+/// A temporary code in one line, never the code: its state, uses left,
+/// expiry, and when and by whom it was made.
+pub fn temp_code_line(t: &TempCodeSummary, now: u64) -> String {
+    let state = match t.gone_at(now) {
+        None => format!(
+            "active, {} use{} left, expires {}",
+            t.uses_left,
+            if t.uses_left == 1 { "" } else { "s" },
+            format_utc(t.expires)
+        ),
+        Some(otp_core::secret_file::TempCodeGone::UsedUp) => "used up".to_string(),
+        Some(otp_core::secret_file::TempCodeGone::Expired(at)) => {
+            format!("expired {}", format_utc(at))
+        }
+    };
+    format!(
+        "{state} (made {} by {})",
+        format_utc(t.created),
+        output::shown(&t.created_by)
+    )
 }
 
 /// One token's lines: what it is, never its key.

@@ -559,3 +559,33 @@ fn a_name_that_is_no_account_is_taken_through_the_same_enrollment() {
         "bob's token waits for pam_setcred"
     );
 }
+
+/// A record that holds only a used-up temporary code (`otp-enroll
+/// temp-code` for a user without a token) is no token: the login enrolls,
+/// and the new token takes the record's place (`create`, under its lock).
+#[test]
+fn a_spent_temporary_code_alone_gives_way_to_enrollment_at_login() {
+    let w = World::new("missing = \"enroll\"\n");
+    let mut f = SecretFile::parse(&format!(
+        "version = 2\n\n[[token]]\nid = \"x\"\ntype = \"totp\"\nsecret = \"{KEY_B32}\"\n"
+    ))
+    .unwrap();
+    f.tokens.clear();
+    f.temp_code = Some(crate::secret_file::TempCode::new(
+        "48151623",
+        vec![7; 16],
+        NOW - 60,
+        NOW + 3600,
+        0,
+        "root".into(),
+    ));
+    w.enroll_with("alice", &f.to_text().unwrap());
+    let mut phone = Phone::new(0).after_publickey();
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(r.reason.to_string().contains("enrolled at login"), "{r:?}");
+    let file = w.secret("alice");
+    assert_eq!(file.tokens.len(), 1);
+    assert_eq!(file.tokens[0].key, phone.key());
+    assert_eq!(file.temp_code, None, "the spent code went with the record");
+}
