@@ -12,6 +12,7 @@ use crate::otp::{Algorithm, Generator};
 
 mod enrolling;
 mod lifecycle;
+mod rollout;
 
 const KEY: &[u8] = b"12345678901234567890";
 const KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
