@@ -213,6 +213,15 @@ pub enum Command {
         token: String,
         date: String,
     },
+    /// `require` (root): enroll at the next login.
+    Require,
+    /// `exempt [--until DATE] [--reason TEXT]` (root).
+    Exempt {
+        until: Option<String>,
+        reason: Option<String>,
+    },
+    /// `unexempt` (root).
+    Unexempt,
     Migrate {
         to: MigrateTo,
         all: bool,
@@ -256,6 +265,9 @@ impl Command {
             Command::Disable { disable: true, .. } => "disable",
             Command::Disable { disable: false, .. } => "enable",
             Command::Expire { .. } => "expire",
+            Command::Require => "require",
+            Command::Exempt { .. } => "exempt",
+            Command::Unexempt => "unexempt",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
             Command::Audit { .. } => "audit",
@@ -687,6 +699,60 @@ enum Sub {
         #[arg(value_name = "DATE|never")]
         date: String,
     },
+    /// (root, with --user) the user must set up a token at the next login,
+    /// whatever missing and enforce_after say
+    ///
+    /// Root only, and only with --user. For a user without a token: leaves
+    /// the mark reset leaves (root's file <state_dir>/pending/<user>), so
+    /// that their next login enrolls them as under missing = "enroll",
+    /// whatever missing and enforce_after say (no empty answer skips it),
+    /// with the same first-factor rule; a new token withdraws the mark. An
+    /// exemption of the user is withdrawn. For a user with an active token
+    /// nothing changes (a code is asked at every login already; exit 0).
+    /// For a user whose tokens are all disabled, expired or not yet valid
+    /// it is refused (exit 1): a new token there would let whoever logs in
+    /// next with the password replace the token an administrator just
+    /// stopped; enable one (enable, expire --token ID never), or remove
+    /// them with reset once the password is known to be the user's alone.
+    /// status and report show the mark ("enrollment pending"). Not yet
+    /// supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Require,
+    /// (root, with --user) no code asked of the user until a date, at most
+    /// max_exemption: --until DATE, --reason TEXT
+    ///
+    /// Root only, and only with --user. Until DATE (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset,
+    /// 2027-01-15T09:00:00+01:00; default: max_exemption from now) the
+    /// module lets the user in without a code, with or without tokens. It
+    /// replaces the code only: rules with otp = "deny" still deny, and
+    /// the login must show a first factor (a password module before
+    /// pam_otp, a key or password sshd accepted first) or it is refused. A
+    /// DATE more than max_exemption (config, default 30 days) from now, or
+    /// not after now, is refused; a login ignores an exemption longer than
+    /// max_exemption from when it was granted. Granting again replaces the
+    /// user's exemption. Kept in root's file <state_dir>/exempt/<user>
+    /// (until, granted, who granted it as the audit line says who, and
+    /// --reason: at most 200 characters, no control characters), which a
+    /// user cannot write under any store; every login it decides is logged
+    /// with all of it. status and report show it. Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Exempt {
+        /// The end of the exemption (default: max_exemption from now).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Why, for the log and for status and report.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// (root, with --user) withdraw an exemption: a code is asked again
+    ///
+    /// Root only, and only with --user. Removes the user's exemption; exit
+    /// 0 also when there was none (saying so). Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Unexempt,
     /// (root) copy users' home files into the system store or the fleet
     /// database: --to system|postgresql (--user NAME | --all)
     ///
@@ -996,6 +1062,9 @@ pub fn parse(
             disable: false,
         },
         Some(Sub::Expire { token, date }) => Command::Expire { token, date },
+        Some(Sub::Require) => Command::Require,
+        Some(Sub::Exempt { until, reason }) => Command::Exempt { until, reason },
+        Some(Sub::Unexempt) => Command::Unexempt,
         Some(Sub::Migrate { to, all }) => {
             if g.user.is_some() == all {
                 return Err(Error::usage(

@@ -4,6 +4,7 @@ use otp_core::secret_file::{OtpKind, Token};
 use serde::Serialize;
 
 use crate::commands::lifecycle;
+use crate::commands::status;
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::json::{self, TokenJson};
@@ -34,6 +35,23 @@ struct ListJson {
     store: &'static str,
     location: String,
     tokens: Vec<TokenJson>,
+    /// Root's "enroll at next login" mark (reset, require); null for a
+    /// plain user, who cannot read it.
+    pending: Option<bool>,
+    /// As status --json gives it.
+    exemption: Option<status::ExemptionJson>,
+}
+
+/// The lines after the table (or after "no tokens"): the mark and the
+/// exemption, which only root can read.
+fn marks(t: &Target, now: u64) -> Result<(), Error> {
+    if crate::inventory::is_root() && store::pending(t).unwrap_or(false) {
+        say!("{}: {}", t.shown_name(), status::PENDING);
+    }
+    if let Some(line) = status::exemption_line(t, now) {
+        say!("{}: {line}", t.shown_name());
+    }
+    Ok(())
 }
 
 pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
@@ -53,11 +71,16 @@ pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
             store: t.config.store.as_str(),
             location: t.path_str(),
             tokens,
+            pending: crate::inventory::is_root()
+                .then(|| store::pending(t).ok())
+                .flatten(),
+            exemption: status::exemption_json(t, now),
         })?;
         return Ok(exists);
     }
     if !exists {
         say!("{}: no tokens (no {})", t.shown_name(), t.shown_path());
+        marks(t, now)?;
         return Ok(false);
     }
     let f = store::read(t)?;
@@ -93,5 +116,6 @@ pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
             .collect();
         say!("{}", cells.join("  ").trim_end());
     }
+    marks(t, now)?;
     Ok(true)
 }

@@ -103,11 +103,23 @@ struct UserJson {
     state: &'static str,
     reason: Option<String>,
     pending: bool,
+    /// `otp-enroll exempt`: null when none.
+    exemption: Option<ReportExemption>,
     tokens: Vec<ReportToken>,
     emergency_codes: Option<usize>,
     last_used: Option<u64>,
     failures: Option<u32>,
     locked_until: Option<u64>,
+}
+
+#[derive(Serialize, Clone)]
+struct ReportExemption {
+    until: u64,
+    granted: u64,
+    by: String,
+    reason: String,
+    /// Whether a login at the report's time honours it.
+    active: bool,
 }
 
 #[derive(Serialize)]
@@ -169,6 +181,25 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         .census(&accounts, Duration::from_secs(home_timeout))
         .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?;
 
+    let exemptions: BTreeMap<String, ReportExemption> = census
+        .exemptions()
+        .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?
+        .into_iter()
+        .map(|(name, e)| {
+            let active =
+                e.standing(now, cfg.max_exemption) == otp_core::store::exempt::Standing::Holds;
+            (
+                name,
+                ReportExemption {
+                    until: e.until,
+                    granted: e.granted,
+                    by: e.by,
+                    reason: e.reason,
+                    active,
+                },
+            )
+        })
+        .collect();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for l in &listed {
         rows.entry(l.account.name.clone()).or_insert(Row {
@@ -197,7 +228,12 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
     // not users of it.
     let rows: Vec<Row> = rows
         .into_values()
-        .filter(|r| r.login_shell == Some(true) || r.pending || r.found != Found::Nothing)
+        .filter(|r| {
+            r.login_shell == Some(true)
+                || r.pending
+                || r.found != Found::Nothing
+                || exemptions.contains_key(&r.name)
+        })
         .collect();
 
     let mut counts = Counts {
@@ -238,6 +274,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                     state: State::of(r).json(),
                     reason: reason(&r.found, home_timeout),
                     pending: r.pending,
+                    exemption: exemptions.get(&r.name).cloned(),
                     tokens: summary
                         .map(|s| {
                             s.tokens
@@ -283,6 +320,18 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
             _ => None,
         };
         let mut notes = Vec::new();
+        if let Some(e) = exemptions.get(&r.name) {
+            notes.push(format!(
+                "exempt until {}{}{}",
+                format_utc(e.until),
+                if e.active { "" } else { " (not honoured now)" },
+                if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", shown(&e.reason))
+                }
+            ));
+        }
         if !r.account {
             notes.push("no account".to_string());
         } else if r.login_shell == Some(false) {
