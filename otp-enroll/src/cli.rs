@@ -503,8 +503,10 @@ enum Sub {
     /// Never a secret. Exit status 1 when the user has none.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
-    /// "store", "location" (where the record is) and "tokens", each token
-    /// as status --json gives it.
+    /// "store", "location" (where the record is), "tokens", each token
+    /// as status --json gives it, and "pending" and "exemption" as status
+    /// --json gives them. Root also sees the mark of reset and require and
+    /// an exemption below the table.
     #[command(verbatim_doc_comment)]
     List {
         /// One JSON object instead of the table (see JSON OUTPUT).
@@ -536,7 +538,8 @@ enum Sub {
     ///
     /// Per token: id, type, serial, algorithm, digits, creation date, last
     /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
-    /// never the secret; and, after reset, that an enrollment is pending.
+    /// never the secret; and, after reset or require, that an enrollment
+    /// is pending, and an exemption (root only).
     /// Exit status 1 when not enrolled.
     ///
     /// With --enroll-on-login-enabled it prints nothing and exits 0 only if
@@ -547,8 +550,11 @@ enum Sub {
     /// "store" (home, system or postgresql), "location" (where the record
     /// is), "enrolled", "version" (the record's format), "tokens",
     /// "emergency_codes" (how many are left), "failures" (the rate
-    /// limit's count), "locked_until" (null when not locked) and "pending"
-    /// (reset's mark; null for a plain user, who cannot see it). Each
+    /// limit's count), "locked_until" (null when not locked), "pending"
+    /// (the mark of reset and require; null for a plain user, who cannot
+    /// see it) and "exemption" (exempt: "until", "granted" (Unix seconds),
+    /// "by", "reason", and "active", whether a login now honours it; null
+    /// when there is none or for a plain user). Each
     /// token: "id", "type", "serial", "algorithm", "digits", "period"
     /// (TOTP), "counter" (HOTP: the next one), "created", "last_used",
     /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
@@ -795,7 +801,8 @@ enum Sub {
     /// the next login; not enrolled; unreadable: something is there that
     /// cannot be used, and why; skipped: the home did not answer in time),
     /// the tokens, when a code of any was last accepted, and whether the
-    /// rate limit refuses every code now, until when. Then the counts.
+    /// rate limit refuses every code now, until when, and an exemption
+    /// (exempt until DATE, and its reason). Then the counts.
     /// Never a secret.
     ///
     /// Accounts come from the name service. Under SSSD, LDAP or winbind an
@@ -823,7 +830,8 @@ enum Sub {
     /// "users" and "counts". Each user: "user", "account" (whether the
     /// name service knows the name), "login_shell", "state" (enrolled,
     /// pending, not_enrolled, unreadable or skipped), "reason" (why
-    /// unreadable or skipped), "pending" (reset's mark, also beside
+    /// unreadable or skipped), "exemption" (as status --json gives it;
+    /// null when none), "pending" (reset's or require's mark, also beside
     /// tokens), "tokens" (each with "id", "type", "serial", "created",
     /// "last_used", "state" (active, disabled, not_yet_valid or expired),
     /// "not_before" and "expires"), "emergency_codes", "last_used", "failures" and
