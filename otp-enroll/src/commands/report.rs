@@ -224,6 +224,19 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         row.found = k.found;
         row.pending = k.pending;
     }
+    // An exemption of a name that has no row yet (an account without a
+    // login shell, or a name that is no account any more): listed, so
+    // that no exemption hides.
+    for name in exemptions.keys() {
+        rows.entry(name.clone()).or_insert_with(|| Row {
+            account: account::plausible_user_name(name)
+                && matches!(account::lookup(name), Ok(Some(_))),
+            login_shell: None,
+            name: name.clone(),
+            found: Found::Nothing,
+            pending: false,
+        });
+    }
     // Accounts that cannot log in and that the store knows nothing of are
     // not users of it.
     let rows: Vec<Row> = rows
