@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         services: None,
         ttys: None,
         otp: Action::Skip,
+        rollout: Default::default(),
     }];
     let d = decide(
         &rules,

@@ -31,17 +31,28 @@ use crate::remote::Remote;
 use crate::rules::{self, Action, Decision, Groups, Subject};
 use crate::safe_fs::{FsError, Owner};
 use crate::secret_file::{SecretFile, SecretFileError, State, TempCode};
+use crate::store::exempt::{self, Exemption, Standing};
 use crate::store::{self, LoginStore, Presence, StoreError};
 use crate::unenrolled::{self, Tally};
 use crate::verify::{self, Policy, Verdict};
 
-pub use enrolling::commit_enrollment;
+pub use enrolling::{commit_enrollment, deadline_message, Why};
 
 pub const MSG_UNAVAILABLE: &str =
     "Two-factor login is unavailable for this account; contact your administrator.";
 pub const MSG_NOT_ENROLLED: &str =
     "Two-factor login is not set up for this account yet: run otp-enroll to set it up.";
 pub const MSG_DENIED: &str = "Login refused by policy.";
+/// What an exempt user is told ([`exemption_message`]).
+pub fn exemption_message(until: u64) -> String {
+    format!(
+        "No verification code is asked of this account until {} (an administrator's exemption).",
+        crate::date::format_unix(until)
+    )
+}
+pub const MSG_EXEMPT_NO_FIRST_FACTOR: &str =
+    "This account is exempt from the verification code for now, but this login shows no \
+     password or key to stand for it; contact your administrator.";
 pub const MSG_NOT_SAVED: &str =
     "Your code could not be recorded, so the login was refused; try again later or contact your administrator.";
 
@@ -164,6 +175,19 @@ pub enum Reason {
     SetAuthtok,
     KeepCode,
     Conversation(ConvError),
+    /// An administrator's exemption (`otp-enroll exempt`) let the user
+    /// in without a code.
+    Exempt {
+        exemption: Exemption,
+        decision: Decision,
+    },
+    /// An exemption, but the stack shows no first factor (nothing but
+    /// pam_otp would have asked anything): refused.
+    ExemptNoFirstFactor {
+        exemption: Exemption,
+        why: &'static str,
+        decision: Decision,
+    },
     /// Not an account (`what` says why), answered as one up to `then`.
     Nobody {
         what: &'static str,
@@ -231,8 +255,40 @@ impl fmt::Display for Reason {
             Reason::Conversation(ConvError::Failed) => write!(f, "conversation failed"),
             Reason::Conversation(ConvError::NoAnswer) => write!(f, "no answer to the prompt"),
             Reason::Nobody { what, then } => write!(f, "{what}; {then}"),
+            Reason::Exempt {
+                exemption,
+                decision,
+            } => write!(
+                f,
+                "no code needed: {}; {decision}",
+                describe_exemption(exemption)
+            ),
+            Reason::ExemptNoFirstFactor {
+                exemption,
+                why,
+                decision,
+            } => write!(
+                f,
+                "{}, but an exemption replaces only the code: {why}; refused; {decision}",
+                describe_exemption(exemption)
+            ),
         }
     }
+}
+
+/// "exempt until T (granted T0 by WHO: REASON)", for the log.
+fn describe_exemption(e: &Exemption) -> String {
+    format!(
+        "exempt until {} (granted {} by {}{})",
+        crate::date::format_unix(e.until),
+        crate::date::format_unix(e.granted),
+        if e.by.is_empty() { "?" } else { &e.by },
+        if e.reason.is_empty() {
+            String::new()
+        } else {
+            format!(", reason: {}", e.reason)
+        }
+    )
 }
 
 /// The conversation failed (`PAM_CONV_ERR`) or the user gave no answer.
@@ -355,6 +411,8 @@ pub fn authenticate(
     };
     let mut flow = Flow {
         login,
+        missing: cfg.missing,
+        deadline: None,
         cfg,
         conv,
         warnings: Vec::new(),
@@ -372,6 +430,13 @@ pub fn authenticate(
 struct Flow<'a, 'c> {
     login: &'a Login<'a>,
     cfg: Config,
+    /// `missing` for this login: the matching rule's, else the config's
+    /// with the module arguments over it (`nullok`).
+    missing: Missing,
+    /// `enforce_after` for this login (the rule's, else the config's),
+    /// while it is still ahead and `missing` is not "allow": a user
+    /// without a token is let in and offered enrollment.
+    deadline: Option<u64>,
     conv: &'c mut dyn Conversation,
     warnings: Vec<String>,
     /// Detail for the log, collected only with the `debug` argument.
@@ -411,7 +476,7 @@ enum Record<'w> {
     /// who exists does not show.
     Enroll {
         store: Option<Box<dyn LoginStore>>,
-        pending: bool,
+        why: Why,
     },
 }
 
@@ -584,24 +649,38 @@ impl Flow<'_, '_> {
             Action::Require => {}
         }
 
-        // A name that is no account has no token: whatever `missing` says
-        // of an account without one holds for it too.
+        // An administrator's exemption stands for the code only: after
+        // the rules (a deny rule still denies), and only where a first
+        // factor shows.
+        if let Who::Account(account) = who {
+            if let Some(exemption) = self.exemption(account) {
+                return self.exempt(exemption, decision);
+            }
+        }
+        self.rollout(&decision);
+
+        // A name that is no account has no token: whatever `missing` and
+        // the deadline say of an account without one hold for it too.
         let record = match who {
             Who::Nobody { .. } => {
                 let store = match self.ask_for_nobody() {
                     Ok(store) => store,
                     Err(refusal) => return refusal,
                 };
-                match self.cfg.missing {
-                    Missing::Enroll => Some(Record::Enroll {
+                match (self.deadline, self.missing) {
+                    (Some(d), _) => Some(Record::Enroll {
                         store: None,
-                        pending: false,
+                        why: Why::BeforeDeadline(d),
                     }),
-                    Missing::Deny => Some(Record::NoToken {
+                    (None, Missing::Enroll) => Some(Record::Enroll {
+                        store: None,
+                        why: Why::Missing,
+                    }),
+                    (None, Missing::Deny) => Some(Record::NoToken {
                         account: None,
                         store,
                     }),
-                    Missing::Allow => None,
+                    (None, Missing::Allow) => None,
                 }
             }
             Who::Account(account) => match self.record_of(account, &decision) {
@@ -621,7 +700,7 @@ impl Flow<'_, '_> {
                 Some(why) => return self.pass_through(why),
                 None => Record::Tokens(store),
             },
-            Record::Enroll { store, pending } => {
+            Record::Enroll { store, why } => {
                 // A `split_pass` line (before the password module) has no
                 // code to keep yet: it hands the password on, and the
                 // pam_otp line after the password module enrolls.
@@ -642,7 +721,7 @@ impl Flow<'_, '_> {
                         return (Outcome::AuthInfoUnavail, Reason::SetAuthtok);
                     }
                 }
-                return self.enroll(store.as_deref(), pending, decision);
+                return self.enroll(store.as_deref(), why, decision);
             }
             other => other,
         };
@@ -737,15 +816,22 @@ impl Flow<'_, '_> {
                 }))
             }
         };
-        match (presence, self.cfg.missing) {
+        match (presence, self.missing) {
             (Presence::Tokens, _) => Ok(Some(Record::Tokens(store))),
-            // An admin's reset wins over `missing`, whatever it says.
-            (Presence::Pending, _) | (Presence::Nothing, Missing::Enroll) => {
-                Ok(Some(Record::Enroll {
-                    pending: presence == Presence::Pending,
-                    store: Some(store),
-                }))
-            }
+            // An admin's reset or require wins over `missing` and the
+            // deadline, whatever they say.
+            (Presence::Pending, _) => Ok(Some(Record::Enroll {
+                why: Why::Pending,
+                store: Some(store),
+            })),
+            (Presence::Nothing, _) if self.deadline.is_some() => Ok(Some(Record::Enroll {
+                why: Why::BeforeDeadline(self.deadline.unwrap_or_default()),
+                store: Some(store),
+            })),
+            (Presence::Nothing, Missing::Enroll) => Ok(Some(Record::Enroll {
+                why: Why::Missing,
+                store: Some(store),
+            })),
             (Presence::Nothing, Missing::Allow) => Ok(None),
             (Presence::Nothing, Missing::Deny) => {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
@@ -774,6 +860,114 @@ impl Flow<'_, '_> {
         }
     }
 
+    /// `missing` and `enforce_after` for the login `decision` is about:
+    /// the matching rule's own keys win, then the module arguments
+    /// (`nullok`), then the config's keys. A deadline counts while it is
+    /// ahead (`now < enforce_after`: from that second on `missing`
+    /// applies), and never under `missing = "allow"`, which lets a user
+    /// without a token in anyway.
+    fn rollout(&mut self, decision: &Decision) {
+        let rule = decision
+            .rule
+            .and_then(|n| self.cfg.rules.get(n.wrapping_sub(1)))
+            .map(|r| r.rollout)
+            .unwrap_or_default();
+        self.missing = rule.missing.unwrap_or(self.cfg.missing);
+        let deadline = rule.enforce_after.or(self.cfg.enforce_after);
+        self.deadline = deadline.filter(|&d| self.login.now < d && self.missing != Missing::Allow);
+        let (missing, now) = (self.missing, self.login.now);
+        self.note(|| {
+            format!(
+                "missing = {} ({}), enforce_after {}",
+                missing.as_str(),
+                if rule.missing.is_some() {
+                    "the rule's"
+                } else {
+                    "the config's, or nullok"
+                },
+                match deadline {
+                    Some(d) if now < d => format!("{} (ahead)", crate::date::format_unix(d)),
+                    Some(d) => format!("{} (passed)", crate::date::format_unix(d)),
+                    None => "not set".into(),
+                }
+            )
+        });
+    }
+
+    /// The user's exemption when it holds now: read only on the file
+    /// stores (the fleet's database does not keep them yet), from root's
+    /// `<state_dir>/exempt/`, and honoured only within `max_exemption`
+    /// of when it was granted. Anything wrong with it is no exemption,
+    /// and said so in the log.
+    fn exemption(&mut self, account: &Account) -> Option<Exemption> {
+        if self.cfg.store == config::StoreKind::Postgresql {
+            return None;
+        }
+        let e = match exempt::read(Path::new(&self.cfg.state_dir), &account.name) {
+            Ok(Some(e)) => e,
+            Ok(None) => return None,
+            Err(err) => {
+                self.warnings
+                    .push(format!("{err}; no exemption, a code is asked"));
+                return None;
+            }
+        };
+        match e.standing(self.login.now, self.cfg.max_exemption) {
+            Standing::Holds => Some(e),
+            Standing::Ended => {
+                let until = e.until;
+                self.note(|| format!("exemption ended at {}", crate::date::format_unix(until)));
+                None
+            }
+            Standing::TooLong { max } => {
+                self.warnings.push(format!(
+                    "{} is longer than max_exemption ({} s): ignored whole, a code is asked",
+                    describe_exemption(&e),
+                    max
+                ));
+                None
+            }
+            Standing::NotYetGranted => {
+                self.warnings.push(format!(
+                    "{} was granted after now ({}): ignored, a code is asked",
+                    describe_exemption(&e),
+                    crate::date::format_unix(self.login.now)
+                ));
+                None
+            }
+        }
+    }
+
+    /// An exemption in place of the code: let in where a first factor
+    /// shows (as an enrollment at login would be saved), refused where
+    /// nothing but this module would have asked anything.
+    fn exempt(&mut self, exemption: Exemption, decision: Decision) -> Refusal {
+        if !(self.cfg.forward_pass || self.cfg.split_pass) {
+            let info = self.conv.ssh_auth_info();
+            let authtok = self.conv.authtok().is_some();
+            if let crate::enroll::FirstFactor::Unproven(why) =
+                crate::enroll::first_factor(info.as_deref(), authtok)
+            {
+                self.conv.error(MSG_EXEMPT_NO_FIRST_FACTOR);
+                return (
+                    Outcome::AuthErr,
+                    Reason::ExemptNoFirstFactor {
+                        exemption,
+                        why,
+                        decision,
+                    },
+                );
+            }
+        }
+        if !self.cfg.split_pass {
+            self.conv.info(&exemption_message(exemption.until));
+        }
+        self.pass_through(Reason::Exempt {
+            exemption,
+            decision,
+        })
+    }
+
     /// `grace_period`: a reason to let the login in without a code, when
     /// one was accepted from this address recently enough.
     fn in_grace(
@@ -800,7 +994,7 @@ impl Flow<'_, '_> {
     /// the user the short message that goes with it.
     fn store_refusal(&mut self, location: String, err: StoreError) -> Refusal {
         match err {
-            StoreError::NotFound if self.cfg.missing != Missing::Allow => {
+            StoreError::NotFound if self.missing != Missing::Allow => {
                 (Outcome::AuthErr, Reason::NoSecretFile { path: location })
             }
             StoreError::NotFound => self.unavailable(Reason::Unreadable {

@@ -10,7 +10,7 @@ use crate::rate_limit::RateLimit;
 use crate::safe_fs::{self, FsError, Holds};
 use ipnet::IpNet;
 
-use crate::rules::{plain_ipv4_net, Action, BadSource, Rule, Source, TtyPattern};
+use crate::rules::{plain_ipv4_net, Action, BadSource, Rollout, Rule, Source, TtyPattern};
 
 pub const DEFAULT_PATH: &str = "/etc/security/pam_otp.toml";
 pub const DEFAULT_SECRET: &str = "%h/.pam_otp.toml";
@@ -31,6 +31,11 @@ pub const MAX_HOTP_WINDOW: u32 = 1000;
 /// The longest `grace_period` accepted: a day. Longer is no second factor.
 pub const MAX_GRACE_PERIOD: u64 = 24 * 60 * 60;
 
+/// The default `max_exemption`, in days.
+pub const DEFAULT_MAX_EXEMPTION_DAYS: u64 = 30;
+/// The largest `max_exemption` accepted, in days: a year.
+pub const MAX_MAX_EXEMPTION_DAYS: u64 = 366;
+
 /// What to do for a user with no token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +44,16 @@ pub enum Missing {
     Allow,
     /// Enroll the user inside the login conversation (`enroll`).
     Enroll,
+}
+
+impl Missing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::Deny => "deny",
+            Missing::Allow => "allow",
+            Missing::Enroll => "enroll",
+        }
+    }
 }
 
 /// Where users' tokens and state live (`store`).
@@ -83,6 +98,14 @@ pub struct Config {
     /// from the same address (0: off).
     pub grace_period: u64,
     pub enroll_on_login: bool,
+    /// `enforce_after` (Unix seconds): before it, a user without a token
+    /// is let in, told the date and offered enrollment where the stack
+    /// can enroll; from it on, `missing` applies. A rule's own
+    /// `enforce_after` wins for the logins it matches.
+    pub enforce_after: Option<u64>,
+    /// `max_exemption` in seconds: the longest exemption `otp-enroll
+    /// exempt` grants and the module honours (0: none).
+    pub max_exemption: u64,
     pub rate_limit: RateLimit,
     /// Root's directory for the module's own state.
     pub state_dir: String,
@@ -138,6 +161,8 @@ impl Default for Config {
             hotp_window: 10,
             grace_period: 0,
             enroll_on_login: false,
+            enforce_after: None,
+            max_exemption: DEFAULT_MAX_EXEMPTION_DAYS * 86_400,
             rate_limit: RateLimit::default(),
             state_dir: DEFAULT_STATE_DIR.into(),
             rules: Vec::new(),
@@ -217,6 +242,8 @@ struct RawConfig<'a> {
     hotp_window: Option<u32>,
     grace_period: Option<u64>,
     enroll_on_login: Option<bool>,
+    enforce_after: Option<String>,
+    max_exemption: Option<u64>,
     rate_limit: Option<RawRateLimit>,
     state_dir: Option<String>,
     #[serde(default, borrow)]
@@ -253,6 +280,8 @@ struct RawRule<'a> {
     services: Option<Vec<String>>,
     ttys: Option<Vec<String>>,
     otp: Action,
+    missing: Option<Missing>,
+    enforce_after: Option<String>,
 }
 
 /// Reads an address list by path (the file system's, in production).
@@ -284,8 +313,22 @@ impl Config {
             grace_period: raw.grace_period.unwrap_or(d.grace_period),
             enroll_on_login: raw.enroll_on_login.unwrap_or(d.enroll_on_login),
             state_dir: raw.state_dir.unwrap_or(d.state_dir),
+            enforce_after: raw
+                .enforce_after
+                .as_deref()
+                .map(|t| deadline("enforce_after", t))
+                .transpose()?,
             ..d
         };
+        if let Some(days) = raw.max_exemption {
+            if days > MAX_MAX_EXEMPTION_DAYS {
+                return Err(bad(
+                    "max_exemption",
+                    format!("{days} days is more than {MAX_MAX_EXEMPTION_DAYS} (a year)"),
+                ));
+            }
+            cfg.max_exemption = days * 86_400;
+        }
         if let Some(rl) = raw.rate_limit {
             cfg.rate_limit = RateLimit {
                 max_failures: rl.max_failures.unwrap_or(cfg.rate_limit.max_failures),
@@ -402,8 +445,45 @@ impl Config {
     }
 }
 
+/// A DATE of the config (`enforce_after`): SPEC "Dates and times".
+fn deadline(key: &str, text: &str) -> Result<u64, ConfigError> {
+    crate::date::parse_date(text).ok_or_else(|| {
+        bad(
+            key,
+            format!(
+                "{text:?} is not a date: YYYY-MM-DD (that day's 00:00:00 UTC) or an RFC 3339 \
+                 time with an offset (2027-01-15T09:00:00+01:00)"
+            ),
+        )
+    })
+}
+
 fn convert_rule(n: usize, r: RawRule<'_>, read_list: ReadList<'_>) -> Result<Rule, ConfigError> {
     let key = |field: &str| format!("rule {n}: {field}");
+    // What a rule says of users without a token means something only
+    // where it asks for a code: elsewhere it would be a silent no-op.
+    if r.otp != Action::Require && (r.missing.is_some() || r.enforce_after.is_some()) {
+        let field = if r.missing.is_some() {
+            "missing"
+        } else {
+            "enforce_after"
+        };
+        return Err(bad(
+            key(field),
+            format!(
+                "means something only in a rule with otp = \"require\" (this one's is \"{}\")",
+                r.otp.as_str()
+            ),
+        ));
+    }
+    let rollout = Rollout {
+        missing: r.missing,
+        enforce_after: r
+            .enforce_after
+            .as_deref()
+            .map(|t| deadline(&key("enforce_after"), t))
+            .transpose()?,
+    };
     fn non_empty<S: AsRef<str>>(
         key: impl Fn(&str) -> String,
         field: &str,
@@ -472,6 +552,7 @@ fn convert_rule(n: usize, r: RawRule<'_>, read_list: ReadList<'_>) -> Result<Rul
         services: r.services,
         ttys,
         otp: r.otp,
+        rollout,
     })
 }
 

@@ -17,6 +17,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod date;
 pub mod enroll;
 pub mod grace;
 pub mod key;

@@ -300,6 +300,20 @@ pub struct Rule {
     /// Patterns on `PAM_TTY` ([`TtyPattern`]).
     pub ttys: Option<Vec<TtyPattern>>,
     pub otp: Action,
+    /// What this rule says of a user without a token, over the config's.
+    pub rollout: Rollout,
+}
+
+/// A rule's own `missing` and `enforce_after` (issue 31), each over the
+/// config's for the logins the rule matches. The precedence, most
+/// specific first: the rule's key, then the module argument (`nullok`
+/// means `missing = "allow"`), then the config's key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rollout {
+    pub missing: Option<crate::config::Missing>,
+    /// Unix seconds: before it, a user without a token is let in (and
+    /// offered enrollment); from it on, `missing` applies.
+    pub enforce_after: Option<u64>,
 }
 
 /// Group membership of the user logging in, asked only when a rule names
@@ -399,6 +413,7 @@ mod tests {
             services: None,
             ttys: None,
             otp,
+            rollout: Rollout::default(),
         }
     }
 
@@ -449,6 +464,7 @@ mod tests {
                 services: None,
                 ttys: None,
                 otp: Action::Skip,
+                rollout: Rollout::default(),
             },
             Rule {
                 from: nets(&["0.0.0.0/0", "::/0"]),
@@ -457,6 +473,7 @@ mod tests {
                 services: None,
                 ttys: None,
                 otp: Action::Deny,
+                rollout: Rollout::default(),
             },
         ];
         let staff = G(&["staff"]);
@@ -655,6 +672,7 @@ mod tests {
                 services: Some(vec!["su".into()]),
                 ttys: None,
                 otp: Action::Skip,
+                rollout: Rollout::default(),
             },
             rule(&["127.0.0.2/32"], Action::Skip),
             rule(&["127.0.0.0/8"], Action::Deny),
@@ -925,6 +943,7 @@ mod tests {
             services: None,
             ttys: None,
             otp,
+            rollout: Rollout::default(),
         };
         let rules = vec![
             with_groups(&["192.168.0.0/16"], None, "g-wrong-net", Action::Deny),
@@ -979,6 +998,7 @@ mod tests {
                 } else {
                     Action::Deny
                 },
+                rollout: Rollout::default(),
             })
             .collect();
         let at = |rhost: &str| {

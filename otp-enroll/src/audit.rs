@@ -29,12 +29,13 @@ use otp_core::audit::Change;
 use otp_core::config::{Config, StoreKind};
 use otp_core::log::{clean, Level, Logger};
 use otp_core::secret_file::SecretFile;
+use otp_core::store::exempt::Exemption;
 use otp_core::store::{self, AdminStore, Held, StoreError};
 
 /// The man page's AUDIT LOG section.
 pub const MAN: &str = "\
 Every change otp-enroll makes (new, token, remove, reset, unlock, scratch,
-resync, disable, enable, expire, temp-code, import-google, migrate, inventory import and inventory remove, db
+resync, disable, enable, expire, temp-code, require, exempt, unexempt, import-google, migrate, inventory import and inventory remove, db
 init, and any command that changes a record, a reset mark or the
 inventory) leaves one syslog line per user it changed (facility authpriv,
 level notice, ident otp-enroll), in pam_otp's key=\"value\" style and with
@@ -44,7 +45,9 @@ tokens added, removed or changed), serials=\"...\", emergency_codes=N (how
 many there are now, when they changed), lockout=cleared, temp_code=made
 (with temp_code_uses=N and temp_code_expires=UNIXTIME) or temp_code=removed
 (a temporary code made, replaced or revoked), pending=set or
-cleared (reset's mark), inventory= and inventory_serials=\"...\" (a token
+cleared (the mark of reset and require), exemption=granted with
+exempt_until=\"TIME\" (UTC) and reason=\"TEXT\", or exemption=withdrawn
+(exempt, unexempt, require), inventory= and inventory_serials=\"...\" (a token
 assigned from the inventory or returned to it), exit= (the command's exit
 status: a change made before a later step failed is recorded too); then
 who and where: uid= (the real uid), loginuid= (the login uid the kernel
@@ -161,6 +164,12 @@ pub enum Note {
         user: String,
         set: bool,
     },
+    /// An exemption granted (`until`, Unix seconds, and the reason) or
+    /// withdrawn (`None`).
+    Exemption {
+        user: String,
+        granted: Option<(u64, String)>,
+    },
     Inventory {
         change: InventoryChange,
         serial: String,
@@ -219,7 +228,7 @@ impl Actor {
         }
     }
 
-    fn fields(&self) -> String {
+    pub fn fields(&self) -> String {
         let login = match &self.login_uid {
             LoginUid::Set(uid) => uid.to_string(),
             LoginUid::Unset => "unset".into(),
@@ -262,6 +271,7 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
         lockout_cleared: bool,
         temp_code: Option<TempCodeChange>,
         pending: Option<bool>,
+        exemption: Option<Option<(u64, String)>>,
         inventory: Vec<(InventoryChange, String)>,
     }
     // By name: one line per user, in a stable order.
@@ -295,6 +305,9 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
             }
             Note::Pending { user, set } => {
                 users.entry(user.clone()).or_default().pending = Some(*set)
+            }
+            Note::Exemption { user, granted } => {
+                users.entry(user.clone()).or_default().exemption = Some(granted.clone())
             }
             Note::Inventory {
                 change,
@@ -348,6 +361,15 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
             } else {
                 " pending=cleared"
             });
+        }
+        match &l.exemption {
+            Some(Some((until, reason))) => line.push_str(&format!(
+                " exemption=granted exempt_until=\"{}\" reason=\"{}\"",
+                otp_core::date::format_unix(*until),
+                clean(reason)
+            )),
+            Some(None) => line.push_str(" exemption=withdrawn"),
+            None => {}
         }
         let mut kinds: Vec<InventoryChange> = l.inventory.iter().map(|(c, _)| *c).collect();
         kinds.sort_unstable();
@@ -538,6 +560,21 @@ impl AdminStore for Audited {
             });
         }
         Ok(())
+    }
+
+    fn exemption(&self) -> Result<Option<Exemption>, StoreError> {
+        self.inner.exemption()
+    }
+
+    fn set_exemption(&self, e: Option<&Exemption>) -> Result<bool, StoreError> {
+        let changed = self.inner.set_exemption(e)?;
+        if changed {
+            note(Note::Exemption {
+                user: self.user.clone(),
+                granted: e.map(|e| (e.until, e.reason.clone())),
+            });
+        }
+        Ok(changed)
     }
 
     fn record_change(&self, change: &Change) -> Result<(), StoreError> {

@@ -266,6 +266,15 @@ pub enum Command {
     /// `temp-code [--valid DURATION] [--uses N]` (root): `valid` in
     /// seconds; or `temp-code --revoke`.
     TempCode(TempCodeOpts),
+    /// `require` (root): enroll at the next login.
+    Require,
+    /// `exempt [--until DATE] [--reason TEXT]` (root).
+    Exempt {
+        until: Option<String>,
+        reason: Option<String>,
+    },
+    /// `unexempt` (root).
+    Unexempt,
     Migrate {
         to: MigrateTo,
         all: bool,
@@ -310,6 +319,9 @@ impl Command {
             Command::Disable { disable: false, .. } => "enable",
             Command::Expire { .. } => "expire",
             Command::TempCode(_) => "temp-code",
+            Command::Require => "require",
+            Command::Exempt { .. } => "exempt",
+            Command::Unexempt => "unexempt",
             Command::Migrate { .. } => "migrate",
             Command::Report { .. } => "report",
             Command::Audit { .. } => "audit",
@@ -546,8 +558,10 @@ enum Sub {
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.list/1", "user",
     /// "store", "location" (where the record is), "tokens", each token
-    /// as status --json gives it, and "temp_code" as status --json gives
-    /// it (the text: a "temporary code:" line after the tokens).
+    /// as status --json gives it, "temp_code" as status --json gives it
+    /// (the text: a "temporary code:" line after the tokens), and
+    /// "pending" and "exemption" as status --json gives them. Root also
+    /// sees the mark of reset and require and an exemption below the table.
     #[command(verbatim_doc_comment)]
     List {
         /// One JSON object instead of the table (see JSON OUTPUT).
@@ -579,7 +593,8 @@ enum Sub {
     ///
     /// Per token: id, type, serial, algorithm, digits, creation date, last
     /// code used, and its state when it is disabled or has dates; then the emergency codes left and the lockout state;
-    /// never the secret; and, after reset, that an enrollment is pending.
+    /// never the secret; and, after reset or require, that an enrollment
+    /// is pending, and an exemption (root only).
     /// Exit status 1 when not enrolled (no record, or one holding only a
     /// temporary code that is used up or expired).
     ///
@@ -591,8 +606,11 @@ enum Sub {
     /// "store" (home, system or postgresql), "location" (where the record
     /// is), "enrolled", "version" (the record's format), "tokens",
     /// "emergency_codes" (how many are left), "failures" (the rate
-    /// limit's count), "locked_until" (null when not locked) and "pending"
-    /// (reset's mark; null for a plain user, who cannot see it). Each
+    /// limit's count), "locked_until" (null when not locked), "pending"
+    /// (the mark of reset and require; null for a plain user, who cannot
+    /// see it) and "exemption" (exempt: "until", "granted" (Unix seconds),
+    /// "by", "reason", and "active", whether a login now honours it; null
+    /// when there is none or for a plain user). Each
     /// token: "id", "type", "serial", "algorithm", "digits", "period"
     /// (TOTP), "counter" (HOTP: the next one), "created", "last_used",
     /// "drift" (TOTP: the learned clock offset in steps), "state" (active,
@@ -775,6 +793,60 @@ enum Sub {
     /// the user's own new --add under store = "home").
     #[command(verbatim_doc_comment)]
     TempCode(TempCodeOpts),
+    /// (root, with --user) the user must set up a token at the next login,
+    /// whatever missing and enforce_after say
+    ///
+    /// Root only, and only with --user. For a user without a token: leaves
+    /// the mark reset leaves (root's file <state_dir>/pending/<user>), so
+    /// that their next login enrolls them as under missing = "enroll",
+    /// whatever missing and enforce_after say (no empty answer skips it),
+    /// with the same first-factor rule; a new token withdraws the mark. An
+    /// exemption of the user is withdrawn. For a user with an active token
+    /// nothing changes (a code is asked at every login already; exit 0).
+    /// For a user whose tokens are all disabled, expired or not yet valid
+    /// it is refused (exit 1): a new token there would let whoever logs in
+    /// next with the password replace the token an administrator just
+    /// stopped; enable one (enable, expire --token ID never), or remove
+    /// them with reset once the password is known to be the user's alone.
+    /// status and report show the mark ("enrollment pending"). Not yet
+    /// supported with store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Require,
+    /// (root, with --user) no code asked of the user until a date, at most
+    /// max_exemption: --until DATE, --reason TEXT
+    ///
+    /// Root only, and only with --user. Until DATE (YYYY-MM-DD: up to that
+    /// day's 00:00:00 UTC, exclusive; or an RFC 3339 time with an offset,
+    /// 2027-01-15T09:00:00+01:00; default: max_exemption from now) the
+    /// module lets the user in without a code, with or without tokens. It
+    /// replaces the code only: rules with otp = "deny" still deny, and
+    /// the login must show a first factor (a password module before
+    /// pam_otp, a key or password sshd accepted first) or it is refused. A
+    /// DATE more than max_exemption (config, default 30 days) from now, or
+    /// not after now, is refused; a login ignores an exemption longer than
+    /// max_exemption from when it was granted. Granting again replaces the
+    /// user's exemption. Kept in root's file <state_dir>/exempt/<user>
+    /// (until, granted, who granted it as the audit line says who, and
+    /// --reason: at most 200 characters, no control characters), which a
+    /// user cannot write under any store; every login it decides is logged
+    /// with all of it. status and report show it. Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Exempt {
+        /// The end of the exemption (default: max_exemption from now).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Why, for the log and for status and report.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// (root, with --user) withdraw an exemption: a code is asked again
+    ///
+    /// Root only, and only with --user. Removes the user's exemption; exit
+    /// 0 also when there was none (saying so). Not yet supported with
+    /// store = "postgresql".
+    #[command(verbatim_doc_comment)]
+    Unexempt,
     /// (root) copy users' home files into the system store or the fleet
     /// database: --to system|postgresql (--user NAME | --all)
     ///
@@ -819,7 +891,8 @@ enum Sub {
     /// fleet made for the uid of an account of that name since deleted;
     /// skipped: the home did not answer in time),
     /// the tokens, when a code of any was last accepted, and whether the
-    /// rate limit refuses every code now, until when. Then the counts.
+    /// rate limit refuses every code now, until when, and an exemption
+    /// (exempt until DATE, and its reason). Then the counts.
     /// Never a secret.
     ///
     /// Accounts come from the name service. Under SSSD, LDAP or winbind an
@@ -847,7 +920,8 @@ enum Sub {
     /// "users" and "counts". Each user: "user", "account" (whether the
     /// name service knows the name), "login_shell", "state" (enrolled,
     /// pending, not_enrolled, unreadable or skipped), "reason" (why
-    /// unreadable or skipped), "pending" (reset's mark, also beside
+    /// unreadable or skipped), "exemption" (as status --json gives it;
+    /// null when none), "pending" (reset's or require's mark, also beside
     /// tokens), "tokens" (each with "id", "type", "serial", "created",
     /// "last_used", "state" (active, disabled, not_yet_valid or expired),
     /// "not_before" and "expires"), "emergency_codes", "last_used", "failures",
@@ -1091,6 +1165,9 @@ pub fn parse(
         },
         Some(Sub::Expire { token, date }) => Command::Expire { token, date },
         Some(Sub::TempCode(o)) => Command::TempCode(o),
+        Some(Sub::Require) => Command::Require,
+        Some(Sub::Exempt { until, reason }) => Command::Exempt { until, reason },
+        Some(Sub::Unexempt) => Command::Unexempt,
         Some(Sub::Migrate { to, all }) => {
             if g.user.is_some() == all {
                 return Err(Error::usage(

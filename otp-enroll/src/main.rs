@@ -143,6 +143,15 @@ fn run() -> Result<i32, Error> {
         Command::Reset { .. } if !inventory::is_root() => {
             return Err(Error::RootOnly("reset"));
         }
+        Command::Require | Command::Exempt { .. } | Command::Unexempt if !inventory::is_root() => {
+            return Err(Error::RootOnly(command.name()));
+        }
+        Command::Require | Command::Exempt { .. } | Command::Unexempt if g.user.is_none() => {
+            return Err(Error::usage(format!(
+                "{0} needs --user NAME: otp-enroll --user NAME {0}",
+                command.name()
+            )));
+        }
         Command::Reset { .. } if g.user.is_none() => {
             return Err(Error::usage(
                 "reset needs --user NAME: otp-enroll --user NAME reset",

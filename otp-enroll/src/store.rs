@@ -58,6 +58,11 @@ pub fn error(t: &Target, err: StoreError) -> Error {
             shown(&err.to_string()),
             quoted(&t.config.postgresql.admin_conninfo)
         )),
+        StoreError::Exemption(err) => Error::failed(shown(&err.to_string())),
+        StoreError::Unsupported(what) => Error::failed(format!(
+            "{what}: not yet supported with store = \"{}\" (nothing was changed)",
+            t.config.store.as_str()
+        )),
     }
 }
 

@@ -313,6 +313,53 @@ fn every_change_leaves_one_line_with_who_and_never_a_secret() {
     let (out, lines) = s.logged(s.root(&["--user", n1, "temp-code", "--revoke"]), "");
     ok(&out);
     assert_eq!(lines, Vec::<String>::new());
+    // exempt, unexempt, require (issue 31): the exemption and the mark,
+    // never a line for a command that changed nothing.
+    let until = otp_core::date::format_unix(testkit::now() / 86_400 * 86_400 + 2 * 86_400);
+    let (line, _) = s.one_line(
+        s.root(&[
+            "--user",
+            n1,
+            "exempt",
+            "--until",
+            &until[..10],
+            "--reason",
+            "phone lost",
+        ]),
+        "",
+    );
+    check(
+        &line,
+        &format!(
+            "command=exempt user=\"{n1}\" exemption=granted exempt_until=\"{until}\" \
+             reason=\"phone lost\" exit=0 "
+        ),
+        &root,
+    );
+    all.push(line);
+    let (line, _) = s.one_line(s.root(&["--user", n1, "unexempt"]), "");
+    check(
+        &line,
+        &format!("command=unexempt user=\"{n1}\" exemption=withdrawn exit=0 "),
+        &root,
+    );
+    all.push(line);
+    for args in [&["unexempt"][..], &["require"]] {
+        let mut full = vec!["--user", n1];
+        full.extend_from_slice(args);
+        let (out, lines) = s.logged(s.root(&full), "");
+        ok(&out);
+        assert_eq!(lines, Vec::<String>::new(), "{args:?}");
+    }
+    let u3 = TestUser::new();
+    let n3 = u3.name.as_str();
+    let (line, _) = s.one_line(s.root(&["--user", n3, "require"]), "");
+    check(
+        &line,
+        &format!("command=require user=\"{n3}\" pending=set exit=0 "),
+        &root,
+    );
+    all.push(line);
 
     // remove --token: that token.
     let (line, _) = s.one_line(

@@ -105,6 +105,7 @@ fn status_and_list_on_the_home_store() {
             "failures": 0,
             "locked_until": null,
             "pending": false,
+            "exemption": null,
         })
     );
     no_secret(&v);
@@ -128,6 +129,8 @@ fn status_and_list_on_the_home_store() {
             "store": "home",
             "location": location,
             "tokens": tokens(),
+            "pending": false,
+            "exemption": null,
         })
     );
 
@@ -166,6 +169,7 @@ fn status_and_list_on_the_home_store() {
             "failures": null,
             "locked_until": null,
             "pending": false,
+            "exemption": null,
         })
     );
     let (code, v) = object(&s.root(&["--user", "carol", "list", "--json"]));

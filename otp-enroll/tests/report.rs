@@ -102,6 +102,7 @@ fn bare(name: &str, account: bool, login_shell: Value, state: &str, pending: boo
         "state": state,
         "reason": null,
         "pending": pending,
+        "exemption": null,
         "tokens": [],
         "emergency_codes": null,
         "last_used": null,
@@ -124,6 +125,7 @@ fn alice_as_reported() -> Value {
         "state": "enrolled",
         "reason": null,
         "pending": false,
+        "exemption": null,
         "tokens": [
             {
                 "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
@@ -513,6 +515,7 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
             "state": "enrolled",
             "reason": null,
             "pending": false,
+            "exemption": null,
             "tokens": [{"id": "app", "type": "totp", "serial": null, "created": null, "last_used": null,
                 "state": "active", "not_before": null, "expires": null}],
             "emergency_codes": 0,
@@ -538,6 +541,7 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
             "state": "enrolled",
             "reason": null,
             "pending": true,
+            "exemption": null,
             "tokens": [{"id": "old", "type": "totp", "serial": null, "created": null, "last_used": 3000,
                 "state": "active", "not_before": null, "expires": null}],
             "emergency_codes": 0,
@@ -621,4 +625,73 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
     let msg = fails(&out, 1);
     assert!(msg.contains("permission denied"), "{msg}");
     assert!(out.stdout.is_empty(), "{msg}");
+}
+
+/// Exemptions and require's mark (issue 31) in report, status and list,
+/// text and JSON; a forged exemption longer than max_exemption is shown
+/// as not honoured.
+#[test]
+#[ignore = "needs root: make test"]
+fn exemptions_and_require_marks_are_shown() {
+    let s = Setup::new("home");
+    s.fake.add("alice", 30111, "/bin/bash");
+    s.fake.add("bob", 30112, "/bin/bash");
+    s.fake.add("nora", 30113, "/usr/sbin/nologin");
+    let out = run(
+        s.command(&["--user", "alice", "exempt", "--reason", "phone on order"]),
+        "",
+    );
+    let said = ok(&out);
+    assert!(said.contains("no code asked until"), "{said}");
+    ok(&run(s.command(&["--user", "bob", "require"]), ""));
+    // Forged by hand: a year long.
+    let dir = s.state().join("exempt");
+    write_mode(
+        &dir.join("nora"),
+        "until = 4000000000\ngranted = 1000000000\nby = \"hand\"\nreason = \"\"\n",
+        0o600,
+    );
+
+    let (_, r) = s.json(&[]);
+    let a = user(&r, "alice");
+    assert_eq!(a["exemption"]["reason"], "phone on order", "{a}");
+    assert_eq!(a["exemption"]["active"], true, "{a}");
+    let until = a["exemption"]["until"].as_u64().unwrap();
+    let granted = a["exemption"]["granted"].as_u64().unwrap();
+    assert_eq!(until - granted, 30 * 86_400, "max_exemption by default");
+    assert!(a["exemption"]["by"].as_str().unwrap().starts_with("uid=0 "));
+    assert_eq!(user(&r, "bob")["pending"], true);
+    assert_eq!(user(&r, "bob")["state"], "pending");
+    // No login shell, but an exemption: listed, and not honoured.
+    let n = user(&r, "nora");
+    assert_eq!(n["exemption"]["active"], false, "{n}");
+
+    let t = ok(&s.report(&[]));
+    assert!(t.contains("exempt until"), "{t}");
+    assert!(t.contains("phone on order"), "{t}");
+    assert!(t.contains("not honoured now"), "{t}");
+    let st = ok(&run(s.command(&["--user", "alice", "status"]), ""));
+    assert!(
+        st.contains("exempt until") && st.contains("no code asked"),
+        "{st}"
+    );
+    let (code, v) = {
+        let out = run(s.command(&["--user", "alice", "status", "--json"]), "");
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (out.status.code(), v)
+    };
+    assert_eq!(code, Some(1), "not enrolled");
+    assert_eq!(v["exemption"]["until"], until);
+    let out = run(s.command(&["--user", "bob", "list", "--json"]), "");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (v["pending"].clone(), v["exemption"].clone()),
+        (json!(true), Value::Null)
+    );
+    let out = run(s.command(&["--user", "bob", "list"]), "");
+    assert!(text(&out).contains("enrollment pending"), "{}", text(&out));
+
+    ok(&run(s.command(&["--user", "alice", "unexempt"]), ""));
+    let (_, r) = s.json(&[]);
+    assert_eq!(user(&r, "alice")["exemption"], Value::Null);
 }

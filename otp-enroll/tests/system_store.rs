@@ -537,7 +537,7 @@ fn reset_removes_everything_marks_pending_and_returns_inventory_tokens() {
     assert!(
         status.contains("not enrolled")
             && status.contains(
-                "enrollment pending (otp-enroll reset): a new token is set up at the next login"
+                "enrollment pending (otp-enroll reset or require): a new token is set up at the next login"
             ),
         "{status}"
     );
@@ -568,7 +568,8 @@ fn reset_removes_everything_marks_pending_and_returns_inventory_tokens() {
     testkit::set_mode(&sys.mark(&user), 0o600);
     let status = ok(&sys.admin(&user, &["status"]));
     assert!(
-        status.contains("enrollment pending (otp-enroll reset)") && status.contains("tokens above"),
+        status.contains("enrollment pending (otp-enroll reset or require)")
+            && status.contains("tokens above"),
         "{status}"
     );
 

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::{conv_failure, Conversation, Deferred, Flow, Login, Lookup, Outcome, Reason, Report};
 use crate::account;
+use crate::date;
 use crate::enroll::{self, FirstFactor, Offer};
 use crate::rules::Decision;
 use crate::store::{self, LoginStore, StoreError};
@@ -30,24 +31,37 @@ pub enum EnrollReason {
     /// Not here: no first factor shows.
     Refused {
         why: &'static str,
-        pending: bool,
+        enrolling: Why,
         decision: Decision,
     },
     /// The key could not be made (no randomness).
     NoKey(std::io::Error),
     NotConfirmed {
-        pending: bool,
+        why: Why,
         decision: Decision,
     },
     Saved {
         location: String,
         how: String,
-        pending: bool,
+        why: Why,
         decision: Decision,
     },
     NotSaved {
         location: String,
         err: StoreError,
+    },
+    /// Before the deadline: the enrollment was offered and an empty answer
+    /// skipped it; let in.
+    Skipped {
+        deadline: u64,
+        decision: Decision,
+    },
+    /// Before the deadline, where the stack cannot enroll (no first
+    /// factor shows): let in and told the date, nothing offered.
+    Told {
+        deadline: u64,
+        why_not: &'static str,
+        decision: Decision,
     },
     /// Confirmed by a name that is no account: nothing to save, nothing
     /// kept (answered as an account's confirmed enrollment).
@@ -74,13 +88,55 @@ pub enum EnrollReason {
     },
 }
 
-fn why_enrolled(pending: bool) -> &'static str {
-    if pending {
-        "enrollment pending (otp-enroll reset)"
-    } else {
-        "no token, missing = enroll"
+/// Why a login enrolls (or offers to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// No token, and `missing = "enroll"` (the config's or the rule's).
+    Missing,
+    /// An administrator's `otp-enroll reset` or `require`: whatever
+    /// `missing` and `enforce_after` say.
+    Pending,
+    /// No token, and the login is before `enforce_after` (Unix seconds):
+    /// offered, and an empty answer skips it.
+    BeforeDeadline(u64),
+}
+
+impl Why {
+    fn optional(self) -> Option<u64> {
+        match self {
+            Why::BeforeDeadline(d) => Some(d),
+            Why::Missing | Why::Pending => None,
+        }
     }
 }
+
+fn why_enrolled(why: Why) -> String {
+    match why {
+        Why::Pending => "enrollment pending (otp-enroll reset or require)".into(),
+        Why::Missing => "no token, missing = enroll".into(),
+        Why::BeforeDeadline(d) => format!(
+            "no token, before enforce_after {}: enrollment offered, optional",
+            date::format_unix(d)
+        ),
+    }
+}
+
+/// What a user without a token is told before the deadline.
+pub fn deadline_message(deadline: u64) -> String {
+    format!(
+        "Two-factor login is not set up for this account yet; it is required from {} on: \
+         run otp-enroll, or set it up here when offered.",
+        date::format_unix(deadline)
+    )
+}
+
+/// The confirmation prompt of an enrollment that may be skipped.
+pub const OPTIONAL_CONFIRM_PROMPT: &str =
+    "Enter the code your app shows now (or just Enter to skip for now): ";
+pub const MSG_SKIPPED: &str =
+    "Skipped: nothing was set up. You will be asked again at your next login.";
+pub const MSG_NOT_CONFIRMED_OPTIONAL: &str =
+    "No code was confirmed, so nothing was set up; you will be asked again at your next login.";
 
 impl fmt::Display for EnrollReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,29 +148,51 @@ impl fmt::Display for EnrollReason {
             ),
             EnrollReason::Refused {
                 why,
-                pending,
+                enrolling,
                 decision,
             } => write!(
                 f,
                 "{}: enrollment at login refused: {why}; {decision}",
-                why_enrolled(*pending)
+                why_enrolled(*enrolling)
             ),
             EnrollReason::NoKey(err) => write!(f, "enrollment at login: cannot make a key: {err}"),
-            EnrollReason::NotConfirmed { pending, decision } => write!(
+            EnrollReason::NotConfirmed { why, decision } => write!(
                 f,
-                "{}: enrollment at login not confirmed ({} wrong codes), nothing saved; {decision}",
-                why_enrolled(*pending),
-                enroll::TRIES
+                "{}: enrollment at login not confirmed ({} wrong codes), nothing saved{}; {decision}",
+                why_enrolled(*why),
+                enroll::TRIES,
+                if why.optional().is_some() {
+                    ", let in all the same (before the deadline a wrong code refuses nothing \
+                     that an empty answer would not)"
+                } else {
+                    ""
+                }
+            ),
+            EnrollReason::Skipped { deadline, decision } => write!(
+                f,
+                "no token, before enforce_after {}: enrollment offered and skipped (an empty \
+                 answer), let in; {decision}",
+                date::format_unix(*deadline)
+            ),
+            EnrollReason::Told {
+                deadline,
+                why_not,
+                decision,
+            } => write!(
+                f,
+                "no token, before enforce_after {}: let in and told the date; no enrollment \
+                 offered here: {why_not}; {decision}",
+                date::format_unix(*deadline)
             ),
             EnrollReason::Saved {
                 location,
                 how,
-                pending,
+                why,
                 decision,
             } => write!(
                 f,
                 "{}: enrolled at login, token app saved in {location} ({how}); {decision}",
-                why_enrolled(*pending)
+                why_enrolled(*why)
             ),
             EnrollReason::NotSaved { location, err } => {
                 write!(
@@ -160,21 +238,37 @@ impl Flow<'_, '_> {
     pub(super) fn enroll(
         &mut self,
         store: Option<&dyn LoginStore>,
-        pending: bool,
+        why: Why,
         decision: Decision,
     ) -> (Outcome, Reason) {
         let info = self.conv.ssh_auth_info();
         let authtok = self.conv.authtok().is_some();
+        let optional = why.optional();
+        if let Some(deadline) = optional {
+            self.conv.info(&deadline_message(deadline));
+        }
         // Decided before anything is shown: a secret shown here must be
         // one that a right code can save.
         let first = enroll::first_factor(info.as_deref(), authtok);
-        if let FirstFactor::Unproven(why) = first {
+        if let FirstFactor::Unproven(why_not) = first {
+            if let Some(deadline) = optional {
+                // Before the deadline: let in, told the date, nothing
+                // offered where nothing shows who is logging in.
+                return (
+                    Outcome::Success,
+                    Reason::Enroll(EnrollReason::Told {
+                        deadline,
+                        why_not,
+                        decision,
+                    }),
+                );
+            }
             self.conv.error(MSG_CANNOT_ENROLL);
             return (
                 Outcome::AuthErr,
                 Reason::Enroll(EnrollReason::Refused {
-                    why,
-                    pending,
+                    why: why_not,
+                    enrolling: why,
                     decision,
                 }),
             );
@@ -186,13 +280,31 @@ impl Flow<'_, '_> {
         for message in offer.messages() {
             self.conv.info(&message);
         }
-        match self.confirm(&mut offer) {
-            Ok(true) => {}
-            Ok(false) => {
+        match self.confirm(&mut offer, optional.is_some()) {
+            Ok(Confirmed::Yes) => {}
+            Ok(Confirmed::Skipped) => {
+                self.conv.info(MSG_SKIPPED);
+                let deadline = optional.unwrap_or_default();
+                return (
+                    Outcome::Success,
+                    Reason::Enroll(EnrollReason::Skipped { deadline, decision }),
+                );
+            }
+            Ok(Confirmed::No) if optional.is_some() => {
+                // Decided (SECURITY.md, "A rollout with a deadline"): before
+                // the deadline a wrong code refuses nothing that an empty
+                // answer would not; the log says so.
+                self.conv.error(MSG_NOT_CONFIRMED_OPTIONAL);
+                return (
+                    Outcome::Success,
+                    Reason::Enroll(EnrollReason::NotConfirmed { why, decision }),
+                );
+            }
+            Ok(Confirmed::No) => {
                 self.conv.error(MSG_NOT_CONFIRMED);
                 return (
                     Outcome::AuthErr,
-                    Reason::Enroll(EnrollReason::NotConfirmed { pending, decision }),
+                    Reason::Enroll(EnrollReason::NotConfirmed { why, decision }),
                 );
             }
             Err(refusal) => return refusal,
@@ -216,7 +328,7 @@ impl Flow<'_, '_> {
                         Reason::Enroll(EnrollReason::Saved {
                             location: store.location(),
                             how,
-                            pending,
+                            why,
                             decision,
                         }),
                     )
@@ -248,22 +360,40 @@ impl Flow<'_, '_> {
     }
 
     /// Asks for a code of the new token up to [`enroll::TRIES`] times;
-    /// whether one was right.
-    fn confirm(&mut self, offer: &mut Offer) -> Result<bool, (Outcome, Reason)> {
+    /// whether one was right. `optional`: before the deadline, an empty
+    /// answer skips.
+    fn confirm(
+        &mut self,
+        offer: &mut Offer,
+        optional: bool,
+    ) -> Result<Confirmed, (Outcome, Reason)> {
+        let prompt = if optional {
+            OPTIONAL_CONFIRM_PROMPT
+        } else {
+            enroll::CONFIRM_PROMPT
+        };
         for attempt in 1..=enroll::TRIES {
-            let typed = self
-                .conv
-                .prompt_hidden(enroll::CONFIRM_PROMPT)
-                .map_err(conv_failure)?;
+            let typed = self.conv.prompt_hidden(prompt).map_err(conv_failure)?;
+            if optional && typed.trim().is_empty() {
+                return Ok(Confirmed::Skipped);
+            }
             if offer.confirms(&typed, self.cfg.totp_skew, self.login.now) {
-                return Ok(true);
+                return Ok(Confirmed::Yes);
             }
             if attempt < enroll::TRIES {
                 self.conv.error(MSG_WRONG_CONFIRMATION);
             }
         }
-        Ok(false)
+        Ok(Confirmed::No)
     }
+}
+
+/// What came of the confirmation prompt.
+enum Confirmed {
+    Yes,
+    No,
+    /// An empty answer to an optional enrollment.
+    Skipped,
 }
 
 /// The emergency codes, once the token is saved. `ask`: end with a

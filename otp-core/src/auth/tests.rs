@@ -14,6 +14,7 @@ mod enrolling;
 mod grace;
 mod lifecycle;
 mod recycled;
+mod rollout;
 mod tempcode;
 
 const KEY: &[u8] = b"12345678901234567890";

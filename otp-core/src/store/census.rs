@@ -202,6 +202,27 @@ pub trait Census {
     /// home given at most `per_user` to answer), [`Found::Nothing`]
     /// included. In no particular order.
     fn census(&self, accounts: &[Account], per_user: Duration) -> Result<Vec<Known>, StoreError>;
+
+    /// Every exemption the store keeps (`otp-enroll exempt`), by name.
+    /// The file stores keep them in root's `<state_dir>/exempt/`; the
+    /// fleet's store keeps none yet.
+    fn exemptions(&self) -> Result<Vec<(String, super::exempt::Exemption)>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The exemptions in `<state_dir>/exempt/`, each read as a login reads it.
+fn exemptions_in(state_dir: &Path) -> Result<Vec<(String, super::exempt::Exemption)>, StoreError> {
+    let mut out = Vec::new();
+    for name in names_in(state_dir, super::exempt::EXEMPT_DIR)? {
+        if !account::plausible_user_name(&name) {
+            continue;
+        }
+        if let Some(e) = super::exempt::read(state_dir, &name).map_err(StoreError::Exemption)? {
+            out.push((name, e));
+        }
+    }
+    Ok(out)
 }
 
 /// The census of the store `cfg` names.
@@ -285,6 +306,10 @@ struct SystemCensus {
 }
 
 impl Census for SystemCensus {
+    fn exemptions(&self) -> Result<Vec<(String, super::exempt::Exemption)>, StoreError> {
+        exemptions_in(Path::new(&self.cfg.state_dir))
+    }
+
     /// A record made for another uid than the account of its name has now
     /// (the name deleted and made again) is unreadable, and says why.
     fn census(&self, accounts: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
@@ -347,6 +372,10 @@ fn read_home(cfg: &Config, account: &Account) -> Found {
 }
 
 impl Census for HomeCensus {
+    fn exemptions(&self) -> Result<Vec<(String, super::exempt::Exemption)>, StoreError> {
+        exemptions_in(Path::new(&self.cfg.state_dir))
+    }
+
     fn census(&self, accounts: &[Account], per_user: Duration) -> Result<Vec<Known>, StoreError> {
         let marks = marked(Path::new(&self.cfg.state_dir))?;
         let mut out = Vec::with_capacity(accounts.len());

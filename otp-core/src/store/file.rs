@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::exempt::{self, Exemption};
 use super::pending::Mark;
 use super::{AdminStore, CannotSave, Held, LoginStore, Presence, Shape, StoreError, USERS_DIR};
 use crate::account::Account;
@@ -33,6 +34,8 @@ pub struct FileStore {
     owner: Owner,
     state_dir: PathBuf,
     mark: Mark,
+    /// Whose record it is (the exemption's name).
+    user: String,
     /// The login's time (see `LoginStore`, "Whose clock"); an admin's
     /// store reads and writes records and never needs it.
     now: u64,
@@ -56,6 +59,7 @@ impl FileStore {
                 owner: Owner::current(),
                 state_dir,
                 mark,
+                user: account.name.clone(),
                 now: 0,
                 uid: Some(account.uid),
             },
@@ -72,6 +76,7 @@ impl FileStore {
                     owner: account.owner(),
                     state_dir,
                     mark,
+                    user: account.name.clone(),
                     now: 0,
                     uid: None,
                 }
@@ -94,6 +99,7 @@ impl FileStore {
             base: state_dir.clone(),
             owner: Owner::current(),
             mark: Mark::new(&state_dir, user),
+            user: user.to_string(),
             state_dir,
             now: 0,
             uid: None,
@@ -476,5 +482,20 @@ impl AdminStore for FileStore {
             self.mark.clear()
         }
         .map_err(|e| self.pending_error(e))
+    }
+
+    fn exemption(&self) -> Result<Option<Exemption>, StoreError> {
+        exempt::read(&self.state_dir, &self.user).map_err(StoreError::Exemption)
+    }
+
+    fn set_exemption(&self, e: Option<&Exemption>) -> Result<bool, StoreError> {
+        match e {
+            Some(e) => {
+                let before = self.exemption()?;
+                exempt::write(&self.state_dir, &self.user, e).map_err(StoreError::Exemption)?;
+                Ok(before.as_ref() != Some(e))
+            }
+            None => exempt::remove(&self.state_dir, &self.user).map_err(StoreError::Exemption),
+        }
     }
 }

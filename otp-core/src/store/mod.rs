@@ -37,6 +37,7 @@
 //! (each host's syslog is their record).
 
 pub mod census;
+pub mod exempt;
 mod file;
 pub mod inventory;
 mod pending;
@@ -130,6 +131,10 @@ pub enum StoreError {
         recorded: u32,
         uid: u32,
     },
+    /// An exemption (`otp-enroll exempt`) cannot be read or written.
+    Exemption(exempt::ExemptError),
+    /// Not kept by this store yet (`what`).
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -159,6 +164,8 @@ impl fmt::Display for StoreError {
                  (the name was deleted and made again?): refused; remove the record with \
                  otp-enroll --user NAME remove"
             ),
+            StoreError::Exemption(err) => write!(f, "{err}"),
+            StoreError::Unsupported(what) => write!(f, "{what}: not kept by this store yet"),
         }
     }
 }
@@ -316,6 +323,21 @@ pub trait AdminStore {
 
     /// Asks for (`true`) or withdraws enrollment at the next login.
     fn set_pending(&self, pending: bool) -> Result<(), StoreError>;
+
+    /// The user's exemption (`otp-enroll exempt`), if one is recorded.
+    /// The file stores keep it in root's `<state_dir>/exempt/` (see
+    /// [`exempt`]); the fleet's store does not keep exemptions yet, and
+    /// otp-enroll refuses before it would ask.
+    fn exemption(&self) -> Result<Option<exempt::Exemption>, StoreError> {
+        Err(StoreError::Unsupported("exemptions"))
+    }
+
+    /// Records (`Some`) or withdraws (`None`) the user's exemption;
+    /// whether anything changed.
+    fn set_exemption(&self, e: Option<&exempt::Exemption>) -> Result<bool, StoreError> {
+        let _ = e;
+        Err(StoreError::Unsupported("exemptions"))
+    }
 
     /// Records `change`, made to this user's tokens and already done, in
     /// the store's audit: under `postgresql` a row of `pam_otp.audit`

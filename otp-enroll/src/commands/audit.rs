@@ -77,6 +77,9 @@ pub fn change_of(t: &Target, command: &Command) -> Option<Change> {
         Command::Remove { token, .. } => ("remove", token.as_deref(), None),
         Command::ImportGoogle { .. } => ("import-google", None, None),
         Command::Reset { .. } => ("reset", None, None),
+        Command::Require => ("require", None, None),
+        Command::Exempt { .. } => ("exempt", None, None),
+        Command::Unexempt => ("unexempt", None, None),
         _ => return None,
     };
     Some(change(name, user, token, serial))

@@ -6,7 +6,6 @@
 //! its offset, nothing reads `TZ`; they are kept as Unix seconds.
 
 use otp_core::secret_file::{Inactive, Lifecycle, Token};
-use otp_enroll::vendor::datetime;
 
 use crate::commands::status::format_utc;
 use crate::error::Error;
@@ -35,22 +34,7 @@ pub fn parse_date(option: &str, text: &str) -> Result<u64, Error> {
             shown(text)
         ))
     };
-    let s = text.trim();
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        // RFC 3339 requires the offset; xs:dateTime (the reader's) does not.
-        let zoned = s.ends_with('Z')
-            || s.get(s.len().saturating_sub(6)..).is_some_and(|z| {
-                (z.starts_with('+') || z.starts_with('-')) && z.get(3..4) == Some(":")
-            });
-        if !zoned {
-            return Err(bad());
-        }
-        s.to_string()
-    };
-    let t = datetime::parse(&full).ok_or_else(bad)?;
-    u64::try_from(t).map_err(|_| bad())
+    otp_core::date::parse_date(text).ok_or_else(bad)
 }
 
 /// `--not-before` and `--expires` of `new` and `token`, checked.

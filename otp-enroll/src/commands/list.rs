@@ -4,6 +4,7 @@ use otp_core::secret_file::{OtpKind, Token};
 use serde::Serialize;
 
 use crate::commands::lifecycle;
+use crate::commands::status;
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::json::{self, TempCodeJson, TokenJson};
@@ -37,6 +38,23 @@ struct ListJson {
     tokens: Vec<TokenJson>,
     /// The temporary code (`temp-code`), null when there is none.
     temp_code: Option<TempCodeJson>,
+    /// Root's "enroll at next login" mark (reset, require); null for a
+    /// plain user, who cannot read it.
+    pending: Option<bool>,
+    /// As status --json gives it.
+    exemption: Option<status::ExemptionJson>,
+}
+
+/// The lines after the table (or after "no tokens"): the mark and the
+/// exemption, which only root can read.
+fn marks(t: &Target, now: u64) -> Result<(), Error> {
+    if crate::inventory::is_root() && store::pending(t).unwrap_or(false) {
+        say!("{}: {}", t.shown_name(), status::PENDING);
+    }
+    if let Some(line) = status::exemption_line(t, now) {
+        say!("{}: {line}", t.shown_name());
+    }
+    Ok(())
 }
 
 pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
@@ -60,11 +78,16 @@ pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
                 .as_ref()
                 .and_then(|f| f.temp_code.as_ref())
                 .map(|c| TempCodeJson::of(&TempCodeSummary::of(c), now)),
+            pending: crate::inventory::is_root()
+                .then(|| store::pending(t).ok())
+                .flatten(),
+            exemption: status::exemption_json(t, now),
         })?;
         return Ok(exists);
     }
     if !exists {
         say!("{}: no tokens (no {})", t.shown_name(), t.shown_path());
+        marks(t, now)?;
         return Ok(false);
     }
     let f = store::read(t)?;
@@ -112,5 +135,6 @@ pub fn run(t: &Target, json: bool, now: u64) -> Result<bool, Error> {
             crate::commands::status::temp_code_line(&TempCodeSummary::of(tc), now)
         );
     }
+    marks(t, now)?;
     Ok(true)
 }

@@ -12,6 +12,7 @@ pub mod remove;
 pub mod report;
 pub mod reset;
 pub mod resync;
+pub mod rollout;
 pub mod scratch;
 pub mod status;
 pub mod tempcode;
@@ -69,6 +70,11 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         Command::Disable { token, disable } => lifecycle::disable(t, &token, disable)?,
         Command::Expire { token, date } => lifecycle::expire(t, &token, &date, now)?,
         Command::TempCode(o) => tempcode::run(t, &o, now)?,
+        Command::Require => rollout::require(t, now)?,
+        Command::Exempt { until, reason } => {
+            rollout::exempt(t, until.as_deref(), reason.as_deref(), now)?
+        }
+        Command::Unexempt => rollout::unexempt(t)?,
         Command::Inventory(c) => return inventory::run(&t.config, c, now),
         // main.rs runs it (no single target).
         Command::Migrate { .. }

@@ -117,6 +117,8 @@ struct UserJson {
     state: &'static str,
     reason: Option<String>,
     pending: bool,
+    /// `otp-enroll exempt`: null when none.
+    exemption: Option<ReportExemption>,
     tokens: Vec<ReportToken>,
     emergency_codes: Option<usize>,
     last_used: Option<u64>,
@@ -124,6 +126,16 @@ struct UserJson {
     locked_until: Option<u64>,
     /// The temporary code (`temp-code`), null when there is none.
     temp_code: Option<json::TempCodeJson>,
+}
+
+#[derive(Serialize, Clone)]
+struct ReportExemption {
+    until: u64,
+    granted: u64,
+    by: String,
+    reason: String,
+    /// Whether a login at the report's time honours it.
+    active: bool,
 }
 
 #[derive(Serialize)]
@@ -185,6 +197,25 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         .census(&accounts, Duration::from_secs(home_timeout))
         .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?;
 
+    let exemptions: BTreeMap<String, ReportExemption> = census
+        .exemptions()
+        .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?
+        .into_iter()
+        .map(|(name, e)| {
+            let active =
+                e.standing(now, cfg.max_exemption) == otp_core::store::exempt::Standing::Holds;
+            (
+                name,
+                ReportExemption {
+                    until: e.until,
+                    granted: e.granted,
+                    by: e.by,
+                    reason: e.reason,
+                    active,
+                },
+            )
+        })
+        .collect();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for l in &listed {
         rows.entry(l.account.name.clone()).or_insert(Row {
@@ -209,11 +240,29 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         row.found = k.found;
         row.pending = k.pending;
     }
+    // An exemption of a name that has no row yet (an account without a
+    // login shell, or a name that is no account any more): listed, so
+    // that no exemption hides.
+    for name in exemptions.keys() {
+        rows.entry(name.clone()).or_insert_with(|| Row {
+            account: account::plausible_user_name(name)
+                && matches!(account::lookup(name), Ok(Some(_))),
+            login_shell: None,
+            name: name.clone(),
+            found: Found::Nothing,
+            pending: false,
+        });
+    }
     // Accounts that cannot log in and that the store knows nothing of are
     // not users of it.
     let rows: Vec<Row> = rows
         .into_values()
-        .filter(|r| r.login_shell == Some(true) || r.pending || r.found != Found::Nothing)
+        .filter(|r| {
+            r.login_shell == Some(true)
+                || r.pending
+                || r.found != Found::Nothing
+                || exemptions.contains_key(&r.name)
+        })
         .collect();
 
     let mut counts = Counts {
@@ -254,6 +303,7 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
                     state: State::of(r, now).json(),
                     reason: reason(&r.found, home_timeout),
                     pending: r.pending,
+                    exemption: exemptions.get(&r.name).cloned(),
                     tokens: summary
                         .map(|s| {
                             s.tokens
@@ -302,6 +352,18 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
             _ => None,
         };
         let mut notes = Vec::new();
+        if let Some(e) = exemptions.get(&r.name) {
+            notes.push(format!(
+                "exempt until {}{}{}",
+                format_utc(e.until),
+                if e.active { "" } else { " (not honoured now)" },
+                if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", shown(&e.reason))
+                }
+            ));
+        }
         if !r.account {
             notes.push("no account".to_string());
         } else if r.login_shell == Some(false) {

@@ -1,6 +1,7 @@
 //! `otp-enroll status`: what is set up, never the secret.
 
 use otp_core::secret_file::{OtpKind, Token};
+use otp_core::store::exempt::{Exemption, Standing};
 use otp_core::store::TempCodeSummary;
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::{inventory, store};
 
 /// What `status` says of a user root has reset (`otp-enroll reset`).
 pub const PENDING: &str =
-    "enrollment pending (otp-enroll reset): a new token is set up at the next login";
+    "enrollment pending (otp-enroll reset or require): a new token is set up at the next login";
 
 /// Whether the user's "enroll at next login" mark is set. Only root can
 /// see the marks; a plain user (store `home`) is told nothing about them.
@@ -54,6 +55,71 @@ struct StatusJson {
     pending: Option<bool>,
     /// The temporary code (`temp-code`), null when there is none.
     temp_code: Option<TempCodeJson>,
+    /// The user's exemption (`otp-enroll exempt`); null when there is
+    /// none or it cannot be told (a plain user cannot read root's files).
+    exemption: Option<ExemptionJson>,
+}
+
+/// An exemption as `status --json` and `list --json` give it.
+#[derive(Serialize)]
+pub struct ExemptionJson {
+    /// Unix seconds: no code asked before it.
+    until: u64,
+    granted: u64,
+    by: String,
+    reason: String,
+    /// Whether a login now would honour it (before `until`, within
+    /// max_exemption of `granted`).
+    active: bool,
+}
+
+/// The user's exemption, for root (`None` for a plain user, or none).
+pub fn exemption(t: &Target) -> Option<Exemption> {
+    if !inventory::is_root() || t.config.store == otp_core::config::StoreKind::Postgresql {
+        return None;
+    }
+    match t.store.exemption() {
+        Ok(e) => e,
+        Err(e) => {
+            output::warn(format_args!(
+                "otp-enroll: cannot read the exemption: {}",
+                crate::output::shown(&e.to_string())
+            ));
+            None
+        }
+    }
+}
+
+pub fn exemption_json(t: &Target, now: u64) -> Option<ExemptionJson> {
+    exemption(t).map(|e| ExemptionJson {
+        active: e.standing(now, t.config.max_exemption) == Standing::Holds,
+        until: e.until,
+        granted: e.granted,
+        by: e.by,
+        reason: e.reason,
+    })
+}
+
+/// One line on an exemption, for status and list.
+pub fn exemption_line(t: &Target, now: u64) -> Option<String> {
+    let e = exemption(t)?;
+    let state = match e.standing(now, t.config.max_exemption) {
+        Standing::Holds => "no code asked".to_string(),
+        Standing::Ended => "ended".to_string(),
+        Standing::TooLong { .. } => "ignored at login: longer than max_exemption".to_string(),
+        Standing::NotYetGranted => "ignored at login: granted after now".to_string(),
+    };
+    Some(format!(
+        "exempt until {} ({state}; granted {} by {}{})",
+        format_utc(e.until),
+        format_utc(e.granted),
+        output::shown(&e.by),
+        if e.reason.is_empty() {
+            String::new()
+        } else {
+            format!(", reason: {}", output::shown(&e.reason))
+        }
+    ))
 }
 
 fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
@@ -95,6 +161,7 @@ fn run_json(t: &Target, now: u64) -> Result<bool, Error> {
             .as_ref()
             .and_then(|f| f.temp_code.as_ref())
             .map(|t| TempCodeJson::of(&TempCodeSummary::of(t), now)),
+        exemption: exemption_json(t, now),
     })?;
     Ok(file.is_some_and(|f| f.has_token_at(now)))
 }
@@ -107,6 +174,9 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
         say!("{}: not enrolled (no {})", t.shown_name(), t.shown_path());
         if pending(t) {
             say!("{}: {PENDING}", t.shown_name());
+        }
+        if let Some(line) = exemption_line(t, now) {
+            say!("{}: {line}", t.shown_name());
         }
         return Ok(false);
     }
@@ -143,6 +213,9 @@ pub fn run(t: &Target, now: u64, json: bool) -> Result<bool, Error> {
         None => "not locked".to_string(),
     };
     say!("lockout:         {lock}");
+    if let Some(line) = exemption_line(t, now) {
+        say!("exemption:       {line}");
+    }
     if pending(t) {
         say!("{PENDING}");
         say!(

@@ -3,50 +3,65 @@
 //! phone reads the QR code, and answers with a code of it.
 
 use super::*;
-use crate::auth::enrolling::MSG_ENROLL_NOT_SAVED_LATE;
+use crate::auth::enrolling::{MSG_ENROLL_NOT_SAVED_LATE, OPTIONAL_CONFIRM_PROMPT};
 use crate::enroll;
 use crate::key;
 
 /// A user at the other end: reads the `otpauth://` URI from the text
 /// messages and types `wrong` wrong codes before a right one (or only wrong
 /// ones if `wrong` >= 3).
-struct Phone {
-    seen: Seen,
+pub(super) struct Phone {
+    pub(super) seen: Seen,
     wrong: usize,
     /// The password an earlier module left (`PAM_AUTHTOK`).
     now: u64,
     /// What it types at a code prompt (none: no answer).
     code: Option<String>,
+    /// Answers an optional enrollment's prompt with nothing (skips it).
+    skip: bool,
 }
 
 impl Phone {
-    fn new(wrong: usize) -> Phone {
+    pub(super) fn new(wrong: usize) -> Phone {
         Phone {
             seen: Seen::default(),
             wrong,
             now: NOW,
             code: None,
+            skip: false,
         }
+    }
+
+    /// Skips an optional enrollment (an empty answer).
+    pub(super) fn skipping(mut self) -> Phone {
+        self.skip = true;
+        self
+    }
+
+    /// The time its app shows codes for.
+    pub(super) fn at(mut self, now: u64) -> Phone {
+        self.now = now;
+        self
     }
 
     /// Types `code` at "Verification code: ", and the password "hunter2"
     /// before it at the "password + code" prompt.
-    fn typing(mut self, code: &str) -> Phone {
+    pub(super) fn typing(mut self, code: &str) -> Phone {
         self.code = Some(code.into());
         self
     }
 
-    fn after_publickey(mut self) -> Phone {
+    pub(super) fn after_publickey(mut self) -> Phone {
         self.seen.ssh_auth_info = Some("publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\n".into());
         self
     }
 
-    fn with_authtok(mut self, tok: &str) -> Phone {
+    pub(super) fn with_authtok(mut self, tok: &str) -> Phone {
         self.seen.authtok = Some(tok.into());
         self
     }
 
-    fn uri(&self) -> Option<String> {
+    pub(super) fn uri(&self) -> Option<String> {
         let all = self.seen.infos.join("\n");
         let at = all.find("otpauth://")?;
         Some(
@@ -58,7 +73,7 @@ impl Phone {
         )
     }
 
-    fn key(&self) -> Vec<u8> {
+    pub(super) fn key(&self) -> Vec<u8> {
         let uri = self.uri().expect("a URI was shown");
         let secret = uri
             .split(['?', '&'])
@@ -67,7 +82,7 @@ impl Phone {
         key::decode_base32(secret).unwrap()
     }
 
-    fn code(&self) -> String {
+    pub(super) fn code(&self) -> String {
         Generator::new(&self.key(), Algorithm::SHA1, 6)
             .unwrap()
             .code(self.now / 30)
@@ -77,7 +92,10 @@ impl Phone {
 impl Conversation for Phone {
     fn prompt_hidden(&mut self, text: &str) -> Result<String, ConvError> {
         self.seen.prompts.push(text.into());
-        if text == enroll::CONFIRM_PROMPT {
+        if text == OPTIONAL_CONFIRM_PROMPT && self.skip {
+            return Ok(String::new());
+        }
+        if text == enroll::CONFIRM_PROMPT || text == OPTIONAL_CONFIRM_PROMPT {
             if self.wrong > 0 {
                 self.wrong -= 1;
                 let right = self.code();
@@ -131,7 +149,17 @@ impl Conversation for Phone {
     }
 }
 
-fn login(w: &World, user: &str, args: &[&str], conv: &mut dyn Conversation) -> Report {
+pub(super) fn login(w: &World, user: &str, args: &[&str], conv: &mut dyn Conversation) -> Report {
+    login_at(w, user, args, conv, NOW)
+}
+
+pub(super) fn login_at(
+    w: &World,
+    user: &str,
+    args: &[&str],
+    conv: &mut dyn Conversation,
+    now: u64,
+) -> Report {
     let config_arg = format!("config={}", w.config.display());
     let mut all: Vec<&str> = vec![&config_arg];
     all.extend_from_slice(args);
@@ -140,7 +168,7 @@ fn login(w: &World, user: &str, args: &[&str], conv: &mut dyn Conversation) -> R
         rhost: Some("203.0.113.7"),
         service: "sshd",
         tty: None,
-        now: NOW,
+        now,
     };
     authenticate(&login, &all, conv, &w.lookup())
 }
@@ -394,12 +422,18 @@ fn as_a_guesser_sees(seen: &Seen, user: &str) -> Seen {
 #[test]
 fn a_name_that_is_no_account_gets_what_an_account_without_a_token_gets() {
     let arg_sets: [&[&str]; 4] = [&[], &["forward_pass"], &["try_first_pass"], &["split_pass"]];
-    for store in ["home", "system"] {
+    // Before a deadline still ahead (enforce_after), and with none.
+    for (store, deadline) in [
+        ("home", ""),
+        ("system", ""),
+        ("home", "enforce_after = \"2100-01-01\"\n"),
+        ("system", "enforce_after = \"2100-01-01\"\n"),
+    ] {
         for missing in ["allow", "deny", "enroll"] {
             // No lock: an unknown name's failures are not counted (see
             // SECURITY.md), so after a few the account's lock would show.
             let w = World::new(&format!(
-                "store = \"{store}\"\nmissing = \"{missing}\"\n[rate_limit]\nmax_failures = 0\n"
+                "store = \"{store}\"\nmissing = \"{missing}\"\n{deadline}[rate_limit]\nmax_failures = 0\n"
             ));
             for args in arg_sets {
                 // 0 and 1 wrong confirmations enroll, 3 do not; a password
@@ -410,13 +444,16 @@ fn a_name_that_is_no_account_gets_what_an_account_without_a_token_gets() {
                         Phone::new(1).with_authtok("hunter2").typing(&wrong_code()),
                         Phone::new(3).with_authtok(&wrong_code()),
                         Phone::new(0).after_publickey().typing("123456"),
+                        Phone::new(0).after_publickey().skipping(),
                         Phone::new(0),
                     ]
                 };
                 for (mut account, mut nobody) in phones().into_iter().zip(phones()) {
                     let a = login(&w, "bob", args, &mut account);
                     let n = login(&w, "nosuchuser", args, &mut nobody);
-                    let what = format!("store {store}, missing {missing}, {args:?}: {a:?} {n:?}");
+                    let what = format!(
+                        "store {store}, missing {missing}, {deadline}{args:?}: {a:?} {n:?}"
+                    );
                     assert_eq!(
                         as_a_guesser_sees(&account.seen, "bob"),
                         as_a_guesser_sees(&nobody.seen, "nosuchuser"),
