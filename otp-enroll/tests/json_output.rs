@@ -106,6 +106,7 @@ fn status_and_list_on_the_home_store() {
             "locked_until": null,
             "pending": false,
             "exemption": null,
+            "temp_code": null,
         })
     );
     no_secret(&v);
@@ -131,6 +132,7 @@ fn status_and_list_on_the_home_store() {
             "tokens": tokens(),
             "pending": false,
             "exemption": null,
+            "temp_code": null,
         })
     );
 
@@ -170,6 +172,7 @@ fn status_and_list_on_the_home_store() {
             "locked_until": null,
             "pending": false,
             "exemption": null,
+            "temp_code": null,
         })
     );
     let (code, v) = object(&s.root(&["--user", "carol", "list", "--json"]));

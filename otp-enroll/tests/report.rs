@@ -103,6 +103,7 @@ fn bare(name: &str, account: bool, login_shell: Value, state: &str, pending: boo
         "reason": null,
         "pending": pending,
         "exemption": null,
+        "temp_code": null,
         "tokens": [],
         "emergency_codes": null,
         "last_used": null,
@@ -126,6 +127,7 @@ fn alice_as_reported() -> Value {
         "reason": null,
         "pending": false,
         "exemption": null,
+        "temp_code": null,
         "tokens": [
             {
                 "id": "app", "type": "totp", "serial": null, "created": 1000, "last_used": 5000,
@@ -516,6 +518,7 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
             "reason": null,
             "pending": false,
             "exemption": null,
+            "temp_code": null,
             "tokens": [{"id": "app", "type": "totp", "serial": null, "created": null, "last_used": null,
                 "state": "active", "not_before": null, "expires": null}],
             "emergency_codes": 0,
@@ -542,6 +545,7 @@ fn postgresql_report_has_every_state_and_the_database_judges_the_lock() {
             "reason": null,
             "pending": true,
             "exemption": null,
+            "temp_code": null,
             "tokens": [{"id": "old", "type": "totp", "serial": null, "created": null, "last_used": 3000,
                 "state": "active", "not_before": null, "expires": null}],
             "emergency_codes": 0,
@@ -670,7 +674,10 @@ fn exemptions_and_require_marks_are_shown() {
     assert!(t.contains("exempt until"), "{t}");
     assert!(t.contains("phone on order"), "{t}");
     assert!(t.contains("not honoured now"), "{t}");
-    let st = ok(&run(s.command(&["--user", "alice", "status"]), ""));
+    // Not enrolled (no token): status exits 1, and still shows the exemption.
+    let out = run(s.command(&["--user", "alice", "status"]), "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let st = text(&out);
     assert!(
         st.contains("exempt until") && st.contains("no code asked"),
         "{st}"

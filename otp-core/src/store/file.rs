@@ -371,7 +371,12 @@ impl LoginStore for FileStore {
                 // A record holding no token and only a temporary code that
                 // accepts nothing at the login's time is no token (see
                 // presence): a first token takes its place, under its lock.
-                let record = self.read_locked()?;
+                // One that cannot be read is a record all the same, as it
+                // was before temporary codes: `Exists` (otp-enroll new
+                // --force then replaces it; a login never does).
+                let Ok(record) = self.read_locked() else {
+                    return Err(StoreError::Exists);
+                };
                 if record.file.has_token_at(self.now) {
                     return Err(StoreError::Exists);
                 }
