@@ -31,7 +31,9 @@ use testkit::fixtures::output;
 use testkit::harness::hotp_codes;
 use testkit::pg::{fleet_config, Postgres};
 use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
-use testkit::{binary_path, require_root, PamService, TestUser, KEY_HEX, OTP_ONLY, PROMPT};
+use testkit::{
+    binary_path, require_root, PamService, TestUser, KEY_B32, KEY_HEX, OTP_ONLY, PROMPT,
+};
 
 const SEED20: &[u8] = b"12345678901234567890";
 const SEED32: &[u8] = b"12345678901234567890123456789012";
@@ -492,7 +494,14 @@ fn host(pg: &Postgres, role: &str) -> PamService {
     let pam = PamService::with_config(OTP_ONLY, "");
     let conninfo = pg.host_conninfo(role, &pam.dir, TIMEOUT);
     let admin = pg.admin_conninfo("ops", &pam.dir, TIMEOUT);
-    pam.write_config(&fleet_config(&conninfo, &admin, ""));
+    // The rate limit is the least of the host's and the database's: the
+    // tests that want room for refusals raise the database's, and each
+    // host leaves it to the database.
+    pam.write_config(&fleet_config(
+        &conninfo,
+        &admin,
+        "[rate_limit]\nmax_failures = 1000\n",
+    ));
     pam
 }
 
@@ -669,7 +678,7 @@ fn migrate_to_postgresql_carries_a_disabled_and_a_dated_token() {
     user.write_secret(&format!(
         "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\n\
          secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndisabled = true\n\n[[token]]\nid = \"OATH1\"\n\
-         type = \"hotp\"\nsecret = \"{KEY_HEX}\"\nnot_before = 1000\nexpires = 32472144000\n"
+         type = \"hotp\"\nsecret = \"{KEY_B32}\"\nnot_before = 1000\nexpires = 32472144000\n"
     ));
     let out = enroll_ok(&web1, u, "UTC", &["migrate", "--to", "postgresql"]);
     assert!(out.contains(&format!("{u}: copied 2 token")), "{out}");
