@@ -912,8 +912,25 @@ impl Flow<'_, '_> {
                 return None;
             }
         };
-        match e.standing(self.login.now, self.cfg.max_exemption) {
+        match e.standing_for(account.uid, self.login.now, self.cfg.max_exemption) {
             Standing::Holds => Some(e),
+            Standing::OtherAccount { recorded } => {
+                self.warnings.push(format!(
+                    "{} was granted to uid {recorded}, not this account (uid {}): a deleted \
+                     account's name given again? ignored, a code is asked \
+                     (otp-enroll remove --orphans clears it)",
+                    describe_exemption(&e),
+                    account.uid
+                ));
+                None
+            }
+            Standing::NoUid => {
+                self.warnings.push(format!(
+                    "{} records no uid (not written by otp-enroll): ignored, a code is asked",
+                    describe_exemption(&e)
+                ));
+                None
+            }
             Standing::Ended => {
                 let until = e.until;
                 self.note(|| format!("exemption ended at {}", crate::date::format_unix(until)));
