@@ -816,6 +816,16 @@ impl Flow<'_, '_> {
                 }))
             }
         };
+        if let Presence::OtherAccountsMark { recorded } = presence {
+            self.warnings.push(format!(
+                "the \"enroll at next login\" mark of {} was made for {}, not this account \
+                     (uid {}): a deleted account's name given again? counted as no mark \
+                     (otp-enroll remove --orphans clears it)",
+                self.login.user,
+                recorded.map_or_else(|| "an unreadable uid".to_string(), |u| format!("uid {u}")),
+                account.uid
+            ));
+        }
         match (presence, self.missing) {
             (Presence::Tokens, _) => Ok(Some(Record::Tokens(store))),
             // An admin's reset or require wins over `missing` and the
@@ -824,16 +834,22 @@ impl Flow<'_, '_> {
                 why: Why::Pending,
                 store: Some(store),
             })),
-            (Presence::Nothing, _) if self.deadline.is_some() => Ok(Some(Record::Enroll {
-                why: Why::BeforeDeadline(self.deadline.unwrap_or_default()),
-                store: Some(store),
-            })),
-            (Presence::Nothing, Missing::Enroll) => Ok(Some(Record::Enroll {
-                why: Why::Missing,
-                store: Some(store),
-            })),
-            (Presence::Nothing, Missing::Allow) => Ok(None),
-            (Presence::Nothing, Missing::Deny) => {
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, _)
+                if self.deadline.is_some() =>
+            {
+                Ok(Some(Record::Enroll {
+                    why: Why::BeforeDeadline(self.deadline.unwrap_or_default()),
+                    store: Some(store),
+                }))
+            }
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Enroll) => {
+                Ok(Some(Record::Enroll {
+                    why: Why::Missing,
+                    store: Some(store),
+                }))
+            }
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Allow) => Ok(None),
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Deny) => {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
                 Ok(Some(Record::NoToken {
                     account: Some(account),

@@ -77,6 +77,10 @@ pub enum Presence {
     /// Nothing, and an admin asked for enrollment at the next login
     /// (`otp-enroll reset`).
     Pending,
+    /// Nothing, and a mark made for another account of the name (a
+    /// deleted one's, `recorded` its uid; `None`: a uid line that cannot
+    /// be read): counts as no mark, and the login says so in the log.
+    OtherAccountsMark { recorded: Option<u32> },
 }
 
 /// What splitting "password + code" needs to know of a user's tokens: the
