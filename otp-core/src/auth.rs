@@ -1280,9 +1280,19 @@ impl Flow<'_, '_> {
         match unenrolled::open(
             Path::new(&self.cfg.state_dir),
             &account.name,
+            account.uid,
             Owner::current(),
         ) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                if let Some(recorded) = t.reset_from {
+                    self.warnings.push(format!(
+                        "the failure tally of {} was of uid {recorded}, not this account \
+                         (uid {}): a deleted account's name given again? started afresh",
+                        account.name, account.uid
+                    ));
+                }
+                Some(t)
+            }
             Err(e) => {
                 // Still refused; but now the rate limit of an unenrolled
                 // user shows, so the admin is told.

@@ -144,3 +144,40 @@ fn a_reset_mark_made_for_another_uid_counts_as_no_mark() {
         );
     }
 }
+
+#[test]
+fn a_new_account_does_not_start_locked_out_by_the_old_ones_failures() {
+    // missing = "deny": bob has no token; a deleted bob (another uid)
+    // ran up failures just now, enough to be rate-limited.
+    let (uid, _) = owner();
+    let w = World::new("missing = \"deny\"\n");
+    let dir = w.dir.join("state/unenrolled");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let tally = dir.join("bob.toml");
+    fs::write(
+        &tally,
+        format!(
+            "failures = 1000\nlast_failure = {NOW}\nuid = {}\n",
+            uid.wrapping_add(1)
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&tally, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut s = Script::new(&["123456"]);
+    let r = w.login("bob", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(r.reason.to_string().contains("no token"), "{r:?}");
+    let text = fs::read_to_string(&tally).unwrap();
+    assert!(
+        text.contains("failures = 1\n") && text.contains(&format!("uid = {uid}\n")),
+        "{text}"
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|l| l.contains("started afresh") && l.contains(&format!("uid {uid}"))),
+        "{:?}",
+        r.warnings
+    );
+}
