@@ -106,7 +106,7 @@ pub fn open(state_dir: &Path, user: &str, uid: u32, owner: Owner) -> Result<Tall
     make_dir(state_dir, owner)?;
     let dir = state_dir.join(DIR);
     make_dir(&dir, owner)?;
-    let path = dir.join(format!("{user}.toml"));
+    let path = path(state_dir, user);
     let file_err = |err| TallyError::File {
         path: path.clone(),
         err,
@@ -171,6 +171,31 @@ impl Tally {
                 path: self.path.clone(),
                 err,
             })
+    }
+}
+
+/// The uid a tally's text records (`None`: none, or not a tally).
+pub fn recorded_uid(text: &str) -> Option<u32> {
+    toml::from_str::<RawTally>(text).ok().and_then(|r| r.uid)
+}
+
+/// Where `user`'s tally is kept.
+pub fn path(state_dir: &Path, user: &str) -> PathBuf {
+    state_dir.join(DIR).join(format!("{user}.toml"))
+}
+
+/// Forgets `user`'s tally (`otp-enroll unlock`, `remove --orphans`);
+/// whether there was one. A login holding its lock counts on in the file
+/// it opened, which is then no one's: its next failure starts a new one.
+pub fn remove(state_dir: &Path, user: &str) -> Result<bool, TallyError> {
+    let path = path(state_dir, user);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(TallyError::File {
+            path,
+            err: FsError::Io { op: "unlink", err },
+        }),
     }
 }
 
