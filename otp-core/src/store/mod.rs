@@ -40,6 +40,7 @@ pub mod census;
 pub mod exempt;
 mod file;
 pub mod inventory;
+pub mod orphans;
 mod pending;
 pub mod postgresql;
 
