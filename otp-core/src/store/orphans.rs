@@ -160,7 +160,7 @@ fn recorded_uid(state_dir: &Path, user: &str, kind: Kind, uid: Option<u32>) -> J
             .ok_or(()),
         Kind::Mark => {
             let path = state_dir.join(PENDING_DIR).join(user);
-            safe_fs::read_trusted(&path, Holds::Secrets, 4096)
+            safe_fs::read_trusted(&path, Holds::Settings, 4096)
                 .map(|t| super::pending::recorded_uid(&t).flatten())
                 .map_err(|_| ())
         }

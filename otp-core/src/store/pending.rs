@@ -85,7 +85,7 @@ impl Mark {
             return Ok(MarkState::Set);
         };
         safe_fs::check_dirs(&self.path, &self.state_dir, Owner::current())?;
-        let text = safe_fs::read_trusted(&self.path, Holds::Secrets, MAX_SIZE)?;
+        let text = safe_fs::read_trusted(&self.path, Holds::Settings, MAX_SIZE)?;
         Ok(match recorded_uid(&text) {
             None => MarkState::Set,
             Some(Some(recorded)) if recorded == uid => MarkState::Set,
@@ -185,8 +185,12 @@ mod tests {
                 recorded: Some(1002)
             }
         );
-        // A mark of a released version (the comment alone) holds.
+        // A mark of a released version (the comment alone) holds, even
+        // one made by hand that others may read (it holds no secret).
         std::fs::write(&new.path, TEXT).unwrap();
+        assert_eq!(new.state().unwrap(), MarkState::Set);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&new.path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(new.state().unwrap(), MarkState::Set);
         new.clear().unwrap();
         assert_eq!(new.state().unwrap(), MarkState::Unset);
