@@ -9,7 +9,6 @@ use std::path::Path;
 
 use otp_core::config::StoreKind;
 use otp_core::rate_limit::RateLimit;
-use otp_core::store::StoreError;
 use otp_core::unenrolled;
 
 use crate::error::Error;
@@ -29,7 +28,7 @@ fn clear_unenrolled_tally(t: &Target) -> Result<bool, Error> {
 
 pub fn run(t: &Target) -> Result<(), Error> {
     let tally = clear_unenrolled_tally(t)?;
-    if tally && matches!(t.store.open(), Err(StoreError::NotFound)) {
+    if tally && !store::exists(t)? {
         say!(
             "Unlocked {} (no token; the failure tally of a user without a token cleared).",
             t.shown_name()
