@@ -55,7 +55,7 @@ pub fn plausible_user_name(name: &str) -> bool {
 
 /// The account database (NSS) gave no answer: an outage, not "no such user".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LookupError(nix::errno::Errno);
+pub struct LookupError(pub(crate) nix::errno::Errno);
 
 impl fmt::Display for LookupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

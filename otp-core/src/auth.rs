@@ -816,6 +816,16 @@ impl Flow<'_, '_> {
                 }))
             }
         };
+        if let Presence::OtherAccountsMark { recorded } = presence {
+            self.warnings.push(format!(
+                "the \"enroll at next login\" mark of {} was made for {}, not this account \
+                     (uid {}): a deleted account's name given again? counted as no mark \
+                     (otp-enroll remove --orphans clears it)",
+                self.login.user,
+                recorded.map_or_else(|| "an unreadable uid".to_string(), |u| format!("uid {u}")),
+                account.uid
+            ));
+        }
         match (presence, self.missing) {
             (Presence::Tokens, _) => Ok(Some(Record::Tokens(store))),
             // An admin's reset or require wins over `missing` and the
@@ -824,16 +834,22 @@ impl Flow<'_, '_> {
                 why: Why::Pending,
                 store: Some(store),
             })),
-            (Presence::Nothing, _) if self.deadline.is_some() => Ok(Some(Record::Enroll {
-                why: Why::BeforeDeadline(self.deadline.unwrap_or_default()),
-                store: Some(store),
-            })),
-            (Presence::Nothing, Missing::Enroll) => Ok(Some(Record::Enroll {
-                why: Why::Missing,
-                store: Some(store),
-            })),
-            (Presence::Nothing, Missing::Allow) => Ok(None),
-            (Presence::Nothing, Missing::Deny) => {
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, _)
+                if self.deadline.is_some() =>
+            {
+                Ok(Some(Record::Enroll {
+                    why: Why::BeforeDeadline(self.deadline.unwrap_or_default()),
+                    store: Some(store),
+                }))
+            }
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Enroll) => {
+                Ok(Some(Record::Enroll {
+                    why: Why::Missing,
+                    store: Some(store),
+                }))
+            }
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Allow) => Ok(None),
+            (Presence::Nothing | Presence::OtherAccountsMark { .. }, Missing::Deny) => {
                 self.note(|| format!("no secret file ({path}), missing = deny; {decision}"));
                 Ok(Some(Record::NoToken {
                     account: Some(account),
@@ -912,8 +928,25 @@ impl Flow<'_, '_> {
                 return None;
             }
         };
-        match e.standing(self.login.now, self.cfg.max_exemption) {
+        match e.standing_for(account.uid, self.login.now, self.cfg.max_exemption) {
             Standing::Holds => Some(e),
+            Standing::OtherAccount { recorded } => {
+                self.warnings.push(format!(
+                    "{} was granted to uid {recorded}, not this account (uid {}): a deleted \
+                     account's name given again? ignored, a code is asked \
+                     (otp-enroll remove --orphans clears it)",
+                    describe_exemption(&e),
+                    account.uid
+                ));
+                None
+            }
+            Standing::NoUid => {
+                self.warnings.push(format!(
+                    "{} records no uid (not written by otp-enroll): ignored, a code is asked",
+                    describe_exemption(&e)
+                ));
+                None
+            }
             Standing::Ended => {
                 let until = e.until;
                 self.note(|| format!("exemption ended at {}", crate::date::format_unix(until)));
@@ -1247,9 +1280,19 @@ impl Flow<'_, '_> {
         match unenrolled::open(
             Path::new(&self.cfg.state_dir),
             &account.name,
+            account.uid,
             Owner::current(),
         ) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                if let Some(recorded) = t.reset_from {
+                    self.warnings.push(format!(
+                        "the failure tally of {} was of uid {recorded}, not this account \
+                         (uid {}): a deleted account's name given again? started afresh",
+                        account.name, account.uid
+                    ));
+                }
+                Some(t)
+            }
             Err(e) => {
                 // Still refused; but now the rate limit of an unenrolled
                 // user shows, so the admin is told.

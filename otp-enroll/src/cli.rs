@@ -246,6 +246,11 @@ pub enum Command {
         yes: bool,
         force: bool,
     },
+    /// `remove --orphans` (root): what deleted accounts left.
+    RemoveOrphans {
+        json: bool,
+        yes: bool,
+    },
     ImportGoogle {
         path: Option<String>,
         force: bool,
@@ -312,7 +317,7 @@ impl Command {
             Command::Status { .. } => "status",
             Command::Scratch(_) => "scratch",
             Command::Unlock => "unlock",
-            Command::Remove { .. } => "remove",
+            Command::Remove { .. } | Command::RemoveOrphans { .. } => "remove",
             Command::ImportGoogle { .. } => "import-google",
             Command::Reset { .. } => "reset",
             Command::Disable { disable: true, .. } => "disable",
@@ -667,6 +672,24 @@ enum Sub {
     /// tokens is deleted only with --force. A token from the inventory goes
     /// back to it, unassigned, with the counter it reached. Asks when
     /// standard input is a terminal, unless --yes or -y.
+    ///
+    /// --orphans (root, without --user): removes what deleted accounts
+    /// left under their names in state_dir: records of the system store,
+    /// exemptions, "enroll at next login" marks and failure tallies of
+    /// users without a token, each of a name that is no account any more
+    /// or made for a uid that is not the account's of that name now (a
+    /// name deleted and given again: logins already ignore or refuse
+    /// them). What records no uid (written by an older version) is
+    /// removed only when its name is no account; a name the name service
+    /// does not answer for is left alone. Prints each thing removed and
+    /// why; --json (see JSON OUTPUT): "schema":
+    /// "otp-enroll.remove-orphans/1", "store", "orphans" (each with
+    /// "user", "kind" (record, exemption, pending_mark or
+    /// unenrolled_tally), "recorded_uid", "account_uid" (null: no such
+    /// account), "why", "removed" and "error") and "unanswered" (each
+    /// with "user" and "error"). Exit status 1 when something could not
+    /// be removed or a name was not answered for. Not yet supported with
+    /// store = "postgresql".
     #[command(verbatim_doc_comment)]
     Remove {
         /// Remove this token only.
@@ -678,6 +701,12 @@ enum Sub {
         /// Remove all of several tokens.
         #[arg(long)]
         force: bool,
+        /// (root) Remove what deleted accounts left (see above).
+        #[arg(long, conflicts_with_all = ["token", "force"])]
+        orphans: bool,
+        /// With --orphans: one JSON object (see JSON OUTPUT).
+        #[arg(long, requires = "orphans")]
+        json: bool,
     },
     /// convert a ~/.google_authenticator file
     ///
@@ -1152,7 +1181,22 @@ pub fn parse(
         },
         Some(Sub::Scratch { n }) => Command::Scratch(n),
         Some(Sub::Unlock) => Command::Unlock,
-        Some(Sub::Remove { token, yes, force }) => Command::Remove { token, yes, force },
+        Some(Sub::Remove {
+            orphans: true,
+            yes,
+            json,
+            ..
+        }) => {
+            if g.user.is_some() || g.secret_file.is_some() {
+                return Err(Error::usage(
+                    "remove --orphans covers every name in state_dir: --user and --secret-file have no meaning there",
+                ));
+            }
+            Command::RemoveOrphans { json, yes }
+        }
+        Some(Sub::Remove {
+            token, yes, force, ..
+        }) => Command::Remove { token, yes, force },
         Some(Sub::ImportGoogle { path, force }) => Command::ImportGoogle { path, force },
         Some(Sub::Reset { yes }) => Command::Reset { yes },
         Some(Sub::Disable { token }) => Command::Disable {

@@ -125,6 +125,13 @@ fn run() -> Result<i32, Error> {
             }
             code
         }
+        Command::RemoveOrphans { json, yes } => {
+            if !inventory::is_root() {
+                return Err(Error::RootOnly("remove --orphans"));
+            }
+            let config = target::config(g.config.as_deref())?;
+            commands::orphans::run(&config, json, yes)?
+        }
         Command::Report { json, home_timeout } => {
             if !inventory::is_root() {
                 return Err(Error::RootOnly("report"));

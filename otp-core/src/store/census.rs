@@ -240,7 +240,7 @@ pub fn census(cfg: &Config) -> Box<dyn Census> {
 /// (`users`, `pending`): none when it is not there yet (it is made with
 /// its first file); refused when `state_dir` or it could be changed by
 /// anyone but root, as every reader of them refuses it.
-fn names_in(state_dir: &Path, sub: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn names_in(state_dir: &Path, sub: &str) -> Result<Vec<String>, StoreError> {
     let dir = state_dir.join(sub);
     match fs::symlink_metadata(&dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -12,6 +12,7 @@
 //! granted = 1799500000
 //! by = "uid=0 loginuid=1000 sudo_user=\"alice\" host=\"db1\""
 //! reason = "phone lost; new one on Monday"
+//! uid = 1001
 //! ```
 //!
 //! A login honours one only while `granted <= now < until` and `until -
@@ -19,6 +20,14 @@
 //! by hand (or by an older otp-enroll, or before `max_exemption` was
 //! lowered) that asks for more is ignored whole, and said so in the log
 //! ([`Standing`]). Anything that cannot be read is no exemption.
+//!
+//! `uid` is the account's it was granted to (issue 31, item 7): the file
+//! is keyed by the name, and after `userdel` and `useradd` a new account
+//! of that name must not inherit "no code asked". A login honours one
+//! only for the account of that uid ([`Standing::OtherAccount`]); one
+//! without a uid is ignored too ([`Standing::NoUid`]): exemptions came
+//! with the same unreleased work as the uid, so no released otp-enroll
+//! wrote one without it, and only a hand-written file lacks it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -48,6 +57,10 @@ pub struct Exemption {
     /// Why, as the administrator wrote it (may be empty).
     #[serde(default)]
     pub reason: String,
+    /// The uid of the account it was granted to (see the module's note);
+    /// `None` only in a file written by hand, which no login honours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// What an exemption means at a login at `now` under `max` seconds.
@@ -61,9 +74,24 @@ pub enum Standing {
     TooLong { max: u64 },
     /// Granted after `now` (a clock set back, a forged file): ignored.
     NotYetGranted,
+    /// Granted to another account of the same name (a deleted one whose
+    /// name was given again): ignored.
+    OtherAccount { recorded: u32 },
+    /// No uid recorded (written by hand): ignored.
+    NoUid,
 }
 
 impl Exemption {
+    /// What it means for the account of uid `uid` at `now` under `max`.
+    pub fn standing_for(&self, uid: u32, now: u64, max: u64) -> Standing {
+        match self.uid {
+            None => Standing::NoUid,
+            Some(recorded) if recorded != uid => Standing::OtherAccount { recorded },
+            Some(_) => self.standing(now, max),
+        }
+    }
+
+    /// Its standing in time alone, whoever's it is (a census's report).
     pub fn standing(&self, now: u64, max: u64) -> Standing {
         if self.until.saturating_sub(self.granted) > max {
             Standing::TooLong { max }
@@ -187,6 +215,7 @@ mod tests {
             granted: D - days * DAY,
             by: "uid=0".into(),
             reason: "test".into(),
+            uid: Some(1001),
         }
     }
 
@@ -218,6 +247,26 @@ mod tests {
             granted_for(1).standing(D - 1, 0),
             Standing::TooLong { max: 0 }
         );
+    }
+
+    #[test]
+    fn an_exemption_holds_only_for_the_uid_it_was_granted_to() {
+        let e = granted_for(3);
+        let max = 30 * DAY;
+        assert_eq!(e.standing_for(1001, D - 1, max), Standing::Holds);
+        assert_eq!(
+            e.standing_for(1002, D - 1, max),
+            Standing::OtherAccount { recorded: 1001 }
+        );
+        let hand = Exemption {
+            uid: None,
+            ..granted_for(3)
+        };
+        assert_eq!(hand.standing_for(1001, D - 1, max), Standing::NoUid);
+        // Read back from the file as written.
+        let text = format!("{HEADER}{}", toml::to_string(&e).unwrap());
+        assert!(text.contains("uid = 1001\n"), "{text}");
+        assert_eq!(toml::from_str::<Exemption>(&text).unwrap(), e);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::exempt::{self, Exemption};
-use super::pending::Mark;
+use super::pending::{Mark, MarkState};
 use super::{AdminStore, CannotSave, Held, LoginStore, Presence, Shape, StoreError, USERS_DIR};
 use crate::account::Account;
 use crate::audit::Origin;
@@ -50,7 +50,7 @@ impl FileStore {
     /// `secret` overrides the `home` template.
     pub fn new(cfg: &Config, account: &Account, secret: Option<&str>) -> FileStore {
         let state_dir = PathBuf::from(&cfg.state_dir);
-        let mark = Mark::new(&state_dir, &account.name);
+        let mark = Mark::new(&state_dir, &account.name).of_uid(account.uid);
         match cfg.store {
             StoreKind::System => FileStore {
                 kind: StoreKind::System,
@@ -111,6 +111,7 @@ impl FileStore {
     pub(super) fn of_uid(self, uid: u32) -> FileStore {
         FileStore {
             uid: Some(uid),
+            mark: self.mark.of_uid(uid),
             ..self
         }
     }
@@ -297,9 +298,12 @@ impl LoginStore for FileStore {
         if present && self.read().map_or(true, |f| f.has_token_at(self.now)) {
             return Ok(Presence::Tokens);
         }
-        match self.mark.is_set() {
-            Ok(true) => Ok(Presence::Pending),
-            Ok(false) => Ok(Presence::Nothing),
+        match self.mark.state() {
+            Ok(MarkState::Set) => Ok(Presence::Pending),
+            Ok(MarkState::Unset) => Ok(Presence::Nothing),
+            Ok(MarkState::OtherAccount { recorded }) => {
+                Ok(Presence::OtherAccountsMark { recorded })
+            }
             Err(err) => Err(self.pending_error(err)),
         }
     }

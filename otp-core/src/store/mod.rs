@@ -40,6 +40,7 @@ pub mod census;
 pub mod exempt;
 mod file;
 pub mod inventory;
+pub mod orphans;
 mod pending;
 pub mod postgresql;
 
@@ -77,6 +78,10 @@ pub enum Presence {
     /// Nothing, and an admin asked for enrollment at the next login
     /// (`otp-enroll reset`).
     Pending,
+    /// Nothing, and a mark made for another account of the name (a
+    /// deleted one's, `recorded` its uid; `None`: a uid line that cannot
+    /// be read): counts as no mark, and the login says so in the log.
+    OtherAccountsMark { recorded: Option<u32> },
 }
 
 /// What splitting "password + code" needs to know of a user's tokens: the

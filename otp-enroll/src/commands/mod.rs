@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod migrate;
 pub mod new;
+pub mod orphans;
 pub mod remove;
 pub mod report;
 pub mod reset;
@@ -79,6 +80,7 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         // main.rs runs it (no single target).
         Command::Migrate { .. }
         | Command::Report { .. }
+        | Command::RemoveOrphans { .. }
         | Command::DbInit { .. }
         | Command::Audit { .. }
         | Command::Help(_)

@@ -202,8 +202,13 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         .map_err(|e| Error::failed(format!("report: {}", shown(&e.to_string()))))?
         .into_iter()
         .map(|(name, e)| {
-            let active =
-                e.standing(now, cfg.max_exemption) == otp_core::store::exempt::Standing::Holds;
+            // Honoured only for the account it was granted to (its uid):
+            // one of a deleted account whose name was given again, or of
+            // a name that is no account, is not.
+            let active = accounts.iter().find(|a| a.name == name).is_some_and(|a| {
+                e.standing_for(a.uid, now, cfg.max_exemption)
+                    == otp_core::store::exempt::Standing::Holds
+            });
             (
                 name,
                 ReportExemption {

@@ -134,6 +134,7 @@ pub fn exempt(
         granted: now,
         by: Actor::current().fields(),
         reason,
+        uid: Some(t.account.uid),
     };
     t.store
         .set_exemption(Some(&e))

@@ -92,7 +92,7 @@ pub fn exemption(t: &Target) -> Option<Exemption> {
 
 pub fn exemption_json(t: &Target, now: u64) -> Option<ExemptionJson> {
     exemption(t).map(|e| ExemptionJson {
-        active: e.standing(now, t.config.max_exemption) == Standing::Holds,
+        active: e.standing_for(t.account.uid, now, t.config.max_exemption) == Standing::Holds,
         until: e.until,
         granted: e.granted,
         by: e.by,
@@ -103,11 +103,17 @@ pub fn exemption_json(t: &Target, now: u64) -> Option<ExemptionJson> {
 /// One line on an exemption, for status and list.
 pub fn exemption_line(t: &Target, now: u64) -> Option<String> {
     let e = exemption(t)?;
-    let state = match e.standing(now, t.config.max_exemption) {
+    let state = match e.standing_for(t.account.uid, now, t.config.max_exemption) {
         Standing::Holds => "no code asked".to_string(),
         Standing::Ended => "ended".to_string(),
         Standing::TooLong { .. } => "ignored at login: longer than max_exemption".to_string(),
         Standing::NotYetGranted => "ignored at login: granted after now".to_string(),
+        Standing::OtherAccount { recorded } => format!(
+            "ignored at login: granted to uid {recorded}, not this account's {}; \
+             otp-enroll remove --orphans clears it",
+            t.account.uid
+        ),
+        Standing::NoUid => "ignored at login: no uid recorded".to_string(),
     };
     Some(format!(
         "exempt until {} ({state}; granted {} by {}{})",

@@ -1,14 +1,40 @@
 //! `otp-enroll unlock`: clear the failed-attempt lockout and forget the
-//! learned clock drift.
+//! learned clock drift; as root on the file stores, also the failure
+//! tally of a user without a token (`<state_dir>/unenrolled/<user>.toml`,
+//! see otp_core::unenrolled). Under `store = "postgresql"` that tally is
+//! the database's `pam_otp.unenrolled`, which the admin role has no
+//! function to clear yet: it is left to its rate limit's window.
 
+use std::path::Path;
+
+use otp_core::config::StoreKind;
 use otp_core::rate_limit::RateLimit;
+use otp_core::unenrolled;
 
 use crate::error::Error;
 use crate::output::say;
 use crate::store;
 use crate::target::Target;
 
+/// Forgets the tally of failures without a token: root's file, on the
+/// file stores; whether there was one.
+fn clear_unenrolled_tally(t: &Target) -> Result<bool, Error> {
+    if t.config.store == StoreKind::Postgresql || !crate::inventory::is_root() {
+        return Ok(false);
+    }
+    unenrolled::remove(Path::new(&t.config.state_dir), &t.account.name)
+        .map_err(|e| Error::failed(crate::output::shown(&e.to_string())))
+}
+
 pub fn run(t: &Target) -> Result<(), Error> {
+    let tally = clear_unenrolled_tally(t)?;
+    if tally && !store::exists(t)? {
+        say!(
+            "Unlocked {} (no token; the failure tally of a user without a token cleared).",
+            t.shown_name()
+        );
+        return Ok(());
+    }
     let (had, drifted) = store::update(t, |f| {
         let had = f.state.failures;
         let drifted: Vec<String> = f

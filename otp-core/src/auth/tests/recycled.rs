@@ -98,3 +98,86 @@ fn the_admins_store_records_the_uid_and_can_remove_an_orphan() {
     admin.remove().unwrap();
     assert!(!w.dir.join("state/users/alice.toml").exists());
 }
+
+fn mark_alice(w: &World, text: &str) {
+    let dir = w.dir.join("state/pending");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.join("alice");
+    fs::write(&path, text).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_reset_mark_made_for_another_uid_counts_as_no_mark() {
+    // `otp-enroll reset alice`, `userdel alice`, `useradd alice` (another
+    // uid): under missing = "deny" the new account is refused as a user
+    // without a token, not offered the deleted account's enrollment.
+    let (uid, _) = owner();
+    let comment = "# pam_otp: enroll this user at their next login (otp-enroll reset)\n";
+    for (text, honoured) in [
+        (format!("{comment}uid = {}\n", uid.wrapping_add(1)), false),
+        (format!("{comment}uid = {uid}\n"), true),
+        // A mark of a released version (no uid): honoured, see pending.rs.
+        (comment.to_string(), true),
+    ] {
+        let w = World::new("missing = \"deny\"\n");
+        mark_alice(&w, &text);
+        let mut s = Script::new(&[&wrong_code()]);
+        let r = w.login("alice", &[], &mut s);
+        let warned = r
+            .warnings
+            .iter()
+            .any(|l| l.contains("was made for uid") && l.contains("counted as no mark"));
+        if honoured {
+            assert_ne!(s.seen.prompts, [CODE_PROMPT], "{text:?}: {r:?}");
+            assert!(!warned, "{:?}", r.warnings);
+            continue;
+        }
+        assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+        assert_eq!(s.seen.prompts, [CODE_PROMPT], "{r:?}");
+        assert!(warned, "{:?}", r.warnings);
+        // The mark stays for `remove --orphans` (or the new account's reset).
+        assert_eq!(
+            fs::read_to_string(w.dir.join("state/pending/alice")).unwrap(),
+            text
+        );
+    }
+}
+
+#[test]
+fn a_new_account_does_not_start_locked_out_by_the_old_ones_failures() {
+    // missing = "deny": bob has no token; a deleted bob (another uid)
+    // ran up failures just now, enough to be rate-limited.
+    let (uid, _) = owner();
+    let w = World::new("missing = \"deny\"\n");
+    let dir = w.dir.join("state/unenrolled");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let tally = dir.join("bob.toml");
+    fs::write(
+        &tally,
+        format!(
+            "failures = 1000\nlast_failure = {NOW}\nuid = {}\n",
+            uid.wrapping_add(1)
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&tally, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut s = Script::new(&["123456"]);
+    let r = w.login("bob", &[], &mut s);
+    assert_eq!(r.outcome, Outcome::AuthErr, "{r:?}");
+    assert!(r.reason.to_string().contains("no token"), "{r:?}");
+    let text = fs::read_to_string(&tally).unwrap();
+    assert!(
+        text.contains("failures = 1\n") && text.contains(&format!("uid = {uid}\n")),
+        "{text}"
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|l| l.contains("started afresh") && l.contains(&format!("uid {uid}"))),
+        "{:?}",
+        r.warnings
+    );
+}

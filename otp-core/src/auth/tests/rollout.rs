@@ -234,6 +234,7 @@ fn exemption(until: u64, days: u64) -> Exemption {
         granted: until - days * 86_400,
         by: "uid=0 loginuid=1000".into(),
         reason: "phone lost".into(),
+        uid: Some(owner().0),
     }
 }
 
@@ -391,4 +392,39 @@ fn a_pending_mark_wins_over_the_deadline() {
     assert_eq!(phone.seen.prompts[0], enroll::CONFIRM_PROMPT);
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert!(r.reason.to_string().contains("enrollment pending"), "{r:?}");
+}
+
+#[test]
+fn an_exemption_granted_to_another_uid_of_the_name_is_ignored() {
+    // Issue 31, item 7: `userdel`, `useradd` with the same name, another
+    // uid; the deleted account's exemption must not hold for the new one.
+    let (uid, _) = owner();
+    for (recorded, why) in [
+        (
+            Some(uid.wrapping_add(1)),
+            format!("granted to uid {}", uid.wrapping_add(1)),
+        ),
+        (None, "records no uid".to_string()),
+    ] {
+        let w = World::new("");
+        w.enroll("alice", "");
+        exempt_alice(
+            &w,
+            &Exemption {
+                uid: recorded,
+                ..exemption(D, 3)
+            },
+        );
+        let mut s = bare(&[&wrong_code()]).with_authtok("hunter2");
+        let r = w.login_at("alice", None, &[], &mut s, D - 1);
+        assert_eq!(r.outcome, Outcome::AuthErr, "{recorded:?}: {r:?}");
+        assert_eq!(s.seen.prompts, [CODE_PROMPT]);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|l| l.contains(&why) && l.contains("ignored, a code is asked")),
+            "{:?}",
+            r.warnings
+        );
+    }
 }
