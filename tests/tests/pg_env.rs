@@ -447,3 +447,114 @@ fn sudo_without_env_reset_asks_the_real_database() {
         "the right code, all variables set: {run:#?}"
     );
 }
+
+/// The pids of `parent`'s children that run the helper (`pq-helper`).
+fn helpers_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, not ')' last.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        let exe = fs::read_link(entry.path().join("exe")).unwrap_or_default();
+        if ppid == Some(parent) && exe.to_string_lossy().ends_with("pq-helper") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Where each of `pid`'s descriptors points.
+fn descriptors(pid: u32) -> Vec<(String, PathBuf)> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = fs::read_link(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect()
+}
+
+/// A descriptor the program left open without close-on-exec (util-linux
+/// su keeps the caller's; a server may keep its sockets) does not reach
+/// the helper, which holds the database connection as root for the whole
+/// login: it has its socket and /dev/null, nothing else. The login is
+/// held at the code prompt (its answer not yet written) while the
+/// helper's descriptors are read from /proc.
+#[test]
+#[ignore = "needs root: make test"]
+fn the_helper_holds_no_descriptor_the_program_left_open() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let _one = serial();
+    let s = scene();
+    let left_open = s.pam.write_file("left-open", "the program's file\n");
+    let argv = s
+        .pam
+        .pamtester_argv(&s.victim.name, None, &["authenticate"]);
+    let mut login = Command::new("sh")
+        .arg("-c")
+        .arg("exec 9<\"$0\"; exec \"$@\"")
+        .arg(&left_open)
+        .args(&argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = login.stdin.take().unwrap();
+    writeln!(input, "{PASSWORD}").unwrap();
+    let pid = login.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let helper = loop {
+        if let Some(&h) = helpers_of(pid).first() {
+            break Some(h);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The test's premise: the program itself holds the file on fd 9.
+    let programs = descriptors(pid);
+    let helpers = helper.map(descriptors);
+    writeln!(input, "{}", s.codes[1]).unwrap();
+    drop(input);
+    let out = login.wait_with_output().unwrap();
+    let run = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        programs
+            .iter()
+            .any(|(fd, to)| fd == "9" && to == &left_open),
+        "pamtester does not hold the file on fd 9: {programs:?}"
+    );
+    let helpers = helpers.unwrap_or_else(|| panic!("no helper seen during the login: {run}"));
+    let foreign: Vec<_> = helpers
+        .iter()
+        .filter(|(fd, to)| {
+            // Its own (libpq's socket to the server) are new; the
+            // program's are the same files, sockets and pipes.
+            fd.parse::<u32>().map_or(true, |fd| fd > 2)
+                && programs.iter().any(|(_, theirs)| theirs == to)
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the helper holds descriptors of the program: {foreign:?} (all: {helpers:?})"
+    );
+    assert!(out.status.success(), "the right code was refused: {run}");
+}

@@ -404,6 +404,13 @@ pub fn serve_helper() -> std::process::ExitCode {
         eprintln!("pq-helper: run by pam_otp only (with an empty environment)");
         return ExitCode::from(2);
     }
+    // Nothing of the program the module runs in but the socket on stdin
+    // (and /dev/null on stdout, stderr): a descriptor it left open (su
+    // keeps the caller's, a server its sockets) is not libpq's to hold, as
+    // root, for as long as the connection lasts.
+    if crate::sys::close_descriptors_from(3).is_err() {
+        return ExitCode::from(2);
+    }
     if std::env::set_current_dir("/").is_err() {
         return ExitCode::from(2);
     }

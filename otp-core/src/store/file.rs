@@ -231,7 +231,6 @@ impl FileStore {
     }
 }
 
-/// Where the `system` store keeps `user`'s file.
 /// A record made for another account of the same name is refused
 /// (`recorded`: the record's uid; `account`: this account's).
 pub(super) fn check_uid(recorded: Option<u32>, account: Option<u32>) -> Result<(), StoreError> {
@@ -241,6 +240,7 @@ pub(super) fn check_uid(recorded: Option<u32>, account: Option<u32>) -> Result<(
     }
 }
 
+/// Where the `system` store keeps `user`'s file.
 fn system_path(state_dir: &Path, user: &str) -> PathBuf {
     state_dir.join(USERS_DIR).join(format!("{user}.toml"))
 }
