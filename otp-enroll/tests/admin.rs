@@ -257,3 +257,24 @@ fn unlock_resets_a_learned_drift() {
     let out = ok(&admin(&user, &["unlock"]));
     assert!(!out.contains("drift"), "{out}");
 }
+
+/// Emergency codes work only beside a token (a record left with a
+/// temporary code alone, after the lost phone's token was removed):
+/// `scratch` there would print codes that open nothing, so it refuses
+/// and changes nothing.
+#[test]
+#[ignore = "needs root: make test"]
+fn scratch_refuses_a_record_that_holds_only_a_temporary_code() {
+    let user = TestUser::new();
+    enroll_with_key(&user);
+    ok(&admin(&user, &["temp-code"]));
+    ok(&admin(&user, &["remove", "--token", "app"]));
+    let before = fs::read(user.secret_path()).unwrap();
+    let said = fails(&admin(&user, &["scratch", "-n", "3"]), 1);
+    assert!(
+        said.contains("no token") && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert!(printed_codes(&said).is_empty(), "codes shown: {said}");
+    assert_eq!(fs::read(user.secret_path()).unwrap(), before);
+}

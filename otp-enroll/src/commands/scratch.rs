@@ -13,7 +13,16 @@ pub fn run(t: &Target, n: usize) -> Result<(), Error> {
     }
     let codes = random::scratch_codes(n)?;
     let saved = codes.clone();
+    let name = t.shown_name();
     store::update(t, move |f| {
+        // A record may hold a temporary code alone (the lost phone's
+        // token removed); emergency codes open nothing without a token,
+        // so codes made there would be printed for nothing.
+        if f.tokens.is_empty() {
+            return Err(Error::refused(format!(
+                "{name} has no token (only a temporary code): emergency codes work only beside                  one; enroll a token first (otp-enroll new --add); nothing was changed"
+            )));
+        }
         f.scratch_codes = saved;
         Ok(((), true))
     })?;
