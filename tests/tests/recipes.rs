@@ -7,7 +7,9 @@
 //! FreeRADIUS and OpenVPN recipes are run by tests/sshd.rs, su.rs,
 //! system_store.rs and radius.rs, each saying at its top what it changes
 //! in them. The fleet recipe (`doc/recipes/fleet/`) runs here, as it is,
-//! against a cluster made by Debian's own `pg_createcluster` (issue 27).
+//! against a cluster made by Debian's own `pg_createcluster` (issue 27),
+//! and so does the guide's rollout on two of its hosts (`rollout.toml`,
+//! issue 31: it changes the dates and the path of the office's list).
 //!
 //! What the fleet test changes, and why: only the variables at the top of
 //! each script (loopback and a free port instead of db1's network and
