@@ -484,6 +484,9 @@ impl RolloutHost {
             PhoneUser {
                 password: Some(PASSWORD),
                 skip,
+                // A code asked where none should be: an empty answer, so
+                // the login fails here rather than hanging.
+                then: Some((PROMPT, "")),
                 ..PhoneUser::default()
             },
         );
