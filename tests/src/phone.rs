@@ -12,6 +12,10 @@ use crate::{drive_pty, now, oathtool_totp, PtyRun, Sshd, TestUser};
 
 /// The module's prompts during an enrollment.
 pub const CONFIRM: &str = "Enter the code your app shows now: ";
+/// The confirmation prompt before a rollout's deadline, which an empty
+/// answer skips.
+pub const CONFIRM_OPTIONAL: &str =
+    "Enter the code your app shows now (or just Enter to skip for now): ";
 pub const CODES_SEEN: &str = "Press Enter once you have written them down: ";
 
 /// The key (base32) in an `otpauth://` URI.
@@ -35,6 +39,9 @@ pub struct User<'a> {
     pub wrong: usize,
     /// (prompt, line): typed at each new `prompt` (a shell's, sftp's).
     pub then: Option<(&'a str, &'a str)>,
+    /// At an optional confirmation ([`CONFIRM_OPTIONAL`]), Enter (skip)
+    /// instead of a code.
+    pub skip: bool,
 }
 
 /// What the phone did.
@@ -49,7 +56,8 @@ pub struct Phone {
 /// Runs `line` (a shell command line) on a pty in a UTF-8 locale, as
 /// `user` with a phone: at each confirmation prompt it scans the last QR
 /// code on the screen and types a code of it (or a wrong one, `wrong`
-/// times first); Enter after the emergency codes.
+/// times first), or at an optional one ([`CONFIRM_OPTIONAL`]) Enter when
+/// `skip` says so; Enter after the emergency codes.
 pub fn with_phone(line: &str, user: User<'_>) -> (PtyRun, Phone) {
     let mut cmd = Command::new("script");
     cmd.args(["-q", "-e", "-c", line, "/dev/null"])
@@ -66,8 +74,12 @@ pub fn with_phone(line: &str, user: User<'_>) -> (PtyRun, Phone) {
                 return Some(pw.to_string());
             }
         }
-        if screen.matches(CONFIRM).count() > confirms {
+        let optional = screen.matches(CONFIRM_OPTIONAL).count();
+        if screen.matches(CONFIRM).count() + optional > confirms {
             confirms += 1;
+            if user.skip && optional > 0 {
+                return Some(String::new());
+            }
             let uri = decode_all(screen)
                 .pop()
                 .unwrap_or_else(|| panic!("no QR code on the screen:\n{screen}"));
