@@ -156,10 +156,14 @@ pub fn offer(user: &str, host: &str, now: u64) -> io::Result<Offer> {
 impl Offer {
     /// What is shown before the first confirmation prompt, one PAM text
     /// message each. The first line is text: ssh prints "(user@host) " in
-    /// front of the first line of a prompt's text.
-    pub fn messages(&self) -> Vec<String> {
-        let mut out =
-            vec!["Two-factor login is not set up for this account yet: set it up now.".to_string()];
+    /// front of the first line of a prompt's text. `introduced`: the login
+    /// has already said that the account has no token (before a deadline,
+    /// with its date), so the heading that says it again is left out.
+    pub fn messages(&self, introduced: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if !introduced {
+            out.push("Two-factor login is not set up for this account yet: set it up now.".into());
+        }
         if let Some(picture) = qr::render(&self.uri, QrStyle::Utf8) {
             out.push(
                 "Scan this QR code with your authenticator app (Google Authenticator, FreeOTP, \
@@ -271,7 +275,7 @@ mod tests {
     #[test]
     fn the_messages_hold_the_uri_the_key_and_a_qr_code() {
         let offer = offer("alice", "host.example", NOW).unwrap();
-        let all = offer.messages().join("\n");
+        let all = offer.messages(false).join("\n");
         assert!(offer
             .uri
             .starts_with("otpauth://totp/host.example:alice%40host.example?secret="));
@@ -279,7 +283,7 @@ mod tests {
         let key = key::grouped_base32(&offer.file.tokens[0].key);
         assert!(all.contains(&key));
         assert!(all.contains('▀') || all.contains('▄'));
-        assert!(!offer.messages()[0].contains('\n'));
+        assert!(!offer.messages(false)[0].contains('\n'));
         for code in &offer.file.scratch_codes {
             assert!(
                 !all.contains(code.as_str()),

@@ -277,7 +277,7 @@ impl Flow<'_, '_> {
             Ok(o) => o,
             Err(err) => return self.unavailable(Reason::Enroll(EnrollReason::NoKey(err))),
         };
-        for message in offer.messages() {
+        for message in offer.messages(optional.is_some()) {
             self.conv.info(&message);
         }
         match self.confirm(&mut offer, optional.is_some()) {

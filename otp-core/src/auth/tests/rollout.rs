@@ -65,6 +65,13 @@ fn before_the_deadline_enrollment_is_offered_and_an_empty_answer_skips_it() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(phone.seen.infos.first(), Some(&deadline_message(D)));
     assert!(phone.uri().is_some(), "a key was offered: {:?}", phone.seen);
+    // Said once, with the date: the offer's own heading is left out.
+    let said = phone.seen.infos.join("\n");
+    assert_eq!(
+        said.matches("not set up for this account yet").count(),
+        1,
+        "{said}"
+    );
     assert_eq!(phone.seen.prompts, [OPTIONAL_CONFIRM_PROMPT]);
     assert_eq!(
         phone.seen.infos.last().map(String::as_str),
