@@ -266,6 +266,20 @@ fn home_report_has_every_state_and_skips_a_home_that_does_not_answer() {
     assert!(row("erin").contains("unreadable"), "{t}");
     assert!(row("frank").contains("skipped"), "{t}");
     assert!(row("vpn").contains("no login shell"), "{t}");
+    // LAST USED as `list` says it: "never" for tokens not used yet, "-"
+    // for a user without any.
+    let words = |name: &str| {
+        row(name)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words("vpn")[..4], ["vpn", "enrolled", "1", "never"], "{t}");
+    assert_eq!(
+        words("carol"),
+        ["carol", "not", "enrolled", "-", "-"],
+        "{t}"
+    );
     assert!(!t.contains("svc"), "{t}");
     assert!(
         t.contains(

@@ -432,9 +432,11 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
             shown(&r.name),
             state.text().to_string(),
             summary.map_or("-".into(), |s| s.tokens.len().to_string()),
-            summary
-                .and_then(Summary::last_used)
-                .map_or("-".into(), format_utc),
+            // As `list` says it: "never" for tokens not used yet, "-"
+            // where there are none.
+            summary.map_or("-".into(), |s| {
+                s.last_used().map_or("never".into(), format_utc)
+            }),
             shown(&notes.join("; ")),
         ]);
     }
