@@ -432,9 +432,10 @@ impl LoginStore for PgHost {
         self.db.login_info().map(|i| i.presence)
     }
 
-    /// Emergency codes are not in the shape: they stay in the database. A
-    /// `split_pass` stack therefore splits by the first token's digits
-    /// only (an emergency code still works at a prompt of its own).
+    /// Emergency codes are not in the shape: they stay in the database,
+    /// and so does the temporary code. A `split_pass` stack therefore
+    /// splits by the first token's digits only (an emergency code or the
+    /// temporary code still works at a prompt of its own).
     fn shape(&self) -> Result<Shape, StoreError> {
         let info = self.db.login_info()?;
         Ok(Shape {
