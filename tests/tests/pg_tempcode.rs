@@ -16,8 +16,9 @@
 //! - a user with no token and only the code: not let in without a code
 //!   under `missing = "allow"` while it is live, let in by it, and a user
 //!   without a token again once it is used up;
-//! - `migrate --to postgresql` carries a home file's code, and `temp-code
-//!   --revoke` removes it.
+//! - `migrate --to postgresql` carries a home file's code; removing the
+//!   last token keeps it, a new token is enrolled beside it, and
+//!   `temp-code --revoke` removes it.
 
 use std::process::{Command, Output, Stdio};
 
@@ -292,6 +293,34 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     );
     let (ok, line) = prompted(&hosts[1], &sink, d, east, &code_d);
     assert!(ok, "the migrated code: {line}");
+    // The lost token removed, the last one: the record keeps the code;
+    // a new token is enrolled beside it (the login hook's new
+    // --if-missing: there is no token to keep).
+    let out = enroll_ok(&hosts[1], d, east, &["remove", "--token", "OATH1", "--yes"]);
+    assert!(out.contains("left: the temporary code"), "{out}");
+    let held = || {
+        pg.psql_ok(&format!(
+            "SELECT (SELECT count(*) FROM pam_otp.tokens WHERE username = '{d}') || ':' || \
+                    (SELECT uses_left FROM pam_otp.temp_codes WHERE username = '{d}')"
+        ))
+    };
+    assert_eq!(held(), "0:1");
+    let out = enroll_ok(
+        &hosts[2],
+        d,
+        west,
+        &[
+            "new",
+            "--if-missing",
+            "--no-confirm",
+            "--qr",
+            "none",
+            "--secret",
+            "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U",
+        ],
+    );
+    assert!(out.contains("beside the temporary code"), "{out}");
+    assert_eq!(held(), "1:1");
     // Revoked: gone, and refused.
     let out = enroll_ok(&hosts[2], d, west, &["temp-code", "--revoke"]);
     assert!(out.contains("Revoked the temporary code"), "{out}");
