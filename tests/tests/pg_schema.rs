@@ -308,6 +308,11 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
             "SELECT * FROM pam_otp.verify_at('alice', '1', NULL, 0, 1, 10, 3, 30, NULL, 0)",
         );
         denied(role, "SELECT pam_otp.read_record('alice')");
+        // The temporary code's hash and salt: no role reads the table,
+        // nor calls what spends or drops a code.
+        denied(role, "SELECT hash, salt FROM pam_otp.temp_codes");
+        denied(role, "SELECT pam_otp.temp_code_live('alice', 0)");
+        denied(role, "SELECT pam_otp.prune_temp_code('alice', 0)");
     }
     denied("web1", "SELECT pam_otp.admin_read('alice', false)");
     denied("web1", "SELECT pam_otp.admin_write('alice', '{}')");
