@@ -29,6 +29,11 @@
 -- version 3 says whether it holds. Version 2's login_info() gives a
 -- version 2 host no entries any more (it would apply its own period to
 -- any service's), and entries without a service count as expired.
+-- Version 3 also keeps the temporary code of a lost phone
+-- (pam_otp.temp_codes, otp-enroll temp-code): verify_at accepts it
+-- whatever the tokens' state ('temp_code'; 'temp_code_gone' when it is
+-- used up or expired), and a live one counts as a token in login_info
+-- and enroll(). Version 2's verify() calls an accepted one 'scratch'.
 --
 -- Seeds never leave this database. Hosts connect as login roles that are
 -- members of pam_otp_host, which has no privilege on any table: it may only
@@ -170,6 +175,28 @@ ALTER TABLE pam_otp.tokens
     ADD COLUMN IF NOT EXISTS not_before bigint CHECK (not_before BETWEEN 0 AND 9007199254740992),
     ADD COLUMN IF NOT EXISTS expires bigint CHECK (expires BETWEEN 0 AND 9007199254740992);
 
+-- Version 3: the temporary code of a lost phone (otp-enroll temp-code;
+-- secret_file::TempCode), at most one per user: only its salted hash,
+-- HMAC-SHA-256 of the 8 digits keyed with a 16-byte salt from the
+-- kernel, with its expiry (Unix seconds, exclusive), the logins it still
+-- accepts, and who made it when. A table of its own rather than six
+-- columns of pam_otp.users: few users ever have one, a row is all of it
+-- or none (every column NOT NULL, checked as a secret file's
+-- [temp_code] is), and it goes with the user's row (ON DELETE CASCADE).
+-- It is read and changed only under the user's row lock (pam_otp.users
+-- FOR UPDATE), as the tokens are. A user may have a temporary code and no
+-- token (write_record, read_record).
+CREATE TABLE IF NOT EXISTS pam_otp.temp_codes (
+    username text PRIMARY KEY REFERENCES pam_otp.users (name) ON DELETE CASCADE,
+    salt bytea NOT NULL CHECK (length(salt) = 16),
+    hash bytea NOT NULL CHECK (length(hash) = 32),
+    expires bigint NOT NULL CHECK (expires BETWEEN 0 AND 9007199254740992),
+    uses_left integer NOT NULL CHECK (uses_left BETWEEN 0 AND 20),
+    created bigint NOT NULL CHECK (created BETWEEN 0 AND 9007199254740992),
+    created_by text NOT NULL CHECK (octet_length(created_by) BETWEEN 1 AND 64
+                                    AND created_by !~ '[[:cntrl:]]')
+);
+
 -- Version 3: the failure tally of an account that has no token (a host
 -- says it is an account: under missing = "deny" it is prompted like
 -- everyone and every answer is wrong). Counted here, with the settings'
@@ -226,9 +253,10 @@ CREATE TABLE IF NOT EXISTS pam_otp.audit (
     -- verify: PAM_SERVICE and PAM_RHOST as the host's module read them.
     service text,
     rhost text,
-    -- verify: the verdict ('totp', 'hotp', 'scratch' accepted; 'wrong',
-    -- 'replay', 'malformed', 'exhausted', 'locked', 'inactive' (version
-    -- 3), 'nothing' refused);
+    -- verify: the verdict ('totp', 'hotp', 'scratch', 'temp_code'
+    -- (version 3) accepted; 'wrong', 'replay', 'malformed', 'exhausted',
+    -- 'locked', 'inactive', 'temp_code_gone' (version 3), 'nothing'
+    -- refused);
     -- enroll: 'created'.
     result text,
     claimed_uid bigint,
@@ -337,9 +365,21 @@ AS $$
        AND (g.value->>'at')::bigint <= p_now AND p_now - (g.value->>'at')::bigint < e.p
 $$;
 
+-- Whether the user has a temporary code that is live at `p_now`: uses
+-- left and not expired (secret_file::TempCode::live_at).
+CREATE OR REPLACE FUNCTION pam_otp.temp_code_live(p_user text, p_now bigint)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pam_otp.temp_codes c
+                    WHERE c.username = p_user AND p_now < c.expires AND c.uses_left > 0)
+$$;
+
 -- What a login needs first (version 3): whether the user has tokens (a
 -- disabled or out-of-date one counts: such a user is refused, never
--- treated as without a token), the first token's digits, whether grace
+-- treated as without a token; so does a live temporary code, alone too:
+-- secret_file::SecretFile::has_token_at), the first token's digits, whether grace
 -- holds for this login (grace_at above) by the database's clock, and the
 -- uid the record was made for (the host compares it with the account's).
 CREATE OR REPLACE FUNCTION pam_otp.login_info_at(
@@ -355,11 +395,11 @@ BEGIN
     SELECT * INTO u FROM pam_otp.users WHERE name = p_user;
     SELECT t.digits INTO first_digits FROM pam_otp.tokens t
      WHERE t.username = p_user ORDER BY t.position LIMIT 1;
-    presence := CASE WHEN first_digits IS NOT NULL THEN 'tokens'
+    presence := CASE WHEN first_digits IS NOT NULL OR pam_otp.temp_code_live(p_user, p_now) THEN 'tokens'
                      WHEN coalesce(u.pending, false) THEN 'pending'
                      ELSE 'nothing' END;
     digits := first_digits;
-    grace_at := CASE WHEN first_digits IS NOT NULL
+    grace_at := CASE WHEN presence = 'tokens'
                      THEN pam_otp.grace_at(u.grace, p_service, p_rhost, p_grace_period, p_now) END;
     uid := u.uid;
     now := p_now;
@@ -425,18 +465,25 @@ DROP FUNCTION IF EXISTS pam_otp.verify_at(text, text, text, bigint, integer, int
 
 -- Checks `p_code` for `p_user` at `p_now` and records what it did: the
 -- token's state, the rate limit, the grace address. One row: verdict
--- ('totp', 'hotp', 'scratch', 'malformed', 'wrong', 'replay', 'exhausted',
--- 'locked', 'inactive', 'nothing'), the token that accepted (or, for
--- 'inactive', the one the code was right for: NULL for an emergency
--- code), and the step, counter, codes left or seconds locked ('inactive':
--- the date of `why`); `why` says why a token is inactive
--- (inactive_why). `p_service` is the PAM service the login is for.
+-- ('totp', 'hotp', 'scratch', 'temp_code', 'malformed', 'wrong',
+-- 'replay', 'exhausted', 'locked', 'inactive', 'temp_code_gone',
+-- 'nothing'), the token that accepted (or, for 'inactive', the one the
+-- code was right for: NULL for an emergency code), and the step,
+-- counter, codes left, uses left ('temp_code') or seconds locked
+-- ('inactive', 'temp_code_gone': the date of `why`); `why` says why a
+-- token is inactive (inactive_why) or why the temporary code accepts
+-- nothing ('used_up', 'expired'); for 'temp_code' it is the code's
+-- expiry (Unix seconds, as text). `p_service` is the PAM service the
+-- login is for.
 --
 -- verify.rs's verify() and check(), line for line: a token that is
 -- inactive at `p_now` is checked without moving its state and accepts
 -- nothing; a code right only for such a token is 'inactive' (refused
 -- and counted as a failure); while no token of the user is active, the
--- emergency codes accept nothing either (and are kept).
+-- emergency codes accept nothing either (and are kept). The temporary
+-- code accepts whatever the tokens' state, takes one use, and is dropped
+-- once used up or expired at the end of any verify that is not 'locked',
+-- unless it is all the user has (prune_temp_code).
 CREATE OR REPLACE FUNCTION pam_otp.verify_at(
     p_user text, p_code text, p_rhost text, p_grace_period bigint,
     p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
@@ -449,6 +496,8 @@ DECLARE
     s pam_otp.settings%ROWTYPE;
     u pam_otp.users%ROWTYPE;
     t pam_otp.tokens%ROWTYPE;
+    tc pam_otp.temp_codes%ROWTYPE;
+    temp_gone text;
     skew integer;
     win integer;
     maxf integer;
@@ -489,7 +538,10 @@ BEGIN
 
     -- The lock that makes a code accepted once across all hosts.
     SELECT * INTO u FROM pam_otp.users WHERE name = p_user FOR UPDATE;
-    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pam_otp.tokens x WHERE x.username = p_user) THEN
+    -- (Under that lock: the temporary code is the user's row's.)
+    SELECT * INTO tc FROM pam_otp.temp_codes x WHERE x.username = p_user;
+    IF u.name IS NULL OR (tc.username IS NULL
+                          AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens x WHERE x.username = p_user)) THEN
         verdict := 'nothing';
         RETURN NEXT;
         RETURN;
@@ -580,6 +632,7 @@ BEGIN
                 END IF;
                 UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
                 PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
+                PERFORM pam_otp.prune_temp_code(p_user, p_now);
                 verdict := 'totp';
                 token := t.id;
                 detail := found_step;
@@ -618,6 +671,7 @@ BEGIN
                  WHERE x.username = p_user AND x.id = t.id;
                 UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
                 PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
+                PERFORM pam_otp.prune_temp_code(p_user, p_now);
                 verdict := 'hotp';
                 token := t.id;
                 detail := found_step;
@@ -625,6 +679,34 @@ BEGIN
                 RETURN;
             END IF;
         END LOOP;
+
+        -- The temporary code of a lost phone: whatever the tokens' state
+        -- (that is its point: the lost phone is disabled). Tried before
+        -- emergency codes, which otp-enroll temp-code never makes it equal
+        -- to. The comparison of the digests is not constant-time, unlike
+        -- verify.rs's: what it could leak is how many leading bytes of
+        -- HMAC-SHA-256(salt, guess) equal the stored hash, and without the
+        -- 128-bit salt (which never leaves this database) a guesser can
+        -- neither compute nor steer that digest, so it tells nothing about
+        -- the code; each guess is one failure of the rate limit besides.
+        IF length(code) = 8 AND tc.username IS NOT NULL
+           AND pam_otp.hmac(convert_to(code, 'UTF8'), tc.salt, 'sha256') = tc.hash THEN
+            IF p_now >= tc.expires THEN
+                temp_gone := 'expired';
+            ELSIF tc.uses_left <= 0 THEN
+                temp_gone := 'used_up';
+            ELSE
+                UPDATE pam_otp.temp_codes x SET uses_left = tc.uses_left - 1 WHERE x.username = p_user;
+                UPDATE pam_otp.users x SET failures = 0, last_failure = 0 WHERE x.name = p_user;
+                PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
+                PERFORM pam_otp.prune_temp_code(p_user, p_now);
+                verdict := 'temp_code';
+                detail := tc.uses_left - 1;
+                why := tc.expires::text;
+                RETURN NEXT;
+                RETURN;
+            END IF;
+        END IF;
 
         -- Emergency codes: 8 digits, each once; while no token is active
         -- they accept nothing (and stay).
@@ -637,6 +719,7 @@ BEGIN
                            failures = 0, last_failure = 0
                      WHERE x.name = p_user;
                     PERFORM pam_otp.record_grace(p_user, p_rhost, p_service, p_grace_period, p_now);
+                    PERFORM pam_otp.prune_temp_code(p_user, p_now);
                     verdict := 'scratch';
                     detail := coalesce(array_length(u.scratch_codes, 1), 1) - 1;
                     RETURN NEXT;
@@ -650,6 +733,11 @@ BEGIN
         END IF;
     END IF;
 
+    IF verdict IS NULL AND temp_gone IS NOT NULL THEN
+        verdict := 'temp_code_gone';
+        why := temp_gone;
+        detail := CASE WHEN temp_gone = 'expired' THEN tc.expires END;
+    END IF;
     IF verdict IS NULL THEN
         IF hit_why IS NOT NULL AND NOT replay AND NOT exhausted THEN
             verdict := 'inactive';
@@ -671,8 +759,23 @@ BEGIN
                            ELSE u.failures + 1 END,
            last_failure = p_now
      WHERE x.name = p_user;
+    PERFORM pam_otp.prune_temp_code(p_user, p_now);
     RETURN NEXT;
 END
+$$;
+
+-- secret_file::SecretFile::prune_temp_code: drops the user's temporary
+-- code once it accepts nothing at `p_now` (used up or expired), unless
+-- it is all the user has (a record holds a token or a temporary code; a
+-- spent one alone is "no token" to login_info, and enroll() replaces it).
+CREATE OR REPLACE FUNCTION pam_otp.prune_temp_code(p_user text, p_now bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    DELETE FROM pam_otp.temp_codes c
+     WHERE c.username = p_user AND NOT (p_now < c.expires AND c.uses_left > 0)
+       AND EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = p_user)
 $$;
 
 -- The drift a token is left with when it does not move: its clamped value
@@ -760,7 +863,9 @@ $$;
 -- Version 2's verify(), what a version 2 module calls: kept for one
 -- version so that hosts can be upgraded after the database. It knows no
 -- 'inactive': such a code is 'wrong' to it (refused and counted, as
--- verify_code does; the audit row says 'inactive').
+-- verify_code does; the audit row says 'inactive'). Nor the temporary
+-- code: an accepted one is 'scratch' to it (the uses left as the codes
+-- left: it logs "emergency code accepted"), a spent one 'wrong'.
 CREATE OR REPLACE FUNCTION pam_otp.verify(
     p_user text, p_code text, p_rhost text, p_grace_period bigint,
     p_totp_skew integer, p_hotp_window integer, p_max_failures integer, p_interval bigint,
@@ -769,9 +874,10 @@ RETURNS TABLE (verdict text, token text, detail bigint)
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
-    SELECT CASE WHEN v.verdict = 'inactive' THEN 'wrong' ELSE v.verdict END,
-           CASE WHEN v.verdict = 'inactive' THEN NULL ELSE v.token END,
-           CASE WHEN v.verdict = 'inactive' THEN NULL ELSE v.detail END
+    SELECT CASE v.verdict WHEN 'inactive' THEN 'wrong' WHEN 'temp_code_gone' THEN 'wrong'
+                          WHEN 'temp_code' THEN 'scratch' ELSE v.verdict END,
+           CASE WHEN v.verdict IN ('inactive', 'temp_code_gone') THEN NULL ELSE v.token END,
+           CASE WHEN v.verdict IN ('inactive', 'temp_code_gone') THEN NULL ELSE v.detail END
       FROM pam_otp.verify_code(p_user, p_code, p_rhost, p_grace_period, p_totp_skew,
                                p_hotp_window, p_max_failures, p_interval, p_service, p_remote) v
 $$;
@@ -888,7 +994,9 @@ $$;
 
 -- Replaces the user's tokens and state with `p_record` (the row is locked
 -- by the caller). Checked as a secret file is: a bad record raises, and
--- the transaction leaves everything as it was.
+-- the transaction leaves everything as it was. A record holds 1 to 16
+-- tokens, or none and a temporary code (`temp_code`: salt and hash in
+-- hex, expires, uses_left, created, created_by; version 3).
 CREATE OR REPLACE FUNCTION pam_otp.write_record(p_user text, p_record jsonb, p_pending boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -896,8 +1004,9 @@ SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
 DECLARE
     n integer := jsonb_array_length(coalesce(p_record->'tokens', '[]'::jsonb));
+    tc jsonb := nullif(p_record->'temp_code', 'null'::jsonb);
 BEGIN
-    IF n < 1 OR n > 16 THEN
+    IF (n < 1 AND tc IS NULL) OR n > 16 THEN
         RAISE EXCEPTION 'a record holds 1 to 16 tokens, not %', n USING ERRCODE = '22023';
     END IF;
     IF p_user IS NULL OR p_user = '' OR p_user ~ '[/[:cntrl:]]' OR p_user IN ('.', '..') THEN
@@ -928,6 +1037,17 @@ BEGIN
                 WHERE c !~ '^[0-9]{8}$') THEN
         RAISE EXCEPTION 'emergency codes are 8 digits' USING ERRCODE = '22023';
     END IF;
+    DELETE FROM pam_otp.temp_codes x WHERE x.username = p_user;
+    IF tc IS NOT NULL THEN
+        IF coalesce(tc->>'salt', '') !~ '^[0-9a-fA-F]{32}$' OR coalesce(tc->>'hash', '') !~ '^[0-9a-fA-F]{64}$' THEN
+            RAISE EXCEPTION 'temp_code: salt and hash are 16 and 32 bytes in hex' USING ERRCODE = '22023';
+        END IF;
+        -- The table's checks refuse the rest (ranges, created_by).
+        INSERT INTO pam_otp.temp_codes (username, salt, hash, expires, uses_left, created, created_by)
+        VALUES (p_user, decode(tc->>'salt', 'hex'), decode(tc->>'hash', 'hex'),
+                (tc->>'expires')::bigint, (tc->>'uses_left')::integer, (tc->>'created')::bigint,
+                tc->>'created_by');
+    END IF;
 END
 $$;
 
@@ -944,7 +1064,12 @@ AS $$
         'last_failure', u.last_failure,
         'grace', u.grace,
         'uid', u.uid,
-        'tokens', (SELECT jsonb_agg(jsonb_build_object(
+        'temp_code', (SELECT jsonb_build_object(
+                        'salt', encode(c.salt, 'hex'), 'hash', encode(c.hash, 'hex'),
+                        'expires', c.expires, 'uses_left', c.uses_left, 'created', c.created,
+                        'created_by', c.created_by)
+                        FROM pam_otp.temp_codes c WHERE c.username = u.name),
+        'tokens', coalesce((SELECT jsonb_agg(jsonb_build_object(
                         'id', t.id, 'type', t.type, 'secret', encode(t.secret, 'hex'),
                         'algorithm', t.algorithm, 'digits', t.digits, 'period', t.period,
                         'counter', t.counter, 'serial', t.serial, 'created', t.created,
@@ -953,14 +1078,18 @@ AS $$
                         'disabled', t.disabled, 'not_before', t.not_before,
                         'expires', t.expires)
                         ORDER BY t.position)
-                     FROM pam_otp.tokens t WHERE t.username = u.name))
+                     FROM pam_otp.tokens t WHERE t.username = u.name), '[]'::jsonb))
       FROM pam_otp.users u
      WHERE u.name = p_user
-       AND EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+       AND (EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+            OR EXISTS (SELECT 1 FROM pam_otp.temp_codes c WHERE c.username = u.name))
 $$;
 
 -- A host's enrollment (missing = "enroll", or after otp-enroll reset): only
--- for a user who has no token; never replaces one.
+-- for a user who has no token; never replaces one. A live temporary code
+-- is a token here too (as in login_info, by the database's clock): a
+-- password thief cannot enroll beside the code an admin gave; a spent
+-- one alone is replaced (store/file.rs's create does the same).
 CREATE OR REPLACE FUNCTION pam_otp.enroll(p_user text, p_record jsonb)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -969,7 +1098,8 @@ AS $$
 BEGIN
     INSERT INTO pam_otp.users (name) VALUES (p_user) ON CONFLICT (name) DO NOTHING;
     PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
-    IF EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user) THEN
+    IF EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user)
+       OR pam_otp.temp_code_live(p_user, extract(epoch FROM clock_timestamp())::bigint) THEN
         RETURN 'exists';
     END IF;
     PERFORM pam_otp.write_record(p_user, p_record, false);
@@ -1007,8 +1137,8 @@ BEGIN
 END
 $$;
 
--- Removes the user's tokens, emergency codes and state. A pending
--- re-enrollment stays (reset marks first, then removes).
+-- Removes the user's tokens, emergency codes, temporary code and state.
+-- A pending re-enrollment stays (reset marks first, then removes).
 CREATE OR REPLACE FUNCTION pam_otp.admin_remove(p_user text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1020,6 +1150,7 @@ BEGIN
     PERFORM 1 FROM pam_otp.users WHERE name = p_user FOR UPDATE;
     had := EXISTS (SELECT 1 FROM pam_otp.tokens WHERE username = p_user);
     DELETE FROM pam_otp.tokens WHERE username = p_user;
+    DELETE FROM pam_otp.temp_codes WHERE username = p_user;
     DELETE FROM pam_otp.users WHERE name = p_user AND NOT pending;
     UPDATE pam_otp.users SET scratch_codes = '{}', failures = 0, last_failure = 0, grace = '[]', uid = NULL
      WHERE name = p_user;
@@ -1047,7 +1178,8 @@ BEGIN
     ELSE
         UPDATE pam_otp.users SET pending = false WHERE name = p_user;
         DELETE FROM pam_otp.users u WHERE u.name = p_user
-           AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name);
+           AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+           AND NOT EXISTS (SELECT 1 FROM pam_otp.temp_codes c WHERE c.username = u.name);
     END IF;
 END
 $$;
@@ -1099,13 +1231,16 @@ $$;
 -- database's ceilings, by the database's clock), until when the user is
 -- locked (NULL: not locked). `now` is that clock. Version 3: `uid`, the
 -- account the record was made for (NULL: not kept), so that the report
--- names a record a recycled name would find.
+-- names a record a recycled name would find; `temp_code`, the temporary
+-- code's expires, uses_left, created and created_by (never its salt or
+-- hash; NULL: none).
 DO $$
 BEGIN
-    -- Version 2's (no uid column): its return type changes.
+    -- Version 2's (no uid column), or one without temp_code: its return
+    -- type changes.
     IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname = 'pam_otp' AND p.proname = 'admin_census'
-                  AND NOT ('uid' = ANY (p.proargnames))) THEN
+                  AND NOT ('uid' = ANY (p.proargnames) AND 'temp_code' = ANY (p.proargnames))) THEN
         DROP FUNCTION pam_otp.admin_census(integer, bigint);
     END IF;
 END
@@ -1113,7 +1248,7 @@ $$;
 CREATE OR REPLACE FUNCTION pam_otp.admin_census(p_max_failures integer, p_interval bigint)
 RETURNS TABLE (name text, pending boolean, tokens jsonb, emergency_codes integer,
                failures integer, last_failure bigint, locked_until bigint, now bigint,
-               uid bigint)
+               uid bigint, temp_code jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 -- No JIT: compiling this plan took some 300 ms on 5 000 users (bench/report-cost),
 -- ten times what running it takes; the planner's estimate grows with the
@@ -1147,7 +1282,10 @@ BEGIN
            coalesce(array_length(u.scratch_codes, 1), 0), u.failures, u.last_failure,
            CASE WHEN u.failures >= maxf AND t < l.until
                 THEN least(l.until, 9223372036854775807)::bigint END,
-           t, u.uid
+           t, u.uid,
+           (SELECT jsonb_build_object('expires', c.expires, 'uses_left', c.uses_left,
+                                      'created', c.created, 'created_by', c.created_by)
+              FROM pam_otp.temp_codes c WHERE c.username = u.name)
       FROM pam_otp.users u LEFT JOIN k ON k.username = u.name
            CROSS JOIN LATERAL (SELECT u.last_failure::numeric
                                       + pam_otp.lock_for(u.failures, maxf, ival) AS until) l

@@ -814,7 +814,9 @@ enum Sub {
     /// status, list and report show those, never the code. The record is
     /// written as version 2 with a [temp_code] table, which a module older
     /// than this one refuses (the login fails closed): upgrade every host
-    /// first. Not yet supported with store = "postgresql".
+    /// first. With store = "postgresql" the code is kept in the database
+    /// (its salted hash) and the database decides at each login, with its
+    /// own clock, on every host: a use taken on one host is gone on all.
     ///
     /// The lost-phone recipe: otp-enroll --user NAME disable --token phone,
     /// then otp-enroll --user NAME temp-code, tell the user the code, and

@@ -434,11 +434,11 @@ fn removing_the_last_token_keeps_the_temp_code() {
 }
 
 /// Root only: a user cannot make one for themselves (a password thief
-/// would keep a way in past the phone's wiping), nor under postgresql
-/// can root yet.
+/// would keep a way in past the phone's wiping). (Under postgresql:
+/// tests/tests/pg_tempcode.rs.)
 #[test]
 #[ignore = "needs root: make test"]
-fn only_root_makes_one_and_not_yet_under_postgresql() {
+fn only_root_makes_one() {
     let w = World::new(Store::Home, true, "");
     let out = w
         .user
@@ -454,22 +454,4 @@ fn only_root_makes_one_and_not_yet_under_postgresql() {
         "{out:?}"
     );
     assert_eq!(w.secret().temp_code, None);
-
-    let svc = PamService::with_config(OTP_ONLY, "store = \"postgresql\"\n");
-    for args in [vec!["temp-code"], vec!["temp-code", "--revoke"]] {
-        let out = Command::new(binary_path("otp-enroll"))
-            .arg("--config")
-            .arg(&svc.config_file)
-            .arg("--user")
-            .arg(&w.user.name)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr)
-                .contains("not yet supported with store = \"postgresql\""),
-            "{args:?}: {out:?}"
-        );
-    }
 }

@@ -4,11 +4,13 @@
 //! oathtool; the SQL verifier against the Rust one (`otp_core::verify`),
 //! step by step on the same record at the same times; what the host role
 //! may not do; that `db init` again changes nothing; that one code typed
-//! at once on two connections is accepted once.
+//! at once on two connections is accepted once; the temporary code of a
+//! lost phone (issue 31, item 3) through both verifiers at its expiry
+//! E−1 s, E and E+1 s, beside active and disabled tokens and alone.
 
 use otp_core::otp::{Algorithm, Generator};
 use otp_core::rate_limit::RateLimit;
-use otp_core::secret_file::{OtpKind, SecretFile, Token};
+use otp_core::secret_file::{OtpKind, SecretFile, TempCode, TempCodeGone, Token};
 use otp_core::store::postgresql::SCHEMA_VERSION;
 use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
 use testkit::pg::Postgres;
@@ -171,7 +173,7 @@ fn spelled(v: &Verdict) -> String {
         Verdict::Inactive { .. } => {
             panic!("an inactive token in a record without lifecycle: {v:?}")
         }
-        // Nor a temporary code (not in the fleet schema yet, issue 31).
+        // Nor a temporary code (compared below, with `why`).
         Verdict::Accepted(Method::TempCode { .. }) | Verdict::Refused(Refusal::TempCodeGone(_)) => {
             panic!("a temporary code in a record without one: {v:?}")
         }
@@ -306,6 +308,11 @@ fn a_host_can_neither_read_a_seed_nor_change_state_nor_widen_the_policy() {
             "SELECT * FROM pam_otp.verify_at('alice', '1', NULL, 0, 1, 10, 3, 30, NULL, 0)",
         );
         denied(role, "SELECT pam_otp.read_record('alice')");
+        // The temporary code's hash and salt: no role reads the table,
+        // nor calls what spends or drops a code.
+        denied(role, "SELECT hash, salt FROM pam_otp.temp_codes");
+        denied(role, "SELECT pam_otp.temp_code_live('alice', 0)");
+        denied(role, "SELECT pam_otp.prune_temp_code('alice', 0)");
     }
     denied("web1", "SELECT pam_otp.admin_read('alice', false)");
     denied("web1", "SELECT pam_otp.admin_write('alice', '{}')");
@@ -471,4 +478,236 @@ fn one_code_on_many_connections_at_once_is_accepted_once() {
         assert_eq!(accepted, 1, "round {round}: {verdicts:?}");
         pg.psql_ok("UPDATE pam_otp.users SET failures = 0, last_failure = 0");
     }
+}
+
+/// The temporary code of the sequences below, and when it expires.
+const TEMP: &str = "48151623";
+const E: u64 = T0 + 1000;
+
+/// The Rust verdict as the schema spells it with its fourth column:
+/// "verdict|token|detail|why".
+fn spelled_why(v: &Verdict) -> String {
+    match v {
+        Verdict::Accepted(Method::TempCode { left, expires }) => {
+            format!("temp_code||{left}|{expires}")
+        }
+        Verdict::Refused(Refusal::TempCodeGone(TempCodeGone::UsedUp)) => {
+            "temp_code_gone|||used_up".into()
+        }
+        Verdict::Refused(Refusal::TempCodeGone(TempCodeGone::Expired(t))) => {
+            format!("temp_code_gone||{t}|expired")
+        }
+        Verdict::Inactive { token, why } => {
+            let why = match why {
+                otp_core::secret_file::Inactive::Disabled => "disabled",
+                _ => panic!("only disabled tokens here: {v:?}"),
+            };
+            format!("inactive|{}||{why}", token.as_deref().unwrap_or(""))
+        }
+        other => format!("{}|", spelled(other)),
+    }
+}
+
+/// `file` as admin_write takes it: lifecycle and temporary code too.
+fn full_json(file: &SecretFile) -> String {
+    let tokens: Vec<serde_json::Value> = file
+        .tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id, "type": t.kind.as_str(), "secret": hex(&t.key),
+                "algorithm": t.algorithm.as_str(), "digits": t.digits, "period": t.period,
+                "counter": t.counter, "disabled": t.lifecycle.disabled,
+            })
+        })
+        .collect();
+    let temp = file.temp_code.as_ref().map(|t| {
+        serde_json::json!({
+            "salt": hex(&t.salt), "hash": hex(&t.hash), "expires": t.expires,
+            "uses_left": t.uses_left, "created": t.created, "created_by": t.created_by,
+        })
+    });
+    serde_json::json!({"scratch_codes": file.scratch_codes, "tokens": tokens, "temp_code": temp})
+        .to_string()
+}
+
+fn temp_of_rust(file: &SecretFile) -> String {
+    file.temp_code
+        .as_ref()
+        .map_or("-".into(), |t| format!("{}:{}", t.uses_left, t.expires))
+}
+
+fn temp_of_sql(pg: &Postgres, user: &str) -> String {
+    let t = pg.psql_ok(&format!(
+        "SELECT uses_left || ':' || expires FROM pam_otp.temp_codes WHERE username = '{user}'"
+    ));
+    if t.is_empty() {
+        "-".into()
+    } else {
+        t
+    }
+}
+
+type TempScenario = (
+    &'static str,
+    fn() -> SecretFile,
+    &'static [(&'static str, u64)],
+);
+
+fn with_temp(mut file: SecretFile, uses: u32) -> SecretFile {
+    file.temp_code = Some(TempCode::new(
+        TEMP,
+        (0..16).collect(),
+        T0 - 100,
+        E,
+        uses,
+        "root (login uid 1000)".into(),
+    ));
+    file
+}
+
+/// Each record, from E−1 s, E and E+1 s: what is typed, seconds after.
+const TEMP_SCENARIOS: [TempScenario; 4] = [
+    (
+        "beside active tokens, 2 uses",
+        || with_temp(record(), 2),
+        &[
+            ("00000000", 0),
+            (TEMP, 0),
+            ("4815-1623", 0),
+            (TEMP, 0),
+            ("31415926", 0),
+        ],
+    ),
+    (
+        "alone, 1 use",
+        || {
+            let mut f = with_temp(record(), 1);
+            f.tokens.clear();
+            f.scratch_codes.clear();
+            f
+        },
+        &[
+            (TEMP, 0),
+            (TEMP, 0),
+            ("00000000", 0),
+            ("123456", 0),
+            (TEMP, 40),
+        ],
+    ),
+    (
+        "beside disabled tokens, 1 use",
+        || {
+            let mut f = with_temp(record(), 1);
+            for t in &mut f.tokens {
+                t.lifecycle.disabled = true;
+            }
+            f
+        },
+        &[("31415926", 0), (TEMP, 0), ("31415926", 0), (TEMP, 0)],
+    ),
+    (
+        "locked, then the lock is over",
+        || {
+            let mut f = with_temp(record(), 3);
+            f.tokens.clear();
+            f
+        },
+        &[
+            ("00000000", 0),
+            ("00000001", 0),
+            ("00000002", 0),
+            (TEMP, 0),
+            (TEMP, 31),
+            (TEMP, 31),
+        ],
+    ),
+];
+
+#[test]
+#[ignore = "needs root: make test"]
+fn the_sql_verifier_takes_the_temporary_code_as_the_rust_one_does_around_its_expiry() {
+    let pg = server();
+    let mut seen = Vec::new();
+    for (i, (name, make, steps)) in TEMP_SCENARIOS.iter().enumerate() {
+        for (k, base) in [E - 1, E, E + 1].into_iter().enumerate() {
+            let user = format!("temp{i}t{k}");
+            let mut file = make();
+            pg.psql_ok(&format!(
+                "SELECT pam_otp.admin_write('{user}', '{}'::jsonb)",
+                full_json(&file)
+            ));
+            for (j, (typed, dt)) in steps.iter().enumerate() {
+                let now = base + dt;
+                // A live temporary code is a token, alone too.
+                let presence = pg.psql_ok(&format!(
+                    "SELECT presence FROM pam_otp.login_info_at('{user}', {now})"
+                ));
+                let want = if file.has_token_at(now) {
+                    "tokens"
+                } else {
+                    "nothing"
+                };
+                assert_eq!(presence, want, "{name} from {base}, step {j}");
+                let rust = spelled_why(&verify::verify(&mut file, typed, &POLICY, now));
+                let sql = pg.psql_ok(&format!(
+                    "SELECT verdict || '|' || coalesce(token, '') || '|' || coalesce(detail::text, '') || '|' || coalesce(why, '') \
+                       FROM pam_otp.verify_at('{user}', '{typed}', NULL, 0, 1, 10, 3, 30, 'sshd', {now})"
+                ));
+                assert_eq!(
+                    sql, rust,
+                    "{name} from {base}, step {j}: {typed:?} at {now}"
+                );
+                assert_eq!(
+                    (state_of_sql(&pg, &user), temp_of_sql(&pg, &user)),
+                    (state_of_rust(&file), temp_of_rust(&file)),
+                    "{name} from {base}: state after step {j}"
+                );
+                seen.push(((i, k, j), sql));
+            }
+        }
+    }
+    // Not a vacuous agreement: what both said where the expiry turns.
+    let said = |i: usize, k: usize, j: usize| {
+        seen.iter()
+            .find(|(at, _)| *at == (i, k, j))
+            .map(|(_, s)| s.clone())
+            .unwrap()
+    };
+    assert_eq!(said(0, 0, 1), format!("temp_code||1|{E}"));
+    assert_eq!(said(0, 0, 2), format!("temp_code||0|{E}"));
+    assert_eq!(said(0, 0, 3), "wrong|||", "spent and dropped beside tokens");
+    assert_eq!(
+        said(0, 1, 1),
+        "wrong|||",
+        "expired: dropped at the first write"
+    );
+    assert_eq!(said(1, 0, 0), format!("temp_code||0|{E}"));
+    assert_eq!(said(1, 0, 1), "temp_code_gone|||used_up");
+    assert_eq!(said(1, 0, 4), format!("temp_code_gone||{E}|expired"));
+    assert_eq!(said(1, 1, 0), format!("temp_code_gone||{E}|expired"));
+    assert_eq!(said(1, 2, 0), format!("temp_code_gone||{E}|expired"));
+    assert_eq!(said(2, 0, 0), "inactive|||disabled");
+    assert_eq!(said(2, 0, 1), format!("temp_code||0|{E}"));
+    assert_eq!(said(2, 1, 0), "inactive|||disabled");
+    assert_eq!(
+        said(2, 1, 1),
+        "wrong|||",
+        "expired beside tokens: dropped at step 0"
+    );
+    assert!(said(3, 0, 3).starts_with("locked||"), "{}", said(3, 0, 3));
+    assert_eq!(said(3, 0, 4), format!("temp_code_gone||{E}|expired"));
+    // The admin's read gives the code back whole (its hash and salt: the
+    // admin role's only), and the census its summary, never the hash.
+    let back = pg.psql_ok("SELECT pam_otp.admin_read('temp0t0', true)->'temp_code'->>'uses_left'");
+    assert_eq!(back, "", "spent beside tokens: dropped");
+    let alone =
+        pg.psql_ok("SELECT pam_otp.admin_read('temp1t0', false)->'temp_code'->>'uses_left'");
+    assert_eq!(alone, "0");
+    let census =
+        pg.psql_ok("SELECT temp_code FROM pam_otp.admin_census(3, 30) WHERE name = 'temp3t0'");
+    assert!(
+        census.contains("\"uses_left\": 3") && !census.contains("hash"),
+        "{census}"
+    );
 }

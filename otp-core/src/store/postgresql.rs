@@ -46,11 +46,12 @@ use crate::otp::Algorithm;
 use crate::pq::{Connection, PqError, Rows};
 use crate::rate_limit::RateLimit;
 use crate::secret_file::{
-    Grace, Inactive, Lifecycle, OtpKind, SecretFile, State, Token, TokenState,
+    Grace, Inactive, Lifecycle, OtpKind, SecretFile, State, TempCode, TempCodeGone, Token,
+    TokenState,
 };
 use crate::verify::{Method, Policy, Refusal, Verdict};
 
-use super::census::{Census, Found, Known, Lock, Summary, TokenSummary};
+use super::census::{Census, Found, Known, Lock, Summary, TempCodeSummary, TokenSummary};
 use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 
 /// The schema this version of pam_otp calls, created and upgraded by
@@ -431,9 +432,10 @@ impl LoginStore for PgHost {
         self.db.login_info().map(|i| i.presence)
     }
 
-    /// Emergency codes are not in the shape: they stay in the database. A
-    /// `split_pass` stack therefore splits by the first token's digits
-    /// only (an emergency code still works at a prompt of its own).
+    /// Emergency codes are not in the shape: they stay in the database,
+    /// and so does the temporary code. A `split_pass` stack therefore
+    /// splits by the first token's digits only (an emergency code or the
+    /// temporary code still works at a prompt of its own).
     fn shape(&self) -> Result<Shape, StoreError> {
         let info = self.db.login_info()?;
         Ok(Shape {
@@ -702,7 +704,7 @@ impl Census for PgCensus {
             .db
             .query(
                 "SELECT name, pending, tokens, emergency_codes, failures, last_failure, \
-                        locked_until, uid FROM pam_otp.admin_census($1, $2)",
+                        locked_until, uid, temp_code FROM pam_otp.admin_census($1, $2)",
                 &[Some(&max), Some(&interval)],
             )
             .map_err(older_schema)?;
@@ -741,6 +743,27 @@ struct CensusToken {
     expires: Option<u64>,
 }
 
+/// A temporary code as `admin_census` gives it: never the code's hash.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CensusTempCode {
+    expires: u64,
+    uses_left: u32,
+    created: u64,
+    created_by: String,
+}
+
+impl From<CensusTempCode> for TempCodeSummary {
+    fn from(t: CensusTempCode) -> TempCodeSummary {
+        TempCodeSummary {
+            expires: t.expires,
+            uses_left: t.uses_left,
+            created: t.created,
+            created_by: t.created_by,
+        }
+    }
+}
+
 fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
     let number = |r: usize, c: usize, what: &str| -> Result<u64, StoreError> {
         rows.get(r, c)
@@ -758,7 +781,18 @@ fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
                 .get(r, 2)
                 .and_then(|j| serde_json::from_str(j).ok())
                 .ok_or_else(|| unexpected("admin_census tokens", Some("(not a token list)")))?;
-            let found = if tokens.is_empty() {
+            // The temporary code (version 3): never its salt or hash.
+            let temp_code = match rows.get(r, 8) {
+                None => None,
+                Some(j) => Some(
+                    serde_json::from_str::<CensusTempCode>(j)
+                        .map_err(|_| unexpected("admin_census temp_code", Some(j)))?
+                        .into(),
+                ),
+            };
+            // A record holds a token or a temporary code (a used-up one
+            // included, as the file stores' census reads it).
+            let found = if tokens.is_empty() && temp_code.is_none() {
                 Found::Nothing
             } else {
                 let tokens = tokens
@@ -793,8 +827,7 @@ fn parse_census(rows: &Rows) -> Result<Vec<Known>, StoreError> {
                         None => None,
                         Some(_) => Some(number(r, 6, "admin_census locked_until")?),
                     }),
-                    // Not in the fleet schema yet (issue 31).
-                    temp_code: None,
+                    temp_code,
                 })
             };
             Ok(Known {
@@ -995,6 +1028,20 @@ fn parse_verdict(rows: &Rows) -> Result<Verdict, StoreError> {
         Some("scratch") => Verdict::Accepted(Method::Scratch {
             left: usize::try_from(detail()?).unwrap_or(usize::MAX),
         }),
+        // The temporary code of a lost phone: the uses left, and when it
+        // expires (in `why`).
+        Some("temp_code") => Verdict::Accepted(Method::TempCode {
+            left: u32::try_from(detail()?).unwrap_or(u32::MAX),
+            expires: rows
+                .get(0, 3)
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| unexpected("verify temp_code expires", rows.get(0, 3)))?,
+        }),
+        Some("temp_code_gone") => Verdict::Refused(Refusal::TempCodeGone(match rows.get(0, 3) {
+            Some("used_up") => TempCodeGone::UsedUp,
+            Some("expired") => TempCodeGone::Expired(detail()?),
+            other => return Err(unexpected("verify why", other)),
+        })),
         Some("malformed") => Verdict::Refused(Refusal::Malformed),
         Some("wrong") => Verdict::Refused(Refusal::Wrong),
         Some("replay") => Verdict::Refused(Refusal::Replay),
@@ -1050,7 +1097,21 @@ struct RecordJson {
     /// Version 3: the account the record was made for.
     #[serde(default)]
     uid: Option<u32>,
+    /// Version 3: the temporary code (its salted hash).
+    #[serde(default)]
+    temp_code: Option<TempCodeJson>,
     tokens: Vec<TokenJson>,
+}
+
+/// [`TempCode`] as the schema keeps it: salt and hash in hex.
+#[derive(Serialize, Deserialize)]
+struct TempCodeJson {
+    salt: String,
+    hash: String,
+    expires: u64,
+    uses_left: u32,
+    created: u64,
+    created_by: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1087,6 +1148,14 @@ fn record_to_json(file: &SecretFile, pending: bool) -> Result<String, StoreError
         last_failure: file.state.last_failure,
         grace: file.state.grace.clone(),
         uid: file.uid,
+        temp_code: file.temp_code.as_ref().map(|t| TempCodeJson {
+            salt: key::encode_hex(&t.salt),
+            hash: key::encode_hex(&t.hash),
+            expires: t.expires,
+            uses_left: t.uses_left,
+            created: t.created,
+            created_by: t.created_by.clone(),
+        }),
         tokens: file
             .tokens
             .iter()
@@ -1150,6 +1219,19 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let temp_code = match record.temp_code {
+        None => None,
+        Some(t) => Some(TempCode {
+            salt: key::decode_hex(&t.salt)
+                .ok_or_else(|| bad("temp_code: salt is not hex".into()))?,
+            hash: key::decode_hex(&t.hash)
+                .ok_or_else(|| bad("temp_code: hash is not hex".into()))?,
+            expires: t.expires,
+            uses_left: t.uses_left,
+            created: t.created,
+            created_by: t.created_by,
+        }),
+    };
     let file = SecretFile {
         version: 2,
         tokens,
@@ -1160,9 +1242,7 @@ fn record_from_json(json: &str) -> Result<SecretFile, StoreError> {
             grace: record.grace,
         },
         uid: record.uid,
-        // The fleet schema keeps no temporary code yet (issue 31):
-        // otp-enroll temp-code refuses under postgresql.
-        temp_code: None,
+        temp_code,
     };
     file.check().map_err(StoreError::Malformed)?;
     Ok(file)
@@ -1197,6 +1277,19 @@ mod tests {
             ])
         };
         let known = parse_census(&row(tokens, Some("2000"))).unwrap();
+        // A temporary code alone is a record: its summary, never its hash.
+        let mut alone = row("[]", None);
+        alone.rows[0].push(Some(
+            r#"{"expires": 9, "uses_left": 1, "created": 2, "created_by": "root"}"#.into(),
+        ));
+        let found = parse_census(&alone).map(|k| k[0].found.clone());
+        assert!(
+            matches!(&found, Ok(Found::Record(s)) if s.tokens.is_empty()
+                && s.temp_code == Some(TempCodeSummary { expires: 9, uses_left: 1, created: 2, created_by: "root".into() })),
+            "{found:?}"
+        );
+        alone.rows[0][8] = Some(r#"{"expires": 9, "hash": "00"}"#.into());
+        assert!(parse_census(&alone).is_err());
         assert_eq!(
             known,
             [Known {
@@ -1319,6 +1412,21 @@ mod tests {
                     why: Inactive::Expired(77),
                 },
             ),
+            (
+                rows(&[Some("temp_code"), None, Some("2"), Some("1800000000")]),
+                Verdict::Accepted(Method::TempCode {
+                    left: 2,
+                    expires: 1_800_000_000,
+                }),
+            ),
+            (
+                rows(&[Some("temp_code_gone"), None, None, Some("used_up")]),
+                Verdict::Refused(Refusal::TempCodeGone(TempCodeGone::UsedUp)),
+            ),
+            (
+                rows(&[Some("temp_code_gone"), None, Some("99"), Some("expired")]),
+                Verdict::Refused(Refusal::TempCodeGone(TempCodeGone::Expired(99))),
+            ),
         ];
         for (r, want) in cases {
             assert_eq!(parse_verdict(&r).ok(), Some(want));
@@ -1341,6 +1449,12 @@ mod tests {
             rows(&[Some("inactive"), Some("phone"), None, None]),
             rows(&[Some("inactive"), Some("phone"), None, Some("expired")]),
             rows(&[Some("inactive"), Some("phone"), None, Some("stolen")]),
+            // A temporary code accepted without its expiry or uses, or
+            // spent for no reason the schema gives.
+            rows(&[Some("temp_code"), None, Some("1"), None]),
+            rows(&[Some("temp_code"), None, None, Some("1800000000")]),
+            rows(&[Some("temp_code_gone"), None, None, Some("expired")]),
+            rows(&[Some("temp_code_gone"), None, None, None]),
         ] {
             assert!(parse_verdict(&odd).is_err());
         }
@@ -1414,8 +1528,25 @@ mod tests {
         file.state.failures = 2;
         file.state.last_failure = 77;
         file.uid = Some(1001);
+        file.temp_code = Some(TempCode::new(
+            "48151623",
+            vec![7; 16],
+            10,
+            1_800_000_000,
+            3,
+            "root (login uid 1000)".into(),
+        ));
         let json = record_to_json(&file, false).ok();
         let back = json.as_deref().map(record_from_json).and_then(Result::ok);
+        assert_eq!(back.as_ref(), Some(&file));
+        // A temporary code alone (no token) is a record too.
+        file.tokens.clear();
+        file.scratch_codes.clear();
+        let json = record_to_json(&file, false).ok();
+        let back = json.as_deref().map(record_from_json).and_then(Result::ok);
+        assert!(back
+            .as_ref()
+            .is_some_and(|b| b.temp_code.as_ref().is_some_and(|t| t.matches("48151623"))));
         assert_eq!(back, Some(file));
     }
 
@@ -1430,5 +1561,18 @@ mod tests {
             .replace("\"digits\": 6", "\"digits\": 12");
         assert!(record_from_json(&digits).is_err());
         assert!(record_from_json("{}").is_err());
+        // No token and no temporary code; a temporary code with a short
+        // salt or too many uses.
+        assert!(record_from_json(r#"{"tokens": []}"#).is_err());
+        let temp = |salt: &str, uses: u32| {
+            format!(
+                r#"{{"tokens": [], "temp_code": {{"salt": "{salt}", "hash": "{}", "expires": 5,
+                    "uses_left": {uses}, "created": 1, "created_by": "root"}}}}"#,
+                "ab".repeat(32)
+            )
+        };
+        assert!(record_from_json(&temp(&"07".repeat(16), 1)).is_ok());
+        assert!(record_from_json(&temp(&"07".repeat(15), 1)).is_err());
+        assert!(record_from_json(&temp(&"07".repeat(16), 21)).is_err());
     }
 }

@@ -80,6 +80,22 @@ pub fn change_of(t: &Target, command: &Command) -> Option<Change> {
         Command::Require => ("require", None, None),
         Command::Exempt { .. } => ("exempt", None, None),
         Command::Unexempt => ("unexempt", None, None),
+        Command::Disable { token, disable } => (
+            if *disable { "disable" } else { "enable" },
+            Some(token.as_str()),
+            None,
+        ),
+        Command::Expire { token, .. } => ("expire", Some(token.as_str()), None),
+        Command::TempCode(o) => {
+            // What was made (never the code) or that it was revoked.
+            let mut c = change("temp-code", user, None, None);
+            c.detail = Some(if o.revoke {
+                "revoke".to_string()
+            } else {
+                format!("uses={} valid={}s", o.uses, o.valid)
+            });
+            return Some(c);
+        }
         _ => return None,
     };
     Some(change(name, user, token, serial))

@@ -188,14 +188,6 @@ fn to_system(system_cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
 /// where. A mark of `reset` in `<state_dir>/pending` becomes the
 /// database's: there is no other place a fleet host would look.
 fn to_database(cfg: &Config, a: &Account, file: &SecretFile) -> Outcome {
-    // The fleet schema has no place for a temporary code yet: copied without it, a user who has only
-    // it would lose their way in, and one beside tokens would vanish.
-    if file.temp_code.is_some() {
-        return Outcome::Skipped(
-            "a temporary code (temp-code): not yet supported with store = \"postgresql\" (nothing was copied; otp-enroll temp-code --revoke removes it)"
-                .to_string(),
-        );
-    }
     let mut db_cfg = cfg.clone();
     db_cfg.store = StoreKind::Postgresql;
     let db = crate::audit::admin(&db_cfg, a, None);

@@ -7,14 +7,15 @@
 //! themselves would own a way in that survives the wiping of the phone
 //! and the disabling of its token. (Under store = "home" the user owns
 //! the file and can write anything into it by hand; the system store is
-//! where an administrator's word holds: SECURITY.md.)
+//! where an administrator's word holds: SECURITY.md.) Under store =
+//! "postgresql" the record is the database's (`pam_otp.temp_codes`), and
+//! the database decides at each login (`verify_at`).
 
 use otp_core::account::{self, LoginUid};
 use otp_core::secret_file::{SecretFile, State, TempCode, TEMP_CODE_SALT_BYTES, VERSION_2};
 use otp_core::store::StoreError;
 
 use crate::cli::TempCodeOpts;
-use crate::commands::lifecycle::refuse_under_postgresql;
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::output::say;
@@ -47,7 +48,6 @@ fn grouped(code: &str) -> String {
 }
 
 pub fn run(t: &Target, o: &TempCodeOpts, now: u64) -> Result<(), Error> {
-    refuse_under_postgresql(t, "temp-code")?;
     if o.revoke {
         return revoke(t);
     }
