@@ -146,11 +146,31 @@ fn needs_escape(c: char, quote: bool) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_format(c)
 }
 
-/// `value`, at most 256 characters of it, safe to put in a log line: every
-/// character that [`needs_escape`] is written as `\xNN` below U+0100 and as
-/// `\u{NNNN}` above (so never read as `\xNN` followed by more digits).
+/// How much of a field (a user name, an address, a service) a line keeps:
+/// what the program hands the module is bounded before it is logged.
+pub const MAX_FIELD: usize = 256;
+
+/// How much of a line's reason or warning it keeps: the module's own
+/// words, which end with what decided (the rule) and may quote a config
+/// error whole, so cut only far beyond any real one. Well inside what
+/// rsyslog (8 KiB) and journald take in one datagram.
+pub const MAX_REASON: usize = 2048;
+
+/// `value`, at most [`MAX_FIELD`] characters of it, safe to put in a log
+/// line: every character that [`needs_escape`] is written as `\xNN` below
+/// U+0100 and as `\u{NNNN}` above (so never read as `\xNN` followed by
+/// more digits).
 pub fn clean(value: &str) -> String {
-    escape_chars(value.chars().take(256), value.len().min(256), true)
+    clean_at_most(value, MAX_FIELD)
+}
+
+/// [`clean`] for a reason or a warning: at most [`MAX_REASON`] characters.
+pub fn clean_reason(value: &str) -> String {
+    clean_at_most(value, MAX_REASON)
+}
+
+fn clean_at_most(value: &str, most: usize) -> String {
+    escape_chars(value.chars().take(most), value.len().min(most), true)
 }
 
 /// `value` whole, escaped as [`clean`] escapes it (the same characters,
@@ -206,6 +226,8 @@ mod tests {
         assert_eq!(clean("bob\nFAKE: root ok"), "bob\\x0aFAKE: root ok");
         assert_eq!(clean("a\"b"), "a\\x22b");
         assert_eq!(clean(&"x".repeat(1000)).len(), 256);
+        assert_eq!(clean_reason(&"x".repeat(1000)).len(), 1000);
+        assert_eq!(clean_reason(&"x".repeat(5000)).len(), MAX_REASON);
         assert_eq!(clean("a\\b\u{7f}c\u{85}d"), "a\\x5cb\\x7fc\\x85d");
         assert_eq!(clean("sshd 127.0.0.1 é"), "sshd 127.0.0.1 é");
         assert_eq!(clean(""), "");

@@ -37,7 +37,7 @@ use pam::pam_hooks;
 
 use otp_core::account;
 use otp_core::auth::{self, ConvError, Conversation, Deferred, KeptCode, Login, Outcome, Report};
-use otp_core::log::{clean, Level, Logger};
+use otp_core::log::{clean, clean_reason, Level, Logger};
 
 struct PamOtp;
 pam_hooks!(PamOtp);
@@ -334,20 +334,20 @@ fn log_report(logger: &Logger, login: &Login<'_>, report: &Report, debug: bool) 
         clean(login.rhost.unwrap_or("")),
         clean(login.service),
         report.outcome.as_str(),
-        clean(&report.reason.to_string()),
+        clean_reason(&report.reason.to_string()),
     );
     logger.log(report.level(), &line);
     for w in &report.warnings {
         logger.log(
             Level::Warning,
-            &format!("user=\"{}\" {}", clean(login.user), clean(w)),
+            &format!("user=\"{}\" {}", clean(login.user), clean_reason(w)),
         );
     }
     if debug {
         for d in &report.debug {
             logger.log(
                 Level::Debug,
-                &format!("user=\"{}\" {}", clean(login.user), clean(d)),
+                &format!("user=\"{}\" {}", clean(login.user), clean_reason(d)),
             );
         }
     }

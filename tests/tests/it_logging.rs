@@ -638,3 +638,27 @@ fn a_kept_code_is_not_checked_for_a_user_a_module_changed_to() {
     );
     assert!(run.success, "{run:?}\n{lines:#?}");
 }
+
+/// A config the module cannot read is logged with the whole error: a
+/// typo'd key's message lists every key the module knows, far past the
+/// 256 characters a field of the line keeps, and was cut before the end
+/// (the admin lost the keys at the tail and the rule the line ends with).
+#[test]
+#[ignore = "needs root: make test"]
+fn a_config_error_is_logged_whole() {
+    let user = enrolled();
+    let text = "missing = \"deny\"\nenforce_aftr = \"2027-01-15\"\n";
+    let err = otp_core::config::Config::parse(text)
+        .err()
+        .expect("the typo is refused")
+        .to_string();
+    assert!(err.len() > 256, "the premise: a long message: {err}");
+    let svc = simple_service(text);
+    let sink = LogSink::new();
+    let code = fresh_code();
+    let (run, lines) = logged_run(&svc, &sink, &user.name, Some(RHOST), &format!("{code}\n"));
+    assert!(!run.success, "{run:?}");
+    let line = decision_line(&lines, &svc, &user, RHOST, 83, "authinfo_unavail");
+    assert!(line.contains(&err), "cut: {line}\nwant: {err}");
+    assert_no_secrets(&lines, &[&code]);
+}
