@@ -577,6 +577,19 @@ impl AdminStore for Audited {
         Ok(changed)
     }
 
+    fn grant_exemption(&self, ask: &otp_core::store::exempt::Ask) -> Result<Exemption, StoreError> {
+        let e = self.inner.grant_exemption(ask)?;
+        note(Note::Exemption {
+            user: self.user.clone(),
+            granted: Some((e.until, e.reason.clone())),
+        });
+        Ok(e)
+    }
+
+    fn clear_unenrolled(&self) -> Result<bool, StoreError> {
+        self.inner.clear_unenrolled()
+    }
+
     fn record_change(&self, change: &Change) -> Result<(), StoreError> {
         self.inner.record_change(change)
     }

@@ -75,7 +75,7 @@ pub struct ExemptionJson {
 
 /// The user's exemption, for root (`None` for a plain user, or none).
 pub fn exemption(t: &Target) -> Option<Exemption> {
-    if !inventory::is_root() || t.config.store == otp_core::config::StoreKind::Postgresql {
+    if !inventory::is_root() {
         return None;
     }
     match t.store.exemption() {
