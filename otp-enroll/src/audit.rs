@@ -590,6 +590,10 @@ impl AdminStore for Audited {
         self.inner.clear_unenrolled()
     }
 
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        self.inner.exemption_judged_by()
+    }
+
     fn record_change(&self, change: &Change) -> Result<(), StoreError> {
         self.inner.record_change(change)
     }

@@ -15,7 +15,7 @@
 //!   environment: an exemption granted on one host with `--until` a few
 //!   seconds ahead lets the user in without a code on the other, and not
 //!   once it ended; a forged longer one is refused; a deny rule still
-//!   denies; `status`, `list` and `report` show it; `require` and
+//!   denies; a host's own shorter `max_exemption` refuses it; `status`, `list` and `report` show it; `require` and
 //!   `unexempt` withdraw it, `require` keeps the account's uid and is
 //!   refused for a user whose only token is disabled; `unlock` clears the
 //!   database's tally of a user without a token;
@@ -325,6 +325,8 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     // web1's admin may grant 60 days; the database allows 30.
     let web1 = host(&pg, "web1", "max_exemption = 60\n");
     let web2 = host(&pg, "web2", "");
+    // A host whose own maximum is shorter than the database's (none).
+    let strict = host(&pg, "web4", "max_exemption = 0\n");
     // A host whose rule denies this user whatever else holds.
     let denier = host(
         &pg,
@@ -415,6 +417,11 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     );
     let (ok, seen, line) = login(&denier, &sink, u, west, "hunter2\n");
     assert!(!ok, "deny rule: {seen} {line}");
+    // A host's own max_exemption only shortens it.
+    let (ok, seen, lines) = login_lines(&strict, &sink, u, east, "hunter2\n");
+    let lines = lines.join("\n");
+    assert!(!ok, "max_exemption = 0 on this host: {seen} {lines}");
+    assert!(lines.contains("longer than max_exemption (0 s)"), "{lines}");
     // Once it ended (by the database's clock), a code is asked again.
     while db_now(&pg) < end {
         std::thread::sleep(std::time::Duration::from_millis(250));

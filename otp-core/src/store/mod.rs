@@ -354,6 +354,15 @@ pub trait AdminStore {
         Err(StoreError::Unsupported("exemptions"))
     }
 
+    /// The time and the longest exemption (seconds) of the store, as of
+    /// the last [`AdminStore::exemption`], where the store judges
+    /// exemptions itself (the fleet's database: its clock and its own
+    /// `max_exemption`); `None` on the file stores, where the caller's
+    /// clock and config judge.
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Grants the exemption `ask` asks for, at the store's time: a file
     /// store records it as asked ([`exempt::Ask::at_now`]); the fleet's
     /// database stamps `granted` with its own clock and refuses an end

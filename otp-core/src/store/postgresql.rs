@@ -250,6 +250,9 @@ pub struct PgHost {
 /// through the admin role (`admin_conninfo`): an [`AdminStore`].
 pub struct PgAdmin {
     db: Db,
+    /// The database's time and longest exemption (seconds), as
+    /// `admin_exemptions` last said.
+    judged_by: RefCell<Option<(u64, u64)>>,
 }
 
 impl PgHost {
@@ -284,6 +287,7 @@ impl PgAdmin {
     pub fn new(cfg: &Postgresql, user: &str) -> PgAdmin {
         PgAdmin {
             db: Db::new(cfg, &cfg.admin_conninfo, user),
+            judged_by: RefCell::new(None),
         }
     }
 
@@ -657,11 +661,16 @@ impl AdminStore for PgAdmin {
         let rows = self
             .db
             .query(
-                "SELECT name, uid, until, granted, by, reason FROM pam_otp.admin_exemptions($1)",
+                "SELECT name, uid, until, granted, by, reason, now, max_days FROM pam_otp.admin_exemptions($1)",
                 &[Some(&self.db.user)],
             )
             .map_err(older_schema)?;
+        *self.judged_by.borrow_mut() = judged_by(&rows);
         Ok(parse_exemptions(&rows)?.into_iter().next().map(|(_, e)| e))
+    }
+
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        *self.judged_by.borrow()
     }
 
     /// Withdrawal only (`None`): an exemption is granted through
@@ -787,6 +796,7 @@ impl PgAudit {
 pub struct PgCensus {
     db: Db,
     rate_limit: RateLimit,
+    judged_by: RefCell<Option<(u64, u64)>>,
 }
 
 impl PgCensus {
@@ -794,6 +804,7 @@ impl PgCensus {
         PgCensus {
             db: Db::new(cfg, &cfg.admin_conninfo, ""),
             rate_limit,
+            judged_by: RefCell::new(None),
         }
     }
 }
@@ -804,11 +815,16 @@ impl Census for PgCensus {
         let rows = self
             .db
             .query(
-                "SELECT name, uid, until, granted, by, reason FROM pam_otp.admin_exemptions(NULL)",
+                "SELECT name, uid, until, granted, by, reason, now, max_days FROM pam_otp.admin_exemptions(NULL)",
                 &[],
             )
             .map_err(older_schema)?;
+        *self.judged_by.borrow_mut() = judged_by(&rows);
         parse_exemptions(&rows)
+    }
+
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        *self.judged_by.borrow()
     }
 
     /// Every user with a row in the database (the accounts are not
@@ -844,6 +860,14 @@ impl Census for PgCensus {
         }
         Ok(known)
     }
+}
+
+/// The database's time and longest exemption (seconds) in the first row
+/// of `admin_exemptions` (columns 6 and 7), if it has one.
+fn judged_by(rows: &Rows) -> Option<(u64, u64)> {
+    let now = rows.get(0, 6)?.parse().ok()?;
+    let days: u64 = rows.get(0, 7)?.parse().ok()?;
+    Some((now, days.saturating_mul(86_400)))
 }
 
 /// Rows of `admin_exemptions`: name, uid, until, granted, by, reason.
@@ -1583,6 +1607,38 @@ mod tests {
         ] {
             assert!(parse_verdict(&odd).is_err());
         }
+    }
+
+    #[test]
+    fn exemptions_are_read_with_the_databases_clock_and_maximum() {
+        let r = rows(&[
+            Some("alice"),
+            Some("1001"),
+            Some("1800000000"),
+            Some("1799000000"),
+            Some("db_role=\"ops\""),
+            Some(""),
+            Some("1799500000"),
+            Some("30"),
+        ]);
+        assert_eq!(judged_by(&r), Some((1_799_500_000, 30 * 86_400)));
+        let e = parse_exemptions(&r).ok();
+        assert_eq!(
+            e.as_deref()
+                .map(|e| (e[0].0.as_str(), e[0].1.uid, e[0].1.until)),
+            Some(("alice", Some(1001), 1_800_000_000))
+        );
+        // No row: nothing to judge by; a uid out of range is refused.
+        assert_eq!(judged_by(&Rows { rows: Vec::new() }), None);
+        let bad = rows(&[
+            Some("a"),
+            Some("4294967296"),
+            Some("2"),
+            Some("1"),
+            None,
+            None,
+        ]);
+        assert!(parse_exemptions(&bad).is_err());
     }
 
     #[test]
