@@ -1086,6 +1086,25 @@ BEGIN
 END
 $$;
 
+-- Version 3: the same, and a pending mark left (otp-enroll reset marks
+-- first, then removes) is the account's of uid `p_uid`, as
+-- admin_set_pending(text, boolean, bigint) records it for a user without
+-- tokens.
+CREATE OR REPLACE FUNCTION pam_otp.admin_remove(p_user text, p_uid bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    had boolean := pam_otp.admin_remove(p_user);
+BEGIN
+    IF p_uid IS NOT NULL THEN
+        UPDATE pam_otp.users u SET uid = p_uid WHERE u.name = p_user AND u.pending;
+    END IF;
+    RETURN had;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION pam_otp.admin_pending(p_user text)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -1475,6 +1494,7 @@ GRANT EXECUTE ON FUNCTION
     pam_otp.admin_read(text, boolean),
     pam_otp.admin_write(text, jsonb),
     pam_otp.admin_remove(text),
+    pam_otp.admin_remove(text, bigint),
     pam_otp.admin_pending(text),
     pam_otp.admin_set_pending(text, boolean),
     pam_otp.admin_set_pending(text, boolean, bigint),

@@ -457,6 +457,14 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
         )),
         "f"
     );
+    // reset's mark (set first, the tokens removed then) is this account's.
+    enroll_ok(&web2, u, west, &["reset", "--yes"]);
+    assert_eq!(
+        pg.psql_ok(&format!(
+            "SELECT pending || ':' || coalesce(uid::text, 'none') || ':' || (SELECT count(*) FROM pam_otp.tokens) FROM pam_otp.users WHERE name = '{u}'"
+        )),
+        format!("true:{}:0", user.uid)
+    );
 
     // A user without a token: require withdraws their exemption and
     // marks them with their uid; unlock clears the database's tally.

@@ -1147,9 +1147,15 @@ impl Held for PgHeld<'_> {
         self.commit()
     }
 
+    /// A pending mark left (reset marks first) records the account's uid.
     fn remove(self: Box<Self>) -> Result<(), StoreError> {
+        let uid = self.db.uid.map(|u| u.to_string());
         self.db
-            .query("SELECT pam_otp.admin_remove($1)", &[Some(&self.db.user)])?;
+            .query(
+                "SELECT pam_otp.admin_remove($1, $2)",
+                &[Some(&self.db.user), uid.as_deref()],
+            )
+            .map_err(older_schema)?;
         self.commit()
     }
 }
