@@ -66,6 +66,9 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA: &str = "3F000";
 /// The SQLSTATE of a call to a function the schema lacks: an older one.
 const UNDEFINED_FUNCTION: &str = "42883";
+/// The SQLSTATE of a column a function of the schema does not return (a
+/// `login_info` made before it gave the exemption): an older one too.
+const UNDEFINED_COLUMN: &str = "42703";
 
 /// What `init_schema` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1061,12 +1064,13 @@ fn record_change_sql(change: &Change) -> (&'static str, [Option<String>; 9]) {
     )
 }
 
-/// A call the database does not know (SQLSTATE 42883): its schema is
-/// older than this pam_otp's, which says what to do.
+/// A call the database does not know (SQLSTATE 42883), or a column its
+/// function does not return (42703): its schema is older than this
+/// pam_otp's, which says what to do.
 fn older_schema(err: StoreError) -> StoreError {
     match err {
         StoreError::Database(PqError::Server { sqlstate, message })
-            if sqlstate == UNDEFINED_FUNCTION =>
+            if sqlstate == UNDEFINED_FUNCTION || sqlstate == UNDEFINED_COLUMN =>
         {
             StoreError::Database(PqError::Server {
                 message: format!(
@@ -1612,6 +1616,21 @@ mod tests {
             rows(&[Some("inactive"), Some("phone"), None, Some("stolen")]),
         ] {
             assert!(parse_verdict(&odd).is_err());
+        }
+    }
+
+    #[test]
+    fn an_older_schema_is_named_as_such() {
+        for (sqlstate, older) in [("42883", true), ("42703", true), ("22023", false)] {
+            let err = older_schema(StoreError::Database(PqError::Server {
+                sqlstate: sqlstate.into(),
+                message: "column \"exempt_until\" does not exist".into(),
+            }));
+            assert_eq!(
+                err.to_string().contains("run otp-enroll db init"),
+                older,
+                "{sqlstate}: {err}"
+            );
         }
     }
 
