@@ -536,10 +536,36 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
         );
         enroll_ok(&web1, who, east, &["exempt", "--reason", "travel"]);
     }
+    // A user without a token marked by require (with the uid).
+    let mut marked = TestUser::new();
+    enroll_ok(&web1, &marked.name, east, &["require"]);
     let old = user.uid;
     user.recycle();
     assert_ne!(user.uid, old);
     let u = user.name.as_str();
+    let old_m = marked.uid;
+    marked.recycle();
+    let m = marked.name.as_str();
+
+    assert_eq!(
+        pg.psql_ok(&format!(
+            "SELECT pending || ':' || uid FROM pam_otp.users WHERE name = '{m}'"
+        )),
+        format!("true:{old_m}")
+    );
+    assert_ne!(marked.uid, old_m);
+    // The new account of the marked name is not enrolled by the old mark:
+    // missing = "deny" (the default) refuses it as a user without a token.
+    let (ok, seen, lines) = login_lines(&web2, &sink, m, east, "hunter2\n");
+    let lines = lines.join("\n");
+    assert!(!ok && seen.contains("verification code"), "{seen} {lines}");
+    assert!(
+        lines.contains(&format!(
+            "mark of {m} was made for uid {old_m}, not this account (uid {})",
+            marked.uid
+        )),
+        "{lines}"
+    );
 
     // The new account inherits neither the exemption nor the token.
     let (ok, seen, lines) = login_lines(&web2, &sink, u, west, "hunter2\n");
@@ -590,10 +616,18 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
             )
         })
         .collect();
+    let mut want = vec![
+        format!("{u}:exemption:{old}"),
+        format!("{u}:record:{old}"),
+        format!("{m}:pending_mark:{old_m}"),
+    ];
+    want.sort();
+    assert_eq!(removed, want, "{doc}");
     assert_eq!(
-        removed,
-        [format!("{u}:exemption:{old}"), format!("{u}:record:{old}")],
-        "{doc}"
+        pg.psql_ok(&format!(
+            "SELECT count(*) FROM pam_otp.users WHERE name = '{m}'"
+        )),
+        "0"
     );
     assert_eq!(
         pg.psql_ok(&format!(
