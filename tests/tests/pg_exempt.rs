@@ -19,9 +19,10 @@
 //!   `unexempt` withdraw it, `require` keeps the account's uid and is
 //!   refused for a user whose only token is disabled; `unlock` clears the
 //!   database's tally of a user without a token;
-//! - a recycled name: the old account's record and exemption are refused
-//!   to the new account, `report` shows them, and `remove --orphans`
-//!   removes them (audited), leaving the other users alone.
+//! - a recycled name: the old account's record, exemption and `require`
+//!   mark are refused to the new account, `report` shows them, and
+//!   `remove --orphans` removes them (audited), leaving the other users
+//!   alone; `reset`'s mark keeps the account's uid.
 
 use std::process::{Command, Output, Stdio};
 
