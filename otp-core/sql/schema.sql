@@ -34,6 +34,14 @@
 -- whatever the tokens' state ('temp_code'; 'temp_code_gone' when it is
 -- used up or expired), and a live one counts as a token in login_info
 -- and enroll(). Version 2's verify() calls an accepted one 'scratch'.
+-- Exemptions (otp-enroll exempt) are kept here too (table exemptions,
+-- written only by admin_set_exemption, which stamps `granted` with this
+-- database's clock and refuses an end past settings.max_exemption days
+-- after it); login_info() gives a host the one that holds in the query
+-- it makes anyway. A pending mark records the uid of the account it was
+-- set for (users.uid), and the admin role can clear the tally of an
+-- account without a token (admin_clear_unenrolled) and list what each
+-- name holds with its uid (admin_owners, otp-enroll remove --orphans).
 --
 -- Seeds never leave this database. Hosts connect as login roles that are
 -- members of pam_otp_host, which has no privilege on any table: it may only
@@ -127,6 +135,14 @@ ALTER TABLE pam_otp.settings
 -- UPDATE pam_otp.settings SET grace_period = 900; at most a day.
 ALTER TABLE pam_otp.settings
     ADD COLUMN IF NOT EXISTS grace_period bigint NOT NULL DEFAULT 0 CHECK (grace_period BETWEEN 0 AND 86400);
+-- Version 3: the longest exemption (otp-enroll exempt), in days, from
+-- when it was granted: admin_set_exemption refuses a longer one and
+-- login_info ignores one that is (a row written by other means). 0:
+-- exemptions are off. Only the owner can change it: UPDATE
+-- pam_otp.settings SET max_exemption = 14; at most 366. A host's
+-- max_exemption can shorten it, never lengthen it.
+ALTER TABLE pam_otp.settings
+    ADD COLUMN IF NOT EXISTS max_exemption integer NOT NULL DEFAULT 30 CHECK (max_exemption BETWEEN 0 AND 366);
 INSERT INTO pam_otp.settings (one) VALUES (true) ON CONFLICT (one) DO NOTHING;
 
 -- One row per user with tokens, or pending re-enrollment (otp-enroll reset).
@@ -208,6 +224,22 @@ CREATE TABLE IF NOT EXISTS pam_otp.unenrolled (
     name text PRIMARY KEY,
     failures integer NOT NULL DEFAULT 0,
     last_failure bigint NOT NULL DEFAULT 0
+);
+
+-- Version 3: exemptions (otp-enroll exempt): no code asked of `name`
+-- until `until` (Unix seconds), granted at `granted` (this database's
+-- clock) by `by` (the role that connected, and what otp-enroll said of
+-- its caller) for `reason`, to the account of uid `uid` only (a name
+-- deleted and made again inherits nothing). Written only by
+-- admin_set_exemption; no role is granted anything on it.
+CREATE TABLE IF NOT EXISTS pam_otp.exemptions (
+    name text PRIMARY KEY,
+    uid bigint NOT NULL CHECK (uid BETWEEN 0 AND 4294967295),
+    until bigint NOT NULL,
+    granted bigint NOT NULL,
+    by text NOT NULL DEFAULT '',
+    reason text NOT NULL DEFAULT '',
+    CHECK (until > granted)
 );
 
 -- The vendor token inventory (otp-enroll inventory): its text, as
@@ -381,10 +413,29 @@ $$;
 -- treated as without a token; so does a live temporary code, alone too:
 -- secret_file::SecretFile::has_token_at), the first token's digits, whether grace
 -- holds for this login (grace_at above) by the database's clock, and the
--- uid the record was made for (the host compares it with the account's).
+-- uid the record was made for (the host compares it with the account's;
+-- for a pending mark, the uid of the account it was set for). And the
+-- user's exemption when it holds at `p_now` (granted <= p_now < until,
+-- and no longer than settings.max_exemption days): its columns, all NULL
+-- otherwise, so that every name costs the same query and the same
+-- answer's shape; the host honours it only for the account of exempt_uid
+-- and may shorten it with its own max_exemption.
+DO $$
+BEGIN
+    -- Before exemptions (no exempt_until column): the return type changes.
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = 'pam_otp' AND p.proname = 'login_info_at'
+                  AND p.pronargs = 5 AND NOT ('exempt_until' = ANY (p.proargnames))) THEN
+        DROP FUNCTION pam_otp.login_info(text, text, text, bigint);
+        DROP FUNCTION pam_otp.login_info_at(text, text, text, bigint, bigint);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION pam_otp.login_info_at(
     p_user text, p_service text, p_rhost text, p_grace_period bigint, p_now bigint)
-RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint,
+               exempt_until bigint, exempt_granted bigint, exempt_by text, exempt_reason text,
+               exempt_uid bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -403,12 +454,20 @@ BEGIN
                      THEN pam_otp.grace_at(u.grace, p_service, p_rhost, p_grace_period, p_now) END;
     uid := u.uid;
     now := p_now;
+    SELECT e.until, e.granted, e.by, e.reason, e.uid
+      INTO exempt_until, exempt_granted, exempt_by, exempt_reason, exempt_uid
+      FROM pam_otp.exemptions e, pam_otp.settings s
+     WHERE e.name = p_user AND s.one
+       AND e.granted <= p_now AND p_now < e.until
+       AND e.until - e.granted <= s.max_exemption::bigint * 86400;
     RETURN NEXT;
 END
 $$;
 
 CREATE OR REPLACE FUNCTION pam_otp.login_info(p_user text, p_service text, p_rhost text, p_grace_period bigint)
-RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint)
+RETURNS TABLE (presence text, digits integer, grace_at bigint, uid bigint, now bigint,
+               exempt_until bigint, exempt_granted bigint, exempt_by text, exempt_reason text,
+               exempt_uid bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
@@ -1158,6 +1217,25 @@ BEGIN
 END
 $$;
 
+-- Version 3: the same, and a pending mark left (otp-enroll reset marks
+-- first, then removes) is the account's of uid `p_uid`, as
+-- admin_set_pending(text, boolean, bigint) records it for a user without
+-- tokens.
+CREATE OR REPLACE FUNCTION pam_otp.admin_remove(p_user text, p_uid bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    had boolean := pam_otp.admin_remove(p_user);
+BEGIN
+    IF p_uid IS NOT NULL THEN
+        UPDATE pam_otp.users u SET uid = p_uid WHERE u.name = p_user AND u.pending;
+    END IF;
+    RETURN had;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION pam_otp.admin_pending(p_user text)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -1181,6 +1259,197 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
            AND NOT EXISTS (SELECT 1 FROM pam_otp.temp_codes c WHERE c.username = u.name);
     END IF;
+END
+$$;
+
+-- Version 3: the mark of the account of uid `p_uid` (otp-enroll reset
+-- and require): kept in users.uid while the user has no token (a
+-- record's own uid stays), so that a host refuses it to another account
+-- of the name (a deleted one's name given again).
+CREATE OR REPLACE FUNCTION pam_otp.admin_set_pending(p_user text, p_pending boolean, p_uid bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    PERFORM pam_otp.admin_set_pending(p_user, p_pending);
+    IF p_pending AND p_uid IS NOT NULL THEN
+        UPDATE pam_otp.users u SET uid = p_uid
+         WHERE u.name = p_user
+           AND NOT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name);
+    END IF;
+END
+$$;
+
+-- ---- exemptions (version 3) ----------------------------------------------
+
+-- Grants `p_user` (the account of uid `p_uid`) an exemption at `p_now`
+-- (this database's clock: see admin_set_exemption), replacing one there:
+-- until `p_until`, or when NULL the longest allowed; never past
+-- `p_now` + settings.max_exemption days, nor past `p_now` + `p_max`
+-- seconds when given (the admin's own config may only shorten it). `by`
+-- is the role that connected and what otp-enroll says of its caller.
+-- The exemption as kept: (until, granted). Granted to nobody.
+CREATE OR REPLACE FUNCTION pam_otp.admin_set_exemption_at(
+    p_user text, p_uid bigint, p_until bigint, p_max bigint, p_by text, p_reason text,
+    p_now bigint)
+RETURNS TABLE (until bigint, granted bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    days integer := (SELECT s.max_exemption FROM pam_otp.settings s WHERE s.one);
+    longest bigint;
+    who text;
+BEGIN
+    IF p_user IS NULL OR p_user = '' OR p_user ~ '[/[:cntrl:]]' OR p_user IN ('.', '..') THEN
+        RAISE EXCEPTION 'not a plausible user name' USING ERRCODE = '22023';
+    END IF;
+    IF p_uid IS NULL OR p_uid NOT BETWEEN 0 AND 4294967295 THEN
+        RAISE EXCEPTION 'an exemption is granted to an account: its uid is needed' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(p_reason, '') ~ '[[:cntrl:]]' OR char_length(coalesce(p_reason, '')) > 200 THEN
+        RAISE EXCEPTION 'the reason is at most 200 characters, none a control character' USING ERRCODE = '22023';
+    END IF;
+    IF days <= 0 THEN
+        RAISE EXCEPTION 'exemptions are off in this database (settings.max_exemption = 0)' USING ERRCODE = '22023';
+    END IF;
+    longest := p_now + days::bigint * 86400;
+    IF p_max IS NOT NULL THEN
+        longest := least(longest, p_now + greatest(p_max, 0));
+    END IF;
+    IF p_until IS NOT NULL AND p_until <= p_now THEN
+        RAISE EXCEPTION 'the end of the exemption (%) is not after the database''s now (%)', p_until, p_now
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_until IS NOT NULL AND p_until > longest THEN
+        RAISE EXCEPTION 'the end of the exemption (%) is more than max_exemption (% days in the database) after it is granted (%): the longest is %',
+            p_until, days, p_now, longest USING ERRCODE = '22023';
+    END IF;
+    IF longest <= p_now THEN
+        RAISE EXCEPTION 'exemptions are off (max_exemption = 0)' USING ERRCODE = '22023';
+    END IF;
+    who := left('db_role="' || session_user || '" ' || coalesce(p_by, ''), 200);
+    INSERT INTO pam_otp.exemptions AS e (name, uid, until, granted, by, reason)
+    VALUES (p_user, p_uid, coalesce(p_until, longest), p_now, regexp_replace(who, '[[:cntrl:]]', '', 'g'),
+            coalesce(p_reason, ''))
+    ON CONFLICT (name) DO UPDATE SET uid = EXCLUDED.uid, until = EXCLUDED.until,
+        granted = EXCLUDED.granted, by = EXCLUDED.by, reason = EXCLUDED.reason;
+    until := coalesce(p_until, longest);
+    granted := p_now;
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pam_otp.admin_set_exemption(
+    p_user text, p_uid bigint, p_until bigint, p_max bigint, p_by text, p_reason text)
+RETURNS TABLE (until bigint, granted bigint)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    -- The second it is in (not the nearest one, as a cast would round):
+    -- never ahead of a client on the same clock that truncates.
+    SELECT * FROM pam_otp.admin_set_exemption_at(p_user, p_uid, p_until, p_max, p_by, p_reason,
+                                                 floor(extract(epoch FROM clock_timestamp()))::bigint)
+$$;
+
+-- Withdraws `p_user`'s exemption (otp-enroll unexempt, require, remove
+-- --orphans); whether there was one.
+CREATE OR REPLACE FUNCTION pam_otp.admin_unexempt(p_user text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    DELETE FROM pam_otp.exemptions e WHERE e.name = p_user;
+    RETURN FOUND;
+END
+$$;
+
+-- The exemptions as kept (otp-enroll status, list, report): of `p_user`,
+-- or everyone's when NULL, whether they hold now or not; `now` is this
+-- database's clock and `max_days` its settings.max_exemption.
+CREATE OR REPLACE FUNCTION pam_otp.admin_exemptions(p_user text)
+RETURNS TABLE (name text, uid bigint, until bigint, granted bigint, by text, reason text,
+               now bigint, max_days integer)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT e.name, e.uid, e.until, e.granted, e.by, e.reason,
+           extract(epoch FROM clock_timestamp())::bigint, s.max_exemption
+      FROM pam_otp.exemptions e, pam_otp.settings s
+     WHERE s.one AND (p_user IS NULL OR e.name = p_user)
+     ORDER BY e.name
+$$;
+
+-- Forgets the failure tally of an account without a token (otp-enroll
+-- unlock); whether there was one.
+CREATE OR REPLACE FUNCTION pam_otp.admin_clear_unenrolled(p_user text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+BEGIN
+    DELETE FROM pam_otp.unenrolled x WHERE x.name = p_user;
+    RETURN FOUND;
+END
+$$;
+
+-- What each name holds and the uid it records (otp-enroll remove
+-- --orphans compares it with the name service): 'record' (tokens),
+-- 'pending_mark' (a mark without tokens), 'exemption', 'unenrolled_tally'
+-- (which records no uid). Never a secret.
+CREATE OR REPLACE FUNCTION pam_otp.admin_owners()
+RETURNS TABLE (name text, kind text, uid bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT * FROM (
+        SELECT u.name, CASE WHEN EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+                            THEN 'record' ELSE 'pending_mark' END AS kind, u.uid
+          FROM pam_otp.users u
+         WHERE u.pending OR EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+        UNION ALL
+        SELECT e.name, 'exemption', e.uid FROM pam_otp.exemptions e
+        UNION ALL
+        SELECT x.name, 'unenrolled_tally', NULL::bigint FROM pam_otp.unenrolled x
+    ) o ORDER BY o.name, o.kind
+$$;
+
+-- Removes what `p_user` holds of `p_kind` (as admin_owners names it)
+-- when it still records `p_uid` (NULL: no uid), so that a record made
+-- for the new account since it was listed is left alone: a record goes
+-- whole (its tokens, state and mark), a mark, an exemption, a tally.
+-- The ids of the tokens removed ('{}' for the rest), or NULL when
+-- nothing matched.
+CREATE OR REPLACE FUNCTION pam_otp.admin_remove_orphan(p_user text, p_kind text, p_uid bigint)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+DECLARE
+    u pam_otp.users%ROWTYPE;
+    ids text[];
+BEGIN
+    IF p_kind = 'exemption' THEN
+        DELETE FROM pam_otp.exemptions e WHERE e.name = p_user AND e.uid IS NOT DISTINCT FROM p_uid;
+        RETURN CASE WHEN FOUND THEN '{}'::text[] END;
+    ELSIF p_kind = 'unenrolled_tally' THEN
+        DELETE FROM pam_otp.unenrolled x WHERE x.name = p_user;
+        RETURN CASE WHEN FOUND THEN '{}'::text[] END;
+    ELSIF p_kind NOT IN ('record', 'pending_mark') THEN
+        RAISE EXCEPTION 'not a kind of orphan: %', left(p_kind, 32) USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO u FROM pam_otp.users x WHERE x.name = p_user FOR UPDATE;
+    IF NOT FOUND OR u.uid IS DISTINCT FROM p_uid THEN
+        RETURN NULL;
+    END IF;
+    ids := ARRAY(SELECT t.id FROM pam_otp.tokens t WHERE t.username = p_user ORDER BY t.position);
+    IF (p_kind = 'record') <> (cardinality(ids) > 0) THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM pam_otp.users x WHERE x.name = p_user;
+    RETURN ids;
 END
 $$;
 
@@ -1363,8 +1632,16 @@ GRANT EXECUTE ON FUNCTION
     pam_otp.admin_read(text, boolean),
     pam_otp.admin_write(text, jsonb),
     pam_otp.admin_remove(text),
+    pam_otp.admin_remove(text, bigint),
     pam_otp.admin_pending(text),
     pam_otp.admin_set_pending(text, boolean),
+    pam_otp.admin_set_pending(text, boolean, bigint),
+    pam_otp.admin_set_exemption(text, bigint, bigint, bigint, text, text),
+    pam_otp.admin_unexempt(text),
+    pam_otp.admin_exemptions(text),
+    pam_otp.admin_clear_unenrolled(text),
+    pam_otp.admin_owners(),
+    pam_otp.admin_remove_orphan(text, text, bigint),
     pam_otp.admin_users(),
     pam_otp.admin_census(integer, bigint),
     pam_otp.admin_inventory_read(boolean),

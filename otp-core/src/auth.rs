@@ -651,12 +651,20 @@ impl Flow<'_, '_> {
 
         // An administrator's exemption stands for the code only: after
         // the rules (a deny rule still denies), and only where a first
-        // factor shows.
-        if let Who::Account(account) = who {
-            if let Some(exemption) = self.exemption(account) {
-                return self.exempt(exemption, decision);
+        // factor shows. The account's store is made here: under
+        // postgresql the exemption comes in the query the login makes
+        // first anyway.
+        let store = match who {
+            Who::Account(account) => {
+                let store = self.store_for(account);
+                match self.exemption(account, store.as_ref()) {
+                    Ok(Some(exemption)) => return self.exempt(exemption, decision),
+                    Ok(None) => Some(store),
+                    Err(refusal) => return refusal,
+                }
             }
-        }
+            Who::Nobody { .. } => None,
+        };
         self.rollout(&decision);
 
         // A name that is no account has no token: whatever `missing` and
@@ -683,10 +691,17 @@ impl Flow<'_, '_> {
                     (None, Missing::Allow) => None,
                 }
             }
-            Who::Account(account) => match self.record_of(account, &decision) {
-                Ok(record) => record,
-                Err(refusal) => return refusal,
-            },
+            Who::Account(account) => {
+                // (Made above for every account.)
+                let store = match store {
+                    Some(store) => store,
+                    None => self.store_for(account),
+                };
+                match self.record_of(account, store, &decision) {
+                    Ok(record) => record,
+                    Err(refusal) => return refusal,
+                }
+            }
         };
         let Some(record) = record else {
             // missing = allow: no token, no code.
@@ -796,17 +811,24 @@ impl Flow<'_, '_> {
         rules::decide(&self.cfg.rules, self.cfg.default, &subject)
     }
 
-    /// The account's tokens, `None` when it has none and `missing =
-    /// "allow"`.
-    fn record_of<'w>(
-        &mut self,
-        account: &'w Account,
-        decision: &Decision,
-    ) -> Result<Option<Record<'w>>, Refusal> {
+    /// The account's store, as this login sees it.
+    fn store_for(&mut self, account: &Account) -> Box<dyn LoginStore> {
         let from = grace::address(&Remote::from_rhost(self.login.rhost));
         let store = store::for_login(&self.cfg, account, self.login.now, self.login.service, from);
         let path = store.location();
         self.note(|| format!("secret file {path}"));
+        store
+    }
+
+    /// The account's tokens in `store`, `None` when it has none and
+    /// `missing = "allow"`.
+    fn record_of<'w>(
+        &mut self,
+        account: &'w Account,
+        store: Box<dyn LoginStore>,
+        decision: &Decision,
+    ) -> Result<Option<Record<'w>>, Refusal> {
+        let path = store.location();
         let presence = match store.presence() {
             Ok(p) => p,
             Err(err) => {
@@ -910,25 +932,53 @@ impl Flow<'_, '_> {
         });
     }
 
-    /// The user's exemption when it holds now: read only on the file
-    /// stores (the fleet's database does not keep them yet), from root's
-    /// `<state_dir>/exempt/`, and honoured only within `max_exemption`
-    /// of when it was granted. Anything wrong with it is no exemption,
-    /// and said so in the log.
-    fn exemption(&mut self, account: &Account) -> Option<Exemption> {
-        if self.cfg.store == config::StoreKind::Postgresql {
-            return None;
-        }
-        let e = match exempt::read(Path::new(&self.cfg.state_dir), &account.name) {
-            Ok(Some(e)) => e,
-            Ok(None) => return None,
-            Err(err) => {
-                self.warnings
-                    .push(format!("{err}; no exemption, a code is asked"));
-                return None;
+    /// The user's exemption when it holds now, honoured only within
+    /// `max_exemption` of when it was granted and for the account of the
+    /// uid it records. On the file stores it is read from root's
+    /// `<state_dir>/exempt/` at the login's time; under postgresql the
+    /// database gives the one that holds by its clock and its own
+    /// `max_exemption` (`store`'s first query, which every login makes),
+    /// and this host's `max_exemption` may only shorten it. Anything
+    /// wrong with it is no exemption, and said so in the log; a database
+    /// that does not answer refuses the login, as it would a moment later.
+    fn exemption(
+        &mut self,
+        account: &Account,
+        store: &dyn LoginStore,
+    ) -> Result<Option<Exemption>, Refusal> {
+        let (e, now) = if self.cfg.store == config::StoreKind::Postgresql {
+            match store.exemption_now() {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(None),
+                Err(err) => {
+                    return Err(self.unavailable(Reason::Store {
+                        location: store.location(),
+                        err,
+                    }))
+                }
+            }
+        } else {
+            match exempt::read(Path::new(&self.cfg.state_dir), &account.name) {
+                Ok(Some(e)) => (e, self.login.now),
+                Ok(None) => return Ok(None),
+                Err(err) => {
+                    self.warnings
+                        .push(format!("{err}; no exemption, a code is asked"));
+                    return Ok(None);
+                }
             }
         };
-        match e.standing_for(account.uid, self.login.now, self.cfg.max_exemption) {
+        Ok(self.exemption_standing(e, account, now))
+    }
+
+    /// [`Exemption::standing_for`] at `now`, said in the log.
+    fn exemption_standing(
+        &mut self,
+        e: Exemption,
+        account: &Account,
+        now: u64,
+    ) -> Option<Exemption> {
+        match e.standing_for(account.uid, now, self.cfg.max_exemption) {
             Standing::Holds => Some(e),
             Standing::OtherAccount { recorded } => {
                 self.warnings.push(format!(
@@ -964,7 +1014,7 @@ impl Flow<'_, '_> {
                 self.warnings.push(format!(
                     "{} was granted after now ({}): ignored, a code is asked",
                     describe_exemption(&e),
-                    crate::date::format_unix(self.login.now)
+                    crate::date::format_unix(now)
                 ));
                 None
             }

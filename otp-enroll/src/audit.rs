@@ -577,6 +577,23 @@ impl AdminStore for Audited {
         Ok(changed)
     }
 
+    fn grant_exemption(&self, ask: &otp_core::store::exempt::Ask) -> Result<Exemption, StoreError> {
+        let e = self.inner.grant_exemption(ask)?;
+        note(Note::Exemption {
+            user: self.user.clone(),
+            granted: Some((e.until, e.reason.clone())),
+        });
+        Ok(e)
+    }
+
+    fn clear_unenrolled(&self) -> Result<bool, StoreError> {
+        self.inner.clear_unenrolled()
+    }
+
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        self.inner.exemption_judged_by()
+    }
+
     fn record_change(&self, change: &Change) -> Result<(), StoreError> {
         self.inner.record_change(change)
     }

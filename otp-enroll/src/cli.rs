@@ -658,7 +658,9 @@ enum Sub {
     /// This is the way back when the real device's codes are refused
     /// because someone holding the key moved the learned drift away from
     /// it: the module moves it one step a day at most. Codes already used
-    /// stay used.
+    /// stay used. As root it also forgets the failure tally of a user
+    /// without a token (root's <state_dir>/unenrolled/<user>.toml, or with
+    /// store = "postgresql" the database's).
     #[command(verbatim_doc_comment)]
     Unlock,
     /// remove one token, or all (two-factor login stops for the user)
@@ -688,8 +690,12 @@ enum Sub {
     /// unenrolled_tally), "recorded_uid", "account_uid" (null: no such
     /// account), "why", "removed" and "error") and "unanswered" (each
     /// with "user" and "error"). Exit status 1 when something could not
-    /// be removed or a name was not answered for. Not yet supported with
-    /// store = "postgresql".
+    /// be removed or a name was not answered for. With store =
+    /// "postgresql" the same in the fleet database (records, marks,
+    /// exemptions, tallies), judged against this host's name service,
+    /// which must be the fleet's; each is removed only while it still
+    /// records the uid it was found with, and recorded in the audit table
+    /// (command "remove --orphans").
     #[command(verbatim_doc_comment)]
     Remove {
         /// Remove this token only.
@@ -839,8 +845,8 @@ enum Sub {
     /// next with the password replace the token an administrator just
     /// stopped; enable one (enable, expire --token ID never), or remove
     /// them with reset once the password is known to be the user's alone.
-    /// status and report show the mark ("enrollment pending"). Not yet
-    /// supported with store = "postgresql".
+    /// status and report show the mark ("enrollment pending"). With store
+    /// = "postgresql" the mark is the database's, with the account's uid.
     #[command(verbatim_doc_comment)]
     Require,
     /// (root, with --user) no code asked of the user until a date, at most
@@ -860,8 +866,13 @@ enum Sub {
     /// (until, granted, who granted it as the audit line says who, and
     /// --reason: at most 200 characters, no control characters), which a
     /// user cannot write under any store; every login it decides is logged
-    /// with all of it. status and report show it. Not yet supported with
-    /// store = "postgresql".
+    /// with all of it. status and report show it. With store =
+    /// "postgresql" it is kept in the database (pam_otp.exemptions),
+    /// granted at the database's time and refused past its own
+    /// max_exemption (settings.max_exemption, days, which only the
+    /// database's owner changes) as well as this config's; a host honours
+    /// it by the database's clock, and its own max_exemption may only
+    /// shorten it.
     #[command(verbatim_doc_comment)]
     Exempt {
         /// The end of the exemption (default: max_exemption from now).
@@ -874,8 +885,7 @@ enum Sub {
     /// (root, with --user) withdraw an exemption: a code is asked again
     ///
     /// Root only, and only with --user. Removes the user's exemption; exit
-    /// 0 also when there was none (saying so). Not yet supported with
-    /// store = "postgresql".
+    /// 0 also when there was none (saying so).
     #[command(verbatim_doc_comment)]
     Unexempt,
     /// (root) copy users' home files into the system store or the fleet

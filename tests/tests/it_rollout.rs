@@ -248,19 +248,4 @@ fn an_exemption_that_ends_system() {
     an_exemption_that_ends(Store::System);
 }
 
-#[test]
-#[ignore = "needs root: make test"]
-fn exempt_and_require_refuse_under_postgresql() {
-    let w = World::new(Store::Home, OTP_ONLY, "store = \"postgresql\"\n");
-    for args in [&["exempt"][..], &["unexempt"], &["require"]] {
-        let out = w.enroll(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr)
-                .contains("not yet supported with store = \"postgresql\""),
-            "{out:?}"
-        );
-    }
-    assert!(!state_dir(&w.svc).join("exempt").exists());
-    assert!(!state_dir(&w.svc).join("pending").exists());
-}
+// Under store = "postgresql": tests/tests/pg_exempt.rs.

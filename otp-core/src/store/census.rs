@@ -209,6 +209,12 @@ pub trait Census {
     fn exemptions(&self) -> Result<Vec<(String, super::exempt::Exemption)>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// [`super::AdminStore::exemption_judged_by`], as of the last
+    /// [`Census::exemptions`].
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// The exemptions in `<state_dir>/exempt/`, each read as a login reads it.

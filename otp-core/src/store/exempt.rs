@@ -63,6 +63,37 @@ pub struct Exemption {
     pub uid: Option<u32>,
 }
 
+/// An exemption as an administrator asks for it (`otp-enroll exempt`):
+/// the store grants it at its own time (the fleet's: the database's
+/// clock, bounded by its own `max_exemption` too) and says what it kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// The end asked for; `None`: the longest allowed.
+    pub until: Option<u64>,
+    /// The caller's time (what a file store records as `granted`).
+    pub now: u64,
+    /// The caller's `max_exemption`, in seconds: the store may only
+    /// shorten it.
+    pub max: u64,
+    pub by: String,
+    pub reason: String,
+    /// The account it is for.
+    pub uid: u32,
+}
+
+impl Ask {
+    /// The exemption granted at the caller's `now`.
+    pub fn at_now(&self) -> Exemption {
+        Exemption {
+            until: self.until.unwrap_or(self.now.saturating_add(self.max)),
+            granted: self.now,
+            by: self.by.clone(),
+            reason: self.reason.clone(),
+            uid: Some(self.uid),
+        }
+    }
+}
+
 /// What an exemption means at a login at `now` under `max` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {

@@ -267,6 +267,16 @@ pub trait LoginStore {
     /// [`StoreError::Exists`]) and clears a pending enrollment.
     fn create(&self, file: &SecretFile) -> Result<(), StoreError>;
 
+    /// The user's exemption as the store keeps it, when the store decides
+    /// whether it holds (the fleet's: the database's clock and its
+    /// `max_exemption`, in the query the login makes first), with the
+    /// store's time: the login still checks the uid and its own
+    /// `max_exemption`. `None` from the file stores, whose exemptions the
+    /// login reads from root's `<state_dir>/exempt/` itself.
+    fn exemption_now(&self) -> Result<Option<(exempt::Exemption, u64)>, StoreError> {
+        Ok(None)
+    }
+
     /// A code typed for a name that has no token (`missing = "deny"`):
     /// `Some` verdict when the store decides it itself (the fleet's: the
     /// database counts an account's failures with its own limits, and
@@ -331,8 +341,8 @@ pub trait AdminStore {
 
     /// The user's exemption (`otp-enroll exempt`), if one is recorded.
     /// The file stores keep it in root's `<state_dir>/exempt/` (see
-    /// [`exempt`]); the fleet's store does not keep exemptions yet, and
-    /// otp-enroll refuses before it would ask.
+    /// [`exempt`]); the fleet's store in the database's
+    /// `pam_otp.exemptions`.
     fn exemption(&self) -> Result<Option<exempt::Exemption>, StoreError> {
         Err(StoreError::Unsupported("exemptions"))
     }
@@ -342,6 +352,35 @@ pub trait AdminStore {
     fn set_exemption(&self, e: Option<&exempt::Exemption>) -> Result<bool, StoreError> {
         let _ = e;
         Err(StoreError::Unsupported("exemptions"))
+    }
+
+    /// The time and the longest exemption (seconds) of the store, as of
+    /// the last [`AdminStore::exemption`], where the store judges
+    /// exemptions itself (the fleet's database: its clock and its own
+    /// `max_exemption`); `None` on the file stores, where the caller's
+    /// clock and config judge.
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Grants the exemption `ask` asks for, at the store's time: a file
+    /// store records it as asked ([`exempt::Ask::at_now`]); the fleet's
+    /// database stamps `granted` with its own clock and refuses an end
+    /// past its own `max_exemption`. The exemption as kept.
+    fn grant_exemption(&self, ask: &exempt::Ask) -> Result<exempt::Exemption, StoreError> {
+        let e = ask.at_now();
+        self.set_exemption(Some(&e))?;
+        Ok(e)
+    }
+
+    /// Forgets the failure tally of an account without a token (`otp-enroll
+    /// unlock`) where the store keeps it (the fleet's database); whether
+    /// there was one. The file stores keep it in root's
+    /// `<state_dir>/unenrolled/` ([`crate::unenrolled`]), not here.
+    fn clear_unenrolled(&self) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported(
+            "the tally of a user without a token",
+        ))
     }
 
     /// Records `change`, made to this user's tokens and already done, in

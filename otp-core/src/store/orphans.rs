@@ -11,6 +11,14 @@
 //! cannot say whose it is. A name the name service cannot answer for is
 //! never judged (an LDAP server away must not make every user an orphan):
 //! it is returned in [`Found::unanswered`].
+//!
+//! Under `store = "postgresql"` the same things are the database's
+//! ([`find_in`]): records and marks (`users`, with the uid), exemptions,
+//! and the tallies of `pam_otp.unenrolled` (no uid), listed by
+//! `admin_owners` and judged here against this host's name service, which
+//! must be the fleet's (the same accounts on every host); each is removed
+//! by `admin_remove_orphan` only while it records the uid it was found
+//! with.
 
 use std::path::Path;
 
@@ -75,6 +83,56 @@ pub struct Found {
     pub orphans: Vec<Orphan>,
     /// Names the name service could not answer for, and why: left alone.
     pub unanswered: Vec<(String, String)>,
+}
+
+/// Every orphan of the store `cfg` names: [`find`] in its `state_dir` on
+/// the file stores, the database's under `store = "postgresql"`.
+pub fn find_in(
+    cfg: &Config,
+    lookup: &dyn Fn(&str) -> Result<Option<Account>, LookupError>,
+) -> Result<Found, StoreError> {
+    if cfg.store != StoreKind::Postgresql {
+        return find(Path::new(&cfg.state_dir), cfg.store, lookup);
+    }
+    let mut found = Found::default();
+    for (user, kind, recorded) in super::postgresql::PgOrphans::new(&cfg.postgresql).owners()? {
+        if found.unanswered.iter().any(|(u, _)| u == &user) {
+            continue;
+        }
+        let account = if account::plausible_user_name(&user) {
+            match lookup(&user) {
+                Ok(a) => a.map(|a| a.uid),
+                Err(e) => {
+                    found.unanswered.push((user, e.to_string()));
+                    continue;
+                }
+            }
+        } else {
+            // Never an account's: no login ever uses it.
+            None
+        };
+        if judge(kind, recorded, account) {
+            found.orphans.push(Orphan {
+                user,
+                kind,
+                recorded,
+                account,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Whether what records `recorded` is an orphan for the account of uid
+/// `account` (`None`: no such account): of no account, or of another uid.
+/// Something that records no uid is kept for an account (it cannot say
+/// whose it is), but an exemption without one is honoured for nobody.
+fn judge(kind: Kind, recorded: Option<u32>, account: Option<u32>) -> bool {
+    match (account, recorded) {
+        (None, _) => true,
+        (Some(a), Some(r)) => r != a,
+        (Some(_), None) => kind == Kind::Exemption,
+    }
 }
 
 /// Every orphan under `state_dir` (records only under `store = "system"`),
@@ -200,11 +258,19 @@ impl std::fmt::Display for RemoveError {
 impl std::error::Error for RemoveError {}
 
 /// Removes one orphan: a record under its lock (as `AdminStore::remove`:
-/// a login holding it finishes first), the rest by unlinking. The caller
+/// a login holding it finishes first), the rest by unlinking; under
+/// `store = "postgresql"` in the database, only while it still records
+/// the uid it was found with ([`StoreError::NotFound`] otherwise). The ids
+/// of the tokens a record held, when known (the database's). The caller
 /// notes it in the audit log.
-pub fn remove_one(cfg: &Config, o: &Orphan) -> Result<(), RemoveError> {
+pub fn remove_one(cfg: &Config, o: &Orphan) -> Result<Vec<String>, RemoveError> {
+    if cfg.store == StoreKind::Postgresql {
+        return super::postgresql::PgOrphans::new(&cfg.postgresql)
+            .remove(o)
+            .map_err(RemoveError::Store);
+    }
     let state_dir = Path::new(&cfg.state_dir);
-    match o.kind {
+    let done = match o.kind {
         Kind::Record => super::AdminStore::remove(&super::file::FileStore::system(cfg, &o.user))
             .map_err(RemoveError::Store),
         Kind::Exemption => exempt::remove(state_dir, &o.user)
@@ -222,7 +288,8 @@ pub fn remove_one(cfg: &Config, o: &Orphan) -> Result<(), RemoveError> {
         Kind::Tally => unenrolled::remove(state_dir, &o.user)
             .map(|_| ())
             .map_err(RemoveError::Tally),
-    }
+    };
+    done.map(|()| Vec::new())
 }
 
 #[cfg(test)]

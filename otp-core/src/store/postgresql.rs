@@ -52,6 +52,8 @@ use crate::secret_file::{
 use crate::verify::{Method, Policy, Refusal, Verdict};
 
 use super::census::{Census, Found, Known, Lock, Summary, TempCodeSummary, TokenSummary};
+use super::exempt::{self, Exemption};
+use super::orphans::{Kind as OrphanKind, Orphan};
 use super::{AdminStore, Held, LoginStore, Presence, Shape, StoreError};
 
 /// The schema this version of pam_otp calls, created and upgraded by
@@ -65,6 +67,9 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INVALID_SCHEMA: &str = "3F000";
 /// The SQLSTATE of a call to a function the schema lacks: an older one.
 const UNDEFINED_FUNCTION: &str = "42883";
+/// The SQLSTATE of a column a function of the schema does not return (a
+/// `login_info` made before it gave the exemption): an older one too.
+const UNDEFINED_COLUMN: &str = "42703";
 
 /// What `init_schema` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +191,11 @@ struct LoginInfo {
     grace_at: Option<u64>,
     /// The uid the user's record was made for (`None`: none kept).
     uid: Option<u32>,
+    /// The database's time of the query.
+    now: u64,
+    /// The user's exemption when it holds by the database (its clock, its
+    /// `max_exemption`); the login checks the uid and its own maximum.
+    exemption: Option<Exemption>,
 }
 
 /// What the login asks `login_info` about grace: its service, its
@@ -244,6 +254,9 @@ pub struct PgHost {
 /// through the admin role (`admin_conninfo`): an [`AdminStore`].
 pub struct PgAdmin {
     db: Db,
+    /// The database's time and longest exemption (seconds), as
+    /// `admin_exemptions` last said.
+    judged_by: RefCell<Option<(u64, u64)>>,
 }
 
 impl PgHost {
@@ -278,6 +291,7 @@ impl PgAdmin {
     pub fn new(cfg: &Postgresql, user: &str) -> PgAdmin {
         PgAdmin {
             db: Db::new(cfg, &cfg.admin_conninfo, user),
+            judged_by: RefCell::new(None),
         }
     }
 
@@ -367,7 +381,8 @@ impl Db {
         let period = ask.period.to_string();
         let rows = self
             .query(
-                "SELECT presence, digits, grace_at, uid FROM pam_otp.login_info($1, $2, $3, $4)",
+                "SELECT presence, digits, grace_at, uid, now, exempt_until, exempt_granted, \
+                        exempt_by, exempt_reason, exempt_uid FROM pam_otp.login_info($1, $2, $3, $4)",
                 &[
                     Some(&self.user),
                     ask.service.as_deref(),
@@ -428,8 +443,25 @@ impl LoginStore for PgHost {
         self.db.location()
     }
 
+    /// A pending mark set for another account of the name (its uid, kept
+    /// since version 3) is no mark, as on the file stores.
     fn presence(&self) -> Result<Presence, StoreError> {
-        self.db.login_info().map(|i| i.presence)
+        let info = self.db.login_info()?;
+        Ok(match (info.presence, info.uid, self.db.uid) {
+            (Presence::Pending, Some(recorded), Some(uid)) if recorded != uid => {
+                Presence::OtherAccountsMark {
+                    recorded: Some(recorded),
+                }
+            }
+            (p, _, _) => p,
+        })
+    }
+
+    /// From the `login_info` the login makes anyway: no query of its own,
+    /// so an exemption costs no round trip that tells anything.
+    fn exemption_now(&self) -> Result<Option<(Exemption, u64)>, StoreError> {
+        let info = self.db.login_info()?;
+        Ok(info.exemption.map(|e| (e, info.now)))
     }
 
     /// Emergency codes are not in the shape: they stay in the database,
@@ -614,16 +646,104 @@ impl AdminStore for PgAdmin {
         parse_bool(rows.get(0, 0))
     }
 
+    /// With the account's uid (version 3), as the file stores' marks.
     fn set_pending(&self, pending: bool) -> Result<(), StoreError> {
+        let uid = self.db.uid.map(|u| u.to_string());
         self.db
             .query(
-                "SELECT pam_otp.admin_set_pending($1, $2)",
+                "SELECT pam_otp.admin_set_pending($1, $2, $3)",
                 &[
                     Some(&self.db.user),
                     Some(if pending { "true" } else { "false" }),
+                    uid.as_deref(),
                 ],
             )
             .map(|_| ())
+            .map_err(older_schema)
+    }
+
+    fn exemption(&self) -> Result<Option<Exemption>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT name, uid, until, granted, by, reason, now, max_days FROM pam_otp.admin_exemptions($1)",
+                &[Some(&self.db.user)],
+            )
+            .map_err(older_schema)?;
+        *self.judged_by.borrow_mut() = judged_by(&rows);
+        Ok(parse_exemptions(&rows)?.into_iter().next().map(|(_, e)| e))
+    }
+
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        *self.judged_by.borrow()
+    }
+
+    /// Withdrawal only (`None`): an exemption is granted through
+    /// [`AdminStore::grant_exemption`], whose time is the database's.
+    fn set_exemption(&self, e: Option<&Exemption>) -> Result<bool, StoreError> {
+        if let Some(e) = e {
+            let ask = exempt::Ask {
+                until: Some(e.until),
+                now: e.granted,
+                max: e.until.saturating_sub(e.granted),
+                by: e.by.clone(),
+                reason: e.reason.clone(),
+                uid: e
+                    .uid
+                    .ok_or(StoreError::Unsupported("an exemption without a uid"))?,
+            };
+            return self.grant_exemption(&ask).map(|kept| kept != *e);
+        }
+        let rows = self
+            .db
+            .query("SELECT pam_otp.admin_unexempt($1)", &[Some(&self.db.user)])
+            .map_err(older_schema)?;
+        parse_bool(rows.get(0, 0))
+    }
+
+    /// `admin_set_exemption`: `granted` is the database's now, and the end
+    /// is refused past its own `max_exemption` (and past `ask.max`).
+    fn grant_exemption(&self, ask: &exempt::Ask) -> Result<Exemption, StoreError> {
+        let (uid, max) = (ask.uid.to_string(), ask.max.to_string());
+        let until = ask.until.map(|u| u.to_string());
+        let rows = self
+            .db
+            .query(
+                "SELECT until, granted FROM pam_otp.admin_set_exemption($1, $2, $3, $4, $5, $6)",
+                &[
+                    Some(&self.db.user),
+                    Some(&uid),
+                    until.as_deref(),
+                    Some(&max),
+                    Some(&ask.by),
+                    Some(&ask.reason),
+                ],
+            )
+            .map_err(older_schema)?;
+        let number = |c: usize, what: &str| -> Result<u64, StoreError> {
+            rows.get(0, c)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| unexpected(what, rows.get(0, c)))
+        };
+        let (until, granted) = (
+            number(0, "admin_set_exemption until")?,
+            number(1, "admin_set_exemption granted")?,
+        );
+        // What it kept, `by` as the database stamped it.
+        self.exemption()?
+            .filter(|e| e.until == until && e.granted == granted)
+            .ok_or_else(|| unexpected("admin_exemptions", Some("(not the exemption just granted)")))
+    }
+
+    fn clear_unenrolled(&self) -> Result<bool, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT pam_otp.admin_clear_unenrolled($1)",
+                &[Some(&self.db.user)],
+            )
+            .map_err(older_schema)?;
+        parse_bool(rows.get(0, 0))
     }
 
     /// Through the connection the change was made on.
@@ -681,6 +801,7 @@ impl PgAudit {
 pub struct PgCensus {
     db: Db,
     rate_limit: RateLimit,
+    judged_by: RefCell<Option<(u64, u64)>>,
 }
 
 impl PgCensus {
@@ -688,11 +809,29 @@ impl PgCensus {
         PgCensus {
             db: Db::new(cfg, &cfg.admin_conninfo, ""),
             rate_limit,
+            judged_by: RefCell::new(None),
         }
     }
 }
 
 impl Census for PgCensus {
+    /// `admin_exemptions`: every one the database keeps, holding or not.
+    fn exemptions(&self) -> Result<Vec<(String, Exemption)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT name, uid, until, granted, by, reason, now, max_days FROM pam_otp.admin_exemptions(NULL)",
+                &[],
+            )
+            .map_err(older_schema)?;
+        *self.judged_by.borrow_mut() = judged_by(&rows);
+        parse_exemptions(&rows)
+    }
+
+    fn exemption_judged_by(&self) -> Option<(u64, u64)> {
+        *self.judged_by.borrow()
+    }
+
     /// Every user with a row in the database (the accounts are not
     /// needed: a record is no account's home).
     /// A record made for another uid than the account of its name has
@@ -725,6 +864,106 @@ impl Census for PgCensus {
             }
         }
         Ok(known)
+    }
+}
+
+/// The database's time and longest exemption (seconds) in the first row
+/// of `admin_exemptions` (columns 6 and 7), if it has one.
+fn judged_by(rows: &Rows) -> Option<(u64, u64)> {
+    let now = rows.get(0, 6)?.parse().ok()?;
+    let days: u64 = rows.get(0, 7)?.parse().ok()?;
+    Some((now, days.saturating_mul(86_400)))
+}
+
+/// Rows of `admin_exemptions`: name, uid, until, granted, by, reason.
+fn parse_exemptions(rows: &Rows) -> Result<Vec<(String, Exemption)>, StoreError> {
+    (0..rows.rows.len())
+        .map(|r| {
+            let number = |c: usize, what: &str| -> Result<u64, StoreError> {
+                rows.get(r, c)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| unexpected(what, rows.get(r, c)))
+            };
+            let name = rows
+                .get(r, 0)
+                .ok_or_else(|| unexpected("admin_exemptions name", None))?
+                .to_string();
+            let uid = u32::try_from(number(1, "admin_exemptions uid")?)
+                .map_err(|_| unexpected("admin_exemptions uid", rows.get(r, 1)))?;
+            Ok((
+                name,
+                Exemption {
+                    until: number(2, "admin_exemptions until")?,
+                    granted: number(3, "admin_exemptions granted")?,
+                    by: rows.get(r, 4).unwrap_or("").to_string(),
+                    reason: rows.get(r, 5).unwrap_or("").to_string(),
+                    uid: Some(uid),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What the fleet database holds of each name, with the uid it records
+/// (`otp-enroll remove --orphans`), through the admin role.
+pub struct PgOrphans {
+    db: Db,
+}
+
+impl PgOrphans {
+    pub fn new(cfg: &Postgresql) -> PgOrphans {
+        PgOrphans {
+            db: Db::new(cfg, &cfg.admin_conninfo, ""),
+        }
+    }
+
+    /// `admin_owners`: (name, kind, uid recorded), by name.
+    pub fn owners(&self) -> Result<Vec<(String, OrphanKind, Option<u32>)>, StoreError> {
+        let rows = self
+            .db
+            .query("SELECT name, kind, uid FROM pam_otp.admin_owners()", &[])
+            .map_err(older_schema)?;
+        (0..rows.rows.len())
+            .map(|r| {
+                let name = rows
+                    .get(r, 0)
+                    .ok_or_else(|| unexpected("admin_owners name", None))?
+                    .to_string();
+                let kind = match rows.get(r, 1) {
+                    Some("record") => OrphanKind::Record,
+                    Some("pending_mark") => OrphanKind::Mark,
+                    Some("exemption") => OrphanKind::Exemption,
+                    Some("unenrolled_tally") => OrphanKind::Tally,
+                    other => return Err(unexpected("admin_owners kind", other)),
+                };
+                let uid = match rows.get(r, 2) {
+                    None => None,
+                    Some(u) => Some(
+                        u.parse()
+                            .map_err(|_| unexpected("admin_owners uid", Some(u)))?,
+                    ),
+                };
+                Ok((name, kind, uid))
+            })
+            .collect()
+    }
+
+    /// `admin_remove_orphan`: removes `o` if it still records the uid it
+    /// was found with; the ids of the tokens a record held.
+    pub fn remove(&self, o: &Orphan) -> Result<Vec<String>, StoreError> {
+        let uid = o.recorded.map(|u| u.to_string());
+        let rows = self
+            .db
+            .query(
+                "SELECT array_to_json(pam_otp.admin_remove_orphan($1, $2, $3))",
+                &[Some(&o.user), Some(o.kind.as_str()), uid.as_deref()],
+            )
+            .map_err(older_schema)?;
+        match rows.get(0, 0) {
+            None => Err(StoreError::NotFound),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|_| unexpected("admin_remove_orphan", Some(json))),
+        }
     }
 }
 
@@ -858,12 +1097,13 @@ fn record_change_sql(change: &Change) -> (&'static str, [Option<String>; 9]) {
     )
 }
 
-/// A call the database does not know (SQLSTATE 42883): its schema is
-/// older than this pam_otp's, which says what to do.
+/// A call the database does not know (SQLSTATE 42883), or a column its
+/// function does not return (42703): its schema is older than this
+/// pam_otp's, which says what to do.
 fn older_schema(err: StoreError) -> StoreError {
     match err {
         StoreError::Database(PqError::Server { sqlstate, message })
-            if sqlstate == UNDEFINED_FUNCTION =>
+            if sqlstate == UNDEFINED_FUNCTION || sqlstate == UNDEFINED_COLUMN =>
         {
             StoreError::Database(PqError::Server {
                 message: format!(
@@ -944,9 +1184,15 @@ impl Held for PgHeld<'_> {
         self.commit()
     }
 
+    /// A pending mark left (reset marks first) records the account's uid.
     fn remove(self: Box<Self>) -> Result<(), StoreError> {
+        let uid = self.db.uid.map(|u| u.to_string());
         self.db
-            .query("SELECT pam_otp.admin_remove($1)", &[Some(&self.db.user)])?;
+            .query(
+                "SELECT pam_otp.admin_remove($1, $2)",
+                &[Some(&self.db.user), uid.as_deref()],
+            )
+            .map_err(older_schema)?;
         self.commit()
     }
 }
@@ -1001,11 +1247,38 @@ fn parse_login_info(rows: &Rows) -> Result<LoginInfo, StoreError> {
                 .map_err(|_| unexpected("login_info uid", Some(u)))?,
         ),
     };
+    let number = |c: usize, what: &str| -> Result<Option<u64>, StoreError> {
+        match rows.get(0, c) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| unexpected(what, Some(v))),
+        }
+    };
+    let now = number(4, "login_info now")?.unwrap_or(0);
+    let exemption = match (
+        number(5, "login_info exempt_until")?,
+        number(6, "login_info exempt_granted")?,
+    ) {
+        (Some(until), Some(granted)) => Some(Exemption {
+            until,
+            granted,
+            by: rows.get(0, 7).unwrap_or("").to_string(),
+            reason: rows.get(0, 8).unwrap_or("").to_string(),
+            uid: number(9, "login_info exempt_uid")?
+                .map(|u| {
+                    u32::try_from(u)
+                        .map_err(|_| unexpected("login_info exempt_uid", rows.get(0, 9)))
+                })
+                .transpose()?,
+        }),
+        _ => None,
+    };
     Ok(LoginInfo {
         presence,
         digits,
         grace_at,
         uid,
+        now,
+        exemption,
     })
 }
 
@@ -1461,6 +1734,53 @@ mod tests {
     }
 
     #[test]
+    fn an_older_schema_is_named_as_such() {
+        for (sqlstate, older) in [("42883", true), ("42703", true), ("22023", false)] {
+            let err = older_schema(StoreError::Database(PqError::Server {
+                sqlstate: sqlstate.into(),
+                message: "column \"exempt_until\" does not exist".into(),
+            }));
+            assert_eq!(
+                err.to_string().contains("run otp-enroll db init"),
+                older,
+                "{sqlstate}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn exemptions_are_read_with_the_databases_clock_and_maximum() {
+        let r = rows(&[
+            Some("alice"),
+            Some("1001"),
+            Some("1800000000"),
+            Some("1799000000"),
+            Some("db_role=\"ops\""),
+            Some(""),
+            Some("1799500000"),
+            Some("30"),
+        ]);
+        assert_eq!(judged_by(&r), Some((1_799_500_000, 30 * 86_400)));
+        let e = parse_exemptions(&r).ok();
+        assert_eq!(
+            e.as_deref()
+                .map(|e| (e[0].0.as_str(), e[0].1.uid, e[0].1.until)),
+            Some(("alice", Some(1001), 1_800_000_000))
+        );
+        // No row: nothing to judge by; a uid out of range is refused.
+        assert_eq!(judged_by(&Rows { rows: Vec::new() }), None);
+        let bad = rows(&[
+            Some("a"),
+            Some("4294967296"),
+            Some("2"),
+            Some("1"),
+            None,
+            None,
+        ]);
+        assert!(parse_exemptions(&bad).is_err());
+    }
+
+    #[test]
     fn a_no_token_verdict_is_a_refusal_or_an_error() {
         assert_eq!(
             parse_no_token_verdict(&rows(&[Some("wrong"), None])).ok(),
@@ -1499,6 +1819,48 @@ mod tests {
         );
         assert!(parse_login_info(&rows(&[Some("yes"), None, None])).is_err());
         assert!(parse_login_info(&rows(&[Some("tokens"), Some("6"), Some("soon")])).is_err());
+        // The exemption that holds by the database, with its time.
+        let info = parse_login_info(&rows(&[
+            Some("tokens"),
+            Some("6"),
+            None,
+            Some("1001"),
+            Some("1799999999"),
+            Some("1800000000"),
+            Some("1799000000"),
+            Some("db_role=\"ops\" uid=0"),
+            Some("phone lost"),
+            Some("1001"),
+        ]))
+        .ok();
+        assert_eq!(
+            info.map(|i| (i.now, i.exemption)),
+            Some((
+                1_799_999_999,
+                Some(Exemption {
+                    until: 1_800_000_000,
+                    granted: 1_799_000_000,
+                    by: "db_role=\"ops\" uid=0".into(),
+                    reason: "phone lost".into(),
+                    uid: Some(1001),
+                })
+            ))
+        );
+        for bad in [Some("soon"), Some("-1")] {
+            let cells = [
+                Some("tokens"),
+                Some("6"),
+                None,
+                None,
+                Some("1"),
+                bad,
+                Some("1"),
+                None,
+                None,
+                Some("1"),
+            ];
+            assert!(parse_login_info(&rows(&cells)).is_err(), "{bad:?}");
+        }
         // The uid the record was made for.
         let info = parse_login_info(&rows(&[Some("tokens"), Some("6"), None, Some("1001")]));
         assert_eq!(info.ok().and_then(|i| i.uid), Some(1001));

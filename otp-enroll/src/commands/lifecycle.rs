@@ -12,18 +12,6 @@ use crate::error::Error;
 use crate::output::{say, shown};
 use crate::store;
 use crate::target::Target;
-use otp_core::config::StoreKind;
-
-/// What the fleet store cannot keep yet (the temporary code, exemptions):
-/// said, never silently dropped.
-pub fn refuse_under_postgresql(t: &Target, what: &str) -> Result<(), Error> {
-    if t.config.store == StoreKind::Postgresql {
-        return Err(Error::failed(format!(
-            "{what}: not yet supported with store = \"postgresql\" (nothing was changed)"
-        )));
-    }
-    Ok(())
-}
 
 /// A DATE of the command line as Unix seconds: `YYYY-MM-DD` (00:00:00
 /// UTC of that day) or an RFC 3339 time with its offset (`Z` or `±hh:mm`).

@@ -6,11 +6,12 @@
 //! name now (otp_core::store::orphans says which). Logins already ignore
 //! or refuse them; this clears them, and the audit log records each user.
 //!
-//! Not under `store = "postgresql"` yet: the fleet database's records
-//! carry the uid, but no admin function lists them with it across the
-//! fleet's hosts (whose accounts may differ): refused, nothing changed.
-
-use std::path::Path;
+//! Under `store = "postgresql"` the same in the fleet database: its
+//! records, marks, exemptions and tallies of users without a token,
+//! listed with their uid by the admin role and judged against this
+//! host's name service (which must be the fleet's), each removed only
+//! while it still records the uid it was found with, and recorded in the
+//! audit table as well as the syslog.
 
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ use otp_core::account::{self, Account};
 use otp_core::config::{Config, StoreKind};
 use otp_core::store::orphans::{self, Kind, Orphan};
 
-use crate::audit::{self, Note};
+use crate::audit::{self, Note, RecordChange};
 use crate::error::Error;
 use crate::json;
 use crate::output::{self, say, shown};
@@ -59,8 +60,36 @@ fn what(kind: Kind) -> &'static str {
 }
 
 /// Removes `o`: a record through the audited admin store (under its
-/// lock; the audit line names its tokens), the rest through the core.
+/// lock; the audit line names its tokens), the rest through the core;
+/// under postgresql everything through the core (the database removes
+/// only what still records the uid it was found with), and each in the
+/// audit table too.
 fn remove(cfg: &Config, o: &Orphan) -> Result<(), String> {
+    if cfg.store == StoreKind::Postgresql {
+        let tokens = orphans::remove_one(cfg, o).map_err(|e| match e {
+            orphans::RemoveError::Store(otp_core::store::StoreError::NotFound) => {
+                "changed since it was listed: left alone".to_string()
+            }
+            e => e.to_string(),
+        })?;
+        if o.kind == Kind::Record {
+            audit::note(Note::Record {
+                user: o.user.clone(),
+                store: cfg.store,
+                change: RecordChange::Removed,
+                tokens,
+                serials: Vec::new(),
+                emergency_codes: None,
+                lockout_cleared: false,
+                temp_code: None,
+            });
+        }
+        note(o);
+        let mut change =
+            crate::commands::audit::change("remove --orphans", Some(&o.user), None, None);
+        change.detail = Some(format!("{}: {}", o.kind.as_str(), o.why()));
+        return crate::commands::audit::record_global(cfg, &change).map_err(|e| e.to_string());
+    }
     if o.kind == Kind::Record {
         // The account the record was made for (the store checks no other
         // uid against it): gone, or of another uid now.
@@ -99,12 +128,7 @@ fn note(o: &Orphan) {
 /// Exit status 0 when everything found was removed and every name was
 /// answered for, 1 otherwise.
 pub fn run(cfg: &Config, as_json: bool, yes: bool) -> Result<i32, Error> {
-    if cfg.store == StoreKind::Postgresql {
-        return Err(Error::failed(
-            "remove --orphans: not yet supported with store = \"postgresql\" (nothing was changed)",
-        ));
-    }
-    let found = orphans::find(Path::new(&cfg.state_dir), cfg.store, &account::lookup)
+    let found = orphans::find_in(cfg, &account::lookup)
         .map_err(|e| Error::failed(format!("remove --orphans: {}", shown(&e.to_string()))))?;
     if !found.orphans.is_empty()
         && !yes

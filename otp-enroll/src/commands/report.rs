@@ -204,10 +204,15 @@ pub fn run(cfg: &Config, as_json: bool, home_timeout: u64, now: u64) -> Result<i
         .map(|(name, e)| {
             // Honoured only for the account it was granted to (its uid):
             // one of a deleted account whose name was given again, or of
-            // a name that is no account, is not.
+            // a name that is no account, is not. Judged as a login judges
+            // it: in the fleet by the database's clock and maximum (this
+            // config's may only shorten it).
+            let (at, max) = match census.exemption_judged_by() {
+                Some((at, max)) => (at, max.min(cfg.max_exemption)),
+                None => (now, cfg.max_exemption),
+            };
             let active = accounts.iter().find(|a| a.name == name).is_some_and(|a| {
-                e.standing_for(a.uid, now, cfg.max_exemption)
-                    == otp_core::store::exempt::Standing::Holds
+                e.standing_for(a.uid, at, max) == otp_core::store::exempt::Standing::Holds
             });
             (
                 name,

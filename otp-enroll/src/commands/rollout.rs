@@ -5,12 +5,14 @@
 //! file stores: root's `<state_dir>/pending/<user>` and
 //! `<state_dir>/exempt/<user>`), so a user under `store = "home"` can
 //! neither withdraw the one nor forge the other. The fleet's store keeps
-//! neither yet: refused before anything is touched.
+//! both in the database (the mark with the account's uid; the exemption
+//! granted by `admin_set_exemption` at the database's time, bounded by
+//! its own `max_exemption` as well as this config's).
 
-use otp_core::store::exempt::Exemption;
+use otp_core::store::exempt::Ask;
 
 use crate::audit::Actor;
-use crate::commands::lifecycle::{parse_date, refuse_under_postgresql};
+use crate::commands::lifecycle::parse_date;
 use crate::commands::status::format_utc;
 use crate::error::Error;
 use crate::output::{say, shown};
@@ -46,7 +48,6 @@ pub fn require_for(file: Option<&otp_core::secret_file::SecretFile>, now: u64) -
 }
 
 pub fn require(t: &Target, now: u64) -> Result<(), Error> {
-    refuse_under_postgresql(t, "require")?;
     let name = t.shown_name();
     let file = if store::exists(t)? {
         Some(store::read(t)?)
@@ -125,25 +126,29 @@ pub fn exempt(
     reason: Option<&str>,
     now: u64,
 ) -> Result<(), Error> {
-    refuse_under_postgresql(t, "exempt")?;
+    let asked = until.is_some();
     let until = exemption_end(until, now, t.config.max_exemption)?;
     let reason = reason.unwrap_or("").trim().to_string();
-    Exemption::check_reason(&reason).map_err(|why| Error::usage(format!("--reason: {why}")))?;
-    let e = Exemption {
-        until,
-        granted: now,
-        by: Actor::current().fields(),
-        reason,
-        uid: Some(t.account.uid),
-    };
-    t.store
-        .set_exemption(Some(&e))
+    otp_core::store::exempt::Exemption::check_reason(&reason)
+        .map_err(|why| Error::usage(format!("--reason: {why}")))?;
+    // The store's time decides (the fleet's: the database's clock and
+    // its own max_exemption, which may refuse what this host's allows).
+    let e = t
+        .store
+        .grant_exemption(&Ask {
+            until: asked.then_some(until),
+            now,
+            max: t.config.max_exemption,
+            by: Actor::current().fields(),
+            reason,
+            uid: t.account.uid,
+        })
         .map_err(|err| store::error(t, err))?;
     say!(
         "{}: no code asked until {} (granted {}{}).",
         t.shown_name(),
-        format_utc(until),
-        format_utc(now),
+        format_utc(e.until),
+        format_utc(e.granted),
         if e.reason.is_empty() {
             String::new()
         } else {
@@ -154,7 +159,6 @@ pub fn exempt(
 }
 
 pub fn unexempt(t: &Target) -> Result<(), Error> {
-    refuse_under_postgresql(t, "unexempt")?;
     let name = t.shown_name();
     if t.store
         .set_exemption(None)

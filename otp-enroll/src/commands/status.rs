@@ -73,9 +73,19 @@ pub struct ExemptionJson {
     active: bool,
 }
 
+/// The time and the longest exemption a login judges `t`'s exemption
+/// by: the fleet database's own (its clock; this config's maximum may
+/// only shorten its own), else this host's at `now`.
+fn judged_at(t: &Target, now: u64) -> (u64, u64) {
+    match t.store.exemption_judged_by() {
+        Some((at, max)) => (at, max.min(t.config.max_exemption)),
+        None => (now, t.config.max_exemption),
+    }
+}
+
 /// The user's exemption, for root (`None` for a plain user, or none).
 pub fn exemption(t: &Target) -> Option<Exemption> {
-    if !inventory::is_root() || t.config.store == otp_core::config::StoreKind::Postgresql {
+    if !inventory::is_root() {
         return None;
     }
     match t.store.exemption() {
@@ -91,8 +101,10 @@ pub fn exemption(t: &Target) -> Option<Exemption> {
 }
 
 pub fn exemption_json(t: &Target, now: u64) -> Option<ExemptionJson> {
-    exemption(t).map(|e| ExemptionJson {
-        active: e.standing_for(t.account.uid, now, t.config.max_exemption) == Standing::Holds,
+    let e = exemption(t)?;
+    let (at, max) = judged_at(t, now);
+    Some(ExemptionJson {
+        active: e.standing_for(t.account.uid, at, max) == Standing::Holds,
         until: e.until,
         granted: e.granted,
         by: e.by,
@@ -103,7 +115,8 @@ pub fn exemption_json(t: &Target, now: u64) -> Option<ExemptionJson> {
 /// One line on an exemption, for status and list.
 pub fn exemption_line(t: &Target, now: u64) -> Option<String> {
     let e = exemption(t)?;
-    let state = match e.standing_for(t.account.uid, now, t.config.max_exemption) {
+    let (at, max) = judged_at(t, now);
+    let state = match e.standing_for(t.account.uid, at, max) {
         Standing::Holds => "no code asked".to_string(),
         Standing::Ended => "ended".to_string(),
         Standing::TooLong { .. } => "ignored at login: longer than max_exemption".to_string(),

@@ -2,8 +2,8 @@
 //! learned clock drift; as root on the file stores, also the failure
 //! tally of a user without a token (`<state_dir>/unenrolled/<user>.toml`,
 //! see otp_core::unenrolled). Under `store = "postgresql"` that tally is
-//! the database's `pam_otp.unenrolled`, which the admin role has no
-//! function to clear yet: it is left to its rate limit's window.
+//! the database's `pam_otp.unenrolled`, cleared through the admin role
+//! (`admin_clear_unenrolled`; the audit row is unlock's).
 
 use std::path::Path;
 
@@ -19,8 +19,11 @@ use crate::target::Target;
 /// Forgets the tally of failures without a token: root's file, on the
 /// file stores; whether there was one.
 fn clear_unenrolled_tally(t: &Target) -> Result<bool, Error> {
-    if t.config.store == StoreKind::Postgresql || !crate::inventory::is_root() {
+    if !crate::inventory::is_root() {
         return Ok(false);
+    }
+    if t.config.store == StoreKind::Postgresql {
+        return t.store.clear_unenrolled().map_err(|e| store::error(t, e));
     }
     unenrolled::remove(Path::new(&t.config.state_dir), &t.account.name)
         .map_err(|e| Error::failed(crate::output::shown(&e.to_string())))
