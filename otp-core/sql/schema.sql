@@ -1396,19 +1396,21 @@ END
 $$;
 
 -- What each name holds and the uid it records (otp-enroll remove
--- --orphans compares it with the name service): 'record' (tokens),
--- 'pending_mark' (a mark without tokens), 'exemption', 'unenrolled_tally'
--- (which records no uid). Never a secret.
+-- --orphans compares it with the name service): 'record' (tokens, or a
+-- temporary code alone), 'pending_mark' (a mark without either),
+-- 'exemption', 'unenrolled_tally' (which records no uid). Never a secret.
 CREATE OR REPLACE FUNCTION pam_otp.admin_owners()
 RETURNS TABLE (name text, kind text, uid bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pam_otp, pg_temp
 AS $$
     SELECT * FROM (
-        SELECT u.name, CASE WHEN EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
-                            THEN 'record' ELSE 'pending_mark' END AS kind, u.uid
-          FROM pam_otp.users u
-         WHERE u.pending OR EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+        SELECT u.name, CASE WHEN r.held THEN 'record' ELSE 'pending_mark' END AS kind, u.uid
+          FROM pam_otp.users u,
+               LATERAL (SELECT EXISTS (SELECT 1 FROM pam_otp.tokens t WHERE t.username = u.name)
+                            OR EXISTS (SELECT 1 FROM pam_otp.temp_codes c WHERE c.username = u.name)
+                            AS held) r
+         WHERE u.pending OR r.held
         UNION ALL
         SELECT e.name, 'exemption', e.uid FROM pam_otp.exemptions e
         UNION ALL
@@ -1445,7 +1447,8 @@ BEGIN
         RETURN NULL;
     END IF;
     ids := ARRAY(SELECT t.id FROM pam_otp.tokens t WHERE t.username = p_user ORDER BY t.position);
-    IF (p_kind = 'record') <> (cardinality(ids) > 0) THEN
+    IF (p_kind = 'record') <> (cardinality(ids) > 0
+                               OR EXISTS (SELECT 1 FROM pam_otp.temp_codes c WHERE c.username = p_user)) THEN
         RETURN NULL;
     END IF;
     DELETE FROM pam_otp.users x WHERE x.name = p_user;

@@ -540,6 +540,22 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
     // A user without a token marked by require (with the uid).
     let mut marked = TestUser::new();
     enroll_ok(&web1, &marked.name, east, &["require"]);
+    // A record that holds a temporary code alone (the lost phone's token
+    // removed): a record all the same.
+    let mut coded = TestUser::new();
+    enroll_ok(
+        &web1,
+        &coded.name,
+        east,
+        &[
+            "token", "--serial", "OATH1", "--secret", KEY_HEX, "--code", &codes[0],
+        ],
+    );
+    enroll_ok(&web1, &coded.name, east, &["temp-code"]);
+    enroll_ok(&web1, &coded.name, east, &["remove", "--token", "OATH1"]);
+    let old_c = coded.uid;
+    coded.recycle();
+    let c = coded.name.as_str();
     let old = user.uid;
     user.recycle();
     assert_ne!(user.uid, old);
@@ -621,6 +637,7 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
         format!("{u}:exemption:{old}"),
         format!("{u}:record:{old}"),
         format!("{m}:pending_mark:{old_m}"),
+        format!("{c}:record:{old_c}"),
     ];
     want.sort();
     assert_eq!(removed, want, "{doc}");
