@@ -164,6 +164,11 @@ pub enum Note {
         user: String,
         set: bool,
     },
+    /// The failures counted for an account without a token were
+    /// forgotten (`unlock`): its line says `lockout=cleared` too.
+    UnenrolledCleared {
+        user: String,
+    },
     /// An exemption granted (`until`, Unix seconds, and the reason) or
     /// withdrawn (`None`).
     Exemption {
@@ -306,6 +311,9 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
             Note::Pending { user, set } => {
                 users.entry(user.clone()).or_default().pending = Some(*set)
             }
+            Note::UnenrolledCleared { user } => {
+                users.entry(user.clone()).or_default().lockout_cleared = true
+            }
             Note::Exemption { user, granted } => {
                 users.entry(user.clone()).or_default().exemption = Some(granted.clone())
             }
@@ -401,6 +409,15 @@ pub fn lines(command: &str, notes: &[Note], exit: i32, actor: &Actor) -> Vec<Str
         ));
     }
     out
+}
+
+/// Whether the command has changed anything so far: what decides, for
+/// the syslog line and the fleet's audit row alike, that there is a
+/// change to record (`new --if-missing` beside a record, `unlock` of a
+/// user with nothing to unlock, `unexempt` without an exemption change
+/// nothing).
+pub fn changed_anything() -> bool {
+    !journal().notes.is_empty()
 }
 
 /// Writes out what the command changed (nothing when it changed
@@ -587,7 +604,13 @@ impl AdminStore for Audited {
     }
 
     fn clear_unenrolled(&self) -> Result<bool, StoreError> {
-        self.inner.clear_unenrolled()
+        let cleared = self.inner.clear_unenrolled()?;
+        if cleared {
+            note(Note::UnenrolledCleared {
+                user: self.user.clone(),
+            });
+        }
+        Ok(cleared)
     }
 
     fn exemption_judged_by(&self) -> Option<(u64, u64)> {

@@ -86,7 +86,9 @@ pub fn run(t: &Target, command: Command, now: u64) -> Result<i32, Error> {
         | Command::Help(_)
         | Command::Generate(_) => {}
     }
-    if let Some(change) = change {
+    // The fleet's audit row, for a command that changed something (the
+    // same notes as the syslog line's).
+    if let Some(change) = change.filter(|_| crate::audit::changed_anything()) {
         audit::record(t, &change)?;
     }
     Ok(0)
