@@ -237,6 +237,22 @@ pub enum TempCodeGone {
     Expired(u64),
 }
 
+impl TempCodeGone {
+    /// Why a code that expires at `expires` with `uses_left` accepts
+    /// nothing at `now` (expiry first: an expired code is expired however
+    /// many uses it had), or `None` when it is live. The one rule, for
+    /// the record's code and for a census's summary of it.
+    pub fn at(expires: u64, uses_left: u32, now: u64) -> Option<TempCodeGone> {
+        if now >= expires {
+            Some(TempCodeGone::Expired(expires))
+        } else if uses_left == 0 {
+            Some(TempCodeGone::UsedUp)
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for TempCodeGone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -276,13 +292,7 @@ impl TempCode {
     /// Why it accepts nothing at Unix time `now`, or `None` when it is
     /// live: uses left and `now < expires`.
     pub fn gone_at(&self, now: u64) -> Option<TempCodeGone> {
-        if now >= self.expires {
-            Some(TempCodeGone::Expired(self.expires))
-        } else if self.uses_left == 0 {
-            Some(TempCodeGone::UsedUp)
-        } else {
-            None
-        }
+        TempCodeGone::at(self.expires, self.uses_left, now)
     }
 
     pub fn live_at(&self, now: u64) -> bool {

@@ -90,13 +90,7 @@ impl TempCodeSummary {
 
     /// Why it accepts nothing at `now` (see [`TempCode::gone_at`]).
     pub fn gone_at(&self, now: u64) -> Option<TempCodeGone> {
-        if now >= self.expires {
-            Some(TempCodeGone::Expired(self.expires))
-        } else if self.uses_left == 0 {
-            Some(TempCodeGone::UsedUp)
-        } else {
-            None
-        }
+        TempCodeGone::at(self.expires, self.uses_left, now)
     }
 
     /// "active", "used_up" or "expired" at `now`.
