@@ -321,6 +321,14 @@ fn system_report_reads_root_files_and_names_users_without_an_account() {
     write("gone", &one_token());
     write_mode(&users.join("broken.toml"), "this is not toml [", 0o600);
     s.mark("alice");
+    // A deleted account's mark (uid 30999) under carol's name, given to a
+    // new account: a login counts it as no mark, and so does the report.
+    s.mark("carol");
+    write_mode(
+        &s.state().join("pending").join("carol"),
+        "# reset\nuid = 30999\n",
+        0o600,
+    );
 
     let (code, r) = s.json(&[]);
     assert_eq!(code, 1, "{r:#}");

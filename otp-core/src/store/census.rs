@@ -271,13 +271,20 @@ pub(super) fn names_in(state_dir: &Path, sub: &str) -> Result<Vec<String>, Store
 
 /// The users with an "enroll at next login" mark, each checked as a login
 /// checks it.
-fn marked(state_dir: &Path) -> Result<Vec<String>, StoreError> {
+fn marked(state_dir: &Path, accounts: &[Account]) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     for name in names_in(state_dir, PENDING_DIR)? {
         if !account::plausible_user_name(&name) {
             continue;
         }
-        let mark = Mark::new(state_dir, &name);
+        // As a login sees it: the mark of a deleted account whose name
+        // was given again is no mark for the new one (remove --orphans
+        // lists it); a name that is no account keeps its mark (the report
+        // says "no account").
+        let mark = match accounts.iter().find(|a| a.name == name) {
+            Some(a) => Mark::new(state_dir, &name).of_uid(a.uid),
+            None => Mark::new(state_dir, &name),
+        };
         match mark.is_set() {
             Ok(true) => out.push(name),
             Ok(false) => {}
@@ -314,7 +321,7 @@ impl Census for SystemCensus {
     /// (the name deleted and made again) is unreadable, and says why.
     fn census(&self, accounts: &[Account], _: Duration) -> Result<Vec<Known>, StoreError> {
         let state_dir = Path::new(&self.cfg.state_dir);
-        let marks = marked(state_dir)?;
+        let marks = marked(state_dir, accounts)?;
         let mut out = Vec::new();
         for file in names_in(state_dir, USERS_DIR)? {
             let Some(name) = file.strip_suffix(".toml") else {
@@ -377,7 +384,7 @@ impl Census for HomeCensus {
     }
 
     fn census(&self, accounts: &[Account], per_user: Duration) -> Result<Vec<Known>, StoreError> {
-        let marks = marked(Path::new(&self.cfg.state_dir))?;
+        let marks = marked(Path::new(&self.cfg.state_dir), accounts)?;
         let mut out = Vec::with_capacity(accounts.len());
         let mut stuck = 0usize;
         for a in accounts {
