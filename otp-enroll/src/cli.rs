@@ -454,17 +454,19 @@ pub enum InventoryCommand {
     /// entry skipped for a problem), 2 bad arguments.
     #[command(verbatim_doc_comment)]
     Import(ImportOpts),
-    /// serial, type, digits, period or counter, user, import date and source
+    /// serial, type, digits, period or counter, user, dates and source
     ///
     /// A table of serial, type, digits, period or counter, the user a token
-    /// is assigned to (- for none), import date and source file of every
-    /// token. Seeds are never shown.
+    /// is assigned to (- for none), import date, the vendor file's validity
+    /// (FROM..UNTIL, "from FROM", "until UNTIL", or - when it gave none;
+    /// days in UTC) and source file of every token. Seeds are never shown.
     ///
     /// --json (see JSON OUTPUT): "schema": "otp-enroll.inventory-list/1",
     /// "location" (where the inventory is), "unassigned_only", and
     /// "tokens", each with "serial", "type", "algorithm", "digits",
-    /// "period" (TOTP) and "counter" (HOTP), "assigned_to", "imported"
-    /// and "source".
+    /// "period" (TOTP) and "counter" (HOTP), "assigned_to", "imported",
+    /// "not_before" and "expires" (Unix seconds, expires exclusive; null
+    /// when the file gave none) and "source".
     #[command(verbatim_doc_comment)]
     List {
         /// Only the tokens not assigned to a user.

@@ -1648,6 +1648,30 @@ fn vendor_files_read_as_python_pskc_reads_them() {
             "{file}"
         );
         assert!(stored.len() >= n, "{file}");
+        if file == "policy.xml" && !args.contains(&"--replace") {
+            // The vendor's dates show in the list, as import said them.
+            let list = ok(&inv.run(&["list"]));
+            let row = list
+                .lines()
+                .find(|l| l.starts_with("POL-DATES "))
+                .unwrap_or_else(|| panic!("{list}"));
+            assert!(row.contains(" 2019-12-31..2100-01-01 "), "{list}");
+            let head = list.lines().next().unwrap_or_default();
+            assert!(head.contains(" VALID "), "{list}");
+            let local = list.lines().find(|l| l.starts_with("POL-LOCAL "));
+            assert!(local.is_some_and(|l| l.contains(" - ")), "{list}");
+            let v: serde_json::Value =
+                serde_json::from_str(&ok(&inv.run(&["list", "--json"]))).unwrap();
+            let dated = v["tokens"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["serial"] == "POL-DATES"))
+                .unwrap_or_else(|| panic!("{v}"));
+            assert_eq!(
+                (dated["not_before"].as_u64(), dated["expires"].as_u64()),
+                (Some(1_577_829_600), Some(4_102_459_200)),
+                "{dated}"
+            );
+        }
         if file == "policy.xml" && args.contains(&"--ignore-pin-policy") {
             // HOTP with SHA-256 (8 digits) and SHA-512: python's code
             // associates each token (the inventory's look-ahead is not

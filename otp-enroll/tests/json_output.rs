@@ -241,12 +241,14 @@ fn inventory_list_has_every_entry_exactly() {
                 {
                     "serial": "INV-1", "type": "hotp", "algorithm": "SHA1", "digits": 6,
                     "period": null, "counter": 6, "assigned_to": "alice",
-                    "imported": imported(0), "source": "vendor.csv",
+                    "imported": imported(0), "not_before": null, "expires": null,
+                    "source": "vendor.csv",
                 },
                 {
                     "serial": "INV-2", "type": "totp", "algorithm": "SHA1", "digits": 8,
                     "period": 60, "counter": null, "assigned_to": null,
-                    "imported": imported(1), "source": "vendor.csv",
+                    "imported": imported(1), "not_before": null, "expires": null,
+                    "source": "vendor.csv",
                 },
             ],
         })

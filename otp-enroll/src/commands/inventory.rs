@@ -269,6 +269,11 @@ struct EntryJson {
     assigned_to: Option<String>,
     /// When it was imported.
     imported: u64,
+    /// The vendor file's start and expiry dates (Unix seconds; null when
+    /// it gave none): they become the token's `not_before` and `expires`
+    /// when it is assigned.
+    not_before: Option<u64>,
+    expires: Option<u64>,
     /// The name of the file it was imported from.
     source: String,
 }
@@ -298,6 +303,8 @@ fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
                         counter: (!totp).then_some(e.token.counter),
                         assigned_to: e.assigned_to.clone(),
                         imported: e.imported,
+                        not_before: e.token.not_before,
+                        expires: e.token.expires,
                         source: e.source.clone(),
                     }
                 })
@@ -315,7 +322,8 @@ fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
         );
         return Ok(());
     }
-    let cells: Vec<[String; 7]> = rows
+    let day = |t: u64| format_utc(t).get(..10).unwrap_or_default().to_string();
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|e| {
             [
@@ -327,10 +335,13 @@ fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
                     OtpKind::Hotp => format!("counter {}", e.token.counter),
                 },
                 e.assigned_to.as_deref().map_or_else(|| "-".into(), shown),
-                format_utc(e.imported)
-                    .get(..10)
-                    .unwrap_or_default()
-                    .to_string(),
+                day(e.imported),
+                match (e.token.not_before, e.token.expires) {
+                    (None, None) => "-".into(),
+                    (Some(from), None) => format!("from {}", day(from)),
+                    (None, Some(to)) => format!("until {}", day(to)),
+                    (Some(from), Some(to)) => format!("{}..{}", day(from), day(to)),
+                },
                 shown(&e.source),
             ]
         })
@@ -342,6 +353,7 @@ fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
         "PERIOD/COUNTER",
         "ASSIGNED TO",
         "IMPORTED",
+        "VALID",
         "SOURCE",
     ];
     let mut widths = head.map(str::len);
@@ -350,7 +362,7 @@ fn list(cfg: &Config, unassigned: bool, as_json: bool) -> Result<(), Error> {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cols: [&str; 7]| {
+    let line = |cols: [&str; 8]| {
         let mut out = String::new();
         for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
             if i + 1 == cols.len() {
