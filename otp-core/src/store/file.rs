@@ -7,6 +7,7 @@
 //! | `home` | the `secret` template | the user's | the user's home |
 //! | `system` | `<state_dir>/users/<user>.toml` | root's | `state_dir` |
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -43,6 +44,11 @@ pub struct FileStore {
     /// against the one a record holds (`SecretFile::uid`); `None` when no
     /// account is known (a census) or in the user's own home.
     uid: Option<u32>,
+    /// The record as `presence` read it (under its lock, parsed, its uid
+    /// checked), for `grace`, which a login asks right after, before any
+    /// prompt: parsing the file is most of what reading it costs. Never
+    /// used after a prompt (`verify` and `shape` read afresh).
+    before_prompt: RefCell<Option<SecretFile>>,
 }
 
 impl FileStore {
@@ -62,6 +68,7 @@ impl FileStore {
                 user: account.name.clone(),
                 now: 0,
                 uid: Some(account.uid),
+                before_prompt: RefCell::new(None),
             },
             StoreKind::Home | StoreKind::Postgresql => {
                 let template = secret.unwrap_or(&cfg.secret);
@@ -79,6 +86,7 @@ impl FileStore {
                     user: account.name.clone(),
                     now: 0,
                     uid: None,
+                    before_prompt: RefCell::new(None),
                 }
             }
         }
@@ -103,6 +111,7 @@ impl FileStore {
             state_dir,
             now: 0,
             uid: None,
+            before_prompt: RefCell::new(None),
         }
     }
 
@@ -295,8 +304,13 @@ impl LoginStore for FileStore {
         // A record that holds only a temporary code used up or expired is
         // no token. Anything that cannot be read counts as tokens: the
         // open after the prompt reports it.
-        if present && self.read().map_or(true, |f| f.has_token_at(self.now)) {
-            return Ok(Presence::Tokens);
+        if present {
+            let read = self.read();
+            let tokens = read.as_ref().map_or(true, |f| f.has_token_at(self.now));
+            *self.before_prompt.borrow_mut() = read.ok();
+            if tokens {
+                return Ok(Presence::Tokens);
+            }
         }
         match self.mark.state() {
             Ok(MarkState::Set) => Ok(Presence::Pending),
@@ -325,6 +339,8 @@ impl LoginStore for FileStore {
         origin: &Origin<'_>,
     ) -> Result<Verdict, StoreError> {
         let now = self.now;
+        // After the prompt: what presence read may be stale now.
+        self.before_prompt.take();
         let mut record = self.read_locked()?;
         let verdict = verify::verify(&mut record.file, code, policy, now);
         if !verdict.changes_state() {
@@ -353,14 +369,12 @@ impl LoginStore for FileStore {
     }
 
     fn grace(&self, from: IpAddr, service: &str, period: u64) -> Result<Option<u64>, StoreError> {
-        let record = self.read_locked()?;
-        Ok(grace::granted_at(
-            &record.file.state,
-            from,
-            service,
-            period,
-            self.now,
-        ))
+        let granted =
+            |file: &SecretFile| grace::granted_at(&file.state, from, service, period, self.now);
+        if let Some(file) = self.before_prompt.borrow().as_ref() {
+            return Ok(granted(file));
+        }
+        Ok(granted(&self.read_locked()?.file))
     }
 
     fn create(&self, file: &SecretFile) -> Result<(), StoreError> {
