@@ -27,7 +27,7 @@ use std::process::Command;
 
 use testkit::harness::hotp_codes;
 use testkit::pg::{helper_line, DebianCluster};
-use testkit::phone::{with_phone, Phone, User as PhoneUser, CONFIRM_OPTIONAL};
+use testkit::phone::{with_phone, Phone, User as PhoneUser, CONFIRM, CONFIRM_OPTIONAL};
 use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
 use testkit::{
     binary_path, now, run_in_pty, run_ok, set_mode, test_root, unique_id, PamService, PtyRun,
@@ -519,15 +519,21 @@ fn decision(lines: &[String]) -> String {
         .unwrap_or_else(|| panic!("no decision line in {lines:#?}"))
 }
 
-/// `otp-enroll --config CONFIG ARGS` as root, `TZ` far; stdout.
+/// `otp-enroll --config CONFIG ARGS` as root, `TZ` far.
+fn otp_enroll_run(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary_path("otp-enroll"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("TZ", FAR)
+        .output()
+        .unwrap()
+}
+
+/// [`otp_enroll_run`], which must succeed; stdout.
 fn otp_enroll(config: &Path, args: &[&str]) -> String {
-    let out = run_ok(
-        Command::new(binary_path("otp-enroll"))
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env("TZ", FAR),
-    );
+    let out = otp_enroll_run(config, args);
+    assert!(out.status.success(), "otp-enroll {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -574,8 +580,11 @@ fn json_state(json: &str, user: &TestUser) -> String {
 /// then needs a code on web2. After it: `missing = "deny"` refuses a user
 /// without a token, except from the office's addresses, whose rule has
 /// the later date. `otp-enroll report` (and `--json`) before and after,
-/// and the audit of the enrollment. `TZ` far in the caller's environment
-/// changes nothing. Run with `--nocapture` it prints what the guide
+/// and the audit of the enrollment. Then the exceptions
+/// ([`exceptions_after_the_deadline`]): `exempt` on one host lets a user
+/// in with his password alone on the other, `unexempt` ends it, `require`
+/// has a user set up a token at his next login. `TZ` far in the caller's
+/// environment changes nothing. Run with `--nocapture` it prints what the guide
 /// quotes.
 #[test]
 #[ignore = "needs root: make test"]
@@ -809,4 +818,185 @@ fn the_fleet_rollout_runs_as_the_guide_shows() {
             && l.contains("db_role=\"web2\"")),
         "{audit}"
     );
+
+    exceptions_after_the_deadline(&fleet.cluster, web1, web2, &named);
+}
+
+/// The guide's exceptions, after the deadline (`missing = "deny"` applies
+/// to whoever is left): root on web1 exempts bob, refused past the
+/// database's `max_exemption`; bob logs in on web2 with his password alone
+/// (logged with who granted it and why) and `status` and `report` show it;
+/// `unexempt` and he is refused again. dave, refused since the deadline,
+/// is marked by `require` and set up a token at his next login on web2,
+/// which he could not skip.
+fn exceptions_after_the_deadline(
+    cluster: &DebianCluster,
+    web1: &RolloutHost,
+    web2: &RolloutHost,
+    named: &[(&str, &TestUser)],
+) {
+    const DAY: u64 = 86_400;
+    let admin = &web1.pam.config_file;
+    let [bob, dave] = ["bob", "dave"].map(|n| {
+        named
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map(|(_, u)| *u)
+            .unwrap()
+    });
+
+    // Longer than the database's max_exemption (30 days): refused.
+    let over = otp_enroll_run(
+        admin,
+        &[
+            "--user",
+            &bob.name,
+            "exempt",
+            "--until",
+            &at_plus_14(now() + 40 * DAY),
+        ],
+    );
+    let said = String::from_utf8_lossy(&over.stderr);
+    assert_eq!(over.status.code(), Some(1), "{over:?}");
+    assert!(said.contains("max_exemption (30 days)"), "{said}");
+    assert!(said.contains("nothing was changed"), "{said}");
+    eprintln!("--- exempt bob for 40 days\n{said}");
+    // And lowered by the database's owner, the database refuses what the
+    // host's config would allow.
+    cluster.psql_as_postgres("pam_otp", "UPDATE pam_otp.settings SET max_exemption = 14");
+    let over = otp_enroll_run(
+        admin,
+        &[
+            "--user",
+            &bob.name,
+            "exempt",
+            "--until",
+            &at_plus_14(now() + 20 * DAY),
+        ],
+    );
+    let said = String::from_utf8_lossy(&over.stderr);
+    assert_eq!(over.status.code(), Some(1), "{over:?}");
+    assert!(
+        said.contains("max_exemption (14 days in the database)"),
+        "{said}"
+    );
+    eprintln!("--- exempt bob for 20 days, the database's max_exemption 14\n{said}");
+    cluster.psql_as_postgres("pam_otp", "UPDATE pam_otp.settings SET max_exemption = 30");
+
+    // bob's phone is on order: exempt for two weeks, granted on web1.
+    let until = now() + 14 * DAY;
+    let out = otp_enroll(
+        admin,
+        &[
+            "--user",
+            &bob.name,
+            "exempt",
+            "--until",
+            &at_plus_14(until),
+            "--reason",
+            "phone on order",
+        ],
+    );
+    let shown_until = otp_core::date::format_unix(until);
+    let no_code = format!(
+        "no code asked until {} {} UTC",
+        &shown_until[..10],
+        &shown_until[11..16]
+    );
+    assert!(out.contains(&no_code), "{out}");
+    assert!(out.contains("reason: phone on order"), "{out}");
+    eprintln!("--- exempt bob\n{out}");
+
+    // On web2, after the deadline: his password alone, no code asked.
+    let (run, _, log) = web2.login(bob, ELSEWHERE, true);
+    assert!(run.success, "{run:#?}\n{log:#?}");
+    assert!(!run.output.contains(PROMPT), "{}", run.output);
+    assert!(
+        run.output.contains(&format!(
+            "No verification code is asked of this account until {shown_until} (an administrator's exemption)."
+        )),
+        "{}",
+        run.output
+    );
+    let line = decision(&log);
+    assert!(
+        line.contains(&format!("no code needed: exempt until {shown_until}"))
+            && line.contains(r#"by db_role=\x22ops\x22 uid=0"#)
+            && line.contains("reason: phone on order"),
+        "{line}"
+    );
+    eprintln!(
+        "--- bob on web2, exempt\n{}\n--- log\n{}",
+        run.output,
+        log.join("\n")
+    );
+
+    // status and report show it (on either host: the database's).
+    let status = otp_enroll_run(&web2.pam.config_file, &["--user", &bob.name, "status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("exempt until"), "{status}");
+    assert!(status.contains("phone on order"), "{status}");
+    eprintln!("--- status of bob\n{status}");
+    let report = otp_enroll(admin, &["report"]);
+    let row = report_rows(&report, &[("bob", bob)]);
+    assert!(
+        row.contains("exempt until") && row.contains("phone on order"),
+        "{row}"
+    );
+    eprintln!("--- report, bob exempt\n{row}");
+    let json = otp_enroll(admin, &["report", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let bob_row = v["users"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["user"] == bob.name.as_str()))
+        .unwrap_or_else(|| panic!("bob not in {json}"));
+    assert_eq!(bob_row["exemption"]["until"], until, "{bob_row}");
+    assert_eq!(bob_row["exemption"]["active"], true, "{bob_row}");
+    eprintln!("--- report --json, bob\n{bob_row}");
+
+    // unexempt (on web2 this time): a code is asked again, and refused.
+    let out = otp_enroll(&web2.pam.config_file, &["--user", &bob.name, "unexempt"]);
+    assert!(out.contains("exemption withdrawn"), "{out}");
+    eprintln!("--- unexempt bob\n{out}");
+    let (run, log) = web2.login_with_code(bob, ELSEWHERE, "123456");
+    assert!(!run.success, "{run:#?}");
+    let line = decision(&log);
+    assert!(line.contains("missing = deny"), "{line}");
+    assert!(!line.contains("exempt"), "{line}");
+    eprintln!("--- bob on web2, unexempt\n--- log\n{line}");
+
+    // require: dave, refused since the deadline, sets up a token at his
+    // next login, and may not skip it.
+    let out = otp_enroll(admin, &["--user", &dave.name, "require"]);
+    assert!(
+        out.contains(
+            "will set up a token at the next login, whatever missing and enforce_after say"
+        ),
+        "{out}"
+    );
+    eprintln!("--- require dave\n{out}");
+    let (run, phone, log) = web2.login(dave, ELSEWHERE, true);
+    assert!(run.success, "{run:#?}\n{log:#?}");
+    assert_eq!(phone.scanned.len(), 1, "{run:#?}");
+    assert!(run.output.contains(CONFIRM), "{}", run.output);
+    assert!(!run.output.contains(CONFIRM_OPTIONAL), "{}", run.output);
+    assert!(!run.output.contains("required from"), "{}", run.output);
+    // (The log says he enrolled, not why he was asked.)
+    assert!(
+        log.iter()
+            .any(|l| l.contains("result=success reason=\"enrollment at login confirmed")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("enrolled at login: the stack succeeded")),
+        "{log:#?}"
+    );
+    eprintln!(
+        "--- dave on web2, required\n{}\n--- log\n{}",
+        run.output,
+        log.join("\n")
+    );
+    let json = otp_enroll(admin, &["report", "--json"]);
+    assert_eq!(json_state(&json, dave), "enrolled", "{json}");
 }
