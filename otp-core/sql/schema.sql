@@ -1281,6 +1281,16 @@ BEGIN
 END
 $$;
 
+-- Unix seconds as an admin reads a time, in UTC (RFC 3339, as
+-- otp-enroll prints them), for messages; whatever the session's TimeZone.
+CREATE OR REPLACE FUNCTION pam_otp.utc_text(p bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pam_otp, pg_temp
+AS $$
+    SELECT to_char(to_timestamp(p) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
 -- ---- exemptions (version 3) ----------------------------------------------
 
 -- Grants `p_user` (the account of uid `p_uid`) an exemption at `p_now`
@@ -1319,12 +1329,13 @@ BEGIN
         longest := least(longest, p_now + greatest(p_max, 0));
     END IF;
     IF p_until IS NOT NULL AND p_until <= p_now THEN
-        RAISE EXCEPTION 'the end of the exemption (%) is not after the database''s now (%)', p_until, p_now
-            USING ERRCODE = '22023';
+        RAISE EXCEPTION 'the end of the exemption (%) is not after the database''s now (%)',
+            pam_otp.utc_text(p_until), pam_otp.utc_text(p_now) USING ERRCODE = '22023';
     END IF;
     IF p_until IS NOT NULL AND p_until > longest THEN
         RAISE EXCEPTION 'the end of the exemption (%) is more than max_exemption (% days in the database) after it is granted (%): the longest is %',
-            p_until, days, p_now, longest USING ERRCODE = '22023';
+            pam_otp.utc_text(p_until), days, pam_otp.utc_text(p_now), pam_otp.utc_text(longest)
+            USING ERRCODE = '22023';
     END IF;
     IF longest <= p_now THEN
         RAISE EXCEPTION 'exemptions are off (max_exemption = 0)' USING ERRCODE = '22023';

@@ -116,6 +116,17 @@ fn the_database_grants_bounds_and_gives_an_exemption_around_its_end() {
         stderr(&over).contains("more than max_exemption"),
         "{over:?}"
     );
+    // Said with times an admin reads, in UTC whatever the session's zone.
+    let utc = otp_core::date::format_unix;
+    assert!(
+        stderr(&over).contains(&format!(
+            "({}) is more than max_exemption (30 days in the database) after it is granted ({}): the longest is {}",
+            utc(longest + 1),
+            utc(g),
+            utc(longest)
+        )),
+        "{over:?}"
+    );
     assert_eq!(
         pg.psql_ok("SELECT until FROM pam_otp.exemptions WHERE name = 'bob'"),
         longest.to_string(),
