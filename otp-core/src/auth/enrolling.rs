@@ -70,6 +70,7 @@ pub enum EnrollReason {
     },
     /// Confirmed; saved by `pam_sm_setcred` once the stack has succeeded.
     Deferred {
+        why: Why,
         decision: Decision,
     },
     /// `pam_sm_setcred` saved (or could not save) a deferred token.
@@ -204,11 +205,12 @@ impl fmt::Display for EnrollReason {
                 f,
                 "enrollment at login confirmed, nothing saved or kept: no account; {decision}"
             ),
-            EnrollReason::Deferred { decision } => write!(
+            EnrollReason::Deferred { why, decision } => write!(
                 f,
-                "enrollment at login confirmed; the token is saved only once the whole stack has \
-                 succeeded (pam_setcred), as the password module's answer shows only then; \
-                 {decision}"
+                "{}: enrollment at login confirmed; the token is saved only once the whole stack \
+                 has succeeded (pam_setcred), as the password module's answer shows only then; \
+                 {decision}",
+                why_enrolled(*why)
             ),
             EnrollReason::Committed { location } => write!(
                 f,
@@ -351,7 +353,7 @@ impl Flow<'_, '_> {
             })) {
                 Ok(()) => (
                     Outcome::Success,
-                    Reason::Enroll(EnrollReason::Deferred { decision }),
+                    Reason::Enroll(EnrollReason::Deferred { why, decision }),
                 ),
                 Err(_) => self.unavailable(Reason::KeepCode),
             },

@@ -626,3 +626,32 @@ fn a_spent_temporary_code_alone_gives_way_to_enrollment_at_login() {
     assert_eq!(file.tokens[0].key, phone.key());
     assert_eq!(file.temp_code, None, "the spent code went with the record");
 }
+
+/// Behind a password module (the token waits for pam_setcred), the log
+/// line still says why the login enrolls: an administrator's reset or
+/// require, or `missing = "enroll"`.
+#[test]
+fn a_deferred_enrollment_says_why() {
+    let w = World::new("missing = \"deny\"\n");
+    let account = w.lookup()("alice").unwrap().unwrap();
+    let cfg = config::load(w.config.to_str().unwrap()).unwrap();
+    store::admin(&cfg, &account, None)
+        .set_pending(true)
+        .unwrap();
+    let mut phone = Phone::new(0).with_authtok("hunter2");
+    let r = login(&w, "alice", &[], &mut phone);
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let said = r.reason.to_string();
+    assert!(
+        said.contains("enrollment pending") && said.contains("pam_setcred"),
+        "{said}"
+    );
+
+    let w = World::new("missing = \"enroll\"\n");
+    let mut phone = Phone::new(0).with_authtok("hunter2");
+    let said = login(&w, "alice", &[], &mut phone).reason.to_string();
+    assert!(
+        said.contains("no token, missing = enroll") && said.contains("pam_setcred"),
+        "{said}"
+    );
+}
