@@ -981,10 +981,12 @@ fn exceptions_after_the_deadline(
     assert!(run.output.contains(CONFIRM), "{}", run.output);
     assert!(!run.output.contains(CONFIRM_OPTIONAL), "{}", run.output);
     assert!(!run.output.contains("required from"), "{}", run.output);
-    // (The log says he enrolled, not why he was asked.)
+    // The log says he enrolled, and why: require's mark.
     assert!(
-        log.iter()
-            .any(|l| l.contains("result=success reason=\"enrollment at login confirmed")),
+        log.iter().any(|l| l.contains(
+            "result=success reason=\"enrollment pending (otp-enroll reset or require): \
+             enrollment at login confirmed"
+        )),
         "{log:#?}"
     );
     assert!(
