@@ -4,6 +4,8 @@
 //! namespace (`unshare -m`) where `/dev` is a fresh tmpfs holding the usual
 //! character devices and, bind-mounted at `/dev/log`, that socket. The
 //! host's `/dev` is never touched and the namespace dies with pamtester.
+//! [`logged_run_in_zone`] does the same with the caller's `TZ`, and
+//! [`only_decision`] / [`last_decision`] pick the module's decision line.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -105,6 +107,60 @@ pub fn logged_ops(
     input: &str,
     ops: &[&str],
 ) -> (PamRun, Vec<String>) {
+    logged(svc, sink, user, rhost, input, ops, None)
+}
+
+/// [`logged_run`] (no rhost) with `TZ=tz` in pamtester's environment: for
+/// the tests that show the caller's zone changes nothing in the module
+/// (the file stores' and the fleet database's lifecycle, temporary codes,
+/// rollout and exemptions).
+pub fn logged_run_in_zone(
+    svc: &PamService,
+    sink: &LogSink,
+    user: &str,
+    tz: &str,
+    input: &str,
+) -> (PamRun, Vec<String>) {
+    logged(svc, sink, user, None, input, &["authenticate"], Some(tz))
+}
+
+/// The one decision line (` result=`) among `lines`, which must hold
+/// exactly one (one login, one decision), and which never holds the digits
+/// `typed` (the code is never logged).
+pub fn only_decision(lines: &[String], typed: &str) -> String {
+    let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
+    assert_eq!(decisions.len(), 1, "{lines:#?}");
+    let line = decisions[0].clone();
+    let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        digits.is_empty() || !line.contains(&digits),
+        "the code is never logged: {line}"
+    );
+    line
+}
+
+/// The last decision line (` result=`) among `lines`, or "" when there is
+/// none: for the tests whose logins may log more than one line or none
+/// (an exemption, an offered enrollment) and that check the line's words
+/// themselves.
+pub fn last_decision(lines: &[String]) -> String {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.contains(" result="))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn logged(
+    svc: &PamService,
+    sink: &LogSink,
+    user: &str,
+    rhost: Option<&str>,
+    input: &str,
+    ops: &[&str],
+    tz: Option<&str>,
+) -> (PamRun, Vec<String>) {
     let make = || {
         // pam_wrapper is preloaded into pamtester only (see
         // crate::PamService::pamtester_argv), not unshare or the shell.
@@ -113,6 +169,10 @@ pub fn logged_ops(
             .arg(NAMESPACE_SCRIPT)
             .arg(&sink.path)
             .args(svc.pamtester_argv(user, rhost, ops));
+        // unshare, the shell and env hand it on to pamtester.
+        if let Some(tz) = tz {
+            cmd.env("TZ", tz);
+        }
         cmd
     };
     let run = crate::run_pam_retrying(make, input);
