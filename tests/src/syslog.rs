@@ -107,7 +107,7 @@ pub fn logged_ops(
     input: &str,
     ops: &[&str],
 ) -> (PamRun, Vec<String>) {
-    logged(svc, sink, user, rhost, input, ops, None)
+    logged(sink, || in_namespace(svc, sink, user, rhost, ops), input)
 }
 
 /// [`logged_run`] (no rhost) with `TZ=tz` in pamtester's environment: for
@@ -121,7 +121,13 @@ pub fn logged_run_in_zone(
     tz: &str,
     input: &str,
 ) -> (PamRun, Vec<String>) {
-    logged(svc, sink, user, None, input, &["authenticate"], Some(tz))
+    let make = || {
+        let mut cmd = in_namespace(svc, sink, user, None, &["authenticate"]);
+        // unshare, the shell and env hand it on to pamtester.
+        cmd.env("TZ", tz);
+        cmd
+    };
+    logged(sink, make, input)
 }
 
 /// The one decision line (` result=`) among `lines`, which must hold
@@ -152,29 +158,26 @@ pub fn last_decision(lines: &[String]) -> String {
         .unwrap_or_default()
 }
 
-fn logged(
+/// pamtester (`ops`) in a private mount namespace whose `/dev/log` is `sink`.
+fn in_namespace(
     svc: &PamService,
     sink: &LogSink,
     user: &str,
     rhost: Option<&str>,
-    input: &str,
     ops: &[&str],
-    tz: Option<&str>,
-) -> (PamRun, Vec<String>) {
-    let make = || {
-        // pam_wrapper is preloaded into pamtester only (see
-        // crate::PamService::pamtester_argv), not unshare or the shell.
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(svc.pamtester_argv(user, rhost, ops));
-        // unshare, the shell and env hand it on to pamtester.
-        if let Some(tz) = tz {
-            cmd.env("TZ", tz);
-        }
-        cmd
-    };
+) -> Command {
+    // pam_wrapper is preloaded into pamtester only (see
+    // crate::PamService::pamtester_argv), not unshare or the shell.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(NAMESPACE_SCRIPT)
+        .arg(&sink.path)
+        .args(svc.pamtester_argv(user, rhost, ops));
+    cmd
+}
+
+/// Runs what `make` makes, answering `input`; the run and the lines logged.
+fn logged(sink: &LogSink, make: impl Fn() -> Command, input: &str) -> (PamRun, Vec<String>) {
     let run = crate::run_pam_retrying(make, input);
     // Whatever happened in the namespace, pamtester itself must have run
     // and given its verdict (on stdout for a success, stderr otherwise);
