@@ -37,7 +37,8 @@
 //! of a path (taken without moving its access time; compare
 //! `.ignoring_atime()` where a read is allowed), [`harness::RootDir`], the
 //! lock table, this thread's file-system identity, and the one
-//! pseudo-random generator, [`harness::Rng`].
+//! pseudo-random generator, [`harness::Rng`]; and one user on one file
+//! store, `home` or `system` ([`harness::StoreWorld`]).
 //!
 //! `pg.rs` is a private PostgreSQL ([`pg::Postgres`]) with TLS and a
 //! certificate per role, for the `postgresql` store's tests; `fleet.rs`
