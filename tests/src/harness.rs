@@ -3,7 +3,9 @@
 //! tmpfs mounts that can be filled or made read-only, the lock table and
 //! this thread's file-system identity; and, for every test that watches
 //! files, the crate's one snapshot of a path (read without touching its
-//! access time), root's directories and the one pseudo-random generator.
+//! access time), root's directories and the one pseudo-random generator;
+//! and one user on one file store, `home` or `system` ([`StoreWorld`]),
+//! for the tests that run otp-enroll and pamtester on either.
 //!
 //! Needs root, like the rest of this crate. Every fixture here undoes
 //! itself on drop, also when the test panics.
@@ -13,13 +15,14 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::syslog::{logged_run_in_zone, LogSink};
 use crate::{collect, oathtool, run_ok, set_mode, tee, wait_or_kill, PamRun, PamService};
-use crate::{LOGIN_TIMEOUT, PROMPT, TEST_ROOT};
+use crate::{TestUser, LOGIN_TIMEOUT, NO_RATE_LIMIT, PROMPT, TEST_ROOT};
 
 /// A clock for measuring how long something took (the code under test may
 /// not read the clock; tests may).
@@ -670,6 +673,95 @@ pub fn write_system_secret(state_dir: &Path, user: &str, text: &str) -> PathBuf 
     crate::write_mode(&path, text, 0o600);
     std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
     path
+}
+
+/// Which file store a test runs on: the user's home file or root's
+/// `system` store under the service's private `state_dir`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    Home,
+    System,
+}
+
+impl Store {
+    /// The config line that picks the store.
+    pub fn line(self) -> &'static str {
+        match self {
+            Store::Home => "",
+            Store::System => "store = \"system\"\n",
+        }
+    }
+}
+
+/// One user on one file store behind a private service, with a private
+/// `/dev/log`: what the tests of a token's lifecycle, temporary codes and
+/// rollout through the real otp-enroll and pamtester (tests/it_lifecycle.rs,
+/// it_tempcode.rs, it_rollout.rs) each set up, once here so that they run
+/// both programs the same way, with the caller's `TZ` in their
+/// environment. The rate limit is off ([`crate::NO_RATE_LIMIT`]), so that
+/// each refusal is the token's, never a lockout.
+pub struct StoreWorld {
+    pub store: Store,
+    pub svc: PamService,
+    pub user: TestUser,
+    pub sink: LogSink,
+}
+
+impl StoreWorld {
+    /// A service with `stack` (see [`PamService::named`]) on `store` with
+    /// `config` lines, and a new user without a file.
+    pub fn new(store: Store, stack: &str, config: &str) -> StoreWorld {
+        let svc =
+            PamService::with_config(stack, &format!("{}{config}{NO_RATE_LIMIT}", store.line()));
+        StoreWorld {
+            store,
+            svc,
+            user: TestUser::new(),
+            sink: LogSink::new(),
+        }
+    }
+
+    /// Where the store keeps the user's file (which may not exist).
+    pub fn secret_path(&self) -> PathBuf {
+        match self.store {
+            Store::Home => self.user.secret_path(),
+            Store::System => state_dir(&self.svc)
+                .join("users")
+                .join(format!("{}.toml", self.user.name)),
+        }
+    }
+
+    /// Writes `text` as the user's file, as the store keeps it; its path.
+    pub fn write_secret(&self, text: &str) -> PathBuf {
+        match self.store {
+            Store::Home => self.user.write_secret(text),
+            Store::System => write_system_secret(&state_dir(&self.svc), &self.user.name, text),
+        }
+    }
+
+    /// The user's file as the store has it now, parsed.
+    pub fn secret(&self) -> otp_core::secret_file::SecretFile {
+        crate::secret_file(&self.secret_path())
+    }
+
+    /// otp-enroll as root for the user ([`crate::otp_enroll`]), `TZ` as given.
+    pub fn enroll(&self, tz: &str, args: &[&str]) -> Output {
+        crate::otp_enroll(&self.svc, Some(&self.user.name), tz, args)
+    }
+
+    /// [`StoreWorld::enroll`] that must succeed: what it printed on stdout.
+    pub fn enroll_ok(&self, tz: &str, args: &[&str]) -> String {
+        let out = self.enroll(tz, args);
+        assert!(out.status.success(), "{:?} {args:?}: {out:?}", self.store);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// One login of the user answering `input` (lines), `TZ` in
+    /// pamtester's environment: the run and every line the module logged
+    /// ([`crate::syslog::logged_run_in_zone`]).
+    pub fn run_login(&self, tz: &str, input: &str) -> (PamRun, Vec<String>) {
+        logged_run_in_zone(&self.svc, &self.sink, &self.user.name, tz, input)
+    }
 }
 
 /// Exactly one of `runs` succeeded; the others failed as a replay should

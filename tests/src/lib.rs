@@ -17,7 +17,9 @@
 //! stack where `{module}` and `{config}` are filled in, and a private
 //! config with a private `state_dir`), [`PamRun`] and the ways to run a
 //! login ([`PamService::authenticate`], [`spawn_with_input`] + [`finish`],
-//! [`run_pam_retrying`]); and the test key ([`KEY_B32`], [`KEY_HEX`]), its
+//! [`run_pam_retrying`]); otp-enroll as root on a service's config
+//! ([`otp_enroll`], [`otp_enroll_ok`], [`printed_temp_code`]) with a far
+//! `TZ` ([`FAR_ZONES`]); and the test key ([`KEY_B32`], [`KEY_HEX`]), its
 //! secret files ([`totp_secret`], [`hotp_secret`], [`secret_file`]) and its
 //! codes ([`oathtool`], [`totp_code`], [`fresh_code`], [`wrong_code`]). It
 //! re-exports `e2e`, so `testkit::Sshd` works.
@@ -35,10 +37,12 @@
 //! of a path (taken without moving its access time; compare
 //! `.ignoring_atime()` where a read is allowed), [`harness::RootDir`], the
 //! lock table, this thread's file-system identity, and the one
-//! pseudo-random generator, [`harness::Rng`].
+//! pseudo-random generator, [`harness::Rng`]; and one user on one file
+//! store, `home` or `system` ([`harness::StoreWorld`]).
 //!
 //! `pg.rs` is a private PostgreSQL ([`pg::Postgres`]) with TLS and a
-//! certificate per role, for the `postgresql` store's tests.
+//! certificate per role, for the `postgresql` store's tests; `fleet.rs`
+//! makes the hosts of a fleet on it ([`fleet::host`]).
 //!
 //! `syslog.rs` is a private `/dev/log` ([`syslog::LogSink`]) and pamtester
 //! run against it ([`syslog::logged_run`]), for the tests that read what
@@ -50,6 +54,7 @@
 
 pub mod e2e;
 pub mod fixtures;
+pub mod fleet;
 pub mod harness;
 pub mod netns;
 pub mod pg;
@@ -826,6 +831,57 @@ pub(crate) fn private_state_dir(dir: &Path, config: &str) -> String {
     format!("state_dir = {:?}\n{config}", state.to_string_lossy())
 }
 
+// ---- otp-enroll as root against a service's config -------------------
+
+/// `otp-enroll --config <pam's config> [--user USER] ARGS` as root, with
+/// `TZ=tz` in its environment and an empty stdin (a question it asks is
+/// answered by end of file, never by the terminal the tests run on). The
+/// one way the tests of the file stores and of the fleet database run the
+/// admin's tool on a host, so that each shows the same thing: the caller's
+/// zone changes nothing, and no command panics, whatever it answers.
+pub fn otp_enroll(pam: &PamService, user: Option<&str>, tz: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(binary_path("otp-enroll"));
+    cmd.arg("--config").arg(&pam.config_file);
+    if let Some(user) = user {
+        cmd.args(["--user", user]);
+    }
+    let out = cmd
+        .args(args)
+        .env("TZ", tz)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{out:?}"
+    );
+    out
+}
+
+/// [`otp_enroll`] for `user` that must succeed: what it printed on stdout.
+pub fn otp_enroll_ok(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> String {
+    let out = otp_enroll(pam, Some(user), tz, args);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The temporary code in what `otp-enroll temp-code` printed, as printed
+/// ("dddd dddd"): the tests read it from there, never know it beforehand.
+/// Exactly one such line, or the test fails.
+pub fn printed_temp_code(printed: &str) -> String {
+    let codes: Vec<&str> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.len() == 9
+                && l.as_bytes()[4] == b' '
+                && l.bytes().filter(u8::is_ascii_digit).count() == 8
+        })
+        .collect();
+    assert_eq!(codes.len(), 1, "one code printed: {printed}");
+    codes[0].to_string()
+}
+
 // ---- the test key, its secret files and its codes -------------------
 
 /// The RFC 4226 / RFC 6238 SHA1 test key ("12345678901234567890"), in
@@ -835,6 +891,11 @@ pub const KEY_HEX: &str = "3132333435363738393031323334353637383930";
 
 /// The module's default prompt.
 pub const PROMPT: &str = "Verification code: ";
+
+/// UTC+14 and UTC-12: a day apart. The tests that set one of them as `TZ`
+/// in otp-enroll's and pamtester's environment show that nothing reads
+/// the caller's zone (dates are UTC or the config's).
+pub const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
 
 /// A minimal TOTP secret file with the test key.
 pub fn totp_secret() -> String {

@@ -4,6 +4,8 @@
 //! namespace (`unshare -m`) where `/dev` is a fresh tmpfs holding the usual
 //! character devices and, bind-mounted at `/dev/log`, that socket. The
 //! host's `/dev` is never touched and the namespace dies with pamtester.
+//! [`logged_run_in_zone`] does the same with the caller's `TZ`, and
+//! [`only_decision`] / [`last_decision`] pick the module's decision line.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -105,16 +107,77 @@ pub fn logged_ops(
     input: &str,
     ops: &[&str],
 ) -> (PamRun, Vec<String>) {
+    logged(sink, || in_namespace(svc, sink, user, rhost, ops), input)
+}
+
+/// [`logged_run`] (no rhost) with `TZ=tz` in pamtester's environment: for
+/// the tests that show the caller's zone changes nothing in the module
+/// (the file stores' and the fleet database's lifecycle, temporary codes,
+/// rollout and exemptions).
+pub fn logged_run_in_zone(
+    svc: &PamService,
+    sink: &LogSink,
+    user: &str,
+    tz: &str,
+    input: &str,
+) -> (PamRun, Vec<String>) {
     let make = || {
-        // pam_wrapper is preloaded into pamtester only (see
-        // crate::PamService::pamtester_argv), not unshare or the shell.
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(svc.pamtester_argv(user, rhost, ops));
+        let mut cmd = in_namespace(svc, sink, user, None, &["authenticate"]);
+        // unshare, the shell and env hand it on to pamtester.
+        cmd.env("TZ", tz);
         cmd
     };
+    logged(sink, make, input)
+}
+
+/// The one decision line (` result=`) among `lines`, which must hold
+/// exactly one (one login, one decision), and which never holds the digits
+/// `typed` (the code is never logged).
+pub fn only_decision(lines: &[String], typed: &str) -> String {
+    let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
+    assert_eq!(decisions.len(), 1, "{lines:#?}");
+    let line = decisions[0].clone();
+    let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        digits.is_empty() || !line.contains(&digits),
+        "the code is never logged: {line}"
+    );
+    line
+}
+
+/// The last decision line (` result=`) among `lines`, or "" when there is
+/// none: for the tests whose logins may log more than one line or none
+/// (an exemption, an offered enrollment) and that check the line's words
+/// themselves.
+pub fn last_decision(lines: &[String]) -> String {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.contains(" result="))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// pamtester (`ops`) in a private mount namespace whose `/dev/log` is `sink`.
+fn in_namespace(
+    svc: &PamService,
+    sink: &LogSink,
+    user: &str,
+    rhost: Option<&str>,
+    ops: &[&str],
+) -> Command {
+    // pam_wrapper is preloaded into pamtester only (see
+    // crate::PamService::pamtester_argv), not unshare or the shell.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(NAMESPACE_SCRIPT)
+        .arg(&sink.path)
+        .args(svc.pamtester_argv(user, rhost, ops));
+    cmd
+}
+
+/// Runs what `make` makes, answering `input`; the run and the lines logged.
+fn logged(sink: &LogSink, make: impl Fn() -> Command, input: &str) -> (PamRun, Vec<String>) {
     let run = crate::run_pam_retrying(make, input);
     // Whatever happened in the namespace, pamtester itself must have run
     // and given its verdict (on stdout for a success, stderr otherwise);

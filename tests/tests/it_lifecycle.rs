@@ -7,120 +7,37 @@
 //! environment changes nothing; a vendor file's dates reach the token.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use otp_core::secret_file::SecretFile;
 use testkit::fixtures::*;
-use testkit::harness::{state_dir, write_system_secret};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
+use testkit::harness::{Store, StoreWorld};
+use testkit::syslog::only_decision;
 
 /// The phone's key.
 const PHONE_B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// A second token's key: the RFC test key.
 const LATER_B32: &str = KEY_B32;
-/// UTC+14 and UTC-12: a day apart. Nothing may read them.
-const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Store {
-    Home,
-    System,
+/// A user with one TOTP token "phone" in `store`; no rate limit, so that
+/// each refusal below is the token's, not a lockout.
+fn world(store: Store) -> StoreWorld {
+    let w = StoreWorld::new(store, OTP_ONLY, "");
+    w.write_secret(&format!(
+        "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\n\
+         type = \"totp\"\nsecret = \"{PHONE_B32}\"\n"
+    ));
+    w
 }
 
-struct World {
-    store: Store,
-    svc: PamService,
-    user: TestUser,
-    sink: LogSink,
-    path: PathBuf,
-}
-
-impl World {
-    /// A user with one TOTP token "phone" in `store`; no rate limit, so
-    /// that each refusal below is the token's, not a lockout.
-    fn new(store: Store) -> World {
-        let store_line = match store {
-            Store::Home => "",
-            Store::System => "store = \"system\"\n",
-        };
-        let svc = PamService::with_config(OTP_ONLY, &format!("{store_line}{NO_RATE_LIMIT}"));
-        let user = TestUser::new();
-        let text = format!(
-            "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\n\
-             type = \"totp\"\nsecret = \"{PHONE_B32}\"\n"
-        );
-        let path = match store {
-            Store::Home => user.write_secret(&text),
-            Store::System => write_system_secret(&state_dir(&svc), &user.name, &text),
-        };
-        let sink = LogSink::new();
-        World {
-            store,
-            svc,
-            user,
-            sink,
-            path,
-        }
-    }
-
-    /// otp-enroll as root for the user, with `TZ` as given.
-    fn enroll(&self, tz: &str, args: &[&str]) -> Output {
-        let out = Command::new(binary_path("otp-enroll"))
-            .arg("--config")
-            .arg(&self.svc.config_file)
-            .arg("--user")
-            .arg(&self.user.name)
-            .args(args)
-            .env("TZ", tz)
-            .output()
-            .unwrap();
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-            "{out:?}"
-        );
-        out
-    }
-
-    fn enroll_ok(&self, tz: &str, args: &[&str]) -> String {
-        let out = self.enroll(tz, args);
-        assert!(out.status.success(), "{:?} {args:?}: {out:?}", self.store);
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// One login with `code`, `TZ` in pamtester's environment, and the
-    /// module's decision line.
-    fn login(&self, tz: &str, code: &str) -> (bool, String) {
-        let make = || {
-            let mut cmd = Command::new("unshare");
-            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-                .arg(NAMESPACE_SCRIPT)
-                .arg(&self.sink.path)
-                .args(
-                    self.svc
-                        .pamtester_argv(&self.user.name, None, &["authenticate"]),
-                )
-                .env("TZ", tz);
-            cmd
-        };
-        let run = testkit::run_pam_retrying(make, &format!("{code}\n"));
-        assert!(
-            output(&run).contains("pamtester: ") && !run.died_before_pam(),
-            "namespace setup or pam_wrapper failed: {run:?}"
-        );
-        let lines = self.sink.lines();
-        let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
-        assert_eq!(decisions.len(), 1, "{lines:#?}");
-        let line = decisions[0].clone();
-        assert!(!line.contains(code), "the code is never logged: {line}");
-        // Whatever the reason, the user saw one prompt and nothing else
-        // that tells a disabled token from a wrong code.
-        assert_eq!(output(&run).matches(PROMPT).count(), 1, "{run:?}");
-        (run.success, line)
-    }
-
-    fn secret(&self) -> SecretFile {
-        secret_file(&self.path)
-    }
+/// One login with `code`, `TZ` in pamtester's environment, and the
+/// module's decision line.
+fn login(w: &StoreWorld, tz: &str, code: &str) -> (bool, String) {
+    let (run, lines) = w.run_login(tz, &format!("{code}\n"));
+    let line = only_decision(&lines, code);
+    // Whatever the reason, the user saw one prompt and nothing else that
+    // tells a disabled token from a wrong code.
+    assert_eq!(output(&run).matches(PROMPT).count(), 1, "{run:?}");
+    (run.success, line)
 }
 
 /// Unix time `t` as RFC 3339 with the offset +14:00 (what a far-east
@@ -153,9 +70,9 @@ fn phone_code() -> String {
 
 fn disable_then_enable(store: Store) {
     for tz in FAR_ZONES {
-        let w = World::new(store);
+        let w = world(store);
         wait_for_fresh_step(5);
-        let (ok, _) = w.login(tz, &phone_code());
+        let (ok, _) = login(&w, tz, &phone_code());
         assert!(ok, "{store:?}: the phone logs in");
 
         let out = w.enroll_ok(tz, &["disable", "--token", "phone"]);
@@ -174,11 +91,11 @@ fn disable_then_enable(store: Store) {
 
         next_step();
         let code = phone_code();
-        let (ok, line) = w.login(tz, &code);
+        let (ok, line) = login(&w, tz, &code);
         assert!(!ok, "{store:?}: a disabled token is refused: {line}");
         assert!(line.contains("token phone, which is disabled"), "{line}");
         // Neither are the emergency codes, while no token is active.
-        let (ok, line) = w.login(tz, "31415926");
+        let (ok, line) = login(&w, tz, "31415926");
         assert!(!ok, "{line}");
         assert!(line.contains("no token of the user is active"), "{line}");
         let after = w.secret();
@@ -192,7 +109,7 @@ fn disable_then_enable(store: Store) {
         w.enroll_ok(tz, &["enable", "--token", "phone"]);
         // The same code, refused while disabled, now logs in: the
         // refusal did not use it up.
-        let (ok, line) = w.login(tz, &code);
+        let (ok, line) = login(&w, tz, &code);
         assert!(ok, "{store:?}: enabled again: {line}");
     }
 }
@@ -211,7 +128,7 @@ fn a_disabled_token_is_refused_until_enabled_system() {
 
 fn dates(store: Store) {
     for tz in FAR_ZONES {
-        let w = World::new(store);
+        let w = world(store);
         // A day as YYYY-MM-DD is 00:00:00 UTC, whatever TZ says.
         w.enroll_ok(tz, &["expire", "--token", "phone", "2999-01-01"]);
         // `date -u -d 2999-01-01 +%s`
@@ -222,7 +139,7 @@ fn dates(store: Store) {
         let soon = rfc3339_plus14(now() + 60);
         w.enroll_ok(tz, &["expire", "--token", "phone", &soon]);
         assert_eq!(w.secret().tokens[0].lifecycle.expires, Some(now() + 60));
-        let (ok, line) = w.login(tz, &phone_code());
+        let (ok, line) = login(&w, tz, &phone_code());
         assert!(ok, "{store:?}: inside its dates: {line}");
 
         // After: expired a second ago.
@@ -230,7 +147,7 @@ fn dates(store: Store) {
         let past = rfc3339_plus14(now() - 1);
         let out = w.enroll_ok(tz, &["expire", "--token", "phone", &past]);
         assert!(out.contains("accepts nothing now"), "{out}");
-        let (ok, line) = w.login(tz, &phone_code());
+        let (ok, line) = login(&w, tz, &phone_code());
         assert!(!ok, "{store:?}: expired: {line}");
         assert!(line.contains("token phone, which is expired"), "{line}");
         w.enroll_ok(tz, &["expire", "--token", "phone", "never"]);
@@ -255,7 +172,7 @@ fn dates(store: Store) {
             ],
         );
         wait_for_fresh_step(5);
-        let (ok, line) = w.login(tz, &oathtool_totp(LATER_B32, None, &[]));
+        let (ok, line) = login(&w, tz, &oathtool_totp(LATER_B32, None, &[]));
         assert!(!ok, "{store:?}: before its not-before: {line}");
         assert!(
             line.contains("token later, which is not yet valid"),
@@ -263,7 +180,7 @@ fn dates(store: Store) {
         );
         // The phone, expiry cleared, is active beside it.
         next_step();
-        let (ok, line) = w.login(tz, &phone_code());
+        let (ok, line) = login(&w, tz, &phone_code());
         assert!(ok, "{store:?}: {line}");
         // And a token valid since a past day logs in.
         w.enroll_ok(
@@ -287,7 +204,8 @@ fn dates(store: Store) {
             f.token("since").unwrap().lifecycle.not_before,
             Some(1_577_836_800)
         );
-        let (ok, line) = w.login(
+        let (ok, line) = login(
+            &w,
             tz,
             &oathtool_totp("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U", None, &[]),
         );
@@ -315,7 +233,7 @@ fn seed_hex(tag: u8, len: usize) -> String {
 }
 
 fn vendor_dates(store: Store) {
-    let w = World::new(store);
+    let w = world(store);
     let policy =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../otp-enroll/tests/data/pskc/policy.xml");
     let out = Command::new(binary_path("otp-enroll"))
@@ -350,7 +268,7 @@ fn vendor_dates(store: Store) {
     // `token` is used up).
     next_step();
     let code = oathtool(&["--totp", &seed_hex(0x41, 20)]);
-    let (ok, line) = w.login("UTC", &code);
+    let (ok, line) = login(&w, "UTC", &code);
     assert!(ok, "{store:?}: {line}");
 }
 

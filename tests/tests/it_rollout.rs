@@ -9,13 +9,13 @@
 //! user whose only token is disabled. `TZ=Pacific/Kiritimati` in the
 //! caller's environment (otp-enroll's and pamtester's) changes nothing.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use testkit::fixtures::*;
-use testkit::harness::{state_dir, write_system_secret};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
+use testkit::harness::{state_dir, Store, StoreWorld};
+use testkit::syslog::last_decision;
 
-const FAR: &str = "Pacific/Kiritimati";
+const FAR: &str = FAR_ZONES[0];
 const PHONE_B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// pam_otp with forward_pass before a password module: the password it
 /// asks and hands on is the first factor an exemption and an enrollment
@@ -23,129 +23,38 @@ const PHONE_B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const FORWARD_PASS: &str =
     "auth required {module} config={config} forward_pass\nauth required pam_permit.so\n";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Store {
-    Home,
-    System,
+fn give_token(w: &StoreWorld, extra: &str) {
+    w.write_secret(&format!(
+        "version = 2\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"{PHONE_B32}\"\n{extra}"
+    ));
 }
 
-impl Store {
-    fn line(self) -> &'static str {
-        match self {
-            Store::Home => "",
-            Store::System => "store = \"system\"\n",
-        }
-    }
-}
-
-struct World {
-    svc: PamService,
-    user: TestUser,
-    sink: LogSink,
-}
-
-impl World {
-    fn new(store: Store, stack: &str, config: &str) -> World {
-        let svc =
-            PamService::with_config(stack, &format!("{}{config}{NO_RATE_LIMIT}", store.line()));
-        World {
-            svc,
-            user: TestUser::new(),
-            sink: LogSink::new(),
-        }
-    }
-
-    fn give_token(&self, store: Store, extra: &str) {
-        let text = format!(
-            "version = 2\n\n[[token]]\nid = \"phone\"\ntype = \"totp\"\nsecret = \"{PHONE_B32}\"\n{extra}"
-        );
-        match store {
-            Store::Home => {
-                self.user.write_secret(&text);
-            }
-            Store::System => {
-                write_system_secret(&state_dir(&self.svc), &self.user.name, &text);
-            }
-        }
-    }
-
-    fn enroll(&self, args: &[&str]) -> Output {
-        let out = Command::new(binary_path("otp-enroll"))
-            .arg("--config")
-            .arg(&self.svc.config_file)
-            .arg("--user")
-            .arg(&self.user.name)
-            .args(args)
-            .env("TZ", FAR)
-            .output()
-            .unwrap();
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-            "{out:?}"
-        );
-        out
-    }
-
-    /// One login answering `input` (lines), `TZ` far away in pamtester's
-    /// environment: whether it succeeded, what the user saw, and the
-    /// module's decision line.
-    fn login(&self, input: &str) -> (bool, String, String) {
-        let make = || {
-            let mut cmd = Command::new("unshare");
-            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-                .arg(NAMESPACE_SCRIPT)
-                .arg(&self.sink.path)
-                .args(
-                    self.svc
-                        .pamtester_argv(&self.user.name, None, &["authenticate"]),
-                )
-                .env("TZ", FAR);
-            cmd
-        };
-        let run = testkit::run_pam_retrying(make, input);
-        assert!(
-            output(&run).contains("pamtester: ") && !run.died_before_pam(),
-            "namespace setup or pam_wrapper failed: {run:?}"
-        );
-        let lines = self.sink.lines();
-        let line = lines
-            .iter()
-            .rev()
-            .find(|l| l.contains(" result="))
-            .cloned()
-            .unwrap_or_default();
-        (run.success, output(&run), line)
-    }
-
-    fn has_token(&self, store: Store) -> bool {
-        match store {
-            Store::Home => self.user.home.join(".pam_otp.toml").exists(),
-            Store::System => state_dir(&self.svc)
-                .join("users")
-                .join(format!("{}.toml", self.user.name))
-                .exists(),
-        }
-    }
+/// One login answering `input` (lines), `TZ` far away in pamtester's
+/// environment: whether it succeeded, what the user saw, and the module's
+/// decision line.
+fn login(w: &StoreWorld, input: &str) -> (bool, String, String) {
+    let (run, lines) = w.run_login(FAR, input);
+    (run.success, output(&run), last_decision(&lines))
 }
 
 fn rollout_before_and_after_its_date(store: Store) {
     // After the date (2020): missing = "deny" applies.
-    let w = World::new(
+    let w = StoreWorld::new(
         store,
         OTP_ONLY,
         "missing = \"deny\"\nenforce_after = \"2020-01-15\"\n",
     );
-    let (ok, seen, line) = w.login("123456\n");
+    let (ok, seen, line) = login(&w, "123456\n");
     assert!(!ok, "{store:?}: {seen} {line}");
     assert!(seen.contains(PROMPT), "{seen}");
     // Before the date (2099): let in, told the date; pam_otp alone shows
     // no first factor, so nothing is offered.
-    let w = World::new(
+    let w = StoreWorld::new(
         store,
         OTP_ONLY,
         "missing = \"deny\"\nenforce_after = \"2099-01-15\"\n",
     );
-    let (ok, seen, line) = w.login("");
+    let (ok, seen, line) = login(&w, "");
     assert!(ok, "{store:?}: {seen} {line}");
     assert!(
         seen.contains("required from 2099-01-15T00:00:00Z"),
@@ -155,26 +64,26 @@ fn rollout_before_and_after_its_date(store: Store) {
     assert!(line.contains("before enforce_after"), "{line}");
     // With a password module after a forward_pass line: the enrollment is
     // offered, and an empty answer skips it.
-    let w = World::new(
+    let w = StoreWorld::new(
         store,
         FORWARD_PASS,
         "missing = \"enroll\"\nenforce_after = \"2099-01-15\"\n",
     );
-    let (ok, seen, line) = w.login("hunter2\n\n");
+    let (ok, seen, line) = login(&w, "hunter2\n\n");
     assert!(ok, "{store:?}: {seen} {line}");
     assert!(seen.contains("otpauth://"), "a key was offered: {seen}");
     assert!(seen.contains("Enter to skip"), "{seen}");
     assert!(line.contains("skipped"), "{line}");
-    assert!(!w.has_token(store), "nothing saved");
+    assert!(!w.secret_path().exists(), "nothing saved");
     // After its date the same stack enrolls and an empty answer refuses.
-    let w = World::new(
+    let w = StoreWorld::new(
         store,
         FORWARD_PASS,
         "missing = \"enroll\"\nenforce_after = \"2020-01-15\"\n",
     );
-    let (ok, seen, line) = w.login("hunter2\n\n\n\n");
+    let (ok, seen, line) = login(&w, "hunter2\n\n\n\n");
     assert!(!ok, "{store:?}: {seen} {line}");
-    assert!(!w.has_token(store));
+    assert!(!w.secret_path().exists());
 }
 
 #[test]
@@ -190,10 +99,10 @@ fn rollout_before_and_after_its_date_system() {
 }
 
 fn an_exemption_that_ends(store: Store) {
-    let w = World::new(store, FORWARD_PASS, "");
-    w.give_token(store, "");
+    let w = StoreWorld::new(store, FORWARD_PASS, "");
+    give_token(&w, "");
     // Longer than max_exemption (30 days): refused, nothing written.
-    let out = w.enroll(&["exempt", "--until", "2099-01-15"]);
+    let out = w.enroll(FAR, &["exempt", "--until", "2099-01-15"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_exemption"));
     // Eight seconds from now, written as a far-east admin would.
@@ -206,13 +115,16 @@ fn an_exemption_that_ends(store: Store) {
         .output()
         .unwrap();
     let until = String::from_utf8(until.stdout).unwrap().trim().to_string();
-    let out = w.enroll(&["exempt", "--until", &until, "--reason", "phone lost"]);
+    let out = w.enroll(
+        FAR,
+        &["exempt", "--until", &until, "--reason", "phone lost"],
+    );
     assert!(out.status.success(), "{out:?}");
-    let status = w.enroll(&["status", "--json"]);
+    let status = w.enroll(FAR, &["status", "--json"]);
     let json = String::from_utf8_lossy(&status.stdout);
     assert!(json.contains(&format!("\"until\":{end}")), "{json}");
     assert!(json.contains("\"reason\":\"phone lost\""), "{json}");
-    let (ok, seen, line) = w.login("hunter2\n");
+    let (ok, seen, line) = login(&w, "hunter2\n");
     assert!(ok, "{store:?}: exempt: {seen} {line}");
     assert!(!seen.contains(PROMPT), "{seen}");
     assert!(
@@ -222,13 +134,13 @@ fn an_exemption_that_ends(store: Store) {
     while now() < end {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    let (ok, seen, line) = w.login("hunter2000000\n");
+    let (ok, seen, line) = login(&w, "hunter2000000\n");
     assert!(!ok, "{store:?}: the exemption ended: {seen} {line}");
     assert!(seen.contains("Password & verification code"), "{seen}");
     // unexempt of an ended one, and require on a disabled only token.
-    assert!(w.enroll(&["unexempt"]).status.success());
-    w.give_token(store, "disabled = true\n");
-    let out = w.enroll(&["require"]);
+    assert!(w.enroll(FAR, &["unexempt"]).status.success());
+    give_token(&w, "disabled = true\n");
+    let out = w.enroll(FAR, &["require"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(!state_dir(&w.svc)
         .join("pending")

@@ -8,183 +8,82 @@
 //! zone in otp-enroll's and the login's environment changes nothing. The
 //! code is read from what otp-enroll printed, never known beforehand.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use otp_core::secret_file::SecretFile;
 use testkit::fixtures::*;
-use testkit::harness::{state_dir, write_system_secret};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
+use testkit::harness::{Store, StoreWorld};
+use testkit::syslog::only_decision;
 
 /// The lost phone's key.
 const PHONE_B32: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// The new phone's key.
 const NEW_PHONE_B32: &str = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U";
-/// UTC+14 and UTC-12: a day apart. Nothing may read them.
-const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Store {
-    Home,
-    System,
-}
-
-struct World {
-    store: Store,
-    svc: PamService,
-    user: TestUser,
-    sink: LogSink,
-    path: PathBuf,
-}
-
-impl World {
-    /// A user with one TOTP token "phone" and one emergency code in
-    /// `store` (or, `phone` false, nothing at all); `extra` config lines.
-    fn new(store: Store, phone: bool, extra: &str) -> World {
-        let store_line = match store {
-            Store::Home => "",
-            Store::System => "store = \"system\"\n",
-        };
-        let svc = PamService::with_config(OTP_ONLY, &format!("{store_line}{extra}{NO_RATE_LIMIT}"));
-        let user = TestUser::new();
-        let text = format!(
+/// A user with one TOTP token "phone" and one emergency code in `store`
+/// (or, `phone` false, nothing at all); `extra` config lines.
+fn world(store: Store, phone: bool, extra: &str) -> StoreWorld {
+    let w = StoreWorld::new(store, OTP_ONLY, extra);
+    if phone {
+        w.write_secret(&format!(
             "version = 2\nscratch_codes = [\"31415926\"]\n\n[[token]]\nid = \"phone\"\n\
              type = \"totp\"\nsecret = \"{PHONE_B32}\"\n"
-        );
-        let path = match (store, phone) {
-            (Store::Home, true) => user.write_secret(&text),
-            (Store::Home, false) => user.secret_path(),
-            (Store::System, true) => write_system_secret(&state_dir(&svc), &user.name, &text),
-            (Store::System, false) => state_dir(&svc)
-                .join("users")
-                .join(format!("{}.toml", user.name)),
-        };
-        World {
-            store,
-            svc,
-            user,
-            sink: LogSink::new(),
-            path,
-        }
+        ));
     }
+    w
+}
 
-    /// otp-enroll as root for the user, with `TZ` as given.
-    fn enroll(&self, tz: &str, args: &[&str]) -> Output {
-        let out = Command::new(binary_path("otp-enroll"))
-            .arg("--config")
-            .arg(&self.svc.config_file)
-            .arg("--user")
-            .arg(&self.user.name)
-            .args(args)
-            .env("TZ", tz)
-            .output()
-            .unwrap();
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-            "{out:?}"
-        );
-        out
-    }
+/// `temp-code` with `args`: the code as printed ("dddd dddd"), read from
+/// its output, and the output.
+fn temp_code(w: &StoreWorld, tz: &str, args: &[&str]) -> (String, String) {
+    let mut all = vec!["temp-code"];
+    all.extend_from_slice(args);
+    let out = w.enroll_ok(tz, &all);
+    (printed_temp_code(&out), out)
+}
 
-    fn enroll_ok(&self, tz: &str, args: &[&str]) -> String {
-        let out = self.enroll(tz, args);
-        assert!(out.status.success(), "{:?} {args:?}: {out:?}", self.store);
-        String::from_utf8(out.stdout).unwrap()
-    }
+/// One login with `typed`, `TZ` in pamtester's environment: whether it
+/// succeeded, the module's decision line, and what the user saw.
+fn login(w: &StoreWorld, tz: &str, typed: &str) -> (bool, String, String) {
+    let (run, lines) = w.run_login(tz, &format!("{typed}\n"));
+    (run.success, only_decision(&lines, typed), output(&run))
+}
 
-    /// `temp-code` with `args`: the code as printed ("dddd dddd"), read
-    /// from its output, and the output.
-    fn temp_code(&self, tz: &str, args: &[&str]) -> (String, String) {
-        let mut all = vec!["temp-code"];
-        all.extend_from_slice(args);
-        let out = self.enroll_ok(tz, &all);
-        let printed: Vec<&str> = out
-            .lines()
-            .map(str::trim)
-            .filter(|l| {
-                l.len() == 9
-                    && l.as_bytes()[4] == b' '
-                    && l.bytes().filter(u8::is_ascii_digit).count() == 8
-            })
-            .collect();
-        assert_eq!(printed.len(), 1, "one code printed: {out}");
-        (printed[0].to_string(), out)
-    }
+/// [`login`] of a user who has a token (or a live temporary code): one
+/// prompt, and nothing else that tells a spent code from a wrong one.
+fn login_prompted(w: &StoreWorld, tz: &str, typed: &str) -> (bool, String) {
+    let (ok, line, seen) = login(w, tz, typed);
+    assert_eq!(seen.matches(PROMPT).count(), 1, "{seen}");
+    (ok, line)
+}
 
-    /// One login with `typed`, `TZ` in pamtester's environment: whether it
-    /// succeeded, the module's decision line, and what the user saw.
-    fn login(&self, tz: &str, typed: &str) -> (bool, String, String) {
-        let make = || {
-            let mut cmd = Command::new("unshare");
-            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-                .arg(NAMESPACE_SCRIPT)
-                .arg(&self.sink.path)
-                .args(
-                    self.svc
-                        .pamtester_argv(&self.user.name, None, &["authenticate"]),
-                )
-                .env("TZ", tz);
-            cmd
-        };
-        let run = testkit::run_pam_retrying(make, &format!("{typed}\n"));
-        assert!(
-            output(&run).contains("pamtester: ") && !run.died_before_pam(),
-            "namespace setup or pam_wrapper failed: {run:?}"
-        );
-        let lines = self.sink.lines();
-        let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
-        assert_eq!(decisions.len(), 1, "{lines:#?}");
-        let line = decisions[0].clone();
-        let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
-        assert!(
-            digits.is_empty() || !line.contains(&digits),
-            "the code is never logged: {line}"
-        );
-        (run.success, line, output(&run))
-    }
-
-    /// [`World::login`] of a user who has a token (or a live temporary
-    /// code): one prompt, and nothing else that tells a spent code from a
-    /// wrong one.
-    fn login_prompted(&self, tz: &str, typed: &str) -> (bool, String) {
-        let (ok, line, seen) = self.login(tz, typed);
-        assert_eq!(seen.matches(PROMPT).count(), 1, "{seen}");
-        (ok, line)
-    }
-
-    fn secret(&self) -> SecretFile {
-        secret_file(&self.path)
-    }
-
-    /// `status --json` as printed: its exit status is 1 when the user is
-    /// not enrolled (the caller checks "enrolled"), so only a crash or an
-    /// error without a document fails here.
-    fn status_json(&self, tz: &str) -> serde_json::Value {
-        let out = self.enroll(tz, &["status", "--json"]);
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-    }
+/// `status --json` as printed: its exit status is 1 when the user is
+/// not enrolled (the caller checks "enrolled"), so only a crash or an
+/// error without a document fails here.
+fn status_json(w: &StoreWorld, tz: &str) -> serde_json::Value {
+    let out = w.enroll(tz, &["status", "--json"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
 /// The recipe of the guide, "A lost phone".
 fn lost_phone(store: Store) {
     for tz in FAR_ZONES {
-        let w = World::new(store, true, "");
+        let w = world(store, true, "");
         wait_for_fresh_step(5);
-        let (ok, line) = w.login_prompted(tz, &oathtool_totp(PHONE_B32, None, &[]));
+        let (ok, line) = login_prompted(&w, tz, &oathtool_totp(PHONE_B32, None, &[]));
         assert!(ok, "{store:?}: the phone logs in: {line}");
 
         // 1. The phone is lost: disabled.
         w.enroll_ok(tz, &["disable", "--token", "phone"]);
         // 2. A temporary code, for one login within the default 8 hours.
         let before = now();
-        let (code, out) = w.temp_code(tz, &[]);
+        let (code, out) = temp_code(&w, tz, &[]);
         let after = now();
         assert!(out.contains("logs in once"), "{out}");
         let digits: String = code.chars().filter(char::is_ascii_digit).collect();
         // Kept as a salted hash only: the code is nowhere in the record,
         // nor in what status and list show.
-        let text = std::fs::read_to_string(&w.path).unwrap();
+        let text = std::fs::read_to_string(&w.secret_path()).unwrap();
         assert!(
             text.contains("[temp_code]") && !text.contains(&digits),
             "{text}"
@@ -196,7 +95,7 @@ fn lost_phone(store: Store) {
         );
         let listed = w.enroll_ok(tz, &["list"]);
         assert!(listed.contains("temporary code: active"), "{listed}");
-        let json = w.status_json(tz);
+        let json = status_json(&w, tz);
         let tc = &json["temp_code"];
         assert_eq!(tc["state"], "active", "{json}");
         assert_eq!(tc["uses_left"], 1, "{json}");
@@ -210,12 +109,12 @@ fn lost_phone(store: Store) {
         assert!(!json.to_string().contains(&digits));
 
         // The emergency code still accepts nothing: no token is active.
-        let (ok, line) = w.login_prompted(tz, "31415926");
+        let (ok, line) = login_prompted(&w, tz, "31415926");
         assert!(!ok, "{line}");
         assert!(line.contains("no token of the user is active"), "{line}");
 
         // 3. The code logs in once, typed as printed (with its space).
-        let (ok, line) = w.login_prompted(tz, &code);
+        let (ok, line) = login_prompted(&w, tz, &code);
         assert!(ok, "{store:?} {tz}: the temporary code logs in: {line}");
         assert!(
             line.contains(&format!(
@@ -224,7 +123,7 @@ fn lost_phone(store: Store) {
             "{line}"
         );
         // Used up: refused, and gone from the record.
-        let (ok, line) = w.login_prompted(tz, &code);
+        let (ok, line) = login_prompted(&w, tz, &code);
         assert!(!ok, "{store:?}: refused after its use: {line}");
         let f = w.secret();
         assert_eq!(f.temp_code, None);
@@ -249,16 +148,16 @@ fn lost_phone(store: Store) {
                 "none",
             ],
         );
-        let (ok, line) = w.login_prompted(tz, &oathtool_totp(NEW_PHONE_B32, None, &[]));
+        let (ok, line) = login_prompted(&w, tz, &oathtool_totp(NEW_PHONE_B32, None, &[]));
         assert!(ok, "{store:?}: the new phone: {line}");
 
         // A code made and revoked logs in no more.
-        let (code, _) = w.temp_code(tz, &["--uses", "3", "--valid", "2d"]);
-        assert_eq!(w.status_json(tz)["temp_code"]["uses_left"], 3);
+        let (code, _) = temp_code(&w, tz, &["--uses", "3", "--valid", "2d"]);
+        assert_eq!(status_json(&w, tz)["temp_code"]["uses_left"], 3);
         let out = w.enroll_ok(tz, &["temp-code", "--revoke"]);
         assert!(out.contains("Revoked"), "{out}");
-        assert!(w.status_json(tz)["temp_code"].is_null());
-        let (ok, line) = w.login_prompted(tz, &code);
+        assert!(status_json(&w, tz)["temp_code"].is_null());
+        let (ok, line) = login_prompted(&w, tz, &code);
         assert!(!ok, "{store:?}: revoked: {line}");
     }
 }
@@ -281,17 +180,19 @@ fn the_lost_phone_recipe_system() {
 #[test]
 #[ignore = "needs root: make test"]
 fn a_temp_code_is_refused_after_its_expiry() {
-    let worlds: Vec<(World, &str)> = vec![
-        (World::new(Store::Home, true, ""), FAR_ZONES[0]),
-        (World::new(Store::System, true, ""), FAR_ZONES[1]),
+    let worlds: Vec<(StoreWorld, &str)> = vec![
+        (world(Store::Home, true, ""), FAR_ZONES[0]),
+        (world(Store::System, true, ""), FAR_ZONES[1]),
     ];
     let mut codes = Vec::new();
     for (w, tz) in &worlds {
         w.enroll_ok(tz, &["disable", "--token", "phone"]);
-        let (code, out) = w.temp_code(tz, &["--valid", "1m", "--uses", "3"]);
+        let (code, out) = temp_code(&w, tz, &["--valid", "1m", "--uses", "3"]);
         assert!(out.contains("logs in 3 times"), "{out}");
-        let expires = w.status_json(tz)["temp_code"]["expires"].as_u64().unwrap();
-        let (ok, line) = w.login_prompted(tz, &code);
+        let expires = status_json(&w, tz)["temp_code"]["expires"]
+            .as_u64()
+            .unwrap();
+        let (ok, line) = login_prompted(&w, tz, &code);
         assert!(ok, "{:?}: before its expiry: {line}", w.store);
         assert!(line.contains("(2 uses left"), "{line}");
         codes.push((code, expires));
@@ -301,10 +202,10 @@ fn a_temp_code_is_refused_after_its_expiry() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     for ((w, tz), (code, expires)) in worlds.iter().zip(&codes) {
-        let json = w.status_json(tz);
+        let json = status_json(&w, tz);
         assert_eq!(json["temp_code"]["state"], "expired", "{json}");
         assert_eq!(json["temp_code"]["uses_left"], 2, "{json}");
-        let (ok, line) = w.login_prompted(tz, code);
+        let (ok, line) = login_prompted(&w, tz, code);
         assert!(!ok, "{:?}: after its expiry: {line}", w.store);
         assert!(
             line.contains(&format!(
@@ -323,10 +224,10 @@ fn a_temp_code_is_refused_after_its_expiry() {
 /// token again (let in and told to enroll, no prompt).
 fn temp_code_alone(store: Store) {
     let tz = FAR_ZONES[0];
-    let w = World::new(store, false, "missing = \"allow\"\n");
-    let (ok, line, seen) = w.login(tz, "");
+    let w = world(store, false, "missing = \"allow\"\n");
+    let (ok, line, seen) = login(&w, tz, "");
     assert!(ok && !seen.contains(PROMPT), "no token: let in: {line}");
-    let (code, _) = w.temp_code(tz, &["--valid", "30m"]);
+    let (code, _) = temp_code(&w, tz, &["--valid", "30m"]);
     let f = w.secret();
     assert!(f.tokens.is_empty() && f.temp_code.is_some(), "{f:?}");
     assert!(f.scratch_codes.is_empty(), "{f:?}");
@@ -335,21 +236,21 @@ fn temp_code_alone(store: Store) {
     } else {
         "11112222"
     };
-    let (ok, line) = w.login_prompted(tz, wrong);
+    let (ok, line) = login_prompted(&w, tz, wrong);
     assert!(
         !ok,
         "{store:?}: a live code is a token: prompted, refused: {line}"
     );
-    let (ok, line) = w.login_prompted(tz, &code);
+    let (ok, line) = login_prompted(&w, tz, &code);
     assert!(ok, "{store:?}: {line}");
     // Spent: no token again.
-    let (ok, line, seen) = w.login(tz, "");
+    let (ok, line, seen) = login(&w, tz, "");
     assert!(ok && !seen.contains(PROMPT), "{store:?}: {line} {seen}");
     assert!(line.contains("no token, missing = allow"), "{line}");
     // status and report see what the login sees.
     let out = w.enroll(tz, &["status"]);
     assert_eq!(out.status.code(), Some(1), "not enrolled: {out:?}");
-    assert_eq!(w.status_json(tz)["enrolled"], false);
+    assert_eq!(status_json(&w, tz)["enrolled"], false);
     let report = Command::new(binary_path("otp-enroll"))
         .arg("--config")
         .arg(&w.svc.config_file)
@@ -404,13 +305,13 @@ fn a_temp_code_alone_is_a_token_while_it_lives_system() {
 #[ignore = "needs root: make test"]
 fn removing_the_last_token_keeps_the_temp_code() {
     let tz = FAR_ZONES[1];
-    let w = World::new(Store::System, true, "");
-    let (code, _) = w.temp_code(tz, &[]);
+    let w = world(Store::System, true, "");
+    let (code, _) = temp_code(&w, tz, &[]);
     let out = w.enroll_ok(tz, &["remove", "--token", "phone", "--yes"]);
     assert!(out.contains("left: the temporary code"), "{out}");
     let f = w.secret();
     assert!(f.tokens.is_empty() && f.temp_code.is_some(), "{f:?}");
-    let (ok, line) = w.login_prompted(tz, &code);
+    let (ok, line) = login_prompted(&w, tz, &code);
     assert!(ok, "{line}");
     // The login hook's new --if-missing enrolls beside a record that
     // holds only the code: there is no token to keep.
@@ -439,7 +340,7 @@ fn removing_the_last_token_keeps_the_temp_code() {
 #[test]
 #[ignore = "needs root: make test"]
 fn only_root_makes_one() {
-    let w = World::new(Store::Home, true, "");
+    let w = world(Store::Home, true, "");
     let out = w
         .user
         .command(binary_path("otp-enroll").to_str().unwrap())

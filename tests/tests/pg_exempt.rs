@@ -24,19 +24,20 @@
 //!   `remove --orphans` removes them (audited), leaving the other users
 //!   alone; `reset`'s mark keeps the account's uid.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use testkit::fixtures::{output, AUTHINFO_UNAVAIL};
+use testkit::fleet::{db_now, host};
 use testkit::harness::hotp_codes;
-use testkit::pg::{fleet_config, Postgres};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
-use testkit::{binary_path, require_root, PamService, TestUser, KEY_HEX, PROMPT};
+use testkit::pg::Postgres;
+use testkit::syslog::{last_decision, logged_run_in_zone, LogSink};
+use testkit::{
+    otp_enroll, otp_enroll_ok, require_root, PamService, TestUser, FAR_ZONES, KEY_HEX, PROMPT,
+};
 
 const DAY: u64 = 86_400;
 /// An exemption's end in the SQL tests.
 const D: u64 = 1_800_000_000;
-/// UTC+14 and UTC-12: a day apart. Nothing may read them.
-const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
 /// pam_otp with forward_pass before a password module: the password it
 /// asks and hands on is the first factor an exemption needs (pam_permit
 /// stands for pam_unix here).
@@ -222,47 +223,6 @@ fn the_database_grants_bounds_and_gives_an_exemption_around_its_end() {
     assert_eq!(stdout(&out), "f", "{out:?}");
 }
 
-/// The connect_timeout the hosts' conninfo sets.
-const TIMEOUT: u64 = 5;
-
-/// One host: a private PAM service (forward_pass, then the password
-/// module) whose config names the database, with its own login role and
-/// certificate, and the admin role `ops`.
-fn host(pg: &Postgres, role: &str, extra: &str) -> PamService {
-    let pam = PamService::with_config(FORWARD_PASS, "");
-    let conninfo = pg.host_conninfo(role, &pam.dir, TIMEOUT);
-    let admin = pg.admin_conninfo("ops", &pam.dir, TIMEOUT);
-    pam.write_config(&fleet_config(
-        &conninfo,
-        &admin,
-        &format!("{extra}[rate_limit]\nmax_failures = 1000\n"),
-    ));
-    pam
-}
-
-/// `otp-enroll --config <host's> [--user USER] ARGS` as root, `TZ` as given.
-fn enroll(pam: &PamService, user: Option<&str>, tz: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(binary_path("otp-enroll"));
-    cmd.arg("--config").arg(&pam.config_file);
-    if let Some(u) = user {
-        cmd.args(["--user", u]);
-    }
-    let out = cmd
-        .args(args)
-        .env("TZ", tz)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!stderr(&out).contains("panicked"), "{out:?}");
-    out
-}
-
-fn enroll_ok(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> String {
-    let out = enroll(pam, Some(user), tz, args);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    stdout(&out)
-}
-
 /// One login on `pam` answering `input`, `TZ` in pamtester's environment:
 /// whether it succeeded, what the user saw, the module's decision line.
 fn login(
@@ -273,13 +233,7 @@ fn login(
     input: &str,
 ) -> (bool, String, String) {
     let (ok, seen, lines) = login_lines(pam, sink, user, tz, input);
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| l.contains(" result="))
-        .cloned()
-        .unwrap_or_default();
-    (ok, seen, line)
+    (ok, seen, last_decision(&lines))
 }
 
 /// [`login`] with every line the module logged.
@@ -290,28 +244,8 @@ fn login_lines(
     tz: &str,
     input: &str,
 ) -> (bool, String, Vec<String>) {
-    let make = || {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(pam.pamtester_argv(user, None, &["authenticate"]))
-            .env("TZ", tz);
-        cmd
-    };
-    let run = testkit::run_pam_retrying(make, input);
-    assert!(
-        output(&run).contains("pamtester: ") && !run.died_before_pam(),
-        "namespace setup or pam_wrapper failed: {run:?}"
-    );
-    (run.success, output(&run), sink.lines())
-}
-
-/// The database's clock, Unix seconds.
-fn db_now(pg: &Postgres) -> u64 {
-    pg.psql_ok("SELECT extract(epoch FROM clock_timestamp())::bigint")
-        .parse()
-        .unwrap()
+    let (run, lines) = logged_run_in_zone(pam, sink, user, tz, input);
+    (run.success, output(&run), lines)
 }
 
 /// `t` as RFC 3339 in UTC+14, as a far-east admin would write it.
@@ -335,19 +269,20 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     let u = user.name.as_str();
     let [east, west] = FAR_ZONES;
     // web1's admin may grant 60 days; the database allows 30.
-    let web1 = host(&pg, "web1", "max_exemption = 60\n");
-    let web2 = host(&pg, "web2", "");
+    let web1 = host(&pg, "web1", FORWARD_PASS, "max_exemption = 60\n");
+    let web2 = host(&pg, "web2", FORWARD_PASS, "");
     // A host whose own maximum is shorter than the database's (none).
-    let strict = host(&pg, "web4", "max_exemption = 0\n");
+    let strict = host(&pg, "web4", FORWARD_PASS, "max_exemption = 0\n");
     // A host whose rule denies this user whatever else holds.
     let denier = host(
         &pg,
         "web3",
+        FORWARD_PASS,
         &format!("[[rule]]\nusers = [\"{u}\"]\notp = \"deny\"\n"),
     );
     let sink = LogSink::new();
     let codes = hotp_codes(KEY_HEX, 0, 6);
-    enroll_ok(
+    otp_enroll_ok(
         &web1,
         u,
         east,
@@ -359,7 +294,7 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     // Past the database's maximum, though within web1's: refused by the
     // database, nothing kept.
     let now = db_now(&pg);
-    let out = enroll(
+    let out = otp_enroll(
         &web1,
         Some(u),
         west,
@@ -385,7 +320,7 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
 
     // Ten seconds from the database's now, written in UTC+14, on web1.
     let end = db_now(&pg) + 10;
-    let out = enroll_ok(
+    let out = otp_enroll_ok(
         &web1,
         u,
         west,
@@ -403,13 +338,13 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     ));
     assert_eq!(kept, format!("{end}|{}|phone lost|true", user.uid));
     // Shown by status, list and report, in text and JSON, on web2.
-    let json = enroll_ok(&web2, u, east, &["status", "--json"]);
+    let json = otp_enroll_ok(&web2, u, east, &["status", "--json"]);
     assert!(json.contains(&format!("\"until\":{end}")), "{json}");
     assert!(json.contains("\"reason\":\"phone lost\""), "{json}");
     assert!(json.contains("\"active\":true"), "{json}");
-    let list = enroll_ok(&web2, u, east, &["list"]);
+    let list = otp_enroll_ok(&web2, u, east, &["list"]);
     assert!(list.contains("exempt until"), "{list}");
-    let out = enroll(&web2, None, east, &["report", "--json"]);
+    let out = otp_enroll(&web2, None, east, &["report", "--json"]);
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     let row = doc["users"]
@@ -446,8 +381,8 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
 
     // unexempt withdraws it (audited); require keeps an enrolled user as
     // is and refuses one whose only token is disabled.
-    enroll_ok(&web1, u, east, &["exempt", "--reason", "again"]);
-    let out = enroll_ok(&web2, u, west, &["unexempt"]);
+    otp_enroll_ok(&web1, u, east, &["exempt", "--reason", "again"]);
+    let out = otp_enroll_ok(&web2, u, west, &["unexempt"]);
     assert!(out.contains("exemption withdrawn"), "{out}");
     assert_eq!(pg.psql_ok("SELECT count(*) FROM pam_otp.exemptions"), "0");
     assert_eq!(
@@ -456,8 +391,8 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
         )),
         "exempt,exempt,unexempt"
     );
-    enroll_ok(&web1, u, east, &["disable", "--token", "OATH1"]);
-    let out = enroll(&web1, Some(u), east, &["require"]);
+    otp_enroll_ok(&web1, u, east, &["disable", "--token", "OATH1"]);
+    let out = otp_enroll(&web1, Some(u), east, &["require"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr(&out).contains("none of them accepts codes now"),
@@ -470,7 +405,7 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
         "f"
     );
     // reset's mark (set first, the tokens removed then) is this account's.
-    enroll_ok(&web2, u, west, &["reset", "--yes"]);
+    otp_enroll_ok(&web2, u, west, &["reset", "--yes"]);
     assert_eq!(
         pg.psql_ok(&format!(
             "SELECT pending || ':' || coalesce(uid::text, 'none') || ':' || (SELECT count(*) FROM pam_otp.tokens) FROM pam_otp.users WHERE name = '{u}'"
@@ -482,13 +417,13 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
     // marks them with their uid; unlock clears the database's tally.
     let other = TestUser::new();
     let o = other.name.as_str();
-    enroll_ok(
+    otp_enroll_ok(
         &web2,
         o,
         west,
         &["exempt", "--until", &far_east(db_now(&pg) + 3600)],
     );
-    let out = enroll_ok(&web1, o, east, &["require"]);
+    let out = otp_enroll_ok(&web1, o, east, &["require"]);
     assert!(out.contains("exemption withdrawn"), "{out}");
     assert!(
         out.contains("will set up a token at the next login"),
@@ -501,7 +436,7 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
         format!("true:{}:0", other.uid)
     );
     // (status exits 1 for a user without a token.)
-    let status = stdout(&enroll(&web2, Some(o), west, &["status", "--json"]));
+    let status = stdout(&otp_enroll(&web2, Some(o), west, &["status", "--json"]));
     assert!(
         status.contains("\"pending\":true") && status.contains("\"exemption\":null"),
         "{status}"
@@ -510,7 +445,7 @@ fn an_exemption_granted_on_one_host_holds_on_another_until_it_ends() {
         "INSERT INTO pam_otp.unenrolled (name, failures, last_failure) VALUES ('{o}', 7, {})",
         db_now(&pg)
     ));
-    enroll_ok(&web2, o, east, &["unlock"]);
+    otp_enroll_ok(&web2, o, east, &["unlock"]);
     assert_eq!(
         pg.psql_ok(&format!(
             "SELECT count(*) FROM pam_otp.unenrolled WHERE name = '{o}'"
@@ -531,14 +466,14 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
     require_root();
     let pg = Postgres::with_schema();
     let [east, west] = FAR_ZONES;
-    let web1 = host(&pg, "web1", "");
-    let web2 = host(&pg, "web2", "");
+    let web1 = host(&pg, "web1", FORWARD_PASS, "");
+    let web2 = host(&pg, "web2", FORWARD_PASS, "");
     let sink = LogSink::new();
     let mut user = TestUser::new();
     let kept = TestUser::new();
     let codes = hotp_codes(KEY_HEX, 0, 4);
     for who in [user.name.as_str(), kept.name.as_str()] {
-        enroll_ok(
+        otp_enroll_ok(
             &web1,
             who,
             east,
@@ -546,15 +481,15 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
                 "token", "--serial", "OATH1", "--secret", KEY_HEX, "--code", &codes[0],
             ],
         );
-        enroll_ok(&web1, who, east, &["exempt", "--reason", "travel"]);
+        otp_enroll_ok(&web1, who, east, &["exempt", "--reason", "travel"]);
     }
     // A user without a token marked by require (with the uid).
     let mut marked = TestUser::new();
-    enroll_ok(&web1, &marked.name, east, &["require"]);
+    otp_enroll_ok(&web1, &marked.name, east, &["require"]);
     // A record that holds a temporary code alone (the lost phone's token
     // removed): a record all the same.
     let mut coded = TestUser::new();
-    enroll_ok(
+    otp_enroll_ok(
         &web1,
         &coded.name,
         east,
@@ -562,8 +497,8 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
             "token", "--serial", "OATH1", "--secret", KEY_HEX, "--code", &codes[0],
         ],
     );
-    enroll_ok(&web1, &coded.name, east, &["temp-code"]);
-    enroll_ok(&web1, &coded.name, east, &["remove", "--token", "OATH1"]);
+    otp_enroll_ok(&web1, &coded.name, east, &["temp-code"]);
+    otp_enroll_ok(&web1, &coded.name, east, &["remove", "--token", "OATH1"]);
     let old_c = coded.uid;
     coded.recycle();
     let c = coded.name.as_str();
@@ -614,7 +549,7 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
     assert!(ok, "{seen} {line}");
 
     // The report names the record and the exemption of the old account.
-    let out = enroll(&web2, None, west, &["report", "--json"]);
+    let out = otp_enroll(&web2, None, west, &["report", "--json"]);
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     let row = doc["users"]
@@ -625,7 +560,7 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
     assert_eq!(row["exemption"]["active"], false, "{row}");
 
     // remove --orphans removes both, audited, and nothing else.
-    let out = enroll(&web1, None, east, &["remove", "--orphans", "--json"]);
+    let out = otp_enroll(&web1, None, east, &["remove", "--orphans", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
@@ -673,7 +608,7 @@ fn a_recycled_name_is_refused_and_remove_orphans_clears_the_database() {
             user.uid
         )
     );
-    let again = enroll(&web1, None, west, &["remove", "--orphans"]);
+    let again = otp_enroll(&web1, None, west, &["remove", "--orphans"]);
     assert!(
         stdout(&again).contains("Nothing left by deleted accounts"),
         "{again:?}"

@@ -18,7 +18,7 @@
 //!   `--not-before` likewise; `migrate --to postgresql` carries a disabled
 //!   and a dated token.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use otp_core::key::encode_hex as hex;
 use otp_core::otp::{Algorithm, Generator};
@@ -28,11 +28,13 @@ use otp_core::store::postgresql::SCHEMA_VERSION;
 use otp_core::verify::{self, Method, Policy, Refusal, Verdict};
 use serde_json::{json, Value};
 use testkit::fixtures::output;
+use testkit::fleet::{db_now, host};
 use testkit::harness::hotp_codes;
-use testkit::pg::{fleet_config, Postgres};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
+use testkit::pg::Postgres;
+use testkit::syslog::{logged_run_in_zone, only_decision, LogSink};
 use testkit::{
-    binary_path, require_root, PamService, TestUser, KEY_B32, KEY_HEX, OTP_ONLY, PROMPT,
+    otp_enroll_ok, require_root, PamService, TestUser, FAR_ZONES, KEY_B32, KEY_HEX, OTP_ONLY,
+    PROMPT,
 };
 
 const SEED20: &[u8] = b"12345678901234567890";
@@ -49,8 +51,6 @@ const POLICY: Policy = Policy {
         interval: 30,
     },
 };
-/// UTC+14 and UTC-12: a day apart. Nothing may read them.
-const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
 /// The schema as version 2 shipped it.
 const SCHEMA_V2: &str = include_str!("../fixtures/schema-v2.sql");
 
@@ -485,72 +485,11 @@ fn a_version_2_database_is_upgraded_in_place_and_its_hosts_refuse_a_disabled_tok
         .contains(&format!("at version {SCHEMA_VERSION}; nothing to change")));
 }
 
-/// The connect_timeout the hosts' conninfo sets.
-const TIMEOUT: u64 = 5;
-
-/// One host: a private PAM service whose config names the database, with
-/// its own login role and certificate, and the admin role `ops`.
-fn host(pg: &Postgres, role: &str) -> PamService {
-    let pam = PamService::with_config(OTP_ONLY, "");
-    let conninfo = pg.host_conninfo(role, &pam.dir, TIMEOUT);
-    let admin = pg.admin_conninfo("ops", &pam.dir, TIMEOUT);
-    // The rate limit is the least of the host's and the database's: the
-    // tests that want room for refusals raise the database's, and each
-    // host leaves it to the database.
-    pam.write_config(&fleet_config(
-        &conninfo,
-        &admin,
-        "[rate_limit]\nmax_failures = 1000\n",
-    ));
-    pam
-}
-
-/// `otp-enroll --config <host's> --user USER ARGS` as root, `TZ` as given.
-fn enroll(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> Output {
-    let out = Command::new(binary_path("otp-enroll"))
-        .arg("--config")
-        .arg(&pam.config_file)
-        .args(["--user", user])
-        .args(args)
-        .env("TZ", tz)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "{out:?}"
-    );
-    out
-}
-
-fn enroll_ok(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> String {
-    let out = enroll(pam, user, tz, args);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// One login on `pam` with `code`, `TZ` in pamtester's environment; the
 /// module's decision line.
 fn login(pam: &PamService, sink: &LogSink, user: &str, tz: &str, code: &str) -> (bool, String) {
-    let make = || {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(pam.pamtester_argv(user, None, &["authenticate"]))
-            .env("TZ", tz);
-        cmd
-    };
-    let run = testkit::run_pam_retrying(make, &format!("{code}\n"));
-    assert!(
-        output(&run).contains("pamtester: ") && !run.died_before_pam(),
-        "namespace setup or pam_wrapper failed: {run:?}"
-    );
-    let lines = sink.lines();
-    let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
-    assert_eq!(decisions.len(), 1, "{lines:#?}");
-    let line = decisions[0].clone();
-    assert!(!line.contains(code), "the code is never logged: {line}");
+    let (run, lines) = logged_run_in_zone(pam, sink, user, tz, &format!("{code}\n"));
+    let line = only_decision(&lines, code);
     // One prompt, and nothing that tells an inactive token from a wrong code.
     assert_eq!(output(&run).matches(PROMPT).count(), 1, "{run:?}");
     (run.success, line)
@@ -558,13 +497,9 @@ fn login(pam: &PamService, sink: &LogSink, user: &str, tz: &str, code: &str) -> 
 
 /// The day before the database's today, as `expire` takes it.
 fn yesterday(pg: &Postgres) -> String {
-    let now: u64 = pg
-        .psql_ok("SELECT extract(epoch FROM clock_timestamp())::bigint")
-        .parse()
-        .unwrap();
     let out = Command::new("date")
         .env("TZ", "UTC")
-        .args(["-d", &format!("@{}", now - 86_400), "+%Y-%m-%d"])
+        .args(["-d", &format!("@{}", db_now(pg) - 86_400), "+%Y-%m-%d"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -577,13 +512,16 @@ fn a_token_disabled_by_otp_enroll_is_refused_on_two_hosts_at_their_next_login() 
     let pg = Postgres::with_schema();
     // Room for the refusals below without a lock.
     pg.psql_ok("UPDATE pam_otp.settings SET max_failures = 20");
-    let hosts = [host(&pg, "web1"), host(&pg, "web2")];
+    let hosts = [
+        host(&pg, "web1", OTP_ONLY, ""),
+        host(&pg, "web2", OTP_ONLY, ""),
+    ];
     let sink = LogSink::new();
     let user = TestUser::new();
     let u = user.name.as_str();
     let codes = hotp_codes(KEY_HEX, 0, 8);
     let [east, west] = FAR_ZONES;
-    enroll_ok(
+    otp_enroll_ok(
         &hosts[0],
         u,
         east,
@@ -595,11 +533,11 @@ fn a_token_disabled_by_otp_enroll_is_refused_on_two_hosts_at_their_next_login() 
     assert!(ok, "{line}");
 
     // Disabled from one host's otp-enroll (the admin role)...
-    let out = enroll_ok(&hosts[1], u, west, &["disable", "--token", "OATH1"]);
+    let out = otp_enroll_ok(&hosts[1], u, west, &["disable", "--token", "OATH1"]);
     assert!(out.contains("Disabled the token \"OATH1\""), "{out}");
-    let listed = enroll_ok(&hosts[0], u, east, &["list"]);
+    let listed = otp_enroll_ok(&hosts[0], u, east, &["list"]);
     assert!(listed.contains("disabled"), "{listed}");
-    let json = enroll_ok(&hosts[0], u, east, &["status", "--json"]);
+    let json = otp_enroll_ok(&hosts[0], u, east, &["status", "--json"]);
     assert!(
         json.contains("\"state\":\"disabled\",\"disabled\":true"),
         "{json}"
@@ -619,14 +557,14 @@ fn a_token_disabled_by_otp_enroll_is_refused_on_two_hosts_at_their_next_login() 
         "2:true"
     );
     // Enabled again: the same code, refused while disabled, logs in.
-    enroll_ok(&hosts[0], u, east, &["enable", "--token", "OATH1"]);
+    otp_enroll_ok(&hosts[0], u, east, &["enable", "--token", "OATH1"]);
     let (ok, line) = login(&hosts[1], &sink, u, west, &codes[2]);
     assert!(ok, "{line}");
 
     // Expired since yesterday (00:00 UTC, whatever TZ says): refused on
     // both; "never" lets it in again.
     let day = yesterday(&pg);
-    let out = enroll_ok(&hosts[1], u, east, &["expire", "--token", "OATH1", &day]);
+    let out = otp_enroll_ok(&hosts[1], u, east, &["expire", "--token", "OATH1", &day]);
     assert!(out.contains("expired at"), "{out}");
     for (h, tz) in [(0, east), (1, west)] {
         let (ok, line) = login(&hosts[h], &sink, u, tz, &codes[3]);
@@ -636,14 +574,14 @@ fn a_token_disabled_by_otp_enroll_is_refused_on_two_hosts_at_their_next_login() 
             "{line}"
         );
     }
-    enroll_ok(&hosts[0], u, west, &["expire", "--token", "OATH1", "never"]);
+    otp_enroll_ok(&hosts[0], u, west, &["expire", "--token", "OATH1", "never"]);
     let (ok, line) = login(&hosts[0], &sink, u, east, &codes[3]);
     assert!(ok, "{line}");
 
     // A second token valid only from 2999: enrolled now, refused now.
     let other = "0102030405060708090a0b0c0d0e0f1011121314";
     let other_codes = hotp_codes(other, 0, 2);
-    enroll_ok(
+    otp_enroll_ok(
         &hosts[1],
         u,
         east,
@@ -672,7 +610,7 @@ fn a_token_disabled_by_otp_enroll_is_refused_on_two_hosts_at_their_next_login() 
 fn migrate_to_postgresql_carries_a_disabled_and_a_dated_token() {
     require_root();
     let pg = Postgres::with_schema();
-    let web1 = host(&pg, "web1");
+    let web1 = host(&pg, "web1", OTP_ONLY, "");
     let user = TestUser::new();
     let u = user.name.as_str();
     user.write_secret(&format!(
@@ -680,7 +618,7 @@ fn migrate_to_postgresql_carries_a_disabled_and_a_dated_token() {
          secret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndisabled = true\n\n[[token]]\nid = \"OATH1\"\n\
          type = \"hotp\"\nsecret = \"{KEY_B32}\"\nnot_before = 1000\nexpires = 32472144000\n"
     ));
-    let out = enroll_ok(&web1, u, "UTC", &["migrate", "--to", "postgresql"]);
+    let out = otp_enroll_ok(&web1, u, "UTC", &["migrate", "--to", "postgresql"]);
     assert!(out.contains(&format!("{u}: copied 2 token")), "{out}");
     assert_eq!(
         pg.psql_ok(&format!(

@@ -20,80 +20,28 @@
 //!   last token keeps it, a new token is enrolled beside it, and
 //!   `temp-code --revoke` removes it.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use testkit::fixtures::output;
+use testkit::fleet::{db_now, host};
 use testkit::harness::hotp_codes;
-use testkit::pg::{fleet_config, Postgres};
-use testkit::syslog::{LogSink, NAMESPACE_SCRIPT};
-use testkit::{binary_path, require_root, PamService, TestUser, KEY_HEX, OTP_ONLY, PROMPT};
+use testkit::pg::Postgres;
+use testkit::syslog::{logged_run_in_zone, only_decision, LogSink};
+use testkit::{
+    binary_path, otp_enroll_ok, printed_temp_code, require_root, PamService, TestUser, FAR_ZONES,
+    KEY_HEX, OTP_ONLY, PROMPT,
+};
 
-/// UTC+14 and UTC-12: a day apart. Nothing may read them.
-const FAR_ZONES: [&str; 2] = ["Pacific/Kiritimati", "Etc/GMT+12"];
-/// The connect_timeout the hosts' conninfo sets.
-const TIMEOUT: u64 = 5;
-
-/// One host: a private PAM service whose config names the database, with
-/// its own login role and certificate, and the admin role `ops`; `extra`
-/// config lines.
-fn host(pg: &Postgres, role: &str, extra: &str) -> PamService {
-    let pam = PamService::with_config(OTP_ONLY, "");
-    let conninfo = pg.host_conninfo(role, &pam.dir, TIMEOUT);
-    let admin = pg.admin_conninfo("ops", &pam.dir, TIMEOUT);
-    pam.write_config(&fleet_config(
-        &conninfo,
-        &admin,
-        &format!("{extra}[rate_limit]\nmax_failures = 1000\n"),
-    ));
-    pam
-}
-
-/// `otp-enroll --config <pam's> --user USER ARGS` as root, `TZ` as given.
-fn enroll(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> Output {
-    let out = Command::new(binary_path("otp-enroll"))
-        .arg("--config")
-        .arg(&pam.config_file)
-        .args(["--user", user])
-        .args(args)
-        .env("TZ", tz)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "{out:?}"
-    );
-    out
-}
-
-fn enroll_ok(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> String {
-    let out = enroll(pam, user, tz, args);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `temp-code ARGS`: the code as printed ("dddd dddd"), read from what
-/// otp-enroll printed (never known beforehand).
+/// `temp-code ARGS`: the code as printed ("dddd dddd").
 fn temp_code(pam: &PamService, user: &str, tz: &str, args: &[&str]) -> String {
     let mut all = vec!["temp-code"];
     all.extend_from_slice(args);
-    let out = enroll_ok(pam, user, tz, &all);
-    let printed: Vec<&str> = out
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.len() == 9
-                && l.as_bytes()[4] == b' '
-                && l.bytes().filter(u8::is_ascii_digit).count() == 8
-        })
-        .collect();
-    assert_eq!(printed.len(), 1, "one code printed: {out}");
-    printed[0].to_string()
+    printed_temp_code(&otp_enroll_ok(pam, user, tz, &all))
 }
 
 fn status_json(pam: &PamService, user: &str, tz: &str) -> Value {
-    serde_json::from_str(&enroll_ok(pam, user, tz, &["status", "--json"])).unwrap()
+    serde_json::from_str(&otp_enroll_ok(pam, user, tz, &["status", "--json"])).unwrap()
 }
 
 /// One login on `pam` with `typed`, `TZ` in pamtester's environment:
@@ -105,31 +53,8 @@ fn login(
     tz: &str,
     typed: &str,
 ) -> (bool, String, String) {
-    let make = || {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg(&sink.path)
-            .args(pam.pamtester_argv(user, None, &["authenticate"]))
-            .env("TZ", tz);
-        cmd
-    };
-    let run = testkit::run_pam_retrying(make, &format!("{typed}\n"));
-    let seen = output(&run);
-    assert!(
-        seen.contains("pamtester: ") && !run.died_before_pam(),
-        "namespace setup or pam_wrapper failed: {run:?}"
-    );
-    let lines = sink.lines();
-    let decisions: Vec<&String> = lines.iter().filter(|l| l.contains(" result=")).collect();
-    assert_eq!(decisions.len(), 1, "{lines:#?}");
-    let line = decisions[0].clone();
-    let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
-    assert!(
-        digits.is_empty() || !line.contains(&digits),
-        "the code is never logged: {line}"
-    );
-    (run.success, line, seen)
+    let (run, lines) = logged_run_in_zone(pam, sink, user, tz, &format!("{typed}\n"));
+    (run.success, only_decision(&lines, typed), output(&run))
 }
 
 /// [`login`] that must have shown one prompt.
@@ -139,18 +64,11 @@ fn prompted(pam: &PamService, sink: &LogSink, user: &str, tz: &str, typed: &str)
     (ok, line)
 }
 
-/// The database's clock (Unix seconds): the one that decides.
-fn db_now(pg: &Postgres) -> u64 {
-    pg.psql_ok("SELECT extract(epoch FROM clock_timestamp())::bigint")
-        .parse()
-        .unwrap()
-}
-
 /// A user with one hardware token "OATH1" enrolled through `pam`.
 fn with_token(pam: &PamService, tz: &str) -> TestUser {
     let user = TestUser::new();
     let codes = hotp_codes(KEY_HEX, 0, 1);
-    enroll_ok(
+    otp_enroll_ok(
         pam,
         &user.name,
         tz,
@@ -168,9 +86,9 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     let pg = Postgres::with_schema();
     pg.psql_ok("UPDATE pam_otp.settings SET max_failures = 20");
     let hosts = [
-        host(&pg, "web1", ""),
-        host(&pg, "web2", ""),
-        host(&pg, "web3", ""),
+        host(&pg, "web1", OTP_ONLY, ""),
+        host(&pg, "web2", OTP_ONLY, ""),
+        host(&pg, "web3", OTP_ONLY, ""),
     ];
     let sink = LogSink::new();
     let [east, west] = FAR_ZONES;
@@ -179,7 +97,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     // the rest is tested. The phone is lost: disabled, then the code.
     let bob = with_token(&hosts[0], east);
     let b = bob.name.as_str();
-    enroll_ok(&hosts[1], b, west, &["disable", "--token", "OATH1"]);
+    otp_enroll_ok(&hosts[1], b, west, &["disable", "--token", "OATH1"]);
     let code_b = temp_code(&hosts[1], b, west, &["--valid", "1m", "--uses", "3"]);
     let json = status_json(&hosts[0], b, east);
     let expires_b = json["temp_code"]["expires"].as_u64().unwrap();
@@ -197,10 +115,10 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     // The lost-phone recipe, across three hosts.
     let alice = with_token(&hosts[0], west);
     let a = alice.name.as_str();
-    enroll_ok(&hosts[1], a, east, &["disable", "--token", "OATH1"]);
+    otp_enroll_ok(&hosts[1], a, east, &["disable", "--token", "OATH1"]);
     let code_a = temp_code(&hosts[2], a, west, &[]);
     let digits: String = code_a.chars().filter(char::is_ascii_digit).collect();
-    let status = enroll_ok(&hosts[0], a, east, &["status"]);
+    let status = otp_enroll_ok(&hosts[0], a, east, &["status"]);
     assert!(
         status.contains("temporary code:  active, 1 use left"),
         "{status}"
@@ -254,7 +172,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     // A user with no token and only a code, on a host under missing =
     // "allow": asked for a code while it is live, let in by it, and
     // without a token again once it is used up.
-    let allow = host(&pg, "web4", "missing = \"allow\"\n");
+    let allow = host(&pg, "web4", OTP_ONLY, "missing = \"allow\"\n");
     let carol = TestUser::new();
     let c = carol.name.as_str();
     let (ok, line, seen) = login(&allow, &sink, c, east, "");
@@ -283,7 +201,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
         testkit::KEY_B32
     ));
     let code_d = temp_code(&home, d, east, &["--uses", "2"]);
-    let out = enroll_ok(&hosts[0], d, west, &["migrate", "--to", "postgresql"]);
+    let out = otp_enroll_ok(&hosts[0], d, west, &["migrate", "--to", "postgresql"]);
     assert!(out.contains(&format!("{d}: copied 1 token")), "{out}");
     assert_eq!(
         pg.psql_ok(&format!(
@@ -296,7 +214,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     // The lost token removed, the last one: the record keeps the code;
     // a new token is enrolled beside it (the login hook's new
     // --if-missing: there is no token to keep).
-    let out = enroll_ok(&hosts[1], d, east, &["remove", "--token", "OATH1", "--yes"]);
+    let out = otp_enroll_ok(&hosts[1], d, east, &["remove", "--token", "OATH1", "--yes"]);
     assert!(out.contains("left: the temporary code"), "{out}");
     let held = || {
         pg.psql_ok(&format!(
@@ -305,7 +223,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
         ))
     };
     assert_eq!(held(), "0:1");
-    let out = enroll_ok(
+    let out = otp_enroll_ok(
         &hosts[2],
         d,
         west,
@@ -322,7 +240,7 @@ fn a_temp_code_is_accepted_once_across_hosts_and_refused_after_its_expiry() {
     assert!(out.contains("beside the temporary code"), "{out}");
     assert_eq!(held(), "1:1");
     // Revoked: gone, and refused.
-    let out = enroll_ok(&hosts[2], d, west, &["temp-code", "--revoke"]);
+    let out = otp_enroll_ok(&hosts[2], d, west, &["temp-code", "--revoke"]);
     assert!(out.contains("Revoked the temporary code"), "{out}");
     assert_eq!(status_json(&hosts[0], d, east)["temp_code"], Value::Null);
     let (ok, line) = prompted(&hosts[0], &sink, d, west, &code_d);
