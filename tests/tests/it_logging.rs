@@ -648,10 +648,10 @@ fn a_kept_code_is_not_checked_for_a_user_a_module_changed_to() {
 fn a_config_error_is_logged_whole() {
     let user = enrolled();
     let text = "missing = \"deny\"\nenforce_aftr = \"2027-01-15\"\n";
-    let err = otp_core::config::Config::parse(text)
-        .err()
-        .expect("the typo is refused")
-        .to_string();
+    let Err(err) = otp_core::config::Config::parse(text) else {
+        panic!("the typo is refused");
+    };
+    let err = err.to_string();
     assert!(err.len() > 256, "the premise: a long message: {err}");
     let svc = simple_service(text);
     let sink = LogSink::new();

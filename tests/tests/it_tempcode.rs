@@ -83,7 +83,7 @@ fn lost_phone(store: Store) {
         let digits: String = code.chars().filter(char::is_ascii_digit).collect();
         // Kept as a salted hash only: the code is nowhere in the record,
         // nor in what status and list show.
-        let text = std::fs::read_to_string(&w.secret_path()).unwrap();
+        let text = std::fs::read_to_string(w.secret_path()).unwrap();
         assert!(
             text.contains("[temp_code]") && !text.contains(&digits),
             "{text}"
@@ -187,12 +187,10 @@ fn a_temp_code_is_refused_after_its_expiry() {
     let mut codes = Vec::new();
     for (w, tz) in &worlds {
         w.enroll_ok(tz, &["disable", "--token", "phone"]);
-        let (code, out) = temp_code(&w, tz, &["--valid", "1m", "--uses", "3"]);
+        let (code, out) = temp_code(w, tz, &["--valid", "1m", "--uses", "3"]);
         assert!(out.contains("logs in 3 times"), "{out}");
-        let expires = status_json(&w, tz)["temp_code"]["expires"]
-            .as_u64()
-            .unwrap();
-        let (ok, line) = login_prompted(&w, tz, &code);
+        let expires = status_json(w, tz)["temp_code"]["expires"].as_u64().unwrap();
+        let (ok, line) = login_prompted(w, tz, &code);
         assert!(ok, "{:?}: before its expiry: {line}", w.store);
         assert!(line.contains("(2 uses left"), "{line}");
         codes.push((code, expires));
@@ -202,10 +200,10 @@ fn a_temp_code_is_refused_after_its_expiry() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     for ((w, tz), (code, expires)) in worlds.iter().zip(&codes) {
-        let json = status_json(&w, tz);
+        let json = status_json(w, tz);
         assert_eq!(json["temp_code"]["state"], "expired", "{json}");
         assert_eq!(json["temp_code"]["uses_left"], 2, "{json}");
-        let (ok, line) = login_prompted(&w, tz, code);
+        let (ok, line) = login_prompted(w, tz, code);
         assert!(!ok, "{:?}: after its expiry: {line}", w.store);
         assert!(
             line.contains(&format!(
