@@ -457,23 +457,32 @@ pub fn target_dir() -> PathBuf {
 /// test with that advice rather than testing a stale module.
 pub fn module_path() -> PathBuf {
     let p = target_dir().join("libpam_otp.so");
+    fresh(&p, &["pam_otp/src"]);
+    p
+}
+
+/// Stops the test unless `built` exists and is newer than every source it
+/// is built from: the core's (`otp-core/src`, and `otp-core/sql`, whose
+/// schema it holds) and `own` (directories from the repository's root).
+/// A stale binary would test yesterday's code and pass or fail for
+/// nothing.
+fn fresh(built: &Path, own: &[&str]) {
     let advice = "run `cargo build --workspace` before `cargo test` (`make test` does both)";
-    let built = fs::metadata(&p)
+    let at = fs::metadata(built)
         .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} not built: {advice}", p.display()));
+        .unwrap_or_else(|_| panic!("{} not built: {advice}", built.display()));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent");
-    for dir in ["otp-core/src", "pam_otp/src"] {
-        if let Some(newer) = newest_file(&repo.join(dir)).filter(|(t, _)| *t > built) {
+    for dir in ["otp-core/src", "otp-core/sql"].iter().chain(own) {
+        if let Some(newer) = newest_file(&repo.join(dir)).filter(|(t, _)| *t > at) {
             panic!(
                 "{} is older than {}: {advice}",
-                p.display(),
+                built.display(),
                 newer.1.display()
             );
         }
     }
-    p
 }
 
 /// The test-only module that sets `PAM_USER` to its `user=NAME` argument
@@ -508,14 +517,19 @@ fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     newest
 }
 
-/// A built binary of the workspace (e.g. "otp-enroll").
+/// A built binary of the workspace (e.g. "otp-enroll"): the product's
+/// are checked to be as fresh as their sources, like the module.
 pub fn binary_path(name: &str) -> PathBuf {
     let p = target_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} not built (run the tests with `cargo test --workspace`)",
-        p.display()
-    );
+    match name {
+        "otp-enroll" => fresh(&p, &["otp-enroll/src"]),
+        "pq-helper" => fresh(&p, &[]),
+        _ => assert!(
+            p.exists(),
+            "{} not built (run the tests with `cargo test --workspace`)",
+            p.display()
+        ),
+    }
     p
 }
 
