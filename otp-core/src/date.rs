@@ -149,6 +149,19 @@ pub fn format(t: i64) -> String {
     )
 }
 
+/// Unsigned Unix seconds as a person reads them in a table:
+/// `YYYY-MM-DD HH:MM UTC` (otp-enroll's `status`, `list`, `report`).
+pub fn format_minutes(t: u64) -> String {
+    let t = i64::try_from(t).unwrap_or(i64::MAX / 2);
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

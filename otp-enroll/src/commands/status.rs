@@ -305,24 +305,10 @@ fn token_lines(t: &Token, now: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// `YYYY-MM-DD HH:MM UTC` from Unix time (civil-from-days, no time crate).
+/// `YYYY-MM-DD HH:MM UTC` from Unix time (otp-core's calendar, the one
+/// the config's dates are read with).
 pub fn format_utc(t: u64) -> String {
-    let days = (t / 86_400) as i64;
-    let secs = t % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    otp_core::date::format_minutes(t)
 }
 
 #[cfg(test)]
